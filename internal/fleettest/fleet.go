@@ -31,6 +31,9 @@ type Spec struct {
 	Rows int
 	// Files per instance data directory (default 5).
 	Files int
+	// DBPrefix starts every database name (default App + "_"), so that
+	// sandbox hosts sharing one server keep their databases apart.
+	DBPrefix string
 }
 
 // Fleet is a generated fleet.
@@ -50,6 +53,10 @@ func RandomApp() string {
 
 // LayoutYAML returns the layout of a generated fleet.
 func LayoutYAML(root, app string, db bool) string {
+	return layoutYAML(root, app, app+"_", db)
+}
+
+func layoutYAML(root, app, dbPrefix string, db bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "app: %s\ncomponents:\n", app)
 	fmt.Fprintf(&b, "  - name: config\n    type: dir\n    path: %s/etc/%s/{name}\n", root, app)
@@ -57,7 +64,7 @@ func LayoutYAML(root, app string, db bool) string {
 	fmt.Fprintf(&b, "  - name: logs\n    type: dir\n    path: %s/log/%s/{name}\n    optional: true\n    backup: false\n", root, app)
 	fmt.Fprintf(&b, "  - name: service\n    type: systemd_unit\n    unit: %s@{name}.service\n    backup: false\n", app)
 	if db {
-		fmt.Fprintf(&b, "  - name: database\n    type: postgresql\n    database: %s_{name}\n", app)
+		fmt.Fprintf(&b, "  - name: database\n    type: postgresql\n    database: %s{name}\n", dbPrefix)
 	}
 	return b.String()
 }
@@ -70,11 +77,14 @@ func Generate(ctx context.Context, s Spec) (*Fleet, error) {
 	if s.Files == 0 {
 		s.Files = 5
 	}
+	if s.DBPrefix == "" {
+		s.DBPrefix = s.App + "_"
+	}
 	f := &Fleet{Spec: s, LayoutFile: filepath.Join(s.Root, "layout.yml"), SystemdDir: filepath.Join(s.Root, "systemd")}
 	if err := os.MkdirAll(s.Root, 0o755); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(f.LayoutFile, []byte(LayoutYAML(s.Root, s.App, s.DB)), 0o644); err != nil {
+	if err := os.WriteFile(f.LayoutFile, []byte(layoutYAML(s.Root, s.App, s.DBPrefix, s.DB)), 0o644); err != nil {
 		return nil, err
 	}
 	l, err := instance.LoadLayoutFile(f.LayoutFile)
@@ -98,7 +108,7 @@ func (f *Fleet) Path(component, name string) string {
 }
 
 // Database returns the database name of an instance.
-func (f *Fleet) Database(name string) string { return f.App + "_" + name }
+func (f *Fleet) Database(name string) string { return f.DBPrefix + name }
 
 // Options returns discovery options for this fleet.
 func (f *Fleet) Options() instance.Options {

@@ -1,0 +1,104 @@
+package fleettest
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"testing"
+)
+
+// RepoRoot returns the repository root, found from this source file.
+func RepoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// AnsiblePlaybook returns the ansible-playbook of the project virtualenv,
+// or of PATH. Without one the test is skipped, or fails when
+// FLEETSAFE_REQUIRE_ANSIBLE=1 (as `make test` sets).
+func AnsiblePlaybook(tb testing.TB) string {
+	tb.Helper()
+	venv := filepath.Join(RepoRoot(), ".venv", "bin", "ansible-playbook")
+	if _, err := os.Stat(venv); err == nil {
+		return venv
+	}
+	if p, err := exec.LookPath("ansible-playbook"); err == nil {
+		return p
+	}
+	if os.Getenv("FLEETSAFE_REQUIRE_ANSIBLE") == "1" {
+		tb.Fatal("ansible-playbook is required (FLEETSAFE_REQUIRE_ANSIBLE=1) but not found; run `make venv`")
+	}
+	tb.Skip("ansible-playbook not found; run `make venv`")
+	return ""
+}
+
+// BuildModules compiles the named modules (all of them when none is given)
+// into a fresh library directory and copies their sidecar docs.
+func BuildModules(tb testing.TB, names ...string) string {
+	tb.Helper()
+	root := RepoRoot()
+	if len(names) == 0 {
+		entries, err := os.ReadDir(filepath.Join(root, "modules"))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		for _, e := range entries {
+			if e.IsDir() {
+				names = append(names, e.Name())
+			}
+		}
+	}
+	lib := tb.TempDir()
+	for _, n := range names {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(lib, n), "./modules/"+n)
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			tb.Fatalf("build module %s: %v\n%s", n, err, out)
+		}
+		doc, err := os.ReadFile(filepath.Join(root, "modules", n, n+".yml"))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(lib, n+".yml"), doc, 0o644); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return lib
+}
+
+// Playbook is the outcome of one ansible-playbook run.
+type Playbook struct {
+	Output string
+	Err    error
+}
+
+// RunPlaybook runs ansible-playbook on localhost with the given library
+// directory and extra vars, and returns its output.
+func RunPlaybook(tb testing.TB, library, playbook string, extraVars map[string]any, env ...string) Playbook {
+	tb.Helper()
+	bin := AnsiblePlaybook(tb)
+	vars, err := json.Marshal(extraVars)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	args := []string{"-i", filepath.Join(RepoRoot(), "playbooks", "inventory", "localhost.yml"),
+		"-e", string(vars), playbook}
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = RepoRoot()
+	cmd.Env = append(os.Environ(),
+		"ANSIBLE_LIBRARY="+library,
+		"ANSIBLE_CONFIG="+filepath.Join(RepoRoot(), "ansible.cfg"),
+		"ANSIBLE_LOCAL_TEMP="+tb.TempDir(),
+		"ANSIBLE_NOCOLOR=1",
+	)
+	cmd.Env = append(cmd.Env, env...)
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	err = cmd.Run()
+	return Playbook{Output: out.String(), Err: err}
+}

@@ -1,0 +1,68 @@
+// Package modutil holds what every fleetsafe module shares: the layout and
+// PostgreSQL parameter groups and how they become library values.
+package modutil
+
+import (
+	"os"
+
+	"github.com/fleetsafe/fleetsafe/pkg/ansible"
+	"github.com/fleetsafe/fleetsafe/pkg/instance"
+	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
+)
+
+// LayoutSpec is the layout | layout_file parameter pair, exactly one.
+var LayoutSpec = ansible.Spec{
+	Params: map[string]ansible.Param{
+		"layout":      {Type: ansible.TypeDict},
+		"layout_file": {Type: ansible.TypePath},
+	},
+	MutuallyExclusive: [][]string{{"layout", "layout_file"}},
+	RequiredOneOf:     [][]string{{"layout", "layout_file"}},
+}
+
+// PGSpec holds community.postgresql's connection parameters.
+var PGSpec = ansible.Spec{
+	Params: map[string]ansible.Param{
+		"login_host":        {Type: ansible.TypeStr, Aliases: []string{"host"}},
+		"port":              {Type: ansible.TypeInt, Aliases: []string{"login_port"}},
+		"login_user":        {Type: ansible.TypeStr, Aliases: []string{"login"}},
+		"login_password":    {Type: ansible.TypeStr, NoLog: true},
+		"login_unix_socket": {Type: ansible.TypeStr, Aliases: []string{"unix_socket"}},
+		"ssl_mode": {Type: ansible.TypeStr, Choices: []string{
+			"allow", "disable", "prefer", "require", "verify-ca", "verify-full"}},
+	},
+}
+
+// Layout loads the layout given as layout or layout_file.
+func Layout(p ansible.Params) (*instance.Layout, error) {
+	if f := p.String("layout_file"); f != "" {
+		return instance.LoadLayoutFile(f)
+	}
+	if m := p.Dict("layout"); m != nil {
+		return instance.LayoutFromMap(m)
+	}
+	return nil, instance.ErrNoLayout
+}
+
+// PG returns the PostgreSQL connection parameters.
+func PG(p ansible.Params) pgdump.Conn {
+	return pgdump.Conn{
+		Host:       p.String("login_host"),
+		Port:       int(p.Int("port")),
+		User:       p.String("login_user"),
+		Password:   p.String("login_password"),
+		UnixSocket: p.String("login_unix_socket"),
+		SSLMode:    p.String("ssl_mode"),
+	}
+}
+
+// Options returns discovery options. FLEETSAFE_SYSTEMD_DIR and
+// FLEETSAFE_SYSTEMCTL point discovery at another unit tree and systemctl;
+// tests and the sandbox demo use them because no systemd runs there.
+func Options(p ansible.Params) instance.Options {
+	return instance.Options{
+		PG:         PG(p),
+		SystemdDir: os.Getenv("FLEETSAFE_SYSTEMD_DIR"),
+		Systemctl:  os.Getenv("FLEETSAFE_SYSTEMCTL"),
+	}
+}
