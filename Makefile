@@ -33,7 +33,7 @@ pg:
 	@bash scripts/pg-up.sh
 
 vet:
-	@test -z "$$(gofmt -l pkg modules internal cmd bench 2>/dev/null)" || { gofmt -l pkg modules internal cmd bench; echo "gofmt needed"; exit 1; }
+	@test -z "$$(gofmt -l pkg modules internal cmd examples 2>/dev/null)" || { gofmt -l pkg modules internal cmd examples; echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
 
 gotest: venv build pg
