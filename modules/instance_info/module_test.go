@@ -115,7 +115,8 @@ func TestInstanceInfo_UnderAnsiblePlaybook(t *testing.T) {
 	run := fleettest.RunPlaybook(t, lib, "playbooks/fleet_report.yml", map[string]any{
 		"fleetsafe_layout_file": f.LayoutFile,
 		"fleetsafe_report_file": report,
-	}, "FLEETSAFE_SYSTEMD_DIR="+f.SystemdDir)
+		"fleetsafe_systemd_dir": f.SystemdDir,
+	})
 	require.NoError(t, run.Err, run.Output)
 	assert.Contains(t, run.Output, "3 instances on 1 hosts")
 
