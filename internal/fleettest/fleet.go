@@ -228,3 +228,14 @@ func DropDatabasesLike(ctx context.Context, pg pgdump.Conn, marker string) error
 	}
 	return nil
 }
+
+// CreateDatabaseEmpty creates the (empty) database of an instance.
+func (f *Fleet) CreateDatabaseEmpty(ctx context.Context, name string) error {
+	admin, err := f.PG.Open(ctx, "postgres")
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	_, err = admin.ExecContext(ctx, "CREATE DATABASE "+pgdump.QuoteIdent(f.Database(name)))
+	return err
+}

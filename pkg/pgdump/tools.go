@@ -1,0 +1,35 @@
+package pgdump
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os/exec"
+	"strings"
+)
+
+// Dump runs the real pg_dump -Fc of database into file.
+func Dump(ctx context.Context, c Conn, database, file string) error {
+	return run(ctx, c, "pg_dump", "--format=custom", "--no-password", "--file="+file, "--dbname="+database)
+}
+
+// Restore runs the real pg_restore of file into an existing, empty
+// database, stopping at the first error.
+func Restore(ctx context.Context, c Conn, database, file string) error {
+	return run(ctx, c, "pg_restore", "--no-password", "--exit-on-error", "--no-owner", "--dbname="+database, file)
+}
+
+func run(ctx context.Context, c Conn, tool string, args ...string) error {
+	cmd := exec.CommandContext(ctx, tool, args...)
+	cmd.Env = c.Env()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		msg := strings.TrimSpace(stderr.String())
+		if len(msg) > 2000 {
+			msg = msg[:2000] + "…"
+		}
+		return fmt.Errorf("%s %s: %w: %s", tool, args[len(args)-1], err, msg)
+	}
+	return nil
+}
