@@ -81,7 +81,11 @@ func (l *Layout) Discover(ctx context.Context, opts Options) ([]*Instance, error
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, inst)
+		// A name whose components are all gone (an emptied {name}
+		// directory after quarantine) is not an instance.
+		if slices.ContainsFunc(inst.Components, func(c ComponentState) bool { return c.Present }) {
+			out = append(out, inst)
+		}
 	}
 	return out, nil
 }

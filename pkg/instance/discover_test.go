@@ -209,7 +209,7 @@ func TestSystemdUnits_FromSystemctl(t *testing.T) {
 	fake := filepath.Join(t.TempDir(), "systemctl")
 	script := "#!/bin/sh\ncase \"$1\" in\n" +
 		"list-units) echo '" + f.App + "@acme.service loaded active running acme'; echo '" + f.App + "@ghost.service loaded failed failed ghost';;\n" +
-		"show) case \"$4\" in *acme*) printf 'LoadState=loaded\\nActiveState=active\\n';; *) printf 'LoadState=not-found\\nActiveState=inactive\\n';; esac;;\n" +
+		"show) case \"$4\" in *acme*) printf 'LoadState=loaded\\nActiveState=active\\n';; *ghost*) printf 'LoadState=loaded\\nActiveState=failed\\n';; *) printf 'LoadState=not-found\\nActiveState=inactive\\n';; esac;;\n" +
 		"esac\n"
 	require.NoError(t, os.WriteFile(fake, []byte(script), 0o755))
 	opts := f.Options()

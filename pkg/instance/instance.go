@@ -46,6 +46,9 @@ type ComponentState struct {
 	Problem string `json:"problem,omitempty"`
 	// LinkTarget is set when the {name} element is a symbolic link.
 	LinkTarget string `json:"link_target,omitempty"`
+	// UnitFile is, for a systemd unit, the unit file or enablement link
+	// found under the systemd directory.
+	UnitFile string `json:"unit_file,omitempty"`
 	// Active is set for a systemd unit when a running systemd answered.
 	Active *bool `json:"active,omitempty"`
 }

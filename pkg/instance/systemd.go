@@ -109,6 +109,7 @@ func (s *scan) unitState(ctx context.Context, c Component, name string) (Compone
 	}
 	if p, ok := files[unit]; ok {
 		st.Present = true
+		st.UnitFile = p
 		if fi, err := os.Lstat(p); err == nil {
 			m := fi.ModTime().UTC()
 			st.Modified = &m

@@ -1,0 +1,379 @@
+package softdelete
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/mholt/archives"
+
+	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
+)
+
+// archiveFormat is tar with PAX headers (nanosecond mtimes, long names)
+// compressed with zstd on every core.
+var archiveFormat = archives.CompressedArchive{
+	Compression: archives.Zstd{},
+	Archival:    archives.Tar{Format: tar.FormatPAX},
+	Extraction:  archives.Tar{},
+}
+
+// ArchiveInfo describes a written and verified archive.
+type ArchiveInfo struct {
+	Path      string `json:"path"`
+	SHA256    string `json:"sha256"`
+	SizeBytes int64  `json:"size_bytes"`
+	Files     int    `json:"files"`
+	Verified  bool   `json:"verified"`
+}
+
+// ChangedFileError is a file whose content changed while it was archived.
+type ChangedFileError struct{ Path string }
+
+func (e *ChangedFileError) Error() string {
+	return fmt.Sprintf("%s changed while it was archived", e.Path)
+}
+
+// Hint tells the operator what to do.
+func (e *ChangedFileError) Hint() string {
+	return "stop the instance's service (stop_service: true) and run again; nothing was removed"
+}
+
+// memInfo is the fs.FileInfo of an entry generated in memory.
+type memInfo struct {
+	name string
+	size int64
+	mod  time.Time
+}
+
+func (m memInfo) Name() string       { return m.name }
+func (m memInfo) Size() int64        { return m.size }
+func (m memInfo) Mode() fs.FileMode  { return 0o600 }
+func (m memInfo) ModTime() time.Time { return m.mod }
+func (m memInfo) IsDir() bool        { return false }
+func (m memInfo) Sys() any           { return nil }
+
+type memFile struct {
+	*bytes.Reader
+	info memInfo
+}
+
+func (m memFile) Stat() (fs.FileInfo, error) { return m.info, nil }
+func (m memFile) Close() error               { return nil }
+
+func memEntry(name string, data []byte, mod time.Time) archives.FileInfo {
+	info := memInfo{name: filepath.Base(name), size: int64(len(data)), mod: mod}
+	return archives.FileInfo{FileInfo: info, NameInArchive: name,
+		Open: func() (fs.File, error) { return memFile{bytes.NewReader(data), info}, nil }}
+}
+
+// hashingFile hashes what tar reads from a file.
+type hashingFile struct {
+	fs.File
+	h hash.Hash
+}
+
+func (f *hashingFile) Read(p []byte) (int, error) {
+	n, err := f.File.Read(p)
+	f.h.Write(p[:n])
+	return n, err
+}
+
+// dumpFile is a database dump waiting in the work directory.
+type dumpFile struct {
+	entry DumpEntry
+	path  string
+}
+
+// writeArchive writes manifest.json, RESTORE.md, every component entry and
+// every dump to dest through a temporary file, fsynced and renamed, with a
+// sha256sum sidecar. Files are hashed while they are written; a file whose
+// content differs from the manifest's pre-computed hash changed meanwhile.
+func writeArchive(ctx context.Context, dest string, m *Manifest, runbook []byte, srcs []*source, dumps []dumpFile) (*ArchiveInfo, error) {
+	manifest, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encode manifest: %w", err)
+	}
+	files := []archives.FileInfo{
+		memEntry("manifest.json", manifest, m.CreatedAt),
+		memEntry("RESTORE.md", runbook, m.CreatedAt),
+	}
+	hashers := map[*source]hash.Hash{}
+	for _, s := range srcs {
+		fi := archives.FileInfo{FileInfo: s.info, NameInArchive: s.entry.Path, LinkTarget: s.entry.LinkTarget}
+		if s.entry.Type == "file" {
+			h := sha256.New()
+			hashers[s] = h
+			fi.Open = func() (fs.File, error) {
+				f, err := s.root.Open(s.rel)
+				if err != nil {
+					return nil, err
+				}
+				return &hashingFile{File: f, h: h}, nil
+			}
+		}
+		files = append(files, fi)
+	}
+	for _, d := range dumps {
+		info, err := os.Stat(d.path)
+		if err != nil {
+			return nil, fmt.Errorf("dump of %s: %w", d.entry.Database, err)
+		}
+		files = append(files, archives.FileInfo{FileInfo: info, NameInArchive: d.entry.Path,
+			Open: func() (fs.File, error) { return os.Open(d.path) }})
+	}
+
+	tmp := filepath.Join(filepath.Dir(dest), "."+filepath.Base(dest)+".tmp")
+	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("create archive: %w", err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			out.Close()
+			os.Remove(tmp)
+		}
+	}()
+	sum := sha256.New()
+	counter := &countingWriter{w: io.MultiWriter(out, sum)}
+	if err := archiveFormat.Archive(ctx, counter, files); err != nil {
+		return nil, fmt.Errorf("write archive %s: %w", dest, err)
+	}
+	for s, h := range hashers {
+		if hex.EncodeToString(h.Sum(nil)) != s.entry.SHA256 {
+			return nil, &ChangedFileError{Path: filepath.Join(s.root.Name(), s.rel)}
+		}
+	}
+	if err := out.Sync(); err != nil {
+		return nil, fmt.Errorf("sync archive: %w", err)
+	}
+	if err := out.Close(); err != nil {
+		return nil, fmt.Errorf("close archive: %w", err)
+	}
+	digest := hex.EncodeToString(sum.Sum(nil))
+	sidecar := fmt.Sprintf("%s  %s\n", digest, filepath.Base(dest))
+	if err := writeFileAtomic(dest+".sha256", []byte(sidecar)); err != nil {
+		return nil, err
+	}
+	if err := os.Rename(tmp, dest); err != nil {
+		return nil, fmt.Errorf("rename archive: %w", err)
+	}
+	done = true
+	if err := syncDir(filepath.Dir(dest)); err != nil {
+		return nil, err
+	}
+	return &ArchiveInfo{Path: dest, SHA256: digest, SizeBytes: counter.n, Files: len(srcs)}, nil
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// VerifyError is an archive that does not match its manifest or sidecar.
+type VerifyError struct {
+	Archive string
+	Msg     string
+}
+
+func (e *VerifyError) Error() string { return fmt.Sprintf("archive %s: %s", e.Archive, e.Msg) }
+
+// Hint tells the operator what to do.
+func (e *VerifyError) Hint() string {
+	return "do not rely on this archive; nothing was removed"
+}
+
+// ReadSidecar returns the digest recorded in path's .sha256 sidecar.
+func ReadSidecar(path string) (string, error) {
+	data, err := os.ReadFile(path + ".sha256")
+	if err != nil {
+		return "", fmt.Errorf("read sidecar: %w", err)
+	}
+	fields := strings.Fields(string(data))
+	if len(fields) != 2 || len(fields[0]) != 64 || strings.TrimPrefix(fields[1], "*") != filepath.Base(path) {
+		return "", &VerifyError{Archive: path, Msg: "malformed .sha256 sidecar (expected '<sha256>  <file name>')"}
+	}
+	return fields[0], nil
+}
+
+// VerifyArchive reads an archive back from disk: the sidecar digest, the
+// manifest (first entry), every file's checksum and every dump's structure
+// to its last data block. It returns the manifest.
+func VerifyArchive(ctx context.Context, path string) (*Manifest, error) {
+	want, err := ReadSidecar(path)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open archive: %w", err)
+	}
+	defer f.Close()
+	whole := sha256.New()
+	var m *Manifest
+	expect := map[string]FileEntry{}
+	dumps := map[string]DumpEntry{}
+	seen := map[string]bool{}
+	fail := func(format string, args ...any) error {
+		return &VerifyError{Archive: path, Msg: fmt.Sprintf(format, args...)}
+	}
+	buf := make([]byte, 256<<10)
+	err = archiveFormat.Extract(ctx, io.TeeReader(f, whole), func(ctx context.Context, fi archives.FileInfo) error {
+		name := fi.NameInArchive
+		if m == nil {
+			if name != "manifest.json" {
+				return fail("first entry is %q, not manifest.json", name)
+			}
+			m = &Manifest{}
+			if err := readJSON(fi, m); err != nil {
+				return fail("manifest.json: %v", err)
+			}
+			for _, e := range m.Files {
+				expect[e.Path] = e
+			}
+			for _, d := range m.Databases {
+				dumps[d.Path] = d
+			}
+			return nil
+		}
+		if name == "RESTORE.md" {
+			return nil
+		}
+		if seen[name] {
+			return fail("entry %s appears twice", name)
+		}
+		seen[name] = true
+		if d, ok := dumps[name]; ok {
+			rc, err := fi.Open()
+			if err != nil {
+				return err
+			}
+			defer rc.Close()
+			h := sha256.New()
+			if _, err := pgdump.Verify(io.TeeReader(rc, h)); err != nil {
+				return fail("dump %s: %v", name, err)
+			}
+			if _, err := io.CopyBuffer(h, rc, buf); err != nil {
+				return err
+			}
+			if got := hex.EncodeToString(h.Sum(nil)); got != d.SHA256 {
+				return fail("dump %s: sha256 %s, manifest says %s", name, got, d.SHA256)
+			}
+			return nil
+		}
+		e, ok := expect[name]
+		if !ok {
+			return fail("entry %s is not in the manifest", name)
+		}
+		if e.Type != "file" {
+			return nil
+		}
+		rc, err := fi.Open()
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		h := sha256.New()
+		n, err := io.CopyBuffer(h, rc, buf)
+		if err != nil {
+			return err
+		}
+		if got := hex.EncodeToString(h.Sum(nil)); got != e.SHA256 || n != e.Size {
+			return fail("file %s: sha256 %s (%d bytes), manifest says %s (%d bytes)", name, got, n, e.SHA256, e.Size)
+		}
+		return nil
+	})
+	if err != nil {
+		var ve *VerifyError
+		if errors.As(err, &ve) {
+			return nil, ve
+		}
+		return nil, fail("unreadable: %v", err)
+	}
+	if _, err := io.Copy(whole, f); err != nil {
+		return nil, fmt.Errorf("read archive: %w", err)
+	}
+	if got := hex.EncodeToString(whole.Sum(nil)); got != want {
+		return nil, fail("sha256 %s does not match its sidecar %s", got, want)
+	}
+	if m == nil {
+		return nil, fail("empty archive")
+	}
+	for p := range expect {
+		if !seen[p] {
+			return nil, fail("manifest entry %s is missing from the archive", p)
+		}
+	}
+	for p := range dumps {
+		if !seen[p] {
+			return nil, fail("dump %s is missing from the archive", p)
+		}
+	}
+	return m, nil
+}
+
+func readJSON(fi archives.FileInfo, v any) error {
+	rc, err := fi.Open()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(io.LimitReader(rc, 256<<20))
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(data, v)
+}
+
+// writeFileAtomic writes data to path through a temporary file, fsynced
+// and renamed, then fsyncs the directory. Mode 0600.
+func writeFileAtomic(path string, data []byte) error {
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	_, werr := f.Write(data)
+	serr := f.Sync()
+	cerr := f.Close()
+	if err := errors.Join(werr, serr, cerr); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}

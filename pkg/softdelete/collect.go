@@ -1,0 +1,195 @@
+package softdelete
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/user"
+	"path"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+	"syscall"
+
+	"github.com/fleetsafe/fleetsafe/pkg/instance"
+)
+
+// source is one filesystem entry to archive, reached through the os.Root of
+// its component's parent directory.
+type source struct {
+	entry FileEntry
+	root  *os.Root
+	rel   string // path under root
+	info  fs.FileInfo
+}
+
+// collector walks components without following symbolic links.
+type collector struct {
+	roots   []*os.Root
+	sources []*source
+	names   map[string]string
+	mu      sync.Mutex
+}
+
+func (c *collector) close() {
+	for _, r := range c.roots {
+		r.Close()
+	}
+}
+
+func (c *collector) lookupName(kind string, id int) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	key := kind + strconv.Itoa(id)
+	if n, ok := c.names[key]; ok {
+		return n
+	}
+	var n string
+	if kind == "u" {
+		if u, err := user.LookupId(strconv.Itoa(id)); err == nil {
+			n = u.Username
+		}
+	} else if g, err := user.LookupGroupId(strconv.Itoa(id)); err == nil {
+		n = g.Name
+	}
+	c.names[key] = n
+	return n
+}
+
+// addComponent records every entry of a dir or file component.
+func (c *collector) addComponent(comp instance.Component, name string) error {
+	_, _, full, err := instance.Locate(comp, name)
+	if err != nil {
+		return err
+	}
+	parent := filepath.Dir(full)
+	root, err := os.OpenRoot(parent)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", parent, err)
+	}
+	c.roots = append(c.roots, root)
+	base := filepath.Base(full)
+	prefix := "components/" + comp.Name
+	if comp.Type == instance.TypeFile {
+		fi, err := root.Lstat(base)
+		if err != nil {
+			return fmt.Errorf("inspect %s: %w", full, err)
+		}
+		return c.add(comp.Name, root, base, prefix+"/"+base, fi)
+	}
+	return fs.WalkDir(root.FS(), base, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return fmt.Errorf("walk %s: %w", filepath.Join(parent, p), err)
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return fmt.Errorf("inspect %s: %w", filepath.Join(parent, p), err)
+		}
+		rel, _ := filepath.Rel(base, p)
+		name := prefix
+		if rel != "." {
+			name = path.Join(prefix, filepath.ToSlash(rel))
+		}
+		return c.add(comp.Name, root, p, name, fi)
+	})
+}
+
+func (c *collector) add(component string, root *os.Root, rel, name string, fi fs.FileInfo) error {
+	e := FileEntry{
+		Component: component,
+		Path:      name,
+		Mode:      uint32(fi.Mode().Perm() | fi.Mode()&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)),
+		MTime:     fi.ModTime().UTC(),
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		e.UID, e.GID = int(st.Uid), int(st.Gid)
+		e.Owner, e.Group = c.lookupName("u", e.UID), c.lookupName("g", e.GID)
+	}
+	switch {
+	case fi.IsDir():
+		e.Type = "dir"
+	case fi.Mode().IsRegular():
+		e.Type = "file"
+		e.Size = fi.Size()
+	case fi.Mode()&fs.ModeSymlink != 0:
+		e.Type = "symlink"
+		target, err := root.Readlink(rel)
+		if err != nil {
+			return fmt.Errorf("read link %s: %w", rel, err)
+		}
+		e.LinkTarget = target
+	default:
+		return &SpecialFileError{Path: filepath.Join(root.Name(), rel), Kind: fi.Mode().Type().String()}
+	}
+	c.sources = append(c.sources, &source{entry: e, root: root, rel: rel, info: fi})
+	return nil
+}
+
+// hashAll computes the sha256 of every regular file, on every core.
+func (c *collector) hashAll() error {
+	work := make(chan *source)
+	errs := make(chan error, 1)
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			buf := make([]byte, 256<<10)
+			for s := range work {
+				sum, err := hashFile(s.root, s.rel, buf)
+				if err != nil {
+					select {
+					case errs <- err:
+					default:
+					}
+					continue
+				}
+				s.entry.SHA256 = sum
+			}
+		})
+	}
+	for _, s := range c.sources {
+		if s.entry.Type == "file" {
+			work <- s
+		}
+	}
+	close(work)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+		return nil
+	}
+}
+
+func hashFile(root *os.Root, rel string, buf []byte) (string, error) {
+	f, err := root.Open(rel)
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", filepath.Join(root.Name(), rel), err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.CopyBuffer(h, f, buf); err != nil {
+		return "", fmt.Errorf("read %s: %w", filepath.Join(root.Name(), rel), err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// SpecialFileError is a FIFO, socket or device inside an instance: it
+// cannot be archived, so the instance is not deleted.
+type SpecialFileError struct {
+	Path string
+	Kind string
+}
+
+func (e *SpecialFileError) Error() string {
+	return fmt.Sprintf("%s is a special file (%s) that cannot be archived", e.Path, e.Kind)
+}
+
+// Hint tells the operator what to do.
+func (e *SpecialFileError) Hint() string {
+	return "stop the instance and remove the special file by hand, then run again; nothing was changed"
+}

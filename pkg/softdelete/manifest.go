@@ -1,0 +1,109 @@
+// Package softdelete removes an instance without ever losing it: a verified
+// archive first (files, database dumps, manifest, a by-hand runbook), then a
+// tombstone, then quarantine by rename; restore from quarantine or archive;
+// permanent deletion only by purge after retention.
+package softdelete
+
+import (
+	"time"
+)
+
+// ArchiveFormat names the archive layout version in manifests.
+const ArchiveFormat = "fleetsafe-archive-v1"
+
+// Version is the tool version recorded in manifests and tombstones.
+var Version = "0.1.0"
+
+// Manifest is the first entry of every archive, manifest.json.
+type Manifest struct {
+	Format      string              `json:"format"`
+	ID          string              `json:"id"`
+	Instance    string              `json:"instance"`
+	App         string              `json:"app"`
+	Layout      string              `json:"layout"`
+	Host        string              `json:"host"`
+	Fingerprint string              `json:"fingerprint"`
+	Components  []ManifestComponent `json:"components"`
+	Files       []FileEntry         `json:"files"`
+	Databases   []DumpEntry         `json:"databases"`
+	Reason      string              `json:"reason"`
+	RequestedBy string              `json:"requested_by"`
+	JobID       string              `json:"job_id"`
+	ToolVersion string              `json:"tool_version"`
+	CreatedAt   time.Time           `json:"created_at"`
+}
+
+// ManifestComponent is one component as it was archived.
+type ManifestComponent struct {
+	Name    string `json:"name"`
+	Type    string `json:"type"`
+	Locator string `json:"locator"`
+	Present bool   `json:"present"`
+	// ArchivePath is the entry (dir components: the directory) holding it.
+	ArchivePath string `json:"archive_path,omitempty"`
+}
+
+// FileEntry is one filesystem entry of a component.
+type FileEntry struct {
+	Component  string    `json:"component"`
+	Path       string    `json:"path"` // name in the archive
+	Type       string    `json:"type"` // dir, file, symlink
+	Mode       uint32    `json:"mode"` // permission bits and setuid/setgid/sticky
+	UID        int       `json:"uid"`
+	GID        int       `json:"gid"`
+	Owner      string    `json:"owner,omitempty"`
+	Group      string    `json:"group,omitempty"`
+	MTime      time.Time `json:"mtime"`
+	Size       int64     `json:"size"`
+	SHA256     string    `json:"sha256,omitempty"`
+	LinkTarget string    `json:"link_target,omitempty"`
+}
+
+// DumpEntry is one database dump in the archive.
+type DumpEntry struct {
+	Component  string `json:"component"`
+	Database   string `json:"database"`
+	Path       string `json:"path"`
+	Size       int64  `json:"size"`
+	SHA256     string `json:"sha256"`
+	TOCEntries int    `json:"toc_entries"`
+	DataBlocks int    `json:"data_blocks"`
+}
+
+// Tombstone records one deletion, next to its archive.
+type Tombstone struct {
+	ID            string           `json:"id"`
+	Instance      string           `json:"instance"`
+	App           string           `json:"app"`
+	Host          string           `json:"host"`
+	Components    []QuarantineMove `json:"components"`
+	ArchivePath   string           `json:"archive_path"`
+	ArchiveSHA256 string           `json:"archive_sha256"`
+	Reason        string           `json:"reason"`
+	RequestedBy   string           `json:"requested_by"`
+	JobID         string           `json:"job_id"`
+	DeletedAt     time.Time        `json:"deleted_at"`
+	PurgeAfter    time.Time        `json:"purge_after"`
+	// State is quarantining (written before the first move, the journal
+	// of an interrupted deletion), quarantined, restored or purged.
+	State       string `json:"state"`
+	ToolVersion string `json:"tool_version"`
+	// Path is where the tombstone lives; not stored.
+	Path string `json:"-"`
+}
+
+// Tombstone states.
+const (
+	StateQuarantining = "quarantining"
+	StateQuarantined  = "quarantined"
+	StateRestored     = "restored"
+	StatePurged       = "purged"
+)
+
+// QuarantineMove is one component moved into quarantine.
+type QuarantineMove struct {
+	Component string `json:"component"`
+	Type      string `json:"type"`
+	From      string `json:"from"`
+	To        string `json:"to"`
+}
