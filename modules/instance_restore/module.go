@@ -1,0 +1,40 @@
+package main
+
+import (
+	"context"
+
+	"github.com/fleetsafe/fleetsafe/internal/modutil"
+	"github.com/fleetsafe/fleetsafe/pkg/ansible"
+	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
+)
+
+// Module restores an instance from quarantine or from an archive.
+var Module = ansible.Module{
+	Name: "instance_restore",
+	Spec: ansible.Spec{Params: map[string]ansible.Param{
+		"name":        {Type: ansible.TypeStr, Required: true},
+		"archive_dir": {Type: ansible.TypePath, Required: true},
+		"source":      {Type: ansible.TypeStr, Default: "auto", Choices: []string{"auto", "quarantine", "archive"}},
+		"archive":     {Type: ansible.TypePath},
+		"components":  {Type: ansible.TypeList, Elements: ansible.TypeStr},
+	}}.Merge(modutil.LayoutSpec).Merge(modutil.PGSpec),
+	Run: run,
+}
+
+func run(ctx context.Context, req *ansible.Request) (*ansible.Result, error) {
+	layout, err := modutil.Layout(req.Params)
+	if err != nil {
+		return nil, err
+	}
+	p := req.Params
+	r, err := softdelete.Restore(ctx, layout, softdelete.RestoreRequest{
+		Name: p.String("name"), ArchiveDir: p.String("archive_dir"), Source: p.String("source"),
+		Archive: p.String("archive"), Components: p.Strings("components"), CheckMode: req.CheckMode,
+		Options: modutil.Options(p),
+	})
+	if err != nil {
+		return nil, err
+	}
+	res := &ansible.Result{Changed: r.Changed, Msg: r.Msg}
+	return res.Set("restored", r.Restored).Set("skipped", r.Skipped).Set("source", r.Source).Set("archive", r.Archive), nil
+}

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/fleetsafe/fleetsafe/internal/fleettest"
+	"github.com/fleetsafe/fleetsafe/pkg/instance"
+	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
+)
+
+// TestCrash_EveryStepConverges kills the real module process with SIGKILL
+// after each step, re-runs it, and checks that the deletion completes and
+// that a restore gives the instance back.
+func TestCrash_EveryStepConverges(t *testing.T) {
+	lib := fleettest.BuildModules(t, "instance_soft_delete")
+	steps := []string{"lock", "dump", "archive", "verify", "tombstone", "quarantine:config", "quarantine:data", "quarantine:database"}
+	for _, step := range steps {
+		t.Run(step, func(t *testing.T) {
+			f := fleettest.New(t, true, "acme")
+			ctx := context.Background()
+			archives := filepath.Join(t.TempDir(), "archives")
+			before, err := f.Layout.Resolve(ctx, "acme", f.Options())
+			require.NoError(t, err)
+			args := map[string]any{"layout_file": f.LayoutFile, "name": "acme", "archive_dir": archives, "reason": "crash test"}
+			data, _ := json.Marshal(args)
+			argsFile := filepath.Join(t.TempDir(), "args")
+			require.NoError(t, os.WriteFile(argsFile, data, 0o600))
+
+			run := func(crash string) (map[string]any, error) {
+				cmd := exec.Command(filepath.Join(lib, "instance_soft_delete"), argsFile)
+				cmd.Env = append(os.Environ(), "FLEETSAFE_SYSTEMD_DIR="+f.SystemdDir, "FLEETSAFE_TEST_CRASH_AFTER="+crash)
+				out, err := cmd.Output()
+				var res map[string]any
+				_ = json.Unmarshal(out, &res)
+				return res, err
+			}
+			_, err = run(step)
+			require.Error(t, err, "the process was killed")
+
+			// Every component is in place or in quarantine, never lost.
+			res, err := run("")
+			require.NoError(t, err, "%v", res)
+			_, err = f.Layout.Resolve(ctx, "acme", f.Options())
+			var nf *instance.NotFoundError
+			require.ErrorAs(t, err, &nf, "the deletion completed after the crash at %s", step)
+			again, err := run("")
+			require.NoError(t, err)
+			assert.Equal(t, false, again["changed"])
+
+			_, err = softdelete.Restore(ctx, f.Layout, softdelete.RestoreRequest{Name: "acme", ArchiveDir: archives, Options: f.Options()})
+			require.NoError(t, err)
+			after, err := f.Layout.Resolve(ctx, "acme", f.Options())
+			require.NoError(t, err)
+			assert.Equal(t, before.Fingerprint(), after.Fingerprint())
+		})
+	}
+}

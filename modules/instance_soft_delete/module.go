@@ -1,0 +1,56 @@
+package main
+
+import (
+	"context"
+
+	"github.com/fleetsafe/fleetsafe/internal/modutil"
+	"github.com/fleetsafe/fleetsafe/pkg/ansible"
+	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
+)
+
+// Module archives, verifies, tombstones and quarantines one instance.
+var Module = ansible.Module{
+	Name: "instance_soft_delete",
+	Spec: ansible.Spec{Params: map[string]ansible.Param{
+		"name":           {Type: ansible.TypeStr, Required: true},
+		"archive_dir":    {Type: ansible.TypePath, Required: true},
+		"reason":         {Type: ansible.TypeStr, Required: true},
+		"requested_by":   {Type: ansible.TypeStr},
+		"job_id":         {Type: ansible.TypeStr},
+		"fingerprint":    {Type: ansible.TypeStr},
+		"retention_days": {Type: ansible.TypeInt, Default: int64(30)},
+	}}.Merge(modutil.LayoutSpec).Merge(modutil.PGSpec),
+	Run: run,
+}
+
+func run(ctx context.Context, req *ansible.Request) (*ansible.Result, error) {
+	layout, err := modutil.Layout(req.Params)
+	if err != nil {
+		return nil, err
+	}
+	p := req.Params
+	r, err := softdelete.Delete(ctx, layout, softdelete.Request{
+		Name: p.String("name"), ArchiveDir: p.String("archive_dir"), Reason: p.String("reason"),
+		RequestedBy: p.String("requested_by"), JobID: p.String("job_id"), Fingerprint: p.String("fingerprint"),
+		RetentionDays: int(p.Int("retention_days")), CheckMode: req.CheckMode, Options: modutil.Options(p),
+		AfterStep: crashHook(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	res := &ansible.Result{Changed: r.Changed, Msg: r.Msg}
+	res.Set("archive", r.Archive).Set("tombstone", r.Tombstone).Set("quarantined", r.Quarantined)
+	if r.Plan != nil {
+		res.Set("plan", r.Plan)
+	}
+	if req.DiffMode && r.Changed {
+		before := map[string]any{}
+		after := map[string]any{}
+		for _, q := range r.Quarantined {
+			before[q.Component] = q.From
+			after[q.Component] = q.To
+		}
+		res.Diff = &ansible.Diff{Before: before, After: after, BeforeHeader: "in place", AfterHeader: "quarantined"}
+	}
+	return res, nil
+}
