@@ -453,4 +453,3 @@ func createDatabase(ctx context.Context, pg pgdump.Conn, name string) error {
 	}
 	return nil
 }
-
