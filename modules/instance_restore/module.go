@@ -17,6 +17,7 @@ var Module = ansible.Module{
 		"source":      {Type: ansible.TypeStr, Default: "auto", Choices: []string{"auto", "quarantine", "archive"}},
 		"archive":     {Type: ansible.TypePath},
 		"components":  {Type: ansible.TypeList, Elements: ansible.TypeStr},
+		"force":       {Type: ansible.TypeBool, Default: false},
 	}}.Merge(modutil.LayoutSpec).Merge(modutil.PGSpec),
 	Run: run,
 }
@@ -29,12 +30,12 @@ func run(ctx context.Context, req *ansible.Request) (*ansible.Result, error) {
 	p := req.Params
 	r, err := softdelete.Restore(ctx, layout, softdelete.RestoreRequest{
 		Name: p.String("name"), ArchiveDir: p.String("archive_dir"), Source: p.String("source"),
-		Archive: p.String("archive"), Components: p.Strings("components"), CheckMode: req.CheckMode,
+		Archive: p.String("archive"), Components: p.Strings("components"), Force: p.Bool("force"), CheckMode: req.CheckMode,
 		Options: modutil.Options(p),
 	})
 	if err != nil {
 		return nil, err
 	}
 	res := &ansible.Result{Changed: r.Changed, Msg: r.Msg}
-	return res.Set("restored", r.Restored).Set("skipped", r.Skipped).Set("source", r.Source).Set("archive", r.Archive), nil
+	return res.Set("restored", r.Restored).Set("skipped", r.Skipped).Set("source", r.Source).Set("archive", r.Archive).Set("replaced", r.Replaced), nil
 }

@@ -19,6 +19,7 @@ var Module = ansible.Module{
 		"job_id":         {Type: ansible.TypeStr},
 		"fingerprint":    {Type: ansible.TypeStr},
 		"retention_days": {Type: ansible.TypeInt, Default: int64(30)},
+		"stop_service":   {Type: ansible.TypeBool, Default: false},
 	}}.Merge(modutil.LayoutSpec).Merge(modutil.PGSpec),
 	Run: run,
 }
@@ -32,7 +33,7 @@ func run(ctx context.Context, req *ansible.Request) (*ansible.Result, error) {
 	r, err := softdelete.Delete(ctx, layout, softdelete.Request{
 		Name: p.String("name"), ArchiveDir: p.String("archive_dir"), Reason: p.String("reason"),
 		RequestedBy: p.String("requested_by"), JobID: p.String("job_id"), Fingerprint: p.String("fingerprint"),
-		RetentionDays: int(p.Int("retention_days")), CheckMode: req.CheckMode, Options: modutil.Options(p),
+		RetentionDays: int(p.Int("retention_days")), StopService: p.Bool("stop_service"), CheckMode: req.CheckMode, Options: modutil.Options(p),
 		AfterStep: crashHook(),
 	})
 	if err != nil {

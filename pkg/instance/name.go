@@ -1,6 +1,7 @@
 package instance
 
 import (
+	"regexp"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -11,6 +12,12 @@ import (
 // name_pattern, which comes after them: a permissive pattern never lets a
 // glob, a path or whitespace through.
 func (l *Layout) ValidateName(name string) error {
+	return ValidateName(name, l.NamePattern)
+}
+
+// ValidateName applies the hard refusals to name, then pattern when it is
+// not nil (where no layout is at hand, as in purge).
+func ValidateName(name string, pattern *regexp.Regexp) error {
 	refuse := func(reason string) error { return &InvalidNameError{Name: name, Reason: reason} }
 	switch {
 	case name == "":
@@ -35,8 +42,8 @@ func (l *Layout) ValidateName(name string) error {
 		return refuse("the name starts with a dash")
 	case len(name) > 255:
 		return refuse("the name is longer than 255 bytes")
-	case !l.NamePattern.MatchString(name):
-		return refuse("the name does not match the layout's name_pattern " + l.NamePattern.String())
+	case pattern != nil && !pattern.MatchString(name):
+		return refuse("the name does not match the layout's name_pattern " + pattern.String())
 	}
 	return nil
 }

@@ -136,3 +136,17 @@ func (s *scan) unitState(ctx context.Context, c Component, name string) (Compone
 	st.Active = &active
 	return st, nil
 }
+
+// StopUnit stops a systemd unit through systemctl. It fails when no running
+// systemd answers.
+func StopUnit(ctx context.Context, opts Options, unit string) error {
+	s := &scan{opts: opts.withDefaults()}
+	cmd := s.systemctl()
+	if cmd == "" {
+		return fmt.Errorf("cannot stop %s: no running systemd answers on this host", unit)
+	}
+	if out, err := exec.CommandContext(ctx, cmd, "stop", unit).CombinedOutput(); err != nil {
+		return fmt.Errorf("systemctl stop %s: %w: %s", unit, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}

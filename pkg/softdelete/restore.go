@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/mholt/archives"
 
@@ -35,8 +36,11 @@ type RestoreRequest struct {
 	Archive string
 	// Components restricts the restore to these components.
 	Components []string
-	CheckMode  bool
-	Options    instance.Options
+	// Force replaces present components: each is first moved into
+	// quarantine (never overwritten, never removed).
+	Force     bool
+	CheckMode bool
+	Options   instance.Options
 }
 
 // RestoreResult is the outcome of a restore.
@@ -46,7 +50,9 @@ type RestoreResult struct {
 	Restored []string `json:"restored"`
 	Skipped  []string `json:"skipped"`
 	Archive  string   `json:"archive,omitempty"`
-	Msg      string   `json:"msg,omitempty"`
+	// Replaced lists present components moved aside by force.
+	Replaced []QuarantineMove `json:"replaced"`
+	Msg      string           `json:"msg,omitempty"`
 }
 
 // Restore brings an instance back from quarantine (a rename back) or from
@@ -74,15 +80,29 @@ func Restore(ctx context.Context, l *instance.Layout, req RestoreRequest) (*Rest
 	if err != nil && !errors.As(err, &nf) {
 		return nil, err
 	}
-	res := &RestoreResult{Restored: []string{}, Skipped: []string{}}
+	res := &RestoreResult{Restored: []string{}, Skipped: []string{}, Replaced: []QuarantineMove{}}
 	var want []instance.Component
+	var replace []QuarantineMove
+	replaceID := newID(time.Now())
 	for _, c := range l.Components {
 		if len(req.Components) > 0 && !slices.Contains(req.Components, c.Name) {
 			continue
 		}
 		if st, _ := inst.State(c.Name); st.Present {
-			res.Skipped = append(res.Skipped, c.Name)
-			continue
+			if !req.Force {
+				res.Skipped = append(res.Skipped, c.Name)
+				continue
+			}
+			if st.Problem != "" {
+				return nil, &RefusedError{Name: req.Name, Reason: fmt.Sprintf("component %s: %s", c.Name, st.Problem)}
+			}
+			from := st.Locator
+			if c.Type == instance.TypeSystemdUnit {
+				from = st.UnitFile
+			}
+			if from != "" {
+				replace = append(replace, QuarantineMove{Component: c.Name, Type: c.Type, From: from, To: quarantineTarget(c.Type, from, replaceID)})
+			}
 		}
 		want = append(want, c)
 	}
@@ -105,6 +125,21 @@ func Restore(ctx context.Context, l *instance.Layout, req RestoreRequest) (*Rest
 	ts, err := latestTombstone(dir)
 	if err != nil {
 		return nil, err
+	}
+	res.Replaced = replace
+	if !req.CheckMode && len(replace) > 0 {
+		// Present components make way, into quarantine and with a
+		// tombstone of their own, before anything comes back.
+		now := time.Now().UTC()
+		aside := &Tombstone{ID: replaceID, Instance: req.Name, App: l.App, Components: replace,
+			Reason: "replaced by a forced restore", DeletedAt: now, PurgeAfter: now.Add(30 * 24 * time.Hour),
+			State: StateQuarantining, ToolVersion: Version, Path: filepath.Join(dir, replaceID+".tombstone.json")}
+		if err := aside.write(); err != nil {
+			return nil, err
+		}
+		if err := quarantine(ctx, Request{Options: req.Options}, aside); err != nil {
+			return nil, err
+		}
 	}
 	useQuarantine := req.Archive == "" && ts != nil && ts.State != StatePurged && ts.State != StateRestored && req.Source != SourceArchive
 	if req.Source == SourceQuarantine && !useQuarantine {

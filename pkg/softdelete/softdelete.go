@@ -28,8 +28,11 @@ type Request struct {
 	// Fingerprint, when set, must match the instance as found now.
 	Fingerprint   string
 	RetentionDays int
-	CheckMode     bool
-	Options       instance.Options
+	// StopService stops an active systemd unit of the instance instead of
+	// refusing.
+	StopService bool
+	CheckMode   bool
+	Options     instance.Options
 	// AfterStep, when set, is called after each step ("lock", "dump",
 	// "archive", "verify", "tombstone", "quarantine:<component>"); tests
 	// use it to crash the process at step boundaries.
@@ -167,6 +170,11 @@ func Delete(ctx context.Context, l *instance.Layout, req Request) (*Result, erro
 		return nil, &RefusedError{Name: req.Name, Reason: "the instance no longer matches the approved fingerprint",
 			Advice: "run the plan again (instance_info) and review what changed"}
 	}
+	if req.StopService {
+		if inst, err = stopUnits(ctx, l, req, inst); err != nil {
+			return nil, err
+		}
+	}
 	if err := preflight(ctx, l, req, inst); err != nil {
 		return nil, err
 	}
@@ -292,7 +300,7 @@ func preflight(ctx context.Context, l *instance.Layout, req Request, inst *insta
 		}
 		if st.Active != nil && *st.Active {
 			return &RefusedError{Name: inst.Name, Reason: fmt.Sprintf("unit %s is active", st.Locator),
-				Advice: "stop the unit first"}
+				Advice: "stop the unit first, or set stop_service: true"}
 		}
 		if st.Present && st.Type == instance.TypePostgreSQL {
 			conns, err := openConnections(ctx, req.Options.PG, st.Locator)
@@ -307,6 +315,23 @@ func preflight(ctx context.Context, l *instance.Layout, req Request, inst *insta
 		}
 	}
 	return nil
+}
+
+// stopUnits stops the instance's active units and looks again.
+func stopUnits(ctx context.Context, l *instance.Layout, req Request, inst *instance.Instance) (*instance.Instance, error) {
+	stopped := false
+	for _, st := range inst.Components {
+		if st.Active != nil && *st.Active {
+			if err := instance.StopUnit(ctx, req.Options, st.Locator); err != nil {
+				return nil, err
+			}
+			stopped = true
+		}
+	}
+	if !stopped {
+		return inst, nil
+	}
+	return l.Resolve(ctx, req.Name, req.Options)
 }
 
 func openConnections(ctx context.Context, pg pgdump.Conn, db string) ([]string, error) {
