@@ -5,7 +5,9 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"runtime"
 	"strings"
+	"syscall"
 )
 
 // Dump runs the real pg_dump -Fc of database into file.
@@ -22,6 +24,12 @@ func Restore(ctx context.Context, c Conn, database, file string) error {
 func run(ctx context.Context, c Conn, tool string, args ...string) error {
 	cmd := exec.CommandContext(ctx, tool, args...)
 	cmd.Env = c.Env()
+	// If fleetsafe is killed, the tool dies with it instead of holding a
+	// connection that would make the re-run refuse. The death signal is
+	// tied to the starting thread, which stays locked until the tool ends.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {

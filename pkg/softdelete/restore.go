@@ -142,6 +142,12 @@ func Restore(ctx context.Context, l *instance.Layout, req RestoreRequest) (*Rest
 		}
 	}
 	useQuarantine := req.Archive == "" && ts != nil && ts.State != StatePurged && ts.State != StateRestored && req.Source != SourceArchive
+	if useQuarantine {
+		// Auto falls back to the archive when a quarantined copy is gone.
+		if useQuarantine, err = quarantineHolds(ctx, req.Options.PG, ts, want); err != nil {
+			return nil, err
+		}
+	}
 	if req.Source == SourceQuarantine && !useQuarantine {
 		return nil, fmt.Errorf("no quarantined copy of %s to restore; use source: archive", req.Name)
 	}
@@ -198,6 +204,34 @@ func restoreQuarantine(ctx context.Context, req RestoreRequest, ts *Tombstone, w
 		}
 	}
 	return res, nil
+}
+
+// quarantineHolds reports whether every wanted component that the tombstone
+// moved is still in quarantine.
+func quarantineHolds(ctx context.Context, pg pgdump.Conn, ts *Tombstone, want []instance.Component) (bool, error) {
+	for _, c := range want {
+		i := slices.IndexFunc(ts.Components, func(m QuarantineMove) bool { return m.Component == c.Name })
+		if i < 0 {
+			continue
+		}
+		m := ts.Components[i]
+		if m.Type != instance.TypePostgreSQL {
+			if _, err := os.Lstat(m.To); err != nil {
+				return false, nil
+			}
+			continue
+		}
+		db, err := pg.Open(ctx, "postgres")
+		if err != nil {
+			return false, err
+		}
+		ok, err := databaseExists(ctx, db, m.To)
+		db.Close()
+		if err != nil || !ok {
+			return false, err
+		}
+	}
+	return true, nil
 }
 
 func newestArchive(dir string) (string, error) {

@@ -1,0 +1,88 @@
+package fleettest
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// Tree records every entry under root: type and mode, content hash and
+// mtime for files, target for links, mtime for directories.
+func Tree(tb testing.TB, root string) map[string]string {
+	tb.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		desc := fmt.Sprintf("%v", fi.Mode())
+		switch {
+		case fi.Mode().IsRegular():
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			sum := sha256.Sum256(data)
+			desc += " " + hex.EncodeToString(sum[:]) + " " + fi.ModTime().UTC().String()
+		case fi.Mode()&fs.ModeSymlink != 0:
+			target, _ := os.Readlink(p)
+			desc += " -> " + target
+		default:
+			desc += " " + fi.ModTime().UTC().String()
+		}
+		out[rel] = desc
+		return nil
+	})
+	if err != nil {
+		tb.Fatalf("snapshot %s: %v", root, err)
+	}
+	return out
+}
+
+// Snapshot is an instance's trees and database rows, for byte-for-byte
+// comparisons before and after an operation.
+type Snapshot struct {
+	Trees map[string]map[string]string
+	Rows  []string
+}
+
+// Snapshot captures the dir components and database rows of an instance.
+func (f *Fleet) Snapshot(tb testing.TB, name string) Snapshot {
+	tb.Helper()
+	s := Snapshot{Trees: map[string]map[string]string{}}
+	for _, c := range f.Layout.Components {
+		if c.Type == "dir" {
+			s.Trees[c.Name] = Tree(tb, f.Path(c.Name, name))
+		}
+	}
+	if f.DB {
+		db, err := f.PG.Open(context.Background(), f.Database(name))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		defer db.Close()
+		rows, err := db.Query("SELECT id::text || label || encode(body, 'hex') FROM content ORDER BY id")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var r string
+			if err := rows.Scan(&r); err != nil {
+				tb.Fatal(err)
+			}
+			s.Rows = append(s.Rows, r)
+		}
+	}
+	return s
+}
