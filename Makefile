@@ -50,8 +50,9 @@ test: venv build pg vet gotest e2e
 demo: venv build pg
 	bash scripts/demo.sh
 
-bench: venv build pg
-	$(GO) test -run '^$$' -bench . -benchtime 1x ./bench/...
+# Speed against the tools a user would use instead, as ratios in one run.
+bench: build pg
+	$(GO) run ./bench/softdelete -module $(LIBRARY)/instance_soft_delete
 
 clean:
 	rm -rf build

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -79,18 +78,6 @@ func memEntry(name string, data []byte, mod time.Time) archives.FileInfo {
 		Open: func() (fs.File, error) { return memFile{bytes.NewReader(data), info}, nil }}
 }
 
-// hashingFile hashes what tar reads from a file.
-type hashingFile struct {
-	fs.File
-	h hash.Hash
-}
-
-func (f *hashingFile) Read(p []byte) (int, error) {
-	n, err := f.File.Read(p)
-	f.h.Write(p[:n])
-	return n, err
-}
-
 // dumpFile is a database dump waiting in the work directory.
 type dumpFile struct {
 	entry DumpEntry
@@ -99,8 +86,9 @@ type dumpFile struct {
 
 // writeArchive writes manifest.json, RESTORE.md, every component entry and
 // every dump to dest through a temporary file, fsynced and renamed, with a
-// sha256sum sidecar. Files are hashed while they are written; a file whose
-// content differs from the manifest's pre-computed hash changed meanwhile.
+// sha256sum sidecar whose digest is computed while the archive is written.
+// A file whose content changed after the manifest hashed it is caught when
+// the archive is read back (VerifyArchive), before anything is removed.
 func writeArchive(ctx context.Context, dest string, m *Manifest, runbook []byte, srcs []*source, dumps []dumpFile) (*ArchiveInfo, error) {
 	manifest, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
@@ -110,19 +98,10 @@ func writeArchive(ctx context.Context, dest string, m *Manifest, runbook []byte,
 		memEntry("manifest.json", manifest, m.CreatedAt),
 		memEntry("RESTORE.md", runbook, m.CreatedAt),
 	}
-	hashers := map[*source]hash.Hash{}
 	for _, s := range srcs {
 		fi := archives.FileInfo{FileInfo: s.info, NameInArchive: s.entry.Path, LinkTarget: s.entry.LinkTarget}
 		if s.entry.Type == "file" {
-			h := sha256.New()
-			hashers[s] = h
-			fi.Open = func() (fs.File, error) {
-				f, err := s.root.Open(s.rel)
-				if err != nil {
-					return nil, err
-				}
-				return &hashingFile{File: f, h: h}, nil
-			}
+			fi.Open = func() (fs.File, error) { return s.root.Open(s.rel) }
 		}
 		files = append(files, fi)
 	}
@@ -147,15 +126,12 @@ func writeArchive(ctx context.Context, dest string, m *Manifest, runbook []byte,
 			os.Remove(tmp)
 		}
 	}()
-	sum := sha256.New()
+	sum := newAsyncHash()
 	counter := &countingWriter{w: io.MultiWriter(out, sum)}
-	if err := archiveFormat.Archive(ctx, counter, files); err != nil {
+	err = archiveFormat.Archive(ctx, counter, files)
+	digest := sum.Sum()
+	if err != nil {
 		return nil, fmt.Errorf("write archive %s: %w", dest, err)
-	}
-	for s, h := range hashers {
-		if hex.EncodeToString(h.Sum(nil)) != s.entry.SHA256 {
-			return nil, &ChangedFileError{Path: filepath.Join(s.root.Name(), s.rel)}
-		}
 	}
 	if err := out.Sync(); err != nil {
 		return nil, fmt.Errorf("sync archive: %w", err)
@@ -163,7 +139,6 @@ func writeArchive(ctx context.Context, dest string, m *Manifest, runbook []byte,
 	if err := out.Close(); err != nil {
 		return nil, fmt.Errorf("close archive: %w", err)
 	}
-	digest := hex.EncodeToString(sum.Sum(nil))
 	sidecar := fmt.Sprintf("%s  %s\n", digest, filepath.Base(dest))
 	if err := writeFileAtomic(dest+".sha256", []byte(sidecar)); err != nil {
 		return nil, err
@@ -192,7 +167,9 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 // VerifyError is an archive that does not match its manifest or sidecar.
 type VerifyError struct {
 	Archive string
-	Msg     string
+	// Entry is the archive entry whose content does not match, if any.
+	Entry string
+	Msg   string
 }
 
 func (e *VerifyError) Error() string { return fmt.Sprintf("archive %s: %s", e.Archive, e.Msg) }
@@ -228,7 +205,7 @@ func VerifyArchive(ctx context.Context, path string) (*Manifest, error) {
 		return nil, fmt.Errorf("open archive: %w", err)
 	}
 	defer f.Close()
-	whole := sha256.New()
+	whole := newAsyncHash()
 	var m *Manifest
 	expect := map[string]FileEntry{}
 	dumps := map[string]DumpEntry{}
@@ -298,10 +275,14 @@ func VerifyArchive(ctx context.Context, path string) (*Manifest, error) {
 			return err
 		}
 		if got := hex.EncodeToString(h.Sum(nil)); got != e.SHA256 || n != e.Size {
-			return fail("file %s: sha256 %s (%d bytes), manifest says %s (%d bytes)", name, got, n, e.SHA256, e.Size)
+			return &VerifyError{Archive: path, Entry: name, Msg: fmt.Sprintf("file %s: sha256 %s (%d bytes), manifest says %s (%d bytes): the file changed while it was archived, or the archive is corrupted", name, got, n, e.SHA256, e.Size)}
 		}
 		return nil
 	})
+	if err == nil {
+		_, err = io.Copy(whole, f)
+	}
+	got := whole.Sum()
 	if err != nil {
 		var ve *VerifyError
 		if errors.As(err, &ve) {
@@ -309,10 +290,7 @@ func VerifyArchive(ctx context.Context, path string) (*Manifest, error) {
 		}
 		return nil, fail("unreadable: %v", err)
 	}
-	if _, err := io.Copy(whole, f); err != nil {
-		return nil, fmt.Errorf("read archive: %w", err)
-	}
-	if got := hex.EncodeToString(whole.Sum(nil)); got != want {
+	if got != want {
 		return nil, fail("sha256 %s does not match its sidecar %s", got, want)
 	}
 	if m == nil {

@@ -233,7 +233,10 @@ func Delete(ctx context.Context, l *instance.Layout, req Request) (*Result, erro
 	}
 	req.step("archive")
 	if _, err := VerifyArchive(ctx, archivePath); err != nil {
-		return nil, err
+		// A bad archive is never kept where restore would find it.
+		os.Remove(archivePath + ".sha256")
+		os.Remove(archivePath)
+		return nil, explainVerifyError(err, col.sources)
 	}
 	info.Verified = true
 	req.step("verify")
@@ -264,6 +267,26 @@ func Delete(ctx context.Context, l *instance.Layout, req Request) (*Result, erro
 		return nil, err
 	}
 	return &Result{Changed: true, Archive: info, Tombstone: ts.info(), Quarantined: ts.Components}, nil
+}
+
+// explainVerifyError tells a file that changed during archiving from a
+// corrupted archive by hashing the file once more, as restic re-checks a
+// failed item.
+func explainVerifyError(err error, srcs []*source) error {
+	var ve *VerifyError
+	if !errors.As(err, &ve) || ve.Entry == "" {
+		return err
+	}
+	for _, s := range srcs {
+		if s.entry.Path != ve.Entry {
+			continue
+		}
+		sum, herr := hashFile(s.root, s.rel, make([]byte, 64<<10))
+		if herr != nil || sum != s.entry.SHA256 {
+			return &ChangedFileError{Path: filepath.Join(s.root.Name(), s.rel)}
+		}
+	}
+	return err
 }
 
 func describeDump(d *dumpFile) error {

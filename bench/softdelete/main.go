@@ -1,0 +1,151 @@
+// Command softdelete compares, in one run, fleetsafe's soft delete of a
+// generated instance with what a careful operator would do by hand:
+// `tar -cf - | zstd -T0 -3`, then `zstd -t`, then `sha256sum` of every file.
+// fleetsafe does more (a manifest, database dumps, a read-back verification
+// of every checksum, a tombstone, a quarantine), so a ratio at or below 1
+// means the extra safety costs no time.
+//
+//	go run ./bench/softdelete -module build/library/instance_soft_delete
+package main
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	module := flag.String("module", "build/library/instance_soft_delete", "the built module")
+	dir := flag.String("dir", "", "work directory (default: a temporary one)")
+	bigMiB := flag.Int("big", 256, "MiB of incompressible data, in 64 MiB files")
+	small := flag.Int("small", 5000, "number of small text files")
+	runs := flag.Int("runs", 3, "runs of each side")
+	flag.Parse()
+	if err := run(*module, *dir, *bigMiB, *small, *runs); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+type sample struct {
+	wall   time.Duration
+	maxRSS int64 // KiB
+}
+
+func run(module, dir string, bigMiB, small, runs int) error {
+	module, err := filepath.Abs(module)
+	if err != nil {
+		return err
+	}
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "fleetsafe-bench-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+	}
+	parent := filepath.Join(dir, "srv", "bench")
+	inst := filepath.Join(parent, "inst")
+	if err := generate(inst, bigMiB, small); err != nil {
+		return err
+	}
+	layout := filepath.Join(dir, "layout.yml")
+	if err := os.WriteFile(layout, []byte("app: bench\ncomponents:\n  - name: data\n    type: dir\n    path: "+parent+"/{name}\n"), 0o644); err != nil {
+		return err
+	}
+	// Warm the page cache once so both sides read from memory alike.
+	if err := exec.Command("sh", "-c", "find "+inst+" -type f -print0 | xargs -0 cat > /dev/null").Run(); err != nil {
+		return err
+	}
+
+	var ours, theirs []sample
+	for i := range runs {
+		archives := filepath.Join(dir, fmt.Sprintf("archives-%d", i))
+		args := filepath.Join(dir, "args.json")
+		data, _ := json.Marshal(map[string]any{"layout_file": layout, "name": "inst", "archive_dir": archives, "reason": "benchmark"})
+		if err := os.WriteFile(args, data, 0o600); err != nil {
+			return err
+		}
+		s, out, err := timed(exec.Command(module, args))
+		if err != nil {
+			return fmt.Errorf("fleetsafe: %v: %s", err, out)
+		}
+		ours = append(ours, s)
+		// Put the instance back from quarantine for the next run.
+		trash, _ := filepath.Glob(filepath.Join(parent, ".fleetsafe-trash", "*", "inst"))
+		if len(trash) != 1 {
+			return fmt.Errorf("expected one quarantined copy, found %d", len(trash))
+		}
+		if err := os.Rename(trash[0], inst); err != nil {
+			return err
+		}
+		os.RemoveAll(filepath.Join(parent, ".fleetsafe-trash"))
+		os.RemoveAll(archives)
+
+		out2 := filepath.Join(dir, "manual.tar.zst")
+		script := fmt.Sprintf("set -e; tar -C %s -cf - inst | zstd -q -T0 -3 -f -o %s; zstd -q -t %s; cd %s && find inst -type f -print0 | xargs -0 sha256sum > /dev/null",
+			parent, out2, out2, parent)
+		s, out, err = timed(exec.Command("sh", "-c", script))
+		if err != nil {
+			return fmt.Errorf("pipeline: %v: %s", err, out)
+		}
+		theirs = append(theirs, s)
+		os.Remove(out2)
+	}
+	mo, mt := median(ours), median(theirs)
+	fmt.Printf("instance: %d MiB incompressible + %d small text files\n", bigMiB, small)
+	fmt.Printf("%-58s %10s %12s\n", "", "median", "peak RSS")
+	fmt.Printf("%-58s %10s %9d KiB\n", "fleetsafe soft delete (archive+verify+tombstone+quarantine)", mo.wall.Round(time.Millisecond), mo.maxRSS)
+	fmt.Printf("%-58s %10s %12s\n", "tar | zstd -T0 -3; zstd -t; sha256sum every file", mt.wall.Round(time.Millisecond), "-")
+	fmt.Printf("ratio fleetsafe / pipeline: %.2f (runs: %d each, interleaved)\n", float64(mo.wall)/float64(mt.wall), runs)
+	return nil
+}
+
+func timed(cmd *exec.Cmd) (sample, string, error) {
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	s := sample{wall: time.Since(start)}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		s.maxRSS = ru.Maxrss
+	}
+	return s, strings.TrimSpace(string(out)), err
+}
+
+func median(s []sample) sample {
+	sort.Slice(s, func(i, j int) bool { return s[i].wall < s[j].wall })
+	return s[len(s)/2]
+}
+
+func generate(inst string, bigMiB, small int) error {
+	if err := os.MkdirAll(filepath.Join(inst, "text"), 0o755); err != nil {
+		return err
+	}
+	buf := make([]byte, 64<<20)
+	for i := 0; i*64 < bigMiB; i++ {
+		n := min(64, bigMiB-i*64) << 20
+		if _, err := rand.Read(buf[:n]); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(inst, fmt.Sprintf("blob-%02d.bin", i)), buf[:n], 0o644); err != nil {
+			return err
+		}
+	}
+	for i := range small {
+		sub := filepath.Join(inst, "text", fmt.Sprintf("d%02d", i%50))
+		if err := os.MkdirAll(sub, 0o755); err != nil {
+			return err
+		}
+		line := fmt.Sprintf("document %d: the quick brown fox jumps over the lazy dog\n", i)
+		if err := os.WriteFile(filepath.Join(sub, fmt.Sprintf("f%05d.txt", i)), []byte(strings.Repeat(line, 30)), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
