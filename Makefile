@@ -8,6 +8,7 @@ VENV     := .venv
 VENV_OK  := $(VENV)/.installed
 MODULES  := $(notdir $(wildcard modules/*))
 LIBRARY  := build/library
+COLL_DIR := build/collections/ansible_collections/fleetsafe/instances
 GO       ?= go
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
@@ -28,6 +29,10 @@ build:
 	  cp modules/$$m/$$m.yml $(LIBRARY)/$$m.yml; \
 	done
 	@echo "built $(MODULES) into $(LIBRARY)/"
+	@rm -rf $(COLL_DIR) && mkdir -p $(COLL_DIR)/plugins/modules
+	@cp -r collection/. $(COLL_DIR)/
+	@cp $(addprefix $(LIBRARY)/,$(MODULES) $(addsuffix .yml,$(MODULES))) $(COLL_DIR)/plugins/modules/
+	@echo "assembled the fleetsafe.instances collection in $(COLL_DIR)/"
 
 pg:
 	@bash scripts/pg-up.sh

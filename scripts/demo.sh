@@ -1,31 +1,115 @@
 #!/usr/bin/env bash
-# make demo: a sandbox fleet of 16 Tracim-like instances on 4 inventory
-# hosts (all this machine, with real PostgreSQL databases), driven through
-# ansible-playbook exactly as AWX would drive a real fleet.
+# make demo: the 2022-09-29 incident, replayed on a sandbox fleet of 16
+# Tracim-like instances spread over 4 inventory hosts (all this machine,
+# with real PostgreSQL databases), driven through ansible-playbook exactly
+# as AWX would drive a real fleet.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=${FLEETSAFE_DEMO_ROOT:-/tmp/fleetsafe-demo}
-export ANSIBLE_CONFIG=$PWD/ansible.cfg ANSIBLE_NOCOLOR=1 ANSIBLE_LIBRARY=$PWD/build/library
+export ANSIBLE_CONFIG=$PWD/ansible.cfg ANSIBLE_NOCOLOR=1
 INV=$ROOT/inventory.yml
+TARGET=hooli
+LOG=$ROOT/demo.log
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+summary=()
+note() { summary+=("$*"); printf '   -> %s\n' "$*"; }
+playbook() { ansible-playbook -i "$INV" "$@" >>"$LOG" 2>&1; }
 
-step "1. Generating the sandbox fleet in $ROOT"
+# digest of one instance: every path, mode, mtime, size, link target and
+# content of its directories, and every row of its database.
+digest() {
+  local host=$1 name=$2 dir=$ROOT/$1
+  {
+    for d in "$dir/etc/tracim/$name" "$dir/srv/tracim/$name/data" "$dir/log/tracim/$name"; do
+      (cd "$d" && find . -printf '%p %m %T@ %s %l\n' | sort && find . -type f -print0 | sort -z | xargs -0 sha256sum)
+    done
+    psql -h /var/run/postgresql -d "fsdemo_${host#tracim-}_$name" -Atqc \
+      "select md5(string_agg(c::text, ',' order by id)) from content c"
+  } | sha256sum | cut -c1-16
+}
+
+step "1. A sandbox fleet: 16 instances on 4 hosts ($ROOT)"
 go run ./cmd/fleetsafe-sandbox -root "$ROOT" -hosts 4 -instances 16
-
+: >"$LOG"
 # As in the incident, one instance was only partly destroyed.
 rm -rf "$ROOT/tracim-03/etc/tracim/wayne"
 
-step "2. Discovery on every host (playbooks/fleet_report.yml)"
-ansible-playbook -i "$INV" playbooks/fleet_report.yml -e fleetsafe_report_file="$ROOT/report.json"
-
-step "Summary"
-python3 - "$ROOT/report.json" <<'PY'
+step "2. Discovery on every host: the fleet as it is (playbooks/fleet_report.yml)"
+playbook playbooks/fleet_report.yml -e fleetsafe_report_file="$ROOT/before.json"
+python3 - "$ROOT/before.json" <<'PY'
 import json, sys
 rows = json.load(open(sys.argv[1]))
-print(f"{'host':<10} {'instance':<11} {'status':<9} {'missing':<12} last activity")
+print(f"   {'host':<10} {'instance':<11} {'status':<9} missing")
 for r in rows:
-    print(f"{r['host']:<10} {r['name']:<11} {r['status']:<9} {','.join(r['missing']) or '-':<12} {r['last_activity']}")
-print(f"\n{len(rows)} instances, {sum(r['status']=='partial' for r in rows)} partial")
+    print(f"   {r['host']:<10} {r['name']:<11} {r['status']:<9} {','.join(r['missing']) or '-'}")
 PY
+note "discovery: $(python3 -c "import json;r=json.load(open('$ROOT/before.json'));print(len(r),'instances,',sum(x['status']=='partial' for x in r),'partial (wayne: config missing)')")"
+before_target=$(digest tracim-01 $TARGET)
+
+step "3. The dangerous variants are refused, with nothing touched"
+refuse() {
+  local label=$1; shift
+  if playbook playbooks/delete_instance.yml "$@"; then
+    echo "   !! NOT refused: $label"; exit 1
+  fi
+  local why
+  why=$(grep -o '"msg": "\([^"\\]\|\\.\)*"' "$LOG" | tail -1 | python3 -c 'import json,sys; print(json.loads("{"+sys.stdin.read()+"}")["msg"])')
+  printf '   refused %-34s %s\n' "$label:" "$why"
+}
+refuse "a glob" -e instance_name='*' -e reason=cleanup
+refuse "an empty name" -e instance_name= -e reason=cleanup
+refuse "no reason" -e instance_name=$TARGET
+refuse "a name on no host" -e instance_name=hoolie -e reason=cleanup
+refuse "a limit that excludes the instance" -e instance_name=$TARGET -e reason=cleanup --limit tracim-02
+refuse "a stale fingerprint" -e instance_name=$TARGET -e reason=cleanup -e fingerprint=0000
+playbook playbooks/fleet_report.yml -e fleetsafe_report_file="$ROOT/after-refusals.json"
+cmp -s <(python3 -c "import json;print(json.load(open('$ROOT/before.json')))") \
+       <(python3 -c "import json;print(json.load(open('$ROOT/after-refusals.json')))") \
+  && note "6 dangerous requests refused; the fleet report is unchanged"
+
+step "4. Delete ONE instance, the job running on EVERY host (the dropped limit)"
+playbook playbooks/delete_instance.yml -e instance_name=$TARGET -e reason="customer left, ticket 4711" \
+  -e fleetsafe_fetch_dir="$ROOT/controller-archives"
+grep -o '"msg": "hooli on [^"]*' "$LOG" | tail -1 | cut -c9- | sed 's/^/   /'
+playbook playbooks/fleet_report.yml -e fleetsafe_report_file="$ROOT/after-delete.json"
+python3 - "$ROOT/before.json" "$ROOT/after-delete.json" "$TARGET" <<'PY'
+import json, sys
+before = {r['name']: r for r in json.load(open(sys.argv[1]))}
+after = {r['name']: r for r in json.load(open(sys.argv[2]))}
+gone = sorted(set(before) - set(after))
+same = [n for n in after if after[n] == before[n]]
+assert gone == [sys.argv[3]], gone
+assert len(same) == 15, same
+print(f"   gone from discovery: {gone}; untouched: {len(same)} of 15 others")
+PY
+note "delete_instance.yml on all 4 hosts: exactly 1 instance archived and quarantined, 15 untouched"
+ls "$ROOT"/controller-archives/tracim-01/$TARGET/ | sed 's/^/   copied to the controller: /'
+
+step "5. Restore it (playbooks/restore_instance.yml)"
+start=$(date +%s.%N)
+playbook playbooks/restore_instance.yml -e instance_name=$TARGET
+end=$(date +%s.%N)
+after_target=$(digest tracim-01 $TARGET)
+[ "$before_target" = "$after_target" ] || { echo "   !! restored instance differs"; exit 1; }
+note "restored $TARGET from quarantine in $(printf '%.1f' "$(echo "$end - $start" | bc)") s, identical (digest $after_target)"
+
+step "6. Delete again and restore from the archive alone (quarantine purged)"
+playbook playbooks/delete_instance.yml -e instance_name=$TARGET -e reason="second pass" -e fleetsafe_fetch_archive=false
+rm -rf "$ROOT"/tracim-01/*/tracim/.fleetsafe-trash "$ROOT"/tracim-01/srv/tracim/$TARGET/.fleetsafe-trash
+psql -h /var/run/postgresql -d postgres -Atqc "select datname from pg_database where datname like 'fstrash_%fsdemo_01_$TARGET'" |
+  while read -r db; do psql -h /var/run/postgresql -d postgres -qc "drop database \"$db\" with (force)"; done
+start=$(date +%s.%N)
+playbook playbooks/restore_instance.yml -e instance_name=$TARGET -e source=archive
+end=$(date +%s.%N)
+after_archive=$(digest tracim-01 $TARGET)
+[ "$before_target" = "$after_archive" ] || { echo "   !! instance restored from the archive differs"; exit 1; }
+note "restored $TARGET from its verified archive in $(printf '%.1f' "$(echo "$end - $start" | bc)") s, identical"
+
+step "Summary"
+for s in "${summary[@]}"; do printf '  * %s\n' "$s"; done
+printf '  (full ansible output: %s)\n' "$LOG"
+
 step "Cleaning up"
+cp "$LOG" /tmp/fleetsafe-demo.log
 go run ./cmd/fleetsafe-sandbox -root "$ROOT" -clean
+echo "   ansible output kept in /tmp/fleetsafe-demo.log"

@@ -67,6 +67,26 @@ func BuildModules(tb testing.TB, names ...string) string {
 			tb.Fatal(err)
 		}
 	}
+	// The same modules as the fleetsafe.instances collection, for FQCNs.
+	coll := filepath.Join(lib, "collections", "ansible_collections", "fleetsafe", "instances")
+	if err := os.CopyFS(coll, os.DirFS(filepath.Join(root, "collection"))); err != nil {
+		tb.Fatal(err)
+	}
+	mods := filepath.Join(coll, "plugins", "modules")
+	if err := os.MkdirAll(mods, 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	for _, n := range names {
+		for _, f := range []string{n, n + ".yml"} {
+			data, err := os.ReadFile(filepath.Join(lib, f))
+			if err != nil {
+				tb.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(mods, f), data, 0o755); err != nil {
+				tb.Fatal(err)
+			}
+		}
+	}
 	return lib
 }
 
@@ -91,6 +111,7 @@ func RunPlaybook(tb testing.TB, library, playbook string, extraVars map[string]a
 	cmd.Dir = RepoRoot()
 	cmd.Env = append(os.Environ(),
 		"ANSIBLE_LIBRARY="+library,
+		"ANSIBLE_COLLECTIONS_PATH="+filepath.Join(library, "collections"),
 		"ANSIBLE_CONFIG="+filepath.Join(RepoRoot(), "ansible.cfg"),
 		"ANSIBLE_LOCAL_TEMP="+tb.TempDir(),
 		"ANSIBLE_NOCOLOR=1",

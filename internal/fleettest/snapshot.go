@@ -36,7 +36,7 @@ func Tree(tb testing.TB, root string) map[string]string {
 			desc += " " + hex.EncodeToString(sum[:]) + " " + fi.ModTime().UTC().String()
 		case fi.Mode()&fs.ModeSymlink != 0:
 			target, _ := os.Readlink(p)
-			desc += " -> " + target
+			desc += " -> " + target + " " + fi.ModTime().UTC().String()
 		default:
 			desc += " " + fi.ModTime().UTC().String()
 		}

@@ -496,7 +496,7 @@ func applyMeta(root *os.Root, rel string, e FileEntry) error {
 		return fmt.Errorf("chown %s: %w", rel, err)
 	}
 	if e.Type == "symlink" {
-		return nil // link modes and times are not settable through os.Root
+		return lchtimes(root, rel, e.MTime) // a link has no mode of its own
 	}
 	if err := root.Chmod(rel, fs.FileMode(e.Mode).Perm()|modeBits(e.Mode)); err != nil {
 		return fmt.Errorf("chmod %s: %w", rel, err)

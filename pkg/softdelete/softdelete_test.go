@@ -39,7 +39,7 @@ func snapshot(t *testing.T, root string) map[string]string {
 			desc += " " + hex.EncodeToString(sum[:]) + " " + fi.ModTime().UTC().String()
 		case fi.Mode()&fs.ModeSymlink != 0:
 			target, _ := os.Readlink(p)
-			desc += " -> " + target
+			desc += " -> " + target + " " + fi.ModTime().UTC().String()
 		default:
 			desc += " " + fi.ModTime().UTC().String()
 		}
