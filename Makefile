@@ -38,7 +38,7 @@ pg:
 	@bash scripts/pg-up.sh
 
 vet:
-	@test -z "$$(gofmt -l pkg modules internal cmd examples 2>/dev/null)" || { gofmt -l pkg modules internal cmd examples; echo "gofmt needed"; exit 1; }
+	@test -z "$$(gofmt -l $$(find . -name '*.go' -not -path './.cache/*' -not -path './.venv/*'))" || { echo "gofmt needed:"; gofmt -l $$(find . -name '*.go' -not -path './.cache/*' -not -path './.venv/*'); exit 1; }
 	$(GO) vet ./...
 
 gotest: venv build pg

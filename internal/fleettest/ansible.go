@@ -100,13 +100,19 @@ type Playbook struct {
 // directory and extra vars, and returns its output.
 func RunPlaybook(tb testing.TB, library, playbook string, extraVars map[string]any, env ...string) Playbook {
 	tb.Helper()
+	return RunPlaybookArgs(tb, library, []string{"-i", filepath.Join(RepoRoot(), "playbooks", "inventory", "localhost.yml"), playbook}, extraVars, env...)
+}
+
+// RunPlaybookArgs runs ansible-playbook with the given arguments (inventory,
+// limit, playbook) and extra vars.
+func RunPlaybookArgs(tb testing.TB, library string, args []string, extraVars map[string]any, env ...string) Playbook {
+	tb.Helper()
 	bin := AnsiblePlaybook(tb)
 	vars, err := json.Marshal(extraVars)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	args := []string{"-i", filepath.Join(RepoRoot(), "playbooks", "inventory", "localhost.yml"),
-		"-e", string(vars), playbook}
+	args = append([]string{"-e", string(vars)}, args...)
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = RepoRoot()
 	cmd.Env = append(os.Environ(),

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // Tree records every entry under root: type and mode, content hash and
@@ -85,4 +87,19 @@ func (f *Fleet) Snapshot(tb testing.TB, name string) Snapshot {
 		}
 	}
 	return s
+}
+
+// Unzstd decompresses zstd data for tests that grep archives.
+func Unzstd(tb testing.TB, data []byte) string {
+	tb.Helper()
+	d, err := zstd.NewReader(nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer d.Close()
+	out, err := d.DecodeAll(data, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return string(out)
 }
