@@ -31,6 +31,8 @@ type Spec struct {
 	Rows int
 	// Files per instance data directory (default 5).
 	Files int
+	// Backups adds backup rules to the layout (see WriteBackups).
+	Backups bool
 	// DBPrefix starts every database name (default App + "_"), so that
 	// sandbox hosts sharing one server keep their databases apart.
 	DBPrefix string
@@ -69,6 +71,18 @@ func layoutYAML(root, app, dbPrefix string, db bool) string {
 	return b.String()
 }
 
+// backupsYAML is the backups: section of a generated fleet.
+func backupsYAML(root string, db bool) string {
+	var b strings.Builder
+	b.WriteString("backups:\n")
+	fmt.Fprintf(&b, "  - component: config\n    path: %s/backups/{name}/config-*.tar.gz\n    format: tar_gz\n    max_age: 26h\n", root)
+	fmt.Fprintf(&b, "  - component: data\n    path: %s/backups/{name}/data-*.tar.zst\n    format: tar_zst\n    max_age: 26h\n    max_shrink: 50%%\n", root)
+	if db {
+		fmt.Fprintf(&b, "  - component: database\n    path: %s/backups/{name}/db-*.dump\n    format: pg_custom\n    max_age: 26h\n    min_size: 1KiB\n    max_shrink: 50%%\n    checksum: sha256_sidecar\n", root)
+	}
+	return b.String()
+}
+
 // Generate creates the fleet on disk and in PostgreSQL.
 func Generate(ctx context.Context, s Spec) (*Fleet, error) {
 	if s.App == "" {
@@ -84,7 +98,11 @@ func Generate(ctx context.Context, s Spec) (*Fleet, error) {
 	if err := os.MkdirAll(s.Root, 0o755); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(f.LayoutFile, []byte(layoutYAML(s.Root, s.App, s.DBPrefix, s.DB)), 0o644); err != nil {
+	layout := layoutYAML(s.Root, s.App, s.DBPrefix, s.DB)
+	if s.Backups {
+		layout += backupsYAML(s.Root, s.DB)
+	}
+	if err := os.WriteFile(f.LayoutFile, []byte(layout), 0o644); err != nil {
 		return nil, err
 	}
 	l, err := instance.LoadLayoutFile(f.LayoutFile)

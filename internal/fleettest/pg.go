@@ -35,12 +35,21 @@ func RequirePG(tb testing.TB) pgdump.Conn {
 // databases when the test ends.
 func New(tb testing.TB, db bool, names ...string) *Fleet {
 	tb.Helper()
-	s := Spec{Root: tb.TempDir(), Names: names, DB: db}
-	if db {
-		s.PG = RequirePG(tb)
+	return NewSpec(tb, Spec{Names: names, DB: db})
+}
+
+// NewSpec is New with every setting of Spec; Root, App and PG are filled
+// in when empty.
+func NewSpec(tb testing.TB, s Spec) *Fleet {
+	tb.Helper()
+	if s.Root == "" {
+		s.Root = tb.TempDir()
 	}
-	s.App = RandomApp()
-	if db {
+	if s.App == "" {
+		s.App = RandomApp()
+	}
+	if s.DB {
+		s.PG = RequirePG(tb)
 		tb.Cleanup(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()

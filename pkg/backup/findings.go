@@ -1,0 +1,170 @@
+// Package backup proves that backups are really there: for every instance
+// and every component, a backup is present, fresh, not empty, not shrunk,
+// matches its checksum, is structurally complete to its end, and (on
+// request) restores. Each problem is a typed finding with the file, the
+// figure measured, the limit and a hint for the operator.
+package backup
+
+import (
+	"fmt"
+	"time"
+)
+
+// Check names, as they appear in results.
+const (
+	CheckCoverage = "coverage"
+	CheckPresent  = "present"
+	CheckFresh    = "fresh"
+	CheckSize     = "size"
+	CheckShrink   = "shrink"
+	CheckChecksum = "checksum"
+	CheckFormat   = "format"
+	CheckRestore  = "restore"
+)
+
+// Statuses of checks and instances, from best to worst.
+const (
+	StatusOK      = "ok"
+	StatusSkipped = "skipped"
+	StatusWarning = "warning"
+	StatusFailed  = "failed"
+)
+
+func rank(s string) int {
+	switch s {
+	case StatusWarning:
+		return 1
+	case StatusFailed:
+		return 2
+	}
+	return 0
+}
+
+// Finding is a problem found by a check. Every finding says what to do.
+type Finding interface {
+	error
+	Hint() string
+}
+
+// UncoveredError is a component with neither a backup rule nor
+// `backup: false`.
+type UncoveredError struct{ Component string }
+
+func (e *UncoveredError) Error() string {
+	return fmt.Sprintf("component %s has no backup rule and is not marked backup: false", e.Component)
+}
+
+// Hint tells the operator what to do.
+func (e *UncoveredError) Hint() string {
+	return "add a backups: rule for it, or say backup: false on the component if it is not backed up on purpose"
+}
+
+// MissingError is a rule that matches no backup for an instance.
+type MissingError struct{ Pattern string }
+
+func (e *MissingError) Error() string { return fmt.Sprintf("no backup matches %s", e.Pattern) }
+
+// Hint tells the operator what to do.
+func (e *MissingError) Hint() string {
+	return "check the backup job of this instance: it wrote nothing where the layout expects it"
+}
+
+// StaleError is a newest backup older than max_age.
+type StaleError struct {
+	Path string
+	Age  time.Duration
+	Max  time.Duration
+}
+
+func (e *StaleError) Error() string {
+	return fmt.Sprintf("%s is %s old, more than max_age %s", e.Path, e.Age.Round(time.Minute), e.Max)
+}
+
+// Hint tells the operator what to do.
+func (e *StaleError) Hint() string {
+	return "the backup job has not run (or not succeeded) since; look at its logs"
+}
+
+// TooSmallError is a newest backup below min_size (or empty).
+type TooSmallError struct {
+	Path string
+	Size int64
+	Min  int64
+}
+
+func (e *TooSmallError) Error() string {
+	if e.Size == 0 {
+		return fmt.Sprintf("%s is empty", e.Path)
+	}
+	return fmt.Sprintf("%s is %d bytes, less than min_size %d", e.Path, e.Size, e.Min)
+}
+
+// Hint tells the operator what to do.
+func (e *TooSmallError) Hint() string {
+	return "the backup job wrote a file but not the data; look at its logs"
+}
+
+// ShrinkError is a newest backup much smaller than the one before.
+type ShrinkError struct {
+	Path, Previous     string
+	Size, PreviousSize int64
+	Min                float64
+}
+
+func (e *ShrinkError) Error() string {
+	return fmt.Sprintf("%s is %d bytes, %.0f%% of the previous %s (%d bytes); max_shrink allows down to %.0f%%",
+		e.Path, e.Size, 100*float64(e.Size)/float64(max(e.PreviousSize, 1)), e.Previous, e.PreviousSize, 100*e.Min)
+}
+
+// Hint tells the operator what to do.
+func (e *ShrinkError) Hint() string {
+	return "part of the data may no longer be backed up; compare the two backups"
+}
+
+// ChecksumError is a backup whose sha256 does not match its sidecar, or a
+// missing or malformed sidecar.
+type ChecksumError struct {
+	Path, Want, Got string
+	Msg             string
+}
+
+func (e *ChecksumError) Error() string {
+	if e.Msg != "" {
+		return fmt.Sprintf("%s: %s", e.Path, e.Msg)
+	}
+	return fmt.Sprintf("%s has sha256 %s, its sidecar says %s", e.Path, e.Got, e.Want)
+}
+
+// Hint tells the operator what to do.
+func (e *ChecksumError) Hint() string {
+	return "the backup was altered or damaged after it was written; take a new one"
+}
+
+// FormatError is a backup that is not complete to its end.
+type FormatError struct {
+	Path   string
+	Format string
+	Msg    string
+}
+
+func (e *FormatError) Error() string {
+	return fmt.Sprintf("%s is not a complete %s backup: %s", e.Path, e.Format, e.Msg)
+}
+
+// Hint tells the operator what to do.
+func (e *FormatError) Hint() string {
+	return "the backup is truncated or corrupted and cannot be fully restored; take a new one and check the job's disk space"
+}
+
+// RestoreError is a test restore that failed.
+type RestoreError struct {
+	Path string
+	Msg  string
+}
+
+func (e *RestoreError) Error() string { return fmt.Sprintf("test restore of %s: %s", e.Path, e.Msg) }
+
+// Hint tells the operator what to do.
+func (e *RestoreError) Hint() string {
+	return "this backup does not restore; take a new one and restore it by hand to see why"
+}

@@ -1,0 +1,106 @@
+package backup
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// metricStatus maps a status to the value of fleetsafe_backup_status.
+func metricStatus(s string) int {
+	switch s {
+	case StatusFailed:
+		return 2
+	case StatusWarning:
+		return 1
+	}
+	return 0
+}
+
+func escapeLabel(v string) string {
+	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(v)
+}
+
+// Metrics renders the report in the Prometheus text format, for
+// node_exporter's textfile collector.
+func (r *Report) Metrics(files map[string]FileFacts) string {
+	type key struct{ instance, component string }
+	status := map[key]int{}
+	for _, inst := range r.Instances {
+		for _, c := range inst.Checks {
+			k := key{inst.Name, c.Component}
+			if v, seen := status[k]; !seen || metricStatus(c.Status) > v {
+				status[k] = metricStatus(c.Status)
+			}
+		}
+	}
+	keys := make([]key, 0, len(status))
+	for k := range status {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].instance != keys[j].instance {
+			return keys[i].instance < keys[j].instance
+		}
+		return keys[i].component < keys[j].component
+	})
+	app := escapeLabel(r.App)
+	labels := func(k key) string {
+		return fmt.Sprintf(`app="%s",instance="%s",component="%s"`, app, escapeLabel(k.instance), escapeLabel(k.component))
+	}
+	var b strings.Builder
+	b.WriteString("# HELP fleetsafe_backup_status Backup status per instance and component: 0 ok, 1 warning, 2 failed.\n")
+	b.WriteString("# TYPE fleetsafe_backup_status gauge\n")
+	for _, k := range keys {
+		fmt.Fprintf(&b, "fleetsafe_backup_status{%s} %d\n", labels(k), status[k])
+	}
+	b.WriteString("# HELP fleetsafe_backup_newest_timestamp_seconds Modification time of the newest backup, in seconds since the epoch.\n")
+	b.WriteString("# TYPE fleetsafe_backup_newest_timestamp_seconds gauge\n")
+	for _, k := range keys {
+		if f, ok := files[k.instance+"\x00"+k.component]; ok {
+			fmt.Fprintf(&b, "fleetsafe_backup_newest_timestamp_seconds{%s} %d\n", labels(k), f.MTime.Unix())
+		}
+	}
+	b.WriteString("# HELP fleetsafe_backup_newest_size_bytes Size of the newest backup in bytes.\n")
+	b.WriteString("# TYPE fleetsafe_backup_newest_size_bytes gauge\n")
+	for _, k := range keys {
+		if f, ok := files[k.instance+"\x00"+k.component]; ok {
+			fmt.Fprintf(&b, "fleetsafe_backup_newest_size_bytes{%s} %d\n", labels(k), f.Size)
+		}
+	}
+	b.WriteString("# HELP fleetsafe_backup_verify_timestamp_seconds When backup_verify last ran, in seconds since the epoch.\n")
+	b.WriteString("# TYPE fleetsafe_backup_verify_timestamp_seconds gauge\n")
+	fmt.Fprintf(&b, "fleetsafe_backup_verify_timestamp_seconds{app=\"%s\"} %d\n", app, r.VerifiedAt.Unix())
+	return b.String()
+}
+
+// WriteMetrics writes the metrics file atomically (temp file, fsync,
+// rename), mode 0644 so that node_exporter can read it.
+func (r *Report) WriteMetrics(path string) error {
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("write metrics: %w", err)
+	}
+	if _, err := f.WriteString(r.Metrics(r.facts)); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("write metrics: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("write metrics: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write metrics: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write metrics: %w", err)
+	}
+	return nil
+}

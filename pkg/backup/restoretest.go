@@ -1,0 +1,249 @@
+package backup
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/fleetsafe/fleetsafe/pkg/instance"
+	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
+)
+
+// ScratchPrefix starts the name of every scratch database of a test
+// restore; nothing else is ever dropped by backup verification.
+const ScratchPrefix = "fleetsafe_verify_"
+
+// restoreCandidate is an instance whose newest database dump can be
+// test-restored.
+type restoreCandidate struct {
+	inst  *instance.Instance
+	state *ruleState
+}
+
+// restoreState remembers the last test restore of each instance.
+type restoreState struct {
+	LastRestore map[string]time.Time `json:"last_restore"`
+}
+
+func loadState(path string) (*restoreState, error) {
+	st := &restoreState{LastRestore: map[string]time.Time{}}
+	if path == "" {
+		return st, nil
+	}
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return st, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read state file: %w", err)
+	}
+	if err := json.Unmarshal(data, st); err != nil {
+		return nil, fmt.Errorf("state file %s: %w (remove it to start the rotation over)", path, err)
+	}
+	if st.LastRestore == nil {
+		st.LastRestore = map[string]time.Time{}
+	}
+	return st, nil
+}
+
+func (s *restoreState) save(path string) error {
+	if path == "" {
+		return nil
+	}
+	data, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("write state file: %w", err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return fmt.Errorf("write state file: %w", err)
+	}
+	return os.Rename(tmp, path)
+}
+
+// restoreTests restores the newest dump of up to opts.RestoreTest
+// instances, those tested longest ago first, into scratch databases.
+func restoreTests(ctx context.Context, l *instance.Layout, insts []*instance.Instance, states [][]*ruleState, opts Options, rep *Report) error {
+	var cands []restoreCandidate
+	for i, inst := range insts {
+		for _, st := range states[i] {
+			c, ok := l.Component(st.rule.Component)
+			if !ok || c.Type != instance.TypePostgreSQL || (st.rule.Format != "pg_custom" && st.rule.Format != "pg_plain") {
+				continue
+			}
+			if _, found := st.newest(); !found || failedAny(st, CheckFormat, CheckChecksum) {
+				st.checks = append(st.checks, skipped(CheckResult{Component: st.rule.Component, Rule: st.rule.Path, Check: CheckRestore},
+					"no sound dump to restore"))
+				continue
+			}
+			cands = append(cands, restoreCandidate{inst: inst, state: st})
+		}
+	}
+	mem, err := loadState(opts.StateFile)
+	if err != nil {
+		return err
+	}
+	sort.SliceStable(cands, func(i, j int) bool {
+		a, b := mem.LastRestore[cands[i].inst.Name], mem.LastRestore[cands[j].inst.Name]
+		if !a.Equal(b) {
+			return a.Before(b)
+		}
+		return cands[i].inst.Name < cands[j].inst.Name
+	})
+	chosen := map[string]bool{}
+	for _, c := range cands {
+		if len(chosen) >= opts.RestoreTest && !chosen[c.inst.Name] {
+			c.state.checks = append(c.state.checks, skipped(CheckResult{Component: c.state.rule.Component, Rule: c.state.rule.Path,
+				Check: CheckRestore}, fmt.Sprintf("not chosen this run (restore_test: %d, rotating)", opts.RestoreTest)))
+			continue
+		}
+		chosen[c.inst.Name] = true
+		c.state.checks = append(c.state.checks, testRestore(ctx, opts.Discovery.PG, c))
+		mem.LastRestore[c.inst.Name] = opts.Now.UTC()
+	}
+	if err := mem.save(opts.StateFile); err != nil {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("restore rotation not remembered: %v", err))
+	}
+	return nil
+}
+
+func failedAny(st *ruleState, checks ...string) bool {
+	for _, c := range st.checks {
+		for _, name := range checks {
+			if c.Check == name && c.Status == StatusFailed {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// testRestore restores one dump into a scratch database, compares its
+// tables and row counts with the live database, and drops the scratch
+// database whatever happens.
+func testRestore(ctx context.Context, pg pgdump.Conn, c restoreCandidate) CheckResult {
+	newest, _ := c.state.newest()
+	res := CheckResult{Component: c.state.rule.Component, Rule: c.state.rule.Path, File: newest.path, Check: CheckRestore}
+	fail := func(format string, args ...any) CheckResult {
+		return bad(res, StatusFailed, &RestoreError{Path: newest.path, Msg: fmt.Sprintf(format, args...)})
+	}
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	scratch := ScratchPrefix + hex.EncodeToString(b)
+	admin, err := pg.Open(ctx, "postgres")
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer admin.Close()
+	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+pgdump.QuoteIdent(scratch)); err != nil {
+		return fail("create scratch database: %v", err)
+	}
+	defer func() {
+		// Dropped even when ctx is cancelled or the restore failed.
+		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, _ = admin.ExecContext(dctx, "DROP DATABASE IF EXISTS "+pgdump.QuoteIdent(scratch)+" WITH (FORCE)")
+	}()
+	switch c.state.rule.Format {
+	case "pg_custom":
+		err = pgdump.Restore(ctx, pg, scratch, newest.path)
+	case "pg_plain":
+		err = psqlFile(ctx, pg, scratch, newest.path)
+	}
+	if err != nil {
+		return fail("%v", err)
+	}
+	got, err := tableCounts(ctx, pg, scratch)
+	if err != nil {
+		return fail("count rows: %v", err)
+	}
+	live, _ := c.inst.State(c.state.rule.Component)
+	if !live.Present {
+		return ok(res, fmt.Sprintf("restored %d tables; no live database to compare with", len(got)))
+	}
+	want, err := tableCounts(ctx, pg, live.Locator)
+	if err != nil {
+		return fail("count rows of live database %s: %v", live.Locator, err)
+	}
+	var missing, drift []string
+	for t, n := range want {
+		g, ok := got[t]
+		switch {
+		case !ok:
+			missing = append(missing, t)
+		case g != n:
+			drift = append(drift, fmt.Sprintf("%s %d rows (live %d)", t, g, n))
+		}
+	}
+	sort.Strings(missing)
+	sort.Strings(drift)
+	if len(missing) > 0 {
+		return fail("tables of the live database missing from the backup: %s", strings.Join(missing, ", "))
+	}
+	if len(drift) > 0 {
+		return bad(res, StatusWarning, &RestoreError{Path: newest.path,
+			Msg: "restored, but row counts differ from the live database (it changed since the backup?): " + strings.Join(drift, "; ")})
+	}
+	return ok(res, fmt.Sprintf("restored %d tables into a scratch database; row counts match the live database", len(got)))
+}
+
+func psqlFile(ctx context.Context, pg pgdump.Conn, db, file string) error {
+	cmd := exec.CommandContext(ctx, "psql", "--no-psqlrc", "--quiet", "-v", "ON_ERROR_STOP=1", "--dbname="+db, "--file="+file)
+	cmd.Env = pg.Env()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	cmd.Stdout = nil
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("psql -f %s: %w: %s", file, err, strings.TrimSpace(stderr.String()))
+	}
+	return nil
+}
+
+// tableCounts counts the rows of every ordinary table outside the system
+// schemas.
+func tableCounts(ctx context.Context, pg pgdump.Conn, db string) (map[string]int64, error) {
+	conn, err := pg.Open(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	rows, err := conn.QueryContext(ctx, `SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'`)
+	if err != nil {
+		return nil, err
+	}
+	var tables [][2]string
+	for rows.Next() {
+		var s, t string
+		if err := rows.Scan(&s, &t); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		tables = append(tables, [2]string{s, t})
+	}
+	rows.Close()
+	out := map[string]int64{}
+	for _, t := range tables {
+		var n int64
+		q := "SELECT count(*) FROM " + pgdump.QuoteIdent(t[0]) + "." + pgdump.QuoteIdent(t[1])
+		if err := conn.QueryRowContext(ctx, q).Scan(&n); err != nil {
+			return nil, err
+		}
+		out[t[0]+"."+t[1]] = n
+	}
+	return out, nil
+}

@@ -1,0 +1,437 @@
+package backup
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fleetsafe/fleetsafe/pkg/instance"
+)
+
+// Options tunes a verification run.
+type Options struct {
+	// Names restricts the run to these instances.
+	Names []string
+	// RestoreTest is how many instances get a test restore of their
+	// newest database dump this run.
+	RestoreTest int
+	// StateFile remembers when each instance was last test-restored, so
+	// that run after run every instance gets its turn. Empty: no memory
+	// (the first instances by name are chosen).
+	StateFile string
+	// Now is the time freshness is measured against (default: now).
+	Now time.Time
+	// Discovery finds the instances (and reaches PostgreSQL).
+	Discovery instance.Options
+	// Workers checks files in parallel (default: every core).
+	Workers int
+}
+
+// Report is the outcome of a verification run.
+type Report struct {
+	App        string           `json:"app"`
+	Instances  []InstanceReport `json:"instances"`
+	Summary    Summary          `json:"summary"`
+	Orphans    []Orphan         `json:"orphans"`
+	VerifiedAt time.Time        `json:"verified_at"`
+	// Warnings are problems of the run itself (such as a state file that
+	// could not be written), not of the backups.
+	Warnings []string `json:"-"`
+
+	// facts holds the newest backup of each instance and component, for
+	// metrics; a component with several rules keeps the oldest newest.
+	facts map[string]FileFacts
+}
+
+// FileFacts describes a newest backup.
+type FileFacts struct {
+	Size  int64
+	MTime time.Time
+}
+
+// InstanceReport holds the checks of one instance.
+type InstanceReport struct {
+	Name   string        `json:"name"`
+	Status string        `json:"status"`
+	Checks []CheckResult `json:"checks"`
+}
+
+// CheckResult is one check of one rule (or component) of one instance.
+type CheckResult struct {
+	Component string `json:"component"`
+	Rule      string `json:"rule"`
+	File      string `json:"file"`
+	Check     string `json:"check"`
+	Status    string `json:"status"`
+	Detail    string `json:"detail"`
+	Hint      string `json:"hint,omitempty"`
+	// Finding is the typed problem behind a warning or failure.
+	Finding Finding `json:"-"`
+}
+
+// Summary counts instances by status.
+type Summary struct {
+	Instances int `json:"instances"`
+	OK        int `json:"ok"`
+	Warning   int `json:"warning"`
+	Failed    int `json:"failed"`
+}
+
+// Orphan is a backup whose instance no longer exists on this host.
+type Orphan struct {
+	Name      string   `json:"name"`
+	Component string   `json:"component"`
+	Files     []string `json:"files"`
+}
+
+// backupFile is one file matched by a rule.
+type backupFile struct {
+	path  string
+	size  int64
+	mtime time.Time
+}
+
+// ruleState is what a rule found for one instance.
+type ruleState struct {
+	rule   instance.BackupRule
+	files  []backupFile // newest first
+	checks []CheckResult
+}
+
+// newest returns the newest file, if any.
+func (r *ruleState) newest() (backupFile, bool) {
+	if len(r.files) == 0 {
+		return backupFile{}, false
+	}
+	return r.files[0], true
+}
+
+func ok(c CheckResult, detail string) CheckResult {
+	c.Status, c.Detail = StatusOK, detail
+	return c
+}
+
+func skipped(c CheckResult, detail string) CheckResult {
+	c.Status, c.Detail = StatusSkipped, detail
+	return c
+}
+
+func bad(c CheckResult, status string, f Finding) CheckResult {
+	c.Status, c.Detail, c.Hint, c.Finding = status, f.Error(), f.Hint(), f
+	return c
+}
+
+// Verify checks the backups of every instance of the layout on this host.
+func Verify(ctx context.Context, l *instance.Layout, opts Options) (*Report, error) {
+	if opts.Now.IsZero() {
+		opts.Now = time.Now()
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = runtime.GOMAXPROCS(0)
+	}
+	for _, n := range opts.Names {
+		if err := l.ValidateName(n); err != nil {
+			return nil, err
+		}
+	}
+	insts, err := l.Discover(ctx, opts.Discovery)
+	if err != nil {
+		return nil, fmt.Errorf("discover instances: %w", err)
+	}
+	if len(opts.Names) > 0 {
+		var missing []string
+		for _, n := range opts.Names {
+			if !slices.ContainsFunc(insts, func(i *instance.Instance) bool { return i.Name == n }) {
+				missing = append(missing, n)
+			}
+		}
+		if len(missing) > 0 {
+			return nil, &instance.NotFoundError{Name: strings.Join(missing, ", "), App: l.App, Host: instance.Hostname()}
+		}
+		insts = slices.DeleteFunc(insts, func(i *instance.Instance) bool { return !slices.Contains(opts.Names, i.Name) })
+	}
+
+	rep := &Report{App: l.App, VerifiedAt: opts.Now.UTC(), Instances: []InstanceReport{}, Orphans: []Orphan{},
+		facts: map[string]FileFacts{}}
+	states := make([][]*ruleState, len(insts))
+	var jobs []fileJob
+	for i, inst := range insts {
+		for _, r := range l.Backups {
+			st, err := scanRule(r, inst.Name, opts.Now)
+			if err != nil {
+				return nil, err
+			}
+			states[i] = append(states[i], st)
+			if f, ok := st.newest(); ok {
+				jobs = append(jobs, fileJob{state: st, file: f})
+				k := inst.Name + "\x00" + r.Component
+				if prev, seen := rep.facts[k]; !seen || f.mtime.Before(prev.MTime) {
+					rep.facts[k] = FileFacts{Size: f.size, MTime: f.mtime}
+				}
+			}
+		}
+	}
+	if err := runFileJobs(ctx, jobs, opts.Workers); err != nil {
+		return nil, err
+	}
+	if opts.RestoreTest > 0 {
+		if err := restoreTests(ctx, l, insts, states, opts, rep); err != nil {
+			return nil, err
+		}
+	}
+	for i, inst := range insts {
+		ir := InstanceReport{Name: inst.Name, Status: StatusOK}
+		ir.Checks = append(ir.Checks, coverage(l)...)
+		for _, st := range states[i] {
+			ir.Checks = append(ir.Checks, st.checks...)
+		}
+		for _, c := range ir.Checks {
+			if rank(c.Status) > rank(ir.Status) {
+				ir.Status = c.Status
+			}
+		}
+		rep.Instances = append(rep.Instances, ir)
+		rep.Summary.Instances++
+		switch ir.Status {
+		case StatusFailed:
+			rep.Summary.Failed++
+		case StatusWarning:
+			rep.Summary.Warning++
+		default:
+			rep.Summary.OK++
+		}
+	}
+	if len(opts.Names) == 0 {
+		orphans, err := findOrphans(l, insts)
+		if err != nil {
+			return nil, err
+		}
+		rep.Orphans = orphans
+	}
+	return rep, nil
+}
+
+// coverage reports components that have neither a rule nor backup: false.
+func coverage(l *instance.Layout) []CheckResult {
+	var out []CheckResult
+	for _, c := range l.Components {
+		res := CheckResult{Component: c.Name, Check: CheckCoverage}
+		switch {
+		case c.Backup != nil && !*c.Backup:
+			out = append(out, ok(res, "backup: false (not backed up on purpose)"))
+		case slices.ContainsFunc(l.Backups, func(r instance.BackupRule) bool { return r.Component == c.Name }):
+			out = append(out, ok(res, "covered by a backup rule"))
+		default:
+			out = append(out, bad(res, StatusFailed, &UncoveredError{Component: c.Name}))
+		}
+	}
+	return out
+}
+
+// scanRule lists a rule's files for one instance and runs the checks that
+// need no reading: present, fresh, size, shrink.
+func scanRule(r instance.BackupRule, name string, now time.Time) (*ruleState, error) {
+	st := &ruleState{rule: r}
+	pattern := strings.Replace(r.Path, instance.Placeholder, name, 1)
+	matches, err := filepath.Glob(pattern)
+	if err != nil {
+		return nil, fmt.Errorf("rule %s (line %d): %w", r.Path, r.Line, err)
+	}
+	for _, m := range matches {
+		if strings.HasSuffix(m, ".sha256") {
+			continue
+		}
+		fi, err := os.Stat(m)
+		if err != nil {
+			return nil, fmt.Errorf("inspect backup %s: %w", m, err)
+		}
+		if !fi.Mode().IsRegular() {
+			continue
+		}
+		st.files = append(st.files, backupFile{path: m, size: fi.Size(), mtime: fi.ModTime()})
+	}
+	sort.Slice(st.files, func(i, j int) bool {
+		if !st.files[i].mtime.Equal(st.files[j].mtime) {
+			return st.files[i].mtime.After(st.files[j].mtime)
+		}
+		return st.files[i].path > st.files[j].path
+	})
+	base := CheckResult{Component: r.Component, Rule: r.Path}
+	newest, found := st.newest()
+	if !found {
+		st.checks = append(st.checks, bad(withCheck(base, CheckPresent), StatusFailed, &MissingError{Pattern: pattern}))
+		for _, c := range []string{CheckFresh, CheckSize, CheckShrink, CheckChecksum, CheckFormat} {
+			st.checks = append(st.checks, skipped(withCheck(base, c), "no backup"))
+		}
+		return st, nil
+	}
+	base.File = newest.path
+	st.checks = append(st.checks, ok(withCheck(base, CheckPresent), fmt.Sprintf("%d backup(s), newest %s", len(st.files), filepath.Base(newest.path))))
+
+	age := now.Sub(newest.mtime)
+	switch {
+	case r.MaxAge == 0:
+		st.checks = append(st.checks, skipped(withCheck(base, CheckFresh), "no max_age in the rule"))
+	case age > r.MaxAge:
+		st.checks = append(st.checks, bad(withCheck(base, CheckFresh), StatusFailed, &StaleError{Path: newest.path, Age: age, Max: r.MaxAge}))
+	default:
+		st.checks = append(st.checks, ok(withCheck(base, CheckFresh), fmt.Sprintf("%s old, max_age %s", age.Round(time.Minute), r.MaxAge)))
+	}
+
+	if newest.size == 0 || newest.size < r.MinSize {
+		st.checks = append(st.checks, bad(withCheck(base, CheckSize), StatusFailed, &TooSmallError{Path: newest.path, Size: newest.size, Min: r.MinSize}))
+	} else {
+		st.checks = append(st.checks, ok(withCheck(base, CheckSize), fmt.Sprintf("%d bytes, min_size %d", newest.size, r.MinSize)))
+	}
+
+	switch {
+	case r.MaxShrink == 0:
+		st.checks = append(st.checks, skipped(withCheck(base, CheckShrink), "no max_shrink in the rule"))
+	case len(st.files) < 2:
+		st.checks = append(st.checks, skipped(withCheck(base, CheckShrink), "no previous backup to compare with"))
+	case float64(newest.size) < r.MaxShrink*float64(st.files[1].size):
+		st.checks = append(st.checks, bad(withCheck(base, CheckShrink), StatusFailed, &ShrinkError{Path: newest.path,
+			Previous: st.files[1].path, Size: newest.size, PreviousSize: st.files[1].size, Min: r.MaxShrink}))
+	default:
+		st.checks = append(st.checks, ok(withCheck(base, CheckShrink), fmt.Sprintf("%d bytes, previous %d", newest.size, st.files[1].size)))
+	}
+	return st, nil
+}
+
+func withCheck(c CheckResult, check string) CheckResult {
+	c.Check = check
+	return c
+}
+
+type fileJob struct {
+	state *ruleState
+	file  backupFile
+}
+
+// runFileJobs reads every newest backup once, for checksum and format, on
+// every core; each worker holds only its read buffers.
+func runFileJobs(ctx context.Context, jobs []fileJob, workers int) error {
+	results := make([]fileResult, len(jobs))
+	errs := make([]error, len(jobs))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := range next {
+				j := jobs[i]
+				results[i], errs[i] = checkFile(j.file.path, j.state.rule.Format, j.state.rule.Checksum == "sha256_sidecar")
+			}
+		})
+	}
+	for i := range jobs {
+		if ctx.Err() != nil {
+			break
+		}
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for i, j := range jobs {
+		base := CheckResult{Component: j.state.rule.Component, Rule: j.state.rule.Path, File: j.file.path}
+		r := results[i]
+		if errs[i] != nil {
+			// An unreadable backup is a failed backup, never a skipped one.
+			r.checked = true
+			r.format = &FormatError{Path: j.file.path, Format: j.state.rule.Format, Msg: "cannot be read: " + errs[i].Error()}
+		}
+		switch {
+		case j.state.rule.Checksum == "":
+			j.state.checks = append(j.state.checks, skipped(withCheck(base, CheckChecksum), "no checksum in the rule"))
+		case r.checksum != nil:
+			j.state.checks = append(j.state.checks, bad(withCheck(base, CheckChecksum), StatusFailed, r.checksum))
+		default:
+			j.state.checks = append(j.state.checks, ok(withCheck(base, CheckChecksum), "sha256 matches the sidecar"))
+		}
+		switch {
+		case !r.checked:
+			j.state.checks = append(j.state.checks, skipped(withCheck(base, CheckFormat), "format any"))
+		case r.format != nil:
+			j.state.checks = append(j.state.checks, bad(withCheck(base, CheckFormat), StatusFailed, r.format))
+		default:
+			j.state.checks = append(j.state.checks, ok(withCheck(base, CheckFormat), j.state.rule.Format+" complete to its end"))
+		}
+	}
+	return nil
+}
+
+// findOrphans lists backups whose instance is not on this host.
+func findOrphans(l *instance.Layout, insts []*instance.Instance) ([]Orphan, error) {
+	known := map[string]bool{}
+	for _, i := range insts {
+		known[i.Name] = true
+	}
+	byKey := map[string]*Orphan{}
+	for _, r := range l.Backups {
+		i := strings.Index(r.Path, instance.Placeholder)
+		prefix, suffix := r.Path[:i], r.Path[i+len(instance.Placeholder):]
+		matches, err := filepath.Glob(prefix + "*" + suffix)
+		if err != nil {
+			return nil, fmt.Errorf("rule %s: %w", r.Path, err)
+		}
+		for _, m := range matches {
+			if strings.HasSuffix(m, ".sha256") {
+				continue
+			}
+			name := nameFromMatch(m, prefix, suffix)
+			if name == "" || known[name] || l.ValidateName(name) != nil {
+				continue
+			}
+			key := name + "\x00" + r.Component
+			if byKey[key] == nil {
+				byKey[key] = &Orphan{Name: name, Component: r.Component}
+			}
+			byKey[key].Files = append(byKey[key].Files, m)
+		}
+	}
+	out := []Orphan{}
+	for _, o := range byKey {
+		out = append(out, *o)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Name != out[j].Name {
+			return out[i].Name < out[j].Name
+		}
+		return out[i].Component < out[j].Component
+	})
+	return out, nil
+}
+
+// nameFromMatch recovers the {name} part of a path matched by
+// prefix*suffix, where {name} stands for one path element or part of one.
+func nameFromMatch(path, prefix, suffix string) string {
+	if !strings.HasPrefix(path, prefix) {
+		return ""
+	}
+	rest := path[len(prefix):]
+	// The name ends where the literal text after {name} starts.
+	lit := suffix
+	if j := strings.IndexAny(lit, "*?["); j >= 0 {
+		lit = lit[:j]
+	}
+	if lit == "" {
+		if j := strings.IndexByte(rest, '/'); j >= 0 {
+			return rest[:j]
+		}
+		return rest
+	}
+	j := strings.Index(rest, lit)
+	if j <= 0 {
+		return ""
+	}
+	return rest[:j]
+}
