@@ -46,7 +46,19 @@ PY
 note "discovery: $(python3 -c "import json;r=json.load(open('$ROOT/before.json'));print(len(r),'instances,',sum(x['status']=='partial' for x in r),'partial (wayne: config missing)')")"
 before_target=$(digest tracim-01 $TARGET)
 
-step "3. The dangerous variants are refused, with nothing touched"
+step "3. Nightly backups: are they really there? (playbooks/verify_backups.yml)"
+if playbook playbooks/verify_backups.yml -e restore_test=1; then
+  echo "   !! verify_backups.yml passed on silently broken backups"; exit 1
+fi
+grep -o '"msg": "backups broken[^"]*' "$LOG" | tail -1 | cut -c9- | sed 's/ | /\n/g; s/: tracim/:\ntracim/' | sed 's/^/   /'
+dump=$(ls "$ROOT"/tracim-04/backups/wonka/db-*.dump | sort | tail -1)
+if pg_restore --list "$dump" >/dev/null 2>&1; then
+  echo "   (pg_restore --list accepts wonka's truncated dump; fleetsafe reads every data block)"
+fi
+grep -c '^fleetsafe_backup_status.* 2$' "$ROOT"/tracim-0*/fleetsafe.prom | awk -F: '{n+=$2} END {print "   metrics files: " n " component(s) at fleetsafe_backup_status 2 for the alerts"}'
+note "verify_backups.yml failed the job and named the 2 silently broken backups (stark: stale dump, wonka: truncated dump)"
+
+step "4. The dangerous variants are refused, with nothing touched"
 refuse() {
   local label=$1; shift
   if playbook playbooks/delete_instance.yml "$@"; then
@@ -67,7 +79,7 @@ cmp -s <(python3 -c "import json;print(json.load(open('$ROOT/before.json')))") \
        <(python3 -c "import json;print(json.load(open('$ROOT/after-refusals.json')))") \
   && note "6 dangerous requests refused; the fleet report is unchanged"
 
-step "4. Delete ONE instance, the job running on EVERY host (the dropped limit)"
+step "5. Delete ONE instance, the job running on EVERY host (the dropped limit)"
 playbook playbooks/delete_instance.yml -e instance_name=$TARGET -e reason="customer left, ticket 4711" \
   -e fleetsafe_fetch_dir="$ROOT/controller-archives"
 grep -o '"msg": "hooli on [^"]*' "$LOG" | tail -1 | cut -c9- | sed 's/^/   /'
@@ -85,7 +97,7 @@ PY
 note "delete_instance.yml on all 4 hosts: exactly 1 instance archived and quarantined, 15 untouched"
 ls "$ROOT"/controller-archives/tracim-01/$TARGET/ | sed 's/^/   copied to the controller: /'
 
-step "5. Restore it (playbooks/restore_instance.yml)"
+step "6. Restore it (playbooks/restore_instance.yml)"
 start=$(date +%s.%N)
 playbook playbooks/restore_instance.yml -e instance_name=$TARGET
 end=$(date +%s.%N)
@@ -93,7 +105,7 @@ after_target=$(digest tracim-01 $TARGET)
 [ "$before_target" = "$after_target" ] || { echo "   !! restored instance differs"; exit 1; }
 note "restored $TARGET from quarantine in $(printf '%.1f' "$(echo "$end - $start" | bc)") s, identical (digest $after_target)"
 
-step "6. Delete again and restore from the archive alone (quarantine purged)"
+step "7. Delete again and restore from the archive alone (quarantine purged)"
 playbook playbooks/delete_instance.yml -e instance_name=$TARGET -e reason="second pass" -e fleetsafe_fetch_archive=false
 rm -rf "$ROOT"/tracim-01/*/tracim/.fleetsafe-trash "$ROOT"/tracim-01/srv/tracim/$TARGET/.fleetsafe-trash
 psql -h /var/run/postgresql -d postgres -Atqc "select datname from pg_database where datname like 'fstrash_%fsdemo_01_$TARGET'" |

@@ -9,11 +9,14 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/fleetsafe/fleetsafe/internal/fleettest"
 	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
@@ -38,6 +41,66 @@ func main() {
 		fmt.Fprintln(os.Stderr, "fleetsafe-sandbox:", err)
 		os.Exit(1)
 	}
+}
+
+// Two instances whose backups broke silently, as in the post-mortem: for
+// one, the backup script stopped before its database two nights ago; for
+// the other, it wrote a truncated dump (and checksummed it after the fact,
+// so the checksum "matches").
+const (
+	staleDump     = "stark"
+	truncatedDump = "wonka"
+)
+
+// nightlyBackups writes two nights of backups for every instance, then
+// breaks the two instances above the way the real script did.
+func nightlyBackups(ctx context.Context, f *fleettest.Fleet, names []string) error {
+	now := time.Now()
+	for _, n := range names {
+		if _, err := f.WriteBackups(ctx, n, now.Add(-49*time.Hour)); err != nil {
+			return err
+		}
+		prev, err := f.WriteBackups(ctx, n, now.Add(-25*time.Hour))
+		if err != nil {
+			return err
+		}
+		latest, err := f.WriteBackups(ctx, n, now.Add(-time.Hour))
+		if err != nil {
+			return err
+		}
+		switch n {
+		case staleDump:
+			// The last two nights' dumps were never written; the newest is
+			// older than max_age. Files and config are still backed up.
+			for _, p := range []string{latest["database"], latest["database"] + ".sha256", prev["database"], prev["database"] + ".sha256"} {
+				if err := os.Remove(p); err != nil {
+					return err
+				}
+			}
+		case truncatedDump:
+			// The dump stopped half-way; the script checksummed what it had.
+			data, err := os.ReadFile(latest["database"])
+			if err != nil {
+				return err
+			}
+			cut := data[:len(data)*3/4]
+			if err := os.WriteFile(latest["database"], cut, 0o640); err != nil {
+				return err
+			}
+			sum := sha256.Sum256(cut)
+			side := hex.EncodeToString(sum[:]) + "  " + filepath.Base(latest["database"]) + "\n"
+			if err := os.WriteFile(latest["database"]+".sha256", []byte(side), 0o640); err != nil {
+				return err
+			}
+			when := now.Add(-time.Hour)
+			for _, p := range []string{latest["database"], latest["database"] + ".sha256"} {
+				if err := os.Chtimes(p, when, when); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
 }
 
 func run(ctx context.Context, root string, hosts, count int, clean bool) error {
@@ -75,8 +138,12 @@ func run(ctx context.Context, root string, hosts, count int, clean bool) error {
 			PG:       pg,
 			Files:    20,
 			Rows:     500,
+			Backups:  true,
 		})
 		if err != nil {
+			return fmt.Errorf("host %s: %w", host, err)
+		}
+		if err := nightlyBackups(ctx, f, names); err != nil {
 			return fmt.Errorf("host %s: %w", host, err)
 		}
 		fmt.Fprintf(&inv, "        %s:\n          ansible_connection: local\n", host)
@@ -84,6 +151,8 @@ func run(ctx context.Context, root string, hosts, count int, clean bool) error {
 		fmt.Fprintf(&inv, "          fleetsafe_layout_file: %s\n", f.LayoutFile)
 		fmt.Fprintf(&inv, "          fleetsafe_archive_dir: %s\n", filepath.Join(root, host, "archives"))
 		fmt.Fprintf(&inv, "          fleetsafe_systemd_dir: %s\n", f.SystemdDir)
+		fmt.Fprintf(&inv, "          fleetsafe_metrics_file: %s\n", filepath.Join(root, host, "fleetsafe.prom"))
+		fmt.Fprintf(&inv, "          fleetsafe_state_file: %s\n", filepath.Join(root, host, "restore-rotation.json"))
 		fmt.Printf("%s: %s\n", host, strings.Join(names, " "))
 	}
 	invFile := filepath.Join(root, "inventory.yml")

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/fleetsafe/fleetsafe/internal/fleettest"
+)
+
+func backedUp(t *testing.T, names ...string) (*fleettest.Fleet, map[string]map[string]string) {
+	f := fleettest.NewSpec(t, fleettest.Spec{Names: names, DB: true, Backups: true})
+	latest := map[string]map[string]string{}
+	for _, n := range names {
+		var err error
+		latest[n], err = f.WriteBackups(context.Background(), n, time.Now().Add(-time.Hour))
+		require.NoError(t, err)
+	}
+	return f, latest
+}
+
+func call(t *testing.T, f *fleettest.Fleet, kv ...any) map[string]any {
+	t.Helper()
+	t.Setenv("FLEETSAFE_SYSTEMD_DIR", f.SystemdDir)
+	raw := map[string]any{"layout_file": f.LayoutFile, "state_file": filepath.Join(f.Root, "state.json")}
+	for i := 0; i < len(kv); i += 2 {
+		raw[kv[i].(string)] = kv[i+1]
+	}
+	out := Module.Call(context.Background(), raw)
+	buf, _ := json.Marshal(out)
+	var back map[string]any
+	require.NoError(t, json.Unmarshal(buf, &back))
+	return back
+}
+
+func TestBackupVerify_OK(t *testing.T) {
+	f, _ := backedUp(t, "acme", "globex")
+	metrics := filepath.Join(t.TempDir(), "m.prom")
+	out := call(t, f, "restore_test", "1", "metrics_file", metrics)
+	require.Equal(t, false, out["failed"], out["msg"])
+	assert.Equal(t, false, out["changed"])
+	assert.Equal(t, map[string]any{"instances": 2.0, "ok": 2.0, "warning": 0.0, "failed": 0.0}, out["summary"])
+	assert.Equal(t, "2 instances: 2 ok, 0 warning, 0 failed", out["msg"])
+	_, err := os.Stat(metrics)
+	assert.NoError(t, err)
+}
+
+func TestBackupVerify_FailsNamingInstanceAndCheck(t *testing.T) {
+	f, latest := backedUp(t, "acme", "globex")
+	require.NoError(t, os.Truncate(latest["globex"]["database"], 2000))
+	out := call(t, f)
+	assert.Equal(t, true, out["failed"])
+	assert.Contains(t, out["msg"], "globex (database/checksum failed")
+	assert.Contains(t, out["msg"], "database/format failed")
+	assert.NotContains(t, out["msg"], "acme (")
+	assert.Equal(t, 1.0, out["summary"].(map[string]any)["failed"], "results are kept on failure")
+
+	out = call(t, f, "fail_on", "never")
+	assert.Equal(t, false, out["failed"])
+}
+
+func TestBackupVerify_CheckModeRestoresNothing(t *testing.T) {
+	f, _ := backedUp(t, "acme")
+	metrics := filepath.Join(t.TempDir(), "m.prom")
+	out := call(t, f, "restore_test", 1, "metrics_file", metrics, "_ansible_check_mode", true)
+	require.Equal(t, false, out["failed"], out["msg"])
+	_, err := os.Stat(metrics)
+	assert.True(t, os.IsNotExist(err))
+}
+
+func TestBackupVerify_MalformedRuleIsLoud(t *testing.T) {
+	f, _ := backedUp(t, "acme")
+	bad := filepath.Join(t.TempDir(), "bad.yml")
+	data, err := os.ReadFile(f.LayoutFile)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(bad, append(data, []byte("  - component: data\n    path: /x/{name}/*.tar\n    format: tar\n    max_age: 26hours\n")...), 0o644))
+	out := call(t, f, "layout_file", bad)
+	assert.Equal(t, true, out["failed"])
+	assert.Contains(t, out["msg"], bad+" line")
+	assert.Contains(t, out["msg"], "max_age")
+	assert.Contains(t, out["msg"], `"26hours"`)
+}
