@@ -58,6 +58,7 @@ demo: venv build pg
 # Speed against the tools a user would use instead, as ratios in one run.
 bench: build pg
 	$(GO) run ./bench/softdelete -module $(LIBRARY)/instance_soft_delete
+	$(GO) run ./bench/verify -module $(LIBRARY)/backup_verify
 
 clean:
 	rm -rf build

@@ -16,10 +16,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/fleetsafe/fleetsafe/bench/internal/measure"
 )
 
 func main() {
@@ -33,11 +33,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
-}
-
-type sample struct {
-	wall   time.Duration
-	maxRSS int64 // KiB
 }
 
 func run(module, dir string, bigMiB, small, runs int) error {
@@ -65,7 +60,7 @@ func run(module, dir string, bigMiB, small, runs int) error {
 		return err
 	}
 
-	var ours, theirs []sample
+	var ours, theirs []measure.Sample
 	for i := range runs {
 		archives := filepath.Join(dir, fmt.Sprintf("archives-%d", i))
 		args := filepath.Join(dir, "args.json")
@@ -73,7 +68,7 @@ func run(module, dir string, bigMiB, small, runs int) error {
 		if err := os.WriteFile(args, data, 0o600); err != nil {
 			return err
 		}
-		s, out, err := timed(exec.Command(module, args))
+		s, out, err := measure.Run(module, args)
 		if err != nil {
 			return fmt.Errorf("fleetsafe: %v: %s", err, out)
 		}
@@ -92,35 +87,19 @@ func run(module, dir string, bigMiB, small, runs int) error {
 		out2 := filepath.Join(dir, "manual.tar.zst")
 		script := fmt.Sprintf("set -e; tar -C %s -cf - inst | zstd -q -T0 -3 -f -o %s; zstd -q -t %s; cd %s && find inst -type f -print0 | xargs -0 sha256sum > /dev/null",
 			parent, out2, out2, parent)
-		s, out, err = timed(exec.Command("sh", "-c", script))
+		s, out, err = measure.Run("sh", "-c", script)
 		if err != nil {
 			return fmt.Errorf("pipeline: %v: %s", err, out)
 		}
 		theirs = append(theirs, s)
 		os.Remove(out2)
 	}
-	mo, mt := median(ours), median(theirs)
-	fmt.Printf("instance: %d MiB incompressible + %d small text files\n", bigMiB, small)
-	fmt.Printf("%-58s %10s %12s\n", "", "median", "peak RSS")
-	fmt.Printf("%-58s %10s %9d KiB\n", "fleetsafe soft delete (archive+verify+tombstone+quarantine)", mo.wall.Round(time.Millisecond), mo.maxRSS)
-	fmt.Printf("%-58s %10s %12s\n", "tar | zstd -T0 -3; zstd -t; sha256sum every file", mt.wall.Round(time.Millisecond), "-")
-	fmt.Printf("ratio fleetsafe / pipeline: %.2f (runs: %d each, interleaved)\n", float64(mo.wall)/float64(mt.wall), runs)
+	mo, mt := measure.Median(ours), measure.Median(theirs)
+	fmt.Printf("instance: %d MiB incompressible + %d small text files, page cache warm\n", bigMiB, small)
+	fmt.Printf("  %-60s %9s  peak RSS %s\n", "fleetsafe soft delete (archive+verify+tombstone+quarantine)", mo.Wall.Round(time.Millisecond), measure.RSS(mo.MaxRSS))
+	fmt.Printf("  %-60s %9s  peak RSS %s (of the shell)\n", "tar | zstd -T0 -3; zstd -t; sha256sum every file", mt.Wall.Round(time.Millisecond), measure.RSS(mt.MaxRSS))
+	fmt.Printf("  ratio fleetsafe / pipeline: %.2f (runs: %d each, interleaved)\n", float64(mo.Wall)/float64(mt.Wall), runs)
 	return nil
-}
-
-func timed(cmd *exec.Cmd) (sample, string, error) {
-	start := time.Now()
-	out, err := cmd.CombinedOutput()
-	s := sample{wall: time.Since(start)}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		s.maxRSS = ru.Maxrss
-	}
-	return s, strings.TrimSpace(string(out)), err
-}
-
-func median(s []sample) sample {
-	sort.Slice(s, func(i, j int) bool { return s[i].wall < s[j].wall })
-	return s[len(s)/2]
 }
 
 func generate(inst string, bigMiB, small int) error {

@@ -2,9 +2,9 @@ package pgdump
 
 import (
 	"bufio"
-	"compress/zlib"
 	"errors"
 	"fmt"
+	"github.com/klauspost/compress/zlib"
 	"io"
 
 	"github.com/klauspost/compress/zstd"
