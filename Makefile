@@ -13,7 +13,10 @@ GO       ?= go
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: build venv pg vet gotest test e2e demo bench clean
+VERSION  := $(shell awk '/^version:/ {print $$2}' collection/galaxy.yml)
+COLL_SRC := build/collection-src/fleetsafe/instances
+
+.PHONY: build venv pg vet gotest test e2e demo bench clean collection
 
 venv: $(VENV_OK)
 $(VENV_OK): requirements-dev.txt
@@ -33,6 +36,20 @@ build:
 	@cp -r collection/. $(COLL_DIR)/
 	@cp $(addprefix $(LIBRARY)/,$(MODULES) $(addsuffix .yml,$(MODULES))) $(COLL_DIR)/plugins/modules/
 	@echo "assembled the fleetsafe.instances collection in $(COLL_DIR)/"
+
+# The release collection: linux/amd64 and linux/arm64 builds of every
+# module, the action plugin that picks one per target, docs, README and
+# changelog, packed by ansible-galaxy.
+collection: venv
+	@rm -rf build/collection-src && mkdir -p $(COLL_SRC)/plugins/modules/linux_arm64
+	@cp -r collection/. $(COLL_SRC)/
+	@for m in $(MODULES); do \
+	  CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags='-s -w' -o $(COLL_SRC)/plugins/modules/$$m ./modules/$$m || exit 1; \
+	  CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags='-s -w' -o $(COLL_SRC)/plugins/modules/linux_arm64/$$m ./modules/$$m || exit 1; \
+	  cp modules/$$m/$$m.yml $(COLL_SRC)/plugins/modules/; \
+	done
+	ansible-galaxy collection build $(COLL_SRC) --output-path build --force
+	@ls -la build/fleetsafe-instances-$(VERSION).tar.gz
 
 pg:
 	@bash scripts/pg-up.sh
