@@ -16,7 +16,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 VERSION  := $(shell awk '/^version:/ {print $$2}' collection/galaxy.yml)
 COLL_SRC := build/collection-src/fleetsafe/instances
 
-.PHONY: build venv pg vet gotest test e2e demo bench clean collection
+.PHONY: build venv pg vet gotest test e2e demo bench clean collection lint molecule
 
 venv: $(VENV_OK)
 $(VENV_OK): requirements-dev.txt
@@ -62,11 +62,20 @@ gotest: venv build pg
 	FLEETSAFE_REQUIRE_PG=1 FLEETSAFE_REQUIRE_ANSIBLE=1 $(GO) test -race -count=1 ./...
 
 # Module docs as ansible-doc shows them, and a real playbook run.
-e2e: venv build pg
+e2e: venv build pg collection
 	@for m in $(MODULES); do ansible-doc -M $(LIBRARY) $$m >/dev/null || { echo "ansible-doc failed for $$m"; exit 1; }; done
 	@echo "ansible-doc: $(MODULES) ok"
+	bash scripts/collection-test.sh $(CURDIR)/build/fleetsafe-instances-$(VERSION).tar.gz
 
-test: venv build pg vet gotest e2e
+lint: venv build
+	ansible-lint playbooks/ molecule/
+	ansible-playbook --syntax-check playbooks/awx/configure_awx.yml
+
+# Ansible-native scenarios against localhost (no containers here).
+molecule: venv build pg
+	molecule test --all
+
+test: venv build pg vet gotest e2e lint molecule
 	@echo "make test: all passed"
 
 demo: venv build pg

@@ -15,18 +15,7 @@ summary=()
 note() { summary+=("$*"); printf '   -> %s\n' "$*"; }
 playbook() { ansible-playbook -i "$INV" "$@" >>"$LOG" 2>&1; }
 
-# digest of one instance: every path, mode, mtime, size, link target and
-# content of its directories, and every row of its database.
-digest() {
-  local host=$1 name=$2 dir=$ROOT/$1
-  {
-    for d in "$dir/etc/tracim/$name" "$dir/srv/tracim/$name/data" "$dir/log/tracim/$name"; do
-      (cd "$d" && find . -printf '%p %m %T@ %s %l\n' | sort && find . -type f -print0 | sort -z | xargs -0 sha256sum)
-    done
-    psql -h /var/run/postgresql -d "fsdemo_${host#tracim-}_$name" -Atqc \
-      "select md5(string_agg(c::text, ',' order by id)) from content c"
-  } | sha256sum | cut -c1-16
-}
+digest() { scripts/instance-digest.sh "$ROOT" "$1" "$2" fsdemo; }
 
 step "1. A sandbox fleet: 16 instances on 4 hosts ($ROOT)"
 go run ./cmd/fleetsafe-sandbox -root "$ROOT" -hosts 4 -instances 16

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -22,8 +23,6 @@ import (
 	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
 )
 
-// marker starts every sandbox database name, so that -clean finds them all.
-const marker = "fsdemo"
 
 var clientNames = []string{
 	"acme", "globex", "initech", "umbrella", "hooli", "stark", "wayne", "wonka",
@@ -36,25 +35,25 @@ func main() {
 	hosts := flag.Int("hosts", 4, "inventory hosts")
 	count := flag.Int("instances", 16, "instances in all")
 	clean := flag.Bool("clean", false, "remove the sandbox (directories and databases) and exit")
+	marker := flag.String("marker", "fsdemo", "prefix of every sandbox database, so that -clean finds them all")
+	stale := flag.String("stale", "stark", "instance whose database backups stopped two nights ago")
+	truncated := flag.String("truncated", "wonka", "instance whose newest database dump is truncated")
 	flag.Parse()
-	if err := run(context.Background(), *root, *hosts, *count, *clean); err != nil {
+	if err := run(context.Background(), *root, *marker, *hosts, *count, *clean, broken{*stale, *truncated}); err != nil {
 		fmt.Fprintln(os.Stderr, "fleetsafe-sandbox:", err)
 		os.Exit(1)
 	}
 }
 
-// Two instances whose backups broke silently, as in the post-mortem: for
-// one, the backup script stopped before its database two nights ago; for
-// the other, it wrote a truncated dump (and checksummed it after the fact,
-// so the checksum "matches").
-const (
-	staleDump     = "stark"
-	truncatedDump = "wonka"
-)
+// broken names the two instances whose backups broke silently, as in the
+// post-mortem: for one, the backup script stopped before its database two
+// nights ago; for the other, it wrote a truncated dump (and checksummed it
+// after the fact, so the checksum "matches").
+type broken struct{ staleDump, truncatedDump string }
 
-// nightlyBackups writes two nights of backups for every instance, then
-// breaks the two instances above the way the real script did.
-func nightlyBackups(ctx context.Context, f *fleettest.Fleet, names []string) error {
+// nightlyBackups writes three nights of backups for every instance, then
+// breaks two instances the way the real script did.
+func nightlyBackups(ctx context.Context, f *fleettest.Fleet, names []string, b broken) error {
 	now := time.Now()
 	for _, n := range names {
 		if _, err := f.WriteBackups(ctx, n, now.Add(-49*time.Hour)); err != nil {
@@ -69,7 +68,7 @@ func nightlyBackups(ctx context.Context, f *fleettest.Fleet, names []string) err
 			return err
 		}
 		switch n {
-		case staleDump:
+		case b.staleDump:
 			// The last two nights' dumps were never written; the newest is
 			// older than max_age. Files and config are still backed up.
 			for _, p := range []string{latest["database"], latest["database"] + ".sha256", prev["database"], prev["database"] + ".sha256"} {
@@ -77,7 +76,7 @@ func nightlyBackups(ctx context.Context, f *fleettest.Fleet, names []string) err
 					return err
 				}
 			}
-		case truncatedDump:
+		case b.truncatedDump:
 			// The dump stopped half-way; the script checksummed what it had.
 			data, err := os.ReadFile(latest["database"])
 			if err != nil {
@@ -103,9 +102,12 @@ func nightlyBackups(ctx context.Context, f *fleettest.Fleet, names []string) err
 	return nil
 }
 
-func run(ctx context.Context, root string, hosts, count int, clean bool) error {
+func run(ctx context.Context, root, marker string, hosts, count int, clean bool, b broken) error {
 	if !filepath.IsAbs(root) || filepath.Clean(root) == "/" {
 		return fmt.Errorf("-root must be an absolute directory other than /")
+	}
+	if !regexp.MustCompile(`^[a-z][a-z0-9]{2,15}$`).MatchString(marker) {
+		return fmt.Errorf("-marker must be 3 to 16 lowercase letters and digits")
 	}
 	if hosts < 1 || count < 1 || count > len(clientNames) {
 		return fmt.Errorf("need 1 or more hosts and 1 to %d instances", len(clientNames))
@@ -143,7 +145,7 @@ func run(ctx context.Context, root string, hosts, count int, clean bool) error {
 		if err != nil {
 			return fmt.Errorf("host %s: %w", host, err)
 		}
-		if err := nightlyBackups(ctx, f, names); err != nil {
+		if err := nightlyBackups(ctx, f, names, b); err != nil {
 			return fmt.Errorf("host %s: %w", host, err)
 		}
 		fmt.Fprintf(&inv, "        %s:\n          ansible_connection: local\n", host)

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs the built collection tarball into an empty collections path and
+# uses it as a user would: ansible-doc and tasks by FQCN, from a directory
+# without this project's ansible.cfg. Also checks that the action plugin
+# picks the build for the target's platform and refuses unsupported ones
+# (a fake uname stands in for other platforms, which this machine is not).
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+tarball=$1
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+printf '[defaults]\n' > "$work/empty.cfg"
+export ANSIBLE_CONFIG=$work/empty.cfg ANSIBLE_COLLECTIONS_PATH=$work/collections ANSIBLE_NOCOLOR=1 \
+  ANSIBLE_LOCALHOST_WARNING=false ANSIBLE_INVENTORY_UNPARSED_WARNING=false
+cd "$work"
+ansible-galaxy collection install "$tarball" -p "$work/collections" --force >/dev/null
+fail() { echo "collection-test: $*" >&2; exit 1; }
+
+for m in backup_verify instance_info instance_purge instance_restore instance_soft_delete; do
+  ansible-doc "fleetsafe.instances.$m" | grep -q "fleetsafe.instances.$m" || fail "ansible-doc fleetsafe.instances.$m"
+done
+echo "collection-test: ansible-doc works for the five modules after install"
+
+out=$(ansible localhost -m fleetsafe.instances.instance_info -a "layout_file=$here/examples/layouts/nextcloud.yml name=acme" -e ansible_python_interpreter=auto_silent 2>&1) \
+  || fail "instance_info by FQCN: $out"
+grep -q '"found": false' <<<"$out" || fail "instance_info by FQCN gave: $out"
+echo "collection-test: fleetsafe.instances.instance_info runs by FQCN"
+
+mkdir -p fake
+fake_uname() { printf '#!/bin/sh\necho "%s"\n' "$1" > fake/uname; chmod +x fake/uname; }
+fake_uname "Darwin arm64"
+out=$(PATH=$work/fake:$PATH ansible localhost -m fleetsafe.instances.instance_info -a "layout_file=/x.yml" 2>&1) && fail "Darwin accepted: $out"
+grep -q "run on linux/amd64 and linux/arm64; localhost is Darwin/arm64" <<<"$out" || fail "unsupported platform message: $out"
+echo "collection-test: an unsupported platform is refused with a clear error"
+
+fake_uname "Linux aarch64"
+out=$(PATH=$work/fake:$PATH ansible localhost -vvv -m fleetsafe.instances.instance_info -a "layout_file=/x.yml" 2>&1) && fail "arm64 binary ran on amd64?: $out"
+grep -q "plugins/modules/linux_arm64/instance_info" <<<"$out" || fail "arm64 build not chosen: $out"
+echo "collection-test: a linux/arm64 target gets the linux/arm64 build"
