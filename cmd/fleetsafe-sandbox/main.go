@@ -23,7 +23,6 @@ import (
 	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
 )
 
-
 var clientNames = []string{
 	"acme", "globex", "initech", "umbrella", "hooli", "stark", "wayne", "wonka",
 	"tyrell", "cyberdyne", "soylent", "aperture", "massive", "oscorp", "vandelay", "gringotts",
