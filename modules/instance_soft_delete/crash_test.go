@@ -25,7 +25,7 @@ import (
 // that a restore gives the instance back.
 func TestCrash_EveryStepConverges(t *testing.T) {
 	lib := fleettest.BuildModules(t, "instance_soft_delete")
-	steps := []string{"lock", "dump", "archive", "verify", "tombstone", "quarantine:config", "quarantine:data", "quarantine:database"}
+	steps := []string{"lock", "dump", "hash", "archive", "verify", "tombstone", "quarantine:config", "quarantine:data", "quarantine:database"}
 	for _, step := range steps {
 		t.Run(step, func(t *testing.T) {
 			f := fleettest.New(t, true, "acme")

@@ -4,9 +4,10 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"github.com/klauspost/compress/zlib"
 	"io"
+	"strings"
 
+	"github.com/klauspost/compress/zlib"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -146,11 +147,15 @@ func (r *reader) str() (s string, ok bool, err error) {
 	if n > maxString {
 		return "", false, r.fail("string of %d bytes exceeds the %d-byte limit", n, maxString)
 	}
-	buf := make([]byte, n)
-	if err := r.full(buf); err != nil {
-		return "", false, err
+	// Grow with the data actually read, never with the length a header
+	// claims: a hostile length costs nothing before the file ends.
+	var buf strings.Builder
+	got, err := io.CopyN(&buf, r.r, n)
+	r.pos += got
+	if err != nil {
+		return "", false, r.eof(err)
 	}
-	return string(buf), true, nil
+	return buf.String(), true, nil
 }
 
 func (r *reader) offset() (byte, int64, error) {

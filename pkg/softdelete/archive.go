@@ -78,6 +78,15 @@ func memEntry(name string, data []byte, mod time.Time) archives.FileInfo {
 		Open: func() (fs.File, error) { return memFile{bytes.NewReader(data), info}, nil }}
 }
 
+// hardLinkInfo makes archive/tar write a hard link entry: FileInfoHeader
+// takes the link from a *tar.Header returned by Sys.
+type hardLinkInfo struct {
+	fs.FileInfo
+	hdr *tar.Header
+}
+
+func (h hardLinkInfo) Sys() any { return h.hdr }
+
 // dumpFile is a database dump waiting in the work directory.
 type dumpFile struct {
 	entry DumpEntry
@@ -99,9 +108,13 @@ func writeArchive(ctx context.Context, dest string, m *Manifest, runbook []byte,
 		memEntry("RESTORE.md", runbook, m.CreatedAt),
 	}
 	for _, s := range srcs {
-		fi := archives.FileInfo{FileInfo: s.info, NameInArchive: s.entry.Path, LinkTarget: s.entry.LinkTarget}
-		if s.entry.Type == "file" {
+		fi := archives.FileInfo{FileInfo: s.info, NameInArchive: s.entry.Name(), LinkTarget: s.entry.Target()}
+		switch s.entry.Type {
+		case "file":
 			fi.Open = func() (fs.File, error) { return s.root.Open(s.rel) }
+		case "hardlink":
+			fi.FileInfo = hardLinkInfo{FileInfo: s.info, hdr: &tar.Header{Typeflag: tar.TypeLink, Linkname: s.entry.Target(),
+				Uid: s.entry.UID, Gid: s.entry.GID, Uname: s.entry.Owner, Gname: s.entry.Group}}
 		}
 		files = append(files, fi)
 	}
@@ -225,7 +238,7 @@ func VerifyArchive(ctx context.Context, path string) (*Manifest, error) {
 				return fail("manifest.json: %v", err)
 			}
 			for _, e := range m.Files {
-				expect[e.Path] = e
+				expect[e.Name()] = e
 			}
 			for _, d := range m.Databases {
 				dumps[d.Path] = d
@@ -260,6 +273,9 @@ func VerifyArchive(ctx context.Context, path string) (*Manifest, error) {
 		e, ok := expect[name]
 		if !ok {
 			return fail("entry %s is not in the manifest", name)
+		}
+		if err := sameKind(e, fi); err != nil {
+			return fail("entry %s: %v", name, err)
 		}
 		if e.Type != "file" {
 			return nil
@@ -307,6 +323,22 @@ func VerifyArchive(ctx context.Context, path string) (*Manifest, error) {
 		}
 	}
 	return m, nil
+}
+
+// sameKind checks that an entry is what the manifest says it is.
+func sameKind(e FileEntry, fi archives.FileInfo) error {
+	hdr, _ := fi.Header.(*tar.Header)
+	if hdr == nil {
+		return errors.New("not a tar entry")
+	}
+	want := map[string]byte{"file": tar.TypeReg, "dir": tar.TypeDir, "symlink": tar.TypeSymlink, "hardlink": tar.TypeLink}[e.Type]
+	if hdr.Typeflag != want {
+		return fmt.Errorf("type %q in the archive, the manifest says %s", hdr.Typeflag, e.Type)
+	}
+	if (e.Type == "symlink" || e.Type == "hardlink") && hdr.Linkname != e.Target() {
+		return fmt.Errorf("links to %q, the manifest says %q", hdr.Linkname, e.Target())
+	}
+	return nil
 }
 
 func readJSON(fi archives.FileInfo, v any) error {

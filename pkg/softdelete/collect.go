@@ -33,6 +33,30 @@ type collector struct {
 	sources []*source
 	names   map[string]string
 	mu      sync.Mutex
+	// links maps the inode of a file with several names to its first
+	// entry, so that later names are archived as hard links.
+	links map[fileID]string
+	// tops records what each component's top entry was when archived, so
+	// that a swap before quarantine is caught.
+	tops map[string]fileID
+}
+
+// fileID identifies a file on its filesystem.
+type fileID struct {
+	dev, ino uint64
+	mode     fs.FileMode // type bits
+}
+
+func idOf(fi fs.FileInfo) fileID {
+	id := fileID{mode: fi.Mode().Type()}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		id.dev, id.ino = uint64(st.Dev), st.Ino
+	}
+	return id
+}
+
+func newCollector() *collector {
+	return &collector{names: map[string]string{}, links: map[fileID]string{}, tops: map[string]fileID{}}
 }
 
 func (c *collector) close() {
@@ -74,12 +98,13 @@ func (c *collector) addComponent(comp instance.Component, name string) error {
 	c.roots = append(c.roots, root)
 	base := filepath.Base(full)
 	prefix := "components/" + comp.Name
+	top, err := root.Lstat(base)
+	if err != nil {
+		return fmt.Errorf("inspect %s: %w", full, err)
+	}
+	c.tops[comp.Name] = idOf(top)
 	if comp.Type == instance.TypeFile {
-		fi, err := root.Lstat(base)
-		if err != nil {
-			return fmt.Errorf("inspect %s: %w", full, err)
-		}
-		return c.add(comp.Name, root, base, prefix+"/"+base, fi)
+		return c.add(comp.Name, root, base, prefix+"/"+base, top)
 	}
 	return fs.WalkDir(root.FS(), base, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -101,27 +126,35 @@ func (c *collector) addComponent(comp instance.Component, name string) error {
 func (c *collector) add(component string, root *os.Root, rel, name string, fi fs.FileInfo) error {
 	e := FileEntry{
 		Component: component,
-		Path:      name,
 		Mode:      uint32(fi.Mode().Perm() | fi.Mode()&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)),
 		MTime:     fi.ModTime().UTC(),
 	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+	e.setExact(name, "")
+	st, _ := fi.Sys().(*syscall.Stat_t)
+	if st != nil {
 		e.UID, e.GID = int(st.Uid), int(st.Gid)
 		e.Owner, e.Group = c.lookupName("u", e.UID), c.lookupName("g", e.GID)
 	}
 	switch {
 	case fi.IsDir():
 		e.Type = "dir"
+	case fi.Mode().IsRegular() && st != nil && st.Nlink > 1 && c.links[idOf(fi)] != "":
+		// A second name of a file already archived: a hard link to it.
+		e.Type = "hardlink"
+		e.setExact(name, c.links[idOf(fi)])
 	case fi.Mode().IsRegular():
 		e.Type = "file"
 		e.Size = fi.Size()
+		if st != nil && st.Nlink > 1 {
+			c.links[idOf(fi)] = name
+		}
 	case fi.Mode()&fs.ModeSymlink != 0:
 		e.Type = "symlink"
 		target, err := root.Readlink(rel)
 		if err != nil {
 			return fmt.Errorf("read link %s: %w", rel, err)
 		}
-		e.LinkTarget = target
+		e.setExact(name, target)
 	default:
 		return &SpecialFileError{Path: filepath.Join(root.Name(), rel), Kind: fi.Mode().Type().String()}
 	}
@@ -192,4 +225,63 @@ func (e *SpecialFileError) Error() string {
 // Hint tells the operator what to do.
 func (e *SpecialFileError) Hint() string {
 	return "stop the instance and remove the special file by hand, then run again; nothing was changed"
+}
+
+// checkTops compares each component's top entry with what was archived.
+func (c *collector) checkTops(l *instance.Layout, name string) error {
+	for _, comp := range l.Components {
+		want, ok := c.tops[comp.Name]
+		if !ok {
+			continue
+		}
+		_, _, full, err := instance.Locate(comp, name)
+		if err != nil {
+			return err
+		}
+		fi, err := os.Lstat(full)
+		if err != nil || idOf(fi) != want {
+			now := "gone"
+			if err == nil {
+				now = "a different " + describe(fi.Mode())
+			}
+			return &RefusedError{Name: name, Reason: fmt.Sprintf("component %s changed between archiving and quarantine: %s is now %s", comp.Name, full, now),
+				Advice: "find out who changed it; the verified archive is kept"}
+		}
+	}
+	return nil
+}
+
+func describe(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeSymlink != 0:
+		return "symbolic link"
+	case m.IsDir():
+		return "directory"
+	case m.IsRegular():
+		return "file"
+	}
+	return "special file"
+}
+
+// sameFilesystem refuses a component that a rename cannot move atomically
+// into the trash of its parent: a mount point, or a trash directory that
+// is itself on another filesystem.
+func sameFilesystem(name, locator string) error {
+	parent := filepath.Dir(locator)
+	pfi, err := os.Stat(parent)
+	if err != nil {
+		return fmt.Errorf("inspect %s: %w", parent, err)
+	}
+	for _, p := range []string{locator, filepath.Join(parent, TrashDir)} {
+		fi, err := os.Lstat(p)
+		if err != nil {
+			continue // absent trash: created on the parent's filesystem
+		}
+		if idOf(fi).dev != idOf(pfi).dev {
+			return &RefusedError{Name: name,
+				Reason: fmt.Sprintf("%s is on another filesystem than %s (a mount point): it cannot be moved into quarantine by an atomic rename", p, parent),
+				Advice: "unmount it, or point the layout at a directory inside it"}
+		}
+	}
+	return nil
 }

@@ -41,8 +41,10 @@ func writeHostileArchive(t *testing.T, dir, name string, comps []softdelete.Mani
 			fe.Type, fe.SHA256, fe.Size = "file", hex.EncodeToString(sum[:]), int64(len(e.body))
 		case tar.TypeDir:
 			fe.Type = "dir"
+		case tar.TypeLink:
+			fe.Type, fe.LinkTarget = "hardlink", e.hdr.Linkname
 		default:
-			fe.Type = "symlink"
+			fe.Type, fe.LinkTarget = "symlink", e.hdr.Linkname
 		}
 		m.Files = append(m.Files, fe)
 	}

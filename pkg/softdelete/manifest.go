@@ -5,7 +5,9 @@
 package softdelete
 
 import (
+	"encoding/base64"
 	"time"
+	"unicode/utf8"
 )
 
 // ArchiveFormat names the archive layout version in manifests.
@@ -45,9 +47,14 @@ type ManifestComponent struct {
 
 // FileEntry is one filesystem entry of a component.
 type FileEntry struct {
-	Component  string    `json:"component"`
-	Path       string    `json:"path"` // name in the archive
-	Type       string    `json:"type"` // dir, file, symlink
+	Component string `json:"component"`
+	Path      string `json:"path"` // name in the archive
+	// PathBase64 holds the exact bytes of a name that is not valid UTF-8
+	// (JSON would replace them); Path then shows it with U+FFFD.
+	PathBase64 string `json:"path_base64,omitempty"`
+	// Type is dir, file, symlink, or hardlink (a second name of a file
+	// archived earlier, LinkTarget naming its first entry).
+	Type       string    `json:"type"`
 	Mode       uint32    `json:"mode"` // permission bits and setuid/setgid/sticky
 	UID        int       `json:"uid"`
 	GID        int       `json:"gid"`
@@ -57,6 +64,37 @@ type FileEntry struct {
 	Size       int64     `json:"size"`
 	SHA256     string    `json:"sha256,omitempty"`
 	LinkTarget string    `json:"link_target,omitempty"`
+	// LinkTargetBase64 holds a link target that is not valid UTF-8.
+	LinkTargetBase64 string `json:"link_target_base64,omitempty"`
+}
+
+// Name is the entry's exact name in the archive.
+func (e FileEntry) Name() string { return rawOr(e.PathBase64, e.Path) }
+
+// Target is the exact link target of a symlink or hard link entry.
+func (e FileEntry) Target() string { return rawOr(e.LinkTargetBase64, e.LinkTarget) }
+
+func rawOr(b64, s string) string {
+	if b64 == "" {
+		return s
+	}
+	raw, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		return s
+	}
+	return string(raw)
+}
+
+// setExact records name and target, keeping exact bytes where JSON
+// cannot.
+func (e *FileEntry) setExact(name, target string) {
+	e.Path, e.LinkTarget = name, target
+	if !utf8.ValidString(name) {
+		e.PathBase64 = base64.StdEncoding.EncodeToString([]byte(name))
+	}
+	if !utf8.ValidString(target) {
+		e.LinkTargetBase64 = base64.StdEncoding.EncodeToString([]byte(target))
+	}
 }
 
 // DumpEntry is one database dump in the archive.

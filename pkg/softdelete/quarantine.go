@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
 	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
@@ -114,6 +115,9 @@ func renameIn(parent, fromRel, toRel string) error {
 		return fmt.Errorf("create %s: %w", filepath.Dir(to), err)
 	}
 	if err := root.Rename(fromRel, toRel); err != nil {
+		if errors.Is(err, syscall.EXDEV) {
+			return fmt.Errorf("cannot rename %s to %s: they are on different filesystems (EXDEV); nothing was moved", from, to)
+		}
 		return fmt.Errorf("rename %s to %s: %w", from, to, err)
 	}
 	return syncDir(parent)

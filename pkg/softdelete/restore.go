@@ -265,25 +265,57 @@ func (e *UnsafeEntryError) Hint() string {
 // checkEntry refuses names and kinds that could escape a component.
 func checkEntry(hdr *tar.Header) error {
 	name := hdr.Name
-	switch {
-	case strings.HasPrefix(name, "/"):
-		return &UnsafeEntryError{name, "absolute name"}
-	case !filepath.IsLocal(strings.TrimSuffix(name, "/")):
-		return &UnsafeEntryError{name, "name leaves the archive root"}
-	case slices.Contains(strings.Split(name, "/"), ".."):
-		return &UnsafeEntryError{name, "name contains .."}
+	if err := checkName(name); err != "" {
+		return &UnsafeEntryError{name, err}
 	}
 	switch hdr.Typeflag {
 	case tar.TypeReg, tar.TypeDir, tar.TypeSymlink:
 	case tar.TypeLink:
-		if !filepath.IsLocal(hdr.Linkname) {
-			return &UnsafeEntryError{name, "hard link leading outside the archive"}
+		if err := checkName(hdr.Linkname); err != "" {
+			return &UnsafeEntryError{name, "hard link target: " + err}
 		}
-		return &UnsafeEntryError{name, "hard links are not restored"}
 	default:
 		return &UnsafeEntryError{name, fmt.Sprintf("entry type %q (devices, FIFOs and others) is never restored", hdr.Typeflag)}
 	}
 	return nil
+}
+
+// checkName returns why an archive name is unsafe, or "".
+func checkName(name string) string {
+	switch {
+	case strings.HasPrefix(name, "/"):
+		return "absolute name"
+	case slices.Contains(strings.Split(name, "/"), ".."):
+		return "name contains .."
+	case !filepath.IsLocal(strings.TrimSuffix(name, "/")):
+		return "name leaves the archive root"
+	}
+	return ""
+}
+
+// placement maps archive names of the components being restored to the
+// place each lands, relative to its component's parent directory.
+type placement struct {
+	targets map[string]ManifestComponent
+}
+
+// locate returns the component an archive name belongs to and its path
+// relative to the component's parent, or ok false for other entries.
+func (p placement) locate(name string) (mc ManifestComponent, rel string, ok bool) {
+	name = strings.TrimSuffix(name, "/")
+	for comp, c := range p.targets {
+		prefix := "components/" + comp
+		if c.Type == instance.TypePostgreSQL || (name != prefix && !strings.HasPrefix(name, prefix+"/")) {
+			continue
+		}
+		base := filepath.Base(c.Locator)
+		rel = base
+		if name != prefix && c.Type == instance.TypeDir {
+			rel = filepath.Join(base, filepath.FromSlash(strings.TrimPrefix(name, prefix+"/")))
+		}
+		return c, rel, filepath.IsLocal(rel)
+	}
+	return ManifestComponent{}, "", false
 }
 
 func restoreArchive(ctx context.Context, req RestoreRequest, archive string, want []instance.Component, res *RestoreResult) (*RestoreResult, error) {
@@ -335,10 +367,7 @@ func restoreArchive(ctx context.Context, req RestoreRequest, archive string, wan
 		roots[mc.Name] = r
 		return r, filepath.Base(mc.Locator), nil
 	}
-	entries := map[string]FileEntry{}
-	for _, e := range m.Files {
-		entries[e.Path] = e
-	}
+	place := placement{targets: targets}
 	err = archiveFormat.Extract(ctx, mustOpen(archive), func(ctx context.Context, fi archives.FileInfo) error {
 		hdr, _ := fi.Header.(*tar.Header)
 		if hdr == nil {
@@ -347,57 +376,45 @@ func restoreArchive(ctx context.Context, req RestoreRequest, archive string, wan
 		if err := checkEntry(hdr); err != nil {
 			return err
 		}
-		name := strings.TrimSuffix(hdr.Name, "/")
 		for comp, mc := range targets {
-			if mc.Type == instance.TypePostgreSQL && name == mc.ArchivePath {
+			if mc.Type == instance.TypePostgreSQL && hdr.Name == mc.ArchivePath {
 				return extractTo(fi, filepath.Join(work, comp+".pgdump"))
 			}
-			prefix := "components/" + comp
-			if mc.Type == instance.TypePostgreSQL || (name != prefix && !strings.HasPrefix(name, prefix+"/")) {
-				continue
-			}
-			root, base, err := rootFor(mc)
-			if err != nil {
-				return err
-			}
-			rel := base
-			if name != prefix {
-				sub := strings.TrimPrefix(name, prefix+"/")
-				if mc.Type == instance.TypeFile {
-					rel = base // a file component is its single entry
-				} else {
-					rel = filepath.Join(base, filepath.FromSlash(sub))
-				}
-			}
-			if !filepath.IsLocal(rel) {
+		}
+		mc, rel, ok := place.locate(hdr.Name)
+		if !ok {
+			if strings.HasPrefix(hdr.Name, "components/") && rel != "" {
 				return &UnsafeEntryError{hdr.Name, "lands outside its component"}
 			}
-			return writeEntry(root, rel, hdr, fi)
+			return nil
 		}
-		return nil
+		root, _, err := rootFor(mc)
+		if err != nil {
+			return err
+		}
+		if hdr.Typeflag == tar.TypeLink {
+			lmc, lrel, ok := place.locate(hdr.Linkname)
+			if !ok || lmc.Name != mc.Name {
+				return &UnsafeEntryError{hdr.Name, "hard link to an entry outside its component"}
+			}
+			return root.Link(lrel, rel)
+		}
+		return writeEntry(root, rel, hdr, fi)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("restore from %s: %w", archive, err)
 	}
 	// Metadata last, deepest first, so directory mtimes stay as archived.
-	paths := make([]string, 0, len(m.Files))
-	for _, e := range m.Files {
-		paths = append(paths, e.Path)
-	}
-	sort.Sort(sort.Reverse(sort.StringSlice(paths)))
-	for _, p := range paths {
-		e := entries[p]
-		mc, ok := targets[e.Component]
-		if !ok || mc.Type == instance.TypePostgreSQL {
+	files := slices.Clone(m.Files)
+	sort.Slice(files, func(i, j int) bool { return files[i].Name() > files[j].Name() })
+	for _, e := range files {
+		mc, rel, ok := place.locate(e.Name())
+		if !ok || e.Type == "hardlink" {
 			continue
 		}
-		root, base, err := rootFor(mc)
+		root, _, err := rootFor(mc)
 		if err != nil {
 			return nil, err
-		}
-		rel := base
-		if mc.Type == instance.TypeDir && p != "components/"+e.Component {
-			rel = filepath.Join(base, filepath.FromSlash(strings.TrimPrefix(p, "components/"+e.Component+"/")))
 		}
 		if err := applyMeta(root, rel, e); err != nil {
 			return nil, err

@@ -190,7 +190,7 @@ func Delete(ctx context.Context, l *instance.Layout, req Request) (*Result, erro
 	m := &Manifest{Format: ArchiveFormat, ID: id, Instance: inst.Name, App: l.App, Layout: l.Source,
 		Host: inst.Host, Fingerprint: inst.Fingerprint(), Reason: req.Reason, RequestedBy: req.RequestedBy,
 		JobID: req.JobID, ToolVersion: Version, CreatedAt: now, Files: []FileEntry{}, Databases: []DumpEntry{}}
-	col := &collector{names: map[string]string{}}
+	col := newCollector()
 	defer col.close()
 	var dumps []dumpFile
 	for _, c := range l.Components {
@@ -223,6 +223,7 @@ func Delete(ctx context.Context, l *instance.Layout, req Request) (*Result, erro
 	if err := col.hashAll(); err != nil {
 		return nil, err
 	}
+	req.step("hash")
 	for _, s := range col.sources {
 		m.Files = append(m.Files, s.entry)
 	}
@@ -240,6 +241,11 @@ func Delete(ctx context.Context, l *instance.Layout, req Request) (*Result, erro
 	}
 	info.Verified = true
 	req.step("verify")
+	// What is moved must be what was archived: a component swapped for a
+	// link (to / or to another instance) meanwhile is refused.
+	if err := col.checkTops(l, inst.Name); err != nil {
+		return nil, err
+	}
 
 	ts := &Tombstone{ID: id, Instance: inst.Name, App: l.App, Host: inst.Host, ArchivePath: archivePath,
 		ArchiveSHA256: info.SHA256, Reason: req.Reason, RequestedBy: req.RequestedBy, JobID: req.JobID,
@@ -317,6 +323,11 @@ func describeDump(d *dumpFile) error {
 // components that are unsafe to touch, active units, open connections.
 func preflight(ctx context.Context, l *instance.Layout, req Request, inst *instance.Instance) error {
 	for _, st := range inst.Components {
+		if st.Present && (st.Type == instance.TypeDir || st.Type == instance.TypeFile) {
+			if err := sameFilesystem(inst.Name, st.Locator); err != nil {
+				return err
+			}
+		}
 		if st.Present && st.Problem != "" {
 			return &RefusedError{Name: inst.Name, Reason: fmt.Sprintf("component %s: %s", st.Name, st.Problem),
 				Advice: "inspect the component by hand"}
@@ -430,7 +441,7 @@ func plan(ctx context.Context, l *instance.Layout, req Request, dir string) (*Re
 	}
 	p := &Plan{Components: []string{}, Databases: []string{}}
 	var moves []QuarantineMove
-	col := &collector{names: map[string]string{}}
+	col := newCollector()
 	defer col.close()
 	for _, c := range l.Components {
 		st, _ := inst.State(c.Name)
