@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -78,15 +77,6 @@ func memEntry(name string, data []byte, mod time.Time) archives.FileInfo {
 		Open: func() (fs.File, error) { return memFile{bytes.NewReader(data), info}, nil }}
 }
 
-// hardLinkInfo makes archive/tar write a hard link entry: FileInfoHeader
-// takes the link from a *tar.Header returned by Sys.
-type hardLinkInfo struct {
-	fs.FileInfo
-	hdr *tar.Header
-}
-
-func (h hardLinkInfo) Sys() any { return h.hdr }
-
 // dumpFile is a database dump waiting in the work directory.
 type dumpFile struct {
 	entry DumpEntry
@@ -99,22 +89,15 @@ type dumpFile struct {
 // A file whose content changed after the manifest hashed it is caught when
 // the archive is read back (VerifyArchive), before anything is removed.
 func writeArchive(ctx context.Context, dest string, m *Manifest, runbook []byte, srcs []*source, dumps []dumpFile) (*ArchiveInfo, error) {
-	manifest, err := json.MarshalIndent(m, "", "  ")
+	manifest, err := manifestEntry(m, srcs)
 	if err != nil {
-		return nil, fmt.Errorf("encode manifest: %w", err)
+		return nil, err
 	}
-	files := []archives.FileInfo{
-		memEntry("manifest.json", manifest, m.CreatedAt),
-		memEntry("RESTORE.md", runbook, m.CreatedAt),
-	}
+	files := []archives.FileInfo{manifest, memEntry("RESTORE.md", runbook, m.CreatedAt)}
 	for _, s := range srcs {
-		fi := archives.FileInfo{FileInfo: s.info, NameInArchive: s.entry.Name(), LinkTarget: s.entry.Target()}
-		switch s.entry.Type {
-		case "file":
+		fi := archives.FileInfo{FileInfo: sourceInfo{s}, NameInArchive: s.entry.Name(), LinkTarget: s.entry.Target()}
+		if s.entry.Type == "file" {
 			fi.Open = func() (fs.File, error) { return s.root.Open(s.rel) }
-		case "hardlink":
-			fi.FileInfo = hardLinkInfo{FileInfo: s.info, hdr: &tar.Header{Typeflag: tar.TypeLink, Linkname: s.entry.Target(),
-				Uid: s.entry.UID, Gid: s.entry.GID, Uname: s.entry.Owner, Gname: s.entry.Group}}
 		}
 		files = append(files, fi)
 	}
@@ -220,7 +203,7 @@ func VerifyArchive(ctx context.Context, path string) (*Manifest, error) {
 	defer f.Close()
 	whole := newAsyncHash()
 	var m *Manifest
-	expect := map[string]FileEntry{}
+	expect := map[string]*FileEntry{}
 	dumps := map[string]DumpEntry{}
 	seen := map[string]bool{}
 	fail := func(format string, args ...any) error {
@@ -233,12 +216,16 @@ func VerifyArchive(ctx context.Context, path string) (*Manifest, error) {
 			if name != "manifest.json" {
 				return fail("first entry is %q, not manifest.json", name)
 			}
-			m = &Manifest{}
-			if err := readJSON(fi, m); err != nil {
+			rc, err := fi.Open()
+			if err != nil {
+				return err
+			}
+			defer rc.Close()
+			if m, err = decodeManifest(rc); err != nil {
 				return fail("manifest.json: %v", err)
 			}
-			for _, e := range m.Files {
-				expect[e.Name()] = e
+			for i := range m.Files {
+				expect[m.Files[i].Name()] = &m.Files[i]
 			}
 			for _, d := range m.Databases {
 				dumps[d.Path] = d
@@ -274,7 +261,7 @@ func VerifyArchive(ctx context.Context, path string) (*Manifest, error) {
 		if !ok {
 			return fail("entry %s is not in the manifest", name)
 		}
-		if err := sameKind(e, fi); err != nil {
+		if err := sameKind(*e, fi); err != nil {
 			return fail("entry %s: %v", name, err)
 		}
 		if e.Type != "file" {
@@ -339,19 +326,6 @@ func sameKind(e FileEntry, fi archives.FileInfo) error {
 		return fmt.Errorf("links to %q, the manifest says %q", hdr.Linkname, e.Target())
 	}
 	return nil
-}
-
-func readJSON(fi archives.FileInfo, v any) error {
-	rc, err := fi.Open()
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	data, err := io.ReadAll(io.LimitReader(rc, 256<<20))
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(data, v)
 }
 
 // writeFileAtomic writes data to path through a temporary file, fsynced

@@ -1,6 +1,7 @@
 package softdelete
 
 import (
+	"archive/tar"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
 )
@@ -23,8 +25,32 @@ import (
 type source struct {
 	entry FileEntry
 	root  *os.Root
-	rel   string // path under root
-	info  fs.FileInfo
+	rel   string      // path under root
+	mode  fs.FileMode // type and permission bits
+}
+
+// sourceInfo presents a source to archive/tar without keeping the whole
+// stat result of every file in memory: Sys returns a *tar.Header carrying
+// owners (and, for a hard link, its target), which tar.FileInfoHeader uses.
+type sourceInfo struct{ s *source }
+
+func (i sourceInfo) Name() string       { return path.Base(i.s.entry.Name()) }
+func (i sourceInfo) Mode() fs.FileMode  { return i.s.mode }
+func (i sourceInfo) ModTime() time.Time { return i.s.entry.MTime }
+func (i sourceInfo) IsDir() bool        { return i.s.mode.IsDir() }
+func (i sourceInfo) Size() int64 {
+	if i.s.entry.Type == "file" {
+		return i.s.entry.Size
+	}
+	return 0
+}
+func (i sourceInfo) Sys() any {
+	e := i.s.entry
+	h := &tar.Header{Uid: e.UID, Gid: e.GID, Uname: e.Owner, Gname: e.Group}
+	if e.Type == "hardlink" {
+		h.Typeflag, h.Linkname = tar.TypeLink, e.Target()
+	}
+	return h
 }
 
 // collector walks components without following symbolic links.
@@ -158,7 +184,7 @@ func (c *collector) add(component string, root *os.Root, rel, name string, fi fs
 	default:
 		return &SpecialFileError{Path: filepath.Join(root.Name(), rel), Kind: fi.Mode().Type().String()}
 	}
-	c.sources = append(c.sources, &source{entry: e, root: root, rel: rel, info: fi})
+	c.sources = append(c.sources, &source{entry: e, root: root, rel: rel, mode: fi.Mode()})
 	return nil
 }
 
@@ -205,7 +231,8 @@ func hashFile(root *os.Root, rel string, buf []byte) (string, error) {
 	}
 	defer f.Close()
 	h := sha256.New()
-	if _, err := io.CopyBuffer(h, f, buf); err != nil {
+	// Hide os.File's WriteTo, which would allocate a buffer per file.
+	if _, err := io.CopyBuffer(h, struct{ io.Reader }{f}, buf); err != nil {
 		return "", fmt.Errorf("read %s: %w", filepath.Join(root.Name(), rel), err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil

@@ -224,9 +224,6 @@ func Delete(ctx context.Context, l *instance.Layout, req Request) (*Result, erro
 		return nil, err
 	}
 	req.step("hash")
-	for _, s := range col.sources {
-		m.Files = append(m.Files, s.entry)
-	}
 	archivePath := filepath.Join(dir, id+".tar.zst")
 	info, err := writeArchive(ctx, archivePath, m, Runbook(m, filepath.Base(archivePath)), col.sources, dumps)
 	if err != nil {
