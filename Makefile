@@ -16,7 +16,16 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 VERSION  := $(shell awk '/^version:/ {print $$2}' collection/galaxy.yml)
 COLL_SRC := build/collection-src/fleetsafe/instances
 
-.PHONY: build venv pg vet gotest test e2e demo bench clean collection lint molecule
+.PHONY: build venv pg vet gotest test e2e demo bench clean collection lint molecule fuzz
+
+# Every fuzz target, as package:target; `make fuzz FUZZTIME=5m` runs longer.
+FUZZTIME ?= 30s
+FUZZ_TARGETS := \
+  ./pkg/ansible:FuzzArgs \
+  ./pkg/instance:FuzzParseLayout ./pkg/instance:FuzzParseDuration ./pkg/instance:FuzzParseSize ./pkg/instance:FuzzValidateName \
+  ./pkg/pgdump:FuzzVerify \
+  ./pkg/backup:FuzzCheckFile ./pkg/backup:FuzzSidecar ./pkg/backup:FuzzPlainDump \
+  ./pkg/softdelete:FuzzVerifyArchive ./pkg/softdelete:FuzzDecodeManifest ./pkg/softdelete:FuzzReadTombstone ./pkg/softdelete:FuzzCheckEntry
 
 venv: $(VENV_OK)
 $(VENV_OK): requirements-dev.txt
@@ -50,6 +59,15 @@ collection: venv
 	done
 	ansible-galaxy collection build $(COLL_SRC) --output-path build --force
 	@ls -la build/fleetsafe-instances-$(VERSION).tar.gz
+
+# Runs each fuzz target for FUZZTIME. A crasher is saved under the
+# package's testdata/fuzz/ and then runs with every `go test`.
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; name=$${t##*:}; \
+	  echo "== $$name ($$pkg, $(FUZZTIME))"; \
+	  $(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
 
 pg:
 	@bash scripts/pg-up.sh

@@ -94,7 +94,10 @@ func checkFile(path, format string, checksum bool) (fileResult, error) {
 		}
 	case "tar_zst":
 		var zr *zstd.Decoder
-		if zr, ferr = zstd.NewReader(src, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<30)); ferr == nil {
+		if zr, ferr = zstd.NewReader(src, zstd.WithDecoderConcurrency(1),
+			// Windows up to 256 MiB (zstd --long=28); a larger one is a
+			// failed format check, never an unbounded allocation.
+			zstd.WithDecoderMaxWindow(256<<20), zstd.WithDecoderMaxMemory(512<<20)); ferr == nil {
 			ferr = readTar(zr)
 			if ferr == nil {
 				_, ferr = io.Copy(io.Discard, zr)

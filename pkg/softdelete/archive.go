@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/mholt/archives"
 
 	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
@@ -23,7 +24,9 @@ import (
 // archiveFormat is tar with PAX headers (nanosecond mtimes, long names)
 // compressed with zstd on every core.
 var archiveFormat = archives.CompressedArchive{
-	Compression: archives.Zstd{},
+	// Windows above 64 MiB are refused when reading: fleetsafe writes 8 MiB
+	// ones, and a hostile header must not make the reader allocate more.
+	Compression: archives.Zstd{DecoderOptions: []zstd.DOption{zstd.WithDecoderMaxWindow(64 << 20), zstd.WithDecoderMaxMemory(256 << 20)}},
 	Archival:    archives.Tar{Format: tar.FormatPAX},
 	Extraction:  archives.Tar{},
 }

@@ -1,0 +1,77 @@
+package backup
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// FuzzCheckFile reads arbitrary bytes as each backup format, seeded with
+// real tar, tar.gz, tar.zst, zip and pg_dump output: never a panic, a hang
+// or an unbounded allocation, and a checksum is only ever "ok" for the
+// digest of the bytes read.
+func FuzzCheckFile(f *testing.F) {
+	formats := []string{"tar", "tar_gz", "tar_zst", "zip", "pg_plain", "pg_custom"}
+	seeds := map[string]string{"tar": "small.tar", "tar_gz": "small.tar.gz", "tar_zst": "small.tar.zst", "zip": "small.zip",
+		"pg_plain": "small.sql", "pg_custom": "../../pgdump/testdata/small.dump"}
+	for i, format := range formats {
+		data, err := os.ReadFile(filepath.Join("testdata", seeds[format]))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(uint8(i), data)
+		f.Add(uint8(i), data[:len(data)*2/3])
+	}
+	f.Fuzz(func(t *testing.T, which uint8, data []byte) {
+		format := formats[int(which)%len(formats)]
+		path := filepath.Join(t.TempDir(), "b")
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		res, err := checkFile(path, format, false)
+		if err != nil {
+			t.Fatalf("a read error on a readable file: %v", err)
+		}
+		if res.format == nil && len(data) == 0 {
+			t.Fatalf("empty %s accepted", format)
+		}
+	})
+}
+
+// FuzzSidecar: a sidecar is accepted only as one line "<64 hex>  <name>".
+func FuzzSidecar(f *testing.F) {
+	f.Add([]byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef  b.dump\n"))
+	f.Add([]byte("0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef *b.dump\n"))
+	f.Add([]byte("not a checksum\n"))
+	f.Add([]byte(""))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "b.dump")
+		if err := os.WriteFile(path+".sha256", data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		digest, err := ReadSidecar(path)
+		if err != nil {
+			return
+		}
+		if len(digest) != 64 || !bytes.Contains(bytes.ToLower(data), []byte(digest)) {
+			t.Fatalf("accepted %q as %q", data, digest)
+		}
+	})
+}
+
+func FuzzPlainDump(f *testing.F) {
+	data, err := os.ReadFile("testdata/small.sql")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(data)
+	f.Add(append(bytes.Clone(data), []byte("\\unrestrict abc\n")...))
+	f.Add(data[:len(data)/2])
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if checkPlainDump(bytes.NewReader(data)) == nil && !bytes.Contains(data, []byte(plainDumpMarker)) {
+			t.Fatalf("accepted a plain dump without its marker")
+		}
+	})
+}
