@@ -5,6 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
+
+	"github.com/fleetsafe/fleetsafe/internal/fleettest"
 )
 
 // FuzzCheckFile reads arbitrary bytes as each backup format, seeded with
@@ -29,7 +32,9 @@ func FuzzCheckFile(f *testing.F) {
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		res, err := checkFile(path, format, false)
+		var res fileResult
+		var err error
+		fleettest.Deadline(t, 10*time.Second, func() { res, err = checkFile(path, format, false) })
 		if err != nil {
 			t.Fatalf("a read error on a readable file: %v", err)
 		}
