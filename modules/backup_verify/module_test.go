@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -27,16 +26,7 @@ func backedUp(t *testing.T, names ...string) (*fleettest.Fleet, map[string]map[s
 
 func call(t *testing.T, f *fleettest.Fleet, kv ...any) map[string]any {
 	t.Helper()
-	t.Setenv("FLEETSAFE_SYSTEMD_DIR", f.SystemdDir)
-	raw := map[string]any{"layout_file": f.LayoutFile, "state_file": filepath.Join(f.Root, "state.json")}
-	for i := 0; i < len(kv); i += 2 {
-		raw[kv[i].(string)] = kv[i+1]
-	}
-	out := Module.Call(context.Background(), raw)
-	buf, _ := json.Marshal(out)
-	var back map[string]any
-	require.NoError(t, json.Unmarshal(buf, &back))
-	return back
+	return f.CallModule(t, Module, append([]any{"state_file", filepath.Join(f.Root, "state.json")}, kv...)...)
 }
 
 func TestBackupVerify_OK(t *testing.T) {

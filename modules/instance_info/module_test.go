@@ -15,18 +15,7 @@ import (
 
 func call(t *testing.T, f *fleettest.Fleet, kv ...any) map[string]any {
 	t.Helper()
-	t.Setenv("FLEETSAFE_SYSTEMD_DIR", f.SystemdDir)
-	raw := map[string]any{"layout_file": f.LayoutFile, "_ansible_check_mode": false}
-	for i := 0; i < len(kv); i += 2 {
-		raw[kv[i].(string)] = kv[i+1]
-	}
-	out := Module.Call(context.Background(), raw)
-	// Results must survive the trip through JSON as ansible-core sees them.
-	buf, err := json.Marshal(out)
-	require.NoError(t, err)
-	var back map[string]any
-	require.NoError(t, json.Unmarshal(buf, &back))
-	return back
+	return f.CallModule(t, Module, kv...)
 }
 
 func TestInstanceInfo_ListsInstances(t *testing.T) {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"path/filepath"
 	"testing"
 
@@ -15,16 +14,7 @@ import (
 
 func call(t *testing.T, f *fleettest.Fleet, kv ...any) map[string]any {
 	t.Helper()
-	t.Setenv("FLEETSAFE_SYSTEMD_DIR", f.SystemdDir)
-	raw := map[string]any{"layout_file": f.LayoutFile}
-	for i := 0; i < len(kv); i += 2 {
-		raw[kv[i].(string)] = kv[i+1]
-	}
-	out := Module.Call(context.Background(), raw)
-	buf, _ := json.Marshal(out)
-	var back map[string]any
-	require.NoError(t, json.Unmarshal(buf, &back))
-	return back
+	return f.CallModule(t, Module, kv...)
 }
 
 func TestRestore_Module(t *testing.T) {

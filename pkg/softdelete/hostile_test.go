@@ -169,7 +169,7 @@ func TestRestore_ForceMovesPresentAside(t *testing.T) {
 	f := fleettest.New(t, true, "acme")
 	ctx := context.Background()
 	archives := filepath.Join(t.TempDir(), "archives")
-	before := capture(t, f, "acme")
+	before := f.Snapshot(t, "acme")
 	_, err := softdelete.Delete(ctx, f.Layout, request(f, archives, "acme"))
 	require.NoError(t, err)
 	// Someone recreated config by hand meanwhile.
@@ -187,7 +187,7 @@ func TestRestore_ForceMovesPresentAside(t *testing.T) {
 		Source: softdelete.SourceArchive, Components: []string{"config"}, Options: f.Options()})
 	require.NoError(t, err)
 	require.Len(t, rr.Replaced, 1)
-	assert.Equal(t, before.trees["config"], snapshot(t, cfg))
+	assert.Equal(t, before.Trees["config"], fleettest.Tree(t, cfg))
 	_, err = os.Stat(filepath.Join(rr.Replaced[0].To, "handmade.ini"))
 	assert.NoError(t, err, "the replaced copy is in quarantine, not lost")
 }

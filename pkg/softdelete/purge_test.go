@@ -18,7 +18,7 @@ func TestPurge_AfterRetentionOnly(t *testing.T) {
 	f := fleettest.New(t, true, "acme", "globex")
 	ctx := context.Background()
 	archives := filepath.Join(t.TempDir(), "archives")
-	other := capture(t, f, "globex")
+	other := f.Snapshot(t, "globex")
 	res, err := softdelete.Delete(ctx, f.Layout, request(f, archives, "acme"))
 	require.NoError(t, err)
 
@@ -56,7 +56,7 @@ func TestPurge_AfterRetentionOnly(t *testing.T) {
 	assert.Equal(t, softdelete.StatePurged, ts.State)
 	_, err = os.Stat(res.Archive.Path)
 	assert.NoError(t, err, "the last archive is kept")
-	assert.Equal(t, other, capture(t, f, "globex"))
+	assert.Equal(t, other, f.Snapshot(t, "globex"))
 
 	// Idempotent.
 	purged, err = softdelete.Purge(ctx, softdelete.PurgeRequest{ArchiveDir: archives, KeepLast: 1, PG: f.PG, Now: later})

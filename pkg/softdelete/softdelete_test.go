@@ -2,10 +2,7 @@ package softdelete_test
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -21,66 +18,6 @@ import (
 	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
 )
 
-// snapshot records a tree: type, mode, mtime, content hash, link target.
-func snapshot(t *testing.T, root string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		require.NoError(t, err)
-		fi, err := os.Lstat(p)
-		require.NoError(t, err)
-		rel, _ := filepath.Rel(root, p)
-		desc := fmt.Sprintf("%v", fi.Mode())
-		switch {
-		case fi.Mode().IsRegular():
-			data, err := os.ReadFile(p)
-			require.NoError(t, err)
-			sum := sha256.Sum256(data)
-			desc += " " + hex.EncodeToString(sum[:]) + " " + fi.ModTime().UTC().String()
-		case fi.Mode()&fs.ModeSymlink != 0:
-			target, _ := os.Readlink(p)
-			desc += " -> " + target + " " + fi.ModTime().UTC().String()
-		default:
-			desc += " " + fi.ModTime().UTC().String()
-		}
-		out[rel] = desc
-		return nil
-	})
-	require.NoError(t, err)
-	return out
-}
-
-func dbRows(t *testing.T, f *fleettest.Fleet, name string) []string {
-	t.Helper()
-	db, err := f.PG.Open(context.Background(), f.Database(name))
-	require.NoError(t, err)
-	defer db.Close()
-	rows, err := db.Query("SELECT id::text || label || encode(body, 'hex') FROM content ORDER BY id")
-	require.NoError(t, err)
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		require.NoError(t, rows.Scan(&s))
-		out = append(out, s)
-	}
-	return out
-}
-
-type state struct {
-	trees map[string]map[string]string
-	rows  []string
-}
-
-func capture(t *testing.T, f *fleettest.Fleet, name string) state {
-	s := state{trees: map[string]map[string]string{}}
-	for _, c := range []string{"config", "data", "logs"} {
-		s.trees[c] = snapshot(t, f.Path(c, name))
-	}
-	s.rows = dbRows(t, f, name)
-	return s
-}
-
 func request(f *fleettest.Fleet, archiveDir, name string) softdelete.Request {
 	return softdelete.Request{Name: name, ArchiveDir: archiveDir, Reason: "customer left", RequestedBy: "alice",
 		JobID: "42", Options: f.Options()}
@@ -90,8 +27,8 @@ func TestRoundTrip_QuarantineThenArchive(t *testing.T) {
 	f := fleettest.New(t, true, "acme", "globex")
 	ctx := context.Background()
 	archives := filepath.Join(t.TempDir(), "archives")
-	before := capture(t, f, "acme")
-	other := capture(t, f, "globex")
+	before := f.Snapshot(t, "acme")
+	other := f.Snapshot(t, "globex")
 
 	// Soft delete.
 	res, err := softdelete.Delete(ctx, f.Layout, request(f, archives, "acme"))
@@ -121,7 +58,7 @@ func TestRoundTrip_QuarantineThenArchive(t *testing.T) {
 	rr, err := softdelete.Restore(ctx, f.Layout, softdelete.RestoreRequest{Name: "acme", ArchiveDir: archives, Options: f.Options()})
 	require.NoError(t, err)
 	assert.Equal(t, softdelete.SourceQuarantine, rr.Source)
-	assert.Equal(t, before, capture(t, f, "acme"))
+	assert.Equal(t, before, f.Snapshot(t, "acme"))
 
 	// Restoring a complete instance changes nothing.
 	rr, err = softdelete.Restore(ctx, f.Layout, softdelete.RestoreRequest{Name: "acme", ArchiveDir: archives, Options: f.Options()})
@@ -143,22 +80,22 @@ func TestRoundTrip_QuarantineThenArchive(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, softdelete.SourceArchive, rr.Source)
 	assert.ElementsMatch(t, []string{"config", "data", "logs", "database"}, rr.Restored)
-	assert.Equal(t, before, capture(t, f, "acme"))
-	assert.Equal(t, other, capture(t, f, "globex"), "the other instance is untouched")
+	assert.Equal(t, before, f.Snapshot(t, "acme"))
+	assert.Equal(t, other, f.Snapshot(t, "globex"), "the other instance is untouched")
 }
 
 func TestRestore_OnlyMissingComponents(t *testing.T) {
 	f := fleettest.New(t, true, "acme")
 	ctx := context.Background()
 	archives := filepath.Join(t.TempDir(), "archives")
-	before := capture(t, f, "acme")
+	before := f.Snapshot(t, "acme")
 	_, err := softdelete.Delete(ctx, f.Layout, request(f, archives, "acme"))
 	require.NoError(t, err)
 	rr, err := softdelete.Restore(ctx, f.Layout, softdelete.RestoreRequest{Name: "acme", ArchiveDir: archives,
 		Components: []string{"data"}, Options: f.Options()})
 	require.NoError(t, err)
 	assert.Equal(t, []string{"data"}, rr.Restored)
-	assert.Equal(t, before.trees["data"], snapshot(t, f.Path("data", "acme")))
+	assert.Equal(t, before.Trees["data"], fleettest.Tree(t, f.Path("data", "acme")))
 	_, err = os.Stat(f.Path("config", "acme"))
 	assert.True(t, os.IsNotExist(err))
 }
@@ -167,7 +104,7 @@ func TestDelete_CheckModeChangesNothing(t *testing.T) {
 	f := fleettest.New(t, true, "acme")
 	ctx := context.Background()
 	archives := filepath.Join(t.TempDir(), "archives")
-	before := capture(t, f, "acme")
+	before := f.Snapshot(t, "acme")
 	req := request(f, archives, "acme")
 	req.CheckMode = true
 	res, err := softdelete.Delete(ctx, f.Layout, req)
@@ -178,14 +115,14 @@ func TestDelete_CheckModeChangesNothing(t *testing.T) {
 	assert.Equal(t, []string{f.Database("acme")}, res.Plan.Databases)
 	_, err = os.Stat(archives)
 	assert.True(t, os.IsNotExist(err), "nothing written")
-	assert.Equal(t, before, capture(t, f, "acme"))
+	assert.Equal(t, before, f.Snapshot(t, "acme"))
 }
 
 func TestDelete_Refusals(t *testing.T) {
 	f := fleettest.New(t, true, "acme")
 	ctx := context.Background()
 	archives := filepath.Join(t.TempDir(), "archives")
-	before := capture(t, f, "acme")
+	before := f.Snapshot(t, "acme")
 
 	t.Run("open connection", func(t *testing.T) {
 		db, err := f.PG.Open(ctx, f.Database("acme"))
@@ -227,7 +164,7 @@ func TestDelete_Refusals(t *testing.T) {
 		_, err = softdelete.Delete(ctx, f.Layout, request(f, archives, "acme"))
 		assert.ErrorContains(t, err, "another fleetsafe run holds the lock")
 	})
-	assert.Equal(t, before, capture(t, f, "acme"), "every refusal changed nothing")
+	assert.Equal(t, before, f.Snapshot(t, "acme"), "every refusal changed nothing")
 	ents, _ := filepath.Glob(filepath.Join(archives, "acme", "*.tar.zst"))
 	assert.Empty(t, ents)
 }
