@@ -8,13 +8,14 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
 )
 
-// Tree records every entry under root: type and mode, content hash and
-// mtime for files, target for links, mtime for directories.
+// Tree records every entry under root: type, mode and owner, content hash
+// and mtime for files, target and mtime for links, mtime for directories.
 func Tree(tb testing.TB, root string) map[string]string {
 	tb.Helper()
 	out := map[string]string{}
@@ -28,6 +29,9 @@ func Tree(tb testing.TB, root string) map[string]string {
 		}
 		rel, _ := filepath.Rel(root, p)
 		desc := fmt.Sprintf("%v", fi.Mode())
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			desc += fmt.Sprintf(" %d:%d", st.Uid, st.Gid)
+		}
 		switch {
 		case fi.Mode().IsRegular():
 			data, err := os.ReadFile(p)

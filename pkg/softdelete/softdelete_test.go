@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -65,16 +66,13 @@ func TestRoundTrip_QuarantineThenArchive(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, rr.Changed)
 
-	// Delete again, purge the quarantine by hand as purge would, restore from the archive.
+	// Delete again, purge once retention has passed, restore from the archive.
 	res, err = softdelete.Delete(ctx, f.Layout, request(f, archives, "acme"))
 	require.NoError(t, err)
-	for _, m := range res.Quarantined {
-		if m.Type == "postgresql" {
-			require.NoError(t, fleettest.DropDatabasesLike(ctx, f.PG, m.To))
-		} else {
-			require.NoError(t, os.RemoveAll(filepath.Dir(m.To)))
-		}
-	}
+	purged, err := softdelete.Purge(ctx, softdelete.PurgeRequest{ArchiveDir: archives, KeepLast: 1, PG: f.PG,
+		Now: res.Tombstone.PurgeAfter.Add(time.Minute)})
+	require.NoError(t, err)
+	assert.Len(t, purged, 6, "5 quarantined components and the older archive")
 	rr, err = softdelete.Restore(ctx, f.Layout, softdelete.RestoreRequest{Name: "acme", ArchiveDir: archives,
 		Source: softdelete.SourceArchive, Options: f.Options()})
 	require.NoError(t, err)
