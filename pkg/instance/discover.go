@@ -197,9 +197,15 @@ func (s *scan) databases(ctx context.Context) (map[string]dbInfo, error) {
 	for rows.Next() {
 		var name string
 		var info dbInfo
-		if err := rows.Scan(&name, &info.size, &info.allowCon); err != nil {
+		var size sql.NullInt64
+		if err := rows.Scan(&name, &size, &info.allowCon); err != nil {
 			return nil, fmt.Errorf("list databases: %w", err)
 		}
+		if !size.Valid {
+			// Dropped between the listing and its size: gone.
+			continue
+		}
+		info.size = size.Int64
 		dbs[name] = info
 	}
 	if err := rows.Err(); err != nil {
