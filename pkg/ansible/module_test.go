@@ -137,7 +137,7 @@ func TestValidate_Refusals(t *testing.T) {
 		"missing required":   {map[string]any{"layout_file": "/l"}, "missing required arguments: must"},
 		"mutually exclusive": {with("layout", map[string]any{}), "parameters are mutually exclusive: layout|layout_file"},
 		"required one of":    {map[string]any{"must": "x"}, "one of the following is required: layout, layout_file"},
-		"alias twice":        {with("login_password", "a", "password", "b"), "were both given"},
+		"alias twice":        {with("login_password", "a", "password", "b"), "login_password was given twice, as login_password and as password"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -85,16 +85,22 @@ func Validate(module string, spec Spec, raw map[string]any) (Params, error) {
 
 	var unknown []string
 	given := map[string]any{}
-	for k, v := range raw {
+	givenAs := map[string]string{}
+	keys := make([]string, 0, len(raw))
+	for k := range raw {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
 		canon, ok := aliasOf[k]
 		if !ok {
 			unknown = append(unknown, k)
 			continue
 		}
-		if _, dup := given[canon]; dup && k != canon {
-			return nil, &ParamError{fmt.Sprintf("parameter %s and its alias %s were both given; give one", canon, k)}
+		if first, dup := givenAs[canon]; dup {
+			return nil, &ParamError{fmt.Sprintf("parameter %s was given twice, as %s and as %s; give one", canon, first, k)}
 		}
-		given[canon] = v
+		given[canon], givenAs[canon] = raw[k], k
 	}
 	if len(unknown) > 0 {
 		sort.Strings(unknown)
