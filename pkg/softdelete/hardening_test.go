@@ -350,7 +350,7 @@ func TestFailingDisk_TombstoneCannotBeWritten(t *testing.T) {
 
 func TestFailingDisk_DatabaseDisappearsMidDump(t *testing.T) {
 	f := fleettest.NewSpec(t, fleettest.Spec{Names: nil, DB: true})
-	f.Rows = 400000
+	f.Rows = 1000000 // a dump of about a second, long enough to be caught mid-way
 	ctx := context.Background()
 	require.NoError(t, f.AddInstance(ctx, "acme"))
 	files := map[string]map[string]string{}
