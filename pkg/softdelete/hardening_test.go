@@ -428,3 +428,45 @@ func tarDir(name string) tar.Header {
 func tarLink(name, target string) tar.Header {
 	return tar.Header{Name: name, Typeflag: tar.TypeLink, Linkname: target}
 }
+
+// Two runs of the same deletion at once: one archives and quarantines, the
+// other waits its turn and finds the instance gone, or is refused by the
+// lock; never two archives, never a half-moved instance.
+func TestDelete_TwoConcurrentRuns(t *testing.T) {
+	f := fleettest.New(t, true, "acme")
+	archives := filepath.Join(t.TempDir(), "archives")
+	type outcome struct {
+		res *softdelete.Result
+		err error
+	}
+	results := make(chan outcome, 2)
+	start := make(chan struct{})
+	for range 2 {
+		go func() {
+			<-start
+			res, err := softdelete.Delete(context.Background(), f.Layout, request(f, archives, "acme"))
+			results <- outcome{res, err}
+		}()
+	}
+	close(start)
+	changed := 0
+	for range 2 {
+		o := <-results
+		if o.err != nil {
+			assert.ErrorContains(t, o.err, "another fleetsafe run holds the lock")
+			continue
+		}
+		if o.res.Changed {
+			changed++
+		}
+	}
+	assert.Equal(t, 1, changed, "exactly one run deleted")
+	m, _ := filepath.Glob(filepath.Join(archives, "acme", "*.tar.zst"))
+	assert.Len(t, m, 1, "one archive")
+	ts, _ := filepath.Glob(filepath.Join(archives, "acme", "*.tombstone.json"))
+	assert.Len(t, ts, 1, "one tombstone")
+	for _, c := range []string{"config", "data", "logs"} {
+		_, err := os.Stat(f.Path(c, "acme"))
+		assert.True(t, os.IsNotExist(err), "%s quarantined", c)
+	}
+}
