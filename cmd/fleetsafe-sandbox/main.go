@@ -21,6 +21,7 @@ import (
 
 	"github.com/fleetsafe/fleetsafe/internal/fleettest"
 	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
+	"github.com/fleetsafe/fleetsafe/pkg/sidecar"
 )
 
 var clientNames = []string{
@@ -86,8 +87,8 @@ func nightlyBackups(ctx context.Context, f *fleettest.Fleet, names []string, b b
 				return err
 			}
 			sum := sha256.Sum256(cut)
-			side := hex.EncodeToString(sum[:]) + "  " + filepath.Base(latest["database"]) + "\n"
-			if err := os.WriteFile(latest["database"]+".sha256", []byte(side), 0o640); err != nil {
+			side := sidecar.Format(latest["database"], hex.EncodeToString(sum[:]))
+			if err := os.WriteFile(latest["database"]+sidecar.Suffix, []byte(side), 0o640); err != nil {
 				return err
 			}
 			when := now.Add(-time.Hour)

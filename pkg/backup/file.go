@@ -12,12 +12,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
+	"github.com/fleetsafe/fleetsafe/pkg/sidecar"
 )
 
 // plainDumpMarker ends every complete plain-format pg_dump.
@@ -30,27 +30,8 @@ type fileResult struct {
 	checked  bool    // format was checked (not "any")
 }
 
-// ReadSidecar parses a sha256sum-format sidecar for file: one line, the
-// digest, two spaces (or " *"), the file's base name.
-func ReadSidecar(file string) (string, error) {
-	data, err := os.ReadFile(file + ".sha256")
-	if err != nil {
-		return "", fmt.Errorf("no readable sidecar %s.sha256: %w", file, err)
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) != 1 {
-		return "", fmt.Errorf("sidecar %s.sha256 has %d lines, expected 1", file, len(lines))
-	}
-	digest, name, ok := strings.Cut(lines[0], " ")
-	name = strings.TrimLeft(name, " *")
-	if !ok || len(digest) != 64 || strings.Trim(strings.ToLower(digest), "0123456789abcdef") != "" {
-		return "", fmt.Errorf("sidecar %s.sha256 line 1: %q is not '<64 hex digits>  <file name>'", file, lines[0])
-	}
-	if name != filepath.Base(file) {
-		return "", fmt.Errorf("sidecar %s.sha256 line 1 names %q, not %q", file, name, filepath.Base(file))
-	}
-	return strings.ToLower(digest), nil
-}
+// ReadSidecar returns the digest in file's sha256sum sidecar.
+func ReadSidecar(file string) (string, error) { return sidecar.Read(file) }
 
 // checkFile reads path once: the sha256 (when checksum is asked) and the
 // format check share the read.

@@ -12,13 +12,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/mholt/archives"
 
 	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
+	"github.com/fleetsafe/fleetsafe/pkg/sidecar"
 )
 
 // archiveFormat is tar with PAX headers (nanosecond mtimes, long names)
@@ -138,8 +138,7 @@ func writeArchive(ctx context.Context, dest string, m *Manifest, runbook []byte,
 	if err := out.Close(); err != nil {
 		return nil, fmt.Errorf("close archive: %w", err)
 	}
-	sidecar := fmt.Sprintf("%s  %s\n", digest, filepath.Base(dest))
-	if err := writeFileAtomic(dest+".sha256", []byte(sidecar)); err != nil {
+	if err := writeFileAtomic(dest+sidecar.Suffix, []byte(sidecar.Format(dest, digest))); err != nil {
 		return nil, err
 	}
 	if err := os.Rename(tmp, dest); err != nil {
@@ -178,26 +177,13 @@ func (e *VerifyError) Hint() string {
 	return "do not rely on this archive; nothing was removed"
 }
 
-// ReadSidecar returns the digest recorded in path's .sha256 sidecar.
-func ReadSidecar(path string) (string, error) {
-	data, err := os.ReadFile(path + ".sha256")
-	if err != nil {
-		return "", fmt.Errorf("read sidecar: %w", err)
-	}
-	fields := strings.Fields(string(data))
-	if len(fields) != 2 || len(fields[0]) != 64 || strings.TrimPrefix(fields[1], "*") != filepath.Base(path) {
-		return "", &VerifyError{Archive: path, Msg: "malformed .sha256 sidecar (expected '<sha256>  <file name>')"}
-	}
-	return fields[0], nil
-}
-
 // VerifyArchive reads an archive back from disk: the sidecar digest, the
 // manifest (first entry), every file's checksum and every dump's structure
 // to its last data block. It returns the manifest.
 func VerifyArchive(ctx context.Context, path string) (*Manifest, error) {
-	want, err := ReadSidecar(path)
+	want, err := sidecar.Read(path)
 	if err != nil {
-		return nil, err
+		return nil, &VerifyError{Archive: path, Msg: err.Error()}
 	}
 	f, err := os.Open(path)
 	if err != nil {
