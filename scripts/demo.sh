@@ -16,6 +16,11 @@ note() { summary+=("$*"); printf '   -> %s\n' "$*"; }
 playbook() { ansible-playbook -i "$INV" "$@" >>"$LOG" 2>&1; }
 
 digest() { scripts/instance-digest.sh "$ROOT" "$1" "$2" fsdemo; }
+# digests of every instance of the first fleet report, one "host/name digest" a line
+fleet_digests() {
+  python3 -c "import json;[print(r['host'], r['name']) for r in json.load(open('$ROOT/before.json'))]" |
+    while read -r host name; do echo "$host/$name $(digest "$host" "$name")"; done | sort
+}
 
 step "1. A sandbox fleet: 16 instances on 4 hosts ($ROOT)"
 go run ./cmd/fleetsafe-sandbox -root "$ROOT" -hosts 4 -instances 16
@@ -34,6 +39,7 @@ for r in rows:
 PY
 note "discovery: $(python3 -c "import json;r=json.load(open('$ROOT/before.json'));print(len(r),'instances,',sum(x['status']=='partial' for x in r),'partial (wayne: config missing)')")"
 before_target=$(digest tracim-01 $TARGET)
+fleet_digests >"$ROOT/digests-before.txt"
 
 step "3. Nightly backups: are they really there? (playbooks/verify_backups.yml)"
 if playbook playbooks/verify_backups.yml -e restore_test=1; then
@@ -63,25 +69,27 @@ refuse "no reason" -e instance_name=$TARGET
 refuse "a name on no host" -e instance_name=hoolie -e reason=cleanup
 refuse "a limit that excludes the instance" -e instance_name=$TARGET -e reason=cleanup --limit tracim-02
 refuse "a stale fingerprint" -e instance_name=$TARGET -e reason=cleanup -e fingerprint=0000
-playbook playbooks/fleet_report.yml -e fleetsafe_report_file="$ROOT/after-refusals.json"
-cmp -s <(python3 -c "import json;print(json.load(open('$ROOT/before.json')))") \
-       <(python3 -c "import json;print(json.load(open('$ROOT/after-refusals.json')))") \
-  && note "6 dangerous requests refused; the fleet report is unchanged"
+fleet_digests >"$ROOT/digests-after-refusals.txt"
+cmp -s "$ROOT/digests-before.txt" "$ROOT/digests-after-refusals.txt" || { echo "   !! a refusal changed something"; exit 1; }
+note "6 dangerous requests refused; all 16 instances byte-identical afterwards"
 
 step "5. Delete ONE instance, the job running on EVERY host (the dropped limit)"
 playbook playbooks/delete_instance.yml -e instance_name=$TARGET -e reason="customer left, ticket 4711" \
   -e fleetsafe_fetch_dir="$ROOT/controller-archives"
 grep -o '"msg": "hooli on [^"]*' "$LOG" | tail -1 | cut -c9- | sed 's/^/   /'
 playbook playbooks/fleet_report.yml -e fleetsafe_report_file="$ROOT/after-delete.json"
-python3 - "$ROOT/before.json" "$ROOT/after-delete.json" "$TARGET" <<'PY'
+fleet_digests | grep -v "^tracim-01/$TARGET " >"$ROOT/digests-after-delete.txt"
+python3 - "$ROOT/before.json" "$ROOT/after-delete.json" "$TARGET" "$ROOT/digests-before.txt" "$ROOT/digests-after-delete.txt" <<'PY'
 import json, sys
-before = {r['name']: r for r in json.load(open(sys.argv[1]))}
-after = {r['name']: r for r in json.load(open(sys.argv[2]))}
-gone = sorted(set(before) - set(after))
-same = [n for n in after if after[n] == before[n]]
+before = {r['name'] for r in json.load(open(sys.argv[1]))}
+after = {r['name'] for r in json.load(open(sys.argv[2]))}
+gone = sorted(before - after)
 assert gone == [sys.argv[3]], gone
-assert len(same) == 15, same
-print(f"   gone from discovery: {gone}; untouched: {len(same)} of 15 others")
+was = dict(l.split() for l in open(sys.argv[4]))
+now = dict(l.split() for l in open(sys.argv[5]))
+same = [k for k in now if now[k] == was.get(k)]
+assert len(same) == 15, sorted(set(now) - set(same))
+print(f"   gone from discovery: {gone}; byte-identical: {len(same)} of the 15 others")
 PY
 note "delete_instance.yml on all 4 hosts: exactly 1 instance archived and quarantined, 15 untouched"
 ls "$ROOT"/controller-archives/tracim-01/$TARGET/ | sed 's/^/   copied to the controller: /'
