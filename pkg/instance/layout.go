@@ -48,6 +48,22 @@ type Component struct {
 	Template Template
 	// Line is the component's line in the layout file, 0 when unknown.
 	Line int
+	// Key is the template's key in the layout, such as components[1].path,
+	// and KeyLine its line (0 when unknown).
+	Key     string
+	KeyLine int
+}
+
+// Family groups component types whose locators can collide: paths (dir
+// and file), databases, units.
+func (c Component) Family() string {
+	switch c.Type {
+	case TypeDir, TypeFile:
+		return "path"
+	case TypePostgreSQL:
+		return "database"
+	}
+	return c.Type
 }
 
 // IsPath reports whether the component lives in the filesystem.

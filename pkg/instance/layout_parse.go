@@ -249,6 +249,9 @@ func parseNode(root *yaml.Node, source string) (*Layout, error) {
 		}
 		l.Components = append(l.Components, c)
 	}
+	if err := CheckLayouts(l); err != nil {
+		return nil, err
+	}
 
 	if bn, ok := top["backups"]; ok && bn.Tag != "!!null" {
 		if bn.Kind != yaml.SequenceNode {
@@ -321,6 +324,10 @@ func (p *layoutParser) component(n *yaml.Node, key string) (Component, error) {
 	}
 	i := strings.Index(raw, Placeholder)
 	c.Template = Template{Raw: raw, Prefix: raw[:i], Suffix: raw[i+len(Placeholder):]}
+	c.Key, c.KeyLine = key+"."+field, tn.Line
+	if reason := checkNamespace(c.Type, c.Template); reason != "" {
+		return c, p.errorf(tn, c.Key, raw, "%s", reason)
+	}
 
 	if on, ok := m["optional"]; ok {
 		if c.Optional, err = p.boolean(on, key+".optional"); err != nil {
@@ -343,6 +350,45 @@ func checkNameTemplate(raw, allowed, what string) string {
 	}
 	if !regexp.MustCompile(allowed).MatchString(strings.Replace(raw, Placeholder, "", 1)) {
 		return "characters not allowed in " + what
+	}
+	return ""
+}
+
+// QuarantineDBPrefix starts the names of quarantined databases
+// (softdelete renames a database to fstrash_<id>_<name>); no layout may
+// claim that namespace.
+const QuarantineDBPrefix = "fstrash_"
+
+// unitTypes are the suffixes a systemd unit name ends with.
+var unitTypes = []string{".service", ".socket", ".timer", ".target", ".path", ".mount", ".automount", ".swap", ".slice", ".scope", ".device"}
+
+// checkNamespace returns why a database or unit template does not claim a
+// namespace of the application's own, or "". A database or unit template
+// must start with a literal prefix that ends with a separator (tracim_,
+// tracim@, tracim-): the server's and the system's own databases and units
+// (postgres, grafana, sshd.service) never carry it, so only the
+// application's names can fit. A bare {name}, {name} with only a suffix,
+// or a prefix glued to the name (tracim{name}) is refused.
+func checkNamespace(typ string, t Template) string {
+	switch typ {
+	case TypePostgreSQL:
+		switch {
+		case t.Prefix == "":
+			return "a database template needs a literal prefix of the application's own before {name}, such as tracim_{name}: without one, every database of the server that fits name_pattern (postgres, grafana…) would be taken for an instance"
+		case !strings.HasSuffix(t.Prefix, "_"):
+			return fmt.Sprintf("the literal prefix %q must end with '_' (such as %s_{name}), so that it names a namespace of the application's own", t.Prefix, strings.TrimRight(t.Prefix, "_"))
+		case strings.HasPrefix(t.Prefix, QuarantineDBPrefix):
+			return "databases starting with " + QuarantineDBPrefix + " are quarantined databases; a layout may not claim them"
+		}
+	case TypeSystemdUnit:
+		switch {
+		case t.Prefix == "":
+			return "a unit template needs a literal prefix of the application's own before {name}, such as tracim@{name}.service: without one, every unit of the host that fits name_pattern would be taken for an instance"
+		case !strings.ContainsAny(t.Prefix[len(t.Prefix)-1:], "@-_.:"):
+			return fmt.Sprintf("the literal prefix %q must end with a separator (@ - _ . :), such as tracim@{name}.service", t.Prefix)
+		case !slices.ContainsFunc(unitTypes, func(s string) bool { return strings.HasSuffix(t.Suffix, s) }):
+			return "a unit template must end with a unit type (" + strings.Join(unitTypes, " ") + "), such as tracim@{name}.service"
+		}
 	}
 	return ""
 }
