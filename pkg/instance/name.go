@@ -1,6 +1,7 @@
 package instance
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
 	"unicode"
@@ -12,8 +13,25 @@ import (
 // name_pattern, which comes after them: a permissive pattern never lets a
 // glob, a path or whitespace through.
 func (l *Layout) ValidateName(name string) error {
-	return ValidateName(name, l.NamePattern)
+	if err := ValidateName(name, l.NamePattern); err != nil {
+		return err
+	}
+	for _, c := range l.Components {
+		if db := c.Template.Expand(name); c.Type == TypePostgreSQL && len(db) > MaxDatabaseName {
+			// PostgreSQL truncates longer identifiers, in SQL and in the
+			// connection's database name alike: the truncated name could
+			// be another instance's database.
+			return &InvalidNameError{Name: name, Reason: fmt.Sprintf(
+				"its database %s (component %s) would be %d bytes; PostgreSQL cuts names at %d bytes, so it could denote another instance's database",
+				db, c.Name, len(db), MaxDatabaseName)}
+		}
+	}
+	return nil
 }
+
+// MaxDatabaseName is the longest database name PostgreSQL keeps whole
+// (NAMEDATALEN - 1).
+const MaxDatabaseName = 63
 
 // ValidateName applies the hard refusals to name, then pattern when it is
 // not nil (where no layout is at hand, as in purge).

@@ -186,7 +186,9 @@ func TestFindCollision_SelfNeverCollides(t *testing.T) {
 
 func TestFindCollision_Examples(t *testing.T) {
 	def := whole(instance.DefaultNamePattern)
-	lt := func(raw string) instance.LocatorTemplate { return instance.LocatorTemplate{Template: tmpl(raw), Pattern: def} }
+	lt := func(raw string) instance.LocatorTemplate {
+		return instance.LocatorTemplate{Template: tmpl(raw), Pattern: def}
+	}
 	cases := []struct {
 		a, b    string
 		paths   bool
@@ -280,4 +282,17 @@ func TestParseLayout_RefusesForeignNamespaces(t *testing.T) {
 			assert.True(t, errors.As(err, &le) || errors.As(err, &oe), "typed: %v", err)
 		})
 	}
+}
+
+// A name whose database would be longer than PostgreSQL keeps is refused:
+// the server would cut it to another instance's database name.
+func TestValidateName_DatabaseTruncation(t *testing.T) {
+	l, err := instance.ParseLayout([]byte("app: x\ncomponents:\n  - name: db\n    type: postgresql\n    database: tracim_{name}\n"), "x.yml")
+	require.NoError(t, err)
+	long := strings.Repeat("a", 57) // tracim_ + 57 = 64 bytes
+	err = l.ValidateName(long)
+	var ie *instance.InvalidNameError
+	require.True(t, errors.As(err, &ie), "%v", err)
+	assert.Contains(t, err.Error(), "63 bytes")
+	require.NoError(t, l.ValidateName(long[:56]))
 }
