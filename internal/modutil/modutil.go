@@ -10,11 +10,13 @@ import (
 	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
 )
 
-// LayoutSpec is the layout | layout_file parameter pair, exactly one.
+// LayoutSpec is the layout | layout_file parameter pair, exactly one, and
+// the directory of the host's other layouts.
 var LayoutSpec = ansible.Spec{
 	Params: map[string]ansible.Param{
 		"layout":      {Type: ansible.TypeDict},
 		"layout_file": {Type: ansible.TypePath},
+		"layouts_dir": {Type: ansible.TypePath, Default: instance.DefaultLayoutsDir},
 	},
 	MutuallyExclusive: [][]string{{"layout", "layout_file"}},
 	RequiredOneOf:     [][]string{{"layout", "layout_file"}},
@@ -31,17 +33,6 @@ var PGSpec = ansible.Spec{
 		"ssl_mode": {Type: ansible.TypeStr, Choices: []string{
 			"allow", "disable", "prefer", "require", "verify-ca", "verify-full"}},
 	},
-}
-
-// Layout loads the layout given as layout or layout_file.
-func Layout(p ansible.Params) (*instance.Layout, error) {
-	if f := p.String("layout_file"); f != "" {
-		return instance.LoadLayoutFile(f)
-	}
-	if m := p.Dict("layout"); m != nil {
-		return instance.LayoutFromMap(m)
-	}
-	return nil, instance.ErrNoLayout
 }
 
 // PG returns the PostgreSQL connection parameters.

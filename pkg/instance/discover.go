@@ -48,11 +48,17 @@ func (o Options) withDefaults() Options {
 // the names found by all components, sorted by name. Entries outside
 // name_pattern, hidden entries (such as .fleetsafe-trash) and files where a
 // directory is expected are not instances. An unreachable database server
-// is an error, never an empty result.
+// is an error, never an empty result. An instance that shares a path,
+// database or unit with another (instance, component) pair of the host
+// (this layout or l.Others), or whose path contains or lies in another's,
+// fails discovery with a *ClaimError naming both.
 func (l *Layout) Discover(ctx context.Context, opts Options) ([]*Instance, error) {
 	opts = opts.withDefaults()
 	s := &scan{layout: l, opts: opts}
 	defer s.close()
+	if err := l.checkHost(ctx, s, ""); err != nil {
+		return nil, err
+	}
 
 	names := map[string]bool{}
 	for _, c := range l.Components {
@@ -92,7 +98,9 @@ func (l *Layout) Discover(ctx context.Context, opts Options) ([]*Instance, error
 
 // Resolve returns the instance with exactly this name. The name is
 // validated before anything is looked at; a name with no present
-// component is a *NotFoundError.
+// component is a *NotFoundError. A name whose locators another (instance,
+// component) pair of the host claims, contains or lies in is a
+// *ClaimError naming both.
 func (l *Layout) Resolve(ctx context.Context, name string, opts Options) (*Instance, error) {
 	if err := l.ValidateName(name); err != nil {
 		return nil, err
@@ -100,6 +108,9 @@ func (l *Layout) Resolve(ctx context.Context, name string, opts Options) (*Insta
 	opts = opts.withDefaults()
 	s := &scan{layout: l, opts: opts}
 	defer s.close()
+	if err := l.checkHost(ctx, s, name); err != nil {
+		return nil, err
+	}
 	inst, err := s.instance(ctx, name)
 	if err != nil {
 		return nil, err

@@ -34,6 +34,9 @@ type Layout struct {
 	NamePattern *regexp.Regexp
 	Components  []Component
 	Backups     []BackupRule
+	// Others are the other layouts of the host (WithHost), whose instances
+	// discovery checks against this layout's at run time.
+	Others []*Layout
 }
 
 // Component is one part of an instance.
