@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 )
@@ -82,35 +83,54 @@ type LocatorTemplate struct {
 }
 
 // maxSearchStates bounds one search; past it the answer is "undecided".
-const maxSearchStates = 200000
+const maxSearchStates = 20000
 
 // FindCollision decides whether a and b can denote the same locator for
 // two (instance, component) pairs, or, when paths is set, whether one can
 // contain the other. It returns nil when they never can. Call it for two
 // different components: one template never collides with itself.
 func FindCollision(a, b LocatorTemplate, paths bool) (*Collision, error) {
-	pa, err := compileName(a.Pattern)
+	// Every locator of A starts with A's literal prefix, every one of B
+	// with B's: a common string (or one containing the other, which starts
+	// with it too) needs one prefix to start the other.
+	if !strings.HasPrefix(a.Template.Prefix, b.Template.Prefix) && !strings.HasPrefix(b.Template.Prefix, a.Template.Prefix) {
+		return nil, nil
+	}
+	analysisMu.Lock()
+	defer analysisMu.Unlock()
+	da, err := cachedDFA(a.Pattern)
 	if err != nil {
 		return nil, err
 	}
-	pb, err := compileName(b.Pattern)
+	db, err := cachedDFA(b.Pattern)
 	if err != nil {
 		return nil, err
 	}
-	alpha := alphabet(pa, pb)
-	la := newLocLang(a.Template, pa)
-	lb := newLocLang(b.Template, pb)
+	alpha := da.alphabetWith(db)
+	la := &locLang{prefix: []rune(a.Template.Prefix), suffix: []rune(a.Template.Suffix), name: da}
+	lb := &locLang{prefix: []rune(b.Template.Prefix), suffix: []rune(b.Template.Suffix), name: db}
 	rels := []Relation{Same}
 	if paths {
 		rels = append(rels, AContains, BContains)
 	}
+	slashes := func(t Template) int { return strings.Count(t.Prefix, "/") + strings.Count(t.Suffix, "/") }
+	ka, kb := slashes(a.Template), slashes(b.Template)
 	for _, rel := range rels {
+		// Names hold no '/': equal locators have as many path elements,
+		// and a container has fewer than what it contains. Equal
+		// locators end with both suffixes too.
+		switch {
+		case rel == Same && (ka != kb || !strings.HasSuffix(a.Template.Suffix, b.Template.Suffix) && !strings.HasSuffix(b.Template.Suffix, a.Template.Suffix)):
+			continue
+		case rel == AContains && ka >= kb, rel == BContains && kb >= ka:
+			continue
+		}
 		x, y := la, lb
 		if rel == BContains {
 			x, y = lb, la
 		}
 		w, undecided := search(x, y, rel != Same, alpha)
-		if undecided {
+		if undecided || da.overflow || db.overflow {
 			return &Collision{Undecided: true}, nil
 		}
 		if w == "" {
@@ -152,6 +172,34 @@ func containerPrefix(w string, t Template) string {
 		}
 	}
 	return w
+}
+
+// analysisMu serializes analyses: the name automata are built lazily and
+// shared between them.
+var analysisMu sync.Mutex
+
+// dfaCache keeps the name automaton of each pattern between analyses (a
+// host's layouts share few patterns); it is emptied when it grows.
+var dfaCache = map[string]*nameDFA{}
+
+func cachedDFA(re *regexp.Regexp) (*nameDFA, error) {
+	key := ""
+	if re != nil {
+		key = re.String()
+	}
+	if d, ok := dfaCache[key]; ok && !d.overflow {
+		return d, nil
+	}
+	p, err := compileName(re)
+	if err != nil {
+		return nil, err
+	}
+	if len(dfaCache) >= 64 {
+		clear(dfaCache)
+	}
+	d := newNameDFA(p)
+	dfaCache[key] = d
+	return d, nil
 }
 
 // compileName compiles a whole-name pattern (nil: any name).
@@ -227,10 +275,10 @@ func alphabet(progs ...*syntax.Prog) []rune {
 			}
 		}
 	}
-	out := make([]rune, 0, len(cuts))
+	var cands []rune
 	for r := range cuts {
 		if r <= utf8.MaxRune && nameRuneOK(r, false) {
-			out = append(out, r)
+			cands = append(cands, r)
 		}
 	}
 	// Nicer examples: lowercase letters, then digits, then the rest.
@@ -245,13 +293,43 @@ func alphabet(progs ...*syntax.Prog) []rune {
 		}
 		return 3
 	}
-	slices.SortFunc(out, func(x, y rune) int {
+	slices.SortFunc(cands, func(x, y rune) int {
 		if d := rank(x) - rank(y); d != 0 {
 			return d
 		}
 		return int(x - y)
 	})
+	// Keep one rune per class: runes that every rune instruction of both
+	// programs, the hard refusals and the word-boundary assertions treat
+	// alike are interchangeable inside a name. (Outside names, the search
+	// only follows the templates' literal runes.)
+	seen := map[string]bool{}
+	var out []rune
+	var sig []byte
+	for _, r := range cands {
+		sig = sig[:0]
+		sig = append(sig, boolByte(nameRuneOK(r, true)), boolByte(syntax.IsWordChar(r)))
+		for _, p := range progs {
+			for i := range p.Inst {
+				switch in := &p.Inst[i]; in.Op {
+				case syntax.InstRune, syntax.InstRune1, syntax.InstRuneAny, syntax.InstRuneAnyNotNL:
+					sig = append(sig, boolByte(runeMatches(in, r)))
+				}
+			}
+		}
+		if !seen[string(sig)] {
+			seen[string(sig)] = true
+			out = append(out, r)
+		}
+	}
 	return out
+}
+
+func boolByte(b bool) byte {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // nameDFA is a lazy subset construction of a name program, with the hard
@@ -262,7 +340,27 @@ type nameDFA struct {
 	index  map[string]int
 	next   map[[2]int]int // (state, rune) -> state, -1 when dead
 	accept map[int]bool
+	// alpha caches alphabet(prog, other.prog) by other.
+	alpha map[*nameDFA][]rune
+	// overflow is set when the automaton grew past maxDFAStates; the
+	// analysis is then undecided.
+	overflow bool
 }
+
+func (d *nameDFA) alphabetWith(o *nameDFA) []rune {
+	if a, ok := d.alpha[o]; ok {
+		return a
+	}
+	if d.alpha == nil {
+		d.alpha = map[*nameDFA][]rune{}
+	}
+	d.alpha[o] = alphabet(d.prog, o.prog)
+	return d.alpha[o]
+}
+
+// maxDFAStates bounds one name automaton (a pattern such as
+// (a|b)*a(a|b){20} has millions of states).
+const maxDFAStates = 5000
 
 // nameState is the set of program counters waiting for a rune, with what
 // the empty-width assertions need to know of the previous rune.
@@ -355,7 +453,9 @@ func (d *nameDFA) step(state int, r rune) int {
 				pcs = append(pcs, in.Out)
 			}
 		}
-		if len(pcs) > 0 {
+		if len(pcs) > 0 && len(d.states) >= maxDFAStates {
+			d.overflow = true
+		} else if len(pcs) > 0 {
 			slices.Sort(pcs)
 			prev := '.'
 			if syntax.IsWordChar(r) {
@@ -391,10 +491,6 @@ func (d *nameDFA) accepting(state int) bool {
 type locLang struct {
 	prefix, suffix []rune
 	name           *nameDFA
-}
-
-func newLocLang(t Template, p *syntax.Prog) *locLang {
-	return &locLang{prefix: []rune(t.Prefix), suffix: []rune(t.Suffix), name: newNameDFA(p)}
 }
 
 type phase uint8
@@ -494,7 +590,7 @@ func search(x, y *locLang, container bool, alpha []rune) (string, bool) {
 	nodes := []node{{a: locState{inPrefix, 0}, b: locState{inPrefix, 0}, parent: -1}}
 	seen := map[key]bool{{nodes[0].a, nodes[0].b}: true}
 	for i := 0; i < len(nodes); i++ {
-		if len(nodes) > maxSearchStates {
+		if len(nodes) > maxSearchStates || x.name.overflow || y.name.overflow {
 			return "", true
 		}
 		cur := nodes[i]

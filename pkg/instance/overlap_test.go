@@ -296,3 +296,18 @@ func TestValidateName_DatabaseTruncation(t *testing.T) {
 	assert.Contains(t, err.Error(), "63 bytes")
 	require.NoError(t, l.ValidateName(long[:56]))
 }
+
+// When the analysis cannot decide within its bounds (a name_pattern whose
+// automaton has more states than it may build), the layout is refused,
+// never accepted on a guess.
+func TestCheckLayouts_UndecidedIsRefused(t *testing.T) {
+	y := "app: x\nname_pattern: '(a|b)*a(a|b){14}'\ncomponents:\n  - name: d\n    type: dir\n    path: /srv/w/{name}\n" +
+		"  - name: e\n    type: dir\n    path: /srv/w/{name}c\n"
+	_, err := instance.ParseLayout([]byte(y), "x.yml")
+	var oe *instance.OverlapError
+	require.True(t, errors.As(err, &oe), "%v", err)
+	require.NotNil(t, oe.Collision)
+	assert.True(t, oe.Collision.Undecided)
+	assert.Contains(t, err.Error(), "could not prove")
+	assert.Contains(t, err.Error(), "x.yml line 6, key components[0].path")
+}
