@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -60,13 +61,20 @@ func (e *ClaimError) Hint() string {
 // and l.Others (the names found by each layout's components), plus the
 // instance extra of l when it is not empty.
 func (l *Layout) hostClaims(ctx context.Context, s *scan, extra string) ([]Claim, error) {
+	// Only families l has can collide with l's claims: a layout of paths
+	// alone needs no database server to be checked.
+	families := map[string]bool{}
+	for _, c := range l.Components {
+		families[c.Family()] = true
+	}
 	var out []Claim
 	for _, ly := range append([]*Layout{l}, l.Others...) {
+		comps := slices.DeleteFunc(slices.Clone(ly.Components), func(c Component) bool { return !families[c.Family()] })
 		names := map[string]bool{}
 		if ly == l && extra != "" {
 			names[extra] = true
 		}
-		for _, c := range ly.Components {
+		for _, c := range comps {
 			found, err := s.names(ctx, c)
 			if err != nil {
 				return nil, fmt.Errorf("discover component %s of app %s: %w", c.Name, ly.App, err)
@@ -78,7 +86,7 @@ func (l *Layout) hostClaims(ctx context.Context, s *scan, extra string) ([]Claim
 			}
 		}
 		resolved := map[string]string{}
-		for _, c := range ly.Components {
+		for _, c := range comps {
 			if !c.IsPath() {
 				continue
 			}
@@ -97,7 +105,7 @@ func (l *Layout) hostClaims(ctx context.Context, s *scan, extra string) ([]Claim
 			}
 		}
 		for n := range names {
-			for _, c := range ly.Components {
+			for _, c := range comps {
 				cl := Claim{App: ly.App, Instance: n, Component: c.Name, Locator: c.Template.Expand(n)}
 				if c.IsPath() {
 					pt, elem, full, err := Locate(c, n)

@@ -42,6 +42,27 @@ func FuzzParseLayout(f *testing.F) {
 				t.Fatalf("rule for unknown component %q accepted", r.Component)
 			}
 		}
+		// An accepted layout lets no two (instance, component) pairs
+		// denote the same locator or contain one another (short names).
+		claimed := map[string]string{}
+		for _, n := range bruteNames("ax-0", 3, l.NamePattern) {
+			for _, c := range l.Components {
+				loc := c.Family() + ":" + c.Template.Expand(n)
+				who := n + "/" + c.Name
+				if prev, dup := claimed[loc]; dup {
+					t.Fatalf("accepted layout: %s and %s both denote %s", prev, who, loc)
+				}
+				claimed[loc] = who
+			}
+		}
+		for loc, who := range claimed {
+			for p := loc; strings.HasPrefix(loc, "path:") && strings.Contains(p, "/"); {
+				p = p[:strings.LastIndex(p, "/")]
+				if prev, ok := claimed[p]; ok {
+					t.Fatalf("accepted layout: %s (%s) contains %s (%s)", prev, p, who, loc)
+				}
+			}
+		}
 	})
 }
 

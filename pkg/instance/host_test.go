@@ -5,10 +5,12 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"pgregory.net/rapid"
 
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
 )
@@ -176,4 +178,66 @@ func TestDiscover_RefusesPhantomInstance(t *testing.T) {
 	assert.Contains(t, err.Error(), `instance "acme-data" component data of app x (`+root+`/x/acme-data)`)
 	_, err = l.Resolve(context.Background(), "acme-data", instance.Options{SystemdDir: root + "/systemd"})
 	require.ErrorAs(t, err, new(*instance.ClaimError))
+}
+
+// TestDiscover_RunTimeCheckProperty: for random layouts built in code
+// (overlapping or not) and random directories on disk, discovery either
+// refuses, or returns instances of which no two (instance, component)
+// pairs share a locator or contain one another. And when the layout
+// passes the load-time analysis, discovery never refuses (no symbolic
+// links here): the two checks agree.
+func TestDiscover_RunTimeCheckProperty(t *testing.T) {
+	refused, found := 0, 0
+	rapid.Check(t, func(rt *rapid.T) {
+		root, err := os.MkdirTemp("", "fsprop")
+		require.NoError(rt, err)
+		defer os.RemoveAll(root)
+		lit := rapid.SampledFrom([]string{"", "", "a", "x-", "-d"})
+		tail := rapid.SampledFrom([]string{"", "", "/d", "/x-d"})
+		n := rapid.IntRange(1, 3).Draw(rt, "components")
+		l := &instance.Layout{Source: "code", App: "x", NamePattern: whole(`[a-z][a-z-]{0,5}`)}
+		seen := map[string]bool{}
+		for i := range n {
+			raw := root + "/s/" + lit.Draw(rt, "pre") + instance.Placeholder + lit.Draw(rt, "suf") + tail.Draw(rt, "tail")
+			if seen[raw] {
+				continue
+			}
+			seen[raw] = true
+			l.Components = append(l.Components, instance.Component{Name: "c" + string(rune('0'+i)), Type: instance.TypeDir, Template: tmpl(raw)})
+		}
+		for _, name := range rapid.SliceOfN(rapid.SampledFrom([]string{"a", "b", "a-d", "x-a", "ad", "a-d-d"}), 1, 4).Draw(rt, "names") {
+			c := l.Components[rapid.IntRange(0, len(l.Components)-1).Draw(rt, "which")]
+			require.NoError(rt, os.MkdirAll(c.Template.Expand(name), 0o755))
+		}
+		static := instance.CheckLayouts(l)
+		insts, err := l.Discover(context.Background(), instance.Options{SystemdDir: root + "/systemd", SkipSizes: true})
+		if err != nil {
+			refused++
+			require.ErrorAs(rt, err, new(*instance.ClaimError))
+			require.Error(rt, static, "discovery refused (%v) a layout the analysis accepts", err)
+			return
+		}
+		if len(insts) > 1 {
+			found++
+		}
+		type pair struct{ inst, comp string }
+		locs := map[string]pair{}
+		for _, in := range insts {
+			for _, c := range in.Components {
+				if p, dup := locs[c.Locator]; dup {
+					rt.Fatalf("%v and %v both denote %s", p, pair{in.Name, c.Name}, c.Locator)
+				}
+				locs[c.Locator] = pair{in.Name, c.Name}
+			}
+		}
+		for loc, p := range locs {
+			for q, o := range locs {
+				if strings.HasPrefix(loc, q+"/") {
+					rt.Fatalf("%v (%s) contains %v (%s)", o, q, p, loc)
+				}
+			}
+		}
+	})
+	assert.Positive(t, refused, "some runs must be refused")
+	assert.Positive(t, found, "some runs must find several instances")
 }
