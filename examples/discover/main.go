@@ -9,9 +9,18 @@ import (
 )
 
 func main() {
-	layout, err := instance.LoadLayoutFile("/etc/fleetsafe/tracim.yml")
+	layout, err := instance.LoadLayoutFile("/etc/fleetsafe/layouts.d/tracim.yml")
 	if err != nil {
 		log.Fatal(err) // names file, line, key and value
+	}
+	// The host's other layouts: no two components of any of them may
+	// denote the same path, database or unit, nor contain one another.
+	host, err := instance.LoadLayoutsDir(instance.DefaultLayoutsDir, true)
+	if err != nil {
+		log.Fatal(err) // names the file that does not parse
+	}
+	if err := layout.WithHost(host); err != nil {
+		log.Fatal(err) // *instance.OverlapError: both files, lines, keys and an example
 	}
 	ctx := context.Background()
 	insts, err := layout.Discover(ctx, instance.Options{})
