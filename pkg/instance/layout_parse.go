@@ -359,6 +359,11 @@ func checkNameTemplate(raw, allowed, what string) string {
 // claim that namespace.
 const QuarantineDBPrefix = "fstrash_"
 
+// QuarantineDirName is the hidden directory where soft delete quarantines
+// path components, in each component's parent (softdelete.TrashDir); no
+// layout may claim it.
+const QuarantineDirName = ".fleetsafe-trash"
+
 // unitTypes are the suffixes a systemd unit name ends with.
 var unitTypes = []string{".service", ".socket", ".timer", ".target", ".path", ".mount", ".automount", ".swap", ".slice", ".scope", ".device"}
 
@@ -411,11 +416,17 @@ func checkPathTemplate(raw string) string {
 		if elem == ".." {
 			return "path must not contain '..'"
 		}
+		if strings.HasPrefix(elem, QuarantineDirName) {
+			return "an element starting with " + QuarantineDirName + " is where fleetsafe quarantines components; a layout may not claim it"
+		}
 	}
 	if path.Clean(raw) != raw {
 		return "path must be clean: no '.', '//' or trailing '/'"
 	}
 	pt := SplitPath(Template{Raw: raw})
+	if strings.HasPrefix(pt.Elem.Prefix, ".") {
+		return "the {name} element must not start with '.': hidden entries are never instances (and " + QuarantineDirName + " is where fleetsafe quarantines)"
+	}
 	if pt.Elem.Raw == Placeholder && slices.Contains(systemDirs, pt.Parent) {
 		return fmt.Sprintf("{name} directly under the system directory %s would make every entry there an instance; use a directory of the application's own, such as %s/<app>/{name}", pt.Parent, strings.TrimSuffix(pt.Parent, "/"))
 	}

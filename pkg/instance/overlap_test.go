@@ -311,3 +311,22 @@ func TestCheckLayouts_UndecidedIsRefused(t *testing.T) {
 	assert.Contains(t, err.Error(), "could not prove")
 	assert.Contains(t, err.Error(), "x.yml line 6, key components[0].path")
 }
+
+// The quarantine's own places are no layout's: a template inside
+// .fleetsafe-trash would take quarantined components of another
+// application for instances.
+func TestParseLayout_RefusesQuarantinePlaces(t *testing.T) {
+	_, err := instance.ParseLayout([]byte("app: x\ncomponents:\n  - name: d\n    type: dir\n    path: /srv/x/.fleetsafe-trash/{name}\n"), "x.yml")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "x.yml line 5, key components[0].path")
+	assert.Contains(t, err.Error(), "quarantines")
+	_, err = instance.ParseLayout([]byte("app: x\ncomponents:\n  - name: d\n    type: dir\n    path: /srv/x/.fleetsafe-trash{name}\n"), "x.yml")
+	require.Error(t, err)
+}
+
+func TestParseLayout_RefusesHiddenNameElement(t *testing.T) {
+	_, err := instance.ParseLayout([]byte("app: x\ncomponents:\n  - name: d\n    type: dir\n    path: /srv/x/.fleetsafe-{name}\n"), "x.yml")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "x.yml line 5, key components[0].path")
+	assert.Contains(t, err.Error(), "hidden entries")
+}
