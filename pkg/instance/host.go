@@ -83,13 +83,21 @@ func (e *HostLayoutsError) Hint() string {
 // WithHost checks l against the other layouts of its host and records them
 // for discovery's run-time check. A layout of host for l's own app is l's
 // own description (usually the very file l was read from) and is replaced
-// by l. Every pair of components across l and the others, and within the
+// by l; it must give the same name_pattern and component locators (backup
+// rules may differ), else l is refused: instances are not found one way
+// and acted on another. Every pair of components across l and the others, and within the
 // others, is analysed (CheckLayouts); an overlap is an *OverlapError.
 func (l *Layout) WithHost(host []*Layout) error {
 	all := []*Layout{l}
 	for _, o := range host {
 		if o.App != l.App {
 			all = append(all, o)
+			continue
+		}
+		if diff := locatorDiff(o, l); diff != "" {
+			return &LayoutError{File: l.Source, Key: "app", Value: l.App, Msg: fmt.Sprintf(
+				"the host describes app %s in %s, differently: %s; give that file as layout_file, or make the two agree",
+				l.App, o.Source, diff)}
 		}
 	}
 	if err := CheckLayouts(all...); err != nil {
@@ -97,4 +105,27 @@ func (l *Layout) WithHost(host []*Layout) error {
 	}
 	l.Others = all[1:]
 	return nil
+}
+
+// locatorDiff says how two layouts of one app differ in what decides their
+// instances' locators, "" when they do not.
+func locatorDiff(host, given *Layout) string {
+	if host.NamePattern.String() != given.NamePattern.String() {
+		return fmt.Sprintf("name_pattern %s there, %s here", host.NamePattern, given.NamePattern)
+	}
+	for _, hc := range host.Components {
+		gc, ok := given.Component(hc.Name)
+		switch {
+		case !ok:
+			return fmt.Sprintf("component %s (%s) there, none here", hc.Name, hc.Template.Raw)
+		case gc.Type != hc.Type || gc.Template.Raw != hc.Template.Raw:
+			return fmt.Sprintf("component %s is %s %s there, %s %s here", hc.Name, hc.Type, hc.Template.Raw, gc.Type, gc.Template.Raw)
+		}
+	}
+	for _, gc := range given.Components {
+		if _, ok := host.Component(gc.Name); !ok {
+			return fmt.Sprintf("component %s (%s) here, none there", gc.Name, gc.Template.Raw)
+		}
+	}
+	return ""
 }

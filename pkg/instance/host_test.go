@@ -111,6 +111,15 @@ func TestLoadLayoutsDir(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, self.WithHost(ls))
 		assert.Empty(t, self.Others)
+		// The same app described differently: refused, naming both.
+		stale, err := instance.ParseLayout([]byte(dirLayout("appa", root+"/elsewhere/{name}")), "stale.yml")
+		require.NoError(t, err)
+		err = stale.WithHost(ls)
+		var le *instance.LayoutError
+		require.True(t, errors.As(err, &le), "%v", err)
+		assert.Contains(t, err.Error(), "stale.yml, key app")
+		assert.Contains(t, err.Error(), filepath.Join(dir, "a.yml"))
+		assert.Contains(t, err.Error(), root+"/elsewhere/{name}")
 		other, err := instance.ParseLayout([]byte(dirLayout("appb", root+"/b/{name}")), "b.yml")
 		require.NoError(t, err)
 		require.NoError(t, other.WithHost(ls))
