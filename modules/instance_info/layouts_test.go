@@ -96,3 +96,29 @@ func TestInstanceInfo_BinaryRefusesOverlappingLayouts(t *testing.T) {
 		assert.EqualValues(t, 1, res["count"])
 	})
 }
+
+// The run-time double check through the module: another application's
+// directory is a symbolic link into this fleet's instance acme, so its
+// instance "data" is acme's data. No template analysis can see it;
+// discovery refuses, naming both.
+func TestInstanceInfo_BinaryRefusesSharedLocationAtRunTime(t *testing.T) {
+	lib := fleettest.BuildModules(t, "instance_info")
+	f := fleettest.New(t, false, "acme", "globex")
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "other.yml"), []byte("app: other\ncomponents:\n  - name: files\n    type: dir\n    path: "+f.Root+"/other/{name}\n"), 0o644))
+	require.NoError(t, os.Symlink(filepath.Join(f.Root, "srv", f.App, "acme"), filepath.Join(f.Root, "other")))
+	for _, args := range []map[string]any{
+		{"layout_file": f.LayoutFile, "layouts_dir": dir},
+		{"layout_file": f.LayoutFile, "layouts_dir": dir, "name": "acme"},
+	} {
+		res := runBinary(t, filepath.Join(lib, "instance_info"), args, "FLEETSAFE_SYSTEMD_DIR="+f.SystemdDir)
+		assert.Equal(t, true, res["failed"], res["msg"])
+		msg, _ := res["msg"].(string)
+		assert.Contains(t, msg, `instance "acme" component data of app `+f.App+` (`+f.Path("data", "acme")+`)`)
+		assert.Contains(t, msg, `instance "data" component files of app other (`+f.Root+`/other/data, really `+f.Path("data", "acme")+`)`)
+	}
+	// globex is no other instance's: looking it up alone is fine.
+	res := runBinary(t, filepath.Join(lib, "instance_info"), map[string]any{"layout_file": f.LayoutFile, "layouts_dir": dir, "name": "globex"}, "FLEETSAFE_SYSTEMD_DIR="+f.SystemdDir)
+	assert.Equal(t, false, res["failed"], res["msg"])
+	assert.Equal(t, true, res["found"])
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -45,4 +46,35 @@ func TestSoftDelete_BinaryRefusesLayoutOverlappingLayoutsDir(t *testing.T) {
 	_, err = os.Stat(archives)
 	assert.True(t, os.IsNotExist(err), "no archive directory written")
 
+}
+
+// The run-time double check stops a soft delete: another application's
+// directory is a symbolic link into instance acme, so that application's
+// instance "data" is acme's data. Deleting acme is refused before
+// anything moves, naming both.
+func TestSoftDelete_BinaryRefusesSharedLocationAtRunTime(t *testing.T) {
+	lib := fleettest.BuildModules(t, "instance_soft_delete")
+	f := fleettest.New(t, false, "acme")
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "other.yml"), []byte("app: other\ncomponents:\n  - name: files\n    type: dir\n    path: "+f.Root+"/other/{name}\n"), 0o644))
+	require.NoError(t, os.Symlink(filepath.Join(f.Root, "srv", f.App, "acme"), filepath.Join(f.Root, "other")))
+	before := f.Snapshot(t, "acme")
+	archives := filepath.Join(t.TempDir(), "archives")
+	res, out := runModule(t, filepath.Join(lib, "instance_soft_delete"),
+		map[string]any{"layout_file": f.LayoutFile, "layouts_dir": dir, "name": "acme", "archive_dir": archives, "reason": "run-time check"},
+		[]string{"FLEETSAFE_SYSTEMD_DIR=" + f.SystemdDir}, "", nil)
+	assert.Equal(t, true, res["failed"], out)
+	assert.Equal(t, false, res["changed"], out)
+	assert.Contains(t, res["msg"], `instance "data" component files of app other`)
+	assert.Equal(t, before, f.Snapshot(t, "acme"))
+	// The archive directory may exist (soft delete locks there first);
+	// no archive and no tombstone are written.
+	var written []string
+	_ = filepath.WalkDir(archives, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && (strings.HasSuffix(p, ".tar.zst") || strings.HasSuffix(p, ".json")) {
+			written = append(written, p)
+		}
+		return nil
+	})
+	assert.Empty(t, written)
 }
