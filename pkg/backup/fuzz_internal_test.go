@@ -75,7 +75,7 @@ func FuzzPlainDump(f *testing.F) {
 	f.Add(append(bytes.Clone(data), []byte("\\unrestrict abc\n")...))
 	f.Add(data[:len(data)/2])
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if checkPlainDump(bytes.NewReader(data)) == nil && !bytes.Contains(data, []byte(plainDumpMarker)) {
+		if _, err := checkPlainDump(bytes.NewReader(data)); err == nil && !bytes.Contains(data, []byte(plainDumpMarker)) {
 			t.Fatalf("accepted a plain dump without its marker")
 		}
 	})
