@@ -27,19 +27,24 @@ import (
 //     data-{name}-*.tar.gz, data-acme-old-20260101.tar.gz has the
 //     candidates acme and acme-old.
 //  3. Known names K: the instances present on the host (all of them, not
-//     only those asked for), plus the orphan names: every candidate of a
-//     file that no present instance can claim (C(F) has no present name),
-//     plus the names given by the caller as known otherwise (soft-deleted
-//     instances with an archive directory).
-//     A candidate of a file that a present instance can claim is not, by
-//     that file alone, a name: data-acme-20260101-0200.tar.gz does not
-//     make "acme-20260101" an instance.
+//     only those asked for), the orphan names, and the names the caller
+//     knows otherwise (instances with a directory under archive_dir: the
+//     soft-deleted ones). An orphan name is the one candidate of a file
+//     that has exactly one candidate and is not present: /b/acme-old/db-1.dump
+//     under /b/{name}/db-*.dump names acme-old for certain. A file with
+//     several candidates proves none of them: data-acme-20260101-0200.tar.gz
+//     does not make "acme-20260101" a name, nor does an orphan file
+//     data-a-c-1.tar.gz make "a" one.
 //  4. Owners O(F) = C(F) ∩ K. One owner: the file is that name's. Two or
 //     more: the file is ambiguous, credited to none of them, and each
 //     present owner gets a failed "owner" check naming the file, the rule
-//     and every owner. (No owner cannot happen: a file no present instance
-//     claims makes its own candidates orphan names.)
+//     and every owner. None: an orphan file whose name is not certain,
+//     listed in orphans as "a or a-c".
 //
+// Every name in K is one a real file proves (or the host shows), so: a
+// file is never credited to two names; a file credited to N can be N's;
+// a file that only N among the names really in use can claim is credited
+// to N; and an ambiguous file can really be the backup of two of them.
 // Consequences: a file is never credited to two instances; a file whose
 // only known candidate is N is N's. What this rule cannot see: a name that
 // is gone without a trace but its backups, whose every backup a present
@@ -59,7 +64,8 @@ type owners struct {
 // ownedFile is one backup file and the known names that can claim it.
 type ownedFile struct {
 	backupFile
-	owners []string // sorted; credited only when len == 1
+	owners     []string // sorted; credited only when len == 1
+	candidates []string // every name the rule could expand to this file
 }
 
 // dirError is a directory (or file) that could not be read while looking
@@ -177,16 +183,15 @@ func findOwners(l *instance.Layout, present []string, extraKnown []string) *owne
 			}
 			files[i] = append(files[i], backupFile{path: m, size: fi.Size(), mtime: fi.ModTime()})
 			cands[i] = append(cands[i], c)
-			if !slices.ContainsFunc(c, func(n string) bool { return o.present[n] }) {
-				for _, n := range c {
-					o.known[n] = true
-				}
+			if len(c) == 1 {
+				// The only name that can have written this file.
+				o.known[c[0]] = true
 			}
 		}
 	}
 	for i := range l.Backups {
 		for j, f := range files[i] {
-			of := ownedFile{backupFile: f}
+			of := ownedFile{backupFile: f, candidates: cands[i][j]}
 			for _, n := range cands[i][j] {
 				if o.known[n] {
 					of.owners = append(of.owners, n)
@@ -294,7 +299,8 @@ func absent(err error) bool {
 	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
 }
 
-// orphansOf lists the files credited to names that are not present.
+// orphans lists the files no present instance owns or shares: those of
+// orphan names, and those whose name is not certain.
 func (o *owners) orphans(l *instance.Layout) []Orphan {
 	byKey := map[string]*Orphan{}
 	for i, r := range l.Backups {
@@ -302,7 +308,11 @@ func (o *owners) orphans(l *instance.Layout) []Orphan {
 			if slices.ContainsFunc(f.owners, func(n string) bool { return o.present[n] }) {
 				continue
 			}
-			name := strings.Join(f.owners, " or ")
+			names := f.owners
+			if len(names) == 0 {
+				names = f.candidates
+			}
+			name := strings.Join(names, " or ")
 			key := name + "\x00" + r.Component
 			if byKey[key] == nil {
 				byKey[key] = &Orphan{Name: name, Component: r.Component}
