@@ -27,44 +27,51 @@ func checkData(ctx context.Context, jobs []fileJob, pg pgdump.Conn) error {
 			continue
 		}
 		label := ruleLabel(st.rule)
+		// First the live database: rows there and none in the dump.
 		var liveErr error
+		liveEmpty := false
 		if st.database != "" && st.inst != nil {
 			if live, found := st.inst.State(st.rule.Component); found && live.Present {
 				table, err := anyRows(ctx, pg, st.database)
-				if err == nil && table != "" {
+				switch {
+				case err == nil && table != "":
 					st.checks = append(st.checks, bad(base, StatusFailed, &NoDataError{Path: j.file.path, Rule: label,
 						Why: fmt.Sprintf("the live database %s has rows (in %s at least)", st.database, table)}))
 					continue
-				}
-				if err == nil {
-					st.checks = append(st.checks, ok(base, fmt.Sprintf("no table data, and the live database %s has no rows either", st.database)))
-					continue
-				}
-				if ctx.Err() != nil {
+				case err == nil:
+					liveEmpty = true
+				case ctx.Err() != nil:
 					return ctx.Err()
+				default:
+					liveErr = err
 				}
-				liveErr = err
 			}
 		}
+		// Then the previous dump: data there and none now is a loss, even
+		// when the live database is empty too.
 		if len(st.files) > 1 {
 			prev := st.files[1]
-			pr, err := checkFile(prev.path, st.rule.Format, false)
-			if err == nil && pr.data == dataSome {
-				st.checks = append(st.checks, bad(base, StatusFailed, &NoDataError{Path: j.file.path, Rule: label,
-					Why: fmt.Sprintf("the previous dump %s had table data", prev.path)}))
+			if pr, err := checkFile(prev.path, st.rule.Format, false); err == nil && pr.data == dataSome {
+				why := fmt.Sprintf("the previous dump %s had table data", prev.path)
+				if liveEmpty {
+					why += fmt.Sprintf(" (the live database %s has no rows now: were they deleted?)", st.database)
+				}
+				st.checks = append(st.checks, bad(base, StatusFailed, &NoDataError{Path: j.file.path, Rule: label, Why: why}))
 				continue
 			}
 		}
-		why := "no live database to compare with and no previous dump with data"
-		if liveErr != nil {
-			why = fmt.Sprintf("the live database %s could not be asked (%v) and no previous dump had data", st.database, liveErr)
-		}
-		if liveErr != nil || st.database != "" {
+		switch {
+		case liveEmpty:
+			st.checks = append(st.checks, ok(base, fmt.Sprintf("no table data, and the live database %s has no rows either", st.database)))
+		case liveErr != nil:
 			st.checks = append(st.checks, bad(base, StatusWarning, &NoDataError{Path: j.file.path, Rule: label,
-				Why: "whether it should cannot be told: " + why}))
-			continue
+				Why: fmt.Sprintf("whether it should cannot be told: the live database %s could not be asked (%v) and no previous dump had data", st.database, liveErr)}))
+		case st.database != "":
+			st.checks = append(st.checks, bad(base, StatusWarning, &NoDataError{Path: j.file.path, Rule: label,
+				Why: fmt.Sprintf("whether it should cannot be told: the live database %s is not present and no previous dump had data", st.database)}))
+		default:
+			st.checks = append(st.checks, ok(base, "no table data; no live database to compare with and no previous dump with data"))
 		}
-		st.checks = append(st.checks, ok(base, "no table data; "+why))
 	}
 	return nil
 }

@@ -271,11 +271,18 @@ func (e *NoDataError) Hint() string {
 type GoneError struct {
 	Path     string
 	Database string
-	Why      string
+	// Why is what happened to it ("was dropped or renamed"), Cause what
+	// explains it (a soft delete's tombstone), when known.
+	Why, Cause string
 }
 
 func (e *GoneError) Error() string {
-	return fmt.Sprintf("test restore of %s: restored, but the live database %s %s during the run; rows not compared", e.Path, e.Database, e.Why)
+	cause := e.Cause
+	if cause == "" {
+		cause = "is the instance being deleted or renamed?"
+	}
+	return fmt.Sprintf("test restore of %s: restored, but the live database %s %s during the run (%s); rows not compared",
+		e.Path, e.Database, e.Why, cause)
 }
 
 // Hint tells the operator what to do.

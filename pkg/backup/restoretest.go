@@ -187,8 +187,8 @@ func testRestore(ctx context.Context, pg pgdump.Conn, archiveDir string, c resto
 		// The live database may have been dropped, renamed or closed
 		// since discovery (a soft delete quarantines it): say so, rather
 		// than call a sound backup a failed restore.
-		if why := goneWhy(ctx, admin, live.Locator, archiveDir, c.inst.Name); why != "" {
-			return bad(res, StatusWarning, &GoneError{Path: newest.path, Database: live.Locator, Why: why})
+		if why, cause := goneWhy(ctx, admin, live.Locator, archiveDir, c.inst.Name); why != "" {
+			return bad(res, StatusWarning, &GoneError{Path: newest.path, Database: live.Locator, Why: why, Cause: cause})
 		}
 		return fail("count rows of live database %s: %v", live.Locator, err)
 	}
@@ -219,17 +219,17 @@ func testRestore(ctx context.Context, pg pgdump.Conn, archiveDir string, c resto
 var testHookAfterRestore func(name string)
 
 // goneWhy tells why a live database can no longer be read, when it is
-// because it went away during the run: dropped or renamed, closed to
-// connections, and a soft delete's tombstone under archiveDir. It returns
-// "" when the database is still there and open.
-func goneWhy(ctx context.Context, admin *sql.DB, db, archiveDir, name string) string {
+// because it went away during the run (dropped or renamed, closed to
+// connections), and the soft delete that explains it when a tombstone of
+// the instance is under archiveDir. why is "" when the database is still
+// there and open.
+func goneWhy(ctx context.Context, admin *sql.DB, db, archiveDir, name string) (why, cause string) {
 	var allow bool
-	why := ""
 	switch err := admin.QueryRowContext(ctx, "SELECT datallowconn FROM pg_database WHERE datname = $1", db).Scan(&allow); {
 	case errors.Is(err, sql.ErrNoRows):
 		why = "was dropped or renamed"
 	case err != nil:
-		return ""
+		return "", ""
 	case !allow:
 		why = "was closed to connections"
 	}
@@ -239,13 +239,10 @@ func goneWhy(ctx context.Context, admin *sql.DB, db, archiveDir, name string) st
 			if why == "" {
 				why = "could not be read"
 			}
-			why += fmt.Sprintf(": instance %s is being soft-deleted (tombstone %s)", name, ts[len(ts)-1])
+			cause = fmt.Sprintf("instance %s is being soft-deleted: tombstone %s", name, ts[len(ts)-1])
 		}
 	}
-	if why != "" && archiveDir == "" {
-		why += " (is the instance being deleted or renamed?)"
-	}
-	return why
+	return why, cause
 }
 
 // psqlFile runs a plain dump, compressed with gzip or zstd or not, into db.
