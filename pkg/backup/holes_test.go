@@ -125,6 +125,13 @@ func TestVerify_SharedPrefixNeverCreditsAnotherInstance(t *testing.T) {
 			assert.Contains(t, c.Detail, f.Root+"/flat/config-{name}-*.tar.gz")
 			assert.NotEmpty(t, c.Hint)
 			assert.Equal(t, backup.StatusFailed, status(t, rep, "acme"))
+			require.Len(t, rep.Warnings, 1, "the flat rule is named as one where names run on")
+			assert.Contains(t, rep.Warnings[0], f.Root+"/flat/config-{name}-*.tar.gz")
+			if variant == "orphan with its own backups" {
+				require.Len(t, rep.Orphans, 1)
+				assert.Equal(t, backup.Orphan{Name: "acme-old", Component: "data",
+					Files: []string{filepath.Join(f.Root, "backups", "acme-old", "data-"+stamp(fresh)+".tar.gz")}}, rep.Orphans[0])
+			}
 			if variant == "present" {
 				// Nor is acme-old credited with it: it has no config backup of its own.
 				failedWith[*backup.MissingError](t, rep, "acme-old", "config", backup.CheckPresent)

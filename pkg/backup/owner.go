@@ -346,3 +346,52 @@ func ruleLabel(r instance.BackupRule) string {
 	}
 	return fmt.Sprintf("backups rule path %s", r.Path)
 }
+
+// runOnRules lists the rules where a name can run into a wildcard of its
+// own path element (data-{name}-*.tar.gz: acme's rule also matches
+// acme-old's files). Ownership stays sound there for the names it knows,
+// but the backups of a name gone without another trace would be credited
+// to the present name they extend: worth a warning on every run.
+func runOnRules(l *instance.Layout) []string {
+	var out []string
+	for _, r := range l.Backups {
+		prefix, suffix := splitRule(r)
+		pre := prefix[strings.LastIndex(prefix, "/")+1:]
+		suf := suffix
+		if j := strings.IndexByte(suf, '/'); j >= 0 {
+			suf = suf[:j]
+		}
+		if runsOn(l, suf, false) || runsOn(l, pre, true) {
+			out = append(out, fmt.Sprintf("%s: a name can run into the wildcard after or before {name} "+
+				"(the rule of a name also matches the backups of a longer name that extends it); "+
+				"backups of such a longer name are told apart only while it is present, in archive_dir, "+
+				"or has backups in a directory of its own: prefer /…/{name}/… or a separator names cannot contain", ruleLabel(r)))
+		}
+	}
+	return out
+}
+
+// runsOn reports whether the literal text next to {name} in its element
+// (after it, or before it when before is set) starts with a character
+// names can contain and is followed, further away, by a wildcard; or is
+// itself a wildcard.
+func runsOn(l *instance.Layout, side string, before bool) bool {
+	if side == "" {
+		return false
+	}
+	var next byte
+	var rest string
+	if before {
+		next, rest = side[len(side)-1], side[:len(side)-1]
+	} else {
+		next, rest = side[0], side[1:]
+	}
+	if strings.IndexByte("*?[", next) >= 0 {
+		return true
+	}
+	if next == '\\' || !hasMeta(rest) {
+		return false
+	}
+	c := string(next)
+	return l.ValidateName("a"+c+"a") == nil || l.ValidateName("a"+c) == nil || l.ValidateName(c+"a") == nil
+}

@@ -174,3 +174,30 @@ func TestCandidates_Examples(t *testing.T) {
 		}
 	}
 }
+
+func TestRunOnRules(t *testing.T) {
+	l := ownershipLayout(t, "/r")
+	w := runOnRules(l)
+	require := func(cond bool, msg string) {
+		t.Helper()
+		if !cond {
+			t.Error(msg)
+		}
+	}
+	require(len(w) == 1, fmt.Sprintf("one rule runs on: %v", w))
+	require(len(w) == 1 && strings.Contains(w[0], "/r/flat/data-{name}-*.tar.gz") && strings.Contains(w[0], "line "), fmt.Sprint(w))
+	for _, c := range []struct {
+		elem string
+		runs bool
+	}{
+		{"{name}", false}, {"{name}.tar.gz", false}, {"data-{name}.*.tar.gz", false}, {"data-{name}_*.tar.gz", false},
+		{"data-{name}-*.tar.gz", true}, {"data-{name}*", true}, {"*-{name}.tar.gz", true}, {"x{name}1*", true},
+	} {
+		yaml := "app: x\ncomponents:\n  - name: d\n    type: dir\n    path: /srv/x/{name}\nbackups:\n  - component: d\n    path: /b/" + c.elem + "\n    format: any\n"
+		l, err := instance.ParseLayout([]byte(yaml), "r.yml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		require((len(runOnRules(l)) == 1) == c.runs, fmt.Sprintf("%s: runs on %v, want %v", c.elem, runOnRules(l), c.runs))
+	}
+}

@@ -187,7 +187,7 @@ func Verify(ctx context.Context, l *instance.Layout, opts Options) (*Report, err
 	own := findOwners(l, present, append(slices.Clone(opts.KnownNames), deleted...))
 
 	rep := &Report{App: l.App, VerifiedAt: opts.Now.UTC(), Instances: []InstanceReport{}, Orphans: []Orphan{},
-		facts: map[string]FileFacts{}}
+		facts: map[string]FileFacts{}, Warnings: runOnRules(l)}
 	states := make([][]*ruleState, len(insts))
 	var jobs []fileJob
 	for i, inst := range insts {
