@@ -407,3 +407,35 @@ func TestVerify_DatabaseRenamedDuringRestoreTest(t *testing.T) {
 	assert.Contains(t, c.Detail, "live database "+f.Database("acme")+" was dropped or renamed during the run")
 	assert.True(t, strings.HasPrefix(c.Detail, "test restore of "))
 }
+
+// TestVerify_LockHeldDuringRestoreTest: a fleetsafe run holds the
+// instance's lock (as instance_soft_delete does from its first step) and
+// the database is closed to connections (as its quarantine does). The
+// restore check names the holder, and backup_verify never takes the lock.
+func TestVerify_LockHeldDuringRestoreTest(t *testing.T) {
+	f, _ := backedUp(t, "acme")
+	archives := filepath.Join(t.TempDir(), "archives")
+	require.NoError(t, os.MkdirAll(filepath.Join(archives, "acme"), 0o700))
+	lockf, err := os.OpenFile(filepath.Join(archives, "acme", ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	require.NoError(t, err)
+	defer lockf.Close()
+	require.NoError(t, syscall.Flock(int(lockf.Fd()), syscall.LOCK_EX|syscall.LOCK_NB))
+	defer backup.SetAfterRestoreHook(func(name string) {
+		admin, err := f.PG.Open(context.Background(), "postgres")
+		require.NoError(t, err)
+		defer admin.Close()
+		_, err = admin.Exec("ALTER DATABASE " + pgdump.QuoteIdent(f.Database(name)) + " WITH ALLOW_CONNECTIONS false")
+		require.NoError(t, err)
+	})()
+	rep := verify(t, f, backup.Options{RestoreTest: 1, ArchiveDir: archives})
+	c := check(t, rep, "acme", "database", backup.CheckRestore)
+	assert.Equal(t, backup.StatusWarning, c.Status, c.Detail)
+	assert.Contains(t, c.Detail, "was closed to connections during the run")
+	assert.Contains(t, c.Detail, fmt.Sprintf("process %d holds the fleetsafe lock of instance acme", os.Getpid()))
+	// The lock is still ours alone: a second exclusive flock from another
+	// descriptor still fails.
+	other, err := os.Open(filepath.Join(archives, "acme", ".lock"))
+	require.NoError(t, err)
+	defer other.Close()
+	assert.Error(t, syscall.Flock(int(other.Fd()), syscall.LOCK_EX|syscall.LOCK_NB))
+}

@@ -234,13 +234,19 @@ func goneWhy(ctx context.Context, admin *sql.DB, db, archiveDir, name string) (w
 		why = "was closed to connections"
 	}
 	if archiveDir != "" {
+		var causes []string
 		if ts, _ := filepath.Glob(filepath.Join(archiveDir, name, "*.tombstone.json")); len(ts) > 0 {
 			sort.Strings(ts)
-			if why == "" {
-				why = "could not be read"
-			}
-			cause = fmt.Sprintf("instance %s is being soft-deleted: tombstone %s", name, ts[len(ts)-1])
+			causes = append(causes, fmt.Sprintf("instance %s is being soft-deleted: tombstone %s", name, ts[len(ts)-1]))
 		}
+		if pid, held := lockHolder(archiveDir, name); held {
+			causes = append(causes, fmt.Sprintf("process %d holds the fleetsafe lock of instance %s (%s)", pid, name,
+				filepath.Join(archiveDir, name, ".lock")))
+		}
+		if len(causes) > 0 && why == "" {
+			why = "could not be read"
+		}
+		cause = strings.Join(causes, "; ")
 	}
 	return why, cause
 }
