@@ -1,7 +1,8 @@
 // Package backup proves that backups are really there: for every instance
-// and every component, a backup is present, fresh, not empty, not shrunk,
-// matches its checksum, is structurally complete to its end, and (on
-// request) restores. Each problem is a typed finding with the file, the
+// and every component, a backup is present, its own (never another
+// instance's), fresh, not empty, not shrunk, matches its checksum, is
+// structurally complete to its end, holds data when the database does, and
+// (on request) restores. Each problem is a typed finding with the file, the
 // figure measured, the limit and a hint for the operator.
 package backup
 
@@ -64,9 +65,23 @@ func (e *UncoveredError) Hint() string {
 }
 
 // MissingError is a rule that matches no backup for an instance.
-type MissingError struct{ Pattern string }
+type MissingError struct {
+	Pattern string
+	// Rule names the layout rule; Note adds what was left out (files
+	// dated in the future).
+	Rule, Note string
+}
 
-func (e *MissingError) Error() string { return fmt.Sprintf("no backup matches %s", e.Pattern) }
+func (e *MissingError) Error() string {
+	msg := fmt.Sprintf("no backup matches %s", e.Pattern)
+	if e.Rule != "" {
+		msg += " (" + e.Rule + ")"
+	}
+	if e.Note != "" {
+		msg += "; " + e.Note
+	}
+	return msg
+}
 
 // Hint tells the operator what to do.
 func (e *MissingError) Hint() string {

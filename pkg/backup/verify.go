@@ -329,9 +329,9 @@ func scanRule(r instance.BackupRule, name string, files []backupFile, ambiguous 
 	newest, found := st.newest()
 	if !found {
 		if len(unreadable) == 0 {
-			var f Finding = &MissingError{Pattern: pattern}
+			f := &MissingError{Pattern: pattern, Rule: label}
 			if len(future) > 0 {
-				f = &MissingError{Pattern: pattern + " (dated no later than now + " + clockSkew.String() + ")"}
+				f.Note = fmt.Sprintf("%d file(s) dated more than %s in the future are not counted", len(future), clockSkew)
 			}
 			st.checks = append(st.checks, bad(withCheck(base, CheckPresent), StatusFailed, f))
 		}
