@@ -32,7 +32,7 @@ func call(t *testing.T, f *fleettest.Fleet, kv ...any) map[string]any {
 func TestBackupVerify_OK(t *testing.T) {
 	f, _ := backedUp(t, "acme", "globex")
 	metrics := filepath.Join(t.TempDir(), "m.prom")
-	out := call(t, f, "restore_test", "1", "metrics_file", metrics)
+	out := call(t, f, "restore_test", "1", "metrics_file", metrics, "archive_dir", filepath.Join(t.TempDir(), "archives"))
 	require.Equal(t, false, out["failed"], out["msg"])
 	assert.Equal(t, false, out["changed"])
 	assert.Equal(t, map[string]any{"instances": 2.0, "ok": 2.0, "warning": 0.0, "failed": 0.0}, out["summary"])

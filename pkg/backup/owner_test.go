@@ -201,3 +201,31 @@ func TestRunOnRules(t *testing.T) {
 		require((len(runOnRules(l)) == 1) == c.runs, fmt.Sprintf("%s: runs on %v, want %v", c.elem, runOnRules(l), c.runs))
 	}
 }
+
+// TestOwnership_OrphanNames: an orphan proves its name only by a file with
+// one candidate; otherwise every candidate is listed.
+func TestOwnership_OrphanNames(t *testing.T) {
+	root := t.TempDir()
+	l := ownershipLayout(t, root)
+	for _, p := range []string{"flat/data-a-c-1.tar.gz", "flat/data-gone-1.tar.gz", "dirs/x-y/db-1.dump", "flat/data-x-y-1.tar.gz", "flat/data-p-1.tar.gz"} {
+		full := filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := findOwners(l, []string{"p"}, nil).orphans(l)
+	want := []Orphan{
+		{Name: "a or a-c", Component: "data", Files: []string{filepath.Join(root, "flat/data-a-c-1.tar.gz")}},
+		{Name: "gone", Component: "data", Files: []string{filepath.Join(root, "flat/data-gone-1.tar.gz")}},
+		// data-x-y-1 has the candidates x and x-y; x-y is proven by its
+		// directory, x by nothing: the file is x-y's.
+		{Name: "x-y", Component: "data", Files: []string{filepath.Join(root, "flat/data-x-y-1.tar.gz")}},
+		{Name: "x-y", Component: "db", Files: []string{filepath.Join(root, "dirs/x-y/db-1.dump")}},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("orphans:\n got %v\nwant %v", got, want)
+	}
+}
