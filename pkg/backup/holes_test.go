@@ -159,7 +159,9 @@ func removeInstance(t *testing.T, f *fleettest.Fleet, name string) {
 }
 
 // TestVerify_DumpOfAnotherDatabase: globex's dump, complete and with a
-// matching sidecar, lands in acme's backups as the newest.
+// matching sidecar, lands in acme's backups as the newest. It is a finding
+// naming both databases, and never acme's newest: acme's freshness, size,
+// format and test restore are those of acme's own dump.
 func TestVerify_DumpOfAnotherDatabase(t *testing.T) {
 	f, latest := backedUp(t, "acme", "globex")
 	data, err := os.ReadFile(latest["globex"]["database"])
@@ -174,9 +176,23 @@ func TestVerify_DumpOfAnotherDatabase(t *testing.T) {
 	assert.Equal(t, foreign, mis.Path)
 	assert.Contains(t, c.Detail, f.Database("globex"))
 	assert.Contains(t, c.Detail, f.Database("acme"))
-	assert.Equal(t, backup.StatusSkipped, check(t, rep, "acme", "database", backup.CheckRestore).Status,
-		"another instance's dump is not test-restored as acme's")
-	assert.Equal(t, backup.StatusOK, check(t, rep, "acme", "database", backup.CheckFormat).Status, "the dump itself is sound")
+	assert.Contains(t, c.Detail, "line ")
+	assert.Equal(t, backup.StatusFailed, status(t, rep, "acme"))
+	for _, name := range []string{backup.CheckFresh, backup.CheckFormat, backup.CheckRestore} {
+		got := check(t, rep, "acme", "database", name)
+		assert.Equal(t, latest["acme"]["database"], got.File, "%s is measured on acme's own dump", name)
+		assert.Equal(t, backup.StatusOK, got.Status, got.Detail)
+	}
+
+	// The only dump of acme is globex's: acme has no backup of its database.
+	for _, p := range glob(t, f, "db-*.dump") {
+		if p != foreign {
+			require.NoError(t, os.Remove(p))
+		}
+	}
+	rep = verify(t, f, backup.Options{Names: []string{"acme"}})
+	failedWith[*backup.DatabaseMismatchError](t, rep, "acme", "database", backup.CheckOwner)
+	failedWith[*backup.MissingError](t, rep, "acme", "database", backup.CheckPresent)
 }
 
 // TestVerify_FutureMTime: a backup dated in the future is a finding and

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
+	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
 )
 
 // Ownership: every backup file is credited to exactly one instance, or to
@@ -394,4 +395,42 @@ func runsOn(l *instance.Layout, side string, before bool) bool {
 	}
 	c := string(next)
 	return l.ValidateName("a"+c+"a") == nil || l.ValidateName("a"+c) == nil || l.ValidateName(c+"a") == nil
+}
+
+// foreignDump is a pg_custom dump, among an instance's files, whose header
+// names another database.
+type foreignDump struct {
+	backupFile
+	database string
+}
+
+// splitForeignDumps moves out of files every pg_custom dump whose header
+// names another database than want: another instance's dump is never
+// counted as this instance's newest or freshest backup. Only the header is
+// read; a file that is not a custom-format dump stays (its format check
+// speaks for it).
+func splitForeignDumps(files []backupFile, want string) (own []backupFile, foreign []foreignDump) {
+	for _, f := range files {
+		if db, ok := dumpDatabase(f.path); ok && db != want {
+			foreign = append(foreign, foreignDump{backupFile: f, database: db})
+			continue
+		}
+		own = append(own, f)
+	}
+	return own, foreign
+}
+
+// dumpDatabase returns the database named in a custom-format dump's
+// header.
+func dumpDatabase(path string) (string, bool) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", false
+	}
+	defer f.Close()
+	sum, err := pgdump.ReadHeader(f)
+	if err != nil {
+		return "", false
+	}
+	return sum.Database, true
 }

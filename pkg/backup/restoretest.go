@@ -89,7 +89,7 @@ func restoreTests(ctx context.Context, l *instance.Layout, insts []*instance.Ins
 			if !ok || c.Type != instance.TypePostgreSQL || (st.rule.Format != "pg_custom" && st.rule.Format != "pg_plain") {
 				continue
 			}
-			if _, found := st.newest(); !found || failedAny(st, CheckFormat, CheckChecksum, CheckOwner) {
+			if newest, found := st.newest(); !found || failedOn(st, newest.path, CheckFormat, CheckChecksum, CheckOwner) {
 				st.checks = append(st.checks, skipped(CheckResult{Component: st.rule.Component, Rule: st.rule.Path, Check: CheckRestore},
 					"no sound dump to restore"))
 				continue
@@ -125,10 +125,11 @@ func restoreTests(ctx context.Context, l *instance.Layout, insts []*instance.Ins
 	return nil
 }
 
-func failedAny(st *ruleState, checks ...string) bool {
+// failedOn reports whether one of the checks failed on file.
+func failedOn(st *ruleState, file string, checks ...string) bool {
 	for _, c := range st.checks {
 		for _, name := range checks {
-			if c.Check == name && c.Status == StatusFailed {
+			if c.Check == name && c.Status == StatusFailed && c.File == file {
 				return true
 			}
 		}

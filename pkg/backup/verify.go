@@ -193,10 +193,21 @@ func Verify(ctx context.Context, l *instance.Layout, opts Options) (*Report, err
 	for i, inst := range insts {
 		for ri, r := range l.Backups {
 			files, ambiguous := own.filesOf(ri, inst.Name)
-			st := scanRule(r, inst.Name, files, ambiguous, own.unreadableFor(l, ri, inst.Name), opts.Now)
+			var database string
+			var foreign []foreignDump
 			if c, ok := l.Component(r.Component); ok && c.Type == instance.TypePostgreSQL {
-				st.database = c.Template.Expand(inst.Name)
+				database = c.Template.Expand(inst.Name)
+				if r.Format == "pg_custom" || r.Format == "any" {
+					files, foreign = splitForeignDumps(files, database)
+				}
 			}
+			st := scanRule(r, inst.Name, files, ambiguous, own.unreadableFor(l, ri, inst.Name), opts.Now)
+			for _, fd := range foreign {
+				c := CheckResult{Component: r.Component, Rule: r.Path, File: fd.path, Check: CheckOwner}
+				st.checks = append(st.checks, bad(c, StatusFailed, &DatabaseMismatchError{Path: fd.path,
+					Rule: ruleLabel(r), Want: database, Got: fd.database}))
+			}
+			st.database = database
 			st.inst = inst
 			states[i] = append(states[i], st)
 			if f, ok := st.newest(); ok {
