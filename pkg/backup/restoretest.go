@@ -157,6 +157,9 @@ func testRestore(ctx context.Context, pg pgdump.Conn, archiveDir string, c resto
 	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+pgdump.QuoteIdent(scratch)); err != nil {
 		return fail("create scratch database: %v", err)
 	}
+	if testHookScratch != nil {
+		testHookScratch(scratch)
+	}
 	defer func() {
 		// Dropped even when ctx is cancelled or the restore failed.
 		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -214,6 +217,11 @@ func testRestore(ctx context.Context, pg pgdump.Conn, archiveDir string, c resto
 	}
 	return ok(res, fmt.Sprintf("restored %d tables into a scratch database; row counts match the live database", len(got)))
 }
+
+// testHookScratch, set by tests only, learns the name of each scratch
+// database created, so that a test checks its own scratch databases and
+// not those of runs beside it on the same server.
+var testHookScratch func(name string)
 
 // testHookAfterRestore, set by tests only, runs after a scratch restore
 // and before the comparison with the live database.
