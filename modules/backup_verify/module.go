@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/fleetsafe/fleetsafe/internal/modutil"
 	"github.com/fleetsafe/fleetsafe/pkg/ansible"
@@ -20,6 +21,7 @@ var Module = ansible.Module{
 		"metrics_file": {Type: ansible.TypePath},
 		"state_file":   {Type: ansible.TypePath},
 		"fail_on":      {Type: ansible.TypeStr, Default: "failed", Choices: []string{"failed", "warning", "never"}},
+		"archive_dir":  {Type: ansible.TypePath},
 	}}.Merge(modutil.LayoutSpec).Merge(modutil.PGSpec),
 	Run: run,
 }
@@ -29,13 +31,29 @@ var Module = ansible.Module{
 const DefaultStateDir = "/var/lib/fleetsafe"
 
 func run(ctx context.Context, req *ansible.Request) (*ansible.Result, error) {
-	layout, err := modutil.Layout(req.Params)
-	if err != nil {
+	start := time.Now()
+	p := req.Params
+	app := ""
+	// A run that fails before checking rewrites the metrics file with
+	// fleetsafe_backup_verify_success 0 and nothing else, so that the
+	// values of an earlier run cannot keep the alerts green.
+	failed := func(err error) (*ansible.Result, error) {
+		mf := p.String("metrics_file")
+		if mf == "" || req.CheckMode {
+			return nil, err
+		}
+		if werr := backup.WriteFailedRunMetrics(mf, app, start); werr != nil {
+			return nil, fmt.Errorf("%w; and the metrics file could not be rewritten: %v", err, werr)
+		}
 		return nil, err
 	}
-	p := req.Params
+	layout, err := modutil.Layout(req.Params)
+	if err != nil {
+		return failed(err)
+	}
+	app = layout.App
 	if p.Int("restore_test") < 0 {
-		return nil, fmt.Errorf("restore_test must be 0 or more, got %d", p.Int("restore_test"))
+		return failed(fmt.Errorf("restore_test must be 0 or more, got %d", p.Int("restore_test")))
 	}
 	state := p.String("state_file")
 	if state == "" {
@@ -49,9 +67,10 @@ func run(ctx context.Context, req *ansible.Request) (*ansible.Result, error) {
 	}
 	rep, err := backup.Verify(ctx, layout, backup.Options{
 		Names: p.Strings("names"), RestoreTest: restore, StateFile: state, Discovery: modutil.Options(p),
+		ArchiveDir: p.String("archive_dir"), Now: start,
 	})
 	if err != nil {
-		return nil, err
+		return failed(err)
 	}
 	res := &ansible.Result{}
 	res.Set("instances", rep.Instances).Set("summary", rep.Summary).Set("orphans", rep.Orphans).Set("app", rep.App)

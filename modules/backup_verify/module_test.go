@@ -32,7 +32,7 @@ func call(t *testing.T, f *fleettest.Fleet, kv ...any) map[string]any {
 func TestBackupVerify_OK(t *testing.T) {
 	f, _ := backedUp(t, "acme", "globex")
 	metrics := filepath.Join(t.TempDir(), "m.prom")
-	out := call(t, f, "restore_test", "1", "metrics_file", metrics)
+	out := call(t, f, "restore_test", "1", "metrics_file", metrics, "archive_dir", filepath.Join(t.TempDir(), "archives"))
 	require.Equal(t, false, out["failed"], out["msg"])
 	assert.Equal(t, false, out["changed"])
 	assert.Equal(t, map[string]any{"instances": 2.0, "ok": 2.0, "warning": 0.0, "failed": 0.0}, out["summary"])
@@ -75,4 +75,40 @@ func TestBackupVerify_MalformedRuleIsLoud(t *testing.T) {
 	assert.Contains(t, out["msg"], bad+" line")
 	assert.Contains(t, out["msg"], "max_age")
 	assert.Contains(t, out["msg"], `"26hours"`)
+}
+
+// TestBackupVerify_MetricsRewrittenWhenRunFails: a good run writes
+// fleetsafe_backup_verify_success 1 with every status; a run that fails
+// before checking (a wrong password, an unreadable layout) rewrites the
+// file with success 0 and drops the statuses of the earlier run, which
+// would keep the alerts green.
+func TestBackupVerify_MetricsRewrittenWhenRunFails(t *testing.T) {
+	f, _ := backedUp(t, "acme")
+	metrics := filepath.Join(t.TempDir(), "m.prom")
+	out := call(t, f, "metrics_file", metrics)
+	require.Equal(t, false, out["failed"], out["msg"])
+	text, err := os.ReadFile(metrics)
+	require.NoError(t, err)
+	app := `app="` + f.App + `"`
+	assert.Contains(t, string(text), "fleetsafe_backup_verify_success{"+app+"} 1\n")
+	assert.Contains(t, string(text), "fleetsafe_backup_status{")
+
+	out = call(t, f, "metrics_file", metrics, "login_host", "127.0.0.1", "login_user", "postgres", "login_password", "wrong-S3cret")
+	require.Equal(t, true, out["failed"])
+	assert.Contains(t, out["msg"], "password authentication failed")
+	assert.NotContains(t, out["msg"], "wrong-S3cret")
+	text, err = os.ReadFile(metrics)
+	require.NoError(t, err)
+	assert.Contains(t, string(text), "fleetsafe_backup_verify_success{"+app+"} 0\n")
+	assert.NotContains(t, string(text), "fleetsafe_backup_status{", "no status survives from the earlier run")
+	assert.NotContains(t, string(text), "fleetsafe_backup_newest_timestamp_seconds{")
+
+	// An unreadable layout: the app is not known, the run still says it failed.
+	out = call(t, f, "metrics_file", metrics, "layout_file", filepath.Join(t.TempDir(), "missing.yml"))
+	require.Equal(t, true, out["failed"])
+	text, err = os.ReadFile(metrics)
+	require.NoError(t, err)
+	assert.Contains(t, string(text), `fleetsafe_backup_verify_success{app=""} 0`+"\n")
+	leftovers, _ := filepath.Glob(filepath.Join(filepath.Dir(metrics), ".*"))
+	assert.Empty(t, leftovers, "no temporary file left")
 }

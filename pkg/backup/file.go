@@ -23,15 +23,101 @@ import (
 // plainDumpMarker ends every complete plain-format pg_dump.
 const plainDumpMarker = "-- PostgreSQL database dump complete"
 
+// dataState says whether a dump holds table data.
+type dataState int
+
+const (
+	dataUnknown dataState = iota // not a dump, or not read to its end
+	dataNone                     // a dump without any table data
+	dataSome                     // a dump with table data
+)
+
 // fileResult is what one read of a backup file tells.
 type fileResult struct {
 	checksum Finding // nil when fine or not asked
 	format   Finding // nil when fine
-	checked  bool    // format was checked (not "any")
+	checked  bool    // format was checked (not "any" of an unknown kind)
+	// kind is what the file was recognised as ("gzip pg_plain", ...).
+	kind string
+	// database is the database named in a pg_custom dump's header.
+	database string
+	data     dataState
 }
 
 // ReadSidecar returns the digest in file's sha256sum sidecar.
 func ReadSidecar(file string) (string, error) { return sidecar.Read(file) }
+
+// Magic numbers of the formats recognised by content.
+var (
+	magicGzip   = []byte{0x1f, 0x8b}
+	magicZstd   = []byte{0x28, 0xb5, 0x2f, 0xfd}
+	magicCustom = []byte("PGDMP")
+	magicZip    = []byte("PK\x03\x04")
+	magicZipEnd = []byte("PK\x05\x06")
+	plainHeader = []byte("-- PostgreSQL database dump")
+)
+
+// sniff names the format of a stream from its first bytes: pg_custom,
+// gzip, zstd, zip, tar, pg_plain, or "" when unknown.
+func sniff(head []byte) string {
+	switch {
+	case bytes.HasPrefix(head, magicCustom):
+		return "pg_custom"
+	case bytes.HasPrefix(head, magicGzip):
+		return "gzip"
+	case bytes.HasPrefix(head, magicZstd):
+		return "zstd"
+	case bytes.HasPrefix(head, magicZip), bytes.HasPrefix(head, magicZipEnd):
+		return "zip"
+	case len(head) >= 262 && string(head[257:262]) == "ustar":
+		return "tar"
+	case bytes.Contains(head, plainHeader):
+		return "pg_plain"
+	}
+	return ""
+}
+
+func newZstd(r io.Reader) (*zstd.Decoder, error) {
+	// Windows up to 256 MiB (zstd --long=28); a larger one is a failed
+	// format check, never an unbounded allocation.
+	return zstd.NewReader(r, zstd.WithDecoderConcurrency(1),
+		zstd.WithDecoderMaxWindow(256<<20), zstd.WithDecoderMaxMemory(512<<20))
+}
+
+// decompress reads a gzip or zstd stream through fn and then to its end,
+// so that its checksum is verified; other kinds go to fn as they are.
+func decompress(kind string, r io.Reader, fn func(io.Reader) error) error {
+	switch kind {
+	case "gzip":
+		gz, err := gzip.NewReader(r)
+		if err != nil {
+			return err
+		}
+		if err := fn(gz); err != nil {
+			return err
+		}
+		_, err = io.Copy(io.Discard, gz)
+		return err
+	case "zstd":
+		zr, err := newZstd(r)
+		if err != nil {
+			return err
+		}
+		defer zr.Close()
+		if err := fn(zr); err != nil {
+			return err
+		}
+		_, err = io.Copy(io.Discard, zr)
+		return err
+	}
+	return fn(r)
+}
+
+// peek returns up to n first bytes of r without consuming them.
+func peek(r *bufio.Reader, n int) []byte {
+	head, _ := r.Peek(n)
+	return head
+}
 
 // checkFile reads path once: the sha256 (when checksum is asked) and the
 // format check share the read.
@@ -51,42 +137,95 @@ func checkFile(path, format string, checksum bool) (fileResult, error) {
 	}
 	defer f.Close()
 	h := sha256.New()
-	var src io.Reader = bufio.NewReaderSize(f, 1<<20)
+	br := bufio.NewReaderSize(f, 1<<20)
+	var src io.Reader = br
 	if checksum {
-		src = io.TeeReader(src, h)
+		src = io.TeeReader(br, h)
+	}
+	custom := func(r io.Reader) error {
+		sum, err := pgdump.Verify(r)
+		if sum != nil {
+			res.database = sum.Database
+			res.data = dataNone
+			if sum.DataBytes > 0 {
+				res.data = dataSome
+			}
+		}
+		return err
+	}
+	plain := func(r io.Reader) error {
+		has, err := checkPlainDump(r)
+		if err == nil {
+			res.data = dataNone
+			if has {
+				res.data = dataSome
+			}
+		}
+		return err
 	}
 	var ferr error
-	res.checked = format != "any"
+	res.checked = true
+	res.kind = format
 	switch format {
 	case "pg_custom":
-		_, ferr = pgdump.Verify(src)
+		ferr = custom(src)
 	case "pg_plain":
-		ferr = checkPlainDump(src)
+		// Plain SQL, or plain SQL compressed with gzip or zstd (.sql.gz,
+		// .sql.zst), told apart by magic bytes, never by the name.
+		kind := sniff(peek(br, 4))
+		if kind == "gzip" || kind == "zstd" {
+			res.kind = kind + " pg_plain"
+		} else {
+			kind = ""
+		}
+		ferr = decompress(kind, src, plain)
 	case "tar":
 		ferr = readTar(src)
 	case "tar_gz":
-		var gz *gzip.Reader
-		if gz, ferr = gzip.NewReader(src); ferr == nil {
-			ferr = readTar(gz)
-			if ferr == nil {
-				// Read the rest of the gzip stream so its CRC is checked.
-				_, ferr = io.Copy(io.Discard, gz)
-			}
-		}
+		ferr = decompress("gzip", src, readTar)
 	case "tar_zst":
-		var zr *zstd.Decoder
-		if zr, ferr = zstd.NewReader(src, zstd.WithDecoderConcurrency(1),
-			// Windows up to 256 MiB (zstd --long=28); a larger one is a
-			// failed format check, never an unbounded allocation.
-			zstd.WithDecoderMaxWindow(256<<20), zstd.WithDecoderMaxMemory(512<<20)); ferr == nil {
-			ferr = readTar(zr)
-			if ferr == nil {
-				_, ferr = io.Copy(io.Discard, zr)
-			}
-			zr.Close()
-		}
+		ferr = decompress("zstd", src, readTar)
 	case "zip":
 		ferr = checkZip(f)
+	case "any":
+		// Recognised by content: a known format is read to its end like
+		// the format of that name; an unknown one is not checked.
+		kind := sniff(peek(br, 4096))
+		switch kind {
+		case "pg_custom":
+			ferr = custom(src)
+		case "pg_plain":
+			ferr = plain(src)
+		case "tar":
+			ferr = readTar(src)
+		case "zip":
+			ferr = checkZip(f)
+		case "gzip", "zstd":
+			ferr = decompress(kind, src, func(r io.Reader) error {
+				inner := bufio.NewReaderSize(r, 64<<10)
+				switch k := sniff(peek(inner, 4096)); k {
+				case "tar":
+					res.kind = kind + " tar"
+					return readTar(inner)
+				case "pg_plain":
+					res.kind = kind + " pg_plain"
+					return plain(inner)
+				case "pg_custom":
+					res.kind = kind + " pg_custom"
+					return custom(inner)
+				default:
+					res.kind = kind
+					_, err := io.Copy(io.Discard, inner)
+					return err
+				}
+			})
+		default:
+			res.checked = false
+			res.kind = ""
+		}
+		if kind != "gzip" && kind != "zstd" && kind != "" {
+			res.kind = kind
+		}
 	}
 	if ferr != nil {
 		var pe *os.PathError
@@ -94,10 +233,11 @@ func checkFile(path, format string, checksum bool) (fileResult, error) {
 			return res, fmt.Errorf("read backup: %w", ferr)
 		}
 		res.format = &FormatError{Path: path, Format: format, Msg: ferr.Error()}
+		res.data = dataUnknown
 	}
 	if checksum {
 		// Whatever the format reader left unread still counts.
-		if format == "zip" {
+		if res.kind == "zip" {
 			if _, err := f.Seek(0, io.SeekStart); err != nil {
 				return res, err
 			}
@@ -165,42 +305,67 @@ func checkZip(f *os.File) error {
 
 // checkPlainDump reads a plain-format dump to its end and requires the
 // completion marker, followed only by blank lines, comments and the
-// \unrestrict line that recent pg_dump releases add.
-func checkPlainDump(r io.Reader) error {
+// \unrestrict line that recent pg_dump releases add. It also tells
+// whether the dump holds table data: a COPY block with at least one row,
+// or an INSERT statement (pg_dump --inserts).
+func checkPlainDump(r io.Reader) (hasData bool, err error) {
 	const tail = 4096
 	buf := make([]byte, 0, 2*tail)
-	chunk := make([]byte, 256<<10)
+	br := bufio.NewReaderSize(r, 64<<10)
 	seen := false
+	atStart := true      // the next segment starts a line
+	copyLine := false    // the current line starts with "COPY "
+	pendingCopy := false // the previous line was COPY ... FROM stdin;
+	var end []byte       // the last bytes of the current line
 	for {
-		n, err := r.Read(chunk)
-		if n > 0 {
+		seg, rerr := br.ReadSlice('\n')
+		if len(seg) > 0 {
 			seen = true
-			data := append(buf, chunk[:n]...)
+			data := append(buf, seg...)
 			if len(data) > tail {
 				data = data[len(data)-tail:]
 			}
 			buf = append(buf[:0], data...)
+			if atStart {
+				if pendingCopy && !bytes.HasPrefix(seg, []byte(`\.`)) {
+					hasData = true
+				}
+				pendingCopy = false
+				copyLine = bytes.HasPrefix(seg, []byte("COPY "))
+				if bytes.HasPrefix(seg, []byte("INSERT INTO ")) {
+					hasData = true
+				}
+				end = end[:0]
+			}
+			end = append(end, seg...)
+			if len(end) > 32 {
+				end = append(end[:0], end[len(end)-32:]...)
+			}
+			atStart = seg[len(seg)-1] == '\n'
+			if atStart && copyLine && bytes.HasSuffix(bytes.TrimRight(end, "\r\n"), []byte("FROM stdin;")) {
+				pendingCopy = true
+			}
 		}
-		if err == io.EOF {
+		if rerr == io.EOF {
 			break
 		}
-		if err != nil {
-			return err
+		if rerr != nil && !errors.Is(rerr, bufio.ErrBufferFull) {
+			return false, rerr
 		}
 	}
 	if !seen {
-		return errors.New("empty file")
+		return false, errors.New("empty file")
 	}
 	i := bytes.LastIndex(buf, []byte(plainDumpMarker))
 	if i < 0 {
-		return fmt.Errorf("no %q line at its end: the dump stopped before completion", plainDumpMarker)
+		return false, fmt.Errorf("no %q line at its end: the dump stopped before completion", plainDumpMarker)
 	}
 	for _, line := range strings.Split(string(buf[i+len(plainDumpMarker):]), "\n") {
 		line = strings.TrimSpace(line)
 		if line == "" || line == "--" || strings.HasPrefix(line, `\unrestrict `) {
 			continue
 		}
-		return fmt.Errorf("unexpected content after the completion marker: %q", line)
+		return false, fmt.Errorf("unexpected content after the completion marker: %q", line)
 	}
-	return nil
+	return hasData, nil
 }

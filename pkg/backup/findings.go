@@ -1,12 +1,14 @@
 // Package backup proves that backups are really there: for every instance
-// and every component, a backup is present, fresh, not empty, not shrunk,
-// matches its checksum, is structurally complete to its end, and (on
-// request) restores. Each problem is a typed finding with the file, the
+// and every component, a backup is present, its own (never another
+// instance's), fresh, not empty, not shrunk, matches its checksum, is
+// structurally complete to its end, holds data when the database does, and
+// (on request) restores. Each problem is a typed finding with the file, the
 // figure measured, the limit and a hint for the operator.
 package backup
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -20,6 +22,9 @@ const (
 	CheckChecksum = "checksum"
 	CheckFormat   = "format"
 	CheckRestore  = "restore"
+	// CheckOwner fails when a file could be the backup of more than one
+	// instance, or when a dump names another instance's database.
+	CheckOwner = "owner"
 )
 
 // Statuses of checks and instances, from best to worst.
@@ -60,9 +65,23 @@ func (e *UncoveredError) Hint() string {
 }
 
 // MissingError is a rule that matches no backup for an instance.
-type MissingError struct{ Pattern string }
+type MissingError struct {
+	Pattern string
+	// Rule names the layout rule; Note adds what was left out (files
+	// dated in the future).
+	Rule, Note string
+}
 
-func (e *MissingError) Error() string { return fmt.Sprintf("no backup matches %s", e.Pattern) }
+func (e *MissingError) Error() string {
+	msg := fmt.Sprintf("no backup matches %s", e.Pattern)
+	if e.Rule != "" {
+		msg += " (" + e.Rule + ")"
+	}
+	if e.Note != "" {
+		msg += "; " + e.Note
+	}
+	return msg
+}
 
 // Hint tells the operator what to do.
 func (e *MissingError) Hint() string {
@@ -167,4 +186,121 @@ func (e *RestoreError) Error() string { return fmt.Sprintf("test restore of %s: 
 // Hint tells the operator what to do.
 func (e *RestoreError) Hint() string {
 	return "this backup does not restore; take a new one and restore it by hand to see why"
+}
+
+// AmbiguousError is a backup file that the rule could credit to more than
+// one known instance name; it is credited to none of them.
+type AmbiguousError struct {
+	Path  string
+	Rule  string
+	Names []string
+}
+
+func (e *AmbiguousError) Error() string {
+	return fmt.Sprintf("%s could be the backup of %s under %s; it is credited to none of them",
+		e.Path, strings.Join(e.Names, " and "), e.Rule)
+}
+
+// Hint tells the operator what to do.
+func (e *AmbiguousError) Hint() string {
+	return "the rule lets one name run into the part matched by the wildcard; give each instance its own directory " +
+		"({name}/...) or put right after {name} a character that names cannot contain, and move or rename the file"
+}
+
+// UnreadableError is a directory (or file) that could hold backups of the
+// instance and cannot be read.
+type UnreadableError struct {
+	Dir  string
+	Rule string
+	Err  error
+}
+
+func (e *UnreadableError) Error() string {
+	return fmt.Sprintf("cannot read %s, where %s looks for backups: %v", e.Dir, e.Rule, e.Err)
+}
+
+// Unwrap returns the OS error.
+func (e *UnreadableError) Unwrap() error { return e.Err }
+
+// Hint tells the operator what to do.
+func (e *UnreadableError) Hint() string {
+	return "give the user running backup_verify read and search access to the directory (or run it with become)"
+}
+
+// FutureError is a backup dated in the future beyond the clock-skew
+// tolerance: it never counts as fresh nor as the newest.
+type FutureError struct {
+	Path      string
+	MTime     time.Time
+	Now       time.Time
+	Tolerance time.Duration
+}
+
+func (e *FutureError) Error() string {
+	return fmt.Sprintf("%s is dated %s, %s in the future (tolerance %s); it is not counted as the newest backup",
+		e.Path, e.MTime.UTC().Format(time.RFC3339), e.MTime.Sub(e.Now).Round(time.Second), e.Tolerance)
+}
+
+// Hint tells the operator what to do.
+func (e *FutureError) Hint() string {
+	return "fix the clock of the host that wrote it (or its mtime, touch -d); a future date would hide a stopped backup job forever"
+}
+
+// DatabaseMismatchError is a dump whose header names another database than
+// the instance's.
+type DatabaseMismatchError struct {
+	Path string
+	Rule string
+	Want string
+	Got  string
+}
+
+func (e *DatabaseMismatchError) Error() string {
+	return fmt.Sprintf("%s (%s) is a dump of database %q, not of this instance's database %q", e.Path, e.Rule, e.Got, e.Want)
+}
+
+// Hint tells the operator what to do.
+func (e *DatabaseMismatchError) Hint() string {
+	return "the backup job dumps the wrong database into this instance's backups; fix the job and take a new dump"
+}
+
+// NoDataError is a dump without any table data while the database has
+// rows (or the previous dump had data).
+type NoDataError struct {
+	Path string
+	Rule string
+	Why  string
+}
+
+func (e *NoDataError) Error() string {
+	return fmt.Sprintf("%s (%s) holds no table data, but %s", e.Path, e.Rule, e.Why)
+}
+
+// Hint tells the operator what to do.
+func (e *NoDataError) Hint() string {
+	return "the job took a schema-only dump (--schema-only, -s) or dumped an empty copy; dump the data too"
+}
+
+// GoneError is a live database that disappeared (dropped, renamed or
+// closed) during the run, typically because the instance is being deleted.
+type GoneError struct {
+	Path     string
+	Database string
+	// Why is what happened to it ("was dropped or renamed"), Cause what
+	// explains it (a soft delete's tombstone), when known.
+	Why, Cause string
+}
+
+func (e *GoneError) Error() string {
+	cause := e.Cause
+	if cause == "" {
+		cause = "is the instance being deleted or renamed?"
+	}
+	return fmt.Sprintf("test restore of %s: restored, but the live database %s %s during the run (%s); rows not compared",
+		e.Path, e.Database, e.Why, cause)
+}
+
+// Hint tells the operator what to do.
+func (e *GoneError) Hint() string {
+	return "the instance is being deleted or renamed; re-run backup_verify once that is over"
 }

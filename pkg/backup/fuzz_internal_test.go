@@ -2,6 +2,8 @@ package backup
 
 import (
 	"bytes"
+	"compress/gzip"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -15,9 +17,9 @@ import (
 // or an unbounded allocation, and a checksum is only ever "ok" for the
 // digest of the bytes read.
 func FuzzCheckFile(f *testing.F) {
-	formats := []string{"tar", "tar_gz", "tar_zst", "zip", "pg_plain", "pg_custom"}
+	formats := []string{"tar", "tar_gz", "tar_zst", "zip", "pg_plain", "pg_custom", "any"}
 	seeds := map[string]string{"tar": "small.tar", "tar_gz": "small.tar.gz", "tar_zst": "small.tar.zst", "zip": "small.zip",
-		"pg_plain": "small.sql", "pg_custom": "../../pgdump/testdata/small.dump"}
+		"pg_plain": "small.sql", "pg_custom": "../../pgdump/testdata/small.dump", "any": "small.tar.gz"}
 	for i, format := range formats {
 		data, err := os.ReadFile(filepath.Join("testdata", seeds[format]))
 		if err != nil {
@@ -25,6 +27,19 @@ func FuzzCheckFile(f *testing.F) {
 		}
 		f.Add(uint8(i), data)
 		f.Add(uint8(i), data[:len(data)*2/3])
+	}
+	// A gzip-compressed plain dump, as pg_plain and as any, whole and cut.
+	plain, err := os.ReadFile(filepath.Join("testdata", "small.sql"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(plain)
+	zw.Close()
+	for _, i := range []uint8{4, 6} {
+		f.Add(i, gz.Bytes())
+		f.Add(i, gz.Bytes()[:gz.Len()-8])
 	}
 	f.Fuzz(func(t *testing.T, which uint8, data []byte) {
 		format := formats[int(which)%len(formats)]
@@ -38,8 +53,17 @@ func FuzzCheckFile(f *testing.F) {
 		if err != nil {
 			t.Fatalf("a read error on a readable file: %v", err)
 		}
-		if res.format == nil && len(data) == 0 {
+		if res.format == nil && len(data) == 0 && res.checked {
 			t.Fatalf("empty %s accepted", format)
+		}
+		// A gzip stream cut before its trailer never passes.
+		if bytes.HasPrefix(data, []byte{0x1f, 0x8b}) && (format == "pg_plain" || format == "any") && res.format == nil {
+			if _, err := gzip.NewReader(bytes.NewReader(data)); err == nil {
+				zr, _ := gzip.NewReader(bytes.NewReader(data))
+				if _, err := io.Copy(io.Discard, zr); err != nil {
+					t.Fatalf("a broken gzip stream passed as %s: %v", format, err)
+				}
+			}
 		}
 	})
 }
@@ -75,7 +99,7 @@ func FuzzPlainDump(f *testing.F) {
 	f.Add(append(bytes.Clone(data), []byte("\\unrestrict abc\n")...))
 	f.Add(data[:len(data)/2])
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if checkPlainDump(bytes.NewReader(data)) == nil && !bytes.Contains(data, []byte(plainDumpMarker)) {
+		if _, err := checkPlainDump(bytes.NewReader(data)); err == nil && !bytes.Contains(data, []byte(plainDumpMarker)) {
 			t.Fatalf("accepted a plain dump without its marker")
 		}
 	})

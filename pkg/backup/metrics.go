@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 )
 
 // metricStatus maps a status to the value of fleetsafe_backup_status.
@@ -73,18 +74,47 @@ func (r *Report) Metrics(files map[string]FileFacts) string {
 	b.WriteString("# HELP fleetsafe_backup_verify_timestamp_seconds When backup_verify last ran, in seconds since the epoch.\n")
 	b.WriteString("# TYPE fleetsafe_backup_verify_timestamp_seconds gauge\n")
 	fmt.Fprintf(&b, "fleetsafe_backup_verify_timestamp_seconds{app=\"%s\"} %d\n", app, r.VerifiedAt.Unix())
+	writeSuccess(&b, app, 1)
 	return b.String()
+}
+
+func writeSuccess(b *strings.Builder, app string, v int) {
+	b.WriteString("# HELP fleetsafe_backup_verify_success 1 when the last backup_verify run checked the backups, 0 when it failed before checking (bad password, unreadable layout...).\n")
+	b.WriteString("# TYPE fleetsafe_backup_verify_success gauge\n")
+	fmt.Fprintf(b, "fleetsafe_backup_verify_success{app=\"%s\"} %d\n", app, v)
+}
+
+// FailedRunMetrics renders the metrics of a run that failed before
+// checking anything: fleetsafe_backup_verify_success 0 and the time of
+// the run, and none of the per-instance values of an earlier run, which
+// would keep alerts green on stale news. app is "" when the layout could
+// not be read.
+func FailedRunMetrics(app string, at time.Time) string {
+	var b strings.Builder
+	a := escapeLabel(app)
+	b.WriteString("# HELP fleetsafe_backup_verify_timestamp_seconds When backup_verify last ran, in seconds since the epoch.\n")
+	b.WriteString("# TYPE fleetsafe_backup_verify_timestamp_seconds gauge\n")
+	fmt.Fprintf(&b, "fleetsafe_backup_verify_timestamp_seconds{app=\"%s\"} %d\n", a, at.Unix())
+	writeSuccess(&b, a, 0)
+	return b.String()
+}
+
+// WriteFailedRunMetrics writes FailedRunMetrics atomically to path.
+func WriteFailedRunMetrics(path, app string, at time.Time) error {
+	return writeAtomic(path, FailedRunMetrics(app, at))
 }
 
 // WriteMetrics writes the metrics file atomically (temp file, fsync,
 // rename), mode 0644 so that node_exporter can read it.
-func (r *Report) WriteMetrics(path string) error {
+func (r *Report) WriteMetrics(path string) error { return writeAtomic(path, r.Metrics(r.facts)) }
+
+func writeAtomic(path, content string) error {
 	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return fmt.Errorf("write metrics: %w", err)
 	}
-	if _, err := f.WriteString(r.Metrics(r.facts)); err != nil {
+	if _, err := f.WriteString(content); err != nil {
 		f.Close()
 		os.Remove(tmp)
 		return fmt.Errorf("write metrics: %w", err)
@@ -101,6 +131,11 @@ func (r *Report) WriteMetrics(path string) error {
 	if err := os.Rename(tmp, path); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("write metrics: %w", err)
+	}
+	// The rename itself survives a crash once the directory is synced.
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		_ = d.Sync()
+		d.Close()
 	}
 	return nil
 }

@@ -60,6 +60,15 @@ func TestMetrics_ParseAsPrometheusText(t *testing.T) {
 	assert.Equal(t, float64(fi.Size()), samples["fleetsafe_backup_newest_size_bytes{"+app+",component=data,instance=globex}"])
 	assert.Equal(t, float64(fi.ModTime().Unix()), samples["fleetsafe_backup_newest_timestamp_seconds{"+app+",component=data,instance=globex}"])
 	assert.Equal(t, float64(rep.VerifiedAt.Unix()), samples["fleetsafe_backup_verify_timestamp_seconds{"+app+"}"])
+	assert.Equal(t, 1.0, samples["fleetsafe_backup_verify_success{"+app+"}"])
 	leftovers, _ := filepath.Glob(filepath.Join(filepath.Dir(path), ".*"))
 	assert.Empty(t, leftovers, "no temporary file left")
+
+	// A failed run: success 0, the time of the run, nothing else.
+	require.NoError(t, backup.WriteFailedRunMetrics(path, f.App, rep.VerifiedAt))
+	samples = parsePrometheus(t, path)
+	assert.Equal(t, map[string]float64{
+		"fleetsafe_backup_verify_success{" + app + "}":           0,
+		"fleetsafe_backup_verify_timestamp_seconds{" + app + "}": float64(rep.VerifiedAt.Unix()),
+	}, samples)
 }

@@ -1,13 +1,17 @@
 package backup
 
 import (
+	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -85,7 +89,7 @@ func restoreTests(ctx context.Context, l *instance.Layout, insts []*instance.Ins
 			if !ok || c.Type != instance.TypePostgreSQL || (st.rule.Format != "pg_custom" && st.rule.Format != "pg_plain") {
 				continue
 			}
-			if _, found := st.newest(); !found || failedAny(st, CheckFormat, CheckChecksum) {
+			if newest, found := st.newest(); !found || failedOn(st, newest.path, CheckFormat, CheckChecksum, CheckOwner) {
 				st.checks = append(st.checks, skipped(CheckResult{Component: st.rule.Component, Rule: st.rule.Path, Check: CheckRestore},
 					"no sound dump to restore"))
 				continue
@@ -112,7 +116,7 @@ func restoreTests(ctx context.Context, l *instance.Layout, insts []*instance.Ins
 			continue
 		}
 		chosen[c.inst.Name] = true
-		c.state.checks = append(c.state.checks, testRestore(ctx, opts.Discovery.PG, c))
+		c.state.checks = append(c.state.checks, testRestore(ctx, opts.Discovery.PG, opts.ArchiveDir, c))
 		mem.LastRestore[c.inst.Name] = opts.Now.UTC()
 	}
 	if err := mem.save(opts.StateFile); err != nil {
@@ -121,10 +125,11 @@ func restoreTests(ctx context.Context, l *instance.Layout, insts []*instance.Ins
 	return nil
 }
 
-func failedAny(st *ruleState, checks ...string) bool {
+// failedOn reports whether one of the checks failed on file.
+func failedOn(st *ruleState, file string, checks ...string) bool {
 	for _, c := range st.checks {
 		for _, name := range checks {
-			if c.Check == name && c.Status == StatusFailed {
+			if c.Check == name && c.Status == StatusFailed && c.File == file {
 				return true
 			}
 		}
@@ -135,7 +140,7 @@ func failedAny(st *ruleState, checks ...string) bool {
 // testRestore restores one dump into a scratch database, compares its
 // tables and row counts with the live database, and drops the scratch
 // database whatever happens.
-func testRestore(ctx context.Context, pg pgdump.Conn, c restoreCandidate) CheckResult {
+func testRestore(ctx context.Context, pg pgdump.Conn, archiveDir string, c restoreCandidate) CheckResult {
 	newest, _ := c.state.newest()
 	res := CheckResult{Component: c.state.rule.Component, Rule: c.state.rule.Path, File: newest.path, Check: CheckRestore}
 	fail := func(format string, args ...any) CheckResult {
@@ -151,6 +156,9 @@ func testRestore(ctx context.Context, pg pgdump.Conn, c restoreCandidate) CheckR
 	defer admin.Close()
 	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+pgdump.QuoteIdent(scratch)); err != nil {
 		return fail("create scratch database: %v", err)
+	}
+	if testHookScratch != nil {
+		testHookScratch(scratch)
 	}
 	defer func() {
 		// Dropped even when ctx is cancelled or the restore failed.
@@ -171,12 +179,21 @@ func testRestore(ctx context.Context, pg pgdump.Conn, c restoreCandidate) CheckR
 	if err != nil {
 		return fail("count rows: %v", err)
 	}
+	if testHookAfterRestore != nil {
+		testHookAfterRestore(c.inst.Name)
+	}
 	live, _ := c.inst.State(c.state.rule.Component)
 	if !live.Present {
 		return ok(res, fmt.Sprintf("restored %d tables; no live database to compare with", len(got)))
 	}
 	want, err := tableCounts(ctx, pg, live.Locator)
 	if err != nil {
+		// The live database may have been dropped, renamed or closed
+		// since discovery (a soft delete quarantines it): say so, rather
+		// than call a sound backup a failed restore.
+		if why, cause := goneWhy(ctx, admin, live.Locator, archiveDir, c.inst.Name); why != "" {
+			return bad(res, StatusWarning, &GoneError{Path: newest.path, Database: live.Locator, Why: why, Cause: cause})
+		}
 		return fail("count rows of live database %s: %v", live.Locator, err)
 	}
 	var missing, drift []string
@@ -201,8 +218,74 @@ func testRestore(ctx context.Context, pg pgdump.Conn, c restoreCandidate) CheckR
 	return ok(res, fmt.Sprintf("restored %d tables into a scratch database; row counts match the live database", len(got)))
 }
 
+// testHookScratch, set by tests only, learns the name of each scratch
+// database created, so that a test checks its own scratch databases and
+// not those of runs beside it on the same server.
+var testHookScratch func(name string)
+
+// testHookAfterRestore, set by tests only, runs after a scratch restore
+// and before the comparison with the live database.
+var testHookAfterRestore func(name string)
+
+// goneWhy tells why a live database can no longer be read, when it is
+// because it went away during the run (dropped or renamed, closed to
+// connections), and the soft delete that explains it when a tombstone of
+// the instance is under archiveDir. why is "" when the database is still
+// there and open.
+func goneWhy(ctx context.Context, admin *sql.DB, db, archiveDir, name string) (why, cause string) {
+	var allow bool
+	switch err := admin.QueryRowContext(ctx, "SELECT datallowconn FROM pg_database WHERE datname = $1", db).Scan(&allow); {
+	case errors.Is(err, sql.ErrNoRows):
+		why = "was dropped or renamed"
+	case err != nil:
+		return "", ""
+	case !allow:
+		why = "was closed to connections"
+	}
+	if archiveDir != "" {
+		var causes []string
+		if ts, _ := filepath.Glob(filepath.Join(archiveDir, name, "*.tombstone.json")); len(ts) > 0 {
+			sort.Strings(ts)
+			causes = append(causes, fmt.Sprintf("instance %s is being soft-deleted: tombstone %s", name, ts[len(ts)-1]))
+		}
+		if pid, held := lockHolder(archiveDir, name); held {
+			causes = append(causes, fmt.Sprintf("process %d holds the fleetsafe lock of instance %s (%s)", pid, name,
+				filepath.Join(archiveDir, name, ".lock")))
+		}
+		if len(causes) > 0 && why == "" {
+			why = "could not be read"
+		}
+		cause = strings.Join(causes, "; ")
+	}
+	return why, cause
+}
+
+// psqlFile runs a plain dump, compressed with gzip or zstd or not, into db.
 func psqlFile(ctx context.Context, pg pgdump.Conn, db, file string) error {
-	cmd := exec.CommandContext(ctx, "psql", "--no-psqlrc", "--quiet", "-v", "ON_ERROR_STOP=1", "--dbname="+db, "--file="+file)
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	br := bufio.NewReaderSize(f, 1<<20)
+	var in io.Reader = br
+	switch sniff(peek(br, 4)) {
+	case "gzip":
+		gz, err := gzip.NewReader(br)
+		if err != nil {
+			return fmt.Errorf("%s: %w", file, err)
+		}
+		in = gz
+	case "zstd":
+		zr, err := newZstd(br)
+		if err != nil {
+			return fmt.Errorf("%s: %w", file, err)
+		}
+		defer zr.Close()
+		in = zr
+	}
+	cmd := exec.CommandContext(ctx, "psql", "--no-psqlrc", "--quiet", "-v", "ON_ERROR_STOP=1", "--dbname="+db)
+	cmd.Stdin = in
 	cmd.Env = pg.Env()
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

@@ -2,7 +2,9 @@ package backup
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -32,6 +34,14 @@ type Options struct {
 	Discovery instance.Options
 	// Workers checks files in parallel (default: every core).
 	Workers int
+	// ArchiveDir is instance_soft_delete's archive_dir, when known: an
+	// instance with a directory there is a known name for ownership (its
+	// leftover backups are never credited to another instance), and a
+	// tombstone there explains a database that vanishes mid-run.
+	ArchiveDir string
+	// KnownNames are further names known to exist (or to have existed)
+	// besides the instances present, for ownership.
+	KnownNames []string
 }
 
 // Report is the outcome of a verification run.
@@ -101,8 +111,14 @@ type backupFile struct {
 // ruleState is what a rule found for one instance.
 type ruleState struct {
 	rule   instance.BackupRule
-	files  []backupFile // newest first
+	inst   *instance.Instance
+	files  []backupFile // newest first, none dated in the future
 	checks []CheckResult
+	// database is the instance's database when the rule backs up a
+	// postgresql component: a dump's header must name it.
+	database string
+	// result is what reading the newest file told.
+	result fileResult
 }
 
 // newest returns the newest file, if any.
@@ -141,10 +157,11 @@ func Verify(ctx context.Context, l *instance.Layout, opts Options) (*Report, err
 			return nil, err
 		}
 	}
-	insts, err := l.Discover(ctx, opts.Discovery)
+	all, err := l.Discover(ctx, opts.Discovery)
 	if err != nil {
 		return nil, fmt.Errorf("discover instances: %w", err)
 	}
+	insts := all
 	if len(opts.Names) > 0 {
 		var missing []string
 		for _, n := range opts.Names {
@@ -155,19 +172,43 @@ func Verify(ctx context.Context, l *instance.Layout, opts Options) (*Report, err
 		if len(missing) > 0 {
 			return nil, &instance.NotFoundError{Name: strings.Join(missing, ", "), App: l.App, Host: instance.Hostname()}
 		}
-		insts = slices.DeleteFunc(insts, func(i *instance.Instance) bool { return !slices.Contains(opts.Names, i.Name) })
+		insts = slices.DeleteFunc(slices.Clone(insts), func(i *instance.Instance) bool { return !slices.Contains(opts.Names, i.Name) })
 	}
+	deleted, err := archivedNames(l, opts.ArchiveDir)
+	if err != nil {
+		return nil, err
+	}
+	// Ownership is decided against every instance present on the host,
+	// whichever were asked for.
+	var present []string
+	for _, i := range all {
+		present = append(present, i.Name)
+	}
+	own := findOwners(l, present, append(slices.Clone(opts.KnownNames), deleted...))
 
 	rep := &Report{App: l.App, VerifiedAt: opts.Now.UTC(), Instances: []InstanceReport{}, Orphans: []Orphan{},
-		facts: map[string]FileFacts{}}
+		facts: map[string]FileFacts{}, Warnings: runOnRules(l)}
 	states := make([][]*ruleState, len(insts))
 	var jobs []fileJob
 	for i, inst := range insts {
-		for _, r := range l.Backups {
-			st, err := scanRule(r, inst.Name, opts.Now)
-			if err != nil {
-				return nil, err
+		for ri, r := range l.Backups {
+			files, ambiguous := own.filesOf(ri, inst.Name)
+			var database string
+			var foreign []foreignDump
+			if c, ok := l.Component(r.Component); ok && c.Type == instance.TypePostgreSQL {
+				database = c.Template.Expand(inst.Name)
+				if r.Format == "pg_custom" || r.Format == "any" {
+					files, foreign = splitForeignDumps(files, database)
+				}
 			}
+			st := scanRule(r, inst.Name, files, ambiguous, own.unreadableFor(l, ri, inst.Name), opts.Now)
+			for _, fd := range foreign {
+				c := CheckResult{Component: r.Component, Rule: r.Path, File: fd.path, Check: CheckOwner}
+				st.checks = append(st.checks, bad(c, StatusFailed, &DatabaseMismatchError{Path: fd.path,
+					Rule: ruleLabel(r), Want: database, Got: fd.database}))
+			}
+			st.database = database
+			st.inst = inst
 			states[i] = append(states[i], st)
 			if f, ok := st.newest(); ok {
 				jobs = append(jobs, fileJob{state: st, file: f})
@@ -179,6 +220,9 @@ func Verify(ctx context.Context, l *instance.Layout, opts Options) (*Report, err
 		}
 	}
 	if err := runFileJobs(ctx, jobs, opts.Workers); err != nil {
+		return nil, err
+	}
+	if err := checkData(ctx, jobs, opts.Discovery.PG); err != nil {
 		return nil, err
 	}
 	if opts.RestoreTest > 0 {
@@ -209,13 +253,32 @@ func Verify(ctx context.Context, l *instance.Layout, opts Options) (*Report, err
 		}
 	}
 	if len(opts.Names) == 0 {
-		orphans, err := findOrphans(l, insts)
-		if err != nil {
-			return nil, err
-		}
-		rep.Orphans = orphans
+		rep.Orphans = own.orphans(l)
 	}
 	return rep, nil
+}
+
+// archivedNames lists the instances that have an archive directory (a
+// soft-deleted instance keeps its archives and tombstones there): known
+// names for ownership, though not present.
+func archivedNames(l *instance.Layout, dir string) ([]string, error) {
+	if dir == "" {
+		return nil, nil
+	}
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("archive_dir %s: cannot list it: %w", dir, err)
+	}
+	var out []string
+	for _, e := range ents {
+		if e.IsDir() && l.ValidateName(e.Name()) == nil {
+			out = append(out, e.Name())
+		}
+	}
+	return out, nil
 }
 
 // coverage reports components that have neither a rule nor backup: false.
@@ -235,27 +298,28 @@ func coverage(l *instance.Layout) []CheckResult {
 	return out
 }
 
-// scanRule lists a rule's files for one instance and runs the checks that
-// need no reading: present, fresh, size, shrink.
-func scanRule(r instance.BackupRule, name string, now time.Time) (*ruleState, error) {
+// scanRule runs, on the files credited to one instance by one rule, the
+// checks that need no reading: owner, present, fresh, size, shrink.
+func scanRule(r instance.BackupRule, name string, files []backupFile, ambiguous []ownedFile, unreadable []dirError, now time.Time) *ruleState {
 	st := &ruleState{rule: r}
-	pattern := strings.Replace(r.Path, instance.Placeholder, name, 1)
-	matches, err := filepath.Glob(pattern)
-	if err != nil {
-		return nil, fmt.Errorf("rule %s (line %d): %w", r.Path, r.Line, err)
+	label := ruleLabel(r)
+	pattern := expandRule(r, name)
+	base := CheckResult{Component: r.Component, Rule: r.Path}
+	for _, a := range ambiguous {
+		c := withCheck(base, CheckOwner)
+		c.File = a.path
+		st.checks = append(st.checks, bad(c, StatusFailed, &AmbiguousError{Path: a.path, Rule: label, Names: a.owners}))
 	}
-	for _, m := range matches {
-		if strings.HasSuffix(m, ".sha256") {
-			continue
+	if len(ambiguous) == 0 {
+		st.checks = append(st.checks, ok(withCheck(base, CheckOwner), fmt.Sprintf("%d file(s) of %s, none another known name can claim", len(files), label)))
+	}
+	var future []backupFile
+	for _, f := range files {
+		if f.mtime.After(now.Add(clockSkew)) {
+			future = append(future, f)
+		} else {
+			st.files = append(st.files, f)
 		}
-		fi, err := os.Stat(m)
-		if err != nil {
-			return nil, fmt.Errorf("inspect backup %s: %w", m, err)
-		}
-		if !fi.Mode().IsRegular() {
-			continue
-		}
-		st.files = append(st.files, backupFile{path: m, size: fi.Size(), mtime: fi.ModTime()})
 	}
 	sort.Slice(st.files, func(i, j int) bool {
 		if !st.files[i].mtime.Equal(st.files[j].mtime) {
@@ -263,17 +327,34 @@ func scanRule(r instance.BackupRule, name string, now time.Time) (*ruleState, er
 		}
 		return st.files[i].path > st.files[j].path
 	})
-	base := CheckResult{Component: r.Component, Rule: r.Path}
+	for _, u := range unreadable {
+		c := withCheck(base, CheckPresent)
+		c.File = u.Dir
+		st.checks = append(st.checks, bad(c, StatusFailed, &UnreadableError{Dir: u.Dir, Rule: label, Err: u.Err}))
+	}
+	for _, f := range future {
+		c := withCheck(base, CheckFresh)
+		c.File = f.path
+		st.checks = append(st.checks, bad(c, StatusFailed, &FutureError{Path: f.path, MTime: f.mtime, Now: now, Tolerance: clockSkew}))
+	}
 	newest, found := st.newest()
 	if !found {
-		st.checks = append(st.checks, bad(withCheck(base, CheckPresent), StatusFailed, &MissingError{Pattern: pattern}))
+		if len(unreadable) == 0 {
+			f := &MissingError{Pattern: pattern, Rule: label}
+			if len(future) > 0 {
+				f.Note = fmt.Sprintf("%d file(s) dated more than %s in the future are not counted", len(future), clockSkew)
+			}
+			st.checks = append(st.checks, bad(withCheck(base, CheckPresent), StatusFailed, f))
+		}
 		for _, c := range []string{CheckFresh, CheckSize, CheckShrink, CheckChecksum, CheckFormat} {
 			st.checks = append(st.checks, skipped(withCheck(base, c), "no backup"))
 		}
-		return st, nil
+		return st
 	}
 	base.File = newest.path
-	st.checks = append(st.checks, ok(withCheck(base, CheckPresent), fmt.Sprintf("%d backup(s), newest %s", len(st.files), filepath.Base(newest.path))))
+	if len(unreadable) == 0 {
+		st.checks = append(st.checks, ok(withCheck(base, CheckPresent), fmt.Sprintf("%d backup(s), newest %s", len(st.files), filepath.Base(newest.path))))
+	}
 
 	age := now.Sub(newest.mtime)
 	switch {
@@ -282,7 +363,7 @@ func scanRule(r instance.BackupRule, name string, now time.Time) (*ruleState, er
 	case age > r.MaxAge:
 		st.checks = append(st.checks, bad(withCheck(base, CheckFresh), StatusFailed, &StaleError{Path: newest.path, Age: age, Max: r.MaxAge}))
 	default:
-		st.checks = append(st.checks, ok(withCheck(base, CheckFresh), fmt.Sprintf("%s old, max_age %s", age.Round(time.Minute), r.MaxAge)))
+		st.checks = append(st.checks, ok(withCheck(base, CheckFresh), fmt.Sprintf("%s old, max_age %s", max(age, 0).Round(time.Minute), r.MaxAge)))
 	}
 
 	if newest.size == 0 || newest.size < r.MinSize {
@@ -302,7 +383,7 @@ func scanRule(r instance.BackupRule, name string, now time.Time) (*ruleState, er
 	default:
 		st.checks = append(st.checks, ok(withCheck(base, CheckShrink), fmt.Sprintf("%d bytes, previous %d", newest.size, st.files[1].size)))
 	}
-	return st, nil
+	return st
 }
 
 func withCheck(c CheckResult, check string) CheckResult {
@@ -359,79 +440,25 @@ func runFileJobs(ctx context.Context, jobs []fileJob, workers int) error {
 		}
 		switch {
 		case !r.checked:
-			j.state.checks = append(j.state.checks, skipped(withCheck(base, CheckFormat), "format any"))
+			j.state.checks = append(j.state.checks, skipped(withCheck(base, CheckFormat), "format any: content not recognised (not a pg_dump, tar, zip, gzip or zstd file)"))
 		case r.format != nil:
 			j.state.checks = append(j.state.checks, bad(withCheck(base, CheckFormat), StatusFailed, r.format))
+		case j.state.rule.Format == "any" || r.kind != j.state.rule.Format:
+			j.state.checks = append(j.state.checks, ok(withCheck(base, CheckFormat), fmt.Sprintf("%s: %s complete to its end", j.state.rule.Format, r.kind)))
 		default:
 			j.state.checks = append(j.state.checks, ok(withCheck(base, CheckFormat), j.state.rule.Format+" complete to its end"))
 		}
+		// A pg_custom dump names its database: it must be this instance's.
+		if j.state.database != "" && r.database != "" {
+			c := withCheck(base, CheckOwner)
+			if r.database != j.state.database {
+				j.state.checks = append(j.state.checks, bad(c, StatusFailed, &DatabaseMismatchError{Path: j.file.path,
+					Rule: ruleLabel(j.state.rule), Want: j.state.database, Got: r.database}))
+			} else {
+				j.state.checks = append(j.state.checks, ok(c, fmt.Sprintf("dump of database %s, this instance's", r.database)))
+			}
+		}
+		j.state.result = r
 	}
 	return nil
-}
-
-// findOrphans lists backups whose instance is not on this host.
-func findOrphans(l *instance.Layout, insts []*instance.Instance) ([]Orphan, error) {
-	known := map[string]bool{}
-	for _, i := range insts {
-		known[i.Name] = true
-	}
-	byKey := map[string]*Orphan{}
-	for _, r := range l.Backups {
-		i := strings.Index(r.Path, instance.Placeholder)
-		prefix, suffix := r.Path[:i], r.Path[i+len(instance.Placeholder):]
-		matches, err := filepath.Glob(prefix + "*" + suffix)
-		if err != nil {
-			return nil, fmt.Errorf("rule %s: %w", r.Path, err)
-		}
-		for _, m := range matches {
-			if strings.HasSuffix(m, ".sha256") {
-				continue
-			}
-			name := nameFromMatch(m, prefix, suffix)
-			if name == "" || known[name] || l.ValidateName(name) != nil {
-				continue
-			}
-			key := name + "\x00" + r.Component
-			if byKey[key] == nil {
-				byKey[key] = &Orphan{Name: name, Component: r.Component}
-			}
-			byKey[key].Files = append(byKey[key].Files, m)
-		}
-	}
-	out := []Orphan{}
-	for _, o := range byKey {
-		out = append(out, *o)
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Name != out[j].Name {
-			return out[i].Name < out[j].Name
-		}
-		return out[i].Component < out[j].Component
-	})
-	return out, nil
-}
-
-// nameFromMatch recovers the {name} part of a path matched by
-// prefix*suffix, where {name} stands for one path element or part of one.
-func nameFromMatch(path, prefix, suffix string) string {
-	if !strings.HasPrefix(path, prefix) {
-		return ""
-	}
-	rest := path[len(prefix):]
-	// The name ends where the literal text after {name} starts.
-	lit := suffix
-	if j := strings.IndexAny(lit, "*?["); j >= 0 {
-		lit = lit[:j]
-	}
-	if lit == "" {
-		if j := strings.IndexByte(rest, '/'); j >= 0 {
-			return rest[:j]
-		}
-		return rest
-	}
-	j := strings.Index(rest, lit)
-	if j <= 0 {
-		return ""
-	}
-	return rest[:j]
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lib/pq"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -273,10 +274,15 @@ func assertNoScratch(t *testing.T, f *fleettest.Fleet) {
 	db, err := f.PG.Open(context.Background(), "postgres")
 	require.NoError(t, err)
 	defer db.Close()
+	// Only this test's scratch databases: other runs may share the server.
+	require.NotEmpty(t, scratchNames(), "no scratch database was created")
 	var n int
-	require.NoError(t, db.QueryRow("SELECT count(*) FROM pg_database WHERE datname LIKE 'fleetsafe_verify_%'").Scan(&n))
+	require.NoError(t, db.QueryRow("SELECT count(*) FROM pg_database WHERE datname = ANY($1)", pq.Array(scratchNames())).Scan(&n))
 	assert.Zero(t, n, "scratch databases left behind")
 }
+
+// scratchNames lists the scratch databases created by this test binary.
+var scratchNames, _ = backup.TrackScratch()
 
 func TestVerify_RestoreTestRowDrift(t *testing.T) {
 	f, _ := backedUp(t, "acme")

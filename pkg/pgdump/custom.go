@@ -174,72 +174,76 @@ func (r *reader) offset() (byte, int64, error) {
 	return flag, int64(off), nil
 }
 
-// Verify reads a custom-format dump from r to its end: header, table of
-// contents, then every data block, decompressing each so that a corrupted
-// block is caught. It returns a *StructureError when the dump is truncated,
-// corrupted or lacks data the table of contents promises. pg_restore
-// --list alone passes such dumps.
-func Verify(src io.Reader) (*Summary, error) {
-	r := &reader{r: bufio.NewReaderSize(src, 256<<10)}
+// ReadHeader reads only the header of a custom-format dump: versions,
+// compression and the name of the database dumped. It proves nothing about
+// the rest of the file (see Verify).
+func ReadHeader(src io.Reader) (*Summary, error) {
+	r := &reader{r: bufio.NewReaderSize(src, 4096)}
+	sum, _, err := r.header()
+	return sum, err
+}
+
+// header reads the archive header up to the table of contents.
+func (r *reader) header() (*Summary, string, error) {
 	sum := &Summary{}
 	magic := make([]byte, 5)
 	if err := r.full(magic); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if string(magic) != "PGDMP" {
-		return nil, r.fail("not a pg_dump custom-format file (no PGDMP magic)")
+		return nil, "", r.fail("not a pg_dump custom-format file (no PGDMP magic)")
 	}
 	var vmaj, vmin, vrev byte
 	var err error
 	if vmaj, err = r.byte(); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if vmin, err = r.byte(); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if vmaj > 1 || vmin > 0 {
 		if vrev, err = r.byte(); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 	}
 	r.version = int(vmaj)<<16 | int(vmin)<<8 | int(vrev)
 	sum.Version = fmt.Sprintf("%d.%d.%d", vmaj, vmin, vrev)
 	if r.version < vers1_10 || vmaj != 1 {
-		return nil, r.fail("archive version %s is not supported (1.10 or later, pg_dump 9.0+)", sum.Version)
+		return nil, "", r.fail("archive version %s is not supported (1.10 or later, pg_dump 9.0+)", sum.Version)
 	}
 	is, err := r.byte()
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	os, err := r.byte()
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if is < 1 || is > 8 || os < 1 || os > 8 {
-		return nil, r.fail("implausible integer size %d or offset size %d", is, os)
+		return nil, "", r.fail("implausible integer size %d or offset size %d", is, os)
 	}
 	r.intSize, r.offSize = int(is), int(os)
 	format, err := r.byte()
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if format != 1 {
-		return nil, r.fail("archive format %d is not the custom format (1)", format)
+		return nil, "", r.fail("archive format %d is not the custom format (1)", format)
 	}
 	comp := "none"
 	if r.version >= vers1_15 {
 		alg, err := r.byte()
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		comp = map[byte]string{0: "none", 1: "gzip", 2: "lz4", 3: "zstd"}[alg]
 		if comp == "" {
-			return nil, r.fail("unknown compression algorithm %d", alg)
+			return nil, "", r.fail("unknown compression algorithm %d", alg)
 		}
 	} else {
 		level, err := r.int()
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		if level != 0 {
 			comp = "gzip"
@@ -248,16 +252,30 @@ func Verify(src io.Reader) (*Summary, error) {
 	sum.Compression = comp
 	for range 7 { // creation date: sec, min, hour, mday, mon, year, isdst
 		if _, err := r.int(); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 	}
 	if sum.Database, _, err = r.str(); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if _, _, err = r.str(); err != nil { // server version
-		return nil, err
+		return nil, "", err
 	}
 	if sum.DumpVersion, _, err = r.str(); err != nil {
+		return nil, "", err
+	}
+	return sum, comp, nil
+}
+
+// Verify reads a custom-format dump from r to its end: header, table of
+// contents, then every data block, decompressing each so that a corrupted
+// block is caught. It returns a *StructureError when the dump is truncated,
+// corrupted or lacks data the table of contents promises. pg_restore
+// --list alone passes such dumps.
+func Verify(src io.Reader) (*Summary, error) {
+	r := &reader{r: bufio.NewReaderSize(src, 256<<10)}
+	sum, comp, err := r.header()
+	if err != nil {
 		return nil, err
 	}
 

@@ -111,3 +111,28 @@ func TestDumpAndRestore(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "does not exist")
 }
+
+// TestReadHeader: the database named in a real dump's header, read without
+// the rest of the file; a schema-only dump has no data bytes.
+func TestReadHeader(t *testing.T) {
+	f := fleettest.New(t, true, "acme")
+	file := filepath.Join(t.TempDir(), "acme.dump")
+	cmd := exec.Command("pg_dump", "--format=custom", "--schema-only", "--file="+file, "--dbname="+f.Database("acme"))
+	cmd.Env = f.PG.Env()
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, string(out))
+	data, err := os.ReadFile(file)
+	require.NoError(t, err)
+	sum, err := pgdump.ReadHeader(bytes.NewReader(data[:200]))
+	require.NoError(t, err, "the header fits in the first bytes")
+	assert.Equal(t, f.Database("acme"), sum.Database)
+	full, err := pgdump.Verify(bytes.NewReader(data))
+	require.NoError(t, err)
+	assert.Equal(t, f.Database("acme"), full.Database)
+	assert.Zero(t, full.DataBytes, "a schema-only dump holds no table data")
+	_, err = pgdump.ReadHeader(bytes.NewReader(data[:20]))
+	var se *pgdump.StructureError
+	assert.ErrorAs(t, err, &se)
+	_, err = pgdump.ReadHeader(bytes.NewReader([]byte("-- PostgreSQL database dump\n")))
+	assert.ErrorAs(t, err, &se)
+}
