@@ -172,9 +172,11 @@ func TestHostile_SpecialFiles(t *testing.T) {
 			make(t, special)
 			before := f.Snapshot(t, "acme")
 			_, err := softdelete.Delete(context.Background(), f.Layout, request(f, archives, "acme"))
-			var se *softdelete.SpecialFileError
+			var se *softdelete.FindingsError
 			require.True(t, errors.As(err, &se), "%v", err)
-			assert.Equal(t, special, se.Path)
+			require.Len(t, se.Findings, 1)
+			assert.Equal(t, special, se.Findings[0].Path)
+			assert.Equal(t, softdelete.LossSpecialFiles, se.Findings[0].Kind)
 			assert.Equal(t, before, f.Snapshot(t, "acme"))
 			assert.Empty(t, archivesOf(t, archives))
 		})
