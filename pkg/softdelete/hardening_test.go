@@ -345,9 +345,24 @@ func TestFailingDisk_TombstoneCannotBeWritten(t *testing.T) {
 	_, err := softdelete.Delete(context.Background(), f.Layout, req)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "tombstone.json")
+	assert.Contains(t, err.Error(), "nothing was moved")
 	assert.Equal(t, before, f.Snapshot(t, "acme"), "no removal without a tombstone")
 	ts, _ := filepath.Glob(filepath.Join(archives, "acme", "*.tombstone.json"))
-	assert.Empty(t, ts)
+	require.Len(t, ts, 1, "the journal entry written before archiving")
+	journal, err := softdelete.ReadTombstone(ts[0])
+	require.NoError(t, err)
+	assert.Equal(t, softdelete.StateArchiving, journal.State, "the tombstone never says more than what happened")
+
+	// The next run names the interrupted deletion and completes its own.
+	req.AfterStep = nil
+	res, err := softdelete.Delete(context.Background(), f.Layout, req)
+	require.NoError(t, err)
+	require.Len(t, res.Warnings, 1)
+	assert.Contains(t, res.Warnings[0], journal.ID)
+	journal, err = softdelete.ReadTombstone(ts[0])
+	require.NoError(t, err)
+	assert.Equal(t, softdelete.StateAbandoned, journal.State)
+	assert.Equal(t, softdelete.StateQuarantined, res.Tombstone.State)
 }
 
 func TestFailingDisk_DatabaseDisappearsMidDump(t *testing.T) {
