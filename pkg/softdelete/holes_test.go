@@ -498,3 +498,34 @@ func TestHoles_ArchiveWithoutTombstoneIsReported(t *testing.T) {
 }
 
 var _ = errors.New
+
+// TestHoles_NonClientBackendsNamedByType is the other "words" case: a
+// backend that is not a client session (here a real walsender, connected
+// with replication=database) is named by its type, never as
+// "(no application name)… user ."; autovacuum workers, which PostgreSQL
+// stops itself for a rename, are not counted at all.
+func TestHoles_NonClientBackendsNamedByType(t *testing.T) {
+	f := fleettest.New(t, true, "acme")
+	ctx := context.Background()
+	archives := filepath.Join(t.TempDir(), "archives")
+	pg := f.PG.Resolved()
+	cmd := exec.Command("psql", "host="+pg.Host+" dbname="+f.Database("acme")+" replication=database", "-X", "-q", "-f", "-")
+	stdin, err := cmd.StdinPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { stdin.Close(); _ = cmd.Wait() })
+	admin, err := f.PG.Open(ctx, "postgres")
+	require.NoError(t, err)
+	defer admin.Close()
+	require.Eventually(t, func() bool {
+		var n int
+		_ = admin.QueryRow(`SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND backend_type = 'walsender'`, f.Database("acme")).Scan(&n)
+		return n == 1
+	}, 5*time.Second, 20*time.Millisecond, "a walsender on the database")
+	_, err = softdelete.Delete(ctx, f.Layout, request(f, archives, "acme"))
+	var re *softdelete.RefusedError
+	require.ErrorAs(t, err, &re)
+	assert.Contains(t, err.Error(), "1 open connection")
+	assert.Contains(t, err.Error(), "a walsender (not a client session), user ")
+	assert.NotContains(t, err.Error(), "user .")
+}

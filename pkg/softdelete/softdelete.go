@@ -659,27 +659,38 @@ func stopUnits(ctx context.Context, l *instance.Layout, req Request, inst *insta
 	return l.Resolve(ctx, req.Name, req.Options)
 }
 
+// openConnections lists the sessions that would keep a database from being
+// renamed into quarantine. Autovacuum workers are not sessions: PostgreSQL
+// stops them itself for ALTER DATABASE … RENAME. Client backends are named
+// by application, client and user; any other backend (a walsender, a
+// logical replication or extension worker) by its type, since it blocks
+// the rename too.
 func openConnections(ctx context.Context, pg pgdump.Conn, db string) ([]string, error) {
 	conn, err := pg.Open(ctx, "postgres")
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close()
-	rows, err := conn.QueryContext(ctx, `SELECT coalesce(nullif(application_name, ''), '(no application name)'),
-		coalesce(host(client_addr), 'local socket'), coalesce(nullif(usename, ''), '(unknown user)')
+	rows, err := conn.QueryContext(ctx, `SELECT coalesce(backend_type, ''),
+		coalesce(nullif(application_name, ''), '(no application name)'),
+		coalesce(host(client_addr), 'local socket'), coalesce(nullif(usename, ''), '(no user)')
 		FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()
-		AND backend_type = 'client backend'`, db)
+		AND coalesce(backend_type, '') NOT IN ('autovacuum worker', 'autovacuum launcher')`, db)
 	if err != nil {
 		return nil, fmt.Errorf("list connections to %s: %w", db, err)
 	}
 	defer rows.Close()
 	var out []string
 	for rows.Next() {
-		var app, client, user string
-		if err := rows.Scan(&app, &client, &user); err != nil {
+		var typ, app, client, user string
+		if err := rows.Scan(&typ, &app, &client, &user); err != nil {
 			return nil, err
 		}
-		out = append(out, fmt.Sprintf("application %s, client %s, user %s", app, client, user))
+		if typ == "client backend" {
+			out = append(out, fmt.Sprintf("application %s, client %s, user %s", app, client, user))
+			continue
+		}
+		out = append(out, fmt.Sprintf("a %s (not a client session), user %s", typ, user))
 	}
 	return out, rows.Err()
 }
