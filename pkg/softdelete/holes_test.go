@@ -529,3 +529,40 @@ func TestHoles_NonClientBackendsNamedByType(t *testing.T) {
 	assert.Contains(t, err.Error(), "a walsender (not a client session), user ")
 	assert.NotContains(t, err.Error(), "user .")
 }
+
+// TestHoles_MoveFailsHalfWay: a move refused after another component went
+// into quarantine answers changed, names what moved and what is in place,
+// and a re-run finishes.
+func TestHoles_MoveFailsHalfWay(t *testing.T) {
+	f := fleettest.New(t, false, "acme")
+	ctx := context.Background()
+	before := f.Snapshot(t, "acme")
+	archives := filepath.Join(t.TempDir(), "archives")
+	blocker := filepath.Join(filepath.Dir(f.Path("data", "acme")), softdelete.TrashDir)
+	req := request(f, archives, "acme")
+	req.AfterStep = func(step string) {
+		if step == "quarantine:config" {
+			// The data component's trash cannot be created.
+			require.NoError(t, os.WriteFile(blocker, nil, 0o600))
+		}
+	}
+	res, err := softdelete.Delete(ctx, f.Layout, req)
+	var ie *softdelete.IncompleteError
+	require.ErrorAs(t, err, &ie)
+	require.NotNil(t, res)
+	assert.True(t, res.Changed)
+	assert.Equal(t, []string{"config"}, ie.Moved)
+	assert.Equal(t, []string{"data", "logs", "service"}, ie.InPlace)
+	assert.Len(t, res.Quarantined, 1)
+	assert.Contains(t, err.Error(), "in quarantine: config; still in place: data, logs, service")
+
+	require.NoError(t, os.Remove(blocker))
+	req.AfterStep = nil
+	res, err = softdelete.Delete(ctx, f.Layout, req)
+	require.NoError(t, err)
+	assert.True(t, res.Changed)
+	assert.Len(t, res.Quarantined, 4)
+	_, err = softdelete.Restore(ctx, f.Layout, softdelete.RestoreRequest{Name: "acme", ArchiveDir: archives, Options: f.Options()})
+	require.NoError(t, err)
+	assert.Equal(t, before, f.Snapshot(t, "acme"))
+}
