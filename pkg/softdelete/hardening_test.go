@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"io"
 	"io/fs"
@@ -121,12 +120,10 @@ func TestHostile_FileChangesWhileArchived(t *testing.T) {
 			assert.NoError(t, err, "%s not removed", c)
 		}
 	})
-	t.Run("appended: a consistent copy is archived", func(t *testing.T) {
+	t.Run("appended: refused, the lines would exist only in quarantine", func(t *testing.T) {
 		f := fleettest.New(t, false, "acme")
 		archives := filepath.Join(t.TempDir(), "archives")
 		log := filepath.Join(f.Path("logs", "acme"), "tracim.log")
-		hashed, err := os.ReadFile(log)
-		require.NoError(t, err)
 		req := request(f, archives, "acme")
 		req.AfterStep = func(step string) {
 			if step == "hash" {
@@ -138,14 +135,14 @@ func TestHostile_FileChangesWhileArchived(t *testing.T) {
 			}
 		}
 		res, err := softdelete.Delete(context.Background(), f.Layout, req)
-		require.NoError(t, err)
-		m, err := softdelete.VerifyArchive(context.Background(), res.Archive.Path)
-		require.NoError(t, err)
-		sum := sha256.Sum256(hashed)
-		for _, e := range m.Files {
-			if strings.HasSuffix(e.Path, "/tracim.log") {
-				assert.Equal(t, hex.EncodeToString(sum[:]), e.SHA256, "the archive holds the log as it was hashed")
-			}
+		var le *softdelete.LateChangeError
+		require.ErrorAs(t, err, &le)
+		assert.Nil(t, res, "nothing moved")
+		assert.Contains(t, err.Error(), log)
+		assert.Empty(t, archivesOf(t, archives), "no archive that misses the lines is kept")
+		for _, c := range []string{"config", "data", "logs"} {
+			_, err := os.Stat(f.Path(c, "acme"))
+			assert.NoError(t, err, "%s not removed", c)
 		}
 	})
 }
