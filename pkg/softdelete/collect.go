@@ -330,7 +330,7 @@ func (c *collector) checkTops(l *instance.Layout, name string) error {
 				now = "a different " + describe(fi.Mode())
 			}
 			return &RefusedError{Name: name, Reason: fmt.Sprintf("component %s changed between archiving and quarantine: %s is now %s", comp.Name, full, now),
-				Advice: "find out who changed it; the verified archive is kept"}
+				Advice: "find out who changed it, then run again (the archive made meanwhile was removed)"}
 		}
 	}
 	return nil

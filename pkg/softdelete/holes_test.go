@@ -312,6 +312,10 @@ func TestHoles_LiveWriterDuringDelete(t *testing.T) {
 				assert.NoError(t, err, "%s is in place", c)
 			}
 			assert.Empty(t, archivesOf(t, archives), "the archive that missed the lines is removed")
+			for _, c := range []string{"config", "data"} {
+				_, err := os.Lstat(filepath.Join(filepath.Dir(f.Path(c, "acme")), softdelete.TrashDir))
+				assert.True(t, os.IsNotExist(err), "no empty trash left for %s", c)
+			}
 			// Once the writer stopped, the deletion goes through.
 			res, err = softdelete.Delete(ctx, f.Layout, request(f, archives, "acme"))
 			require.NoError(t, err)

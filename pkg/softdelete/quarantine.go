@@ -93,6 +93,19 @@ func moveAllBack(ctx context.Context, req Request, t *Tombstone) error {
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("move component %s back: %w", m.Component, err))
+			continue
+		}
+		if m.Type != instance.TypePostgreSQL {
+			// The trash directory of this deletion, now empty, goes;
+			// the trash itself too when nothing else is in it (through
+			// the parent's os.Root: never through a link).
+			if root, err := os.OpenRoot(filepath.Dir(m.From)); err == nil {
+				if rel, err := filepath.Rel(filepath.Dir(m.From), filepath.Dir(m.To)); err == nil && filepath.IsLocal(rel) {
+					_ = root.Remove(rel)
+					_ = root.Remove(filepath.Dir(rel))
+				}
+				root.Close()
+			}
 		}
 	}
 	return errors.Join(errs...)
