@@ -3,7 +3,8 @@ package softdelete_test
 import (
 	"context"
 	"encoding/binary"
-	"errors"
+	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -501,7 +502,6 @@ func TestHoles_ArchiveWithoutTombstoneIsReported(t *testing.T) {
 	assert.True(t, states[softdelete.StateQuarantined])
 }
 
-var _ = errors.New
 
 // TestHoles_NonClientBackendsNamedByType is the other "words" case: a
 // backend that is not a client session (here a real walsender, connected
@@ -569,4 +569,49 @@ func TestHoles_MoveFailsHalfWay(t *testing.T) {
 	_, err = softdelete.Restore(ctx, f.Layout, softdelete.RestoreRequest{Name: "acme", ArchiveDir: archives, Options: f.Options()})
 	require.NoError(t, err)
 	assert.Equal(t, before, f.Snapshot(t, "acme"))
+}
+
+// TestHoles_ArchiveDirPlacesProperty tries random archive_dir places: any
+// path at, under or above any component of any instance name is refused,
+// in check mode, before anything is created; a path beside them is not.
+func TestHoles_ArchiveDirPlacesProperty(t *testing.T) {
+	f := fleettest.New(t, false, "acme")
+	ctx := context.Background()
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 11))
+	names := []string{"acme", "globex", "a", "initech-2", "zz9"}
+	comps := []string{"config", "data", "logs"}
+	for range 200 {
+		name := names[rng.IntN(len(names))]
+		comp := f.Path(comps[rng.IntN(len(comps))], name)
+		var dir string
+		switch rng.IntN(3) {
+		case 0: // under
+			dir = comp
+			for range rng.IntN(3) {
+				dir = filepath.Join(dir, fmt.Sprintf("d%d", rng.IntN(9)))
+			}
+		case 1: // above
+			dir = comp
+			for range 1 + rng.IntN(3) {
+				dir = filepath.Dir(dir)
+			}
+			if !strings.HasPrefix(dir, f.Root) {
+				dir = f.Root
+			}
+		case 2: // beside: never refused
+			dir = filepath.Join(filepath.Dir(f.Root), "beside-"+filepath.Base(f.Root), fmt.Sprintf("a%d", rng.IntN(9)))
+		}
+		req := request(f, dir, "acme")
+		req.CheckMode = true
+		_, err := softdelete.Delete(ctx, f.Layout, req)
+		beside := strings.Contains(dir, "beside-")
+		var re *softdelete.RefusedError
+		if beside {
+			assert.NoError(t, err, "archive_dir %s", dir)
+		} else if assert.ErrorAs(t, err, &re, "archive_dir %s", dir) {
+			assert.Contains(t, err.Error(), "archive_dir "+dir)
+		}
+	}
 }
