@@ -502,7 +502,6 @@ func TestHoles_ArchiveWithoutTombstoneIsReported(t *testing.T) {
 	assert.True(t, states[softdelete.StateQuarantined])
 }
 
-
 // TestHoles_NonClientBackendsNamedByType is the other "words" case: a
 // backend that is not a client session (here a real walsender, connected
 // with replication=database) is named by its type, never as
