@@ -614,3 +614,59 @@ func TestHoles_ArchiveDirPlacesProperty(t *testing.T) {
 		}
 	}
 }
+
+// TestHoles_FullDiskAtEveryWrite runs the deletion with its archive
+// directory on a tmpfs of every size from one page up, so that the disk
+// fills at each write in turn (journal, archive, sidecar, tombstone,
+// final tombstone). Whatever the point: a result that says unchanged
+// leaves the instance whole, a result that says changed has a tombstone
+// that says where things are, and once there is room a re-run converges
+// and a restore gives everything back.
+func TestHoles_FullDiskAtEveryWrite(t *testing.T) {
+	needRoot(t)
+	seen := map[string]bool{}
+	for pages := 1; pages <= 6; pages++ {
+		t.Run(fmt.Sprint(pages), func(t *testing.T) {
+			f := fleettest.New(t, false, "acme")
+			ctx := context.Background()
+			before := f.Snapshot(t, "acme")
+			archives := filepath.Join(t.TempDir(), "archives")
+			mount(t, archives, "-t", "tmpfs", "-o", fmt.Sprintf("size=%dk", 4*pages), "tmpfs")
+			req := request(f, archives, "acme")
+			res, err := softdelete.Delete(ctx, f.Layout, req)
+			outcome := "ok"
+			if err != nil {
+				outcome = "unchanged"
+				if res != nil && res.Changed {
+					outcome = "changed"
+				}
+			}
+			seen[outcome] = true
+			t.Logf("%d pages: %s %v", pages, outcome, err)
+			switch outcome {
+			case "unchanged":
+				assert.Equal(t, before, f.Snapshot(t, "acme"), "unchanged means whole")
+			case "changed":
+				var ie *softdelete.IncompleteError
+				require.ErrorAs(t, err, &ie)
+				ts, rerr := softdelete.ReadTombstone(res.Tombstone.Path)
+				require.NoError(t, rerr)
+				assert.Equal(t, softdelete.StateQuarantining, ts.State)
+				for _, m := range ts.Components {
+					_, ferr := os.Lstat(m.From)
+					_, terr := os.Lstat(m.To)
+					assert.True(t, (ferr == nil) != (terr == nil), "%s is in place or in quarantine", m.Component)
+				}
+			}
+			out, merr := exec.Command("mount", "-o", "remount,size=64m", archives).CombinedOutput()
+			require.NoError(t, merr, "%s", out)
+			_, err = softdelete.Delete(ctx, f.Layout, req)
+			require.NoError(t, err)
+			_, err = softdelete.Restore(ctx, f.Layout, softdelete.RestoreRequest{Name: "acme", ArchiveDir: archives, Options: f.Options()})
+			require.NoError(t, err)
+			assert.Equal(t, before, f.Snapshot(t, "acme"))
+		})
+	}
+	t.Logf("outcomes: %v", seen)
+	assert.True(t, seen["unchanged"] && seen["ok"], "the sizes cover failures before and success after")
+}
