@@ -483,7 +483,15 @@ func TestHoles_ArchiveWithoutTombstoneIsReported(t *testing.T) {
 	orphan, _ := filepath.Glob(filepath.Join(archives, "acme", "*.tar.zst"))
 	require.Len(t, orphan, 1)
 
-	res, err := softdelete.Delete(ctx, f.Layout, request(f, archives, "acme"))
+	// Check mode names it without touching it.
+	check := request(f, archives, "acme")
+	check.CheckMode = true
+	res, err := softdelete.Delete(ctx, f.Layout, check)
+	require.NoError(t, err)
+	require.Len(t, res.Warnings, 1)
+	assert.Contains(t, res.Warnings[0], orphan[0])
+
+	res, err = softdelete.Delete(ctx, f.Layout, request(f, archives, "acme"))
 	require.NoError(t, err)
 	require.Len(t, res.Warnings, 1)
 	assert.Contains(t, res.Warnings[0], orphan[0])

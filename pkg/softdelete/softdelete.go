@@ -771,6 +771,42 @@ func removeStale(dir string) {
 }
 
 func plan(ctx context.Context, l *instance.Layout, req Request, dir string) (*Result, error) {
+	warnings := pendingWarnings(dir)
+	res, err := planMoves(ctx, l, req, dir)
+	if res != nil {
+		res.Warnings = append(warnings, res.Warnings...)
+	}
+	return res, err
+}
+
+// pendingWarnings names, without touching them, what a real run would
+// settle first (settleInterrupted): deletions interrupted before their
+// tombstone said quarantining, or rolling back, and archives without a
+// tombstone.
+func pendingWarnings(dir string) []string {
+	all, err := Tombstones(dir)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	var out []string
+	ids := map[string]bool{}
+	for _, ts := range all {
+		ids[ts.ID] = true
+		switch ts.State {
+		case StateArchiving, StateRollingBack:
+			out = append(out, fmt.Sprintf("an earlier deletion of %s (id %s) was interrupted in state %s; a real run settles it first (tombstone %s)", ts.Instance, ts.ID, ts.State, ts.Path))
+		}
+	}
+	archives, _ := filepath.Glob(filepath.Join(dir, "*.tar.zst"))
+	for _, a := range archives {
+		if !ids[strings.TrimSuffix(filepath.Base(a), ".tar.zst")] {
+			out = append(out, fmt.Sprintf("the archive %s has no tombstone: a deletion was interrupted between its archive and its tombstone", a))
+		}
+	}
+	return out
+}
+
+func planMoves(ctx context.Context, l *instance.Layout, req Request, dir string) (*Result, error) {
 	inst, err := l.Resolve(ctx, req.Name, req.Options)
 	var nf *instance.NotFoundError
 	if errors.As(err, &nf) {
