@@ -678,3 +678,49 @@ func TestHoles_FullDiskAtEveryWrite(t *testing.T) {
 	t.Logf("outcomes: %v", seen)
 	assert.True(t, seen["unchanged"] && seen["ok"], "the sizes cover failures before and success after")
 }
+
+// TestHoles_LateWriteBeforeAResumedDeletion: a deletion killed after its
+// first move, a writer appends to a component still in place, the re-run
+// sees it against the archive's manifest and moves everything back
+// rather than quarantining lines the archive lacks.
+func TestHoles_LateWriteBeforeAResumedDeletion(t *testing.T) {
+	f := fleettest.New(t, false, "acme")
+	ctx := context.Background()
+	archives := filepath.Join(t.TempDir(), "archives")
+	req := request(f, archives, "acme")
+	req.AfterStep = func(step string) {
+		if step == "quarantine:config" {
+			panic("killed")
+		}
+	}
+	func() {
+		defer func() { _ = recover() }()
+		_, _ = softdelete.Delete(ctx, f.Layout, req)
+	}()
+	_, err := os.Lstat(f.Path("config", "acme"))
+	require.True(t, os.IsNotExist(err), "config went into quarantine before the kill")
+	log := filepath.Join(f.Path("data", "acme"), "depot", "a1", "file-001.bin")
+	w, err := os.OpenFile(log, os.O_APPEND|os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = w.WriteString("late\n")
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+
+	res, err := softdelete.Delete(ctx, f.Layout, request(f, archives, "acme"))
+	var le *softdelete.LateChangeError
+	require.ErrorAs(t, err, &le)
+	assert.True(t, le.MovedBack)
+	assert.Contains(t, err.Error(), log)
+	require.NotNil(t, res)
+	assert.True(t, res.Changed)
+	assert.Equal(t, softdelete.StateAbandoned, res.Tombstone.State)
+	for _, c := range []string{"config", "data", "logs"} {
+		_, err := os.Stat(f.Path(c, "acme"))
+		assert.NoError(t, err, "%s is back in place", c)
+	}
+	assert.Empty(t, archivesOf(t, archives))
+
+	res, err = softdelete.Delete(ctx, f.Layout, request(f, archives, "acme"))
+	require.NoError(t, err)
+	assert.True(t, res.Archive.Verified)
+}

@@ -460,6 +460,15 @@ func incomplete(ts *Tombstone, done int, err error) error {
 // finishQuarantine completes the moves of a tombstone left quarantining.
 func finishQuarantine(ctx context.Context, req Request, ts *Tombstone, res *Result) (*Result, error) {
 	res.Tombstone = ts.info()
+	// What is still in place must still be what the archive holds.
+	changes, err := changedInPlace(ctx, ts)
+	if err != nil {
+		return resultOrNil(res), err
+	}
+	if len(changes) > 0 {
+		res.Changed = true
+		return res, rollBack(ctx, req, ts, changes, res)
+	}
 	done, err := moveAll(ctx, req, ts)
 	res.Quarantined = ts.Components[:done]
 	// Every move before done is in quarantine now; whether this run or
@@ -476,6 +485,54 @@ func finishQuarantine(ctx context.Context, req Request, ts *Tombstone, res *Resu
 	res.Tombstone = ts.info()
 	res.Quarantined = ts.Components
 	return res, nil
+}
+
+// changedInPlace compares the file components an interrupted deletion has
+// not moved yet with its archive's manifest (type, size, mtime of every
+// entry; a directory's mtime shows an entry added or removed).
+func changedInPlace(ctx context.Context, ts *Tombstone) ([]string, error) {
+	pending := map[string]QuarantineMove{}
+	for _, m := range ts.Components {
+		if m.Type != instance.TypeDir && m.Type != instance.TypeFile {
+			continue
+		}
+		if _, err := os.Lstat(m.From); err == nil {
+			pending[m.Component] = m
+		}
+	}
+	if len(pending) == 0 {
+		return nil, nil
+	}
+	man, err := VerifyArchive(ctx, ts.ArchivePath)
+	if err != nil {
+		return nil, fmt.Errorf("finish the interrupted deletion %s: its archive no longer verifies: %w; nothing more was moved", ts.ID, err)
+	}
+	var out []string
+	for _, e := range man.Files {
+		m, ok := pending[e.Component]
+		if !ok {
+			continue
+		}
+		p := m.From
+		if m.Type == instance.TypeDir {
+			rest := strings.TrimPrefix(e.Name(), "components/"+e.Component)
+			p = filepath.Join(m.From, filepath.FromSlash(rest))
+		}
+		fi, err := os.Lstat(p)
+		switch {
+		case err != nil:
+			out = append(out, p+" is gone")
+		case e.Type == "file" && fi.Size() != e.Size:
+			out = append(out, fmt.Sprintf("%s: size %d, now %d", p, e.Size, fi.Size()))
+		case (e.Type == "file" || e.Type == "dir") && !fi.ModTime().Equal(e.MTime):
+			out = append(out, p+": modified (mtime)")
+		}
+		if len(out) >= 20 {
+			out = append(out, "and maybe more")
+			break
+		}
+	}
+	return out, nil
 }
 
 // rollBack moves every component back from quarantine after a late change
