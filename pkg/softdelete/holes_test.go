@@ -724,3 +724,34 @@ func TestHoles_LateWriteBeforeAResumedDeletion(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, res.Archive.Verified)
 }
+
+// TestHoles_DatabaseSessionAfterItsDump: a session that opens (and
+// writes) after the dump refuses the deletion before anything moves.
+func TestHoles_DatabaseSessionAfterItsDump(t *testing.T) {
+	f := fleettest.New(t, true, "acme")
+	ctx := context.Background()
+	archives := filepath.Join(t.TempDir(), "archives")
+	req := request(f, archives, "acme")
+	req.AfterStep = func(step string) {
+		if step != "verify" {
+			return
+		}
+		db, err := f.PG.Open(ctx, f.Database("acme"))
+		require.NoError(t, err)
+		db.SetMaxOpenConns(1)
+		_, err = db.Exec(`CREATE TABLE late_rows (v int); INSERT INTO late_rows SELECT generate_series(1, 10)`)
+		require.NoError(t, err)
+		t.Cleanup(func() { db.Close() })
+	}
+	_, err := softdelete.Delete(ctx, f.Layout, req)
+	var le *softdelete.LateChangeError
+	require.ErrorAs(t, err, &le)
+	assert.Contains(t, err.Error(), "session(s) opened after it was dumped")
+	assert.Empty(t, archivesOf(t, archives))
+	admin, err := f.PG.Open(ctx, "postgres")
+	require.NoError(t, err)
+	defer admin.Close()
+	var n int
+	require.NoError(t, admin.QueryRow(`SELECT count(*) FROM pg_database WHERE datname = $1`, f.Database("acme")).Scan(&n))
+	assert.Equal(t, 1, n, "the database is in place")
+}

@@ -374,6 +374,7 @@ func archiveInstance(ctx context.Context, l *instance.Layout, req Request, inst 
 		JobID: req.JobID, ToolVersion: Version, CreatedAt: now, Files: []FileEntry{}, Databases: []DumpEntry{},
 		Losses: col.losses, AcceptLosses: req.AcceptLosses}
 	var dumps []dumpFile
+	var dumped []string
 	for _, c := range l.Components {
 		st, _ := inst.State(c.Name)
 		mc := ManifestComponent{Name: c.Name, Type: c.Type, Locator: st.Locator, Present: st.Present}
@@ -384,6 +385,7 @@ func archiveInstance(ctx context.Context, l *instance.Layout, req Request, inst 
 			case instance.TypePostgreSQL:
 				d := dumpFile{path: filepath.Join(work, c.Name+".pgdump"),
 					entry: DumpEntry{Component: c.Name, Database: st.Locator, Path: "components/" + c.Name + ".pgdump"}}
+				dumped = append(dumped, st.Locator)
 				if err := pgdump.Dump(ctx, req.Options.PG, st.Locator, d.path); err != nil {
 					return nil, fmt.Errorf("dump component %s: %w", c.Name, err)
 				}
@@ -419,10 +421,30 @@ func archiveInstance(ctx context.Context, l *instance.Layout, req Request, inst 
 	if err := col.checkTops(l, inst.Name); err != nil {
 		return nil, err
 	}
-	if changes := col.changedSince(nil); len(changes) > 0 {
+	changes := col.changedSince(nil)
+	for _, db := range dumped {
+		c, err := databaseChanges(ctx, req.Options.PG, db)
+		if err != nil {
+			return nil, err
+		}
+		changes = append(changes, c...)
+	}
+	if len(changes) > 0 {
 		return nil, &LateChangeError{Name: inst.Name, Changes: changes}
 	}
 	return info, nil
+}
+
+// databaseChanges names the sessions open on a database after it was
+// dumped: they may write before the rename. (A session that came and went
+// meanwhile is not seen: pg_stat_database's counters are flushed too late
+// after a backend exits to be compared without false alarms.)
+func databaseChanges(ctx context.Context, pg pgdump.Conn, db string) ([]string, error) {
+	conns, err := openConnections(ctx, pg, db)
+	if err != nil || len(conns) == 0 {
+		return nil, err
+	}
+	return []string{fmt.Sprintf("database %s has %d session(s) opened after it was dumped: %s", db, len(conns), strings.Join(conns, "; "))}, nil
 }
 
 // plannedMoves lists where each present component goes.
