@@ -20,6 +20,7 @@ var Module = ansible.Module{
 		"fingerprint":    {Type: ansible.TypeStr},
 		"retention_days": {Type: ansible.TypeInt, Default: int64(30)},
 		"stop_service":   {Type: ansible.TypeBool, Default: false},
+		"accept_losses":  {Type: ansible.TypeList, Elements: ansible.TypeStr, Choices: softdelete.AcceptableLosses},
 	}}.Merge(modutil.LayoutSpec).Merge(modutil.PGSpec),
 	Run: run,
 }
@@ -33,16 +34,32 @@ func run(ctx context.Context, req *ansible.Request) (*ansible.Result, error) {
 	r, err := softdelete.Delete(ctx, layout, softdelete.Request{
 		Name: p.String("name"), ArchiveDir: p.String("archive_dir"), Reason: p.String("reason"),
 		RequestedBy: p.String("requested_by"), JobID: p.String("job_id"), Fingerprint: p.String("fingerprint"),
-		RetentionDays: int(p.Int("retention_days")), StopService: p.Bool("stop_service"), CheckMode: req.CheckMode, Options: modutil.Options(p),
-		AfterStep: crashHook(),
+		RetentionDays: int(p.Int("retention_days")), StopService: p.Bool("stop_service"), AcceptLosses: p.Strings("accept_losses"),
+		CheckMode: req.CheckMode, Options: modutil.Options(p), AfterStep: stepHook(),
 	})
-	if err != nil {
+	if r == nil {
+		// Nothing was moved (a refusal, or a failure before the first
+		// move): the library returns no result then.
 		return nil, err
 	}
+	// With an error too: what moved before the failure is reported, and
+	// changed says so.
 	res := &ansible.Result{Changed: r.Changed, Msg: r.Msg}
 	res.Set("archive", r.Archive).Set("tombstone", r.Tombstone).Set("quarantined", r.Quarantined)
+	if len(r.Losses) > 0 {
+		res.Set("losses", r.Losses)
+		for _, l := range r.Losses {
+			res.Warn("accepted loss (%s): %s is %s", l.Kind, l.Path, l.What)
+		}
+	}
+	for _, w := range r.Warnings {
+		res.Warn("%s", w)
+	}
 	if r.Plan != nil {
 		res.Set("plan", r.Plan)
+	}
+	if err != nil {
+		return res, err
 	}
 	if req.DiffMode && r.Changed {
 		before := map[string]any{}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -27,6 +28,26 @@ type source struct {
 	root  *os.Root
 	rel   string      // path under root
 	mode  fs.FileMode // type and permission bits
+	// seen is the entry's stat at collection time, compared again right
+	// before quarantine and once more inside it: a late write is caught.
+	seen stamp
+}
+
+// stamp is what a re-stat compares: a write, a truncation, a chmod or a
+// replacement changes one of these.
+type stamp struct {
+	size         int64
+	mtime, ctime int64 // nanoseconds
+	ino          uint64
+}
+
+func stampOf(fi fs.FileInfo) stamp {
+	s := stamp{size: fi.Size(), mtime: fi.ModTime().UnixNano()}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		s.ctime = st.Ctim.Nano()
+		s.ino = st.Ino
+	}
+	return s
 }
 
 // sourceInfo presents a source to archive/tar without keeping the whole
@@ -59,12 +80,31 @@ type collector struct {
 	sources []*source
 	names   map[string]string
 	mu      sync.Mutex
-	// links maps the inode of a file with several names to its first
-	// entry, so that later names are archived as hard links.
-	links map[fileID]string
+	// links maps the inode of a file with several names, per component,
+	// to its first entry, so that later names in the same component are
+	// archived as hard links. A name in another component is archived as
+	// a regular file: restore rebuilds components one by one.
+	links map[linkKey]string
+	// firstName maps such an inode to its first entry in any component.
+	firstName map[fileID]string
 	// tops records what each component's top entry was when archived, so
 	// that a swap before quarantine is caught.
 	tops map[string]fileID
+	// accept lists the losses the operator accepted (AcceptLosses).
+	accept map[string]bool
+	// findings are what must be named before anything moves: mount
+	// points, special files, metadata an archive would drop.
+	findings []Finding
+	// losses are the accepted findings, recorded in the manifest.
+	losses []Finding
+	// mounts lists the mount points of the host (mountinfo), nil when
+	// unreadable.
+	mounts []string
+}
+
+type linkKey struct {
+	id        fileID
+	component string
 }
 
 // fileID identifies a file on its filesystem.
@@ -81,8 +121,14 @@ func idOf(fi fs.FileInfo) fileID {
 	return id
 }
 
-func newCollector() *collector {
-	return &collector{names: map[string]string{}, links: map[fileID]string{}, tops: map[string]fileID{}}
+func newCollector(accept []string) *collector {
+	c := &collector{names: map[string]string{}, links: map[linkKey]string{}, firstName: map[fileID]string{},
+		tops: map[string]fileID{}, accept: map[string]bool{}}
+	for _, a := range accept {
+		c.accept[a] = true
+	}
+	c.mounts, _ = mountPoints()
+	return c
 }
 
 func (c *collector) close() {
@@ -129,9 +175,11 @@ func (c *collector) addComponent(comp instance.Component, name string) error {
 		return fmt.Errorf("inspect %s: %w", full, err)
 	}
 	c.tops[comp.Name] = idOf(top)
+	c.findMounts(comp.Name, full)
 	if comp.Type == instance.TypeFile {
 		return c.add(comp.Name, root, base, prefix+"/"+base, top)
 	}
+	topDev := idOf(top).dev
 	return fs.WalkDir(root.FS(), base, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return fmt.Errorf("walk %s: %w", filepath.Join(parent, p), err)
@@ -139,6 +187,16 @@ func (c *collector) addComponent(comp instance.Component, name string) error {
 		fi, err := d.Info()
 		if err != nil {
 			return fmt.Errorf("inspect %s: %w", filepath.Join(parent, p), err)
+		}
+		if idOf(fi).dev != topDev {
+			// Another filesystem mounted inside the component: never
+			// walked into, never archived as the instance's own (tar
+			// --one-file-system).
+			c.finding(comp.Name, filepath.Join(parent, p), LossMount, "a mount point (another filesystem)")
+			if fi.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
 		}
 		rel, _ := filepath.Rel(base, p)
 		name := prefix
@@ -161,18 +219,27 @@ func (c *collector) add(component string, root *os.Root, rel, name string, fi fs
 		e.UID, e.GID = int(st.Uid), int(st.Gid)
 		e.Owner, e.Group = c.lookupName("u", e.UID), c.lookupName("g", e.GID)
 	}
+	full := filepath.Join(root.Name(), rel)
+	id := idOf(fi)
 	switch {
 	case fi.IsDir():
 		e.Type = "dir"
-	case fi.Mode().IsRegular() && st != nil && st.Nlink > 1 && c.links[idOf(fi)] != "":
+	case fi.Mode().IsRegular() && st != nil && st.Nlink > 1 && c.links[linkKey{id, component}] != "":
 		// A second name of a file already archived: a hard link to it.
 		e.Type = "hardlink"
-		e.setExact(name, c.links[idOf(fi)])
+		e.setExact(name, c.links[linkKey{id, component}])
 	case fi.Mode().IsRegular():
 		e.Type = "file"
 		e.Size = fi.Size()
 		if st != nil && st.Nlink > 1 {
-			c.links[idOf(fi)] = name
+			c.links[linkKey{id, component}] = name
+			if first, ok := c.firstName[id]; ok {
+				// The same file in another component: stored whole
+				// here, so that each component restores alone.
+				e.SameFileAs = first
+			} else {
+				c.firstName[id] = name
+			}
 		}
 	case fi.Mode()&fs.ModeSymlink != 0:
 		e.Type = "symlink"
@@ -182,9 +249,16 @@ func (c *collector) add(component string, root *os.Root, rel, name string, fi fs
 		}
 		e.setExact(name, target)
 	default:
-		return &SpecialFileError{Path: filepath.Join(root.Name(), rel), Kind: fi.Mode().Type().String()}
+		kind, what := specialKind(fi.Mode())
+		c.finding(component, full, kind, what)
+		return nil
 	}
-	c.sources = append(c.sources, &source{entry: e, root: root, rel: rel, mode: fi.Mode()})
+	if e.Type == "dir" || e.Type == "file" {
+		if err := c.inspectMeta(component, root, rel, full); err != nil {
+			return err
+		}
+	}
+	c.sources = append(c.sources, &source{entry: e, root: root, rel: rel, mode: fi.Mode(), seen: stampOf(fi)})
 	return nil
 }
 
@@ -238,22 +312,6 @@ func hashFile(root *os.Root, rel string, buf []byte) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// SpecialFileError is a FIFO, socket or device inside an instance: it
-// cannot be archived, so the instance is not deleted.
-type SpecialFileError struct {
-	Path string
-	Kind string
-}
-
-func (e *SpecialFileError) Error() string {
-	return fmt.Sprintf("%s is a special file (%s) that cannot be archived", e.Path, e.Kind)
-}
-
-// Hint tells the operator what to do.
-func (e *SpecialFileError) Hint() string {
-	return "stop the instance and remove the special file by hand, then run again; nothing was changed"
-}
-
 // checkTops compares each component's top entry with what was archived.
 func (c *collector) checkTops(l *instance.Layout, name string) error {
 	for _, comp := range l.Components {
@@ -272,7 +330,7 @@ func (c *collector) checkTops(l *instance.Layout, name string) error {
 				now = "a different " + describe(fi.Mode())
 			}
 			return &RefusedError{Name: name, Reason: fmt.Sprintf("component %s changed between archiving and quarantine: %s is now %s", comp.Name, full, now),
-				Advice: "find out who changed it; the verified archive is kept"}
+				Advice: "find out who changed it, then run again (the archive made meanwhile was removed)"}
 		}
 	}
 	return nil
@@ -311,4 +369,62 @@ func sameFilesystem(name, locator string) error {
 		}
 	}
 	return nil
+}
+
+// changedSince re-stats every collected entry and names each that is no
+// longer what was collected: size, mtime, ctime or inode differ, or it is
+// gone. With a tombstone, entries are looked for where its moves put them
+// (inside quarantine); the top entry of each component is then not judged
+// by its ctime, which the rename itself updates.
+func (c *collector) changedSince(ts *Tombstone) []string {
+	var out []string
+	moved := map[string]string{}
+	if ts != nil {
+		for _, m := range ts.Components {
+			moved[m.Component] = m.To
+		}
+	}
+	for _, s := range c.sources {
+		rel, shown := s.rel, filepath.Join(s.root.Name(), s.rel)
+		top := !strings.ContainsRune(s.rel, filepath.Separator)
+		if ts != nil {
+			to, ok := moved[s.entry.Component]
+			if !ok {
+				continue
+			}
+			qrel, err := filepath.Rel(s.root.Name(), filepath.Dir(to))
+			if err != nil || !filepath.IsLocal(qrel) {
+				continue
+			}
+			rel = filepath.Join(qrel, s.rel)
+			shown = filepath.Join(s.root.Name(), rel)
+		}
+		fi, err := s.root.Lstat(rel)
+		if err != nil {
+			out = append(out, fmt.Sprintf("%s is gone", shown))
+			continue
+		}
+		now := stampOf(fi)
+		var what []string
+		if now.ino != s.seen.ino {
+			what = append(what, "replaced by another file")
+		}
+		if now.size != s.seen.size && !fi.IsDir() {
+			what = append(what, fmt.Sprintf("size %d, now %d", s.seen.size, now.size))
+		}
+		if now.mtime != s.seen.mtime {
+			what = append(what, "modified (mtime)")
+		}
+		if now.ctime != s.seen.ctime && !(ts != nil && top) && len(what) == 0 {
+			what = append(what, "metadata changed (ctime)")
+		}
+		if len(what) > 0 {
+			out = append(out, fmt.Sprintf("%s: %s", shown, strings.Join(what, ", ")))
+		}
+		if len(out) >= 20 {
+			out = append(out, "and maybe more")
+			break
+		}
+	}
+	return out
 }

@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"io"
 	"io/fs"
@@ -121,12 +120,10 @@ func TestHostile_FileChangesWhileArchived(t *testing.T) {
 			assert.NoError(t, err, "%s not removed", c)
 		}
 	})
-	t.Run("appended: a consistent copy is archived", func(t *testing.T) {
+	t.Run("appended: refused, the lines would exist only in quarantine", func(t *testing.T) {
 		f := fleettest.New(t, false, "acme")
 		archives := filepath.Join(t.TempDir(), "archives")
 		log := filepath.Join(f.Path("logs", "acme"), "tracim.log")
-		hashed, err := os.ReadFile(log)
-		require.NoError(t, err)
 		req := request(f, archives, "acme")
 		req.AfterStep = func(step string) {
 			if step == "hash" {
@@ -138,14 +135,14 @@ func TestHostile_FileChangesWhileArchived(t *testing.T) {
 			}
 		}
 		res, err := softdelete.Delete(context.Background(), f.Layout, req)
-		require.NoError(t, err)
-		m, err := softdelete.VerifyArchive(context.Background(), res.Archive.Path)
-		require.NoError(t, err)
-		sum := sha256.Sum256(hashed)
-		for _, e := range m.Files {
-			if strings.HasSuffix(e.Path, "/tracim.log") {
-				assert.Equal(t, hex.EncodeToString(sum[:]), e.SHA256, "the archive holds the log as it was hashed")
-			}
+		var le *softdelete.LateChangeError
+		require.ErrorAs(t, err, &le)
+		assert.Nil(t, res, "nothing moved")
+		assert.Contains(t, err.Error(), log)
+		assert.Empty(t, archivesOf(t, archives), "no archive that misses the lines is kept")
+		for _, c := range []string{"config", "data", "logs"} {
+			_, err := os.Stat(f.Path(c, "acme"))
+			assert.NoError(t, err, "%s not removed", c)
 		}
 	})
 }
@@ -172,9 +169,11 @@ func TestHostile_SpecialFiles(t *testing.T) {
 			make(t, special)
 			before := f.Snapshot(t, "acme")
 			_, err := softdelete.Delete(context.Background(), f.Layout, request(f, archives, "acme"))
-			var se *softdelete.SpecialFileError
+			var se *softdelete.FindingsError
 			require.True(t, errors.As(err, &se), "%v", err)
-			assert.Equal(t, special, se.Path)
+			require.Len(t, se.Findings, 1)
+			assert.Equal(t, special, se.Findings[0].Path)
+			assert.Equal(t, softdelete.LossSpecialFiles, se.Findings[0].Kind)
 			assert.Equal(t, before, f.Snapshot(t, "acme"))
 			assert.Empty(t, archivesOf(t, archives))
 		})
@@ -343,9 +342,24 @@ func TestFailingDisk_TombstoneCannotBeWritten(t *testing.T) {
 	_, err := softdelete.Delete(context.Background(), f.Layout, req)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "tombstone.json")
+	assert.Contains(t, err.Error(), "nothing was moved")
 	assert.Equal(t, before, f.Snapshot(t, "acme"), "no removal without a tombstone")
 	ts, _ := filepath.Glob(filepath.Join(archives, "acme", "*.tombstone.json"))
-	assert.Empty(t, ts)
+	require.Len(t, ts, 1, "the journal entry written before archiving")
+	journal, err := softdelete.ReadTombstone(ts[0])
+	require.NoError(t, err)
+	assert.Equal(t, softdelete.StateArchiving, journal.State, "the tombstone never says more than what happened")
+
+	// The next run names the interrupted deletion and completes its own.
+	req.AfterStep = nil
+	res, err := softdelete.Delete(context.Background(), f.Layout, req)
+	require.NoError(t, err)
+	require.Len(t, res.Warnings, 1)
+	assert.Contains(t, res.Warnings[0], journal.ID)
+	journal, err = softdelete.ReadTombstone(ts[0])
+	require.NoError(t, err)
+	assert.Equal(t, softdelete.StateAbandoned, journal.State)
+	assert.Equal(t, softdelete.StateQuarantined, res.Tombstone.State)
 }
 
 func TestFailingDisk_DatabaseDisappearsMidDump(t *testing.T) {

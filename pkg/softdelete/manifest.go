@@ -33,6 +33,12 @@ type Manifest struct {
 	JobID       string              `json:"job_id"`
 	ToolVersion string              `json:"tool_version"`
 	CreatedAt   time.Time           `json:"created_at"`
+	// Losses lists what the operator accepted to lose (accept_losses):
+	// special files skipped, ACLs, extended attributes, capabilities or
+	// inode flags not carried. Empty when nothing was dropped.
+	Losses []Finding `json:"losses,omitempty"`
+	// AcceptLosses is the accept_losses the deletion ran with.
+	AcceptLosses []string `json:"accept_losses,omitempty"`
 }
 
 // ManifestComponent is one component as it was archived.
@@ -66,6 +72,11 @@ type FileEntry struct {
 	LinkTarget string    `json:"link_target,omitempty"`
 	// LinkTargetBase64 holds a link target that is not valid UTF-8.
 	LinkTargetBase64 string `json:"link_target_base64,omitempty"`
+	// SameFileAs, on a regular file, names the entry of another
+	// component that was the same file (a hard link across components).
+	// It is stored whole in each component so that each restores alone;
+	// a restore gives back two files, no longer linked.
+	SameFileAs string `json:"same_file_as,omitempty"`
 }
 
 // Name is the entry's exact name in the archive.
@@ -122,9 +133,17 @@ type Tombstone struct {
 	JobID         string           `json:"job_id"`
 	DeletedAt     time.Time        `json:"deleted_at"`
 	PurgeAfter    time.Time        `json:"purge_after"`
-	// State is quarantining (written before the first move, the journal
-	// of an interrupted deletion), quarantined, restored or purged.
-	State       string `json:"state"`
+	// RetentionDays is the retention asked for; 0 means purge may remove
+	// the quarantined copy at once.
+	RetentionDays int `json:"retention_days"`
+	// State is the journal of the deletion, written before each state is
+	// entered: archiving (before the archive is written), quarantining
+	// (archive verified, before the first move), quarantined, rolling_back
+	// (a late change was found after moves: moving back), abandoned
+	// (nothing left moved; Note says why), restored or purged.
+	State string `json:"state"`
+	// Note explains an abandoned or rolled back deletion.
+	Note        string `json:"note,omitempty"`
 	ToolVersion string `json:"tool_version"`
 	// Path is where the tombstone lives; not stored.
 	Path string `json:"-"`
@@ -132,7 +151,10 @@ type Tombstone struct {
 
 // Tombstone states.
 const (
+	StateArchiving    = "archiving"
 	StateQuarantining = "quarantining"
+	StateRollingBack  = "rolling_back"
+	StateAbandoned    = "abandoned"
 	StateQuarantined  = "quarantined"
 	StateRestored     = "restored"
 	StatePurged       = "purged"

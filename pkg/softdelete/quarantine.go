@@ -54,7 +54,17 @@ func quarantineTarget(typ, locator, id string) string {
 
 // quarantine performs every move of a tombstone that is not done yet.
 func quarantine(ctx context.Context, req Request, t *Tombstone) error {
-	for _, m := range t.Components {
+	if _, err := moveAll(ctx, req, t); err != nil {
+		return err
+	}
+	t.State = StateQuarantined
+	return t.write()
+}
+
+// moveAll performs the moves of a tombstone in order, skipping those
+// already done, and returns how many are done when it stops.
+func moveAll(ctx context.Context, req Request, t *Tombstone) (int, error) {
+	for i, m := range t.Components {
 		var err error
 		if m.Type == instance.TypePostgreSQL {
 			err = moveDatabase(ctx, req.Options.PG, m.From, m.To, false)
@@ -62,12 +72,43 @@ func quarantine(ctx context.Context, req Request, t *Tombstone) error {
 			err = movePath(m.From, m.To)
 		}
 		if err != nil {
-			return fmt.Errorf("quarantine component %s: %w", m.Component, err)
+			return i, fmt.Errorf("quarantine component %s: %w", m.Component, err)
 		}
 		req.step("quarantine:" + m.Component)
 	}
-	t.State = StateQuarantined
-	return t.write()
+	return len(t.Components), nil
+}
+
+// moveAllBack undoes the moves of a tombstone, last first; moves not done
+// (or already undone) are skipped.
+func moveAllBack(ctx context.Context, req Request, t *Tombstone) error {
+	var errs []error
+	for i := len(t.Components) - 1; i >= 0; i-- {
+		m := t.Components[i]
+		var err error
+		if m.Type == instance.TypePostgreSQL {
+			err = moveDatabase(ctx, req.Options.PG, m.To, m.From, true)
+		} else {
+			err = movePathBack(m.To, m.From)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("move component %s back: %w", m.Component, err))
+			continue
+		}
+		if m.Type != instance.TypePostgreSQL {
+			// The trash directory of this deletion, now empty, goes;
+			// the trash itself too when nothing else is in it (through
+			// the parent's os.Root: never through a link).
+			if root, err := os.OpenRoot(filepath.Dir(m.From)); err == nil {
+				if rel, err := filepath.Rel(filepath.Dir(m.From), filepath.Dir(m.To)); err == nil && filepath.IsLocal(rel) {
+					_ = root.Remove(rel)
+					_ = root.Remove(filepath.Dir(rel))
+				}
+				root.Close()
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // movePath renames from to to inside from's parent directory (quarantine).

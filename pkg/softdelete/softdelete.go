@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -26,26 +27,44 @@ type Request struct {
 	RequestedBy string
 	JobID       string
 	// Fingerprint, when set, must match the instance as found now.
-	Fingerprint   string
+	Fingerprint string
+	// RetentionDays is how long the quarantined copy is kept before purge
+	// may remove it; 0 means purge may remove it at once. Negative values
+	// are refused.
 	RetentionDays int
 	// StopService stops an active systemd unit of the instance instead of
 	// refusing.
 	StopService bool
-	CheckMode   bool
-	Options     instance.Options
-	// AfterStep, when set, is called after each step ("lock", "dump",
-	// "archive", "verify", "tombstone", "quarantine:<component>"); tests
-	// use it to crash the process at step boundaries.
+	// AcceptLosses lists the kinds of loss the operator accepts (values of
+	// AcceptableLosses); the archive then goes without them and the
+	// manifest and result name each. Without it, such entries refuse the
+	// deletion.
+	AcceptLosses []string
+	CheckMode    bool
+	Options      instance.Options
+	// AfterStep, when set, is called after each step ("lock", "journal",
+	// "dump", "hash", "archive", "verify", "tombstone",
+	// "quarantine:<component>", "quarantined"); tests use it to crash the
+	// process at step boundaries.
 	AfterStep func(step string)
 }
 
-// Result is the outcome of a soft deletion.
+// Result is the outcome of a soft deletion. It is returned with an error
+// too when something was moved before the failure (Changed true).
 type Result struct {
 	Changed     bool             `json:"changed"`
 	Msg         string           `json:"msg,omitempty"`
 	Archive     *ArchiveInfo     `json:"archive,omitempty"`
 	Tombstone   *TombstoneInfo   `json:"tombstone,omitempty"`
 	Quarantined []QuarantineMove `json:"quarantined"`
+	// Losses lists what the archive does not carry because the operator
+	// accepted it (AcceptLosses): skipped special files, dropped ACLs,
+	// attributes, capabilities or flags.
+	Losses []Finding `json:"losses,omitempty"`
+	// Warnings are things the operator must know that did not fail the
+	// task (an earlier deletion found interrupted, archives without a
+	// tombstone).
+	Warnings []string `json:"-"`
 	// Plan is what check mode would do.
 	Plan *Plan `json:"plan,omitempty"`
 }
@@ -54,6 +73,7 @@ type Result struct {
 type TombstoneInfo struct {
 	ID         string    `json:"id"`
 	Path       string    `json:"path"`
+	State      string    `json:"state"`
 	DeletedAt  time.Time `json:"deleted_at"`
 	PurgeAfter time.Time `json:"purge_after"`
 }
@@ -85,6 +105,61 @@ func (e *RefusedError) Hint() string {
 	return "nothing was changed"
 }
 
+// IncompleteError is a deletion that stopped after moving something: the
+// tombstone (the journal) says where it stands and a re-run finishes it.
+type IncompleteError struct {
+	Name      string
+	Tombstone string
+	State     string
+	Moved     []string // components in quarantine
+	InPlace   []string // components not moved yet
+	Err       error
+}
+
+func (e *IncompleteError) Error() string {
+	moved := "none"
+	if len(e.Moved) > 0 {
+		moved = strings.Join(e.Moved, ", ")
+	}
+	inPlace := "none"
+	if len(e.InPlace) > 0 {
+		inPlace = strings.Join(e.InPlace, ", ")
+	}
+	return fmt.Sprintf("deletion of %s stopped half way: %v; state left: %s (tombstone %s); in quarantine: %s; still in place: %s",
+		e.Name, e.Err, e.State, e.Tombstone, moved, inPlace)
+}
+
+func (e *IncompleteError) Unwrap() error { return e.Err }
+
+// Hint tells the operator what to do.
+func (e *IncompleteError) Hint() string {
+	return "fix the cause (free space, permissions) and run the same task again: it finishes the deletion from the tombstone; the verified archive is kept; instance_restore brings the instance back instead"
+}
+
+// LateChangeError is an entry that changed after it was archived: the
+// archive no longer matches what would be quarantined.
+type LateChangeError struct {
+	Name    string
+	Changes []string
+	// MovedBack is true when the change was found inside quarantine and
+	// the components were moved back to their place.
+	MovedBack bool
+}
+
+func (e *LateChangeError) Error() string {
+	where := "before quarantine"
+	if e.MovedBack {
+		where = "while it was moved into quarantine (every component was moved back)"
+	}
+	return fmt.Sprintf("refusing to delete %s: %d entr%s changed after the archive was made, %s: %s",
+		e.Name, len(e.Changes), plural(len(e.Changes), "y", "ies"), where, strings.Join(e.Changes, "; "))
+}
+
+// Hint tells the operator what to do.
+func (e *LateChangeError) Hint() string {
+	return "something still writes to the instance: stop it (stop_service: true) and run again; the archive that missed the change was removed and every component is in place"
+}
+
 func newID(now time.Time) string {
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
@@ -97,22 +172,40 @@ func (r *Request) step(name string) {
 	}
 }
 
-// Delete archives, verifies, tombstones and quarantines one instance, in
-// that order; nothing is moved before the archive is verified from disk.
-// Re-running after success changes nothing and returns the tombstone;
-// re-running after a crash completes the deletion.
-func Delete(ctx context.Context, l *instance.Layout, req Request) (*Result, error) {
+// checkRequest refuses a request that cannot be right, before anything.
+func checkRequest(l *instance.Layout, req Request) error {
 	if err := l.ValidateName(req.Name); err != nil {
-		return nil, err
+		return err
 	}
 	if strings.TrimSpace(req.Reason) == "" {
-		return nil, &RefusedError{Name: req.Name, Reason: "no reason given", Advice: "say why in reason"}
+		return &RefusedError{Name: req.Name, Reason: "no reason given", Advice: "say why in reason"}
 	}
 	if !filepath.IsAbs(req.ArchiveDir) {
-		return nil, &RefusedError{Name: req.Name, Reason: fmt.Sprintf("archive_dir %q is not an absolute path", req.ArchiveDir)}
+		return &RefusedError{Name: req.Name, Reason: fmt.Sprintf("archive_dir %q is not an absolute path", req.ArchiveDir)}
 	}
-	if req.RetentionDays <= 0 {
-		req.RetentionDays = 30
+	if req.RetentionDays < 0 {
+		return &RefusedError{Name: req.Name, Reason: fmt.Sprintf("retention_days is %d: it must be 0 (purge may remove the quarantined copy at once) or more", req.RetentionDays),
+			Advice: "give the number of days to keep the quarantined copy"}
+	}
+	for _, a := range req.AcceptLosses {
+		if !slices.Contains(AcceptableLosses, a) {
+			return &RefusedError{Name: req.Name, Reason: fmt.Sprintf("accept_losses: unknown kind %q", a),
+				Advice: "use " + strings.Join(AcceptableLosses, ", ")}
+		}
+	}
+	return checkArchiveDir(l, req.Name, req.ArchiveDir)
+}
+
+// Delete archives, verifies, tombstones and quarantines one instance, in
+// that order; nothing is moved before the archive is verified from disk.
+// The tombstone is the journal: each state a deletion can stop in is
+// written before it is entered. Re-running after success changes nothing
+// and returns the tombstone; re-running after a crash or a failure
+// completes the deletion. When something moved before a failure, the
+// result comes back with the error, Changed set.
+func Delete(ctx context.Context, l *instance.Layout, req Request) (*Result, error) {
+	if err := checkRequest(l, req); err != nil {
+		return nil, err
 	}
 	dir, err := instance.Join(req.ArchiveDir, req.Name)
 	if err != nil {
@@ -121,7 +214,8 @@ func Delete(ctx context.Context, l *instance.Layout, req Request) (*Result, erro
 	if req.CheckMode {
 		return plan(ctx, l, req, dir)
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	created, err := mkdirAllTracked(dir)
+	if err != nil {
 		return nil, fmt.Errorf("create archive directory: %w", err)
 	}
 	if err := os.Chmod(dir, 0o700); err != nil {
@@ -131,9 +225,20 @@ func Delete(ctx context.Context, l *instance.Layout, req Request) (*Result, erro
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
+	// A refusal leaves no directory it created behind: the lock goes
+	// while it is held (lock checks that the file it locked is still the
+	// one in place), then each directory this run created, if empty.
+	defer func() {
+		removeIfOnlyLock(dir, created)
+		unlock()
+	}()
 	req.step("lock")
 	removeStale(dir)
+
+	res := &Result{Quarantined: []QuarantineMove{}}
+	if err := settleInterrupted(ctx, req, dir, res); err != nil {
+		return resultOrNil(res), err
+	}
 
 	inst, err := l.Resolve(ctx, req.Name, req.Options)
 	var nf *instance.NotFoundError
@@ -141,71 +246,146 @@ func Delete(ctx context.Context, l *instance.Layout, req Request) (*Result, erro
 		// Already deleted: return the tombstone, change nothing.
 		ts, terr := latestTombstone(dir)
 		if terr != nil || ts == nil {
-			return &Result{Msg: nf.Error(), Quarantined: []QuarantineMove{}}, terr
+			res.Msg = nf.Error()
+			return res, terr
 		}
 		if ts.State == StateQuarantining {
-			if err := quarantine(ctx, req, ts); err != nil {
-				return nil, err
-			}
-			return &Result{Changed: true, Msg: "completed an interrupted deletion", Tombstone: ts.info(), Quarantined: ts.Components}, nil
+			return finishQuarantine(ctx, req, ts, res)
 		}
-		return &Result{Msg: "already deleted", Tombstone: ts.info(), Quarantined: ts.Components}, nil
+		res.Msg, res.Tombstone, res.Quarantined = "already deleted", ts.info(), ts.Components
+		return res, nil
 	}
 	if err != nil {
-		return nil, err
+		return resultOrNil(res), err
 	}
 
 	// A tombstone whose moves are not all done is a deletion interrupted
 	// after its archive was verified: finish it.
 	if ts, err := latestTombstone(dir); err != nil {
-		return nil, err
+		return resultOrNil(res), err
 	} else if ts != nil && ts.State == StateQuarantining {
-		if err := quarantine(ctx, req, ts); err != nil {
-			return nil, err
-		}
-		return &Result{Changed: true, Msg: "completed an interrupted deletion", Tombstone: ts.info(), Quarantined: ts.Components}, nil
+		return finishQuarantine(ctx, req, ts, res)
 	}
 
 	if req.Fingerprint != "" && req.Fingerprint != inst.Fingerprint() {
-		return nil, &RefusedError{Name: req.Name, Reason: "the instance no longer matches the approved fingerprint",
+		return resultOrNil(res), &RefusedError{Name: req.Name, Reason: "the instance no longer matches the approved fingerprint",
 			Advice: "run the plan again (instance_info) and review what changed"}
 	}
 	if req.StopService {
 		if inst, err = stopUnits(ctx, l, req, inst); err != nil {
-			return nil, err
+			return resultOrNil(res), err
 		}
 	}
 	if err := preflight(ctx, l, req, inst); err != nil {
-		return nil, err
+		return resultOrNil(res), err
 	}
+
+	// Every file first: what cannot be archived whole, or must not be
+	// crossed, is named all at once before anything is written.
+	col := newCollector(req.AcceptLosses)
+	defer col.close()
+	for _, c := range l.Components {
+		if st, _ := inst.State(c.Name); st.Present && c.IsPath() {
+			if err := col.addComponent(c, inst.Name); err != nil {
+				return resultOrNil(res), err
+			}
+		}
+	}
+	if err := col.err(inst.Name); err != nil {
+		return resultOrNil(res), err
+	}
+	res.Losses = col.losses
 
 	now := time.Now().UTC()
 	id := newID(now)
-	work := filepath.Join(dir, ".work-"+id)
+	ts := &Tombstone{ID: id, Instance: inst.Name, App: l.App, Host: inst.Host,
+		ArchivePath: filepath.Join(dir, id+".tar.zst"), Reason: req.Reason, RequestedBy: req.RequestedBy, JobID: req.JobID,
+		DeletedAt: now, PurgeAfter: now.Add(time.Duration(req.RetentionDays) * 24 * time.Hour), RetentionDays: req.RetentionDays,
+		State: StateArchiving, ToolVersion: Version, Path: filepath.Join(dir, id+".tombstone.json"),
+		Components: plannedMoves(l, inst, id)}
+	if err := ts.write(); err != nil {
+		return resultOrNil(res), fmt.Errorf("write the tombstone before archiving: %w; nothing was moved", err)
+	}
+	req.step("journal")
+	info, err := archiveInstance(ctx, l, req, inst, col, ts, now)
+	if err != nil {
+		// Nothing moved: no archive is kept that was not verified, and
+		// the journal entry goes with it.
+		os.Remove(ts.ArchivePath + ".sha256")
+		os.Remove(ts.ArchivePath)
+		os.Remove(ts.Path)
+		return resultOrNil(res), err
+	}
+	res.Archive = info
+
+	ts.ArchiveSHA256 = info.SHA256
+	ts.State = StateQuarantining
+	if err := ts.write(); err != nil {
+		// The journal still says archiving: the next run reports this
+		// archive and makes a new one.
+		return resultOrNil(res), fmt.Errorf("write the tombstone of %s: %w; nothing was moved; the verified archive %s is kept and the next run reports it", inst.Name, err, ts.ArchivePath)
+	}
+	req.step("tombstone")
+	res.Tombstone = ts.info()
+	done, err := moveAll(ctx, req, ts)
+	res.Changed = done > 0
+	res.Quarantined = ts.Components[:done]
+	if err != nil {
+		return res, incomplete(ts, done, err)
+	}
+	// The last check, inside quarantine: a write that slipped between
+	// the re-stat and the rename is caught here, and everything goes
+	// back.
+	if changes := col.changedSince(ts); len(changes) > 0 {
+		return res, rollBack(ctx, req, ts, changes, res)
+	}
+	ts.State = StateQuarantined
+	if err := ts.write(); err != nil {
+		return res, incomplete(ts, done, fmt.Errorf("every component is in quarantine but the tombstone could not be marked quarantined: %w", err))
+	}
+	req.step("quarantined")
+	res.Tombstone = ts.info()
+	res.Quarantined = ts.Components
+	return res, nil
+}
+
+// resultOrNil returns res when it carries something worth returning with
+// an error (warnings, a change), nil otherwise.
+func resultOrNil(res *Result) *Result {
+	if res.Changed || len(res.Warnings) > 0 {
+		return res
+	}
+	return nil
+}
+
+// archiveInstance dumps the databases, writes the archive and verifies it
+// from disk, then checks that nothing changed since the files were
+// collected.
+func archiveInstance(ctx context.Context, l *instance.Layout, req Request, inst *instance.Instance, col *collector, ts *Tombstone, now time.Time) (*ArchiveInfo, error) {
+	dir := filepath.Dir(ts.Path)
+	work := filepath.Join(dir, ".work-"+ts.ID)
 	if err := os.Mkdir(work, 0o700); err != nil {
 		return nil, fmt.Errorf("create work directory: %w", err)
 	}
 	defer os.RemoveAll(work)
 
-	m := &Manifest{Format: ArchiveFormat, ID: id, Instance: inst.Name, App: l.App, Layout: l.Source,
+	m := &Manifest{Format: ArchiveFormat, ID: ts.ID, Instance: inst.Name, App: l.App, Layout: l.Source,
 		Host: inst.Host, Fingerprint: inst.Fingerprint(), Reason: req.Reason, RequestedBy: req.RequestedBy,
-		JobID: req.JobID, ToolVersion: Version, CreatedAt: now, Files: []FileEntry{}, Databases: []DumpEntry{}}
-	col := newCollector()
-	defer col.close()
+		JobID: req.JobID, ToolVersion: Version, CreatedAt: now, Files: []FileEntry{}, Databases: []DumpEntry{},
+		Losses: col.losses, AcceptLosses: req.AcceptLosses}
 	var dumps []dumpFile
+	var dumped []string
 	for _, c := range l.Components {
 		st, _ := inst.State(c.Name)
 		mc := ManifestComponent{Name: c.Name, Type: c.Type, Locator: st.Locator, Present: st.Present}
 		if st.Present {
 			switch c.Type {
 			case instance.TypeDir, instance.TypeFile:
-				if err := col.addComponent(c, inst.Name); err != nil {
-					return nil, err
-				}
 				mc.ArchivePath = "components/" + c.Name
 			case instance.TypePostgreSQL:
 				d := dumpFile{path: filepath.Join(work, c.Name+".pgdump"),
 					entry: DumpEntry{Component: c.Name, Database: st.Locator, Path: "components/" + c.Name + ".pgdump"}}
+				dumped = append(dumped, st.Locator)
 				if err := pgdump.Dump(ctx, req.Options.PG, st.Locator, d.path); err != nil {
 					return nil, fmt.Errorf("dump component %s: %w", c.Name, err)
 				}
@@ -224,30 +404,52 @@ func Delete(ctx context.Context, l *instance.Layout, req Request) (*Result, erro
 		return nil, err
 	}
 	req.step("hash")
-	archivePath := filepath.Join(dir, id+".tar.zst")
-	info, err := writeArchive(ctx, archivePath, m, Runbook(m, filepath.Base(archivePath)), col.sources, dumps)
+	info, err := writeArchive(ctx, ts.ArchivePath, m, Runbook(m, filepath.Base(ts.ArchivePath)), col.sources, dumps)
 	if err != nil {
 		return nil, err
 	}
 	req.step("archive")
-	if _, err := VerifyArchive(ctx, archivePath); err != nil {
-		// A bad archive is never kept where restore would find it.
-		os.Remove(archivePath + ".sha256")
-		os.Remove(archivePath)
+	if _, err := VerifyArchive(ctx, ts.ArchivePath); err != nil {
 		return nil, explainVerifyError(err, col.sources)
 	}
 	info.Verified = true
 	req.step("verify")
 	// What is moved must be what was archived: a component swapped for a
-	// link (to / or to another instance) meanwhile is refused.
+	// link (to / or to another instance) meanwhile is refused, and so is
+	// any entry written, truncated, replaced or removed since it was
+	// collected.
 	if err := col.checkTops(l, inst.Name); err != nil {
 		return nil, err
 	}
+	changes := col.changedSince(nil)
+	for _, db := range dumped {
+		c, err := databaseChanges(ctx, req.Options.PG, db)
+		if err != nil {
+			return nil, err
+		}
+		changes = append(changes, c...)
+	}
+	if len(changes) > 0 {
+		return nil, &LateChangeError{Name: inst.Name, Changes: changes}
+	}
+	return info, nil
+}
 
-	ts := &Tombstone{ID: id, Instance: inst.Name, App: l.App, Host: inst.Host, ArchivePath: archivePath,
-		ArchiveSHA256: info.SHA256, Reason: req.Reason, RequestedBy: req.RequestedBy, JobID: req.JobID,
-		DeletedAt: now, PurgeAfter: now.Add(time.Duration(req.RetentionDays) * 24 * time.Hour),
-		State: StateQuarantining, ToolVersion: Version, Path: filepath.Join(dir, id+".tombstone.json")}
+// databaseChanges names the sessions open on a database after it was
+// dumped: they may write before the rename. (A session that came and went
+// meanwhile is not seen: pg_stat_database's counters are flushed too late
+// after a backend exits to be compared without false alarms.)
+func databaseChanges(ctx context.Context, pg pgdump.Conn, db string) ([]string, error) {
+	conns, err := openConnections(ctx, pg, db)
+	if err != nil || len(conns) == 0 {
+		return nil, err
+	}
+	return []string{fmt.Sprintf("database %s has %d session(s) opened after it was dumped: %s", db, len(conns), strings.Join(conns, "; "))}, nil
+}
+
+// plannedMoves lists where each present component goes.
+func plannedMoves(l *instance.Layout, inst *instance.Instance, id string) []QuarantineMove {
+	var out []QuarantineMove
 	for _, c := range l.Components {
 		st, _ := inst.State(c.Name)
 		if !st.Present {
@@ -260,16 +462,187 @@ func Delete(ctx context.Context, l *instance.Layout, req Request) (*Result, erro
 			}
 			from = st.UnitFile
 		}
-		ts.Components = append(ts.Components, QuarantineMove{Component: c.Name, Type: c.Type, From: from, To: quarantineTarget(c.Type, from, id)})
+		out = append(out, QuarantineMove{Component: c.Name, Type: c.Type, From: from, To: quarantineTarget(c.Type, from, id)})
 	}
+	return out
+}
+
+func incomplete(ts *Tombstone, done int, err error) error {
+	e := &IncompleteError{Name: ts.Instance, Tombstone: ts.Path, State: StateQuarantining, Err: err}
+	for i, m := range ts.Components {
+		if i < done {
+			e.Moved = append(e.Moved, m.Component)
+		} else {
+			e.InPlace = append(e.InPlace, m.Component)
+		}
+	}
+	return e
+}
+
+// finishQuarantine completes the moves of a tombstone left quarantining.
+func finishQuarantine(ctx context.Context, req Request, ts *Tombstone, res *Result) (*Result, error) {
+	res.Tombstone = ts.info()
+	// What is still in place must still be what the archive holds.
+	changes, err := changedInPlace(ctx, ts)
+	if err != nil {
+		return resultOrNil(res), err
+	}
+	if len(changes) > 0 {
+		res.Changed = true
+		return res, rollBack(ctx, req, ts, changes, res)
+	}
+	done, err := moveAll(ctx, req, ts)
+	res.Quarantined = ts.Components[:done]
+	// Every move before done is in quarantine now; whether this run or
+	// the interrupted one moved it, the deletion is progressing.
+	res.Changed = true
+	if err != nil {
+		return res, incomplete(ts, done, err)
+	}
+	ts.State = StateQuarantined
 	if err := ts.write(); err != nil {
-		return nil, err
+		return res, incomplete(ts, done, fmt.Errorf("every component is in quarantine but the tombstone could not be marked quarantined: %w", err))
 	}
-	req.step("tombstone")
-	if err := quarantine(ctx, req, ts); err != nil {
-		return nil, err
+	res.Msg = "completed an interrupted deletion"
+	res.Tombstone = ts.info()
+	res.Quarantined = ts.Components
+	return res, nil
+}
+
+// changedInPlace compares the file components an interrupted deletion has
+// not moved yet with its archive's manifest (type, size, mtime of every
+// entry; a directory's mtime shows an entry added or removed).
+func changedInPlace(ctx context.Context, ts *Tombstone) ([]string, error) {
+	pending := map[string]QuarantineMove{}
+	for _, m := range ts.Components {
+		if m.Type != instance.TypeDir && m.Type != instance.TypeFile {
+			continue
+		}
+		if _, err := os.Lstat(m.From); err == nil {
+			pending[m.Component] = m
+		}
 	}
-	return &Result{Changed: true, Archive: info, Tombstone: ts.info(), Quarantined: ts.Components}, nil
+	if len(pending) == 0 {
+		return nil, nil
+	}
+	man, err := VerifyArchive(ctx, ts.ArchivePath)
+	if err != nil {
+		return nil, fmt.Errorf("finish the interrupted deletion %s: its archive no longer verifies: %w; nothing more was moved", ts.ID, err)
+	}
+	var out []string
+	for _, e := range man.Files {
+		m, ok := pending[e.Component]
+		if !ok {
+			continue
+		}
+		p := m.From
+		if m.Type == instance.TypeDir {
+			rest := strings.TrimPrefix(e.Name(), "components/"+e.Component)
+			p = filepath.Join(m.From, filepath.FromSlash(rest))
+		}
+		fi, err := os.Lstat(p)
+		switch {
+		case err != nil:
+			out = append(out, p+" is gone")
+		case e.Type == "file" && fi.Size() != e.Size:
+			out = append(out, fmt.Sprintf("%s: size %d, now %d", p, e.Size, fi.Size()))
+		case (e.Type == "file" || e.Type == "dir") && !fi.ModTime().Equal(e.MTime):
+			out = append(out, p+": modified (mtime)")
+		}
+		if len(out) >= 20 {
+			out = append(out, "and maybe more")
+			break
+		}
+	}
+	return out, nil
+}
+
+// rollBack moves every component back from quarantine after a late change
+// was found there, journaled as rolling_back, then abandoned.
+func rollBack(ctx context.Context, req Request, ts *Tombstone, changes []string, res *Result) error {
+	ts.State = StateRollingBack
+	ts.Note = "late changes: " + strings.Join(changes, "; ")
+	if err := ts.write(); err != nil {
+		return incomplete(ts, len(ts.Components), fmt.Errorf("entries changed during quarantine (%s) and the tombstone could not be marked rolling_back: %w", strings.Join(changes, "; "), err))
+	}
+	if err := moveAllBack(ctx, req, ts); err != nil {
+		return fmt.Errorf("entries changed during quarantine (%s); moving back failed: %w; the tombstone %s says rolling_back and the next run finishes moving back", strings.Join(changes, "; "), err, ts.Path)
+	}
+	res.Quarantined = []QuarantineMove{}
+	os.Remove(ts.ArchivePath + ".sha256")
+	os.Remove(ts.ArchivePath)
+	ts.State = StateAbandoned
+	ts.Note = "moved back from quarantine, archive removed: it missed late changes: " + strings.Join(changes, "; ")
+	if err := ts.write(); err != nil {
+		return fmt.Errorf("every component is back in place but the tombstone %s could not be marked abandoned: %w", ts.Path, err)
+	}
+	res.Tombstone = ts.info()
+	res.Archive = nil
+	return &LateChangeError{Name: ts.Instance, Changes: changes, MovedBack: true}
+}
+
+// settleInterrupted deals with what an earlier run left before its
+// tombstone said quarantining: a journal entry still archiving (killed
+// while archiving, or between the archive and the tombstone), a deletion
+// rolling back, or an archive with no tombstone at all. Each is reported
+// in res.Warnings and recorded, never ignored.
+func settleInterrupted(ctx context.Context, req Request, dir string, res *Result) error {
+	all, err := Tombstones(dir)
+	if err != nil {
+		return err
+	}
+	ids := map[string]bool{}
+	for _, ts := range all {
+		ids[ts.ID] = true
+		switch ts.State {
+		case StateArchiving:
+			what := "before its archive was complete"
+			if _, err := VerifyArchive(ctx, ts.ArchivePath); err == nil {
+				what = "after its archive " + ts.ArchivePath + " was written and verified, before its tombstone"
+			} else {
+				os.Remove(ts.ArchivePath + ".sha256")
+				os.Remove(ts.ArchivePath)
+			}
+			ts.State = StateAbandoned
+			ts.Note = "interrupted " + what + "; nothing had been moved"
+			if err := ts.write(); err != nil {
+				return err
+			}
+			res.Warnings = append(res.Warnings, fmt.Sprintf("an earlier deletion of %s (id %s) was interrupted %s; nothing had been moved; marked abandoned in %s", ts.Instance, ts.ID, what, ts.Path))
+		case StateRollingBack:
+			if err := moveAllBack(ctx, req, ts); err != nil {
+				return fmt.Errorf("finish moving back the deletion %s of %s (tombstone %s): %w", ts.ID, ts.Instance, ts.Path, err)
+			}
+			res.Changed = true
+			os.Remove(ts.ArchivePath + ".sha256")
+			os.Remove(ts.ArchivePath)
+			ts.State = StateAbandoned
+			if err := ts.write(); err != nil {
+				return err
+			}
+			res.Warnings = append(res.Warnings, fmt.Sprintf("an earlier deletion of %s (id %s) was rolling back after late changes; its components were moved back", ts.Instance, ts.ID))
+		}
+	}
+	archives, err := filepath.Glob(filepath.Join(dir, "*.tar.zst"))
+	if err != nil {
+		return err
+	}
+	for _, a := range archives {
+		id := strings.TrimSuffix(filepath.Base(a), ".tar.zst")
+		if ids[id] {
+			continue
+		}
+		// Recorded once, as an abandoned deletion, so that it is named
+		// in this result and kept on record afterwards.
+		ts := &Tombstone{ID: id, Instance: req.Name, ArchivePath: a, State: StateAbandoned, ToolVersion: Version,
+			Note: "archive found without a tombstone: its deletion was interrupted between the archive and the tombstone; nothing had been moved",
+			Path: filepath.Join(dir, id+".tombstone.json")}
+		if err := ts.write(); err != nil {
+			return err
+		}
+		res.Warnings = append(res.Warnings, fmt.Sprintf("the archive %s had no tombstone: a deletion was interrupted between its archive and its tombstone; nothing had been moved; it is kept as an extra copy and recorded as abandoned in %s", a, ts.Path))
+	}
+	return nil
 }
 
 // explainVerifyError tells a file that changed during archiving from a
@@ -365,26 +738,38 @@ func stopUnits(ctx context.Context, l *instance.Layout, req Request, inst *insta
 	return l.Resolve(ctx, req.Name, req.Options)
 }
 
+// openConnections lists the sessions that would keep a database from being
+// renamed into quarantine. Autovacuum workers are not sessions: PostgreSQL
+// stops them itself for ALTER DATABASE … RENAME. Client backends are named
+// by application, client and user; any other backend (a walsender, a
+// logical replication or extension worker) by its type, since it blocks
+// the rename too.
 func openConnections(ctx context.Context, pg pgdump.Conn, db string) ([]string, error) {
 	conn, err := pg.Open(ctx, "postgres")
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close()
-	rows, err := conn.QueryContext(ctx, `SELECT coalesce(nullif(application_name, ''), '(no application name)'),
-		coalesce(host(client_addr), 'local socket'), coalesce(usename, '')
-		FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`, db)
+	rows, err := conn.QueryContext(ctx, `SELECT coalesce(backend_type, ''),
+		coalesce(nullif(application_name, ''), '(no application name)'),
+		coalesce(host(client_addr), 'local socket'), coalesce(nullif(usename, ''), '(no user)')
+		FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()
+		AND coalesce(backend_type, '') NOT IN ('autovacuum worker', 'autovacuum launcher')`, db)
 	if err != nil {
 		return nil, fmt.Errorf("list connections to %s: %w", db, err)
 	}
 	defer rows.Close()
 	var out []string
 	for rows.Next() {
-		var app, client, user string
-		if err := rows.Scan(&app, &client, &user); err != nil {
+		var typ, app, client, user string
+		if err := rows.Scan(&typ, &app, &client, &user); err != nil {
 			return nil, err
 		}
-		out = append(out, fmt.Sprintf("application %s, client %s, user %s", app, client, user))
+		if typ == "client backend" {
+			out = append(out, fmt.Sprintf("application %s, client %s, user %s", app, client, user))
+			continue
+		}
+		out = append(out, fmt.Sprintf("a %s (not a client session), user %s", typ, user))
 	}
 	return out, rows.Err()
 }
@@ -400,7 +785,56 @@ func lock(dir, name string) (func(), error) {
 		return nil, &RefusedError{Name: name, Reason: "another fleetsafe run holds the lock of this instance",
 			Advice: "wait for it to finish, then run again"}
 	}
+	// A run that refused removes its lock file while holding it: a lock
+	// taken on a file no longer in place is no lock.
+	held, herr := f.Stat()
+	now, nerr := os.Stat(filepath.Join(dir, ".lock"))
+	if herr != nil || nerr != nil || !os.SameFile(held, now) {
+		f.Close()
+		return nil, &RefusedError{Name: name, Reason: "another fleetsafe run was finishing with this instance",
+			Advice: "run again"}
+	}
 	return func() { f.Close() }, nil
+}
+
+// mkdirAllTracked creates dir and its missing parents, and returns the
+// directories it created, outermost first.
+func mkdirAllTracked(dir string) ([]string, error) {
+	var missing []string
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); err == nil {
+			break
+		}
+		missing = append([]string{d}, missing...)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	return missing, nil
+}
+
+// removeIfOnlyLock removes the lock file and the directories this run
+// created when the instance's archive directory holds nothing else: a
+// refusal leaves nothing behind. The caller holds the lock.
+func removeIfOnlyLock(dir string, created []string) {
+	if len(created) == 0 {
+		return
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil || len(entries) != 1 || entries[0].Name() != ".lock" {
+		return
+	}
+	if os.Remove(filepath.Join(dir, ".lock")) != nil {
+		return
+	}
+	for i := len(created) - 1; i >= 0; i-- {
+		if os.Remove(created[i]) != nil {
+			return
+		}
+	}
 }
 
 // removeStale removes temporary files and work directories left by a
@@ -416,6 +850,42 @@ func removeStale(dir string) {
 }
 
 func plan(ctx context.Context, l *instance.Layout, req Request, dir string) (*Result, error) {
+	warnings := pendingWarnings(dir)
+	res, err := planMoves(ctx, l, req, dir)
+	if res != nil {
+		res.Warnings = append(warnings, res.Warnings...)
+	}
+	return res, err
+}
+
+// pendingWarnings names, without touching them, what a real run would
+// settle first (settleInterrupted): deletions interrupted before their
+// tombstone said quarantining, or rolling back, and archives without a
+// tombstone.
+func pendingWarnings(dir string) []string {
+	all, err := Tombstones(dir)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	var out []string
+	ids := map[string]bool{}
+	for _, ts := range all {
+		ids[ts.ID] = true
+		switch ts.State {
+		case StateArchiving, StateRollingBack:
+			out = append(out, fmt.Sprintf("an earlier deletion of %s (id %s) was interrupted in state %s; a real run settles it first (tombstone %s)", ts.Instance, ts.ID, ts.State, ts.Path))
+		}
+	}
+	archives, _ := filepath.Glob(filepath.Join(dir, "*.tar.zst"))
+	for _, a := range archives {
+		if !ids[strings.TrimSuffix(filepath.Base(a), ".tar.zst")] {
+			out = append(out, fmt.Sprintf("the archive %s has no tombstone: a deletion was interrupted between its archive and its tombstone", a))
+		}
+	}
+	return out
+}
+
+func planMoves(ctx context.Context, l *instance.Layout, req Request, dir string) (*Result, error) {
 	inst, err := l.Resolve(ctx, req.Name, req.Options)
 	var nf *instance.NotFoundError
 	if errors.As(err, &nf) {
@@ -438,7 +908,7 @@ func plan(ctx context.Context, l *instance.Layout, req Request, dir string) (*Re
 	}
 	p := &Plan{Components: []string{}, Databases: []string{}}
 	var moves []QuarantineMove
-	col := newCollector()
+	col := newCollector(req.AcceptLosses)
 	defer col.close()
 	for _, c := range l.Components {
 		st, _ := inst.State(c.Name)
@@ -459,15 +929,18 @@ func plan(ctx context.Context, l *instance.Layout, req Request, dir string) (*Re
 			}
 		}
 	}
+	if err := col.err(inst.Name); err != nil {
+		return nil, err
+	}
 	for _, s := range col.sources {
 		p.Files++
 		p.Bytes += s.entry.Size
 	}
-	return &Result{Changed: true, Plan: p, Quarantined: moves}, nil
+	return &Result{Changed: true, Plan: p, Quarantined: moves, Losses: col.losses}, nil
 }
 
 func (t *Tombstone) info() *TombstoneInfo {
-	return &TombstoneInfo{ID: t.ID, Path: t.Path, DeletedAt: t.DeletedAt, PurgeAfter: t.PurgeAfter}
+	return &TombstoneInfo{ID: t.ID, Path: t.Path, State: t.State, DeletedAt: t.DeletedAt, PurgeAfter: t.PurgeAfter}
 }
 
 func (t *Tombstone) write() error {
@@ -513,10 +986,18 @@ func Tombstones(dir string) ([]*Tombstone, error) {
 	return out, nil
 }
 
+// latestTombstone returns the newest tombstone of a deletion that moved
+// or was about to move something: journal entries still archiving or
+// abandoned (nothing moved) are not deletions to restore or finish.
 func latestTombstone(dir string) (*Tombstone, error) {
 	ts, err := Tombstones(dir)
-	if err != nil || len(ts) == 0 {
+	if err != nil {
 		return nil, err
 	}
-	return ts[len(ts)-1], nil
+	for i := len(ts) - 1; i >= 0; i-- {
+		if ts[i].State != StateArchiving && ts[i].State != StateAbandoned {
+			return ts[i], nil
+		}
+	}
+	return nil, nil
 }

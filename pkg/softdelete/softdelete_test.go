@@ -21,7 +21,7 @@ import (
 
 func request(f *fleettest.Fleet, archiveDir, name string) softdelete.Request {
 	return softdelete.Request{Name: name, ArchiveDir: archiveDir, Reason: "customer left", RequestedBy: "alice",
-		JobID: "42", Options: f.Options()}
+		JobID: "42", RetentionDays: 30, Options: f.Options()}
 }
 
 func TestRoundTrip_QuarantineThenArchive(t *testing.T) {

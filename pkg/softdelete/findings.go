@@ -1,0 +1,297 @@
+package softdelete
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"unsafe"
+)
+
+// Kinds of findings. The ones an operator may accept (AcceptLosses) are
+// the loss categories; mount points and immutable or append-only files are
+// always refused.
+const (
+	// LossACL is a POSIX ACL (system.posix_acl_access or _default).
+	LossACL = "acl"
+	// LossXattr is an extended attribute other than ACLs, capabilities
+	// and SELinux labels (user.*, trusted.*, security.*).
+	LossXattr = "xattr"
+	// LossCapability is a file capability (security.capability).
+	LossCapability = "capability"
+	// LossSELinux is an SELinux label (security.selinux).
+	LossSELinux = "selinux"
+	// LossFlags is an inode flag other than immutable and append-only
+	// (nodump, noatime, sync, nocow, …), as chattr sets them.
+	LossFlags = "flags"
+	// LossSpecialFiles is a socket, named pipe or device: not archived;
+	// accepted, it is skipped and recorded in the manifest.
+	LossSpecialFiles = "special_files"
+
+	// LossMount is a mount point inside a component; never accepted.
+	LossMount = "mount"
+	// LossImmutable is an immutable or append-only file; never accepted
+	// (quarantine and purge could not complete).
+	LossImmutable = "immutable"
+)
+
+// AcceptableLosses lists the values AcceptLosses may hold.
+var AcceptableLosses = []string{LossACL, LossXattr, LossCapability, LossSELinux, LossFlags, LossSpecialFiles}
+
+// Finding is one entry that an archive cannot carry whole, or that must
+// not be crossed.
+type Finding struct {
+	Component string `json:"component"`
+	Path      string `json:"path"`
+	// Kind is one of the Loss* values.
+	Kind string `json:"kind"`
+	// What says it in words: "socket", "named pipe", "ACL
+	// (system.posix_acl_access)", "immutable flag", …
+	What string `json:"what"`
+}
+
+// FindingsError lists, all at once, what stops a deletion before anything
+// is created or moved.
+type FindingsError struct {
+	Name     string
+	Findings []Finding
+}
+
+func (e *FindingsError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "refusing to delete %s: %d entr%s cannot be archived whole or must not be crossed: ", e.Name, len(e.Findings), plural(len(e.Findings), "y", "ies"))
+	for i, f := range e.Findings {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "%s is %s", f.Path, f.What)
+	}
+	return b.String()
+}
+
+// Hint tells the operator what to do.
+func (e *FindingsError) Hint() string {
+	var fixed, acceptable []string
+	for _, f := range e.Findings {
+		switch f.Kind {
+		case LossMount:
+			fixed = appendOnce(fixed, "unmount what is mounted inside the instance (or point the layout at it as its own component)")
+		case LossImmutable:
+			fixed = appendOnce(fixed, "clear immutable/append-only flags (chattr -i -a)")
+		default:
+			acceptable = appendOnce(acceptable, f.Kind)
+		}
+	}
+	var parts []string
+	parts = append(parts, fixed...)
+	if len(acceptable) > 0 {
+		parts = append(parts, fmt.Sprintf("remove them, or accept losing them with accept_losses: [%s] (recorded in the manifest)", strings.Join(acceptable, ", ")))
+	}
+	return strings.Join(parts, "; ") + "; nothing was changed"
+}
+
+func appendOnce(s []string, v string) []string {
+	if slices.Contains(s, v) {
+		return s
+	}
+	return append(s, v)
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// finding records one finding: accepted losses are kept for the manifest,
+// the others refuse the deletion.
+func (c *collector) finding(component, path, kind, what string) {
+	f := Finding{Component: component, Path: path, Kind: kind, What: what}
+	for _, g := range c.findings {
+		if g.Path == path && g.Kind == kind {
+			return
+		}
+	}
+	if c.accept[kind] {
+		c.losses = append(c.losses, f)
+		return
+	}
+	c.findings = append(c.findings, f)
+}
+
+// err returns the refusal for every finding not accepted, or nil.
+func (c *collector) err(name string) error {
+	if len(c.findings) == 0 {
+		return nil
+	}
+	fs := slices.Clone(c.findings)
+	sort.SliceStable(fs, func(i, j int) bool { return fs[i].Path < fs[j].Path })
+	return &FindingsError{Name: name, Findings: fs}
+}
+
+// specialKind names a file type that tar archives cannot carry here.
+func specialKind(m fs.FileMode) (string, string) {
+	switch {
+	case m&fs.ModeSocket != 0:
+		return LossSpecialFiles, "a socket"
+	case m&fs.ModeNamedPipe != 0:
+		return LossSpecialFiles, "a named pipe (FIFO)"
+	case m&fs.ModeCharDevice != 0:
+		return LossSpecialFiles, "a character device"
+	case m&fs.ModeDevice != 0:
+		return LossSpecialFiles, "a block device"
+	}
+	return LossSpecialFiles, "a special file of unknown type"
+}
+
+// Inode flags (linux/fs.h), read with FS_IOC_GETFLAGS.
+const (
+	fsIocGetflags = 0x80086601
+	flImmutable   = 0x00000010
+	flAppend      = 0x00000020
+	// Flags an operator sets with chattr and would miss after a restore.
+	flUserVisible = 0x00000001 | 0x00000002 | 0x00000004 | 0x00000008 | // secrm, unrm, compr, sync
+		0x00000040 | 0x00000080 | 0x00004000 | 0x00010000 | // nodump, noatime, journal data, dirsync
+		0x00008000 | 0x00020000 | 0x00800000 | 0x20000000 // notail, topdir, nocow, projinherit
+)
+
+// inspectMeta names the metadata of a file or directory that the archive
+// does not carry: extended attributes (ACLs, capabilities, SELinux labels,
+// others) and inode flags.
+func (c *collector) inspectMeta(component string, root *os.Root, rel, full string) error {
+	f, err := root.OpenFile(rel, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("inspect %s: %w", full, err)
+	}
+	defer f.Close()
+	names, err := flistxattr(int(f.Fd()))
+	if err != nil {
+		return fmt.Errorf("list extended attributes of %s: %w", full, err)
+	}
+	for _, n := range names {
+		switch {
+		case n == "system.posix_acl_access":
+			c.finding(component, full, LossACL, "carrying an ACL (system.posix_acl_access) that the archive would drop")
+		case n == "system.posix_acl_default":
+			c.finding(component, full, LossACL, "carrying a default ACL (system.posix_acl_default) that the archive would drop")
+		case n == "security.capability":
+			c.finding(component, full, LossCapability, "carrying file capabilities (security.capability) that the archive would drop")
+		case n == "security.selinux":
+			c.finding(component, full, LossSELinux, "carrying an SELinux label (security.selinux) that the archive would drop")
+		default:
+			c.finding(component, full, LossXattr, fmt.Sprintf("carrying the extended attribute %s that the archive would drop", strconv.Quote(n)))
+		}
+	}
+	var flags int32
+	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, f.Fd(), fsIocGetflags, uintptr(unsafe.Pointer(&flags))); e != 0 {
+		if errors.Is(e, syscall.ENOTTY) || errors.Is(e, syscall.EINVAL) || errors.Is(e, syscall.EOPNOTSUPP) || errors.Is(e, syscall.ENOSYS) {
+			return nil // no inode flags on this filesystem
+		}
+		return fmt.Errorf("read inode flags of %s: %w", full, e)
+	}
+	if flags&flImmutable != 0 {
+		c.finding(component, full, LossImmutable, "immutable (chattr +i): it could not be quarantined nor purged")
+	}
+	if flags&flAppend != 0 {
+		c.finding(component, full, LossImmutable, "append-only (chattr +a): it could not be quarantined nor purged")
+	}
+	if flags&flUserVisible != 0 {
+		c.finding(component, full, LossFlags, fmt.Sprintf("carrying inode flags 0x%x (chattr) that the archive would drop", flags&flUserVisible))
+	}
+	return nil
+}
+
+// flistxattr lists the extended attribute names of an open file.
+func flistxattr(fd int) ([]string, error) {
+	size := 256
+	for {
+		buf := make([]byte, size)
+		n, _, e := syscall.Syscall(syscall.SYS_FLISTXATTR, uintptr(fd), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
+		switch {
+		case e == syscall.ERANGE:
+			size *= 4
+			continue
+		case e == syscall.ENOTSUP:
+			return nil, nil
+		case e != 0:
+			return nil, e
+		}
+		var out []string
+		for _, name := range strings.Split(string(buf[:n]), "\x00") {
+			if name != "" {
+				out = append(out, name)
+			}
+		}
+		return out, nil
+	}
+}
+
+// mountPoints reads the mount points of this process's namespace from
+// /proc/self/mountinfo. A bind mount of a directory of the same
+// filesystem keeps its device number: only mountinfo shows it.
+func mountPoints() ([]string, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 5 {
+			continue
+		}
+		out = append(out, unescapeMount(fields[4]))
+	}
+	return out, sc.Err()
+}
+
+// unescapeMount decodes the octal escapes (\040 for a space) of mountinfo.
+func unescapeMount(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+4 <= len(s) {
+			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(v))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// findMounts names every mount point at or under a component (bind mounts
+// of the same filesystem included), as the component's path spells it.
+func (c *collector) findMounts(component, full string) {
+	real, err := filepath.EvalSymlinks(full)
+	if err != nil {
+		real = full
+	}
+	for _, mp := range c.mounts {
+		rel, err := filepath.Rel(real, mp)
+		if err != nil || !filepath.IsLocal(rel) && rel != "." {
+			continue
+		}
+		p := filepath.Join(full, rel)
+		if rel == "." {
+			c.finding(component, p, LossMount, "itself a mount point: it cannot be renamed into quarantine")
+			continue
+		}
+		c.finding(component, p, LossMount, "a mount point (bind mount or another filesystem)")
+	}
+}
