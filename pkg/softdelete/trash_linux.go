@@ -323,4 +323,6 @@ func closeFd(fd int) {
 	}
 }
 
-func isNotExist(err error) bool { return errors.Is(err, syscall.ENOENT) || errors.Is(err, os.ErrNotExist) }
+func isNotExist(err error) bool {
+	return errors.Is(err, syscall.ENOENT) || errors.Is(err, os.ErrNotExist)
+}
