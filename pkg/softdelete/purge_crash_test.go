@@ -189,3 +189,44 @@ func TestPurge_SIGKILLAtRandomInstants(t *testing.T) {
 	require.Positive(t, kills, "the test killed no purge")
 	t.Logf("%d purge processes killed, %d of them with the tombstone in state purging", kills, midway)
 }
+
+// Two purges at once: each item is removed and listed once, by one of
+// them; the other refuses on the lock or finds nothing left to do.
+func TestPurge_TwoConcurrentRuns(t *testing.T) {
+	f := fleettest.New(t, true, "acme")
+	archives := filepath.Join(t.TempDir(), "archives")
+	res := deleted(t, f, archives, "acme")
+	type outcome struct {
+		out *softdelete.PurgeResult
+		err error
+	}
+	done := make(chan outcome, 2)
+	for range 2 {
+		go func() {
+			out, err := softdelete.PurgeReport(context.Background(), softdelete.PurgeRequest{ArchiveDir: archives, KeepLast: 1,
+				PG: f.PG, Now: res.Tombstone.PurgeAfter.Add(time.Hour)})
+			done <- outcome{out, err}
+		}()
+	}
+	seen := map[string]int{}
+	for range 2 {
+		o := <-done
+		if o.err != nil {
+			var refused *softdelete.RefusedError
+			require.ErrorAs(t, o.err, &refused)
+			assert.Contains(t, o.err.Error(), "lock")
+		}
+		if o.out != nil {
+			for _, p := range o.out.Purged {
+				seen[p.Path]++
+			}
+		}
+	}
+	assert.Len(t, seen, len(res.Quarantined))
+	for p, n := range seen {
+		assert.Equal(t, 1, n, "%s listed once", p)
+	}
+	ts, err := softdelete.ReadTombstone(res.Tombstone.Path)
+	require.NoError(t, err)
+	assert.Equal(t, softdelete.StatePurged, ts.State)
+}
