@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,14 +31,42 @@ func bindMount(t *testing.T, src, dst string) {
 	t.Helper()
 	out, err := exec.Command("mount", "--bind", src, dst).CombinedOutput()
 	require.NoError(t, err, "mount --bind: %s", out)
-	t.Cleanup(func() { _ = exec.Command("umount", "-l", dst).Run() })
+	t.Cleanup(func() { unmountUnder(t, dst) })
+}
+
+// unmountUnder unmounts dst and, should a rename have moved it (a purge
+// renames quarantines), every mount left under the test's temporary
+// directory, so that no test leaves a mount behind.
+func unmountUnder(t *testing.T, dst string) {
+	_ = exec.Command("umount", "-l", dst).Run()
+	rel, err := filepath.Rel(os.TempDir(), dst)
+	if err != nil || !filepath.IsLocal(rel) {
+		return
+	}
+	root := filepath.Join(os.TempDir(), strings.Split(rel, string(filepath.Separator))[0])
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	var mps []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if fields := strings.Fields(line); len(fields) > 4 && strings.HasPrefix(fields[4], root+"/") {
+			mps = append(mps, fields[4])
+		}
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(mps)))
+	for _, mp := range mps {
+		if err := exec.Command("umount", "-l", mp).Run(); err != nil {
+			t.Errorf("unmount %s: %v", mp, err)
+		}
+	}
 }
 
 func tmpfsMount(t *testing.T, dst string) {
 	t.Helper()
 	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", dst).CombinedOutput()
 	require.NoError(t, err, "mount tmpfs: %s", out)
-	t.Cleanup(func() { _ = exec.Command("umount", "-l", dst).Run() })
+	t.Cleanup(func() { unmountUnder(t, dst) })
 }
 
 // chattr sets an attribute (+i, +a) and takes it off when the test ends.
