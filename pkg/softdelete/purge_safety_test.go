@@ -182,8 +182,10 @@ func TestPurge_SymlinkedTrashRefused(t *testing.T) {
 			configTree := fleettest.Tree(t, config)
 			link := swap(t, f, q)
 
+			target, err := os.Readlink(link)
+			require.NoError(t, err)
 			out, err := purgeAfter(t, archives, f, res, nil)
-			assertNothingPurged(t, out, err, res, link, "symbolic link")
+			assertNothingPurged(t, out, err, res, link, "symbolic link", target)
 			assert.Equal(t, other, f.Snapshot(t, "globex"), "the other instance is untouched")
 			assert.Equal(t, configTree, fleettest.Tree(t, config), "nothing of the deletion is removed while one part is refused")
 			_, err = os.Stat(res.Archive.Path)

@@ -46,7 +46,7 @@ func (e *SymlinkError) Error() string {
 
 // Hint tells the operator what to do.
 func (e *SymlinkError) Hint() string {
-	return "find out who replaced it; purge only removes a quarantine reached by its real path, and nothing was removed"
+	return "find out who replaced it by a link; purge only removes a quarantine reached by its real path"
 }
 
 // MountCrossingError is a quarantined tree with other mounts inside it
@@ -208,8 +208,9 @@ func openTrash(parent, id string) (*trashEntry, error) {
 			return nil, fmt.Errorf("stat %s: %w", full, err)
 		}
 		if n.isSymlink() {
+			target := readlinkAt(tfd, name)
 			e.close()
-			return nil, &SymlinkError{Path: full, Target: readlinkAt(tfd, name)}
+			return nil, &SymlinkError{Path: full, Target: target}
 		}
 		if name == id {
 			e.intact = true
