@@ -171,7 +171,20 @@ func PurgeReport(ctx context.Context, req PurgeRequest) (*PurgeResult, error) {
 		if err != nil {
 			return res, err
 		}
-		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		fi, err := os.Lstat(dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return res, fmt.Errorf("purge %s: %w", name, err)
+		}
+		if !fi.IsDir() {
+			// A link here would purge another instance's archives under
+			// this one's name.
+			target, _ := os.Readlink(dir)
+			res.Refused = append(res.Refused, Refused{Instance: name, Kind: "archive", Path: dir,
+				Reason: fmt.Sprintf("%s is not a directory (%s %q); purge never reaches archives through a link", dir, fi.Mode().Type(), target),
+				Left: "every archive and tombstone of " + name + ", untouched", Hint: "replace it by the real directory, then run the purge again"})
 			continue
 		}
 		if err := purgeInstance(ctx, &req, name, dir, res); err != nil {
@@ -197,6 +210,12 @@ func purgeInstance(ctx context.Context, req *PurgeRequest, name, dir string, res
 		return err
 	}
 	for _, ts := range tss {
+		if ts.Instance != name {
+			res.Refused = append(res.Refused, Refused{Instance: name, Kind: "quarantine", Path: ts.Path,
+				Reason: fmt.Sprintf("tombstone of instance %q found under %s", ts.Instance, dir),
+				Left: "the tombstone and whatever it names, untouched", Hint: "move the tombstone back to the directory of its instance, then run the purge again"})
+			continue
+		}
 		switch ts.State {
 		case StatePurging:
 			// A purge was interrupted: finish it, retention was checked

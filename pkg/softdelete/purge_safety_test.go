@@ -406,3 +406,35 @@ func TestPurge_FailingMidwayIsNeverAnIntactQuarantine(t *testing.T) {
 	assert.True(t, errors.Is(err, os.ErrNotExist))
 	assert.Equal(t, before, f.Snapshot(t, "acme"), "the restored instance is untouched by the purge")
 }
+
+// The archive directory of one instance being a link to another's, or a
+// tombstone of another instance: refused, nothing removed.
+func TestPurge_ArchivesOfTheWrongInstanceRefused(t *testing.T) {
+	f := fleettest.New(t, false, "acme", "globex")
+	archives := filepath.Join(t.TempDir(), "archives")
+	res := deleted(t, f, archives, "globex")
+	later := res.Tombstone.PurgeAfter.Add(time.Hour)
+	// acme's archive directory is a link to globex's.
+	require.NoError(t, os.Symlink(filepath.Join(archives, "globex"), filepath.Join(archives, "acme")))
+	trees := treesOf(t, res)
+	out, err := softdelete.PurgeReport(context.Background(), softdelete.PurgeRequest{ArchiveDir: archives, Name: "acme", KeepLast: 0, Now: later})
+	var inc *softdelete.PurgeIncompleteError
+	require.ErrorAs(t, err, &inc)
+	assert.Empty(t, out.Purged)
+	assert.False(t, out.Changed)
+	assert.Equal(t, trees, treesOf(t, res))
+	_, err = os.Stat(res.Archive.Path)
+	assert.NoError(t, err)
+
+	// A tombstone of globex copied under acme's real directory.
+	require.NoError(t, os.Remove(filepath.Join(archives, "acme")))
+	require.NoError(t, os.Mkdir(filepath.Join(archives, "acme"), 0o700))
+	data, err := os.ReadFile(res.Tombstone.Path)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(archives, "acme", filepath.Base(res.Tombstone.Path)), data, 0o600))
+	out, err = softdelete.PurgeReport(context.Background(), softdelete.PurgeRequest{ArchiveDir: archives, Name: "acme", KeepLast: 1, Now: later})
+	require.ErrorAs(t, err, &inc)
+	assert.Contains(t, err.Error(), `tombstone of instance "globex"`)
+	assert.Empty(t, out.Purged)
+	assert.Equal(t, trees, treesOf(t, res))
+}
