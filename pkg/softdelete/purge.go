@@ -184,7 +184,7 @@ func PurgeReport(ctx context.Context, req PurgeRequest) (*PurgeResult, error) {
 			target, _ := os.Readlink(dir)
 			res.Refused = append(res.Refused, Refused{Instance: name, Kind: "archive", Path: dir,
 				Reason: fmt.Sprintf("%s is not a directory (%s %q); purge never reaches archives through a link", dir, fi.Mode().Type(), target),
-				Left: "every archive and tombstone of " + name + ", untouched", Hint: "replace it by the real directory, then run the purge again"})
+				Left:   "every archive and tombstone of " + name + ", untouched", Hint: "replace it by the real directory, then run the purge again"})
 			continue
 		}
 		if err := purgeInstance(ctx, &req, name, dir, res); err != nil {
@@ -213,7 +213,7 @@ func purgeInstance(ctx context.Context, req *PurgeRequest, name, dir string, res
 		if ts.Instance != name {
 			res.Refused = append(res.Refused, Refused{Instance: name, Kind: "quarantine", Path: ts.Path,
 				Reason: fmt.Sprintf("tombstone of instance %q found under %s", ts.Instance, dir),
-				Left: "the tombstone and whatever it names, untouched", Hint: "move the tombstone back to the directory of its instance, then run the purge again"})
+				Left:   "the tombstone and whatever it names, untouched", Hint: "move the tombstone back to the directory of its instance, then run the purge again"})
 			continue
 		}
 		switch ts.State {
