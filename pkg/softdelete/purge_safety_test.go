@@ -3,6 +3,7 @@ package softdelete_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -437,4 +438,40 @@ func TestPurge_ArchivesOfTheWrongInstanceRefused(t *testing.T) {
 	assert.Contains(t, err.Error(), `tombstone of instance "globex"`)
 	assert.Empty(t, out.Purged)
 	assert.Equal(t, trees, treesOf(t, res))
+}
+
+// A full disk where tombstones live: the journal cannot be written, so
+// nothing is renamed or removed and the quarantine stays intact.
+func TestPurge_JournalOnAFullDiskRemovesNothing(t *testing.T) {
+	needRoot(t)
+	f := fleettest.New(t, false, "acme")
+	archives := filepath.Join(t.TempDir(), "archives")
+	require.NoError(t, os.Mkdir(archives, 0o700))
+	tmpfsMount(t, archives)
+	res := deleted(t, f, archives, "acme")
+	trees := treesOf(t, res)
+	filler, err := os.Create(filepath.Join(archives, "filler"))
+	require.NoError(t, err)
+	buf := make([]byte, 64*1024)
+	for {
+		if _, err := filler.Write(buf); err != nil {
+			break
+		}
+	}
+	for i := 0; ; i++ { // the last inodes and blocks
+		if os.WriteFile(filepath.Join(archives, fmt.Sprintf("f%d", i)), []byte("x"), 0o600) != nil {
+			break
+		}
+	}
+	require.NoError(t, filler.Close())
+
+	out, err := purgeAfter(t, archives, f, res, nil)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "nothing was removed")
+	assert.Empty(t, out.Purged)
+	assert.False(t, out.Changed)
+	assert.Equal(t, trees, treesOf(t, res))
+	ts, err := softdelete.ReadTombstone(res.Tombstone.Path)
+	require.NoError(t, err)
+	assert.Equal(t, softdelete.StateQuarantined, ts.State)
 }
