@@ -84,6 +84,6 @@ func TestPurge_ModuleRefusedIsNotPurged(t *testing.T) {
 	refused, _ := out["refused"].([]softdelete.Refused)
 	require.NotEmpty(t, refused)
 	assert.Contains(t, out["msg"], entry)
-	assert.Contains(t, out["msg"], "nothing was removed")
+	assert.Contains(t, out["msg"], "this run removed nothing")
 	assert.Equal(t, other, f.Snapshot(t, "globex"))
 }

@@ -101,9 +101,9 @@ func (e *PurgeIncompleteError) Hint() string {
 			hints = append(hints, r.Hint)
 		}
 	}
-	done := "nothing was removed"
+	done := "this run removed nothing"
 	if e.Changed {
-		done = "the items listed under purged were removed"
+		done = "this run removed only the items listed under purged"
 	}
 	return strings.Join(append(hints, done), "; ")
 }
