@@ -2,8 +2,10 @@ package softdelete_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -474,4 +476,67 @@ func TestPurge_JournalOnAFullDiskRemovesNothing(t *testing.T) {
 	ts, err := softdelete.ReadTombstone(res.Tombstone.Path)
 	require.NoError(t, err)
 	assert.Equal(t, softdelete.StateQuarantined, ts.State)
+}
+
+// Property: whatever keep_last, the clock and the tombstones say, purge
+// never removes an archive within its retention, among the newest
+// keep_last, or whose quarantine is still there; everything else old
+// enough goes; every archive is listed exactly once, as purged or kept.
+func TestPurge_RetentionPropertyOverRandomArchives(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	rng := rand.New(rand.NewPCG(seed, 3))
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	states := []string{softdelete.StateRestored, softdelete.StatePurged, softdelete.StateQuarantining}
+	for iter := range 200 {
+		archives := t.TempDir()
+		dir := filepath.Join(archives, "acme")
+		require.NoError(t, os.Mkdir(dir, 0o700))
+		n := rng.IntN(6)
+		type arch struct {
+			path       string
+			ts         *softdelete.Tombstone
+			purgeAfter time.Time
+		}
+		var all []arch
+		for i := range n {
+			deleted := base.Add(time.Duration(i) * 24 * time.Hour)
+			id := fmt.Sprintf("%s-%08x", deleted.Format("20060102T150405Z"), i)
+			a := arch{path: filepath.Join(dir, id+".tar.zst")}
+			require.NoError(t, os.WriteFile(a.path, []byte("archive"), 0o600))
+			require.NoError(t, os.WriteFile(a.path+".sha256", []byte("x"), 0o600))
+			if rng.IntN(5) > 0 { // most archives have a tombstone
+				ts := softdelete.Tombstone{ID: id, Instance: "acme", ArchivePath: a.path, DeletedAt: deleted,
+					PurgeAfter: deleted.Add(time.Duration(rng.IntN(20)) * 24 * time.Hour), State: states[rng.IntN(len(states))]}
+				data, err := json.Marshal(ts)
+				require.NoError(t, err)
+				require.NoError(t, os.WriteFile(filepath.Join(dir, id+".tombstone.json"), data, 0o600))
+				a.ts = &ts
+			}
+			all = append(all, a)
+		}
+		keep := rng.IntN(4)
+		now := base.Add(time.Duration(rng.IntN(30*24)) * time.Hour)
+		check := rng.IntN(2) == 0
+		out, err := softdelete.PurgeReport(context.Background(), softdelete.PurgeRequest{ArchiveDir: archives, Name: "acme",
+			KeepLast: keep, Now: now, CheckMode: check})
+		require.NoError(t, err, "seed %d iter %d", seed, iter)
+		listed := map[string]string{}
+		for _, p := range out.Purged {
+			listed[p.Path] += "purged"
+		}
+		for _, k := range out.Kept {
+			listed[k.Path] += "kept"
+		}
+		for i, a := range all {
+			mayGo := i < len(all)-keep && (a.ts == nil || (!now.Before(a.ts.PurgeAfter) && a.ts.State != softdelete.StateQuarantining))
+			want := "kept"
+			if mayGo {
+				want = "purged"
+			}
+			assert.Equal(t, want, listed[a.path], "seed %d iter %d archive %d keep_last %d", seed, iter, i, keep)
+			_, err := os.Stat(a.path)
+			assert.Equal(t, mayGo && !check, os.IsNotExist(err), "seed %d iter %d archive %d on disk", seed, iter, i)
+		}
+		assert.Equal(t, !check && len(out.Purged) > 0, out.Changed)
+	}
 }
