@@ -264,6 +264,7 @@ func purgeTombstone(ctx context.Context, req *PurgeRequest, name string, ts *Tom
 		}
 	}()
 	entryOf := map[string]*trashEntry{} // component -> its trash
+	goneAtStart := map[*trashEntry]bool{}
 	var dbs []QuarantineMove
 	var refused []Refused
 	refuse := func(m QuarantineMove, err error) {
@@ -301,6 +302,7 @@ func purgeTombstone(ctx context.Context, req *PurgeRequest, name string, ts *Tom
 				continue
 			}
 			entries[parent] = e
+			goneAtStart[e] = e.gone()
 		}
 		entryOf[m.Component] = e
 	}
@@ -393,7 +395,11 @@ func purgeTombstone(ctx context.Context, req *PurgeRequest, name string, ts *Tom
 			r.Hint += "; then run instance_purge again: it finishes a purge left in state purging"
 			continue
 		}
-		res.Purged = append(res.Purged, Purged{Instance: name, Kind: moveKind(m), Path: m.To, Reason: why})
+		reason := why
+		if e := entryOf[m.Component]; e != nil && goneAtStart[e] {
+			reason += "; it was already gone, nothing to remove"
+		}
+		res.Purged = append(res.Purged, Purged{Instance: name, Kind: moveKind(m), Path: m.To, Reason: reason})
 		req.step("remove:" + m.Component)
 	}
 	res.Refused = append(res.Refused, refused...)
