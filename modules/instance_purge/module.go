@@ -22,25 +22,37 @@ var Module = ansible.Module{
 
 func run(ctx context.Context, req *ansible.Request) (*ansible.Result, error) {
 	p := req.Params
-	purged, err := softdelete.Purge(ctx, softdelete.PurgeRequest{
+	out, err := softdelete.PurgeReport(ctx, softdelete.PurgeRequest{
 		ArchiveDir: p.String("archive_dir"), Name: p.String("name"), KeepLast: int(p.Int("keep_last")),
 		CheckMode: req.CheckMode, PG: modutil.PG(p),
 	})
-	res := &ansible.Result{Changed: len(purged) > 0}
-	res.Set("purged", purged)
+	if out == nil {
+		out = &softdelete.PurgeResult{Purged: []softdelete.Purged{}, Kept: []softdelete.Kept{}, Refused: []softdelete.Refused{}}
+	}
+	// changed: something was removed or renamed (in check mode: would be).
+	changed := out.Changed
+	if req.CheckMode {
+		changed = len(out.Purged) > 0
+	}
+	res := &ansible.Result{Changed: changed}
+	res.Set("purged", out.Purged)
+	res.Set("kept", out.Kept)
+	res.Set("refused", out.Refused)
 	if err != nil {
 		return res, err
 	}
-	if len(purged) > 0 {
+	if len(out.Purged) > 0 {
 		verb := "purged"
 		if req.CheckMode {
 			verb = "would purge"
 		}
-		res.Msg = fmt.Sprintf("%s %d item(s)", verb, len(purged))
+		res.Msg = fmt.Sprintf("%s %d item(s), kept %d", verb, len(out.Purged), len(out.Kept))
+	} else {
+		res.Msg = fmt.Sprintf("nothing due; kept %d item(s)", len(out.Kept))
 	}
-	if req.DiffMode && len(purged) > 0 {
+	if req.DiffMode && len(out.Purged) > 0 {
 		var before []string
-		for _, x := range purged {
+		for _, x := range out.Purged {
 			before = append(before, x.Path)
 		}
 		res.Diff = &ansible.Diff{Before: before, After: []string{}, BeforeHeader: "kept", AfterHeader: "purged"}

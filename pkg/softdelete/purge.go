@@ -2,6 +2,7 @@ package softdelete
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -21,14 +22,25 @@ type PurgeRequest struct {
 	// Name restricts the purge to one instance.
 	Name string
 	// KeepLast archives are kept per instance (at least 1 unless Name is
-	// given).
+	// given). It can only keep more: an archive whose retention has not
+	// passed is kept whatever KeepLast says.
 	KeepLast  int
 	Now       time.Time
 	CheckMode bool
 	PG        pgdump.Conn
+	// AfterStep, when set, is called after each step ("journal",
+	// "rename", "remove:<component>", "purged", "archive"); tests use it
+	// to break the run at step boundaries.
+	AfterStep func(step string)
 }
 
-// Purged is one thing removed for good.
+func (r *PurgeRequest) step(name string) {
+	if r.AfterStep != nil {
+		r.AfterStep(name)
+	}
+}
+
+// Purged is one thing removed for good (or, in check mode, that would be).
 type Purged struct {
 	Instance string `json:"instance"`
 	Kind     string `json:"kind"` // quarantine, database, archive
@@ -36,10 +48,93 @@ type Purged struct {
 	Reason   string `json:"reason"`
 }
 
+// Kept is one thing purge left in place on purpose: its retention has not
+// passed (Until says when it will), it is among the newest KeepLast
+// archives, or it is the archive of a quarantine that is still there.
+type Kept struct {
+	Instance string     `json:"instance"`
+	Kind     string     `json:"kind"`
+	Path     string     `json:"path"`
+	Reason   string     `json:"reason"`
+	Until    *time.Time `json:"until,omitempty"`
+}
+
+// Refused is one thing that was due but was not (or not fully) removed:
+// Left says what remains, Hint how to finish.
+type Refused struct {
+	Instance string `json:"instance"`
+	Kind     string `json:"kind"`
+	Path     string `json:"path"`
+	Reason   string `json:"reason"`
+	Left     string `json:"left"`
+	Hint     string `json:"hint"`
+}
+
+// PurgeResult is the outcome of a purge run. Changed is true as soon as
+// anything was renamed or removed, even when the run then failed.
+type PurgeResult struct {
+	Changed bool      `json:"changed"`
+	Purged  []Purged  `json:"purged"`
+	Kept    []Kept    `json:"kept"`
+	Refused []Refused `json:"refused"`
+}
+
+// PurgeIncompleteError is a purge run that left due items in place.
+type PurgeIncompleteError struct {
+	Refused []Refused
+	Changed bool
+}
+
+func (e *PurgeIncompleteError) Error() string {
+	parts := make([]string, 0, len(e.Refused))
+	for _, r := range e.Refused {
+		parts = append(parts, fmt.Sprintf("%s %s %s: %s (left: %s)", r.Instance, r.Kind, r.Path, r.Reason, r.Left))
+	}
+	return fmt.Sprintf("purge could not remove %d due item(s): %s", len(e.Refused), strings.Join(parts, "; "))
+}
+
+// Hint tells the operator what to do.
+func (e *PurgeIncompleteError) Hint() string {
+	var hints []string
+	for _, r := range e.Refused {
+		if r.Hint != "" && !containsString(hints, r.Hint) {
+			hints = append(hints, r.Hint)
+		}
+	}
+	done := "this run removed nothing"
+	if e.Changed {
+		done = "this run removed only the items listed under purged"
+	}
+	return strings.Join(append(hints, done), "; ")
+}
+
+func containsString(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
 // Purge removes, for good, quarantined components and databases whose
 // purge_after has passed, and archives beyond KeepLast per instance
-// (oldest first). It is the only code that deletes data permanently.
+// (oldest first) whose retention has passed. See PurgeReport.
 func Purge(ctx context.Context, req PurgeRequest) ([]Purged, error) {
+	res, err := PurgeReport(ctx, req)
+	if res == nil {
+		return nil, err
+	}
+	return res.Purged, err
+}
+
+// PurgeReport is Purge with everything it kept and refused. It is the
+// only code that deletes data permanently. Every quarantine is opened
+// without following a link at any level and checked whole (one mount,
+// nothing immutable) before anything of it is removed; the tombstone
+// says purging, and the quarantine is renamed to a purging name, before
+// the first removal; a later run finishes a purge that was interrupted.
+func PurgeReport(ctx context.Context, req PurgeRequest) (*PurgeResult, error) {
 	if !filepath.IsAbs(req.ArchiveDir) {
 		return nil, fmt.Errorf("archive_dir %q is not an absolute path", req.ArchiveDir)
 	}
@@ -50,6 +145,7 @@ func Purge(ctx context.Context, req PurgeRequest) ([]Purged, error) {
 		return nil, &RefusedError{Name: "every instance", Reason: fmt.Sprintf("keep_last %d would remove the last archive of every instance", req.KeepLast),
 			Advice: "keep_last below 1 is only accepted together with an explicit name"}
 	}
+	res := &PurgeResult{Purged: []Purged{}, Kept: []Kept{}, Refused: []Refused{}}
 	var names []string
 	if req.Name != "" {
 		if err := instance.ValidateName(req.Name, nil); err != nil {
@@ -59,7 +155,7 @@ func Purge(ctx context.Context, req PurgeRequest) ([]Purged, error) {
 	} else {
 		entries, err := os.ReadDir(req.ArchiveDir)
 		if errors.Is(err, fs.ErrNotExist) {
-			return []Purged{}, nil
+			return res, nil
 		}
 		if err != nil {
 			return nil, fmt.Errorf("list %s: %w", req.ArchiveDir, err)
@@ -70,120 +166,350 @@ func Purge(ctx context.Context, req PurgeRequest) ([]Purged, error) {
 			}
 		}
 	}
-	out := []Purged{}
 	for _, name := range names {
 		dir, err := instance.Join(req.ArchiveDir, name)
 		if err != nil {
-			return out, err
+			return res, err
 		}
-		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		fi, err := os.Lstat(dir)
+		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
-		p, err := purgeInstance(ctx, req, name, dir)
-		out = append(out, p...)
 		if err != nil {
-			return out, err
+			return res, fmt.Errorf("purge %s: %w", name, err)
+		}
+		if !fi.IsDir() {
+			// A link here would purge another instance's archives under
+			// this one's name.
+			target, _ := os.Readlink(dir)
+			res.Refused = append(res.Refused, Refused{Instance: name, Kind: "archive", Path: dir,
+				Reason: fmt.Sprintf("%s is not a directory (%s %q); purge never reaches archives through a link", dir, fi.Mode().Type(), target),
+				Left:   "every archive and tombstone of " + name + ", untouched", Hint: "replace it by the real directory, then run the purge again"})
+			continue
+		}
+		if err := purgeInstance(ctx, &req, name, dir, res); err != nil {
+			return res, err
 		}
 	}
-	return out, nil
+	if len(res.Refused) > 0 {
+		return res, &PurgeIncompleteError{Refused: res.Refused, Changed: res.Changed}
+	}
+	return res, nil
 }
 
-func purgeInstance(ctx context.Context, req PurgeRequest, name, dir string) ([]Purged, error) {
-	var out []Purged
+func purgeInstance(ctx context.Context, req *PurgeRequest, name, dir string, res *PurgeResult) error {
 	if !req.CheckMode {
 		unlock, err := lock(dir, name)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		defer unlock()
 	}
 	tss, err := Tombstones(dir)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for _, ts := range tss {
-		if ts.State != StateQuarantined || req.Now.Before(ts.PurgeAfter) {
+		if ts.Instance != name {
+			res.Refused = append(res.Refused, Refused{Instance: name, Kind: "quarantine", Path: ts.Path,
+				Reason: fmt.Sprintf("tombstone of instance %q found under %s", ts.Instance, dir),
+				Left:   "the tombstone and whatever it names, untouched", Hint: "move the tombstone back to the directory of its instance, then run the purge again"})
 			continue
 		}
-		why := fmt.Sprintf("deleted %s, purge_after %s passed", ts.DeletedAt.Format(time.RFC3339), ts.PurgeAfter.Format(time.RFC3339))
-		for _, m := range ts.Components {
-			kind := "quarantine"
-			if m.Type == instance.TypePostgreSQL {
-				kind = "database"
-			}
-			out = append(out, Purged{Instance: name, Kind: kind, Path: m.To, Reason: why})
-			if req.CheckMode {
+		switch ts.State {
+		case StatePurging:
+			// A purge was interrupted: finish it, retention was checked
+			// when it started.
+		case StateQuarantined:
+			if req.Now.Before(ts.PurgeAfter) {
+				until := ts.PurgeAfter
+				for _, m := range ts.Components {
+					res.Kept = append(res.Kept, Kept{Instance: name, Kind: moveKind(m), Path: m.To, Until: &until,
+						Reason: fmt.Sprintf("retention: deleted %s, purge_after %s not reached", ts.DeletedAt.Format(time.RFC3339), ts.PurgeAfter.Format(time.RFC3339))})
+				}
 				continue
 			}
-			if m.Type == instance.TypePostgreSQL {
-				err = dropDatabase(ctx, req.PG, m.To)
-			} else {
-				err = removeQuarantined(m.To, ts.ID)
-			}
-			if err != nil {
-				return out, fmt.Errorf("purge %s component %s: %w", name, m.Component, err)
-			}
-		}
-		if !req.CheckMode {
-			ts.State = StatePurged
-			if err := ts.write(); err != nil {
-				return out, err
-			}
-		}
-	}
-	archives, err := filepath.Glob(filepath.Join(dir, "*.tar.zst"))
-	if err != nil {
-		return out, err
-	}
-	sort.Strings(archives) // names start with a UTC timestamp: oldest first
-	for i := 0; i < len(archives)-req.KeepLast; i++ {
-		out = append(out, Purged{Instance: name, Kind: "archive", Path: archives[i],
-			Reason: fmt.Sprintf("older than the newest %d archive(s)", req.KeepLast)})
-		if req.CheckMode {
+		case StateQuarantining:
+			res.Kept = append(res.Kept, Kept{Instance: name, Kind: "quarantine", Path: ts.Path,
+				Reason: "the deletion was interrupted before its quarantine was complete; run instance_soft_delete again to finish it"})
+			continue
+		default:
 			continue
 		}
-		for _, p := range []string{archives[i] + ".sha256", archives[i]} {
-			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return out, fmt.Errorf("remove %s: %w", p, err)
+		if err := purgeTombstone(ctx, req, name, ts, res); err != nil {
+			return err
+		}
+	}
+	return purgeArchives(req, name, dir, tss, res)
+}
+
+func moveKind(m QuarantineMove) string {
+	if m.Type == instance.TypePostgreSQL {
+		return "database"
+	}
+	return "quarantine"
+}
+
+// purgeTombstone removes the quarantine of one deletion, all or nothing
+// up to the first removal: every part is checked first.
+func purgeTombstone(ctx context.Context, req *PurgeRequest, name string, ts *Tombstone, res *PurgeResult) error {
+	why := fmt.Sprintf("deleted %s, purge_after %s passed", ts.DeletedAt.Format(time.RFC3339), ts.PurgeAfter.Format(time.RFC3339))
+	if ts.State == StatePurging {
+		why = "finishing an interrupted purge (" + why + ")"
+	}
+	entries := map[string]*trashEntry{}
+	defer func() {
+		for _, e := range entries {
+			e.close()
+		}
+	}()
+	entryOf := map[string]*trashEntry{} // component -> its trash
+	goneAtStart := map[*trashEntry]bool{}
+	var dbs []QuarantineMove
+	var refused []Refused
+	refuse := func(m QuarantineMove, err error) {
+		r := Refused{Instance: name, Kind: moveKind(m), Path: m.To, Reason: err.Error(), Hint: "fix the cause, then run the purge again"}
+		var h interface{ Hint() string }
+		if errors.As(err, &h) {
+			r.Hint = h.Hint()
+		}
+		if ts.State == StatePurging {
+			r.Left = "the quarantine of deletion " + ts.ID + " is partly removed (tombstone state purging); restore uses the archive"
+		} else {
+			r.Left = "the whole quarantine of deletion " + ts.ID + ", untouched (tombstone state " + ts.State + ")"
+		}
+		refused = append(refused, r)
+	}
+	for _, m := range ts.Components {
+		if m.Type == instance.TypePostgreSQL {
+			if !strings.HasPrefix(m.To, trashDBPrefix) {
+				refuse(m, fmt.Errorf("%s is not a quarantine database name", m.To))
+				continue
+			}
+			dbs = append(dbs, m)
+			continue
+		}
+		parent, err := trashParent(m.To, ts.ID)
+		if err != nil {
+			refuse(m, err)
+			continue
+		}
+		e, ok := entries[parent]
+		if !ok {
+			e, err = openTrash(parent, ts.ID)
+			if err != nil {
+				refuse(m, err)
+				continue
+			}
+			entries[parent] = e
+			goneAtStart[e] = e.gone()
+		}
+		entryOf[m.Component] = e
+	}
+	var admin *sql.DB
+	if len(dbs) > 0 && len(refused) == 0 {
+		db, err := req.PG.Open(ctx, "postgres")
+		if err != nil {
+			for _, m := range dbs {
+				refuse(m, err)
+			}
+		} else {
+			admin = db
+			defer admin.Close()
+			for _, m := range dbs {
+				intact, err := databaseExists(ctx, admin, m.To)
+				if err == nil && intact {
+					var purging bool
+					if purging, err = databaseExists(ctx, admin, PurgingDatabase(m.To)); err == nil && purging {
+						err = fmt.Errorf("both databases %s and %s exist; compare and drop one by hand", m.To, PurgingDatabase(m.To))
+					}
+				}
+				if err != nil {
+					refuse(m, err)
+				}
 			}
 		}
 	}
-	return out, nil
-}
-
-// removeQuarantined removes <parent>/.fleetsafe-trash/<id>/<base> through
-// the os.Root of the trash directory, then the empty id directory.
-func removeQuarantined(path, id string) error {
-	trashID := filepath.Dir(path)
-	if filepath.Base(trashID) != id || filepath.Base(filepath.Dir(trashID)) != TrashDir {
-		return fmt.Errorf("%s is not a quarantine path of deletion %s", path, id)
-	}
-	root, err := os.OpenRoot(trashID)
-	if errors.Is(err, fs.ErrNotExist) {
+	if len(refused) > 0 {
+		res.Refused = append(res.Refused, refused...)
 		return nil
 	}
+	if req.CheckMode {
+		for _, m := range ts.Components {
+			res.Purged = append(res.Purged, Purged{Instance: name, Kind: moveKind(m), Path: m.To, Reason: why})
+		}
+		ts.State = StatePurged // in memory only: its archive may go too
+		return nil
+	}
+
+	// Journal first: from here on the quarantine is never an intact copy.
+	if ts.State != StatePurging {
+		ts.State = StatePurging
+		if err := ts.write(); err != nil {
+			return fmt.Errorf("purge %s: record state purging in %s: %w; nothing was removed", name, ts.Path, err)
+		}
+		res.Changed = true
+		req.step("journal")
+	}
+	res.Changed = true
+	parents := make([]string, 0, len(entries))
+	for p := range entries {
+		parents = append(parents, p)
+	}
+	sort.Strings(parents)
+	for _, p := range parents {
+		if err := entries[p].markPurging(); err != nil {
+			return fmt.Errorf("purge %s: %w; the tombstone says purging, run the purge again to finish", name, err)
+		}
+	}
+	for _, m := range dbs {
+		if err := markDatabasePurging(ctx, admin, m.To); err != nil {
+			return fmt.Errorf("purge %s: %w; the tombstone says purging, run the purge again to finish", name, err)
+		}
+	}
+	req.step("rename")
+
+	failed := map[*trashEntry]error{}
+	for _, p := range parents {
+		if err := entries[p].remove(); err != nil {
+			failed[entries[p]] = err
+		}
+	}
+	complete := true
+	for _, m := range ts.Components {
+		var err error
+		if m.Type == instance.TypePostgreSQL {
+			err = dropDatabase(ctx, admin, PurgingDatabase(m.To))
+		} else {
+			err = failed[entryOf[m.Component]]
+		}
+		if err != nil {
+			complete = false
+			refuse(m, err)
+			r := &refused[len(refused)-1]
+			if m.Type == instance.TypePostgreSQL {
+				r.Left = "database " + PurgingDatabase(m.To) + " (tombstone state purging; restore uses the archive)"
+			} else {
+				r.Left = leftIn(entryOf[m.Component].purgingPath()) + " (tombstone state purging; restore uses the archive)"
+			}
+			r.Hint += "; then run instance_purge again: it finishes a purge left in state purging"
+			continue
+		}
+		reason := why
+		if e := entryOf[m.Component]; e != nil && goneAtStart[e] {
+			reason += "; it was already gone, nothing to remove"
+		}
+		res.Purged = append(res.Purged, Purged{Instance: name, Kind: moveKind(m), Path: m.To, Reason: reason})
+		req.step("remove:" + m.Component)
+	}
+	res.Refused = append(res.Refused, refused...)
+	if !complete {
+		return nil
+	}
+	ts.State = StatePurged
+	if err := ts.write(); err != nil {
+		return fmt.Errorf("purge %s: every part of deletion %s is removed but %s could not record it: %w; run the purge again", name, ts.ID, ts.Path, err)
+	}
+	req.step("purged")
+	return nil
+}
+
+// purgeArchives removes archives beyond the newest KeepLast whose
+// retention has passed and whose quarantine is gone.
+func purgeArchives(req *PurgeRequest, name, dir string, tss []*Tombstone, res *PurgeResult) error {
+	archives, err := filepath.Glob(filepath.Join(dir, "*.tar.zst"))
 	if err != nil {
 		return err
 	}
-	defer root.Close()
-	if err := root.RemoveAll(filepath.Base(path)); err != nil {
-		return err
+	sort.Strings(archives) // names start with a UTC timestamp: oldest first
+	owner := map[string]*Tombstone{}
+	for _, ts := range tss {
+		if ts.ArchivePath != "" {
+			owner[filepath.Base(ts.ArchivePath)] = ts
+		}
 	}
-	if err := os.Remove(trashID); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil // other entries remain; leave the directory
+	for i, a := range archives {
+		ts := owner[filepath.Base(a)]
+		switch {
+		case i >= len(archives)-req.KeepLast:
+			res.Kept = append(res.Kept, Kept{Instance: name, Kind: "archive", Path: a,
+				Reason: fmt.Sprintf("one of the newest %d archive(s) (keep_last)", req.KeepLast)})
+			continue
+		case ts != nil && req.Now.Before(ts.PurgeAfter):
+			until := ts.PurgeAfter
+			res.Kept = append(res.Kept, Kept{Instance: name, Kind: "archive", Path: a, Until: &until,
+				Reason: fmt.Sprintf("retention: deleted %s, purge_after %s not reached; keep_last never shortens retention", ts.DeletedAt.Format(time.RFC3339), ts.PurgeAfter.Format(time.RFC3339))})
+			continue
+		case ts != nil && (ts.State == StateQuarantined || ts.State == StateQuarantining || ts.State == StatePurging):
+			res.Kept = append(res.Kept, Kept{Instance: name, Kind: "archive", Path: a,
+				Reason: fmt.Sprintf("its quarantine (deletion %s, state %s) is not purged yet; the archive goes after it", ts.ID, ts.State)})
+			continue
+		}
+		why := fmt.Sprintf("older than the newest %d archive(s)", req.KeepLast)
+		if ts != nil {
+			why += fmt.Sprintf(", purge_after %s passed", ts.PurgeAfter.Format(time.RFC3339))
+		}
+		if req.CheckMode {
+			res.Purged = append(res.Purged, Purged{Instance: name, Kind: "archive", Path: a, Reason: why})
+			continue
+		}
+		var rerr error
+		for _, p := range []string{a + ".sha256", a} {
+			fi, err := os.Lstat(p)
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			if err == nil && !fi.Mode().IsRegular() {
+				err = fmt.Errorf("%s is not a regular file (%s)", p, fi.Mode().Type())
+			}
+			if err == nil {
+				err = os.Remove(p)
+				if err == nil {
+					res.Changed = true
+				}
+			}
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				rerr = err
+				break
+			}
+		}
+		if rerr != nil {
+			left := a
+			if _, err := os.Lstat(a + ".sha256"); err == nil {
+				left += " and its .sha256 sidecar"
+			}
+			res.Refused = append(res.Refused, Refused{Instance: name, Kind: "archive", Path: a, Reason: rerr.Error(),
+				Left: left, Hint: "fix the cause, then run the purge again"})
+			continue
+		}
+		res.Purged = append(res.Purged, Purged{Instance: name, Kind: "archive", Path: a, Reason: why})
+		req.step("archive")
 	}
 	return nil
 }
 
-func dropDatabase(ctx context.Context, pg pgdump.Conn, name string) error {
-	if !strings.HasPrefix(name, "fstrash_") {
-		return fmt.Errorf("refusing to drop %s: not a quarantine database", name)
-	}
-	db, err := pg.Open(ctx, "postgres")
-	if err != nil {
+// markDatabasePurging renames a quarantined database to its purging name,
+// so that a half-dropped database is never taken for a quarantine. Done
+// renames are skipped.
+func markDatabasePurging(ctx context.Context, db *sql.DB, name string) error {
+	ok, err := databaseExists(ctx, db, name)
+	if err != nil || !ok {
 		return err
 	}
-	defer db.Close()
+	to := PurgingDatabase(name)
+	if _, err := db.ExecContext(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", name); err != nil {
+		return fmt.Errorf("disconnect database %s: %w", name, err)
+	}
+	if _, err := db.ExecContext(ctx, "ALTER DATABASE "+pgdump.QuoteIdent(name)+" RENAME TO "+pgdump.QuoteIdent(to)); err != nil {
+		return fmt.Errorf("rename database %s to %s: %w", name, to, err)
+	}
+	return nil
+}
+
+func dropDatabase(ctx context.Context, db *sql.DB, name string) error {
+	if !strings.HasPrefix(name, purgingDBPrefix) {
+		return fmt.Errorf("refusing to drop %s: not a database being purged", name)
+	}
 	if _, err := db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+pgdump.QuoteIdent(name)+" WITH (FORCE)"); err != nil {
 		return fmt.Errorf("drop database %s: %w", name, err)
 	}

@@ -85,7 +85,12 @@ func TestPurge_KeepLast(t *testing.T) {
 	_, err := softdelete.Purge(ctx, softdelete.PurgeRequest{ArchiveDir: archives, KeepLast: 0, PG: f.PG})
 	assert.ErrorContains(t, err, "keep_last 0")
 
+	// Within retention keep_last removes nothing.
 	purged, err := softdelete.Purge(ctx, softdelete.PurgeRequest{ArchiveDir: archives, KeepLast: 2, PG: f.PG})
+	require.NoError(t, err)
+	require.Empty(t, purged)
+	later := time.Now().Add(31 * 24 * time.Hour)
+	purged, err = softdelete.Purge(ctx, softdelete.PurgeRequest{ArchiveDir: archives, KeepLast: 2, PG: f.PG, Now: later})
 	require.NoError(t, err)
 	require.Len(t, purged, 1)
 	assert.Equal(t, paths[0], purged[0].Path, "the oldest goes")
@@ -95,7 +100,7 @@ func TestPurge_KeepLast(t *testing.T) {
 		_, err := os.Stat(p)
 		assert.NoError(t, err)
 	}
-	purged, err = softdelete.Purge(ctx, softdelete.PurgeRequest{ArchiveDir: archives, Name: "acme", KeepLast: 0, PG: f.PG})
+	purged, err = softdelete.Purge(ctx, softdelete.PurgeRequest{ArchiveDir: archives, Name: "acme", KeepLast: 0, PG: f.PG, Now: later})
 	require.NoError(t, err)
 	assert.Len(t, purged, 2, "keep_last 0 is accepted with an explicit name")
 }
