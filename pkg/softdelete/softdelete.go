@@ -225,7 +225,7 @@ func Delete(ctx context.Context, l *instance.Layout, req Request) (*Result, erro
 	}
 	req.step("hash")
 	archivePath := filepath.Join(dir, id+".tar.zst")
-	info, err := writeArchive(ctx, archivePath, m, Runbook(m, filepath.Base(archivePath)), col.sources, dumps)
+	info, err := writeArchive(ctx, archivePath, m, Runbook(m, archivePath), col.sources, dumps)
 	if err != nil {
 		return nil, err
 	}
