@@ -42,13 +42,6 @@ func Runbook(m *Manifest, archive string) []byte {
 		dir = filepath.Dir(archive)
 	}
 	archivePath := dir + "/" + name
-	q := func(s string) string {
-		if strings.HasPrefix(s, archiveDirPlaceholder) {
-			// Left unquoted so that it stands out and is replaced whole.
-			return archiveDirPlaceholder + shellQuote(strings.TrimPrefix(s, archiveDirPlaceholder))
-		}
-		return shellQuote(s)
-	}
 	tag := runbookTag(m.ID)
 
 	var b strings.Builder
@@ -66,8 +59,11 @@ func Runbook(m *Manifest, archive string) []byte {
 		"outside what it names, and when something is wrong it says so and ends with a " +
 		"non-zero status (`echo $?` after it prints a number other than 0): stop there.\n\n")
 	if dir == archiveDirPlaceholder {
-		fmt.Fprintf(&b, "`%s` below stands for the directory that holds `%s` and `%s%s`: "+
-			"replace it everywhere with that directory's absolute path before running anything.\n\n",
+		fmt.Fprintf(&b, "`%s` below stands for the directory that holds `%s` and `%s%s`, which was not "+
+			"known when this file was written: replace it everywhere with that directory's absolute "+
+			"path before running anything (it sits inside single quotes: a directory whose name "+
+			"holds a single quote must be written `'\\''` there). Left as is, the first block "+
+			"fails: stop there.\n\n",
 			archiveDirPlaceholder, oneLine(name), oneLine(name), sidecar.Suffix)
 	} else {
 		fmt.Fprintf(&b, "The blocks read the archive where fleetsafe wrote it, `%s`. "+
@@ -81,9 +77,9 @@ func Runbook(m *Manifest, archive string) []byte {
 	b.WriteString("`sha256sum -c` looks for the file named in the `.sha256` file in its working " +
 		"directory, so the block runs it from the archive's directory (in a subshell: your " +
 		"shell stays where it is). It must print `" + oneLine(name) + ": OK`.\n\n")
-	fmt.Fprintf(&b, "```sh\n(cd %s && sha256sum -c %s)\n```\n\n", q(dir), q(name+sidecar.Suffix))
+	fmt.Fprintf(&b, "```sh\n(cd %s && sha256sum -c %s)\n```\n\n", shellQuote(dir), shellQuote(name+sidecar.Suffix))
 	fmt.Fprintf(&b, "The manifest lists every file with its sha256, mode, owner and mtime: "+
-		"`%s -xOf %s manifest.json`.\n\n", runbookTar, oneLine(q(archivePath)))
+		"`%s -xOf %s manifest.json`.\n\n", runbookTar, oneLine(shellQuote(archivePath)))
 
 	b.WriteString("## 2. Put each component back\n\n")
 	b.WriteString("A block refuses, and changes nothing, when its component is present: it is " +
@@ -109,9 +105,9 @@ func Runbook(m *Manifest, archive string) []byte {
 		restorable++
 		switch c.Type {
 		case instance.TypeDir, instance.TypeFile:
-			writeFileStep(&b, c, archivePath, tag, q)
+			writeFileStep(&b, c, archivePath, tag)
 		case instance.TypePostgreSQL:
-			writeDatabaseStep(&b, c, archivePath, tag, stagingDatabase(tag, i), q)
+			writeDatabaseStep(&b, c, archivePath, tag, stagingDatabase(tag, i))
 		default:
 			fmt.Fprintf(&b, "### %s\n\nComponent %s is of type %s, for which this runbook has no commands: "+
 				"it is in the archive under `%s`; put it back at `%s` by hand, or use fleetsafe's instance_restore.\n\n",
@@ -151,7 +147,7 @@ func Runbook(m *Manifest, archive string) []byte {
 }
 
 // writeFileStep writes the block that puts a dir or file component back.
-func writeFileStep(b *strings.Builder, c ManifestComponent, archivePath, tag string, q func(string) string) {
+func writeFileStep(b *strings.Builder, c ManifestComponent, archivePath, tag string) {
 	dest := c.Locator
 	parent := filepath.Dir(dest)
 	stage := filepath.Join(parent, ".fleetsafe-restore-"+tag+"-"+c.Name)
@@ -169,14 +165,14 @@ func writeFileStep(b *strings.Builder, c ManifestComponent, archivePath, tag str
 	fmt.Fprintf(b, "  mkdir -p %s &&\n", shellQuote(parent))
 	fmt.Fprintf(b, "    mkdir -m 0700 %s &&\n", shellQuote(stage))
 	fmt.Fprintf(b, "    %s -xpf %s --numeric-owner -C %s --strip-components=%d %s &&\n",
-		runbookTar, q(archivePath), shellQuote(stage), strip, shellQuote(member))
+		runbookTar, shellQuote(archivePath), shellQuote(stage), strip, shellQuote(member))
 	fmt.Fprintf(b, "    mv -T %s %s &&\n", shellQuote(stage+"/"+staged), shellQuote(dest))
 	fmt.Fprintf(b, "    rmdir %s\n", shellQuote(stage))
 	b.WriteString("fi\n```\n\n")
 }
 
 // writeDatabaseStep writes the block that puts a PostgreSQL component back.
-func writeDatabaseStep(b *strings.Builder, c ManifestComponent, archivePath, tag, stageDB string, q func(string) string) {
+func writeDatabaseStep(b *strings.Builder, c ManifestComponent, archivePath, tag, stageDB string) {
 	db := c.Locator
 	work := filepath.Dir(archivePath) + "/.fleetsafe-restore-" + tag + "-" + c.Name
 	dump := work + "/" + path.Base(c.ArchivePath)
@@ -197,13 +193,13 @@ func writeDatabaseStep(b *strings.Builder, c ManifestComponent, archivePath, tag
 	fmt.Fprintf(b, "if [ \"$found\" != 0 ]; then\n")
 	fmt.Fprintf(b, "  printf 'REFUSED: database %%s exists, or PostgreSQL could not be asked (see above); drop or rename it first, then run this block again\\n' %s >&2\n", shellQuote(db))
 	b.WriteString("  false\nelse\n")
-	fmt.Fprintf(b, "  mkdir -m 0700 %s &&\n", q(work))
-	fmt.Fprintf(b, "    %s -xf %s -C %s --strip-components=1 %s &&\n", runbookTar, q(archivePath), q(work), shellQuote(c.ArchivePath))
+	fmt.Fprintf(b, "  mkdir -m 0700 %s &&\n", shellQuote(work))
+	fmt.Fprintf(b, "    %s -xf %s -C %s --strip-components=1 %s &&\n", runbookTar, shellQuote(archivePath), shellQuote(work), shellQuote(c.ArchivePath))
 	fmt.Fprintf(b, "    createdb --template=template0 %s &&\n", shellQuote(stageDB))
-	fmt.Fprintf(b, "    pg_restore --exit-on-error --dbname=%s %s &&\n", shellQuote(stageDB), q(dump))
+	fmt.Fprintf(b, "    pg_restore --exit-on-error --dbname=%s %s &&\n", shellQuote(stageDB), shellQuote(dump))
 	fmt.Fprintf(b, "    psql -X -q -v ON_ERROR_STOP=1 -d postgres -c %s &&\n",
 		shellQuote("ALTER DATABASE "+pgdump.QuoteIdent(stageDB)+" RENAME TO "+pgdump.QuoteIdent(db)))
-	fmt.Fprintf(b, "    rm -r %s\n", q(work))
+	fmt.Fprintf(b, "    rm -r %s\n", shellQuote(work))
 	b.WriteString("fi\n```\n\n")
 }
 

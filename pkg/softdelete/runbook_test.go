@@ -339,3 +339,80 @@ func archiveEntry(t *testing.T, archive, name string) []byte {
 		}
 	}
 }
+
+func runbookManifest(comps ...softdelete.ManifestComponent) *softdelete.Manifest {
+	return &softdelete.Manifest{ID: "20260101T000000Z-0a1b2c3d", Instance: "acme", App: "tracim", Host: "web-a",
+		ToolVersion: "test", Reason: "customer left", CreatedAt: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+		Components: comps}
+}
+
+// No command is ever printed with an empty argument: without a unit (none
+// in the layout, or absent at deletion) there is no unit step, and a
+// sentence says so.
+func TestRunbook_NoUnitNoEmptyCommand(t *testing.T) {
+	dir := softdelete.ManifestComponent{Name: "data", Type: "dir", Locator: "/srv/tracim/acme", Present: true, ArchivePath: "components/data"}
+	cases := map[string]struct {
+		m    *softdelete.Manifest
+		want string
+	}{
+		"no unit in the layout": {runbookManifest(dir), "names no systemd unit"},
+		"unit absent":           {runbookManifest(dir, softdelete.ManifestComponent{Name: "service", Type: "systemd_unit", Locator: "tracim@acme.service"}), "there is no unit to start"},
+		"unit without a name":   {runbookManifest(dir, softdelete.ManifestComponent{Name: "service", Type: "systemd_unit", Present: true}), "there is no unit to start"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			md := string(softdelete.Runbook(c.m, "/var/archives/acme/x.tar.zst"))
+			assert.Contains(t, md, c.want)
+			assert.NotContains(t, md, "systemctl enable")
+			blocks := shellBlocks(md)
+			require.Len(t, blocks, 2, md) // check, data
+			for _, b := range blocks {
+				assert.NotContains(t, b, "''", "an empty argument")
+				for _, line := range strings.Split(b, "\n") {
+					assert.Equal(t, strings.TrimRight(line, " "), line, "a command ending in an empty argument")
+				}
+			}
+		})
+	}
+}
+
+// A bare archive name (directory unknown) gives a placeholder that stands
+// out and is explained, never a made-up path.
+func TestRunbook_UnknownDirectoryIsAnExplainedPlaceholder(t *testing.T) {
+	md := string(softdelete.Runbook(runbookManifest(softdelete.ManifestComponent{Name: "data", Type: "dir",
+		Locator: "/srv/tracim/acme", Present: true, ArchivePath: "components/data"}), "x.tar.zst"))
+	assert.NotContains(t, md, "/path/to/")
+	assert.Contains(t, md, "`<ARCHIVE_DIR>` below stands for the directory that holds `x.tar.zst`")
+	for _, b := range shellBlocks(md) {
+		assert.Contains(t, b, "'<ARCHIVE_DIR>") // inside quotes: inert if left unreplaced
+	}
+}
+
+// Free text and odd paths cannot add commands: a reason holding a code
+// block stays prose, and a path with a newline, backticks, quotes and $(…)
+// is one shell word, refused as present with its exact name and never run.
+func TestRunbook_HostileTextCannotAddCommands(t *testing.T) {
+	root := t.TempDir()
+	weird := filepath.Join(root, "we\n```\nird `touch pwned1` $(touch pwned2) 'q' \\", "acme")
+	require.NoError(t, os.MkdirAll(weird, 0o755))
+	m := runbookManifest(softdelete.ManifestComponent{Name: "data", Type: "dir", Locator: weird, Present: true, ArchivePath: "components/data"})
+	m.Reason = "gone\n```sh\ntouch pwned3\n```\n"
+	m.RequestedBy = "`touch pwned4`"
+	md := string(softdelete.Runbook(m, filepath.Join(root, "x\n```\n.tar.zst")))
+	blocks := shellBlocks(md)
+	require.Len(t, blocks, 2, md)
+	sh := newRestoreShell(t)
+	sh.scratch = root
+	for _, b := range blocks {
+		out, err := sh.run(b)
+		require.Error(t, err, out) // the archive does not exist; the component is present
+	}
+	out, _ := sh.run(blocks[1])
+	assert.Equal(t, "REFUSED: "+weird+" exists; move it aside first, then run this block again\n", out)
+	left, err := filepath.Glob(filepath.Join(root, "pwned*"))
+	require.NoError(t, err)
+	assert.Empty(t, left)
+	entries, err := os.ReadDir(filepath.Dir(weird))
+	require.NoError(t, err)
+	assert.Len(t, entries, 1, "nothing staged beside the refused component")
+}
