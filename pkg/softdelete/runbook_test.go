@@ -46,6 +46,7 @@ func TestRunbook_RestoresByHand(t *testing.T) {
 	before := f.Snapshot(t, "acme")
 	beforeEnv := fleettest.Tree(t, envFile)
 	beforeDB := tableDigest(t, f.PG, f.Database("acme"))
+	waitNoConnections(t, f.PG, f.Database("acme")) // deletion refuses a database in use
 
 	archives := filepath.Join(t.TempDir(), "archives")
 	res, err := softdelete.Delete(ctx, f.Layout, request(f, archives, "acme"))
@@ -282,6 +283,25 @@ func tableDigest(t *testing.T, pg pgdump.Conn, database string) []string {
 	}
 	require.NoError(t, seqs.Err())
 	return out
+}
+
+// waitNoConnections waits until the server has ended the sessions this
+// test closed (a backend outlives its client's close by a moment).
+func waitNoConnections(t *testing.T, pg pgdump.Conn, database string) {
+	t.Helper()
+	db, err := pg.Open(context.Background(), "postgres")
+	require.NoError(t, err)
+	defer db.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var n int
+		require.NoError(t, db.QueryRow(`SELECT count(*) FROM pg_stat_activity WHERE datname = $1`, database).Scan(&n))
+		if n == 0 {
+			return
+		}
+		require.True(t, time.Now().Before(deadline), "%d session(s) still open on %s", n, database)
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func databaseExists(t *testing.T, pg pgdump.Conn, name string) bool {
