@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -190,6 +191,29 @@ func TestDeleteInstance_UnreachableHostStopsTheCount(t *testing.T) {
 	assert.Contains(t, run.Output, "the fleet count is incomplete", run.Output)
 	assert.Contains(t, run.Output, "1 of 3 inventory host(s) could not be reached (web-ghost)")
 	assert.NotContains(t, run.Output, "Archive, verify, tombstone and quarantine", "the deletion play never started")
+	assert.Equal(t, before, f.snapshot(t), "nothing was deleted")
+	left, _ := filepath.Glob(filepath.Join(f.archives, "*", "*", "*"))
+	assert.Empty(t, left, "no archive, tombstone or lock was written")
+}
+
+// A host where the lookup fails (here its layout file is missing) leaves
+// the count incomplete just the same: the play stops, names the host and
+// its error, and nothing is deleted.
+func TestDeleteInstance_FailedLookupStopsTheCount(t *testing.T) {
+	f := newFleet(t)
+	before := f.snapshot(t)
+	inv, err := os.ReadFile(f.inv)
+	require.NoError(t, err)
+	broken := strings.Replace(string(inv), f.hosts["web-b"].LayoutFile, "/nonexistent/layout.yml", 1)
+	require.NotEqual(t, string(inv), broken)
+	path := filepath.Join(t.TempDir(), "inventory.yml")
+	require.NoError(t, os.WriteFile(path, []byte(broken), 0o644))
+
+	run := fleettest.RunPlaybookArgs(t, f.lib, []string{"-i", path, "playbooks/delete_instance.yml"},
+		map[string]any{"instance_name": "acme", "reason": "left", "fleetsafe_fetch_dir": t.TempDir()})
+	require.Error(t, run.Err, run.Output)
+	assert.Contains(t, run.Output, "the fleet count is incomplete: the lookup of acme failed on 1 of 2 inventory host(s): web-b: ")
+	assert.Contains(t, run.Output, "/nonexistent/layout.yml")
 	assert.Equal(t, before, f.snapshot(t), "nothing was deleted")
 	left, _ := filepath.Glob(filepath.Join(f.archives, "*", "*", "*"))
 	assert.Empty(t, left, "no archive, tombstone or lock was written")
