@@ -166,24 +166,7 @@ func TestDeleteInstance_RelativeFetchDirIsPrivate(t *testing.T) {
 func TestDeleteInstance_UnreachableHostStopsTheCount(t *testing.T) {
 	f := newFleet(t)
 	before := f.snapshot(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	port := l.Addr().(*net.TCPAddr).Port
-	require.NoError(t, l.Close()) // nothing listens there any more
-	inv, err := os.ReadFile(f.inv)
-	require.NoError(t, err)
-	ghost := fmt.Sprintf(`    web-ghost:
-      ansible_connection: ssh
-      ansible_host: 127.0.0.1
-      ansible_port: %d
-      ansible_user: nobody
-      ansible_timeout: 3
-      ansible_ssh_common_args: -o ConnectTimeout=3 -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
-      fleetsafe_layout_file: %s
-      fleetsafe_archive_dir: %s
-`, port, f.hosts["web-a"].LayoutFile, filepath.Join(f.archives, "web-ghost"))
-	path := filepath.Join(t.TempDir(), "inventory.yml")
-	require.NoError(t, os.WriteFile(path, append(inv, ghost...), 0o644))
+	path := f.withUnreachableHost(t)
 
 	run := fleettest.RunPlaybookArgs(t, f.lib, []string{"-i", path, "playbooks/delete_instance.yml"},
 		map[string]any{"instance_name": "acme", "reason": "left", "fleetsafe_fetch_dir": t.TempDir()})
@@ -217,4 +200,46 @@ func TestDeleteInstance_FailedLookupStopsTheCount(t *testing.T) {
 	assert.Equal(t, before, f.snapshot(t), "nothing was deleted")
 	left, _ := filepath.Glob(filepath.Join(f.archives, "*", "*", "*"))
 	assert.Empty(t, left, "no archive, tombstone or lock was written")
+}
+
+// withUnreachableHost writes the fleet's inventory plus web-ghost, an ssh
+// host on a local port where nothing listens.
+func (f *fleet) withUnreachableHost(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	port := l.Addr().(*net.TCPAddr).Port
+	require.NoError(t, l.Close()) // nothing listens there any more
+	inv, err := os.ReadFile(f.inv)
+	require.NoError(t, err)
+	ghost := fmt.Sprintf(`    web-ghost:
+      ansible_connection: ssh
+      ansible_host: 127.0.0.1
+      ansible_port: %d
+      ansible_user: nobody
+      ansible_timeout: 3
+      ansible_ssh_common_args: -o ConnectTimeout=3 -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
+      fleetsafe_layout_file: %s
+      fleetsafe_archive_dir: %s
+`, port, f.hosts["web-a"].LayoutFile, filepath.Join(f.archives, "web-ghost"))
+	path := filepath.Join(t.TempDir(), "inventory.yml")
+	require.NoError(t, os.WriteFile(path, append(inv, ghost...), 0o644))
+	return path
+}
+
+// restore_instance.yml searches every inventory host for the archives:
+// an unreachable one makes the search incomplete, and the play says so,
+// names it, and restores nothing.
+func TestRestoreInstance_UnreachableHostStopsTheSearch(t *testing.T) {
+	f := newFleet(t)
+	run := f.run(t, "playbooks/delete_instance.yml", map[string]any{"instance_name": "acme", "reason": "left",
+		"fleetsafe_fetch_archive": false})
+	require.NoError(t, run.Err, run.Output)
+	before := f.snapshot(t)
+	run = fleettest.RunPlaybookArgs(t, f.lib, []string{"-i", f.withUnreachableHost(t), "playbooks/restore_instance.yml"},
+		map[string]any{"instance_name": "acme"})
+	require.Error(t, run.Err, run.Output)
+	assert.Contains(t, run.Output, "the search for acme's archives is incomplete: 1 of 3 inventory host(s) could not be searched (web-ghost: unreachable)", run.Output)
+	assert.NotContains(t, run.Output, "Bring the instance back", "the restore play never started")
+	assert.Equal(t, before, f.snapshot(t), "nothing was restored")
 }
