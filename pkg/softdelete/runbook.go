@@ -16,8 +16,9 @@ import (
 const archiveDirPlaceholder = "<ARCHIVE_DIR>"
 
 // runbookTar is the tar invocation every block uses: zstd through tar, so
-// that a failing zstd fails the command (a pipe would hide it), owners by
-// number as archived, permissions exactly as archived.
+// that a failing zstd fails the command (a pipe would hide it). Files are
+// extracted with -p, --numeric-owner and every extended attribute the
+// archive records (ACLs are the system.posix_acl_* attributes).
 const runbookTar = "tar --use-compress-program=zstd"
 
 // Runbook returns RESTORE.md: the exact commands to restore this instance
@@ -164,7 +165,7 @@ func writeFileStep(b *strings.Builder, c ManifestComponent, archivePath, tag str
 	writeRefusal(b, dest, "move it aside first, then run this block again")
 	fmt.Fprintf(b, "  mkdir -p %s &&\n", shellQuote(parent))
 	fmt.Fprintf(b, "    mkdir -m 0700 %s &&\n", shellQuote(stage))
-	fmt.Fprintf(b, "    %s -xpf %s --numeric-owner -C %s --strip-components=%d %s &&\n",
+	fmt.Fprintf(b, "    %s -xpf %s --numeric-owner --xattrs --xattrs-include='*' -C %s --strip-components=%d %s &&\n",
 		runbookTar, shellQuote(archivePath), shellQuote(stage), strip, shellQuote(member))
 	fmt.Fprintf(b, "    mv -T %s %s &&\n", shellQuote(stage+"/"+staged), shellQuote(dest))
 	fmt.Fprintf(b, "    rmdir %s\n", shellQuote(stage))
