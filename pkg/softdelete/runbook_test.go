@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -72,6 +73,28 @@ func TestRunbook_RestoresByHand(t *testing.T) {
 	require.Len(t, blocks, 7, runbook)
 
 	sh := newRestoreShell(t)
+
+	// A block that fails half-way (the data directory's filesystem runs
+	// out of inodes) leaves the component absent, never partial: only the
+	// staging directory it names.
+	dataBlock := blocks[slices.IndexFunc(blocks, func(b string) bool { return strings.Contains(b, "'components/data'") })]
+	data := f.Path("data", "acme")
+	require.NoError(t, syscall.Mount("tmpfs", filepath.Dir(data), "tmpfs", 0, "size=1m,nr_inodes=6"))
+	mounted := true
+	unmount := func() {
+		if mounted {
+			require.NoError(t, syscall.Unmount(filepath.Dir(data), syscall.MNT_DETACH))
+			mounted = false
+		}
+	}
+	t.Cleanup(unmount)
+	out, err := sh.run(dataBlock)
+	require.Error(t, err, "a full filesystem fails the block:\n%s", out)
+	assertAbsent(t, data)
+	staged, _ := filepath.Glob(filepath.Join(filepath.Dir(data), ".fleetsafe-restore-*"))
+	assert.Len(t, staged, 1, "the staging directory is all that is left")
+	unmount()
+
 	for i, b := range blocks {
 		out, err := sh.run(b)
 		require.NoError(t, err, "block %d failed:\n%s\n--- output:\n%s\n--- RESTORE.md:\n%s", i, b, out, runbook)
