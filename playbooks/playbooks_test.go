@@ -143,15 +143,19 @@ func digest(t *testing.T, p string) string {
 
 // A relative fleetsafe_fetch_dir is read from the playbook's directory by
 // fetch and by the tasks that make the copies private alike: both land in
-// the same place, private.
+// the same place, private, and a fetch_dir the playbook creates is private
+// too. (The playbook runs from a copy in a temporary directory, so that
+// the test writes nothing into the repository.)
 func TestDeleteInstance_RelativeFetchDirIsPrivate(t *testing.T) {
 	f := newFleet(t)
-	rel := "fetch-" + filepath.Base(t.TempDir())
-	fetch := filepath.Join(fleettest.RepoRoot(), "playbooks", rel)
-	t.Cleanup(func() { os.RemoveAll(fetch) })
-	run := f.run(t, "playbooks/delete_instance.yml", map[string]any{"instance_name": "acme", "reason": "left",
-		"fleetsafe_fetch_dir": rel})
+	dir := t.TempDir()
+	src, err := os.ReadFile(filepath.Join(fleettest.RepoRoot(), "playbooks", "delete_instance.yml"))
+	require.NoError(t, err)
+	playbook := filepath.Join(dir, "delete_instance.yml")
+	require.NoError(t, os.WriteFile(playbook, src, 0o644))
+	run := f.run(t, playbook, map[string]any{"instance_name": "acme", "reason": "left", "fleetsafe_fetch_dir": "fetched"})
 	require.NoError(t, run.Err, run.Output)
+	fetch := filepath.Join(dir, "fetched")
 	fetched, _ := filepath.Glob(filepath.Join(fetch, "web-a", "acme", "*.tar.zst*"))
 	require.Len(t, fetched, 2, run.Output)
 	assertPrivateCopies(t, fetch, "web-a", "acme", fetched, f.archives)
@@ -232,14 +236,11 @@ func (f *fleet) withUnreachableHost(t *testing.T) string {
 // names it, and restores nothing.
 func TestRestoreInstance_UnreachableHostStopsTheSearch(t *testing.T) {
 	f := newFleet(t)
-	run := f.run(t, "playbooks/delete_instance.yml", map[string]any{"instance_name": "acme", "reason": "left",
-		"fleetsafe_fetch_archive": false})
-	require.NoError(t, run.Err, run.Output)
 	before := f.snapshot(t)
-	run = fleettest.RunPlaybookArgs(t, f.lib, []string{"-i", f.withUnreachableHost(t), "playbooks/restore_instance.yml"},
+	run := fleettest.RunPlaybookArgs(t, f.lib, []string{"-i", f.withUnreachableHost(t), "playbooks/restore_instance.yml"},
 		map[string]any{"instance_name": "acme"})
 	require.Error(t, run.Err, run.Output)
 	assert.Contains(t, run.Output, "the search for acme's archives is incomplete: 1 of 3 inventory host(s) could not be searched (web-ghost: unreachable)", run.Output)
 	assert.NotContains(t, run.Output, "Bring the instance back", "the restore play never started")
-	assert.Equal(t, before, f.snapshot(t), "nothing was restored")
+	assert.Equal(t, before, f.snapshot(t), "nothing was touched")
 }
