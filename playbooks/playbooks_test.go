@@ -4,8 +4,14 @@ package playbooks_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"fmt"
+	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -79,6 +85,10 @@ func TestDeleteInstance_OneOfTheFleetThenRestore(t *testing.T) {
 	before := f.snapshot(t)
 	acme := f.hosts["web-a"].Snapshot(t, "acme")
 	fetch := t.TempDir()
+	// The controller's usual umask, and a host directory left world-readable
+	// by an earlier run: the copies must be private all the same.
+	defer syscall.Umask(syscall.Umask(0o022))
+	require.NoError(t, os.Mkdir(filepath.Join(fetch, "web-a"), 0o755))
 	run := f.run(t, "playbooks/delete_instance.yml", map[string]any{"instance_name": "acme", "reason": "left",
 		"fleetsafe_fetch_dir": fetch, "awx_user_name": "alice", "awx_job_id": 1234})
 	require.NoError(t, run.Err, run.Output)
@@ -91,6 +101,7 @@ func TestDeleteInstance_OneOfTheFleetThenRestore(t *testing.T) {
 	assert.Len(t, after["web-a"], 1)
 	fetched, _ := filepath.Glob(filepath.Join(fetch, "web-a", "acme", "*.tar.zst*"))
 	assert.Len(t, fetched, 2, "archive and sidecar copied to the controller")
+	assertPrivateCopies(t, fetch, "web-a", "acme", fetched, f.archives)
 	tomb, _ := filepath.Glob(filepath.Join(f.archives, "web-a", "acme", "*.tombstone.json"))
 	require.Len(t, tomb, 1)
 	data, err := os.ReadFile(tomb[0])
@@ -102,4 +113,134 @@ func TestDeleteInstance_OneOfTheFleetThenRestore(t *testing.T) {
 	require.NoError(t, run.Err, run.Output)
 	assert.Equal(t, acme, f.hosts["web-a"].Snapshot(t, "acme"))
 	assert.Equal(t, before, f.snapshot(t))
+}
+
+// assertPrivateCopies checks that the archive copied to the controller
+// (configuration secrets, the full database dump) is readable by its owner
+// only: 0600 files in 0700 directories, and the same bytes as on the host.
+func assertPrivateCopies(t *testing.T, fetch, host, name string, fetched []string, archives string) {
+	t.Helper()
+	for _, d := range []string{filepath.Join(fetch, host), filepath.Join(fetch, host, name)} {
+		st, err := os.Stat(d)
+		require.NoError(t, err)
+		assert.Equal(t, fs.ModeDir|0o700, st.Mode(), "controller directory %s", d)
+	}
+	for _, p := range fetched {
+		st, err := os.Stat(p)
+		require.NoError(t, err)
+		assert.Equal(t, fs.FileMode(0o600), st.Mode(), "controller copy %s", p)
+		orig := filepath.Join(archives, host, name, filepath.Base(p))
+		assert.Equal(t, digest(t, orig), digest(t, p), "controller copy %s is the host's archive", p)
+	}
+}
+
+func digest(t *testing.T, p string) string {
+	t.Helper()
+	data, err := os.ReadFile(p)
+	require.NoError(t, err)
+	return fmt.Sprintf("%x", sha256.Sum256(data))
+}
+
+// A relative fleetsafe_fetch_dir is read from the playbook's directory by
+// fetch and by the tasks that make the copies private alike: both land in
+// the same place, private, and a fetch_dir the playbook creates is private
+// too. (The playbook runs from a copy in a temporary directory, so that
+// the test writes nothing into the repository.)
+func TestDeleteInstance_RelativeFetchDirIsPrivate(t *testing.T) {
+	f := newFleet(t)
+	dir := t.TempDir()
+	src, err := os.ReadFile(filepath.Join(fleettest.RepoRoot(), "playbooks", "delete_instance.yml"))
+	require.NoError(t, err)
+	playbook := filepath.Join(dir, "delete_instance.yml")
+	require.NoError(t, os.WriteFile(playbook, src, 0o644))
+	run := f.run(t, playbook, map[string]any{"instance_name": "acme", "reason": "left", "fleetsafe_fetch_dir": "fetched"})
+	require.NoError(t, run.Err, run.Output)
+	fetch := filepath.Join(dir, "fetched")
+	fetched, _ := filepath.Glob(filepath.Join(fetch, "web-a", "acme", "*.tar.zst*"))
+	require.Len(t, fetched, 2, run.Output)
+	assertPrivateCopies(t, fetch, "web-a", "acme", fetched, f.archives)
+	st, err := os.Stat(fetch)
+	require.NoError(t, err)
+	assert.Equal(t, fs.ModeDir|0o700, st.Mode(), "a fetch_dir the playbook creates is private too")
+}
+
+// An inventory host that cannot be reached makes the count of matches
+// incomplete: the play stops before anything changes, says the count is
+// incomplete and names the host.
+func TestDeleteInstance_UnreachableHostStopsTheCount(t *testing.T) {
+	f := newFleet(t)
+	before := f.snapshot(t)
+	path := f.withUnreachableHost(t)
+
+	run := fleettest.RunPlaybookArgs(t, f.lib, []string{"-i", path, "playbooks/delete_instance.yml"},
+		map[string]any{"instance_name": "acme", "reason": "left", "fleetsafe_fetch_dir": t.TempDir()})
+	require.Error(t, run.Err, run.Output)
+	assert.Contains(t, run.Output, "the fleet count is incomplete", run.Output)
+	assert.Contains(t, run.Output, "1 of 3 inventory host(s) could not be reached (web-ghost)")
+	assert.NotContains(t, run.Output, "Archive, verify, tombstone and quarantine", "the deletion play never started")
+	assert.Equal(t, before, f.snapshot(t), "nothing was deleted")
+	left, _ := filepath.Glob(filepath.Join(f.archives, "*", "*", "*"))
+	assert.Empty(t, left, "no archive, tombstone or lock was written")
+}
+
+// A host where the lookup fails (here its layout file is missing) leaves
+// the count incomplete just the same: the play stops, names the host and
+// its error, and nothing is deleted.
+func TestDeleteInstance_FailedLookupStopsTheCount(t *testing.T) {
+	f := newFleet(t)
+	before := f.snapshot(t)
+	inv, err := os.ReadFile(f.inv)
+	require.NoError(t, err)
+	broken := strings.Replace(string(inv), f.hosts["web-b"].LayoutFile, "/nonexistent/layout.yml", 1)
+	require.NotEqual(t, string(inv), broken)
+	path := filepath.Join(t.TempDir(), "inventory.yml")
+	require.NoError(t, os.WriteFile(path, []byte(broken), 0o644))
+
+	run := fleettest.RunPlaybookArgs(t, f.lib, []string{"-i", path, "playbooks/delete_instance.yml"},
+		map[string]any{"instance_name": "acme", "reason": "left", "fleetsafe_fetch_dir": t.TempDir()})
+	require.Error(t, run.Err, run.Output)
+	assert.Contains(t, run.Output, "the fleet count is incomplete: the lookup of acme failed on 1 of 2 inventory host(s): web-b: ")
+	assert.Contains(t, run.Output, "/nonexistent/layout.yml")
+	assert.Equal(t, before, f.snapshot(t), "nothing was deleted")
+	left, _ := filepath.Glob(filepath.Join(f.archives, "*", "*", "*"))
+	assert.Empty(t, left, "no archive, tombstone or lock was written")
+}
+
+// withUnreachableHost writes the fleet's inventory plus web-ghost, an ssh
+// host on a local port where nothing listens.
+func (f *fleet) withUnreachableHost(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	port := l.Addr().(*net.TCPAddr).Port
+	require.NoError(t, l.Close()) // nothing listens there any more
+	inv, err := os.ReadFile(f.inv)
+	require.NoError(t, err)
+	ghost := fmt.Sprintf(`    web-ghost:
+      ansible_connection: ssh
+      ansible_host: 127.0.0.1
+      ansible_port: %d
+      ansible_user: nobody
+      ansible_timeout: 3
+      ansible_ssh_common_args: -o ConnectTimeout=3 -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
+      fleetsafe_layout_file: %s
+      fleetsafe_archive_dir: %s
+`, port, f.hosts["web-a"].LayoutFile, filepath.Join(f.archives, "web-ghost"))
+	path := filepath.Join(t.TempDir(), "inventory.yml")
+	require.NoError(t, os.WriteFile(path, append(inv, ghost...), 0o644))
+	return path
+}
+
+// restore_instance.yml searches every inventory host for the archives:
+// an unreachable one makes the search incomplete, and the play says so,
+// names it, and restores nothing.
+func TestRestoreInstance_UnreachableHostStopsTheSearch(t *testing.T) {
+	f := newFleet(t)
+	before := f.snapshot(t)
+	run := fleettest.RunPlaybookArgs(t, f.lib, []string{"-i", f.withUnreachableHost(t), "playbooks/restore_instance.yml"},
+		map[string]any{"instance_name": "acme"})
+	require.Error(t, run.Err, run.Output)
+	assert.Contains(t, run.Output, "the search for acme's archives is incomplete: 1 of 3 inventory host(s) could not be searched (web-ghost: unreachable)", run.Output)
+	assert.NotContains(t, run.Output, "Bring the instance back", "the restore play never started")
+	assert.Equal(t, before, f.snapshot(t), "nothing was touched")
 }

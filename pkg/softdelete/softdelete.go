@@ -404,7 +404,7 @@ func archiveInstance(ctx context.Context, l *instance.Layout, req Request, inst 
 		return nil, err
 	}
 	req.step("hash")
-	info, err := writeArchive(ctx, ts.ArchivePath, m, Runbook(m, filepath.Base(ts.ArchivePath)), col.sources, dumps)
+	info, err := writeArchive(ctx, ts.ArchivePath, m, Runbook(m, ts.ArchivePath), col.sources, dumps)
 	if err != nil {
 		return nil, err
 	}
