@@ -404,15 +404,6 @@ func TestHoles_MetadataNeverDroppedSilently(t *testing.T) {
 	assert.ElementsMatch(t, req.AcceptLosses, m.AcceptLosses)
 }
 
-func chattr(t *testing.T, flag, path string) {
-	t.Helper()
-	out, err := exec.Command("chattr", flag, path).CombinedOutput()
-	require.NoError(t, err, "chattr: %s", out)
-	if strings.HasPrefix(flag, "+") && (flag == "+i" || flag == "+a") {
-		t.Cleanup(func() { _ = exec.Command("chattr", "-i", "-a", path).Run() })
-	}
-}
-
 // TestHoles_SocketsAndFIFOsAllAtOnce is case 17: every socket and named
 // pipe is named in one refusal with a clear type word; nothing created is
 // left; accept_losses: [special_files] skips them on purpose, recorded.

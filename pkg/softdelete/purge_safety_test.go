@@ -22,12 +22,6 @@ import (
 )
 
 // needRoot skips tests that mount or chattr when not root.
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (mount, chattr)")
-	}
-}
 
 // bindMount bind-mounts src on dst and unmounts it when the test ends.
 func bindMount(t *testing.T, src, dst string) {

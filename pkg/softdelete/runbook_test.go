@@ -327,16 +327,6 @@ func waitNoConnections(t *testing.T, pg pgdump.Conn, database string) {
 	}
 }
 
-func databaseExists(t *testing.T, pg pgdump.Conn, name string) bool {
-	t.Helper()
-	db, err := pg.Open(context.Background(), "postgres")
-	require.NoError(t, err)
-	defer db.Close()
-	var n int
-	require.NoError(t, db.QueryRow(`SELECT count(*) FROM pg_database WHERE datname = $1`, name).Scan(&n))
-	return n > 0
-}
-
 // assertNoStaging checks that no staging directory or database is left.
 func assertNoStaging(t *testing.T, f *fleettest.Fleet, archives, tag string) {
 	t.Helper()
