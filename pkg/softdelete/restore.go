@@ -506,6 +506,7 @@ func (r *restorer) choose(ctx context.Context, p *pick) (bool, error) {
 	name := p.comp.Name
 	useQ := req.Archive == "" && req.Source != SourceArchive
 	useA := req.Source != SourceQuarantine
+	absentAt, absentUnit := "", false
 	for _, d := range r.dels {
 		m, merr := d.manifest()
 		var mc *ManifestComponent
@@ -565,16 +566,27 @@ func (r *restorer) choose(ctx context.Context, p *pick) (bool, error) {
 			continue // another layout, or a component added since: look further back
 		}
 		if mc.ArchivePath == "" {
-			why := "was absent when archive " + d.archive + " was written"
-			if mc.Present && mc.Type == instance.TypeSystemdUnit {
-				why = "is a systemd unit, which archives do not hold (restore its unit file by hand, or from quarantine)"
+			// Absent when this deletion ran (perhaps deleted earlier under
+			// another layout): an older deletion may hold it.
+			if absentAt == "" {
+				absentAt = d.archive
+				absentUnit = mc.Present && mc.Type == instance.TypeSystemdUnit
 			}
-			res.NotRestored = append(res.NotRestored, name)
-			res.note("component %s not restored: it %s", name, why)
-			return false, nil
+			continue
+		}
+		if absentAt != "" {
+			res.note("component %s was absent when %s was written; restoring it from the older %s", name, absentAt, d.archive)
 		}
 		p.archive = d.archive
 		return true, nil
+	}
+	if absentAt != "" {
+		why := "was absent when archive " + absentAt + " was written, and no older deletion holds it"
+		if absentUnit {
+			why = "is a systemd unit, which archives do not hold, and no quarantine holds its unit file (restore it by hand)"
+		}
+		res.NotRestored = append(res.NotRestored, name)
+		res.note("component %s not restored: it %s", name, why)
 	}
 	return false, nil
 }

@@ -42,9 +42,11 @@ func stagingDir(app, name string, c instance.Component, locator string) string {
 }
 
 // stagingDatabase is the name a database is restored under before it is
-// renamed into place.
+// renamed into place: stable for one component of one instance, and
+// carrying the final name (truncated to PostgreSQL's 63 bytes) so that an
+// operator sees what it is.
 func stagingDatabase(app, name string, c instance.Component) string {
-	n := "fsrestore_" + stagingID(app, name) + "_" + c.Name
+	n := "fsrestore_" + stagingID(app, name+"\x00"+c.Name) + "_" + c.Template.Expand(name)
 	if len(n) > 63 {
 		n = n[:63]
 	}
@@ -482,7 +484,7 @@ func writeEntry(root *os.Root, rel string, hdr *tar.Header, fi archives.FileInfo
 		defer rc.Close()
 		if _, err := io.Copy(out, rc); err != nil {
 			out.Close()
-			return fmt.Errorf("write %s: %w", filepath.Join(root.Name(), rel), err)
+			return err // names the file
 		}
 		if err := out.Sync(); err != nil {
 			out.Close()
