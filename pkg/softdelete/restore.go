@@ -256,6 +256,14 @@ func Restore(ctx context.Context, l *instance.Layout, req RestoreRequest) (*Rest
 				State: "a staging leftover of an interrupted restore could not be removed; the instance itself was not changed"}
 		}
 	}
+	if !req.CheckMode {
+		if n, err := settleAside(ctx, dir, req.Options); err != nil {
+			return res, err
+		} else if n > 0 {
+			res.Changed = true
+			res.note("recorded %d move(s) aside by an interrupted forced restore", n)
+		}
+	}
 	out, err := r.run(ctx)
 	if err != nil && out == nil {
 		out = res
@@ -740,7 +748,7 @@ func (r *restorer) ensureAside() error {
 	now := time.Now().UTC()
 	id := newID(now)
 	r.aside = &Tombstone{ID: id, Instance: r.req.Name, App: r.l.App, Components: []QuarantineMove{},
-		Reason: "replaced by a forced restore", DeletedAt: now, PurgeAfter: now.Add(30 * 24 * time.Hour),
+		Reason: asideReason, DeletedAt: now, PurgeAfter: now.Add(30 * 24 * time.Hour),
 		State: StateQuarantining, ToolVersion: Version, Path: filepath.Join(r.dir, id+".tombstone.json")}
 	return r.aside.write()
 }
@@ -858,4 +866,44 @@ func checkName(name string) string {
 		return "name leaves the archive root"
 	}
 	return ""
+}
+
+// asideReason marks the tombstone of components moved aside by force.
+const asideReason = "replaced by a forced restore"
+
+// settleAside finishes the tombstones of forced restores that were killed
+// between moving a component aside and recording it: moves that happened
+// are kept (state quarantined), moves that did not are dropped, so that
+// no later deletion mistakes them for an interrupted one.
+func settleAside(ctx context.Context, dir string, opts instance.Options) (int, error) {
+	tombs, err := Tombstones(dir)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, t := range tombs {
+		if t.State != StateQuarantining || t.ArchivePath != "" || t.Reason != asideReason {
+			continue
+		}
+		var kept []QuarantineMove
+		for _, m := range t.Components {
+			held, err := quarantineHeld(ctx, opts, m)
+			if err != nil {
+				return n, err
+			}
+			if held {
+				kept = append(kept, m)
+			}
+		}
+		t.Components = kept
+		t.State = StateQuarantined
+		if len(kept) == 0 {
+			t.State = StateRestored
+		}
+		if err := t.write(); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }
