@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"strings"
 
 	"github.com/mholt/archives"
@@ -230,6 +231,13 @@ func planManifest(m *Manifest) (*entryPlan, error) {
 				return nil, fmt.Errorf("files[%d] %q: file component %s holds exactly one regular file", i, name, c.Name)
 			}
 			tops[c.Name]++
+		default:
+			// A complete tree, parents first: nothing is ever written
+			// through a link or under a file.
+			parent := path.Dir(name)
+			if d, ok := p.files[parent]; !ok || d.Type != "dir" || d.Component != e.Component {
+				return nil, fmt.Errorf("files[%d] %q: its parent %q is not an earlier directory entry of component %s", i, name, parent, c.Name)
+			}
 		}
 		if _, dup := p.files[name]; dup {
 			return nil, fmt.Errorf("files[%d] %q appears twice", i, name)

@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -564,6 +566,9 @@ func (r *restorer) choose(ctx context.Context, p *pick) (bool, error) {
 			if d.archive == "" {
 				continue // a tombstone without an archive (force's own)
 			}
+			if d.ts != nil && d.ts.State == StatePurged && errors.Is(merr, fs.ErrNotExist) {
+				continue // purged for good: tombstone kept as a record
+			}
 			// The newest deletion that could hold the component cannot be
 			// read: never pass over it silently to older data.
 			ve := &VerifyError{Archive: d.archive, Msg: "manifest unreadable: " + merr.Error()}
@@ -574,11 +579,16 @@ func (r *restorer) choose(ctx context.Context, p *pick) (bool, error) {
 			continue // another layout, or a component added since: look further back
 		}
 		if mc.ArchivePath == "" {
+			if mc.Present {
+				// Present but not archivable (a systemd unit): older
+				// deletions hold older states of it, never this one.
+				absentAt, absentUnit = d.archive, true
+				break
+			}
 			// Absent when this deletion ran (perhaps deleted earlier under
 			// another layout): an older deletion may hold it.
 			if absentAt == "" {
 				absentAt = d.archive
-				absentUnit = mc.Present && mc.Type == instance.TypeSystemdUnit
 			}
 			continue
 		}
@@ -864,6 +874,8 @@ func checkName(name string) string {
 		return "name contains .."
 	case !filepath.IsLocal(strings.TrimSuffix(name, "/")):
 		return "name leaves the archive root"
+	case strings.TrimSuffix(name, "/") != path.Clean(strings.TrimSuffix(name, "/")):
+		return "name is not clean (empty, . or repeated / elements)"
 	}
 	return ""
 }

@@ -185,20 +185,21 @@ func (r *restorer) stageArchive(ctx context.Context, archive string, picks []*pi
 		if hdr == nil {
 			return fmt.Errorf("entry %s: not a tar entry", fi.NameInArchive)
 		}
-		if hdr.Name == "manifest.json" || hdr.Name == "RESTORE.md" {
+		name := fi.NameInArchive // the name checkArchive matched with the manifest
+		if name == "manifest.json" || name == "RESTORE.md" {
 			return nil
 		}
 		if err := checkEntry(hdr); err != nil {
 			return err
 		}
-		if p, ok := dumps[hdr.Name]; ok {
+		if p, ok := dumps[name]; ok {
 			return extractTo(fi, filepath.Join(r.work, p.comp.Name+".pgdump"))
 		}
-		s := find(hdr.Name)
+		s := find(name)
 		if s == nil {
 			return nil
 		}
-		rel := s.rel(hdr.Name)
+		rel := s.rel(name)
 		if hdr.Typeflag == tar.TypeLink {
 			t := find(hdr.Linkname)
 			if t != s {
