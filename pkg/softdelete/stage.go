@@ -154,8 +154,13 @@ func (r *restorer) stageArchive(ctx context.Context, archive string, picks []*pi
 			continue
 		}
 		top := stagingDir(r.l.App, r.req.Name, p.comp, p.locator)
-		if err := os.MkdirAll(filepath.Dir(top), 0o755); err != nil {
-			return fmt.Errorf("component %s: %w", p.comp.Name, err)
+		if _, err := os.Lstat(filepath.Dir(top)); errors.Is(err, fs.ErrNotExist) {
+			if err := os.MkdirAll(filepath.Dir(top), 0o755); err != nil {
+				return fmt.Errorf("component %s: %w", p.comp.Name, err)
+			}
+			// Kept even if the restore fails: say so.
+			r.res.Changed = true
+			r.res.note("created the parent directory %s of component %s", filepath.Dir(top), p.comp.Name)
 		}
 		if err := os.Mkdir(top, 0o700); err != nil {
 			return fmt.Errorf("component %s: create staging directory: %w", p.comp.Name, err)
