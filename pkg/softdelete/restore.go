@@ -47,8 +47,8 @@ type RestoreRequest struct {
 	CheckMode bool
 	Options   instance.Options
 	// AfterStep, when set, is called after each step ("lock", "verify",
-	// "stage:<component>", "place:<component>"); tests use it to crash the
-	// process at step boundaries.
+	// "stage:<component>", "aside:<component>" (force), "place:<component>");
+	// tests use it to crash the process at step boundaries.
 	AfterStep func(step string)
 }
 
@@ -405,6 +405,9 @@ func (r *restorer) run(ctx context.Context) (*RestoreResult, error) {
 	for _, p := range chosen {
 		if err := r.place(ctx, p); err != nil {
 			r.unstage(ctx, chosen)
+			if cerr := r.closeAside(); cerr != nil {
+				err = fmt.Errorf("%w; recording the moves aside also failed: %v", err, cerr)
+			}
 			return res, &RestoreFailedError{Name: req.Name, Err: err, State: r.state(chosen, "run again to restore the remaining components")}
 		}
 		req.step("place:" + p.comp.Name)
@@ -707,6 +710,7 @@ func (r *restorer) place(ctx context.Context, p *pick) error {
 			}
 		}
 		r.res.Changed = true
+		r.req.step("aside:" + p.comp.Name)
 	}
 	err := r.putInPlace(ctx, p)
 	if err == nil {
@@ -763,16 +767,23 @@ func (r *restorer) ensureAside() error {
 	return r.aside.write()
 }
 
+// closeAside records the moves aside of force as done: quarantined, or
+// restored when every one was moved back.
+func (r *restorer) closeAside() error {
+	if r.aside == nil {
+		return nil
+	}
+	r.aside.State = StateQuarantined
+	if len(r.aside.Components) == 0 {
+		r.aside.State = StateRestored
+	}
+	return r.aside.write()
+}
+
 // finish records the new state in tombstones.
 func (r *restorer) finish(ctx context.Context, chosen []*pick) error {
-	if r.aside != nil {
-		r.aside.State = StateQuarantined
-		if len(r.aside.Components) == 0 {
-			r.aside.State = StateRestored
-		}
-		if err := r.aside.write(); err != nil {
-			return err
-		}
+	if err := r.closeAside(); err != nil {
+		return err
 	}
 	seen := map[*Tombstone]bool{}
 	for _, p := range chosen {

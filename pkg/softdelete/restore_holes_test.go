@@ -490,3 +490,37 @@ func withHint(err error) string {
 	}
 	return err.Error()
 }
+
+// Force whose replacement cannot be put in place moves the present
+// component back: the live instance ends as it was, and the result says
+// that something moved.
+func TestRestore_ForceMovesBackOnFailure(t *testing.T) {
+	f := fleettest.New(t, false, "acme")
+	ctx := context.Background()
+	archives := filepath.Join(t.TempDir(), "archives")
+	_, err := softdelete.Delete(ctx, f.Layout, request(f, archives, "acme"))
+	require.NoError(t, err)
+	_, err = softdelete.Restore(ctx, f.Layout, softdelete.RestoreRequest{Name: "acme", ArchiveDir: archives, Options: f.Options()})
+	require.NoError(t, err)
+	live := f.Snapshot(t, "acme")
+	rr, err := softdelete.Restore(ctx, f.Layout, softdelete.RestoreRequest{Name: "acme", ArchiveDir: archives,
+		Source: softdelete.SourceArchive, Components: []string{"config"}, Force: true, Options: f.Options(),
+		AfterStep: func(step string) {
+			if step == "aside:config" {
+				// The staged copy disappears before it is renamed in.
+				left := stagingLeftovers(t, f, "acme")
+				require.Len(t, left, 1)
+				require.NoError(t, os.RemoveAll(left[0]))
+			}
+		}})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "moved back into place")
+	assert.True(t, rr.Changed, "the present component moved (aside and back)")
+	assert.Equal(t, live, f.Snapshot(t, "acme"))
+	assert.Empty(t, stagingLeftovers(t, f, "acme"))
+	tombs, err := softdelete.Tombstones(filepath.Join(archives, "acme"))
+	require.NoError(t, err)
+	last := tombs[len(tombs)-1]
+	assert.Empty(t, last.Components, "the move aside was undone and recorded as such")
+	assert.Equal(t, softdelete.StateRestored, last.State)
+}
