@@ -524,3 +524,36 @@ func TestRestore_ForceMovesBackOnFailure(t *testing.T) {
 	assert.Empty(t, last.Components, "the move aside was undone and recorded as such")
 	assert.Equal(t, softdelete.StateRestored, last.State)
 }
+
+// A file component is staged and renamed into place like a directory, with
+// its mode, owner and mtime, from the archive.
+func TestRestore_FileComponentFromArchive(t *testing.T) {
+	root := t.TempDir()
+	app := fleettest.RandomApp()
+	yaml := "app: " + app + "\ncomponents:\n" +
+		"  - name: config\n    type: file\n    path: " + filepath.Join(root, "etc", "{name}.ini") + "\n" +
+		"  - name: data\n    type: dir\n    path: " + filepath.Join(root, "srv", "{name}") + "\n"
+	l, err := instance.ParseLayout([]byte(yaml), filepath.Join(root, "layout.yml"))
+	require.NoError(t, err)
+	ini := filepath.Join(root, "etc", "acme.ini")
+	require.NoError(t, os.MkdirAll(filepath.Dir(ini), 0o755))
+	require.NoError(t, os.MkdirAll(filepath.Join(root, "srv", "acme"), 0o750))
+	require.NoError(t, os.WriteFile(ini, []byte("[main]\nname = acme\n"), 0o640))
+	require.NoError(t, os.WriteFile(filepath.Join(root, "srv", "acme", "x"), []byte("x"), 0o600))
+	before := fleettest.Tree(t, filepath.Join(root, "etc"))
+	ctx := context.Background()
+	archives := filepath.Join(t.TempDir(), "archives")
+	res, err := softdelete.Delete(ctx, l, softdelete.Request{Name: "acme", ArchiveDir: archives, Reason: "test"})
+	require.NoError(t, err)
+	for _, m := range res.Quarantined {
+		require.NoError(t, os.RemoveAll(m.To))
+	}
+	rr, err := softdelete.Restore(ctx, l, softdelete.RestoreRequest{Name: "acme", ArchiveDir: archives})
+	require.NoError(t, err)
+	assert.ElementsMatch(t, []string{"config", "data"}, rr.Restored)
+	after := fleettest.Tree(t, filepath.Join(root, "etc"))
+	require.NotEmpty(t, before["acme.ini"])
+	assert.Equal(t, before["acme.ini"], after["acme.ini"], "content, mode, owner and mtime")
+	left, _ := filepath.Glob(filepath.Join(root, "etc", softdelete.StagingPrefix+"*"))
+	assert.Empty(t, left)
+}
