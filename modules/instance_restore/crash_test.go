@@ -32,6 +32,12 @@ type crashFixture struct {
 }
 
 func newCrashFixture(t *testing.T, files int, force bool) *crashFixture {
+	return newCrashFixtureFrom(t, files, force, "archive")
+}
+
+// newCrashFixtureFrom restores from source: "archive" purges the
+// quarantine first, "auto" keeps it (restore renames it back).
+func newCrashFixtureFrom(t *testing.T, files int, force bool, source string) *crashFixture {
 	t.Helper()
 	ctx := context.Background()
 	f := fleettest.NewSpec(t, fleettest.Spec{DB: true, Files: files})
@@ -51,13 +57,16 @@ func newCrashFixture(t *testing.T, files int, force bool) *crashFixture {
 	}
 	require.NoError(t, err)
 	for _, m := range res.Quarantined {
+		if source != "archive" {
+			break
+		}
 		if m.Type == instance.TypePostgreSQL {
 			require.NoError(t, fleettest.DropDatabasesLike(ctx, f.PG, m.To))
 		} else {
 			require.NoError(t, os.RemoveAll(m.To))
 		}
 	}
-	params := map[string]any{"layout_file": f.LayoutFile, "name": "acme", "archive_dir": archives, "source": "archive"}
+	params := map[string]any{"layout_file": f.LayoutFile, "name": "acme", "archive_dir": archives, "source": source}
 	if force {
 		// The instance is live again and force replaces every component.
 		_, err := softdelete.Restore(ctx, f.Layout, softdelete.RestoreRequest{Name: "acme", ArchiveDir: archives, Options: f.Options()})
@@ -169,6 +178,23 @@ func TestCrash_RestoreEveryStepConverges(t *testing.T) {
 				c.converges(t, lib)
 			})
 		}
+	}
+}
+
+// TestCrash_RestoreFromQuarantineConverges kills a restore from quarantine
+// between its renames back; the re-run brings back the rest.
+func TestCrash_RestoreFromQuarantineConverges(t *testing.T) {
+	lib := fleettest.BuildModules(t, "instance_restore")
+	for _, step := range []string{"verify", "place:config", "place:data"} {
+		t.Run(step, func(t *testing.T) {
+			c := newCrashFixtureFrom(t, 20, false, "auto")
+			require.Error(t, c.cmd(lib, step).Run(), "the process was killed")
+			c.absentOrComplete(t, false, step)
+			c.converges(t, lib)
+			inst, err := c.f.Layout.Resolve(context.Background(), "acme", c.f.Options())
+			require.NoError(t, err)
+			assert.Equal(t, instance.StatusComplete, inst.Status, "the unit came back from quarantine too")
+		})
 	}
 }
 
