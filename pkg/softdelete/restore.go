@@ -342,6 +342,21 @@ func (r *restorer) run(ctx context.Context) (*RestoreResult, error) {
 			Reason: fmt.Sprintf("component(s) %s of this host's layout are found in no deletion in %s (neither their content nor a record that they were absent)", strings.Join(missing, ", "), where),
 			Advice: "restore the other components with components: [...], or find an archive that holds them"}
 	}
+	// A required, backed-up component that would stay absent leaves the
+	// instance partial: refuse before anything moves, unless the operator
+	// named the components to restore and left it out.
+	var partial []string
+	for _, p := range picks {
+		if p.archive == "" && p.ts == nil && slices.Contains(res.NotRestored, p.comp.Name) &&
+			!p.comp.Optional && (p.comp.Backup == nil || *p.comp.Backup) {
+			partial = append(partial, p.comp.Name)
+		}
+	}
+	if len(partial) > 0 {
+		return nil, &RestoreRefusedError{Name: req.Name,
+			Reason: fmt.Sprintf("required component(s) %s would stay absent (%s): the instance would be partial", strings.Join(partial, ", "), strings.Join(res.Notes, "; ")),
+			Advice: "restore the other components explicitly with components: [...] if a partial instance is what you want"}
+	}
 	// Verify every archive used, whole, before anything is written.
 	manifests := map[string]*Manifest{}
 	for _, p := range chosen {

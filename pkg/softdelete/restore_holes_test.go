@@ -557,3 +557,26 @@ func TestRestore_FileComponentFromArchive(t *testing.T) {
 	left, _ := filepath.Glob(filepath.Join(root, "etc", softdelete.StagingPrefix+"*"))
 	assert.Empty(t, left)
 }
+
+// A required component that was absent when the instance was deleted
+// would leave a partial instance: refused unless the operator names the
+// components to restore.
+func TestRestore_RequiredComponentAbsentEverywhereRefused(t *testing.T) {
+	f := fleettest.New(t, false, "acme")
+	ctx := context.Background()
+	want := f.Snapshot(t, "acme").Trees["config"]
+	require.NoError(t, os.RemoveAll(f.Path("data", "acme")))
+	archives := filepath.Join(t.TempDir(), "archives")
+	_, err := softdelete.Delete(ctx, f.Layout, request(f, archives, "acme"))
+	require.NoError(t, err)
+	rr, err := softdelete.Restore(ctx, f.Layout, softdelete.RestoreRequest{Name: "acme", ArchiveDir: archives, Options: f.Options()})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "required component(s) data would stay absent")
+	assert.False(t, rr.Changed)
+	assert.NoDirExists(t, f.Path("config", "acme"))
+	rr, err = softdelete.Restore(ctx, f.Layout, softdelete.RestoreRequest{Name: "acme", ArchiveDir: archives,
+		Components: []string{"config", "logs", "service"}, Options: f.Options()})
+	require.NoError(t, err)
+	assert.ElementsMatch(t, []string{"config", "logs", "service"}, rr.Restored)
+	assert.Equal(t, want, fleettest.Tree(t, f.Path("config", "acme")))
+}
