@@ -543,7 +543,9 @@ func (r *restorer) choose(ctx context.Context, p *pick) (bool, error) {
 				mc = &m.Components[i]
 			}
 		}
-		if useQ && d.ts != nil && d.ts.State != StateRestored && d.ts.State != StatePurged {
+		// A tombstone without an archive (components replaced by force) is
+		// never a source: nothing can vouch for its quarantine.
+		if useQ && d.ts != nil && d.archive != "" && d.ts.State != StateRestored && d.ts.State != StatePurged {
 			if i := slices.IndexFunc(d.ts.Components, func(q QuarantineMove) bool { return q.Component == name }); i >= 0 {
 				q := d.ts.Components[i]
 				held, err := quarantineHeld(ctx, req.Options, q)

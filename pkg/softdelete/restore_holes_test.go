@@ -520,9 +520,15 @@ func TestRestore_ForceMovesBackOnFailure(t *testing.T) {
 	assert.Empty(t, stagingLeftovers(t, f, "acme"))
 	tombs, err := softdelete.Tombstones(filepath.Join(archives, "acme"))
 	require.NoError(t, err)
-	last := tombs[len(tombs)-1]
-	assert.Empty(t, last.Components, "the move aside was undone and recorded as such")
-	assert.Equal(t, softdelete.StateRestored, last.State)
+	var aside *softdelete.Tombstone
+	for _, ts := range tombs {
+		if ts.Reason == "replaced by a forced restore" {
+			aside = ts
+		}
+	}
+	require.NotNil(t, aside, "the move aside had its tombstone")
+	assert.Empty(t, aside.Components, "the move aside was undone and recorded as such")
+	assert.Equal(t, softdelete.StateRestored, aside.State)
 }
 
 // A file component is staged and renamed into place like a directory, with
