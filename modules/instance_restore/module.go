@@ -31,11 +31,14 @@ func run(ctx context.Context, req *ansible.Request) (*ansible.Result, error) {
 	r, err := softdelete.Restore(ctx, layout, softdelete.RestoreRequest{
 		Name: p.String("name"), ArchiveDir: p.String("archive_dir"), Source: p.String("source"),
 		Archive: p.String("archive"), Components: p.Strings("components"), Force: p.Bool("force"), CheckMode: req.CheckMode,
-		Options: modutil.Options(p),
+		Options: modutil.Options(p), AfterStep: crashHook(),
 	})
-	if err != nil {
+	if r == nil {
 		return nil, err
 	}
+	// A failed restore still says what moved.
 	res := &ansible.Result{Changed: r.Changed, Msg: r.Msg}
-	return res.Set("restored", r.Restored).Set("skipped", r.Skipped).Set("source", r.Source).Set("archive", r.Archive).Set("replaced", r.Replaced), nil
+	return res.Set("restored", r.Restored).Set("not_restored", r.NotRestored).Set("source", r.Source).
+		Set("sources", r.Sources).Set("archive", r.Archive).Set("archives", r.Archives).
+		Set("replaced", r.Replaced).Set("notes", r.Notes), err
 }

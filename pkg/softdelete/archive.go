@@ -4,8 +4,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -17,7 +15,6 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/mholt/archives"
 
-	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
 	"github.com/fleetsafe/fleetsafe/pkg/sidecar"
 )
 
@@ -177,144 +174,16 @@ func (e *VerifyError) Hint() string {
 	return "do not rely on this archive; nothing was removed"
 }
 
-// VerifyArchive reads an archive back from disk: the sidecar digest, the
-// manifest (first entry), every file's checksum and every dump's structure
-// to its last data block. It returns the manifest.
+// VerifyArchive reads an archive back from disk and applies every check
+// that a restore applies before it writes anything (checkArchive): the
+// sidecar digest, the manifest (first entry) and its consistency, every
+// entry's name, kind, link target and metadata, hard links inside their
+// own component, every file's checksum and every dump's structure to its
+// last data block. An archive it passes is one Restore accepts. It returns
+// the manifest.
 func VerifyArchive(ctx context.Context, path string) (*Manifest, error) {
-	want, err := sidecar.Read(path)
-	if err != nil {
-		return nil, &VerifyError{Archive: path, Msg: err.Error()}
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("open archive: %w", err)
-	}
-	defer f.Close()
-	whole := newAsyncHash()
-	var m *Manifest
-	expect := map[string]*FileEntry{}
-	dumps := map[string]DumpEntry{}
-	seen := map[string]bool{}
-	fail := func(format string, args ...any) error {
-		return &VerifyError{Archive: path, Msg: fmt.Sprintf(format, args...)}
-	}
-	buf := make([]byte, 256<<10)
-	err = archiveFormat.Extract(ctx, io.TeeReader(f, whole), func(ctx context.Context, fi archives.FileInfo) error {
-		name := fi.NameInArchive
-		if m == nil {
-			if name != "manifest.json" {
-				return fail("first entry is %q, not manifest.json", name)
-			}
-			rc, err := fi.Open()
-			if err != nil {
-				return err
-			}
-			defer rc.Close()
-			if m, err = decodeManifest(rc); err != nil {
-				return fail("manifest.json: %v", err)
-			}
-			for i := range m.Files {
-				expect[m.Files[i].Name()] = &m.Files[i]
-			}
-			for _, d := range m.Databases {
-				dumps[d.Path] = d
-			}
-			return nil
-		}
-		if name == "RESTORE.md" {
-			return nil
-		}
-		if seen[name] {
-			return fail("entry %s appears twice", name)
-		}
-		seen[name] = true
-		if d, ok := dumps[name]; ok {
-			rc, err := fi.Open()
-			if err != nil {
-				return err
-			}
-			defer rc.Close()
-			h := sha256.New()
-			if _, err := pgdump.Verify(io.TeeReader(rc, h)); err != nil {
-				return fail("dump %s: %v", name, err)
-			}
-			if _, err := io.CopyBuffer(h, rc, buf); err != nil {
-				return err
-			}
-			if got := hex.EncodeToString(h.Sum(nil)); got != d.SHA256 {
-				return fail("dump %s: sha256 %s, manifest says %s", name, got, d.SHA256)
-			}
-			return nil
-		}
-		e, ok := expect[name]
-		if !ok {
-			return fail("entry %s is not in the manifest", name)
-		}
-		if err := sameKind(*e, fi); err != nil {
-			return fail("entry %s: %v", name, err)
-		}
-		if e.Type != "file" {
-			return nil
-		}
-		rc, err := fi.Open()
-		if err != nil {
-			return err
-		}
-		defer rc.Close()
-		h := sha256.New()
-		n, err := io.CopyBuffer(h, rc, buf)
-		if err != nil {
-			return err
-		}
-		if got := hex.EncodeToString(h.Sum(nil)); got != e.SHA256 || n != e.Size {
-			return &VerifyError{Archive: path, Entry: name, Msg: fmt.Sprintf("file %s: sha256 %s (%d bytes), manifest says %s (%d bytes): the file changed while it was archived, or the archive is corrupted", name, got, n, e.SHA256, e.Size)}
-		}
-		return nil
-	})
-	if err == nil {
-		_, err = io.Copy(whole, f)
-	}
-	got := whole.Sum()
-	if err != nil {
-		var ve *VerifyError
-		if errors.As(err, &ve) {
-			return nil, ve
-		}
-		return nil, fail("unreadable: %v", err)
-	}
-	if got != want {
-		return nil, fail("sha256 %s does not match its sidecar %s", got, want)
-	}
-	if m == nil {
-		return nil, fail("empty archive")
-	}
-	for p := range expect {
-		if !seen[p] {
-			return nil, fail("manifest entry %s is missing from the archive", p)
-		}
-	}
-	for p := range dumps {
-		if !seen[p] {
-			return nil, fail("dump %s is missing from the archive", p)
-		}
-	}
-	return m, nil
-}
-
-// sameKind checks that an entry is what the manifest says it is.
-func sameKind(e FileEntry, fi archives.FileInfo) error {
-	hdr, _ := fi.Header.(*tar.Header)
-	if hdr == nil {
-		return errors.New("not a tar entry")
-	}
-	want := map[string]byte{"file": tar.TypeReg, "dir": tar.TypeDir, "symlink": tar.TypeSymlink, "hardlink": tar.TypeLink}[e.Type]
-	if hdr.Typeflag != want {
-		return fmt.Errorf("type %q in the archive, the manifest says %s", hdr.Typeflag, e.Type)
-	}
-	if (e.Type == "symlink" || e.Type == "hardlink") && hdr.Linkname != e.Target() {
-		return fmt.Errorf("links to %q, the manifest says %q", hdr.Linkname, e.Target())
-	}
-	return nil
+	m, _, err := checkArchive(ctx, path)
+	return m, err
 }
 
 // writeFileAtomic writes data to path through a temporary file, fsynced

@@ -426,13 +426,13 @@ func TestRestore_HardLinkAcrossComponentsRefused(t *testing.T) {
 	require.NoError(t, os.RemoveAll(f.Path("data", "acme")))
 	comps := []softdelete.ManifestComponent{{Name: "data", Type: "dir", Locator: f.Path("data", "acme"), Present: true, ArchivePath: "components/data"}}
 	archives := filepath.Join(t.TempDir(), "archives")
-	path := writeHostileArchive(t, filepath.Join(archives, "acme"), "acme", comps, []entry{
+	path := writeHostileArchive(t, f.App, filepath.Join(archives, "acme"), "acme", comps, []entry{
 		{hdr: tarDir("components/data")},
 		{hdr: tarLink("components/data/x", "components/config/development.ini")},
 	})
 	_, err := softdelete.Restore(context.Background(), f.Layout, softdelete.RestoreRequest{Name: "acme", ArchiveDir: archives,
 		Archive: path, Source: softdelete.SourceArchive, Options: f.Options()})
-	assert.ErrorContains(t, err, "hard link to an entry outside its component")
+	assert.ErrorContains(t, err, "which is not an earlier regular file of component data")
 }
 
 func tarDir(name string) tar.Header {

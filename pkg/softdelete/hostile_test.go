@@ -30,11 +30,14 @@ type entry struct {
 // manifest lists every entry with the right checksum, its sidecar matches)
 // but carries the given entries, as an attacker with write access to the
 // archive directory could.
-func writeHostileArchive(t *testing.T, dir, name string, comps []softdelete.ManifestComponent, entries []entry) string {
+func writeHostileArchive(t *testing.T, app, dir, name string, comps []softdelete.ManifestComponent, entries []entry) string {
 	t.Helper()
-	m := softdelete.Manifest{Format: softdelete.ArchiveFormat, ID: "x", Instance: name, App: "x", Components: comps, CreatedAt: time.Now()}
+	m := softdelete.Manifest{Format: softdelete.ArchiveFormat, ID: "x", Instance: name, App: app, Components: comps, CreatedAt: time.Now()}
 	for _, e := range entries {
-		fe := softdelete.FileEntry{Path: e.hdr.Name, Component: "data", Mode: 0o644}
+		fe := softdelete.FileEntry{Path: e.hdr.Name, Component: "data", Mode: uint32(e.hdr.Mode), MTime: time.Unix(0, 0).UTC()}
+		if e.hdr.Typeflag == tar.TypeSymlink {
+			fe.Mode = 0o777
+		}
 		switch e.hdr.Typeflag {
 		case tar.TypeReg:
 			sum := sha256.Sum256([]byte(e.body))
@@ -57,6 +60,8 @@ func writeHostileArchive(t *testing.T, dir, name string, comps []softdelete.Mani
 	all := append([]entry{{hdr: tar.Header{Name: "manifest.json", Typeflag: tar.TypeReg, Mode: 0o600}, body: string(manifest)}}, entries...)
 	for _, e := range all {
 		h := e.hdr
+		h.ModTime = time.Unix(0, 0)
+		h.Format = tar.FormatPAX
 		h.Size = int64(len(e.body))
 		if h.Typeflag != tar.TypeReg {
 			h.Size = 0
@@ -108,7 +113,7 @@ func TestRestore_MaliciousArchives(t *testing.T) {
 	for name, entries := range cases {
 		t.Run(name, func(t *testing.T) {
 			archives := filepath.Join(t.TempDir(), "archives")
-			path := writeHostileArchive(t, filepath.Join(archives, "acme"), "acme", comps, entries)
+			path := writeHostileArchive(t, f.App, filepath.Join(archives, "acme"), "acme", comps, entries)
 			_, err := softdelete.Restore(ctx, f.Layout, softdelete.RestoreRequest{Name: "acme", ArchiveDir: archives,
 				Source: softdelete.SourceArchive, Archive: path, Options: f.Options()})
 			require.Error(t, err)
@@ -128,7 +133,7 @@ func TestRestore_LinksComeBackAsLinks(t *testing.T) {
 	require.NoError(t, os.RemoveAll(dataPath))
 	comps := []softdelete.ManifestComponent{{Name: "data", Type: "dir", Locator: dataPath, Present: true, ArchivePath: "components/data"}}
 	archives := filepath.Join(t.TempDir(), "archives")
-	path := writeHostileArchive(t, filepath.Join(archives, "acme"), "acme", comps, []entry{
+	path := writeHostileArchive(t, f.App, filepath.Join(archives, "acme"), "acme", comps, []entry{
 		{hdr: tar.Header{Name: "components/data", Typeflag: tar.TypeDir, Mode: 0o755}},
 		{hdr: tar.Header{Name: "components/data/etc-link", Typeflag: tar.TypeSymlink, Linkname: "/etc"}},
 	})
@@ -179,7 +184,7 @@ func TestRestore_ForceMovesPresentAside(t *testing.T) {
 
 	rr, err := softdelete.Restore(ctx, f.Layout, softdelete.RestoreRequest{Name: "acme", ArchiveDir: archives, Options: f.Options()})
 	require.NoError(t, err)
-	assert.Contains(t, rr.Skipped, "config", "without force a present component is left alone")
+	assert.Contains(t, rr.NotRestored, "config", "without force a present component is left alone")
 	_, err = os.Stat(filepath.Join(cfg, "handmade.ini"))
 	require.NoError(t, err)
 

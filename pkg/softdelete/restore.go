@@ -5,9 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -17,7 +17,6 @@ import (
 	"github.com/mholt/archives"
 
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
-	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
 )
 
 // Restore sources.
@@ -25,6 +24,9 @@ const (
 	SourceAuto       = "auto"
 	SourceQuarantine = "quarantine"
 	SourceArchive    = "archive"
+	// SourceMixed is reported when some components came from quarantine
+	// and others from an archive.
+	SourceMixed = "mixed"
 )
 
 // RestoreRequest is one restore.
@@ -32,33 +34,178 @@ type RestoreRequest struct {
 	Name       string
 	ArchiveDir string
 	Source     string
-	// Archive is an explicit archive path; default the newest.
+	// Archive is an explicit archive path; default: for each component,
+	// the newest deletion that holds it.
 	Archive string
 	// Components restricts the restore to these components.
 	Components []string
-	// Force replaces present components: each is first moved into
-	// quarantine (never overwritten, never removed).
+	// Force replaces present components: the archive is verified and the
+	// replacement staged first; only then is each present one moved into
+	// quarantine (never overwritten, never removed), and moved back if
+	// its replacement cannot be put in place.
 	Force     bool
 	CheckMode bool
 	Options   instance.Options
+	// AfterStep, when set, is called after each step ("lock", "verify",
+	// "stage:<component>", "aside:<component>" (force), "place:<component>");
+	// tests use it to crash the process at step boundaries.
+	AfterStep func(step string)
 }
 
-// RestoreResult is the outcome of a restore.
+func (r *RestoreRequest) step(name string) {
+	if r.AfterStep != nil {
+		r.AfterStep(name)
+	}
+}
+
+// RestoreResult is the outcome of a restore. On failure it is returned
+// with the error and says what moved.
 type RestoreResult struct {
-	Changed  bool     `json:"changed"`
-	Source   string   `json:"source"`
-	Restored []string `json:"restored"`
-	Skipped  []string `json:"skipped"`
+	Changed bool `json:"changed"`
+	// Source is quarantine, archive or mixed.
+	Source string `json:"source"`
+	// Sources maps each restored component to "quarantine:<tombstone id>"
+	// or "archive:<path>".
+	Sources  map[string]string `json:"sources"`
+	Restored []string          `json:"restored"`
+	// NotRestored lists components of the layout left as they are:
+	// present (without force), or absent when their archive was written.
+	NotRestored []string `json:"not_restored"`
+	// Archive is the archive used (the newest, when several were).
 	Archive  string   `json:"archive,omitempty"`
+	Archives []string `json:"archives"`
 	// Replaced lists present components moved aside by force.
 	Replaced []QuarantineMove `json:"replaced"`
-	Msg      string           `json:"msg,omitempty"`
+	// Notes explains every choice that was not the obvious one: a
+	// quarantined copy that differs from its archive, a component found
+	// in an older deletion, leftovers of an interrupted run removed.
+	Notes []string `json:"notes"`
+	Msg   string   `json:"msg,omitempty"`
 }
 
-// Restore brings an instance back from quarantine (a rename back) or from
-// an archive (verified first, extracted through os.Root). A component that
-// is present is never overwritten; restoring a complete instance changes
-// nothing.
+func (r *RestoreResult) note(format string, args ...any) {
+	r.Notes = append(r.Notes, fmt.Sprintf(format, args...))
+}
+
+// RestoreRefusedError is a restore refused before the instance changed.
+type RestoreRefusedError struct {
+	Name   string
+	Reason string
+	Advice string
+	// Err is the finding behind the refusal, if any (a *VerifyError, a
+	// *ManifestMismatchError).
+	Err error
+}
+
+func (e *RestoreRefusedError) Unwrap() error { return e.Err }
+
+func (e *RestoreRefusedError) Error() string {
+	return fmt.Sprintf("refusing to restore %s: %s", e.Name, e.Reason)
+}
+
+// Hint tells the operator what to do.
+func (e *RestoreRefusedError) Hint() string {
+	if e.Advice != "" {
+		return e.Advice + "; the instance was not changed"
+	}
+	return "the instance was not changed"
+}
+
+// RestoreFailedError is a restore that failed; State says what it left.
+type RestoreFailedError struct {
+	Name  string
+	Err   error
+	State string
+}
+
+func (e *RestoreFailedError) Error() string {
+	return fmt.Sprintf("restore of %s failed: %v", e.Name, e.Err)
+}
+
+func (e *RestoreFailedError) Unwrap() error { return e.Err }
+
+// Hint tells the operator what state was left and how to finish.
+func (e *RestoreFailedError) Hint() string { return e.State }
+
+// ManifestMismatchError is an archive whose manifest does not describe
+// this instance as this host's layout resolves it.
+type ManifestMismatchError struct {
+	Archive   string
+	Component string
+	Field     string
+	Manifest  string
+	Layout    string
+}
+
+func (e *ManifestMismatchError) Error() string {
+	what := e.Field
+	if e.Component != "" {
+		what = "component " + e.Component + " " + e.Field
+	}
+	return fmt.Sprintf("archive %s: %s is %q in its manifest but %q in this host's layout", e.Archive, what, e.Manifest, e.Layout)
+}
+
+// Hint tells the operator what to do.
+func (e *ManifestMismatchError) Hint() string {
+	return "restore writes only where this host's layout says; check the layout, or the archive was not written for this instance or was tampered with"
+}
+
+// pick is where one component comes back from.
+type pick struct {
+	comp    instance.Component
+	locator string // what this host's layout resolves: path, unit or database
+	present bool   // present now (force)
+	from    string // path of a present component to move aside (force)
+	// from quarantine
+	ts   *Tombstone
+	move QuarantineMove
+	// from an archive
+	archive string
+	mc      ManifestComponent
+	// staged: the staging directory or database, once ready
+	staged string
+	done   bool
+}
+
+func (p *pick) sourceLabel() string {
+	if p.ts != nil {
+		return "quarantine:" + p.ts.ID
+	}
+	return "archive:" + p.archive
+}
+
+// deletion is one earlier deletion: its tombstone, its archive, or both.
+type deletion struct {
+	id      string
+	ts      *Tombstone
+	archive string
+	head    *Manifest
+	headErr error
+	read    bool
+}
+
+// restorer carries one restore.
+type restorer struct {
+	l     *instance.Layout
+	req   RestoreRequest
+	dir   string
+	res   *RestoreResult
+	dels  []*deletion // newest first
+	tombs []*Tombstone
+	work  string
+	aside *Tombstone
+}
+
+// Restore brings an instance back, each component from the newest
+// deletion that holds it: from quarantine (a rename back) when the
+// quarantined copy still matches its archive's manifest, else from the
+// archive. An archive passes every check of checkArchive, matches this
+// host's layout (app, instance, each component's locator) and, when a
+// tombstone records it, that tombstone's sha256 before anything is
+// written. Each component is staged beside its destination, verified
+// against the manifest, then renamed into place: a place is absent or
+// complete, never half-filled. A present component is never overwritten;
+// restoring a complete instance changes nothing.
 func Restore(ctx context.Context, l *instance.Layout, req RestoreRequest) (*RestoreResult, error) {
 	if err := l.ValidateName(req.Name); err != nil {
 		return nil, err
@@ -68,182 +215,648 @@ func Restore(ctx context.Context, l *instance.Layout, req RestoreRequest) (*Rest
 			return nil, fmt.Errorf("no component %q in layout %s", c, l.Source)
 		}
 	}
+	if req.Source == "" {
+		req.Source = SourceAuto
+	}
+	switch req.Source {
+	case SourceAuto, SourceArchive, SourceQuarantine:
+	default:
+		return nil, fmt.Errorf("source %q: expected auto, quarantine or archive", req.Source)
+	}
+	if req.Archive != "" && req.Source == SourceQuarantine {
+		return nil, &RestoreRefusedError{Name: req.Name, Reason: "an explicit archive and source: quarantine contradict each other"}
+	}
 	dir, err := instance.Join(req.ArchiveDir, req.Name)
 	if err != nil {
 		return nil, err
 	}
-	if req.Source == "" {
-		req.Source = SourceAuto
+	res := &RestoreResult{Source: req.Source, Sources: map[string]string{}, Restored: []string{}, NotRestored: []string{},
+		Archives: []string{}, Replaced: []QuarantineMove{}, Notes: []string{}}
+	if _, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("no archives or tombstones for %s under %s: %w", req.Name, req.ArchiveDir, err)
 	}
-	inst, err := l.Resolve(ctx, req.Name, req.Options)
+	r := &restorer{l: l, req: req, dir: dir, res: res}
+	if !req.CheckMode {
+		unlock, err := lock(dir, req.Name)
+		if err != nil {
+			var re *RefusedError
+			if errors.As(err, &re) {
+				return nil, &RestoreRefusedError{Name: req.Name, Reason: re.Reason, Advice: re.Advice}
+			}
+			return nil, err
+		}
+		defer unlock()
+		req.step("lock")
+		removeStale(dir)
+		n, err := cleanStaging(ctx, l, req.Name, req.Options)
+		if n > 0 {
+			res.Changed = true
+			res.note("removed %d staging leftover(s) of an interrupted restore", n)
+		}
+		if err != nil {
+			return res, &RestoreFailedError{Name: req.Name, Err: err,
+				State: "a staging leftover of an interrupted restore could not be removed; the instance itself was not changed"}
+		}
+	}
+	if !req.CheckMode {
+		if n, err := settleAside(ctx, dir, req.Options); err != nil {
+			return res, err
+		} else if n > 0 {
+			res.Changed = true
+			res.note("recorded %d move(s) aside by an interrupted forced restore", n)
+		}
+	}
+	out, err := r.run(ctx)
+	if err != nil && out == nil {
+		out = res
+	}
+	if out != nil && len(out.Notes) > 0 && out.Msg == "" && err == nil {
+		out.Msg = strings.Join(out.Notes, "; ")
+	}
+	return out, err
+}
+
+func (r *restorer) run(ctx context.Context) (*RestoreResult, error) {
+	req, res := r.req, r.res
+	inst, err := r.l.Resolve(ctx, req.Name, req.Options)
 	var nf *instance.NotFoundError
 	if err != nil && !errors.As(err, &nf) {
 		return nil, err
 	}
-	res := &RestoreResult{Restored: []string{}, Skipped: []string{}, Replaced: []QuarantineMove{}}
-	var want []instance.Component
-	var replace []QuarantineMove
-	replaceID := newID(time.Now())
-	for _, c := range l.Components {
+	var picks []*pick
+	for _, c := range r.l.Components {
 		if len(req.Components) > 0 && !slices.Contains(req.Components, c.Name) {
 			continue
 		}
-		if st, _ := inst.State(c.Name); st.Present {
+		st, _ := inst.State(c.Name)
+		loc, err := layoutLocator(c, req.Name)
+		if err != nil {
+			return nil, err
+		}
+		p := &pick{comp: c, locator: loc}
+		if st.Present {
 			if !req.Force {
-				res.Skipped = append(res.Skipped, c.Name)
+				res.NotRestored = append(res.NotRestored, c.Name)
 				continue
 			}
 			if st.Problem != "" {
-				return nil, &RefusedError{Name: req.Name, Reason: fmt.Sprintf("component %s: %s", c.Name, st.Problem)}
+				return nil, &RestoreRefusedError{Name: req.Name, Reason: fmt.Sprintf("component %s: %s", c.Name, st.Problem)}
 			}
-			from := st.Locator
+			p.present = true
+			p.from = st.Locator
 			if c.Type == instance.TypeSystemdUnit {
-				from = st.UnitFile
-			}
-			if from != "" {
-				replace = append(replace, QuarantineMove{Component: c.Name, Type: c.Type, From: from, To: quarantineTarget(c.Type, from, replaceID)})
+				p.from = st.UnitFile
 			}
 		}
-		want = append(want, c)
+		picks = append(picks, p)
 	}
-	if len(want) == 0 {
-		res.Source = req.Source
+	if len(picks) == 0 {
 		res.Msg = "every requested component is present; nothing to restore"
 		return res, nil
 	}
-	if _, err := os.Stat(dir); err != nil {
-		return nil, fmt.Errorf("no archives or tombstones for %s under %s: %w", req.Name, req.ArchiveDir, err)
-	}
-	if !req.CheckMode {
-		unlock, err := lock(dir, req.Name)
-		if err != nil {
-			return nil, err
-		}
-		defer unlock()
-	}
-
-	ts, err := latestTombstone(dir)
-	if err != nil {
+	if err := r.loadDeletions(); err != nil {
 		return nil, err
 	}
-	res.Replaced = replace
-	if !req.CheckMode && len(replace) > 0 {
-		// Present components make way, into quarantine and with a
-		// tombstone of their own, before anything comes back.
-		now := time.Now().UTC()
-		aside := &Tombstone{ID: replaceID, Instance: req.Name, App: l.App, Components: replace,
-			Reason: "replaced by a forced restore", DeletedAt: now, PurgeAfter: now.Add(30 * 24 * time.Hour),
-			State: StateQuarantining, ToolVersion: Version, Path: filepath.Join(dir, replaceID+".tombstone.json")}
-		if err := aside.write(); err != nil {
-			return nil, err
-		}
-		if err := quarantine(ctx, Request{Options: req.Options}, aside); err != nil {
-			return nil, err
-		}
-	}
-	useQuarantine := req.Archive == "" && ts != nil && ts.State != StatePurged && ts.State != StateRestored && req.Source != SourceArchive
-	if useQuarantine {
-		// Auto falls back to the archive when a quarantined copy is gone.
-		if useQuarantine, err = quarantineHolds(ctx, req.Options.PG, ts, want); err != nil {
-			return nil, err
-		}
-	}
-	if req.Source == SourceQuarantine && !useQuarantine {
-		return nil, fmt.Errorf("no quarantined copy of %s to restore; use source: archive", req.Name)
-	}
-	if useQuarantine {
-		res.Source = SourceQuarantine
-		return restoreQuarantine(ctx, req, ts, want, res)
-	}
-	res.Source = SourceArchive
-	archive := req.Archive
-	if archive == "" {
-		archive, err = newestArchive(dir)
+	var chosen []*pick
+	var missing []string
+	for _, p := range picks {
+		ok, err := r.choose(ctx, p)
 		if err != nil {
 			return nil, err
 		}
-	}
-	res.Archive = archive
-	return restoreArchive(ctx, req, archive, want, res)
-}
-
-func restoreQuarantine(ctx context.Context, req RestoreRequest, ts *Tombstone, want []instance.Component, res *RestoreResult) (*RestoreResult, error) {
-	for _, c := range want {
-		i := slices.IndexFunc(ts.Components, func(m QuarantineMove) bool { return m.Component == c.Name })
-		if i < 0 {
-			res.Skipped = append(res.Skipped, c.Name)
-			continue
-		}
-		m := ts.Components[i]
-		res.Restored = append(res.Restored, c.Name)
-		if req.CheckMode {
-			continue
-		}
-		var err error
-		if m.Type == instance.TypePostgreSQL {
-			err = moveDatabase(ctx, req.Options.PG, m.To, m.From, true)
-		} else {
-			err = movePathBack(m.To, m.From)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("restore component %s from quarantine: %w", c.Name, err)
+		switch {
+		case ok:
+			chosen = append(chosen, p)
+		case p.archive == "" && p.ts == nil && !slices.Contains(res.NotRestored, p.comp.Name):
+			missing = append(missing, p.comp.Name)
 		}
 	}
-	res.Changed = len(res.Restored) > 0
-	if !req.CheckMode && res.Changed {
-		ts.State = StateRestored
-		for _, m := range ts.Components {
-			if m.Type != instance.TypePostgreSQL {
-				if _, err := os.Lstat(m.To); err == nil {
-					ts.State = StateQuarantined // some components remain in quarantine
-				}
+	if len(missing) > 0 {
+		where := "any archive or quarantine under " + r.dir
+		if req.Archive != "" {
+			where = "archive " + req.Archive
+		} else if req.Source == SourceQuarantine {
+			where = "any quarantine of " + req.Name
+		}
+		return nil, &RestoreRefusedError{Name: req.Name,
+			Reason: fmt.Sprintf("component(s) %s of this host's layout are found in no deletion in %s (neither their content nor a record that they were absent)", strings.Join(missing, ", "), where),
+			Advice: "restore the other components with components: [...], or find an archive that holds them"}
+	}
+	// A required, backed-up component that would stay absent leaves the
+	// instance partial: refuse before anything moves, unless the operator
+	// named the components to restore and left it out.
+	var partial []string
+	for _, p := range picks {
+		if p.archive == "" && p.ts == nil && slices.Contains(res.NotRestored, p.comp.Name) &&
+			!p.comp.Optional && (p.comp.Backup == nil || *p.comp.Backup) {
+			partial = append(partial, p.comp.Name)
+		}
+	}
+	if len(partial) > 0 {
+		return nil, &RestoreRefusedError{Name: req.Name,
+			Reason: fmt.Sprintf("required component(s) %s would stay absent (%s): the instance would be partial", strings.Join(partial, ", "), strings.Join(res.Notes, "; ")),
+			Advice: "restore the other components explicitly with components: [...] if a partial instance is what you want"}
+	}
+	// Verify every archive used, whole, before anything is written.
+	manifests := map[string]*Manifest{}
+	for _, p := range chosen {
+		if p.archive == "" {
+			continue
+		}
+		m, ok := manifests[p.archive]
+		if !ok {
+			if m, err = r.verifyArchive(ctx, p.archive); err != nil {
+				return nil, err
 			}
+			manifests[p.archive] = m
+			res.Archives = append(res.Archives, p.archive)
 		}
-		if err := ts.write(); err != nil {
-			return nil, err
+		i := slices.IndexFunc(m.Components, func(mc ManifestComponent) bool { return mc.Name == p.comp.Name })
+		if i < 0 || m.Components[i].ArchivePath == "" {
+			return nil, &RestoreRefusedError{Name: req.Name, Reason: fmt.Sprintf("archive %s changed while it was read: component %s is gone from it", p.archive, p.comp.Name)}
 		}
+		p.mc = m.Components[i]
+	}
+	req.step("verify")
+	sort.Sort(sort.Reverse(sort.StringSlice(res.Archives)))
+	if len(res.Archives) > 0 {
+		res.Archive = res.Archives[0]
+	}
+	nq, na := 0, 0
+	for _, p := range chosen {
+		res.Restored = append(res.Restored, p.comp.Name)
+		res.Sources[p.comp.Name] = p.sourceLabel()
+		if p.ts != nil {
+			nq++
+		} else {
+			na++
+		}
+		if p.present {
+			res.Replaced = append(res.Replaced, QuarantineMove{Component: p.comp.Name, Type: p.comp.Type, From: p.from})
+		}
+	}
+	switch {
+	case nq > 0 && na > 0:
+		res.Source = SourceMixed
+	case nq > 0:
+		res.Source = SourceQuarantine
+	case na > 0:
+		res.Source = SourceArchive
+	}
+	if req.CheckMode {
+		res.Changed = res.Changed || len(chosen) > 0
+		return res, nil
+	}
+	if len(chosen) == 0 {
+		return res, nil
+	}
+	// Stage every component from an archive; nothing is in place yet.
+	if err := r.stageAll(ctx, chosen, manifests); err != nil {
+		r.unstage(ctx, chosen)
+		return res, &RestoreFailedError{Name: req.Name, Err: err, State: r.state(chosen, "nothing was put in place and every staging copy was removed; fix the cause and run again")}
+	}
+	// Place: move present components aside last, rename into place, move
+	// back on failure.
+	for _, p := range chosen {
+		if err := r.place(ctx, p); err != nil {
+			r.unstage(ctx, chosen)
+			if cerr := r.closeAside(); cerr != nil {
+				err = fmt.Errorf("%w; recording the moves aside also failed: %v", err, cerr)
+			}
+			return res, &RestoreFailedError{Name: req.Name, Err: err, State: r.state(chosen, "run again to restore the remaining components")}
+		}
+		req.step("place:" + p.comp.Name)
+	}
+	r.unstage(ctx, chosen)
+	if err := r.finish(ctx, chosen); err != nil {
+		return res, &RestoreFailedError{Name: req.Name, Err: err, State: r.state(chosen, "every component is in place; only the bookkeeping failed")}
 	}
 	return res, nil
 }
 
-// quarantineHolds reports whether every wanted component that the tombstone
-// moved is still in quarantine.
-func quarantineHolds(ctx context.Context, pg pgdump.Conn, ts *Tombstone, want []instance.Component) (bool, error) {
-	for _, c := range want {
-		i := slices.IndexFunc(ts.Components, func(m QuarantineMove) bool { return m.Component == c.Name })
-		if i < 0 {
+// state describes what a failed restore left.
+func (r *restorer) state(chosen []*pick, advice string) string {
+	var placed, aside []string
+	for _, p := range chosen {
+		if p.done {
+			placed = append(placed, p.comp.Name)
+		}
+	}
+	for _, m := range r.res.Replaced {
+		if m.To != "" {
+			aside = append(aside, m.Component+" (in "+m.To+")")
+		}
+	}
+	s := "restored and complete: " + orNone(placed)
+	if len(aside) > 0 {
+		s += "; moved aside by force: " + strings.Join(aside, ", ")
+	}
+	if len(placed) > 0 || len(aside) > 0 {
+		r.res.Changed = true
+	}
+	return s + "; every other component is as it was; " + advice
+}
+
+func orNone(s []string) string {
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, ", ")
+}
+
+// layoutLocator is what this host's layout resolves for a component of an
+// instance: a path, a unit name or a database name.
+func layoutLocator(c instance.Component, name string) (string, error) {
+	switch c.Type {
+	case instance.TypeDir, instance.TypeFile:
+		_, _, full, err := instance.Locate(c, name)
+		return full, err
+	}
+	return c.Template.Expand(name), nil
+}
+
+// loadDeletions lists earlier deletions, newest first: every tombstone
+// with its archive, and archives no tombstone names.
+func (r *restorer) loadDeletions() error {
+	tombs, err := Tombstones(r.dir)
+	if err != nil {
+		return err
+	}
+	r.tombs = tombs
+	byArchive := map[string]*Tombstone{}
+	for _, t := range tombs {
+		if t.ArchivePath != "" {
+			byArchive[filepath.Base(t.ArchivePath)] = t
+		}
+	}
+	if r.req.Archive != "" {
+		r.dels = []*deletion{{id: filepath.Base(r.req.Archive), ts: byArchive[filepath.Base(r.req.Archive)], archive: r.req.Archive}}
+		return nil
+	}
+	for _, t := range tombs {
+		d := &deletion{id: t.ID, ts: t}
+		if t.ArchivePath != "" {
+			d.archive = filepath.Join(r.dir, filepath.Base(t.ArchivePath))
+		}
+		r.dels = append(r.dels, d)
+	}
+	files, err := filepath.Glob(filepath.Join(r.dir, "*.tar.zst"))
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		if byArchive[filepath.Base(f)] == nil {
+			r.dels = append(r.dels, &deletion{id: strings.TrimSuffix(filepath.Base(f), ".tar.zst"), archive: f})
+		}
+	}
+	sort.SliceStable(r.dels, func(i, j int) bool { return r.dels[i].id > r.dels[j].id })
+	return nil
+}
+
+// manifest reads (once) the manifest of a deletion's archive.
+func (d *deletion) manifest() (*Manifest, error) {
+	if !d.read {
+		d.read = true
+		if d.archive == "" {
+			d.headErr = errors.New("no archive")
+		} else {
+			d.head, d.headErr = readManifestHead(d.archive)
+		}
+	}
+	return d.head, d.headErr
+}
+
+// choose finds where a component comes back from. It returns false when
+// the component is not restored: known absent at its deletion (listed in
+// NotRestored with a note), or found nowhere (the caller fails).
+func (r *restorer) choose(ctx context.Context, p *pick) (bool, error) {
+	req, res := r.req, r.res
+	name := p.comp.Name
+	useQ := req.Archive == "" && req.Source != SourceArchive
+	useA := req.Source != SourceQuarantine
+	absentAt, absentUnit := "", false
+	for _, d := range r.dels {
+		m, merr := d.manifest()
+		var mc *ManifestComponent
+		if merr == nil {
+			if i := slices.IndexFunc(m.Components, func(c ManifestComponent) bool { return c.Name == name }); i >= 0 {
+				mc = &m.Components[i]
+			}
+		}
+		// A tombstone without an archive (components replaced by force) is
+		// never a source: nothing can vouch for its quarantine.
+		if useQ && d.ts != nil && d.archive != "" && d.ts.State != StateRestored && d.ts.State != StatePurged {
+			if i := slices.IndexFunc(d.ts.Components, func(q QuarantineMove) bool { return q.Component == name }); i >= 0 {
+				q := d.ts.Components[i]
+				held, err := quarantineHeld(ctx, req.Options, q)
+				if err != nil {
+					return false, err
+				}
+				if held {
+					if q.Type != p.comp.Type || (q.Type != instance.TypeSystemdUnit && q.From != p.locator) {
+						return false, &RestoreRefusedError{Name: req.Name, Reason: fmt.Sprintf(
+							"tombstone %s says component %s (%s) was at %q; this host's layout says %q", d.ts.Path, name, q.Type, q.From, p.locator)}
+					}
+					why := ""
+					switch {
+					case merr != nil:
+						why = fmt.Sprintf("its archive cannot be read to check it (%v)", merr)
+					case mc == nil || (mc.ArchivePath == "" && q.Type != instance.TypeSystemdUnit):
+						why = "its archive does not hold it"
+					default:
+						why = compareQuarantine(q, name, m)
+					}
+					if why == "" {
+						p.ts, p.move = d.ts, q
+						return true, nil
+					}
+					if req.Source == SourceQuarantine {
+						return false, &RestoreRefusedError{Name: req.Name,
+							Reason: fmt.Sprintf("the quarantined copy of %s (%s) does not match its archive: %s", name, q.To, why),
+							Advice: "use source: archive (or auto) to restore from the verified archive"}
+					}
+					res.note("the quarantined copy of %s (%s) does not match its archive: %s; restoring %s from the archive instead", name, q.To, why, name)
+				}
+			}
+		}
+		if !useA {
 			continue
 		}
-		m := ts.Components[i]
-		if m.Type != instance.TypePostgreSQL {
-			if _, err := os.Lstat(m.To); err != nil {
-				return false, nil
+		if merr != nil {
+			if d.archive == "" {
+				continue // a tombstone without an archive (force's own)
+			}
+			if d.ts != nil && d.ts.State == StatePurged && errors.Is(merr, fs.ErrNotExist) {
+				continue // purged for good: tombstone kept as a record
+			}
+			// The newest deletion that could hold the component cannot be
+			// read: never pass over it silently to older data.
+			ve := &VerifyError{Archive: d.archive, Msg: "manifest unreadable: " + merr.Error()}
+			return false, &RestoreRefusedError{Name: req.Name, Reason: ve.Error(), Err: ve,
+				Advice: "name an older archive explicitly with archive: if this one is lost"}
+		}
+		if mc == nil {
+			continue // another layout, or a component added since: look further back
+		}
+		if mc.ArchivePath == "" {
+			if mc.Present {
+				// Present but not archivable (a systemd unit): older
+				// deletions hold older states of it, never this one.
+				absentAt, absentUnit = d.archive, true
+				break
+			}
+			// Absent when this deletion ran (perhaps deleted earlier under
+			// another layout): an older deletion may hold it.
+			if absentAt == "" {
+				absentAt = d.archive
 			}
 			continue
 		}
-		db, err := pg.Open(ctx, "postgres")
-		if err != nil {
-			return false, err
+		if absentAt != "" {
+			res.note("component %s was absent when %s was written; restoring it from the older %s", name, absentAt, d.archive)
 		}
-		ok, err := databaseExists(ctx, db, m.To)
-		db.Close()
-		if err != nil || !ok {
-			return false, err
-		}
+		p.archive = d.archive
+		return true, nil
 	}
-	return true, nil
+	if absentAt != "" {
+		why := "was absent when archive " + absentAt + " was written, and no older deletion holds it"
+		if absentUnit {
+			why = "is a systemd unit, which archives do not hold, and no quarantine holds its unit file (restore it by hand)"
+		}
+		res.NotRestored = append(res.NotRestored, name)
+		res.note("component %s not restored: it %s", name, why)
+	}
+	return false, nil
 }
 
-func newestArchive(dir string) (string, error) {
-	files, err := filepath.Glob(filepath.Join(dir, "*.tar.zst"))
+// verifyArchive applies checkArchive, then this host's layout and the
+// tombstone's record of the archive.
+func (r *restorer) verifyArchive(ctx context.Context, path string) (*Manifest, error) {
+	m, digest, err := checkArchive(ctx, path)
 	if err != nil {
-		return "", err
+		return nil, &RestoreRefusedError{Name: r.req.Name, Reason: err.Error(), Advice: "do not rely on this archive", Err: err}
 	}
-	if len(files) == 0 {
-		return "", fmt.Errorf("no archive under %s", dir)
+	for _, t := range r.tombs {
+		if t.ArchivePath != "" && filepath.Base(t.ArchivePath) == filepath.Base(path) && t.ArchiveSHA256 != digest {
+			return nil, &RestoreRefusedError{Name: r.req.Name,
+				Reason: fmt.Sprintf("archive %s has sha256 %s but tombstone %s recorded %s when it was written: it was replaced or tampered with", path, digest, t.Path, t.ArchiveSHA256),
+				Advice: "do not rely on this archive"}
+		}
 	}
-	sort.Strings(files)
-	return files[len(files)-1], nil
+	if err := checkManifestLayout(r.l, r.req.Name, path, m); err != nil {
+		return nil, &RestoreRefusedError{Name: r.req.Name, Reason: err.Error(), Advice: "restore writes only where this host's layout says", Err: err}
+	}
+	return m, nil
+}
+
+// checkManifestLayout refuses a manifest that describes another app or
+// instance, or a component at another place than this host's layout.
+func checkManifestLayout(l *instance.Layout, name, archive string, m *Manifest) error {
+	if m.App != l.App {
+		return &ManifestMismatchError{Archive: archive, Field: "app", Manifest: m.App, Layout: l.App}
+	}
+	if m.Instance != name {
+		return &ManifestMismatchError{Archive: archive, Field: "instance", Manifest: m.Instance, Layout: name}
+	}
+	for _, mc := range m.Components {
+		c, ok := l.Component(mc.Name)
+		if !ok {
+			continue
+		}
+		if mc.Type != c.Type {
+			return &ManifestMismatchError{Archive: archive, Component: mc.Name, Field: "type", Manifest: mc.Type, Layout: c.Type}
+		}
+		want, err := layoutLocator(c, name)
+		if err != nil {
+			return err
+		}
+		if mc.Locator != want && (mc.Present || mc.Locator != "") {
+			return &ManifestMismatchError{Archive: archive, Component: mc.Name, Field: "locator", Manifest: mc.Locator, Layout: want}
+		}
+		if mc.Type == instance.TypeFile && mc.ArchivePath != "" {
+			for _, e := range m.Files {
+				if e.Component == mc.Name && e.Type == "file" && baseName(e.Name()) != filepath.Base(want) {
+					return &ManifestMismatchError{Archive: archive, Component: mc.Name, Field: "file name", Manifest: baseName(e.Name()), Layout: filepath.Base(want)}
+				}
+			}
+		}
+	}
+	for _, d := range m.Databases {
+		if c, ok := l.Component(d.Component); ok {
+			want := c.Template.Expand(name)
+			if d.Database != want {
+				return &ManifestMismatchError{Archive: archive, Component: d.Component, Field: "database", Manifest: d.Database, Layout: want}
+			}
+		}
+	}
+	return nil
+}
+
+func baseName(name string) string {
+	if i := strings.LastIndex(name, "/"); i >= 0 {
+		return name[i+1:]
+	}
+	return name
+}
+
+// place puts one component into place: the present one (force) is moved
+// aside first, and back if the new one cannot be put in place.
+func (r *restorer) place(ctx context.Context, p *pick) error {
+	aside := QuarantineMove{}
+	if p.present && p.from != "" {
+		if err := r.ensureAside(); err != nil {
+			return err
+		}
+		aside = QuarantineMove{Component: p.comp.Name, Type: p.comp.Type, From: p.from, To: quarantineTarget(p.comp.Type, p.from, r.aside.ID)}
+		r.aside.Components = append(r.aside.Components, aside)
+		if err := r.aside.write(); err != nil {
+			return err
+		}
+		var err error
+		if p.comp.Type == instance.TypePostgreSQL {
+			err = moveDatabase(ctx, r.req.Options.PG, aside.From, aside.To, false)
+		} else {
+			err = movePath(aside.From, aside.To)
+		}
+		if err != nil {
+			return fmt.Errorf("move present component %s aside: %w", p.comp.Name, err)
+		}
+		for i := range r.res.Replaced {
+			if r.res.Replaced[i].Component == p.comp.Name {
+				r.res.Replaced[i] = aside
+			}
+		}
+		r.res.Changed = true
+		r.req.step("aside:" + p.comp.Name)
+	}
+	err := r.putInPlace(ctx, p)
+	if err == nil {
+		p.done = true
+		r.res.Changed = true
+		return nil
+	}
+	if aside.To != "" {
+		var berr error
+		if p.comp.Type == instance.TypePostgreSQL {
+			berr = moveDatabase(ctx, r.req.Options.PG, aside.To, aside.From, true)
+		} else {
+			berr = movePathBack(aside.To, aside.From)
+		}
+		if berr != nil {
+			return fmt.Errorf("%w; moving the present component %s back from %s also failed: %v", err, p.comp.Name, aside.To, berr)
+		}
+		for i := range r.res.Replaced {
+			if r.res.Replaced[i].Component == p.comp.Name {
+				r.res.Replaced[i].To = ""
+			}
+		}
+		r.aside.Components = slices.DeleteFunc(r.aside.Components, func(m QuarantineMove) bool { return m.Component == p.comp.Name })
+		_ = r.aside.write()
+		return fmt.Errorf("%w (the present component %s was moved back into place)", err, p.comp.Name)
+	}
+	return err
+}
+
+func (r *restorer) putInPlace(ctx context.Context, p *pick) error {
+	if p.ts != nil {
+		if p.comp.Type == instance.TypePostgreSQL {
+			return moveDatabase(ctx, r.req.Options.PG, p.move.To, p.move.From, true)
+		}
+		return movePathBack(p.move.To, p.move.From)
+	}
+	if p.comp.Type == instance.TypePostgreSQL {
+		return renameStagedDatabase(ctx, r.req.Options.PG, p.staged, p.locator)
+	}
+	return renameStaged(p.staged, p.locator)
+}
+
+// ensureAside writes the tombstone of components moved aside by force
+// before the first of them moves.
+func (r *restorer) ensureAside() error {
+	if r.aside != nil {
+		return nil
+	}
+	now := time.Now().UTC()
+	id := newID(now)
+	r.aside = &Tombstone{ID: id, Instance: r.req.Name, App: r.l.App, Components: []QuarantineMove{},
+		Reason: asideReason, DeletedAt: now, PurgeAfter: now.Add(30 * 24 * time.Hour),
+		State: StateQuarantining, ToolVersion: Version, Path: filepath.Join(r.dir, id+".tombstone.json")}
+	return r.aside.write()
+}
+
+// closeAside records the moves aside of force as done: quarantined, or
+// restored when every one was moved back.
+func (r *restorer) closeAside() error {
+	if r.aside == nil {
+		return nil
+	}
+	r.aside.State = StateQuarantined
+	if len(r.aside.Components) == 0 {
+		r.aside.State = StateRestored
+	}
+	return r.aside.write()
+}
+
+// finish records the new state in tombstones.
+func (r *restorer) finish(ctx context.Context, chosen []*pick) error {
+	if err := r.closeAside(); err != nil {
+		return err
+	}
+	seen := map[*Tombstone]bool{}
+	for _, p := range chosen {
+		if p.ts == nil || seen[p.ts] || !p.done {
+			continue
+		}
+		seen[p.ts] = true
+		state := StateRestored
+		for _, m := range p.ts.Components {
+			held, err := quarantineHeld(ctx, r.req.Options, m)
+			if err != nil {
+				return err
+			}
+			if held {
+				state = StateQuarantined // some components remain in quarantine
+			}
+		}
+		p.ts.State = state
+		if err := p.ts.write(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readManifestHead reads only the first entry of an archive, its
+// manifest; nothing is verified (checkArchive does).
+func readManifestHead(path string) (*Manifest, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var m *Manifest
+	stop := errors.New("stop")
+	err = archiveFormat.Extract(context.Background(), f, func(ctx context.Context, fi archives.FileInfo) error {
+		if fi.NameInArchive != "manifest.json" {
+			return fmt.Errorf("first entry is %q, not manifest.json", fi.NameInArchive)
+		}
+		rc, err := fi.Open()
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		if m, err = decodeManifest(rc); err != nil {
+			return fmt.Errorf("manifest.json: %w", err)
+		}
+		return stop
+	})
+	if err != nil && !errors.Is(err, stop) {
+		return nil, err
+	}
+	if m == nil {
+		return nil, errors.New("empty archive")
+	}
+	return m, nil
 }
 
 // UnsafeEntryError is an archive entry that would land outside its
@@ -289,253 +902,48 @@ func checkName(name string) string {
 		return "name contains .."
 	case !filepath.IsLocal(strings.TrimSuffix(name, "/")):
 		return "name leaves the archive root"
+	case strings.TrimSuffix(name, "/") != path.Clean(strings.TrimSuffix(name, "/")):
+		return "name is not clean (empty, . or repeated / elements)"
 	}
 	return ""
 }
 
-// placement maps archive names of the components being restored to the
-// place each lands, relative to its component's parent directory.
-type placement struct {
-	targets map[string]ManifestComponent
-}
+// asideReason marks the tombstone of components moved aside by force.
+const asideReason = "replaced by a forced restore"
 
-// locate returns the component an archive name belongs to and its path
-// relative to the component's parent, or ok false for other entries.
-func (p placement) locate(name string) (mc ManifestComponent, rel string, ok bool) {
-	name = strings.TrimSuffix(name, "/")
-	for comp, c := range p.targets {
-		prefix := "components/" + comp
-		if c.Type == instance.TypePostgreSQL || (name != prefix && !strings.HasPrefix(name, prefix+"/")) {
+// settleAside finishes the tombstones of forced restores that were killed
+// between moving a component aside and recording it: moves that happened
+// are kept (state quarantined), moves that did not are dropped, so that
+// no later deletion mistakes them for an interrupted one.
+func settleAside(ctx context.Context, dir string, opts instance.Options) (int, error) {
+	tombs, err := Tombstones(dir)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, t := range tombs {
+		if t.State != StateQuarantining || t.ArchivePath != "" || t.Reason != asideReason {
 			continue
 		}
-		base := filepath.Base(c.Locator)
-		rel = base
-		if name != prefix && c.Type == instance.TypeDir {
-			rel = filepath.Join(base, filepath.FromSlash(strings.TrimPrefix(name, prefix+"/")))
-		}
-		return c, rel, filepath.IsLocal(rel)
-	}
-	return ManifestComponent{}, "", false
-}
-
-func restoreArchive(ctx context.Context, req RestoreRequest, archive string, want []instance.Component, res *RestoreResult) (*RestoreResult, error) {
-	m, err := VerifyArchive(ctx, archive)
-	if err != nil {
-		return nil, err
-	}
-	if m.Instance != req.Name {
-		return nil, fmt.Errorf("archive %s holds instance %s, not %s", archive, m.Instance, req.Name)
-	}
-	targets := map[string]ManifestComponent{}
-	for _, c := range want {
-		i := slices.IndexFunc(m.Components, func(mc ManifestComponent) bool { return mc.Name == c.Name && mc.ArchivePath != "" })
-		if i < 0 {
-			res.Skipped = append(res.Skipped, c.Name)
-			continue
-		}
-		targets[c.Name] = m.Components[i]
-		res.Restored = append(res.Restored, c.Name)
-	}
-	res.Changed = len(res.Restored) > 0
-	if req.CheckMode || !res.Changed {
-		return res, nil
-	}
-	work, err := os.MkdirTemp(filepath.Dir(archive), ".work-restore-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(work)
-
-	roots := map[string]*os.Root{}
-	defer func() {
-		for _, r := range roots {
-			r.Close()
-		}
-	}()
-	rootFor := func(mc ManifestComponent) (*os.Root, string, error) {
-		parent := filepath.Dir(mc.Locator)
-		if r, ok := roots[mc.Name]; ok {
-			return r, filepath.Base(mc.Locator), nil
-		}
-		if err := os.MkdirAll(parent, 0o755); err != nil {
-			return nil, "", err
-		}
-		r, err := os.OpenRoot(parent)
-		if err != nil {
-			return nil, "", err
-		}
-		roots[mc.Name] = r
-		return r, filepath.Base(mc.Locator), nil
-	}
-	place := placement{targets: targets}
-	err = archiveFormat.Extract(ctx, mustOpen(archive), func(ctx context.Context, fi archives.FileInfo) error {
-		hdr, _ := fi.Header.(*tar.Header)
-		if hdr == nil {
-			return fmt.Errorf("entry %s: not a tar entry", fi.NameInArchive)
-		}
-		if err := checkEntry(hdr); err != nil {
-			return err
-		}
-		for comp, mc := range targets {
-			if mc.Type == instance.TypePostgreSQL && hdr.Name == mc.ArchivePath {
-				return extractTo(fi, filepath.Join(work, comp+".pgdump"))
+		var kept []QuarantineMove
+		for _, m := range t.Components {
+			held, err := quarantineHeld(ctx, opts, m)
+			if err != nil {
+				return n, err
+			}
+			if held {
+				kept = append(kept, m)
 			}
 		}
-		mc, rel, ok := place.locate(hdr.Name)
-		if !ok {
-			if strings.HasPrefix(hdr.Name, "components/") && rel != "" {
-				return &UnsafeEntryError{hdr.Name, "lands outside its component"}
-			}
-			return nil
+		t.Components = kept
+		t.State = StateQuarantined
+		if len(kept) == 0 {
+			t.State = StateRestored
 		}
-		root, _, err := rootFor(mc)
-		if err != nil {
-			return err
+		if err := t.write(); err != nil {
+			return n, err
 		}
-		if hdr.Typeflag == tar.TypeLink {
-			lmc, lrel, ok := place.locate(hdr.Linkname)
-			if !ok || lmc.Name != mc.Name {
-				return &UnsafeEntryError{hdr.Name, "hard link to an entry outside its component"}
-			}
-			return root.Link(lrel, rel)
-		}
-		return writeEntry(root, rel, hdr, fi)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("restore from %s: %w", archive, err)
+		n++
 	}
-	// Metadata last, deepest first, so directory mtimes stay as archived.
-	files := slices.Clone(m.Files)
-	sort.Slice(files, func(i, j int) bool { return files[i].Name() > files[j].Name() })
-	for _, e := range files {
-		mc, rel, ok := place.locate(e.Name())
-		if !ok || e.Type == "hardlink" {
-			continue
-		}
-		root, _, err := rootFor(mc)
-		if err != nil {
-			return nil, err
-		}
-		if err := applyMeta(root, rel, e); err != nil {
-			return nil, err
-		}
-	}
-	for comp, mc := range targets {
-		if mc.Type != instance.TypePostgreSQL {
-			continue
-		}
-		if err := createDatabase(ctx, req.Options.PG, mc.Locator); err != nil {
-			return nil, err
-		}
-		if err := pgdump.Restore(ctx, req.Options.PG, mc.Locator, filepath.Join(work, comp+".pgdump")); err != nil {
-			return nil, fmt.Errorf("restore component %s: %w", comp, err)
-		}
-	}
-	return res, nil
-}
-
-type lazyFile struct {
-	path string
-	f    *os.File
-}
-
-func (l *lazyFile) Read(p []byte) (int, error) {
-	if l.f == nil {
-		f, err := os.Open(l.path)
-		if err != nil {
-			return 0, err
-		}
-		l.f = f
-	}
-	n, err := l.f.Read(p)
-	if err == io.EOF {
-		l.f.Close()
-	}
-	return n, err
-}
-
-func mustOpen(path string) io.Reader { return &lazyFile{path: path} }
-
-func extractTo(fi archives.FileInfo, dest string) error {
-	rc, err := fi.Open()
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	out, err := os.OpenFile(dest, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, rc); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
-}
-
-func writeEntry(root *os.Root, rel string, hdr *tar.Header, fi archives.FileInfo) error {
-	switch hdr.Typeflag {
-	case tar.TypeDir:
-		return root.MkdirAll(rel, 0o700)
-	case tar.TypeSymlink:
-		// The link is restored exactly as it was, whatever its target;
-		// nothing is ever written through it.
-		return root.Symlink(hdr.Linkname, rel)
-	case tar.TypeReg:
-		if err := root.MkdirAll(filepath.Dir(rel), 0o700); err != nil {
-			return err
-		}
-		out, err := root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return err
-		}
-		rc, err := fi.Open()
-		if err != nil {
-			out.Close()
-			return err
-		}
-		defer rc.Close()
-		if _, err := io.Copy(out, rc); err != nil {
-			out.Close()
-			return err
-		}
-		if err := out.Sync(); err != nil {
-			out.Close()
-			return err
-		}
-		return out.Close()
-	}
-	return fmt.Errorf("entry %s: unsupported type", hdr.Name)
-}
-
-func applyMeta(root *os.Root, rel string, e FileEntry) error {
-	if err := root.Lchown(rel, e.UID, e.GID); err != nil && !errors.Is(err, fs.ErrPermission) {
-		return fmt.Errorf("chown %s: %w", rel, err)
-	}
-	if e.Type == "symlink" {
-		return lchtimes(root, rel, e.MTime) // a link has no mode of its own
-	}
-	if err := root.Chmod(rel, fs.FileMode(e.Mode).Perm()|modeBits(e.Mode)); err != nil {
-		return fmt.Errorf("chmod %s: %w", rel, err)
-	}
-	if err := root.Chtimes(rel, e.MTime, e.MTime); err != nil {
-		return fmt.Errorf("set times of %s: %w", rel, err)
-	}
-	return nil
-}
-
-func modeBits(m uint32) fs.FileMode {
-	return fs.FileMode(m) & (fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
-}
-
-func createDatabase(ctx context.Context, pg pgdump.Conn, name string) error {
-	db, err := pg.Open(ctx, "postgres")
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+pgdump.QuoteIdent(name)); err != nil {
-		return fmt.Errorf("create database %s: %w", name, err)
-	}
-	return nil
+	return n, nil
 }

@@ -1,0 +1,22 @@
+package main
+
+import (
+	"os"
+	"syscall"
+)
+
+// crashHook returns a step hook that kills this process with SIGKILL after
+// the step named by FLEETSAFE_TEST_CRASH_AFTER; crash-safety tests use it.
+// Without the variable it returns nil.
+func crashHook() func(string) {
+	at := os.Getenv("FLEETSAFE_TEST_CRASH_AFTER")
+	if at == "" {
+		return nil
+	}
+	return func(step string) {
+		if step == at {
+			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			select {}
+		}
+	}
+}

@@ -1,0 +1,3 @@
+package softdelete
+
+const sysRenameat2 = 316

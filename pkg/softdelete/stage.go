@@ -1,0 +1,598 @@
+package softdelete
+
+import (
+	"archive/tar"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/mholt/archives"
+
+	"github.com/fleetsafe/fleetsafe/pkg/instance"
+	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
+)
+
+// StagingPrefix starts the name of the directory in which a component is
+// staged, beside its destination, before one rename puts it in place.
+const StagingPrefix = ".fleetsafe-restore-"
+
+// stagingID is stable for one instance of one app, so that a run killed
+// mid-restore leaves a staging directory the next run finds and removes,
+// and two instances sharing a parent directory never touch each other's.
+func stagingID(app, name string) string {
+	sum := sha256.Sum256([]byte(app + "\x00" + name))
+	return hex.EncodeToString(sum[:6])
+}
+
+// stagingDir is where a dir or file component is staged: a hidden
+// directory in the component's own parent (same filesystem, so the final
+// rename is atomic), holding the component under its own base name.
+func stagingDir(app, name string, c instance.Component, locator string) string {
+	return filepath.Join(filepath.Dir(locator), StagingPrefix+stagingID(app, name)+"-"+c.Name)
+}
+
+// stagingDatabase is the name a database is restored under before it is
+// renamed into place: stable for one component of one instance, and
+// carrying the final name (truncated to PostgreSQL's 63 bytes) so that an
+// operator sees what it is.
+func stagingDatabase(app, name string, c instance.Component) string {
+	n := "fsrestore_" + stagingID(app, name+"\x00"+c.Name) + "_" + c.Template.Expand(name)
+	if len(n) > 63 {
+		n = n[:63]
+	}
+	return n
+}
+
+// cleanStaging removes what a killed restore of this instance left: its
+// staging directories and staging databases. It returns how many.
+func cleanStaging(ctx context.Context, l *instance.Layout, name string, opts instance.Options) (int, error) {
+	n := 0
+	for _, c := range l.Components {
+		switch c.Type {
+		case instance.TypeDir, instance.TypeFile:
+			loc, err := layoutLocator(c, name)
+			if err != nil {
+				return n, err
+			}
+			top := stagingDir(l.App, name, c, loc)
+			if _, err := os.Lstat(top); err != nil {
+				continue
+			}
+			root, err := os.OpenRoot(filepath.Dir(top))
+			if err != nil {
+				return n, err
+			}
+			err = root.RemoveAll(filepath.Base(top))
+			root.Close()
+			if err != nil {
+				return n, fmt.Errorf("remove staging leftover %s: %w", top, err)
+			}
+			n++
+		case instance.TypePostgreSQL:
+			dropped, err := dropStagingDatabase(ctx, opts.PG, stagingDatabase(l.App, name, c))
+			if err != nil {
+				return n, err
+			}
+			if dropped {
+				n++
+			}
+		}
+	}
+	return n, nil
+}
+
+// stageAll extracts every component that comes from an archive into its
+// staging place, with its final metadata, and verifies it against the
+// manifest; databases are restored into their staging database.
+func (r *restorer) stageAll(ctx context.Context, chosen []*pick, manifests map[string]*Manifest) error {
+	byArchive := map[string][]*pick{}
+	for _, p := range chosen {
+		if p.archive != "" {
+			byArchive[p.archive] = append(byArchive[p.archive], p)
+		}
+	}
+	if len(byArchive) == 0 {
+		return nil
+	}
+	work, err := os.MkdirTemp(r.dir, ".work-restore-")
+	if err != nil {
+		return err
+	}
+	r.work = work
+	paths := slices.Sorted(func(yield func(string) bool) {
+		for k := range byArchive {
+			if !yield(k) {
+				return
+			}
+		}
+	})
+	for _, archive := range paths {
+		if err := r.stageArchive(ctx, archive, byArchive[archive], manifests[archive]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// staged is one dir or file component being extracted.
+type staged struct {
+	p    *pick
+	root *os.Root
+	base string // the component's base name inside the staging directory
+}
+
+// rel maps an archive name of the component to its path in the staging
+// directory.
+func (s *staged) rel(name string) string {
+	if s.p.comp.Type == instance.TypeFile || name == s.p.mc.ArchivePath {
+		return s.base
+	}
+	return filepath.Join(s.base, filepath.FromSlash(strings.TrimPrefix(name, s.p.mc.ArchivePath+"/")))
+}
+
+func (r *restorer) stageArchive(ctx context.Context, archive string, picks []*pick, m *Manifest) error {
+	var dirs []*staged
+	dumps := map[string]*pick{}
+	defer func() {
+		for _, s := range dirs {
+			s.root.Close()
+		}
+	}()
+	for _, p := range picks {
+		if p.comp.Type == instance.TypePostgreSQL {
+			dumps[p.mc.ArchivePath] = p
+			continue
+		}
+		top := stagingDir(r.l.App, r.req.Name, p.comp, p.locator)
+		if _, err := os.Lstat(filepath.Dir(top)); errors.Is(err, fs.ErrNotExist) {
+			if err := os.MkdirAll(filepath.Dir(top), 0o755); err != nil {
+				return fmt.Errorf("component %s: %w", p.comp.Name, err)
+			}
+			// Kept even if the restore fails: say so.
+			r.res.Changed = true
+			r.res.note("created the parent directory %s of component %s", filepath.Dir(top), p.comp.Name)
+		}
+		if err := os.Mkdir(top, 0o700); err != nil {
+			return fmt.Errorf("component %s: create staging directory: %w", p.comp.Name, err)
+		}
+		p.staged = top
+		root, err := os.OpenRoot(top)
+		if err != nil {
+			return err
+		}
+		dirs = append(dirs, &staged{p: p, root: root, base: filepath.Base(p.locator)})
+	}
+	find := func(name string) *staged {
+		for _, s := range dirs {
+			if name == s.p.mc.ArchivePath || strings.HasPrefix(name, s.p.mc.ArchivePath+"/") {
+				return s
+			}
+		}
+		return nil
+	}
+	f, err := os.Open(archive)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	err = archiveFormat.Extract(ctx, f, func(ctx context.Context, fi archives.FileInfo) error {
+		hdr, _ := fi.Header.(*tar.Header)
+		if hdr == nil {
+			return fmt.Errorf("entry %s: not a tar entry", fi.NameInArchive)
+		}
+		name := fi.NameInArchive // the name checkArchive matched with the manifest
+		if name == "manifest.json" || name == "RESTORE.md" {
+			return nil
+		}
+		if err := checkEntry(hdr); err != nil {
+			return err
+		}
+		if p, ok := dumps[name]; ok {
+			return extractTo(fi, filepath.Join(r.work, p.comp.Name+".pgdump"))
+		}
+		s := find(name)
+		if s == nil {
+			return nil
+		}
+		rel := s.rel(name)
+		if hdr.Typeflag == tar.TypeLink {
+			t := find(hdr.Linkname)
+			if t != s {
+				return &UnsafeEntryError{hdr.Name, "hard link to an entry outside its component"}
+			}
+			return s.root.Link(s.rel(hdr.Linkname), rel)
+		}
+		return writeEntry(s.root, rel, hdr, fi)
+	})
+	if err != nil {
+		return fmt.Errorf("extract %s: %w", archive, err)
+	}
+	for _, s := range dirs {
+		entries := componentEntries(m, s.p.comp.Name)
+		// Metadata last, deepest first, so directory mtimes stay as archived.
+		byDepth := slices.Clone(entries)
+		sort.Slice(byDepth, func(i, j int) bool { return byDepth[i].Name() > byDepth[j].Name() })
+		for _, e := range byDepth {
+			if e.Type == "hardlink" {
+				continue
+			}
+			if err := applyMeta(s.root, s.rel(e.Name()), e); err != nil {
+				return fmt.Errorf("component %s: %w", s.p.comp.Name, err)
+			}
+		}
+		if why := compareTree(s.root, s.rel, s.base, entries, true); why != "" {
+			return fmt.Errorf("component %s staged in %s does not match the manifest of %s: %s", s.p.comp.Name, s.p.staged, archive, why)
+		}
+		r.req.step("stage:" + s.p.comp.Name)
+	}
+	for _, p := range dumps {
+		if err := r.stageDatabase(ctx, p, m); err != nil {
+			return err
+		}
+		r.req.step("stage:" + p.comp.Name)
+	}
+	return nil
+}
+
+// stageDatabase restores a dump into the staging database; a failed
+// pg_restore drops what it half-created.
+func (r *restorer) stageDatabase(ctx context.Context, p *pick, m *Manifest) error {
+	file := filepath.Join(r.work, p.comp.Name+".pgdump")
+	i := slices.IndexFunc(m.Databases, func(d DumpEntry) bool { return d.Path == p.mc.ArchivePath })
+	if i < 0 {
+		return fmt.Errorf("component %s: no dump %s in the manifest", p.comp.Name, p.mc.ArchivePath)
+	}
+	sum, err := hashPath(file)
+	if err != nil {
+		return err
+	}
+	if sum != m.Databases[i].SHA256 {
+		return fmt.Errorf("component %s: the extracted dump has sha256 %s, the manifest says %s", p.comp.Name, sum, m.Databases[i].SHA256)
+	}
+	stage := stagingDatabase(r.l.App, r.req.Name, p.comp)
+	if err := createDatabase(ctx, r.req.Options.PG, stage); err != nil {
+		return err
+	}
+	p.staged = stage
+	if err := pgdump.Restore(ctx, r.req.Options.PG, stage, file); err != nil {
+		if _, derr := dropStagingDatabase(ctx, r.req.Options.PG, stage); derr != nil {
+			return fmt.Errorf("restore component %s into staging database %s: %w; dropping the half-restored staging database also failed: %v", p.comp.Name, stage, err, derr)
+		}
+		p.staged = ""
+		return fmt.Errorf("restore component %s into staging database %s: %w (the half-restored staging database was dropped; %s was never created)", p.comp.Name, stage, err, p.locator)
+	}
+	return nil
+}
+
+// unstage removes staging directories (empty once renamed into place),
+// staging databases not put in place, and the work directory.
+func (r *restorer) unstage(ctx context.Context, chosen []*pick) {
+	for _, p := range chosen {
+		if p.staged == "" || p.ts != nil {
+			continue
+		}
+		if p.comp.Type == instance.TypePostgreSQL {
+			if !p.done {
+				_, _ = dropStagingDatabase(ctx, r.req.Options.PG, p.staged)
+			}
+		} else if root, err := os.OpenRoot(filepath.Dir(p.staged)); err == nil {
+			_ = root.RemoveAll(filepath.Base(p.staged))
+			root.Close()
+		}
+		p.staged = ""
+	}
+	if r.work != "" {
+		os.RemoveAll(r.work)
+		r.work = ""
+	}
+}
+
+// renameStaged puts a staged component in place with one rename that
+// never replaces anything.
+func renameStaged(top, locator string) error {
+	parent := filepath.Dir(locator)
+	d, err := os.Open(parent)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	from := filepath.Base(top) + "/" + filepath.Base(locator)
+	if err := renameNoReplaceIn(d, from, filepath.Base(locator)); err != nil {
+		return fmt.Errorf("put %s in place: %w", locator, err)
+	}
+	return syncDir(parent)
+}
+
+func renameStagedDatabase(ctx context.Context, pg pgdump.Conn, stage, name string) error {
+	db, err := pg.Open(ctx, "postgres")
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, "ALTER DATABASE "+pgdump.QuoteIdent(stage)+" RENAME TO "+pgdump.QuoteIdent(name)); err != nil {
+		return fmt.Errorf("rename staging database %s to %s: %w", stage, name, err)
+	}
+	return nil
+}
+
+// componentEntries lists the manifest entries of one component.
+func componentEntries(m *Manifest, comp string) []FileEntry {
+	var out []FileEntry
+	for _, e := range m.Files {
+		if e.Component == comp {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// compareTree checks a tree under root against manifest entries: the same
+// names and no others, kinds, sizes, link targets, hard links, every
+// file's sha256, and with meta also modes, owners (as root) and mtimes.
+// It fsyncs every directory when meta is set (the staged tree is about to
+// be renamed into place). It returns why it differs, or "".
+func compareTree(root *os.Root, rel func(string) string, base string, entries []FileEntry, meta bool) string {
+	var problems []string
+	missing := 0
+	add := func(format string, args ...any) {
+		if len(problems) < 5 {
+			problems = append(problems, fmt.Sprintf(format, args...))
+		}
+	}
+	buf := make([]byte, 256<<10)
+	asRoot := os.Geteuid() == 0
+	for _, e := range entries {
+		p := rel(e.Name())
+		fi, err := root.Lstat(p)
+		if err != nil {
+			missing++
+			add("%s is missing", e.Name())
+			continue
+		}
+		want := map[string]fs.FileMode{"dir": fs.ModeDir, "file": 0, "hardlink": 0, "symlink": fs.ModeSymlink}[e.Type]
+		if fi.Mode().Type() != want {
+			add("%s is a %s, the manifest says %s", e.Name(), describe(fi.Mode()), e.Type)
+			continue
+		}
+		switch e.Type {
+		case "file":
+			if fi.Size() != e.Size {
+				add("%s has %d bytes, the manifest says %d", e.Name(), fi.Size(), e.Size)
+				continue
+			}
+			sum, err := hashFile(root, p, buf)
+			if err != nil || sum != e.SHA256 {
+				add("%s has sha256 %s, the manifest says %s", e.Name(), sum, e.SHA256)
+				continue
+			}
+		case "symlink":
+			if t, err := root.Readlink(p); err != nil || t != e.Target() {
+				add("%s links to %q, the manifest says %q", e.Name(), t, e.Target())
+				continue
+			}
+		case "hardlink":
+			t, err := root.Lstat(rel(e.Target()))
+			if err != nil || !os.SameFile(fi, t) {
+				add("%s is not a hard link to %s", e.Name(), e.Target())
+				continue
+			}
+			continue
+		case "dir":
+			if meta {
+				if d, err := root.Open(p); err == nil {
+					serr := d.Sync()
+					d.Close()
+					if serr != nil {
+						add("sync %s: %v", e.Name(), serr)
+					}
+				}
+			}
+		}
+		if !meta {
+			continue
+		}
+		if e.Type != "symlink" {
+			got := fi.Mode().Perm() | fi.Mode()&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)
+			if uint32(got) != e.Mode {
+				add("%s has mode %v, the manifest says %v", e.Name(), got, fs.FileMode(e.Mode))
+			}
+		}
+		if !fi.ModTime().Equal(e.MTime) {
+			add("%s has mtime %s, the manifest says %s", e.Name(), fi.ModTime().UTC(), e.MTime.UTC())
+		}
+		if asRoot {
+			if uid, gid, ok := owner(fi); ok && (uid != e.UID || gid != e.GID) {
+				add("%s is owned by %d:%d, the manifest says %d:%d", e.Name(), uid, gid, e.UID, e.GID)
+			}
+		}
+	}
+	n := 0
+	if err := fs.WalkDir(root.FS(), base, func(string, fs.DirEntry, error) error { n++; return nil }); err != nil {
+		add("walk: %v", err)
+	}
+	if present := len(entries) - missing; n != present {
+		add("%d entries present, %d expected", n, len(entries))
+	}
+	if missing > 0 {
+		problems = append([]string{fmt.Sprintf("%d of %d entries missing", missing, len(entries))}, problems...)
+	}
+	return strings.Join(problems, "; ")
+}
+
+func extractTo(fi archives.FileInfo, dest string) error {
+	rc, err := fi.Open()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	out, err := os.OpenFile(dest, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, rc); err != nil {
+		out.Close()
+		return fmt.Errorf("write %s: %w", dest, err)
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+func hashPath(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("read %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func writeEntry(root *os.Root, rel string, hdr *tar.Header, fi archives.FileInfo) error {
+	switch hdr.Typeflag {
+	case tar.TypeDir:
+		return root.MkdirAll(rel, 0o700)
+	case tar.TypeSymlink:
+		// The link is restored exactly as it was, whatever its target;
+		// nothing is ever written through it.
+		if err := root.MkdirAll(filepath.Dir(rel), 0o700); err != nil {
+			return err
+		}
+		return root.Symlink(hdr.Linkname, rel)
+	case tar.TypeReg:
+		if err := root.MkdirAll(filepath.Dir(rel), 0o700); err != nil {
+			return err
+		}
+		out, err := root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return err
+		}
+		rc, err := fi.Open()
+		if err != nil {
+			out.Close()
+			return err
+		}
+		defer rc.Close()
+		if _, err := io.Copy(out, rc); err != nil {
+			out.Close()
+			return err // names the file
+		}
+		if err := out.Sync(); err != nil {
+			out.Close()
+			return fmt.Errorf("sync %s: %w", filepath.Join(root.Name(), rel), err)
+		}
+		return out.Close()
+	}
+	return fmt.Errorf("entry %s: unsupported type", hdr.Name)
+}
+
+func applyMeta(root *os.Root, rel string, e FileEntry) error {
+	if err := root.Lchown(rel, e.UID, e.GID); err != nil && !errors.Is(err, fs.ErrPermission) {
+		return fmt.Errorf("chown %s: %w", rel, err)
+	}
+	if e.Type == "symlink" {
+		return lchtimes(root, rel, e.MTime) // a link has no mode of its own
+	}
+	if err := root.Chmod(rel, fs.FileMode(e.Mode).Perm()|modeBits(e.Mode)); err != nil {
+		return fmt.Errorf("chmod %s: %w", rel, err)
+	}
+	if err := root.Chtimes(rel, e.MTime, e.MTime); err != nil {
+		return fmt.Errorf("set times of %s: %w", rel, err)
+	}
+	return nil
+}
+
+func modeBits(m uint32) fs.FileMode {
+	return fs.FileMode(m) & (fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
+}
+
+func createDatabase(ctx context.Context, pg pgdump.Conn, name string) error {
+	db, err := pg.Open(ctx, "postgres")
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+pgdump.QuoteIdent(name)); err != nil {
+		return fmt.Errorf("create database %s: %w", name, err)
+	}
+	return nil
+}
+
+// dropStagingDatabase drops a staging database if it exists, closing any
+// session (a pg_restore orphaned by a killed run) first.
+func dropStagingDatabase(ctx context.Context, pg pgdump.Conn, name string) (bool, error) {
+	db, err := pg.Open(ctx, "postgres")
+	if err != nil {
+		return false, err
+	}
+	defer db.Close()
+	ok, err := databaseExists(ctx, db, name)
+	if err != nil || !ok {
+		return false, err
+	}
+	if _, err := db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+pgdump.QuoteIdent(name)+" WITH (FORCE)"); err != nil {
+		return false, fmt.Errorf("drop staging database %s: %w", name, err)
+	}
+	return true, nil
+}
+
+// quarantineHeld reports whether a quarantine move's target still exists.
+func quarantineHeld(ctx context.Context, opts instance.Options, m QuarantineMove) (bool, error) {
+	if m.Type != instance.TypePostgreSQL {
+		_, err := os.Lstat(m.To)
+		return err == nil, nil
+	}
+	db, err := opts.PG.Open(ctx, "postgres")
+	if err != nil {
+		return false, err
+	}
+	defer db.Close()
+	return databaseExists(ctx, db, m.To)
+}
+
+// compareQuarantine checks a quarantined dir or file component against
+// the manifest of its archive: the same entries and no others, kinds,
+// sizes, link targets and every file's sha256 (modes and mtimes are not
+// compared: a rename back keeps whatever they are). Databases and units
+// are checked for presence only (quarantineHeld). It returns why the
+// copy differs, or "".
+func compareQuarantine(q QuarantineMove, comp string, m *Manifest) string {
+	if q.Type != instance.TypeDir && q.Type != instance.TypeFile {
+		return ""
+	}
+	i := slices.IndexFunc(m.Components, func(c ManifestComponent) bool { return c.Name == comp })
+	if i < 0 {
+		return "its archive does not hold it"
+	}
+	mc := m.Components[i]
+	root, err := os.OpenRoot(filepath.Dir(q.To))
+	if err != nil {
+		return err.Error()
+	}
+	defer root.Close()
+	s := &staged{p: &pick{comp: instance.Component{Type: q.Type}, mc: mc}, base: filepath.Base(q.To)}
+	return compareTree(root, s.rel, s.base, componentEntries(m, comp), false)
+}
+
+func owner(fi fs.FileInfo) (uid, gid int, ok bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, 0, false
+	}
+	return int(st.Uid), int(st.Gid), true
+}
