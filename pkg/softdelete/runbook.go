@@ -108,7 +108,7 @@ func Runbook(m *Manifest, archive string) []byte {
 		case instance.TypeDir, instance.TypeFile:
 			writeFileStep(&b, c, archivePath, tag)
 		case instance.TypePostgreSQL:
-			writeDatabaseStep(&b, c, archivePath, tag, stagingDatabase(tag, i))
+			writeDatabaseStep(&b, c, archivePath, tag, handStagingDatabase(tag, i))
 		default:
 			fmt.Fprintf(&b, "### %s\n\nComponent %s is of type %s, for which this runbook has no commands: "+
 				"it is in the archive under `%s`; put it back at `%s` by hand, or use fleetsafe's instance_restore.\n\n",
@@ -230,9 +230,9 @@ func runbookTag(id string) string {
 	return tag
 }
 
-// stagingDatabase names the database a dump is restored into before it is
+// handStagingDatabase names the database a by-hand dump is restored into before it is
 // renamed into place; at most 63 bytes (PostgreSQL's identifier limit).
-func stagingDatabase(tag string, i int) string {
+func handStagingDatabase(tag string, i int) string {
 	suffix := fmt.Sprintf("_%d", i)
 	name := "fleetsafe_restore_" + tag
 	if len(name)+len(suffix) > 63 {
