@@ -160,10 +160,14 @@ func (e *LateChangeError) Hint() string {
 	return "something still writes to the instance: stop it (stop_service: true) and run again; the archive that missed the change was removed and every component is in place"
 }
 
+// newID names a deletion (its archive, tombstone and trash directory): a
+// UTC timestamp to the microsecond, so that names sort in the order of the
+// deletions even within one second (purge's keep_last and restore's
+// "newest" rely on it), then a random part.
 func newID(now time.Time) string {
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
-	return now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b)
+	return now.UTC().Format("20060102T150405.000000Z") + "-" + hex.EncodeToString(b)
 }
 
 func (r *Request) step(name string) {
