@@ -447,6 +447,15 @@ func (r *restorer) state(chosen []*pick, advice string) string {
 			aside = append(aside, m.Component+" (in "+m.To+")")
 		}
 	}
+	// The result lists what was done, not what was planned.
+	r.res.Restored = append([]string{}, placed...)
+	moved := []QuarantineMove{}
+	for _, m := range r.res.Replaced {
+		if m.To != "" {
+			moved = append(moved, m)
+		}
+	}
+	r.res.Replaced = moved
 	s := "restored and complete: " + orNone(placed)
 	if len(aside) > 0 {
 		s += "; moved aside by force: " + strings.Join(aside, ", ")

@@ -15,7 +15,9 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
+	"github.com/lib/pq"
 	"github.com/mholt/archives"
 
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
@@ -260,7 +262,7 @@ func (r *restorer) stageDatabase(ctx context.Context, p *pick, m *Manifest) erro
 		return fmt.Errorf("component %s: the extracted dump has sha256 %s, the manifest says %s", p.comp.Name, sum, m.Databases[i].SHA256)
 	}
 	stage := stagingDatabase(r.l.App, r.req.Name, p.comp)
-	if err := createDatabase(ctx, r.req.Options.PG, stage); err != nil {
+	if err := createStagingDatabase(ctx, r.req.Options.PG, stage); err != nil {
 		return err
 	}
 	p.staged = stage
@@ -521,16 +523,36 @@ func modeBits(m uint32) fs.FileMode {
 	return fs.FileMode(m) & (fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
 }
 
-func createDatabase(ctx context.Context, pg pgdump.Conn, name string) error {
+// createStagingDatabase creates a staging database. The instance's lock is
+// held, so a database of that name is a leftover of a killed restore of
+// this very instance: its CREATE DATABASE can still be committing on the
+// server after the killed client is gone, so that cleanStaging did not see
+// it yet. Such a leftover is dropped and the creation tried again.
+func createStagingDatabase(ctx context.Context, pg pgdump.Conn, name string) error {
 	db, err := pg.Open(ctx, "postgres")
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+pgdump.QuoteIdent(name)); err != nil {
-		return fmt.Errorf("create database %s: %w", name, err)
+	for attempt := 0; ; attempt++ {
+		_, err := db.ExecContext(ctx, "CREATE DATABASE "+pgdump.QuoteIdent(name))
+		if err == nil {
+			return nil
+		}
+		var pqe *pq.Error
+		// 42P04: it exists; 23505: another CREATE of it is still committing.
+		if attempt >= 5 || !errors.As(err, &pqe) || (pqe.Code != "42P04" && pqe.Code != "23505") {
+			return fmt.Errorf("create staging database %s: %w", name, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(attempt+1) * 200 * time.Millisecond):
+		}
+		if _, derr := dropStagingDatabase(ctx, pg, name); derr != nil {
+			return fmt.Errorf("create staging database %s: %w; dropping the leftover of a killed restore failed: %v", name, err, derr)
+		}
 	}
-	return nil
 }
 
 // dropStagingDatabase drops a staging database if it exists, closing any
