@@ -1,0 +1,116 @@
+package model
+
+import (
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"pgregory.net/rapid"
+
+	"github.com/fleetsafe/fleetsafe/internal/fleettest"
+	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
+)
+
+// Defaults of the machines in an ordinary `go test` run (make test runs it
+// with -race): a few short sequences, about half a minute in all. The
+// rapid flags override them (-rapid.checks, -rapid.steps, -rapid.seed to
+// replay), and FLEETSAFE_SOAK=10m repeats the machines until that time has
+// passed (make soak).
+const (
+	machineChecks = 2
+	machineSteps  = 12
+)
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	// Fail files would land in the source tree; the seed printed on
+	// failure replays the same sequence.
+	if !set["rapid.nofailfile"] {
+		_ = flag.Set("rapid.nofailfile", "true")
+	}
+	os.Exit(m.Run())
+}
+
+// runMachine runs prop as rapid checks: machineChecks sequences of about
+// machineSteps steps, unless the rapid flags say otherwise, repeated until
+// FLEETSAFE_SOAK has passed when it is set.
+func runMachine(t *testing.T, prop func(*rapid.T)) {
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	restore := map[string]string{}
+	for name, v := range map[string]int{"rapid.checks": machineChecks, "rapid.steps": machineSteps} {
+		if set[name] {
+			continue
+		}
+		restore[name] = flag.Lookup(name).Value.String()
+		_ = flag.Set(name, strconv.Itoa(v))
+	}
+	defer func() {
+		for name, v := range restore {
+			_ = flag.Set(name, v)
+		}
+	}()
+	soak := os.Getenv("FLEETSAFE_SOAK")
+	if soak == "" {
+		rapid.Check(t, prop)
+		return
+	}
+	d, err := time.ParseDuration(soak)
+	if err != nil {
+		t.Fatalf("FLEETSAFE_SOAK=%q: %v", soak, err)
+	}
+	end := time.Now().Add(d)
+	for round := 1; time.Now().Before(end) && !t.Failed(); round++ {
+		t.Logf("soak round %d, %v left", round, time.Until(end).Round(time.Second))
+		rapid.Check(t, prop)
+	}
+}
+
+// newMachine generates a fleet of 2 to 5 instances, most of them complete,
+// some partial, and a model that knows them.
+func newMachine(t *rapid.T, env *machineEnv) *machine {
+	f := newFleet(t, env.pg)
+	m := &machine{ctx: context.Background(), f: f, archives: filepath.Join(f.root, "archives"),
+		modules: env.modules, names: candidateNames, model: map[string]*state{}, lastDeletion: map[string]time.Time{}}
+	live := rapid.SliceOfNDistinct(rapid.SampledFrom(candidateNames), 2, 5, rapid.ID[string]).Draw(t, "instances")
+	for _, n := range candidateNames {
+		m.model[n] = &state{digest: map[string]string{}}
+	}
+	for _, n := range live {
+		comps := componentOrder
+		if rapid.IntRange(0, 4).Draw(t, "partial") == 0 {
+			comps = rapid.SliceOfNDistinct(rapid.SampledFrom(componentOrder), 1, 3, rapid.ID[string]).Draw(t, "components of "+n)
+		}
+		f.create(m.ctx, t, n, comps)
+		m.model[n].digest = m.observe(t, n)
+	}
+	return m
+}
+
+type machineEnv struct {
+	pg      pgdump.Conn
+	modules string
+}
+
+// TestModel_Lifecycle is the state machine over delete, restore, purge,
+// modify and discover through the library.
+func TestModel_Lifecycle(t *testing.T) {
+	env := &machineEnv{pg: fleettest.RequirePG(t)}
+	runMachine(t, func(t *rapid.T) {
+		m := newMachine(t, env)
+		t.Repeat(map[string]func(*rapid.T){
+			"":         m.Check,
+			"discover": m.Discover,
+			"modify":   m.Modify,
+			"delete":   m.Delete,
+			"restore":  m.Restore,
+			"purge":    m.Purge,
+		})
+	})
+}
