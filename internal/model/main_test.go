@@ -78,6 +78,7 @@ func newMachine(t *rapid.T, env *machineEnv) *machine {
 	f := newFleet(t, env.pg)
 	m := &machine{ctx: context.Background(), f: f, archives: filepath.Join(f.root, "archives"),
 		modules: env.modules, names: candidateNames, model: map[string]*state{}, lastDeletion: map[string]time.Time{}}
+	mountArchives(t, m)
 	live := rapid.SliceOfNDistinct(rapid.SampledFrom(candidateNames), 2, 5, rapid.ID[string]).Draw(t, "instances")
 	for _, n := range candidateNames {
 		m.model[n] = &state{digest: map[string]string{}}
@@ -98,19 +99,25 @@ type machineEnv struct {
 	modules string
 }
 
-// TestModel_Lifecycle is the state machine over delete, restore, purge,
-// modify and discover through the library.
-func TestModel_Lifecycle(t *testing.T) {
-	env := &machineEnv{pg: fleettest.RequirePG(t)}
+// TestModel_Fleet is the state machine: delete, restore, purge, modify
+// and discover through the library, the real instance_soft_delete binary
+// killed at a random instant then re-run, two deletions at once, and a
+// deletion onto a nearly full archive filesystem; after every step each
+// instance, target or not, is exactly where the model says.
+func TestModel_Fleet(t *testing.T) {
+	env := &machineEnv{pg: fleettest.RequirePG(t), modules: fleettest.BuildModules(t, "instance_soft_delete")}
 	runMachine(t, func(t *rapid.T) {
 		m := newMachine(t, env)
 		t.Repeat(map[string]func(*rapid.T){
-			"":         m.Check,
-			"discover": m.Discover,
-			"modify":   m.Modify,
-			"delete":   m.Delete,
-			"restore":  m.Restore,
-			"purge":    m.Purge,
+			"":            m.Check,
+			"discover":    m.Discover,
+			"modify":      m.Modify,
+			"delete":      m.Delete,
+			"restore":     m.Restore,
+			"purge":       m.Purge,
+			"crashDelete": m.CrashDelete,
+			"concurrent":  m.ConcurrentDelete,
+			"fullDisk":    m.FullDisk,
 		})
 	})
 }
