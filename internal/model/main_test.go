@@ -3,6 +3,7 @@ package model
 import (
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -66,6 +67,12 @@ func runMachine(t *testing.T, prop func(*rapid.T)) {
 		t.Fatalf("FLEETSAFE_SOAK=%q: %v", soak, err)
 	}
 	end := time.Now().Add(d)
+	// make soak runs with -timeout 0: a hang still ends the run, with every
+	// goroutine's stack, as -timeout would.
+	watchdog := time.AfterFunc(d+15*time.Minute, func() {
+		panic(fmt.Sprintf("FLEETSAFE_SOAK=%v: still running 15 minutes after the end: a hang", d))
+	})
+	defer watchdog.Stop()
 	for round := 1; time.Now().Before(end) && !t.Failed(); round++ {
 		t.Logf("soak round %d, %v left", round, time.Until(end).Round(time.Second))
 		rapid.Check(t, prop)

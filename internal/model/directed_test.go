@@ -54,3 +54,64 @@ func TestModel_NewestIsTheLastDeletion(t *testing.T) {
 		}
 	})
 }
+
+// TestModel_PartialRestoreLeavesTheRestPurgeable attacks purge after a
+// restore of some components from quarantine: what is left in quarantine
+// (a database included) stays restorable from there and is purged once the
+// retention has passed, never kept for ever.
+//
+// Open bug restored-ignores-database: asserted only with
+// FLEETSAFE_MODEL_OPEN_BUGS=1.
+func TestModel_PartialRestoreLeavesTheRestPurgeable(t *testing.T) {
+	if !strictOpenBugs() {
+		t.Skipf("open bug restored-ignores-database (%s); set FLEETSAFE_MODEL_OPEN_BUGS=1 to assert it", openBugs["restored-ignores-database"])
+	}
+	env := &machineEnv{pg: fleettest.RequirePG(t)}
+	rapid.Check(t, func(t *rapid.T) {
+		ctx := context.Background()
+		f := newFleet(t, env.pg)
+		archives := filepath.Join(f.root, "archives")
+		f.create(ctx, t, "a", componentOrder)
+		left := rapid.SampledFrom(componentOrder).Draw(t, "left in quarantine")
+		var back []string
+		for _, c := range componentOrder {
+			if c != left {
+				back = append(back, c)
+			}
+		}
+		res, err := softdelete.Delete(ctx, f.layout, softdelete.Request{Name: "a", ArchiveDir: archives, Reason: "model", RetentionDays: 1, Options: f.options()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := softdelete.Restore(ctx, f.layout, softdelete.RestoreRequest{Name: "a", ArchiveDir: archives, Source: softdelete.SourceQuarantine, Components: back, Options: f.options()}); err != nil {
+			t.Fatal(err)
+		}
+		var move softdelete.QuarantineMove
+		for _, mv := range res.Quarantined {
+			if mv.Component == left {
+				move = mv
+			}
+		}
+		if _, err := softdelete.Purge(ctx, softdelete.PurgeRequest{ArchiveDir: archives, Name: "a", KeepLast: 1, Now: time.Now().Add(48 * time.Hour), PG: f.pg}); err != nil {
+			t.Fatal(err)
+		}
+		still := false
+		if move.Type == "postgresql" {
+			admin, err := f.pg.Open(ctx, "postgres")
+			if err != nil {
+				t.Fatal(err)
+			}
+			dbs, err := databases(ctx, admin)
+			admin.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, still = dbs[move.To]
+		} else if _, err := os.Lstat(move.To); err == nil {
+			still = true
+		}
+		if still {
+			t.Fatalf("component %s, left in quarantine at %s when the others were restored, is still there after a purge past its retention", left, move.To)
+		}
+	})
+}
