@@ -281,3 +281,30 @@ func mountArchives(t *rapid.T, m *machine) {
 	})
 	m.fullDisk = m.archives
 }
+
+// CrashRestore runs the real instance_restore binary, kills it with
+// SIGKILL at a random instant, then runs it again to completion: the end
+// state must be the one of an uninterrupted restore (each component
+// absent or complete, invariant 10).
+func (m *machine) CrashRestore(t *rapid.T) {
+	if m.modules == "" {
+		t.Skip("no module binaries")
+	}
+	name, source, comps, _ := m.drawRestore(t, false)
+	kill := time.Duration(rapid.IntRange(1, 600).Draw(t, "kill_after_ms")) * time.Millisecond
+	p := m.planRestore(name, comps, false)
+	args := map[string]any{"layout_file": m.f.layoutFile, "name": name, "archive_dir": m.archives}
+	if source != "" {
+		args["source"] = source
+	}
+	if comps != nil {
+		args["components"] = comps
+	}
+	first, ferr := m.runModule(t, "instance_restore", args, kill)
+	res, err := m.runModule(t, "instance_restore", args, 0)
+	out := restoreOutcome{rerun: true}
+	if err != nil || res == nil || res["failed"] == true {
+		out.err = fmt.Errorf("instance_restore re-run after a SIGKILL at %v (first run: %v %v): %v %v", kill, ferr, first, err, res)
+	}
+	m.expectRestore(t, name, source, comps, false, p, out)
+}
