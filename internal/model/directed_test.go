@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -24,7 +25,7 @@ import (
 //
 // Open bug same-second: asserted only with FLEETSAFE_MODEL_OPEN_BUGS=1.
 func TestModel_NewestIsTheLastDeletion(t *testing.T) {
-	if !strictOpenBugs() {
+	if !strictBug("same-second") {
 		t.Skipf("open bug same-second (%s); set FLEETSAFE_MODEL_OPEN_BUGS=1 to assert it", openBugs["same-second"])
 	}
 	env := &machineEnv{pg: fleettest.RequirePG(t)}
@@ -57,22 +58,24 @@ func TestModel_NewestIsTheLastDeletion(t *testing.T) {
 
 // TestModel_PartialRestoreLeavesTheRestPurgeable attacks purge after a
 // restore of some components from quarantine: what is left in quarantine
-// (a database included) stays restorable from there and is purged once the
-// retention has passed, never kept for ever.
+// (a database included) is purged once the retention has passed, never
+// kept for ever, and purge reports exactly that as purged.
 //
-// Open bug restored-ignores-database: asserted only with
-// FLEETSAFE_MODEL_OPEN_BUGS=1.
+// Open bugs restored-ignores-database (the database case) and
+// purge-reports-restored (the report): asserted only with
+// FLEETSAFE_MODEL_OPEN_BUGS=1 or their ids.
 func TestModel_PartialRestoreLeavesTheRestPurgeable(t *testing.T) {
-	if !strictOpenBugs() {
-		t.Skipf("open bug restored-ignores-database (%s); set FLEETSAFE_MODEL_OPEN_BUGS=1 to assert it", openBugs["restored-ignores-database"])
-	}
 	env := &machineEnv{pg: fleettest.RequirePG(t)}
 	rapid.Check(t, func(t *rapid.T) {
 		ctx := context.Background()
 		f := newFleet(t, env.pg)
 		archives := filepath.Join(f.root, "archives")
 		f.create(ctx, t, "a", componentOrder)
-		left := rapid.SampledFrom(componentOrder).Draw(t, "left in quarantine")
+		choices := []string{compConfig, compData, compEnv}
+		if strictBug("restored-ignores-database") {
+			choices = componentOrder
+		}
+		left := rapid.SampledFrom(choices).Draw(t, "left in quarantine")
 		var back []string
 		for _, c := range componentOrder {
 			if c != left {
@@ -92,7 +95,8 @@ func TestModel_PartialRestoreLeavesTheRestPurgeable(t *testing.T) {
 				move = mv
 			}
 		}
-		if _, err := softdelete.Purge(ctx, softdelete.PurgeRequest{ArchiveDir: archives, Name: "a", KeepLast: 1, Now: time.Now().Add(48 * time.Hour), PG: f.pg}); err != nil {
+		purged, err := softdelete.Purge(ctx, softdelete.PurgeRequest{ArchiveDir: archives, Name: "a", KeepLast: 1, Now: time.Now().Add(48 * time.Hour), PG: f.pg})
+		if err != nil {
 			t.Fatal(err)
 		}
 		still := false
@@ -113,6 +117,13 @@ func TestModel_PartialRestoreLeavesTheRestPurgeable(t *testing.T) {
 		if still {
 			t.Fatalf("component %s, left in quarantine at %s when the others were restored, is still there after a purge past its retention", left, move.To)
 		}
+		var reported []string
+		for _, p := range purged {
+			reported = append(reported, p.Path)
+		}
+		if strictBug("purge-reports-restored") && !slices.Equal(reported, []string{move.To}) {
+			t.Fatalf("purge reports %v as purged; only %s was still in quarantine", reported, move.To)
+		}
 	})
 }
 
@@ -124,7 +135,7 @@ func TestModel_PartialRestoreLeavesTheRestPurgeable(t *testing.T) {
 // Open bug restore-rerun-fails: asserted only with
 // FLEETSAFE_MODEL_OPEN_BUGS=1.
 func TestModel_RestoreTwiceChangesNothing(t *testing.T) {
-	if !strictOpenBugs() {
+	if !strictBug("restore-rerun-fails") {
 		t.Skipf("open bug restore-rerun-fails (%s); set FLEETSAFE_MODEL_OPEN_BUGS=1 to assert it", openBugs["restore-rerun-fails"])
 	}
 	env := &machineEnv{pg: fleettest.RequirePG(t)}
