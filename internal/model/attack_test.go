@@ -20,7 +20,7 @@ import (
 // runModule runs a built module binary with args; kill > 0 sends SIGKILL
 // after that long. It returns the decoded result (nil when the process
 // was killed before printing one).
-func (m *machine) runModule(t *rapid.T, module string, args map[string]any, kill time.Duration) (map[string]any, error) {
+func (m *machine) runModule(t *rapid.T, module string, args map[string]any, kill time.Duration, env ...string) (map[string]any, error) {
 	data, err := json.Marshal(args)
 	if err != nil {
 		t.Fatal(err)
@@ -36,6 +36,7 @@ func (m *machine) runModule(t *rapid.T, module string, args map[string]any, kill
 	f.Close()
 	cmd := exec.Command(filepath.Join(m.modules, module), f.Name())
 	cmd.Env = append(os.Environ(), "FLEETSAFE_SYSTEMD_DIR="+m.f.options().SystemdDir)
+	cmd.Env = append(cmd.Env, env...)
 	out := &safeBuffer{}
 	cmd.Stdout = out
 	if err := cmd.Start(); err != nil {
@@ -103,6 +104,7 @@ func (m *machine) CrashDelete(t *rapid.T) {
 		t.Fatalf("instance_soft_delete %s, SIGKILL at %v then a re-run: %d new tombstones, want 1", name, kill, len(news))
 	}
 	d := m.recordDeletion(t, name, news[0], present)
+	m.orphanArchives(t, name, fmt.Sprintf("instance_soft_delete %s was killed at %v and re-run to completion", name, kill))
 	if want := 30 * 24 * time.Hour; d.purgeAfter.Sub(news[0].DeletedAt) != want {
 		t.Fatalf("instance_soft_delete %s: purge_after is not deleted_at + 30 days", name)
 	}

@@ -162,3 +162,42 @@ func TestModel_RestoreTwiceChangesNothing(t *testing.T) {
 		}
 	})
 }
+
+// TestModel_CrashAfterArchiveConverges kills the real instance_soft_delete
+// at each step boundary (its FLEETSAFE_TEST_CRASH_AFTER hook), re-runs it,
+// and compares the end state with an uninterrupted run's: one tombstone
+// and exactly one archive, the tombstone's.
+//
+// Open bug orphan-archive (a kill after "archive" or "verify" leaves a
+// second archive): asserted only with FLEETSAFE_MODEL_OPEN_BUGS=1 or its id.
+func TestModel_CrashAfterArchiveConverges(t *testing.T) {
+	env := &machineEnv{pg: fleettest.RequirePG(t), modules: fleettest.BuildModules(t, "instance_soft_delete")}
+	steps := []string{"lock", "dump", "hash", "tombstone", "quarantine:config", "quarantine:data", "quarantine:env", "quarantine:db"}
+	if strictBug("orphan-archive") {
+		steps = append(steps, "archive", "verify")
+	}
+	rapid.Check(t, func(t *rapid.T) {
+		ctx := context.Background()
+		f := newFleet(t, env.pg)
+		archives := filepath.Join(f.root, "archives")
+		f.create(ctx, t, "a", componentOrder)
+		m := &machine{ctx: ctx, f: f, archives: archives, modules: env.modules, names: []string{"a"}, model: map[string]*state{"a": {}}, lastDeletion: map[string]time.Time{}}
+		step := rapid.SampledFrom(steps).Draw(t, "crash after")
+		args := map[string]any{"layout_file": f.layoutFile, "name": "a", "archive_dir": archives, "reason": "model crash"}
+		if _, err := m.runModule(t, "instance_soft_delete", args, 0, "FLEETSAFE_TEST_CRASH_AFTER="+step); err == nil {
+			t.Fatalf("the run meant to be killed after %s was not", step)
+		}
+		res, err := m.runModule(t, "instance_soft_delete", args, 0)
+		if err != nil || res["failed"] == true {
+			t.Fatalf("re-run after a kill after %s: %v %v", step, err, res)
+		}
+		tss, err := softdelete.Tombstones(filepath.Join(archives, "a"))
+		if err != nil || len(tss) != 1 {
+			t.Fatalf("after a kill after %s and a re-run: %d tombstones (%v), want 1", step, len(tss), err)
+		}
+		files, _ := filepath.Glob(filepath.Join(archives, "a", "*.tar.zst"))
+		if len(files) != 1 || files[0] != tss[0].ArchivePath {
+			t.Fatalf("after a kill after %s and a re-run: archives %v, want only the tombstone's %s", step, base(files), filepath.Base(tss[0].ArchivePath))
+		}
+	})
+}
