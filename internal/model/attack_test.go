@@ -42,13 +42,16 @@ func (m *machine) runModule(t *rapid.T, module string, args map[string]any, kill
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", module, err)
 	}
-	var timer *time.Timer
-	if kill > 0 {
-		timer = time.AfterFunc(kill, func() { _ = cmd.Process.Signal(syscall.SIGKILL) })
+	// A module that hangs is killed after two minutes and reported.
+	hung := false
+	if kill <= 0 {
+		kill = 2 * time.Minute
+		hung = true
 	}
+	timer := time.AfterFunc(kill, func() { _ = cmd.Process.Signal(syscall.SIGKILL) })
 	werr := cmd.Wait()
-	if timer != nil {
-		timer.Stop()
+	if !timer.Stop() && hung {
+		t.Fatalf("%s %v: no answer after %v: a hang", module, args, kill)
 	}
 	var res map[string]any
 	_ = json.Unmarshal(out.Bytes(), &res)

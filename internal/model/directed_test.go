@@ -29,7 +29,7 @@ func TestModel_NewestIsTheLastDeletion(t *testing.T) {
 		t.Skipf("open bug same-second (%s); set FLEETSAFE_MODEL_OPEN_BUGS=1 to assert it", openBugs["same-second"])
 	}
 	env := &machineEnv{pg: fleettest.RequirePG(t)}
-	rapid.Check(t, func(t *rapid.T) {
+	runDirected(t, 0, func(t *rapid.T) {
 		ctx := context.Background()
 		f := newFleet(t, env.pg)
 		archives := filepath.Join(f.root, "archives")
@@ -66,7 +66,7 @@ func TestModel_NewestIsTheLastDeletion(t *testing.T) {
 // FLEETSAFE_MODEL_OPEN_BUGS=1 or their ids.
 func TestModel_PartialRestoreLeavesTheRestPurgeable(t *testing.T) {
 	env := &machineEnv{pg: fleettest.RequirePG(t)}
-	rapid.Check(t, func(t *rapid.T) {
+	runDirected(t, 0, func(t *rapid.T) {
 		ctx := context.Background()
 		f := newFleet(t, env.pg)
 		archives := filepath.Join(f.root, "archives")
@@ -139,7 +139,7 @@ func TestModel_RestoreTwiceChangesNothing(t *testing.T) {
 		t.Skipf("open bug restore-rerun-fails (%s); set FLEETSAFE_MODEL_OPEN_BUGS=1 to assert it", openBugs["restore-rerun-fails"])
 	}
 	env := &machineEnv{pg: fleettest.RequirePG(t)}
-	rapid.Check(t, func(t *rapid.T) {
+	runDirected(t, 0, func(t *rapid.T) {
 		ctx := context.Background()
 		f := newFleet(t, env.pg)
 		archives := filepath.Join(f.root, "archives")
@@ -176,7 +176,7 @@ func TestModel_CrashAfterArchiveConverges(t *testing.T) {
 	if strictBug("orphan-archive") {
 		steps = append(steps, "archive", "verify")
 	}
-	rapid.Check(t, func(t *rapid.T) {
+	runDirected(t, 0, func(t *rapid.T) {
 		ctx := context.Background()
 		f := newFleet(t, env.pg)
 		archives := filepath.Join(f.root, "archives")
@@ -211,7 +211,7 @@ func TestModel_CrashAfterArchiveConverges(t *testing.T) {
 // so the re-run skips it.
 func TestModel_CrashRestoreFromArchiveConverges(t *testing.T) {
 	env := &machineEnv{pg: fleettest.RequirePG(t), modules: fleettest.BuildModules(t, "instance_restore")}
-	rapid.Check(t, func(t *rapid.T) {
+	runDirected(t, 20, func(t *rapid.T) {
 		ctx := context.Background()
 		f := newFleet(t, env.pg)
 		archives := filepath.Join(f.root, "archives")

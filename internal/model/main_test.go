@@ -22,8 +22,9 @@ import (
 // replay), and FLEETSAFE_SOAK=10m repeats the machines until that time has
 // passed (make soak).
 const (
-	machineChecks = 2
-	machineSteps  = 12
+	machineChecks  = 3
+	machineSteps   = 20
+	directedChecks = 4
 )
 
 func TestMain(m *testing.M) {
@@ -42,10 +43,23 @@ func TestMain(m *testing.M) {
 // machineSteps steps, unless the rapid flags say otherwise, repeated until
 // FLEETSAFE_SOAK has passed when it is set.
 func runMachine(t *testing.T, prop func(*rapid.T)) {
+	runChecks(t, machineChecks, machineSteps, prop)
+}
+
+// runDirected runs a directed property (no state machine) checks times
+// (directedChecks when 0); FLEETSAFE_SOAK repeats it too.
+func runDirected(t *testing.T, checks int, prop func(*rapid.T)) {
+	if checks == 0 {
+		checks = directedChecks
+	}
+	runChecks(t, checks, machineSteps, prop)
+}
+
+func runChecks(t *testing.T, checks, steps int, prop func(*rapid.T)) {
 	set := map[string]bool{}
 	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	restore := map[string]string{}
-	for name, v := range map[string]int{"rapid.checks": machineChecks, "rapid.steps": machineSteps} {
+	for name, v := range map[string]int{"rapid.checks": checks, "rapid.steps": steps} {
 		if set[name] {
 			continue
 		}
