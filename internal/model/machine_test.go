@@ -532,6 +532,43 @@ func (m *machine) planRestore(name string, comps []string, force bool) restorePl
 	return p
 }
 
+// useQuarantine reports whether a restore takes the wanted components
+// from the latest deletion's quarantine rather than from an archive.
+func useQuarantine(source string, want []string, latest *deletion) bool {
+	if source == softdelete.SourceArchive || latest == nil || latest.purged || latest.restored() {
+		return false
+	}
+	for _, c := range want {
+		if _, moved := latest.moves[c]; moved && !latest.held[c] {
+			return false
+		}
+	}
+	return true
+}
+
+// wouldStayPartial reports whether some wanted component cannot come back
+// from where the restore would take it.
+func (m *machine) wouldStayPartial(s *state, source string, want []string, latest *deletion) bool {
+	var from *deletion
+	switch {
+	case useQuarantine(source, want, latest):
+		from = latest
+	case source == softdelete.SourceQuarantine:
+		return true
+	default:
+		from = s.newestArchive()
+	}
+	if from == nil {
+		return true
+	}
+	for _, c := range want {
+		if _, ok := from.archived[c]; !ok {
+			return true
+		}
+	}
+	return false
+}
+
 // restoreOutcome is what a restore returned, from the library or a module.
 type restoreOutcome struct {
 	err      error
@@ -560,6 +597,15 @@ func (m *machine) expectRestore(t *rapid.T, name, source string, comps []string,
 		}
 		return
 	}
+	// A refusal that changes nothing is allowed when the restore could not
+	// bring back every wanted component (the instance would stay partial).
+	var refused *softdelete.RefusedError
+	if errors.As(err, &refused) && m.wouldStayPartial(s, source, want, latest) {
+		if news := m.newTombstones(t, name); len(news) > 0 {
+			t.Fatalf("restore %s refused (%v) after writing %d tombstone(s): a refusal must change nothing", name, err, len(news))
+		}
+		return
+	}
 	// Force moves present components aside, with a tombstone, before
 	// anything comes back.
 	if len(replace) > 0 {
@@ -569,14 +615,7 @@ func (m *machine) expectRestore(t *rapid.T, name, source string, comps []string,
 		}
 		m.recordDeletion(t, name, news[0], replace)
 	}
-	useQ := source != softdelete.SourceArchive && latest != nil && !latest.purged && !latest.restored()
-	if useQ {
-		for _, c := range want {
-			if _, moved := latest.moves[c]; moved && !latest.held[c] {
-				useQ = false
-			}
-		}
-	}
+	useQ := useQuarantine(source, want, latest)
 	if source == softdelete.SourceQuarantine && !useQ {
 		if err == nil {
 			t.Fatalf("restore %s from quarantine: nothing held, yet it succeeded: %+v", name, res)
