@@ -2,10 +2,7 @@ module github.com/fleetsafe/fleetsafe
 
 go 1.26
 
-require (
-	github.com/stretchr/testify v1.12.1
-	pgregory.net/rapid v1.3.0
-)
+require github.com/stretchr/testify v1.12.1
 
 require (
 	github.com/STARRY-S/zip v0.2.3 // indirect
@@ -30,4 +27,5 @@ require (
 	go4.org v0.0.0-20230225012048-214862532bf5 // indirect
 	golang.org/x/text v0.29.0 // indirect
 	gopkg.in/yaml.v3 v3.0.1 // indirect
+	pgregory.net/rapid v1.3.0 // indirect
 )
