@@ -234,3 +234,41 @@ func TestModel_CrashRestoreFromArchiveConverges(t *testing.T) {
 		}
 	})
 }
+
+// TestModel_FailedForcedRestoreChangesNothing attacks a forced restore
+// with nothing left to restore from (quarantine and archives purged): it
+// must fail before moving the present components aside.
+//
+// Open bug aside-then-fail: asserted only with FLEETSAFE_MODEL_OPEN_BUGS=1
+// or its id.
+func TestModel_FailedForcedRestoreChangesNothing(t *testing.T) {
+	if !strictBug("aside-then-fail") {
+		t.Skipf("open bug aside-then-fail (%s); set FLEETSAFE_MODEL_OPEN_BUGS=1 to assert it", openBugs["aside-then-fail"])
+	}
+	env := &machineEnv{pg: fleettest.RequirePG(t)}
+	runDirected(t, 0, func(t *rapid.T) {
+		ctx := context.Background()
+		f := newFleet(t, env.pg)
+		archives := filepath.Join(f.root, "archives")
+		f.create(ctx, t, "a", componentOrder)
+		m := &machine{ctx: ctx, f: f, archives: archives, names: []string{"a"}, model: map[string]*state{"a": {}}, lastDeletion: map[string]time.Time{}}
+		source := rapid.SampledFrom([]string{softdelete.SourceAuto, softdelete.SourceQuarantine, softdelete.SourceArchive}).Draw(t, "source")
+		if _, err := softdelete.Delete(ctx, f.layout, softdelete.Request{Name: "a", ArchiveDir: archives, Reason: "model", RetentionDays: 1, Options: f.options()}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := softdelete.Restore(ctx, f.layout, softdelete.RestoreRequest{Name: "a", ArchiveDir: archives, Source: softdelete.SourceArchive, Options: f.options()}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := softdelete.Purge(ctx, softdelete.PurgeRequest{ArchiveDir: archives, Name: "a", KeepLast: 0, Now: time.Now().Add(48 * time.Hour), PG: f.pg}); err != nil {
+			t.Fatal(err)
+		}
+		before := m.observe(t, "a")
+		_, err := softdelete.Restore(ctx, f.layout, softdelete.RestoreRequest{Name: "a", ArchiveDir: archives, Source: source, Force: true, Options: f.options()})
+		if err == nil {
+			t.Fatalf("a forced restore (source %s) with nothing to restore from succeeded", source)
+		}
+		if got := m.observe(t, "a"); !sameDigests(got, before) {
+			t.Fatalf("a forced restore (source %s) failed (%v) but changed the instance:\n  was %s\n  now %s", source, err, describe(before), describe(got))
+		}
+	})
+}
