@@ -297,8 +297,13 @@ func base(paths []string) []string {
 	return out
 }
 
+// stateAbandoned is the state the delete branch's journal gives the
+// tombstone of an attempt that was interrupted and superseded by a re-run:
+// a record, not a deletion (main has no such state).
+const stateAbandoned = "abandoned"
+
 // newTombstones returns the tombstones of an instance that the model does
-// not know yet.
+// not know yet, records of abandoned attempts left out.
 func (m *machine) newTombstones(t *rapid.T, name string) []*softdelete.Tombstone {
 	tss, err := softdelete.Tombstones(filepath.Join(m.archives, name))
 	if err != nil {
@@ -306,6 +311,9 @@ func (m *machine) newTombstones(t *rapid.T, name string) []*softdelete.Tombstone
 	}
 	var out []*softdelete.Tombstone
 	for _, ts := range tss {
+		if ts.State == stateAbandoned {
+			continue
+		}
 		if !slices.ContainsFunc(m.model[name].deletions, func(d *deletion) bool { return d.tombstone == ts.Path }) {
 			out = append(out, ts)
 		}
