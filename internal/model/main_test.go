@@ -17,7 +17,10 @@ import (
 )
 
 // Defaults of the machines in an ordinary `go test` run (make test runs it
-// with -race): a few short sequences, about half a minute in all. The
+// with -race): a few short sequences, about 10 s per test on an idle
+// machine; no new check starts once checkBudget is spent (one check can
+// still take minutes on a loaded machine: DROP DATABASE waits for a
+// checkpoint). The
 // rapid flags override them (-rapid.checks, -rapid.steps, -rapid.seed to
 // replay), and FLEETSAFE_SOAK=10m repeats the machines until that time has
 // passed (make soak).
