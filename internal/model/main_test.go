@@ -25,12 +25,12 @@ import (
 // replay), and FLEETSAFE_SOAK=10m repeats the machines until that time has
 // passed (make soak).
 const (
-	machineChecks  = 3
-	machineSteps   = 20
+	machineChecks  = 2
+	machineSteps   = 15
 	directedChecks = 4
 	// checkBudget bounds the wall-clock time of each test's checks in an
 	// ordinary run: no new check starts once it is spent.
-	checkBudget = 40 * time.Second
+	checkBudget = 20 * time.Second
 )
 
 func TestMain(m *testing.M) {
