@@ -1,5 +1,6 @@
 # fleetsafe — the two commands are `make demo` and `make test`; both set up
 # everything they need (virtualenv, Go build, PostgreSQL).
+# `make soak SOAKTIME=10m` runs the model-based state machines for longer.
 SHELL := /bin/bash
 .DEFAULT_GOAL := build
 
@@ -16,7 +17,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 VERSION  := $(shell awk '/^version:/ {print $$2}' collection/galaxy.yml)
 COLL_SRC := build/collection-src/fleetsafe/instances
 
-.PHONY: build venv pg vet gotest test e2e demo bench clean collection lint molecule fuzz
+.PHONY: build venv pg vet gotest test e2e demo bench clean collection lint molecule fuzz soak
 
 # Every fuzz target, as package:target; `make fuzz FUZZTIME=5m` runs longer.
 FUZZTIME ?= 30s
@@ -71,6 +72,13 @@ fuzz:
 
 pg:
 	@bash scripts/pg-up.sh
+
+# The model-based state machines (internal/model) for SOAKTIME instead of
+# the few sequences `make test` runs; without -race, for more steps. Add
+# FLEETSAFE_MODEL_OPEN_BUGS=1 to assert the open bugs they step around.
+SOAKTIME ?= 10m
+soak: pg
+	FLEETSAFE_REQUIRE_PG=1 FLEETSAFE_SOAK=$(SOAKTIME) $(GO) test -count=1 -timeout 0 -run 'TestModel_Fleet' ./internal/model -rapid.steps=40 -rapid.checks=4
 
 vet:
 	@test -z "$$(gofmt -l $$(find . -name '*.go' -not -path './.cache/*' -not -path './.venv/*'))" || { echo "gofmt needed:"; gofmt -l $$(find . -name '*.go' -not -path './.cache/*' -not -path './.venv/*'); exit 1; }

@@ -1,0 +1,176 @@
+package model
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"pgregory.net/rapid"
+
+	"github.com/fleetsafe/fleetsafe/internal/fleettest"
+	"github.com/fleetsafe/fleetsafe/pkg/instance"
+	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
+)
+
+// Component names of the machine's layout.
+const (
+	compConfig = "config" // dir, /etc/<app>/{name}
+	compData   = "data"   // dir nested under the {name} element, /srv/<app>/{name}/data
+	compEnv    = "env"    // file, /run/<app>/{name}.env
+	compDB     = "db"     // postgresql, <app>_{name}
+)
+
+var componentOrder = []string{compConfig, compData, compEnv, compDB}
+
+// candidateNames are the names the machine draws from: some prefixes of
+// others, so that a name confused with another shows.
+var candidateNames = []string{"a", "a-1", "b", "b-a", "c", "cc"}
+
+// fleet is one generated fleet: a layout file under root and real
+// databases named after a random app.
+type fleet struct {
+	root, app  string
+	layoutFile string
+	layout     *instance.Layout
+	pg         pgdump.Conn
+}
+
+func (f *fleet) options() instance.Options {
+	return instance.Options{PG: f.pg, SystemdDir: filepath.Join(f.root, "systemd"), SkipSizes: true}
+}
+
+func newFleet(t *rapid.T, pg pgdump.Conn) *fleet {
+	root, err := os.MkdirTemp("", "fleetsafe-model-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fleet{root: root, app: fleettest.RandomApp(), pg: pg}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := fleettest.DropDatabasesLike(ctx, pg, f.app); err != nil {
+			t.Errorf("drop the databases of %s: %v", f.app, err)
+		}
+		os.RemoveAll(root)
+	})
+	layout := fmt.Sprintf(`app: %[2]s
+components:
+  - name: config
+    type: dir
+    path: %[1]s/etc/%[2]s/{name}
+  - name: data
+    type: dir
+    path: %[1]s/srv/%[2]s/{name}/data
+  - name: env
+    type: file
+    path: %[1]s/run/%[2]s/{name}.env
+  - name: db
+    type: postgresql
+    database: %[2]s_{name}
+`, root, f.app)
+	f.layoutFile = filepath.Join(root, "layout.yml")
+	if err := os.WriteFile(f.layoutFile, []byte(layout), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if f.layout, err = instance.LoadLayoutFile(f.layoutFile); err != nil {
+		t.Fatalf("the machine's layout is refused: %v", err)
+	}
+	return f
+}
+
+func (f *fleet) path(comp, name string) string {
+	c, _ := f.layout.Component(comp)
+	_, _, full, err := instance.Locate(c, name)
+	if err != nil {
+		panic(err)
+	}
+	return full
+}
+
+func (f *fleet) database(name string) string { return f.app + "_" + name }
+
+// create makes one instance with the components drawn: files of other
+// owners, links in and out, nested directories, fixed mtimes, a database
+// with rows.
+func (f *fleet) create(ctx context.Context, t *rapid.T, name string, comps []string) {
+	mtime := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	has := func(c string) bool {
+		for _, x := range comps {
+			if x == c {
+				return true
+			}
+		}
+		return false
+	}
+	write := func(p string, data []byte, mode os.FileMode, uid int) {
+		if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, mode); err != nil {
+			t.Fatal(err)
+		}
+		if os.Geteuid() == 0 && uid >= 0 {
+			if err := os.Lchown(p, uid, uid); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.Chtimes(p, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link := func(target, p string) {
+		if err := os.Symlink(target, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if has(compConfig) {
+		cfg := f.path(compConfig, name)
+		write(filepath.Join(cfg, "app.ini"), []byte("instance = "+name+"\n"), 0o640, -1)
+		link("/etc/hostname", filepath.Join(cfg, "hostname-link"))
+		touch(t, cfg, mtime)
+	}
+	if has(compData) {
+		data := f.path(compData, name)
+		blob := make([]byte, 2048)
+		_, _ = rand.Read(blob)
+		write(filepath.Join(data, "depot", "a1", "blob.bin"), blob, 0o600, 1000)
+		write(filepath.Join(data, "depot", "notes.txt"), []byte("notes of "+name+"\n"), 0o644, 33)
+		link("depot/a1/blob.bin", filepath.Join(data, "latest"))
+		touch(t, filepath.Join(data, "depot", "a1"), mtime)
+		touch(t, filepath.Join(data, "depot"), mtime)
+		touch(t, data, mtime)
+	}
+	if has(compEnv) {
+		write(f.path(compEnv, name), []byte("NAME="+name+"\nSECRET=s3cr3t\n"), 0o600, 1000)
+	}
+	if has(compDB) {
+		admin, err := f.pg.Open(ctx, "postgres")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer admin.Close()
+		if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+pgdump.QuoteIdent(f.database(name))); err != nil {
+			t.Fatal(err)
+		}
+		db, err := f.pg.Open(ctx, f.database(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		_, err = db.ExecContext(ctx, fmt.Sprintf(`
+			CREATE TABLE content (id serial PRIMARY KEY, label text NOT NULL, body bytea);
+			INSERT INTO content (label, body) SELECT 'doc-' || g || '-%s', decode(md5(g::text), 'hex') FROM generate_series(1, 20) g;`, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func touch(t *rapid.T, p string, mtime time.Time) {
+	if err := os.Chtimes(p, mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,746 @@
+package model
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"pgregory.net/rapid"
+
+	"github.com/fleetsafe/fleetsafe/pkg/instance"
+	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
+)
+
+// deletion is what the model knows of one tombstone: a soft deletion, or
+// the components a forced restore moved aside.
+type deletion struct {
+	seq        int
+	id         string
+	tombstone  string
+	archive    string            // "" for a forced restore's tombstone
+	archived   map[string]string // component -> digest when it was moved
+	moves      map[string]softdelete.QuarantineMove
+	held       map[string]bool // component -> still in quarantine
+	purgeAfter time.Time
+	purged     bool // purge ran over it
+	archiveGC  bool // its archive was purged (keep_last)
+	// restoredState is the tombstone's state restored (see restored).
+	restoredState bool
+}
+
+// state is what the model expects of one instance name.
+type state struct {
+	digest    map[string]string // component -> digest; absent components are missing
+	deletions []*deletion       // oldest first
+	dirMade   bool              // <archive_dir>/<name> exists
+}
+
+func (s *state) live() bool { return len(s.digest) > 0 }
+
+func (s *state) latest() *deletion {
+	if len(s.deletions) == 0 {
+		return nil
+	}
+	return s.deletions[len(s.deletions)-1]
+}
+
+// newestArchive is the archive of the most recent deletion whose archive
+// was not purged.
+func (s *state) newestArchive() *deletion {
+	for i := len(s.deletions) - 1; i >= 0; i-- {
+		if d := s.deletions[i]; d.archive != "" && !d.archiveGC {
+			return d
+		}
+	}
+	return nil
+}
+
+// restored reports whether the deletion's tombstone says restored: set
+// by a restore from its quarantine that left nothing there. Outside strict
+// mode it mirrors open bug restored-ignores-database: a database left in
+// quarantine does not count.
+func (d *deletion) restored() bool { return d.restoredState }
+
+func (d *deletion) updateRestored() {
+	d.restoredState = true
+	for c, h := range d.held {
+		if h && (strictBug("restored-ignores-database") || d.moves[c].Type != instance.TypePostgreSQL) {
+			d.restoredState = false
+		}
+	}
+}
+
+type machine struct {
+	ctx      context.Context
+	f        *fleet
+	archives string
+	modules  string // directory of the built module binaries
+	names    []string
+	model    map[string]*state
+	seq      int
+	fullDisk string // archive_dir on a small tmpfs, "" when not mounted
+	// lastDeletion is when each name last got a tombstone.
+	lastDeletion map[string]time.Time
+}
+
+// openBugs lists failures found by these machines that are not fixed
+// yet. By default the machine steps around them (and logs when it does),
+// so that it keeps looking for others; FLEETSAFE_MODEL_OPEN_BUGS=1 makes
+// each a failure again.
+var openBugs = map[string]string{
+	"same-second":               "two deletions of one instance within one second: tombstones and archives are ordered by name, a timestamp to the second then a random suffix, so restore's latest tombstone and newest archive, and purge's keep_last, pick at random between them",
+	"orphan-archive":            "a deletion that fails after its archive was renamed into place (a full disk at the tombstone) leaves that archive without a tombstone; restore then takes it as the newest archive of the instance and keep_last counts it",
+	"restored-ignores-database": "a restore from quarantine that brings back every file and directory component but leaves the database there marks the tombstone restored: purge then never drops the quarantined database, and restore takes the database from the archive instead",
+	"restore-rerun-fails":       "running a completed restore again fails instead of changing nothing: after a restore from quarantine marked the tombstone restored, the same restore (source quarantine) finds no quarantined copy for the components the deletion never held, and errors",
+	"purge-reports-restored":    "purge lists as purged every quarantine path of a tombstone, those a restore already moved back included: the result names removals that did not happen",
+	"aside-then-fail":           "a forced restore moves the present components into quarantine before it checks that there is anything to restore from, then fails: the instance lost components and the failure does not say so",
+}
+
+func strictOpenBugs() bool { return os.Getenv("FLEETSAFE_MODEL_OPEN_BUGS") == "1" }
+
+// strictBug reports whether open bug id is asserted: FLEETSAFE_MODEL_OPEN_BUGS
+// is 1 (all of them) or a comma-separated list of ids.
+func strictBug(id string) bool {
+	v := os.Getenv("FLEETSAFE_MODEL_OPEN_BUGS")
+	return v == "1" || slices.Contains(strings.Split(v, ","), id)
+}
+
+// openBug fails the check when open bug id is asserted, else logs that the
+// machine met it.
+func openBug(t *rapid.T, id, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if strictBug(id) {
+		t.Fatalf("%s (open bug %s: %s)", msg, id, openBugs[id])
+	}
+	t.Logf("met open bug %s: %s", id, msg)
+}
+
+// nextSecond waits, unless open bugs are asserted, until the clock has
+// left the second of the name's last deletion (open bug same-second).
+func (m *machine) nextSecond(name string) {
+	if strictBug("same-second") {
+		return
+	}
+	last, ok := m.lastDeletion[name]
+	if !ok {
+		return
+	}
+	if wait := last.Truncate(time.Second).Add(time.Second).Sub(time.Now()); wait > 0 {
+		time.Sleep(wait + 10*time.Millisecond)
+	}
+}
+
+func (m *machine) allComponentNames() []string { return componentOrder }
+
+// observe reads the components of one instance as they are on disk and on
+// the server.
+func (m *machine) observe(t *rapid.T, name string) map[string]string {
+	out := map[string]string{}
+	for _, c := range []string{compConfig, compData, compEnv} {
+		d, err := pathDigest(m.f.path(c, name))
+		if err != nil {
+			t.Fatalf("observe %s %s: %v", name, c, err)
+		}
+		if d != "" {
+			out[c] = d
+		}
+	}
+	admin, err := m.f.pg.Open(m.ctx, "postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	dbs, err := databases(m.ctx, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if allow, ok := dbs[m.f.database(name)]; ok {
+		if !allow {
+			out[compDB] = "closed to connections"
+		} else {
+			d, err := dbDigest(m.ctx, m.f.pg, m.f.database(name))
+			if err != nil {
+				t.Fatalf("observe %s database: %v", name, err)
+			}
+			out[compDB] = d
+		}
+	}
+	return out
+}
+
+func describe(d map[string]string) string {
+	var parts []string
+	for _, c := range componentOrder {
+		if v, ok := d[c]; ok {
+			if len(v) > 12 {
+				v = v[:12]
+			}
+			parts = append(parts, c+"="+v)
+		} else {
+			parts = append(parts, c+"=absent")
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+func sameDigests(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// Check runs after every step: every instance (target or not) is exactly
+// as the model says, every quarantined copy is what was moved, every
+// archive the model keeps is there and no other, and discovery agrees.
+func (m *machine) Check(t *rapid.T) {
+	admin, err := m.f.pg.Open(m.ctx, "postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	dbs, err := databases(m.ctx, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range m.names {
+		s := m.model[n]
+		got := m.observe(t, n)
+		if !sameDigests(got, s.digest) {
+			t.Fatalf("instance %s is not what the model expects:\n  want %s\n  got  %s", n, describe(s.digest), describe(got))
+		}
+		for _, d := range s.deletions {
+			if _, err := os.Stat(d.tombstone); err != nil {
+				t.Fatalf("instance %s: tombstone %s is gone: %v", n, d.tombstone, err)
+			}
+			if d.archive != "" {
+				_, err := os.Stat(d.archive)
+				if d.archiveGC != errors.Is(err, os.ErrNotExist) {
+					t.Fatalf("instance %s: archive %s: purged by keep_last %t, stat says %v", n, d.archive, d.archiveGC, err)
+				}
+			}
+			for c, mv := range d.moves {
+				var present bool
+				if mv.Type == instance.TypePostgreSQL {
+					_, present = dbs[mv.To]
+				} else {
+					dg, err := pathDigest(mv.To)
+					if err != nil {
+						t.Fatal(err)
+					}
+					present = dg != ""
+					if present && d.held[c] && dg != d.archived[c] {
+						t.Fatalf("instance %s: quarantined %s at %s changed since it was moved", n, c, mv.To)
+					}
+				}
+				if present != d.held[c] {
+					t.Fatalf("instance %s deletion %s: component %s in quarantine at %s: model says held=%t, found present=%t (purged=%t, purge_after %s)",
+						n, d.id, c, mv.To, d.held[c], present, d.purged, d.purgeAfter.Format(time.RFC3339))
+				}
+			}
+		}
+		if s.dirMade {
+			files, _ := filepath.Glob(filepath.Join(m.archives, n, "*.tar.zst"))
+			var want []string
+			for _, d := range s.deletions {
+				if d.archive != "" && !d.archiveGC {
+					want = append(want, d.archive)
+				}
+			}
+			sort.Strings(files)
+			sort.Strings(want)
+			if !slices.Equal(files, want) {
+				t.Fatalf("instance %s: archives on disk %v, the model expects %v (one per deletion, none left by a crash)", n, base(files), base(want))
+			}
+		}
+	}
+	insts, err := m.f.layout.Discover(m.ctx, m.f.options())
+	if err != nil {
+		t.Fatalf("discover: %v", err)
+	}
+	var found, want []string
+	for _, i := range insts {
+		found = append(found, i.Name)
+		for _, c := range i.Components {
+			_, expected := m.model[i.Name].digest[c.Name]
+			if c.Present != expected {
+				t.Fatalf("discover: %s component %s present=%t, the model says %t", i.Name, c.Name, c.Present, expected)
+			}
+		}
+	}
+	for _, n := range m.names {
+		if m.model[n].live() {
+			want = append(want, n)
+		}
+	}
+	if !slices.Equal(found, want) {
+		t.Fatalf("discover found %v, the model expects %v", found, want)
+	}
+}
+
+func base(paths []string) []string {
+	out := make([]string, len(paths))
+	for i, p := range paths {
+		out[i] = filepath.Base(p)
+	}
+	return out
+}
+
+// stateAbandoned is the state the delete branch's journal gives the
+// tombstone of an attempt that was interrupted and superseded by a re-run:
+// a record, not a deletion (main has no such state).
+const stateAbandoned = "abandoned"
+
+// newTombstones returns the tombstones of an instance that the model does
+// not know yet, records of abandoned attempts left out.
+func (m *machine) newTombstones(t *rapid.T, name string) []*softdelete.Tombstone {
+	tss, err := softdelete.Tombstones(filepath.Join(m.archives, name))
+	if err != nil {
+		t.Fatalf("read tombstones of %s: %v", name, err)
+	}
+	var out []*softdelete.Tombstone
+	for _, ts := range tss {
+		if ts.State == stateAbandoned {
+			continue
+		}
+		if !slices.ContainsFunc(m.model[name].deletions, func(d *deletion) bool { return d.tombstone == ts.Path }) {
+			out = append(out, ts)
+		}
+	}
+	return out
+}
+
+// recordDeletion adds a deletion to the model from its tombstone: every
+// component that was present moved into quarantine with the digest it had.
+func (m *machine) recordDeletion(t *rapid.T, name string, ts *softdelete.Tombstone, moved []string) *deletion {
+	s := m.model[name]
+	m.seq++
+	d := &deletion{seq: m.seq, id: ts.ID, tombstone: ts.Path, archive: ts.ArchivePath, archived: map[string]string{},
+		moves: map[string]softdelete.QuarantineMove{}, held: map[string]bool{}, purgeAfter: ts.PurgeAfter}
+	if ts.State != softdelete.StateQuarantined {
+		t.Fatalf("instance %s: tombstone %s is in state %q after the step returned, want %q", name, ts.Path, ts.State, softdelete.StateQuarantined)
+	}
+	var got []string
+	for _, mv := range ts.Components {
+		got = append(got, mv.Component)
+		d.moves[mv.Component] = mv
+		d.held[mv.Component] = true
+		d.archived[mv.Component] = s.digest[mv.Component]
+	}
+	sort.Strings(got)
+	moved = slices.Clone(moved)
+	sort.Strings(moved)
+	if !slices.Equal(got, moved) {
+		t.Fatalf("instance %s: tombstone %s moves %v, the model expects exactly the present components %v", name, ts.Path, got, moved)
+	}
+	for _, c := range moved {
+		delete(s.digest, c)
+	}
+	s.deletions = append(s.deletions, d)
+	m.lastDeletion[name] = time.Now()
+	return d
+}
+
+func presentComponents(s *state) []string {
+	var out []string
+	for _, c := range componentOrder {
+		if _, ok := s.digest[c]; ok {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// drawName draws a name, three times in four among those that have a
+// history (live, or deleted before), else among every candidate, absent
+// ones included.
+func (m *machine) drawName(t *rapid.T) string {
+	var known []string
+	for _, n := range m.names {
+		if s := m.model[n]; s.live() || len(s.deletions) > 0 {
+			known = append(known, n)
+		}
+	}
+	if len(known) > 0 && rapid.IntRange(0, 3).Draw(t, "known") > 0 {
+		return rapid.SampledFrom(known).Draw(t, "name")
+	}
+	return rapid.SampledFrom(m.names).Draw(t, "name")
+}
+
+// Discover resolves one name as instance_info does and compares its
+// components with the model; the fingerprint is stable across two looks.
+func (m *machine) Discover(t *rapid.T) {
+	name := m.drawName(t)
+	s := m.model[name]
+	inst, err := m.f.layout.Resolve(m.ctx, name, m.f.options())
+	var nf *instance.NotFoundError
+	if !s.live() {
+		if !errors.As(err, &nf) {
+			t.Fatalf("resolve %s: the model says it is not live, got %v", name, err)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("resolve %s: %v", name, err)
+	}
+	again, err := m.f.layout.Resolve(m.ctx, name, m.f.options())
+	if err != nil || again.Fingerprint() != inst.Fingerprint() {
+		t.Fatalf("resolve %s twice: fingerprints differ (%v)", name, err)
+	}
+	wantStatus := instance.StatusComplete
+	if len(s.digest) < len(componentOrder) {
+		wantStatus = instance.StatusPartial
+	}
+	if inst.Status != wantStatus {
+		t.Fatalf("resolve %s: status %s, the model says %s (%s)", name, inst.Status, wantStatus, describe(s.digest))
+	}
+}
+
+// Modify writes into a live instance, as the application would.
+func (m *machine) Modify(t *rapid.T) {
+	name := m.drawName(t)
+	s := m.model[name]
+	which := rapid.SampledFrom(componentOrder).Draw(t, "component")
+	if _, ok := s.digest[which]; !ok {
+		t.Skip("component not present")
+	}
+	stamp := fmt.Sprintf("%d", time.Now().UnixNano())
+	var err error
+	switch which {
+	case compConfig, compData:
+		err = os.WriteFile(filepath.Join(m.f.path(which, name), "written-"+stamp), []byte(stamp), 0o644)
+	case compEnv:
+		err = os.WriteFile(m.f.path(compEnv, name), []byte("NAME="+name+"\nAT="+stamp+"\n"), 0o600)
+	case compDB:
+		var db interface{ Close() error }
+		conn, oerr := m.f.pg.Open(m.ctx, m.f.database(name))
+		if oerr != nil {
+			t.Fatal(oerr)
+		}
+		db = conn
+		_, err = conn.ExecContext(m.ctx, "INSERT INTO content (label) VALUES ($1)", "written-"+stamp)
+		db.Close()
+	}
+	if err != nil {
+		t.Fatalf("modify %s %s: %v", name, which, err)
+	}
+	s.digest = m.observe(t, name)
+}
+
+// Delete soft-deletes one name through the library.
+func (m *machine) Delete(t *rapid.T) {
+	name := m.drawName(t)
+	retention := rapid.IntRange(1, 40).Draw(t, "retention_days") // 0 means 30 days on main, none on the delete branch
+	m.nextSecond(name)
+	res, err := softdelete.Delete(m.ctx, m.f.layout, softdelete.Request{Name: name, ArchiveDir: m.archives,
+		Reason: "model", RequestedBy: "rapid", RetentionDays: retention, Options: m.f.options()})
+	m.afterDelete(t, name, retention, res, err)
+}
+
+// afterDelete checks a deletion's result against the model and records it.
+func (m *machine) afterDelete(t *rapid.T, name string, retention int, res *softdelete.Result, err error) {
+	s := m.model[name]
+	s.dirMade = true
+	present := presentComponents(s)
+	if len(present) == 0 {
+		if err != nil {
+			t.Fatalf("delete %s (not live): %v", name, err)
+		}
+		if res.Changed {
+			t.Fatalf("delete %s (not live) reports changed", name)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("delete %s (live: %s): %v", name, describe(s.digest), err)
+	}
+	if !res.Changed || res.Archive == nil || !res.Archive.Verified || res.Tombstone == nil {
+		t.Fatalf("delete %s: result %+v does not report a verified archive and a tombstone", name, res)
+	}
+	if _, err := softdelete.VerifyArchive(m.ctx, res.Archive.Path); err != nil {
+		t.Fatalf("delete %s: the archive it reports verified does not verify: %v", name, err)
+	}
+	if retention <= 0 {
+		retention = 30
+	}
+	if want := res.Tombstone.DeletedAt.Add(time.Duration(retention) * 24 * time.Hour); !res.Tombstone.PurgeAfter.Equal(want) {
+		t.Fatalf("delete %s: purge_after %s, want deleted_at + %d days = %s", name, res.Tombstone.PurgeAfter, retention, want)
+	}
+	news := m.newTombstones(t, name)
+	if len(news) != 1 || news[0].Path != res.Tombstone.Path {
+		t.Fatalf("delete %s: %d new tombstones, want exactly the one reported (%s)", name, len(news), res.Tombstone.Path)
+	}
+	m.recordDeletion(t, name, news[0], present)
+}
+
+// Restore restores one name through the library, with a random source,
+// sometimes a subset of components, sometimes force; the model predicts
+// the outcome from the deletions it recorded.
+func (m *machine) Restore(t *rapid.T) {
+	name, source, comps, force := m.drawRestore(t, true)
+	p := m.planRestore(name, comps, force)
+	res, err := softdelete.Restore(m.ctx, m.f.layout, softdelete.RestoreRequest{Name: name, ArchiveDir: m.archives,
+		Source: source, Components: comps, Force: force, Options: m.f.options()})
+	out := restoreOutcome{err: err}
+	if res != nil {
+		out.source, out.restored, out.changed = res.Source, res.Restored, res.Changed
+	}
+	m.expectRestore(t, name, source, comps, force, p, out)
+}
+
+func (m *machine) drawRestore(t *rapid.T, mayForce bool) (name, source string, comps []string, force bool) {
+	name = m.drawName(t)
+	source = rapid.SampledFrom([]string{"", softdelete.SourceAuto, softdelete.SourceQuarantine, softdelete.SourceArchive}).Draw(t, "source")
+	if rapid.Bool().Draw(t, "subset") {
+		comps = rapid.SliceOfNDistinct(rapid.SampledFrom(componentOrder), 1, 3, rapid.ID[string]).Draw(t, "components")
+	}
+	if mayForce {
+		force = rapid.IntRange(0, 3).Draw(t, "force") == 0
+	}
+	return name, source, comps, force
+}
+
+// restorePlan is what a restore wants, what force moves aside first, and
+// the latest deletion as it was before the restore.
+type restorePlan struct {
+	want, replace []string
+	latest        *deletion
+}
+
+func (m *machine) planRestore(name string, comps []string, force bool) restorePlan {
+	s := m.model[name]
+	var p restorePlan
+	for _, c := range componentOrder {
+		if comps != nil && !slices.Contains(comps, c) {
+			continue
+		}
+		if _, ok := s.digest[c]; ok {
+			if !force {
+				continue
+			}
+			p.replace = append(p.replace, c)
+		}
+		p.want = append(p.want, c)
+	}
+	p.latest = s.latest() // read before a forced restore adds its own tombstone
+	if len(p.replace) > 0 {
+		m.nextSecond(name)
+	}
+	return p
+}
+
+// useQuarantine reports whether a restore takes the wanted components
+// from the latest deletion's quarantine rather than from an archive.
+func useQuarantine(source string, want []string, latest *deletion) bool {
+	if source == softdelete.SourceArchive || latest == nil || latest.purged || latest.restored() {
+		return false
+	}
+	for _, c := range want {
+		if _, moved := latest.moves[c]; moved && !latest.held[c] {
+			return false
+		}
+	}
+	return true
+}
+
+// wouldStayPartial reports whether some wanted component cannot come back
+// from where the restore would take it.
+func (m *machine) wouldStayPartial(s *state, source string, want []string, latest *deletion) bool {
+	var from *deletion
+	switch {
+	case useQuarantine(source, want, latest):
+		from = latest
+	case source == softdelete.SourceQuarantine:
+		return true
+	default:
+		from = s.newestArchive()
+	}
+	if from == nil {
+		return true
+	}
+	for _, c := range want {
+		if _, ok := from.archived[c]; !ok {
+			return true
+		}
+	}
+	return false
+}
+
+// restoreOutcome is what a restore returned, from the library or a module.
+type restoreOutcome struct {
+	err      error
+	source   string
+	restored []string
+	changed  bool
+	// rerun marks the outcome of a re-run after a crash: only the end
+	// state is compared, not what the re-run reports.
+	rerun bool
+}
+
+// expectRestore checks a restore's outcome against the model's prediction
+// and records it.
+func (m *machine) expectRestore(t *rapid.T, name, source string, comps []string, force bool, p restorePlan, res restoreOutcome) {
+	s := m.model[name]
+	want, replace, latest, err := p.want, p.replace, p.latest, res.err
+	if len(want) == 0 {
+		if err != nil || (res.changed && !res.rerun) {
+			t.Fatalf("restore %s %v: every wanted component is present, want no change and no error; got changed=%v err=%v", name, comps, res.changed, err)
+		}
+		return
+	}
+	if !s.dirMade {
+		if err == nil {
+			t.Fatalf("restore %s: nothing was ever deleted, yet it succeeded: %+v", name, res)
+		}
+		return
+	}
+	// A refusal that changes nothing is allowed when the restore could not
+	// bring back every wanted component (the instance would stay partial).
+	var refused *softdelete.RefusedError
+	if errors.As(err, &refused) && m.wouldStayPartial(s, source, want, latest) {
+		if news := m.newTombstones(t, name); len(news) > 0 {
+			t.Fatalf("restore %s refused (%v) after writing %d tombstone(s): a refusal must change nothing", name, err, len(news))
+		}
+		return
+	}
+	// Force moves present components aside, with a tombstone, before
+	// anything comes back.
+	if len(replace) > 0 {
+		news := m.newTombstones(t, name)
+		if len(news) != 1 {
+			t.Fatalf("restore %s with force: %d new tombstones, want 1 for the %v moved aside (err %v)", name, len(news), replace, err)
+		}
+		m.recordDeletion(t, name, news[0], replace)
+	}
+	useQ := useQuarantine(source, want, latest)
+	if source == softdelete.SourceQuarantine && !useQ {
+		if err == nil {
+			t.Fatalf("restore %s from quarantine: nothing held, yet it succeeded: %+v", name, res)
+		}
+		if len(replace) > 0 {
+			openBug(t, "aside-then-fail", "restore %s from quarantine failed (%v) AFTER moving %v aside: a failed restore must not have changed the instance", name, err, replace)
+		}
+		return
+	}
+	var from *deletion
+	if useQ {
+		from = latest
+	} else {
+		from = s.newestArchive()
+		if from == nil {
+			if err == nil {
+				t.Fatalf("restore %s: no archive left, yet it succeeded: %+v", name, res)
+			}
+			if len(replace) > 0 {
+				openBug(t, "aside-then-fail", "restore %s failed (%v) AFTER moving %v aside: a failed restore must not have changed the instance", name, err, replace)
+			}
+			return
+		}
+	}
+	if err != nil && res.rerun {
+		// The first run may have finished: the end state is what counts.
+		openBug(t, "restore-rerun-fails", "restore %s (source %q, components %v): the re-run of a restore fails where the first run succeeded or would have: %v", name, source, comps, err)
+	} else if err != nil {
+		t.Fatalf("restore %s (source %q, components %v, force %t; the model restores from deletion %s, quarantine %t): %v",
+			name, source, comps, force, from.id, useQ, err)
+	}
+	var restored []string
+	for _, c := range want {
+		if _, ok := from.archived[c]; ok {
+			restored = append(restored, c)
+		}
+	}
+	wantSource := softdelete.SourceArchive
+	if useQ {
+		wantSource = softdelete.SourceQuarantine
+	}
+	got := slices.Clone(res.restored)
+	sort.Strings(got)
+	exp := slices.Clone(restored)
+	sort.Strings(exp)
+	if !res.rerun && (res.source != wantSource || !slices.Equal(got, exp) || res.changed != (len(restored) > 0 || len(replace) > 0)) {
+		t.Fatalf("restore %s: got source %s restored %v changed %t; the model expects source %s restored %v changed %t (from deletion %s)",
+			name, res.source, res.restored, res.changed, wantSource, restored, len(restored) > 0 || len(replace) > 0, from.id)
+	}
+	for _, c := range restored {
+		s.digest[c] = from.archived[c]
+		if useQ {
+			from.held[c] = false
+		}
+	}
+	if useQ && len(restored) > 0 {
+		from.updateRestored()
+	}
+}
+
+// Purge purges through the library with a random keep_last and a clock
+// moved forward by a random number of days.
+func (m *machine) Purge(t *rapid.T) {
+	name := ""
+	if rapid.Bool().Draw(t, "one") {
+		name = m.drawName(t)
+	}
+	keep := rapid.IntRange(0, 3).Draw(t, "keep_last")
+	days := rapid.IntRange(0, 70).Draw(t, "days_later")
+	now := time.Now().UTC().Add(time.Duration(days) * 24 * time.Hour)
+	purged, err := softdelete.Purge(m.ctx, softdelete.PurgeRequest{ArchiveDir: m.archives, Name: name, KeepLast: keep, Now: now, PG: m.f.pg})
+	if keep < 1 && name == "" {
+		var re *softdelete.RefusedError
+		if !errors.As(err, &re) {
+			t.Fatalf("purge of every instance with keep_last %d: want a refusal, got %v", keep, err)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("purge %q keep_last %d: %v", name, keep, err)
+	}
+	var expected []string
+	for _, n := range m.names {
+		if name != "" && n != name {
+			continue
+		}
+		s := m.model[n]
+		for _, d := range s.deletions {
+			if d.purged || d.restored() || now.Before(d.purgeAfter) {
+				continue
+			}
+			d.purged = true
+			for c, held := range d.held {
+				if held {
+					expected = append(expected, d.moves[c].To)
+				}
+				d.held[c] = false
+			}
+		}
+		var kept []*deletion
+		for _, d := range s.deletions {
+			if d.archive != "" && !d.archiveGC {
+				kept = append(kept, d)
+			}
+		}
+		for i := 0; i < len(kept)-keep; i++ {
+			kept[i].archiveGC = true
+			expected = append(expected, kept[i].archive)
+		}
+	}
+	var reported []string
+	for _, p := range purged {
+		reported = append(reported, p.Path)
+	}
+	sort.Strings(reported)
+	sort.Strings(expected)
+	if !slices.Equal(reported, expected) {
+		openBug(t, "purge-reports-restored", "purge %q keep_last %d, %d days later: reports %v as purged, the model expects %v (what was still in quarantine, and the archives beyond keep_last)", name, keep, days, reported, expected)
+	}
+}
