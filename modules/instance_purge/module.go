@@ -27,7 +27,7 @@ func run(ctx context.Context, req *ansible.Request) (*ansible.Result, error) {
 		CheckMode: req.CheckMode, PG: modutil.PG(p),
 	})
 	if out == nil {
-		out = &softdelete.PurgeResult{Purged: []softdelete.Purged{}, Kept: []softdelete.Kept{}, Refused: []softdelete.Refused{}}
+		out = &softdelete.PurgeResult{Purged: []softdelete.Purged{}, Kept: []softdelete.Kept{}, Refused: []softdelete.Refused{}, AlreadyGone: []softdelete.Purged{}}
 	}
 	// changed: something was removed or renamed (in check mode: would be).
 	changed := out.Changed
@@ -38,6 +38,7 @@ func run(ctx context.Context, req *ansible.Request) (*ansible.Result, error) {
 	res.Set("purged", out.Purged)
 	res.Set("kept", out.Kept)
 	res.Set("refused", out.Refused)
+	res.Set("already_gone", out.AlreadyGone)
 	if err != nil {
 		return res, err
 	}

@@ -77,6 +77,10 @@ type PurgeResult struct {
 	Purged  []Purged  `json:"purged"`
 	Kept    []Kept    `json:"kept"`
 	Refused []Refused `json:"refused"`
+	// AlreadyGone lists quarantined items that were due but no longer
+	// there (a restore brought them back, or someone removed them): this
+	// run removed nothing of them, so they are not listed as purged.
+	AlreadyGone []Purged `json:"already_gone"`
 }
 
 // PurgeIncompleteError is a purge run that left due items in place.
@@ -145,7 +149,7 @@ func PurgeReport(ctx context.Context, req PurgeRequest) (*PurgeResult, error) {
 		return nil, &RefusedError{Name: "every instance", Reason: fmt.Sprintf("keep_last %d would remove the last archive of every instance", req.KeepLast),
 			Advice: "keep_last below 1 is only accepted together with an explicit name"}
 	}
-	res := &PurgeResult{Purged: []Purged{}, Kept: []Kept{}, Refused: []Refused{}}
+	res := &PurgeResult{Purged: []Purged{}, Kept: []Kept{}, Refused: []Refused{}, AlreadyGone: []Purged{}}
 	var names []string
 	if req.Name != "" {
 		if err := instance.ValidateName(req.Name, nil); err != nil {
@@ -265,6 +269,7 @@ func purgeTombstone(ctx context.Context, req *PurgeRequest, name string, ts *Tom
 	}()
 	entryOf := map[string]*trashEntry{} // component -> its trash
 	goneAtStart := map[*trashEntry]bool{}
+	compGone := map[string]bool{} // component -> no longer in its intact trash entry
 	var dbs []QuarantineMove
 	var refused []Refused
 	refuse := func(m QuarantineMove, err error) {
@@ -305,6 +310,13 @@ func purgeTombstone(ctx context.Context, req *PurgeRequest, name string, ts *Tom
 			goneAtStart[e] = e.gone()
 		}
 		entryOf[m.Component] = e
+		if e.intact {
+			// The trash entry is there, but a restore may have moved this
+			// component back out of it.
+			if _, err := os.Lstat(m.To); errors.Is(err, fs.ErrNotExist) {
+				compGone[m.Component] = true
+			}
+		}
 	}
 	var admin *sql.DB
 	if len(dbs) > 0 && len(refused) == 0 {
@@ -318,11 +330,16 @@ func purgeTombstone(ctx context.Context, req *PurgeRequest, name string, ts *Tom
 			defer admin.Close()
 			for _, m := range dbs {
 				intact, err := databaseExists(ctx, admin, m.To)
-				if err == nil && intact {
-					var purging bool
-					if purging, err = databaseExists(ctx, admin, PurgingDatabase(m.To)); err == nil && purging {
-						err = fmt.Errorf("both databases %s and %s exist; compare and drop one by hand", m.To, PurgingDatabase(m.To))
-					}
+				var purging bool
+				if err == nil {
+					purging, err = databaseExists(ctx, admin, PurgingDatabase(m.To))
+				}
+				switch {
+				case err != nil:
+				case intact && purging:
+					err = fmt.Errorf("both databases %s and %s exist; compare and drop one by hand", m.To, PurgingDatabase(m.To))
+				case !intact && !purging:
+					compGone[m.Component] = true // a restore brought it back, or it was dropped
 				}
 				if err != nil {
 					refuse(m, err)
@@ -336,6 +353,11 @@ func purgeTombstone(ctx context.Context, req *PurgeRequest, name string, ts *Tom
 	}
 	if req.CheckMode {
 		for _, m := range ts.Components {
+			if e := entryOf[m.Component]; compGone[m.Component] || (e != nil && goneAtStart[e]) {
+				res.AlreadyGone = append(res.AlreadyGone, Purged{Instance: name, Kind: moveKind(m), Path: m.To,
+					Reason: why + "; it is already gone (restored, or removed by other means): nothing to remove"})
+				continue
+			}
 			res.Purged = append(res.Purged, Purged{Instance: name, Kind: moveKind(m), Path: m.To, Reason: why})
 		}
 		ts.State = StatePurged // in memory only: its archive may go too
@@ -395,11 +417,12 @@ func purgeTombstone(ctx context.Context, req *PurgeRequest, name string, ts *Tom
 			r.Hint += "; then run instance_purge again: it finishes a purge left in state purging"
 			continue
 		}
-		reason := why
-		if e := entryOf[m.Component]; e != nil && goneAtStart[e] {
-			reason += "; it was already gone, nothing to remove"
+		if e := entryOf[m.Component]; compGone[m.Component] || (e != nil && goneAtStart[e]) {
+			res.AlreadyGone = append(res.AlreadyGone, Purged{Instance: name, Kind: moveKind(m), Path: m.To,
+				Reason: why + "; it was already gone (restored, or removed by other means): nothing to remove"})
+		} else {
+			res.Purged = append(res.Purged, Purged{Instance: name, Kind: moveKind(m), Path: m.To, Reason: why})
 		}
-		res.Purged = append(res.Purged, Purged{Instance: name, Kind: moveKind(m), Path: m.To, Reason: reason})
 		req.step("remove:" + m.Component)
 	}
 	res.Refused = append(res.Refused, refused...)

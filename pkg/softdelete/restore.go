@@ -233,6 +233,14 @@ func Restore(ctx context.Context, l *instance.Layout, req RestoreRequest) (*Rest
 	res := &RestoreResult{Source: req.Source, Sources: map[string]string{}, Restored: []string{}, NotRestored: []string{},
 		Archives: []string{}, Replaced: []QuarantineMove{}, Notes: []string{}}
 	if _, err := os.Stat(dir); err != nil {
+		// Nothing was ever archived for this name: that is only an error
+		// when something is missing (a re-run of a completed restore, or a
+		// restore of an instance that is whole, changes nothing).
+		if present, perr := everyWantedPresent(ctx, l, req); perr == nil && present && !req.Force {
+			res.NotRestored = wantedNames(l, req)
+			res.Msg = "every requested component is present; nothing to restore"
+			return res, nil
+		}
 		return nil, fmt.Errorf("no archives or tombstones for %s under %s: %w", req.Name, req.ArchiveDir, err)
 	}
 	r := &restorer{l: l, req: req, dir: dir, res: res}
@@ -955,4 +963,35 @@ func settleAside(ctx context.Context, dir string, opts instance.Options) (int, e
 		n++
 	}
 	return n, nil
+}
+
+// wantedNames lists the layout's components that a restore request asks
+// for (every one when it names none).
+func wantedNames(l *instance.Layout, req RestoreRequest) []string {
+	names := []string{}
+	for _, c := range l.Components {
+		if len(req.Components) == 0 || slices.Contains(req.Components, c.Name) {
+			names = append(names, c.Name)
+		}
+	}
+	return names
+}
+
+// everyWantedPresent reports whether every component the request asks for
+// is present on the host.
+func everyWantedPresent(ctx context.Context, l *instance.Layout, req RestoreRequest) (bool, error) {
+	inst, err := l.Resolve(ctx, req.Name, req.Options)
+	var nf *instance.NotFoundError
+	if errors.As(err, &nf) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	for _, name := range wantedNames(l, req) {
+		if st, _ := inst.State(name); !st.Present {
+			return false, nil
+		}
+	}
+	return true, nil
 }
