@@ -1,12 +1,10 @@
 package softdelete
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 )
 
@@ -80,54 +78,6 @@ func (e *FrozenError) Error() string {
 // Hint tells the operator what to do.
 func (e *FrozenError) Hint() string {
 	return "check why they are protected; if they may go, run chattr -i -a on them, then run the purge again"
-}
-
-// mountsUnder lists the mount points of /proc/self/mountinfo at or below
-// path, sorted.
-func mountsUnder(path string) ([]string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil, fmt.Errorf("read mount table: %w", err)
-	}
-	defer f.Close()
-	path = filepath.Clean(path)
-	var out []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 {
-			continue
-		}
-		mp := unescapeMountinfo(fields[4])
-		if mp == path || strings.HasPrefix(mp, path+"/") {
-			out = append(out, mp)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read mount table: %w", err)
-	}
-	sort.Strings(out)
-	return out, nil
-}
-
-// unescapeMountinfo decodes the \ooo octal escapes of mountinfo fields.
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // trashEntry is the quarantine directory .fleetsafe-trash/<id> of one

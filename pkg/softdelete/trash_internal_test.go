@@ -102,7 +102,7 @@ func TestOpenTrash_TrashIsAMountPoint(t *testing.T) {
 }
 
 func TestUnescapeMountinfo(t *testing.T) {
-	assert.Equal(t, "/mnt/a b\tc\\d", unescapeMountinfo(`/mnt/a\040b\011c\134d`))
-	assert.Equal(t, `/mnt/x\04`, unescapeMountinfo(`/mnt/x\04`))
-	assert.Equal(t, "/plain", unescapeMountinfo("/plain"))
+	assert.Equal(t, "/mnt/a b\tc\\d", unescapeMount(`/mnt/a\040b\011c\134d`))
+	assert.Equal(t, `/mnt/x\04`, unescapeMount(`/mnt/x\04`))
+	assert.Equal(t, "/plain", unescapeMount("/plain"))
 }
