@@ -284,7 +284,7 @@ func psqlFile(ctx context.Context, pg pgdump.Conn, db, file string) error {
 		defer zr.Close()
 		in = zr
 	}
-	cmd := exec.CommandContext(ctx, "psql", "--no-psqlrc", "--quiet", "-v", "ON_ERROR_STOP=1", "--dbname="+db)
+	cmd := exec.CommandContext(ctx, "psql", "--no-psqlrc", "--quiet", "-v", "ON_ERROR_STOP=1", "--dbname="+pgdump.DBNameArg(db))
 	cmd.Stdin = in
 	cmd.Env = pg.Env()
 	var stderr bytes.Buffer

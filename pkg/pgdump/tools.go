@@ -12,13 +12,21 @@ import (
 
 // Dump runs the real pg_dump -Fc of database into file.
 func Dump(ctx context.Context, c Conn, database, file string) error {
-	return run(ctx, c, "pg_dump", "--format=custom", "--no-password", "--file="+file, "--dbname="+database)
+	return run(ctx, c, "pg_dump", "--format=custom", "--no-password", "--file="+file, "--dbname="+DBNameArg(database))
 }
 
 // Restore runs the real pg_restore of file into an existing, empty
 // database, stopping at the first error.
 func Restore(ctx context.Context, c Conn, database, file string) error {
-	return run(ctx, c, "pg_restore", "--no-password", "--exit-on-error", "--no-owner", "--dbname="+database, file)
+	return run(ctx, c, "pg_restore", "--no-password", "--exit-on-error", "--no-owner", "--dbname="+DBNameArg(database), file)
+}
+
+// DBNameArg is the value of a --dbname option that names exactly database.
+// Given as is, a name holding "=" or starting with "postgresql://" is
+// taken by libpq as a connection string, which can name another database
+// (or server); as a quoted connection string it is only ever a name.
+func DBNameArg(database string) string {
+	return "dbname='" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(database) + "'"
 }
 
 func run(ctx context.Context, c Conn, tool string, args ...string) error {

@@ -608,7 +608,7 @@ func compareQuarantine(q QuarantineMove, comp string, m *Manifest) string {
 	}
 	defer root.Close()
 	s := &staged{p: &pick{comp: instance.Component{Type: q.Type}, mc: mc}, base: filepath.Base(q.To)}
-	return compareTree(root, s.rel, s.base, componentEntries(m, comp), false)
+	return compareTree(root, s.rel, s.base, componentEntries(m, comp), true)
 }
 
 func owner(fi fs.FileInfo) (uid, gid int, ok bool) {
