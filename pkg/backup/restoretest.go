@@ -284,13 +284,18 @@ func psqlFile(ctx context.Context, pg pgdump.Conn, db, file string) error {
 		defer zr.Close()
 		in = zr
 	}
+	guarded, refused := guardPlainSQL(file, in)
 	cmd := exec.CommandContext(ctx, "psql", "--no-psqlrc", "--quiet", "-v", "ON_ERROR_STOP=1", "--dbname="+pgdump.DBNameArg(db))
-	cmd.Stdin = in
+	cmd.Stdin = guarded
 	cmd.Env = pg.Env()
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	cmd.Stdout = nil
-	if err := cmd.Run(); err != nil {
+	err = cmd.Run()
+	if rerr := refused(); rerr != nil {
+		return rerr
+	}
+	if err != nil {
 		return fmt.Errorf("psql -f %s: %w: %s", file, err, strings.TrimSpace(stderr.String()))
 	}
 	return nil

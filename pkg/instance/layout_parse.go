@@ -359,6 +359,17 @@ func checkNameTemplate(raw, allowed, what string) string {
 // claim that namespace.
 const QuarantineDBPrefix = "fstrash_"
 
+// ReservedDBPrefixes start the names of the databases fleetsafe creates or
+// renames: quarantined (fstrash_), being purged (fspurge_), staged for a
+// restore (fsrestore_, and fleetsafe_restore_ by RESTORE.md's steps) and
+// restore-test scratch databases (fleetsafe_verify_). A layout may claim
+// none of them: fleetsafe drops such databases as its own leftovers.
+var ReservedDBPrefixes = []string{QuarantineDBPrefix, "fspurge_", "fsrestore_", "fleetsafe_restore_", "fleetsafe_verify_"}
+
+// ReservedDirPrefix starts the names of the directories fleetsafe creates
+// beside components (.fleetsafe-trash, .fleetsafe-restore-<id>-<component>).
+const ReservedDirPrefix = ".fleetsafe-"
+
 // QuarantineDirName is the hidden directory where soft delete quarantines
 // path components, in each component's parent (softdelete.TrashDir); no
 // layout may claim it.
@@ -382,8 +393,11 @@ func checkNamespace(typ string, t Template) string {
 			return "a database template needs a literal prefix of the application's own before {name}, such as tracim_{name}: without one, every database of the server that fits name_pattern (postgres, grafana…) would be taken for an instance"
 		case !strings.HasSuffix(t.Prefix, "_"):
 			return fmt.Sprintf("the literal prefix %q must end with '_' (such as %s_{name}), so that it names a namespace of the application's own", t.Prefix, strings.TrimRight(t.Prefix, "_"))
-		case strings.HasPrefix(t.Prefix, QuarantineDBPrefix):
-			return "databases starting with " + QuarantineDBPrefix + " are quarantined databases; a layout may not claim them"
+		}
+		for _, r := range ReservedDBPrefixes {
+			if strings.HasPrefix(t.Prefix, r) {
+				return "databases starting with " + r + " are fleetsafe's own (quarantined, being purged, staged for a restore or a restore test); a layout may not claim them"
+			}
 		}
 	case TypeSystemdUnit:
 		switch {
@@ -416,8 +430,8 @@ func checkPathTemplate(raw string) string {
 		if elem == ".." {
 			return "path must not contain '..'"
 		}
-		if strings.HasPrefix(elem, QuarantineDirName) {
-			return "an element starting with " + QuarantineDirName + " is where fleetsafe quarantines components; a layout may not claim it"
+		if strings.HasPrefix(elem, ReservedDirPrefix) && !strings.Contains(elem, Placeholder) {
+			return "an element starting with " + ReservedDirPrefix + " is fleetsafe's own (" + QuarantineDirName + " quarantines components, .fleetsafe-restore- stages restores); a layout may not claim it"
 		}
 	}
 	if path.Clean(raw) != raw {

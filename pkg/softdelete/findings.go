@@ -252,4 +252,14 @@ func (c *collector) findMounts(component, full string) {
 		}
 		c.finding(component, p, LossMount, "a mount point (bind mount or another filesystem)")
 	}
+	// The component, or a directory inside it, bind-mounted somewhere else
+	// (another instance's place): its files would leave that place too.
+	elsewhere, err := mountedElsewhere(real)
+	if err != nil {
+		c.finding(component, full, LossMount, "the mount table cannot be read to check that it is mounted nowhere else: "+err.Error())
+		return
+	}
+	for _, mp := range elsewhere {
+		c.finding(component, full, LossMount, "also shown at "+mp+" by a bind mount: moving or purging it would change that place too")
+	}
 }

@@ -195,6 +195,16 @@ func openTrash(parent, id string) (*trashEntry, error) {
 			return nil, err
 		}
 		mounts = append(mounts, listed...)
+		// A bind mount elsewhere that shows this quarantine (another
+		// instance's place): removing it would empty that place too.
+		elsewhere, err := mountedElsewhere(full)
+		if err != nil {
+			e.close()
+			return nil, err
+		}
+		for _, mp := range elsewhere {
+			mounts = append(mounts, mp+" (a bind mount showing "+full+")")
+		}
 	}
 	if len(mounts) > 0 {
 		e.close()
