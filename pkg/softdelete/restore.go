@@ -511,6 +511,14 @@ func (r *restorer) loadDeletions() error {
 		return nil
 	}
 	for _, t := range tombs {
+		if t.State == StateArchiving || t.State == StateAbandoned {
+			// A deletion that never completed: its archive is vouched for
+			// by nothing that restore could check it against.
+			if t.ArchivePath != "" {
+				r.res.note("archive %s belongs to a deletion that did not complete (tombstone state %s): not used automatically; pass archive: to restore from it", t.ArchivePath, t.State)
+			}
+			continue
+		}
 		d := &deletion{id: t.ID, ts: t}
 		if t.ArchivePath != "" {
 			d.archive = filepath.Join(r.dir, filepath.Base(t.ArchivePath))
@@ -523,7 +531,9 @@ func (r *restorer) loadDeletions() error {
 	}
 	for _, f := range files {
 		if byArchive[filepath.Base(f)] == nil {
-			r.dels = append(r.dels, &deletion{id: strings.TrimSuffix(filepath.Base(f), ".tar.zst"), archive: f})
+			// No tombstone recorded its sha256: it could be anything
+			// dropped into the directory. Only an explicit archive: uses it.
+			r.res.note("archive %s has no tombstone: not used automatically; pass archive: to restore from it", f)
 		}
 	}
 	sort.SliceStable(r.dels, func(i, j int) bool { return r.dels[i].id > r.dels[j].id })

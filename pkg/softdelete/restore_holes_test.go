@@ -148,7 +148,7 @@ func TestRestore_ForgedManifestLocatorRefused(t *testing.T) {
 	}, nil)
 	// Without the tombstone's digest to catch it, the layout check must.
 	require.NoError(t, os.Remove(res.Tombstone.Path))
-	rr, err := softdelete.Restore(ctx, f.Layout, softdelete.RestoreRequest{Name: "acme", ArchiveDir: archives, Options: f.Options()})
+	rr, err := softdelete.Restore(ctx, f.Layout, softdelete.RestoreRequest{Name: "acme", ArchiveDir: archives, Archive: res.Archive.Path, Options: f.Options()})
 	var mm *softdelete.ManifestMismatchError
 	require.ErrorAs(t, err, &mm)
 	assert.Contains(t, err.Error(), elsewhere)
@@ -165,7 +165,7 @@ func TestRestore_ForgedManifestLocatorRefused(t *testing.T) {
 		component(m, "database").Locator = other
 		m.Databases[0].Database = other
 	}, nil)
-	_, err = softdelete.Restore(ctx, f.Layout, softdelete.RestoreRequest{Name: "acme", ArchiveDir: archives, Options: f.Options()})
+	_, err = softdelete.Restore(ctx, f.Layout, softdelete.RestoreRequest{Name: "acme", ArchiveDir: archives, Archive: res.Archive.Path, Options: f.Options()})
 	require.ErrorAs(t, err, &mm)
 	assert.Contains(t, err.Error(), other)
 	db, err := f.PG.Open(ctx, "postgres")
@@ -181,7 +181,7 @@ func TestRestore_ForgedManifestLocatorRefused(t *testing.T) {
 		m.Databases[0].Database = f.Database("acme")
 		m.Instance = "globex"
 	}, nil)
-	_, err = softdelete.Restore(ctx, f.Layout, softdelete.RestoreRequest{Name: "acme", ArchiveDir: archives, Options: f.Options()})
+	_, err = softdelete.Restore(ctx, f.Layout, softdelete.RestoreRequest{Name: "acme", ArchiveDir: archives, Archive: res.Archive.Path, Options: f.Options()})
 	require.ErrorAs(t, err, &mm)
 	assert.Equal(t, "instance", mm.Field)
 }
