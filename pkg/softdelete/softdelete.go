@@ -326,13 +326,17 @@ func Delete(ctx context.Context, l *instance.Layout, req Request) (*Result, erro
 	ts.State = StateQuarantining
 	if err := ts.write(); err != nil {
 		// The journal still says archiving: the next run reports this
-		// archive and makes a new one.
-		return resultOrNil(res), fmt.Errorf("write the tombstone of %s: %w; nothing was moved; the verified archive %s is kept and the next run reports it", inst.Name, err, ts.ArchivePath)
+		// archive and makes a new one. The archive stays: a change.
+		res.Changed = true
+		return res, fmt.Errorf("write the tombstone of %s: %w; nothing was moved; the verified archive %s is kept and the next run reports it", inst.Name, err, ts.ArchivePath)
 	}
 	req.step("tombstone")
 	res.Tombstone = ts.info()
 	done, err := moveAll(ctx, req, ts)
-	res.Changed = done > 0
+	// From here on a verified archive and a journal that drives the next
+	// run stay on the host, whatever happens: changed, even when nothing
+	// has moved yet.
+	res.Changed = true
 	res.Quarantined = ts.Components[:done]
 	if err != nil {
 		return res, incomplete(ts, done, err)
