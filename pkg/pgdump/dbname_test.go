@@ -2,6 +2,7 @@ package pgdump_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -22,7 +23,9 @@ func TestDump_NameThatLooksLikeAConnectionString(t *testing.T) {
 	admin, err := pg.Open(ctx, "postgres")
 	require.NoError(t, err)
 	defer admin.Close()
-	for _, name := range []string{"fsconn dbname=postgres", `fsconn'q\b`, "postgresql://fsconn"} {
+	tag := fmt.Sprintf("%d", time.Now().UnixNano()%1000000)
+	for _, name := range []string{"fsconn" + tag + " dbname=postgres", "fsconn" + tag + `'q\b`, "postgresql://fsconn" + tag} {
+		_, _ = admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+pgdump.QuoteIdent(name)+" WITH (FORCE)")
 		_, err := admin.ExecContext(ctx, "CREATE DATABASE "+pgdump.QuoteIdent(name))
 		require.NoError(t, err)
 		t.Cleanup(func() { _, _ = admin.Exec("DROP DATABASE IF EXISTS " + pgdump.QuoteIdent(name) + " WITH (FORCE)") })
