@@ -2,6 +2,7 @@ package model
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -130,14 +131,10 @@ func TestModel_PartialRestoreLeavesTheRestPurgeable(t *testing.T) {
 // TestModel_RestoreTwiceChangesNothing attacks idempotence: the same
 // restore run twice (as a playbook re-run does) changes nothing the second
 // time and does not fail. The instance is partial: the deletion never held
-// some components.
-//
-// Open bug restore-rerun-fails: asserted only with
-// FLEETSAFE_MODEL_OPEN_BUGS=1.
+// some components, so a restore of the whole instance is refused without
+// changing anything (every component of the layout is required), and the
+// components it held are restored by naming them.
 func TestModel_RestoreTwiceChangesNothing(t *testing.T) {
-	if !strictBug("restore-rerun-fails") {
-		t.Skipf("open bug restore-rerun-fails (%s); set FLEETSAFE_MODEL_OPEN_BUGS=1 to assert it", openBugs["restore-rerun-fails"])
-	}
 	env := &machineEnv{pg: fleettest.RequirePG(t)}
 	runDirected(t, 0, func(t *rapid.T) {
 		ctx := context.Background()
@@ -146,19 +143,42 @@ func TestModel_RestoreTwiceChangesNothing(t *testing.T) {
 		comps := rapid.SliceOfNDistinct(rapid.SampledFrom(componentOrder), 1, 3, rapid.ID[string]).Draw(t, "components")
 		source := rapid.SampledFrom([]string{softdelete.SourceQuarantine, softdelete.SourceAuto, softdelete.SourceArchive}).Draw(t, "source")
 		f.create(ctx, t, "a", comps)
+		m := &machine{ctx: ctx, f: f, archives: archives, names: []string{"a"}, model: map[string]*state{"a": {}}, lastDeletion: map[string]time.Time{}}
+		want := m.observe(t, "a")
 		if _, err := softdelete.Delete(ctx, f.layout, softdelete.Request{Name: "a", ArchiveDir: archives, Reason: "model", Options: f.options()}); err != nil {
 			t.Fatal(err)
 		}
-		req := softdelete.RestoreRequest{Name: "a", ArchiveDir: archives, Source: source, Options: f.options()}
+		whole := softdelete.RestoreRequest{Name: "a", ArchiveDir: archives, Source: source, Options: f.options()}
+		_, err := softdelete.Restore(ctx, f.layout, whole)
+		var rre *softdelete.RestoreRefusedError
+		if !errors.As(err, &rre) {
+			t.Fatalf("restore of the whole instance (deleted with only %v, source %s): want a RestoreRefusedError, got %v", comps, source, err)
+		}
+		if got := m.observe(t, "a"); len(got) != 0 {
+			t.Fatalf("a refused restore changed the instance: %s", describe(got))
+		}
+		req := whole
+		req.Components = comps
 		if _, err := softdelete.Restore(ctx, f.layout, req); err != nil {
-			t.Fatalf("first restore: %v", err)
+			t.Fatalf("first restore of %v: %v", comps, err)
 		}
-		res, err := softdelete.Restore(ctx, f.layout, req)
-		if err != nil {
-			t.Fatalf("the same restore again (instance made of %v, source %s): %v", comps, source, err)
+		if got := m.observe(t, "a"); !sameDigests(got, want) {
+			t.Fatalf("restore of %v: want %s, got %s", comps, describe(want), describe(got))
 		}
-		if res.Changed {
-			t.Fatalf("the same restore again reports changed: %+v", res)
+		for _, r := range []softdelete.RestoreRequest{req, whole} {
+			res, err := softdelete.Restore(ctx, f.layout, r)
+			if r.Components != nil && err != nil {
+				t.Fatalf("the same restore again (instance made of %v, source %s): %v", comps, source, err)
+			}
+			if r.Components == nil && !errors.As(err, &rre) {
+				t.Fatalf("a restore of the whole instance after %v came back (source %s): the others are in no deletion, want a RestoreRefusedError, got %v", comps, source, err)
+			}
+			if res != nil && res.Changed {
+				t.Fatalf("restore again (components %v) reports changed: %+v", r.Components, res)
+			}
+			if got := m.observe(t, "a"); !sameDigests(got, want) {
+				t.Fatalf("restore again (components %v) changed the instance: want %s, got %s", r.Components, describe(want), describe(got))
+			}
 		}
 	})
 }

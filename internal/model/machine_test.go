@@ -84,7 +84,6 @@ type machine struct {
 // each a failure again.
 var openBugs = map[string]string{
 	"orphan-archive":      "a deletion that fails after its archive was renamed into place (a full disk at the tombstone) leaves that archive without a tombstone; restore then takes it as the newest archive of the instance and keep_last counts it",
-	"restore-rerun-fails": "running a completed restore again fails instead of changing nothing: after a restore from quarantine marked the tombstone restored, the same restore (source quarantine) finds no quarantined copy for the components the deletion never held, and errors",
 }
 
 func strictOpenBugs() bool { return os.Getenv("FLEETSAFE_MODEL_OPEN_BUGS") == "1" }
