@@ -83,7 +83,7 @@ type machine struct {
 // so that it keeps looking for others; FLEETSAFE_MODEL_OPEN_BUGS=1 makes
 // each a failure again.
 var openBugs = map[string]string{
-	"orphan-archive":      "a deletion that fails after its archive was renamed into place (a full disk at the tombstone) leaves that archive without a tombstone; restore then takes it as the newest archive of the instance and keep_last counts it",
+	"orphan-archive": "a deletion that fails after its archive was renamed into place (a full disk at the tombstone) leaves that archive without a tombstone; restore then takes it as the newest archive of the instance and keep_last counts it",
 }
 
 func strictOpenBugs() bool { return os.Getenv("FLEETSAFE_MODEL_OPEN_BUGS") == "1" }
