@@ -27,10 +27,10 @@ import (
 const (
 	machineChecks  = 2
 	machineSteps   = 15
-	directedChecks = 4
+	directedChecks = 2
 	// checkBudget bounds the wall-clock time of each test's checks in an
 	// ordinary run: no new check starts once it is spent.
-	checkBudget = 20 * time.Second
+	checkBudget = 8 * time.Second
 )
 
 func TestMain(m *testing.M) {
