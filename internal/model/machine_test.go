@@ -50,32 +50,6 @@ func (s *state) latest() *deletion {
 	return s.deletions[len(s.deletions)-1]
 }
 
-// newestArchive is the archive of the most recent deletion whose archive
-// was not purged.
-// olderArchiveOf is the newest deletion older than from whose archive
-// (still there) holds component c.
-func (s *state) olderArchiveOf(c string, from *deletion) *deletion {
-	for i := len(s.deletions) - 1; i >= 0; i-- {
-		d := s.deletions[i]
-		if d.seq >= from.seq || d.archive == "" || d.archiveGC {
-			continue
-		}
-		if _, ok := d.archived[c]; ok {
-			return d
-		}
-	}
-	return nil
-}
-
-func (s *state) newestArchive() *deletion {
-	for i := len(s.deletions) - 1; i >= 0; i-- {
-		if d := s.deletions[i]; d.archive != "" && !d.archiveGC {
-			return d
-		}
-	}
-	return nil
-}
-
 // restored reports whether the deletion's tombstone says restored: set
 // by a restore from its quarantine that left nothing there. Outside strict
 // mode it mirrors open bug restored-ignores-database: a database left in
@@ -109,8 +83,8 @@ type machine struct {
 // so that it keeps looking for others; FLEETSAFE_MODEL_OPEN_BUGS=1 makes
 // each a failure again.
 var openBugs = map[string]string{
-	"orphan-archive":      "a deletion that fails after its archive was renamed into place (a full disk at the tombstone) leaves that archive without a tombstone; restore then takes it as the newest archive of the instance and keep_last counts it",
-	"restore-rerun-fails": "running a completed restore again fails instead of changing nothing: after a restore from quarantine marked the tombstone restored, the same restore (source quarantine) finds no quarantined copy for the components the deletion never held, and errors",
+	"abandoned-blocks-restore": "a deletion killed before its archive was complete is recorded abandoned by the next run, which removes the partial archive but leaves its path in the tombstone; restore then takes that record for a deletion whose manifest cannot be read and refuses every restore whose search reaches it, instead of passing over it",
+	"orphan-archive":           "a deletion that fails after its archive was renamed into place (a full disk at the tombstone) leaves that archive without a tombstone; restore then takes it as the newest archive of the instance and keep_last counts it",
 }
 
 func strictOpenBugs() bool { return os.Getenv("FLEETSAFE_MODEL_OPEN_BUGS") == "1" }
@@ -270,6 +244,22 @@ func (m *machine) Check(t *rapid.T) {
 			for _, d := range s.deletions {
 				if d.archive != "" && !d.archiveGC {
 					want = append(want, d.archive)
+				}
+			}
+			// An archive a deletion left complete before it was
+			// interrupted is kept as an extra copy under a tombstone in
+			// state abandoned (softdelete.go, settleInterrupted): that
+			// record, never silence, is the policy.
+			tss, err := softdelete.Tombstones(filepath.Join(m.archives, n))
+			if err != nil {
+				t.Fatalf("read tombstones of %s: %v", n, err)
+			}
+			for _, ts := range tss {
+				if ts.State != stateAbandoned || ts.ArchivePath == "" || slices.Contains(want, ts.ArchivePath) {
+					continue
+				}
+				if _, err := os.Stat(ts.ArchivePath); err == nil {
+					want = append(want, ts.ArchivePath)
 				}
 			}
 			sort.Strings(files)
@@ -508,7 +498,7 @@ func (m *machine) Restore(t *rapid.T) {
 		Source: source, Components: comps, Force: force, Options: m.f.options()})
 	out := restoreOutcome{err: err}
 	if res != nil {
-		out.source, out.restored, out.changed = res.Source, res.Restored, res.Changed
+		out.source, out.restored, out.changed, out.sources = res.Source, res.Restored, res.Changed, res.Sources
 	}
 	m.expectRestore(t, name, source, comps, force, p, out)
 }
@@ -525,11 +515,9 @@ func (m *machine) drawRestore(t *rapid.T, mayForce bool) (name, source string, c
 	return name, source, comps, force
 }
 
-// restorePlan is what a restore wants, what force moves aside first, and
-// the latest deletion as it was before the restore.
+// restorePlan is what a restore wants and what force moves aside first.
 type restorePlan struct {
 	want, replace []string
-	latest        *deletion
 }
 
 func (m *machine) planRestore(name string, comps []string, force bool) restorePlan {
@@ -547,48 +535,75 @@ func (m *machine) planRestore(name string, comps []string, force bool) restorePl
 		}
 		p.want = append(p.want, c)
 	}
-	p.latest = s.latest() // read before a forced restore adds its own tombstone
 	if len(p.replace) > 0 {
 		m.nextSecond(name)
 	}
 	return p
 }
 
-// useQuarantine reports whether a restore takes the wanted components
-// from the latest deletion's quarantine rather than from an archive.
-func useQuarantine(source string, want []string, latest *deletion) bool {
-	if source == softdelete.SourceArchive || latest == nil || latest.purged || latest.restored() {
-		return false
-	}
-	for _, c := range want {
-		if _, moved := latest.moves[c]; moved && !latest.held[c] {
-			return false
-		}
-	}
-	return true
+// restorePick is where the model expects one component to come back
+// from: the quarantine of deletion d, or its archive.
+type restorePick struct {
+	d          *deletion
+	quarantine bool
 }
 
-// wouldStayPartial reports whether some wanted component cannot come back
-// from where the restore would take it.
-func (m *machine) wouldStayPartial(s *state, source string, want []string, latest *deletion) bool {
-	var from *deletion
-	switch {
-	case useQuarantine(source, want, latest):
-		from = latest
-	case source == softdelete.SourceQuarantine:
-		return true
-	default:
-		from = s.newestArchive()
+// label is the library's sources entry for the pick.
+func (p restorePick) label() string {
+	if p.quarantine {
+		return "quarantine:" + p.d.id
 	}
-	if from == nil {
-		return true
-	}
+	return "archive:" + p.d.archive
+}
+
+// predictRestore predicts, component by component, where a restore takes
+// each wanted component from (pkg/softdelete/restore.go, choose and run):
+// the deletions are searched newest first; a deletion whose tombstone is
+// neither restored nor purged gives a component from its quarantine when
+// it still holds it (unless source is archive); else its archive gives it
+// when it holds it (unless source is quarantine); an archive that records
+// the component absent sends the search further back. refused is why the
+// whole restore refuses and changes nothing, "" when it goes ahead: a
+// wanted component found nowhere (every component of the fleet's layout
+// is required and backed up, so one that would stay absent refuses too),
+// or an archive gone while its tombstone is not purged (its manifest
+// cannot be read: the library never passes over it to older data).
+func predictRestore(s *state, source string, want []string) (picks map[string]restorePick, refused string) {
+	picks = map[string]restorePick{}
+	useQ := source != softdelete.SourceArchive
+	useA := source != softdelete.SourceQuarantine
 	for _, c := range want {
-		if _, ok := from.archived[c]; !ok {
-			return true
+		absent := false
+	search:
+		for i := len(s.deletions) - 1; i >= 0; i-- {
+			d := s.deletions[i]
+			if useQ && d.archive != "" && !d.archiveGC && !d.purged && !d.restored() && d.held[c] {
+				picks[c] = restorePick{d: d, quarantine: true}
+				break search
+			}
+			if !useA || d.archive == "" {
+				continue
+			}
+			if d.archiveGC {
+				if d.purged {
+					continue
+				}
+				return nil, fmt.Sprintf("the archive of deletion %s was removed by keep_last but its tombstone is not purged (restored=%t): its manifest cannot be read", d.id, d.restored())
+			}
+			if _, ok := d.archived[c]; ok {
+				picks[c] = restorePick{d: d}
+				break search
+			}
+			absent = true // recorded absent at d: look further back
+		}
+		if _, ok := picks[c]; !ok {
+			if absent {
+				return nil, fmt.Sprintf("component %s was absent at every deletion whose archive is searched: the instance would stay partial", c)
+			}
+			return nil, fmt.Sprintf("component %s is in no quarantine or archive the restore (source %q) searches", c, source)
 		}
 	}
-	return false
+	return picks, ""
 }
 
 // restoreOutcome is what a restore returned, from the library or a module.
@@ -596,6 +611,7 @@ type restoreOutcome struct {
 	err      error
 	source   string
 	restored []string
+	sources  map[string]string // component -> "quarantine:<id>" or "archive:<path>"; nil when not reported
 	changed  bool
 	// rerun marks the outcome of a re-run after a crash: only the end
 	// state is compared, not what the re-run reports.
@@ -606,119 +622,151 @@ type restoreOutcome struct {
 // and records it.
 func (m *machine) expectRestore(t *rapid.T, name, source string, comps []string, force bool, p restorePlan, res restoreOutcome) {
 	s := m.model[name]
-	want, replace, latest, err := p.want, p.replace, p.latest, res.err
+	want, err := p.want, res.err
 	if len(want) == 0 {
 		if err != nil || (res.changed && !res.rerun) {
 			t.Fatalf("restore %s %v: every wanted component is present, want no change and no error; got changed=%v err=%v", name, comps, res.changed, err)
 		}
 		return
 	}
-	if !s.dirMade {
-		if err == nil {
-			t.Fatalf("restore %s: nothing was ever deleted, yet it succeeded: %+v", name, res)
+	if len(s.deletions) == 0 {
+		// Nothing was ever deleted: no archive directory, or one with no
+		// tombstone and no archive in it.
+		if err == nil || res.changed {
+			t.Fatalf("restore %s: nothing was ever deleted, want an error and no change; got changed=%t err=%v", name, res.changed, err)
 		}
 		return
 	}
-	// A refusal that changes nothing is allowed when the restore could not
-	// bring back every wanted component (the instance would stay partial).
-	if isRestoreRefusal(err) && m.wouldStayPartial(s, source, want, latest) {
+	picks, why := predictRestore(s, source, want)
+	if why != "" {
+		// A refusal changes nothing: no move aside, no tombstone.
+		if !isRestoreRefusal(err) {
+			t.Fatalf("restore %s (source %q, components %v, force %t): the model expects a refusal (%s), got err=%v result %+v", name, source, comps, force, why, err, res)
+		}
 		if news := m.newTombstones(t, name); len(news) > 0 {
 			t.Fatalf("restore %s refused (%v) after writing %d tombstone(s): a refusal must change nothing", name, err, len(news))
 		}
 		return
 	}
-	// Force moves present components aside, with a tombstone, before
-	// anything comes back.
-	if len(replace) > 0 {
-		news := m.newTombstones(t, name)
-		if len(news) != 1 {
-			t.Fatalf("restore %s with force: %d new tombstones, want 1 for the %v moved aside (err %v)", name, len(news), replace, err)
-		}
-		m.recordDeletion(t, name, news[0], replace)
-	}
-	useQ := useQuarantine(source, want, latest)
-	if source == softdelete.SourceQuarantine && !useQ {
-		if err == nil {
-			t.Fatalf("restore %s from quarantine: nothing held, yet it succeeded: %+v", name, res)
-		}
-		if len(replace) > 0 {
-			openBug(t, "aside-then-fail", "restore %s from quarantine failed (%v) AFTER moving %v aside: a failed restore must not have changed the instance", name, err, replace)
-		}
-		return
-	}
-	var from *deletion
-	if useQ {
-		from = latest
-	} else {
-		from = s.newestArchive()
-		if from == nil {
-			if err == nil {
-				t.Fatalf("restore %s: no archive left, yet it succeeded: %+v", name, res)
+	if isRestoreRefusal(err) && strings.Contains(err.Error(), "manifest unreadable") {
+		if rec := m.abandonedWithoutArchive(t, name); rec != "" {
+			if news := m.newTombstones(t, name); len(news) > 0 {
+				t.Fatalf("restore %s refused (%v) after writing %d tombstone(s): a refusal must change nothing", name, err, len(news))
 			}
-			if len(replace) > 0 {
-				openBug(t, "aside-then-fail", "restore %s failed (%v) AFTER moving %v aside: a failed restore must not have changed the instance", name, err, replace)
-			}
+			openBug(t, "abandoned-blocks-restore", "restore %s (source %q, components %v) refused on the abandoned record %s: %v", name, source, comps, rec, err)
 			return
 		}
 	}
-	if err != nil && res.rerun {
-		// The first run may have finished: the end state is what counts.
-		openBug(t, "restore-rerun-fails", "restore %s (source %q, components %v): the re-run of a restore fails where the first run succeeded or would have: %v", name, source, comps, err)
-	} else if err != nil {
-		t.Fatalf("restore %s (source %q, components %v, force %t; the model restores from deletion %s, quarantine %t): %v",
-			name, source, comps, force, from.id, useQ, err)
+	if err != nil {
+		var plan []string
+		for _, c := range want {
+			plan = append(plan, c+"<-"+picks[c].label())
+		}
+		t.Fatalf("restore %s (source %q, components %v, force %t, rerun %t; the model restores %v): %v", name, source, comps, force, res.rerun, plan, err)
+	}
+	// Force moves the present components it replaces aside, with a
+	// tombstone, before anything comes back.
+	if len(p.replace) > 0 {
+		news := m.newTombstones(t, name)
+		if len(news) != 1 {
+			t.Fatalf("restore %s with force: %d new tombstones, want 1 for the %v moved aside", name, len(news), p.replace)
+		}
+		m.recordDeletion(t, name, news[0], p.replace)
 	}
 	var restored []string
-	older := map[string]*deletion{} // components the newest deletion lacks, from an older one
+	nq, na := 0, 0
 	for _, c := range want {
-		if _, ok := from.archived[c]; ok {
-			restored = append(restored, c)
-		} else if d := s.olderArchiveOf(c, from); d != nil && slices.Contains(res.restored, c) {
-			// A component the newest deletion did not hold comes from the
-			// newest older deletion whose archive holds it (13b).
-			older[c] = d
-			restored = append(restored, c)
+		restored = append(restored, c)
+		if picks[c].quarantine {
+			nq++
+		} else {
+			na++
 		}
 	}
 	wantSource := softdelete.SourceArchive
-	if useQ {
+	switch {
+	case nq > 0 && na > 0:
+		wantSource = softdelete.SourceMixed
+	case nq > 0:
 		wantSource = softdelete.SourceQuarantine
 	}
-	if len(older) > 0 && useQ {
-		wantSource = softdelete.SourceMixed
-	}
-	got := slices.Clone(res.restored)
-	sort.Strings(got)
-	exp := slices.Clone(restored)
-	sort.Strings(exp)
-	// With components from older deletions the source label depends on
-	// where each came from (quarantine or archive): the digests below are
-	// what is checked then.
-	sourceOK := res.source == wantSource || len(older) > 0
-	if !res.rerun && (!sourceOK || !slices.Equal(got, exp) || res.changed != (len(restored) > 0 || len(replace) > 0)) {
-		t.Fatalf("restore %s: got source %s restored %v changed %t; the model expects source %s restored %v changed %t (from deletion %s)",
-			name, res.source, res.restored, res.changed, wantSource, restored, len(restored) > 0 || len(replace) > 0, from.id)
-	}
-	for _, c := range restored {
-		if d, ok := older[c]; ok {
-			s.digest[c] = d.archived[c]
-			// It may have come from d's quarantine rather than its archive.
-			for _, od := range s.deletions {
-				if mv, ok := od.moves[c]; ok && od.held[c] && mv.Type != instance.TypePostgreSQL {
-					if _, err := os.Lstat(mv.To); err != nil {
-						od.held[c] = false
-					}
+	if !res.rerun {
+		got := slices.Clone(res.restored)
+		sort.Strings(got)
+		exp := slices.Clone(restored)
+		sort.Strings(exp)
+		if res.source != wantSource || !slices.Equal(got, exp) || !res.changed {
+			t.Fatalf("restore %s (source %q, components %v, force %t): got source %s restored %v changed %t; the model expects source %s restored %v changed true (%s)",
+				name, source, comps, force, res.source, res.restored, res.changed, wantSource, restored, describePicks(want, picks))
+		}
+		if res.sources != nil {
+			for _, c := range want {
+				if res.sources[c] != picks[c].label() {
+					t.Fatalf("restore %s (source %q, components %v): component %s came from %q; the model expects %q (%s)",
+						name, source, comps, c, res.sources[c], picks[c].label(), describePicks(want, picks))
 				}
 			}
-			continue
-		}
-		s.digest[c] = from.archived[c]
-		if useQ {
-			from.held[c] = false
 		}
 	}
-	if useQ && len(restored) > 0 {
-		from.updateRestored()
+	used := map[*deletion]bool{}
+	for _, c := range want {
+		pk := picks[c]
+		s.digest[c] = pk.d.archived[c]
+		if pk.quarantine {
+			pk.d.held[c] = false
+			used[pk.d] = true
+		}
+	}
+	for d := range used {
+		d.updateRestored()
+	}
+	if res.rerun {
+		// A run killed after placing its components but before recording
+		// them leaves a tombstone the re-run does not use (nothing is left
+		// to restore): the tombstone's state is what it is on disk.
+		m.syncTombstoneStates(t, name)
+	}
+}
+
+// abandonedWithoutArchive returns an abandoned record of name whose
+// archive is gone, "" when there is none.
+func (m *machine) abandonedWithoutArchive(t *rapid.T, name string) string {
+	tss, err := softdelete.Tombstones(filepath.Join(m.archives, name))
+	if err != nil {
+		t.Fatalf("read tombstones of %s: %v", name, err)
+	}
+	for _, ts := range tss {
+		if ts.State != stateAbandoned || ts.ArchivePath == "" {
+			continue
+		}
+		if _, err := os.Stat(ts.ArchivePath); errors.Is(err, os.ErrNotExist) {
+			return ts.Path
+		}
+	}
+	return ""
+}
+
+// describePicks says where the model expects each component from.
+func describePicks(want []string, picks map[string]restorePick) string {
+	var out []string
+	for _, c := range want {
+		out = append(out, c+" from "+picks[c].label())
+	}
+	return strings.Join(out, ", ")
+}
+
+// syncTombstoneStates reads the restored state of every deletion of name
+// from its tombstone.
+func (m *machine) syncTombstoneStates(t *rapid.T, name string) {
+	for _, d := range m.model[name].deletions {
+		ts, err := softdelete.ReadTombstone(d.tombstone)
+		if err != nil {
+			t.Fatalf("read tombstone %s: %v", d.tombstone, err)
+		}
+		if ts.State == softdelete.StateRestored && !d.restoredState {
+			t.Fatalf("instance %s: tombstone %s says restored, but its quarantine holds %v", name, d.tombstone, d.held)
+		}
+		d.restoredState = ts.State == softdelete.StateRestored
 	}
 }
 

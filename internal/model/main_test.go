@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,16 +28,15 @@ import (
 const (
 	machineChecks  = 2
 	machineSteps   = 15
-	directedChecks = 4
+	directedChecks = 2
 	// checkBudget bounds the wall-clock time of each test's checks in an
 	// ordinary run: no new check starts once it is spent.
-	checkBudget = 20 * time.Second
+	checkBudget = 8 * time.Second
 )
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	set := map[string]bool{}
-	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	set := userFlags()
 	// Fail files would land in the source tree; the seed printed on
 	// failure replays the same sequence.
 	if !set["rapid.nofailfile"] {
@@ -60,6 +60,15 @@ func runDirected(t *testing.T, checks int, prop func(*rapid.T)) {
 	}
 	runChecks(t, checks, machineSteps, prop)
 }
+
+// userFlags are the flags given on the command line, read once before any
+// test sets rapid's flags itself (flag.Visit would count those too, and
+// every test after the first would run rapid's default of 100 checks).
+var userFlags = sync.OnceValue(func() map[string]bool {
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	return set
+})
 
 func runChecks(t *testing.T, checks, steps int, prop func(*rapid.T)) {
 	set := map[string]bool{}
