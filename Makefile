@@ -84,8 +84,12 @@ vet:
 	@test -z "$$(gofmt -l $$(find . -name '*.go' -not -path './.cache/*' -not -path './.venv/*'))" || { echo "gofmt needed:"; gofmt -l $$(find . -name '*.go' -not -path './.cache/*' -not -path './.venv/*'); exit 1; }
 	$(GO) vet ./...
 
+# The model-based state machines (internal/model) run briefly here, one
+# sequence of a fixed seed and the layout properties, without -race; the
+# rest of them, longer, in `make soak`.
 gotest: venv build pg
-	FLEETSAFE_REQUIRE_PG=1 FLEETSAFE_REQUIRE_ANSIBLE=1 $(GO) test -race -count=1 ./...
+	FLEETSAFE_REQUIRE_PG=1 FLEETSAFE_REQUIRE_ANSIBLE=1 $(GO) test -race -count=1 $$($(GO) list ./... | grep -v '/internal/model$$')
+	FLEETSAFE_REQUIRE_PG=1 $(GO) test -count=1 ./internal/model -run 'TestLayout|TestModel_NewestIsTheLastDeletion|TestModel_Fleet' -rapid.checks=1 -rapid.steps=15 -rapid.seed=7
 
 # Module docs as ansible-doc shows them, and a real playbook run.
 e2e: venv build pg collection
