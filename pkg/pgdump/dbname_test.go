@@ -22,7 +22,7 @@ func TestDump_NameThatLooksLikeAConnectionString(t *testing.T) {
 	defer cancel()
 	admin, err := pg.Open(ctx, "postgres")
 	require.NoError(t, err)
-	defer admin.Close()
+	t.Cleanup(func() { admin.Close() }) // registered first: runs after the drops
 	tag := fmt.Sprintf("%d", time.Now().UnixNano()%1000000)
 	for _, name := range []string{"fsconn" + tag + " dbname=postgres", "fsconn" + tag + `'q\b`, "postgresql://fsconn" + tag} {
 		_, _ = admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+pgdump.QuoteIdent(name)+" WITH (FORCE)")
