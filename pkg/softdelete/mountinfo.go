@@ -15,23 +15,13 @@ import (
 // /proc/self/mountinfo. A bind mount of a directory of the same
 // filesystem keeps its device number: only mountinfo shows it.
 func mountPoints() ([]string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+	table, err := mountTable()
 	if err != nil {
-		return nil, fmt.Errorf("read mount table: %w", err)
+		return nil, err
 	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 {
-			continue
-		}
-		out = append(out, unescapeMount(fields[4]))
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read mount table: %w", err)
+	out := make([]string, 0, len(table))
+	for _, e := range table {
+		out = append(out, e.point)
 	}
 	return out, nil
 }
