@@ -448,7 +448,7 @@ func archiveInstance(ctx context.Context, l *instance.Layout, req Request, inst 
 // meanwhile is not seen: pg_stat_database's counters are flushed too late
 // after a backend exits to be compared without false alarms.)
 func databaseChanges(ctx context.Context, pg pgdump.Conn, db string) ([]string, error) {
-	conns, err := openConnections(ctx, pg, db)
+	conns, err := settledConnections(ctx, pg, db)
 	if err != nil || len(conns) == 0 {
 		return nil, err
 	}
@@ -715,7 +715,7 @@ func preflight(ctx context.Context, l *instance.Layout, req Request, inst *insta
 				Advice: "stop the unit first, or set stop_service: true"}
 		}
 		if st.Present && st.Type == instance.TypePostgreSQL {
-			conns, err := openConnections(ctx, req.Options.PG, st.Locator)
+			conns, err := settledConnections(ctx, req.Options.PG, st.Locator)
 			if err != nil {
 				return err
 			}
@@ -744,6 +744,38 @@ func stopUnits(ctx context.Context, l *instance.Layout, req Request, inst *insta
 		return inst, nil
 	}
 	return l.Resolve(ctx, req.Name, req.Options)
+}
+
+// ownSessionGrace is how long settledConnections waits for fleetsafe's
+// own sessions to be gone from the server.
+const ownSessionGrace = 2 * time.Second
+
+// settledConnections is openConnections once fleetsafe's own sessions
+// have had time to end. The server process of a session whose client has
+// gone (this run's pg_dump, a previous fleetsafe run's look at the
+// database) stays listed for a moment, longer on a loaded machine, and
+// would read as an open connection or a late change: sessions that all
+// carry fleetsafe's application name are looked at again for up to
+// ownSessionGrace before they count; any other session counts at once.
+func settledConnections(ctx context.Context, pg pgdump.Conn, db string) ([]string, error) {
+	deadline := time.Now().Add(ownSessionGrace)
+	conns, err := openConnections(ctx, pg, db)
+	for err == nil && len(conns) > 0 && allOwnSessions(conns) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		conns, err = openConnections(ctx, pg, db)
+	}
+	return conns, err
+}
+
+// allOwnSessions reports whether every session openConnections described
+// carries fleetsafe's application name (pgdump sets it for pg_dump too).
+func allOwnSessions(conns []string) bool {
+	for _, c := range conns {
+		if !strings.HasPrefix(c, "application fleetsafe,") {
+			return false
+		}
+	}
+	return true
 }
 
 // openConnections lists the sessions that would keep a database from being
