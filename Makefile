@@ -73,23 +73,25 @@ fuzz:
 pg:
 	@bash scripts/pg-up.sh
 
-# The model-based state machines (internal/model) for SOAKTIME instead of
-# the few sequences `make test` runs; without -race, for more steps. Add
+# The model-based tests (internal/model) for SOAKTIME, shared among them as
+# in `make test` (whose budget is one minute), with longer sequences and
+# without -race; the time each kind of step took is printed at the end. Add
 # FLEETSAFE_MODEL_OPEN_BUGS=1 to assert the open bugs they step around.
 SOAKTIME ?= 10m
 soak: pg
-	FLEETSAFE_REQUIRE_PG=1 FLEETSAFE_SOAK=$(SOAKTIME) $(GO) test -count=1 -timeout 0 -run 'TestModel_Fleet' ./internal/model -rapid.steps=40 -rapid.checks=4
+	FLEETSAFE_REQUIRE_PG=1 FLEETSAFE_SOAK=$(SOAKTIME) FLEETSAFE_MODEL_TIMING=1 $(GO) test -count=1 -timeout 0 -v ./internal/model -rapid.steps=40 2>&1 | grep -v '\[rapid\] draw'; exit $${PIPESTATUS[0]}
 
 vet:
 	@test -z "$$(gofmt -l $$(find . -name '*.go' -not -path './.cache/*' -not -path './.venv/*'))" || { echo "gofmt needed:"; gofmt -l $$(find . -name '*.go' -not -path './.cache/*' -not -path './.venv/*'); exit 1; }
 	$(GO) vet ./...
 
-# The model-based state machines (internal/model) run briefly here, one
-# sequence of a fixed seed and the layout properties, without -race; the
-# rest of them, longer, in `make soak`.
+# The model-based tests (internal/model) run after the other packages, on
+# their own: random sequences (a new seed each, printed on failure) within
+# a wall-clock budget of one minute (FLEETSAFE_MODEL_BUDGET); `make soak`
+# runs them longer.
 gotest: venv build pg
 	FLEETSAFE_REQUIRE_PG=1 FLEETSAFE_REQUIRE_ANSIBLE=1 $(GO) test -race -count=1 $$($(GO) list ./... | grep -v '/internal/model$$')
-	FLEETSAFE_REQUIRE_PG=1 $(GO) test -count=1 ./internal/model -run 'TestLayout|TestModel_NewestIsTheLastDeletion|TestModel_Fleet' -rapid.checks=1 -rapid.steps=15 -rapid.seed=7
+	FLEETSAFE_REQUIRE_PG=1 $(GO) test -race -count=1 ./internal/model
 
 # Module docs as ansible-doc shows them, and a real playbook run.
 e2e: venv build pg collection

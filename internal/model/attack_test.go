@@ -48,14 +48,57 @@ func (m *machine) runModule(t *rapid.T, module string, args map[string]any, kill
 		kill = 2 * time.Minute
 		hung = true
 	}
+	start := time.Now()
 	timer := time.AfterFunc(kill, func() { _ = cmd.Process.Signal(syscall.SIGKILL) })
 	werr := cmd.Wait()
-	if !timer.Stop() && hung {
+	fired := !timer.Stop()
+	if fired && hung {
 		t.Fatalf("%s %v: no answer after %v: a hang", module, args, kill)
+	}
+	switch {
+	case hung:
+		runTimes.add(module, time.Since(start))
+	case fired && cmd.ProcessState != nil && !cmd.ProcessState.Exited():
+		timed("SIGKILL landed: "+module, time.Now())
+	default:
+		timed("SIGKILL too late: "+module, time.Now())
 	}
 	var res map[string]any
 	_ = json.Unmarshal(out.Bytes(), &res)
 	return res, werr
+}
+
+// runTimes keeps, per module, the duration of its recent uninterrupted
+// runs, so that a SIGKILL can be drawn at a random instant within a run
+// rather than after its end.
+var runTimes = &moduleTimes{avg: map[string]time.Duration{}}
+
+type moduleTimes struct {
+	sync.Mutex
+	avg map[string]time.Duration
+}
+
+func (mt *moduleTimes) add(module string, d time.Duration) {
+	mt.Lock()
+	defer mt.Unlock()
+	if old, ok := mt.avg[module]; ok {
+		d = (3*old + d) / 4
+	}
+	mt.avg[module] = d
+}
+
+// killInstant draws when to kill a run of module: a random fraction of its
+// usual duration, from 0 to 110% (one kill in eleven lands after the end,
+// where the re-run must find a finished run).
+func killInstant(t *rapid.T, module string) time.Duration {
+	runTimes.Lock()
+	usual, ok := runTimes.avg[module]
+	runTimes.Unlock()
+	if !ok {
+		usual = 300 * time.Millisecond
+	}
+	permille := rapid.IntRange(1, 1100).Draw(t, "kill_at_permille_of_a_run")
+	return max(time.Millisecond, usual*time.Duration(permille)/1000)
 }
 
 type safeBuffer struct {
@@ -85,7 +128,7 @@ func (m *machine) CrashDelete(t *rapid.T) {
 		t.Skip("no module binaries")
 	}
 	name := m.drawName(t)
-	kill := time.Duration(rapid.IntRange(1, 600).Draw(t, "kill_after_ms")) * time.Millisecond
+	kill := killInstant(t, "instance_soft_delete")
 	s := m.model[name]
 	present := presentComponents(s)
 	m.nextSecond(name)
@@ -296,7 +339,7 @@ func (m *machine) CrashRestore(t *rapid.T) {
 		t.Skip("no module binaries")
 	}
 	name, source, comps, _ := m.drawRestore(t, false)
-	kill := time.Duration(rapid.IntRange(1, 600).Draw(t, "kill_after_ms")) * time.Millisecond
+	kill := killInstant(t, "instance_restore")
 	p := m.planRestore(name, comps, false)
 	args := map[string]any{"layout_file": m.f.layoutFile, "name": name, "archive_dir": m.archives}
 	if source != "" {

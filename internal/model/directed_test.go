@@ -30,7 +30,7 @@ func TestModel_NewestIsTheLastDeletion(t *testing.T) {
 		t.Skipf("open bug same-second (%s); set FLEETSAFE_MODEL_OPEN_BUGS=1 to assert it", openBugs["same-second"])
 	}
 	env := &machineEnv{pg: fleettest.RequirePG(t)}
-	runDirected(t, 0, func(t *rapid.T) {
+	runDirected(t, 1, shareDirected, func(t *rapid.T) {
 		ctx := context.Background()
 		f := newFleet(t, env.pg)
 		archives := filepath.Join(f.root, "archives")
@@ -67,7 +67,7 @@ func TestModel_NewestIsTheLastDeletion(t *testing.T) {
 // FLEETSAFE_MODEL_OPEN_BUGS=1 or their ids.
 func TestModel_PartialRestoreLeavesTheRestPurgeable(t *testing.T) {
 	env := &machineEnv{pg: fleettest.RequirePG(t)}
-	runDirected(t, 0, func(t *rapid.T) {
+	runDirected(t, 1, shareDirected, func(t *rapid.T) {
 		ctx := context.Background()
 		f := newFleet(t, env.pg)
 		archives := filepath.Join(f.root, "archives")
@@ -136,7 +136,7 @@ func TestModel_PartialRestoreLeavesTheRestPurgeable(t *testing.T) {
 // components it held are restored by naming them.
 func TestModel_RestoreTwiceChangesNothing(t *testing.T) {
 	env := &machineEnv{pg: fleettest.RequirePG(t)}
-	runDirected(t, 0, func(t *rapid.T) {
+	runDirected(t, 1, shareDirected, func(t *rapid.T) {
 		ctx := context.Background()
 		f := newFleet(t, env.pg)
 		archives := filepath.Join(f.root, "archives")
@@ -194,9 +194,9 @@ func TestModel_RestoreTwiceChangesNothing(t *testing.T) {
 // therefore the deletion's or an abandoned record's, and the latter
 // verifies.
 func TestModel_CrashAfterArchiveConverges(t *testing.T) {
-	env := &machineEnv{pg: fleettest.RequirePG(t), modules: fleettest.BuildModules(t, "instance_soft_delete")}
+	env := &machineEnv{pg: fleettest.RequirePG(t), modules: modules(t, "instance_soft_delete")}
 	steps := []string{"lock", "dump", "hash", "archive", "verify", "tombstone", "quarantine:config", "quarantine:data", "quarantine:env", "quarantine:db"}
-	runDirected(t, 0, func(t *rapid.T) {
+	runDirected(t, 1, shareDirected, func(t *rapid.T) {
 		ctx := context.Background()
 		f := newFleet(t, env.pg)
 		archives := filepath.Join(f.root, "archives")
@@ -262,8 +262,8 @@ func TestModel_CrashAfterArchiveConverges(t *testing.T) {
 // into place). Two kills by default (each a full delete and two module
 // runs); make soak or -rapid.checks run more.
 func TestModel_CrashRestoreFromArchiveConverges(t *testing.T) {
-	env := &machineEnv{pg: fleettest.RequirePG(t), modules: fleettest.BuildModules(t, "instance_restore")}
-	runDirected(t, 2, func(t *rapid.T) {
+	env := &machineEnv{pg: fleettest.RequirePG(t), modules: modules(t, "instance_restore")}
+	runDirected(t, 1, shareDirected, func(t *rapid.T) {
 		ctx := context.Background()
 		f := newFleet(t, env.pg)
 		archives := filepath.Join(f.root, "archives")
@@ -273,7 +273,7 @@ func TestModel_CrashRestoreFromArchiveConverges(t *testing.T) {
 		if _, err := softdelete.Delete(ctx, f.layout, softdelete.Request{Name: "a", ArchiveDir: archives, Reason: "model", Options: f.options()}); err != nil {
 			t.Fatal(err)
 		}
-		kill := time.Duration(rapid.IntRange(1, 400).Draw(t, "kill_after_ms")) * time.Millisecond
+		kill := killInstant(t, "instance_restore")
 		args := map[string]any{"layout_file": f.layoutFile, "name": "a", "archive_dir": archives, "source": "archive"}
 		first, ferr := m.runModule(t, "instance_restore", args, kill)
 		res, err := m.runModule(t, "instance_restore", args, 0)
@@ -298,7 +298,7 @@ func TestModel_FailedForcedRestoreChangesNothing(t *testing.T) {
 		t.Skipf("open bug aside-then-fail (%s); set FLEETSAFE_MODEL_OPEN_BUGS=1 to assert it", openBugs["aside-then-fail"])
 	}
 	env := &machineEnv{pg: fleettest.RequirePG(t)}
-	runDirected(t, 1, func(t *rapid.T) {
+	runDirected(t, 1, shareDirected, func(t *rapid.T) {
 		ctx := context.Background()
 		f := newFleet(t, env.pg)
 		archives := filepath.Join(f.root, "archives")

@@ -3,6 +3,7 @@ package model
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -49,9 +50,10 @@ func newFleet(t *rapid.T, pg pgdump.Conn) *fleet {
 	}
 	f := &fleet{root: root, app: fleettest.RandomApp(), pg: pg}
 	t.Cleanup(func() {
+		defer timed("teardown fleet", time.Now())
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		if err := fleettest.DropDatabasesLike(ctx, pg, f.app); err != nil {
+		if err := pool.recycle(ctx, pg, f.app); err != nil {
 			t.Errorf("drop the databases of %s: %v", f.app, err)
 		}
 		os.RemoveAll(root)
@@ -147,22 +149,21 @@ func (f *fleet) create(ctx context.Context, t *rapid.T, name string, comps []str
 		write(f.path(compEnv, name), []byte("NAME="+name+"\nSECRET=s3cr3t\n"), 0o600, 1000)
 	}
 	if has(compDB) {
+		defer timed("setup database", time.Now())
 		admin, err := f.pg.Open(ctx, "postgres")
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer admin.Close()
-		if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+pgdump.QuoteIdent(f.database(name))); err != nil {
+		if err := pool.create(ctx, admin, f.database(name)); err != nil {
 			t.Fatal(err)
 		}
-		db, err := f.pg.Open(ctx, f.database(name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		_, err = db.ExecContext(ctx, fmt.Sprintf(`
+		err = withSession(ctx, f.pg, f.database(name), func(db *sql.Conn) error {
+			_, err := db.ExecContext(ctx, fmt.Sprintf(`
 			CREATE TABLE content (id serial PRIMARY KEY, label text NOT NULL, body bytea);
 			INSERT INTO content (label, body) SELECT 'doc-' || g || '-%s', decode(md5(g::text), 'hex') FROM generate_series(1, 20) g;`, name))
+			return err
+		})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,6 +2,7 @@ package model
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -67,6 +68,7 @@ func (d *deletion) updateRestored() {
 
 type machine struct {
 	ctx      context.Context
+	admin    *sql.DB // see adminDB
 	f        *fleet
 	archives string
 	modules  string // directory of the built module binaries
@@ -129,6 +131,35 @@ func (m *machine) allComponentNames() []string { return componentOrder }
 // observe reads the components of one instance as they are on disk and on
 // the server.
 func (m *machine) observe(t *rapid.T, name string) map[string]string {
+	return m.observeIn(t, name, m.databases(t))
+}
+
+// adminDB is the machine's connection pool to the postgres database,
+// opened once and closed when the check ends.
+func (m *machine) adminDB(t *rapid.T) *sql.DB {
+	if m.admin == nil {
+		admin, err := m.f.pg.Open(m.ctx, "postgres")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.admin = admin
+		t.Cleanup(func() { admin.Close() })
+	}
+	return m.admin
+}
+
+// databases lists the server's databases and whether each accepts
+// connections.
+func (m *machine) databases(t *rapid.T) map[string]bool {
+	dbs, err := databases(m.ctx, m.adminDB(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dbs
+}
+
+// observeIn is observe with the server's databases already listed.
+func (m *machine) observeIn(t *rapid.T, name string, dbs map[string]bool) map[string]string {
 	out := map[string]string{}
 	for _, c := range []string{compConfig, compData, compEnv} {
 		d, err := pathDigest(m.f.path(c, name))
@@ -138,15 +169,6 @@ func (m *machine) observe(t *rapid.T, name string) map[string]string {
 		if d != "" {
 			out[c] = d
 		}
-	}
-	admin, err := m.f.pg.Open(m.ctx, "postgres")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	dbs, err := databases(m.ctx, admin)
-	if err != nil {
-		t.Fatal(err)
 	}
 	if allow, ok := dbs[m.f.database(name)]; ok {
 		if !allow {
@@ -193,18 +215,10 @@ func sameDigests(a, b map[string]string) bool {
 // as the model says, every quarantined copy is what was moved, every
 // archive the model keeps is there and no other, and discovery agrees.
 func (m *machine) Check(t *rapid.T) {
-	admin, err := m.f.pg.Open(m.ctx, "postgres")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	dbs, err := databases(m.ctx, admin)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dbs := m.databases(t)
 	for _, n := range m.names {
 		s := m.model[n]
-		got := m.observe(t, n)
+		got := m.observeIn(t, n, dbs)
 		if !sameDigests(got, s.digest) {
 			t.Fatalf("instance %s is not what the model expects:\n  want %s\n  got  %s", n, describe(s.digest), describe(got))
 		}
@@ -427,14 +441,10 @@ func (m *machine) Modify(t *rapid.T) {
 	case compEnv:
 		err = os.WriteFile(m.f.path(compEnv, name), []byte("NAME="+name+"\nAT="+stamp+"\n"), 0o600)
 	case compDB:
-		var db interface{ Close() error }
-		conn, oerr := m.f.pg.Open(m.ctx, m.f.database(name))
-		if oerr != nil {
-			t.Fatal(oerr)
-		}
-		db = conn
-		_, err = conn.ExecContext(m.ctx, "INSERT INTO content (label) VALUES ($1)", "written-"+stamp)
-		db.Close()
+		err = withSession(m.ctx, m.f.pg, m.f.database(name), func(db *sql.Conn) error {
+			_, err := db.ExecContext(m.ctx, "INSERT INTO content (label) VALUES ($1)", "written-"+stamp)
+			return err
+		})
 	}
 	if err != nil {
 		t.Fatalf("modify %s %s: %v", name, which, err)

@@ -17,21 +17,27 @@ import (
 	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
 )
 
-// Defaults of the machines in an ordinary `go test` run (make test runs it
-// with -race): a few short sequences, about 10 s per test on an idle
-// machine; no new check starts once checkBudget is spent (one check can
-// still take minutes on a loaded machine: DROP DATABASE waits for a
-// checkpoint). The
-// rapid flags override them (-rapid.checks, -rapid.steps, -rapid.seed to
-// replay), and FLEETSAFE_SOAK=10m repeats the machines until that time has
-// passed (make soak).
+// How long the machines run. In an ordinary `go test` run (make test) the
+// tests of this package share defaultBudget of wall-clock time
+// (FLEETSAFE_MODEL_BUDGET overrides it), each its share: every test runs
+// sequences of random seeds, one after the other, and starts no new one
+// once its share is spent (at least minMachineChecks sequences of a state
+// machine, one of a directed property). FLEETSAFE_SOAK=10m shares that
+// time the same way and repeats the sequences until it has passed (make
+// soak). The rapid flags override both: -rapid.checks runs that many
+// sequences, -rapid.seed replays one, -rapid.steps sets their length.
 const (
-	machineChecks  = 2
-	machineSteps   = 15
-	directedChecks = 2
-	// checkBudget bounds the wall-clock time of each test's checks in an
-	// ordinary run: no new check starts once it is spent.
-	checkBudget = 8 * time.Second
+	defaultBudget    = 60 * time.Second
+	minMachineChecks = 2
+	machineSteps     = 20
+)
+
+// Shares of the budget; they add up to 1.
+const (
+	shareFleet        = 0.34
+	shareCrashRestore = 0.22
+	shareDirected     = 0.06 // each of the six directed properties
+	shareConcurrent   = 0.08
 )
 
 func TestMain(m *testing.M) {
@@ -42,23 +48,23 @@ func TestMain(m *testing.M) {
 	if !set["rapid.nofailfile"] {
 		_ = flag.Set("rapid.nofailfile", "true")
 	}
-	os.Exit(m.Run())
+	dropPools(pgdump.Conn{}, false)
+	code := m.Run()
+	dropPools(pgdump.Conn{}, true)
+	removeModules()
+	printTimings()
+	os.Exit(code)
 }
 
-// runMachine runs prop as rapid checks: machineChecks sequences of about
-// machineSteps steps, unless the rapid flags say otherwise, repeated until
-// FLEETSAFE_SOAK has passed when it is set.
-func runMachine(t *testing.T, prop func(*rapid.T)) {
-	runChecks(t, machineChecks, machineSteps, prop)
+// runMachine runs a state machine for its share of the budget.
+func runMachine(t *testing.T, share float64, prop func(*rapid.T)) {
+	runChecks(t, minMachineChecks, share, prop)
 }
 
-// runDirected runs a directed property (no state machine) checks times
-// (directedChecks when 0); FLEETSAFE_SOAK repeats it too.
-func runDirected(t *testing.T, checks int, prop func(*rapid.T)) {
-	if checks == 0 {
-		checks = directedChecks
-	}
-	runChecks(t, checks, machineSteps, prop)
+// runDirected runs a directed property (no state machine) for its share of
+// the budget, at least minChecks times (1 when 0).
+func runDirected(t *testing.T, minChecks int, share float64, prop func(*rapid.T)) {
+	runChecks(t, max(minChecks, 1), share, prop)
 }
 
 // userFlags are the flags given on the command line, read once before any
@@ -70,62 +76,61 @@ var userFlags = sync.OnceValue(func() map[string]bool {
 	return set
 })
 
-func runChecks(t *testing.T, checks, steps int, prop func(*rapid.T)) {
-	set := map[string]bool{}
-	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	restore := map[string]string{}
-	for name, v := range map[string]int{"rapid.checks": checks, "rapid.steps": steps} {
-		if set[name] {
-			continue
-		}
-		restore[name] = flag.Lookup(name).Value.String()
-		_ = flag.Set(name, strconv.Itoa(v))
+func runChecks(t *testing.T, minChecks int, share float64, prop func(*rapid.T)) {
+	set := userFlags()
+	if !set["rapid.steps"] {
+		old := flag.Lookup("rapid.steps").Value.String()
+		_ = flag.Set("rapid.steps", strconv.Itoa(machineSteps))
+		defer flag.Set("rapid.steps", old)
 	}
-	defer func() {
-		for name, v := range restore {
-			_ = flag.Set(name, v)
-		}
-	}()
+	if set["rapid.checks"] || set["rapid.seed"] {
+		rapid.Check(t, prop)
+		return
+	}
 	soak := os.Getenv("FLEETSAFE_SOAK")
-	if soak == "" && set["rapid.checks"] {
-		rapid.Check(t, prop)
-		return
-	}
-	if soak == "" {
-		// One check at a time, within a wall-clock budget: on a loaded
-		// machine (the race detector, other tests on the same server) a
-		// step can take seconds, and make test must stay bounded.
-		_ = flag.Set("rapid.checks", "1")
-		start := time.Now()
-		for i := range checks {
-			if i > 0 && time.Since(start) > checkBudget {
-				t.Logf("budget of %v spent after %d of %d checks", checkBudget, i, checks)
-				return
-			}
-			rapid.Check(t, prop)
+	total := defaultBudget
+	if v := os.Getenv("FLEETSAFE_MODEL_BUDGET"); v != "" && soak == "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("FLEETSAFE_MODEL_BUDGET=%q: %v", v, err)
 		}
-		return
+		total = d
 	}
-	d, err := time.ParseDuration(soak)
-	if err != nil {
-		t.Fatalf("FLEETSAFE_SOAK=%q: %v", soak, err)
+	if soak != "" {
+		d, err := time.ParseDuration(soak)
+		if err != nil {
+			t.Fatalf("FLEETSAFE_SOAK=%q: %v", soak, err)
+		}
+		total = d
+		// make soak runs with -timeout 0: a hang still ends the run,
+		// with every goroutine's stack, as -timeout would.
+		watchdog := time.AfterFunc(time.Duration(float64(d)*share)+15*time.Minute, func() {
+			panic(fmt.Sprintf("FLEETSAFE_SOAK=%v: %s still running 15 minutes after its share: a hang", d, t.Name()))
+		})
+		defer watchdog.Stop()
 	}
-	end := time.Now().Add(d)
-	// make soak runs with -timeout 0: a hang still ends the run, with every
-	// goroutine's stack, as -timeout would.
-	watchdog := time.AfterFunc(d+15*time.Minute, func() {
-		panic(fmt.Sprintf("FLEETSAFE_SOAK=%v: still running 15 minutes after the end: a hang", d))
-	})
-	defer watchdog.Stop()
-	for round := 1; time.Now().Before(end) && !t.Failed(); round++ {
-		t.Logf("soak round %d, %v left", round, time.Until(end).Round(time.Second))
+	budget := time.Duration(float64(total) * share)
+	// One sequence (a random seed) at a time, until the budget is spent:
+	// on a loaded machine a step can take seconds, and make test must
+	// stay bounded.
+	old := flag.Lookup("rapid.checks").Value.String()
+	_ = flag.Set("rapid.checks", "1")
+	defer flag.Set("rapid.checks", old)
+	start := time.Now()
+	n := 0
+	for ; n < minChecks || time.Since(start) < budget; n++ {
+		if t.Failed() {
+			break
+		}
 		rapid.Check(t, prop)
 	}
+	t.Logf("%d sequences in %v (budget %v)", n, time.Since(start).Round(time.Millisecond), budget)
 }
 
 // newMachine generates a fleet of 2 to 5 instances, most of them complete,
 // some partial, and a model that knows them.
 func newMachine(t *rapid.T, env *machineEnv) *machine {
+	defer timed("setup fleet", time.Now())
 	f := newFleet(t, env.pg)
 	m := &machine{ctx: context.Background(), f: f, archives: filepath.Join(f.root, "archives"),
 		modules: env.modules, names: candidateNames, model: map[string]*state{}, lastDeletion: map[string]time.Time{}}
@@ -156,10 +161,10 @@ type machineEnv struct {
 // deletion onto a nearly full archive filesystem; after every step each
 // instance, target or not, is exactly where the model says.
 func TestModel_Fleet(t *testing.T) {
-	env := &machineEnv{pg: fleettest.RequirePG(t), modules: fleettest.BuildModules(t, "instance_soft_delete")}
-	runMachine(t, func(t *rapid.T) {
+	env := &machineEnv{pg: fleettest.RequirePG(t), modules: modules(t, "instance_soft_delete")}
+	runMachine(t, shareFleet, func(t *rapid.T) {
 		m := newMachine(t, env)
-		t.Repeat(fleetActions(m))
+		t.Repeat(timedActions(fleetActions(m)))
 	})
 }
 
@@ -169,13 +174,13 @@ func TestModel_Fleet(t *testing.T) {
 // into place (invariant 10): today a component extracted in part is
 // present, so the re-run skips it and it stays incomplete.
 func TestModel_CrashRestore(t *testing.T) {
-	env := &machineEnv{pg: fleettest.RequirePG(t), modules: fleettest.BuildModules(t, "instance_soft_delete", "instance_restore")}
-	runMachine(t, func(t *rapid.T) {
+	env := &machineEnv{pg: fleettest.RequirePG(t), modules: modules(t, "instance_soft_delete", "instance_restore")}
+	runMachine(t, shareCrashRestore, func(t *rapid.T) {
 		m := newMachine(t, env)
 		actions := fleetActions(m)
 		actions["crashRestore"] = m.CrashRestore
 		actions["crashRestore2"] = m.CrashRestore // twice as likely as the others
-		t.Repeat(actions)
+		t.Repeat(timedActions(actions))
 	})
 }
 

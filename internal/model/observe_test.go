@@ -112,35 +112,35 @@ func databases(ctx context.Context, admin *sql.DB) (map[string]bool, error) {
 }
 
 // dbDigest is a digest of every row of every table of the public schema
-// of a database, in a stable order.
+// of a database, in a stable order; its session is gone when it returns.
 func dbDigest(ctx context.Context, pg pgdump.Conn, name string) (string, error) {
-	db, err := pg.Open(ctx, name)
-	if err != nil {
-		return "", err
-	}
-	defer db.Close()
-	rows, err := db.QueryContext(ctx, `SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename`)
-	if err != nil {
-		return "", err
-	}
-	var tables []string
-	for rows.Next() {
-		var tn string
-		if err := rows.Scan(&tn); err != nil {
-			rows.Close()
-			return "", err
+	var digest string
+	err := withSession(ctx, pg, name, func(db *sql.Conn) error {
+		rows, err := db.QueryContext(ctx, `SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename`)
+		if err != nil {
+			return err
 		}
-		tables = append(tables, tn)
-	}
-	rows.Close()
-	h := sha256.New()
-	for _, tn := range tables {
-		var agg sql.NullString
-		q := fmt.Sprintf(`SELECT string_agg(t::text, E'\n' ORDER BY t::text) FROM %s t`, pgdump.QuoteIdent(tn))
-		if err := db.QueryRowContext(ctx, q).Scan(&agg); err != nil {
-			return "", fmt.Errorf("digest %s.%s: %w", name, tn, err)
+		var tables []string
+		for rows.Next() {
+			var tn string
+			if err := rows.Scan(&tn); err != nil {
+				rows.Close()
+				return err
+			}
+			tables = append(tables, tn)
 		}
-		fmt.Fprintf(h, "table %s\n%s\n", tn, agg.String)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+		rows.Close()
+		h := sha256.New()
+		for _, tn := range tables {
+			var agg sql.NullString
+			q := fmt.Sprintf(`SELECT string_agg(t::text, E'\n' ORDER BY t::text) FROM %s t`, pgdump.QuoteIdent(tn))
+			if err := db.QueryRowContext(ctx, q).Scan(&agg); err != nil {
+				return fmt.Errorf("digest %s.%s: %w", name, tn, err)
+			}
+			fmt.Fprintf(h, "table %s\n%s\n", tn, agg.String)
+		}
+		digest = hex.EncodeToString(h.Sum(nil))
+		return nil
+	})
+	return digest, err
 }
