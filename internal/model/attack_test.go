@@ -139,6 +139,7 @@ func (m *machine) CrashDelete(t *rapid.T) {
 		t.Fatalf("instance_soft_delete %s after a SIGKILL at %v (first run: %v %v): the re-run failed: %v %v", name, kill, ferr, first, err, res)
 	}
 	s.dirMade = true
+	m.learnAbandoned(t, name)
 	news := m.newTombstones(t, name)
 	if len(present) == 0 {
 		if len(news) != 0 {
@@ -183,6 +184,7 @@ func (m *machine) ConcurrentDelete(t *rapid.T) {
 	}
 	wg.Wait()
 	s.dirMade = true
+	m.learnAbandoned(t, name)
 	changed := 0
 	for i, o := range out {
 		var re *softdelete.RefusedError
@@ -237,6 +239,7 @@ func (m *machine) FullDisk(t *rapid.T) {
 		return
 	}
 	s.dirMade = true
+	m.learnAbandoned(t, name)
 	if len(present) == 0 {
 		t.Fatalf("delete %s (not live) with %d bytes free: %v", name, free, err)
 	}
@@ -255,6 +258,7 @@ func (m *machine) FullDisk(t *rapid.T) {
 	if err != nil {
 		t.Fatalf("delete %s failed with %d bytes free after writing its tombstone, and the re-run with space back fails too: %v", name, free, err)
 	}
+	m.learnAbandoned(t, name)
 	news = m.newTombstones(t, name)
 	if len(news) != 1 {
 		t.Fatalf("delete %s: %d new tombstones after a full disk and a re-run, want 1", name, len(news))

@@ -39,7 +39,22 @@ type deletion struct {
 type state struct {
 	digest    map[string]string // component -> digest; absent components are missing
 	deletions []*deletion       // oldest first
+	abandoned []*abandonedRec   // records of interrupted attempts, oldest first
 	dirMade   bool              // <archive_dir>/<name> exists
+}
+
+// abandonedRec is a tombstone in state abandoned: an attempt to delete
+// that was interrupted before anything moved (a SIGKILL, a full disk) and
+// that a later run recorded (softdelete.go, settleInterrupted). It is no
+// deletion: restore passes over it. An archive the attempt left complete
+// is kept as an extra copy and must verify; an incomplete one is removed.
+// Which attempts end so depends on the instant of the kill: the model
+// learns them from the tombstones after each deletion step.
+type abandonedRec struct {
+	tombstone  string
+	archive    string // "" when its archive was removed or never written
+	purgeAfter time.Time
+	archiveGC  bool // its archive was purged (keep_last)
 }
 
 func (s *state) live() bool { return len(s.digest) > 0 }
@@ -85,8 +100,9 @@ type machine struct {
 // so that it keeps looking for others; FLEETSAFE_MODEL_OPEN_BUGS=1 makes
 // each a failure again.
 var openBugs = map[string]string{
-	"abandoned-blocks-restore": "a deletion killed before its archive was complete is recorded abandoned by the next run, which removes the partial archive but leaves its path in the tombstone; restore then takes that record for a deletion whose manifest cannot be read and refuses every restore whose search reaches it, instead of passing over it",
-	"orphan-archive":           "a deletion that fails after its archive was renamed into place (a full disk at the tombstone) leaves that archive without a tombstone; restore then takes it as the newest archive of the instance and keep_last counts it",
+	"keep-last-counts-abandoned": "purge's keep_last counts the archives of abandoned attempts (kept as extra copies) among the newest it keeps, so that an archive of a real deletion within the newest keep_last deletions is removed while an abandoned attempt's copy, which restore never uses by itself, is kept",
+	"abandoned-blocks-restore":   "a deletion killed before its archive was complete is recorded abandoned by the next run, which removes the partial archive but leaves its path in the tombstone; restore then takes that record for a deletion whose manifest cannot be read and refuses every restore whose search reaches it, instead of passing over it",
+	"orphan-archive":             "a deletion that fails after its archive was renamed into place (a full disk at the tombstone) leaves that archive without a tombstone; restore then takes it as the newest archive of the instance and keep_last counts it",
 }
 
 func strictOpenBugs() bool { return os.Getenv("FLEETSAFE_MODEL_OPEN_BUGS") == "1" }
@@ -260,22 +276,14 @@ func (m *machine) Check(t *rapid.T) {
 					want = append(want, d.archive)
 				}
 			}
-			// An archive a deletion left complete before it was
-			// interrupted is kept as an extra copy under a tombstone in
-			// state abandoned (softdelete.go, settleInterrupted): that
-			// record, never silence, is the policy.
-			tss, err := softdelete.Tombstones(filepath.Join(m.archives, n))
-			if err != nil {
-				t.Fatalf("read tombstones of %s: %v", n, err)
-			}
-			for _, ts := range tss {
-				if ts.State != stateAbandoned || ts.ArchivePath == "" || slices.Contains(want, ts.ArchivePath) {
-					continue
-				}
-				if _, err := os.Stat(ts.ArchivePath); err == nil {
-					want = append(want, ts.ArchivePath)
+			// An archive an interrupted attempt left complete is kept as
+			// an extra copy under its abandoned record, until purge.
+			for _, a := range s.abandoned {
+				if a.archive != "" && !a.archiveGC {
+					want = append(want, a.archive)
 				}
 			}
+			m.checkAbandoned(t, n)
 			sort.Strings(files)
 			sort.Strings(want)
 			if !slices.Equal(files, want) {
@@ -319,6 +327,59 @@ func base(paths []string) []string {
 // tombstone of an attempt that was interrupted and superseded by a re-run:
 // a record, not a deletion (main has no such state).
 const stateAbandoned = "abandoned"
+
+// checkAbandoned compares the abandoned records of name on disk with the
+// model's: the same tombstones, each still abandoned, none new (only a
+// deletion step records them, see learnAbandoned).
+func (m *machine) checkAbandoned(t *rapid.T, name string) {
+	tss, err := softdelete.Tombstones(filepath.Join(m.archives, name))
+	if err != nil {
+		t.Fatalf("read tombstones of %s: %v", name, err)
+	}
+	var found, want []string
+	for _, ts := range tss {
+		if ts.State == stateAbandoned {
+			found = append(found, ts.Path)
+		}
+	}
+	for _, a := range m.model[name].abandoned {
+		want = append(want, a.tombstone)
+	}
+	sort.Strings(found)
+	sort.Strings(want)
+	if !slices.Equal(found, want) {
+		t.Fatalf("instance %s: abandoned records on disk %v, the model knows %v (only a deletion records one, and none goes away)", name, base(found), base(want))
+	}
+}
+
+// learnAbandoned records the abandoned attempts of name that a deletion
+// step reported: the archive of each is either gone, or complete and
+// verified (an extra copy), never a partial one kept.
+func (m *machine) learnAbandoned(t *rapid.T, name string) {
+	tss, err := softdelete.Tombstones(filepath.Join(m.archives, name))
+	if err != nil {
+		t.Fatalf("read tombstones of %s: %v", name, err)
+	}
+	s := m.model[name]
+	for _, ts := range tss {
+		if ts.State != stateAbandoned || slices.ContainsFunc(s.abandoned, func(a *abandonedRec) bool { return a.tombstone == ts.Path }) {
+			continue
+		}
+		if slices.ContainsFunc(s.deletions, func(d *deletion) bool { return d.tombstone == ts.Path }) {
+			t.Fatalf("instance %s: the tombstone %s of a completed deletion now says abandoned", name, ts.Path)
+		}
+		rec := &abandonedRec{tombstone: ts.Path, purgeAfter: ts.PurgeAfter}
+		if ts.ArchivePath != "" {
+			if _, err := os.Stat(ts.ArchivePath); err == nil {
+				if _, err := softdelete.VerifyArchive(m.ctx, ts.ArchivePath); err != nil {
+					t.Fatalf("instance %s: the archive %s of the abandoned attempt %s is kept but does not verify: %v", name, ts.ArchivePath, ts.ID, err)
+				}
+				rec.archive = ts.ArchivePath
+			}
+		}
+		s.abandoned = append(s.abandoned, rec)
+	}
+}
 
 // newTombstones returns the tombstones of an instance that the model does
 // not know yet, records of abandoned attempts left out.
@@ -466,6 +527,7 @@ func (m *machine) Delete(t *rapid.T) {
 func (m *machine) afterDelete(t *rapid.T, name string, retention int, res *softdelete.Result, err error) {
 	s := m.model[name]
 	s.dirMade = true
+	m.learnAbandoned(t, name)
 	present := presentComponents(s)
 	if len(present) == 0 {
 		if err != nil {
@@ -783,6 +845,14 @@ func (m *machine) syncTombstoneStates(t *rapid.T, name string) {
 // Purge purges through the library with a random keep_last and a clock
 // moved forward by a random number of days.
 func (m *machine) Purge(t *rapid.T) {
+	req := m.drawPurge(t)
+	purged, err := softdelete.Purge(m.ctx, req)
+	m.expectPurge(t, req, purged, err, false)
+}
+
+// drawPurge draws a purge: of one name or of all, a random keep_last, and
+// a clock moved forward by a random number of days.
+func (m *machine) drawPurge(t *rapid.T) softdelete.PurgeRequest {
 	name := ""
 	if rapid.Bool().Draw(t, "one") {
 		name = m.drawName(t)
@@ -790,7 +860,16 @@ func (m *machine) Purge(t *rapid.T) {
 	keep := rapid.IntRange(0, 3).Draw(t, "keep_last")
 	days := rapid.IntRange(0, 70).Draw(t, "days_later")
 	now := time.Now().UTC().Add(time.Duration(days) * 24 * time.Hour)
-	purged, err := softdelete.Purge(m.ctx, softdelete.PurgeRequest{ArchiveDir: m.archives, Name: name, KeepLast: keep, Now: now, PG: m.f.pg})
+	return softdelete.PurgeRequest{ArchiveDir: m.archives, Name: name, KeepLast: keep, Now: now, PG: m.f.pg}
+}
+
+// expectPurge checks a purge's outcome against the model and records it.
+// After a re-run (rerun: an earlier run of the same purge was killed) the
+// report may leave out what the killed run removed: only the end state,
+// compared by Check, counts.
+func (m *machine) expectPurge(t *rapid.T, req softdelete.PurgeRequest, purged []softdelete.Purged, err error, rerun bool) {
+	name, keep, now := req.Name, req.KeepLast, req.Now
+	days := int(time.Until(now).Hours()/24 + 0.5)
 	if keep < 1 && name == "" {
 		var re *softdelete.RefusedError
 		if !errors.As(err, &re) {
@@ -819,44 +898,98 @@ func (m *machine) Purge(t *rapid.T) {
 				d.held[c] = false
 			}
 		}
-		var kept []*deletion
-		for _, d := range s.deletions {
-			if d.archive != "" && !d.archiveGC {
-				kept = append(kept, d)
-			}
-		}
-		for i := 0; i < len(kept)-keep; i++ {
-			// Retention is retention: keep_last never removes an archive
-			// before its purge_after, nor while its quarantine is held.
-			if d := kept[i]; now.Before(d.purgeAfter) || !(d.purged || d.restored()) {
-				continue
-			}
-			kept[i].archiveGC = true
-			expected = append(expected, kept[i].archive)
-		}
+		expected = append(expected, m.purgeArchives(t, n, keep, now)...)
 	}
 	var reported []string
-	known := map[string]bool{}
-	for _, st := range m.model {
-		for _, d := range st.deletions {
-			if d.archive != "" {
-				known[filepath.Base(d.archive)] = true
-			}
-		}
-	}
 	for _, p := range purged {
-		// Archives of abandoned attempts (a crash before the tombstone)
-		// are not deletions of the model: keep_last may remove them.
-		if strings.HasSuffix(p.Path, ".tar.zst") && !known[filepath.Base(p.Path)] {
-			continue
-		}
 		reported = append(reported, p.Path)
 	}
 	sort.Strings(reported)
 	sort.Strings(expected)
+	if rerun {
+		for _, p := range reported {
+			if !slices.Contains(expected, p) {
+				t.Fatalf("purge %q keep_last %d, %d days later, re-run after a SIGKILL: reports %s as purged, which the model keeps (expected %v)", name, keep, days, p, expected)
+			}
+		}
+		return
+	}
 	if !slices.Equal(reported, expected) {
 		openBug(t, "purge-reports-restored", "purge %q keep_last %d, %d days later: reports %v as purged, the model expects %v (what was still in quarantine, and the archives beyond keep_last)", name, keep, days, reported, expected)
 	}
+}
+
+// purgeArchives predicts which archives of name a purge removes, marks
+// them, and returns their paths. Every archive on disk counts: the
+// deletions' and the extra copies of abandoned attempts, newest first by
+// name (ids start with the time); beyond the newest keep, an archive goes
+// once its purge_after has passed and, for a deletion, its quarantine is
+// gone (purged or restored): retention is retention, keep_last only keeps
+// more. The newest keep archives of deletions must survive whatever the
+// abandoned copies are (open bug keep-last-counts-abandoned).
+func (m *machine) purgeArchives(t *rapid.T, name string, keep int, now time.Time) []string {
+	s := m.model[name]
+	type archive struct {
+		path string
+		d    *deletion
+		a    *abandonedRec
+	}
+	var all []archive
+	for _, d := range s.deletions {
+		if d.archive != "" && !d.archiveGC {
+			all = append(all, archive{path: d.archive, d: d})
+		}
+	}
+	for _, a := range s.abandoned {
+		if a.archive != "" && !a.archiveGC {
+			all = append(all, archive{path: a.archive, a: a})
+		}
+	}
+	sort.Slice(all, func(i, j int) bool { return filepath.Base(all[i].path) < filepath.Base(all[j].path) })
+	var out []string
+	for i, a := range all {
+		if i >= len(all)-keep {
+			continue
+		}
+		if a.d != nil && (now.Before(a.d.purgeAfter) || !(a.d.purged || a.d.restored())) {
+			continue
+		}
+		if a.a != nil && now.Before(a.a.purgeAfter) {
+			continue
+		}
+		out = append(out, a.path)
+	}
+	// The newest keep archives of deletions, counted without the
+	// abandoned copies.
+	var dels []*deletion
+	for _, a := range all {
+		if a.d != nil {
+			dels = append(dels, a.d)
+		}
+	}
+	for i := max(0, len(dels)-keep); i < len(dels); i++ {
+		if slices.Contains(out, dels[i].archive) {
+			openBug(t, "keep-last-counts-abandoned", "purge %s keep_last %d: the archive %s is one of the newest %d of a deletion, but the abandoned copies newer than it push it out (archives %v)",
+				name, keep, filepath.Base(dels[i].archive), keep, func() []string {
+					var b []string
+					for _, a := range all {
+						b = append(b, filepath.Base(a.path))
+					}
+					return b
+				}())
+		}
+	}
+	for _, a := range all {
+		if !slices.Contains(out, a.path) {
+			continue
+		}
+		if a.d != nil {
+			a.d.archiveGC = true
+		} else {
+			a.a.archiveGC = true
+		}
+	}
+	return out
 }
 
 // isRestoreRefusal reports whether err is a restore's refusal (nothing

@@ -41,6 +41,7 @@ const (
 )
 
 func TestMain(m *testing.M) {
+	runHelper()
 	flag.Parse()
 	set := userFlags()
 	// Fail files would land in the source tree; the seed printed on
@@ -194,6 +195,7 @@ func fleetActions(m *machine) map[string]func(*rapid.T) {
 		"purge":       m.Purge,
 		"crashDelete": m.CrashDelete,
 		"concurrent":  m.ConcurrentDelete,
+		"crashPurge":  m.CrashPurge,
 		"fullDisk":    m.FullDisk,
 	}
 }
