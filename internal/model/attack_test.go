@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -173,11 +174,18 @@ func (m *machine) ConcurrentDelete(t *rapid.T) {
 		err error
 	}
 	var out [2]outcome
+	// The second run is, one time in two, the instance_soft_delete binary:
+	// the lock must hold between processes too.
+	viaModule := m.modules != "" && rapid.Bool().Draw(t, "second run is the module")
 	var wg sync.WaitGroup
 	for i := range out {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if i == 1 && viaModule {
+				out[i].res, out[i].err = m.moduleDelete(t, name, 30)
+				return
+			}
 			out[i].res, out[i].err = softdelete.Delete(m.ctx, m.f.layout, softdelete.Request{Name: name, ArchiveDir: m.archives,
 				Reason: "model concurrent", RetentionDays: 30, Options: m.f.options()})
 		}()
@@ -210,6 +218,103 @@ func (m *machine) ConcurrentDelete(t *rapid.T) {
 			name, changed, len(news), out[0].res, out[0].err, out[1].res, out[1].err)
 	}
 	m.recordDeletion(t, name, news[0], present)
+}
+
+// moduleDelete runs the instance_soft_delete binary to completion and
+// returns its outcome as the library's: a refusal (the module's message
+// says "refusing to delete") as a *softdelete.RefusedError, any other
+// failure as an error, else a result that says whether it changed
+// anything. Safe to call from another goroutine (no rapid draws, no
+// t.Fatal).
+func (m *machine) moduleDelete(t *rapid.T, name string, retention int) (*softdelete.Result, error) {
+	args := map[string]any{"layout_file": m.f.layoutFile, "name": name, "archive_dir": m.archives, "reason": "model concurrent", "retention_days": retention}
+	data, err := json.Marshal(args)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.CreateTemp(m.f.root, "args-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err != nil {
+		return nil, err
+	}
+	f.Close()
+	cmd := exec.Command(filepath.Join(m.modules, "instance_soft_delete"), f.Name())
+	cmd.Env = append(os.Environ(), "FLEETSAFE_SYSTEMD_DIR="+m.f.options().SystemdDir)
+	outb, werr := cmd.Output()
+	var res map[string]any
+	if err := json.Unmarshal(outb, &res); err != nil {
+		return nil, fmt.Errorf("instance_soft_delete %s: no result (%v): %s", name, werr, outb)
+	}
+	changed, _ := res["changed"].(bool)
+	if res["failed"] == true {
+		msg, _ := res["msg"].(string)
+		if strings.Contains(msg, "refusing to delete") && !changed {
+			return nil, &softdelete.RefusedError{Name: name, Reason: "module: " + msg}
+		}
+		return nil, fmt.Errorf("instance_soft_delete %s failed (changed %t): %s", name, changed, msg)
+	}
+	return &softdelete.Result{Changed: changed}, nil
+}
+
+// ConcurrentMixed runs, at the same time, a soft delete of one name and a
+// restore or a purge of another, through the library: runs on different
+// instances share the archive directory, its trash and the server, and
+// must each end as if alone.
+func (m *machine) ConcurrentMixed(t *rapid.T) {
+	x := m.drawName(t)
+	var others []string
+	for _, n := range m.names {
+		if n != x {
+			others = append(others, n)
+		}
+	}
+	y := rapid.SampledFrom(others).Draw(t, "other name")
+	retention := rapid.IntRange(1, 40).Draw(t, "retention_days")
+	m.nextSecond(x)
+	var (
+		wg     sync.WaitGroup
+		delRes *softdelete.Result
+		delErr error
+		other  func()
+		check  func()
+	)
+	if rapid.Bool().Draw(t, "restore, not purge") {
+		name, source, comps, force := m.drawRestoreOf(t, y, true)
+		p := m.planRestore(name, comps, force)
+		var out restoreOutcome
+		other = func() {
+			res, err := softdelete.Restore(m.ctx, m.f.layout, softdelete.RestoreRequest{Name: name, ArchiveDir: m.archives,
+				Source: source, Components: comps, Force: force, Options: m.f.options()})
+			out = restoreOutcome{err: err}
+			if res != nil {
+				out.source, out.restored, out.changed, out.sources = res.Source, res.Restored, res.Changed, res.Sources
+			}
+		}
+		check = func() { m.expectRestore(t, name, source, comps, force, p, out) }
+	} else {
+		req := m.drawPurge(t)
+		req.Name = y
+		var purged []softdelete.Purged
+		var err error
+		other = func() { purged, err = softdelete.Purge(m.ctx, req) }
+		check = func() { m.expectPurge(t, req, purged, err, false) }
+	}
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		delRes, delErr = softdelete.Delete(m.ctx, m.f.layout, softdelete.Request{Name: x, ArchiveDir: m.archives,
+			Reason: "model concurrent mixed", RequestedBy: "rapid", RetentionDays: retention, Options: m.f.options()})
+	}()
+	go func() {
+		defer wg.Done()
+		other()
+	}()
+	wg.Wait()
+	m.afterDelete(t, x, retention, delRes, delErr)
+	check()
 }
 
 // FullDisk soft-deletes with the archive directory's filesystem (a small

@@ -576,7 +576,11 @@ func (m *machine) Restore(t *rapid.T) {
 }
 
 func (m *machine) drawRestore(t *rapid.T, mayForce bool) (name, source string, comps []string, force bool) {
-	name = m.drawName(t)
+	return m.drawRestoreOf(t, m.drawName(t), mayForce)
+}
+
+// drawRestoreOf draws a restore of name: its source, components and force.
+func (m *machine) drawRestoreOf(t *rapid.T, name string, mayForce bool) (_, source string, comps []string, force bool) {
 	source = rapid.SampledFrom([]string{"", softdelete.SourceAuto, softdelete.SourceQuarantine, softdelete.SourceArchive}).Draw(t, "source")
 	if rapid.Bool().Draw(t, "subset") {
 		comps = rapid.SliceOfNDistinct(rapid.SampledFrom(componentOrder), 1, 3, rapid.ID[string]).Draw(t, "components")

@@ -196,6 +196,7 @@ func fleetActions(m *machine) map[string]func(*rapid.T) {
 		"crashDelete": m.CrashDelete,
 		"concurrent":  m.ConcurrentDelete,
 		"crashPurge":  m.CrashPurge,
+		"mixed":       m.ConcurrentMixed,
 		"fullDisk":    m.FullDisk,
 	}
 }
