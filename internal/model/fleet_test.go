@@ -58,21 +58,7 @@ func newFleet(t *rapid.T, pg pgdump.Conn) *fleet {
 		}
 		os.RemoveAll(root)
 	})
-	layout := fmt.Sprintf(`app: %[2]s
-components:
-  - name: config
-    type: dir
-    path: %[1]s/etc/%[2]s/{name}
-  - name: data
-    type: dir
-    path: %[1]s/srv/%[2]s/{name}/data
-  - name: env
-    type: file
-    path: %[1]s/run/%[2]s/{name}.env
-  - name: db
-    type: postgresql
-    database: %[2]s_{name}
-`, root, f.app)
+	layout := machineLayout(root, f.app, drawShapes(t))
 	f.layoutFile = filepath.Join(root, "layout.yml")
 	if err := os.WriteFile(f.layoutFile, []byte(layout), 0o644); err != nil {
 		t.Fatal(err)
@@ -92,7 +78,51 @@ func (f *fleet) path(comp, name string) string {
 	return full
 }
 
-func (f *fleet) database(name string) string { return f.app + "_" + name }
+func (f *fleet) database(name string) string {
+	c, _ := f.layout.Component(compDB)
+	return c.Template.Expand(name)
+}
+
+// The shapes of the machine's layout: each component's template is drawn
+// among these (%[1]s is the fleet's root, %[2]s its app), so that the
+// machine runs over nested and flat directories, prefixes and suffixes
+// around {name}, and database names with a suffix. Every combination is
+// free of overlap (TestMachineLayoutsAccepted).
+var (
+	configShapes = []string{"%[1]s/etc/%[2]s/{name}", "%[1]s/etc/%[2]s/cfg-{name}", "%[1]s/etc/%[2]s/{name}.d"}
+	dataShapes   = []string{"%[1]s/srv/%[2]s/{name}/data", "%[1]s/srv/%[2]s/{name}-data", "%[1]s/var/lib/%[2]s/data-{name}/current"}
+	envShapes    = []string{"%[1]s/run/%[2]s/{name}.env", "%[1]s/run/%[2]s/env-{name}"}
+	dbShapes     = []string{"%[2]s_{name}", "%[2]s_{name}_db", "x%[2]s_{name}"}
+)
+
+type layoutShapes struct{ config, data, env, db string }
+
+func drawShapes(t *rapid.T) layoutShapes {
+	return layoutShapes{
+		config: rapid.SampledFrom(configShapes).Draw(t, "config path"),
+		data:   rapid.SampledFrom(dataShapes).Draw(t, "data path"),
+		env:    rapid.SampledFrom(envShapes).Draw(t, "env path"),
+		db:     rapid.SampledFrom(dbShapes).Draw(t, "database"),
+	}
+}
+
+func machineLayout(root, app string, sh layoutShapes) string {
+	return fmt.Sprintf(`app: %[2]s
+components:
+  - name: config
+    type: dir
+    path: `+sh.config+`
+  - name: data
+    type: dir
+    path: `+sh.data+`
+  - name: env
+    type: file
+    path: `+sh.env+`
+  - name: db
+    type: postgresql
+    database: `+sh.db+`
+`, root, app)
+}
 
 // create makes one instance with the components drawn: files of other
 // owners, links in and out, nested directories, fixed mtimes, a database

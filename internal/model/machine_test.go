@@ -124,6 +124,7 @@ func openBug(t *rapid.T, id, format string, args ...any) {
 	if strictBug(id) {
 		t.Fatalf("%s (open bug %s: %s)", msg, id, openBugs[id])
 	}
+	timed("open bug met: "+id, time.Now()) // counted in the timing table
 	t.Logf("met open bug %s: %s", id, msg)
 }
 
