@@ -4,6 +4,8 @@
 // that each instance is exactly where the model says it is.
 //
 // The package has no code of its own outside its tests; `make test` runs
-// the machines briefly (with -race), `make soak SOAKTIME=10m` runs them
-// for longer.
+// them for one minute (with -race, random seeds), `make soak
+// SOAKTIME=10m` for longer (main_test.go, runChecks). Databases are reused
+// between sequences (dbpool_test.go); FLEETSAFE_MODEL_TIMING=1 prints the
+// time each kind of step took.
 package model
