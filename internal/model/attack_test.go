@@ -343,6 +343,7 @@ func (m *machine) FullDisk(t *rapid.T) {
 		m.afterDelete(t, name, 30, res, err)
 		return
 	}
+	timed("delete failed on a full disk", time.Now())
 	s.dirMade = true
 	m.learnAbandoned(t, name)
 	if len(present) == 0 {
@@ -370,6 +371,60 @@ func (m *machine) FullDisk(t *rapid.T) {
 	}
 	m.recordDeletion(t, name, news[0], present)
 	_ = res
+}
+
+// FullDiskRestore restores with the instances' filesystem (the fleet's
+// tmpfs) filled up to a random number of free bytes. Either the restore
+// succeeds as predicted, or it fails and every component is then either
+// as it was before (absent) or complete, never half-written; a re-run
+// once space is back ends as an uninterrupted restore would.
+func (m *machine) FullDiskRestore(t *rapid.T) {
+	if !m.f.tmpfs {
+		t.Skip("the fleet is not on a tmpfs (needs root)")
+	}
+	name, source, comps, _ := m.drawRestore(t, false)
+	free := rapid.IntRange(0, 16).Draw(t, "free_kib") * 1024
+	p := m.planRestore(name, comps, false)
+	before := m.observe(t, name)
+	ballast := filepath.Join(m.f.root, "ballast")
+	fillTo(t, m.f.root, ballast, int64(free))
+	req := softdelete.RestoreRequest{Name: name, ArchiveDir: m.archives, Source: source, Components: comps, Options: m.f.options()}
+	res, err := softdelete.Restore(m.ctx, m.f.layout, req)
+	if rerr := os.Remove(ballast); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+		t.Fatal(rerr)
+	}
+	s := m.model[name]
+	picks, why := predictRestore(s, source, p.want)
+	if err == nil || why != "" || len(p.want) == 0 || len(s.deletions) == 0 {
+		// Success, or what the model expects whatever the space.
+		out := restoreOutcome{err: err}
+		if res != nil {
+			out.source, out.restored, out.changed, out.sources = res.Source, res.Restored, res.Changed, res.Sources
+		}
+		m.expectRestore(t, name, source, comps, false, p, out)
+		return
+	}
+	// Failed for want of space: each component absent as before, or
+	// complete as the model predicts it, never partial.
+	timed("restore failed on a full disk", time.Now())
+	got := m.observe(t, name)
+	for _, c := range componentOrder {
+		g, present := got[c]
+		b, was := before[c]
+		switch {
+		case present == was && g == b:
+		case present && slices.Contains(p.want, c) && g == picks[c].d.archived[c]:
+		default:
+			t.Fatalf("restore %s (source %q, components %v) failed with %d bytes free (%v) and left component %s neither as it was (%s) nor complete: %s",
+				name, source, comps, free, err, c, describe(before), describe(got))
+		}
+	}
+	res, err = softdelete.Restore(m.ctx, m.f.layout, req)
+	out := restoreOutcome{err: err, rerun: true}
+	if res != nil {
+		out.source, out.restored, out.changed, out.sources = res.Source, res.Restored, res.Changed, res.Sources
+	}
+	m.expectRestore(t, name, source, comps, false, p, out)
 }
 
 // orphanArchives finds archives of name that no tombstone claims after a

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"time"
 
@@ -37,6 +38,7 @@ type fleet struct {
 	layoutFile string
 	layout     *instance.Layout
 	pg         pgdump.Conn
+	tmpfs      bool // root is a tmpfs of its own
 }
 
 func (f *fleet) options() instance.Options {
@@ -49,6 +51,23 @@ func newFleet(t *rapid.T, pg pgdump.Conn) *fleet {
 		t.Fatal(err)
 	}
 	f := &fleet{root: root, app: fleettest.RandomApp(), pg: pg}
+	// The fleet's files live on a tmpfs of their own (as root), so that
+	// FullDiskRestore can fill the instances' filesystem; removed last.
+	if os.Geteuid() == 0 {
+		if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=32m,mode=0755", "tmpfs", root).CombinedOutput(); err == nil {
+			f.tmpfs = true
+		} else {
+			t.Logf("no tmpfs for the fleet: %v: %s", err, out)
+		}
+	}
+	t.Cleanup(func() {
+		if f.tmpfs {
+			if out, err := exec.Command("umount", root).CombinedOutput(); err != nil {
+				t.Errorf("umount %s: %v: %s", root, err, out)
+			}
+		}
+		os.RemoveAll(root)
+	})
 	t.Cleanup(func() {
 		defer timed("teardown fleet", time.Now())
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -197,6 +197,7 @@ func fleetActions(m *machine) map[string]func(*rapid.T) {
 		"concurrent":  m.ConcurrentDelete,
 		"crashPurge":  m.CrashPurge,
 		"mixed":       m.ConcurrentMixed,
+		"fullRestore": m.FullDiskRestore,
 		"fullDisk":    m.FullDisk,
 	}
 }
