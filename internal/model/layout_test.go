@@ -81,7 +81,7 @@ func contains(a, b string) bool {
 // Expected to FAIL until pkg/instance refuses overlapping layouts (the
 // ambiguity analysis): today ParseLayout accepts them.
 func TestLayoutOverlapRefused(t *testing.T) {
-	rapid.Check(t, func(t *rapid.T) {
+	runProperty(t, shareLayout, func(t *rapid.T) {
 		comps := genLayout(t)
 		src := layoutYAML(comps)
 		l, err := instance.ParseLayout([]byte(src), "generated.yml")
@@ -135,7 +135,7 @@ func TestLayoutOverlapRefused(t *testing.T) {
 // refused for overlap, so the analysis cannot pass the property above by
 // refusing everything.
 func TestLayoutDisjointAccepted(t *testing.T) {
-	rapid.Check(t, func(t *rapid.T) {
+	runProperty(t, shareLayout, func(t *rapid.T) {
 		n := rapid.IntRange(1, 4).Draw(t, "components")
 		var comps []genComponent
 		for i := range n {
