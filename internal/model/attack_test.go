@@ -152,7 +152,7 @@ func (m *machine) CrashDelete(t *rapid.T) {
 		t.Fatalf("instance_soft_delete %s, SIGKILL at %v then a re-run: %d new tombstones, want 1", name, kill, len(news))
 	}
 	d := m.recordDeletion(t, name, news[0], present)
-	m.orphanArchives(t, name, fmt.Sprintf("instance_soft_delete %s was killed at %v and re-run to completion", name, kill))
+	m.orphanArchives(t, name, fmt.Sprintf("instance_soft_delete %s was killed at %v and re-run to completion", name, kill), nil)
 	if want := 30 * 24 * time.Hour; d.purgeAfter.Sub(news[0].DeletedAt) != want {
 		t.Fatalf("instance_soft_delete %s: purge_after is not deleted_at + 30 days", name)
 	}
@@ -354,7 +354,7 @@ func (m *machine) FullDisk(t *rapid.T) {
 		if got := m.observe(t, name); !sameDigests(got, before) {
 			t.Fatalf("delete %s failed with %d bytes free (%v) and left no tombstone, but the instance changed:\n  was %s\n  now %s", name, free, err, describe(before), describe(got))
 		}
-		m.orphanArchives(t, name, fmt.Sprintf("delete %s failed with %d bytes free (%v) and left no tombstone", name, free, err))
+		m.orphanArchives(t, name, fmt.Sprintf("delete %s failed with %d bytes free (%v) and left no tombstone", name, free, err), err)
 		return
 	}
 	// A tombstone was written: the deletion is under way and a re-run
@@ -427,19 +427,34 @@ func (m *machine) FullDiskRestore(t *rapid.T) {
 	m.expectRestore(t, name, source, comps, false, p, out)
 }
 
-// orphanArchives finds archives of name that no tombstone claims after a
-// failed deletion: restore would take the newest for the instance's last
-// state, and keep_last would count it (open bug orphan-archive). Outside
-// strict mode they are removed so that the machine goes on.
-func (m *machine) orphanArchives(t *rapid.T, name, what string) {
+// orphanArchives looks, after a deletion step, for archives of name that
+// neither a deletion nor an abandoned record owns. After a run that
+// completed (a re-run after a crash) there must be none: the run records
+// every archive it finds without a tombstone. After a deletion that
+// failed (failed says how), an archive left without a tombstone must be
+// complete and named in the error (journal first: an archive without a
+// tombstone is completed or reported); the model then keeps it as an
+// orphan: restore never takes it by itself, purge counts it, and the next
+// deletion records it as abandoned.
+func (m *machine) orphanArchives(t *rapid.T, name, what string, failed error) {
+	s := m.model[name]
 	files, _ := filepath.Glob(filepath.Join(m.archives, name, "*.tar.zst"))
 	for _, f := range files {
-		if slices.ContainsFunc(m.model[name].deletions, func(d *deletion) bool { return d.archive == f }) {
+		if slices.ContainsFunc(s.deletions, func(d *deletion) bool { return d.archive == f }) ||
+			slices.ContainsFunc(s.abandoned, func(a *abandonedRec) bool { return a.archive == f }) ||
+			slices.Contains(s.orphans, f) {
 			continue
 		}
-		openBug(t, "orphan-archive", "%s, but left the archive %s, which restore takes as the newest", what, filepath.Base(f))
-		os.Remove(f + ".sha256")
-		os.Remove(f)
+		if failed == nil {
+			t.Fatalf("%s, but left the archive %s without a tombstone or an abandoned record", what, filepath.Base(f))
+		}
+		if _, err := softdelete.VerifyArchive(m.ctx, f); err != nil {
+			t.Fatalf("%s, and left the archive %s without a tombstone, incomplete: %v", what, filepath.Base(f), err)
+		}
+		if !strings.Contains(failed.Error(), filepath.Base(f)) {
+			openBug(t, "orphan-archive", "%s, and left the complete archive %s without a tombstone; the error does not name it", what, filepath.Base(f))
+		}
+		s.orphans = append(s.orphans, f)
 	}
 }
 

@@ -40,6 +40,7 @@ type state struct {
 	digest    map[string]string // component -> digest; absent components are missing
 	deletions []*deletion       // oldest first
 	abandoned []*abandonedRec   // records of interrupted attempts, oldest first
+	orphans   []string          // complete archives a failed deletion left without a tombstone
 	dirMade   bool              // <archive_dir>/<name> exists
 }
 
@@ -100,9 +101,9 @@ type machine struct {
 // so that it keeps looking for others; FLEETSAFE_MODEL_OPEN_BUGS=1 makes
 // each a failure again.
 var openBugs = map[string]string{
-	"keep-last-counts-abandoned": "purge's keep_last counts the archives of abandoned attempts (kept as extra copies) among the newest it keeps, so that an archive of a real deletion within the newest keep_last deletions is removed while an abandoned attempt's copy, which restore never uses by itself, is kept",
+	"keep-last-counts-abandoned": "purge's keep_last counts the archives of abandoned attempts (kept as extra copies) and archives without a tombstone among the newest it keeps, so that an archive of a real deletion within the newest keep_last deletions is removed while a copy that restore never uses by itself is kept",
 	"abandoned-blocks-restore":   "a deletion killed before its archive was complete is recorded abandoned by the next run, which removes the partial archive but leaves its path in the tombstone; restore then takes that record for a deletion whose manifest cannot be read and refuses every restore whose search reaches it, instead of passing over it",
-	"orphan-archive":             "a deletion that fails after its archive was renamed into place (a full disk at the tombstone) leaves that archive without a tombstone; restore then takes it as the newest archive of the instance and keep_last counts it",
+	"orphan-archive":             "a deletion that fails after its archive was renamed into place (a full disk at the tombstone) leaves that archive without a tombstone and its error does not name it",
 }
 
 func strictOpenBugs() bool { return os.Getenv("FLEETSAFE_MODEL_OPEN_BUGS") == "1" }
@@ -284,6 +285,7 @@ func (m *machine) Check(t *rapid.T) {
 					want = append(want, a.archive)
 				}
 			}
+			want = append(want, s.orphans...)
 			m.checkAbandoned(t, n)
 			sort.Strings(files)
 			sort.Strings(want)
@@ -370,6 +372,7 @@ func (m *machine) learnAbandoned(t *rapid.T, name string) {
 			t.Fatalf("instance %s: the tombstone %s of a completed deletion now says abandoned", name, ts.Path)
 		}
 		rec := &abandonedRec{tombstone: ts.Path, purgeAfter: ts.PurgeAfter}
+		s.orphans = slices.DeleteFunc(s.orphans, func(o string) bool { return o == ts.ArchivePath })
 		if ts.ArchivePath != "" {
 			if _, err := os.Stat(ts.ArchivePath); err == nil {
 				if _, err := softdelete.VerifyArchive(m.ctx, ts.ArchivePath); err != nil {
@@ -950,6 +953,9 @@ func (m *machine) purgeArchives(t *rapid.T, name string, keep int, now time.Time
 			all = append(all, archive{path: a.archive, a: a})
 		}
 	}
+	for _, o := range s.orphans {
+		all = append(all, archive{path: o}) // no tombstone: no retention to wait for
+	}
 	sort.Slice(all, func(i, j int) bool { return filepath.Base(all[i].path) < filepath.Base(all[j].path) })
 	var out []string
 	for i, a := range all {
@@ -988,10 +994,13 @@ func (m *machine) purgeArchives(t *rapid.T, name string, keep int, now time.Time
 		if !slices.Contains(out, a.path) {
 			continue
 		}
-		if a.d != nil {
+		switch {
+		case a.d != nil:
 			a.d.archiveGC = true
-		} else {
+		case a.a != nil:
 			a.a.archiveGC = true
+		default:
+			s.orphans = slices.DeleteFunc(s.orphans, func(o string) bool { return o == a.path })
 		}
 	}
 	return out
