@@ -36,7 +36,7 @@ const (
 const (
 	shareFleet        = 0.38
 	shareCrashRestore = 0.24
-	shareDirected     = 0.06 // each of the six directed properties
+	shareDirected     = 0.06 // each of the six directed properties that run by default
 	shareLayout       = 0.01 // each of the two layout properties
 )
 
