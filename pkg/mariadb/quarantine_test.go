@@ -1,0 +1,218 @@
+package mariadb_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/fleetsafe/fleetsafe/pkg/instance"
+	"github.com/fleetsafe/fleetsafe/pkg/mariadb"
+)
+
+// hostileNames are database names that break naive quoting: backticks,
+// quotes, statement separators, comment starts, a newline, a leading dash
+// (an option to a program), dots and slashes (a path), non-ASCII.
+var hostileNames = []string{
+	"plain",
+	"a`b``c",
+	"x'; DROP DATABASE mysql; --",
+	"new\nline",
+	"-dash",
+	"dot.and/slash\\back",
+	"/* c */ `q` \"d\"",
+	"ünïcødé",
+}
+
+// setup creates, in database name, tables with rows, a sequence, a
+// view over a view, a procedure, a function a view calls, a trigger and
+// an event: every kind of object a quarantine moves or recreates.
+func setup(name string) []string {
+	q := mariadb.QuoteIdent(name)
+	return []string{
+		"CREATE DATABASE " + q + " CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
+		"CREATE TABLE " + q + ".`ta``ble` (id INT PRIMARY KEY, v VARCHAR(20), b VARBINARY(8)) ENGINE=InnoDB",
+		"CREATE TABLE " + q + ".child (id INT PRIMARY KEY, p INT, FOREIGN KEY (p) REFERENCES " + q + ".`ta``ble`(id)) ENGINE=InnoDB",
+		"CREATE TABLE " + q + ".empty (id INT) ENGINE=InnoDB",
+		"CREATE TABLE " + q + ".`my` (id INT) ENGINE=MyISAM",
+		"CREATE SEQUENCE " + q + ".seq",
+		"INSERT INTO " + q + ".`ta``ble` VALUES (1, 'one', x'00ff'), (2, 'deux 🙂', NULL)",
+		"INSERT INTO " + q + ".child VALUES (10, 1)",
+		"INSERT INTO " + q + ".`my` VALUES (7)",
+		"CREATE FUNCTION " + q + ".twice(x INT) RETURNS INT DETERMINISTIC RETURN 2 * x",
+		"CREATE PROCEDURE " + q + ".`pr oc`() SELECT 1",
+		"CREATE VIEW " + q + ".v1 AS SELECT id, " + q + ".twice(id) AS d FROM " + q + ".`ta``ble`",
+		"CREATE VIEW " + q + ".v0 AS SELECT d FROM " + q + ".v1",
+		"CREATE TRIGGER " + q + ".upper_v BEFORE INSERT ON " + q + ".`ta``ble` FOR EACH ROW SET NEW.v = UPPER(NEW.v)",
+		"CREATE EVENT " + q + ".nightly ON SCHEDULE EVERY 1 DAY STARTS '2030-01-01 00:00:00' DISABLE DO DELETE FROM " + q + ".empty",
+	}
+}
+
+// TestQuarantineRestore_HostileNames quarantines and restores a database
+// holding every kind of object, under names that break naive quoting:
+// the quarantine holds every table, the name is free, discovery does not
+// take the quarantine for an instance, and after the restore the
+// database dumps byte for byte as before (the trigger still fires).
+func TestQuarantineRestore_HostileNames(t *testing.T) {
+	c, admin := server(t)
+	ctx := context.Background()
+	for _, base := range hostileNames {
+		t.Run(strings.ReplaceAll(base, "/", "_"), func(t *testing.T) {
+			name := base + suffix()
+			quarantine := instance.QuarantineDBPrefix + suffix()
+			dropAfter(t, admin, name, quarantine)
+			exec(t, admin, setup(name)...)
+			if strings.ContainsAny(name, "'\"\\\n") {
+				// mariadb-dump cannot dump the events of such a
+				// database: Dump says so before running it.
+				err := mariadb.Dump(ctx, c, name, io.Discard)
+				var ne *mariadb.NameError
+				require.ErrorAs(t, err, &ne)
+				assert.Contains(t, err.Error(), "events")
+				exec(t, admin, "DROP EVENT "+mariadb.QuoteIdent(name)+".nightly")
+			}
+			before := dumpOf(t, c, name)
+
+			defs, err := mariadb.Quarantine(ctx, admin, name, quarantine)
+			require.NoError(t, err)
+			kinds := map[string]int{}
+			for _, o := range defs.Objects {
+				kinds[o.Kind]++
+			}
+			want := map[string]int{"VIEW": 2, "FUNCTION": 1, "PROCEDURE": 1, "TRIGGER": 1, "EVENT": 1}
+			if strings.ContainsAny(name, "'\"\\\n") {
+				delete(want, "EVENT")
+			}
+			assert.Equal(t, want, kinds)
+
+			ok, err := mariadb.Exists(ctx, admin, name)
+			require.NoError(t, err)
+			assert.False(t, ok, "the instance's database is gone from its name")
+			tables, err := mariadb.Tables(ctx, admin, quarantine)
+			require.NoError(t, err)
+			assert.Len(t, tables, 5, "every table and the sequence are in quarantine: %v", tables)
+			var n int
+			require.NoError(t, admin.QueryRow("SELECT COUNT(*) FROM "+mariadb.QuoteIdent(quarantine)+".`ta``ble`").Scan(&n))
+			assert.Equal(t, 2, n)
+			dbs, err := mariadb.Databases(ctx, admin)
+			require.NoError(t, err)
+			assert.NotContains(t, dbs, quarantine)
+			own, err := mariadb.Own(ctx, admin)
+			require.NoError(t, err)
+			assert.Contains(t, own, quarantine)
+
+			require.NoError(t, mariadb.Restore(ctx, admin, quarantine, name, defs))
+			assert.Equal(t, before, dumpOf(t, c, name), "the restored database dumps as before")
+			ok, err = mariadb.Exists(ctx, admin, quarantine)
+			require.NoError(t, err)
+			assert.False(t, ok, "the emptied quarantine is dropped")
+			exec(t, admin, "INSERT INTO "+mariadb.QuoteIdent(name)+".`ta``ble` VALUES (3, 'low', NULL)")
+			var v string
+			require.NoError(t, admin.QueryRow("SELECT v FROM "+mariadb.QuoteIdent(name)+".`ta``ble` WHERE id = 3").Scan(&v))
+			assert.Equal(t, "LOW", v, "the trigger is back")
+			require.NoError(t, admin.QueryRow("SELECT d FROM "+mariadb.QuoteIdent(name)+".v0 WHERE d = 4").Scan(&n))
+		})
+	}
+}
+
+// TestQuarantine_RefusesWhileClientsAreConnected keeps a client connected
+// to the database: the quarantine refuses, names the client, and moves
+// nothing; once the client is gone it proceeds.
+func TestQuarantine_RefusesWhileClientsAreConnected(t *testing.T) {
+	c, admin := server(t)
+	ctx := context.Background()
+	name, quarantine := "busy"+suffix(), instance.QuarantineDBPrefix+suffix()
+	dropAfter(t, admin, name, quarantine)
+	exec(t, admin, "CREATE DATABASE "+name, "CREATE TABLE "+name+".t (id INT)")
+	app, err := c.Open(ctx, name)
+	require.NoError(t, err)
+	conn, err := app.Conn(ctx)
+	require.NoError(t, err)
+
+	_, err = mariadb.Quarantine(ctx, admin, name, quarantine)
+	var inUse *mariadb.InUseError
+	require.ErrorAs(t, err, &inUse)
+	require.Len(t, inUse.Clients, 1)
+	assert.Equal(t, "localhost", inUse.Clients[0].Host)
+	assert.NotEmpty(t, inUse.Clients[0].User)
+	assert.Contains(t, err.Error(), fmt.Sprintf("connection %d of %s@localhost", inUse.Clients[0].ID, inUse.Clients[0].User))
+	assert.NotEmpty(t, inUse.Hint())
+	tables, err := mariadb.Tables(ctx, admin, name)
+	require.NoError(t, err)
+	assert.Len(t, tables, 1, "nothing moved")
+	ok, err := mariadb.Exists(ctx, admin, quarantine)
+	require.NoError(t, err)
+	assert.False(t, ok, "no quarantine created")
+
+	conn.Close()
+	app.Close()
+	require.Eventually(t, func() bool {
+		cs, err := mariadb.Clients(ctx, admin, name)
+		return err == nil && len(cs) == 0
+	}, 5e9, 5e7)
+	_, err = mariadb.Quarantine(ctx, admin, name, quarantine)
+	require.NoError(t, err)
+}
+
+// TestNames_ReservedAndSystem: an instance's database never has a reserved
+// prefix nor is a system schema; a quarantine or a purge only ever
+// concerns a reserved name; discovery lists neither.
+func TestNames_ReservedAndSystem(t *testing.T) {
+	_, admin := server(t)
+	ctx := context.Background()
+	own := instance.QuarantineDBPrefix + suffix()
+	for _, bad := range []string{"mysql", "information_schema", "performance_schema", "sys", own, "fleetsafe_verify_x", ""} {
+		_, err := mariadb.Quarantine(ctx, admin, bad, instance.QuarantineDBPrefix+suffix())
+		var ne *mariadb.NameError
+		assert.ErrorAs(t, err, &ne, "quarantine of %q", bad)
+	}
+	for _, bad := range []string{"mysql", "app" + suffix(), "Fstrash_x", ""} {
+		_, err := mariadb.Purge(ctx, admin, bad)
+		var ne *mariadb.NameError
+		assert.ErrorAs(t, err, &ne, "purge of %q", bad)
+	}
+	_, err := mariadb.Quarantine(ctx, admin, "app", "notreserved")
+	var ne *mariadb.NameError
+	assert.ErrorAs(t, err, &ne)
+
+	app := "app" + suffix()
+	dropAfter(t, admin, app, own)
+	exec(t, admin, "CREATE DATABASE "+app, "CREATE DATABASE "+own)
+	dbs, err := mariadb.Databases(ctx, admin)
+	require.NoError(t, err)
+	assert.Contains(t, dbs, app)
+	assert.NotContains(t, dbs, own)
+	for _, s := range mariadb.SystemSchemas {
+		assert.NotContains(t, dbs, s)
+	}
+	dropped, err := mariadb.Purge(ctx, admin, own)
+	require.NoError(t, err)
+	assert.True(t, dropped)
+	dropped, err = mariadb.Purge(ctx, admin, own)
+	require.NoError(t, err)
+	assert.False(t, dropped, "a second purge finds nothing")
+}
+
+// TestRestore_RefusesATakenName: a database of the same name holding
+// tables is never merged into nor replaced.
+func TestRestore_RefusesATakenName(t *testing.T) {
+	_, admin := server(t)
+	ctx := context.Background()
+	name, quarantine := "taken"+suffix(), instance.QuarantineDBPrefix+suffix()
+	dropAfter(t, admin, name, quarantine)
+	exec(t, admin, "CREATE DATABASE "+name, "CREATE TABLE "+name+".t (id INT)", "INSERT INTO "+name+".t VALUES (1)")
+	defs, err := mariadb.Quarantine(ctx, admin, name, quarantine)
+	require.NoError(t, err)
+	exec(t, admin, "CREATE DATABASE "+name, "CREATE TABLE "+name+".other (id INT)")
+	err = mariadb.Restore(ctx, admin, quarantine, name, defs)
+	var taken *mariadb.TakenError
+	require.ErrorAs(t, err, &taken)
+	assert.Equal(t, []string{"other"}, taken.Tables)
+	tables, err := mariadb.Tables(ctx, admin, quarantine)
+	require.NoError(t, err)
+	assert.Len(t, tables, 1, "the quarantine is untouched")
+}
