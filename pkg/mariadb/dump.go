@@ -19,6 +19,11 @@ var DumpArgs = []string{"--single-transaction", "--routines", "--triggers", "--e
 // Dump writes a mariadb-dump of database name (without CREATE DATABASE or
 // USE, so that it restores into any database) to w.
 func Dump(ctx context.Context, c Conn, name string, w io.Writer) error {
+	return DumpWith(ctx, c, name, w)
+}
+
+// DumpWith is Dump with extra mariadb-dump options after DumpArgs.
+func DumpWith(ctx context.Context, c Conn, name string, w io.Writer, extra ...string) error {
 	if err := ValidateName(name); err != nil {
 		return fmt.Errorf("dump: %w", err)
 	}
@@ -39,7 +44,7 @@ func Dump(ctx context.Context, c Conn, name string, w io.Writer) error {
 		}
 	}
 	args := append(c.clientArgs(), DumpArgs...)
-	args = append(args, "--", name)
+	args = append(append(args, extra...), "--", name)
 	cmd := exec.CommandContext(ctx, "mariadb-dump", args...)
 	cmd.Env = c.env(os.Environ())
 	cmd.Stdout = w

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 )
 
@@ -67,9 +68,28 @@ func VerifyDump(r io.Reader) (*DumpSummary, error) {
 		data        = map[string]bool{}
 		open        string // table whose data section is open ("" none)
 		openLine    int
-		locked      bool // the open section has a LOCK TABLES to close
+		tail        []byte // last bytes of the current line
+		closed      bool   // the open section's last statement line ends one
+		locks       bool   // the open section has LOCK TABLES
+		lockless    []int  // sections without LOCK TABLES
+		anyLock     bool   // the dump writes LOCK TABLES (--add-locks, the default)
 		lastContent int
+		cutErr      error
 	)
+	// closeSection ends the open data section. It is whole when its last
+	// statement line ends a statement, and is UNLOCK TABLES when it
+	// locked the table. A dump that locks tables (the default) locks
+	// every one: a section without LOCK TABLES was cut.
+	closeSection := func() {
+		if open != "" && cutErr == nil {
+			if !closed {
+				cutErr = &DumpError{Line: openLine, Msg: fmt.Sprintf("the data of table %s does not end with a whole statement: its rows were cut", open)}
+			} else if !locks {
+				lockless = append(lockless, openLine)
+			}
+		}
+		open = ""
+	}
 	finishLine := func() error {
 		line := string(head)
 		trimmed := strings.TrimRight(line, "\r\n")
@@ -86,41 +106,45 @@ func VerifyDump(r io.Reader) (*DumpSummary, error) {
 		case strings.HasPrefix(trimmed, "-- Host: ") && sum.Database == "" && strings.Contains(trimmed, "Database: "):
 			sum.Database = trimmed[strings.Index(trimmed, "Database: ")+len("Database: "):]
 		case strings.HasPrefix(trimmed, tableStructure):
-			if err := closeSection(open, openLine, locked); err != nil {
-				return err
-			}
-			open = ""
+			closeSection()
 			sum.Tables = append(sum.Tables, trimmed[len(tableStructure):])
 		case strings.HasPrefix(trimmed, dumpingData):
-			if err := closeSection(open, openLine, locked); err != nil {
-				return err
-			}
-			open, openLine, locked = trimmed[len(dumpingData):], lineNo, false
+			closeSection()
+			open, openLine, closed, locks = trimmed[len(dumpingData):], lineNo, false, false
 			data[open] = true
-		case strings.HasPrefix(trimmed, DumpComplete):
-			if err := closeSection(open, openLine, locked); err != nil {
-				return err
-			}
-			open = ""
+		case completeLine.MatchString(trimmed):
+			closeSection()
 			completed = lineNo
 			return nil
-		case open != "" && strings.HasPrefix(trimmed, "LOCK TABLES "):
-			locked = true
-		case open != "" && strings.HasPrefix(trimmed, "UNLOCK TABLES;"):
-			locked = false
-		case strings.HasPrefix(trimmed, "INSERT INTO "):
-			sum.Inserts++
 		case strings.HasPrefix(trimmed, "-- ") || trimmed == "--":
 			// Comments do not count as content after the end marker,
 			// except the section headers above.
 			if strings.HasPrefix(trimmed, "-- Temporary table structure for view ") ||
 				strings.HasPrefix(trimmed, "-- Final view structure for view ") ||
 				strings.HasPrefix(trimmed, "-- Dumping ") || strings.HasPrefix(trimmed, "-- Sequence structure for ") {
-				if err := closeSection(open, openLine, locked); err != nil {
-					return err
-				}
-				open = ""
+				closeSection()
 			}
+		case strings.HasPrefix(trimmed, "LOCK TABLES "):
+			anyLock = true
+			if open != "" {
+				locks, closed = true, false
+			}
+		case open != "" && locks:
+			if trimmed == "UNLOCK TABLES;" {
+				// The data ends here; the table's triggers follow.
+				closed = true
+				closeSection()
+			}
+			if strings.HasPrefix(trimmed, "INSERT INTO ") {
+				sum.Inserts++
+			}
+		case open != "":
+			closed = bytes.HasSuffix(bytes.TrimRight(tail, "\r\n"), []byte(";"))
+			if strings.HasPrefix(trimmed, "INSERT INTO ") {
+				sum.Inserts++
+			}
+		case strings.HasPrefix(trimmed, "INSERT INTO "):
+			sum.Inserts++
 		}
 		lastContent = lineNo
 		return nil
@@ -135,6 +159,13 @@ func VerifyDump(r io.Reader) (*DumpSummary, error) {
 			}
 			if room := 1024 - len(head); room > 0 {
 				head = append(head, seg[:min(room, len(seg))]...)
+			}
+			if atStart {
+				tail = tail[:0]
+			}
+			tail = append(tail, seg[max(0, len(seg)-16):]...)
+			if len(tail) > 16 {
+				tail = append(tail[:0], tail[len(tail)-16:]...)
 			}
 			atStart = seg[len(seg)-1] == '\n'
 			if atStart {
@@ -167,6 +198,12 @@ func VerifyDump(r io.Reader) (*DumpSummary, error) {
 	case completed == 0 || lastContent > completed:
 		return sum, &DumpError{Line: lineNo, Msg: fmt.Sprintf("no %q line at its end: the dump stopped before completion", DumpComplete)}
 	}
+	if cutErr != nil {
+		return sum, cutErr
+	}
+	if anyLock && len(lockless) > 0 {
+		return sum, &DumpError{Line: lockless[0], Msg: "this table's data has no LOCK TABLES, unlike the others: its rows were cut"}
+	}
 	var missing []string
 	for _, t := range sum.Tables {
 		if !data[t] {
@@ -179,12 +216,9 @@ func VerifyDump(r io.Reader) (*DumpSummary, error) {
 	return sum, nil
 }
 
-func closeSection(table string, line int, locked bool) error {
-	if table != "" && locked {
-		return &DumpError{Line: line, Msg: fmt.Sprintf("the data of table %s is not closed by UNLOCK TABLES: the rows were cut", table)}
-	}
-	return nil
-}
+// completeLine is the closing line: mariadb-dump writes the date as
+// %04d-%02d-%02d %2d:%02d:%02d, or nothing with --skip-dump-date.
+var completeLine = regexp.MustCompile(`^-- Dump completed( on \d{4}-\d\d-\d\d [ \d]\d:\d\d:\d\d)?$`)
 
 // sniffDump reports whether head starts like a mariadb-dump file.
 func sniffDump(head []byte) bool {
