@@ -49,7 +49,12 @@ func TestVerifyDump_Whole(t *testing.T) {
 		c, admin := server(t)
 		name := "small"
 		dropAfter(t, admin, name)
-		exec(t, admin, setup(name)...)
+		exec(t, admin, "CREATE DATABASE "+name)
+		local, err := c.Open(context.Background(), name)
+		require.NoError(t, err)
+		defer local.Close()
+		local.SetMaxOpenConns(1)
+		exec(t, local, objects(name, false)...)
 		var b strings.Builder
 		require.NoError(t, mariadb.Dump(context.Background(), c, name, &b))
 		require.NoError(t, os.MkdirAll("testdata", 0o755))

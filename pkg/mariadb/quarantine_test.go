@@ -31,25 +31,38 @@ var hostileNames = []string{
 // setup creates, in database name, tables with rows, a sequence, a
 // view over a view, a procedure, a function a view calls, a trigger and
 // an event: every kind of object a quarantine moves or recreates.
-func setup(name string) []string {
+func setup(name string) []string { return objects(name, true) }
+
+// objects is setup's statements after the CREATE DATABASE, their names
+// qualified by the database or not (to run on a connection to it).
+func objects(name string, qualify bool) []string {
 	q := mariadb.QuoteIdent(name)
-	return []string{
-		"CREATE DATABASE " + q + " CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
-		"CREATE TABLE " + q + ".`ta``ble` (id INT PRIMARY KEY, v VARCHAR(20), b VARBINARY(8)) ENGINE=InnoDB",
-		"CREATE TABLE " + q + ".child (id INT PRIMARY KEY, p INT, FOREIGN KEY (p) REFERENCES " + q + ".`ta``ble`(id)) ENGINE=InnoDB",
-		"CREATE TABLE " + q + ".empty (id INT) ENGINE=InnoDB",
-		"CREATE TABLE " + q + ".`my` (id INT) ENGINE=MyISAM",
-		"CREATE SEQUENCE " + q + ".seq",
-		"INSERT INTO " + q + ".`ta``ble` VALUES (1, 'one', x'00ff'), (2, 'deux 🙂', NULL)",
-		"INSERT INTO " + q + ".child VALUES (10, 1)",
-		"INSERT INTO " + q + ".`my` VALUES (7)",
-		"CREATE FUNCTION " + q + ".twice(x INT) RETURNS INT DETERMINISTIC RETURN 2 * x",
-		"CREATE PROCEDURE " + q + ".`pr oc`() SELECT 1",
-		"CREATE VIEW " + q + ".v1 AS SELECT id, " + q + ".twice(id) AS d FROM " + q + ".`ta``ble`",
-		"CREATE VIEW " + q + ".v0 AS SELECT d FROM " + q + ".v1",
-		"CREATE TRIGGER " + q + ".upper_v BEFORE INSERT ON " + q + ".`ta``ble` FOR EACH ROW SET NEW.v = UPPER(NEW.v)",
-		"CREATE EVENT " + q + ".nightly ON SCHEDULE EVERY 1 DAY STARTS '2030-01-01 00:00:00' DISABLE DO DELETE FROM " + q + ".empty",
+	stmts := []string{"CREATE DATABASE " + q + " CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"}
+	if !qualify {
+		stmts, q = nil, ""
 	}
+	p := func(s string) string {
+		if q == "" {
+			return s
+		}
+		return q + "." + s
+	}
+	return append(stmts,
+		"CREATE TABLE "+p("`ta``ble`")+" (id INT PRIMARY KEY, v VARCHAR(20), b VARBINARY(8)) ENGINE=InnoDB",
+		"CREATE TABLE "+p("child")+" (id INT PRIMARY KEY, p INT, FOREIGN KEY (p) REFERENCES "+p("`ta``ble`")+"(id)) ENGINE=InnoDB",
+		"CREATE TABLE "+p("empty")+" (id INT) ENGINE=InnoDB",
+		"CREATE TABLE "+p("`my`")+" (id INT) ENGINE=MyISAM",
+		"CREATE SEQUENCE "+p("seq"),
+		"INSERT INTO "+p("`ta``ble`")+" VALUES (1, 'one', x'00ff'), (2, 'deux 🙂', NULL)",
+		"INSERT INTO "+p("child")+" VALUES (10, 1)",
+		"INSERT INTO "+p("`my`")+" VALUES (7)",
+		"CREATE FUNCTION "+p("twice")+"(x INT) RETURNS INT DETERMINISTIC RETURN 2 * x",
+		"CREATE PROCEDURE "+p("`pr oc`")+"() SELECT 1",
+		"CREATE VIEW "+p("v1")+" AS SELECT id, "+p("twice")+"(id) AS d FROM "+p("`ta``ble`"),
+		"CREATE VIEW "+p("v0")+" AS SELECT d FROM "+p("v1"),
+		"CREATE TRIGGER "+p("upper_v")+" BEFORE INSERT ON "+p("`ta``ble`")+" FOR EACH ROW SET NEW.v = UPPER(NEW.v)",
+		"CREATE EVENT "+p("nightly")+" ON SCHEDULE EVERY 1 DAY STARTS '2030-01-01 00:00:00' DISABLE DO DELETE FROM "+p("empty"),
+	)
 }
 
 // TestQuarantineRestore_HostileNames quarantines and restores a database
