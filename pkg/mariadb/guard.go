@@ -77,8 +77,8 @@ const SandboxLine = `/*M!999999\- enable the sandbox mode */`
 // a statement is never sent in part, so that the client never runs a cut
 // one at the end of its input. DEFINER clauses become
 // DEFINER=CURRENT_USER, so that the scratch database's own user may
-// create the objects. The returned function reports the refusal, if any,
-// once the reader is drained.
+// create the objects. The returned function reports the refusal (or the
+// failure to read src), if any, once the reader is drained.
 //
 // The guard gives a clear refusal; the boundary itself is the scratch
 // user's privileges (only on the scratch database), the client's
@@ -97,8 +97,10 @@ func GuardDump(file string, src io.Reader) (io.Reader, func() error) {
 		if !got {
 			once, got = <-done, true
 		}
-		var unsafe *UnsafeDumpError
-		if errors.As(once, &unsafe) {
+		// A refusal, or the dump unreadable (a cut gzip stream): the
+		// restore stopped short. The client closing its input early is
+		// its own error, reported by the run.
+		if once != nil && !errors.Is(once, io.ErrClosedPipe) {
 			return once
 		}
 		return nil
