@@ -36,16 +36,18 @@ type Definition struct {
 // database's defaults and its other objects, to recreate them on
 // restore. Its JSON form belongs in the archive beside the dump.
 type Definitions struct {
-	Database  string       `json:"database"`
-	Charset   string       `json:"charset"`
-	Collation string       `json:"collation"`
-	Objects   []Definition `json:"objects"`
+	Database  string `json:"database"`
+	Charset   string `json:"charset"`
+	Collation string `json:"collation"`
+	// Tables are the tables and sequences RENAME TABLE moves.
+	Tables  []string     `json:"tables"`
+	Objects []Definition `json:"objects"`
 }
 
 // ReadDefinitions reads the defaults of database name and the CREATE
 // statement of each of its views, routines, triggers and events.
 func ReadDefinitions(ctx context.Context, db *sql.DB, name string) (*Definitions, error) {
-	d := &Definitions{Database: name, Objects: []Definition{}}
+	d := &Definitions{Database: name, Tables: []string{}, Objects: []Definition{}}
 	err := db.QueryRowContext(ctx, `SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA
 		WHERE SCHEMA_NAME = ?`, name).Scan(&d.Charset, &d.Collation)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -54,6 +56,11 @@ func ReadDefinitions(ctx context.Context, db *sql.DB, name string) (*Definitions
 	if err != nil {
 		return nil, fmt.Errorf("read defaults of database %q: %w", name, err)
 	}
+	tables, err := Tables(ctx, db, name)
+	if err != nil {
+		return nil, err
+	}
+	d.Tables = append(d.Tables, movableNames(tables)...)
 	lists := []struct{ kind, query string }{
 		// Routines first: views and triggers may call them.
 		{"", `SELECT ROUTINE_TYPE, ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? ORDER BY ROUTINE_TYPE, ROUTINE_NAME`},

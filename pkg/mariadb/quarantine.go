@@ -3,6 +3,7 @@ package mariadb
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -99,101 +100,161 @@ func checkOwnName(name string) error {
 	return nil
 }
 
-// Quarantine moves every table and sequence of database name into the new
+// Quarantine moves every table and sequence of database name into the
 // database quarantine (a reserved name, such as fstrash_…) with a single
 // RENAME TABLE, which the server runs atomically, then drops what is left
-// of name: its views, routines and events, which RENAME TABLE cannot move
-// and whose definitions are returned (and are in the dump) to recreate
-// them. Triggers, which RENAME TABLE refuses to carry across databases,
-// are dropped just before the move and recreated if it fails.
+// of name: its views, routines and events, which RENAME TABLE cannot move.
+// Triggers, which RENAME TABLE refuses to carry across databases, are
+// dropped just before the move (and put back if the move fails).
 //
-// It refuses while clients are connected to name (*InUseError).
-func Quarantine(ctx context.Context, db *sql.DB, name, quarantine string) (*Definitions, error) {
+// defs are name's definitions as ReadDefinitions gave them, which the
+// caller has kept (in the archive, beside the dump) before calling: they
+// are what Restore recreates. Quarantine refuses, before changing
+// anything, when name holds an object defs lack (created since), and
+// while clients are connected to name (*InUseError).
+//
+// An interrupted quarantine is finished by calling it again with the same
+// defs: it creates quarantine only when missing, moves the tables still
+// in name, and returns nil at once when name is gone and quarantine
+// exists.
+func Quarantine(ctx context.Context, db *sql.DB, name, quarantine string, defs *Definitions) error {
 	if err := checkInstanceName(name); err != nil {
-		return nil, err
+		return err
 	}
 	if err := checkOwnName(quarantine); err != nil {
-		return nil, err
+		return err
 	}
-	if ok, err := Exists(ctx, db, name); err != nil {
-		return nil, err
-	} else if !ok {
-		return nil, &NotFoundError{Database: name}
+	if defs == nil || defs.Database != name {
+		return fmt.Errorf("quarantine of %q: no definitions of this database (ReadDefinitions, kept by the caller, first)", name)
 	}
-	if ok, err := Exists(ctx, db, quarantine); err != nil {
-		return nil, err
-	} else if ok {
-		return nil, &TakenError{Database: quarantine}
+	nameExists, err := Exists(ctx, db, name)
+	if err != nil {
+		return err
+	}
+	qExists, err := Exists(ctx, db, quarantine)
+	if err != nil {
+		return err
+	}
+	switch {
+	case !nameExists && qExists:
+		return nil // done before
+	case !nameExists:
+		return &NotFoundError{Database: name}
 	}
 	if err := RefuseIfUsed(ctx, db, name); err != nil {
-		return nil, err
+		return err
 	}
-	defs, err := ReadDefinitions(ctx, db, name)
+	cur, err := ReadDefinitions(ctx, db, name)
 	if err != nil {
-		return nil, err
+		return err
+	}
+	if extra := notIn(cur.Objects, defs.Objects); len(extra) > 0 {
+		return fmt.Errorf("quarantine of %q: it holds %s, not in the definitions kept; read them again (and take the dump again) before moving it",
+			name, strings.Join(extra, ", "))
 	}
 	tables, err := Tables(ctx, db, name)
 	if err != nil {
-		return nil, err
+		return err
+	}
+	if qExists {
+		// An interrupted run: the tables already moved must not meet
+		// tables of the same name.
+		moved, err := Tables(ctx, db, quarantine)
+		if err != nil {
+			return err
+		}
+		for _, t := range tables {
+			if movable(t) && slices.ContainsFunc(moved, func(m Table) bool { return m.Name == t.Name }) {
+				return &TakenError{Database: quarantine, Tables: []string{t.Name}}
+			}
+		}
 	}
 	conn, err := session(ctx, db)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, "CREATE DATABASE "+QuoteIdent(quarantine)+" CHARACTER SET "+QuoteIdent(defs.Charset)+
-		" COLLATE "+QuoteIdent(defs.Collation)); err != nil {
-		return nil, fmt.Errorf("create quarantine database %q: %w", quarantine, err)
+	if !qExists {
+		if _, err := conn.ExecContext(ctx, "CREATE DATABASE "+QuoteIdent(quarantine)+" CHARACTER SET "+QuoteIdent(defs.Charset)+
+			" COLLATE "+QuoteIdent(defs.Collation)); err != nil {
+			return fmt.Errorf("create quarantine database %q: %w", quarantine, err)
+		}
+	}
+	if err := testCrash("quarantine: created"); err != nil {
+		return err
 	}
 	undo := func(cause error, step string) error {
-		// Put the triggers back and drop the empty quarantine; what did
-		// not come back is said.
+		// Put the triggers back and drop the quarantine if empty; what
+		// did not come back is said.
 		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
 		var left []string
 		if err := recreate(bctx, db, name, triggersOf(defs)); err != nil {
-			left = append(left, fmt.Sprintf("triggers of %q not recreated (%v); they are in the dump", name, err))
+			left = append(left, fmt.Sprintf("triggers of %q not recreated (%v); they are in the definitions and the dump", name, err))
 		}
-		if _, err := conn.ExecContext(bctx, "DROP DATABASE "+QuoteIdent(quarantine)); err != nil {
-			left = append(left, fmt.Sprintf("empty database %q not dropped (%v)", quarantine, err))
+		if ts, err := Tables(bctx, db, quarantine); err == nil && len(ts) == 0 {
+			if _, err := conn.ExecContext(bctx, "DROP DATABASE "+QuoteIdent(quarantine)); err != nil {
+				left = append(left, fmt.Sprintf("empty database %q not dropped (%v)", quarantine, err))
+			}
+		} else {
+			left = append(left, fmt.Sprintf("%q holds the tables an earlier run moved", quarantine))
 		}
-		state := fmt.Sprintf("database %q as it was, nothing moved", name)
+		state := fmt.Sprintf("database %q with the tables it had at this run's start", name)
 		if len(left) > 0 {
 			state += "; " + strings.Join(left, "; ")
 		}
 		return &StateError{Step: step, State: state, Err: cause}
 	}
 	for _, d := range triggersOf(defs) {
-		if _, err := conn.ExecContext(ctx, "DROP TRIGGER "+QuoteIdent(name)+"."+QuoteIdent(d.Name)); err != nil {
-			return nil, undo(err, "drop trigger "+d.Name)
+		if _, err := conn.ExecContext(ctx, "DROP TRIGGER IF EXISTS "+QuoteIdent(name)+"."+QuoteIdent(d.Name)); err != nil {
+			return undo(err, "drop trigger "+d.Name)
+		}
+		if err := testCrash("quarantine: dropped trigger " + d.Name); err != nil {
+			return err
 		}
 	}
 	if stmt := renameStatement(name, quarantine, tables); stmt != "" {
 		if _, err := conn.ExecContext(ctx, stmt); err != nil {
-			return nil, undo(err, "RENAME TABLE into quarantine")
+			return undo(err, "RENAME TABLE into quarantine")
 		}
+	}
+	if err := testCrash("quarantine: moved"); err != nil {
+		return err
 	}
 	after, err := Tables(ctx, db, name)
 	if err != nil {
-		return defs, &StateError{Step: "check the database is empty of tables", Err: err,
+		return &StateError{Step: "check the database is empty of tables", Err: err,
 			State: fmt.Sprintf("tables moved into %q; %q still holds its views, routines and events", quarantine, name)}
 	}
 	if left := movableNames(after); len(left) > 0 {
-		return defs, &StateError{Step: "check the database is empty of tables", Err: fmt.Errorf("tables appeared during the move: %s", strings.Join(left, ", ")),
+		return &StateError{Step: "check the database is empty of tables", Err: fmt.Errorf("tables appeared during the move: %s", strings.Join(left, ", ")),
 			State: fmt.Sprintf("the tables listed before the move are in %q; %q still holds these and its views, routines and events", quarantine, name)}
 	}
 	if _, err := conn.ExecContext(ctx, "DROP DATABASE "+QuoteIdent(name)); err != nil {
-		return defs, &StateError{Step: "drop the emptied database", Err: err,
+		return &StateError{Step: "drop the emptied database", Err: err,
 			State: fmt.Sprintf("tables moved into %q; %q still holds only its views, routines and events", quarantine, name)}
 	}
-	return defs, nil
+	return nil
+}
+
+// notIn lists the objects of have that want lacks, as "kind name".
+func notIn(have, want []Definition) []string {
+	var out []string
+	for _, h := range have {
+		if !slices.ContainsFunc(want, func(w Definition) bool { return w.Kind == h.Kind && w.Name == h.Name }) {
+			out = append(out, strings.ToLower(h.Kind)+" "+QuoteIdent(h.Name))
+		}
+	}
+	return out
 }
 
 // Restore brings database name back from quarantine: creates it (or
-// reuses it when an interrupted quarantine left it without tables), moves
-// every table back with a single RENAME TABLE, recreates its views,
-// routines, triggers and events from defs, and drops the emptied
-// quarantine database.
+// reuses it when it holds no table but those defs list, as an
+// interrupted quarantine or restore leaves it), moves every table back
+// with a single RENAME TABLE, recreates its views, routines, triggers and
+// events from defs (each dropped first if there), and drops the emptied
+// quarantine database. An interrupted restore is finished by calling it
+// again; it returns nil at once when quarantine is gone and name exists.
 func Restore(ctx context.Context, db *sql.DB, quarantine, name string, defs *Definitions) error {
 	if err := checkInstanceName(name); err != nil {
 		return err
@@ -201,9 +262,21 @@ func Restore(ctx context.Context, db *sql.DB, quarantine, name string, defs *Def
 	if err := checkOwnName(quarantine); err != nil {
 		return err
 	}
-	if ok, err := Exists(ctx, db, quarantine); err != nil {
+	if defs == nil || defs.Database != name {
+		return fmt.Errorf("restore of %q: no definitions of this database", name)
+	}
+	qExists, err := Exists(ctx, db, quarantine)
+	if err != nil {
 		return err
-	} else if !ok {
+	}
+	exists, err := Exists(ctx, db, name)
+	if err != nil {
+		return err
+	}
+	switch {
+	case !qExists && exists:
+		return nil // done before
+	case !qExists:
 		return &NotFoundError{Database: quarantine}
 	}
 	tables, err := Tables(ctx, db, quarantine)
@@ -215,44 +288,62 @@ func Restore(ctx context.Context, db *sql.DB, quarantine, name string, defs *Def
 		return err
 	}
 	defer conn.Close()
-	exists, err := Exists(ctx, db, name)
-	if err != nil {
-		return err
-	}
 	if exists {
 		cur, err := Tables(ctx, db, name)
 		if err != nil {
 			return err
 		}
-		if left := movableNames(cur); len(left) > 0 {
-			return &TakenError{Database: name, Tables: left}
-		}
-	} else {
-		cs, coll := defs.Charset, defs.Collation
-		if cs == "" {
-			if err := db.QueryRowContext(ctx, `SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA
-				WHERE SCHEMA_NAME = ?`, quarantine).Scan(&cs, &coll); err != nil {
-				return fmt.Errorf("read defaults of %q: %w", quarantine, err)
+		var foreign []string
+		for _, t := range movableNames(cur) {
+			if !slices.Contains(defs.Tables, t) || slices.ContainsFunc(tables, func(q Table) bool { return q.Name == t }) {
+				foreign = append(foreign, t)
 			}
 		}
-		if _, err := conn.ExecContext(ctx, "CREATE DATABASE "+QuoteIdent(name)+" CHARACTER SET "+QuoteIdent(cs)+
-			" COLLATE "+QuoteIdent(coll)); err != nil {
+		if len(foreign) > 0 {
+			return &TakenError{Database: name, Tables: foreign}
+		}
+	} else {
+		if _, err := conn.ExecContext(ctx, "CREATE DATABASE "+QuoteIdent(name)+" CHARACTER SET "+QuoteIdent(defs.Charset)+
+			" COLLATE "+QuoteIdent(defs.Collation)); err != nil {
 			return fmt.Errorf("create database %q: %w", name, err)
 		}
+	}
+	if err := testCrash("restore: created"); err != nil {
+		return err
 	}
 	if stmt := renameStatement(quarantine, name, tables); stmt != "" {
 		if _, err := conn.ExecContext(ctx, stmt); err != nil {
 			return &StateError{Step: "RENAME TABLE out of quarantine", Err: err,
-				State: fmt.Sprintf("every table still in %q; %q exists without tables", quarantine, name)}
+				State: fmt.Sprintf("the tables still in %q stay there; %q exists", quarantine, name)}
 		}
+	}
+	if err := testCrash("restore: moved"); err != nil {
+		return err
 	}
 	if err := recreate(ctx, db, name, defs.Objects); err != nil {
 		return &StateError{Step: "recreate views, routines, triggers and events", Err: err,
-			State: fmt.Sprintf("tables back in %q; some of its other objects missing (they are in the dump); %q left empty", name, quarantine)}
+			State: fmt.Sprintf("tables back in %q; some of its other objects missing (they are in the definitions and the dump); %q left empty", name, quarantine)}
+	}
+	if err := testCrash("restore: recreated"); err != nil {
+		return err
 	}
 	if _, err := conn.ExecContext(ctx, "DROP DATABASE "+QuoteIdent(quarantine)); err != nil {
 		return &StateError{Step: "drop the emptied quarantine", Err: err,
 			State: fmt.Sprintf("%q restored whole; empty database %q left", name, quarantine)}
+	}
+	return nil
+}
+
+// testCrash, set by tests only, stops a run at a step as a crash would:
+// the error is returned at once, nothing is undone.
+var testCrashAt func(step string) bool
+
+// ErrTestCrash is what a run stopped by a test crash returns.
+var ErrTestCrash = errors.New("stopped by a test crash")
+
+func testCrash(step string) error {
+	if testCrashAt != nil && testCrashAt(step) {
+		return ErrTestCrash
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package mariadb_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -75,6 +76,7 @@ func TestQuarantineRestore_HostileNames(t *testing.T) {
 	ctx := context.Background()
 	for _, base := range hostileNames {
 		t.Run(strings.ReplaceAll(base, "/", "_"), func(t *testing.T) {
+			t.Parallel()
 			name := base + suffix()
 			quarantine := instance.QuarantineDBPrefix + suffix()
 			dropAfter(t, admin, name, quarantine)
@@ -90,8 +92,9 @@ func TestQuarantineRestore_HostileNames(t *testing.T) {
 			}
 			before := dumpOf(t, c, name)
 
-			defs, err := mariadb.Quarantine(ctx, admin, name, quarantine)
+			defs, err := mariadb.ReadDefinitions(ctx, admin, name)
 			require.NoError(t, err)
+			require.NoError(t, mariadb.Quarantine(ctx, admin, name, quarantine, defs))
 			kinds := map[string]int{}
 			for _, o := range defs.Objects {
 				kinds[o.Kind]++
@@ -146,7 +149,9 @@ func TestQuarantine_RefusesWhileClientsAreConnected(t *testing.T) {
 	conn, err := app.Conn(ctx)
 	require.NoError(t, err)
 
-	_, err = mariadb.Quarantine(ctx, admin, name, quarantine)
+	defs, err := mariadb.ReadDefinitions(ctx, admin, name)
+	require.NoError(t, err)
+	err = mariadb.Quarantine(ctx, admin, name, quarantine, defs)
 	var inUse *mariadb.InUseError
 	require.ErrorAs(t, err, &inUse)
 	require.Len(t, inUse.Clients, 1)
@@ -167,8 +172,7 @@ func TestQuarantine_RefusesWhileClientsAreConnected(t *testing.T) {
 		cs, err := mariadb.Clients(ctx, admin, name)
 		return err == nil && len(cs) == 0
 	}, 5e9, 5e7)
-	_, err = mariadb.Quarantine(ctx, admin, name, quarantine)
-	require.NoError(t, err)
+	require.NoError(t, mariadb.Quarantine(ctx, admin, name, quarantine, defs))
 }
 
 // TestNames_ReservedAndSystem: an instance's database never has a reserved
@@ -179,7 +183,7 @@ func TestNames_ReservedAndSystem(t *testing.T) {
 	ctx := context.Background()
 	own := instance.QuarantineDBPrefix + suffix()
 	for _, bad := range []string{"mysql", "information_schema", "performance_schema", "sys", own, "fleetsafe_verify_x", ""} {
-		_, err := mariadb.Quarantine(ctx, admin, bad, instance.QuarantineDBPrefix+suffix())
+		err := mariadb.Quarantine(ctx, admin, bad, instance.QuarantineDBPrefix+suffix(), &mariadb.Definitions{Database: bad})
 		var ne *mariadb.NameError
 		assert.ErrorAs(t, err, &ne, "quarantine of %q", bad)
 	}
@@ -188,7 +192,7 @@ func TestNames_ReservedAndSystem(t *testing.T) {
 		var ne *mariadb.NameError
 		assert.ErrorAs(t, err, &ne, "purge of %q", bad)
 	}
-	_, err := mariadb.Quarantine(ctx, admin, "app", "notreserved")
+	err := mariadb.Quarantine(ctx, admin, "app", "notreserved", &mariadb.Definitions{Database: "app"})
 	var ne *mariadb.NameError
 	assert.ErrorAs(t, err, &ne)
 
@@ -218,8 +222,9 @@ func TestRestore_RefusesATakenName(t *testing.T) {
 	name, quarantine := "taken"+suffix(), instance.QuarantineDBPrefix+suffix()
 	dropAfter(t, admin, name, quarantine)
 	exec(t, admin, "CREATE DATABASE "+name, "CREATE TABLE "+name+".t (id INT)", "INSERT INTO "+name+".t VALUES (1)")
-	defs, err := mariadb.Quarantine(ctx, admin, name, quarantine)
+	defs, err := mariadb.ReadDefinitions(ctx, admin, name)
 	require.NoError(t, err)
+	require.NoError(t, mariadb.Quarantine(ctx, admin, name, quarantine, defs))
 	exec(t, admin, "CREATE DATABASE "+name, "CREATE TABLE "+name+".other (id INT)")
 	err = mariadb.Restore(ctx, admin, quarantine, name, defs)
 	var taken *mariadb.TakenError
@@ -228,4 +233,70 @@ func TestRestore_RefusesATakenName(t *testing.T) {
 	tables, err := mariadb.Tables(ctx, admin, quarantine)
 	require.NoError(t, err)
 	assert.Len(t, tables, 1, "the quarantine is untouched")
+}
+
+// TestQuarantineRestore_CrashAtEveryStep stops a quarantine, then a
+// restore, at each of their steps as a crash would (nothing undone), and
+// runs it again with the same definitions: the second run finishes, and
+// the restored database dumps byte for byte as before.
+func TestQuarantineRestore_CrashAtEveryStep(t *testing.T) {
+	c, admin := server(t)
+	ctx := context.Background()
+	steps := []string{"quarantine: created", "quarantine: dropped trigger upper_v", "quarantine: moved",
+		"restore: created", "restore: moved", "restore: recreated"}
+	for _, step := range steps {
+		t.Run(step, func(t *testing.T) {
+			name, quarantine := "crash"+suffix(), instance.QuarantineDBPrefix+suffix()
+			dropAfter(t, admin, name, quarantine)
+			exec(t, admin, setup(name)...)
+			before := dumpOf(t, c, name)
+			defs, err := mariadb.ReadDefinitions(ctx, admin, name)
+			require.NoError(t, err)
+			// The definitions travel as JSON in the archive.
+			js, err := json.Marshal(defs)
+			require.NoError(t, err)
+			var kept mariadb.Definitions
+			require.NoError(t, json.Unmarshal(js, &kept))
+
+			stop := mariadb.CrashAt(func(s string) bool { return s == step })
+			err = mariadb.Quarantine(ctx, admin, name, quarantine, &kept)
+			if strings.HasPrefix(step, "quarantine") {
+				require.ErrorIs(t, err, mariadb.ErrTestCrash)
+				stop()
+				require.NoError(t, mariadb.Quarantine(ctx, admin, name, quarantine, &kept), "the second run finishes")
+			} else {
+				require.NoError(t, err)
+				err = mariadb.Restore(ctx, admin, quarantine, name, &kept)
+				require.ErrorIs(t, err, mariadb.ErrTestCrash)
+				stop()
+			}
+			stop()
+			ok, err := mariadb.Exists(ctx, admin, name)
+			require.NoError(t, err)
+			if !ok || strings.HasPrefix(step, "restore") {
+				require.NoError(t, mariadb.Restore(ctx, admin, quarantine, name, &kept))
+			}
+			require.NoError(t, mariadb.Restore(ctx, admin, quarantine, name, &kept), "a restore run again after it finished does nothing")
+			assert.Equal(t, before, dumpOf(t, c, name))
+		})
+	}
+}
+
+// TestQuarantine_RefusesObjectsNotInTheDefinitions: an object created
+// after the definitions were read would be lost with the database:
+// nothing moves.
+func TestQuarantine_RefusesObjectsNotInTheDefinitions(t *testing.T) {
+	_, admin := server(t)
+	ctx := context.Background()
+	name, quarantine := "late"+suffix(), instance.QuarantineDBPrefix+suffix()
+	dropAfter(t, admin, name, quarantine)
+	exec(t, admin, "CREATE DATABASE "+name, "CREATE TABLE "+name+".t (id INT)")
+	defs, err := mariadb.ReadDefinitions(ctx, admin, name)
+	require.NoError(t, err)
+	exec(t, admin, "CREATE VIEW "+name+".late AS SELECT 1 AS one")
+	err = mariadb.Quarantine(ctx, admin, name, quarantine, defs)
+	require.ErrorContains(t, err, "view `late`")
+	ok, err := mariadb.Exists(ctx, admin, quarantine)
+	require.NoError(t, err)
+	assert.False(t, ok, "nothing moved")
 }
