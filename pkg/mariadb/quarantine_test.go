@@ -300,3 +300,36 @@ func TestQuarantine_RefusesObjectsNotInTheDefinitions(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, ok, "nothing moved")
 }
+
+// TestQuarantine_TwoRunsAtOnce: two quarantines of the same database into
+// the same quarantine at once (the per-instance lock of the lifecycle
+// failed): at least one succeeds, no table is lost or left behind, and
+// the restore gives the database back as it was.
+func TestQuarantine_TwoRunsAtOnce(t *testing.T) {
+	c, admin := server(t)
+	ctx := context.Background()
+	for range 3 {
+		name, quarantine := "twice"+suffix(), instance.QuarantineDBPrefix+suffix()
+		dropAfter(t, admin, name, quarantine)
+		exec(t, admin, setup(name)...)
+		before := dumpOf(t, c, name)
+		defs, err := mariadb.ReadDefinitions(ctx, admin, name)
+		require.NoError(t, err)
+		errs := make(chan error, 2)
+		for range 2 {
+			go func() { errs <- mariadb.Quarantine(ctx, admin, name, quarantine, defs) }()
+		}
+		e1, e2 := <-errs, <-errs
+		require.True(t, e1 == nil || e2 == nil, "one of them succeeds: %v / %v", e1, e2)
+		// Whatever the loser said, a further run finds the work done.
+		require.NoError(t, mariadb.Quarantine(ctx, admin, name, quarantine, defs))
+		ok, err := mariadb.Exists(ctx, admin, name)
+		require.NoError(t, err)
+		require.False(t, ok)
+		tables, err := mariadb.Tables(ctx, admin, quarantine)
+		require.NoError(t, err)
+		assert.Len(t, tables, 5)
+		require.NoError(t, mariadb.Restore(ctx, admin, quarantine, name, defs))
+		assert.Equal(t, before, dumpOf(t, c, name))
+	}
+}
