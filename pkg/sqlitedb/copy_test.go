@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -49,6 +50,13 @@ func counts(t testing.TB, path string) (a, b int64) {
 func TestMain(m *testing.M) {
 	if path := os.Getenv("FLEETSAFE_SQLITE_WRITER"); path != "" {
 		os.Exit(writer(path))
+	}
+	if src := os.Getenv("FLEETSAFE_SQLITE_COPY_SRC"); src != "" {
+		if _, err := sqlitedb.Copy(context.Background(), src, os.Getenv("FLEETSAFE_SQLITE_COPY_DST")); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
 	}
 	os.Exit(m.Run())
 }
@@ -236,3 +244,51 @@ func (l *limitedBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 func (l *limitedBuffer) String() string { return string(l.b) }
+
+// TestCopy_KilledAtRandomInstants kills a copying process at random
+// instants: the destination is either absent or a whole database that
+// passes Check, never a part of one; the source is untouched.
+func TestCopy_KilledAtRandomInstants(t *testing.T) {
+	dir := t.TempDir()
+	live := filepath.Join(dir, "live.db")
+	db := openDB(t, live, "PRAGMA journal_mode = WAL", "CREATE TABLE a (id INTEGER PRIMARY KEY, v BLOB)", "CREATE TABLE b (id INTEGER PRIMARY KEY, v BLOB)")
+	_, err := db.Exec("BEGIN; INSERT INTO a (v) SELECT randomblob(4000) FROM (WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000) SELECT i FROM n); INSERT INTO b (v) SELECT v FROM a; COMMIT")
+	require.NoError(t, err)
+	require.NoError(t, db.Close())
+	before, err := os.ReadFile(live)
+	require.NoError(t, err)
+	copyCmd := func(dst string) *exec.Cmd {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "FLEETSAFE_SQLITE_COPY_SRC="+live, "FLEETSAFE_SQLITE_COPY_DST="+dst)
+		return cmd
+	}
+	// How long a whole copy takes here, process start included: the
+	// kills fall within it.
+	start := time.Now()
+	require.NoError(t, copyCmd(filepath.Join(dir, "timed.db")).Run())
+	span := time.Since(start)
+	whole, killed := 0, 0
+	for i := range 6 {
+		dst := filepath.Join(dir, "copy"+strconv.Itoa(i)+".db")
+		cmd := copyCmd(dst)
+		require.NoError(t, cmd.Start())
+		time.Sleep(time.Duration(rand.Int64N(int64(span) * 6 / 5)))
+		_ = cmd.Process.Kill()
+		if err := cmd.Wait(); err == nil {
+			whole++
+		} else {
+			killed++
+		}
+		if _, err := os.Stat(dst); err == nil {
+			require.NoError(t, sqlitedb.Check(context.Background(), dst), "a copy at the destination is whole")
+			a, b := counts(t, dst)
+			assert.Equal(t, int64(2000), a)
+			assert.Equal(t, a, b)
+		}
+	}
+	t.Logf("%d copies killed, %d finished", killed, whole)
+	assert.Positive(t, killed, "some copies were killed in the middle")
+	after, err := os.ReadFile(live)
+	require.NoError(t, err)
+	assert.Equal(t, before, after, "the source is untouched")
+}
