@@ -25,7 +25,7 @@ FUZZ_TARGETS := \
   ./pkg/ansible:FuzzArgs \
   ./pkg/instance:FuzzParseLayout ./pkg/instance:FuzzParseDuration ./pkg/instance:FuzzParseSize ./pkg/instance:FuzzValidateName \
   ./pkg/pgdump:FuzzVerify \
-  ./pkg/backup:FuzzCheckFile ./pkg/backup:FuzzSidecar ./pkg/backup:FuzzPlainDump \
+  ./pkg/backup:FuzzCheckFile ./pkg/backup:FuzzCheckFileKinds ./pkg/backup:FuzzSidecar ./pkg/backup:FuzzPlainDump \
   ./pkg/softdelete:FuzzVerifyArchive ./pkg/softdelete:FuzzDecodeManifest ./pkg/softdelete:FuzzReadTombstone ./pkg/softdelete:FuzzCheckEntry
 
 venv: $(VENV_OK)
