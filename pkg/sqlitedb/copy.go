@@ -52,7 +52,8 @@ func Copy(ctx context.Context, src, dst string) (*CopyResult, error) {
 	if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("sqlite copy: %s is not a regular file", src)
 	}
-	if _, err := ReadHeader(src); err != nil {
+	// Only the magic string: a writer may be growing the live file.
+	if _, err := readHeader(src, false); err != nil {
 		return nil, fmt.Errorf("sqlite copy: %w", err)
 	}
 	if _, err := os.Lstat(dst); err == nil {
