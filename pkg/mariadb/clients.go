@@ -36,7 +36,7 @@ func (c Client) String() string {
 // the server's own threads (event scheduler, replication) excluded.
 func Clients(ctx context.Context, db *sql.DB, name string) ([]Client, error) {
 	rows, err := db.QueryContext(ctx, `SELECT ID, USER, HOST, COMMAND, TIME FROM information_schema.PROCESSLIST
-		WHERE DB = ? AND ID <> CONNECTION_ID() AND COMMAND NOT IN ('Daemon', 'Binlog Dump', 'Slave_IO', 'Slave_SQL', 'Slave_worker')
+		WHERE BINARY DB = ? AND ID <> CONNECTION_ID() AND COMMAND NOT IN ('Daemon', 'Binlog Dump', 'Slave_IO', 'Slave_SQL', 'Slave_worker')
 		ORDER BY ID`, name)
 	if err != nil {
 		return nil, fmt.Errorf("list clients of database %q: %w", name, err)

@@ -49,7 +49,7 @@ type Definitions struct {
 func ReadDefinitions(ctx context.Context, db *sql.DB, name string) (*Definitions, error) {
 	d := &Definitions{Database: name, Tables: []string{}, Objects: []Definition{}}
 	err := db.QueryRowContext(ctx, `SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA
-		WHERE SCHEMA_NAME = ?`, name).Scan(&d.Charset, &d.Collation)
+		WHERE BINARY SCHEMA_NAME = ?`, name).Scan(&d.Charset, &d.Collation)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, &NotFoundError{Database: name}
 	}
@@ -63,11 +63,11 @@ func ReadDefinitions(ctx context.Context, db *sql.DB, name string) (*Definitions
 	d.Tables = append(d.Tables, movableNames(tables)...)
 	lists := []struct{ kind, query string }{
 		// Routines first: views and triggers may call them.
-		{"", `SELECT ROUTINE_TYPE, ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? ORDER BY ROUTINE_TYPE, ROUTINE_NAME`},
-		{KindView, `SELECT 'VIEW', TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME`},
-		{KindTrigger, `SELECT 'TRIGGER', TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ?
+		{"", `SELECT ROUTINE_TYPE, ROUTINE_NAME FROM information_schema.ROUTINES WHERE BINARY ROUTINE_SCHEMA = ? ORDER BY ROUTINE_TYPE, ROUTINE_NAME`},
+		{KindView, `SELECT 'VIEW', TABLE_NAME FROM information_schema.VIEWS WHERE BINARY TABLE_SCHEMA = ? ORDER BY TABLE_NAME`},
+		{KindTrigger, `SELECT 'TRIGGER', TRIGGER_NAME FROM information_schema.TRIGGERS WHERE BINARY TRIGGER_SCHEMA = ?
 			ORDER BY EVENT_OBJECT_TABLE, ACTION_TIMING, EVENT_MANIPULATION, ACTION_ORDER`},
-		{KindEvent, `SELECT 'EVENT', EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ? ORDER BY EVENT_NAME`},
+		{KindEvent, `SELECT 'EVENT', EVENT_NAME FROM information_schema.EVENTS WHERE BINARY EVENT_SCHEMA = ? ORDER BY EVENT_NAME`},
 	}
 	for _, l := range lists {
 		rows, err := db.QueryContext(ctx, l.query, name)

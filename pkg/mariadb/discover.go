@@ -72,7 +72,7 @@ func schemas(ctx context.Context, db *sql.DB) ([]string, error) {
 // Exists reports whether database name exists.
 func Exists(ctx context.Context, db *sql.DB, name string) (bool, error) {
 	var n int
-	err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", name).Scan(&n)
+	err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE BINARY SCHEMA_NAME = ?", name).Scan(&n)
 	if err != nil {
 		return false, fmt.Errorf("look for database %q: %w", name, err)
 	}
@@ -87,7 +87,7 @@ type Table struct {
 
 // Tables lists the tables, sequences and views of database name, by name.
 func Tables(ctx context.Context, db *sql.DB, name string) ([]Table, error) {
-	rows, err := db.QueryContext(ctx, "SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?", name)
+	rows, err := db.QueryContext(ctx, "SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE BINARY TABLE_SCHEMA = ?", name)
 	if err != nil {
 		return nil, fmt.Errorf("list tables of %q: %w", name, err)
 	}

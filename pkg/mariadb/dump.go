@@ -33,7 +33,7 @@ func DumpWith(ctx context.Context, c Conn, name string, w io.Writer, extra ...st
 			return err
 		}
 		var n int
-		err = db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ?", name).Scan(&n)
+		err = db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.EVENTS WHERE BINARY EVENT_SCHEMA = ?", name).Scan(&n)
 		db.Close()
 		if err != nil {
 			return fmt.Errorf("dump: count events of %q: %w", name, err)

@@ -333,3 +333,34 @@ func TestQuarantine_TwoRunsAtOnce(t *testing.T) {
 		assert.Equal(t, before, dumpOf(t, c, name))
 	}
 }
+
+// TestNames_CaseMatters: information_schema compares names without case;
+// fleetsafe does not: with "Case…" present, "case…" does not exist, has
+// no tables and no clients, and its quarantine is refused as missing.
+func TestNames_CaseMatters(t *testing.T) {
+	c, admin := server(t)
+	ctx := context.Background()
+	upper := "Case" + suffix()
+	lower := strings.ToLower(upper)
+	dropAfter(t, admin, upper)
+	exec(t, admin, "CREATE DATABASE "+upper, "CREATE TABLE "+upper+".t (id INT)")
+	app, err := c.Open(ctx, upper)
+	require.NoError(t, err)
+	defer app.Close()
+	require.NoError(t, app.PingContext(ctx))
+	ok, err := mariadb.Exists(ctx, admin, lower)
+	require.NoError(t, err)
+	assert.False(t, ok)
+	tables, err := mariadb.Tables(ctx, admin, lower)
+	require.NoError(t, err)
+	assert.Empty(t, tables)
+	cs, err := mariadb.Clients(ctx, admin, lower)
+	require.NoError(t, err)
+	assert.Empty(t, cs)
+	cs, err = mariadb.Clients(ctx, admin, upper)
+	require.NoError(t, err)
+	assert.NotEmpty(t, cs)
+	_, err = mariadb.ReadDefinitions(ctx, admin, lower)
+	var nf *mariadb.NotFoundError
+	assert.ErrorAs(t, err, &nf)
+}
