@@ -34,6 +34,8 @@ func (c Client) String() string {
 
 // Clients lists the connections using database name, ours excluded, and
 // the server's own threads (event scheduler, replication) excluded.
+// PROCESSLIST.DB compares without case: BINARY keeps the clients of
+// "App" off the list of "app".
 func Clients(ctx context.Context, db *sql.DB, name string) ([]Client, error) {
 	rows, err := db.QueryContext(ctx, `SELECT ID, USER, HOST, COMMAND, TIME FROM information_schema.PROCESSLIST
 		WHERE BINARY DB = ? AND ID <> CONNECTION_ID() AND COMMAND NOT IN ('Daemon', 'Binlog Dump', 'Slave_IO', 'Slave_SQL', 'Slave_worker')

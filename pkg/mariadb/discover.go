@@ -69,7 +69,9 @@ func schemas(ctx context.Context, db *sql.DB) ([]string, error) {
 	return out, nil
 }
 
-// Exists reports whether database name exists.
+// Exists reports whether database name exists. (Names are compared with
+// BINARY throughout the package: information_schema's schema columns
+// already compare with case on this server, PROCESSLIST.DB does not.)
 func Exists(ctx context.Context, db *sql.DB, name string) (bool, error) {
 	var n int
 	err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE BINARY SCHEMA_NAME = ?", name).Scan(&n)
