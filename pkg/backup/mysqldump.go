@@ -86,7 +86,10 @@ func RestoreTestMySQLDump(ctx context.Context, c mariadb.Conn, res CheckResult, 
 		return fail("%v", err)
 	}
 	defer closeFile()
-	got, err := mariadb.ScratchRestore(ctx, c, res.File, r)
+	sc, err := mariadb.ScratchRestore(ctx, c, res.File, r)
+	if sc != nil && testHookScratch != nil {
+		testHookScratch(sc.Database)
+	}
 	if err != nil {
 		var unsafe *mariadb.UnsafeDumpError
 		if errors.As(err, &unsafe) {
@@ -94,6 +97,7 @@ func RestoreTestMySQLDump(ctx context.Context, c mariadb.Conn, res CheckResult, 
 		}
 		return fail("%v", err)
 	}
+	got := sc.Counts
 	if live == "" {
 		return ok(res, fmt.Sprintf("restored %d tables; no live database to compare with", len(got)))
 	}

@@ -27,7 +27,11 @@ var testHookScratch func(name string)
 // and --local-infile=0; and it logs in as a user made for this restore,
 // with privileges on the scratch database only (no FILE, no SUPER, no SET
 // USER), so that whatever slips past the guard fails on the server.
-func ScratchRestore(ctx context.Context, c Conn, file string, r io.Reader) (map[string]int64, error) {
+//
+// The returned Scratch names the scratch database (already dropped) and
+// holds the counts; it is non-nil whenever the database was created, on
+// failure too.
+func ScratchRestore(ctx context.Context, c Conn, file string, r io.Reader) (*Scratch, error) {
 	admin, err := c.Open(ctx, "")
 	if err != nil {
 		return nil, err
@@ -46,6 +50,7 @@ func ScratchRestore(ctx context.Context, c Conn, file string, r io.Reader) (map[
 	if testHookScratch != nil {
 		testHookScratch(name)
 	}
+	sc := &Scratch{Database: name}
 	defer func() {
 		// Dropped even when ctx is cancelled or the restore failed.
 		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -54,22 +59,30 @@ func ScratchRestore(ctx context.Context, c Conn, file string, r io.Reader) (map[
 		_, _ = admin.ExecContext(dctx, "DROP DATABASE IF EXISTS "+QuoteIdent(name))
 	}()
 	if _, err := admin.ExecContext(ctx, "CREATE USER "+account+" IDENTIFIED BY '"+password+"'"); err != nil {
-		return nil, fmt.Errorf("create scratch user: %w", err)
+		return sc, fmt.Errorf("create scratch user: %w", err)
 	}
 	if _, err := admin.ExecContext(ctx, "GRANT ALL PRIVILEGES ON "+QuoteIdent(name)+".* TO "+account); err != nil {
-		return nil, fmt.Errorf("grant the scratch user its database: %w", err)
+		return sc, fmt.Errorf("grant the scratch user its database: %w", err)
 	}
 	guarded, refused := GuardDump(file, r)
 	lerr := Load(ctx, Conn{Socket: c.Socket, User: name, Password: password}, name, guarded)
 	// Drain what the client left unread, so that the guard finishes.
 	_, _ = io.Copy(io.Discard, guarded)
 	if err := refused(); err != nil {
-		return nil, err
+		return sc, err
 	}
 	if lerr != nil {
-		return nil, lerr
+		return sc, lerr
 	}
-	return TableCounts(ctx, admin, name)
+	sc.Counts, err = TableCounts(ctx, admin, name)
+	return sc, err
+}
+
+// Scratch is a scratch restore: the database it used and the row count
+// of each table restored.
+type Scratch struct {
+	Database string
+	Counts   map[string]int64
 }
 
 // TableCounts counts the rows of every base table of database name.

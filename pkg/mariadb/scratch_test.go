@@ -35,14 +35,14 @@ func TestScratchRestore_RealDump(t *testing.T) {
 	require.Contains(t, dump, "DEFINER=`root`@`localhost`")
 	names, stop := mariadb.TrackScratch()
 	defer stop()
-	got, err := mariadb.ScratchRestore(ctx, c, "dump.sql", strings.NewReader(dump))
+	sc, err := mariadb.ScratchRestore(ctx, c, "dump.sql", strings.NewReader(dump))
 	require.NoError(t, err)
 	want, err := mariadb.TableCounts(ctx, admin, name)
 	require.NoError(t, err)
-	assert.Equal(t, want, got)
-	assert.Equal(t, int64(2), got["ta`ble"])
-	require.Len(t, names(), 1)
-	assertGone(t, admin, names()[0])
+	assert.Equal(t, want, sc.Counts)
+	assert.Equal(t, int64(2), sc.Counts["ta`ble"])
+	require.Equal(t, []string{sc.Database}, names())
+	assertGone(t, admin, sc.Database)
 }
 
 func assertGone(t *testing.T, admin *sql.DB, name string) {
