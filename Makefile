@@ -17,7 +17,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 VERSION  := $(shell awk '/^version:/ {print $$2}' collection/galaxy.yml)
 COLL_SRC := build/collection-src/fleetsafe/instances
 
-.PHONY: build venv pg vet gotest test e2e demo bench clean collection lint molecule fuzz soak
+.PHONY: build venv pg mariadb vet gotest test e2e demo bench clean collection lint molecule fuzz soak
 
 # Every fuzz target, as package:target; `make fuzz FUZZTIME=5m` runs longer.
 FUZZTIME ?= 30s
@@ -25,7 +25,7 @@ FUZZ_TARGETS := \
   ./pkg/ansible:FuzzArgs \
   ./pkg/instance:FuzzParseLayout ./pkg/instance:FuzzParseDuration ./pkg/instance:FuzzParseSize ./pkg/instance:FuzzValidateName \
   ./pkg/pgdump:FuzzVerify \
-  ./pkg/backup:FuzzCheckFile ./pkg/backup:FuzzSidecar ./pkg/backup:FuzzPlainDump \
+  ./pkg/backup:FuzzCheckFile ./pkg/backup:FuzzCheckFileKinds ./pkg/backup:FuzzSidecar ./pkg/backup:FuzzPlainDump \
   ./pkg/softdelete:FuzzVerifyArchive ./pkg/softdelete:FuzzDecodeManifest ./pkg/softdelete:FuzzReadTombstone ./pkg/softdelete:FuzzCheckEntry
 
 venv: $(VENV_OK)
@@ -73,6 +73,12 @@ fuzz:
 pg:
 	@bash scripts/pg-up.sh
 
+# MariaDB from Debian's packages (installed when missing), for the mysql
+# kind's tests; `make test` sets FLEETSAFE_REQUIRE_MARIADB=1 so that they
+# fail rather than skip without it.
+mariadb:
+	@bash scripts/mariadb-up.sh
+
 # The model-based tests (internal/model) for SOAKTIME, shared among them as
 # in `make test` (whose budget is one minute), with longer sequences and
 # without -race; the time each kind of step took is printed at the end. Add
@@ -89,8 +95,8 @@ vet:
 # their own: random sequences (a new seed each, printed on failure) within
 # a wall-clock budget of one minute (FLEETSAFE_MODEL_BUDGET); `make soak`
 # runs them longer.
-gotest: venv build pg
-	FLEETSAFE_REQUIRE_PG=1 FLEETSAFE_REQUIRE_ANSIBLE=1 $(GO) test -race -count=1 $$($(GO) list ./... | grep -v '/internal/model$$')
+gotest: venv build pg mariadb
+	FLEETSAFE_REQUIRE_PG=1 FLEETSAFE_REQUIRE_MARIADB=1 FLEETSAFE_REQUIRE_ANSIBLE=1 $(GO) test -race -count=1 $$($(GO) list ./... | grep -v '/internal/model$$')
 	FLEETSAFE_REQUIRE_PG=1 $(GO) test -race -count=1 ./internal/model
 
 # Module docs as ansible-doc shows them, and a real playbook run.
@@ -107,10 +113,10 @@ lint: venv build
 molecule: venv build pg
 	molecule test --all
 
-test: venv build pg vet gotest e2e lint molecule
+test: venv build pg mariadb vet gotest e2e lint molecule
 	@echo "make test: all passed"
 
-demo: venv build pg
+demo: venv build pg mariadb
 	bash scripts/demo.sh
 
 # Speed against the tools a user would use instead, as ratios in one run.

@@ -226,6 +226,11 @@ func checkFile(path, format string, checksum bool) (fileResult, error) {
 		if kind != "gzip" && kind != "zstd" && kind != "" {
 			res.kind = kind
 		}
+	default:
+		// Formats registered by their own files (registerFormat).
+		if fc, found := formatChecks[format]; found {
+			ferr = fc(f, br, src, &res)
+		}
 	}
 	if ferr != nil {
 		var pe *os.PathError
