@@ -24,10 +24,39 @@ func escapeLabel(v string) string {
 	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(v)
 }
 
+// QuarantinedDeletion is one soft deletion with something still in
+// quarantine, as the metrics show it.
+type QuarantinedDeletion struct {
+	Name       string
+	ID         string // the tombstone's id
+	State      string // the tombstone's state
+	DeletedAt  time.Time
+	PurgeAfter time.Time
+}
+
+// Quarantine is what the metrics say about the soft-deleted instances of
+// the app: its deletions with something in quarantine, and whether the
+// archive directory was read whole (ReadOK false: a tombstone could not be
+// read, and Deletions holds only those that could).
+type Quarantine struct {
+	Deletions []QuarantinedDeletion
+	ReadOK    bool
+}
+
 // Metrics renders the report in the Prometheus text format, for
-// node_exporter's textfile collector.
+// node_exporter's textfile collector. Labels are app, name, component
+// (and tombstone, state for the quarantine): never instance or job,
+// which Prometheus sets on every scraped series (a metric label of that
+// name becomes exported_instance under the default honor_labels: false,
+// and rules written against it never match).
 func (r *Report) Metrics(files map[string]FileFacts) string {
-	type key struct{ instance, component string }
+	return r.MetricsWith(files, nil)
+}
+
+// MetricsWith is Metrics followed, when q is not nil, by the quarantine
+// metrics of the app at the time of the run.
+func (r *Report) MetricsWith(files map[string]FileFacts, q *Quarantine) string {
+	type key struct{ name, component string }
 	status := map[key]int{}
 	for _, inst := range r.Instances {
 		for _, c := range inst.Checks {
@@ -42,14 +71,14 @@ func (r *Report) Metrics(files map[string]FileFacts) string {
 		keys = append(keys, k)
 	}
 	sort.Slice(keys, func(i, j int) bool {
-		if keys[i].instance != keys[j].instance {
-			return keys[i].instance < keys[j].instance
+		if keys[i].name != keys[j].name {
+			return keys[i].name < keys[j].name
 		}
 		return keys[i].component < keys[j].component
 	})
 	app := escapeLabel(r.App)
 	labels := func(k key) string {
-		return fmt.Sprintf(`app="%s",instance="%s",component="%s"`, app, escapeLabel(k.instance), escapeLabel(k.component))
+		return fmt.Sprintf(`app="%s",name="%s",component="%s"`, app, escapeLabel(k.name), escapeLabel(k.component))
 	}
 	var b strings.Builder
 	b.WriteString("# HELP fleetsafe_backup_status Backup status per instance and component: 0 ok, 1 warning, 2 failed.\n")
@@ -60,53 +89,101 @@ func (r *Report) Metrics(files map[string]FileFacts) string {
 	b.WriteString("# HELP fleetsafe_backup_newest_timestamp_seconds Modification time of the newest backup, in seconds since the epoch.\n")
 	b.WriteString("# TYPE fleetsafe_backup_newest_timestamp_seconds gauge\n")
 	for _, k := range keys {
-		if f, ok := files[k.instance+"\x00"+k.component]; ok {
+		if f, ok := files[k.name+"\x00"+k.component]; ok {
 			fmt.Fprintf(&b, "fleetsafe_backup_newest_timestamp_seconds{%s} %d\n", labels(k), f.MTime.Unix())
 		}
 	}
 	b.WriteString("# HELP fleetsafe_backup_newest_size_bytes Size of the newest backup in bytes.\n")
 	b.WriteString("# TYPE fleetsafe_backup_newest_size_bytes gauge\n")
 	for _, k := range keys {
-		if f, ok := files[k.instance+"\x00"+k.component]; ok {
+		if f, ok := files[k.name+"\x00"+k.component]; ok {
 			fmt.Fprintf(&b, "fleetsafe_backup_newest_size_bytes{%s} %d\n", labels(k), f.Size)
 		}
 	}
-	b.WriteString("# HELP fleetsafe_backup_verify_timestamp_seconds When backup_verify last ran, in seconds since the epoch.\n")
-	b.WriteString("# TYPE fleetsafe_backup_verify_timestamp_seconds gauge\n")
-	fmt.Fprintf(&b, "fleetsafe_backup_verify_timestamp_seconds{app=\"%s\"} %d\n", app, r.VerifiedAt.Unix())
-	writeSuccess(&b, app, 1)
+	writeRun(&b, app, r.VerifiedAt, 1)
+	writeQuarantine(&b, app, q, r.VerifiedAt)
 	return b.String()
 }
 
-func writeSuccess(b *strings.Builder, app string, v int) {
+func writeRun(b *strings.Builder, app string, at time.Time, success int) {
+	b.WriteString("# HELP fleetsafe_backup_verify_timestamp_seconds When backup_verify last ran, in seconds since the epoch.\n")
+	b.WriteString("# TYPE fleetsafe_backup_verify_timestamp_seconds gauge\n")
+	fmt.Fprintf(b, "fleetsafe_backup_verify_timestamp_seconds{app=\"%s\"} %d\n", app, at.Unix())
 	b.WriteString("# HELP fleetsafe_backup_verify_success 1 when the last backup_verify run checked the backups, 0 when it failed before checking (bad password, unreadable layout...).\n")
 	b.WriteString("# TYPE fleetsafe_backup_verify_success gauge\n")
-	fmt.Fprintf(b, "fleetsafe_backup_verify_success{app=\"%s\"} %d\n", app, v)
+	fmt.Fprintf(b, "fleetsafe_backup_verify_success{app=\"%s\"} %d\n", app, success)
+}
+
+// writeQuarantine renders the quarantine of the app: two counts that are
+// always there (0 included, so that "nothing quarantined" is told from
+// "not measured"), whether the archive directory was read whole, and per
+// deletion its deletion and purge times, labelled with the instance name,
+// the tombstone id and its state.
+func writeQuarantine(b *strings.Builder, app string, q *Quarantine, at time.Time) {
+	if q == nil {
+		return
+	}
+	due := 0
+	for _, d := range q.Deletions {
+		if !at.Before(d.PurgeAfter) {
+			due++
+		}
+	}
+	ok := 0
+	if q.ReadOK {
+		ok = 1
+	}
+	b.WriteString("# HELP fleetsafe_quarantine_read_success 1 when every tombstone of the archive directory was read, 0 when one could not be (the task failed naming it; the other deletions are still listed).\n")
+	b.WriteString("# TYPE fleetsafe_quarantine_read_success gauge\n")
+	fmt.Fprintf(b, "fleetsafe_quarantine_read_success{app=\"%s\"} %d\n", app, ok)
+	b.WriteString("# HELP fleetsafe_quarantine_deletions Soft deletions with something still in quarantine on this host.\n")
+	b.WriteString("# TYPE fleetsafe_quarantine_deletions gauge\n")
+	fmt.Fprintf(b, "fleetsafe_quarantine_deletions{app=\"%s\"} %d\n", app, len(q.Deletions))
+	b.WriteString("# HELP fleetsafe_quarantine_purges_due Quarantined deletions whose purge time had passed when backup_verify ran (pending purges).\n")
+	b.WriteString("# TYPE fleetsafe_quarantine_purges_due gauge\n")
+	fmt.Fprintf(b, "fleetsafe_quarantine_purges_due{app=\"%s\"} %d\n", app, due)
+	labels := func(d QuarantinedDeletion) string {
+		return fmt.Sprintf(`app="%s",name="%s",tombstone="%s",state="%s"`, app, escapeLabel(d.Name), escapeLabel(d.ID), escapeLabel(d.State))
+	}
+	b.WriteString("# HELP fleetsafe_quarantine_deleted_timestamp_seconds When the instance was soft-deleted, per deletion still in quarantine, in seconds since the epoch.\n")
+	b.WriteString("# TYPE fleetsafe_quarantine_deleted_timestamp_seconds gauge\n")
+	for _, d := range q.Deletions {
+		fmt.Fprintf(b, "fleetsafe_quarantine_deleted_timestamp_seconds{%s} %d\n", labels(d), d.DeletedAt.Unix())
+	}
+	b.WriteString("# HELP fleetsafe_quarantine_purge_after_timestamp_seconds When instance_purge may remove the quarantine for good, per deletion still in quarantine, in seconds since the epoch.\n")
+	b.WriteString("# TYPE fleetsafe_quarantine_purge_after_timestamp_seconds gauge\n")
+	for _, d := range q.Deletions {
+		fmt.Fprintf(b, "fleetsafe_quarantine_purge_after_timestamp_seconds{%s} %d\n", labels(d), d.PurgeAfter.Unix())
+	}
 }
 
 // FailedRunMetrics renders the metrics of a run that failed before
 // checking anything: fleetsafe_backup_verify_success 0 and the time of
 // the run, and none of the per-instance values of an earlier run, which
 // would keep alerts green on stale news. app is "" when the layout could
-// not be read.
-func FailedRunMetrics(app string, at time.Time) string {
+// not be read. The quarantine, when q is not nil, is read at the time of
+// the run and does not depend on the backups, so it is still shown.
+func FailedRunMetrics(app string, at time.Time, q *Quarantine) string {
 	var b strings.Builder
 	a := escapeLabel(app)
-	b.WriteString("# HELP fleetsafe_backup_verify_timestamp_seconds When backup_verify last ran, in seconds since the epoch.\n")
-	b.WriteString("# TYPE fleetsafe_backup_verify_timestamp_seconds gauge\n")
-	fmt.Fprintf(&b, "fleetsafe_backup_verify_timestamp_seconds{app=\"%s\"} %d\n", a, at.Unix())
-	writeSuccess(&b, a, 0)
+	writeRun(&b, a, at, 0)
+	writeQuarantine(&b, a, q, at)
 	return b.String()
 }
 
 // WriteFailedRunMetrics writes FailedRunMetrics atomically to path.
-func WriteFailedRunMetrics(path, app string, at time.Time) error {
-	return writeAtomic(path, FailedRunMetrics(app, at))
+func WriteFailedRunMetrics(path, app string, at time.Time, q *Quarantine) error {
+	return writeAtomic(path, FailedRunMetrics(app, at, q))
 }
 
 // WriteMetrics writes the metrics file atomically (temp file, fsync,
 // rename), mode 0644 so that node_exporter can read it.
-func (r *Report) WriteMetrics(path string) error { return writeAtomic(path, r.Metrics(r.facts)) }
+func (r *Report) WriteMetrics(path string) error { return r.WriteMetricsWith(path, nil) }
+
+// WriteMetricsWith is WriteMetrics with the quarantine metrics of q.
+func (r *Report) WriteMetricsWith(path string, q *Quarantine) error {
+	return writeAtomic(path, r.MetricsWith(r.facts, q))
+}
 
 func writeAtomic(path, content string) error {
 	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
