@@ -17,7 +17,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 VERSION  := $(shell awk '/^version:/ {print $$2}' collection/galaxy.yml)
 COLL_SRC := build/collection-src/fleetsafe/instances
 
-.PHONY: build venv pg vet gotest test e2e demo bench clean collection lint molecule fuzz soak
+.PHONY: build venv pg vet gotest test e2e demo bench clean collection lint molecule fuzz soak promtool monitoring
 
 # Every fuzz target, as package:target; `make fuzz FUZZTIME=5m` runs longer.
 FUZZTIME ?= 30s
@@ -73,6 +73,17 @@ fuzz:
 pg:
 	@bash scripts/pg-up.sh
 
+# promtool, from Debian's prometheus package (installed when missing).
+promtool:
+	@bash scripts/promtool-up.sh
+
+# The alerting rules: syntax and templates, then their unit tests. The Go
+# test in monitoring/ (run by gotest) tests them against metrics files
+# that the real backup_verify wrote, and checks the dashboard's queries.
+monitoring: promtool
+	promtool check rules monitoring/alerts.yml
+	promtool test rules monitoring/tests/*.yml
+
 # The model-based state machines (internal/model) for SOAKTIME instead of
 # the few sequences `make test` runs; without -race, for more steps. Add
 # FLEETSAFE_MODEL_OPEN_BUGS=1 to assert the open bugs they step around.
@@ -87,8 +98,8 @@ vet:
 # The model-based state machines (internal/model) run briefly here, one
 # sequence of a fixed seed and the layout properties, without -race; the
 # rest of them, longer, in `make soak`.
-gotest: venv build pg
-	FLEETSAFE_REQUIRE_PG=1 FLEETSAFE_REQUIRE_ANSIBLE=1 $(GO) test -race -count=1 $$($(GO) list ./... | grep -v '/internal/model$$')
+gotest: venv build pg promtool
+	FLEETSAFE_REQUIRE_PG=1 FLEETSAFE_REQUIRE_ANSIBLE=1 FLEETSAFE_REQUIRE_PROMTOOL=1 $(GO) test -race -count=1 $$($(GO) list ./... | grep -v '/internal/model$$')
 	FLEETSAFE_REQUIRE_PG=1 $(GO) test -count=1 ./internal/model -run 'TestLayout|TestModel_NewestIsTheLastDeletion|TestModel_Fleet' -rapid.checks=1 -rapid.steps=15 -rapid.seed=7
 
 # Module docs as ansible-doc shows them, and a real playbook run.
@@ -105,7 +116,7 @@ lint: venv build
 molecule: venv build pg
 	molecule test --all
 
-test: venv build pg vet gotest e2e lint molecule
+test: venv build pg vet gotest monitoring e2e lint molecule
 	@echo "make test: all passed"
 
 demo: venv build pg
