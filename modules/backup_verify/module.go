@@ -91,7 +91,7 @@ func run(ctx context.Context, req *ansible.Request) (*ansible.Result, error) {
 	}
 	q, qerr := quarantine(p.String("archive_dir"), app, start)
 	if mf := p.String("metrics_file"); mf != "" && !req.CheckMode {
-		if err := rep.WriteMetricsWith(mf, q); err != nil {
+		if err := rep.WriteMetricsWith(mf, backup.MetricsOptions{Rules: layout.Backups, Quarantine: q}); err != nil {
 			return res, err
 		}
 		// Rewritten on every run; a report, not a change to any instance,

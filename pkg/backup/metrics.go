@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/fleetsafe/fleetsafe/pkg/instance"
 )
 
 // metricStatus maps a status to the value of fleetsafe_backup_status.
@@ -43,6 +45,17 @@ type Quarantine struct {
 	ReadOK    bool
 }
 
+// MetricsOptions adds to the metrics of a report what the report itself
+// does not hold.
+type MetricsOptions struct {
+	// Rules are the layout's backup rules: the smallest max_age of each
+	// component's rules becomes fleetsafe_backup_max_age_seconds, so that
+	// the stale alert follows the layout.
+	Rules []instance.BackupRule
+	// Quarantine, when not nil, adds the quarantine metrics of the app.
+	Quarantine *Quarantine
+}
+
 // Metrics renders the report in the Prometheus text format, for
 // node_exporter's textfile collector. Labels are app, name, component
 // (and tombstone, state for the quarantine): never instance or job,
@@ -50,12 +63,13 @@ type Quarantine struct {
 // name becomes exported_instance under the default honor_labels: false,
 // and rules written against it never match).
 func (r *Report) Metrics(files map[string]FileFacts) string {
-	return r.MetricsWith(files, nil)
+	return r.MetricsWith(files, MetricsOptions{})
 }
 
-// MetricsWith is Metrics followed, when q is not nil, by the quarantine
-// metrics of the app at the time of the run.
-func (r *Report) MetricsWith(files map[string]FileFacts, q *Quarantine) string {
+// MetricsWith is Metrics with the max_age of opts.Rules and, when
+// opts.Quarantine is not nil, the quarantine metrics of the app at the
+// time of the run.
+func (r *Report) MetricsWith(files map[string]FileFacts, opts MetricsOptions) string {
 	type key struct{ name, component string }
 	status := map[key]int{}
 	for _, inst := range r.Instances {
@@ -100,8 +114,21 @@ func (r *Report) MetricsWith(files map[string]FileFacts, q *Quarantine) string {
 			fmt.Fprintf(&b, "fleetsafe_backup_newest_size_bytes{%s} %d\n", labels(k), f.Size)
 		}
 	}
+	maxAge := map[string]time.Duration{}
+	for _, rule := range opts.Rules {
+		if prev, seen := maxAge[rule.Component]; rule.MaxAge > 0 && (!seen || rule.MaxAge < prev) {
+			maxAge[rule.Component] = rule.MaxAge
+		}
+	}
+	b.WriteString("# HELP fleetsafe_backup_max_age_seconds The layout's max_age for the component's backups (the smallest of its rules), in seconds; absent when no rule sets one.\n")
+	b.WriteString("# TYPE fleetsafe_backup_max_age_seconds gauge\n")
+	for _, k := range keys {
+		if d, ok := maxAge[k.component]; ok {
+			fmt.Fprintf(&b, "fleetsafe_backup_max_age_seconds{%s} %d\n", labels(k), int64(d.Seconds()))
+		}
+	}
 	writeRun(&b, app, r.VerifiedAt, 1)
-	writeQuarantine(&b, app, q, r.VerifiedAt)
+	writeQuarantine(&b, app, opts.Quarantine, r.VerifiedAt)
 	return b.String()
 }
 
@@ -178,11 +205,11 @@ func WriteFailedRunMetrics(path, app string, at time.Time, q *Quarantine) error 
 
 // WriteMetrics writes the metrics file atomically (temp file, fsync,
 // rename), mode 0644 so that node_exporter can read it.
-func (r *Report) WriteMetrics(path string) error { return r.WriteMetricsWith(path, nil) }
+func (r *Report) WriteMetrics(path string) error { return r.WriteMetricsWith(path, MetricsOptions{}) }
 
-// WriteMetricsWith is WriteMetrics with the quarantine metrics of q.
-func (r *Report) WriteMetricsWith(path string, q *Quarantine) error {
-	return writeAtomic(path, r.MetricsWith(r.facts, q))
+// WriteMetricsWith is WriteMetrics with MetricsWith's options.
+func (r *Report) WriteMetricsWith(path string, opts MetricsOptions) error {
+	return writeAtomic(path, r.MetricsWith(r.facts, opts))
 }
 
 func writeAtomic(path, content string) error {

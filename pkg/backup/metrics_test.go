@@ -14,6 +14,7 @@ import (
 
 	"github.com/fleetsafe/fleetsafe/internal/fleettest"
 	"github.com/fleetsafe/fleetsafe/pkg/backup"
+	"github.com/fleetsafe/fleetsafe/pkg/instance"
 )
 
 // parsePrometheus parses a textfile with the official Python client's
@@ -89,7 +90,7 @@ func TestMetrics_Quarantine(t *testing.T) {
 		{Name: "initech", ID: "x\"y\\z\nw", State: "quarantined", DeletedAt: at.Add(-time.Hour), PurgeAfter: at.Add(30 * 24 * time.Hour)},
 	}}
 	path := filepath.Join(t.TempDir(), "fleetsafe.prom")
-	require.NoError(t, rep.WriteMetricsWith(path, q))
+	require.NoError(t, rep.WriteMetricsWith(path, backup.MetricsOptions{Quarantine: q}))
 	samples := parsePrometheus(t, path)
 	app := "app=" + f.App
 	assert.Equal(t, 1.0, samples["fleetsafe_quarantine_read_success{"+app+"}"])
@@ -101,7 +102,7 @@ func TestMetrics_Quarantine(t *testing.T) {
 	assert.Equal(t, 1.0, samples["fleetsafe_backup_verify_success{"+app+"}"], "the backup metrics are still there")
 
 	// Nothing quarantined: the counts say 0, no per-deletion series.
-	require.NoError(t, rep.WriteMetricsWith(path, &backup.Quarantine{ReadOK: true}))
+	require.NoError(t, rep.WriteMetricsWith(path, backup.MetricsOptions{Quarantine: &backup.Quarantine{ReadOK: true}}))
 	samples = parsePrometheus(t, path)
 	assert.Equal(t, 0.0, samples["fleetsafe_quarantine_deletions{"+app+"}"])
 	assert.Equal(t, 0.0, samples["fleetsafe_quarantine_purges_due{"+app+"}"])
@@ -132,7 +133,7 @@ func TestMetrics_NoTargetLabel(t *testing.T) {
 		{Name: "initech", ID: "20260101T000000Z-aa", State: "quarantined", DeletedAt: rep.VerifiedAt, PurgeAfter: rep.VerifiedAt}}}
 	dir := t.TempDir()
 	good, failed := filepath.Join(dir, "good.prom"), filepath.Join(dir, "failed.prom")
-	require.NoError(t, rep.WriteMetricsWith(good, q))
+	require.NoError(t, rep.WriteMetricsWith(good, backup.MetricsOptions{Rules: f.Layout.Backups, Quarantine: q}))
 	require.NoError(t, backup.WriteFailedRunMetrics(failed, f.App, rep.VerifiedAt, q))
 	n := 0
 	for _, p := range []string{good, failed} {
@@ -147,4 +148,23 @@ func TestMetrics_NoTargetLabel(t *testing.T) {
 		}
 	}
 	assert.Greater(t, n, 10)
+}
+
+// TestMetrics_MaxAgeFollowsTheLayout: the stale alert compares a backup's
+// age with fleetsafe_backup_max_age_seconds, the smallest max_age of the
+// component's rules; a component whose rules set none has no such series
+// (the alert then falls back to 26 h).
+func TestMetrics_MaxAgeFollowsTheLayout(t *testing.T) {
+	f, _ := backedUp(t, "acme")
+	rep := verify(t, f, backup.Options{})
+	rules := []instance.BackupRule{{Component: "data", MaxAge: 48 * time.Hour}, {Component: "data", MaxAge: 2 * time.Hour},
+		{Component: "config"}, {Component: "database", MaxAge: 26 * time.Hour}}
+	path := filepath.Join(t.TempDir(), "fleetsafe.prom")
+	require.NoError(t, rep.WriteMetricsWith(path, backup.MetricsOptions{Rules: rules}))
+	samples := parsePrometheus(t, path)
+	app := "app=" + f.App
+	assert.Equal(t, 7200.0, samples["fleetsafe_backup_max_age_seconds{"+app+",component=data,name=acme}"])
+	assert.Equal(t, 93600.0, samples["fleetsafe_backup_max_age_seconds{"+app+",component=database,name=acme}"])
+	assert.NotContains(t, samples, "fleetsafe_backup_max_age_seconds{"+app+",component=config,name=acme}")
+	assert.NotContains(t, samples, "fleetsafe_backup_max_age_seconds{"+app+",component=logs,name=acme}")
 }
