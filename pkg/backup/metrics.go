@@ -212,29 +212,40 @@ func (r *Report) WriteMetricsWith(path string, opts MetricsOptions) error {
 	return writeAtomic(path, r.MetricsWith(r.facts, opts))
 }
 
+// writeAtomic writes content to path through a temporary file of its own
+// in the same directory (a name node_exporter's textfile collector never
+// reads: it does not end in .prom), fsynced, made 0644 and renamed over
+// path, then syncs the directory. Two runs at once each rename a whole
+// file of their own: the last one wins, neither is ever mixed with the
+// other. On any failure the previous file stays as it was and the
+// temporary file is removed.
 func writeAtomic(path, content string) error {
-	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
 		return fmt.Errorf("write metrics: %w", err)
 	}
-	if _, err := f.WriteString(content); err != nil {
+	tmp := f.Name()
+	fail := func(err error) error {
 		f.Close()
 		os.Remove(tmp)
-		return fmt.Errorf("write metrics: %w", err)
+		return fmt.Errorf("write metrics %s: %w", path, err)
+	}
+	if _, err := f.WriteString(content); err != nil {
+		return fail(err)
+	}
+	if err := f.Chmod(0o644); err != nil {
+		return fail(err)
 	}
 	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("write metrics: %w", err)
+		return fail(err)
 	}
 	if err := f.Close(); err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("write metrics: %w", err)
+		return fmt.Errorf("write metrics %s: %w", path, err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("write metrics: %w", err)
+		return fmt.Errorf("write metrics %s: %w", path, err)
 	}
 	// The rename itself survives a crash once the directory is synced.
 	if d, err := os.Open(filepath.Dir(path)); err == nil {

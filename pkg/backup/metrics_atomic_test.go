@@ -1,0 +1,111 @@
+package backup_test
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/fleetsafe/fleetsafe/pkg/backup"
+)
+
+// bigQuarantine makes a metrics file of some size, so that writes take
+// long enough to overlap.
+func bigQuarantine(n int, at time.Time) *backup.Quarantine {
+	q := &backup.Quarantine{ReadOK: true}
+	for i := 0; i < n; i++ {
+		q.Deletions = append(q.Deletions, backup.QuarantinedDeletion{Name: fmt.Sprintf("instance-%04d", i), ID: fmt.Sprintf("20260101T000000Z-%04d", i),
+			State: "quarantined", DeletedAt: at, PurgeAfter: at.Add(time.Duration(i) * time.Hour)})
+	}
+	return q
+}
+
+// TestMetrics_TwoWritersAtOnce: two runs writing the same metrics file at
+// the same time (a schedule and a manual run) never leave, even for an
+// instant, a file that is a mix of both or cut short: a reader scraping
+// all along sees one whole file or the other, and no temporary file is
+// left behind.
+func TestMetrics_TwoWritersAtOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "fleetsafe.prom")
+	at := time.Unix(1_790_000_000, 0)
+	qa, qb := bigQuarantine(200, at), bigQuarantine(120, at.Add(time.Hour))
+	want := map[string]bool{backup.FailedRunMetrics("alpha", at, qa): true, backup.FailedRunMetrics("beta", at, qb): true}
+	require.NoError(t, backup.WriteFailedRunMetrics(path, "alpha", at, qa))
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	for _, w := range []struct {
+		app string
+		q   *backup.Quarantine
+	}{{"alpha", qa}, {"beta", qb}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 25; i++ {
+				if err := backup.WriteFailedRunMetrics(path, w.app, at, w.q); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	reads := 0
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		data, err := os.ReadFile(path)
+		require.NoError(t, err, "the file is always there")
+		require.True(t, want[string(data)], "a scrape saw a mixed or cut file of %d bytes", len(data))
+		reads++
+	}
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	assert.Greater(t, reads, 10)
+	leftovers, _ := filepath.Glob(filepath.Join(filepath.Dir(path), ".*"))
+	assert.Empty(t, leftovers, "no temporary file left")
+	fi, err := os.Stat(path)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o644), fi.Mode().Perm(), "node_exporter, another user, can read it")
+}
+
+// TestMetrics_FullDiskKeepsThePreviousFile: on a full disk (a small
+// tmpfs) the write fails naming the file, the previous file stays whole
+// and no temporary file is left.
+func TestMetrics_FullDiskKeepsThePreviousFile(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs needs root")
+	}
+	dir := t.TempDir()
+	require.NoError(t, syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=64k"))
+	t.Cleanup(func() { _ = syscall.Unmount(dir, syscall.MNT_DETACH) })
+	path := filepath.Join(dir, "fleetsafe.prom")
+	at := time.Unix(1_790_000_000, 0)
+	small := bigQuarantine(3, at)
+	require.NoError(t, backup.WriteFailedRunMetrics(path, "alpha", at, small))
+	before, err := os.ReadFile(path)
+	require.NoError(t, err)
+
+	err = backup.WriteFailedRunMetrics(path, "alpha", at, bigQuarantine(2000, at))
+	require.Error(t, err)
+	assert.True(t, errors.Is(err, syscall.ENOSPC), "%v", err)
+	assert.Contains(t, err.Error(), path)
+	after, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Equal(t, string(before), string(after), "the previous file is untouched")
+	leftovers, _ := filepath.Glob(filepath.Join(dir, ".*"))
+	assert.Empty(t, leftovers, "no temporary file left")
+}
