@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
 )
@@ -22,7 +23,18 @@ func metricStatus(s string) int {
 	return 0
 }
 
+// escapeLabel makes v a label value of the text format: backslash, quote
+// and newline escaped; bytes that are not UTF-8 (a directory name can
+// hold any) and control characters other than newline (a carriage return
+// ends a line for some readers) replaced by U+FFFD. One bad line makes
+// node_exporter drop every textfile metric of the host.
 func escapeLabel(v string) string {
+	v = strings.Map(func(r rune) rune {
+		if r != '\n' && unicode.IsControl(r) {
+			return unicode.ReplacementChar
+		}
+		return r
+	}, strings.ToValidUTF8(v, "\uFFFD"))
 	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(v)
 }
 

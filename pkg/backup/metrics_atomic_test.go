@@ -3,12 +3,15 @@ package backup_test
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -108,4 +111,51 @@ func TestMetrics_FullDiskKeepsThePreviousFile(t *testing.T) {
 	assert.Equal(t, string(before), string(after), "the previous file is untouched")
 	leftovers, _ := filepath.Glob(filepath.Join(dir, ".*"))
 	assert.Empty(t, leftovers, "no temporary file left")
+}
+
+// TestMetrics_HostileLabelValuesParse: label values from tombstones and
+// directory names (quotes, backslashes, newlines, braces, a forged
+// sample line, control characters, bytes that are not UTF-8, long
+// values) never break the file: a scrape reads every series back with its
+// value, invalid bytes and control characters but newline shown as
+// U+FFFD.
+func TestMetrics_HostileLabelValuesParse(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	pieces := []string{`"`, `\`, "\n", "\r", "\t", "{", "}", "=", ",", `\n`, `\"`, "} 1\nfleetsafe_backup_status{app=\"x\"} 0\n# HELP x\n", "\x00", "\x7f", "\xff", "\xc3", "é", "日本", "\u2028", " ", "a", "-"}
+	hostile := func() string {
+		var b strings.Builder
+		for n := rng.IntN(12); n >= 0; n-- {
+			b.WriteString(pieces[rng.IntN(len(pieces))])
+		}
+		return b.String()
+	}
+	at := time.Unix(1_790_000_000, 0)
+	q := &backup.Quarantine{ReadOK: true}
+	want := map[string]float64{}
+	for i := 0; i < 300; i++ {
+		d := backup.QuarantinedDeletion{Name: hostile(), ID: fmt.Sprintf("%d%s", i, hostile()), State: hostile(), DeletedAt: at, PurgeAfter: at.Add(time.Duration(i) * time.Second)}
+		if i == 0 {
+			d.Name = strings.Repeat("x\"\\", 4000)
+		}
+		q.Deletions = append(q.Deletions, d)
+		labels := []string{"app=" + clean("app\"\\\n\xff"), "name=" + clean(d.Name),
+			"state=" + clean(d.State), "tombstone=" + clean(d.ID)}
+		want["fleetsafe_quarantine_purge_after_timestamp_seconds{"+strings.Join(labels, ",")+"}"] = float64(d.PurgeAfter.Unix())
+	}
+	path := filepath.Join(t.TempDir(), "fleetsafe.prom")
+	require.NoError(t, backup.WriteFailedRunMetrics(path, "app\"\\\n\xff", at, q))
+	samples := parsePrometheus(t, path)
+	for k, v := range want {
+		assert.Equal(t, v, samples[k], "series %q", k)
+	}
+	assert.Equal(t, 300.0, samples["fleetsafe_quarantine_deletions{app="+clean("app\"\\\n\xff")+"}"])
+}
+
+func clean(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r != '\n' && unicode.IsControl(r) {
+			return unicode.ReplacementChar
+		}
+		return r
+	}, strings.ToValidUTF8(s, "\uFFFD"))
 }

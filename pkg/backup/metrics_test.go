@@ -32,7 +32,7 @@ func parsePrometheus(t *testing.T, path string) map[string]float64 {
 import json, sys
 from prometheus_client.parser import text_string_to_metric_families
 out = {}
-for fam in text_string_to_metric_families(open(sys.argv[1]).read()):
+for fam in text_string_to_metric_families(open(sys.argv[1], encoding='utf-8', newline='').read()):
     assert fam.type == "gauge", fam
     assert fam.documentation, fam
     for s in fam.samples:
