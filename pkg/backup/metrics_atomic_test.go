@@ -51,7 +51,7 @@ func TestMetrics_TwoWritersAtOnce(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := 0; i < 25; i++ {
+			for i := 0; i < 15; i++ {
 				if err := backup.WriteFailedRunMetrics(path, w.app, at, w.q); err != nil {
 					errs <- err
 					return
