@@ -32,9 +32,6 @@ func run(ctx context.Context, req *ansible.Request) (*ansible.Result, error) {
 	opts.SkipSizes = !req.Params.Bool("sizes")
 	res := &ansible.Result{}
 	res.Set("app", layout.App)
-	// The quarantine is listed first and reported even when discovery
-	// then fails, so that the fleet report shows what it could read.
-	qerr := listQuarantine(req, layout.App, res)
 
 	if req.Params.Has("name") {
 		name := req.Params.String("name")
@@ -45,14 +42,18 @@ func run(ctx context.Context, req *ansible.Request) (*ansible.Result, error) {
 			// The play, not the host, decides how many matches are fine.
 			res.Msg = nf.Error()
 			return res.Set("found", false).Set("target", nil).Set("fingerprint", nil).
-				Set("instances", []*instance.Instance{}), qerr
+				Set("instances", []*instance.Instance{}), listQuarantine(req, layout.App, res)
 		case err != nil:
-			return res.Set("found", false), errors.Join(err, qerr)
+			// A refused name: nothing else is looked at.
+			return res.Set("found", false), err
 		}
 		return res.Set("found", true).Set("target", inst).Set("fingerprint", inst.Fingerprint()).
-			Set("instances", []*instance.Instance{inst}), qerr
+			Set("instances", []*instance.Instance{inst}), listQuarantine(req, layout.App, res)
 	}
 
+	// The quarantine is listed even when discovery then fails, so that
+	// the fleet report shows what it could read.
+	qerr := listQuarantine(req, layout.App, res)
 	insts, err := layout.Discover(ctx, opts)
 	if err != nil {
 		return res, errors.Join(err, qerr)

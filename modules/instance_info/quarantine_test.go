@@ -18,7 +18,8 @@ import (
 // of the app are listed with reason, who, archive and purge time, soonest
 // purge first; with name, only that instance's; a restored one is gone;
 // an unreadable tombstone fails the task naming it while the instances and
-// the readable deletions are still returned; check mode reads the same.
+// the readable deletions are still returned; check mode reads the same; a
+// refused name looks at nothing.
 func TestInstanceInfo_Quarantined(t *testing.T) {
 	f := fleettest.New(t, true, "acme", "globex", "initech")
 	archives := filepath.Join(t.TempDir(), "archives")
@@ -59,6 +60,11 @@ func TestInstanceInfo_Quarantined(t *testing.T) {
 	q := out["quarantined"].([]any)
 	require.Len(t, q, 1)
 	assert.Equal(t, sooner.Tombstone.ID, q[0].(map[string]any)["id"])
+
+	// A refused name: nothing else is looked at, the quarantine neither.
+	out = call(t, f, "archive_dir", archives, "name", "acme*")
+	assert.Equal(t, true, out["failed"])
+	assert.NotContains(t, out, "quarantined")
 
 	// Without archive_dir, no quarantine keys.
 	out = call(t, f)
