@@ -366,5 +366,5 @@ func testDashboard(t *testing.T, r *real) {
 		t.Logf("%s is %s: %s", name, q.where, q.expr)
 	}
 	runPromtoolTest(t, map[string]any{"groups": []map[string]any{{"name": "dashboard", "rules": append(records, alerts...)}}},
-		map[string]any{"interval": "1m", "input_series": r.inputSeries(t), "alert_rule_test": tests})
+		map[string]any{"interval": "1m", "input_series": r.inputSeries(t, base+15*60), "alert_rule_test": tests})
 }

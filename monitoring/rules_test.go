@@ -157,17 +157,15 @@ func realMetrics(t *testing.T) *real {
 	return &real{f: f, archives: archives, hosts: hosts, res: res}
 }
 
-// The test clock puts the run at base (seconds); series run to evalEnd.
-const (
-	base    = 2 * 24 * 3600
-	evalEnd = base + 27*3600
-)
+// The test clock puts the run at base (seconds). Timestamps before it
+// (backups 30 hours old) are negative: promtool takes them as they are.
+const base = 10 * 60
 
 // inputSeries models the scrape as Prometheus does it: the series of each
 // file get the target labels instance and job; every timestamp gauge is
 // shifted by one constant so that the run happens at test time base
-// (differences to time() are kept).
-func (r *real) inputSeries(t *testing.T) []map[string]string {
+// (differences to time() are kept). The series run to test time end.
+func (r *real) inputSeries(t *testing.T, end int) []map[string]string {
 	var runAt float64
 	for _, s := range readTextfile(t, r.hosts["web-a:9100"]) {
 		if s.name == "fleetsafe_backup_verify_timestamp_seconds" {
@@ -187,7 +185,7 @@ func (r *real) inputSeries(t *testing.T) []map[string]string {
 			sel := fmt.Sprintf(`%s{%s,instance=%q,job="node"}`, s.name, s.labels, host)
 			require.False(t, seen[sel], "series %s written twice", sel)
 			seen[sel] = true
-			series = append(series, map[string]string{"series": sel, "values": fmt.Sprintf("%s+0x%d", strconv.FormatFloat(v, 'f', -1, 64), evalEnd/60+10)})
+			series = append(series, map[string]string{"series": sel, "values": fmt.Sprintf("%s+0x%d", strconv.FormatFloat(v, 'f', -1, 64), end/60+10)})
 		}
 	}
 	return series
@@ -251,7 +249,7 @@ func testAlerts(t *testing.T, r *real) {
 		}
 	}
 
-	series := r.inputSeries(t)
+	series := r.inputSeries(t, base+27*3600)
 
 	rf := loadRules(t)
 	severity := map[string]string{}
