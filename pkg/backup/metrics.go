@@ -264,5 +264,22 @@ func writeAtomic(path, content string) error {
 		_ = d.Sync()
 		d.Close()
 	}
+	removeStaleTemps(path)
 	return nil
+}
+
+// staleTemp is the age from which a temporary metrics file is taken for
+// the leftover of a run that was killed while writing, not for the file
+// of a run writing now.
+const staleTemp = time.Hour
+
+// removeStaleTemps removes the temporary files of path left by killed
+// runs (node_exporter never reads them, but they would pile up).
+func removeStaleTemps(path string) {
+	temps, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp"))
+	for _, tmp := range temps {
+		if fi, err := os.Lstat(tmp); err == nil && fi.Mode().IsRegular() && time.Since(fi.ModTime()) > staleTemp {
+			os.Remove(tmp)
+		}
+	}
 }

@@ -159,3 +159,24 @@ func clean(s string) string {
 		return r
 	}, strings.ToValidUTF8(s, "\uFFFD"))
 }
+
+// TestMetrics_KilledWriterLeftoversGo: the temporary file of a run killed
+// while writing (older than an hour) is removed by the next write; one
+// being written now by another run is left alone.
+func TestMetrics_KilledWriterLeftoversGo(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "fleetsafe.prom")
+	old := filepath.Join(dir, ".fleetsafe.prom.111.tmp")
+	fresh := filepath.Join(dir, ".fleetsafe.prom.222.tmp")
+	other := filepath.Join(dir, ".other.prom.333.tmp")
+	for _, p := range []string{old, fresh, other} {
+		require.NoError(t, os.WriteFile(p, []byte("fleetsafe_backup_status{"), 0o644))
+	}
+	long := time.Now().Add(-2 * time.Hour)
+	require.NoError(t, os.Chtimes(old, long, long))
+	require.NoError(t, os.Chtimes(other, long, long))
+	require.NoError(t, backup.WriteFailedRunMetrics(path, "alpha", time.Now(), nil))
+	assert.NoFileExists(t, old)
+	assert.FileExists(t, fresh, "another run may be writing it")
+	assert.FileExists(t, other, "another file's temporary is not ours")
+}
