@@ -17,7 +17,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 VERSION  := $(shell awk '/^version:/ {print $$2}' collection/galaxy.yml)
 COLL_SRC := build/collection-src/fleetsafe/instances
 
-.PHONY: build venv pg mariadb vet gotest test e2e demo bench clean collection lint molecule fuzz soak
+.PHONY: build venv pg mariadb vet gotest test e2e demo bench clean collection lint molecule fuzz soak promtool monitoring
 
 # Every fuzz target, as package:target; `make fuzz FUZZTIME=5m` runs longer.
 FUZZTIME ?= 30s
@@ -79,6 +79,17 @@ pg:
 mariadb:
 	@bash scripts/mariadb-up.sh
 
+# promtool, from Debian's prometheus package (installed when missing).
+promtool:
+	@bash scripts/promtool-up.sh
+
+# The alerting rules: syntax and templates, then their unit tests. The Go
+# test in monitoring/ (run by gotest) tests them against metrics files
+# that the real backup_verify wrote, and checks the dashboard's queries.
+monitoring: promtool
+	promtool check rules monitoring/alerts.yml
+	promtool test rules monitoring/tests/*.yml
+
 # The model-based tests (internal/model) for SOAKTIME, shared among them as
 # in `make test` (whose budget is one minute), with longer sequences and
 # without -race; the time each kind of step took is printed at the end. Add
@@ -95,8 +106,8 @@ vet:
 # their own: random sequences (a new seed each, printed on failure) within
 # a wall-clock budget of one minute (FLEETSAFE_MODEL_BUDGET); `make soak`
 # runs them longer.
-gotest: venv build pg mariadb
-	FLEETSAFE_REQUIRE_PG=1 FLEETSAFE_REQUIRE_MARIADB=1 FLEETSAFE_REQUIRE_ANSIBLE=1 $(GO) test -race -count=1 $$($(GO) list ./... | grep -v '/internal/model$$')
+gotest: venv build pg mariadb promtool
+	FLEETSAFE_REQUIRE_PG=1 FLEETSAFE_REQUIRE_MARIADB=1 FLEETSAFE_REQUIRE_ANSIBLE=1 FLEETSAFE_REQUIRE_PROMTOOL=1 $(GO) test -race -count=1 $$($(GO) list ./... | grep -v '/internal/model$$')
 	FLEETSAFE_REQUIRE_PG=1 $(GO) test -race -count=1 ./internal/model
 
 # Module docs as ansible-doc shows them, and a real playbook run.
@@ -113,7 +124,7 @@ lint: venv build
 molecule: venv build pg
 	molecule test --all
 
-test: venv build pg mariadb vet gotest e2e lint molecule
+test: venv build pg mariadb vet gotest monitoring e2e lint molecule
 	@echo "make test: all passed"
 
 demo: venv build pg mariadb

@@ -10,6 +10,7 @@ import (
 	"github.com/fleetsafe/fleetsafe/internal/modutil"
 	"github.com/fleetsafe/fleetsafe/pkg/ansible"
 	"github.com/fleetsafe/fleetsafe/pkg/backup"
+	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
 )
 
 // Module verifies the backups of every instance of a layout.
@@ -35,14 +36,22 @@ func run(ctx context.Context, req *ansible.Request) (*ansible.Result, error) {
 	p := req.Params
 	app := ""
 	// A run that fails before checking rewrites the metrics file with
-	// fleetsafe_backup_verify_success 0 and nothing else, so that the
-	// values of an earlier run cannot keep the alerts green.
+	// fleetsafe_backup_verify_success 0 and no backup status, so that the
+	// values of an earlier run cannot keep the alerts green; the
+	// quarantine, read now, is still shown when the app is known.
 	failed := func(err error) (*ansible.Result, error) {
 		mf := p.String("metrics_file")
+		var q *backup.Quarantine
+		if app != "" {
+			var qerr error
+			if q, qerr = quarantine(p.String("archive_dir"), app, start); qerr != nil {
+				err = fmt.Errorf("%w; and %w", err, qerr)
+			}
+		}
 		if mf == "" || req.CheckMode {
 			return nil, err
 		}
-		if werr := backup.WriteFailedRunMetrics(mf, app, start); werr != nil {
+		if werr := backup.WriteFailedRunMetrics(mf, app, start, q); werr != nil {
 			return nil, fmt.Errorf("%w; and the metrics file could not be rewritten: %v", err, werr)
 		}
 		return nil, err
@@ -80,8 +89,9 @@ func run(ctx context.Context, req *ansible.Request) (*ansible.Result, error) {
 	for _, o := range rep.Orphans {
 		res.Warn("backups of %s (component %s) have no instance on this host: %s", o.Name, o.Component, strings.Join(o.Files, ", "))
 	}
+	q, qerr := quarantine(p.String("archive_dir"), app, start)
 	if mf := p.String("metrics_file"); mf != "" && !req.CheckMode {
-		if err := rep.WriteMetrics(mf); err != nil {
+		if err := rep.WriteMetricsWith(mf, backup.MetricsOptions{Rules: layout.Backups, Quarantine: q}); err != nil {
 			return res, err
 		}
 		// Rewritten on every run; a report, not a change to any instance,
@@ -105,8 +115,39 @@ func run(ctx context.Context, req *ansible.Request) (*ansible.Result, error) {
 	s := rep.Summary
 	summary := fmt.Sprintf("%d instances: %d ok, %d warning, %d failed", s.Instances, s.OK, s.Warning, s.Failed)
 	if len(bad) > 0 {
-		return res, fmt.Errorf("backups of %d instance(s) at or above %s: %s; %s", len(bad), failOn, strings.Join(bad, " | "), summary)
+		err := fmt.Errorf("backups of %d instance(s) at or above %s: %s; %s", len(bad), failOn, strings.Join(bad, " | "), summary)
+		if qerr != nil {
+			err = fmt.Errorf("%w; and %w", err, qerr)
+		}
+		return res, err
+	}
+	if qerr != nil {
+		return res, fmt.Errorf("%w; the backups were checked (%s)", qerr, summary)
 	}
 	res.Msg = summary
 	return res, nil
+}
+
+// quarantine reads the deletions of app still in quarantine under
+// archiveDir, for the metrics: nil when no archive_dir is given. Why here:
+// backup_verify is the run that is scheduled nightly and already writes
+// the metrics file of the app with the archive_dir of the host, so the
+// quarantine is measured as often as the backups, in the same atomic
+// file, and the "verify has not run" alert covers both. A tombstone that
+// cannot be read is an error naming it (the task fails), and the metrics
+// say so with fleetsafe_quarantine_read_success 0 beside every deletion
+// that could be read.
+func quarantine(archiveDir, app string, now time.Time) (*backup.Quarantine, error) {
+	if archiveDir == "" {
+		return nil, nil
+	}
+	list, err := softdelete.ListQuarantine(archiveDir, app, now)
+	q := &backup.Quarantine{ReadOK: err == nil, Deletions: make([]backup.QuarantinedDeletion, 0, len(list))}
+	for _, d := range list {
+		q.Deletions = append(q.Deletions, backup.QuarantinedDeletion{Name: d.Instance, ID: d.ID, State: d.State, DeletedAt: d.DeletedAt, PurgeAfter: d.PurgeAfter})
+	}
+	if err != nil {
+		return q, fmt.Errorf("quarantine of %s: %w", archiveDir, err)
+	}
+	return q, nil
 }

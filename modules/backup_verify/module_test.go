@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -11,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleetsafe/fleetsafe/internal/fleettest"
+	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
 )
 
 func backedUp(t *testing.T, names ...string) (*fleettest.Fleet, map[string]map[string]string) {
@@ -111,4 +114,98 @@ func TestBackupVerify_MetricsRewrittenWhenRunFails(t *testing.T) {
 	assert.Contains(t, string(text), `fleetsafe_backup_verify_success{app=""} 0`+"\n")
 	leftovers, _ := filepath.Glob(filepath.Join(filepath.Dir(metrics), ".*"))
 	assert.Empty(t, leftovers, "no temporary file left")
+}
+
+// TestBackupVerify_QuarantineMetrics: real soft deletions under
+// archive_dir show in the metrics file of their app, with their purge
+// time; another app's deletion in the same archive_dir does not (each
+// app's file would otherwise repeat it, and node_exporter rejects a
+// series seen twice); a tombstone that cannot be read fails the task,
+// naming it, with fleetsafe_quarantine_read_success 0 and every other
+// deletion still listed; a run that fails before checking still shows
+// the quarantine.
+func TestBackupVerify_QuarantineMetrics(t *testing.T) {
+	f, _ := backedUp(t, "acme", "globex", "initech")
+	archives := filepath.Join(t.TempDir(), "archives")
+	ctx := context.Background()
+	due, err := softdelete.Delete(ctx, f.Layout, softdelete.Request{Name: "acme", ArchiveDir: archives, Reason: "customer left",
+		RequestedBy: "alice", RetentionDays: 0, Options: f.Options()})
+	require.NoError(t, err)
+	later, err := softdelete.Delete(ctx, f.Layout, softdelete.Request{Name: "globex", ArchiveDir: archives, Reason: "duplicate",
+		RequestedBy: "bob", RetentionDays: 30, Options: f.Options()})
+	require.NoError(t, err)
+	// Another app's deletion in the same archive_dir.
+	other := *readTombstone(t, later.Tombstone.Path)
+	other.App, other.Instance, other.ID = "otherapp", "hooli", "20260101T000000Z-other"
+	require.NoError(t, os.MkdirAll(filepath.Join(archives, "hooli"), 0o700))
+	writeJSON(t, filepath.Join(archives, "hooli", other.ID+".tombstone.json"), other)
+
+	metrics := filepath.Join(t.TempDir(), "m.prom")
+	out := call(t, f, "metrics_file", metrics, "archive_dir", archives)
+	require.Equal(t, false, out["failed"], out["msg"])
+	text := readText(t, metrics)
+	app := `app="` + f.App + `"`
+	assert.Contains(t, text, "fleetsafe_quarantine_read_success{"+app+"} 1\n")
+	assert.Contains(t, text, "fleetsafe_quarantine_deletions{"+app+"} 2\n")
+	assert.Contains(t, text, "fleetsafe_quarantine_purges_due{"+app+"} 1\n", "retention 0: due at once")
+	assert.Contains(t, text, fmt.Sprintf("fleetsafe_quarantine_purge_after_timestamp_seconds{%s,name=\"acme\",tombstone=\"%s\",state=\"quarantined\"} %d\n",
+		app, due.Tombstone.ID, due.Tombstone.PurgeAfter.Unix()))
+	assert.Contains(t, text, fmt.Sprintf("fleetsafe_quarantine_purge_after_timestamp_seconds{%s,name=\"globex\",tombstone=\"%s\",state=\"quarantined\"} %d\n",
+		app, later.Tombstone.ID, later.Tombstone.PurgeAfter.Unix()))
+	assert.Contains(t, text, fmt.Sprintf("fleetsafe_quarantine_deleted_timestamp_seconds{%s,name=\"globex\",tombstone=\"%s\",state=\"quarantined\"} %d\n",
+		app, later.Tombstone.ID, later.Tombstone.DeletedAt.Unix()))
+	assert.NotContains(t, text, "hooli")
+	assert.NotContains(t, text, "otherapp")
+
+	// A tombstone that does not parse.
+	bad := filepath.Join(archives, "initech", "20260101T000000Z-bad.tombstone.json")
+	require.NoError(t, os.MkdirAll(filepath.Dir(bad), 0o700))
+	require.NoError(t, os.WriteFile(bad, []byte(`{"id": "x", "instance": "initech",`), 0o600))
+	out = call(t, f, "metrics_file", metrics, "archive_dir", archives)
+	require.Equal(t, true, out["failed"])
+	assert.Contains(t, out["msg"], bad)
+	assert.Contains(t, out["msg"], "the backups were checked (1 instances: 1 ok", "the backups were checked all the same")
+	text = readText(t, metrics)
+	assert.Contains(t, text, "fleetsafe_quarantine_read_success{"+app+"} 0\n")
+	assert.Contains(t, text, "fleetsafe_quarantine_deletions{"+app+"} 2\n", "the readable deletions are still listed")
+	assert.Contains(t, text, "fleetsafe_backup_verify_success{"+app+"} 1\n")
+	require.NoError(t, os.Remove(bad))
+
+	// A run that fails before checking: no backup status, the quarantine still.
+	out = call(t, f, "metrics_file", metrics, "archive_dir", archives, "login_host", "127.0.0.1", "login_user", "postgres", "login_password", "wrong-S3cret")
+	require.Equal(t, true, out["failed"])
+	text = readText(t, metrics)
+	assert.Contains(t, text, "fleetsafe_backup_verify_success{"+app+"} 0\n")
+	assert.NotContains(t, text, "fleetsafe_backup_status{")
+	assert.Contains(t, text, "fleetsafe_quarantine_deletions{"+app+"} 2\n")
+
+	// Restored: no longer in quarantine, no longer in the metrics.
+	_, err = softdelete.Restore(ctx, f.Layout, softdelete.RestoreRequest{Name: "globex", ArchiveDir: archives, Options: f.Options()})
+	require.NoError(t, err)
+	out = call(t, f, "metrics_file", metrics, "archive_dir", archives)
+	require.Equal(t, false, out["failed"], out["msg"])
+	text = readText(t, metrics)
+	assert.Contains(t, text, "fleetsafe_quarantine_deletions{"+app+"} 1\n")
+	assert.NotContains(t, text, `name="globex",tombstone`)
+}
+
+func readText(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	return string(b)
+}
+
+func readTombstone(t *testing.T, path string) *softdelete.Tombstone {
+	t.Helper()
+	ts, err := softdelete.ReadTombstone(path)
+	require.NoError(t, err)
+	return ts
+}
+
+func writeJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := json.Marshal(v)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, b, 0o600))
 }

@@ -3,18 +3,22 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"time"
 
 	"github.com/fleetsafe/fleetsafe/internal/modutil"
 	"github.com/fleetsafe/fleetsafe/pkg/ansible"
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
+	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
 )
 
 // Module discovers instances; it never changes anything.
 var Module = ansible.Module{
 	Name: "instance_info",
 	Spec: ansible.Spec{Params: map[string]ansible.Param{
-		"name":  {Type: ansible.TypeStr},
-		"sizes": {Type: ansible.TypeBool, Default: true},
+		"name":        {Type: ansible.TypeStr},
+		"sizes":       {Type: ansible.TypeBool, Default: true},
+		"archive_dir": {Type: ansible.TypePath},
 	}}.Merge(modutil.LayoutSpec).Merge(modutil.PGSpec),
 	Run: run,
 }
@@ -38,17 +42,21 @@ func run(ctx context.Context, req *ansible.Request) (*ansible.Result, error) {
 			// The play, not the host, decides how many matches are fine.
 			res.Msg = nf.Error()
 			return res.Set("found", false).Set("target", nil).Set("fingerprint", nil).
-				Set("instances", []*instance.Instance{}), nil
+				Set("instances", []*instance.Instance{}), listQuarantine(req, layout.App, res)
 		case err != nil:
+			// A refused name: nothing else is looked at.
 			return res.Set("found", false), err
 		}
 		return res.Set("found", true).Set("target", inst).Set("fingerprint", inst.Fingerprint()).
-			Set("instances", []*instance.Instance{inst}), nil
+			Set("instances", []*instance.Instance{inst}), listQuarantine(req, layout.App, res)
 	}
 
+	// The quarantine is listed even when discovery then fails, so that
+	// the fleet report shows what it could read.
+	qerr := listQuarantine(req, layout.App, res)
 	insts, err := layout.Discover(ctx, opts)
 	if err != nil {
-		return nil, err
+		return res, errors.Join(err, qerr)
 	}
 	partial := 0
 	for _, i := range insts {
@@ -56,5 +64,32 @@ func run(ctx context.Context, req *ansible.Request) (*ansible.Result, error) {
 			partial++
 		}
 	}
-	return res.Set("instances", insts).Set("count", len(insts)).Set("partial_count", partial), nil
+	return res.Set("instances", insts).Set("count", len(insts)).Set("partial_count", partial), qerr
+}
+
+// listQuarantine sets quarantined (and quarantined_count) from the
+// tombstones of archive_dir, for the layout's app (and the given name):
+// every soft deletion with something still in quarantine, with reason,
+// who, archive and purge time. A tombstone that cannot be read is
+// returned as an error naming it; the other deletions are still listed.
+func listQuarantine(req *ansible.Request, app string, res *ansible.Result) error {
+	dir := req.Params.String("archive_dir")
+	if dir == "" {
+		return nil
+	}
+	list, err := softdelete.ListQuarantine(dir, app, time.Now())
+	if name := req.Params.String("name"); req.Params.Has("name") {
+		kept := list[:0]
+		for _, q := range list {
+			if q.Instance == name {
+				kept = append(kept, q)
+			}
+		}
+		list = kept
+	}
+	res.Set("quarantined", list).Set("quarantined_count", len(list))
+	if err != nil {
+		return fmt.Errorf("quarantine of %s: %w", dir, err)
+	}
+	return nil
 }
