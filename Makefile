@@ -16,6 +16,9 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
 VERSION  := $(shell awk '/^version:/ {print $$2}' collection/galaxy.yml)
 COLL_SRC := build/collection-src/fleetsafe/instances
+# The collection's plugins/modules/<name>.py: each module's documentation
+# (from modules/<name>/<name>.yml) in a doc-only Python file.
+DOCSTUBS := $(VENV)/bin/python scripts/docstubs.py
 
 .PHONY: build venv pg vet gotest test e2e demo bench clean collection lint molecule fuzz soak
 
@@ -35,29 +38,30 @@ $(VENV_OK): requirements-dev.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $@
 
-build:
+build: venv
 	@mkdir -p $(LIBRARY)
 	@for m in $(MODULES); do \
 	  CGO_ENABLED=0 $(GO) build -trimpath -o $(LIBRARY)/$$m ./modules/$$m || exit 1; \
 	  cp modules/$$m/$$m.yml $(LIBRARY)/$$m.yml; \
 	done
 	@echo "built $(MODULES) into $(LIBRARY)/"
-	@rm -rf $(COLL_DIR) && mkdir -p $(COLL_DIR)/plugins/modules
+	@rm -rf $(COLL_DIR) && mkdir -p $(COLL_DIR)/bin/linux_amd64
 	@cp -r collection/. $(COLL_DIR)/
-	@cp $(addprefix $(LIBRARY)/,$(MODULES) $(addsuffix .yml,$(MODULES))) $(COLL_DIR)/plugins/modules/
+	@cp $(addprefix $(LIBRARY)/,$(MODULES)) $(COLL_DIR)/bin/linux_amd64/
+	@$(DOCSTUBS) modules $(COLL_DIR)/plugins/modules
 	@echo "assembled the fleetsafe.instances collection in $(COLL_DIR)/"
 
 # The release collection: linux/amd64 and linux/arm64 builds of every
-# module, the action plugin that picks one per target, docs, README and
-# changelog, packed by ansible-galaxy.
+# module (bin/linux_<arch>/, outside plugins/), the action plugin that picks
+# one per target, docs, README and changelog, packed by ansible-galaxy.
 collection: venv
-	@rm -rf build/collection-src && mkdir -p $(COLL_SRC)/plugins/modules/linux_arm64
+	@rm -rf build/collection-src && mkdir -p $(COLL_SRC)/bin/linux_amd64 $(COLL_SRC)/bin/linux_arm64
 	@cp -r collection/. $(COLL_SRC)/
 	@for m in $(MODULES); do \
-	  CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags='-s -w' -o $(COLL_SRC)/plugins/modules/$$m ./modules/$$m || exit 1; \
-	  CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags='-s -w' -o $(COLL_SRC)/plugins/modules/linux_arm64/$$m ./modules/$$m || exit 1; \
-	  cp modules/$$m/$$m.yml $(COLL_SRC)/plugins/modules/; \
+	  CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags='-s -w' -o $(COLL_SRC)/bin/linux_amd64/$$m ./modules/$$m || exit 1; \
+	  CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags='-s -w' -o $(COLL_SRC)/bin/linux_arm64/$$m ./modules/$$m || exit 1; \
 	done
+	@$(DOCSTUBS) modules $(COLL_SRC)/plugins/modules
 	ansible-galaxy collection build $(COLL_SRC) --output-path build --force
 	@ls -la build/fleetsafe-instances-$(VERSION).tar.gz
 
