@@ -45,21 +45,21 @@ build: venv
 	  cp modules/$$m/$$m.yml $(LIBRARY)/$$m.yml; \
 	done
 	@echo "built $(MODULES) into $(LIBRARY)/"
-	@rm -rf $(COLL_DIR) && mkdir -p $(COLL_DIR)/bin/linux_amd64
+	@rm -rf $(COLL_DIR) && mkdir -p $(COLL_DIR)/binaries/linux_amd64
 	@cp -r collection/. $(COLL_DIR)/
-	@cp $(addprefix $(LIBRARY)/,$(MODULES)) $(COLL_DIR)/bin/linux_amd64/
+	@cp $(addprefix $(LIBRARY)/,$(MODULES)) $(COLL_DIR)/binaries/linux_amd64/
 	@$(DOCSTUBS) modules $(COLL_DIR)/plugins/modules
 	@echo "assembled the fleetsafe.instances collection in $(COLL_DIR)/"
 
 # The release collection: linux/amd64 and linux/arm64 builds of every
-# module (bin/linux_<arch>/, outside plugins/), the action plugin that picks
+# module (binaries/linux_<arch>/, outside plugins/), the action plugin that picks
 # one per target, docs, README and changelog, packed by ansible-galaxy.
 collection: venv
-	@rm -rf build/collection-src && mkdir -p $(COLL_SRC)/bin/linux_amd64 $(COLL_SRC)/bin/linux_arm64
+	@rm -rf build/collection-src && mkdir -p $(COLL_SRC)/binaries/linux_amd64 $(COLL_SRC)/binaries/linux_arm64
 	@cp -r collection/. $(COLL_SRC)/
 	@for m in $(MODULES); do \
-	  CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags='-s -w' -o $(COLL_SRC)/bin/linux_amd64/$$m ./modules/$$m || exit 1; \
-	  CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags='-s -w' -o $(COLL_SRC)/bin/linux_arm64/$$m ./modules/$$m || exit 1; \
+	  CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags='-s -w' -o $(COLL_SRC)/binaries/linux_amd64/$$m ./modules/$$m || exit 1; \
+	  CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags='-s -w' -o $(COLL_SRC)/binaries/linux_arm64/$$m ./modules/$$m || exit 1; \
 	done
 	@$(DOCSTUBS) modules $(COLL_SRC)/plugins/modules
 	ansible-galaxy collection build $(COLL_SRC) --output-path build --force

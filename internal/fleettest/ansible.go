@@ -91,9 +91,9 @@ func BuildModules(tb testing.TB, names ...string) string {
 	if err := os.CopyFS(coll, os.DirFS(filepath.Join(root, "collection"))); err != nil {
 		tb.Fatal(err)
 	}
-	// As `make build` lays it out: the binaries in bin/linux_amd64/, each
+	// As `make build` lays it out: the binaries in binaries/linux_amd64/, each
 	// module's documentation in plugins/modules/<name>.py.
-	bin := filepath.Join(coll, "bin", "linux_amd64")
+	bin := filepath.Join(coll, "binaries", "linux_amd64")
 	if err := os.MkdirAll(bin, 0o755); err != nil {
 		tb.Fatal(err)
 	}

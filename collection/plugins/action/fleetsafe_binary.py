@@ -6,8 +6,8 @@
 fleetsafe modules are Go programs. Binary modules are copied to the target
 as they are, so the collection carries one build per platform:
 
-  bin/linux_amd64/<module>   linux/amd64
-  bin/linux_arm64/<module>   linux/arm64
+  binaries/linux_amd64/<module>    linux/amd64
+  binaries/linux_arm64/<module>    linux/arm64
   plugins/modules/<module>.py  the module's documentation only
 
 The binaries stay out of plugins/modules/: every file there is read as
@@ -27,14 +27,15 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 _ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
-_BIN_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "bin")
+_BIN_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "binaries")
 
 
 def _binary(arch, leaf):
     """The path of the collection's linux/<arch> build of module leaf."""
     path = os.path.join(_BIN_DIR, "linux_%s" % arch, leaf)
     if not os.path.isfile(path):
-        raise AnsibleActionFail("fleetsafe: this build of the collection has no linux/%s binary of %s (%s); build it with `make collection`" % (arch, leaf, path))
+        raise AnsibleActionFail(
+            "fleetsafe: this build of the collection has no linux/%s binary of %s (%s); build it with `make collection`" % (arch, leaf, path))
     return path
 
 
