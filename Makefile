@@ -20,7 +20,7 @@ COLL_SRC := build/collection-src/fleetsafe/instances
 # (from modules/<name>/<name>.yml) in a doc-only Python file.
 DOCSTUBS := $(VENV)/bin/python scripts/docstubs.py
 
-.PHONY: build venv pg vet gotest test e2e demo bench clean collection lint molecule fuzz soak
+.PHONY: build venv pg vet gotest test e2e demo bench clean collection lint molecule fuzz soak certify test-matrix
 
 # Every fuzz target, as package:target; `make fuzz FUZZTIME=5m` runs longer.
 FUZZTIME ?= 30s
@@ -109,7 +109,7 @@ lint: venv build
 molecule: venv build pg
 	molecule test --all
 
-test: venv build pg vet gotest e2e lint molecule
+test: venv build pg vet gotest e2e lint molecule core-2.16 core-2.21 certify
 	@echo "make test: all passed"
 
 demo: venv build pg
@@ -122,3 +122,35 @@ bench: build pg
 
 clean:
 	rm -rf build
+
+# ---- Supported ansible-core versions and certification (issue 10) ----
+#
+# core-SERIES: the playbooks (their Go tests) and the default molecule
+# scenario on one ansible-core series, in a virtualenv of its own made by
+# scripts/ansible-venv.sh (.cache/ansible-SERIES; made once, kept while its
+# pins hold). `make test` runs the oldest supported series (2.16, the
+# collection's requires_ansible) and the newest (2.21); the project venv's
+# 2.19 runs everything else. `make test-matrix` runs all four.
+CORE_SERIES := 2.16 2.19 2.20 2.21
+core-%: build pg
+	@v=$$(bash scripts/ansible-venv.sh $*) && echo "== ansible-core $*: $$($$v/bin/ansible --version | head -1)" && \
+	FLEETSAFE_ANSIBLE_VENV=$$v FLEETSAFE_REQUIRE_PG=1 FLEETSAFE_REQUIRE_ANSIBLE=1 $(GO) test -count=1 ./playbooks && \
+	PATH=$$v/bin:$$PATH molecule test -s default
+
+test-matrix: $(addprefix core-,$(CORE_SERIES))
+	@echo "make test-matrix: the playbooks and the default molecule scenario pass on ansible-core $(CORE_SERIES)"
+
+# What Galaxy and Automation Hub check before they publish: `ansible-test
+# sanity` (2.21) and galaxy-importer on the release tarball, the
+# changelog's fragments, the execution environment's definition, and a
+# tidy go.mod.
+certify: venv collection
+	$(GO) mod tidy -diff
+	cd collection && ../$(VENV)/bin/antsibull-changelog lint
+	bash scripts/sanity.sh build/fleetsafe-instances-$(VERSION).tar.gz
+	bash scripts/importer-check.sh build/fleetsafe-instances-$(VERSION).tar.gz
+	@rm -rf build/ee && ansible-builder create -f execution-environment.yml -c build/ee >/dev/null
+	@grep -q 'ANSIBLE_INSTALL_REFS="ansible-core==2.21' build/ee/Dockerfile || { echo "certify: ansible-builder create made no build context for ansible-core 2.21"; exit 1; }
+	@cmp -s collections/requirements.yml build/ee/_build/requirements.yml || { echo "certify: the execution environment does not install collections/requirements.yml"; exit 1; }
+	@echo "certify: ansible-builder create accepts execution-environment.yml"
+
