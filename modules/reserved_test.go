@@ -146,8 +146,8 @@ func TestReservedKeys_NotInResults(t *testing.T) {
 		{"instance_restore", with("name", "acme", "archive_dir", archives), diff},
 		{"instance_restore", with("name", "acme", "archive_dir", archives), nil}, // nothing to restore
 		{"instance_soft_delete", with("name", "acme", "archive_dir", archives, "reason", "again", "retention_days", 0), diff},
-		{"instance_purge", map[string]any{"archive_dir": archives, "keep_last": 0}, check},
-		{"instance_purge", map[string]any{"archive_dir": archives, "keep_last": 0}, diff},
+		{"instance_purge", map[string]any{"archive_dir": archives, "name": "acme", "keep_last": 0}, check},
+		{"instance_purge", map[string]any{"archive_dir": archives, "name": "acme", "keep_last": 0}, diff},
 		{"instance_purge", map[string]any{"archive_dir": filepath.Join(out, "none"), "bogus": 1}, nil}, // fails
 		{"backup_verify", with("restore_test", 1, "metrics_file", filepath.Join(out, "m.prom")), nil},
 		{"backup_verify", with("login_host", "/nonexistent", "fail_on", "never"), nil},
@@ -162,7 +162,7 @@ func TestReservedKeys_NotInResults(t *testing.T) {
 		require.NoError(t, yaml.Unmarshal(data, &doc))
 		docs[m] = doc.Return
 	}
-	seen := map[string]bool{}
+	seen, diffs := map[string]bool{}, map[string]bool{}
 	for i, r := range runs {
 		args := map[string]any{}
 		for k, v := range r.args {
@@ -185,6 +185,9 @@ func TestReservedKeys_NotInResults(t *testing.T) {
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
+		if _, ok := res["diff"]; ok {
+			diffs[r.module] = true
+		}
 		for _, k := range keys {
 			seen[k] = true
 			if typeOK, ok := protocolKeys[k]; ok {
@@ -197,7 +200,47 @@ func TestReservedKeys_NotInResults(t *testing.T) {
 		}
 	}
 	// The runs reach what they are meant to check.
-	for _, k := range []string{"changed", "failed", "msg", "diff"} {
+	for _, k := range []string{"changed", "failed", "msg", "diff", "warnings", "invocation"} {
 		assert.True(t, seen[k], "no run returned %s", k)
 	}
+	for _, m := range []string{"instance_soft_delete", "instance_purge"} {
+		assert.True(t, diffs[m], "no %s run returned a diff", m)
+	}
+}
+
+// TestDiff_ThroughTheCallback runs a soft delete and a purge with
+// `ansible-playbook --diff`: Ansible's diff callback must render both
+// (it failed on the lists instance_purge returned), as text.
+func TestDiff_ThroughTheCallback(t *testing.T) {
+	fleettest.AnsiblePlaybook(t)
+	lib := fleettest.BuildModules(t)
+	f := fleettest.NewSpec(t, fleettest.Spec{Names: []string{"acme"}, DB: true})
+	archives := t.TempDir()
+	inv := fleettest.Inventory(t, archives, map[string]*fleettest.Fleet{"web-a": f})
+	play := `- hosts: web-a
+  gather_facts: false
+  environment:
+    FLEETSAFE_SYSTEMD_DIR: "{{ fleetsafe_systemd_dir }}"
+  module_defaults:
+    group/fleetsafe.instances.all:
+      archive_dir: "{{ fleetsafe_archive_dir }}"
+  tasks:
+    - name: Soft-delete with no retention
+      fleetsafe.instances.instance_soft_delete:
+        layout_file: "{{ fleetsafe_layout_file }}"
+        name: acme
+        reason: diff test
+        retention_days: 0
+    - name: Purge it
+      fleetsafe.instances.instance_purge:
+        name: acme
+        keep_last: 0
+`
+	pb := filepath.Join(t.TempDir(), "diff.yml")
+	require.NoError(t, os.WriteFile(pb, []byte(play), 0o644))
+	run := fleettest.RunPlaybookArgs(t, lib, []string{"-i", inv, "--diff", pb}, map[string]any{})
+	require.NoError(t, run.Err, run.Output)
+	assert.Regexp(t, `(?s)--- before: in place.*\+\+\+ after: quarantined.*-[a-z_]+: /`, run.Output, "the soft delete's diff, one component a line")
+	assert.Regexp(t, `(?s)--- before: kept.*\+\+\+ after: purged.*-/`, run.Output, "the purge's diff, one removed path a line")
+	assert.Regexp(t, `web-a\s*:\s*ok=2\s+changed=2\s+unreachable=0\s+failed=0`, run.Output)
 }
