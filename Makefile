@@ -141,7 +141,7 @@ clean:
 CORE_SERIES := 2.16 2.19 2.20 2.21
 core-%: build pg
 	@v=$$(bash scripts/ansible-venv.sh $*) && echo "== ansible-core $*: $$($$v/bin/ansible --version | head -1)" && \
-	FLEETSAFE_ANSIBLE_VENV=$$v FLEETSAFE_REQUIRE_PG=1 FLEETSAFE_REQUIRE_ANSIBLE=1 $(GO) test -count=1 ./playbooks && \
+	FLEETSAFE_ANSIBLE_VENV=$$v FLEETSAFE_REQUIRE_PG=1 FLEETSAFE_REQUIRE_ANSIBLE=1 $(GO) test -count=1 -timeout 30m ./playbooks && \
 	PATH=$$v/bin:$$PATH molecule test -s default
 
 test-matrix: $(addprefix core-,$(CORE_SERIES))
