@@ -55,8 +55,10 @@ func TestExamples_RunAgainstASandbox(t *testing.T) {
 	sandbox("-hosts", "1", "-instances", "3")
 	t.Cleanup(func() { sandbox("-clean") })
 
-	// The instance_info example logs in over TCP as a role of its own.
-	password := "examples-" + hex.EncodeToString(suffix)
+	// The instance_info example logs in over TCP as a role of its own. The
+	// password is the same for every run, so that two runs at once (two
+	// checkouts on one machine) agree on it; the role is left in place.
+	const password = "fleetsafe-examples"
 	psql(t, `DO $$ BEGIN CREATE ROLE fleetsafe LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$`)
 	psql(t, `ALTER ROLE fleetsafe LOGIN PASSWORD '`+password+`'`)
 
