@@ -16,8 +16,11 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
 VERSION  := $(shell awk '/^version:/ {print $$2}' collection/galaxy.yml)
 COLL_SRC := build/collection-src/fleetsafe/instances
+# The collection's plugins/modules/<name>.py: each module's documentation
+# (from modules/<name>/<name>.yml) in a doc-only Python file.
+DOCSTUBS := $(VENV)/bin/python scripts/docstubs.py
 
-.PHONY: build venv pg mariadb vet gotest test e2e demo bench clean collection lint molecule fuzz soak promtool monitoring
+.PHONY: build venv pg mariadb vet gotest test e2e demo bench clean collection lint molecule fuzz soak promtool monitoring certify test-matrix molecule-others
 
 # Every fuzz target, as package:target; `make fuzz FUZZTIME=5m` runs longer.
 FUZZTIME ?= 30s
@@ -35,29 +38,30 @@ $(VENV_OK): requirements-dev.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $@
 
-build:
+build: venv
 	@mkdir -p $(LIBRARY)
 	@for m in $(MODULES); do \
 	  CGO_ENABLED=0 $(GO) build -trimpath -o $(LIBRARY)/$$m ./modules/$$m || exit 1; \
 	  cp modules/$$m/$$m.yml $(LIBRARY)/$$m.yml; \
 	done
 	@echo "built $(MODULES) into $(LIBRARY)/"
-	@rm -rf $(COLL_DIR) && mkdir -p $(COLL_DIR)/plugins/modules
+	@rm -rf $(COLL_DIR) && mkdir -p $(COLL_DIR)/binaries/linux_amd64
 	@cp -r collection/. $(COLL_DIR)/
-	@cp $(addprefix $(LIBRARY)/,$(MODULES) $(addsuffix .yml,$(MODULES))) $(COLL_DIR)/plugins/modules/
+	@cp $(addprefix $(LIBRARY)/,$(MODULES)) $(COLL_DIR)/binaries/linux_amd64/
+	@$(DOCSTUBS) modules $(COLL_DIR)/plugins/modules
 	@echo "assembled the fleetsafe.instances collection in $(COLL_DIR)/"
 
 # The release collection: linux/amd64 and linux/arm64 builds of every
-# module, the action plugin that picks one per target, docs, README and
-# changelog, packed by ansible-galaxy.
+# module (binaries/linux_<arch>/, outside plugins/), the action plugin that picks
+# one per target, docs, README and changelog, packed by ansible-galaxy.
 collection: venv
-	@rm -rf build/collection-src && mkdir -p $(COLL_SRC)/plugins/modules/linux_arm64
+	@rm -rf build/collection-src && mkdir -p $(COLL_SRC)/binaries/linux_amd64 $(COLL_SRC)/binaries/linux_arm64
 	@cp -r collection/. $(COLL_SRC)/
 	@for m in $(MODULES); do \
-	  CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags='-s -w' -o $(COLL_SRC)/plugins/modules/$$m ./modules/$$m || exit 1; \
-	  CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags='-s -w' -o $(COLL_SRC)/plugins/modules/linux_arm64/$$m ./modules/$$m || exit 1; \
-	  cp modules/$$m/$$m.yml $(COLL_SRC)/plugins/modules/; \
+	  CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags='-s -w' -o $(COLL_SRC)/binaries/linux_amd64/$$m ./modules/$$m || exit 1; \
+	  CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags='-s -w' -o $(COLL_SRC)/binaries/linux_arm64/$$m ./modules/$$m || exit 1; \
 	done
+	@$(DOCSTUBS) modules $(COLL_SRC)/plugins/modules
 	ansible-galaxy collection build $(COLL_SRC) --output-path build --force
 	@ls -la build/fleetsafe-instances-$(VERSION).tar.gz
 
@@ -105,9 +109,10 @@ vet:
 # The model-based tests (internal/model) run after the other packages, on
 # their own: random sequences (a new seed each, printed on failure) within
 # a wall-clock budget of one minute (FLEETSAFE_MODEL_BUDGET); `make soak`
-# runs them longer.
+# runs them longer. The playbooks' tests (./playbooks) run on each
+# supported ansible-core instead (core-SERIES below).
 gotest: venv build pg mariadb promtool
-	FLEETSAFE_REQUIRE_PG=1 FLEETSAFE_REQUIRE_MARIADB=1 FLEETSAFE_REQUIRE_ANSIBLE=1 FLEETSAFE_REQUIRE_PROMTOOL=1 $(GO) test -race -count=1 $$($(GO) list ./... | grep -v '/internal/model$$')
+	FLEETSAFE_REQUIRE_PG=1 FLEETSAFE_REQUIRE_MARIADB=1 FLEETSAFE_REQUIRE_ANSIBLE=1 FLEETSAFE_REQUIRE_PROMTOOL=1 $(GO) test -race -count=1 $$($(GO) list ./... | grep -v '/internal/model$$' | grep -v '/playbooks$$')
 	FLEETSAFE_REQUIRE_PG=1 $(GO) test -race -count=1 ./internal/model
 
 # Module docs as ansible-doc shows them, and a real playbook run.
@@ -124,7 +129,13 @@ lint: venv build
 molecule: venv build pg
 	molecule test --all
 
-test: venv build pg mariadb vet gotest monitoring e2e lint molecule
+# Every scenario but default, which `make test` runs on the oldest and the
+# newest ansible-core (core-SERIES below).
+MOLECULE_OTHERS := $(filter-out default,$(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
+molecule-others: venv build pg
+	@for s in $(MOLECULE_OTHERS); do molecule test -s $$s || exit 1; done
+
+test: venv build pg mariadb vet gotest monitoring e2e lint molecule-others core-2.16 core-2.21 certify
 	@echo "make test: all passed"
 
 demo: venv build pg mariadb
@@ -137,3 +148,35 @@ bench: build pg
 
 clean:
 	rm -rf build
+
+# ---- Supported ansible-core versions and certification (issue 10) ----
+#
+# core-SERIES: the playbooks (their Go tests) and the default molecule
+# scenario on one ansible-core series, in a virtualenv of its own made by
+# scripts/ansible-venv.sh (.cache/ansible-SERIES; made once, kept while its
+# pins hold). `make test` runs the oldest supported series (2.16, the
+# collection's requires_ansible) and the newest (2.21); the project venv's
+# 2.19 runs everything else. `make test-matrix` runs all four.
+CORE_SERIES := 2.16 2.19 2.20 2.21
+core-%: build pg
+	@v=$$(bash scripts/ansible-venv.sh $*) && echo "== ansible-core $*: $$($$v/bin/ansible --version | head -1)" && \
+	FLEETSAFE_ANSIBLE_VENV=$$v FLEETSAFE_REQUIRE_PG=1 FLEETSAFE_REQUIRE_ANSIBLE=1 $(GO) test -count=1 -timeout 30m ./playbooks && \
+	PATH=$$v/bin:$$PATH molecule test -s default
+
+test-matrix: $(addprefix core-,$(CORE_SERIES))
+	@echo "make test-matrix: the playbooks and the default molecule scenario pass on ansible-core $(CORE_SERIES)"
+
+# What Galaxy and Automation Hub check before they publish: `ansible-test
+# sanity` (2.21) and galaxy-importer on the release tarball, the
+# changelog's fragments, the execution environment's definition, and a
+# tidy go.mod.
+certify: venv collection
+	$(GO) mod tidy -diff
+	cd collection && ../$(VENV)/bin/antsibull-changelog lint
+	bash scripts/sanity.sh build/fleetsafe-instances-$(VERSION).tar.gz
+	bash scripts/importer-check.sh build/fleetsafe-instances-$(VERSION).tar.gz
+	@rm -rf build/ee && ansible-builder create -f execution-environment.yml -c build/ee >/dev/null
+	@grep -q 'ANSIBLE_INSTALL_REFS="ansible-core==2.21' build/ee/Dockerfile || { echo "certify: ansible-builder create made no build context for ansible-core 2.21"; exit 1; }
+	@cmp -s collections/requirements.yml build/ee/_build/requirements.yml || { echo "certify: the execution environment does not install collections/requirements.yml"; exit 1; }
+	@echo "certify: ansible-builder create accepts execution-environment.yml"
+

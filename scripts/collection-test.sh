@@ -21,6 +21,17 @@ for m in backup_verify instance_info instance_purge instance_restore instance_so
 done
 echo "collection-test: ansible-doc works for the five modules after install"
 
+# The listing names exactly the five modules and says nothing else (no
+# warning: no binary is read as a module file, nothing else looks like a
+# module), and the metadata dump of the collection succeeds.
+list=$(ansible-doc -l fleetsafe.instances 2>&1) || fail "ansible-doc -l: $list"
+names=$(awk '{print $1}' <<<"$list" | sort | tr '\n' ' ')
+[[ $names == "fleetsafe.instances.backup_verify fleetsafe.instances.instance_info fleetsafe.instances.instance_purge fleetsafe.instances.instance_restore fleetsafe.instances.instance_soft_delete " ]] \
+  || fail "ansible-doc -l lists something else than the five modules, or warns: $list"
+ansible-doc --metadata-dump fleetsafe.instances >"$work/dump.json" 2>"$work/dump.err" || fail "ansible-doc --metadata-dump exits non-zero: $(cat "$work/dump.err")"
+[[ ! -s $work/dump.err ]] || fail "ansible-doc --metadata-dump warns: $(cat "$work/dump.err")"
+echo "collection-test: ansible-doc -l lists the five modules without a warning; --metadata-dump exits 0"
+
 out=$(ansible localhost -m fleetsafe.instances.instance_info -a "layout_file=$here/examples/layouts/nextcloud.yml name=acme" -e ansible_python_interpreter=auto_silent 2>&1) \
   || fail "instance_info by FQCN: $out"
 grep -q '"found": false' <<<"$out" || fail "instance_info by FQCN gave: $out"
@@ -35,5 +46,5 @@ echo "collection-test: an unsupported platform is refused with a clear error"
 
 fake_uname "Linux aarch64"
 out=$(PATH=$work/fake:$PATH ansible localhost -vvv -m fleetsafe.instances.instance_info -a "layout_file=/x.yml" 2>&1) && fail "arm64 binary ran on amd64?: $out"
-grep -q "plugins/modules/linux_arm64/instance_info" <<<"$out" || fail "arm64 build not chosen: $out"
+grep -q "binaries/linux_arm64/instance_info" <<<"$out" || fail "arm64 build not chosen: $out"
 echo "collection-test: a linux/arm64 target gets the linux/arm64 build"

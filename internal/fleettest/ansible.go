@@ -16,11 +16,20 @@ func RepoRoot() string {
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
 
-// AnsiblePlaybook returns the ansible-playbook of the project virtualenv,
-// or of PATH. Without one the test is skipped, or fails when
-// FLEETSAFE_REQUIRE_ANSIBLE=1 (as `make test` sets).
+// AnsiblePlaybook returns the ansible-playbook of FLEETSAFE_ANSIBLE_VENV
+// when set (a virtualenv of another ansible-core, as `make test-matrix`
+// makes), else of the project virtualenv, or of PATH. Without one the test
+// is skipped, or fails when FLEETSAFE_REQUIRE_ANSIBLE=1 (as `make test`
+// sets).
 func AnsiblePlaybook(tb testing.TB) string {
 	tb.Helper()
+	if v := os.Getenv("FLEETSAFE_ANSIBLE_VENV"); v != "" {
+		p := filepath.Join(v, "bin", "ansible-playbook")
+		if _, err := os.Stat(p); err != nil {
+			tb.Fatalf("FLEETSAFE_ANSIBLE_VENV=%s: %v", v, err)
+		}
+		return p
+	}
 	venv := filepath.Join(RepoRoot(), ".venv", "bin", "ansible-playbook")
 	if _, err := os.Stat(venv); err == nil {
 		return venv
@@ -33,6 +42,16 @@ func AnsiblePlaybook(tb testing.TB) string {
 	}
 	tb.Skip("ansible-playbook not found; run `make venv`")
 	return ""
+}
+
+// python returns a Python that has PyYAML: the project virtualenv's, else
+// python3 of PATH.
+func python() string {
+	venv := filepath.Join(RepoRoot(), ".venv", "bin", "python")
+	if _, err := os.Stat(venv); err == nil {
+		return venv
+	}
+	return "python3"
 }
 
 // BuildModules compiles the named modules (all of them when none is given)
@@ -72,20 +91,24 @@ func BuildModules(tb testing.TB, names ...string) string {
 	if err := os.CopyFS(coll, os.DirFS(filepath.Join(root, "collection"))); err != nil {
 		tb.Fatal(err)
 	}
-	mods := filepath.Join(coll, "plugins", "modules")
-	if err := os.MkdirAll(mods, 0o755); err != nil {
+	// As `make build` lays it out: the binaries in binaries/linux_amd64/, each
+	// module's documentation in plugins/modules/<name>.py.
+	bin := filepath.Join(coll, "binaries", "linux_amd64")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
 		tb.Fatal(err)
 	}
 	for _, n := range names {
-		for _, f := range []string{n, n + ".yml"} {
-			data, err := os.ReadFile(filepath.Join(lib, f))
-			if err != nil {
-				tb.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(mods, f), data, 0o755); err != nil {
-				tb.Fatal(err)
-			}
+		data, err := os.ReadFile(filepath.Join(lib, n))
+		if err != nil {
+			tb.Fatal(err)
 		}
+		if err := os.WriteFile(filepath.Join(bin, n), data, 0o755); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	cmd := exec.Command(python(), filepath.Join(root, "scripts", "docstubs.py"), filepath.Join(root, "modules"), filepath.Join(coll, "plugins", "modules"))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		tb.Fatalf("module doc stubs: %v\n%s", err, out)
 	}
 	return lib
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/fleetsafe/fleetsafe/internal/modutil"
 	"github.com/fleetsafe/fleetsafe/pkg/ansible"
@@ -52,11 +53,11 @@ func run(ctx context.Context, req *ansible.Request) (*ansible.Result, error) {
 		res.Msg = fmt.Sprintf("nothing due; kept %d item(s)", len(out.Kept))
 	}
 	if req.DiffMode && len(out.Purged) > 0 {
-		var before []string
+		var before strings.Builder
 		for _, x := range out.Purged {
-			before = append(before, x.Path)
+			before.WriteString(x.Path + "\n")
 		}
-		res.Diff = &ansible.Diff{Before: before, After: []string{}, BeforeHeader: "kept", AfterHeader: "purged"}
+		res.Diff = &ansible.Diff{Before: before.String(), After: "", BeforeHeader: "kept", AfterHeader: "purged"}
 	}
 	return res, nil
 }

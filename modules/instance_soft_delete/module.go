@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"strings"
 
 	"github.com/fleetsafe/fleetsafe/internal/modutil"
 	"github.com/fleetsafe/fleetsafe/pkg/ansible"
@@ -62,13 +64,12 @@ func run(ctx context.Context, req *ansible.Request) (*ansible.Result, error) {
 		return res, err
 	}
 	if req.DiffMode && r.Changed {
-		before := map[string]any{}
-		after := map[string]any{}
+		var before, after strings.Builder
 		for _, q := range r.Quarantined {
-			before[q.Component] = q.From
-			after[q.Component] = q.To
+			fmt.Fprintf(&before, "%s: %s\n", q.Component, q.From)
+			fmt.Fprintf(&after, "%s: %s\n", q.Component, q.To)
 		}
-		res.Diff = &ansible.Diff{Before: before, After: after, BeforeHeader: "in place", AfterHeader: "quarantined"}
+		res.Diff = &ansible.Diff{Before: before.String(), After: after.String(), BeforeHeader: "in place", AfterHeader: "quarantined"}
 	}
 	return res, nil
 }

@@ -23,10 +23,12 @@ type Request struct {
 	Internal map[string]any
 }
 
-// Diff is a before/after pair shown by `ansible-playbook --diff`.
+// Diff is a before/after pair shown by `ansible-playbook --diff`. Both
+// sides are text, one item a line: Ansible's diff callback fails on a list,
+// and renders any other structure its own way.
 type Diff struct {
-	Before       any    `json:"before"`
-	After        any    `json:"after"`
+	Before       string `json:"before"`
+	After        string `json:"after"`
 	BeforeHeader string `json:"before_header,omitempty"`
 	AfterHeader  string `json:"after_header,omitempty"`
 }

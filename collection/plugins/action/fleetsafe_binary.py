@@ -6,8 +6,13 @@
 fleetsafe modules are Go programs. Binary modules are copied to the target
 as they are, so the collection carries one build per platform:
 
-  plugins/modules/<module>              linux/amd64 (documented here)
-  plugins/modules/linux_arm64/<module>  linux/arm64
+  binaries/linux_amd64/<module>    linux/amd64
+  binaries/linux_arm64/<module>    linux/arm64
+  plugins/modules/<module>.py  the module's documentation only
+
+The binaries stay out of plugins/modules/: every file there is read as
+text by ansible-doc, ansible-test and galaxy-importer, and a subdirectory
+there would be listed as modules of its own.
 
 Every module of the collection is routed to this one action plugin by
 meta/runtime.yml. It finds the target's platform (from gathered facts, or
@@ -22,7 +27,16 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 _ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
-_MODULES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "modules")
+_BIN_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "binaries")
+
+
+def _binary(arch, leaf):
+    """The path of the collection's linux/<arch> build of module leaf."""
+    path = os.path.join(_BIN_DIR, "linux_%s" % arch, leaf)
+    if not os.path.isfile(path):
+        raise AnsibleActionFail(
+            "fleetsafe: this build of the collection has no linux/%s binary of %s (%s); build it with `make collection`" % (arch, leaf, path))
+    return path
 
 
 class ActionModule(ActionBase):
@@ -57,10 +71,9 @@ class ActionModule(ActionBase):
         action = self._task.action
         leaf = action.split(".")[-1]
         arch = self._platform(task_vars)
-        module = "fleetsafe.instances.%s" % leaf
-        if arch != "amd64":
-            if not os.path.exists(os.path.join(_MODULES_DIR, "linux_%s" % arch, leaf)):
-                raise AnsibleActionFail("fleetsafe: this build of the collection has no linux/%s binary of %s; build it with `make collection`" % (arch, leaf))
-            module = "fleetsafe.instances.linux_%s.%s" % (arch, leaf)
-        result.update(self._execute_module(module_name=module, module_args=self._task.args, task_vars=task_vars))
+        # The binary is found by the module loader as a legacy module of the
+        # directory of its platform, searched first by this worker alone.
+        path = _binary(arch, leaf)
+        self._shared_loader_obj.module_loader.add_directory(os.path.dirname(path))
+        result.update(self._execute_module(module_name="ansible.legacy.%s" % leaf, module_args=self._task.args, task_vars=task_vars))
         return result
