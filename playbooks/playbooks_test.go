@@ -90,7 +90,7 @@ func TestDeleteInstance_OneOfTheFleetThenRestore(t *testing.T) {
 	defer syscall.Umask(syscall.Umask(0o022))
 	require.NoError(t, os.Mkdir(filepath.Join(fetch, "web-a"), 0o755))
 	run := f.run(t, "playbooks/delete_instance.yml", map[string]any{"instance_name": "acme", "reason": "left",
-		"fleetsafe_fetch_dir": fetch, "awx_user_name": "alice", "awx_job_id": 1234})
+		"fleetsafe_fetch_archive": true, "fleetsafe_fetch_dir": fetch, "awx_user_name": "alice", "awx_job_id": 1234})
 	require.NoError(t, run.Err, run.Output)
 
 	_, err := f.hosts["web-a"].Layout.Resolve(context.Background(), "acme", f.hosts["web-a"].Options())
@@ -141,27 +141,31 @@ func digest(t *testing.T, p string) string {
 	return fmt.Sprintf("%x", sha256.Sum256(data))
 }
 
-// A relative fleetsafe_fetch_dir is read from the playbook's directory by
-// fetch and by the tasks that make the copies private alike: both land in
-// the same place, private, and a fetch_dir the playbook creates is private
-// too. (The playbook runs from a copy in a temporary directory, so that
-// the test writes nothing into the repository.)
-func TestDeleteInstance_RelativeFetchDirIsPrivate(t *testing.T) {
+// The controller copy must outlive the job: a relative fleetsafe_fetch_dir
+// (read from the playbook's directory), one inside the project directory
+// (under AWX a copy made for the job and deleted with it) or none at all
+// is refused before anything changes, and the refusal says why.
+func TestDeleteInstance_FetchDirInsideTheProjectIsRefused(t *testing.T) {
 	f := newFleet(t)
-	dir := t.TempDir()
-	src, err := os.ReadFile(filepath.Join(fleettest.RepoRoot(), "playbooks", "delete_instance.yml"))
-	require.NoError(t, err)
-	playbook := filepath.Join(dir, "delete_instance.yml")
-	require.NoError(t, os.WriteFile(playbook, src, 0o644))
-	run := f.run(t, playbook, map[string]any{"instance_name": "acme", "reason": "left", "fleetsafe_fetch_dir": "fetched"})
-	require.NoError(t, run.Err, run.Output)
-	fetch := filepath.Join(dir, "fetched")
-	fetched, _ := filepath.Glob(filepath.Join(fetch, "web-a", "acme", "*.tar.zst*"))
-	require.Len(t, fetched, 2, run.Output)
-	assertPrivateCopies(t, fetch, "web-a", "acme", fetched, f.archives)
-	st, err := os.Stat(fetch)
-	require.NoError(t, err)
-	assert.Equal(t, fs.ModeDir|0o700, st.Mode(), "a fetch_dir the playbook creates is private too")
+	before := f.snapshot(t)
+	for name, dir := range map[string]any{
+		"relative":       "fetched",
+		"in the project": filepath.Join(fleettest.RepoRoot(), "fleetsafe-archives"),
+		"the project":    fleettest.RepoRoot() + "/playbooks/..",
+		"not given":      "",
+	} {
+		t.Run(name, func(t *testing.T) {
+			run := f.run(t, "playbooks/delete_instance.yml", map[string]any{"instance_name": "acme", "reason": "left",
+				"fleetsafe_fetch_archive": true, "fleetsafe_fetch_dir": dir})
+			require.Error(t, run.Err, run.Output)
+			assert.Contains(t, run.Output, "must be an absolute directory on the controller outside the project directory")
+			assert.Contains(t, run.Output, "deleted with it, so an archive copied there vanishes when the job ends")
+			assert.NotContains(t, run.Output, "Archive, verify, tombstone and quarantine ***", "nothing was deleted")
+		})
+	}
+	assert.Equal(t, before, f.snapshot(t), "nothing was deleted")
+	_, err := os.Stat(filepath.Join(fleettest.RepoRoot(), "fleetsafe-archives"))
+	assert.ErrorIs(t, err, fs.ErrNotExist)
 }
 
 // An inventory host that cannot be reached makes the count of matches
