@@ -248,3 +248,27 @@ func TestRestoreInstance_UnreachableHostStopsTheSearch(t *testing.T) {
 	assert.NotContains(t, run.Output, "Bring the instance back", "the restore play never started")
 	assert.Equal(t, before, f.snapshot(t), "nothing was touched")
 }
+
+// The targets need no Python: delete_instance.yml and restore_instance.yml
+// run only fleetsafe modules (binaries) on them. Every inventory host's
+// Python is a path that does not exist, so any Python module sent to a
+// target fails the job.
+func TestPlaybooks_NoPythonOnTargets(t *testing.T) {
+	f := newFleet(t)
+	before := f.snapshot(t)
+	inv, err := os.ReadFile(f.inv)
+	require.NoError(t, err)
+	noPython := strings.ReplaceAll(string(inv), `"{{ ansible_playbook_python }}"`, "/nonexistent/python3")
+	require.NotEqual(t, string(inv), noPython)
+	path := filepath.Join(t.TempDir(), "inventory.yml")
+	require.NoError(t, os.WriteFile(path, []byte(noPython), 0o644))
+
+	run := fleettest.RunPlaybookArgs(t, f.lib, []string{"-i", path, "playbooks/delete_instance.yml"},
+		map[string]any{"instance_name": "acme", "reason": "left"})
+	require.NoError(t, run.Err, run.Output)
+	assert.NotEqual(t, before, f.snapshot(t))
+	run = fleettest.RunPlaybookArgs(t, f.lib, []string{"-i", path, "playbooks/restore_instance.yml"},
+		map[string]any{"instance_name": "acme"})
+	require.NoError(t, run.Err, run.Output)
+	assert.Equal(t, before, f.snapshot(t))
+}
