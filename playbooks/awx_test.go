@@ -90,7 +90,8 @@ func (f *fleet) runAWX(t *testing.T, inv, playbook string, extravars map[string]
 		args = append(args, "--limit", limit)
 	}
 	if check {
-		args = append(args, "--cmdline", "--check")
+		// AWX gives the job's command line options to ansible-runner.
+		require.NoError(t, os.WriteFile(filepath.Join(pdd, "env", "cmdline"), []byte("--check"), 0o600))
 	}
 	cmd := exec.Command(runner, args...)
 	cmd.Env = append(os.Environ(), "PATH="+filepath.Join(fleettest.RepoRoot(), ".venv", "bin")+":"+os.Getenv("PATH"))
@@ -207,4 +208,72 @@ func TestAWX_ScheduledJobIsNeverUnknown(t *testing.T) {
 	assert.Equal(t, map[string]any{"awx_job_id": "902", "awx_job_template_name": "fleetsafe - delete one instance",
 		"awx_workflow_job_id": "901", "awx_workflow_job_name": "Delete instance", "awx_schedule_name": "weekly",
 		"awx_inventory_name": "tracim-fleet", "awx_job_launch_type": "workflow", "inventory_host": "web-b"}, ts["launch"])
+}
+
+// The "Delete instance" workflow without AWX: the plan job (check mode)
+// changes nothing and publishes the plan, what it would archive and
+// where, and the fleet fingerprint; the delete job, bound to an approved
+// fingerprint, refuses without one and deletes with the plan's.
+func TestAWX_DeleteWorkflow_PlanApproveDelete(t *testing.T) {
+	f := newFleet(t)
+	before := f.snapshot(t)
+	wf := awxLaunch(31, "workflow", alice, map[string]any{"workflow_job_id": 30, "workflow_job_name": "Delete instance"})
+	ask := map[string]any{"instance_name": "acme", "reason": "contract ended"}
+	plan := f.runAWX(t, f.inv, "playbooks/delete_instance.yml", merge(wf, ask), "", true)
+	require.NoError(t, plan.Err, plan.Output)
+	assert.Equal(t, before, f.snapshot(t), "the plan changed nothing")
+	left, _ := filepath.Glob(filepath.Join(f.archives, "*", "*"))
+	assert.Empty(t, left, "the plan wrote no archive, tombstone or lock")
+	fp, _ := plan.Artifacts["fleetsafe_approved_fingerprint"].(string)
+	require.Len(t, fp, 64, "artifacts: %v\n%s", plan.Artifacts, plan.Output)
+	summary, _ := plan.Artifacts["fleetsafe_plan_summary"].(string)
+	assert.Contains(t, summary, "acme on web-a: archive config, data, logs")
+	assert.Contains(t, summary, "into "+filepath.Join(f.archives, "web-a")+"/acme/, then quarantine")
+	assert.Contains(t, plan.Artifacts["fleetsafe_plan"], "web-a")
+
+	bound := merge(wf, ask, map[string]any{"fleetsafe_require_approved_fingerprint": true})
+	job := f.runAWX(t, f.inv, "playbooks/delete_instance.yml", bound, "", false)
+	require.Error(t, job.Err, job.Output)
+	assert.Contains(t, job.Output, "this job deletes only an approved plan")
+	assert.Equal(t, before, f.snapshot(t))
+
+	// AWX hands the plan job's artifacts to the next nodes as extra vars.
+	job = f.runAWX(t, f.inv, "playbooks/delete_instance.yml", merge(bound, plan.Artifacts), "", false)
+	require.NoError(t, job.Err, job.Output)
+	assert.Equal(t, before["web-b"], f.snapshot(t)["web-b"])
+	ts := f.tombstone(t, "web-a", "acme")
+	assert.Equal(t, "alice", ts["requested_by"])
+	assert.Equal(t, "Delete instance", ts["launch"].(map[string]any)["awx_workflow_job_name"])
+	assert.Equal(t, "30", ts["launch"].(map[string]any)["awx_workflow_job_id"])
+}
+
+// A fleet that changed between the plan and the delete is refused, and
+// nothing is deleted: a host added to the inventory, or the instance
+// itself changed (a component gone).
+func TestAWX_DeleteWorkflow_ChangedFleetIsRefused(t *testing.T) {
+	f := newFleet(t)
+	wf := awxLaunch(41, "workflow", alice, map[string]any{"workflow_job_id": 40, "workflow_job_name": "Delete instance"})
+	ask := map[string]any{"instance_name": "acme", "reason": "contract ended", "fleetsafe_require_approved_fingerprint": true}
+	plan := f.runAWX(t, f.inv, "playbooks/delete_instance.yml", merge(wf, ask), "", true)
+	require.NoError(t, plan.Err, plan.Output)
+	require.NotEmpty(t, plan.Artifacts["fleetsafe_approved_fingerprint"], plan.Output)
+
+	// A host joined the inventory (without acme: the count is still one).
+	c := fleettest.New(t, false, "initech")
+	grown := fleettest.Inventory(t, f.archives, map[string]*fleettest.Fleet{"web-a": f.hosts["web-a"], "web-b": f.hosts["web-b"], "web-c": c})
+	before := f.snapshot(t)
+	job := f.runAWX(t, grown, "playbooks/delete_instance.yml", merge(wf, ask, plan.Artifacts), "", false)
+	require.Error(t, job.Err, job.Output)
+	assert.Contains(t, job.Output, "the fleet changed since the plan was approved")
+	assert.Contains(t, job.Output, "3 host(s) looked up")
+
+	// The instance changed: its optional logs directory went away.
+	require.NoError(t, os.RemoveAll(f.hosts["web-a"].Path("logs", "acme")))
+	before = f.snapshot(t)
+	job = f.runAWX(t, f.inv, "playbooks/delete_instance.yml", merge(wf, ask, plan.Artifacts), "", false)
+	require.Error(t, job.Err, job.Output)
+	assert.Contains(t, job.Output, "the fleet changed since the plan was approved")
+	assert.Equal(t, before, f.snapshot(t), "nothing was deleted")
+	left, _ := filepath.Glob(filepath.Join(f.archives, "*", "*"))
+	assert.Empty(t, left, "no archive, tombstone or lock was written")
 }

@@ -5,6 +5,7 @@ package playbooks_test
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"net"
@@ -69,6 +70,8 @@ func TestDeleteInstance_Refusals(t *testing.T) {
 		"wrong fingerprint":   {map[string]any{"instance_name": "acme", "reason": "r", "fingerprint": "abc"}, nil, "does not match"},
 		"limit excludes it":   {map[string]any{"instance_name": "acme", "reason": "r"}, []string{"--limit", "web-b"}, "which this job's limit excludes"},
 		"expected 2, finds 1": {map[string]any{"instance_name": "acme", "reason": "r", "expected_count": 2}, nil, "expected 2"},
+		"overriding the count": {map[string]any{"instance_name": "shared", "reason": "r", "fleetsafe_matches": []string{"web-a", "web-b"},
+			"fleetsafe_answers": []any{}}, nil, "fleetsafe_answers, fleetsafe_matches are this playbook's own and must not be given"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -271,4 +274,41 @@ func TestPlaybooks_NoPythonOnTargets(t *testing.T) {
 		map[string]any{"instance_name": "acme"})
 	require.NoError(t, run.Err, run.Output)
 	assert.Equal(t, before, f.snapshot(t))
+}
+
+// A host known to be decommissioned, named in fleetsafe_gone_hosts, is not
+// looked up: the count goes on without it, and the tombstone records it.
+// Restore skips it the same way.
+func TestDeleteInstance_GoneHostsAreSkippedAndRecorded(t *testing.T) {
+	f := newFleet(t)
+	before := f.snapshot(t)
+	path := f.withUnreachableHost(t)
+	run := fleettest.RunPlaybookArgs(t, f.lib, []string{"-i", path, "playbooks/delete_instance.yml"},
+		map[string]any{"instance_name": "acme", "reason": "left", "fleetsafe_gone_hosts": []string{"web-ghost"}})
+	require.NoError(t, run.Err, run.Output)
+	tomb, _ := filepath.Glob(filepath.Join(f.archives, "web-a", "acme", "*.tombstone.json"))
+	require.Len(t, tomb, 1)
+	data, err := os.ReadFile(tomb[0])
+	require.NoError(t, err)
+	var ts struct {
+		Launch struct {
+			GoneHosts     []string `json:"gone_hosts"`
+			InventoryHost string   `json:"inventory_host"`
+		} `json:"launch"`
+		RequestedBy string `json:"requested_by"`
+	}
+	require.NoError(t, json.Unmarshal(data, &ts))
+	assert.Equal(t, []string{"web-ghost"}, ts.Launch.GoneHosts)
+	assert.Equal(t, "web-a", ts.Launch.InventoryHost)
+	assert.NotEqual(t, "unknown", ts.RequestedBy)
+
+	run = fleettest.RunPlaybookArgs(t, f.lib, []string{"-i", path, "playbooks/restore_instance.yml"},
+		map[string]any{"instance_name": "acme", "fleetsafe_gone_hosts": []string{"web-ghost"}})
+	require.NoError(t, run.Err, run.Output)
+	assert.Equal(t, before, f.snapshot(t))
+
+	run = fleettest.RunPlaybookArgs(t, f.lib, []string{"-i", path, "playbooks/delete_instance.yml"},
+		map[string]any{"instance_name": "acme", "reason": "left", "fleetsafe_gone_hosts": "web-ghost"})
+	require.Error(t, run.Err, run.Output)
+	assert.Contains(t, run.Output, "fleetsafe_gone_hosts, when given, must be a list of host names")
 }
