@@ -312,3 +312,24 @@ func TestDeleteInstance_GoneHostsAreSkippedAndRecorded(t *testing.T) {
 	require.Error(t, run.Err, run.Output)
 	assert.Contains(t, run.Output, "fleetsafe_gone_hosts, when given, must be a list of host names")
 }
+
+// With a limit of several hosts, the hosts outside it are shared out among
+// the job's hosts and every one of them is looked up: a name on two hosts
+// outside the limit, each looked up by a different job host, is counted
+// twice and refused, and the lookup ran from both job hosts.
+func TestDeleteInstance_HostsOutsideTheLimitAreCounted(t *testing.T) {
+	hosts := map[string]*fleettest.Fleet{
+		"web-a": fleettest.New(t, false, "acme"), "web-b": fleettest.New(t, false, "globex"),
+		"web-c": fleettest.New(t, false, "outer"), "web-d": fleettest.New(t, false, "outer"),
+	}
+	f := &fleet{lib: fleettest.BuildModules(t), archives: t.TempDir(), hosts: hosts}
+	f.inv = fleettest.Inventory(t, f.archives, hosts)
+	before := f.snapshot(t)
+	run := f.run(t, "playbooks/delete_instance.yml", map[string]any{"instance_name": "outer", "reason": "r"}, "--limit", "web-a,web-b", "-v")
+	require.Error(t, run.Err, run.Output)
+	assert.Contains(t, run.Output, "outer matches 2 instance(s) (web-c, web-d) across 4 hosts, expected 1")
+	// One outside host from each job host (the delegated item's line names both).
+	assert.Regexp(t, `ok: \[web-a -> web-[cd]\(127\.0\.0\.1\)\]|ok: \[web-a -> web-[cd]\]`, run.Output)
+	assert.Regexp(t, `ok: \[web-b -> web-[cd]\(127\.0\.0\.1\)\]|ok: \[web-b -> web-[cd]\]`, run.Output)
+	assert.Equal(t, before, f.snapshot(t), "nothing was deleted")
+}
