@@ -142,9 +142,10 @@ demo: venv build pg mariadb
 	bash scripts/demo.sh
 
 # Speed against the tools a user would use instead, as ratios in one run.
-bench: build pg
+bench: venv build pg
 	$(GO) run ./bench/softdelete -module $(LIBRARY)/instance_soft_delete
 	$(GO) run ./bench/verify -module $(LIBRARY)/backup_verify
+	$(GO) run ./bench/plan -hosts 200 -limited=false
 
 clean:
 	rm -rf build

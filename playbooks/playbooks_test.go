@@ -5,6 +5,7 @@ package playbooks_test
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"net"
@@ -69,6 +70,8 @@ func TestDeleteInstance_Refusals(t *testing.T) {
 		"wrong fingerprint":   {map[string]any{"instance_name": "acme", "reason": "r", "fingerprint": "abc"}, nil, "does not match"},
 		"limit excludes it":   {map[string]any{"instance_name": "acme", "reason": "r"}, []string{"--limit", "web-b"}, "which this job's limit excludes"},
 		"expected 2, finds 1": {map[string]any{"instance_name": "acme", "reason": "r", "expected_count": 2}, nil, "expected 2"},
+		"overriding the count": {map[string]any{"instance_name": "shared", "reason": "r", "fleetsafe_matches": []string{"web-a", "web-b"},
+			"fleetsafe_answers": []any{}}, nil, "fleetsafe_answers, fleetsafe_matches are this playbook's own and must not be given"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -90,7 +93,7 @@ func TestDeleteInstance_OneOfTheFleetThenRestore(t *testing.T) {
 	defer syscall.Umask(syscall.Umask(0o022))
 	require.NoError(t, os.Mkdir(filepath.Join(fetch, "web-a"), 0o755))
 	run := f.run(t, "playbooks/delete_instance.yml", map[string]any{"instance_name": "acme", "reason": "left",
-		"fleetsafe_fetch_dir": fetch, "awx_user_name": "alice", "awx_job_id": 1234})
+		"fleetsafe_fetch_archive": true, "fleetsafe_fetch_dir": fetch, "awx_user_name": "alice", "awx_job_id": 1234})
 	require.NoError(t, run.Err, run.Output)
 
 	_, err := f.hosts["web-a"].Layout.Resolve(context.Background(), "acme", f.hosts["web-a"].Options())
@@ -141,27 +144,31 @@ func digest(t *testing.T, p string) string {
 	return fmt.Sprintf("%x", sha256.Sum256(data))
 }
 
-// A relative fleetsafe_fetch_dir is read from the playbook's directory by
-// fetch and by the tasks that make the copies private alike: both land in
-// the same place, private, and a fetch_dir the playbook creates is private
-// too. (The playbook runs from a copy in a temporary directory, so that
-// the test writes nothing into the repository.)
-func TestDeleteInstance_RelativeFetchDirIsPrivate(t *testing.T) {
+// The controller copy must outlive the job: a relative fleetsafe_fetch_dir
+// (read from the playbook's directory), one inside the project directory
+// (under AWX a copy made for the job and deleted with it) or none at all
+// is refused before anything changes, and the refusal says why.
+func TestDeleteInstance_FetchDirInsideTheProjectIsRefused(t *testing.T) {
 	f := newFleet(t)
-	dir := t.TempDir()
-	src, err := os.ReadFile(filepath.Join(fleettest.RepoRoot(), "playbooks", "delete_instance.yml"))
-	require.NoError(t, err)
-	playbook := filepath.Join(dir, "delete_instance.yml")
-	require.NoError(t, os.WriteFile(playbook, src, 0o644))
-	run := f.run(t, playbook, map[string]any{"instance_name": "acme", "reason": "left", "fleetsafe_fetch_dir": "fetched"})
-	require.NoError(t, run.Err, run.Output)
-	fetch := filepath.Join(dir, "fetched")
-	fetched, _ := filepath.Glob(filepath.Join(fetch, "web-a", "acme", "*.tar.zst*"))
-	require.Len(t, fetched, 2, run.Output)
-	assertPrivateCopies(t, fetch, "web-a", "acme", fetched, f.archives)
-	st, err := os.Stat(fetch)
-	require.NoError(t, err)
-	assert.Equal(t, fs.ModeDir|0o700, st.Mode(), "a fetch_dir the playbook creates is private too")
+	before := f.snapshot(t)
+	for name, dir := range map[string]any{
+		"relative":       "fetched",
+		"in the project": filepath.Join(fleettest.RepoRoot(), "fleetsafe-archives"),
+		"the project":    fleettest.RepoRoot() + "/playbooks/..",
+		"not given":      "",
+	} {
+		t.Run(name, func(t *testing.T) {
+			run := f.run(t, "playbooks/delete_instance.yml", map[string]any{"instance_name": "acme", "reason": "left",
+				"fleetsafe_fetch_archive": true, "fleetsafe_fetch_dir": dir})
+			require.Error(t, run.Err, run.Output)
+			assert.Contains(t, run.Output, "must be an absolute directory on the controller outside the project directory")
+			assert.Contains(t, run.Output, "deleted with it, so an archive copied there vanishes when the job ends")
+			assert.NotContains(t, run.Output, "Archive, verify, tombstone and quarantine ***", "nothing was deleted")
+		})
+	}
+	assert.Equal(t, before, f.snapshot(t), "nothing was deleted")
+	_, err := os.Stat(filepath.Join(fleettest.RepoRoot(), "fleetsafe-archives"))
+	assert.ErrorIs(t, err, fs.ErrNotExist)
 }
 
 // An inventory host that cannot be reached makes the count of matches
@@ -243,4 +250,86 @@ func TestRestoreInstance_UnreachableHostStopsTheSearch(t *testing.T) {
 	assert.Contains(t, run.Output, "the search for acme's archives is incomplete: 1 of 3 inventory host(s) could not be searched (web-ghost: unreachable)", run.Output)
 	assert.NotContains(t, run.Output, "Bring the instance back", "the restore play never started")
 	assert.Equal(t, before, f.snapshot(t), "nothing was touched")
+}
+
+// The targets need no Python: delete_instance.yml and restore_instance.yml
+// run only fleetsafe modules (binaries) on them. Every inventory host's
+// Python is a path that does not exist, so any Python module sent to a
+// target fails the job.
+func TestPlaybooks_NoPythonOnTargets(t *testing.T) {
+	f := newFleet(t)
+	before := f.snapshot(t)
+	inv, err := os.ReadFile(f.inv)
+	require.NoError(t, err)
+	noPython := strings.ReplaceAll(string(inv), `"{{ ansible_playbook_python }}"`, "/nonexistent/python3")
+	require.NotEqual(t, string(inv), noPython)
+	path := filepath.Join(t.TempDir(), "inventory.yml")
+	require.NoError(t, os.WriteFile(path, []byte(noPython), 0o644))
+
+	run := fleettest.RunPlaybookArgs(t, f.lib, []string{"-i", path, "playbooks/delete_instance.yml"},
+		map[string]any{"instance_name": "acme", "reason": "left"})
+	require.NoError(t, run.Err, run.Output)
+	assert.NotEqual(t, before, f.snapshot(t))
+	run = fleettest.RunPlaybookArgs(t, f.lib, []string{"-i", path, "playbooks/restore_instance.yml"},
+		map[string]any{"instance_name": "acme"})
+	require.NoError(t, run.Err, run.Output)
+	assert.Equal(t, before, f.snapshot(t))
+}
+
+// A host known to be decommissioned, named in fleetsafe_gone_hosts, is not
+// looked up: the count goes on without it, and the tombstone records it.
+// Restore skips it the same way.
+func TestDeleteInstance_GoneHostsAreSkippedAndRecorded(t *testing.T) {
+	f := newFleet(t)
+	before := f.snapshot(t)
+	path := f.withUnreachableHost(t)
+	run := fleettest.RunPlaybookArgs(t, f.lib, []string{"-i", path, "playbooks/delete_instance.yml"},
+		map[string]any{"instance_name": "acme", "reason": "left", "fleetsafe_gone_hosts": []string{"web-ghost"}})
+	require.NoError(t, run.Err, run.Output)
+	tomb, _ := filepath.Glob(filepath.Join(f.archives, "web-a", "acme", "*.tombstone.json"))
+	require.Len(t, tomb, 1)
+	data, err := os.ReadFile(tomb[0])
+	require.NoError(t, err)
+	var ts struct {
+		Launch struct {
+			GoneHosts     []string `json:"gone_hosts"`
+			InventoryHost string   `json:"inventory_host"`
+		} `json:"launch"`
+		RequestedBy string `json:"requested_by"`
+	}
+	require.NoError(t, json.Unmarshal(data, &ts))
+	assert.Equal(t, []string{"web-ghost"}, ts.Launch.GoneHosts)
+	assert.Equal(t, "web-a", ts.Launch.InventoryHost)
+	assert.NotEqual(t, "unknown", ts.RequestedBy)
+
+	run = fleettest.RunPlaybookArgs(t, f.lib, []string{"-i", path, "playbooks/restore_instance.yml"},
+		map[string]any{"instance_name": "acme", "fleetsafe_gone_hosts": []string{"web-ghost"}})
+	require.NoError(t, run.Err, run.Output)
+	assert.Equal(t, before, f.snapshot(t))
+
+	run = fleettest.RunPlaybookArgs(t, f.lib, []string{"-i", path, "playbooks/delete_instance.yml"},
+		map[string]any{"instance_name": "acme", "reason": "left", "fleetsafe_gone_hosts": "web-ghost"})
+	require.Error(t, run.Err, run.Output)
+	assert.Contains(t, run.Output, "fleetsafe_gone_hosts, when given, must be a list of host names")
+}
+
+// With a limit of several hosts, the hosts outside it are shared out among
+// the job's hosts and every one of them is looked up: a name on two hosts
+// outside the limit, each looked up by a different job host, is counted
+// twice and refused, and the lookup ran from both job hosts.
+func TestDeleteInstance_HostsOutsideTheLimitAreCounted(t *testing.T) {
+	hosts := map[string]*fleettest.Fleet{
+		"web-a": fleettest.New(t, false, "acme"), "web-b": fleettest.New(t, false, "globex"),
+		"web-c": fleettest.New(t, false, "outer"), "web-d": fleettest.New(t, false, "outer"),
+	}
+	f := &fleet{lib: fleettest.BuildModules(t), archives: t.TempDir(), hosts: hosts}
+	f.inv = fleettest.Inventory(t, f.archives, hosts)
+	before := f.snapshot(t)
+	run := f.run(t, "playbooks/delete_instance.yml", map[string]any{"instance_name": "outer", "reason": "r"}, "--limit", "web-a,web-b", "-v")
+	require.Error(t, run.Err, run.Output)
+	assert.Contains(t, run.Output, "outer matches 2 instance(s) (web-c, web-d) across 4 hosts, expected 1")
+	// One outside host from each job host (the delegated item's line names both).
+	assert.Regexp(t, `ok: \[web-a -> web-[cd]\(127\.0\.0\.1\)\]|ok: \[web-a -> web-[cd]\]`, run.Output)
+	assert.Regexp(t, `ok: \[web-b -> web-[cd]\(127\.0\.0\.1\)\]|ok: \[web-b -> web-[cd]\]`, run.Output)
+	assert.Equal(t, before, f.snapshot(t), "nothing was deleted")
 }

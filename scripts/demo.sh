@@ -75,7 +75,7 @@ note "6 dangerous requests refused; all 16 instances byte-identical afterwards"
 
 step "5. Delete ONE instance, the job running on EVERY host (the dropped limit)"
 playbook playbooks/delete_instance.yml -e instance_name=$TARGET -e reason="customer left, ticket 4711" \
-  -e fleetsafe_fetch_dir="$ROOT/controller-archives"
+  -e fleetsafe_fetch_archive=true -e fleetsafe_fetch_dir="$ROOT/controller-archives"
 grep -o '"msg": "hooli on [^"]*' "$LOG" | tail -1 | cut -c9- | sed 's/^/   /'
 playbook playbooks/fleet_report.yml -e fleetsafe_report_file="$ROOT/after-delete.json"
 fleet_digests | grep -v "^tracim-01/$TARGET " >"$ROOT/digests-after-delete.txt"

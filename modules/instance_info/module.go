@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/fleetsafe/fleetsafe/internal/modutil"
@@ -37,6 +40,12 @@ func run(ctx context.Context, req *ansible.Request) (*ansible.Result, error) {
 		name := req.Params.String("name")
 		inst, err := layout.Resolve(ctx, name, opts)
 		var nf *instance.NotFoundError
+		if err == nil || errors.As(err, &nf) {
+			// The name passed the layout's checks: it is one path element.
+			if aerr := setArchived(res, req.Params, name); aerr != nil {
+				return res.Set("found", false), aerr
+			}
+		}
 		switch {
 		case errors.As(err, &nf):
 			// The play, not the host, decides how many matches are fine.
@@ -90,6 +99,27 @@ func listQuarantine(req *ansible.Request, app string, res *ansible.Result) error
 	res.Set("quarantined", list).Set("quarantined_count", len(list))
 	if err != nil {
 		return fmt.Errorf("quarantine of %s: %w", dir, err)
+	}
+	return nil
+}
+
+// setArchived sets archived: whether <archive_dir>/<name> is a directory
+// (the soft delete keeps an instance's archives and tombstones there).
+func setArchived(res *ansible.Result, p ansible.Params, name string) error {
+	if !p.Has("archive_dir") {
+		return nil
+	}
+	dir := filepath.Join(p.String("archive_dir"), name)
+	st, err := os.Lstat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		res.Set("archived", false)
+	case err != nil:
+		return fmt.Errorf("look for archives of %s: %w", name, err)
+	case !st.IsDir():
+		return fmt.Errorf("look for archives of %s: %s is not a directory (%s)", name, dir, st.Mode())
+	default:
+		res.Set("archived", true)
 	}
 	return nil
 }

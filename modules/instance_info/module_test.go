@@ -134,3 +134,30 @@ func TestInstanceInfo_PlaybookRefusesGlob(t *testing.T) {
 	require.Error(t, run.Err)
 	assert.Contains(t, run.Output, "glob characters")
 }
+
+// archive_dir says whether the host holds archives of the name, present
+// instance or not; a path there that is not a directory fails, and a name
+// that could leave archive_dir is refused before any path is built.
+func TestInstanceInfo_Archived(t *testing.T) {
+	f := fleettest.New(t, false, "acme")
+	archives := t.TempDir()
+	out := call(t, f, "name", "acme", "archive_dir", archives)
+	require.Equal(t, false, out["failed"], out["msg"])
+	assert.Equal(t, false, out["archived"])
+	assert.Equal(t, true, out["found"])
+
+	require.NoError(t, os.Mkdir(filepath.Join(archives, "gone"), 0o700))
+	out = call(t, f, "name", "gone", "archive_dir", archives)
+	require.Equal(t, false, out["failed"], out["msg"])
+	assert.Equal(t, true, out["archived"])
+	assert.Equal(t, false, out["found"])
+
+	require.NoError(t, os.WriteFile(filepath.Join(archives, "odd"), nil, 0o600))
+	out = call(t, f, "name", "odd", "archive_dir", archives)
+	assert.Equal(t, true, out["failed"])
+	assert.Contains(t, out["msg"], "is not a directory")
+
+	out = call(t, f, "name", "../"+filepath.Base(archives), "archive_dir", archives)
+	assert.Equal(t, true, out["failed"])
+	assert.NotContains(t, out, "archived")
+}

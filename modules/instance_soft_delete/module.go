@@ -19,6 +19,7 @@ var Module = ansible.Module{
 		"reason":         {Type: ansible.TypeStr, Required: true},
 		"requested_by":   {Type: ansible.TypeStr},
 		"job_id":         {Type: ansible.TypeStr},
+		"launch":         {Type: ansible.TypeDict},
 		"fingerprint":    {Type: ansible.TypeStr},
 		"retention_days": {Type: ansible.TypeInt, Default: int64(30)},
 		"stop_service":   {Type: ansible.TypeBool, Default: false},
@@ -33,9 +34,13 @@ func run(ctx context.Context, req *ansible.Request) (*ansible.Result, error) {
 		return nil, err
 	}
 	p := req.Params
+	launch, err := softdelete.ParseLaunch(p.Dict("launch"))
+	if err != nil {
+		return nil, err
+	}
 	r, err := softdelete.Delete(ctx, layout, softdelete.Request{
 		Name: p.String("name"), ArchiveDir: p.String("archive_dir"), Reason: p.String("reason"),
-		RequestedBy: p.String("requested_by"), JobID: p.String("job_id"), Fingerprint: p.String("fingerprint"),
+		RequestedBy: p.String("requested_by"), JobID: p.String("job_id"), Launch: launch, Fingerprint: p.String("fingerprint"),
 		RetentionDays: int(p.Int("retention_days")), StopService: p.Bool("stop_service"), AcceptLosses: p.Strings("accept_losses"),
 		CheckMode: req.CheckMode, Options: modutil.Options(p), AfterStep: stepHook(),
 	})

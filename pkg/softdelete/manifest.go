@@ -131,8 +131,12 @@ type Tombstone struct {
 	Reason        string           `json:"reason"`
 	RequestedBy   string           `json:"requested_by"`
 	JobID         string           `json:"job_id"`
-	DeletedAt     time.Time        `json:"deleted_at"`
-	PurgeAfter    time.Time        `json:"purge_after"`
+	// Launch is who and what launched the job (AWX's variables, the
+	// inventory host, the hosts declared gone); absent from tombstones
+	// written before it existed.
+	Launch     *Launch   `json:"launch,omitempty"`
+	DeletedAt  time.Time `json:"deleted_at"`
+	PurgeAfter time.Time `json:"purge_after"`
 	// RetentionDays is the retention asked for; 0 means purge may remove
 	// the quarantined copy at once.
 	RetentionDays int `json:"retention_days"`

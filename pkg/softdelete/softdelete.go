@@ -26,6 +26,9 @@ type Request struct {
 	Reason      string
 	RequestedBy string
 	JobID       string
+	// Launch, when set, is recorded in the tombstone: who and what
+	// launched the job.
+	Launch *Launch
 	// Fingerprint, when set, must match the instance as found now.
 	Fingerprint string
 	// RetentionDays is how long the quarantined copy is kept before purge
@@ -303,7 +306,7 @@ func Delete(ctx context.Context, l *instance.Layout, req Request) (*Result, erro
 	now := time.Now().UTC()
 	id := newID(now)
 	ts := &Tombstone{ID: id, Instance: inst.Name, App: l.App, Host: inst.Host,
-		ArchivePath: filepath.Join(dir, id+".tar.zst"), Reason: req.Reason, RequestedBy: req.RequestedBy, JobID: req.JobID,
+		ArchivePath: filepath.Join(dir, id+".tar.zst"), Reason: req.Reason, RequestedBy: req.RequestedBy, JobID: req.JobID, Launch: req.Launch,
 		DeletedAt: now, PurgeAfter: now.Add(time.Duration(req.RetentionDays) * 24 * time.Hour), RetentionDays: req.RetentionDays,
 		State: StateArchiving, ToolVersion: Version, Path: filepath.Join(dir, id+".tombstone.json"),
 		Components: plannedMoves(l, inst, id)}
