@@ -245,6 +245,15 @@ func Restore(ctx context.Context, l *instance.Layout, req RestoreRequest) (*Rest
 	}
 	r := &restorer{l: l, req: req, dir: dir, res: res}
 	if !req.CheckMode {
+		unlockHost, err := lockInstance(l, req.Name)
+		if err != nil {
+			var re *RefusedError
+			if errors.As(err, &re) {
+				return nil, &RestoreRefusedError{Name: req.Name, Reason: re.Reason, Advice: re.Advice}
+			}
+			return nil, err
+		}
+		defer unlockHost()
 		unlock, err := lock(dir, req.Name)
 		if err != nil {
 			var re *RefusedError

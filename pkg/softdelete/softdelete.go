@@ -218,6 +218,13 @@ func Delete(ctx context.Context, l *instance.Layout, req Request) (*Result, erro
 	if req.CheckMode {
 		return plan(ctx, l, req, dir)
 	}
+	// The host-wide lock first: another run on this instance with another
+	// archive_dir holds it too.
+	unlockHost, err := lockInstance(l, req.Name)
+	if err != nil {
+		return nil, err
+	}
+	defer unlockHost()
 	created, err := mkdirAllTracked(dir)
 	if err != nil {
 		return nil, fmt.Errorf("create archive directory: %w", err)
