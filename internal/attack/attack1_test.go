@@ -79,7 +79,6 @@ func writeLayout(t *testing.T, file, app, path string) {
 // lock and tombstone into beta's bob/data. Instance bob changed; a later
 // soft delete of bob archives (and a purge destroys) acme's only archive.
 func TestAttack1_ArchiveDirInsideAnotherAppsInstance(t *testing.T) {
-	openHole(t, "archive_dir is checked against the given layout only, not the other layouts of layouts_dir (FINDINGS-1.md break 1)")
 	lib := fleettest.BuildModules(t, "instance_soft_delete")
 	root := t.TempDir()
 	layouts := filepath.Join(root, "layouts")
@@ -108,7 +107,6 @@ func TestAttack1_ArchiveDirInsideAnotherAppsInstance(t *testing.T) {
 // real path inside another instance of the same app (/x/real/bob/data)
 // is accepted, and acme's archive and tombstone land inside bob.
 func TestAttack1_ArchiveDirInsideAnotherInstanceThroughSymlinkedParent(t *testing.T) {
-	openHole(t, "archive_dir is compared with templates as written, not through symlinked parents (FINDINGS-1.md break 2)")
 	lib := fleettest.BuildModules(t, "instance_soft_delete")
 	root := t.TempDir()
 	layouts := filepath.Join(root, "layouts")
