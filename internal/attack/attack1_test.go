@@ -333,7 +333,6 @@ func TestAttack1_PurgeOfAcmeRemovesBobsQuarantineNamedByAForgedTombstone(t *test
 // acme has no backup at all. Either the layouts are refused (like
 // overlapping components) or the file is ambiguous and credited to none.
 func TestAttack1_BackupRulesOfTwoAppsShareAPath(t *testing.T) {
-	openHole(t, "backup rules are not part of the overlap analysis (FINDINGS-1.md break 7)")
 	lib := fleettest.BuildModules(t, "backup_verify")
 	root := t.TempDir()
 	layouts := filepath.Join(root, "layouts")
@@ -370,7 +369,6 @@ func TestAttack1_BackupRulesOfTwoAppsShareAPath(t *testing.T) {
 // to both components: the data backup makes config "ok", though config
 // has no backup. The instance is reported ok with a component unbacked.
 func TestAttack1_OneBackupFileCreditedToTwoComponents(t *testing.T) {
-	openHole(t, "one backup file can be credited to two components (FINDINGS-1.md break 8)")
 	lib := fleettest.BuildModules(t, "backup_verify")
 	root := t.TempDir()
 	layouts := filepath.Join(root, "layouts")
