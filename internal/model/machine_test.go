@@ -780,7 +780,7 @@ func (m *machine) Purge(t *rapid.T) {
 	keep := rapid.IntRange(0, 3).Draw(t, "keep_last")
 	days := rapid.IntRange(0, 70).Draw(t, "days_later")
 	now := time.Now().UTC().Add(time.Duration(days) * 24 * time.Hour)
-	purged, err := softdelete.Purge(m.ctx, softdelete.PurgeRequest{ArchiveDir: m.archives, Name: name, KeepLast: keep, Now: now, PG: m.f.pg})
+	purged, err := softdelete.Purge(m.ctx, softdelete.PurgeRequest{Layouts: []*instance.Layout{m.f.layout}, ArchiveDir: m.archives, Name: name, KeepLast: keep, Now: now, PG: m.f.pg})
 	if keep < 1 && name == "" {
 		var re *softdelete.RefusedError
 		if !errors.As(err, &re) {
