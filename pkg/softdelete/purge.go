@@ -598,7 +598,7 @@ func purgeArchives(req *PurgeRequest, name, dir string, tss []*Tombstone, res *P
 	byApp := map[string][]string{}
 	for _, a := range archives {
 		app := ""
-		if ts := owner[filepath.Base(a)]; ts != nil {
+		if ts := owner[filepath.Base(a)]; ts != nil && ts.App != "" {
 			app = ts.App
 		} else if m, err := readManifestHead(a); err == nil && m.Instance == name {
 			app = m.App
