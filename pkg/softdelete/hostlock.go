@@ -3,7 +3,9 @@ package softdelete
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -45,14 +47,54 @@ func instanceLockKeys(l *instance.Layout, name string) []lockKey {
 	return out
 }
 
+// hostLockDir makes sure the lock directory exists and cannot be used to
+// steal a lock: it is a real directory (never a link), owned by root or by
+// the user running fleetsafe, and, when others may write to it, sticky
+// (like /run/lock itself: nobody removes another user's lock file). It is
+// created world-writable and sticky, so that fleetsafe run by an
+// unprivileged user (become: false) and by root lock the same files.
+func hostLockDir() error {
+	dir := HostLockDir
+	if err := os.Mkdir(dir, 0o755); err == nil {
+		if err := os.Chmod(dir, 0o777|os.ModeSticky); err != nil {
+			return fmt.Errorf("host lock directory %s: %w; nothing was changed", dir, err)
+		}
+	} else if !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("host lock directory %s: %w; nothing was changed", dir, err)
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return fmt.Errorf("host lock directory %s: %w; nothing was changed", dir, err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	switch {
+	case !fi.IsDir():
+		return fmt.Errorf("host lock directory %s is not a directory (%s); remove it and run again; nothing was changed", dir, fi.Mode().Type())
+	case !ok:
+		return fmt.Errorf("host lock directory %s: no owner information; nothing was changed", dir)
+	case st.Uid != 0 && int(st.Uid) != os.Geteuid():
+		return fmt.Errorf("host lock directory %s is owned by uid %d, neither root nor this user: whoever owns it could remove the locks of fleetsafe runs; remove it (it is recreated) and run again; nothing was changed", dir, st.Uid)
+	case int(st.Uid) == os.Geteuid() && (fi.Mode().Perm() != 0o777 || fi.Mode()&os.ModeSticky == 0):
+		// Ours, from an older run or a umask: as it is created.
+		if err := os.Chmod(dir, 0o777|os.ModeSticky); err != nil {
+			return fmt.Errorf("host lock directory %s: %w; nothing was changed", dir, err)
+		}
+	case fi.Mode().Perm()&0o002 != 0 && fi.Mode()&os.ModeSticky == 0:
+		return fmt.Errorf("host lock directory %s is writable by everyone without the sticky bit: anyone could remove the locks of fleetsafe runs; chmod +t it, or remove it (it is recreated), and run again; nothing was changed", dir)
+	}
+	return nil
+}
+
 // lockInstance takes, without waiting, the host-wide lock of every
-// component of name; it refuses when another run holds one: a *RefusedError naming the component, its locator and the
-// lock file. The returned function releases them all. Lock files are never
-// removed (a lock taken on a file that another run just removed is no
-// lock); /run/lock is emptied at boot.
+// component of name; it refuses when another run holds one: a
+// *RefusedError naming the component, its locator and the lock file. The
+// returned function releases them all. Lock files are never removed (a
+// lock taken on a file that another run just removed is no lock); they
+// are readable by all, so that any user can lock them, and /run/lock is
+// emptied at boot.
 func lockInstance(l *instance.Layout, name string) (func(), error) {
-	if err := os.MkdirAll(HostLockDir, 0o700); err != nil {
-		return nil, fmt.Errorf("host lock directory %s: %w; nothing was changed", HostLockDir, err)
+	if err := hostLockDir(); err != nil {
+		return nil, err
 	}
 	var held []*os.File
 	release := func() {
@@ -67,10 +109,15 @@ func lockInstance(l *instance.Layout, name string) (func(), error) {
 		}
 		seen[k.key] = true
 		file := filepath.Join(HostLockDir, k.key+".lock")
-		f, err := os.OpenFile(file, os.O_CREATE|os.O_RDWR|syscall.O_NOFOLLOW, 0o600)
+		f, err := os.OpenFile(file, os.O_CREATE|os.O_RDONLY|syscall.O_NOFOLLOW, 0o644)
 		if err != nil {
 			release()
-			return nil, fmt.Errorf("open host lock %s: %w; nothing was changed", file, err)
+			return nil, fmt.Errorf("open host lock %s (component %s, %s): %w; nothing was changed", file, k.component, k.locator, err)
+		}
+		if fi, err := f.Stat(); err == nil && fi.Mode().Perm() != 0o644 {
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) == os.Geteuid() {
+				_ = f.Chmod(0o644) // whatever the umask: other users lock it too
+			}
 		}
 		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 			f.Close()
@@ -79,9 +126,15 @@ func lockInstance(l *instance.Layout, name string) (func(), error) {
 				Reason: fmt.Sprintf("another fleetsafe run holds the lock of this instance (host lock of component %s, %s: %s), whatever its archive_dir", k.component, k.locator, file),
 				Advice: "wait for the other run (instance_soft_delete, instance_restore or instance_purge of this instance, possibly with another archive_dir) to finish, then run again"}
 		}
-		// For whoever looks: what the lock is of.
-		_ = f.Truncate(0)
-		_, _ = f.WriteAt([]byte(fmt.Sprintf("app %s instance %s component %s %s pid %d\n", l.App, name, k.component, k.locator, os.Getpid())), 0)
+		// A lock on a file no longer in place is no lock.
+		held1, herr := f.Stat()
+		now, nerr := os.Lstat(file)
+		if herr != nil || nerr != nil || !os.SameFile(held1, now) {
+			f.Close()
+			release()
+			return nil, &RefusedError{Name: name, Reason: fmt.Sprintf("the host lock file %s was replaced while it was taken", file),
+				Advice: "run again"}
+		}
 		held = append(held, f)
 	}
 	return release, nil

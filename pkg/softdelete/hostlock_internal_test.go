@@ -69,3 +69,49 @@ func TestHostLock_KeysProperty(t *testing.T) {
 		}
 	})
 }
+
+// The host lock directory is created world-writable and sticky (any user
+// running fleetsafe locks the same files, none removes another's), and a
+// directory that would let someone remove the locks is refused: a link,
+// one owned by another user.
+func TestHostLock_DirectoryCannotBeUsedToStealALock(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to own directories as another user")
+	}
+	saved := HostLockDir
+	t.Cleanup(func() { HostLockDir = saved })
+	root := t.TempDir()
+	l, err := instance.ParseLayout([]byte("app: lk\ncomponents:\n  - name: data\n    type: dir\n    path: "+root+"/srv/{name}\n"), "lk.yml")
+	require.NoError(t, err)
+
+	HostLockDir = filepath.Join(root, "fresh")
+	unlock, err := lockInstance(l, "acme")
+	require.NoError(t, err)
+	unlock()
+	fi, err := os.Stat(HostLockDir)
+	require.NoError(t, err)
+	require.Equal(t, os.ModeDir|os.ModeSticky|0o777, fi.Mode(), "created world-writable and sticky")
+	files, _ := filepath.Glob(filepath.Join(HostLockDir, "*.lock"))
+	require.Len(t, files, 1)
+	lf, err := os.Stat(files[0])
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o644), lf.Mode().Perm(), "any user can open it to lock it")
+
+	HostLockDir = filepath.Join(root, "theirs")
+	require.NoError(t, os.Mkdir(HostLockDir, 0o1777))
+	require.NoError(t, os.Chown(HostLockDir, 65534, 65534))
+	_, err = lockInstance(l, "acme")
+	require.ErrorContains(t, err, "owned by uid 65534")
+
+	HostLockDir = filepath.Join(root, "link")
+	require.NoError(t, os.Symlink(filepath.Join(root, "fresh"), HostLockDir))
+	_, err = lockInstance(l, "acme")
+	require.ErrorContains(t, err, "is not a directory")
+
+	// A lock file replaced by a link is never followed.
+	HostLockDir = filepath.Join(root, "fresh")
+	require.NoError(t, os.Remove(files[0]))
+	require.NoError(t, os.Symlink("/etc/passwd", files[0]))
+	_, err = lockInstance(l, "acme")
+	require.ErrorContains(t, err, "open host lock")
+}
