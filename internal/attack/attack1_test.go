@@ -79,7 +79,6 @@ func writeLayout(t *testing.T, file, app, path string) {
 // lock and tombstone into beta's bob/data. Instance bob changed; a later
 // soft delete of bob archives (and a purge destroys) acme's only archive.
 func TestAttack1_ArchiveDirInsideAnotherAppsInstance(t *testing.T) {
-	openHole(t, "archive_dir is checked against the given layout only, not the other layouts of layouts_dir (FINDINGS-1.md break 1)")
 	lib := fleettest.BuildModules(t, "instance_soft_delete")
 	root := t.TempDir()
 	layouts := filepath.Join(root, "layouts")
@@ -108,7 +107,6 @@ func TestAttack1_ArchiveDirInsideAnotherAppsInstance(t *testing.T) {
 // real path inside another instance of the same app (/x/real/bob/data)
 // is accepted, and acme's archive and tombstone land inside bob.
 func TestAttack1_ArchiveDirInsideAnotherInstanceThroughSymlinkedParent(t *testing.T) {
-	openHole(t, "archive_dir is compared with templates as written, not through symlinked parents (FINDINGS-1.md break 2)")
 	lib := fleettest.BuildModules(t, "instance_soft_delete")
 	root := t.TempDir()
 	layouts := filepath.Join(root, "layouts")
@@ -135,7 +133,6 @@ func TestAttack1_ArchiveDirInsideAnotherInstanceThroughSymlinkedParent(t *testin
 // file, or acme's backup directory being a link to bob's, credits acme
 // with bob's backup: acme is reported "ok" with no backup of its own.
 func TestAttack1_BackupVerifyCreditsASymlinkToAnotherInstancesBackup(t *testing.T) {
-	openHole(t, "backup_verify follows symlinks to another instance's backup (FINDINGS-1.md break 3)")
 	lib := fleettest.BuildModules(t, "backup_verify")
 	for _, how := range []string{"file", "dir"} {
 		t.Run(how, func(t *testing.T) {
@@ -271,7 +268,7 @@ func TestAttack1_PurgeEmptiesAnotherInstanceBindMountedFromIt(t *testing.T) {
 	})
 	if res["failed"] != true {
 		res, text = runBinary(t, filepath.Join(lib, "instance_purge"), map[string]any{
-			"name": "acme", "archive_dir": archives,
+			"name": "acme", "archive_dir": archives, "layouts_dir": layouts,
 		})
 	}
 	got, err := os.ReadFile(root + "/srv/bob/data/f")
@@ -287,7 +284,6 @@ func TestAttack1_PurgeEmptiesAnotherInstanceBindMountedFromIt(t *testing.T) {
 // acme's. Nothing checks that a quarantine path lies in acme's trash
 // (the component's "from" and "to" are bob's paths).
 func TestAttack1_PurgeOfAcmeRemovesBobsQuarantineNamedByAForgedTombstone(t *testing.T) {
-	openHole(t, "purge takes no layout and trusts a tombstone's quarantine paths (FINDINGS-1.md break 6)")
 	lib := fleettest.BuildModules(t, "instance_soft_delete", "instance_purge")
 	root := t.TempDir()
 	layouts := filepath.Join(root, "layouts")
@@ -325,8 +321,13 @@ func TestAttack1_PurgeOfAcmeRemovesBobsQuarantineNamedByAForgedTombstone(t *test
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(archives, "acme", filepath.Base(tomb["path"].(string))), raw, 0o600))
 
-	_, text = runBinary(t, filepath.Join(lib, "instance_purge"), map[string]any{"name": "acme", "archive_dir": archives, "keep_last": 0})
+	// With the host's layouts (as the module reads them by default from
+	// layouts_dir): the forged tombstone names bob's quarantine, not where
+	// the layout puts acme's.
+	res, text = runBinary(t, filepath.Join(lib, "instance_purge"), map[string]any{"name": "acme", "archive_dir": archives, "keep_last": 0, "layouts_dir": layouts})
 	assert.DirExists(t, quarantine, "the purge of acme leaves bob's quarantine alone: %s", text)
+	assert.Equal(t, true, res["failed"], "the forged tombstone is refused, and fails the task: %s", text)
+	assert.Contains(t, text, "that quarantine is not acme's")
 }
 
 // Break 7: the overlap check covers components, not backup rules. Two
@@ -336,7 +337,6 @@ func TestAttack1_PurgeOfAcmeRemovesBobsQuarantineNamedByAForgedTombstone(t *test
 // acme has no backup at all. Either the layouts are refused (like
 // overlapping components) or the file is ambiguous and credited to none.
 func TestAttack1_BackupRulesOfTwoAppsShareAPath(t *testing.T) {
-	openHole(t, "backup rules are not part of the overlap analysis (FINDINGS-1.md break 7)")
 	lib := fleettest.BuildModules(t, "backup_verify")
 	root := t.TempDir()
 	layouts := filepath.Join(root, "layouts")
@@ -373,7 +373,6 @@ func TestAttack1_BackupRulesOfTwoAppsShareAPath(t *testing.T) {
 // to both components: the data backup makes config "ok", though config
 // has no backup. The instance is reported ok with a component unbacked.
 func TestAttack1_OneBackupFileCreditedToTwoComponents(t *testing.T) {
-	openHole(t, "one backup file can be credited to two components (FINDINGS-1.md break 8)")
 	lib := fleettest.BuildModules(t, "backup_verify")
 	root := t.TempDir()
 	layouts := filepath.Join(root, "layouts")
@@ -541,7 +540,6 @@ func TestAttack1_RestoreRemovesAnotherAppsInstanceAsAStagingLeftover(t *testing.
 // quarantine: alpha's acme is gone for good. (Restore of alpha's acme is
 // refused meanwhile: the newest tombstone under acme/ is beta's.)
 func TestAttack1_PurgeKeepLastCountsAnotherAppsArchives(t *testing.T) {
-	openHole(t, "archives are filed by instance name, not by app, so keep_last counts another app's (FINDINGS-1.md break 12)")
 	lib := fleettest.BuildModules(t, "instance_soft_delete", "instance_purge")
 	root := t.TempDir()
 	layouts := filepath.Join(root, "layouts")
@@ -563,8 +561,16 @@ func TestAttack1_PurgeKeepLastCountsAnotherAppsArchives(t *testing.T) {
 			alphaArchive = res["archive"].(map[string]any)["path"].(string)
 		}
 	}
-	_, text := runBinary(t, filepath.Join(lib, "instance_purge"), map[string]any{"name": "acme", "archive_dir": archives, "keep_last": 1})
+	res, text := runBinary(t, filepath.Join(lib, "instance_purge"), map[string]any{"name": "acme", "archive_dir": archives, "keep_last": 1, "layouts_dir": layouts})
 	assert.FileExists(t, alphaArchive, "keep_last 1 keeps the newest archive of alpha's acme; beta's acme is another instance: %s", text)
+	assert.Equal(t, false, res["failed"], "both quarantines are due and each matches its app's layout: %s", text)
+	// Restricted to app alpha (its layout given), beta's deletion is left alone.
+	res, text = runBinary(t, filepath.Join(lib, "instance_purge"), map[string]any{"name": "acme", "archive_dir": archives, "keep_last": 0,
+		"layout_file": filepath.Join(layouts, "alpha.yml"), "layouts_dir": layouts})
+	assert.Equal(t, false, res["failed"], text)
+	for _, k := range res["purged"].([]any) {
+		assert.Equal(t, "alpha", k.(map[string]any)["app"], "a purge of app alpha removes only alpha's: %s", text)
+	}
 }
 
 // openHole skips a test that reproduces a hole not closed yet, unless

@@ -13,6 +13,7 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/fleetsafe/fleetsafe/internal/fleettest"
+	"github.com/fleetsafe/fleetsafe/pkg/instance"
 	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
 )
 
@@ -96,7 +97,7 @@ func TestModel_PartialRestoreLeavesTheRestPurgeable(t *testing.T) {
 				move = mv
 			}
 		}
-		purged, err := softdelete.Purge(ctx, softdelete.PurgeRequest{ArchiveDir: archives, Name: "a", KeepLast: 1, Now: time.Now().Add(48 * time.Hour), PG: f.pg})
+		purged, err := softdelete.Purge(ctx, softdelete.PurgeRequest{Layouts: []*instance.Layout{f.layout}, ArchiveDir: archives, Name: "a", KeepLast: 1, Now: time.Now().Add(48 * time.Hour), PG: f.pg})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -311,7 +312,7 @@ func TestModel_FailedForcedRestoreChangesNothing(t *testing.T) {
 		if _, err := softdelete.Restore(ctx, f.layout, softdelete.RestoreRequest{Name: "a", ArchiveDir: archives, Source: softdelete.SourceArchive, Options: f.options()}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := softdelete.Purge(ctx, softdelete.PurgeRequest{ArchiveDir: archives, Name: "a", KeepLast: 0, Now: time.Now().Add(48 * time.Hour), PG: f.pg}); err != nil {
+		if _, err := softdelete.Purge(ctx, softdelete.PurgeRequest{Layouts: []*instance.Layout{f.layout}, ArchiveDir: archives, Name: "a", KeepLast: 0, Now: time.Now().Add(48 * time.Hour), PG: f.pg}); err != nil {
 			t.Fatal(err)
 		}
 		before := m.observe(t, "a")

@@ -870,7 +870,7 @@ func (m *machine) drawPurge(t *rapid.T) softdelete.PurgeRequest {
 	keep := rapid.IntRange(0, 3).Draw(t, "keep_last")
 	days := rapid.IntRange(0, 70).Draw(t, "days_later")
 	now := time.Now().UTC().Add(time.Duration(days) * 24 * time.Hour)
-	return softdelete.PurgeRequest{ArchiveDir: m.archives, Name: name, KeepLast: keep, Now: now, PG: m.f.pg}
+	return softdelete.PurgeRequest{Layouts: []*instance.Layout{m.f.layout}, ArchiveDir: m.archives, Name: name, KeepLast: keep, Now: now, PG: m.f.pg}
 }
 
 // expectPurge checks a purge's outcome against the model and records it.

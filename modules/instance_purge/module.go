@@ -7,6 +7,7 @@ import (
 
 	"github.com/fleetsafe/fleetsafe/internal/modutil"
 	"github.com/fleetsafe/fleetsafe/pkg/ansible"
+	"github.com/fleetsafe/fleetsafe/pkg/instance"
 	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
 )
 
@@ -17,15 +18,50 @@ var Module = ansible.Module{
 		"archive_dir": {Type: ansible.TypePath, Required: true},
 		"name":        {Type: ansible.TypeStr},
 		"keep_last":   {Type: ansible.TypeInt, Default: int64(1)},
-	}}.Merge(modutil.PGSpec),
+		// The layout is optional here: without one, every layout of
+		// layouts_dir is the host's, and the purge covers every app.
+		"layout":      {Type: ansible.TypeDict},
+		"layout_file": {Type: ansible.TypePath},
+		"layouts_dir": {Type: ansible.TypePath, Default: instance.DefaultLayoutsDir},
+	}, MutuallyExclusive: [][]string{{"layout", "layout_file"}}}.Merge(modutil.PGSpec),
 	Run: run,
+}
+
+// layouts returns the host's layouts and the app the purge is restricted
+// to: the layout given and the others of layouts_dir, that layout's app;
+// or, with no layout given, every layout of layouts_dir (checked together
+// for overlaps) and every app.
+func layouts(p ansible.Params) ([]*instance.Layout, string, error) {
+	if p.String("layout_file") != "" || p.Dict("layout") != nil {
+		l, err := modutil.Layout(p)
+		if err != nil {
+			return nil, "", err
+		}
+		return append([]*instance.Layout{l}, l.Others...), l.App, nil
+	}
+	dir := p.String("layouts_dir")
+	if dir == "" {
+		dir = instance.DefaultLayoutsDir
+	}
+	host, err := instance.LoadLayoutsDir(dir, dir == instance.DefaultLayoutsDir)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := instance.CheckLayouts(host...); err != nil {
+		return nil, "", err
+	}
+	return host, "", nil
 }
 
 func run(ctx context.Context, req *ansible.Request) (*ansible.Result, error) {
 	p := req.Params
+	host, app, err := layouts(p)
+	if err != nil {
+		return nil, err
+	}
 	out, err := softdelete.PurgeReport(ctx, softdelete.PurgeRequest{
 		ArchiveDir: p.String("archive_dir"), Name: p.String("name"), KeepLast: int(p.Int("keep_last")),
-		CheckMode: req.CheckMode, PG: modutil.PG(p),
+		CheckMode: req.CheckMode, PG: modutil.PG(p), Layouts: host, App: app,
 	})
 	if out == nil {
 		out = &softdelete.PurgeResult{Purged: []softdelete.Purged{}, Kept: []softdelete.Kept{}, Refused: []softdelete.Refused{}, AlreadyGone: []softdelete.Purged{}}

@@ -207,6 +207,26 @@ func (e *AmbiguousError) Hint() string {
 		"({name}/...) or put right after {name} a character that names cannot contain, and move or rename the file"
 }
 
+// LinkedError is a backup file reached, below the rule's fixed directory,
+// through a symbolic link (the file itself, or the instance's backup
+// directory): what it leads to is not in this instance's backup location,
+// so it is credited to no instance.
+type LinkedError struct {
+	Path string
+	Link string // which element is a link, and to what
+	Rule string
+}
+
+func (e *LinkedError) Error() string {
+	return fmt.Sprintf("%s, matched by %s, is reached through a symbolic link (%s); a backup is credited only to the instance whose backup location really holds it, so it is credited to none",
+		e.Path, e.Rule, e.Link)
+}
+
+// Hint tells the operator what to do.
+func (e *LinkedError) Hint() string {
+	return "store each instance's backups in its own location: replace the link by a real directory or file (a copy of this instance's own backup), or remove it"
+}
+
 // UnreadableError is a directory (or file) that could hold backups of the
 // instance and cannot be read.
 type UnreadableError struct {

@@ -67,6 +67,9 @@ type ownedFile struct {
 	backupFile
 	owners     []string // sorted; credited only when len == 1
 	candidates []string // every name the rule could expand to this file
+	// link is set when the file is reached through a symbolic link below
+	// the rule's fixed directory: it is then credited to none.
+	link string
 }
 
 // dirError is a directory (or file) that could not be read while looking
@@ -157,6 +160,7 @@ func findOwners(l *instance.Layout, present []string, extraKnown []string) *owne
 	valid := func(n string) bool { return l.ValidateName(n) == nil }
 	cands := make([][][]string, len(l.Backups))
 	files := make([][]backupFile, len(l.Backups))
+	links := make([][]string, len(l.Backups))
 	o.byRule = make([][]ownedFile, len(l.Backups))
 	o.unreadable = make([][]dirError, len(l.Backups))
 	for i, r := range l.Backups {
@@ -165,6 +169,14 @@ func findOwners(l *instance.Layout, present []string, extraKnown []string) *owne
 		o.unreadable[i] = errs
 		for _, m := range matches {
 			if strings.HasSuffix(m, ".sha256") {
+				continue
+			}
+			link, err := linkedBackup(r, m)
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // removed since the listing
+			}
+			if err != nil {
+				o.unreadable[i] = append(o.unreadable[i], dirError{Dir: m, Err: err})
 				continue
 			}
 			fi, err := os.Stat(m)
@@ -184,6 +196,10 @@ func findOwners(l *instance.Layout, present []string, extraKnown []string) *owne
 			}
 			files[i] = append(files[i], backupFile{path: m, size: fi.Size(), mtime: fi.ModTime()})
 			cands[i] = append(cands[i], c)
+			links[i] = append(links[i], link)
+			if link != "" {
+				continue // proves no name: it may be another instance's file
+			}
 			if len(c) == 1 {
 				// The only name that can have written this file.
 				o.known[c[0]] = true
@@ -191,8 +207,25 @@ func findOwners(l *instance.Layout, present []string, extraKnown []string) *owne
 		}
 	}
 	for i := range l.Backups {
+		// A link that only leads to another file of the same rule, reached
+		// without a link and with the same candidates ("latest" pointing
+		// at the newest backup), is an alias of a file counted already:
+		// not a finding, not counted twice.
+		direct := map[string]string{}
 		for j, f := range files[i] {
-			of := ownedFile{backupFile: f, candidates: cands[i][j]}
+			if links[i][j] == "" {
+				direct[f.path] = strings.Join(cands[i][j], "\x00")
+			}
+		}
+		for j, f := range files[i] {
+			if links[i][j] != "" {
+				if real, err := filepath.EvalSymlinks(f.path); err == nil {
+					if c, ok := direct[real]; ok && c == strings.Join(cands[i][j], "\x00") {
+						continue
+					}
+				}
+			}
+			of := ownedFile{backupFile: f, candidates: cands[i][j], link: links[i][j]}
 			for _, n := range cands[i][j] {
 				if o.known[n] {
 					of.owners = append(of.owners, n)
@@ -204,10 +237,55 @@ func findOwners(l *instance.Layout, present []string, extraKnown []string) *owne
 	return o
 }
 
+// linkedBackup says how a backup file matched by rule r is reached
+// through a symbolic link below the rule's fixed directory (the part of
+// its path before the first element holding {name} or a wildcard), ""
+// when it is not. The fixed directory itself may be a link (a backup
+// volume mounted elsewhere): every instance shares it. Below it, each
+// element is the instance's own location, and a link there (acme's
+// directory or file leading to bob's) would credit acme with a file that
+// is not in acme's location.
+func linkedBackup(r instance.BackupRule, file string) (string, error) {
+	elems := strings.Split(strings.TrimPrefix(r.Path, "/"), "/")
+	fixed := "/"
+	for _, e := range elems {
+		if strings.Contains(e, instance.Placeholder) || hasMeta(e) {
+			break
+		}
+		fixed = filepath.Join(fixed, e)
+	}
+	rel, err := filepath.Rel(fixed, file)
+	if err != nil || !filepath.IsLocal(rel) {
+		return "", fmt.Errorf("%s is not under the rule's directory %s", file, fixed)
+	}
+	d := fixed
+	for _, e := range strings.Split(rel, "/") {
+		d = filepath.Join(d, e)
+		fi, err := os.Lstat(d)
+		if err != nil {
+			return "", err
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			target, _ := os.Readlink(d)
+			return fmt.Sprintf("%s is a symbolic link to %s", d, target), nil
+		}
+	}
+	return "", nil
+}
+
 // filesOf returns the files of rule i credited to name, and those name
 // can claim but shares with another known name.
+//
+// A file reached through a symbolic link is never own: it is returned as
+// ambiguous (with its link set) to every name the rule could expand to it.
 func (o *owners) filesOf(i int, name string) (own []backupFile, ambiguous []ownedFile) {
 	for _, f := range o.byRule[i] {
+		if f.link != "" {
+			if slices.Contains(f.candidates, name) {
+				ambiguous = append(ambiguous, f)
+			}
+			continue
+		}
 		if !slices.Contains(f.owners, name) {
 			continue
 		}

@@ -308,6 +308,10 @@ func scanRule(r instance.BackupRule, name string, files []backupFile, ambiguous 
 	for _, a := range ambiguous {
 		c := withCheck(base, CheckOwner)
 		c.File = a.path
+		if a.link != "" {
+			st.checks = append(st.checks, bad(c, StatusFailed, &LinkedError{Path: a.path, Link: a.link, Rule: label}))
+			continue
+		}
 		st.checks = append(st.checks, bad(c, StatusFailed, &AmbiguousError{Path: a.path, Rule: label, Names: a.owners}))
 	}
 	if len(ambiguous) == 0 {

@@ -84,6 +84,10 @@ type BackupRule struct {
 	Checksum  string
 	// Line is the rule's line in the layout file, 0 when unknown.
 	Line int
+	// Key is the path's key in the layout, such as backups[1].path, and
+	// KeyLine its line (0 when unknown).
+	Key     string
+	KeyLine int
 }
 
 // Template is a string containing {name} exactly once.

@@ -249,10 +249,6 @@ func parseNode(root *yaml.Node, source string) (*Layout, error) {
 		}
 		l.Components = append(l.Components, c)
 	}
-	if err := CheckLayouts(l); err != nil {
-		return nil, err
-	}
-
 	if bn, ok := top["backups"]; ok && bn.Tag != "!!null" {
 		if bn.Kind != yaml.SequenceNode {
 			return nil, p.errorf(bn, "backups", "", "expected a list of rules, got %s", kindName(bn))
@@ -264,6 +260,9 @@ func parseNode(root *yaml.Node, source string) (*Layout, error) {
 			}
 			l.Backups = append(l.Backups, r)
 		}
+	}
+	if err := CheckLayouts(l); err != nil {
+		return nil, err
 	}
 	return l, nil
 }
@@ -467,6 +466,7 @@ func (p *layoutParser) rule(n *yaml.Node, key string, l *Layout) (BackupRule, er
 	if r.Path, err = p.str(m["path"], key+".path"); err != nil {
 		return r, err
 	}
+	r.Key, r.KeyLine = key+".path", m["path"].Line
 	switch {
 	case !strings.HasPrefix(r.Path, "/"):
 		return r, p.errorf(m["path"], key+".path", r.Path, "path must be absolute")

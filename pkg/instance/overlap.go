@@ -240,6 +240,53 @@ func nameRuneOK(r rune, first bool) bool {
 // alphabet returns one rune per class of runes that neither program nor
 // the hard refusals tell apart, valid name runes only, ASCII first.
 func alphabet(progs ...*syntax.Prog) []rune {
+	var cands []rune
+	for _, r := range alphabetCuts(progs...) {
+		if nameRuneOK(r, false) {
+			cands = append(cands, r)
+		}
+	}
+	// Nicer examples: lowercase letters, then digits, then the rest.
+	rank := func(r rune) int {
+		switch {
+		case r >= 'a' && r <= 'z':
+			return 0
+		case r >= '0' && r <= '9':
+			return 1
+		case r < 0x80:
+			return 2
+		}
+		return 3
+	}
+	slices.SortFunc(cands, func(x, y rune) int {
+		if d := rank(x) - rank(y); d != 0 {
+			return d
+		}
+		return int(x - y)
+	})
+	// Keep one rune per class: runes that every rune instruction of both
+	// programs, the hard refusals and the word-boundary assertions treat
+	// alike are interchangeable inside a name. (Outside names, the search
+	// only follows the templates' literal runes.)
+	seen := map[string]bool{}
+	var out []rune
+	var sig []byte
+	for _, r := range cands {
+		sig = append(sig[:0], boolByte(nameRuneOK(r, true)))
+		sig = appendProgSig(sig, r, progs...)
+		if !seen[string(sig)] {
+			seen[string(sig)] = true
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// alphabetCuts returns the runes where the programs' rune instructions,
+// ASCII, white space and the surrogate range start or stop telling runes
+// apart: every class of runes the programs do not tell apart starts at
+// one of them.
+func alphabetCuts(progs ...*syntax.Prog) []rune {
 	cuts := map[rune]bool{0: true, 0x80: true, 0xA0: true, 0xD800: true, 0xE000: true, utf8.MaxRune: true}
 	for r := rune(0x20); r <= 0x7f; r++ {
 		cuts[r] = true
@@ -275,54 +322,29 @@ func alphabet(progs ...*syntax.Prog) []rune {
 			}
 		}
 	}
-	var cands []rune
+	out := make([]rune, 0, len(cuts))
 	for r := range cuts {
-		if r <= utf8.MaxRune && nameRuneOK(r, false) {
-			cands = append(cands, r)
-		}
-	}
-	// Nicer examples: lowercase letters, then digits, then the rest.
-	rank := func(r rune) int {
-		switch {
-		case r >= 'a' && r <= 'z':
-			return 0
-		case r >= '0' && r <= '9':
-			return 1
-		case r < 0x80:
-			return 2
-		}
-		return 3
-	}
-	slices.SortFunc(cands, func(x, y rune) int {
-		if d := rank(x) - rank(y); d != 0 {
-			return d
-		}
-		return int(x - y)
-	})
-	// Keep one rune per class: runes that every rune instruction of both
-	// programs, the hard refusals and the word-boundary assertions treat
-	// alike are interchangeable inside a name. (Outside names, the search
-	// only follows the templates' literal runes.)
-	seen := map[string]bool{}
-	var out []rune
-	var sig []byte
-	for _, r := range cands {
-		sig = sig[:0]
-		sig = append(sig, boolByte(nameRuneOK(r, true)), boolByte(syntax.IsWordChar(r)))
-		for _, p := range progs {
-			for i := range p.Inst {
-				switch in := &p.Inst[i]; in.Op {
-				case syntax.InstRune, syntax.InstRune1, syntax.InstRuneAny, syntax.InstRuneAnyNotNL:
-					sig = append(sig, boolByte(runeMatches(in, r)))
-				}
-			}
-		}
-		if !seen[string(sig)] {
-			seen[string(sig)] = true
+		if r <= utf8.MaxRune {
 			out = append(out, r)
 		}
 	}
+	slices.Sort(out)
 	return out
+}
+
+// appendProgSig appends to sig how the programs' rune instructions and
+// the word-boundary assertions see r.
+func appendProgSig(sig []byte, r rune, progs ...*syntax.Prog) []byte {
+	sig = append(sig, boolByte(syntax.IsWordChar(r)))
+	for _, p := range progs {
+		for i := range p.Inst {
+			switch in := &p.Inst[i]; in.Op {
+			case syntax.InstRune, syntax.InstRune1, syntax.InstRuneAny, syntax.InstRuneAnyNotNL:
+				sig = append(sig, boolByte(runeMatches(in, r)))
+			}
+		}
+	}
+	return sig
 }
 
 func boolByte(b bool) byte {

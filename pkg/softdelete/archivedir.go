@@ -10,63 +10,113 @@ import (
 )
 
 // checkArchiveDir refuses an archive directory that lies inside a
-// component of any instance of the layout, or contains one: its archives
-// and tombstones would be quarantined (and purged) with the data, and a
-// restore would find nothing. Symbolic links in archive_dir are resolved
-// as far as it exists.
+// component of any instance, or contains one: of the layout given and of
+// every other layout of the host (l.Others), since an archive written into
+// another app's instance is archived, quarantined and purged with that
+// instance. Its archives and tombstones would be quarantined (and purged)
+// with the data, and a restore would find nothing. Symbolic links are
+// resolved on both sides: in archive_dir as far as it exists, in each
+// template's parent directory (a layout reaching its instances through a
+// symlinked parent), and in the path of every instance present now (a
+// symlinked {name} element or component).
 func checkArchiveDir(l *instance.Layout, name, archiveDir string) error {
 	cands := []string{filepath.Clean(archiveDir)}
 	if real := resolveExisting(archiveDir); real != cands[0] {
 		cands = append(cands, real)
 	}
-	for _, c := range l.Components {
-		if !c.IsPath() {
-			continue
+	shown := func(a string) string {
+		if a != filepath.Clean(archiveDir) {
+			return fmt.Sprintf("%s (really %s)", archiveDir, a)
 		}
-		tmpl := filepath.Clean(c.Template.Raw)
-		for _, a := range cands {
-			rel, inside := relateToTemplate(a, tmpl)
-			if rel == "" {
+		return archiveDir
+	}
+	refuse := func(reason string) error {
+		return &RefusedError{Name: name,
+			Reason: reason + ": its archives and tombstones would be quarantined and purged with that data",
+			Advice: "choose an archive_dir outside every instance's components, of every layout of the host"}
+	}
+	layouts := append([]*instance.Layout{l}, l.Others...)
+	for _, lay := range layouts {
+		of := ""
+		if lay != l {
+			of = fmt.Sprintf(" of app %s (layout %s)", lay.App, lay.Source)
+		}
+		for _, c := range lay.Components {
+			if !c.IsPath() {
 				continue
 			}
-			how := fmt.Sprintf("contains the component %s of every instance (%s)", c.Name, tmpl)
-			if inside {
-				how = fmt.Sprintf("is inside the component %s of instance %s (%s)", c.Name, rel, tmpl)
-			} else if rel != "*" {
-				how = fmt.Sprintf("contains the component %s of instance %s (%s)", c.Name, rel, tmpl)
+			tmpls := []string{filepath.Clean(c.Template.Raw)}
+			pt := instance.SplitPath(c.Template)
+			if rp := resolveExisting(pt.Parent); rp != pt.Parent {
+				tmpls = append(tmpls, filepath.Join(rp, pt.Elem.Raw, pt.Rest))
 			}
-			shown := archiveDir
-			if a != filepath.Clean(archiveDir) {
-				shown = fmt.Sprintf("%s (really %s)", archiveDir, a)
+			for _, tmpl := range tmpls {
+				for _, a := range cands {
+					rel, inside := relateToTemplate(a, tmpl)
+					if rel == "" {
+						continue
+					}
+					how := fmt.Sprintf("contains the component %s%s of every instance (%s)", c.Name, of, tmpl)
+					if inside {
+						how = fmt.Sprintf("is inside the component %s of instance %s%s (%s)", c.Name, rel, of, tmpl)
+					} else if rel != "*" {
+						how = fmt.Sprintf("contains the component %s of instance %s%s (%s)", c.Name, rel, of, tmpl)
+					}
+					return refuse(fmt.Sprintf("archive_dir %s %s", shown(a), how))
+				}
 			}
-			return &RefusedError{Name: name,
-				Reason: fmt.Sprintf("archive_dir %s %s: its archives and tombstones would be quarantined and purged with the data", shown, how),
-				Advice: "choose an archive_dir outside every instance's components"}
 		}
 	}
-	// The target's own components, as they are now (a symlinked parent
-	// the template does not show).
-	for _, c := range l.Components {
-		if !c.IsPath() {
-			continue
-		}
-		_, _, full, err := instance.Locate(c, name)
-		if err != nil {
-			continue
-		}
-		real, err := filepath.EvalSymlinks(full)
-		if err != nil {
-			continue
-		}
-		for _, a := range cands {
-			if within(a, real) || within(real, a) {
-				return &RefusedError{Name: name,
-					Reason: fmt.Sprintf("archive_dir %s and the component %s of %s (%s, really %s) overlap: archives and tombstones would be quarantined with the data", archiveDir, c.Name, name, full, real),
-					Advice: "choose an archive_dir outside every instance's components"}
+	// Every instance as the host has it now (the target's components too,
+	// present or not): a symlinked {name} element or component that the
+	// templates do not show.
+	for _, lay := range layouts {
+		for _, c := range lay.Components {
+			if !c.IsPath() {
+				continue
+			}
+			names := []string{}
+			if lay == l {
+				names = append(names, name)
+			}
+			names = append(names, presentNames(c)...)
+			for _, n := range names {
+				_, _, full, err := instance.Locate(c, n)
+				if err != nil {
+					continue
+				}
+				real, err := filepath.EvalSymlinks(full)
+				if err != nil {
+					continue
+				}
+				for _, a := range cands {
+					if within(a, real) || within(real, a) {
+						return refuse(fmt.Sprintf("archive_dir %s and the component %s of instance %s of app %s (%s, really %s) overlap",
+							archiveDir, c.Name, n, lay.App, full, real))
+					}
+				}
 			}
 		}
 	}
 	return nil
+}
+
+// presentNames lists the entries of a path component's parent directory
+// (through its symbolic links) that its {name} element matches, hidden
+// ones included: whatever could be taken for an instance.
+func presentNames(c instance.Component) []string {
+	pt := instance.SplitPath(c.Template)
+	entries, err := os.ReadDir(pt.Parent)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range entries {
+		if n, ok := pt.Elem.Match(e.Name()); ok {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // relateToTemplate compares a path with a component path template element

@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleetsafe/fleetsafe/internal/fleettest"
+	"github.com/fleetsafe/fleetsafe/pkg/instance"
 	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
 )
 
@@ -186,7 +187,7 @@ func TestHoles_RetentionDays(t *testing.T) {
 	ts, err := softdelete.ReadTombstone(res.Tombstone.Path)
 	require.NoError(t, err)
 	assert.Equal(t, 0, ts.RetentionDays)
-	purged, err := softdelete.Purge(ctx, softdelete.PurgeRequest{ArchiveDir: archives, KeepLast: 1, Now: time.Now()})
+	purged, err := softdelete.Purge(ctx, softdelete.PurgeRequest{Layouts: []*instance.Layout{f.Layout}, ArchiveDir: archives, KeepLast: 1, Now: time.Now()})
 	require.NoError(t, err)
 	assert.NotEmpty(t, purged, "eligible at once")
 }

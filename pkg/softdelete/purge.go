@@ -28,6 +28,19 @@ type PurgeRequest struct {
 	Now       time.Time
 	CheckMode bool
 	PG        pgdump.Conn
+	// Layouts are the host's layouts (a layout and its Others, or every
+	// file of layouts_dir). A quarantine is removed only when its
+	// tombstone's app has a layout here and every move it records is
+	// where that layout puts the component of the tombstone's instance,
+	// into the trash of that deletion (checkMoves); otherwise it is
+	// refused, untouched: a tombstone is never trusted to say what to
+	// remove.
+	Layouts []*instance.Layout
+	// App, when set, restricts the purge to the deletions and archives of
+	// that app: another app's instance of the same name, filed under the
+	// same archive_dir/<name>/, is left alone. keep_last and retention
+	// always count per (app, instance).
+	App string
 	// AfterStep, when set, is called after each step ("journal",
 	// "rename", "remove:<component>", "purged", "archive"); tests use it
 	// to break the run at step boundaries.
@@ -43,6 +56,7 @@ func (r *PurgeRequest) step(name string) {
 // Purged is one thing removed for good (or, in check mode, that would be).
 type Purged struct {
 	Instance string `json:"instance"`
+	App      string `json:"app,omitempty"`
 	Kind     string `json:"kind"` // quarantine, database, archive
 	Path     string `json:"path"`
 	Reason   string `json:"reason"`
@@ -53,6 +67,7 @@ type Purged struct {
 // archives, or it is the archive of a quarantine that is still there.
 type Kept struct {
 	Instance string     `json:"instance"`
+	App      string     `json:"app,omitempty"`
 	Kind     string     `json:"kind"`
 	Path     string     `json:"path"`
 	Reason   string     `json:"reason"`
@@ -63,6 +78,7 @@ type Kept struct {
 // Left says what remains, Hint how to finish.
 type Refused struct {
 	Instance string `json:"instance"`
+	App      string `json:"app,omitempty"`
 	Kind     string `json:"kind"`
 	Path     string `json:"path"`
 	Reason   string `json:"reason"`
@@ -213,12 +229,36 @@ func purgeInstance(ctx context.Context, req *PurgeRequest, name, dir string, res
 	if err != nil {
 		return err
 	}
+	if !req.CheckMode {
+		// The host-wide locks of every app's instance of this name that
+		// this run may touch: a run with another archive_dir holds them.
+		apps := map[string]bool{}
+		for _, ts := range tss {
+			if ts.Instance == name && (req.App == "" || ts.App == req.App) {
+				apps[ts.App] = true
+			}
+		}
+		for _, app := range sortedKeys(apps) {
+			l := req.layoutOf(app)
+			if l == nil {
+				continue // its quarantines are refused below
+			}
+			unlockHost, err := lockInstance(l, name)
+			if err != nil {
+				return err
+			}
+			defer unlockHost()
+		}
+	}
 	for _, ts := range tss {
 		if ts.Instance != name {
-			res.Refused = append(res.Refused, Refused{Instance: name, Kind: "quarantine", Path: ts.Path,
+			res.Refused = append(res.Refused, Refused{Instance: name, App: ts.App, Kind: "quarantine", Path: ts.Path,
 				Reason: fmt.Sprintf("tombstone of instance %q found under %s", ts.Instance, dir),
 				Left:   "the tombstone and whatever it names, untouched", Hint: "move the tombstone back to the directory of its instance, then run the purge again"})
 			continue
+		}
+		if req.App != "" && ts.App != req.App {
+			continue // another app's instance of this name
 		}
 		switch ts.State {
 		case StatePurging:
@@ -228,16 +268,24 @@ func purgeInstance(ctx context.Context, req *PurgeRequest, name, dir string, res
 			if req.Now.Before(ts.PurgeAfter) {
 				until := ts.PurgeAfter
 				for _, m := range ts.Components {
-					res.Kept = append(res.Kept, Kept{Instance: name, Kind: moveKind(m), Path: m.To, Until: &until,
+					res.Kept = append(res.Kept, Kept{Instance: name, App: ts.App, Kind: moveKind(m), Path: m.To, Until: &until,
 						Reason: fmt.Sprintf("retention: deleted %s, purge_after %s not reached", ts.DeletedAt.Format(time.RFC3339), ts.PurgeAfter.Format(time.RFC3339))})
 				}
 				continue
 			}
 		case StateQuarantining:
-			res.Kept = append(res.Kept, Kept{Instance: name, Kind: "quarantine", Path: ts.Path,
+			res.Kept = append(res.Kept, Kept{Instance: name, App: ts.App, Kind: "quarantine", Path: ts.Path,
 				Reason: "the deletion was interrupted before its quarantine was complete; run instance_soft_delete again to finish it"})
 			continue
 		default:
+			continue
+		}
+		if err := req.checkMoves(ts); err != nil {
+			res.Refused = append(res.Refused, Refused{Instance: name, App: ts.App, Kind: "quarantine", Path: ts.Path,
+				Reason: err.Error(),
+				Left:   "the whole quarantine of deletion " + ts.ID + ", untouched (tombstone state " + ts.State + ")",
+				Hint: "purge removes only what this host's layout of the app says is the instance's: give the app's layout (layout_file, or layouts_dir holding it); " +
+					"a tombstone that does not match it was edited, copied from another instance, or the layout changed since the deletion: check it by hand"})
 			continue
 		}
 		if err := purgeTombstone(ctx, req, name, ts, res); err != nil {
@@ -245,6 +293,68 @@ func purgeInstance(ctx context.Context, req *PurgeRequest, name, dir string, res
 		}
 	}
 	return purgeArchives(req, name, dir, tss, res)
+}
+
+// layoutOf returns the host's layout of app, nil when there is none.
+func (r *PurgeRequest) layoutOf(app string) *instance.Layout {
+	for _, l := range r.Layouts {
+		if l.App == app {
+			return l
+		}
+	}
+	return nil
+}
+
+// checkMoves refuses a tombstone whose quarantine is not, by this host's
+// layout of its app, the instance's: every move must be of a component of
+// that layout, of its type, from the place the layout gives the
+// tombstone's instance, into that deletion's trash (or quarantine
+// database name). An edited or copied tombstone naming another instance's
+// quarantine is refused before anything is removed.
+func (r *PurgeRequest) checkMoves(ts *Tombstone) error {
+	l := r.layoutOf(ts.App)
+	if l == nil {
+		apps := []string{}
+		for _, o := range r.Layouts {
+			apps = append(apps, o.App)
+		}
+		known := "none"
+		if len(apps) > 0 {
+			known = strings.Join(apps, ", ")
+		}
+		return fmt.Errorf("deletion %s is of app %q, which has no layout on this host (layouts known: %s): purge removes a quarantine only where the app's layout puts the instance", ts.ID, ts.App, known)
+	}
+	for _, m := range ts.Components {
+		c, ok := l.Component(m.Component)
+		if !ok {
+			return fmt.Errorf("tombstone %s moved component %s, which the layout of app %s (%s) does not have", ts.Path, m.Component, l.App, l.Source)
+		}
+		if c.Type != m.Type {
+			return fmt.Errorf("tombstone %s records component %s as %s; the layout of app %s (%s) says %s", ts.Path, m.Component, m.Type, l.App, l.Source, c.Type)
+		}
+		want := c.Template.Expand(ts.Instance)
+		from := m.From
+		if c.Type == instance.TypeSystemdUnit {
+			from = filepath.Base(m.From)
+		}
+		if from != want {
+			return fmt.Errorf("tombstone %s says component %s of %s was %s; the layout of app %s (%s) puts it at %s: that quarantine is not %s's",
+				ts.Path, m.Component, ts.Instance, m.From, l.App, l.Source, want, ts.Instance)
+		}
+		if q := quarantineTarget(m.Type, m.From, ts.ID); m.To != q {
+			return fmt.Errorf("tombstone %s says component %s went to %s; the quarantine of %s by deletion %s is %s", ts.Path, m.Component, m.To, m.From, ts.ID, q)
+		}
+	}
+	return nil
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func moveKind(m QuarantineMove) string {
@@ -273,7 +383,7 @@ func purgeTombstone(ctx context.Context, req *PurgeRequest, name string, ts *Tom
 	var dbs []QuarantineMove
 	var refused []Refused
 	refuse := func(m QuarantineMove, err error) {
-		r := Refused{Instance: name, Kind: moveKind(m), Path: m.To, Reason: err.Error(), Hint: "fix the cause, then run the purge again"}
+		r := Refused{Instance: name, App: ts.App, Kind: moveKind(m), Path: m.To, Reason: err.Error(), Hint: "fix the cause, then run the purge again"}
 		var h interface{ Hint() string }
 		if errors.As(err, &h) {
 			r.Hint = h.Hint()
@@ -318,6 +428,36 @@ func purgeTombstone(ctx context.Context, req *PurgeRequest, name string, ts *Tom
 			}
 		}
 	}
+	// A trash entry goes whole: it must hold nothing this tombstone does
+	// not name (another deletion's quarantine under the same id, by a
+	// forged tombstone or by hand, in a parent shared by instances).
+	if len(refused) == 0 {
+		named := map[string]map[string]bool{}
+		for _, m := range ts.Components {
+			if m.Type == instance.TypePostgreSQL {
+				continue
+			}
+			p, _ := trashParent(m.To, ts.ID)
+			if named[p] == nil {
+				named[p] = map[string]bool{}
+			}
+			named[p][filepath.Base(m.To)] = true
+		}
+		for _, m := range ts.Components {
+			if m.Type == instance.TypePostgreSQL {
+				continue
+			}
+			p, _ := trashParent(m.To, ts.ID)
+			extra, err := entries[p].unnamed(named[p])
+			if err == nil && len(extra) > 0 {
+				err = fmt.Errorf("the quarantine of deletion %s in %s also holds %s, which its tombstone does not name (another deletion's, or put there by hand); purge removes a quarantine only whole",
+					ts.ID, entries[p].trash(), strings.Join(extra, ", "))
+			}
+			if err != nil {
+				refuse(m, err)
+			}
+		}
+	}
 	var admin *sql.DB
 	if len(dbs) > 0 && len(refused) == 0 {
 		db, err := req.PG.Open(ctx, "postgres")
@@ -354,11 +494,11 @@ func purgeTombstone(ctx context.Context, req *PurgeRequest, name string, ts *Tom
 	if req.CheckMode {
 		for _, m := range ts.Components {
 			if e := entryOf[m.Component]; compGone[m.Component] || (e != nil && goneAtStart[e]) {
-				res.AlreadyGone = append(res.AlreadyGone, Purged{Instance: name, Kind: moveKind(m), Path: m.To,
+				res.AlreadyGone = append(res.AlreadyGone, Purged{Instance: name, App: ts.App, Kind: moveKind(m), Path: m.To,
 					Reason: why + "; it is already gone (restored, or removed by other means): nothing to remove"})
 				continue
 			}
-			res.Purged = append(res.Purged, Purged{Instance: name, Kind: moveKind(m), Path: m.To, Reason: why})
+			res.Purged = append(res.Purged, Purged{Instance: name, App: ts.App, Kind: moveKind(m), Path: m.To, Reason: why})
 		}
 		ts.State = StatePurged // in memory only: its archive may go too
 		return nil
@@ -418,10 +558,10 @@ func purgeTombstone(ctx context.Context, req *PurgeRequest, name string, ts *Tom
 			continue
 		}
 		if e := entryOf[m.Component]; compGone[m.Component] || (e != nil && goneAtStart[e]) {
-			res.AlreadyGone = append(res.AlreadyGone, Purged{Instance: name, Kind: moveKind(m), Path: m.To,
+			res.AlreadyGone = append(res.AlreadyGone, Purged{Instance: name, App: ts.App, Kind: moveKind(m), Path: m.To,
 				Reason: why + "; it was already gone (restored, or removed by other means): nothing to remove"})
 		} else {
-			res.Purged = append(res.Purged, Purged{Instance: name, Kind: moveKind(m), Path: m.To, Reason: why})
+			res.Purged = append(res.Purged, Purged{Instance: name, App: ts.App, Kind: moveKind(m), Path: m.To, Reason: why})
 		}
 		req.step("remove:" + m.Component)
 	}
@@ -447,33 +587,68 @@ func purgeArchives(req *PurgeRequest, name, dir string, tss []*Tombstone, res *P
 	sort.Strings(archives) // names start with a UTC timestamp: oldest first
 	owner := map[string]*Tombstone{}
 	for _, ts := range tss {
-		if ts.ArchivePath != "" {
+		if ts.ArchivePath != "" && ts.Instance == name {
 			owner[filepath.Base(ts.ArchivePath)] = ts
 		}
+	}
+	// Archives are filed by instance name: two apps' instances of one
+	// name share archive_dir/<name>/. keep_last counts per (app,
+	// instance): each archive belongs to the app of its tombstone, or of
+	// its manifest when it has none ("" when neither tells).
+	byApp := map[string][]string{}
+	for _, a := range archives {
+		app := ""
+		if ts := owner[filepath.Base(a)]; ts != nil && ts.App != "" {
+			app = ts.App
+		} else if m, err := readManifestHead(a); err == nil && m.Instance == name {
+			app = m.App
+		}
+		if req.App != "" && app != req.App {
+			continue
+		}
+		byApp[app] = append(byApp[app], a)
+	}
+	apps := make([]string, 0, len(byApp))
+	for app := range byApp {
+		apps = append(apps, app)
+	}
+	sort.Strings(apps)
+	for _, app := range apps {
+		purgeAppArchives(req, name, app, byApp[app], owner, res)
+	}
+	return nil
+}
+
+// purgeAppArchives applies keep_last and retention to the archives of one
+// (app, instance), oldest first.
+func purgeAppArchives(req *PurgeRequest, name, app string, archives []string, owner map[string]*Tombstone, res *PurgeResult) {
+	of := ""
+	if app != "" {
+		of = " of app " + app + "'s " + name
 	}
 	for i, a := range archives {
 		ts := owner[filepath.Base(a)]
 		switch {
 		case i >= len(archives)-req.KeepLast:
-			res.Kept = append(res.Kept, Kept{Instance: name, Kind: "archive", Path: a,
-				Reason: fmt.Sprintf("one of the newest %d archive(s) (keep_last)", req.KeepLast)})
+			res.Kept = append(res.Kept, Kept{Instance: name, App: app, Kind: "archive", Path: a,
+				Reason: fmt.Sprintf("one of the newest %d archive(s)%s (keep_last)", req.KeepLast, of)})
 			continue
 		case ts != nil && req.Now.Before(ts.PurgeAfter):
 			until := ts.PurgeAfter
-			res.Kept = append(res.Kept, Kept{Instance: name, Kind: "archive", Path: a, Until: &until,
+			res.Kept = append(res.Kept, Kept{Instance: name, App: app, Kind: "archive", Path: a, Until: &until,
 				Reason: fmt.Sprintf("retention: deleted %s, purge_after %s not reached; keep_last never shortens retention", ts.DeletedAt.Format(time.RFC3339), ts.PurgeAfter.Format(time.RFC3339))})
 			continue
 		case ts != nil && (ts.State == StateQuarantined || ts.State == StateQuarantining || ts.State == StatePurging):
-			res.Kept = append(res.Kept, Kept{Instance: name, Kind: "archive", Path: a,
+			res.Kept = append(res.Kept, Kept{Instance: name, App: app, Kind: "archive", Path: a,
 				Reason: fmt.Sprintf("its quarantine (deletion %s, state %s) is not purged yet; the archive goes after it", ts.ID, ts.State)})
 			continue
 		}
-		why := fmt.Sprintf("older than the newest %d archive(s)", req.KeepLast)
+		why := fmt.Sprintf("older than the newest %d archive(s)%s", req.KeepLast, of)
 		if ts != nil {
 			why += fmt.Sprintf(", purge_after %s passed", ts.PurgeAfter.Format(time.RFC3339))
 		}
 		if req.CheckMode {
-			res.Purged = append(res.Purged, Purged{Instance: name, Kind: "archive", Path: a, Reason: why})
+			res.Purged = append(res.Purged, Purged{Instance: name, App: app, Kind: "archive", Path: a, Reason: why})
 			continue
 		}
 		var rerr error
@@ -501,14 +676,13 @@ func purgeArchives(req *PurgeRequest, name, dir string, tss []*Tombstone, res *P
 			if _, err := os.Lstat(a + ".sha256"); err == nil {
 				left += " and its .sha256 sidecar"
 			}
-			res.Refused = append(res.Refused, Refused{Instance: name, Kind: "archive", Path: a, Reason: rerr.Error(),
+			res.Refused = append(res.Refused, Refused{Instance: name, App: app, Kind: "archive", Path: a, Reason: rerr.Error(),
 				Left: left, Hint: "fix the cause, then run the purge again"})
 			continue
 		}
-		res.Purged = append(res.Purged, Purged{Instance: name, Kind: "archive", Path: a, Reason: why})
+		res.Purged = append(res.Purged, Purged{Instance: name, App: app, Kind: "archive", Path: a, Reason: why})
 		req.step("archive")
 	}
-	return nil
 }
 
 // markDatabasePurging renames a quarantined database to its purging name,
@@ -537,4 +711,32 @@ func dropDatabase(ctx context.Context, db *sql.DB, name string) error {
 		return fmt.Errorf("drop database %s: %w", name, err)
 	}
 	return nil
+}
+
+// unnamed lists what the trash entry of the deletion (intact or being
+// purged) holds besides the names given, read without following links.
+func (e *trashEntry) unnamed(names map[string]bool) ([]string, error) {
+	var out []string
+	for _, name := range []string{e.id, e.id + PurgingSuffix} {
+		if name == e.id && !e.intact || name != e.id && !e.purging {
+			continue
+		}
+		full := filepath.Join(e.trash(), name)
+		fd, err := openDirAt(e.fd, name, full)
+		if err != nil {
+			return nil, err
+		}
+		ns, err := readNames(fd, full)
+		closeFd(fd)
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range ns {
+			if !names[n] {
+				out = append(out, filepath.Join(full, n))
+			}
+		}
+	}
+	sort.Strings(out)
+	return out, nil
 }

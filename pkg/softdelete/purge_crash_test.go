@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleetsafe/fleetsafe/internal/fleettest"
+	"github.com/fleetsafe/fleetsafe/pkg/instance"
 	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
 	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
 )
@@ -115,7 +116,11 @@ func TestPurge_SIGKILLChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := softdelete.PurgeReport(context.Background(), softdelete.PurgeRequest{ArchiveDir: dir, KeepLast: 1, Now: now}); err != nil {
+	l, err := instance.LoadLayoutFile(os.Getenv("FLEETSAFE_PURGE_LAYOUT"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := softdelete.PurgeReport(context.Background(), softdelete.PurgeRequest{Layouts: []*instance.Layout{l}, ArchiveDir: dir, KeepLast: 1, Now: now}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -143,7 +148,7 @@ func TestPurge_SIGKILLAtRandomInstants(t *testing.T) {
 		now := res.Tombstone.PurgeAfter.Add(time.Hour)
 		for attempt := 0; ; attempt++ {
 			cmd := exec.Command(os.Args[0], "-test.run=^TestPurge_SIGKILLChild$", "-test.count=1")
-			cmd.Env = append(os.Environ(), "FLEETSAFE_PURGE_CHILD="+archives, "FLEETSAFE_PURGE_NOW="+now.Format(time.RFC3339Nano))
+			cmd.Env = append(os.Environ(), "FLEETSAFE_PURGE_CHILD="+archives, "FLEETSAFE_PURGE_LAYOUT="+f.LayoutFile, "FLEETSAFE_PURGE_NOW="+now.Format(time.RFC3339Nano))
 			var out strings.Builder
 			cmd.Stdout, cmd.Stderr = &out, &out
 			require.NoError(t, cmd.Start())
@@ -203,7 +208,7 @@ func TestPurge_TwoConcurrentRuns(t *testing.T) {
 	done := make(chan outcome, 2)
 	for range 2 {
 		go func() {
-			out, err := softdelete.PurgeReport(context.Background(), softdelete.PurgeRequest{ArchiveDir: archives, KeepLast: 1,
+			out, err := softdelete.PurgeReport(context.Background(), softdelete.PurgeRequest{Layouts: []*instance.Layout{f.Layout}, ArchiveDir: archives, KeepLast: 1,
 				PG: f.PG, Now: res.Tombstone.PurgeAfter.Add(time.Hour)})
 			done <- outcome{out, err}
 		}()

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleetsafe/fleetsafe/internal/fleettest"
+	"github.com/fleetsafe/fleetsafe/pkg/instance"
 	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
 )
 
@@ -109,7 +110,7 @@ func treesOf(t *testing.T, res *softdelete.Result) map[string]map[string]string 
 
 func purgeAfter(t *testing.T, archives string, f *fleettest.Fleet, res *softdelete.Result, mut func(*softdelete.PurgeRequest)) (*softdelete.PurgeResult, error) {
 	t.Helper()
-	req := softdelete.PurgeRequest{ArchiveDir: archives, KeepLast: 1, PG: f.PG, Now: res.Tombstone.PurgeAfter.Add(time.Hour)}
+	req := softdelete.PurgeRequest{Layouts: []*instance.Layout{f.Layout}, ArchiveDir: archives, KeepLast: 1, PG: f.PG, Now: res.Tombstone.PurgeAfter.Add(time.Hour)}
 	if mut != nil {
 		mut(&req)
 	}
@@ -294,7 +295,7 @@ func TestPurge_RetentionBeatsKeepLast(t *testing.T) {
 	res := deleted(t, f, archives, "acme")
 	quarantined := treesOf(t, res)
 	for _, check := range []bool{true, false} {
-		out, err := softdelete.PurgeReport(context.Background(), softdelete.PurgeRequest{ArchiveDir: archives, Name: "acme", KeepLast: 0, CheckMode: check})
+		out, err := softdelete.PurgeReport(context.Background(), softdelete.PurgeRequest{Layouts: []*instance.Layout{f.Layout}, ArchiveDir: archives, Name: "acme", KeepLast: 0, CheckMode: check})
 		require.NoError(t, err)
 		assert.Empty(t, out.Purged, "check mode %v", check)
 		assert.False(t, out.Changed)
@@ -414,7 +415,7 @@ func TestPurge_ArchivesOfTheWrongInstanceRefused(t *testing.T) {
 	// acme's archive directory is a link to globex's.
 	require.NoError(t, os.Symlink(filepath.Join(archives, "globex"), filepath.Join(archives, "acme")))
 	trees := treesOf(t, res)
-	out, err := softdelete.PurgeReport(context.Background(), softdelete.PurgeRequest{ArchiveDir: archives, Name: "acme", KeepLast: 0, Now: later})
+	out, err := softdelete.PurgeReport(context.Background(), softdelete.PurgeRequest{Layouts: []*instance.Layout{f.Layout}, ArchiveDir: archives, Name: "acme", KeepLast: 0, Now: later})
 	var inc *softdelete.PurgeIncompleteError
 	require.ErrorAs(t, err, &inc)
 	assert.Empty(t, out.Purged)
@@ -429,7 +430,7 @@ func TestPurge_ArchivesOfTheWrongInstanceRefused(t *testing.T) {
 	data, err := os.ReadFile(res.Tombstone.Path)
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(archives, "acme", filepath.Base(res.Tombstone.Path)), data, 0o600))
-	out, err = softdelete.PurgeReport(context.Background(), softdelete.PurgeRequest{ArchiveDir: archives, Name: "acme", KeepLast: 1, Now: later})
+	out, err = softdelete.PurgeReport(context.Background(), softdelete.PurgeRequest{Layouts: []*instance.Layout{f.Layout}, ArchiveDir: archives, Name: "acme", KeepLast: 1, Now: later})
 	require.ErrorAs(t, err, &inc)
 	assert.Contains(t, err.Error(), `tombstone of instance "globex"`)
 	assert.Empty(t, out.Purged)

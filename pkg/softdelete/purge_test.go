@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleetsafe/fleetsafe/internal/fleettest"
+	"github.com/fleetsafe/fleetsafe/pkg/instance"
 	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
 )
 
@@ -23,13 +24,13 @@ func TestPurge_AfterRetentionOnly(t *testing.T) {
 	require.NoError(t, err)
 
 	// Before purge_after: nothing goes.
-	purged, err := softdelete.Purge(ctx, softdelete.PurgeRequest{ArchiveDir: archives, KeepLast: 1, PG: f.PG})
+	purged, err := softdelete.Purge(ctx, softdelete.PurgeRequest{Layouts: []*instance.Layout{f.Layout}, ArchiveDir: archives, KeepLast: 1, PG: f.PG})
 	require.NoError(t, err)
 	assert.Empty(t, purged)
 
 	// Check mode lists and keeps.
 	later := res.Tombstone.PurgeAfter.Add(time.Hour)
-	purged, err = softdelete.Purge(ctx, softdelete.PurgeRequest{ArchiveDir: archives, KeepLast: 1, PG: f.PG, Now: later, CheckMode: true})
+	purged, err = softdelete.Purge(ctx, softdelete.PurgeRequest{Layouts: []*instance.Layout{f.Layout}, ArchiveDir: archives, KeepLast: 1, PG: f.PG, Now: later, CheckMode: true})
 	require.NoError(t, err)
 	assert.Len(t, purged, 5)
 	for _, q := range res.Quarantined {
@@ -39,7 +40,7 @@ func TestPurge_AfterRetentionOnly(t *testing.T) {
 		}
 	}
 
-	purged, err = softdelete.Purge(ctx, softdelete.PurgeRequest{ArchiveDir: archives, KeepLast: 1, PG: f.PG, Now: later})
+	purged, err = softdelete.Purge(ctx, softdelete.PurgeRequest{Layouts: []*instance.Layout{f.Layout}, ArchiveDir: archives, KeepLast: 1, PG: f.PG, Now: later})
 	require.NoError(t, err)
 	assert.Len(t, purged, 5)
 	for _, q := range res.Quarantined {
@@ -59,7 +60,7 @@ func TestPurge_AfterRetentionOnly(t *testing.T) {
 	assert.Equal(t, other, f.Snapshot(t, "globex"))
 
 	// Idempotent.
-	purged, err = softdelete.Purge(ctx, softdelete.PurgeRequest{ArchiveDir: archives, KeepLast: 1, PG: f.PG, Now: later})
+	purged, err = softdelete.Purge(ctx, softdelete.PurgeRequest{Layouts: []*instance.Layout{f.Layout}, ArchiveDir: archives, KeepLast: 1, PG: f.PG, Now: later})
 	require.NoError(t, err)
 	assert.Empty(t, purged)
 
@@ -82,15 +83,15 @@ func TestPurge_KeepLast(t *testing.T) {
 		require.NoError(t, err)
 		time.Sleep(1100 * time.Millisecond) // archive names carry seconds
 	}
-	_, err := softdelete.Purge(ctx, softdelete.PurgeRequest{ArchiveDir: archives, KeepLast: 0, PG: f.PG})
+	_, err := softdelete.Purge(ctx, softdelete.PurgeRequest{Layouts: []*instance.Layout{f.Layout}, ArchiveDir: archives, KeepLast: 0, PG: f.PG})
 	assert.ErrorContains(t, err, "keep_last 0")
 
 	// Within retention keep_last removes nothing.
-	purged, err := softdelete.Purge(ctx, softdelete.PurgeRequest{ArchiveDir: archives, KeepLast: 2, PG: f.PG})
+	purged, err := softdelete.Purge(ctx, softdelete.PurgeRequest{Layouts: []*instance.Layout{f.Layout}, ArchiveDir: archives, KeepLast: 2, PG: f.PG})
 	require.NoError(t, err)
 	require.Empty(t, purged)
 	later := time.Now().Add(31 * 24 * time.Hour)
-	purged, err = softdelete.Purge(ctx, softdelete.PurgeRequest{ArchiveDir: archives, KeepLast: 2, PG: f.PG, Now: later})
+	purged, err = softdelete.Purge(ctx, softdelete.PurgeRequest{Layouts: []*instance.Layout{f.Layout}, ArchiveDir: archives, KeepLast: 2, PG: f.PG, Now: later})
 	require.NoError(t, err)
 	require.Len(t, purged, 1)
 	assert.Equal(t, paths[0], purged[0].Path, "the oldest goes")
@@ -100,7 +101,7 @@ func TestPurge_KeepLast(t *testing.T) {
 		_, err := os.Stat(p)
 		assert.NoError(t, err)
 	}
-	purged, err = softdelete.Purge(ctx, softdelete.PurgeRequest{ArchiveDir: archives, Name: "acme", KeepLast: 0, PG: f.PG, Now: later})
+	purged, err = softdelete.Purge(ctx, softdelete.PurgeRequest{Layouts: []*instance.Layout{f.Layout}, ArchiveDir: archives, Name: "acme", KeepLast: 0, PG: f.PG, Now: later})
 	require.NoError(t, err)
 	assert.Len(t, purged, 2, "keep_last 0 is accepted with an explicit name")
 }

@@ -245,6 +245,15 @@ func Restore(ctx context.Context, l *instance.Layout, req RestoreRequest) (*Rest
 	}
 	r := &restorer{l: l, req: req, dir: dir, res: res}
 	if !req.CheckMode {
+		unlockHost, err := lockInstance(l, req.Name)
+		if err != nil {
+			var re *RefusedError
+			if errors.As(err, &re) {
+				return nil, &RestoreRefusedError{Name: req.Name, Reason: re.Reason, Advice: re.Advice}
+			}
+			return nil, err
+		}
+		defer unlockHost()
 		unlock, err := lock(dir, req.Name)
 		if err != nil {
 			var re *RefusedError
@@ -267,7 +276,7 @@ func Restore(ctx context.Context, l *instance.Layout, req RestoreRequest) (*Rest
 		}
 	}
 	if !req.CheckMode {
-		if n, err := settleAside(ctx, dir, req.Options); err != nil {
+		if n, err := settleAside(ctx, dir, l.App, req.Options); err != nil {
 			return res, err
 		} else if n > 0 {
 			res.Changed = true
@@ -495,9 +504,17 @@ func layoutLocator(c instance.Component, name string) (string, error) {
 // loadDeletions lists earlier deletions, newest first: every tombstone
 // with its archive, and archives no tombstone names.
 func (r *restorer) loadDeletions() error {
-	tombs, err := Tombstones(r.dir)
+	all, err := Tombstones(r.dir)
 	if err != nil {
 		return err
+	}
+	// Only this app's instance's deletions: another app's instance of
+	// the same name shares archive_dir/<name>/.
+	var tombs []*Tombstone
+	for _, t := range all {
+		if ofApp(t, r.l.App) {
+			tombs = append(tombs, t)
+		}
 	}
 	r.tombs = tombs
 	byArchive := map[string]*Tombstone{}
@@ -529,8 +546,14 @@ func (r *restorer) loadDeletions() error {
 	if err != nil {
 		return err
 	}
+	anyApp := map[string]bool{}
+	for _, t := range all {
+		if t.ArchivePath != "" {
+			anyApp[filepath.Base(t.ArchivePath)] = true
+		}
+	}
 	for _, f := range files {
-		if byArchive[filepath.Base(f)] == nil {
+		if !anyApp[filepath.Base(f)] {
 			// No tombstone recorded its sha256: it could be anything
 			// dropped into the directory. Only an explicit archive: uses it.
 			r.res.note("archive %s has no tombstone: not used automatically; pass archive: to restore from it", f)
@@ -942,14 +965,14 @@ const asideReason = "replaced by a forced restore"
 // between moving a component aside and recording it: moves that happened
 // are kept (state quarantined), moves that did not are dropped, so that
 // no later deletion mistakes them for an interrupted one.
-func settleAside(ctx context.Context, dir string, opts instance.Options) (int, error) {
+func settleAside(ctx context.Context, dir, app string, opts instance.Options) (int, error) {
 	tombs, err := Tombstones(dir)
 	if err != nil {
 		return 0, err
 	}
 	n := 0
 	for _, t := range tombs {
-		if t.State != StateQuarantining || t.ArchivePath != "" || t.Reason != asideReason {
+		if t.State != StateQuarantining || t.ArchivePath != "" || t.Reason != asideReason || t.App != app {
 			continue
 		}
 		var kept []QuarantineMove

@@ -56,7 +56,7 @@ func TestRunbook_RestoresByHand(t *testing.T) {
 	// run leaves.
 	stagingTag := strings.ToLower(strings.ReplaceAll(res.Tombstone.ID, "-", "_"))
 	t.Cleanup(func() { _ = fleettest.DropDatabasesLike(context.Background(), f.PG, stagingTag) })
-	_, err = softdelete.Purge(ctx, softdelete.PurgeRequest{ArchiveDir: archives, KeepLast: 1, PG: f.PG,
+	_, err = softdelete.Purge(ctx, softdelete.PurgeRequest{Layouts: []*instance.Layout{f.Layout}, ArchiveDir: archives, KeepLast: 1, PG: f.PG,
 		Now: res.Tombstone.PurgeAfter.Add(time.Minute)})
 	require.NoError(t, err)
 	for _, c := range []string{"config", "data", "logs"} {

@@ -221,6 +221,13 @@ func Delete(ctx context.Context, l *instance.Layout, req Request) (*Result, erro
 	if req.CheckMode {
 		return plan(ctx, l, req, dir)
 	}
+	// The host-wide lock first: another run on this instance with another
+	// archive_dir holds it too.
+	unlockHost, err := lockInstance(l, req.Name)
+	if err != nil {
+		return nil, err
+	}
+	defer unlockHost()
 	created, err := mkdirAllTracked(dir)
 	if err != nil {
 		return nil, fmt.Errorf("create archive directory: %w", err)
@@ -243,7 +250,7 @@ func Delete(ctx context.Context, l *instance.Layout, req Request) (*Result, erro
 	removeStale(dir)
 
 	res := &Result{Quarantined: []QuarantineMove{}}
-	if err := settleInterrupted(ctx, req, dir, res); err != nil {
+	if err := settleInterrupted(ctx, req, l.App, dir, res); err != nil {
 		return resultOrNil(res), err
 	}
 
@@ -251,7 +258,7 @@ func Delete(ctx context.Context, l *instance.Layout, req Request) (*Result, erro
 	var nf *instance.NotFoundError
 	if errors.As(err, &nf) {
 		// Already deleted: return the tombstone, change nothing.
-		ts, terr := latestTombstone(dir)
+		ts, terr := latestTombstone(dir, l.App)
 		if terr != nil || ts == nil {
 			res.Msg = nf.Error()
 			return res, terr
@@ -268,7 +275,7 @@ func Delete(ctx context.Context, l *instance.Layout, req Request) (*Result, erro
 
 	// A tombstone whose moves are not all done is a deletion interrupted
 	// after its archive was verified: finish it.
-	if ts, err := latestTombstone(dir); err != nil {
+	if ts, err := latestTombstone(dir, l.App); err != nil {
 		return resultOrNil(res), err
 	} else if ts != nil && ts.State == StateQuarantining {
 		return finishQuarantine(ctx, req, ts, res)
@@ -597,7 +604,10 @@ func rollBack(ctx context.Context, req Request, ts *Tombstone, changes []string,
 // while archiving, or between the archive and the tombstone), a deletion
 // rolling back, or an archive with no tombstone at all. Each is reported
 // in res.Warnings and recorded, never ignored.
-func settleInterrupted(ctx context.Context, req Request, dir string, res *Result) error {
+//
+// Only this app's deletions are settled: another app's instance of the
+// same name shares archive_dir/<name>/, and its journal is its own.
+func settleInterrupted(ctx context.Context, req Request, app, dir string, res *Result) error {
 	all, err := Tombstones(dir)
 	if err != nil {
 		return err
@@ -605,6 +615,9 @@ func settleInterrupted(ctx context.Context, req Request, dir string, res *Result
 	ids := map[string]bool{}
 	for _, ts := range all {
 		ids[ts.ID] = true
+		if !ofApp(ts, app) {
+			continue
+		}
 		switch ts.State {
 		case StateArchiving:
 			what := "before its archive was complete"
@@ -648,6 +661,9 @@ func settleInterrupted(ctx context.Context, req Request, dir string, res *Result
 		ts := &Tombstone{ID: id, Instance: req.Name, ArchivePath: a, State: StateAbandoned, ToolVersion: Version,
 			Note: "archive found without a tombstone: its deletion was interrupted between the archive and the tombstone; nothing had been moved",
 			Path: filepath.Join(dir, id+".tombstone.json")}
+		if m, err := readManifestHead(a); err == nil {
+			ts.App = m.App // it may be another app's instance of this name
+		}
 		if err := ts.write(); err != nil {
 			return err
 		}
@@ -893,7 +909,7 @@ func removeStale(dir string) {
 }
 
 func plan(ctx context.Context, l *instance.Layout, req Request, dir string) (*Result, error) {
-	warnings := pendingWarnings(dir)
+	warnings := pendingWarnings(dir, l.App)
 	res, err := planMoves(ctx, l, req, dir)
 	if res != nil {
 		res.Warnings = append(warnings, res.Warnings...)
@@ -905,7 +921,7 @@ func plan(ctx context.Context, l *instance.Layout, req Request, dir string) (*Re
 // settle first (settleInterrupted): deletions interrupted before their
 // tombstone said quarantining, or rolling back, and archives without a
 // tombstone.
-func pendingWarnings(dir string) []string {
+func pendingWarnings(dir, app string) []string {
 	all, err := Tombstones(dir)
 	if err != nil {
 		return []string{err.Error()}
@@ -914,6 +930,9 @@ func pendingWarnings(dir string) []string {
 	ids := map[string]bool{}
 	for _, ts := range all {
 		ids[ts.ID] = true
+		if !ofApp(ts, app) {
+			continue
+		}
 		switch ts.State {
 		case StateArchiving, StateRollingBack:
 			out = append(out, fmt.Sprintf("an earlier deletion of %s (id %s) was interrupted in state %s; a real run settles it first (tombstone %s)", ts.Instance, ts.ID, ts.State, ts.Path))
@@ -932,7 +951,7 @@ func planMoves(ctx context.Context, l *instance.Layout, req Request, dir string)
 	inst, err := l.Resolve(ctx, req.Name, req.Options)
 	var nf *instance.NotFoundError
 	if errors.As(err, &nf) {
-		ts, _ := latestTombstone(dir)
+		ts, _ := latestTombstone(dir, l.App)
 		res := &Result{Msg: nf.Error(), Quarantined: []QuarantineMove{}}
 		if ts != nil {
 			res.Tombstone = ts.info()
@@ -1011,6 +1030,13 @@ func ReadTombstone(path string) (*Tombstone, error) {
 	return t, nil
 }
 
+// ofApp reports whether a tombstone is of app's instance: archives are
+// filed by instance name, so archive_dir/<name>/ may hold the deletions of
+// several apps' instances of that name. A tombstone that names no app
+// (the record of an archive found without a tombstone whose manifest could
+// not be read) is taken as this app's, as before apps were told apart.
+func ofApp(ts *Tombstone, app string) bool { return app == "" || ts.App == app || ts.App == "" }
+
 // Tombstones returns the tombstones of an instance, oldest first.
 func Tombstones(dir string) ([]*Tombstone, error) {
 	files, err := filepath.Glob(filepath.Join(dir, "*.tombstone.json"))
@@ -1029,16 +1055,18 @@ func Tombstones(dir string) ([]*Tombstone, error) {
 	return out, nil
 }
 
-// latestTombstone returns the newest tombstone of a deletion that moved
-// or was about to move something: journal entries still archiving or
-// abandoned (nothing moved) are not deletions to restore or finish.
-func latestTombstone(dir string) (*Tombstone, error) {
+// latestTombstone returns the newest tombstone of app's instance of the
+// directory's name, of a deletion that moved or was about to move
+// something: journal entries still archiving or abandoned (nothing moved)
+// are not deletions to restore or finish, and another app's instance of
+// the same name (filed in the same archive_dir/<name>/) is not this one.
+func latestTombstone(dir, app string) (*Tombstone, error) {
 	ts, err := Tombstones(dir)
 	if err != nil {
 		return nil, err
 	}
 	for i := len(ts) - 1; i >= 0; i-- {
-		if ts[i].State != StateArchiving && ts[i].State != StateAbandoned {
+		if ofApp(ts[i], app) && ts[i].State != StateArchiving && ts[i].State != StateAbandoned {
 			return ts[i], nil
 		}
 	}

@@ -69,7 +69,7 @@ func TestRoundTrip_QuarantineThenArchive(t *testing.T) {
 	// Delete again, purge once retention has passed, restore from the archive.
 	res, err = softdelete.Delete(ctx, f.Layout, request(f, archives, "acme"))
 	require.NoError(t, err)
-	purged, err := softdelete.Purge(ctx, softdelete.PurgeRequest{ArchiveDir: archives, KeepLast: 1, PG: f.PG,
+	purged, err := softdelete.Purge(ctx, softdelete.PurgeRequest{Layouts: []*instance.Layout{f.Layout}, ArchiveDir: archives, KeepLast: 1, PG: f.PG,
 		Now: res.Tombstone.PurgeAfter.Add(time.Minute)})
 	require.NoError(t, err)
 	assert.Len(t, purged, 6, "5 quarantined components and the older archive")
