@@ -11,6 +11,7 @@ import (
 
 	"pgregory.net/rapid"
 
+	"github.com/fleetsafe/fleetsafe/pkg/instance"
 	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
 	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
 )
@@ -24,6 +25,7 @@ const helperEnv = "FLEETSAFE_MODEL_HELPER"
 
 // purgeArgs is what the helper needs of a softdelete.PurgeRequest.
 type purgeArgs struct {
+	LayoutFile       string
 	ArchiveDir, Name string
 	KeepLast         int
 	Now              time.Time
@@ -45,7 +47,12 @@ func runHelper() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
-	req := softdelete.PurgeRequest{ArchiveDir: h.ArchiveDir, Name: h.Name, KeepLast: h.KeepLast, Now: h.Now, PG: h.PG}
+	layout, err := instance.LoadLayoutFile(h.LayoutFile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	req := softdelete.PurgeRequest{Layouts: []*instance.Layout{layout}, ArchiveDir: h.ArchiveDir, Name: h.Name, KeepLast: h.KeepLast, Now: h.Now, PG: h.PG}
 	if _, err := softdelete.Purge(context.Background(), req); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -63,7 +70,7 @@ func (m *machine) CrashPurge(t *rapid.T) {
 		req.KeepLast = 1 // the refusal is Purge's business
 	}
 	kill := killInstant(t, "purge")
-	data, err := json.Marshal(purgeArgs{ArchiveDir: req.ArchiveDir, Name: req.Name, KeepLast: req.KeepLast, Now: req.Now, PG: req.PG})
+	data, err := json.Marshal(purgeArgs{LayoutFile: m.f.layoutFile, ArchiveDir: req.ArchiveDir, Name: req.Name, KeepLast: req.KeepLast, Now: req.Now, PG: req.PG})
 	if err != nil {
 		t.Fatal(err)
 	}
