@@ -219,6 +219,9 @@ func (r *restorer) stageArchive(ctx context.Context, archive string, picks []*pi
 	if err != nil {
 		return fmt.Errorf("extract %s: %w", archive, err)
 	}
+	if err := r.relinkAcross(m, dirs, find); err != nil {
+		return err
+	}
 	for _, s := range dirs {
 		entries := componentEntries(m, s.p.comp.Name)
 		// Metadata last, deepest first, so directory mtimes stay as archived.
@@ -242,6 +245,41 @@ func (r *restorer) stageArchive(ctx context.Context, archive string, picks []*pi
 			return err
 		}
 		r.req.step("stage:" + p.comp.Name)
+	}
+	return nil
+}
+
+// relinkAcross gives back the hard links between components: a file
+// stored whole in each component (SameFileAs) becomes one file again when
+// both components are staged from this archive, before metadata is
+// applied (the link changes its directory's mtime). When the other
+// component is not restored here, or the link cannot be made, the file
+// comes back as its own file, and a note says so.
+func (r *restorer) relinkAcross(m *Manifest, dirs []*staged, find func(string) *staged) error {
+	for _, s := range dirs {
+		for _, e := range componentEntries(m, s.p.comp.Name) {
+			if e.Type != "file" || e.SameFileAs == "" {
+				continue
+			}
+			t := find(e.SameFileAs)
+			if t == nil || t == s {
+				r.res.note("%s was the same file as %s (a hard link across components) when deleted; that component is not restored from the same archive now, so %s comes back as a file of its own",
+					e.Name(), e.SameFileAs, e.Name())
+				continue
+			}
+			src := filepath.Join(t.root.Name(), t.rel(e.SameFileAs))
+			dst := s.rel(e.Name())
+			tmp := filepath.Join(filepath.Dir(dst), ".fleetsafe-link-"+filepath.Base(dst))
+			if err := os.Link(src, filepath.Join(s.root.Name(), tmp)); err != nil {
+				r.res.note("%s was the same file as %s (a hard link across components) when deleted; linking them again failed (%v), so they come back as two files with the same content",
+					e.Name(), e.SameFileAs, err)
+				continue
+			}
+			if err := s.root.Rename(tmp, dst); err != nil {
+				_ = s.root.Remove(tmp)
+				return fmt.Errorf("component %s: link %s to %s again: %w", s.p.comp.Name, e.Name(), e.SameFileAs, err)
+			}
+		}
 	}
 	return nil
 }
