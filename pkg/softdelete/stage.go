@@ -268,16 +268,28 @@ func (r *restorer) relinkAcross(m *Manifest, dirs []*staged, find func(string) *
 				continue
 			}
 			src := filepath.Join(t.root.Name(), t.rel(e.SameFileAs))
-			dst := s.rel(e.Name())
-			tmp := filepath.Join(filepath.Dir(dst), ".fleetsafe-link-"+filepath.Base(dst))
-			if err := os.Link(src, filepath.Join(s.root.Name(), tmp)); err != nil {
-				r.res.note("%s was the same file as %s (a hard link across components) when deleted; linking them again failed (%v), so they come back as two files with the same content",
-					e.Name(), e.SameFileAs, err)
-				continue
+			// The entry and its own hard links inside the component.
+			names := []string{e.Name()}
+			for _, h := range componentEntries(m, s.p.comp.Name) {
+				if h.Type == "hardlink" && h.Target() == e.Name() {
+					names = append(names, h.Name())
+				}
 			}
-			if err := s.root.Rename(tmp, dst); err != nil {
-				_ = s.root.Remove(tmp)
-				return fmt.Errorf("component %s: link %s to %s again: %w", s.p.comp.Name, e.Name(), e.SameFileAs, err)
+			for _, n := range names {
+				dst := s.rel(n)
+				tmp := filepath.Join(filepath.Dir(dst), ".fleetsafe-link-"+filepath.Base(dst))
+				if err := os.Link(src, filepath.Join(s.root.Name(), tmp)); err != nil {
+					if n != e.Name() {
+						return fmt.Errorf("component %s: link %s to %s again: %w", s.p.comp.Name, n, e.SameFileAs, err)
+					}
+					r.res.note("%s was the same file as %s (a hard link across components) when deleted; linking them again failed (%v), so they come back as two files with the same content",
+						e.Name(), e.SameFileAs, err)
+					break
+				}
+				if err := s.root.Rename(tmp, dst); err != nil {
+					_ = s.root.Remove(tmp)
+					return fmt.Errorf("component %s: link %s to %s again: %w", s.p.comp.Name, n, e.SameFileAs, err)
+				}
 			}
 		}
 	}
