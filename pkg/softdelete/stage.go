@@ -540,9 +540,20 @@ func writeEntry(root *os.Root, rel string, hdr *tar.Header, fi archives.FileInfo
 			return err
 		}
 		defer rc.Close()
-		if _, err := io.Copy(out, rc); err != nil {
+		// Blocks of zeros become holes: a sparse file (a VM image, a
+		// preallocated database file) does not come back full size.
+		sw := &sparseWriter{f: out}
+		if _, err := io.CopyBuffer(sw, struct{ io.Reader }{rc}, make([]byte, 256<<10)); err != nil {
 			out.Close()
 			return err // names the file
+		}
+		if err := sw.flush(); err != nil {
+			out.Close()
+			return fmt.Errorf("write %s: %w", filepath.Join(root.Name(), rel), err)
+		}
+		if err := out.Truncate(sw.off); err != nil {
+			out.Close()
+			return fmt.Errorf("set the size of %s: %w", filepath.Join(root.Name(), rel), err)
 		}
 		if err := out.Sync(); err != nil {
 			out.Close()
@@ -551,6 +562,75 @@ func writeEntry(root *os.Root, rel string, hdr *tar.Header, fi archives.FileInfo
 		return out.Close()
 	}
 	return fmt.Errorf("entry %s: unsupported type", hdr.Name)
+}
+
+// sparseBlock is the unit in which a restored file's zeros become holes.
+const sparseBlock = 4096
+
+// sparseWriter writes a file leaving a hole (a seek) for each whole,
+// aligned block of zeros, whatever sizes the reader hands over; flush
+// writes the last partial block, and the caller truncates the file to off,
+// which also gives a file ending in a hole its size.
+type sparseWriter struct {
+	f   *os.File
+	off int64  // bytes accepted so far
+	buf []byte // the current block, not yet written
+}
+
+func (w *sparseWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		if len(w.buf) == 0 && len(p) >= sparseBlock {
+			if err := w.block(p[:sparseBlock]); err != nil {
+				return n - len(p), err
+			}
+			p = p[sparseBlock:]
+			continue
+		}
+		k := min(len(p), sparseBlock-len(w.buf))
+		w.buf = append(w.buf, p[:k]...)
+		p = p[k:]
+		if len(w.buf) == sparseBlock {
+			if err := w.block(w.buf); err != nil {
+				return n - len(p), err
+			}
+			w.buf = w.buf[:0]
+		}
+	}
+	return n, nil
+}
+
+// block writes one whole block, or seeks over it when it is all zeros.
+func (w *sparseWriter) block(b []byte) error {
+	var err error
+	if allZero(b) {
+		_, err = w.f.Seek(int64(len(b)), io.SeekCurrent)
+	} else {
+		_, err = w.f.Write(b)
+	}
+	w.off += int64(len(b))
+	return err
+}
+
+// flush writes the last partial block (zeros too: the truncate to off
+// would give them anyway).
+func (w *sparseWriter) flush() error {
+	if len(w.buf) == 0 {
+		return nil
+	}
+	_, err := w.f.Write(w.buf)
+	w.off += int64(len(w.buf))
+	w.buf = w.buf[:0]
+	return err
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func applyMeta(root *os.Root, rel string, e FileEntry) error {
