@@ -88,9 +88,9 @@ func Runbook(m *Manifest, archive string) []byte {
 		"run the block again. A block extracts its component into a staging directory (or " +
 		"database) beside the destination and renames it into place only when complete; if " +
 		"it fails half-way, the staging directory or database it names is all that is left: " +
-		"remove it (`rm -r` it, or `dropdb` it) before running the block again. tar writes "+
-		"every byte of a sparse file (a VM image, a preallocated database file), so it takes "+
-		"its full size on disk after these blocks (fleetsafe's own restore keeps zeros as "+
+		"remove it (`rm -r` it, or `dropdb` it) before running the block again. tar writes " +
+		"every byte of a sparse file (a VM image, a preallocated database file), so it takes " +
+		"its full size on disk after these blocks (fleetsafe's own restore keeps zeros as " +
 		"holes); check the free space first, and `fallocate --dig-holes <file>` gives it back.\n\n")
 	restorable := 0
 	for i, c := range m.Components {
