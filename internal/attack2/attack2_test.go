@@ -432,7 +432,6 @@ func psql(t *testing.T, db, sql string) string {
 // after a restore, every component it claims is identical to what was
 // deleted, database rows included.
 func TestQuarantinedDatabaseTamperIsRestoredAsSuccess(t *testing.T) {
-	openHole(t, "a quarantined database is not compared with its verified dump before it is renamed back (FINDINGS-2.md break 3)")
 	fleettest.RequirePG(t)
 	in := newInstance(t)
 	app := fleettest.RandomApp()
@@ -451,7 +450,23 @@ func TestQuarantinedDatabaseTamperIsRestoredAsSuccess(t *testing.T) {
 	rows := "select md5(string_agg(id||v, ',' order by id)) from t"
 	before := psql(t, db, rows)
 
+	// Untouched, the quarantined database comes back by a rename.
 	res := run(t, "instance_soft_delete", in.args("reason", "attack2", "requested_by", "attack2"))
+	if res["failed"] != false {
+		t.Fatalf("soft delete failed: %v", res["msg"])
+	}
+	res = run(t, "instance_restore", in.args("source", "quarantine"))
+	if res["failed"] != false {
+		t.Fatalf("restore of an untouched quarantine failed: %v", res["msg"])
+	}
+	if src, _ := res["sources"].(map[string]any)["database"].(string); !strings.HasPrefix(src, "quarantine:") {
+		t.Errorf("an untouched quarantined database came back from %q, not from quarantine (notes %v)", src, res["notes"])
+	}
+	if after := psql(t, db, rows); after != before {
+		t.Fatalf("rows differ after a restore from an untouched quarantine")
+	}
+
+	res = run(t, "instance_soft_delete", in.args("reason", "attack2", "requested_by", "attack2"))
 	if res["failed"] != false {
 		t.Fatalf("soft delete failed: %v", res["msg"])
 	}
@@ -466,11 +481,24 @@ func TestQuarantinedDatabaseTamperIsRestoredAsSuccess(t *testing.T) {
 	psql(t, "postgres", "alter database "+q+" allow_connections false")
 
 	res = run(t, "instance_restore", in.args("source", "quarantine"))
-	if res["failed"] == true {
-		return // refusing a changed quarantine keeps the promise
+	if res["failed"] != true {
+		if after := psql(t, db, rows); after != before {
+			t.Fatalf("restore reported failed: false, sources %v, but the rows of %s differ from what was deleted (row 7 is %q)", res["sources"], db, psql(t, db, "select v from t where id = 7"))
+		}
+	}
+	// auto takes the verified archive instead, and says why.
+	res = run(t, "instance_restore", in.args("source", "auto"))
+	if res["failed"] != false {
+		t.Fatalf("restore auto failed: %v", res["msg"])
 	}
 	if after := psql(t, db, rows); after != before {
-		t.Errorf("restore reported failed: false, sources %v, but the rows of %s differ from what was deleted (row 7 is %q)", res["sources"], db, psql(t, db, "select v from t where id = 7"))
+		t.Errorf("restore auto reported success, sources %v, but the rows of %s differ from what was deleted", res["sources"], db)
+	}
+	if msg, _ := res["msg"].(string); !strings.Contains(msg, "differ from the verified dump") {
+		t.Errorf("msg does not say the quarantined database differs: %q", msg)
+	}
+	if got := psql(t, "postgres", "select datallowconn from pg_database where datname = '"+q+"'"); got != "f" {
+		t.Errorf("the tampered quarantined database %s is left open to connections (datallowconn %q)", q, got)
 	}
 }
 
@@ -482,13 +510,21 @@ func TestQuarantinedDatabaseTamperIsRestoredAsSuccess(t *testing.T) {
 // component is identical to what was deleted, links included; nothing is
 // dropped without being named (DESIGN invariant 13).
 func TestHardLinkOutsideTheInstanceDroppedUnnamed(t *testing.T) {
-	openHole(t, "a hard link shared with a file outside the instance is not named (FINDINGS-2.md break 5)")
 	in := newInstance(t)
 	conf := filepath.Join(in.dir(), "conf.ini")
 	must(t, os.Link(conf, filepath.Join(in.root, "outside-link")))
 	res := run(t, "instance_soft_delete", in.args("reason", "attack2", "requested_by", "attack2"))
 	if res["failed"] != false {
-		return // refusing, naming the link, keeps the promise
+		// Refusing keeps the promise only if it names the file and the
+		// way to accept the loss.
+		msg, _ := res["msg"].(string)
+		if !strings.Contains(msg, conf) || !strings.Contains(msg, "hard_links") {
+			t.Fatalf("soft delete refused without naming %s and accept_losses: [hard_links]: %s", conf, msg)
+		}
+		res = run(t, "instance_soft_delete", in.args("reason", "attack2", "requested_by", "attack2", "accept_losses", []any{"hard_links"}))
+		if res["failed"] != false {
+			t.Fatalf("soft delete with accept_losses: [hard_links] failed: %v", res["msg"])
+		}
 	}
 	losses, _ := json.Marshal(res["losses"])
 	if strings.Contains(string(losses), "conf") {
@@ -515,7 +551,6 @@ func TestHardLinkOutsideTheInstanceDroppedUnnamed(t *testing.T) {
 // partial state (at least: it says why a component that a deletion holds
 // was not restored, so that force can be used).
 func TestEmptyPlaceholderBlocksRestoreSilently(t *testing.T) {
-	openHole(t, "an empty placeholder directory counts as present and is not restored, with no note (FINDINGS-2.md break 6)")
 	in := newInstance(t)
 	res := run(t, "instance_soft_delete", in.args("reason", "attack2", "requested_by", "attack2"))
 	if res["failed"] != false {
@@ -541,5 +576,98 @@ func openHole(t *testing.T, why string) {
 	t.Helper()
 	if os.Getenv("FLEETSAFE_ATTACK_OPEN") != "1" {
 		t.Skip("open hole, run with FLEETSAFE_ATTACK_OPEN=1: " + why)
+	}
+}
+
+// TestHardLinkedComponentsAreDeletedAndRestored: conf.ini is a hard link
+// to data/a, two components of one instance sharing a file. The rename of
+// conf.ini into quarantine updates the shared inode's ctime, which the
+// check inside quarantine took for a late write to data/a: every soft
+// delete failed, rolled back, and said something still wrote to the
+// instance. Promise: an instance whose components share a file is
+// deleted, and restored from quarantine identical, links included; from
+// the archive its components come back with the same content.
+func TestHardLinkedComponentsAreDeletedAndRestored(t *testing.T) {
+	in := newInstance(t)
+	conf := filepath.Join(in.dir(), "conf.ini")
+	must(t, os.Remove(conf))
+	must(t, os.Link(filepath.Join(in.dir(), "data", "a"), conf))
+	before := in.snapshot(t)
+	res := run(t, "instance_soft_delete", in.args("reason", "attack2", "requested_by", "attack2"))
+	if res["failed"] != false {
+		t.Fatalf("soft delete of an instance whose components share a file failed: %v", res["msg"])
+	}
+	res = run(t, "instance_restore", in.args("source", "quarantine"))
+	if res["failed"] != false {
+		t.Fatalf("restore from quarantine failed: %v", res["msg"])
+	}
+	if d := diffSnap(before, in.snapshot(t)); d != "" {
+		t.Fatalf("restored from quarantine differs:\n%s", d)
+	}
+	res = run(t, "instance_soft_delete", in.args("reason", "attack2", "requested_by", "attack2"))
+	if res["failed"] != false {
+		t.Fatalf("second soft delete failed: %v", res["msg"])
+	}
+	must(t, os.RemoveAll(filepath.Join(in.dir(), ".fleetsafe-trash")))
+	res = run(t, "instance_restore", in.args("source", "archive"))
+	if res["failed"] != false {
+		t.Fatalf("restore from archive failed: %v", res["msg"])
+	}
+	if d := diffSnap(before, in.snapshot(t)); d != "" {
+		t.Errorf("restored from the archive differs (notes %v):\n%s", res["notes"], d)
+	}
+}
+
+// TestPlaceholderIsReplacedOtherContentIsNamed: the choice for what
+// stands at a component's place when a restore runs. An empty directory
+// or an empty file (no ACL or other attribute, not a mount point) is a
+// placeholder: it is moved aside into quarantine and the deleted content
+// comes back, named in notes and replaced; a re-run changes nothing.
+// Anything else (here a directory holding one file) is left as it is,
+// never overwritten without force, and the notes say so and how to
+// replace it.
+func TestPlaceholderIsReplacedOtherContentIsNamed(t *testing.T) {
+	in := newInstance(t)
+	before := in.snapshot(t)
+	res := run(t, "instance_soft_delete", in.args("reason", "attack2", "requested_by", "attack2"))
+	if res["failed"] != false {
+		t.Fatalf("soft delete failed: %v", res["msg"])
+	}
+	must(t, os.Mkdir(filepath.Join(in.dir(), "data"), 0o755))
+	must(t, os.WriteFile(filepath.Join(in.dir(), "conf.ini"), nil, 0o644))
+	res = run(t, "instance_restore", in.args("source", "auto"))
+	if res["failed"] != false {
+		t.Fatalf("restore over placeholders failed: %v", res["msg"])
+	}
+	if d := diffSnap(before, in.snapshot(t)); d != "" {
+		t.Fatalf("placeholders not replaced by the deleted content (result %v):\n%s", res, d)
+	}
+	replaced, _ := json.Marshal(res["replaced"])
+	notes, _ := json.Marshal(res["notes"])
+	if !strings.Contains(string(replaced), "data") || !strings.Contains(string(replaced), "conf") || !strings.Contains(string(notes), "placeholder") {
+		t.Errorf("replaced %s and notes %s do not name the placeholders", replaced, notes)
+	}
+	res = run(t, "instance_restore", in.args("source", "auto"))
+	if res["failed"] != false || res["changed"] != false {
+		t.Errorf("a re-run changed something or failed: changed %v, msg %v", res["changed"], res["msg"])
+	}
+
+	// Not a placeholder: a directory with a file in it stays, named.
+	res = run(t, "instance_soft_delete", in.args("reason", "attack2", "requested_by", "attack2"))
+	if res["failed"] != false {
+		t.Fatalf("second soft delete failed: %v", res["msg"])
+	}
+	must(t, os.Mkdir(filepath.Join(in.dir(), "data"), 0o755))
+	must(t, os.WriteFile(filepath.Join(in.dir(), "data", "new"), []byte("new\n"), 0o644))
+	res = run(t, "instance_restore", in.args("source", "auto"))
+	if res["failed"] != false {
+		t.Fatalf("restore failed: %v", res["msg"])
+	}
+	msg, _ := res["msg"].(string)
+	if data, err := os.ReadFile(filepath.Join(in.dir(), "data", "new")); err != nil || string(data) != "new\n" {
+		t.Errorf("a present, non-empty data directory was touched: %v %q", err, data)
+	}
+	if !strings.Contains(msg, "component data is present") || !strings.Contains(msg, "force: true") {
+		t.Errorf("msg does not say that data was left as it is and how to replace it: %q", msg)
 	}
 }

@@ -100,6 +100,9 @@ type collector struct {
 	// mounts lists the mount points of the host (mountinfo), nil when
 	// unreadable.
 	mounts []string
+	// linkCounts counts, for every regular file with several names, the
+	// names seen inside the instance (findOutsideLinks).
+	linkCounts map[fileID]*linkCount
 }
 
 type linkKey struct {
@@ -123,7 +126,7 @@ func idOf(fi fs.FileInfo) fileID {
 
 func newCollector(accept []string) *collector {
 	c := &collector{names: map[string]string{}, links: map[linkKey]string{}, firstName: map[fileID]string{},
-		tops: map[string]fileID{}, accept: map[string]bool{}}
+		tops: map[string]fileID{}, accept: map[string]bool{}, linkCounts: map[fileID]*linkCount{}}
 	for _, a := range accept {
 		c.accept[a] = true
 	}
@@ -221,6 +224,14 @@ func (c *collector) add(component string, root *os.Root, rel, name string, fi fs
 	}
 	full := filepath.Join(root.Name(), rel)
 	id := idOf(fi)
+	if fi.Mode().IsRegular() && st != nil && st.Nlink > 1 {
+		lc := c.linkCounts[id]
+		if lc == nil {
+			lc = &linkCount{nlink: int(st.Nlink), component: component, first: full}
+			c.linkCounts[id] = lc
+		}
+		lc.inside++
+	}
 	switch {
 	case fi.IsDir():
 		e.Type = "dir"
@@ -379,9 +390,16 @@ func sameFilesystem(name, locator string) error {
 func (c *collector) changedSince(ts *Tombstone) []string {
 	var out []string
 	moved := map[string]string{}
+	// The rename of a component's top entry updates its inode's ctime:
+	// every name of that inode (a hard link from another component) is
+	// then not judged by its ctime either.
+	renamed := map[fileID]bool{}
 	if ts != nil {
 		for _, m := range ts.Components {
 			moved[m.Component] = m.To
+			if id, ok := c.tops[m.Component]; ok {
+				renamed[id] = true
+			}
 		}
 	}
 	for _, s := range c.sources {
@@ -415,7 +433,7 @@ func (c *collector) changedSince(ts *Tombstone) []string {
 		if now.mtime != s.seen.mtime {
 			what = append(what, "modified (mtime)")
 		}
-		if now.ctime != s.seen.ctime && !(ts != nil && top) && len(what) == 0 {
+		if now.ctime != s.seen.ctime && !(ts != nil && (top || renamed[idOf(fi)])) && len(what) == 0 {
 			what = append(what, "metadata changed (ctime)")
 		}
 		if len(what) > 0 {

@@ -33,6 +33,10 @@ const (
 	// LossSpecialFiles is a socket, named pipe or device: not archived;
 	// accepted, it is skipped and recorded in the manifest.
 	LossSpecialFiles = "special_files"
+	// LossHardLinks is a file that shares its inode with a name outside
+	// the instance: the archive holds a copy, and a restore from it
+	// brings the file back alone (link count 1), no longer shared.
+	LossHardLinks = "hard_links"
 
 	// LossMount is a mount point inside a component; never accepted.
 	LossMount = "mount"
@@ -42,7 +46,7 @@ const (
 )
 
 // AcceptableLosses lists the values AcceptLosses may hold.
-var AcceptableLosses = []string{LossACL, LossXattr, LossCapability, LossSELinux, LossFlags, LossSpecialFiles}
+var AcceptableLosses = []string{LossACL, LossXattr, LossCapability, LossSELinux, LossFlags, LossSpecialFiles, LossHardLinks}
 
 // Finding is one entry that an archive cannot carry whole, or that must
 // not be crossed.
@@ -128,6 +132,7 @@ func (c *collector) finding(component, path, kind, what string) {
 
 // err returns the refusal for every finding not accepted, or nil.
 func (c *collector) err(name string) error {
+	c.findOutsideLinks()
 	if len(c.findings) == 0 {
 		return nil
 	}
@@ -261,5 +266,29 @@ func (c *collector) findMounts(component, full string) {
 	}
 	for _, mp := range elsewhere {
 		c.finding(component, full, LossMount, "also shown at "+mp+" by a bind mount: moving or purging it would change that place too")
+	}
+}
+
+// linkCount is what the walk saw of a file with several names: its link
+// count, how many of its names are inside the instance, and the first.
+type linkCount struct {
+	nlink, inside int
+	component     string
+	first         string
+}
+
+// findOutsideLinks names every file whose link count is higher than the
+// number of its names inside the instance's components: another name,
+// outside the instance, shares it. The archive can only hold a copy, and
+// a restore from it would not share the file with that name any more.
+func (c *collector) findOutsideLinks() {
+	for _, l := range c.linkCounts {
+		if l.inside >= l.nlink {
+			continue
+		}
+		out := l.nlink - l.inside
+		c.finding(l.component, l.first, LossHardLinks, fmt.Sprintf(
+			"hard-linked to %d name%s outside the instance (link count %d, %d inside): the archive holds a copy, and a restore from it would bring the file back alone, no longer shared with %s",
+			out, plural(out, "", "s"), l.nlink, l.inside, plural(out, "that name", "those names")))
 	}
 }

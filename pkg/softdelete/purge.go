@@ -162,7 +162,7 @@ func PurgeReport(ctx context.Context, req PurgeRequest) (*PurgeResult, error) {
 		req.Now = time.Now().UTC()
 	}
 	if req.KeepLast < 0 || (req.KeepLast < 1 && req.Name == "") {
-		return nil, &RefusedError{Name: "every instance", Reason: fmt.Sprintf("keep_last %d would remove the last archive of every instance", req.KeepLast),
+		return nil, &RefusedError{Action: "purge", Name: "every instance", Reason: fmt.Sprintf("keep_last %d would remove the last archive of every instance", req.KeepLast),
 			Advice: "keep_last below 1 is only accepted together with an explicit name"}
 	}
 	res := &PurgeResult{Purged: []Purged{}, Kept: []Kept{}, Refused: []Refused{}, AlreadyGone: []Purged{}}
@@ -221,7 +221,7 @@ func purgeInstance(ctx context.Context, req *PurgeRequest, name, dir string, res
 	if !req.CheckMode {
 		unlock, err := lock(dir, name)
 		if err != nil {
-			return err
+			return refusedAs(err, "purge")
 		}
 		defer unlock()
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -12,6 +13,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/mholt/archives"
@@ -162,6 +164,9 @@ type pick struct {
 	// from an archive
 	archive string
 	mc      ManifestComponent
+	// placeholder, when set, says why the present component counts as a
+	// placeholder that a deletion's content may replace without force.
+	placeholder string
 	// staged: the staging directory or database, once ready
 	staged string
 	done   bool
@@ -313,6 +318,13 @@ func (r *restorer) run(ctx context.Context) (*RestoreResult, error) {
 		p := &pick{comp: c, locator: loc}
 		if st.Present {
 			if !req.Force {
+				if what := placeholder(c, st.Locator); what != "" {
+					// Replaced like force would, if a deletion holds
+					// content for it (decided once its source is known).
+					p.present, p.from, p.placeholder = true, st.Locator, what
+					picks = append(picks, p)
+					continue
+				}
 				res.NotRestored = append(res.NotRestored, c.Name)
 				continue
 			}
@@ -341,6 +353,19 @@ func (r *restorer) run(ctx context.Context) (*RestoreResult, error) {
 		if err != nil {
 			return nil, err
 		}
+		if p.placeholder != "" {
+			// A placeholder is replaced only by content: when no
+			// deletion holds the component, or what it holds is empty
+			// too, the placeholder is what there is, left as it is.
+			if !ok || r.sourceEmpty(p) {
+				if !slices.Contains(res.NotRestored, p.comp.Name) {
+					res.NotRestored = append(res.NotRestored, p.comp.Name)
+				}
+				continue
+			}
+			res.note("component %s is %s, made after the deletion (a placeholder, as a package script or systemd-tmpfiles leaves): it is moved aside into quarantine and replaced by the deleted content from %s",
+				p.comp.Name, p.placeholder, strings.TrimPrefix(strings.TrimPrefix(p.sourceLabel(), "archive:"), "quarantine:"))
+		}
 		switch {
 		case ok:
 			chosen = append(chosen, p)
@@ -364,7 +389,7 @@ func (r *restorer) run(ctx context.Context) (*RestoreResult, error) {
 	// named the components to restore and left it out.
 	var partial []string
 	for _, p := range picks {
-		if p.archive == "" && p.ts == nil && slices.Contains(res.NotRestored, p.comp.Name) &&
+		if p.placeholder == "" && p.archive == "" && p.ts == nil && slices.Contains(res.NotRestored, p.comp.Name) &&
 			!p.comp.Optional && (p.comp.Backup == nil || *p.comp.Backup) {
 			partial = append(partial, p.comp.Name)
 		}
@@ -419,6 +444,16 @@ func (r *restorer) run(ctx context.Context) (*RestoreResult, error) {
 		res.Source = SourceQuarantine
 	case na > 0:
 		res.Source = SourceArchive
+	}
+	if len(chosen) > 0 {
+		// A present component left as it is while others come back: say
+		// so, since it may not be what was deleted.
+		for _, name := range res.NotRestored {
+			c, _ := r.l.Component(name)
+			if st, _ := inst.State(name); st.Present && c.Type != instance.TypeSystemdUnit {
+				res.note("component %s is present and was left as it is (a restore never replaces without force); if it is not what was deleted, run again with force: true and components: [%s]", name, name)
+			}
+		}
 	}
 	if req.CheckMode {
 		res.Changed = res.Changed || len(chosen) > 0
@@ -613,6 +648,12 @@ func (r *restorer) choose(ctx context.Context, p *pick) (bool, error) {
 						why = fmt.Sprintf("its archive cannot be read to check it (%v)", merr)
 					case mc == nil || (mc.ArchivePath == "" && q.Type != instance.TypeSystemdUnit):
 						why = "its archive does not hold it"
+					case isDatabase(q) && req.CheckMode:
+						res.note("check mode: the quarantined database %s would be compared with the dump in %s before it is renamed back, and restored from that archive if it differs", q.To, d.archive)
+					case isDatabase(q):
+						if why, err = r.compareQuarantinedDatabase(ctx, q, name, d.archive, m); err != nil {
+							return false, err
+						}
 					default:
 						why = compareQuarantine(q, name, m)
 					}
@@ -1027,4 +1068,100 @@ func everyWantedPresent(ctx context.Context, l *instance.Layout, req RestoreRequ
 		}
 	}
 	return true, nil
+}
+
+// placeholder says why a present dir or file component is a placeholder
+// that a restore replaces without force, or "" when it is not one: an
+// empty directory, or an empty file with no other name, carrying no
+// extended attribute (no ACL), on its parent's filesystem (not a mount
+// point). Whatever its mode, owner and mtime: a package script or
+// systemd-tmpfiles recreates the place with default metadata, and the
+// deleted component's own comes back with its content. Anything else
+// present is left as it is (force replaces it).
+func placeholder(c instance.Component, locator string) string {
+	if c.Type != instance.TypeDir && c.Type != instance.TypeFile {
+		return ""
+	}
+	fi, err := os.Lstat(locator)
+	if err != nil {
+		return ""
+	}
+	parent, err := os.Stat(filepath.Dir(locator))
+	if err != nil || idOf(parent).dev != idOf(fi).dev {
+		return ""
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return ""
+	}
+	what := ""
+	switch {
+	case c.Type == instance.TypeDir && fi.IsDir():
+		d, err := os.Open(locator)
+		if err != nil {
+			return ""
+		}
+		names, err := d.Readdirnames(1)
+		d.Close()
+		if len(names) > 0 || !errors.Is(err, io.EOF) {
+			return ""
+		}
+		what = "an empty directory"
+	case c.Type == instance.TypeFile && fi.Mode().IsRegular() && fi.Size() == 0 && st.Nlink == 1:
+		what = "an empty file"
+	default:
+		return ""
+	}
+	f, err := os.OpenFile(locator, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return ""
+	}
+	names, err := flistxattr(int(f.Fd()))
+	f.Close()
+	if err != nil || len(names) > 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s (mode %v, owner %d:%d)", what, fi.Mode().Perm(), st.Uid, st.Gid)
+}
+
+// sourceEmpty reports whether what a component comes back from is empty
+// too (an empty directory or an empty file): replacing a placeholder with
+// it would change nothing but metadata, on every run.
+func (r *restorer) sourceEmpty(p *pick) bool {
+	if p.ts != nil {
+		return emptyPath(p.move.To)
+	}
+	for _, d := range r.dels {
+		if d.archive != p.archive {
+			continue
+		}
+		m, err := d.manifest()
+		if err != nil {
+			return false
+		}
+		entries := componentEntries(m, p.comp.Name)
+		return len(entries) == 1 && (entries[0].Type == "dir" || entries[0].Type == "file" && entries[0].Size == 0)
+	}
+	return false
+}
+
+// emptyPath reports whether path is an empty directory or an empty file.
+func emptyPath(path string) bool {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return false
+	}
+	if fi.Mode().IsRegular() {
+		return fi.Size() == 0
+	}
+	if !fi.IsDir() {
+		return false
+	}
+	d, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer d.Close()
+	_, err = d.Readdirnames(1)
+	return errors.Is(err, io.EOF)
 }

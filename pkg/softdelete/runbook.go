@@ -88,7 +88,10 @@ func Runbook(m *Manifest, archive string) []byte {
 		"run the block again. A block extracts its component into a staging directory (or " +
 		"database) beside the destination and renames it into place only when complete; if " +
 		"it fails half-way, the staging directory or database it names is all that is left: " +
-		"remove it (`rm -r` it, or `dropdb` it) before running the block again.\n\n")
+		"remove it (`rm -r` it, or `dropdb` it) before running the block again. tar writes " +
+		"every byte of a sparse file (a VM image, a preallocated database file), so it takes " +
+		"its full size on disk after these blocks (fleetsafe's own restore keeps zeros as " +
+		"holes); check the free space first, and `fallocate --dig-holes <file>` gives it back.\n\n")
 	restorable := 0
 	for i, c := range m.Components {
 		switch {
@@ -189,16 +192,20 @@ func writeDatabaseStep(b *strings.Builder, c ManifestComponent, archivePath, tag
 		"the database afterwards with `ALTER DATABASE %s OWNER TO <APP_ROLE>`.\n\n",
 		oneLine(work), oneLine(stageDB), oneLine(db), oneLine(pgdump.QuoteIdent(db)))
 	b.WriteString("```sh\n")
-	fmt.Fprintf(b, "found=$(psql -X -A -t -d postgres -c %s) || found=unknown\n",
+	// Every database a client tool connects to is given as a quoted
+	// connection string (libpq reads a -d or --dbname value holding '='
+	// as one); every name in SQL is a quoted identifier or literal.
+	maint := shellQuote(pgdump.DBNameArg("postgres"))
+	fmt.Fprintf(b, "found=$(psql -X -A -t -d %s -c %s) || found=unknown\n", maint,
 		shellQuote("SELECT count(*) FROM pg_database WHERE datname = "+sqlLiteral(db)))
 	fmt.Fprintf(b, "if [ \"$found\" != 0 ]; then\n")
 	fmt.Fprintf(b, "  printf 'REFUSED: database %%s exists, or PostgreSQL could not be asked (see above); drop or rename it first, then run this block again\\n' %s >&2\n", shellQuote(db))
 	b.WriteString("  false\nelse\n")
 	fmt.Fprintf(b, "  mkdir -m 0700 %s &&\n", shellQuote(work))
 	fmt.Fprintf(b, "    %s -xf %s -C %s --strip-components=1 %s &&\n", runbookTar, shellQuote(archivePath), shellQuote(work), shellQuote(c.ArchivePath))
-	fmt.Fprintf(b, "    createdb --template=template0 %s &&\n", shellQuote(stageDB))
-	fmt.Fprintf(b, "    pg_restore --exit-on-error --dbname=%s %s &&\n", shellQuote(stageDB), shellQuote(dump))
-	fmt.Fprintf(b, "    psql -X -q -v ON_ERROR_STOP=1 -d postgres -c %s &&\n",
+	fmt.Fprintf(b, "    createdb --maintenance-db=%s --template=template0 -- %s &&\n", maint, shellQuote(stageDB))
+	fmt.Fprintf(b, "    pg_restore --exit-on-error --dbname=%s %s &&\n", shellQuote(pgdump.DBNameArg(stageDB)), shellQuote(dump))
+	fmt.Fprintf(b, "    psql -X -q -v ON_ERROR_STOP=1 -d %s -c %s &&\n", maint,
 		shellQuote("ALTER DATABASE "+pgdump.QuoteIdent(stageDB)+" RENAME TO "+pgdump.QuoteIdent(db)))
 	fmt.Fprintf(b, "    rm -r %s\n", shellQuote(work))
 	b.WriteString("fi\n```\n\n")

@@ -449,3 +449,83 @@ func TestRunbook_HostileTextCannotAddCommands(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, entries, 1, "nothing staged beside the refused component")
 }
+
+// TestRunbook_RestoresByHand_DatabaseNameWithConninfoCharacters runs the
+// database block of RESTORE.md literally, as TestRunbook_RestoresByHand
+// does, for a database whose name holds '=', spaces and a quote. A layout
+// never resolves such a name, but a manifest carries whatever name the
+// database had, and libpq reads a --dbname or -d value holding '=' as a
+// connection string: every name that reaches a client tool must be a
+// quoted connection string, every name in SQL a quoted identifier or
+// literal. The block must bring the rows back under that exact name, and
+// refuse, changing nothing, when it runs again.
+func TestRunbook_RestoresByHand_DatabaseNameWithConninfoCharacters(t *testing.T) {
+	pg := fleettest.RequirePG(t)
+	ctx := context.Background()
+	odd := fmt.Sprintf("fsrb %s host=/nonexistent dbname=postgres it's", strings.ToLower(fleettest.RandomApp()))
+	admin, err := pg.Open(ctx, "postgres")
+	require.NoError(t, err)
+	defer admin.Close()
+	drop := func() {
+		_, _ = admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+pgdump.QuoteIdent(odd)+" WITH (FORCE)")
+	}
+	drop()
+	t.Cleanup(drop)
+	_, err = admin.ExecContext(ctx, "CREATE DATABASE "+pgdump.QuoteIdent(odd))
+	require.NoError(t, err)
+	db, err := pg.Open(ctx, odd)
+	require.NoError(t, err)
+	_, err = db.ExecContext(ctx, "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 50) g")
+	require.NoError(t, err)
+	db.Close()
+	before := tableDigest(t, pg, odd)
+	waitNoConnections(t, pg, odd)
+
+	dir := t.TempDir()
+	dump := filepath.Join(dir, "db.pgdump")
+	require.NoError(t, pgdump.Dump(ctx, pg, odd, dump))
+	archive := filepath.Join(dir, "20260101T000000.000000Z-0a1b2c3d.tar.zst")
+	data, err := os.ReadFile(dump)
+	require.NoError(t, err)
+	var buf bytes.Buffer
+	zw, err := zstd.NewWriter(&buf)
+	require.NoError(t, err)
+	tw := tar.NewWriter(zw)
+	require.NoError(t, tw.WriteHeader(&tar.Header{Name: "components/database.pgdump", Typeflag: tar.TypeReg, Mode: 0o600, Size: int64(len(data))}))
+	_, err = tw.Write(data)
+	require.NoError(t, err)
+	require.NoError(t, tw.Close())
+	require.NoError(t, zw.Close())
+	require.NoError(t, os.WriteFile(archive, buf.Bytes(), 0o600))
+
+	m := runbookManifest(softdelete.ManifestComponent{Name: "database", Type: "postgresql", Locator: odd, Present: true, ArchivePath: "components/database.pgdump"})
+	m.ID = "20260101T000000.000000Z-0a1b2c3d"
+	runbook := string(softdelete.Runbook(m, archive))
+	var block string
+	for _, b := range shellBlocks(runbook) {
+		if strings.Contains(b, "pg_restore") {
+			block = b
+		}
+	}
+	require.NotEmpty(t, block, runbook)
+	t.Cleanup(func() { _ = fleettest.DropDatabasesLike(context.Background(), pg, "20260101t000000_000000z_0a1b2c3d") })
+
+	sh := newRestoreShell(t)
+	out, err := sh.run(block)
+	require.Error(t, err, "the database exists: the block refuses\n%s", out)
+	assert.Contains(t, out, "REFUSED:")
+	assert.Equal(t, before, tableDigest(t, pg, odd), "a refused block changes nothing")
+
+	waitNoConnections(t, pg, odd)
+	drop()
+	out, err = sh.run(block)
+	require.NoError(t, err, "block failed:\n%s\n--- output:\n%s", block, out)
+	assert.Equal(t, before, tableDigest(t, pg, odd), "every row back under the exact name")
+	for _, line := range strings.Split(block, "\n") {
+		for _, opt := range []string{"-d ", "--dbname="} {
+			if i := strings.Index(line, opt); i >= 0 {
+				assert.True(t, strings.HasPrefix(line[i+len(opt):], "'dbname="), "a database given to a client tool is a quoted connection string: %s", line)
+			}
+		}
+	}
+}

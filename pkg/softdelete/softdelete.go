@@ -89,15 +89,33 @@ type Plan struct {
 	Databases  []string `json:"databases"`
 }
 
-// RefusedError is a deletion refused before anything changed.
+// RefusedError is a deletion (or a purge) refused before anything
+// changed.
 type RefusedError struct {
+	// Action is what was refused, as a verb: "delete" when empty,
+	// "purge", "restore".
+	Action string
 	Name   string
 	Reason string
 	Advice string
 }
 
 func (e *RefusedError) Error() string {
-	return fmt.Sprintf("refusing to delete %s: %s", e.Name, e.Reason)
+	action := e.Action
+	if action == "" {
+		action = "delete"
+	}
+	return fmt.Sprintf("refusing to %s %s: %s", action, e.Name, e.Reason)
+}
+
+// refusedAs names the action a refusal refused (the lock, shared by
+// delete, purge and restore, refuses as a deletion).
+func refusedAs(err error, action string) error {
+	var re *RefusedError
+	if errors.As(err, &re) {
+		re.Action = action
+	}
+	return err
 }
 
 // Hint tells the operator what to do.

@@ -219,6 +219,9 @@ func (r *restorer) stageArchive(ctx context.Context, archive string, picks []*pi
 	if err != nil {
 		return fmt.Errorf("extract %s: %w", archive, err)
 	}
+	if err := r.relinkAcross(m, dirs, find); err != nil {
+		return err
+	}
 	for _, s := range dirs {
 		entries := componentEntries(m, s.p.comp.Name)
 		// Metadata last, deepest first, so directory mtimes stay as archived.
@@ -242,6 +245,53 @@ func (r *restorer) stageArchive(ctx context.Context, archive string, picks []*pi
 			return err
 		}
 		r.req.step("stage:" + p.comp.Name)
+	}
+	return nil
+}
+
+// relinkAcross gives back the hard links between components: a file
+// stored whole in each component (SameFileAs) becomes one file again when
+// both components are staged from this archive, before metadata is
+// applied (the link changes its directory's mtime). When the other
+// component is not restored here, or the link cannot be made, the file
+// comes back as its own file, and a note says so.
+func (r *restorer) relinkAcross(m *Manifest, dirs []*staged, find func(string) *staged) error {
+	for _, s := range dirs {
+		for _, e := range componentEntries(m, s.p.comp.Name) {
+			if e.Type != "file" || e.SameFileAs == "" {
+				continue
+			}
+			t := find(e.SameFileAs)
+			if t == nil || t == s {
+				r.res.note("%s was the same file as %s (a hard link across components) when deleted; that component is not restored from the same archive now, so %s comes back as a file of its own",
+					e.Name(), e.SameFileAs, e.Name())
+				continue
+			}
+			src := filepath.Join(t.root.Name(), t.rel(e.SameFileAs))
+			// The entry and its own hard links inside the component.
+			names := []string{e.Name()}
+			for _, h := range componentEntries(m, s.p.comp.Name) {
+				if h.Type == "hardlink" && h.Target() == e.Name() {
+					names = append(names, h.Name())
+				}
+			}
+			for _, n := range names {
+				dst := s.rel(n)
+				tmp := filepath.Join(filepath.Dir(dst), ".fleetsafe-link-"+filepath.Base(dst))
+				if err := os.Link(src, filepath.Join(s.root.Name(), tmp)); err != nil {
+					if n != e.Name() {
+						return fmt.Errorf("component %s: link %s to %s again: %w", s.p.comp.Name, n, e.SameFileAs, err)
+					}
+					r.res.note("%s was the same file as %s (a hard link across components) when deleted; linking them again failed (%v), so they come back as two files with the same content",
+						e.Name(), e.SameFileAs, err)
+					break
+				}
+				if err := s.root.Rename(tmp, dst); err != nil {
+					_ = s.root.Remove(tmp)
+					return fmt.Errorf("component %s: link %s to %s again: %w", s.p.comp.Name, n, e.SameFileAs, err)
+				}
+			}
+		}
 	}
 	return nil
 }
@@ -490,9 +540,20 @@ func writeEntry(root *os.Root, rel string, hdr *tar.Header, fi archives.FileInfo
 			return err
 		}
 		defer rc.Close()
-		if _, err := io.Copy(out, rc); err != nil {
+		// Blocks of zeros become holes: a sparse file (a VM image, a
+		// preallocated database file) does not come back full size.
+		sw := &sparseWriter{f: out}
+		if _, err := io.CopyBuffer(sw, struct{ io.Reader }{rc}, make([]byte, 256<<10)); err != nil {
 			out.Close()
 			return err // names the file
+		}
+		if err := sw.flush(); err != nil {
+			out.Close()
+			return fmt.Errorf("write %s: %w", filepath.Join(root.Name(), rel), err)
+		}
+		if err := out.Truncate(sw.off); err != nil {
+			out.Close()
+			return fmt.Errorf("set the size of %s: %w", filepath.Join(root.Name(), rel), err)
 		}
 		if err := out.Sync(); err != nil {
 			out.Close()
@@ -501,6 +562,75 @@ func writeEntry(root *os.Root, rel string, hdr *tar.Header, fi archives.FileInfo
 		return out.Close()
 	}
 	return fmt.Errorf("entry %s: unsupported type", hdr.Name)
+}
+
+// sparseBlock is the unit in which a restored file's zeros become holes.
+const sparseBlock = 4096
+
+// sparseWriter writes a file leaving a hole (a seek) for each whole,
+// aligned block of zeros, whatever sizes the reader hands over; flush
+// writes the last partial block, and the caller truncates the file to off,
+// which also gives a file ending in a hole its size.
+type sparseWriter struct {
+	f   *os.File
+	off int64  // bytes accepted so far
+	buf []byte // the current block, not yet written
+}
+
+func (w *sparseWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		if len(w.buf) == 0 && len(p) >= sparseBlock {
+			if err := w.block(p[:sparseBlock]); err != nil {
+				return n - len(p), err
+			}
+			p = p[sparseBlock:]
+			continue
+		}
+		k := min(len(p), sparseBlock-len(w.buf))
+		w.buf = append(w.buf, p[:k]...)
+		p = p[k:]
+		if len(w.buf) == sparseBlock {
+			if err := w.block(w.buf); err != nil {
+				return n - len(p), err
+			}
+			w.buf = w.buf[:0]
+		}
+	}
+	return n, nil
+}
+
+// block writes one whole block, or seeks over it when it is all zeros.
+func (w *sparseWriter) block(b []byte) error {
+	var err error
+	if allZero(b) {
+		_, err = w.f.Seek(int64(len(b)), io.SeekCurrent)
+	} else {
+		_, err = w.f.Write(b)
+	}
+	w.off += int64(len(b))
+	return err
+}
+
+// flush writes the last partial block (zeros too: the truncate to off
+// would give them anyway).
+func (w *sparseWriter) flush() error {
+	if len(w.buf) == 0 {
+		return nil
+	}
+	_, err := w.f.Write(w.buf)
+	w.off += int64(len(w.buf))
+	w.buf = w.buf[:0]
+	return err
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func applyMeta(root *os.Root, rel string, e FileEntry) error {

@@ -1,0 +1,26 @@
+package modutil
+
+import (
+	"os"
+	"syscall"
+)
+
+// CrashAfterEnv names the environment variable that crash-safety tests set
+// to the step after which a module kills itself.
+const CrashAfterEnv = "FLEETSAFE_TEST_CRASH_AFTER"
+
+// CrashHook returns a step hook that kills this process with SIGKILL after
+// the step named by FLEETSAFE_TEST_CRASH_AFTER; crash-safety tests use it.
+// Without the variable it returns nil. Every module takes it from here.
+func CrashHook() func(string) {
+	at := os.Getenv(CrashAfterEnv)
+	if at == "" {
+		return nil
+	}
+	return func(step string) {
+		if step == at {
+			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			select {}
+		}
+	}
+}
