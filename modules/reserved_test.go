@@ -146,8 +146,8 @@ func TestReservedKeys_NotInResults(t *testing.T) {
 		{"instance_restore", with("name", "acme", "archive_dir", archives), diff},
 		{"instance_restore", with("name", "acme", "archive_dir", archives), nil}, // nothing to restore
 		{"instance_soft_delete", with("name", "acme", "archive_dir", archives, "reason", "again", "retention_days", 0), diff},
-		{"instance_purge", map[string]any{"archive_dir": archives, "name": "acme", "keep_last": 0}, check},
-		{"instance_purge", map[string]any{"archive_dir": archives, "name": "acme", "keep_last": 0}, diff},
+		{"instance_purge", with("archive_dir", archives, "name", "acme", "keep_last", 0), check},
+		{"instance_purge", with("archive_dir", archives, "name", "acme", "keep_last", 0), diff},
 		{"instance_purge", map[string]any{"archive_dir": filepath.Join(out, "none"), "bogus": 1}, nil}, // fails
 		{"backup_verify", with("restore_test", 1, "metrics_file", filepath.Join(out, "m.prom")), nil},
 		{"backup_verify", with("login_host", "/nonexistent", "fail_on", "never"), nil},
@@ -224,10 +224,10 @@ func TestDiff_ThroughTheCallback(t *testing.T) {
   module_defaults:
     group/fleetsafe.instances.all:
       archive_dir: "{{ fleetsafe_archive_dir }}"
+      layout_file: "{{ fleetsafe_layout_file }}"
   tasks:
     - name: Soft-delete with no retention
       fleetsafe.instances.instance_soft_delete:
-        layout_file: "{{ fleetsafe_layout_file }}"
         name: acme
         reason: diff test
         retention_days: 0
