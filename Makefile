@@ -35,31 +35,48 @@ $(VENV_OK): requirements-dev.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $@
 
+# One multi-call binary (cmd/fleetsafe) serves every module; each
+# build/library/<module> is a hard link to it (a file named after a module
+# is that module), for ansible.cfg's library path.
+# <binary>.sha256 holds "<sha256> <size>": the action plugin reads it rather
+# than hashing the binary for every task.
+sha_sidecar = echo "$$(sha256sum $(1) | cut -d' ' -f1) $$(stat -c %s $(1))" > $(1).sha256
+GOFLAGS_BUILD := -trimpath -ldflags='-s -w -X main.version=$(VERSION)'
 build:
 	@mkdir -p $(LIBRARY)
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o $(LIBRARY)/fleetsafe ./cmd/fleetsafe
 	@for m in $(MODULES); do \
-	  CGO_ENABLED=0 $(GO) build -trimpath -o $(LIBRARY)/$$m ./modules/$$m || exit 1; \
+	  ln -f $(LIBRARY)/fleetsafe $(LIBRARY)/$$m || exit 1; \
 	  cp modules/$$m/$$m.yml $(LIBRARY)/$$m.yml; \
 	done
-	@echo "built $(MODULES) into $(LIBRARY)/"
-	@rm -rf $(COLL_DIR) && mkdir -p $(COLL_DIR)/plugins/modules
+	@echo "built $(LIBRARY)/fleetsafe, linked as $(MODULES)"
+	@rm -rf $(COLL_DIR) && mkdir -p $(COLL_DIR)/bin/linux_amd64 $(COLL_DIR)/plugins/modules
 	@cp -r collection/. $(COLL_DIR)/
-	@cp $(addprefix $(LIBRARY)/,$(MODULES) $(addsuffix .yml,$(MODULES))) $(COLL_DIR)/plugins/modules/
+	@cp $(LIBRARY)/fleetsafe $(COLL_DIR)/bin/linux_amd64/fleetsafe
+	@$(call sha_sidecar,$(COLL_DIR)/bin/linux_amd64/fleetsafe)
+	@cp $(addprefix $(LIBRARY)/,$(addsuffix .yml,$(MODULES))) $(COLL_DIR)/plugins/modules/
 	@echo "assembled the fleetsafe.instances collection in $(COLL_DIR)/"
 
-# The release collection: linux/amd64 and linux/arm64 builds of every
-# module, the action plugin that picks one per target, docs, README and
-# changelog, packed by ansible-galaxy.
+# The release collection: one multi-call binary per platform,
+# bin/linux_amd64/fleetsafe and bin/linux_arm64/fleetsafe (outside
+# plugins/, not executable in the tarball: the action plugin copies the
+# target's one into its cache there), the action plugin, docs, README and
+# changelog, packed by ansible-galaxy. Galaxy refuses tarballs of 20 MB or
+# more; this target does too.
+GALAXY_MAX := 20000000
 collection: venv
-	@rm -rf build/collection-src && mkdir -p $(COLL_SRC)/plugins/modules/linux_arm64
+	@rm -rf build/collection-src && mkdir -p $(COLL_SRC)/bin/linux_amd64 $(COLL_SRC)/bin/linux_arm64 $(COLL_SRC)/plugins/modules
 	@cp -r collection/. $(COLL_SRC)/
-	@for m in $(MODULES); do \
-	  CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags='-s -w' -o $(COLL_SRC)/plugins/modules/$$m ./modules/$$m || exit 1; \
-	  CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags='-s -w' -o $(COLL_SRC)/plugins/modules/linux_arm64/$$m ./modules/$$m || exit 1; \
-	  cp modules/$$m/$$m.yml $(COLL_SRC)/plugins/modules/; \
+	@for arch in amd64 arm64; do \
+	  CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build $(GOFLAGS_BUILD) -o $(COLL_SRC)/bin/linux_$$arch/fleetsafe ./cmd/fleetsafe || exit 1; \
+	  chmod 0644 $(COLL_SRC)/bin/linux_$$arch/fleetsafe; \
+	  $(call sha_sidecar,$(COLL_SRC)/bin/linux_$$arch/fleetsafe); \
 	done
+	@for m in $(MODULES); do cp modules/$$m/$$m.yml $(COLL_SRC)/plugins/modules/; done
 	ansible-galaxy collection build $(COLL_SRC) --output-path build --force
 	@ls -la build/fleetsafe-instances-$(VERSION).tar.gz
+	@size=$$(stat -c %s build/fleetsafe-instances-$(VERSION).tar.gz); \
+	  [ $$size -lt $(GALAXY_MAX) ] || { echo "the tarball is $$size bytes, Galaxy takes less than $(GALAXY_MAX)"; exit 1; }
 
 # Runs each fuzz target for FUZZTIME. A crasher is saved under the
 # package's testdata/fuzz/ and then runs with every `go test`.
