@@ -41,6 +41,10 @@ $(VENV_OK): requirements-dev.txt
 # <binary>.sha256 holds "<sha256> <size>": the action plugin reads it rather
 # than hashing the binary for every task.
 sha_sidecar = echo "$$(sha256sum $(1) | cut -d' ' -f1) $$(stat -c %s $(1))" > $(1).sha256
+# plugins/modules/<name>.py names the module for ansible-doc and Ansible's
+# module lookup; its documentation is the sidecar <name>.yml beside it and
+# the action plugin runs it with bin/linux_<arch>/fleetsafe.
+module_stub = printf '\# fleetsafe.instances.%s: documented in %s.yml beside this file; run by the\n\# action plugin fleetsafe_binary with the binary bin/linux_<arch>/fleetsafe.\n' $(1) $(1) > $(2)/plugins/modules/$(1).py
 GOFLAGS_BUILD := -trimpath -ldflags='-s -w -X main.version=$(VERSION)'
 build:
 	@mkdir -p $(LIBRARY)
@@ -54,7 +58,7 @@ build:
 	@cp -r collection/. $(COLL_DIR)/
 	@cp $(LIBRARY)/fleetsafe $(COLL_DIR)/bin/linux_amd64/fleetsafe
 	@$(call sha_sidecar,$(COLL_DIR)/bin/linux_amd64/fleetsafe)
-	@cp $(addprefix $(LIBRARY)/,$(addsuffix .yml,$(MODULES))) $(COLL_DIR)/plugins/modules/
+	@for m in $(MODULES); do cp modules/$$m/$$m.yml $(COLL_DIR)/plugins/modules/ && $(call module_stub,$$m,$(COLL_DIR)); done
 	@echo "assembled the fleetsafe.instances collection in $(COLL_DIR)/"
 
 # The release collection: one multi-call binary per platform,
@@ -72,7 +76,7 @@ collection: venv
 	  chmod 0644 $(COLL_SRC)/bin/linux_$$arch/fleetsafe; \
 	  $(call sha_sidecar,$(COLL_SRC)/bin/linux_$$arch/fleetsafe); \
 	done
-	@for m in $(MODULES); do cp modules/$$m/$$m.yml $(COLL_SRC)/plugins/modules/; done
+	@for m in $(MODULES); do cp modules/$$m/$$m.yml $(COLL_SRC)/plugins/modules/ && $(call module_stub,$$m,$(COLL_SRC)); done
 	ansible-galaxy collection build $(COLL_SRC) --output-path build --force
 	@ls -la build/fleetsafe-instances-$(VERSION).tar.gz
 	@size=$$(stat -c %s build/fleetsafe-instances-$(VERSION).tar.gz); \

@@ -3,6 +3,7 @@ package fleettest
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -107,7 +108,8 @@ func BuildModules(tb testing.TB, names ...string) string {
 
 // CollectionLayout puts a built binary and the modules' docs into the
 // collection at coll: bin/linux_amd64/fleetsafe (the one binary the action
-// plugin copies to targets) and plugins/modules/<name>.yml.
+// plugin copies to targets), plugins/modules/<name>.yml and a stub
+// <name>.py that names the module for ansible-doc.
 func CollectionLayout(coll, bin, docs string, names []string) error {
 	dir := filepath.Join(coll, "bin", "linux_amd64")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -126,6 +128,11 @@ func CollectionLayout(coll, bin, docs string, names []string) error {
 			return err
 		}
 		if err := os.WriteFile(filepath.Join(mods, n+".yml"), data, 0o644); err != nil {
+			return err
+		}
+		stub := fmt.Sprintf("# fleetsafe.instances.%s: documented in %s.yml beside this file; run by the\n"+
+			"# action plugin fleetsafe_binary with the binary bin/linux_<arch>/fleetsafe.\n", n, n)
+		if err := os.WriteFile(filepath.Join(mods, n+".py"), []byte(stub), 0o644); err != nil {
 			return err
 		}
 	}

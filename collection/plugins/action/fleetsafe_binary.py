@@ -102,7 +102,8 @@ def _cache_dir_shell(cache_dir):
 def _platform_shell(shas):
     """Shell lines that set $a and $s to the target's platform and its binary's sha256."""
     return "\n".join([
-        'p="$(uname -s)/$(uname -m)"',
+        'set -- $(uname -sm)',
+        'p="${1:-}/${2:-}"',
         'case "$p" in',
         '  Linux/x86_64|Linux/amd64) a=amd64 s=%s ;;' % (shas.get("amd64") or "none"),
         '  Linux/aarch64|Linux/arm64) a=arm64 s=%s ;;' % (shas.get("arm64") or "none"),
@@ -150,7 +151,7 @@ class ActionModule(ActionBase):
                     raise AnsibleActionFail(
                         "fleetsafe: this build of the collection has no linux/%s binary (bin/linux_%s/fleetsafe under %s); "
                         "build it with `make collection`" % (arch, arch, _COLLECTION))
-                display.vvv("fleetsafe: %s is not in the cache %s; copying it there (attempt %d)" % (digest, where, attempt + 1),
+                display.vvv("fleetsafe: %s (sha256 %s) is not in the cache %s; copying it there (attempt %d)" % (path, digest, where, attempt + 1),
                             host=task_vars.get("inventory_hostname"))
                 self._install(path, digest, cache_dir)
             else:
