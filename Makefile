@@ -133,9 +133,17 @@ demo: venv build pg
 	bash scripts/demo.sh
 
 # Speed against the tools a user would use instead, as ratios in one run.
-bench: build pg
+# bench/transfer: bytes sent and time of BENCH_TASKS tasks on BENCH_HOSTS
+# inventory hosts over SSH (a private sshd on the loopback,
+# scripts/sshd-up.sh), the binary copied per task (before) against the
+# action plugin's cache (after, cold and warm).
+BENCH_HOSTS ?= 20
+BENCH_TASKS ?= 20
+bench: venv build pg
 	$(GO) run ./bench/softdelete -module $(LIBRARY)/instance_soft_delete
 	$(GO) run ./bench/verify -module $(LIBRARY)/backup_verify
+	bash scripts/sshd-up.sh
+	$(GO) run ./bench/transfer -hosts $(BENCH_HOSTS) -tasks $(BENCH_TASKS)
 
 clean:
 	rm -rf build

@@ -113,7 +113,8 @@ def _platform_shell(shas):
 
 
 class ActionModule(ActionBase):
-    TRANSFERS_FILES = True
+    # The remote temporary directory is made only on a cache miss.
+    TRANSFERS_FILES = False
     _supports_check_mode = True
     _supports_async = False
 
