@@ -19,7 +19,8 @@ a cache directory on the target and runs it from there:
 
 where <cache> is /var/cache/fleetsafe for root, $XDG_CACHE_HOME/fleetsafe
 (~/.cache/fleetsafe) for any other user the module runs as, or the
-fleetsafe_cache_dir variable. Before each run the target's shell checks the
+fleetsafe_cache_dir variable (an absolute path, or ~/ for the home of the
+user the module runs as). Before each run the target's shell checks the
 platform (uname), that the cached file and its directories belong to the
 user, and its sha256; only then is it executed, with the module's arguments
 on stdin (no args file is written). On a miss the binary is transferred to
@@ -94,6 +95,8 @@ def _encode_args(args):
 
 def _cache_dir_shell(cache_dir):
     """Shell lines that set $d to the cache directory of the user the module runs as."""
+    if cache_dir and cache_dir.startswith("~/"):
+        return 'd="$HOME"/%s' % shlex.quote(cache_dir[2:])
     if cache_dir:
         return "d=%s" % shlex.quote(cache_dir)
     return 'if [ "$(id -u)" = 0 ]; then d=/var/cache/fleetsafe; else d="${XDG_CACHE_HOME:-$HOME/.cache}/fleetsafe"; fi'
@@ -195,7 +198,9 @@ class ActionModule(ActionBase):
             'fail() { echo "%s $*"; exit %d; }' % (_REFUSED_MARK, _REFUSED),
             'mkdir -p "$d" || fail "cannot create the cache directory $d"',
             '[ -O "$d" ] && [ ! -L "$d" ] || fail "the cache directory $d belongs to another user than $(id -un), or is a link"',
-            'chmod 0755 "$d" && mkdir -p "$d/$s" && chmod 0755 "$d/$s" || fail "cannot prepare $d/$s"',
+            'chmod 0755 "$d" && mkdir -p "$d/$s" || fail "cannot create $d/$s"',
+            '[ -O "$d/$s" ] && [ ! -L "$d/$s" ] || fail "$d/$s belongs to another user than $(id -un), or is a link; remove it"',
+            'chmod 0755 "$d/$s" || fail "cannot set the mode of $d/$s"',
             't=$(mktemp "$d/$s/.fleetsafe.XXXXXXXX") || fail "cannot create a file in $d/$s"',
             'cp "$src" "$t" && chmod 0755 "$t" || { rm -f "$t"; fail "cannot copy the binary to $t"; }',
             'h=$(sha256sum "$t") || { rm -f "$t"; fail "cannot hash $t"; }',
