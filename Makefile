@@ -38,32 +38,50 @@ $(VENV_OK): requirements-dev.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $@
 
+# One multi-call binary (cmd/fleetsafe) serves every module; each
+# build/library/<module> is a hard link to it (a file named after a module
+# is that module), for ansible.cfg's library path.
+# <binary>.sha256 holds "<sha256> <size>": the action plugin reads it rather
+# than hashing the binary for every task.
+sha_sidecar = echo "$$(sha256sum $(1) | cut -d' ' -f1) $$(stat -c %s $(1))" > $(1).sha256
+GOFLAGS_BUILD := -trimpath -ldflags='-s -w -X main.version=$(VERSION)'
 build: venv
 	@mkdir -p $(LIBRARY)
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o $(LIBRARY)/fleetsafe ./cmd/fleetsafe
 	@for m in $(MODULES); do \
-	  CGO_ENABLED=0 $(GO) build -trimpath -o $(LIBRARY)/$$m ./modules/$$m || exit 1; \
+	  ln -f $(LIBRARY)/fleetsafe $(LIBRARY)/$$m || exit 1; \
 	  cp modules/$$m/$$m.yml $(LIBRARY)/$$m.yml; \
 	done
-	@echo "built $(MODULES) into $(LIBRARY)/"
+	@echo "built $(LIBRARY)/fleetsafe, linked as $(MODULES)"
 	@rm -rf $(COLL_DIR) && mkdir -p $(COLL_DIR)/binaries/linux_amd64
 	@cp -r collection/. $(COLL_DIR)/
-	@cp $(addprefix $(LIBRARY)/,$(MODULES)) $(COLL_DIR)/binaries/linux_amd64/
+	@cp $(LIBRARY)/fleetsafe $(COLL_DIR)/binaries/linux_amd64/fleetsafe
+	@$(call sha_sidecar,$(COLL_DIR)/binaries/linux_amd64/fleetsafe)
 	@$(DOCSTUBS) modules $(COLL_DIR)/plugins/modules
 	@echo "assembled the fleetsafe.instances collection in $(COLL_DIR)/"
 
-# The release collection: linux/amd64 and linux/arm64 builds of every
-# module (binaries/linux_<arch>/, outside plugins/), the action plugin that picks
-# one per target, docs, README and changelog, packed by ansible-galaxy.
+# The release collection: one multi-call binary per platform,
+# binaries/linux_amd64/fleetsafe and binaries/linux_arm64/fleetsafe
+# (outside plugins/ and bin/, which ansible-doc, ansible-test and
+# galaxy-importer read as text or Python; not executable in the tarball:
+# the action plugin copies the target's one into its cache there), each
+# module's documentation in plugins/modules/<name>.py, the action plugin,
+# README and changelog, packed by ansible-galaxy. Galaxy refuses tarballs
+# of 20 MB or more; this target does too.
+GALAXY_MAX := 20000000
 collection: venv
 	@rm -rf build/collection-src && mkdir -p $(COLL_SRC)/binaries/linux_amd64 $(COLL_SRC)/binaries/linux_arm64
 	@cp -r collection/. $(COLL_SRC)/
-	@for m in $(MODULES); do \
-	  CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags='-s -w' -o $(COLL_SRC)/binaries/linux_amd64/$$m ./modules/$$m || exit 1; \
-	  CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags='-s -w' -o $(COLL_SRC)/binaries/linux_arm64/$$m ./modules/$$m || exit 1; \
+	@for arch in amd64 arm64; do \
+	  CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build $(GOFLAGS_BUILD) -o $(COLL_SRC)/binaries/linux_$$arch/fleetsafe ./cmd/fleetsafe || exit 1; \
+	  chmod 0644 $(COLL_SRC)/binaries/linux_$$arch/fleetsafe; \
+	  $(call sha_sidecar,$(COLL_SRC)/binaries/linux_$$arch/fleetsafe); \
 	done
 	@$(DOCSTUBS) modules $(COLL_SRC)/plugins/modules
 	ansible-galaxy collection build $(COLL_SRC) --output-path build --force
 	@ls -la build/fleetsafe-instances-$(VERSION).tar.gz
+	@size=$$(stat -c %s build/fleetsafe-instances-$(VERSION).tar.gz); \
+	  [ $$size -lt $(GALAXY_MAX) ] || { echo "the tarball is $$size bytes, Galaxy takes less than $(GALAXY_MAX)"; exit 1; }
 
 # Runs each fuzz target for FUZZTIME. A crasher is saved under the
 # package's testdata/fuzz/ and then runs with every `go test`.
@@ -142,10 +160,18 @@ demo: venv build pg mariadb
 	bash scripts/demo.sh
 
 # Speed against the tools a user would use instead, as ratios in one run.
+# bench/transfer: bytes sent and time of BENCH_TASKS tasks on BENCH_HOSTS
+# inventory hosts over SSH (a private sshd on the loopback,
+# scripts/sshd-up.sh), the binary copied per task (before) against the
+# action plugin's cache (after, cold and warm).
+BENCH_HOSTS ?= 20
+BENCH_TASKS ?= 20
 bench: venv build pg
 	$(GO) run ./bench/softdelete -module $(LIBRARY)/instance_soft_delete
 	$(GO) run ./bench/verify -module $(LIBRARY)/backup_verify
+	bash scripts/sshd-up.sh
 	$(GO) run ./bench/plan -hosts 200 -limited=false
+	$(GO) run ./bench/transfer -hosts $(BENCH_HOSTS) -tasks $(BENCH_TASKS)
 
 clean:
 	rm -rf build

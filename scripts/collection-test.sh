@@ -46,5 +46,5 @@ echo "collection-test: an unsupported platform is refused with a clear error"
 
 fake_uname "Linux aarch64"
 out=$(PATH=$work/fake:$PATH ansible localhost -vvv -m fleetsafe.instances.instance_info -a "layout_file=/x.yml" 2>&1) && fail "arm64 binary ran on amd64?: $out"
-grep -q "binaries/linux_arm64/instance_info" <<<"$out" || fail "arm64 build not chosen: $out"
+grep -q "binaries/linux_arm64/fleetsafe" <<<"$out" || fail "arm64 build not chosen: $out"
 echo "collection-test: a linux/arm64 target gets the linux/arm64 build"

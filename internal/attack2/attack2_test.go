@@ -49,15 +49,7 @@ func library(t *testing.T) string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		root := fleettest.RepoRoot()
-		for _, n := range []string{"instance_soft_delete", "instance_restore"} {
-			cmd := exec.Command("go", "build", "-o", filepath.Join(dir, n), "./modules/"+n)
-			cmd.Dir = root
-			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-			if out, err := cmd.CombinedOutput(); err != nil {
-				t.Fatalf("build %s: %v\n%s", n, err, out)
-			}
-		}
+		fleettest.BuildFleetsafe(t, dir, "instance_soft_delete", "instance_restore")
 		libDir = dir
 	})
 	if libDir == "" {

@@ -3,6 +3,7 @@ package fleettest
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -54,30 +55,57 @@ func python() string {
 	return "python3"
 }
 
-// BuildModules compiles the named modules (all of them when none is given)
-// into a fresh library directory and copies their sidecar docs.
+// ModuleNames returns the name of every module of the repository.
+func ModuleNames(tb testing.TB) []string {
+	tb.Helper()
+	entries, err := os.ReadDir(filepath.Join(RepoRoot(), "modules"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		if e.IsDir() {
+			names = append(names, e.Name())
+		}
+	}
+	return names
+}
+
+// BuildFleetsafe compiles the multi-call binary (cmd/fleetsafe) into
+// dir/fleetsafe and makes dir/<name> a hard link to it for each named
+// module: a file named after a module is that module, as build/library
+// holds them. It returns the binary's path.
+func BuildFleetsafe(tb testing.TB, dir string, names ...string) string {
+	tb.Helper()
+	bin := filepath.Join(dir, "fleetsafe")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/fleetsafe")
+	cmd.Dir = RepoRoot()
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		tb.Fatalf("build cmd/fleetsafe: %v\n%s", err, out)
+	}
+	for _, n := range names {
+		_ = os.Remove(filepath.Join(dir, n))
+		if err := os.Link(bin, filepath.Join(dir, n)); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return bin
+}
+
+// BuildModules builds the named modules (all of them when none is given)
+// into a fresh library directory, with their sidecar docs, and the
+// fleetsafe.instances collection under its collections/ as `make build`
+// lays it out.
 func BuildModules(tb testing.TB, names ...string) string {
 	tb.Helper()
 	root := RepoRoot()
 	if len(names) == 0 {
-		entries, err := os.ReadDir(filepath.Join(root, "modules"))
-		if err != nil {
-			tb.Fatal(err)
-		}
-		for _, e := range entries {
-			if e.IsDir() {
-				names = append(names, e.Name())
-			}
-		}
+		names = ModuleNames(tb)
 	}
 	lib := tb.TempDir()
+	bin := BuildFleetsafe(tb, lib, names...)
 	for _, n := range names {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(lib, n), "./modules/"+n)
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			tb.Fatalf("build module %s: %v\n%s", n, err, out)
-		}
 		doc, err := os.ReadFile(filepath.Join(root, "modules", n, n+".yml"))
 		if err != nil {
 			tb.Fatal(err)
@@ -91,26 +119,32 @@ func BuildModules(tb testing.TB, names ...string) string {
 	if err := os.CopyFS(coll, os.DirFS(filepath.Join(root, "collection"))); err != nil {
 		tb.Fatal(err)
 	}
-	// As `make build` lays it out: the binaries in binaries/linux_amd64/, each
-	// module's documentation in plugins/modules/<name>.py.
-	bin := filepath.Join(coll, "binaries", "linux_amd64")
-	if err := os.MkdirAll(bin, 0o755); err != nil {
+	if err := CollectionLayout(coll, bin); err != nil {
 		tb.Fatal(err)
 	}
-	for _, n := range names {
-		data, err := os.ReadFile(filepath.Join(lib, n))
-		if err != nil {
-			tb.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(bin, n), data, 0o755); err != nil {
-			tb.Fatal(err)
-		}
+	return lib
+}
+
+// CollectionLayout puts a built binary and the modules' docs into the
+// collection at coll as `make build` does: binaries/linux_amd64/fleetsafe
+// (the one binary the action plugin copies to targets; outside plugins/,
+// which ansible-doc, ansible-test and galaxy-importer read as text) and
+// plugins/modules/<name>.py, each module's documentation in a doc-only
+// Python file that scripts/docstubs.py writes from its sidecar.
+func CollectionLayout(coll, bin string) error {
+	dir := filepath.Join(coll, "binaries", "linux_amd64")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
 	}
+	if err := os.Link(bin, filepath.Join(dir, "fleetsafe")); err != nil {
+		return err
+	}
+	root := RepoRoot()
 	cmd := exec.Command(python(), filepath.Join(root, "scripts", "docstubs.py"), filepath.Join(root, "modules"), filepath.Join(coll, "plugins", "modules"))
 	if out, err := cmd.CombinedOutput(); err != nil {
-		tb.Fatalf("module doc stubs: %v\n%s", err, out)
+		return fmt.Errorf("module doc stubs: %w\n%s", err, out)
 	}
-	return lib
+	return nil
 }
 
 // Playbook is the outcome of one ansible-playbook run.

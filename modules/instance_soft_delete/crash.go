@@ -1,4 +1,4 @@
-package main
+package instancesoftdelete
 
 import "github.com/fleetsafe/fleetsafe/internal/modutil"
 

@@ -167,17 +167,26 @@ func (r *Result) toMap() map[string]any {
 // result is written to w as one JSON object, and the returned code is the
 // process's exit status (non-zero when the task failed).
 func Execute(ctx context.Context, m Module, args []string, w io.Writer) int {
+	return m.execute(ctx, args, os.Stdin, w)
+}
+
+func (m Module) execute(ctx context.Context, args []string, stdin io.Reader, w io.Writer) int {
 	if os.Getenv("GOGC") == "" {
 		// Modules hold per-file metadata of large instances; collecting
 		// at 50% growth keeps their peak memory near a third lower for a
 		// few percent of time.
 		debug.SetGCPercent(50)
 	}
-	out, failed := m.execute(ctx, args)
+	out, failed := m.load(ctx, args, stdin)
+	return writeResult(w, m.Name, out, failed)
+}
+
+// writeResult writes out as one JSON line and returns the exit status.
+func writeResult(w io.Writer, name string, out map[string]any, failed bool) int {
 	buf, err := json.Marshal(out)
 	if err != nil {
 		buf, _ = json.Marshal(map[string]any{"failed": true, "changed": false,
-			"msg": fmt.Sprintf("module %s: encode result: %v", m.Name, err)})
+			"msg": fmt.Sprintf("module %s: encode result: %v", name, err)})
 		failed = true
 	}
 	buf = append(buf, '\n')
@@ -188,14 +197,19 @@ func Execute(ctx context.Context, m Module, args []string, w io.Writer) int {
 	return 0
 }
 
-func (m Module) execute(ctx context.Context, args []string) (map[string]any, bool) {
+// writeFailure writes a failed result with msg and returns the exit status.
+func writeFailure(w io.Writer, msg string) int {
+	return writeResult(w, "", map[string]any{"failed": true, "changed": false, "msg": msg}, true)
+}
+
+func (m Module) load(ctx context.Context, args []string, stdin io.Reader) (map[string]any, bool) {
 	fail := func(format string, a ...any) (map[string]any, bool) {
 		return map[string]any{"failed": true, "changed": false, "msg": fmt.Sprintf(format, a...)}, true
 	}
 	if len(args) < 2 {
-		return fail("module %s: expected the path of an args file as the only argument; it is meant to be run by ansible-core", m.Name)
+		return fail("module %s: expected the path of an args file as the only argument; it is meant to be run by ansible-core (a person runs `fleetsafe --help`)", m.Name)
 	}
-	data, err := os.ReadFile(args[1])
+	data, err := readArgsFile(args[1], stdin)
 	if err != nil {
 		return fail("module %s: read args file: %v", m.Name, err)
 	}
@@ -227,3 +241,7 @@ func ParseArgs(data []byte) (map[string]any, error) {
 	}
 	return raw, nil
 }
+
+// Message is the text a failed task shows for err: its message, followed
+// by its hint when it has one.
+func Message(err error) string { return errorMessage(err) }

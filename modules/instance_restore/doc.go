@@ -1,0 +1,12 @@
+// Package instancerestore is the fleetsafe.instances.instance_restore Ansible module: its argument
+// spec and logic. The multi-call fleetsafe binary (cmd/fleetsafe) serves it,
+// as a module and as the operator's command line.
+package instancerestore
+
+import _ "embed"
+
+// Doc is the module's documentation (its ansible-doc sidecar), for the
+// command line's --help.
+//
+//go:embed instance_restore.yml
+var Doc []byte

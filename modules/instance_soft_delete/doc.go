@@ -1,0 +1,12 @@
+// Package instancesoftdelete is the fleetsafe.instances.instance_soft_delete Ansible module: its argument
+// spec and logic. The multi-call fleetsafe binary (cmd/fleetsafe) serves it,
+// as a module and as the operator's command line.
+package instancesoftdelete
+
+import _ "embed"
+
+// Doc is the module's documentation (its ansible-doc sidecar), for the
+// command line's --help.
+//
+//go:embed instance_soft_delete.yml
+var Doc []byte
