@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"syscall"
+	"time"
 
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
 )
@@ -119,7 +120,7 @@ func lockInstance(l *instance.Layout, name string) (func(), error) {
 				_ = f.Chmod(0o644) // whatever the umask: other users lock it too
 			}
 		}
-		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		if err := flockWait(f, hostLockWait); err != nil {
 			f.Close()
 			release()
 			return nil, &RefusedError{Name: name,
@@ -138,4 +139,24 @@ func lockInstance(l *instance.Layout, name string) (func(), error) {
 		held = append(held, f)
 	}
 	return release, nil
+}
+
+// hostLockWait is how long a run waits for a host lock before it refuses.
+// A run killed with SIGKILL releases its locks when its last file
+// descriptor closes, which can be a moment later than its exit: a child it
+// was starting shares the descriptor between fork and exec. The model-based
+// soak found a re-run refused in that moment. A live run holds its locks
+// far longer than this, and is still refused.
+const hostLockWait = 2 * time.Second
+
+// flockWait takes an exclusive flock on f, retrying for up to wait.
+func flockWait(f *os.File, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil || !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

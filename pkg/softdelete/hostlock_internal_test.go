@@ -1,10 +1,13 @@
 package softdelete
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"pgregory.net/rapid"
@@ -114,4 +117,33 @@ func TestHostLock_DirectoryCannotBeUsedToStealALock(t *testing.T) {
 	require.NoError(t, os.Symlink("/etc/passwd", files[0]))
 	_, err = lockInstance(l, "acme")
 	require.ErrorContains(t, err, "open host lock")
+}
+
+// TestHostLock_WaitsBrieflyThenRefuses: a lock released within the wait
+// (a killed run whose last descriptor closes a moment after its exit) is
+// taken; a lock held longer is refused, not waited for.
+func TestHostLock_WaitsBrieflyThenRefuses(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "k.lock")
+	open := func() *os.File {
+		f, err := os.OpenFile(file, os.O_CREATE|os.O_RDONLY, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		return f
+	}
+	holder, waiter := open(), open()
+	if err := syscall.Flock(int(holder.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+	if err := flockWait(waiter, 200*time.Millisecond); !errors.Is(err, syscall.EWOULDBLOCK) {
+		t.Fatalf("a lock held past the wait: got %v, want EWOULDBLOCK", err)
+	}
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		holder.Close()
+	}()
+	if err := flockWait(waiter, 5*time.Second); err != nil {
+		t.Fatalf("a lock released within the wait was not taken: %v", err)
+	}
 }
