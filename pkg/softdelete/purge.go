@@ -21,9 +21,11 @@ type PurgeRequest struct {
 	ArchiveDir string
 	// Name restricts the purge to one instance.
 	Name string
-	// KeepLast archives are kept per instance (at least 1 unless Name is
-	// given). It can only keep more: an archive whose retention has not
-	// passed is kept whatever KeepLast says.
+	// KeepLast is how many deletions' archives are kept per instance (at
+	// least 1 unless Name is given); spare copies of attempts that moved
+	// nothing are not counted (see purgeAppArchives). It can only keep
+	// more: an archive whose retention has not passed is kept whatever
+	// KeepLast says.
 	KeepLast  int
 	Now       time.Time
 	CheckMode bool
@@ -63,8 +65,9 @@ type Purged struct {
 }
 
 // Kept is one thing purge left in place on purpose: its retention has not
-// passed (Until says when it will), it is among the newest KeepLast
-// archives, or it is the archive of a quarantine that is still there.
+// passed (Until says when it will; for a spare copy, its own attempt's),
+// it is the archive of one of the newest KeepLast deletions, or it is the
+// archive of a quarantine that is still there.
 type Kept struct {
 	Instance string     `json:"instance"`
 	App      string     `json:"app,omitempty"`
@@ -138,8 +141,9 @@ func containsString(s []string, v string) bool {
 }
 
 // Purge removes, for good, quarantined components and databases whose
-// purge_after has passed, and archives beyond KeepLast per instance
-// (oldest first) whose retention has passed. See PurgeReport.
+// purge_after has passed, deletions' archives beyond the newest KeepLast
+// deletions per instance whose retention has passed, and spare copies of
+// attempts that moved nothing whose own retention has passed. See PurgeReport.
 func Purge(ctx context.Context, req PurgeRequest) ([]Purged, error) {
 	res, err := PurgeReport(ctx, req)
 	if res == nil {
