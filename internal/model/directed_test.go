@@ -331,14 +331,9 @@ func TestModel_FailedForcedRestoreChangesNothing(t *testing.T) {
 // under an abandoned record): deletion D1, restored; an attempt killed
 // after its archive was verified, re-run to completion as deletion D3;
 // purge with keep_last 2 once D1's retention has passed must keep the
-// archives of the two newest deletions, D1's and D3's.
-//
-// Open bug keep-last-counts-abandoned: asserted only with
-// FLEETSAFE_MODEL_OPEN_BUGS=1 or its id.
+// archives of the two newest deletions, D1's and D3's (fixed bug
+// keep-last-counts-abandoned).
 func TestModel_KeepLastCountsDeletionsOnly(t *testing.T) {
-	if !strictBug("keep-last-counts-abandoned") {
-		t.Skipf("open bug keep-last-counts-abandoned (%s); set FLEETSAFE_MODEL_OPEN_BUGS=1 to assert it", openBugs["keep-last-counts-abandoned"])
-	}
 	env := &machineEnv{pg: fleettest.RequirePG(t), modules: modules(t, "instance_soft_delete")}
 	runDirected(t, 1, shareDirected, func(t *rapid.T) {
 		ctx := context.Background()
@@ -365,7 +360,7 @@ func TestModel_KeepLastCountsDeletionsOnly(t *testing.T) {
 		if len(files) != 3 {
 			t.Fatalf("want 3 archives (D1, the abandoned copy, D3), got %v", base(files))
 		}
-		if _, err := softdelete.Purge(ctx, softdelete.PurgeRequest{ArchiveDir: archives, Name: "a", KeepLast: 2, Now: time.Now().Add(48 * time.Hour), PG: f.pg}); err != nil {
+		if _, err := softdelete.Purge(ctx, softdelete.PurgeRequest{Layouts: []*instance.Layout{f.layout}, ArchiveDir: archives, Name: "a", KeepLast: 2, Now: time.Now().Add(48 * time.Hour), PG: f.pg}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := os.Stat(d1.Archive.Path); err != nil {

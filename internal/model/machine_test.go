@@ -101,8 +101,7 @@ type machine struct {
 // so that it keeps looking for others; FLEETSAFE_MODEL_OPEN_BUGS=1 makes
 // each a failure again.
 var openBugs = map[string]string{
-	"keep-last-counts-abandoned": "purge's keep_last counts the archives of abandoned attempts (kept as extra copies) and archives without a tombstone among the newest it keeps, so that an archive of a real deletion within the newest keep_last deletions is removed while a copy that restore never uses by itself is kept",
-	"orphan-archive":             "a deletion that fails after its archive was renamed into place (a full disk at the tombstone) leaves that archive without a tombstone and its error does not name it",
+	"orphan-archive": "a deletion that fails after its archive was renamed into place (a full disk at the tombstone) leaves that archive without a tombstone and its error does not name it",
 }
 
 func strictOpenBugs() bool { return os.Getenv("FLEETSAFE_MODEL_OPEN_BUGS") == "1" }
@@ -930,13 +929,14 @@ func (m *machine) expectPurge(t *rapid.T, req softdelete.PurgeRequest, purged []
 }
 
 // purgeArchives predicts which archives of name a purge removes, marks
-// them, and returns their paths. Every archive on disk counts: the
-// deletions' and the extra copies of abandoned attempts, newest first by
-// name (ids start with the time); beyond the newest keep, an archive goes
-// once its purge_after has passed and, for a deletion, its quarantine is
-// gone (purged or restored): retention is retention, keep_last only keeps
-// more. The newest keep archives of deletions must survive whatever the
-// abandoned copies are (open bug keep-last-counts-abandoned).
+// them, and returns their paths. keep_last counts the archives of
+// deletions only, newest first by name (ids start with the time): beyond
+// the newest keep, a deletion's archive goes once its purge_after has
+// passed and its quarantine is gone (purged or restored). The extra
+// copies of abandoned attempts and archives without a tombstone are
+// never counted nor kept by keep_last: each goes once its own
+// purge_after has passed (an orphan has none to wait for). Retention is
+// retention, keep_last only keeps more.
 func (m *machine) purgeArchives(t *rapid.T, name string, keep int, now time.Time) []string {
 	s := m.model[name]
 	type archive struct {
@@ -959,38 +959,25 @@ func (m *machine) purgeArchives(t *rapid.T, name string, keep int, now time.Time
 		all = append(all, archive{path: o}) // no tombstone: no retention to wait for
 	}
 	sort.Slice(all, func(i, j int) bool { return filepath.Base(all[i].path) < filepath.Base(all[j].path) })
-	var out []string
-	for i, a := range all {
-		if i >= len(all)-keep {
-			continue
+	deletions := 0
+	for _, a := range all {
+		if a.d != nil {
+			deletions++
 		}
-		if a.d != nil && (now.Before(a.d.purgeAfter) || !(a.d.purged || a.d.restored())) {
-			continue
+	}
+	var out []string
+	seen := 0
+	for _, a := range all {
+		if a.d != nil {
+			seen++
+			if seen > deletions-keep || now.Before(a.d.purgeAfter) || !(a.d.purged || a.d.restored()) {
+				continue
+			}
 		}
 		if a.a != nil && now.Before(a.a.purgeAfter) {
 			continue
 		}
 		out = append(out, a.path)
-	}
-	// The newest keep archives of deletions, counted without the
-	// abandoned copies.
-	var dels []*deletion
-	for _, a := range all {
-		if a.d != nil {
-			dels = append(dels, a.d)
-		}
-	}
-	for i := max(0, len(dels)-keep); i < len(dels); i++ {
-		if slices.Contains(out, dels[i].archive) {
-			openBug(t, "keep-last-counts-abandoned", "purge %s keep_last %d: the archive %s is one of the newest %d of a deletion, but the abandoned copies newer than it push it out (archives %v)",
-				name, keep, filepath.Base(dels[i].archive), keep, func() []string {
-					var b []string
-					for _, a := range all {
-						b = append(b, filepath.Base(a.path))
-					}
-					return b
-				}())
-		}
 	}
 	for _, a := range all {
 		if !slices.Contains(out, a.path) {

@@ -21,9 +21,11 @@ type PurgeRequest struct {
 	ArchiveDir string
 	// Name restricts the purge to one instance.
 	Name string
-	// KeepLast archives are kept per instance (at least 1 unless Name is
-	// given). It can only keep more: an archive whose retention has not
-	// passed is kept whatever KeepLast says.
+	// KeepLast is how many deletions' archives are kept per instance (at
+	// least 1 unless Name is given); spare copies of attempts that moved
+	// nothing are not counted (see purgeAppArchives). It can only keep
+	// more: an archive whose retention has not passed is kept whatever
+	// KeepLast says.
 	KeepLast  int
 	Now       time.Time
 	CheckMode bool
@@ -63,8 +65,9 @@ type Purged struct {
 }
 
 // Kept is one thing purge left in place on purpose: its retention has not
-// passed (Until says when it will), it is among the newest KeepLast
-// archives, or it is the archive of a quarantine that is still there.
+// passed (Until says when it will; for a spare copy, its own attempt's),
+// it is the archive of one of the newest KeepLast deletions, or it is the
+// archive of a quarantine that is still there.
 type Kept struct {
 	Instance string     `json:"instance"`
 	App      string     `json:"app,omitempty"`
@@ -138,8 +141,9 @@ func containsString(s []string, v string) bool {
 }
 
 // Purge removes, for good, quarantined components and databases whose
-// purge_after has passed, and archives beyond KeepLast per instance
-// (oldest first) whose retention has passed. See PurgeReport.
+// purge_after has passed, deletions' archives beyond the newest KeepLast
+// deletions per instance whose retention has passed, and spare copies of
+// attempts that moved nothing whose own retention has passed. See PurgeReport.
 func Purge(ctx context.Context, req PurgeRequest) ([]Purged, error) {
 	res, err := PurgeReport(ctx, req)
 	if res == nil {
@@ -619,33 +623,75 @@ func purgeArchives(req *PurgeRequest, name, dir string, tss []*Tombstone, res *P
 	return nil
 }
 
+// isDeletionArchive reports whether the archive owned by ts (nil: no
+// tombstone) is the archive of a deletion, the only kind keep_last
+// counts. The archive of an attempt that moved nothing (abandoned, or
+// still archiving: killed before its tombstone said quarantining) or of
+// an archive found without a tombstone is a spare copy: restore never
+// takes it by itself, so it never takes the place of a deletion's.
+func isDeletionArchive(ts *Tombstone) bool {
+	if ts == nil {
+		return false
+	}
+	switch ts.State {
+	case StateArchiving, StateAbandoned:
+		return false
+	}
+	return true
+}
+
 // purgeAppArchives applies keep_last and retention to the archives of one
-// (app, instance), oldest first.
+// (app, instance), oldest first. keep_last counts the archives of
+// deletions only; a spare copy (see isDeletionArchive) is never counted
+// and never kept by it: it goes once its own attempt's purge_after has
+// passed (at once when none was recorded: nothing was ever moved).
 func purgeAppArchives(req *PurgeRequest, name, app string, archives []string, owner map[string]*Tombstone, res *PurgeResult) {
 	of := ""
 	if app != "" {
 		of = " of app " + app + "'s " + name
 	}
-	for i, a := range archives {
+	deletions := 0
+	for _, a := range archives {
+		if isDeletionArchive(owner[filepath.Base(a)]) {
+			deletions++
+		}
+	}
+	seen := 0 // deletions' archives before this one
+	for _, a := range archives {
 		ts := owner[filepath.Base(a)]
+		deletion := isDeletionArchive(ts)
+		if deletion {
+			seen++
+		}
 		switch {
-		case i >= len(archives)-req.KeepLast:
+		case deletion && seen > deletions-req.KeepLast:
 			res.Kept = append(res.Kept, Kept{Instance: name, App: app, Kind: "archive", Path: a,
-				Reason: fmt.Sprintf("one of the newest %d archive(s)%s (keep_last)", req.KeepLast, of)})
+				Reason: fmt.Sprintf("the archive of one of the newest %d deletion(s)%s (keep_last)", req.KeepLast, of)})
 			continue
 		case ts != nil && req.Now.Before(ts.PurgeAfter):
 			until := ts.PurgeAfter
+			what := "deleted"
+			if !deletion {
+				what = "spare copy of an attempt (state " + ts.State + ") that moved nothing, started"
+			}
 			res.Kept = append(res.Kept, Kept{Instance: name, App: app, Kind: "archive", Path: a, Until: &until,
-				Reason: fmt.Sprintf("retention: deleted %s, purge_after %s not reached; keep_last never shortens retention", ts.DeletedAt.Format(time.RFC3339), ts.PurgeAfter.Format(time.RFC3339))})
+				Reason: fmt.Sprintf("retention: %s %s, purge_after %s not reached; keep_last never shortens retention", what, ts.DeletedAt.Format(time.RFC3339), ts.PurgeAfter.Format(time.RFC3339))})
 			continue
-		case ts != nil && (ts.State == StateQuarantined || ts.State == StateQuarantining || ts.State == StatePurging):
+		case ts != nil && (ts.State == StateQuarantined || ts.State == StateQuarantining || ts.State == StatePurging || ts.State == StateRollingBack):
 			res.Kept = append(res.Kept, Kept{Instance: name, App: app, Kind: "archive", Path: a,
 				Reason: fmt.Sprintf("its quarantine (deletion %s, state %s) is not purged yet; the archive goes after it", ts.ID, ts.State)})
 			continue
 		}
-		why := fmt.Sprintf("older than the newest %d archive(s)%s", req.KeepLast, of)
-		if ts != nil {
-			why += fmt.Sprintf(", purge_after %s passed", ts.PurgeAfter.Format(time.RFC3339))
+		var why string
+		switch {
+		case deletion:
+			why = fmt.Sprintf("older than the archives of the newest %d deletion(s)%s, purge_after %s passed", req.KeepLast, of, ts.PurgeAfter.Format(time.RFC3339))
+		case ts != nil && !ts.PurgeAfter.IsZero():
+			why = fmt.Sprintf("spare copy of attempt %s (state %s), which moved nothing; not counted by keep_last; its purge_after %s passed", ts.ID, ts.State, ts.PurgeAfter.Format(time.RFC3339))
+		case ts != nil:
+			why = fmt.Sprintf("spare copy recorded as attempt %s (state %s), which moved nothing and recorded no retention; not counted by keep_last", ts.ID, ts.State)
+		default:
+			why = "spare copy without a tombstone: no deletion moved anything for it and no retention was recorded; not counted by keep_last"
 		}
 		if req.CheckMode {
 			res.Purged = append(res.Purged, Purged{Instance: name, App: app, Kind: "archive", Path: a, Reason: why})

@@ -475,8 +475,9 @@ func TestPurge_JournalOnAFullDiskRemovesNothing(t *testing.T) {
 
 // Property: whatever keep_last, the clock and the tombstones say, purge
 // never removes an archive within its retention, among the newest
-// keep_last, or whose quarantine is still there; everything else old
-// enough goes; every archive is listed exactly once, as purged or kept.
+// keep_last deletions' archives, or whose quarantine is still there;
+// everything else old enough goes (an archive without a tombstone is a
+// spare copy keep_last does not count); every archive is listed exactly once, as purged or kept.
 func TestPurge_RetentionPropertyOverRandomArchives(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	rng := rand.New(rand.NewPCG(seed, 3))
@@ -522,8 +523,21 @@ func TestPurge_RetentionPropertyOverRandomArchives(t *testing.T) {
 		for _, k := range out.Kept {
 			listed[k.Path] += "kept"
 		}
+		deletions := 0
+		for _, a := range all {
+			if a.ts != nil {
+				deletions++
+			}
+		}
+		seen := 0
 		for i, a := range all {
-			mayGo := i < len(all)-keep && (a.ts == nil || (!now.Before(a.ts.PurgeAfter) && a.ts.State != softdelete.StateQuarantining))
+			// keep_last counts deletions' archives; one without a
+			// tombstone is a spare copy with no retention recorded.
+			mayGo := a.ts == nil
+			if a.ts != nil {
+				seen++
+				mayGo = seen <= deletions-keep && !now.Before(a.ts.PurgeAfter) && a.ts.State != softdelete.StateQuarantining
+			}
 			want := "kept"
 			if mayGo {
 				want = "purged"
