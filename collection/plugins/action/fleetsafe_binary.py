@@ -46,7 +46,20 @@ import shlex
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
-from ansible.vars.clean import remove_internal_keys
+
+try:
+    from ansible.vars.clean import remove_internal_keys
+except ImportError:  # ansible-core 2.21 no longer has it (ActionModule._parse uses the result's own method)
+
+    def remove_internal_keys(data):
+        """Drop the internal keys a module must not set, as ansible-core before 2.21 did."""
+        for key in list(data):
+            if key.startswith("_ansible_") and key != "_ansible_parsed":
+                del data[key]
+        for key in ("warnings", "deprecations"):
+            if key in data and not data[key]:
+                del data[key]
+
 
 display = Display()
 
@@ -169,9 +182,7 @@ class ActionModule(ActionBase):
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
 
-        data = self._parse(res)
-        remove_internal_keys(data)
-        result.update(data)
+        result.update(self._parse(res))
         return result
 
     def _run_script(self, leaf, shas, cache_dir):
@@ -251,7 +262,13 @@ class ActionModule(ActionBase):
         return "fleetsafe: " + " ".join(words)
 
     def _parse(self, res):
+        """The module's result as a dict, internal keys removed, on every supported ansible-core."""
         try:
-            return self._parse_returned_data(res, "legacy")
+            data = self._parse_returned_data(res, "legacy")
         except TypeError:  # ansible-core before 2.19 takes no profile
-            return self._parse_returned_data(res)
+            data = self._parse_returned_data(res)
+        if hasattr(data, "as_result_dict"):  # ansible-core 2.21: a UnifiedTaskResult
+            data.remove_internal_keys()
+            return data.as_result_dict(for_round_trip=True)
+        remove_internal_keys(data)
+        return data
