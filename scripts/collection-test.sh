@@ -45,6 +45,9 @@ grep -q "run on linux/amd64 and linux/arm64; localhost is Darwin/arm64" <<<"$out
 echo "collection-test: an unsupported platform is refused with a clear error"
 
 fake_uname "Linux aarch64"
-out=$(PATH=$work/fake:$PATH ansible localhost -vvv -m fleetsafe.instances.instance_info -a "layout_file=/x.yml" 2>&1) && fail "arm64 binary ran on amd64?: $out"
+# A cache of its own: the host's cache may already hold this arm64 build
+# from an earlier run, and then no copy (naming its source) is made.
+out=$(PATH=$work/fake:$PATH ansible localhost -vvv -m fleetsafe.instances.instance_info -a "layout_file=/x.yml" \
+  -e "fleetsafe_cache_dir=$work/cache" 2>&1) && fail "arm64 binary ran on amd64?: $out"
 grep -q "binaries/linux_arm64/fleetsafe" <<<"$out" || fail "arm64 build not chosen: $out"
 echo "collection-test: a linux/arm64 target gets the linux/arm64 build"
