@@ -187,8 +187,13 @@ clean:
 CORE_SERIES := 2.16 2.19 2.20 2.21
 core-%: build pg
 	@v=$$(bash scripts/ansible-venv.sh $*) && echo "== ansible-core $*: $$($$v/bin/ansible --version | head -1)" && \
-	FLEETSAFE_ANSIBLE_VENV=$$v FLEETSAFE_REQUIRE_PG=1 FLEETSAFE_REQUIRE_ANSIBLE=1 $(GO) test -count=1 -timeout 30m ./playbooks && \
+	FLEETSAFE_ANSIBLE_VENV=$$v FLEETSAFE_COLLECTION_TARBALL=$(TARBALL_$*) FLEETSAFE_REQUIRE_PG=1 FLEETSAFE_REQUIRE_ANSIBLE=1 $(GO) test -count=1 -timeout 30m ./playbooks && \
 	PATH=$$v/bin:$$PATH molecule test -s default
+
+# The newest series runs the playbooks on the release tarball itself,
+# installed by ansible-galaxy as a user installs it.
+core-2.21: collection
+TARBALL_2.21 = $(abspath build/fleetsafe-instances-$(VERSION).tar.gz)
 
 test-matrix: $(addprefix core-,$(CORE_SERIES))
 	@echo "make test-matrix: the playbooks and the default molecule scenario pass on ansible-core $(CORE_SERIES)"

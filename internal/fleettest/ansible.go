@@ -114,7 +114,15 @@ func BuildModules(tb testing.TB, names ...string) string {
 			tb.Fatal(err)
 		}
 	}
-	// The same modules as the fleetsafe.instances collection, for FQCNs.
+	// The same modules as the fleetsafe.instances collection, for FQCNs:
+	// the release tarball itself when FLEETSAFE_COLLECTION_TARBALL names
+	// one (`make core-2.21`), installed as a user installs it.
+	if tarball := os.Getenv("FLEETSAFE_COLLECTION_TARBALL"); tarball != "" {
+		if err := InstallCollection(tarball, filepath.Join(lib, "collections")); err != nil {
+			tb.Fatal(err)
+		}
+		return lib
+	}
 	coll := filepath.Join(lib, "collections", "ansible_collections", "fleetsafe", "instances")
 	if err := os.CopyFS(coll, os.DirFS(filepath.Join(root, "collection"))); err != nil {
 		tb.Fatal(err)
@@ -123,6 +131,47 @@ func BuildModules(tb testing.TB, names ...string) string {
 		tb.Fatal(err)
 	}
 	return lib
+}
+
+// InstallCollection installs a collection tarball into the collections
+// path dir with ansible-galaxy (of FLEETSAFE_ANSIBLE_VENV when set, like
+// AnsiblePlaybook), and checks that it holds the build for this machine.
+func InstallCollection(tarball, dir string) error {
+	abs, err := filepath.Abs(tarball)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(abs); err != nil {
+		return fmt.Errorf("FLEETSAFE_COLLECTION_TARBALL: %w (make collection builds it)", err)
+	}
+	galaxy := "ansible-galaxy"
+	if v := os.Getenv("FLEETSAFE_ANSIBLE_VENV"); v != "" {
+		galaxy = filepath.Join(v, "bin", "ansible-galaxy")
+	} else if p := filepath.Join(RepoRoot(), ".venv", "bin", "ansible-galaxy"); fileExists(p) {
+		galaxy = p
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	cfg := filepath.Join(dir, "empty.cfg")
+	if err := os.WriteFile(cfg, []byte("[defaults]\n"), 0o644); err != nil {
+		return err
+	}
+	cmd := exec.Command(galaxy, "collection", "install", abs, "-p", dir, "--force")
+	cmd.Env = append(os.Environ(), "ANSIBLE_CONFIG="+cfg)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("ansible-galaxy collection install %s: %w\n%s", abs, err, out)
+	}
+	bin := filepath.Join(dir, "ansible_collections", "fleetsafe", "instances", "binaries", "linux_"+runtime.GOARCH, "fleetsafe")
+	if !fileExists(bin) {
+		return fmt.Errorf("the tarball %s holds no %s", abs, bin)
+	}
+	return nil
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 // CollectionLayout puts a built binary and the modules' docs into the
