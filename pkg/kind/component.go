@@ -1,6 +1,8 @@
 package kind
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -163,4 +165,12 @@ func LocatePath(c Component, name string) (pt PathTemplate, elem, full string, e
 	}
 	full, err = Join(pt.Parent, elem, pt.Rest)
 	return pt, elem, full, err
+}
+
+// StagingID is stable for one instance of one app, so that a run killed
+// mid-restore leaves a staging place the next run finds and removes, and
+// two instances sharing a parent directory never touch each other's.
+func StagingID(app, name string) string {
+	sum := sha256.Sum256([]byte(app + "\x00" + name))
+	return hex.EncodeToString(sum[:6])
 }

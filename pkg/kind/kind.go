@@ -74,8 +74,9 @@ type Kind interface {
 	// and Optional.
 	State(ctx context.Context, s *Scan, c Component, name string) (State, error)
 	// Preflight returns why a present component must not be deleted now
-	// (open sessions on a database), or "". It must change nothing.
-	Preflight(ctx context.Context, env Env, st State) (string, error)
+	// (open sessions on a database) and what to do about it, or nil. It
+	// must change nothing.
+	Preflight(ctx context.Context, env Env, st State) (*Refusal, error)
 
 	// Shape is how a present component is held in an archive.
 	Shape() Shape
@@ -87,9 +88,9 @@ type Kind interface {
 	// snapshot was taken (sessions opened, files written); soft delete
 	// asks it after the archive is verified, before anything moves.
 	Dump(ctx context.Context, env Env, t Target, file string) (Since, error)
-	// VerifyDump reads a dump stream to its end and checks its structure
-	// (a truncated or corrupted dump is an error); r is read to EOF or to
-	// the first error.
+	// VerifyDump reads a dump stream and checks its structure (a
+	// truncated or corrupted dump is an error). It may stop before EOF
+	// (after the last data block): the caller reads the rest (to hash it).
 	VerifyDump(r io.Reader) (DumpSummary, error)
 
 	// QuarantineSource returns what quarantine moves for a present
@@ -212,6 +213,12 @@ const (
 // Since reports what changed in a component after its snapshot was
 // taken, one description per change; none is nil.
 type Since func(ctx context.Context) ([]string, error)
+
+// Refusal is why a component must not be deleted now, and what to do.
+type Refusal struct {
+	Reason string
+	Advice string
+}
 
 // DumpSummary is what VerifyDump found in a dump: entries of its table of
 // contents (or statements, tables) and data blocks (or rows sections).
