@@ -9,6 +9,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/fleetsafe/fleetsafe/pkg/atomicfile"
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
 )
 
@@ -232,37 +233,8 @@ func (r *Report) WriteMetricsWith(path string, opts MetricsOptions) error {
 // other. On any failure the previous file stays as it was and the
 // temporary file is removed.
 func writeAtomic(path, content string) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
+	if err := atomicfile.WriteFile(path, []byte(content), 0o644); err != nil {
 		return fmt.Errorf("write metrics: %w", err)
-	}
-	tmp := f.Name()
-	fail := func(err error) error {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("write metrics %s: %w", path, err)
-	}
-	if _, err := f.WriteString(content); err != nil {
-		return fail(err)
-	}
-	if err := f.Chmod(0o644); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write metrics %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write metrics %s: %w", path, err)
-	}
-	// The rename itself survives a crash once the directory is synced.
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		_ = d.Sync()
-		d.Close()
 	}
 	removeStaleTemps(path)
 	return nil

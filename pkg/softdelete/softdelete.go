@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fleetsafe/fleetsafe/pkg/atomicfile"
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
 	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
 )
@@ -1028,7 +1029,7 @@ func (t *Tombstone) write() error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(t.Path, append(data, '\n'))
+	return atomicfile.WriteFile(t.Path, append(data, '\n'), 0o600)
 }
 
 // ReadTombstone reads one tombstone file.
