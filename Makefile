@@ -44,10 +44,15 @@ $(VENV_OK): requirements-dev.txt
 # <binary>.sha256 holds "<sha256> <size>": the action plugin reads it rather
 # than hashing the binary for every task.
 sha_sidecar = echo "$$(sha256sum $(1) | cut -d' ' -f1) $$(stat -c %s $(1))" > $(1).sha256
+# `make build` (the tests, the demo, molecule) builds the test hooks in
+# (the build tag fleetsafe_testhooks: FLEETSAFE_TEST_CRASH_AFTER,
+# FLEETSAFE_SYSTEMD_DIR, FLEETSAFE_SYSTEMCTL; internal/modutil/testhooks.go);
+# the release binaries of `make collection` are built without them.
 GOFLAGS_BUILD := -trimpath -ldflags='-s -w -X main.version=$(VERSION)'
+TESTHOOKS := -tags fleetsafe_testhooks
 build: venv
 	@mkdir -p $(LIBRARY)
-	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o $(LIBRARY)/fleetsafe ./cmd/fleetsafe
+	CGO_ENABLED=0 $(GO) build $(TESTHOOKS) $(GOFLAGS_BUILD) -o $(LIBRARY)/fleetsafe ./cmd/fleetsafe
 	@for m in $(MODULES); do \
 	  ln -f $(LIBRARY)/fleetsafe $(LIBRARY)/$$m || exit 1; \
 	  cp modules/$$m/$$m.yml $(LIBRARY)/$$m.yml; \
