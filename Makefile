@@ -128,6 +128,7 @@ soak: pg
 vet:
 	@test -z "$$(gofmt -l $$(find . -name '*.go' -not -path './.cache/*' -not -path './.venv/*'))" || { echo "gofmt needed:"; gofmt -l $$(find . -name '*.go' -not -path './.cache/*' -not -path './.venv/*'); exit 1; }
 	$(GO) vet ./...
+	@! $(GO) list -deps ./cmd/fleetsafe-sandbox ./cmd/fleetsafe | grep -E '^testing(/|$$)' || { echo "cmd/fleetsafe or cmd/fleetsafe-sandbox links package testing (see internal/fleetgen)"; exit 1; }
 
 # The model-based tests (internal/model) run after the other packages, on
 # their own: random sequences (a new seed each, printed on failure) within
