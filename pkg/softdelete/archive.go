@@ -117,7 +117,7 @@ func writeArchive(ctx context.Context, dest string, m *Manifest, runbook []byte,
 	defer out.Abort()
 	sum := newAsyncHash()
 	counter := &countingWriter{w: io.MultiWriter(out, sum)}
-	err = archiveFormat.Archive(ctx, counter, files)
+	err = archiveFormat.Archive(ctx, counter, meterFiles(ctx, files))
 	digest := sum.Sum()
 	if err != nil {
 		return nil, fmt.Errorf("write archive %s: %w", dest, err)
