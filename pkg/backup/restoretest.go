@@ -293,7 +293,11 @@ func psqlFile(ctx context.Context, pg pgdump.Conn, db, file string) error {
 	cmd.Stdout = nil
 	err = cmd.Run()
 	if rerr := refused(); rerr != nil {
-		return rerr
+		var unsafe *UnsafePlainDumpError
+		if errors.As(rerr, &unsafe) {
+			return rerr
+		}
+		return fmt.Errorf("%s: %w", file, rerr)
 	}
 	if err != nil {
 		return fmt.Errorf("psql -f %s: %w: %s", file, err, strings.TrimSpace(stderr.String()))
