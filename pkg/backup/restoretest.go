@@ -1,9 +1,7 @@
 package backup
 
 import (
-	"bufio"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"database/sql"
@@ -11,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -196,11 +193,19 @@ func testRestore(ctx context.Context, pg pgdump.Conn, archiveDir string, c resto
 		}
 		return fail("count rows of live database %s: %v", live.Locator, err)
 	}
+	return compareRestored(res, got, want)
+}
+
+// compareRestored judges a scratch restore of res.File by the row counts
+// of its tables (got) against the live database's (want): failed when a
+// table of the live database is missing from the restore, a warning when
+// counts differ (the live database changed since the backup), else ok.
+func compareRestored(res CheckResult, got, want map[string]int64) CheckResult {
 	var missing, drift []string
 	for t, n := range want {
-		g, ok := got[t]
+		g, found := got[t]
 		switch {
-		case !ok:
+		case !found:
 			missing = append(missing, t)
 		case g != n:
 			drift = append(drift, fmt.Sprintf("%s %d rows (live %d)", t, g, n))
@@ -209,10 +214,11 @@ func testRestore(ctx context.Context, pg pgdump.Conn, archiveDir string, c resto
 	sort.Strings(missing)
 	sort.Strings(drift)
 	if len(missing) > 0 {
-		return fail("tables of the live database missing from the backup: %s", strings.Join(missing, ", "))
+		return bad(res, StatusFailed, &RestoreError{Path: res.File,
+			Msg: "tables of the live database missing from the backup: " + strings.Join(missing, ", ")})
 	}
 	if len(drift) > 0 {
-		return bad(res, StatusWarning, &RestoreError{Path: newest.path,
+		return bad(res, StatusWarning, &RestoreError{Path: res.File,
 			Msg: "restored, but row counts differ from the live database (it changed since the backup?): " + strings.Join(drift, "; ")})
 	}
 	return ok(res, fmt.Sprintf("restored %d tables into a scratch database; row counts match the live database", len(got)))
@@ -262,28 +268,11 @@ func goneWhy(ctx context.Context, admin *sql.DB, db, archiveDir, name string) (w
 
 // psqlFile runs a plain dump, compressed with gzip or zstd or not, into db.
 func psqlFile(ctx context.Context, pg pgdump.Conn, db, file string) error {
-	f, err := os.Open(file)
+	in, closeFile, err := openMaybeCompressed(file)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	br := bufio.NewReaderSize(f, 1<<20)
-	var in io.Reader = br
-	switch sniff(peek(br, 4)) {
-	case "gzip":
-		gz, err := gzip.NewReader(br)
-		if err != nil {
-			return fmt.Errorf("%s: %w", file, err)
-		}
-		in = gz
-	case "zstd":
-		zr, err := newZstd(br)
-		if err != nil {
-			return fmt.Errorf("%s: %w", file, err)
-		}
-		defer zr.Close()
-		in = zr
-	}
+	defer closeFile()
 	guarded, refused := guardPlainSQL(file, in)
 	cmd := exec.CommandContext(ctx, "psql", "--no-psqlrc", "--quiet", "-v", "ON_ERROR_STOP=1", "--dbname="+pgdump.DBNameArg(db))
 	cmd.Stdin = guarded
