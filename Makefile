@@ -46,7 +46,7 @@ $(VENV_OK): requirements-dev.txt
 sha_sidecar = echo "$$(sha256sum $(1) | cut -d' ' -f1) $$(stat -c %s $(1))" > $(1).sha256
 # `make build` (the tests, the demo, molecule) builds the test hooks in
 # (the build tag fleetsafe_testhooks: FLEETSAFE_TEST_CRASH_AFTER,
-# FLEETSAFE_SYSTEMD_DIR, FLEETSAFE_SYSTEMCTL; internal/modutil/testhooks.go);
+# FLEETSAFE_SYSTEMD_DIR, FLEETSAFE_SYSTEMCTL; internal/testhooks);
 # the release binaries of `make collection` are built without them.
 GOFLAGS_BUILD := -trimpath -ldflags='-s -w -X main.version=$(VERSION)'
 TESTHOOKS := -tags fleetsafe_testhooks

@@ -17,11 +17,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleetsafe/fleetsafe/internal/fleettest"
-	"github.com/fleetsafe/fleetsafe/internal/modutil"
+	"github.com/fleetsafe/fleetsafe/internal/testhooks"
 )
 
 // hookNames are the environment variables of the test hooks.
-var hookNames = []string{modutil.CrashAfterEnv, "FLEETSAFE_SYSTEMD_DIR", "FLEETSAFE_SYSTEMCTL"}
+var hookNames = []string{testhooks.CrashAfterEnv, "FLEETSAFE_SYSTEMD_DIR", "FLEETSAFE_SYSTEMCTL"}
 
 // TestRelease_NoTestHooks: the release binary (built as `make collection`
 // builds binaries/linux_<arch>/fleetsafe, without the tag) ignores
@@ -38,7 +38,7 @@ func TestRelease_NoTestHooks(t *testing.T) {
 		if !strings.Contains(line, "$(GO) build") || !strings.Contains(line, "./cmd/fleetsafe") {
 			continue
 		}
-		hooks := strings.Contains(line, "$(TESTHOOKS)") || strings.Contains(line, modutil.TestHooksTag)
+		hooks := strings.Contains(line, "$(TESTHOOKS)") || strings.Contains(line, testhooks.Tag)
 		switch {
 		case strings.Contains(line, "binaries/linux_$$arch/fleetsafe"):
 			release++
@@ -68,7 +68,7 @@ func TestRelease_NoTestHooks(t *testing.T) {
 	bi, err := buildinfo.ReadFile(rel)
 	require.NoError(t, err)
 	for _, s := range bi.Settings {
-		assert.NotContains(t, s.Value, modutil.TestHooksTag, "build setting %s", s.Key)
+		assert.NotContains(t, s.Value, testhooks.Tag, "build setting %s", s.Key)
 	}
 	tdata, err := os.ReadFile(tagged)
 	require.NoError(t, err)
@@ -93,7 +93,7 @@ func TestRelease_NoTestHooks(t *testing.T) {
 		argsFile := filepath.Join(t.TempDir(), "args")
 		require.NoError(t, os.WriteFile(argsFile, args, 0o600))
 		cmd := exec.Command(link, argsFile)
-		cmd.Env = append(os.Environ(), modutil.CrashAfterEnv+"=verify")
+		cmd.Env = append(os.Environ(), testhooks.CrashAfterEnv+"=verify")
 		out, err := cmd.Output()
 		var res map[string]any
 		_ = json.Unmarshal(out, &res)

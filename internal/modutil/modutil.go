@@ -3,6 +3,7 @@
 package modutil
 
 import (
+	"github.com/fleetsafe/fleetsafe/internal/testhooks"
 	"github.com/fleetsafe/fleetsafe/pkg/ansible"
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
 	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
@@ -45,15 +46,15 @@ func PG(p ansible.Params) pgdump.Conn {
 	}
 }
 
-// Options returns discovery options. With the test hooks (testhooks.go),
+// Options returns discovery options. With the test hooks (internal/testhooks),
 // FLEETSAFE_SYSTEMD_DIR and FLEETSAFE_SYSTEMCTL point discovery at another
 // unit tree and systemctl; tests and the sandbox demo use them because no
 // systemd runs there. A release binary always uses the host's.
 func Options(p ansible.Params) instance.Options {
-	h := testHooks()
+	h := testhooks.Get()
 	return instance.Options{
 		PG:         PG(p),
-		SystemdDir: h.systemdDir,
-		Systemctl:  h.systemctl,
+		SystemdDir: h.SystemdDir,
+		Systemctl:  h.Systemctl,
 	}
 }

@@ -1,7 +1,7 @@
 //go:build fleetsafe_testhooks
 
-package modutil
+package testhooks
 
 // Built with the tag fleetsafe_testhooks: the binary honours the test
-// hooks' variables (testhooks.go).
-func init() { EnableTestHooks() }
+// hooks' variables.
+func init() { Enable() }
