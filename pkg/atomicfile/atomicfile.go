@@ -19,6 +19,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 )
 
 // File is a replacement of a file under way. Write the new content, then
@@ -105,6 +107,29 @@ func WriteFile(path string, data []byte, perm fs.FileMode) error {
 		return fmt.Errorf("atomic write %s: %w", path, err)
 	}
 	return a.Commit()
+}
+
+// RemoveStale removes the temporary files of path (named as Create names
+// them) last modified more than olderThan ago: the leftovers of writers
+// killed while writing, which nothing else removes. A writer at work keeps
+// its file as long as olderThan exceeds its longest write. Best effort:
+// what cannot be read or removed stays.
+func RemoveStale(path string, olderThan time.Duration) {
+	entries, err := os.ReadDir(filepath.Dir(path))
+	if err != nil {
+		return
+	}
+	prefix := "." + filepath.Base(path) + "."
+	for _, e := range entries {
+		n := e.Name()
+		mid, ok := strings.CutPrefix(n, prefix)
+		if mid, ok = strings.CutSuffix(mid, ".tmp"); !ok || mid == "" || strings.Trim(mid, "0123456789") != "" {
+			continue // another file's, or not a temporary file
+		}
+		if fi, err := e.Info(); err == nil && fi.Mode().IsRegular() && time.Since(fi.ModTime()) > olderThan {
+			os.Remove(filepath.Join(filepath.Dir(path), n))
+		}
+	}
 }
 
 // SyncDir fsyncs a directory, so that the names created, renamed or

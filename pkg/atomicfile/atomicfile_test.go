@@ -233,3 +233,32 @@ func TestWriteFile_SIGKILL(t *testing.T) {
 		t.Logf("round %d: version %s", round, strconv.Itoa(int(data[0])))
 	}
 }
+
+// TestRemoveStale: the old temporary files of path go; a recent one (a
+// writer at work), another file's (.f.x.123.tmp is f.x's) and files that
+// are not temporary files stay.
+func TestRemoveStale(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "f")
+	long := time.Now().Add(-2 * time.Hour)
+	names := map[string]bool{ // name: removed
+		".f.123.tmp":   true,
+		".f.456.tmp":   false, // recent
+		".f.x.789.tmp": false, // f.x's
+		".f..tmp":      false,
+		".f.abc.tmp":   false,
+		"f":            false,
+	}
+	for n, removed := range names {
+		p := filepath.Join(dir, n)
+		require.NoError(t, os.WriteFile(p, []byte("x"), 0o600))
+		if removed || n != ".f.456.tmp" {
+			require.NoError(t, os.Chtimes(p, long, long))
+		}
+	}
+	atomicfile.RemoveStale(path, time.Hour)
+	for n, removed := range names {
+		_, err := os.Lstat(filepath.Join(dir, n))
+		assert.Equal(t, removed, errors.Is(err, os.ErrNotExist), "%s removed", n)
+	}
+}

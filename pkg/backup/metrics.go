@@ -2,8 +2,6 @@ package backup
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -236,22 +234,13 @@ func writeAtomic(path, content string) error {
 	if err := atomicfile.WriteFile(path, []byte(content), 0o644); err != nil {
 		return fmt.Errorf("write metrics: %w", err)
 	}
-	removeStaleTemps(path)
+	// The temporary files of runs killed while writing: node_exporter
+	// never reads them, but they would pile up.
+	atomicfile.RemoveStale(path, staleTemp)
 	return nil
 }
 
-// staleTemp is the age from which a temporary metrics file is taken for
-// the leftover of a run that was killed while writing, not for the file
-// of a run writing now.
+// staleTemp is the age from which a temporary file is taken for the
+// leftover of a run that was killed while writing, not for the file of a
+// run writing now.
 const staleTemp = time.Hour
-
-// removeStaleTemps removes the temporary files of path left by killed
-// runs (node_exporter never reads them, but they would pile up).
-func removeStaleTemps(path string) {
-	temps, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp"))
-	for _, tmp := range temps {
-		if fi, err := os.Lstat(tmp); err == nil && fi.Mode().IsRegular() && time.Since(fi.ModTime()) > staleTemp {
-			os.Remove(tmp)
-		}
-	}
-}

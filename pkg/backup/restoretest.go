@@ -73,6 +73,7 @@ func (s *restoreState) save(path string) error {
 	if err := atomicfile.WriteFile(path, data, 0o600); err != nil {
 		return fmt.Errorf("write state file: %w", err)
 	}
+	atomicfile.RemoveStale(path, staleTemp)
 	return nil
 }
 
