@@ -44,10 +44,15 @@ $(VENV_OK): requirements-dev.txt
 # <binary>.sha256 holds "<sha256> <size>": the action plugin reads it rather
 # than hashing the binary for every task.
 sha_sidecar = echo "$$(sha256sum $(1) | cut -d' ' -f1) $$(stat -c %s $(1))" > $(1).sha256
+# `make build` (the tests, the demo, molecule) builds the test hooks in
+# (the build tag fleetsafe_testhooks: FLEETSAFE_TEST_CRASH_AFTER,
+# FLEETSAFE_SYSTEMD_DIR, FLEETSAFE_SYSTEMCTL; internal/testhooks);
+# the release binaries of `make collection` are built without them.
 GOFLAGS_BUILD := -trimpath -ldflags='-s -w -X main.version=$(VERSION)'
+TESTHOOKS := -tags fleetsafe_testhooks
 build: venv
 	@mkdir -p $(LIBRARY)
-	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o $(LIBRARY)/fleetsafe ./cmd/fleetsafe
+	CGO_ENABLED=0 $(GO) build $(TESTHOOKS) $(GOFLAGS_BUILD) -o $(LIBRARY)/fleetsafe ./cmd/fleetsafe
 	@for m in $(MODULES); do \
 	  ln -f $(LIBRARY)/fleetsafe $(LIBRARY)/$$m || exit 1; \
 	  cp modules/$$m/$$m.yml $(LIBRARY)/$$m.yml; \
@@ -123,6 +128,7 @@ soak: pg
 vet:
 	@test -z "$$(gofmt -l $$(find . -name '*.go' -not -path './.cache/*' -not -path './.venv/*'))" || { echo "gofmt needed:"; gofmt -l $$(find . -name '*.go' -not -path './.cache/*' -not -path './.venv/*'); exit 1; }
 	$(GO) vet ./...
+	@! $(GO) list -deps ./cmd/fleetsafe-sandbox ./cmd/fleetsafe | grep -E '^testing(/|$$)' || { echo "cmd/fleetsafe or cmd/fleetsafe-sandbox links package testing (see internal/fleetgen)"; exit 1; }
 
 # The model-based tests (internal/model) run after the other packages, on
 # their own: random sequences (a new seed each, printed on failure) within

@@ -19,7 +19,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fleetsafe/fleetsafe/internal/fleettest"
+	"github.com/fleetsafe/fleetsafe/internal/fleetgen"
 	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
 	"github.com/fleetsafe/fleetsafe/pkg/sidecar"
 )
@@ -53,7 +53,7 @@ type broken struct{ staleDump, truncatedDump string }
 
 // nightlyBackups writes three nights of backups for every instance, then
 // breaks two instances the way the real script did.
-func nightlyBackups(ctx context.Context, f *fleettest.Fleet, names []string, b broken) error {
+func nightlyBackups(ctx context.Context, f *fleetgen.Fleet, names []string, b broken) error {
 	now := time.Now()
 	for _, n := range names {
 		if _, err := f.WriteBackups(ctx, n, now.Add(-49*time.Hour)); err != nil {
@@ -113,7 +113,7 @@ func run(ctx context.Context, root, marker string, hosts, count int, clean bool,
 		return fmt.Errorf("need 1 or more hosts and 1 to %d instances", len(clientNames))
 	}
 	pg := pgdump.Conn{}
-	if err := fleettest.DropDatabasesLike(ctx, pg, marker); err != nil {
+	if err := fleetgen.DropDatabasesLike(ctx, pg, marker); err != nil {
 		return fmt.Errorf("remove previous sandbox databases: %w", err)
 	}
 	if err := os.RemoveAll(root); err != nil {
@@ -131,7 +131,7 @@ func run(ctx context.Context, root, marker string, hosts, count int, clean bool,
 			names = append(names, clientNames[i])
 		}
 		host := fmt.Sprintf("tracim-%02d", h+1)
-		f, err := fleettest.Generate(ctx, fleettest.Spec{
+		f, err := fleetgen.Generate(ctx, fleetgen.Spec{
 			Root:     filepath.Join(root, host),
 			App:      "tracim",
 			DBPrefix: fmt.Sprintf("%s_%02d_", marker, h+1),

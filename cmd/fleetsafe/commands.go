@@ -23,15 +23,17 @@ type command struct {
 	summary string
 	// positional is the parameter a bare argument sets (`fleetsafe info acme`).
 	positional string
+	// progress: the command shows a progress bar on a terminal.
+	progress bool
 }
 
 var commands = []command{
 	{name: "info", module: instanceinfo.Module, doc: instanceinfo.Doc, positional: "name"},
-	{name: "soft-delete", module: instancesoftdelete.Module, doc: instancesoftdelete.Doc, positional: "name"},
-	{name: "restore", module: instancerestore.Module, doc: instancerestore.Doc, positional: "name"},
+	{name: "soft-delete", module: instancesoftdelete.Module, doc: instancesoftdelete.Doc, positional: "name", progress: true},
+	{name: "restore", module: instancerestore.Module, doc: instancerestore.Doc, positional: "name", progress: true},
 	{name: "purge", module: instancepurge.Module, doc: instancepurge.Doc, positional: "name"},
 	{name: "verify-backups", module: backupverify.Module, doc: backupverify.Doc, positional: "names"},
-	{name: "verify-archive", summary: "Check a soft delete's archive: its manifest, and every file and dump against their sha256"},
+	{name: "verify-archive", progress: true, summary: "Check a soft delete's archive: its manifest, and every file and dump against their sha256"},
 }
 
 func lookup(name string) (command, bool) {

@@ -29,6 +29,8 @@ Every command but verify-archive is the module of the same job, with one
 option per module parameter (--archive-dir or --archive_dir). --check
 changes nothing and says what would change; --diff shows before and after.
 Output is for people; --json prints the module's result as Ansible gets it.
+soft-delete, restore and verify-archive show a progress bar on stderr when
+it is a terminal (not with --json).
 Exit status: 0 done, 1 failed (the message says what state it left), 2 a
 usage error.
 

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/fleetsafe/fleetsafe/internal/modutil"
 	"github.com/fleetsafe/fleetsafe/pkg/ansible"
 	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
 )
@@ -69,11 +70,20 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		commandHelp(stdout, c)
 		return exitOK
 	}
+	// Long work shows its progress on stderr when a person watches it.
+	var bar *progressBar
+	if c.progress && !inv.json && isTerminal(stderr) {
+		bar = &progressBar{w: stderr}
+		ctx = modutil.WithProgress(ctx, bar.update)
+	}
 	var out map[string]any
 	if c.name == "verify-archive" {
 		out = verifyArchive(ctx, inv.args[0])
 	} else {
 		out = c.module.Call(ctx, inv.raw)
+	}
+	if bar != nil {
+		bar.finish()
 	}
 	if err := report(stdout, stderr, out, inv.json); err != nil {
 		fmt.Fprintf(stderr, "fleetsafe %s: %v\n", c.name, err)
@@ -238,7 +248,7 @@ func flagNames(spec map[string]ansible.Param) []string {
 
 // verifyArchive checks one archive and returns a module-shaped result.
 func verifyArchive(ctx context.Context, path string) map[string]any {
-	m, err := softdelete.VerifyArchive(ctx, path)
+	m, err := softdelete.VerifyArchiveWith(ctx, path, softdelete.VerifyOptions{Progress: modutil.Progress(ctx)})
 	if err != nil {
 		return map[string]any{"changed": false, "failed": true, "archive": path,
 			"msg": fmt.Sprintf("archive %s does not verify: %s", path, ansible.Message(err))}

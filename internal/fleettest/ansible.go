@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
+
+	"github.com/fleetsafe/fleetsafe/internal/testhooks"
 )
 
 // RepoRoot returns the repository root, found from this source file.
@@ -71,14 +73,15 @@ func ModuleNames(tb testing.TB) []string {
 	return names
 }
 
-// BuildFleetsafe compiles the multi-call binary (cmd/fleetsafe) into
+// BuildFleetsafe compiles the multi-call binary (cmd/fleetsafe), with the
+// test hooks (testhooks.Tag) as `make build` does, into
 // dir/fleetsafe and makes dir/<name> a hard link to it for each named
 // module: a file named after a module is that module, as build/library
 // holds them. It returns the binary's path.
 func BuildFleetsafe(tb testing.TB, dir string, names ...string) string {
 	tb.Helper()
 	bin := filepath.Join(dir, "fleetsafe")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/fleetsafe")
+	cmd := exec.Command("go", "build", "-tags", testhooks.Tag, "-o", bin, "./cmd/fleetsafe")
 	cmd.Dir = RepoRoot()
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {

@@ -5,8 +5,14 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/fleetsafe/fleetsafe/internal/testhooks"
 	"github.com/fleetsafe/fleetsafe/pkg/ansible"
 )
+
+// A test binary that uses this harness runs module code in-process with
+// the test hooks' variables (FLEETSAFE_SYSTEMD_DIR, …), as the binaries
+// of `make build` and BuildFleetsafe do (testhooks.Enable).
+func init() { testhooks.Enable() }
 
 // CallModule runs a module's logic on this fleet without a process: the
 // fleet's layout file and systemd directory, then the key/value pairs of

@@ -3,17 +3,21 @@ package modutil
 import (
 	"os"
 	"syscall"
+
+	"github.com/fleetsafe/fleetsafe/internal/testhooks"
 )
 
 // CrashAfterEnv names the environment variable that crash-safety tests set
-// to the step after which a module kills itself.
-const CrashAfterEnv = "FLEETSAFE_TEST_CRASH_AFTER"
+// to the step after which a module kills itself. Only a binary with the
+// test hooks (internal/testhooks) reads it.
+const CrashAfterEnv = testhooks.CrashAfterEnv
 
 // CrashHook returns a step hook that kills this process with SIGKILL after
 // the step named by FLEETSAFE_TEST_CRASH_AFTER; crash-safety tests use it.
-// Without the variable it returns nil. Every module takes it from here.
+// Without the variable, or in a release build (no test hooks), it returns
+// nil. Every module takes it from here.
 func CrashHook() func(string) {
-	at := os.Getenv(CrashAfterEnv)
+	at := testhooks.Get().CrashAfter
 	if at == "" {
 		return nil
 	}

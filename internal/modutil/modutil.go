@@ -3,8 +3,7 @@
 package modutil
 
 import (
-	"os"
-
+	"github.com/fleetsafe/fleetsafe/internal/testhooks"
 	"github.com/fleetsafe/fleetsafe/pkg/ansible"
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
 	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
@@ -47,13 +46,15 @@ func PG(p ansible.Params) pgdump.Conn {
 	}
 }
 
-// Options returns discovery options. FLEETSAFE_SYSTEMD_DIR and
-// FLEETSAFE_SYSTEMCTL point discovery at another unit tree and systemctl;
-// tests and the sandbox demo use them because no systemd runs there.
+// Options returns discovery options. With the test hooks (internal/testhooks),
+// FLEETSAFE_SYSTEMD_DIR and FLEETSAFE_SYSTEMCTL point discovery at another
+// unit tree and systemctl; tests and the sandbox demo use them because no
+// systemd runs there. A release binary always uses the host's.
 func Options(p ansible.Params) instance.Options {
+	h := testhooks.Get()
 	return instance.Options{
 		PG:         PG(p),
-		SystemdDir: os.Getenv("FLEETSAFE_SYSTEMD_DIR"),
-		Systemctl:  os.Getenv("FLEETSAFE_SYSTEMCTL"),
+		SystemdDir: h.SystemdDir,
+		Systemctl:  h.Systemctl,
 	}
 }

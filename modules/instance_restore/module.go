@@ -31,7 +31,7 @@ func run(ctx context.Context, req *ansible.Request) (*ansible.Result, error) {
 	r, err := softdelete.Restore(ctx, layout, softdelete.RestoreRequest{
 		Name: p.String("name"), ArchiveDir: p.String("archive_dir"), Source: p.String("source"),
 		Archive: p.String("archive"), Components: p.Strings("components"), Force: p.Bool("force"), CheckMode: req.CheckMode,
-		Options: modutil.Options(p), AfterStep: modutil.CrashHook(),
+		Options: modutil.Options(p), AfterStep: modutil.CrashHook(), Progress: modutil.Progress(ctx),
 	})
 	if r == nil {
 		return nil, err

@@ -42,7 +42,7 @@ func run(ctx context.Context, req *ansible.Request) (*ansible.Result, error) {
 		Name: p.String("name"), ArchiveDir: p.String("archive_dir"), Reason: p.String("reason"),
 		RequestedBy: p.String("requested_by"), JobID: p.String("job_id"), Launch: launch, Fingerprint: p.String("fingerprint"),
 		RetentionDays: int(p.Int("retention_days")), StopService: p.Bool("stop_service"), AcceptLosses: p.Strings("accept_losses"),
-		CheckMode: req.CheckMode, Options: modutil.Options(p), AfterStep: stepHook(),
+		CheckMode: req.CheckMode, Options: modutil.Options(p), AfterStep: stepHook(), Progress: modutil.Progress(ctx),
 	})
 	if r == nil {
 		// Nothing was moved (a refusal, or a failure before the first

@@ -2,13 +2,12 @@ package backup
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 	"unicode"
 
+	"github.com/fleetsafe/fleetsafe/pkg/atomicfile"
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
 )
 
@@ -232,54 +231,16 @@ func (r *Report) WriteMetricsWith(path string, opts MetricsOptions) error {
 // other. On any failure the previous file stays as it was and the
 // temporary file is removed.
 func writeAtomic(path, content string) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
+	if err := atomicfile.WriteFile(path, []byte(content), 0o644); err != nil {
 		return fmt.Errorf("write metrics: %w", err)
 	}
-	tmp := f.Name()
-	fail := func(err error) error {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("write metrics %s: %w", path, err)
-	}
-	if _, err := f.WriteString(content); err != nil {
-		return fail(err)
-	}
-	if err := f.Chmod(0o644); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write metrics %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write metrics %s: %w", path, err)
-	}
-	// The rename itself survives a crash once the directory is synced.
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-	removeStaleTemps(path)
+	// The temporary files of runs killed while writing: node_exporter
+	// never reads them, but they would pile up.
+	atomicfile.RemoveStale(path, staleTemp)
 	return nil
 }
 
-// staleTemp is the age from which a temporary metrics file is taken for
-// the leftover of a run that was killed while writing, not for the file
-// of a run writing now.
+// staleTemp is the age from which a temporary file is taken for the
+// leftover of a run that was killed while writing, not for the file of a
+// run writing now.
 const staleTemp = time.Hour
-
-// removeStaleTemps removes the temporary files of path left by killed
-// runs (node_exporter never reads them, but they would pile up).
-func removeStaleTemps(path string) {
-	temps, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp"))
-	for _, tmp := range temps {
-		if fi, err := os.Lstat(tmp); err == nil && fi.Mode().IsRegular() && time.Since(fi.ModTime()) > staleTemp {
-			os.Remove(tmp)
-		}
-	}
-}

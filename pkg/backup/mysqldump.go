@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
-	"strings"
 
 	"github.com/fleetsafe/fleetsafe/pkg/mariadb"
 )
@@ -115,24 +113,5 @@ func RestoreTestMySQLDump(ctx context.Context, c mariadb.Conn, res CheckResult, 
 	if err != nil {
 		return fail("count rows of live database %s: %v", live, err)
 	}
-	var missing, drift []string
-	for t, n := range want {
-		g, found := got[t]
-		switch {
-		case !found:
-			missing = append(missing, t)
-		case g != n:
-			drift = append(drift, fmt.Sprintf("%s %d rows (live %d)", t, g, n))
-		}
-	}
-	sort.Strings(missing)
-	sort.Strings(drift)
-	if len(missing) > 0 {
-		return fail("tables of the live database missing from the backup: %s", strings.Join(missing, ", "))
-	}
-	if len(drift) > 0 {
-		return bad(res, StatusWarning, &RestoreError{Path: res.File,
-			Msg: "restored, but row counts differ from the live database (it changed since the backup?): " + strings.Join(drift, "; ")})
-	}
-	return ok(res, fmt.Sprintf("restored %d tables into a scratch database; row counts match the live database", len(got)))
+	return compareRestored(res, got, want)
 }

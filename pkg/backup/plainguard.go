@@ -2,11 +2,12 @@ package backup
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"regexp"
 	"strings"
+
+	"github.com/fleetsafe/fleetsafe/pkg/streamguard"
 )
 
 // UnsafePlainDumpError is a plain dump that a restore test refuses to feed
@@ -50,28 +51,10 @@ var copyFromStdin = regexp.MustCompile(`(?is)^\s*COPY\s.*\bFROM\s+stdin\b`)
 // time, after checking it: psql's backslash commands (but \restrict and
 // \unrestrict, which pg_dump writes), and the statements of forbiddenSQL,
 // stop the stream before they are sent. COPY data lines pass unchecked.
-// The returned function reports the refusal, if any, once the reader is
-// drained.
+// The returned function, called once psql is done (streamguard.Start),
+// reports the refusal or the dump unreadable, if any.
 func guardPlainSQL(file string, src io.Reader) (io.Reader, func() error) {
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		err := scanPlainSQL(file, src, pw)
-		done <- err
-		pw.CloseWithError(err)
-	}()
-	var once error
-	var got bool
-	return pr, func() error {
-		if !got {
-			once, got = <-done, true
-		}
-		var unsafe *UnsafePlainDumpError
-		if errors.As(once, &unsafe) {
-			return once
-		}
-		return nil
-	}
+	return streamguard.Start(func(dst io.Writer) error { return scanPlainSQL(file, src, dst) })
 }
 
 func scanPlainSQL(file string, src io.Reader, dst io.Writer) error {

@@ -1,8 +1,6 @@
 package backup
 
 import (
-	"bufio"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -170,11 +168,19 @@ func testRestore(ctx context.Context, env kind.Env, archiveDir string, c restore
 		}
 		return fail("count rows of live database %s: %v", live.Locator, err)
 	}
+	return compareRestored(res, got, want)
+}
+
+// compareRestored judges a scratch restore of res.File by the row counts
+// of its tables (got) against the live database's (want): failed when a
+// table of the live database is missing from the restore, a warning when
+// counts differ (the live database changed since the backup), else ok.
+func compareRestored(res CheckResult, got, want map[string]int64) CheckResult {
 	var missing, drift []string
 	for t, n := range want {
-		g, ok := got[t]
+		g, found := got[t]
 		switch {
-		case !ok:
+		case !found:
 			missing = append(missing, t)
 		case g != n:
 			drift = append(drift, fmt.Sprintf("%s %d rows (live %d)", t, g, n))
@@ -183,10 +189,11 @@ func testRestore(ctx context.Context, env kind.Env, archiveDir string, c restore
 	sort.Strings(missing)
 	sort.Strings(drift)
 	if len(missing) > 0 {
-		return fail("tables of the live database missing from the backup: %s", strings.Join(missing, ", "))
+		return bad(res, StatusFailed, &RestoreError{Path: res.File,
+			Msg: "tables of the live database missing from the backup: " + strings.Join(missing, ", ")})
 	}
 	if len(drift) > 0 {
-		return bad(res, StatusWarning, &RestoreError{Path: newest.path,
+		return bad(res, StatusWarning, &RestoreError{Path: res.File,
 			Msg: "restored, but row counts differ from the live database (it changed since the backup?): " + strings.Join(drift, "; ")})
 	}
 	return ok(res, fmt.Sprintf("restored %d tables into a scratch database; row counts match the live database", len(got)))
@@ -230,38 +237,13 @@ func goneWhy(ctx context.Context, env kind.Env, k kind.RestoreTester, db, archiv
 // through the guard that refuses what a dump never holds; done closes it
 // and reports the guard's refusal.
 func plainSQL(file string) (io.Reader, func() error, error) {
-	f, err := os.Open(file)
+	in, closeFile, err := openMaybeCompressed(file)
 	if err != nil {
 		return nil, nil, err
 	}
-	closers := []func(){func() { f.Close() }}
-	closeAll := func() {
-		for i := len(closers) - 1; i >= 0; i-- {
-			closers[i]()
-		}
-	}
-	br := bufio.NewReaderSize(f, 1<<20)
-	var in io.Reader = br
-	switch sniff(peek(br, 4)) {
-	case "gzip":
-		gz, err := gzip.NewReader(br)
-		if err != nil {
-			closeAll()
-			return nil, nil, fmt.Errorf("%s: %w", file, err)
-		}
-		in = gz
-	case "zstd":
-		zr, err := newZstd(br)
-		if err != nil {
-			closeAll()
-			return nil, nil, fmt.Errorf("%s: %w", file, err)
-		}
-		closers = append(closers, zr.Close)
-		in = zr
-	}
 	guarded, refused := guardPlainSQL(file, in)
 	return guarded, func() error {
-		defer closeAll()
+		defer closeFile()
 		return refused()
 	}, nil
 }

@@ -246,7 +246,22 @@ func alphabet(progs ...*syntax.Prog) []rune {
 			cands = append(cands, r)
 		}
 	}
-	// Nicer examples: lowercase letters, then digits, then the rest.
+	// Keep one rune per class: runes that every rune instruction of both
+	// programs, the hard refusals and the word-boundary assertions treat
+	// alike are interchangeable inside a name. (Outside names, the search
+	// only follows the templates' literal runes.)
+	return representatives(cands, func(sig []byte, r rune) []byte {
+		sig = append(sig, boolByte(nameRuneOK(r, true)))
+		return appendProgSig(sig, r, progs...)
+	})
+}
+
+// representatives returns one rune of cands per class, the classes told
+// apart by signature (which appends a rune's signature to its buffer and
+// returns it): the nicest rune of each class for examples, lowercase
+// letters first, then digits, then the rest of ASCII, then the rest, each
+// group in rune order. cands is sorted in place.
+func representatives(cands []rune, signature func(sig []byte, r rune) []byte) []rune {
 	rank := func(r rune) int {
 		switch {
 		case r >= 'a' && r <= 'z':
@@ -264,16 +279,11 @@ func alphabet(progs ...*syntax.Prog) []rune {
 		}
 		return int(x - y)
 	})
-	// Keep one rune per class: runes that every rune instruction of both
-	// programs, the hard refusals and the word-boundary assertions treat
-	// alike are interchangeable inside a name. (Outside names, the search
-	// only follows the templates' literal runes.)
 	seen := map[string]bool{}
 	var out []rune
 	var sig []byte
 	for _, r := range cands {
-		sig = append(sig[:0], boolByte(nameRuneOK(r, true)))
-		sig = appendProgSig(sig, r, progs...)
+		sig = signature(sig[:0], r)
 		if !seen[string(sig)] {
 			seen[string(sig)] = true
 			out = append(out, r)

@@ -287,31 +287,9 @@ func ruleAlphabet(a, b *ruleLang) []rune {
 			cands = append(cands, r)
 		}
 	}
-	// Nicer examples: lowercase letters, then digits, then the rest.
-	rank := func(r rune) int {
-		switch {
-		case r >= 'a' && r <= 'z':
-			return 0
-		case r >= '0' && r <= '9':
-			return 1
-		case r < 0x80:
-			return 2
-		}
-		return 3
-	}
-	slices.SortFunc(cands, func(x, y rune) int {
-		if d := rank(x) - rank(y); d != 0 {
-			return d
-		}
-		return int(x - y)
-	})
 	// Keep one rune per class: the name programs' and the hard refusals'
 	// view, and every token's.
-	seen := map[string]bool{}
-	var out []rune
-	var sig []byte
-	for _, r := range cands {
-		sig = sig[:0]
+	return representatives(cands, func(sig []byte, r rune) []byte {
 		sig = append(sig, boolByte(nameRuneOK(r, true)), boolByte(nameRuneOK(r, false)), boolByte(r == '/'))
 		sig = appendProgSig(sig, r, a.name.prog, b.name.prog)
 		for _, l := range []*ruleLang{a, b} {
@@ -321,10 +299,6 @@ func ruleAlphabet(a, b *ruleLang) []rune {
 				}
 			}
 		}
-		if !seen[string(sig)] {
-			seen[string(sig)] = true
-			out = append(out, r)
-		}
-	}
-	return out
+		return sig
+	})
 }

@@ -2,11 +2,12 @@ package mariadb
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"regexp"
 	"strings"
+
+	"github.com/fleetsafe/fleetsafe/pkg/streamguard"
 )
 
 // UnsafeDumpError is a dump that a restore test refuses to feed to the
@@ -77,34 +78,15 @@ const SandboxLine = `/*M!999999\- enable the sandbox mode */`
 // a statement is never sent in part, so that the client never runs a cut
 // one at the end of its input. DEFINER clauses become
 // DEFINER=CURRENT_USER, so that the scratch database's own user may
-// create the objects. The returned function reports the refusal (or the
-// failure to read src), if any, once the reader is drained.
+// create the objects. The returned function, called once the client is
+// done (streamguard.Start), reports the refusal (or the failure to read
+// src), if any.
 //
 // The guard gives a clear refusal; the boundary itself is the scratch
 // user's privileges (only on the scratch database), the client's
 // --sandbox and --local-infile=0 (see ScratchRestore).
 func GuardDump(file string, src io.Reader) (io.Reader, func() error) {
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		err := scanDump(file, src, pw)
-		done <- err
-		pw.CloseWithError(err)
-	}()
-	var once error
-	var got bool
-	return pr, func() error {
-		if !got {
-			once, got = <-done, true
-		}
-		// A refusal, or the dump unreadable (a cut gzip stream): the
-		// restore stopped short. The client closing its input early is
-		// its own error, reported by the run.
-		if once != nil && !errors.Is(once, io.ErrClosedPipe) {
-			return once
-		}
-		return nil
-	}
+	return streamguard.Start(func(dst io.Writer) error { return scanDump(file, src, dst) })
 }
 
 // lexState is where the lexer is inside a statement.

@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -15,6 +14,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/mholt/archives"
 
+	"github.com/fleetsafe/fleetsafe/pkg/atomicfile"
 	"github.com/fleetsafe/fleetsafe/pkg/sidecar"
 )
 
@@ -110,40 +110,23 @@ func writeArchive(ctx context.Context, dest string, m *Manifest, runbook []byte,
 			Open: func() (fs.File, error) { return os.Open(d.path) }})
 	}
 
-	tmp := filepath.Join(filepath.Dir(dest), "."+filepath.Base(dest)+".tmp")
-	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_EXCL, 0o600)
+	out, err := atomicfile.Create(dest, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("create archive: %w", err)
 	}
-	done := false
-	defer func() {
-		if !done {
-			out.Close()
-			os.Remove(tmp)
-		}
-	}()
+	defer out.Abort()
 	sum := newAsyncHash()
 	counter := &countingWriter{w: io.MultiWriter(out, sum)}
-	err = archiveFormat.Archive(ctx, counter, files)
+	err = archiveFormat.Archive(ctx, counter, meterFiles(ctx, files))
 	digest := sum.Sum()
 	if err != nil {
 		return nil, fmt.Errorf("write archive %s: %w", dest, err)
 	}
-	if err := out.Sync(); err != nil {
-		return nil, fmt.Errorf("sync archive: %w", err)
-	}
-	if err := out.Close(); err != nil {
-		return nil, fmt.Errorf("close archive: %w", err)
-	}
-	if err := writeFileAtomic(dest+sidecar.Suffix, []byte(sidecar.Format(dest, digest))); err != nil {
+	if err := atomicfile.WriteFile(dest+sidecar.Suffix, []byte(sidecar.Format(dest, digest)), 0o600); err != nil {
 		return nil, err
 	}
-	if err := os.Rename(tmp, dest); err != nil {
-		return nil, fmt.Errorf("rename archive: %w", err)
-	}
-	done = true
-	if err := syncDir(filepath.Dir(dest)); err != nil {
-		return nil, err
+	if err := out.Commit(); err != nil {
+		return nil, fmt.Errorf("archive: %w", err)
 	}
 	return &ArchiveInfo{Path: dest, SHA256: digest, SizeBytes: counter.n, Files: len(srcs)}, nil
 }
@@ -186,36 +169,4 @@ func VerifyArchive(ctx context.Context, path string) (*Manifest, error) {
 	return m, err
 }
 
-// writeFileAtomic writes data to path through a temporary file, fsynced
-// and renamed, then fsyncs the directory. Mode 0600.
-func writeFileAtomic(path string, data []byte) error {
-	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	_, werr := f.Write(data)
-	serr := f.Sync()
-	cerr := f.Close()
-	if err := errors.Join(werr, serr, cerr); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
-}
+func syncDir(dir string) error { return atomicfile.SyncDir(dir) }

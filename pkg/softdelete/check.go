@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path"
 	"strings"
 
@@ -28,7 +27,7 @@ func checkArchive(ctx context.Context, path string) (*Manifest, string, error) {
 	if err != nil {
 		return nil, "", &VerifyError{Archive: path, Msg: err.Error()}
 	}
-	f, err := os.Open(path)
+	f, err := openMetered(ctx, PhaseVerify, path)
 	if err != nil {
 		return nil, "", fmt.Errorf("open archive: %w", err)
 	}

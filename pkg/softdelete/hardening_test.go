@@ -333,11 +333,9 @@ func TestFailingDisk_TombstoneCannotBeWritten(t *testing.T) {
 		if step != "verify" {
 			return
 		}
-		// Occupy the tombstone's temporary name so that writing it fails.
-		m, _ := filepath.Glob(filepath.Join(archives, "acme", "*.tar.zst"))
-		require.Len(t, m, 1)
-		id := strings.TrimSuffix(filepath.Base(m[0]), ".tar.zst")
-		require.NoError(t, os.Mkdir(filepath.Join(archives, "acme", "."+id+".tombstone.json.tmp"), 0o700))
+		// An immutable directory: the tombstone's temporary file cannot
+		// be created, so writing the tombstone fails.
+		chattr(t, "+i", filepath.Join(archives, "acme"))
 	}
 	_, err := softdelete.Delete(context.Background(), f.Layout, req)
 	require.Error(t, err)
@@ -352,6 +350,7 @@ func TestFailingDisk_TombstoneCannotBeWritten(t *testing.T) {
 
 	// The next run names the interrupted deletion and completes its own.
 	req.AfterStep = nil
+	require.NoError(t, exec.Command("chattr", "-i", filepath.Join(archives, "acme")).Run())
 	res, err := softdelete.Delete(context.Background(), f.Layout, req)
 	require.NoError(t, err)
 	require.Len(t, res.Warnings, 1)

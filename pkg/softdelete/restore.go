@@ -52,6 +52,10 @@ type RestoreRequest struct {
 	// "stage:<component>", "aside:<component>" (force), "place:<component>");
 	// tests use it to crash the process at step boundaries.
 	AfterStep func(step string)
+	// Progress, when set, is called with the progress of reading archives
+	// back (phases verify and restore), at most every ProgressInterval.
+	// Nil: nothing is reported.
+	Progress func(Progress)
 }
 
 func (r *RestoreRequest) step(name string) {
@@ -214,6 +218,7 @@ type restorer struct {
 // complete, never half-filled. A present component is never overwritten;
 // restoring a complete instance changes nothing.
 func Restore(ctx context.Context, l *instance.Layout, req RestoreRequest) (*RestoreResult, error) {
+	ctx = withProgress(ctx, req.Progress)
 	if err := l.ValidateName(req.Name); err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fleetsafe/fleetsafe/pkg/atomicfile"
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
 	"github.com/fleetsafe/fleetsafe/pkg/kind"
 )
@@ -50,6 +51,10 @@ type Request struct {
 	// "quarantine:<component>", "quarantined"); tests use it to crash the
 	// process at step boundaries.
 	AfterStep func(step string)
+	// Progress, when set, is called with the progress of archiving and of
+	// reading the archive back (phases archive and verify), at most every
+	// ProgressInterval. Nil: nothing is reported.
+	Progress func(Progress)
 }
 
 // Result is the outcome of a soft deletion. It is returned with an error
@@ -229,6 +234,7 @@ func checkRequest(l *instance.Layout, req Request) error {
 // completes the deletion. When something moved before a failure, the
 // result comes back with the error, Changed set.
 func Delete(ctx context.Context, l *instance.Layout, req Request) (*Result, error) {
+	ctx = withProgress(ctx, req.Progress)
 	if err := checkRequest(l, req); err != nil {
 		return nil, err
 	}
@@ -963,7 +969,7 @@ func (t *Tombstone) write() error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(t.Path, append(data, '\n'))
+	return atomicfile.WriteFile(t.Path, append(data, '\n'), 0o600)
 }
 
 // ReadTombstone reads one tombstone file.

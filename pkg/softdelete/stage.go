@@ -138,7 +138,7 @@ func (r *restorer) stageArchive(ctx context.Context, archive string, picks []*pi
 		}
 		return nil
 	}
-	f, err := os.Open(archive)
+	f, err := openMetered(ctx, PhaseRestore, archive)
 	if err != nil {
 		return err
 	}
