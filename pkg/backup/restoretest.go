@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fleetsafe/fleetsafe/pkg/atomicfile"
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
 	"github.com/fleetsafe/fleetsafe/pkg/kind"
 )
@@ -67,11 +68,11 @@ func (s *restoreState) save(path string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("write state file: %w", err)
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+	if err := atomicfile.WriteFile(path, data, 0o600); err != nil {
 		return fmt.Errorf("write state file: %w", err)
 	}
-	return os.Rename(tmp, path)
+	atomicfile.RemoveStale(path, staleTemp)
+	return nil
 }
 
 // restoreTests restores the newest dump of up to opts.RestoreTest
