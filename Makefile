@@ -20,7 +20,7 @@ COLL_SRC := build/collection-src/fleetsafe/instances
 # (from modules/<name>/<name>.yml) in a doc-only Python file.
 DOCSTUBS := $(VENV)/bin/python scripts/docstubs.py
 
-.PHONY: build venv pg mariadb vet gotest test e2e demo bench clean collection lint molecule fuzz soak promtool monitoring certify test-matrix molecule-others
+.PHONY: build venv pg mariadb vet gotest test e2e demo bench clean collection collection-testhooks lint molecule fuzz soak promtool monitoring certify test-matrix molecule-others
 
 # Every fuzz target, as package:target; `make fuzz FUZZTIME=5m` runs longer.
 FUZZTIME ?= 30s
@@ -196,10 +196,19 @@ core-%: build pg
 	FLEETSAFE_ANSIBLE_VENV=$$v FLEETSAFE_COLLECTION_TARBALL=$(TARBALL_$*) FLEETSAFE_REQUIRE_PG=1 FLEETSAFE_REQUIRE_ANSIBLE=1 $(GO) test -count=1 -timeout 30m ./playbooks && \
 	PATH=$$v/bin:$$PATH molecule test -s default
 
-# The newest series runs the playbooks on the release tarball itself,
-# installed by ansible-galaxy as a user installs it.
-core-2.21: collection
-TARBALL_2.21 = $(abspath build/fleetsafe-instances-$(VERSION).tar.gz)
+# The newest series runs the playbooks on a collection tarball installed by
+# ansible-galaxy as a user installs it: the release's tree, packed the same
+# way, except that its linux/amd64 binary is built with the test hooks
+# (the sandbox fleet has no systemd; its unit tree is given by
+# FLEETSAFE_SYSTEMD_DIR, which release binaries ignore).
+TH_SRC := build/testhooks/src/fleetsafe/instances
+collection-testhooks: collection
+	@rm -rf build/testhooks && mkdir -p build/testhooks/src/fleetsafe && cp -r $(COLL_SRC) $(TH_SRC)
+	@CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build $(TESTHOOKS) $(GOFLAGS_BUILD) -o $(TH_SRC)/binaries/linux_amd64/fleetsafe ./cmd/fleetsafe
+	@chmod 0644 $(TH_SRC)/binaries/linux_amd64/fleetsafe && $(call sha_sidecar,$(TH_SRC)/binaries/linux_amd64/fleetsafe)
+	@ansible-galaxy collection build $(TH_SRC) --output-path build/testhooks --force >/dev/null
+core-2.21: collection-testhooks
+TARBALL_2.21 = $(abspath build/testhooks/fleetsafe-instances-$(VERSION).tar.gz)
 
 test-matrix: $(addprefix core-,$(CORE_SERIES))
 	@echo "make test-matrix: the playbooks and the default molecule scenario pass on ansible-core $(CORE_SERIES)"
