@@ -341,3 +341,43 @@ func TestQuarantine_MovesCompanions(t *testing.T) {
 		assert.FileExists(t, from+s, "nothing moved")
 	}
 }
+
+// RESTORE.md's block, run literally by bash, puts the archived copy back,
+// and refuses (changing nothing) while the database or a companion is
+// there.
+func TestRunbookStep_RestoresByHand(t *testing.T) {
+	if _, err := exec.LookPath("zstd"); err != nil {
+		t.Skip("zstd not installed")
+	}
+	f := newFleet(t)
+	want := liveWithWAL(t, f.dbFile, 20)
+	res := f.delete(t)
+	dest := filepath.Join(t.TempDir(), "back", "app's db")
+	block := func() string {
+		var b strings.Builder
+		sqlite.Kind{}.RunbookStep(&b, kind.RunbookStep{Component: "db", Type: "sqlite", Locator: dest,
+			ArchivePath: "components/db.sqlite", Present: true, Archive: res.Archive.Path, Tag: "t1"})
+		s := b.String()
+		i := strings.Index(s, "```sh\n")
+		j := strings.LastIndex(s, "```")
+		require.True(t, i >= 0 && j > i, s)
+		return s[i+6 : j]
+	}
+	run := func() (string, error) {
+		out, err := exec.Command("bash", "-c", "set -o pipefail\n"+block()).CombinedOutput()
+		return string(out), err
+	}
+	out, err := run()
+	require.NoError(t, err, out)
+	assert.Equal(t, want, digest(t, dest))
+	entries, err := os.ReadDir(filepath.Dir(dest))
+	require.NoError(t, err)
+	assert.Len(t, entries, 1, "no staging leftover")
+
+	require.NoError(t, os.Remove(dest))
+	require.NoError(t, os.WriteFile(dest+"-wal", []byte("stale"), 0o600))
+	out, err = run()
+	require.Error(t, err)
+	assert.Contains(t, out, "REFUSED")
+	assert.NoFileExists(t, dest)
+}
