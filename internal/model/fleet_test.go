@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,10 +23,11 @@ const (
 	compConfig = "config" // dir, /etc/<app>/{name}
 	compData   = "data"   // dir nested under the {name} element, /srv/<app>/{name}/data
 	compEnv    = "env"    // file, /run/<app>/{name}.env
+	compNotes  = "notes"  // sqlite, /var/lib/<app>-notes/{name}.db
 	compDB     = "db"     // postgresql, <app>_{name}
 )
 
-var componentOrder = []string{compConfig, compData, compEnv, compDB}
+var componentOrder = []string{compConfig, compData, compEnv, compNotes, compDB}
 
 // candidateNames are the names the machine draws from: some prefixes of
 // others, so that a name confused with another shows.
@@ -111,16 +113,18 @@ var (
 	configShapes = []string{"%[1]s/etc/%[2]s/{name}", "%[1]s/etc/%[2]s/cfg-{name}", "%[1]s/etc/%[2]s/{name}.d"}
 	dataShapes   = []string{"%[1]s/srv/%[2]s/{name}/data", "%[1]s/srv/%[2]s/{name}-data", "%[1]s/var/lib/%[2]s/data-{name}/current"}
 	envShapes    = []string{"%[1]s/run/%[2]s/{name}.env", "%[1]s/run/%[2]s/env-{name}"}
+	notesShapes  = []string{"%[1]s/var/lib/%[2]s-notes/{name}.db", "%[1]s/opt/%[2]s/notes-{name}.sqlite"}
 	dbShapes     = []string{"%[2]s_{name}", "%[2]s_{name}_db", "x%[2]s_{name}"}
 )
 
-type layoutShapes struct{ config, data, env, db string }
+type layoutShapes struct{ config, data, env, notes, db string }
 
 func drawShapes(t *rapid.T) layoutShapes {
 	return layoutShapes{
 		config: rapid.SampledFrom(configShapes).Draw(t, "config path"),
 		data:   rapid.SampledFrom(dataShapes).Draw(t, "data path"),
 		env:    rapid.SampledFrom(envShapes).Draw(t, "env path"),
+		notes:  rapid.SampledFrom(notesShapes).Draw(t, "notes path"),
 		db:     rapid.SampledFrom(dbShapes).Draw(t, "database"),
 	}
 }
@@ -137,6 +141,9 @@ components:
   - name: env
     type: file
     path: `+sh.env+`
+  - name: notes
+    type: sqlite
+    path: `+sh.notes+`
   - name: db
     type: postgresql
     database: `+sh.db+`
@@ -197,6 +204,16 @@ func (f *fleet) create(ctx context.Context, t *rapid.T, name string, comps []str
 	if has(compEnv) {
 		write(f.path(compEnv, name), []byte("NAME="+name+"\nSECRET=s3cr3t\n"), 0o600, 1000)
 	}
+	if has(compNotes) {
+		p := f.path(compNotes, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+			t.Fatal(err)
+		}
+		if err := sqliteExec(p, "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL, blob BLOB)",
+			"INSERT INTO notes (body, blob) VALUES ('note of "+name+"', randomblob(64)), ('second', NULL)"); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if has(compDB) {
 		defer timed("setup database", time.Now())
 		admin, err := f.pg.Open(ctx, "postgres")
@@ -223,4 +240,22 @@ func touch(t *rapid.T, p string, mtime time.Time) {
 	if err := os.Chtimes(p, mtime, mtime); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// sqliteExec runs statements on the SQLite database at p (created when
+// missing) and closes it: no -wal or -journal is left beside it.
+func sqliteExec(p string, stmts ...string) error {
+	u := url.URL{Scheme: "file", Path: p, OmitHost: true}
+	db, err := sql.Open("sqlite", u.String())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	for _, q := range stmts {
+		if _, err := db.Exec(q); err != nil {
+			return fmt.Errorf("%s: %w", q, err)
+		}
+	}
+	return db.Close()
 }

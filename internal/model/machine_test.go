@@ -180,8 +180,8 @@ func (m *machine) databases(t *rapid.T) map[string]bool {
 // observeIn is observe with the server's databases already listed.
 func (m *machine) observeIn(t *rapid.T, name string, dbs map[string]bool) map[string]string {
 	out := map[string]string{}
-	for _, c := range []string{compConfig, compData, compEnv} {
-		d, err := pathDigest(m.f.path(c, name))
+	for _, c := range []string{compConfig, compData, compEnv, compNotes} {
+		d, err := componentDigest(c, m.f.path(c, name))
 		if err != nil {
 			t.Fatalf("observe %s %s: %v", name, c, err)
 		}
@@ -256,7 +256,7 @@ func (m *machine) Check(t *rapid.T) {
 				if mv.Type == instance.TypePostgreSQL {
 					_, present = dbs[mv.To]
 				} else {
-					dg, err := pathDigest(mv.To)
+					dg, err := componentDigest(c, mv.To)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -506,6 +506,8 @@ func (m *machine) Modify(t *rapid.T) {
 		err = os.WriteFile(filepath.Join(m.f.path(which, name), "written-"+stamp), []byte(stamp), 0o644)
 	case compEnv:
 		err = os.WriteFile(m.f.path(compEnv, name), []byte("NAME="+name+"\nAT="+stamp+"\n"), 0o600)
+	case compNotes:
+		err = sqliteExec(m.f.path(compNotes, name), "INSERT INTO notes (body) VALUES ('written-"+stamp+"')")
 	case compDB:
 		err = withSession(m.ctx, m.f.pg, m.f.database(name), func(db *sql.Conn) error {
 			_, err := db.ExecContext(m.ctx, "INSERT INTO content (label) VALUES ($1)", "written-"+stamp)
