@@ -19,7 +19,7 @@ import (
 // bytes of compressed data are in flight, whatever the size of the dump or
 // of one of its data blocks.
 // (a variable so that tests can make small streams take the segmented path).
-var segSize = 4 << 20
+var segSize = 1 << 20
 
 func segBuffers(workers int) int { return 2*workers + 2 }
 
