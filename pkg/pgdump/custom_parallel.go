@@ -136,11 +136,12 @@ func verifyParallel(src io.Reader, workers int) (*Summary, error) {
 	close(jobs)
 	wg.Wait()
 
-	// The first error in file order: an inflate error of an earlier stream
+	// The first error in file order: an inflate error of an earlier stream,
+	// or of the stream the reader was cut in when found before the cut,
 	// comes before the reader's own error, which carries the index of the
 	// stream it was reading (or of the next one).
 	for i, res := range results {
-		if perr != nil && i >= p.errAt {
+		if perr != nil && i > p.errAt {
 			break
 		}
 		if res.err != nil {
@@ -268,15 +269,7 @@ func (p *producer) stream(e *tocEntry) error {
 			err = r.fail("implausible chunk length %d (corrupted)", n)
 		}
 		if err != nil {
-			if sent {
-				// The stream's index is the reader's error's index.
-				p.next = s.idx
-				send(buf, err)
-				close(s.segs)
-			} else {
-				p.bufs.put(buf)
-			}
-			return err
+			return p.cut(s, buf, err, send)
 		}
 		if n == 0 {
 			break
@@ -295,15 +288,7 @@ func (p *producer) stream(e *tocEntry) error {
 			buf = buf[:len(buf)+got]
 			n -= int64(got)
 			if err != nil {
-				err = r.eof(err)
-				if sent {
-					p.next = s.idx
-					send(buf, err)
-					close(s.segs)
-				} else {
-					p.bufs.put(buf)
-				}
-				return err
+				return p.cut(s, buf, r.eof(err), send)
 			}
 		}
 	}
@@ -317,6 +302,17 @@ func (p *producer) stream(e *tocEntry) error {
 	p.next = s.idx + 1
 	p.jobs <- s
 	return nil
+}
+
+// cut ends a stream the reader could not read to its terminator: what was
+// read still goes to an inflater, since an inflate error before the cut is
+// the first finding (as in the sequential reader); the reader's error
+// carries the stream's index.
+func (p *producer) cut(s *stream, buf []byte, err error, send func([]byte, error)) error {
+	send(buf, err)
+	close(s.segs)
+	p.next = s.idx
+	return err
 }
 
 // release gives back the buffers of a stream that will not be inflated.
@@ -338,6 +334,7 @@ type segReader struct {
 	cur  []byte
 	keep []byte // the buffer cur points into
 	err  error
+	hit  bool // err was returned to the inflater
 	done bool
 }
 
@@ -348,6 +345,7 @@ func (sr *segReader) Read(p []byte) (int, error) {
 			sr.keep = nil
 		}
 		if sr.err != nil {
+			sr.hit = true
 			return 0, sr.err
 		}
 		if sr.done {
@@ -404,8 +402,9 @@ func (f *inflater) run(s *stream, bufs *pool) result {
 		src = f.br
 	}
 	n, err := f.inflate(src)
-	if sr != nil && sr.err != nil {
-		// The reader's own error (truncation) is reported by the reader.
+	if sr != nil && sr.hit {
+		// The inflater reached the cut: the reader's own error (truncation)
+		// is the finding, and the reader reports it.
 		return result{n: n}
 	}
 	if err != nil {
