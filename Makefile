@@ -175,6 +175,7 @@ BENCH_TASKS ?= 20
 bench: venv build pg
 	$(GO) run ./bench/softdelete -module $(LIBRARY)/instance_soft_delete
 	$(GO) run ./bench/verify -module $(LIBRARY)/backup_verify
+	$(GO) run ./bench/pgcustom
 	bash scripts/sshd-up.sh
 	$(GO) run ./bench/plan -hosts 200 -limited=false
 	$(GO) run ./bench/transfer -hosts $(BENCH_HOSTS) -tasks $(BENCH_TASKS)

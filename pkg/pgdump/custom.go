@@ -267,37 +267,15 @@ func (r *reader) header() (*Summary, string, error) {
 	return sum, comp, nil
 }
 
-// Verify reads a custom-format dump from r to its end: header, table of
-// contents, then every data block, decompressing each so that a corrupted
-// block is caught. It returns a *StructureError when the dump is truncated,
-// corrupted or lacks data the table of contents promises. pg_restore
-// --list alone passes such dumps.
-func Verify(src io.Reader) (*Summary, error) {
+// verifySequential is the one-goroutine reader Verify replaced: every data
+// block decompressed in turn as it is read. It stays as the reference the
+// parallel checker is tested against (custom_parallel_test.go).
+func verifySequential(src io.Reader) (*Summary, error) {
 	r := &reader{r: bufio.NewReaderSize(src, 256<<10)}
-	sum, comp, err := r.header()
+	sum, comp, entries, err := r.headerAndTOC()
 	if err != nil {
 		return nil, err
 	}
-
-	count, err := r.int()
-	if err != nil {
-		return nil, err
-	}
-	if count < 0 || count > maxEntries {
-		return nil, r.fail("implausible table of contents size %d", count)
-	}
-	entries := map[int64]*tocEntry{}
-	for range count {
-		e, err := r.tocEntry()
-		if err != nil {
-			return nil, err
-		}
-		if _, dup := entries[e.id]; dup {
-			return nil, r.fail("duplicate table of contents entry %d", e.id)
-		}
-		entries[e.id] = e
-	}
-	sum.Entries = len(entries)
 
 	seen := map[int64]bool{}
 	for {
@@ -346,6 +324,34 @@ func Verify(src io.Reader) (*Summary, error) {
 		}
 	}
 	return sum, nil
+}
+
+// headerAndTOC reads the header and the table of contents.
+func (r *reader) headerAndTOC() (*Summary, string, map[int64]*tocEntry, error) {
+	sum, comp, err := r.header()
+	if err != nil {
+		return nil, "", nil, err
+	}
+	count, err := r.int()
+	if err != nil {
+		return nil, "", nil, err
+	}
+	if count < 0 || count > maxEntries {
+		return nil, "", nil, r.fail("implausible table of contents size %d", count)
+	}
+	entries := map[int64]*tocEntry{}
+	for range count {
+		e, err := r.tocEntry()
+		if err != nil {
+			return nil, "", nil, err
+		}
+		if _, dup := entries[e.id]; dup {
+			return nil, "", nil, r.fail("duplicate table of contents entry %d", e.id)
+		}
+		entries[e.id] = e
+	}
+	sum.Entries = len(entries)
+	return sum, comp, entries, nil
 }
 
 func (r *reader) tocEntry() (*tocEntry, error) {

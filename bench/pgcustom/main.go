@@ -1,0 +1,148 @@
+// Command pgcustom compares, in one run, fleetsafe's structural check of a
+// pg_dump custom-format file (every data block read and decompressed) with
+// `pg_restore -f /dev/null`, on dumps of about 82 MiB made by the real
+// pg_dump -Fc from databases this command creates: pgbench-like tables of
+// random rows, first spread over several tables (the check inflates one
+// table's data stream per core), then all in one table (one stream: no
+// parallelism is possible, only the inflater's own speed counts).
+//
+//	go run ./bench/pgcustom
+//
+// Each side runs as its own process, so that its peak RSS is measured;
+// runs are interleaved and the median of each side is reported.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/fleetsafe/fleetsafe/bench/internal/measure"
+	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
+)
+
+func main() {
+	check := flag.String("check", "", "check this dump and exit (the measured child process)")
+	dir := flag.String("dir", "", "work directory (default: a temporary one)")
+	rows := flag.Int("rows", 2_000_000, "rows in all")
+	tables := flag.Int("tables", 8, "tables the rows are spread over in the first case")
+	runs := flag.Int("runs", 3, "runs of each side")
+	flag.Parse()
+	if *check != "" {
+		if err := checkOne(*check); err != nil {
+			fmt.Fprintln(os.Stderr, "check:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if err := run(*dir, *rows, *tables, *runs); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func checkOne(file string) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sum, err := pgdump.Verify(f)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%d blocks, %d bytes of data\n", sum.DataBlocks, sum.DataBytes)
+	return nil
+}
+
+func run(dir string, rows, tables, runs int) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "fleetsafe-bench-pgcustom-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+	}
+	for _, n := range []int{tables, 1} {
+		dump, err := generateDump(dir, rows, n)
+		if err != nil {
+			return err
+		}
+		fi, err := os.Stat(dump)
+		if err != nil {
+			return err
+		}
+		var ours, theirs []measure.Sample
+		for range runs {
+			s, out, err := measure.Run(self, "-check", dump)
+			if err != nil {
+				return fmt.Errorf("fleetsafe check: %v: %s", err, out)
+			}
+			ours = append(ours, s)
+			s, out, err = measure.Run("pg_restore", "-f", "/dev/null", dump)
+			if err != nil {
+				return fmt.Errorf("pg_restore: %v: %s", err, out)
+			}
+			theirs = append(theirs, s)
+		}
+		mo, mt := measure.Median(ours), measure.Median(theirs)
+		fmt.Printf("pg_dump -Fc of %d random rows in %d table(s), %d MiB, page cache warm, runs: %d each, interleaved\n", rows, n, fi.Size()>>20, runs)
+		fmt.Printf("  %-60s %9s  peak RSS %s\n", "fleetsafe structural check (every data block decompressed)", mo.Wall.Round(time.Millisecond), measure.RSS(mo.MaxRSS))
+		fmt.Printf("  %-60s %9s  peak RSS %s\n", "pg_restore -f /dev/null", mt.Wall.Round(time.Millisecond), measure.RSS(mt.MaxRSS))
+		fmt.Printf("  ratio fleetsafe / pg_restore: %.2f\n", float64(mo.Wall)/float64(mt.Wall))
+	}
+	return nil
+}
+
+// generateDump creates a database of rows random rows spread over tables
+// pgbench-like tables, dumps it with the real pg_dump -Fc, drops it, and
+// reads the dump once so the page cache is warm.
+func generateDump(dir string, rows, tables int) (string, error) {
+	ctx := context.Background()
+	pg := pgdump.Conn{}
+	db, err := pg.Open(ctx, "postgres")
+	if err != nil {
+		return "", err
+	}
+	defer db.Close()
+	name := "fleetsafe_bench_pgcustom"
+	if _, err := db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+		return "", err
+	}
+	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+		return "", err
+	}
+	defer db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+	conn, err := pg.Open(ctx, name)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	per := rows / tables
+	for i := range tables {
+		q := fmt.Sprintf(`CREATE TABLE accounts_%d (aid int PRIMARY KEY, bid int, abalance int, filler text);
+			INSERT INTO accounts_%d SELECT g, g / 100000 + 1, (random() * 1e6)::int, md5(random()::text) || md5(random()::text)
+			FROM generate_series(1, %d) g`, i, i, per)
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			return "", err
+		}
+	}
+	dump := filepath.Join(dir, fmt.Sprintf("bench-%d.dump", tables))
+	if err := pgdump.Dump(ctx, pg, name, dump); err != nil {
+		return "", err
+	}
+	f, err := os.Open(dump)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	_, err = io.Copy(io.Discard, f)
+	return dump, err
+}
