@@ -333,13 +333,15 @@ func TestFailingDisk_TombstoneCannotBeWritten(t *testing.T) {
 		if step != "verify" {
 			return
 		}
-		// Occupy the tombstone's temporary name so that writing it fails.
+		// Make the instance's archive directory immutable so that
+		// writing the tombstone (a new temporary file, renamed) fails.
 		m, _ := filepath.Glob(filepath.Join(archives, "acme", "*.tar.zst"))
 		require.Len(t, m, 1)
-		id := strings.TrimSuffix(filepath.Base(m[0]), ".tar.zst")
-		require.NoError(t, os.Mkdir(filepath.Join(archives, "acme", "."+id+".tombstone.json.tmp"), 0o700))
+		chattr(t, "+i", filepath.Join(archives, "acme"))
 	}
 	_, err := softdelete.Delete(context.Background(), f.Layout, req)
+	out, cerr := exec.Command("chattr", "-i", filepath.Join(archives, "acme")).CombinedOutput()
+	require.NoError(t, cerr, "chattr -i: %s", out)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "tombstone.json")
 	assert.Contains(t, err.Error(), "nothing was moved")
