@@ -40,7 +40,7 @@ func archivesOf(t *testing.T, dir string) []string {
 	t.Helper()
 	m, err := filepath.Glob(filepath.Join(dir, "acme", "*.tar.zst*"))
 	require.NoError(t, err)
-	tmp, err := filepath.Glob(filepath.Join(dir, "acme", ".*.tmp"))
+	tmp, err := filepath.Glob(filepath.Join(dir, "acme", ".*.tmp*"))
 	require.NoError(t, err)
 	return append(m, tmp...)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -281,4 +282,25 @@ func TestLifecycle_StoreThatIsNotADirectory(t *testing.T) {
 	left, err = os.ReadDir(tmp)
 	require.NoError(t, err)
 	assert.Empty(t, left, "no work directory is left")
+}
+
+// TestVerifyArchive_PathOutsideAnInstanceFolder: the path-taking entry
+// points (the command line's verify-archive) read an archive wherever it
+// lies, also in a directory whose name a store key could not have.
+func TestVerifyArchive_PathOutsideAnInstanceFolder(t *testing.T) {
+	f := fleettest.New(t, false, "acme")
+	ctx := context.Background()
+	archives := filepath.Join(t.TempDir(), "archives")
+	res, err := softdelete.Delete(ctx, f.Layout, request(f, archives, "acme"))
+	require.NoError(t, err)
+	hidden := filepath.Join(t.TempDir(), ".copies")
+	require.NoError(t, os.Mkdir(hidden, 0o700))
+	for _, ext := range []string{"", ".sha256"} {
+		data, err := os.ReadFile(res.Archive.Path + ext)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(hidden, filepath.Base(res.Archive.Path)+ext), data, 0o600))
+	}
+	m, err := softdelete.VerifyArchive(ctx, filepath.Join(hidden, filepath.Base(res.Archive.Path)))
+	require.NoError(t, err)
+	assert.Equal(t, "acme", m.Instance)
 }

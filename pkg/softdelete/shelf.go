@@ -49,7 +49,12 @@ type shelf struct {
 	name string
 }
 
-func (s shelf) key(file string) string { return s.name + "/" + file }
+func (s shelf) key(file string) string {
+	if s.name == "" || s.name == "." {
+		return file // a store that is the instance's folder itself
+	}
+	return s.name + "/" + file
+}
 
 // loc names one of the shelf's objects for people (a path for the file
 // store).
@@ -222,8 +227,9 @@ func readTombstone(ctx context.Context, st store.Store, key string) (*Tombstone,
 	return t, nil
 }
 
-// fileStoreOf returns the file store holding path's directory's parent
-// and path's key in it (<dir>/<file>), for the functions that take a path.
+// fileStoreOf returns the file store of path's directory's parent and
+// path's key in it (<dir>/<file>), for the functions that take a path; the
+// store of path's directory itself when its name cannot be a key.
 func fileStoreOf(p string) (store.Store, string, error) {
 	p = filepath.Clean(p)
 	dir := filepath.Dir(p)
@@ -231,7 +237,7 @@ func fileStoreOf(p string) (store.Store, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	if filepath.Dir(dir) == dir {
+	if filepath.Dir(dir) == dir || store.CheckKey(filepath.Base(dir)) != nil {
 		st, err = store.NewFile(dir)
 		return st, filepath.Base(p), err
 	}
