@@ -304,3 +304,64 @@ func TestVerifyArchive_PathOutsideAnInstanceFolder(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "acme", m.Instance)
 }
+
+// TestLifecycle_StoreThatIsNotADirectory_Interrupted: the paths that
+// finish an interrupted deletion read and write the store only. A run
+// stopped after its archive was written (before the tombstone said
+// quarantining) is recorded as abandoned by the next run, which verifies
+// that archive from the store; a run stopped after the tombstone said
+// quarantining is finished by the next; an archive found without a
+// tombstone is recorded with one.
+func TestLifecycle_StoreThatIsNotADirectory_Interrupted(t *testing.T) {
+	f := fleettest.New(t, false, "acme")
+	ctx := context.Background()
+	st := newMemStore()
+	before := f.Snapshot(t, "acme")
+	stopAt := func(step string) func(string) {
+		return func(s string) {
+			if s == step {
+				panic("stopped at " + s)
+			}
+		}
+	}
+	run := func(after func(string)) (res *softdelete.Result, err error, stopped any) {
+		defer func() { stopped = recover() }()
+		req := softdelete.Request{Name: "acme", Store: st, Reason: "customer left", RetentionDays: 1, Options: f.Options(), AfterStep: after}
+		res, err = softdelete.Delete(ctx, f.Layout, req)
+		return res, err, nil
+	}
+	tombstone := func(id string) string {
+		rc, err := st.Open(ctx, "acme/"+id+".tombstone.json")
+		require.NoError(t, err)
+		defer rc.Close()
+		b, err := io.ReadAll(rc)
+		require.NoError(t, err)
+		return string(b)
+	}
+
+	_, _, stopped := run(stopAt("archive"))
+	require.NotNil(t, stopped)
+	assert.Equal(t, before, f.Snapshot(t, "acme"), "nothing moved")
+	keys := st.keys()
+	require.Len(t, keys, 3, "archive, sidecar and journal: %v", keys)
+	first := strings.TrimSuffix(strings.TrimPrefix(keys[0], "acme/"), ".tar.zst")
+
+	_, _, stopped = run(stopAt("tombstone"))
+	require.NotNil(t, stopped)
+	assert.Contains(t, tombstone(first), `"state": "abandoned"`)
+	assert.Contains(t, tombstone(first), "was written and verified", "the next run verified the earlier archive from the store")
+
+	res, err, stopped := run(nil)
+	require.Nil(t, stopped)
+	require.NoError(t, err)
+	assert.Equal(t, "completed an interrupted deletion", res.Msg)
+	assert.Contains(t, tombstone(res.Tombstone.ID), `"state": "quarantined"`)
+
+	// An archive without a tombstone: recorded by the next run.
+	require.NoError(t, st.Remove(ctx, "acme/"+first+".tombstone.json"))
+	res, err, _ = run(nil)
+	require.NoError(t, err)
+	require.NotEmpty(t, res.Warnings)
+	assert.Contains(t, strings.Join(res.Warnings, "\n"), st.Location("acme/"+first+".tar.zst")+" had no tombstone")
+	assert.Contains(t, tombstone(first), `"state": "abandoned"`)
+}
