@@ -365,3 +365,36 @@ func TestLifecycle_StoreThatIsNotADirectory_Interrupted(t *testing.T) {
 	assert.Contains(t, strings.Join(res.Warnings, "\n"), st.Location("acme/"+first+".tar.zst")+" had no tombstone")
 	assert.Contains(t, tombstone(first), `"state": "abandoned"`)
 }
+
+// TestRefusedAfterTheLock_LeavesNothing: a deletion refused once it holds
+// the instance's lock (a fingerprint that no longer matches) leaves no
+// archive directory it created (the file store removes its lock and the
+// directories it made), and writes nothing to a store that is not a
+// directory.
+func TestRefusedAfterTheLock_LeavesNothing(t *testing.T) {
+	f := fleettest.New(t, false, "acme")
+	ctx := context.Background()
+	archives := filepath.Join(t.TempDir(), "deep", "archives")
+	req := request(f, archives, "acme")
+	req.Fingerprint = "sha256:0000"
+	_, err := softdelete.Delete(ctx, f.Layout, req)
+	require.ErrorContains(t, err, "no longer matches the approved fingerprint")
+	assert.NoDirExists(t, filepath.Dir(archives), "every directory the refused run created is gone")
+
+	// A directory that was there stays, and so does what it holds.
+	require.NoError(t, os.MkdirAll(filepath.Join(archives, "acme"), 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(archives, "acme", ".acme.tombstone.json.tmp-0a"), nil, 0o600))
+	_, err = softdelete.Delete(ctx, f.Layout, req)
+	require.Error(t, err)
+	assert.DirExists(t, filepath.Join(archives, "acme"))
+	assert.NoFileExists(t, filepath.Join(archives, "acme", ".acme.tombstone.json.tmp-0a"), "the stale temporary of a killed run is removed under the lock")
+
+	st := newMemStore()
+	req.ArchiveDir, req.Store = "", st
+	_, err = softdelete.Delete(ctx, f.Layout, req)
+	require.ErrorContains(t, err, "no longer matches the approved fingerprint")
+	assert.Empty(t, st.keys())
+	unlock, err := st.Lock(ctx, "acme")
+	require.NoError(t, err, "the refused run released the store's lock")
+	unlock()
+}
