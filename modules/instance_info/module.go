@@ -4,15 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/fleetsafe/fleetsafe/internal/modutil"
 	"github.com/fleetsafe/fleetsafe/pkg/ansible"
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
 	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
+	"github.com/fleetsafe/fleetsafe/pkg/store"
 )
 
 // Module discovers instances; it never changes anything.
@@ -103,23 +101,32 @@ func listQuarantine(req *ansible.Request, app string, res *ansible.Result) error
 	return nil
 }
 
-// setArchived sets archived: whether <archive_dir>/<name> is a directory
-// (the soft delete keeps an instance's archives and tombstones there).
+// setArchived sets archived: whether the archive store holds a folder for
+// name (<archive_dir>/<name>, a directory, for the file store: the soft
+// delete keeps an instance's archives and tombstones there).
 func setArchived(res *ansible.Result, p ansible.Params, name string) error {
 	if !p.Has("archive_dir") {
 		return nil
 	}
-	dir := filepath.Join(p.String("archive_dir"), name)
-	st, err := os.Lstat(dir)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		res.Set("archived", false)
-	case err != nil:
+	ctx := context.Background()
+	st, err := store.Open(ctx, p.String("archive_dir"))
+	if err != nil {
 		return fmt.Errorf("look for archives of %s: %w", name, err)
-	case !st.IsDir():
-		return fmt.Errorf("look for archives of %s: %s is not a directory (%s)", name, dir, st.Mode())
-	default:
-		res.Set("archived", true)
 	}
+	folders, err := store.ListFolders(ctx, st)
+	if err != nil {
+		return fmt.Errorf("look for archives of %s: %w", name, err)
+	}
+	archived := false
+	for _, f := range folders {
+		if f.Name != name {
+			continue
+		}
+		if f.NotDir != "" {
+			return fmt.Errorf("look for archives of %s: %s is not a directory (%s)", name, st.Location(name), f.NotDir)
+		}
+		archived = true
+	}
+	res.Set("archived", archived)
 	return nil
 }

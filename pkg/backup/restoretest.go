@@ -17,6 +17,7 @@ import (
 	"github.com/fleetsafe/fleetsafe/pkg/atomicfile"
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
 	"github.com/fleetsafe/fleetsafe/pkg/kind"
+	"github.com/fleetsafe/fleetsafe/pkg/store"
 )
 
 // ScratchPrefix starts the name of every scratch database of a test
@@ -216,15 +217,24 @@ var testHookAfterRestore func(name string)
 // there and open.
 func goneWhy(ctx context.Context, env kind.Env, k kind.RestoreTester, db, archiveDir, name string) (why, cause string) {
 	why = k.Gone(ctx, env, db)
-	if archiveDir != "" {
+	st, err := store.Open(ctx, archiveDir)
+	if archiveDir != "" && err == nil && store.CheckKey(name) == nil {
 		var causes []string
-		if ts, _ := filepath.Glob(filepath.Join(archiveDir, name, "*.tombstone.json")); len(ts) > 0 {
-			sort.Strings(ts)
-			causes = append(causes, fmt.Sprintf("instance %s is being soft-deleted: tombstone %s", name, ts[len(ts)-1]))
+		objs, _ := st.List(ctx, name+"/")
+		var ts []string
+		for _, o := range objs {
+			if strings.HasSuffix(o.Key, ".tombstone.json") && !strings.Contains(strings.TrimPrefix(o.Key, name+"/"), "/") {
+				ts = append(ts, o.Key)
+			}
 		}
-		if pid, held := lockHolder(archiveDir, name); held {
-			causes = append(causes, fmt.Sprintf("process %d holds the fleetsafe lock of instance %s (%s)", pid, name,
-				filepath.Join(archiveDir, name, ".lock")))
+		if len(ts) > 0 {
+			sort.Strings(ts)
+			causes = append(causes, fmt.Sprintf("instance %s is being soft-deleted: tombstone %s", name, st.Location(ts[len(ts)-1])))
+		}
+		if li, ok := st.(store.LockInspector); ok {
+			if pid, where, held := li.LockHolder(name); held {
+				causes = append(causes, fmt.Sprintf("process %d holds the fleetsafe lock of instance %s (%s)", pid, name, where))
+			}
 		}
 		if len(causes) > 0 && why == "" {
 			why = "could not be read"

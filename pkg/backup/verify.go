@@ -2,10 +2,7 @@ package backup
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -15,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
+	"github.com/fleetsafe/fleetsafe/pkg/store"
 )
 
 // Options tunes a verification run.
@@ -174,7 +172,7 @@ func Verify(ctx context.Context, l *instance.Layout, opts Options) (*Report, err
 		}
 		insts = slices.DeleteFunc(slices.Clone(insts), func(i *instance.Instance) bool { return !slices.Contains(opts.Names, i.Name) })
 	}
-	deleted, err := archivedNames(l, opts.ArchiveDir)
+	deleted, err := archivedNames(ctx, l, opts.ArchiveDir)
 	if err != nil {
 		return nil, err
 	}
@@ -261,21 +259,22 @@ func Verify(ctx context.Context, l *instance.Layout, opts Options) (*Report, err
 // archivedNames lists the instances that have an archive directory (a
 // soft-deleted instance keeps its archives and tombstones there): known
 // names for ownership, though not present.
-func archivedNames(l *instance.Layout, dir string) ([]string, error) {
+func archivedNames(ctx context.Context, l *instance.Layout, dir string) ([]string, error) {
 	if dir == "" {
 		return nil, nil
 	}
-	ents, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+	st, err := store.Open(ctx, dir)
+	if err != nil {
+		return nil, err
 	}
+	ents, err := store.ListFolders(ctx, st)
 	if err != nil {
 		return nil, fmt.Errorf("archive_dir %s: cannot list it: %w", dir, err)
 	}
 	var out []string
 	for _, e := range ents {
-		if e.IsDir() && l.ValidateName(e.Name()) == nil {
-			out = append(out, e.Name())
+		if e.NotDir == "" && l.ValidateName(e.Name) == nil {
+			out = append(out, e.Name)
 		}
 	}
 	return out, nil

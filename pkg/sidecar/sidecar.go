@@ -25,6 +25,13 @@ func Read(file string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("no readable sidecar %s%s: %w", file, Suffix, err)
 	}
+	return Parse(data, file)
+}
+
+// Parse returns the lowercase hex digest of a sidecar's content, data,
+// read from file's sidecar wherever it lives (file may be a URL: only its
+// last element is compared).
+func Parse(data []byte, file string) (string, error) {
 	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
 	if len(lines) != 1 {
 		return "", fmt.Errorf("sidecar %s%s has %d lines, expected 1", file, Suffix, len(lines))

@@ -16,6 +16,7 @@ import (
 
 	"github.com/fleetsafe/fleetsafe/pkg/atomicfile"
 	"github.com/fleetsafe/fleetsafe/pkg/sidecar"
+	"github.com/fleetsafe/fleetsafe/pkg/store"
 )
 
 // archiveFormat is tar with PAX headers (nanosecond mtimes, long names)
@@ -84,11 +85,12 @@ type dumpFile struct {
 }
 
 // writeArchive writes manifest.json, RESTORE.md, every component entry and
-// every dump to dest through a temporary file, fsynced and renamed, with a
-// sha256sum sidecar whose digest is computed while the archive is written.
+// every dump to key of st through a store Writer (nothing is visible under
+// key before it is committed, complete), with a sha256sum sidecar whose
+// digest is computed while the archive is written.
 // A file whose content changed after the manifest hashed it is caught when
 // the archive is read back (VerifyArchive), before anything is removed.
-func writeArchive(ctx context.Context, dest string, m *Manifest, runbook []byte, srcs []*source, dumps []dumpFile) (*ArchiveInfo, error) {
+func writeArchive(ctx context.Context, st store.Store, key string, m *Manifest, runbook []byte, srcs []*source, dumps []dumpFile) (*ArchiveInfo, error) {
 	manifest, err := manifestEntry(m, srcs)
 	if err != nil {
 		return nil, err
@@ -110,11 +112,12 @@ func writeArchive(ctx context.Context, dest string, m *Manifest, runbook []byte,
 			Open: func() (fs.File, error) { return os.Open(d.path) }})
 	}
 
-	out, err := atomicfile.Create(dest, 0o600)
+	dest := st.Location(key)
+	out, err := st.Create(ctx, key)
 	if err != nil {
 		return nil, fmt.Errorf("create archive: %w", err)
 	}
-	defer out.Abort()
+	defer out.Abort() // a no-op once committed
 	sum := newAsyncHash()
 	counter := &countingWriter{w: io.MultiWriter(out, sum)}
 	err = archiveFormat.Archive(ctx, counter, meterFiles(ctx, files))
@@ -122,11 +125,11 @@ func writeArchive(ctx context.Context, dest string, m *Manifest, runbook []byte,
 	if err != nil {
 		return nil, fmt.Errorf("write archive %s: %w", dest, err)
 	}
-	if err := atomicfile.WriteFile(dest+sidecar.Suffix, []byte(sidecar.Format(dest, digest)), 0o600); err != nil {
+	if err := st.Put(ctx, key+sidecar.Suffix, []byte(sidecar.Format(dest, digest))); err != nil {
 		return nil, err
 	}
-	if err := out.Commit(); err != nil {
-		return nil, fmt.Errorf("archive: %w", err)
+	if err := out.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("archive %s: %w", dest, err)
 	}
 	return &ArchiveInfo{Path: dest, SHA256: digest, SizeBytes: counter.n, Files: len(srcs)}, nil
 }
@@ -165,7 +168,11 @@ func (e *VerifyError) Hint() string {
 // last data block. An archive it passes is one Restore accepts. It returns
 // the manifest.
 func VerifyArchive(ctx context.Context, path string) (*Manifest, error) {
-	m, _, err := checkArchive(ctx, path)
+	st, key, err := fileStoreOf(path)
+	if err != nil {
+		return nil, err
+	}
+	m, _, err := checkArchive(ctx, st, key)
 	return m, err
 }
 

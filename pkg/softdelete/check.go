@@ -15,19 +15,21 @@ import (
 	"github.com/mholt/archives"
 
 	"github.com/fleetsafe/fleetsafe/pkg/kind"
-	"github.com/fleetsafe/fleetsafe/pkg/sidecar"
+	"github.com/fleetsafe/fleetsafe/pkg/store"
 )
 
 // checkArchive is the one check of an archive, shared by the soft delete's
 // verification after writing (VerifyArchive) and by restore before it
 // writes anything, so that "verified" means "restorable". It returns the
-// manifest and the archive's sha256 (equal to its sidecar).
-func checkArchive(ctx context.Context, path string) (*Manifest, string, error) {
-	want, err := sidecar.Read(path)
+// manifest and the archive's sha256 (equal to its sidecar). The archive
+// and its sidecar are read from the store, streaming.
+func checkArchive(ctx context.Context, st store.Store, key string) (*Manifest, string, error) {
+	path := st.Location(key)
+	want, err := readSidecar(ctx, st, key)
 	if err != nil {
 		return nil, "", &VerifyError{Archive: path, Msg: err.Error()}
 	}
-	f, err := openMetered(ctx, PhaseVerify, path)
+	f, err := openMetered(ctx, PhaseVerify, archRef{st: st, key: key})
 	if err != nil {
 		return nil, "", fmt.Errorf("open archive: %w", err)
 	}

@@ -40,7 +40,7 @@ func archivesOf(t *testing.T, dir string) []string {
 	t.Helper()
 	m, err := filepath.Glob(filepath.Join(dir, "acme", "*.tar.zst*"))
 	require.NoError(t, err)
-	tmp, err := filepath.Glob(filepath.Join(dir, "acme", ".*.tmp"))
+	tmp, err := filepath.Glob(filepath.Join(dir, "acme", ".*.tmp*"))
 	require.NoError(t, err)
 	return append(m, tmp...)
 }
@@ -333,11 +333,15 @@ func TestFailingDisk_TombstoneCannotBeWritten(t *testing.T) {
 		if step != "verify" {
 			return
 		}
-		// An immutable directory: the tombstone's temporary file cannot
-		// be created, so writing the tombstone fails.
+		// Make the instance's archive directory immutable so that
+		// writing the tombstone (a new temporary file, renamed) fails.
+		m, _ := filepath.Glob(filepath.Join(archives, "acme", "*.tar.zst"))
+		require.Len(t, m, 1)
 		chattr(t, "+i", filepath.Join(archives, "acme"))
 	}
 	_, err := softdelete.Delete(context.Background(), f.Layout, req)
+	out, cerr := exec.Command("chattr", "-i", filepath.Join(archives, "acme")).CombinedOutput()
+	require.NoError(t, cerr, "chattr -i: %s", out)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "tombstone.json")
 	assert.Contains(t, err.Error(), "nothing was moved")

@@ -8,6 +8,8 @@ import (
 	"encoding/base64"
 	"time"
 	"unicode/utf8"
+
+	"github.com/fleetsafe/fleetsafe/pkg/store"
 )
 
 // ArchiveFormat names the archive layout version in manifests.
@@ -151,6 +153,9 @@ type Tombstone struct {
 	ToolVersion string `json:"tool_version"`
 	// Path is where the tombstone lives; not stored.
 	Path string `json:"-"`
+	// st and key are the tombstone's store and key there.
+	st  store.Store
+	key string
 }
 
 // Tombstone states.

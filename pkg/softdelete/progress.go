@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"io/fs"
-	"os"
 	"sync"
 	"time"
 
@@ -109,10 +108,10 @@ func (m *meter) add(n int64, files int) {
 	m.fn(m.p)
 }
 
-// openMetered opens the archive at path for reading with the progress of
-// phase counted in its bytes read, when ctx carries a callback.
-func openMetered(ctx context.Context, phase, path string) (io.ReadCloser, error) {
-	f, err := os.Open(path)
+// openMetered opens the archive a for reading with the progress of
+// phase counted in its bytes, when ctx carries a callback.
+func openMetered(ctx context.Context, phase string, a archRef) (io.ReadCloser, error) {
+	f, err := a.open(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -120,12 +119,12 @@ func openMetered(ctx context.Context, phase, path string) (io.ReadCloser, error)
 	if fn == nil {
 		return f, nil
 	}
-	fi, err := f.Stat()
+	fi, err := a.st.Stat(ctx, a.key)
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	return &meteredReader{ReadCloser: f, m: newMeter(fn, phase, fi.Size(), 0)}, nil
+	return &meteredReader{ReadCloser: f, m: newMeter(fn, phase, fi.Size, 0)}, nil
 }
 
 type meteredReader struct {

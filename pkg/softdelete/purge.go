@@ -14,11 +14,16 @@ import (
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
 	"github.com/fleetsafe/fleetsafe/pkg/kind"
 	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
+	"github.com/fleetsafe/fleetsafe/pkg/sidecar"
+	"github.com/fleetsafe/fleetsafe/pkg/store"
 )
 
 // PurgeRequest is one purge run over an archive directory.
 type PurgeRequest struct {
 	ArchiveDir string
+	// Store, when set, is where archives and tombstones are instead of
+	// the file store of ArchiveDir.
+	Store store.Store
 	// Name restricts the purge to one instance.
 	Name string
 	// KeepLast is how many deletions' archives are kept per instance (at
@@ -168,8 +173,9 @@ func Purge(ctx context.Context, req PurgeRequest) ([]Purged, error) {
 // says purging, and the quarantine is renamed to a purging name, before
 // the first removal; a later run finishes a purge that was interrupted.
 func PurgeReport(ctx context.Context, req PurgeRequest) (*PurgeResult, error) {
-	if !filepath.IsAbs(req.ArchiveDir) {
-		return nil, fmt.Errorf("archive_dir %q is not an absolute path", req.ArchiveDir)
+	st, err := openStore(ctx, req.Store, req.ArchiveDir)
+	if err != nil {
+		return nil, err
 	}
 	if req.Now.IsZero() {
 		req.Now = time.Now().UTC()
@@ -179,48 +185,35 @@ func PurgeReport(ctx context.Context, req PurgeRequest) (*PurgeResult, error) {
 			Advice: "keep_last below 1 is only accepted together with an explicit name"}
 	}
 	res := &PurgeResult{Purged: []Purged{}, Kept: []Kept{}, Refused: []Refused{}, AlreadyGone: []Purged{}}
-	var names []string
 	if req.Name != "" {
 		if err := instance.ValidateName(req.Name, nil); err != nil {
 			return nil, err
 		}
-		names = []string{req.Name}
-	} else {
-		entries, err := os.ReadDir(req.ArchiveDir)
-		if errors.Is(err, fs.ErrNotExist) {
-			return res, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("list %s: %w", req.ArchiveDir, err)
-		}
-		for _, e := range entries {
-			if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
-				names = append(names, e.Name())
-			}
+		if err := store.CheckKey(req.Name); err != nil {
+			return nil, err
 		}
 	}
-	for _, name := range names {
-		dir, err := instance.Join(req.ArchiveDir, name)
-		if err != nil {
-			return res, err
-		}
-		fi, err := os.Lstat(dir)
-		if errors.Is(err, fs.ErrNotExist) {
+	all, err := folders(ctx, st)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", st.Location(""), err)
+	}
+	for _, f := range all {
+		if req.Name != "" && f.Name != req.Name {
 			continue
 		}
-		if err != nil {
-			return res, fmt.Errorf("purge %s: %w", name, err)
-		}
-		if !fi.IsDir() {
+		if f.NotDir != "" {
+			if req.Name == "" {
+				continue // only the instance named is looked for through its entry
+			}
 			// A link here would purge another instance's archives under
 			// this one's name.
-			target, _ := os.Readlink(dir)
-			res.Refused = append(res.Refused, Refused{Instance: name, Kind: "archive", Path: dir,
-				Reason: fmt.Sprintf("%s is not a directory (%s %q); purge never reaches archives through a link", dir, fi.Mode().Type(), target),
-				Left:   "every archive and tombstone of " + name + ", untouched", Hint: "replace it by the real directory, then run the purge again"})
+			dir := st.Location(f.Name)
+			res.Refused = append(res.Refused, Refused{Instance: f.Name, Kind: "archive", Path: dir,
+				Reason: fmt.Sprintf("%s is not a directory (%s); purge never reaches archives through a link", dir, f.NotDir),
+				Left:   "every archive and tombstone of " + f.Name + ", untouched", Hint: "replace it by the real directory, then run the purge again"})
 			continue
 		}
-		if err := purgeInstance(ctx, &req, name, dir, res); err != nil {
+		if err := purgeInstance(ctx, &req, shelf{st: st, name: f.Name}, res); err != nil {
 			return res, err
 		}
 	}
@@ -230,15 +223,16 @@ func PurgeReport(ctx context.Context, req PurgeRequest) (*PurgeResult, error) {
 	return res, nil
 }
 
-func purgeInstance(ctx context.Context, req *PurgeRequest, name, dir string, res *PurgeResult) error {
+func purgeInstance(ctx context.Context, req *PurgeRequest, sh shelf, res *PurgeResult) error {
+	name := sh.name
 	if !req.CheckMode {
-		unlock, err := lock(dir, name)
+		unlock, err := sh.lock(ctx)
 		if err != nil {
 			return refusedAs(err, "purge")
 		}
 		defer unlock()
 	}
-	tss, err := Tombstones(dir)
+	tss, err := sh.tombstones(ctx)
 	if err != nil {
 		return err
 	}
@@ -266,7 +260,7 @@ func purgeInstance(ctx context.Context, req *PurgeRequest, name, dir string, res
 	for _, ts := range tss {
 		if ts.Instance != name {
 			res.Refused = append(res.Refused, Refused{Instance: name, App: ts.App, Kind: "quarantine", Path: ts.Path,
-				Reason: fmt.Sprintf("tombstone of instance %q found under %s", ts.Instance, dir),
+				Reason: fmt.Sprintf("tombstone of instance %q found under %s", ts.Instance, sh.where()),
 				Left:   "the tombstone and whatever it names, untouched", Hint: "move the tombstone back to the directory of its instance, then run the purge again"})
 			continue
 		}
@@ -305,7 +299,7 @@ func purgeInstance(ctx context.Context, req *PurgeRequest, name, dir string, res
 			return err
 		}
 	}
-	return purgeArchives(req, name, dir, tss, res)
+	return purgeArchives(ctx, req, sh, tss, res)
 }
 
 // layoutOf returns the host's layout of app, nil when there is none.
@@ -590,12 +584,16 @@ func purgeTombstone(ctx context.Context, req *PurgeRequest, name string, ts *Tom
 
 // purgeArchives removes archives beyond the newest KeepLast whose
 // retention has passed and whose quarantine is gone.
-func purgeArchives(req *PurgeRequest, name, dir string, tss []*Tombstone, res *PurgeResult) error {
-	archives, err := filepath.Glob(filepath.Join(dir, "*.tar.zst"))
+func purgeArchives(ctx context.Context, req *PurgeRequest, sh shelf, tss []*Tombstone, res *PurgeResult) error {
+	name := sh.name
+	files, err := sh.archives(ctx) // names start with a UTC timestamp: oldest first
 	if err != nil {
 		return err
 	}
-	sort.Strings(archives) // names start with a UTC timestamp: oldest first
+	archives := make([]string, len(files))
+	for i, f := range files {
+		archives[i] = sh.loc(f)
+	}
 	owner := map[string]*Tombstone{}
 	for _, ts := range tss {
 		if ts.ArchivePath != "" && ts.Instance == name {
@@ -611,7 +609,7 @@ func purgeArchives(req *PurgeRequest, name, dir string, tss []*Tombstone, res *P
 		app := ""
 		if ts := owner[filepath.Base(a)]; ts != nil && ts.App != "" {
 			app = ts.App
-		} else if m, err := readManifestHead(a); err == nil && m.Instance == name {
+		} else if m, err := readManifestHead(ctx, sh.st, sh.key(filepath.Base(a))); err == nil && m.Instance == name {
 			app = m.App
 		}
 		if req.App != "" && app != req.App {
@@ -625,7 +623,7 @@ func purgeArchives(req *PurgeRequest, name, dir string, tss []*Tombstone, res *P
 	}
 	sort.Strings(apps)
 	for _, app := range apps {
-		purgeAppArchives(req, name, app, byApp[app], owner, res)
+		purgeAppArchives(ctx, req, sh, app, byApp[app], owner, res)
 	}
 	return nil
 }
@@ -652,7 +650,8 @@ func isDeletionArchive(ts *Tombstone) bool {
 // deletions only; a spare copy (see isDeletionArchive) is never counted
 // and never kept by it: it goes once its own attempt's purge_after has
 // passed (at once when none was recorded: nothing was ever moved).
-func purgeAppArchives(req *PurgeRequest, name, app string, archives []string, owner map[string]*Tombstone, res *PurgeResult) {
+func purgeAppArchives(ctx context.Context, req *PurgeRequest, sh shelf, app string, archives []string, owner map[string]*Tombstone, res *PurgeResult) {
+	name := sh.name
 	of := ""
 	if app != "" {
 		of = " of app " + app + "'s " + name
@@ -705,28 +704,20 @@ func purgeAppArchives(req *PurgeRequest, name, app string, archives []string, ow
 			continue
 		}
 		var rerr error
-		for _, p := range []string{a + ".sha256", a} {
-			fi, err := os.Lstat(p)
-			if errors.Is(err, fs.ErrNotExist) {
-				continue
-			}
-			if err == nil && !fi.Mode().IsRegular() {
-				err = fmt.Errorf("%s is not a regular file (%s)", p, fi.Mode().Type())
-			}
+		file := filepath.Base(a)
+		for _, k := range []string{sh.key(file + sidecar.Suffix), sh.key(file)} {
+			err := sh.st.Remove(ctx, k)
 			if err == nil {
-				err = os.Remove(p)
-				if err == nil {
-					res.Changed = true
-				}
+				res.Changed = true
 			}
-			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			if err != nil && !errors.Is(err, store.ErrNotExist) {
 				rerr = err
 				break
 			}
 		}
 		if rerr != nil {
 			left := a
-			if _, err := os.Lstat(a + ".sha256"); err == nil {
+			if _, err := sh.st.Stat(ctx, sh.key(file+sidecar.Suffix)); !errors.Is(err, store.ErrNotExist) {
 				left += " and its .sha256 sidecar"
 			}
 			res.Refused = append(res.Refused, Refused{Instance: name, App: app, Kind: "archive", Path: a, Reason: rerr.Error(),

@@ -25,13 +25,13 @@ func (r *restorer) compareQuarantinedDump(ctx context.Context, k kind.Kind, q Qu
 		return "its archive holds no dump of it", nil
 	}
 	de := m.Databases[i]
-	work, err := os.MkdirTemp(r.dir, ".work-compare-")
+	work, err := r.sh.workDir("compare-")
 	if err != nil {
 		return "", err
 	}
 	defer os.RemoveAll(work)
 	file := filepath.Join(work, comp+k.DumpExt())
-	if err := extractEntry(ctx, archive, de.Path, file); err != nil {
+	if err := extractEntry(ctx, r.refs[archive], de.Path, file); err != nil {
 		return fmt.Sprintf("its archived dump cannot be read to compare it (%v)", err), nil
 	}
 	if sum, err := hashPath(file); err != nil || sum != de.SHA256 {
@@ -41,8 +41,8 @@ func (r *restorer) compareQuarantinedDump(ctx context.Context, k kind.Kind, q Qu
 }
 
 // extractEntry writes one entry of an archive to dest.
-func extractEntry(ctx context.Context, archive, name, dest string) error {
-	f, err := os.Open(archive)
+func extractEntry(ctx context.Context, archive archRef, name, dest string) error {
+	f, err := archive.open(ctx)
 	if err != nil {
 		return err
 	}

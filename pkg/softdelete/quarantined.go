@@ -1,14 +1,14 @@
 package softdelete
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"time"
+
+	"github.com/fleetsafe/fleetsafe/pkg/store"
 )
 
 // Quarantine is one deletion whose components are still, wholly or in
@@ -46,54 +46,56 @@ func inQuarantine(state string) bool {
 // instance's directory is an error naming the file; every other deletion
 // is still returned beside it, so that nothing is lost from the listing.
 func ListQuarantine(archiveDir, app string, now time.Time) ([]Quarantine, error) {
-	out := []Quarantine{}
 	if archiveDir == "" {
-		return out, nil
+		return []Quarantine{}, nil
 	}
 	if !filepath.IsAbs(archiveDir) {
-		return out, fmt.Errorf("archive_dir %q is not an absolute path", archiveDir)
+		return []Quarantine{}, fmt.Errorf("archive_dir %q is not an absolute path", archiveDir)
 	}
-	ents, err := os.ReadDir(archiveDir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return out, nil
-	}
+	st, err := store.Open(context.Background(), archiveDir)
 	if err != nil {
-		return out, fmt.Errorf("list the quarantine of archive_dir %s: %w", archiveDir, err)
+		return []Quarantine{}, err
+	}
+	return ListQuarantineIn(context.Background(), st, app, now)
+}
+
+// ListQuarantineIn is ListQuarantine over any store.
+func ListQuarantineIn(ctx context.Context, st store.Store, app string, now time.Time) ([]Quarantine, error) {
+	out := []Quarantine{}
+	all, err := folders(ctx, st)
+	if err != nil {
+		return out, fmt.Errorf("list the quarantine of archive_dir %s: %w", st.Location(""), err)
 	}
 	var errs []error
-	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), ".") {
-			continue
-		}
-		dir := filepath.Join(archiveDir, e.Name())
-		if !e.IsDir() {
-			if e.Type()&fs.ModeSymlink != 0 {
-				target, _ := os.Readlink(dir)
-				errs = append(errs, fmt.Errorf("archive_dir entry %s is a link to %q, not a directory: its tombstones are not listed (purge refuses it too); replace it by the real directory", dir, target))
+	for _, e := range all {
+		sh := shelf{st: st, name: e.Name}
+		if e.NotDir != "" {
+			if e.Link {
+				errs = append(errs, fmt.Errorf("archive_dir entry %s is %s, not a directory: its tombstones are not listed (purge refuses it too); replace it by the real directory", sh.where(), e.NotDir))
 			}
 			// A plain file beside the instance directories is not an
 			// instance's; purge ignores it as well.
 			continue
 		}
-		files, err := filepath.Glob(filepath.Join(dir, "*.tombstone.json"))
+		files, err := sh.files(ctx, tombstoneExt)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("list tombstones of %s: %w", dir, err))
+			errs = append(errs, fmt.Errorf("list tombstones of %s: %w", sh.where(), err))
 			continue
 		}
 		for _, f := range files {
-			ts, err := ReadTombstone(f)
+			ts, err := readTombstone(ctx, st, sh.key(f))
 			if err != nil {
 				errs = append(errs, err)
 				continue
 			}
-			if ts.Instance != e.Name() {
-				errs = append(errs, fmt.Errorf("tombstone %s: instance %q filed under the directory of %q; move it back to the directory of its instance", f, ts.Instance, e.Name()))
+			if ts.Instance != e.Name {
+				errs = append(errs, fmt.Errorf("tombstone %s: instance %q filed under the directory of %q; move it back to the directory of its instance", ts.Path, ts.Instance, e.Name))
 				continue
 			}
 			if !inQuarantine(ts.State) || (app != "" && ts.App != app) {
 				continue
 			}
-			out = append(out, Quarantine{Tombstone: ts, TombstonePath: f, PurgeDue: !now.Before(ts.PurgeAfter)})
+			out = append(out, Quarantine{Tombstone: ts, TombstonePath: ts.Path, PurgeDue: !now.Before(ts.PurgeAfter)})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
 	"github.com/fleetsafe/fleetsafe/pkg/kind"
+	"github.com/fleetsafe/fleetsafe/pkg/store"
 )
 
 // Restore sources.
@@ -35,9 +36,13 @@ const (
 type RestoreRequest struct {
 	Name       string
 	ArchiveDir string
-	Source     string
-	// Archive is an explicit archive path; default: for each component,
-	// the newest deletion that holds it.
+	// Store, when set, is where archives and tombstones are instead of
+	// the file store of ArchiveDir.
+	Store  store.Store
+	Source string
+	// Archive is an explicit archive: an absolute path, or a key of the
+	// store (a bare file name is taken in the instance's folder); default:
+	// for each component, the newest deletion that holds it.
 	Archive string
 	// Components restricts the restore to these components.
 	Components []string
@@ -190,6 +195,7 @@ type deletion struct {
 	id      string
 	ts      *Tombstone
 	archive string
+	ref     archRef
 	head    *Manifest
 	headErr error
 	read    bool
@@ -199,7 +205,8 @@ type deletion struct {
 type restorer struct {
 	l     *instance.Layout
 	req   RestoreRequest
-	dir   string
+	sh    shelf
+	refs  map[string]archRef // by the name results give each archive
 	res   *RestoreResult
 	dels  []*deletion // newest first
 	tombs []*Tombstone
@@ -238,13 +245,20 @@ func Restore(ctx context.Context, l *instance.Layout, req RestoreRequest) (*Rest
 	if req.Archive != "" && req.Source == SourceQuarantine {
 		return nil, &RestoreRefusedError{Name: req.Name, Reason: "an explicit archive and source: quarantine contradict each other"}
 	}
-	dir, err := instance.Join(req.ArchiveDir, req.Name)
+	if err := store.CheckKey(req.Name); err != nil {
+		return nil, err
+	}
+	st, err := openStore(ctx, req.Store, req.ArchiveDir)
 	if err != nil {
 		return nil, err
 	}
+	sh := shelf{st: st, name: req.Name}
 	res := &RestoreResult{Source: req.Source, Sources: map[string]string{}, Restored: []string{}, NotRestored: []string{},
 		Archives: []string{}, Replaced: []QuarantineMove{}, Notes: []string{}}
-	if _, err := os.Stat(dir); err != nil {
+	if ok, err := sh.exists(ctx); err != nil || !ok {
+		if err == nil {
+			err = store.ErrNotExist
+		}
 		// Nothing was ever archived for this name: that is only an error
 		// when something is missing (a re-run of a completed restore, or a
 		// restore of an instance that is whole, changes nothing).
@@ -253,9 +267,9 @@ func Restore(ctx context.Context, l *instance.Layout, req RestoreRequest) (*Rest
 			res.Msg = "every requested component is present; nothing to restore"
 			return res, nil
 		}
-		return nil, fmt.Errorf("no archives or tombstones for %s under %s: %w", req.Name, req.ArchiveDir, err)
+		return nil, fmt.Errorf("no archives or tombstones for %s under %s: %w", req.Name, st.Location(""), err)
 	}
-	r := &restorer{l: l, req: req, dir: dir, res: res}
+	r := &restorer{l: l, req: req, sh: sh, res: res, refs: map[string]archRef{}}
 	if !req.CheckMode {
 		unlockHost, err := lockInstance(l, req.Name)
 		if err != nil {
@@ -266,7 +280,7 @@ func Restore(ctx context.Context, l *instance.Layout, req RestoreRequest) (*Rest
 			return nil, err
 		}
 		defer unlockHost()
-		unlock, err := lock(dir, req.Name)
+		unlock, err := sh.lock(ctx)
 		if err != nil {
 			var re *RefusedError
 			if errors.As(err, &re) {
@@ -276,7 +290,7 @@ func Restore(ctx context.Context, l *instance.Layout, req RestoreRequest) (*Rest
 		}
 		defer unlock()
 		req.step("lock")
-		removeStale(dir)
+		sh.tidy()
 		n, err := cleanStaging(ctx, l, req.Name, req.Options)
 		if n > 0 {
 			res.Changed = true
@@ -288,7 +302,7 @@ func Restore(ctx context.Context, l *instance.Layout, req RestoreRequest) (*Rest
 		}
 	}
 	if !req.CheckMode {
-		if n, err := settleAside(ctx, dir, l.App, req.Options); err != nil {
+		if n, err := settleAside(ctx, sh, l.App, req.Options); err != nil {
 			return res, err
 		} else if n > 0 {
 			res.Changed = true
@@ -348,7 +362,7 @@ func (r *restorer) run(ctx context.Context) (*RestoreResult, error) {
 		res.Msg = "every requested component is present; nothing to restore"
 		return res, nil
 	}
-	if err := r.loadDeletions(); err != nil {
+	if err := r.loadDeletions(ctx); err != nil {
 		return nil, err
 	}
 	var chosen []*pick
@@ -379,7 +393,7 @@ func (r *restorer) run(ctx context.Context) (*RestoreResult, error) {
 		}
 	}
 	if len(missing) > 0 {
-		where := "any archive or quarantine under " + r.dir
+		where := "any archive or quarantine under " + r.sh.where()
 		if req.Archive != "" {
 			where = "archive " + req.Archive
 		} else if req.Source == SourceQuarantine {
@@ -542,8 +556,8 @@ func layoutLocator(c instance.Component, name string) (string, error) {
 
 // loadDeletions lists earlier deletions, newest first: every tombstone
 // with its archive, and archives no tombstone names.
-func (r *restorer) loadDeletions() error {
-	all, err := Tombstones(r.dir)
+func (r *restorer) loadDeletions(ctx context.Context) error {
+	all, err := r.sh.tombstones(ctx)
 	if err != nil {
 		return err
 	}
@@ -559,11 +573,17 @@ func (r *restorer) loadDeletions() error {
 	byArchive := map[string]*Tombstone{}
 	for _, t := range tombs {
 		if t.ArchivePath != "" {
-			byArchive[filepath.Base(t.ArchivePath)] = t
+			byArchive[t.archiveFile()] = t
 		}
 	}
 	if r.req.Archive != "" {
-		r.dels = []*deletion{{id: filepath.Base(r.req.Archive), ts: byArchive[filepath.Base(r.req.Archive)], archive: r.req.Archive}}
+		ref, err := r.explicitArchive()
+		if err != nil {
+			return err
+		}
+		r.refs[r.req.Archive] = ref
+		base := path.Base(ref.key)
+		r.dels = []*deletion{{id: base, ts: byArchive[base], archive: r.req.Archive, ref: ref}}
 		return nil
 	}
 	for _, t := range tombs {
@@ -577,22 +597,25 @@ func (r *restorer) loadDeletions() error {
 		}
 		d := &deletion{id: t.ID, ts: t}
 		if t.ArchivePath != "" {
-			d.archive = filepath.Join(r.dir, filepath.Base(t.ArchivePath))
+			d.ref = archRef{st: r.sh.st, key: r.sh.key(t.archiveFile())}
+			d.archive = d.ref.loc()
+			r.refs[d.archive] = d.ref
 		}
 		r.dels = append(r.dels, d)
 	}
-	files, err := filepath.Glob(filepath.Join(r.dir, "*.tar.zst"))
+	files, err := r.sh.archives(ctx)
 	if err != nil {
 		return err
 	}
 	anyApp := map[string]bool{}
 	for _, t := range all {
 		if t.ArchivePath != "" {
-			anyApp[filepath.Base(t.ArchivePath)] = true
+			anyApp[t.archiveFile()] = true
 		}
 	}
 	for _, f := range files {
-		if !anyApp[filepath.Base(f)] {
+		if !anyApp[f] {
+			f = r.sh.loc(f)
 			// No tombstone recorded its sha256: it could be anything
 			// dropped into the directory. Only an explicit archive: uses it.
 			r.res.note("archive %s has no tombstone: not used automatically; pass archive: to restore from it", f)
@@ -609,7 +632,7 @@ func (d *deletion) manifest() (*Manifest, error) {
 		if d.archive == "" {
 			d.headErr = errors.New("no archive")
 		} else {
-			d.head, d.headErr = readManifestHead(d.archive)
+			d.head, d.headErr = readManifestHead(context.Background(), d.ref.st, d.ref.key)
 		}
 	}
 	return d.head, d.headErr
@@ -727,12 +750,16 @@ func (r *restorer) choose(ctx context.Context, p *pick) (bool, error) {
 // verifyArchive applies checkArchive, then this host's layout and the
 // tombstone's record of the archive.
 func (r *restorer) verifyArchive(ctx context.Context, path string) (*Manifest, error) {
-	m, digest, err := checkArchive(ctx, path)
+	ref, ok := r.refs[path]
+	if !ok {
+		return nil, fmt.Errorf("archive %s: not one this restore listed", path)
+	}
+	m, digest, err := checkArchive(ctx, ref.st, ref.key)
 	if err != nil {
 		return nil, &RestoreRefusedError{Name: r.req.Name, Reason: err.Error(), Advice: "do not rely on this archive", Err: err}
 	}
 	for _, t := range r.tombs {
-		if t.ArchivePath != "" && filepath.Base(t.ArchivePath) == filepath.Base(path) && t.ArchiveSHA256 != digest {
+		if t.ArchivePath != "" && t.archiveFile() == baseName(ref.key) && t.ArchiveSHA256 != digest {
 			return nil, &RestoreRefusedError{Name: r.req.Name,
 				Reason: fmt.Sprintf("archive %s has sha256 %s but tombstone %s recorded %s when it was written: it was replaced or tampered with", path, digest, t.Path, t.ArchiveSHA256),
 				Advice: "do not rely on this archive"}
@@ -858,9 +885,9 @@ func (r *restorer) ensureAside() error {
 	}
 	now := time.Now().UTC()
 	id := newID(now)
-	r.aside = &Tombstone{ID: id, Instance: r.req.Name, App: r.l.App, Components: []QuarantineMove{},
+	r.aside = r.sh.newTombstone(&Tombstone{ID: id, Instance: r.req.Name, App: r.l.App, Components: []QuarantineMove{},
 		Reason: asideReason, DeletedAt: now, PurgeAfter: now.Add(30 * 24 * time.Hour),
-		State: StateQuarantining, ToolVersion: Version, Path: filepath.Join(r.dir, id+".tombstone.json")}
+		State: StateQuarantining, ToolVersion: Version})
 	return r.aside.write()
 }
 
@@ -908,15 +935,15 @@ func (r *restorer) finish(ctx context.Context, chosen []*pick) error {
 
 // readManifestHead reads only the first entry of an archive, its
 // manifest; nothing is verified (checkArchive does).
-func readManifestHead(path string) (*Manifest, error) {
-	f, err := os.Open(path)
+func readManifestHead(ctx context.Context, st store.Store, key string) (*Manifest, error) {
+	f, err := st.Open(ctx, key)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
 	var m *Manifest
 	stop := errors.New("stop")
-	err = archiveFormat.Extract(context.Background(), f, func(ctx context.Context, fi archives.FileInfo) error {
+	err = archiveFormat.Extract(ctx, f, func(ctx context.Context, fi archives.FileInfo) error {
 		if fi.NameInArchive != "manifest.json" {
 			return fmt.Errorf("first entry is %q, not manifest.json", fi.NameInArchive)
 		}
@@ -995,8 +1022,8 @@ const asideReason = "replaced by a forced restore"
 // between moving a component aside and recording it: moves that happened
 // are kept (state quarantined), moves that did not are dropped, so that
 // no later deletion mistakes them for an interrupted one.
-func settleAside(ctx context.Context, dir, app string, opts instance.Options) (int, error) {
-	tombs, err := Tombstones(dir)
+func settleAside(ctx context.Context, sh shelf, app string, opts instance.Options) (int, error) {
+	tombs, err := sh.tombstones(ctx)
 	if err != nil {
 		return 0, err
 	}

@@ -8,22 +8,24 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
-	"syscall"
 	"time"
 
-	"github.com/fleetsafe/fleetsafe/pkg/atomicfile"
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
 	"github.com/fleetsafe/fleetsafe/pkg/kind"
+	"github.com/fleetsafe/fleetsafe/pkg/store"
 )
 
 // Request is one soft deletion.
 type Request struct {
-	Name        string
-	ArchiveDir  string
+	Name       string
+	ArchiveDir string
+	// Store, when set, is where archives and tombstones go instead of
+	// the file store of ArchiveDir.
+	Store       store.Store
 	Reason      string
 	RequestedBy string
 	JobID       string
@@ -210,7 +212,7 @@ func checkRequest(l *instance.Layout, req Request) error {
 	if strings.TrimSpace(req.Reason) == "" {
 		return &RefusedError{Name: req.Name, Reason: "no reason given", Advice: "say why in reason"}
 	}
-	if !filepath.IsAbs(req.ArchiveDir) {
+	if req.Store == nil && !filepath.IsAbs(req.ArchiveDir) {
 		return &RefusedError{Name: req.Name, Reason: fmt.Sprintf("archive_dir %q is not an absolute path", req.ArchiveDir)}
 	}
 	if req.RetentionDays < 0 {
@@ -222,6 +224,13 @@ func checkRequest(l *instance.Layout, req Request) error {
 			return &RefusedError{Name: req.Name, Reason: fmt.Sprintf("accept_losses: unknown kind %q", a),
 				Advice: "use " + strings.Join(AcceptableLosses, ", ")}
 		}
+	}
+	if req.Store != nil {
+		// Only a directory of this host can lie inside an instance.
+		if dir, ok := storeDir(req.Store); ok {
+			return checkArchiveDir(l, req.Name, dir)
+		}
+		return nil
 	}
 	return checkArchiveDir(l, req.Name, req.ArchiveDir)
 }
@@ -238,12 +247,16 @@ func Delete(ctx context.Context, l *instance.Layout, req Request) (*Result, erro
 	if err := checkRequest(l, req); err != nil {
 		return nil, err
 	}
-	dir, err := instance.Join(req.ArchiveDir, req.Name)
+	if err := store.CheckKey(req.Name); err != nil {
+		return nil, err
+	}
+	st, err := openStore(ctx, req.Store, req.ArchiveDir)
 	if err != nil {
 		return nil, err
 	}
+	sh := shelf{st: st, name: req.Name}
 	if req.CheckMode {
-		return plan(ctx, l, req, dir)
+		return plan(ctx, l, req, sh)
 	}
 	// The host-wide lock first: another run on this instance with another
 	// archive_dir holds it too.
@@ -252,29 +265,26 @@ func Delete(ctx context.Context, l *instance.Layout, req Request) (*Result, erro
 		return nil, err
 	}
 	defer unlockHost()
-	created, err := mkdirAllTracked(dir)
-	if err != nil {
-		return nil, fmt.Errorf("create archive directory: %w", err)
-	}
-	if err := os.Chmod(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("archive directory: %w", err)
-	}
-	unlock, err := lock(dir, req.Name)
+	undo, err := sh.prepare()
 	if err != nil {
 		return nil, err
 	}
-	// A refusal leaves no directory it created behind: the lock goes
-	// while it is held (lock checks that the file it locked is still the
-	// one in place), then each directory this run created, if empty.
+	unlock, err := sh.lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// A refusal leaves nothing it created behind (a directory store: the
+	// lock goes while it is held, then each directory this run created,
+	// if empty).
 	defer func() {
-		removeIfOnlyLock(dir, created)
+		undo()
 		unlock()
 	}()
 	req.step("lock")
-	removeStale(dir)
+	sh.tidy()
 
 	res := &Result{Quarantined: []QuarantineMove{}}
-	if err := settleInterrupted(ctx, req, l.App, dir, res); err != nil {
+	if err := settleInterrupted(ctx, req, l.App, sh, res); err != nil {
 		return resultOrNil(res), err
 	}
 
@@ -282,7 +292,7 @@ func Delete(ctx context.Context, l *instance.Layout, req Request) (*Result, erro
 	var nf *instance.NotFoundError
 	if errors.As(err, &nf) {
 		// Already deleted: return the tombstone, change nothing.
-		ts, terr := latestTombstone(dir, l.App)
+		ts, terr := latestTombstone(ctx, sh, l.App)
 		if terr != nil || ts == nil {
 			res.Msg = nf.Error()
 			return res, terr
@@ -299,7 +309,7 @@ func Delete(ctx context.Context, l *instance.Layout, req Request) (*Result, erro
 
 	// A tombstone whose moves are not all done is a deletion interrupted
 	// after its archive was verified: finish it.
-	if ts, err := latestTombstone(dir, l.App); err != nil {
+	if ts, err := latestTombstone(ctx, sh, l.App); err != nil {
 		return resultOrNil(res), err
 	} else if ts != nil && ts.State == StateQuarantining {
 		return finishQuarantine(ctx, req, ts, res)
@@ -336,22 +346,22 @@ func Delete(ctx context.Context, l *instance.Layout, req Request) (*Result, erro
 
 	now := time.Now().UTC()
 	id := newID(now)
-	ts := &Tombstone{ID: id, Instance: inst.Name, App: l.App, Host: inst.Host,
-		ArchivePath: filepath.Join(dir, id+".tar.zst"), Reason: req.Reason, RequestedBy: req.RequestedBy, JobID: req.JobID, Launch: req.Launch,
+	ts := sh.newTombstone(&Tombstone{ID: id, Instance: inst.Name, App: l.App, Host: inst.Host,
+		ArchivePath: sh.loc(id + archiveExt), Reason: req.Reason, RequestedBy: req.RequestedBy, JobID: req.JobID, Launch: req.Launch,
 		DeletedAt: now, PurgeAfter: now.Add(time.Duration(req.RetentionDays) * 24 * time.Hour), RetentionDays: req.RetentionDays,
-		State: StateArchiving, ToolVersion: Version, Path: filepath.Join(dir, id+".tombstone.json"),
-		Components: plannedMoves(l, inst, id)}
+		State: StateArchiving, ToolVersion: Version,
+		Components: plannedMoves(l, inst, id)})
 	if err := ts.write(); err != nil {
 		return resultOrNil(res), fmt.Errorf("write the tombstone before archiving: %w; nothing was moved", err)
 	}
 	req.step("journal")
-	info, err := archiveInstance(ctx, l, req, inst, col, ts, now)
+	info, err := archiveInstance(ctx, l, req, sh, inst, col, ts, now)
 	if err != nil {
 		// Nothing moved: no archive is kept that was not verified, and
 		// the journal entry goes with it.
-		os.Remove(ts.ArchivePath + ".sha256")
-		os.Remove(ts.ArchivePath)
-		os.Remove(ts.Path)
+		bg := context.WithoutCancel(ctx)
+		ts.removeArchive(bg)
+		st.Remove(bg, ts.key)
 		return resultOrNil(res), err
 	}
 	res.Archive = info
@@ -403,11 +413,10 @@ func resultOrNil(res *Result) *Result {
 // archiveInstance dumps the databases, writes the archive and verifies it
 // from disk, then checks that nothing changed since the files were
 // collected.
-func archiveInstance(ctx context.Context, l *instance.Layout, req Request, inst *instance.Instance, col *collector, ts *Tombstone, now time.Time) (*ArchiveInfo, error) {
-	dir := filepath.Dir(ts.Path)
-	work := filepath.Join(dir, ".work-"+ts.ID)
-	if err := os.Mkdir(work, 0o700); err != nil {
-		return nil, fmt.Errorf("create work directory: %w", err)
+func archiveInstance(ctx context.Context, l *instance.Layout, req Request, sh shelf, inst *instance.Instance, col *collector, ts *Tombstone, now time.Time) (*ArchiveInfo, error) {
+	work, err := sh.workDir(ts.ID)
+	if err != nil {
+		return nil, err
 	}
 	defer os.RemoveAll(work)
 
@@ -453,12 +462,12 @@ func archiveInstance(ctx context.Context, l *instance.Layout, req Request, inst 
 		return nil, err
 	}
 	req.step("hash")
-	info, err := writeArchive(ctx, ts.ArchivePath, m, Runbook(m, ts.ArchivePath), col.sources, dumps)
+	info, err := writeArchive(ctx, sh.st, ts.archiveKey(), m, Runbook(m, ts.ArchivePath), col.sources, dumps)
 	if err != nil {
 		return nil, err
 	}
 	req.step("archive")
-	if _, err := VerifyArchive(ctx, ts.ArchivePath); err != nil {
+	if _, _, err := checkArchive(ctx, sh.st, ts.archiveKey()); err != nil {
 		return nil, explainVerifyError(err, col.sources)
 	}
 	info.Verified = true
@@ -563,7 +572,7 @@ func changedInPlace(ctx context.Context, ts *Tombstone) ([]string, error) {
 	if len(pending) == 0 {
 		return nil, nil
 	}
-	man, err := VerifyArchive(ctx, ts.ArchivePath)
+	man, _, err := checkArchive(ctx, ts.st, ts.archiveKey())
 	if err != nil {
 		return nil, fmt.Errorf("finish the interrupted deletion %s: its archive no longer verifies: %w; nothing more was moved", ts.ID, err)
 	}
@@ -607,8 +616,7 @@ func rollBack(ctx context.Context, req Request, ts *Tombstone, changes []string,
 		return fmt.Errorf("entries changed during quarantine (%s); moving back failed: %w; the tombstone %s says rolling_back and the next run finishes moving back", strings.Join(changes, "; "), err, ts.Path)
 	}
 	res.Quarantined = []QuarantineMove{}
-	os.Remove(ts.ArchivePath + ".sha256")
-	os.Remove(ts.ArchivePath)
+	ts.removeArchive(ctx)
 	ts.State = StateAbandoned
 	ts.Note = "moved back from quarantine, archive removed: it missed late changes: " + strings.Join(changes, "; ")
 	if err := ts.write(); err != nil {
@@ -627,8 +635,8 @@ func rollBack(ctx context.Context, req Request, ts *Tombstone, changes []string,
 //
 // Only this app's deletions are settled: another app's instance of the
 // same name shares archive_dir/<name>/, and its journal is its own.
-func settleInterrupted(ctx context.Context, req Request, app, dir string, res *Result) error {
-	all, err := Tombstones(dir)
+func settleInterrupted(ctx context.Context, req Request, app string, sh shelf, res *Result) error {
+	all, err := sh.tombstones(ctx)
 	if err != nil {
 		return err
 	}
@@ -641,11 +649,10 @@ func settleInterrupted(ctx context.Context, req Request, app, dir string, res *R
 		switch ts.State {
 		case StateArchiving:
 			what := "before its archive was complete"
-			if _, err := VerifyArchive(ctx, ts.ArchivePath); err == nil {
+			if _, _, err := checkArchive(ctx, ts.st, ts.archiveKey()); err == nil {
 				what = "after its archive " + ts.ArchivePath + " was written and verified, before its tombstone"
 			} else {
-				os.Remove(ts.ArchivePath + ".sha256")
-				os.Remove(ts.ArchivePath)
+				ts.removeArchive(ctx)
 			}
 			ts.State = StateAbandoned
 			ts.Note = "interrupted " + what + "; nothing had been moved"
@@ -658,8 +665,7 @@ func settleInterrupted(ctx context.Context, req Request, app, dir string, res *R
 				return fmt.Errorf("finish moving back the deletion %s of %s (tombstone %s): %w", ts.ID, ts.Instance, ts.Path, err)
 			}
 			res.Changed = true
-			os.Remove(ts.ArchivePath + ".sha256")
-			os.Remove(ts.ArchivePath)
+			ts.removeArchive(ctx)
 			ts.State = StateAbandoned
 			if err := ts.write(); err != nil {
 				return err
@@ -667,21 +673,21 @@ func settleInterrupted(ctx context.Context, req Request, app, dir string, res *R
 			res.Warnings = append(res.Warnings, fmt.Sprintf("an earlier deletion of %s (id %s) was rolling back after late changes; its components were moved back", ts.Instance, ts.ID))
 		}
 	}
-	archives, err := filepath.Glob(filepath.Join(dir, "*.tar.zst"))
+	archives, err := sh.archives(ctx)
 	if err != nil {
 		return err
 	}
-	for _, a := range archives {
-		id := strings.TrimSuffix(filepath.Base(a), ".tar.zst")
+	for _, file := range archives {
+		id := strings.TrimSuffix(file, archiveExt)
 		if ids[id] {
 			continue
 		}
+		a := sh.loc(file)
 		// Recorded once, as an abandoned deletion, so that it is named
 		// in this result and kept on record afterwards.
-		ts := &Tombstone{ID: id, Instance: req.Name, ArchivePath: a, State: StateAbandoned, ToolVersion: Version,
-			Note: "archive found without a tombstone: its deletion was interrupted between the archive and the tombstone; nothing had been moved",
-			Path: filepath.Join(dir, id+".tombstone.json")}
-		if m, err := readManifestHead(a); err == nil {
+		ts := sh.newTombstone(&Tombstone{ID: id, Instance: req.Name, ArchivePath: a, State: StateAbandoned, ToolVersion: Version,
+			Note: "archive found without a tombstone: its deletion was interrupted between the archive and the tombstone; nothing had been moved"})
+		if m, err := readManifestHead(ctx, sh.st, sh.key(file)); err == nil {
 			ts.App = m.App // it may be another app's instance of this name
 		}
 		if err := ts.write(); err != nil {
@@ -788,84 +794,9 @@ func stopUnits(ctx context.Context, l *instance.Layout, req Request, inst *insta
 	return l.Resolve(ctx, req.Name, req.Options)
 }
 
-// lock takes the per-instance lock; a second run refuses at once.
-func lock(dir, name string) (func(), error) {
-	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open lock: %w", err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		return nil, &RefusedError{Name: name, Reason: "another fleetsafe run holds the lock of this instance",
-			Advice: "wait for it to finish, then run again"}
-	}
-	// A run that refused removes its lock file while holding it: a lock
-	// taken on a file no longer in place is no lock.
-	held, herr := f.Stat()
-	now, nerr := os.Stat(filepath.Join(dir, ".lock"))
-	if herr != nil || nerr != nil || !os.SameFile(held, now) {
-		f.Close()
-		return nil, &RefusedError{Name: name, Reason: "another fleetsafe run was finishing with this instance",
-			Advice: "run again"}
-	}
-	return func() { f.Close() }, nil
-}
-
-// mkdirAllTracked creates dir and its missing parents, and returns the
-// directories it created, outermost first.
-func mkdirAllTracked(dir string) ([]string, error) {
-	var missing []string
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Lstat(d); err == nil {
-			break
-		}
-		missing = append([]string{d}, missing...)
-		if filepath.Dir(d) == d {
-			break
-		}
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
-	return missing, nil
-}
-
-// removeIfOnlyLock removes the lock file and the directories this run
-// created when the instance's archive directory holds nothing else: a
-// refusal leaves nothing behind. The caller holds the lock.
-func removeIfOnlyLock(dir string, created []string) {
-	if len(created) == 0 {
-		return
-	}
-	entries, err := os.ReadDir(dir)
-	if err != nil || len(entries) != 1 || entries[0].Name() != ".lock" {
-		return
-	}
-	if os.Remove(filepath.Join(dir, ".lock")) != nil {
-		return
-	}
-	for i := len(created) - 1; i >= 0; i-- {
-		if os.Remove(created[i]) != nil {
-			return
-		}
-	}
-}
-
-// removeStale removes temporary files and work directories left by a
-// crashed run; the caller holds the lock.
-func removeStale(dir string) {
-	entries, _ := os.ReadDir(dir)
-	for _, e := range entries {
-		n := e.Name()
-		if strings.HasPrefix(n, ".work-") || (strings.HasPrefix(n, ".") && strings.HasSuffix(n, ".tmp")) {
-			os.RemoveAll(filepath.Join(dir, n))
-		}
-	}
-}
-
-func plan(ctx context.Context, l *instance.Layout, req Request, dir string) (*Result, error) {
-	warnings := pendingWarnings(dir, l.App)
-	res, err := planMoves(ctx, l, req, dir)
+func plan(ctx context.Context, l *instance.Layout, req Request, sh shelf) (*Result, error) {
+	warnings := pendingWarnings(ctx, sh, l.App)
+	res, err := planMoves(ctx, l, req, sh)
 	if res != nil {
 		res.Warnings = append(warnings, res.Warnings...)
 	}
@@ -876,8 +807,8 @@ func plan(ctx context.Context, l *instance.Layout, req Request, dir string) (*Re
 // settle first (settleInterrupted): deletions interrupted before their
 // tombstone said quarantining, or rolling back, and archives without a
 // tombstone.
-func pendingWarnings(dir, app string) []string {
-	all, err := Tombstones(dir)
+func pendingWarnings(ctx context.Context, sh shelf, app string) []string {
+	all, err := sh.tombstones(ctx)
 	if err != nil {
 		return []string{err.Error()}
 	}
@@ -893,20 +824,23 @@ func pendingWarnings(dir, app string) []string {
 			out = append(out, fmt.Sprintf("an earlier deletion of %s (id %s) was interrupted in state %s; a real run settles it first (tombstone %s)", ts.Instance, ts.ID, ts.State, ts.Path))
 		}
 	}
-	archives, _ := filepath.Glob(filepath.Join(dir, "*.tar.zst"))
+	archives, err := sh.archives(ctx)
+	if err != nil {
+		out = append(out, err.Error())
+	}
 	for _, a := range archives {
-		if !ids[strings.TrimSuffix(filepath.Base(a), ".tar.zst")] {
-			out = append(out, fmt.Sprintf("the archive %s has no tombstone: a deletion was interrupted between its archive and its tombstone", a))
+		if !ids[strings.TrimSuffix(a, archiveExt)] {
+			out = append(out, fmt.Sprintf("the archive %s has no tombstone: a deletion was interrupted between its archive and its tombstone", sh.loc(a)))
 		}
 	}
 	return out
 }
 
-func planMoves(ctx context.Context, l *instance.Layout, req Request, dir string) (*Result, error) {
+func planMoves(ctx context.Context, l *instance.Layout, req Request, sh shelf) (*Result, error) {
 	inst, err := l.Resolve(ctx, req.Name, req.Options)
 	var nf *instance.NotFoundError
 	if errors.As(err, &nf) {
-		ts, _ := latestTombstone(dir, l.App)
+		ts, _ := latestTombstone(ctx, sh, l.App)
 		res := &Result{Msg: nf.Error(), Quarantined: []QuarantineMove{}}
 		if ts != nil {
 			res.Tombstone = ts.info()
@@ -964,29 +898,46 @@ func (t *Tombstone) info() *TombstoneInfo {
 	return &TombstoneInfo{ID: t.ID, Path: t.Path, State: t.State, DeletedAt: t.DeletedAt, PurgeAfter: t.PurgeAfter}
 }
 
+// write puts the tombstone in its store, replacing the one there. The
+// journal is written even when the run is being cancelled: it must say
+// what happened.
 func (t *Tombstone) write() error {
 	data, err := json.MarshalIndent(t, "", "  ")
 	if err != nil {
 		return err
 	}
-	return atomicfile.WriteFile(t.Path, append(data, '\n'), 0o600)
+	if t.st == nil {
+		return fmt.Errorf("tombstone %s: not bound to a store", t.Path)
+	}
+	return t.st.Put(context.Background(), t.key, append(data, '\n'))
 }
 
-// ReadTombstone reads one tombstone file.
+// shelf is the folder of the store holding the tombstone.
+func (t *Tombstone) shelf() shelf { return shelf{st: t.st, name: path.Dir(t.key)} }
+
+// archiveKey is the key of the archive the tombstone records ("" for
+// none), in the tombstone's folder.
+func (t *Tombstone) archiveKey() string {
+	if t.archiveFile() == "" {
+		return ""
+	}
+	return t.shelf().key(t.archiveFile())
+}
+
+// removeArchive removes the archive the tombstone records and its
+// sidecar, when they are there.
+func (t *Tombstone) removeArchive(ctx context.Context) error {
+	return t.shelf().removeArchive(ctx, t.archiveFile())
+}
+
+// ReadTombstone reads one tombstone file of a directory store
+// (<archive_dir>/<name>/<id>.tombstone.json).
 func ReadTombstone(path string) (*Tombstone, error) {
-	data, err := os.ReadFile(path)
+	st, key, err := fileStoreOf(path)
 	if err != nil {
 		return nil, fmt.Errorf("read tombstone: %w", err)
 	}
-	t := &Tombstone{}
-	if err := json.Unmarshal(data, t); err != nil {
-		return nil, fmt.Errorf("tombstone %s: %w", path, err)
-	}
-	if t.ID == "" || t.Instance == "" {
-		return nil, fmt.Errorf("tombstone %s: missing id or instance", path)
-	}
-	t.Path = path
-	return t, nil
+	return readTombstone(context.Background(), st, key)
 }
 
 // ofApp reports whether a tombstone is of app's instance: archives are
@@ -996,22 +947,15 @@ func ReadTombstone(path string) (*Tombstone, error) {
 // not be read) is taken as this app's, as before apps were told apart.
 func ofApp(ts *Tombstone, app string) bool { return app == "" || ts.App == app || ts.App == "" }
 
-// Tombstones returns the tombstones of an instance, oldest first.
+// Tombstones returns the tombstones of an instance whose folder of a
+// directory store is dir (<archive_dir>/<name>), oldest first.
 func Tombstones(dir string) ([]*Tombstone, error) {
-	files, err := filepath.Glob(filepath.Join(dir, "*.tombstone.json"))
+	dir = filepath.Clean(dir)
+	st, err := store.NewFile(filepath.Dir(dir))
 	if err != nil {
 		return nil, err
 	}
-	sort.Strings(files)
-	var out []*Tombstone
-	for _, f := range files {
-		t, err := ReadTombstone(f)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, t)
-	}
-	return out, nil
+	return shelf{st: st, name: filepath.Base(dir)}.tombstones(context.Background())
 }
 
 // latestTombstone returns the newest tombstone of app's instance of the
@@ -1019,8 +963,8 @@ func Tombstones(dir string) ([]*Tombstone, error) {
 // something: journal entries still archiving or abandoned (nothing moved)
 // are not deletions to restore or finish, and another app's instance of
 // the same name (filed in the same archive_dir/<name>/) is not this one.
-func latestTombstone(dir, app string) (*Tombstone, error) {
-	ts, err := Tombstones(dir)
+func latestTombstone(ctx context.Context, sh shelf, app string) (*Tombstone, error) {
+	ts, err := sh.tombstones(ctx)
 	if err != nil {
 		return nil, err
 	}

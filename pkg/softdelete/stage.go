@@ -62,7 +62,7 @@ func (r *restorer) stageAll(ctx context.Context, chosen []*pick, manifests map[s
 	if len(byArchive) == 0 {
 		return nil
 	}
-	work, err := os.MkdirTemp(r.dir, ".work-restore-")
+	work, err := r.sh.workDir("restore-")
 	if err != nil {
 		return err
 	}
@@ -138,7 +138,7 @@ func (r *restorer) stageArchive(ctx context.Context, archive string, picks []*pi
 		}
 		return nil
 	}
-	f, err := openMetered(ctx, PhaseRestore, archive)
+	f, err := openMetered(ctx, PhaseRestore, r.refs[archive])
 	if err != nil {
 		return err
 	}
