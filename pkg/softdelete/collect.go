@@ -103,6 +103,8 @@ type collector struct {
 	// linkCounts counts, for every regular file with several names, the
 	// names seen inside the instance (findOutsideLinks).
 	linkCounts map[fileID]*linkCount
+	// dh is the walk's open directory (dirHandle).
+	dh dirHandle
 }
 
 type linkKey struct {
@@ -135,6 +137,7 @@ func newCollector(accept []string) *collector {
 }
 
 func (c *collector) close() {
+	c.dh.close()
 	for _, r := range c.roots {
 		r.Close()
 	}
@@ -254,7 +257,7 @@ func (c *collector) add(component string, root *os.Root, rel, name string, fi fs
 		}
 	case fi.Mode()&fs.ModeSymlink != 0:
 		e.Type = "symlink"
-		target, err := root.Readlink(rel)
+		target, err := c.dh.readlink(root, rel)
 		if err != nil {
 			return fmt.Errorf("read link %s: %w", rel, err)
 		}
@@ -281,8 +284,10 @@ func (c *collector) hashAll() error {
 	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
 			buf := make([]byte, 256<<10)
+			var dh dirHandle
+			defer dh.close()
 			for s := range work {
-				sum, err := hashFile(s.root, s.rel, buf)
+				sum, err := hashFile(&dh, s.root, s.rel, buf)
 				if err != nil {
 					select {
 					case errs <- err:
@@ -309,8 +314,14 @@ func (c *collector) hashAll() error {
 	}
 }
 
-func hashFile(root *os.Root, rel string, buf []byte) (string, error) {
-	f, err := root.Open(rel)
+// hashFile returns the sha256 of a file, opened through dh (nil: a
+// handle of its own).
+func hashFile(dh *dirHandle, root *os.Root, rel string, buf []byte) (string, error) {
+	if dh == nil {
+		dh = &dirHandle{}
+		defer dh.close()
+	}
+	f, err := dh.open(root, rel)
 	if err != nil {
 		return "", fmt.Errorf("read %s: %w", filepath.Join(root.Name(), rel), err)
 	}
@@ -402,6 +413,8 @@ func (c *collector) changedSince(ts *Tombstone) []string {
 			}
 		}
 	}
+	var dh dirHandle
+	defer dh.close()
 	for _, s := range c.sources {
 		rel, shown := s.rel, filepath.Join(s.root.Name(), s.rel)
 		top := !strings.ContainsRune(s.rel, filepath.Separator)
@@ -417,7 +430,7 @@ func (c *collector) changedSince(ts *Tombstone) []string {
 			rel = filepath.Join(qrel, s.rel)
 			shown = filepath.Join(s.root.Name(), rel)
 		}
-		fi, err := s.root.Lstat(rel)
+		fi, err := dh.lstat(s.root, rel)
 		if err != nil {
 			out = append(out, fmt.Sprintf("%s is gone", shown))
 			continue

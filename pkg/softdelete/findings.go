@@ -171,7 +171,7 @@ const (
 // does not carry: extended attributes (ACLs, capabilities, SELinux labels,
 // others) and inode flags.
 func (c *collector) inspectMeta(component string, root *os.Root, rel, full string) error {
-	f, err := root.OpenFile(rel, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	f, err := c.dh.openFile(root, rel, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC)
 	if err != nil {
 		return fmt.Errorf("inspect %s: %w", full, err)
 	}

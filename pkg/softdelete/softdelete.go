@@ -702,7 +702,7 @@ func explainVerifyError(err error, srcs []*source) error {
 		if s.entry.Path != ve.Entry {
 			continue
 		}
-		sum, herr := hashFile(s.root, s.rel, make([]byte, 64<<10))
+		sum, herr := hashFile(nil, s.root, s.rel, make([]byte, 64<<10))
 		if herr != nil || sum != s.entry.SHA256 {
 			return &ChangedFileError{Path: filepath.Join(s.root.Name(), s.rel)}
 		}
