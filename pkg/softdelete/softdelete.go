@@ -315,6 +315,7 @@ func Delete(ctx context.Context, l *instance.Layout, req Request) (*Result, erro
 	// Every file first: what cannot be archived whole, or must not be
 	// crossed, is named all at once before anything is written.
 	col := newCollector(req.AcceptLosses)
+	col.hashSmall = true
 	defer col.close()
 	for _, c := range l.Components {
 		if st, _ := inst.State(c.Name); st.Present && c.IsPath() {
