@@ -96,10 +96,13 @@ func writeArchive(ctx context.Context, st store.Store, key string, m *Manifest, 
 		return nil, err
 	}
 	files := []archives.FileInfo{manifest, memEntry("RESTORE.md", runbook, m.CreatedAt)}
+	// The tar writer opens the files one after the other, in walk order.
+	var dh dirHandle
+	defer dh.close()
 	for _, s := range srcs {
 		fi := archives.FileInfo{FileInfo: sourceInfo{s}, NameInArchive: s.entry.Name(), LinkTarget: s.entry.Target()}
 		if s.entry.Type == "file" {
-			fi.Open = func() (fs.File, error) { return s.root.Open(s.rel) }
+			fi.Open = func() (fs.File, error) { return dh.open(s.root, s.rel) }
 		}
 		files = append(files, fi)
 	}

@@ -104,6 +104,12 @@ type collector struct {
 	// linkCounts counts, for every regular file with several names, the
 	// names seen inside the instance (findOutsideLinks).
 	linkCounts map[fileID]*linkCount
+	// dh is the walk's open directory (dirHandle).
+	dh dirHandle
+	// hashSmall hashes files up to inlineHashMax during the walk (a soft
+	// delete; a plan in check mode reads no content), with buf.
+	hashSmall bool
+	buf       []byte
 }
 
 type linkKey struct {
@@ -136,6 +142,7 @@ func newCollector(accept []string) *collector {
 }
 
 func (c *collector) close() {
+	c.dh.close()
 	for _, r := range c.roots {
 		r.Close()
 	}
@@ -255,7 +262,7 @@ func (c *collector) add(component string, root *os.Root, rel, name string, fi fs
 		}
 	case fi.Mode()&fs.ModeSymlink != 0:
 		e.Type = "symlink"
-		target, err := root.Readlink(rel)
+		target, err := c.dh.readlink(root, rel)
 		if err != nil {
 			return fmt.Errorf("read link %s: %w", rel, err)
 		}
@@ -266,7 +273,14 @@ func (c *collector) add(component string, root *os.Root, rel, name string, fi fs
 		return nil
 	}
 	if e.Type == "dir" || e.Type == "file" {
-		if err := c.inspectMeta(component, root, rel, full); err != nil {
+		// A small file is hashed through the descriptor its metadata
+		// was inspected with: one open per file instead of two. Large
+		// ones are left to hashAll, on every core.
+		var sum *string
+		if c.hashSmall && e.Type == "file" && e.Size <= inlineHashMax {
+			sum = &e.SHA256
+		}
+		if err := c.inspectMeta(component, root, rel, full, sum); err != nil {
 			return err
 		}
 	}
@@ -274,7 +288,11 @@ func (c *collector) add(component string, root *os.Root, rel, name string, fi fs
 	return nil
 }
 
-// hashAll computes the sha256 of every regular file, on every core.
+// inlineHashMax is the largest file hashed during the walk.
+const inlineHashMax = 1 << 20
+
+// hashAll computes the sha256 of every regular file not hashed during the
+// walk, on every core.
 func (c *collector) hashAll() error {
 	work := make(chan *source)
 	errs := make(chan error, 1)
@@ -282,8 +300,10 @@ func (c *collector) hashAll() error {
 	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
 			buf := make([]byte, 256<<10)
+			var dh dirHandle
+			defer dh.close()
 			for s := range work {
-				sum, err := hashFile(s.root, s.rel, buf)
+				sum, err := hashFile(&dh, s.root, s.rel, buf)
 				if err != nil {
 					select {
 					case errs <- err:
@@ -296,7 +316,7 @@ func (c *collector) hashAll() error {
 		})
 	}
 	for _, s := range c.sources {
-		if s.entry.Type == "file" {
+		if s.entry.Type == "file" && s.entry.SHA256 == "" {
 			work <- s
 		}
 	}
@@ -310,16 +330,31 @@ func (c *collector) hashAll() error {
 	}
 }
 
-func hashFile(root *os.Root, rel string, buf []byte) (string, error) {
-	f, err := root.Open(rel)
+// hashFile returns the sha256 of a file, opened through dh (nil: a
+// handle of its own).
+func hashFile(dh *dirHandle, root *os.Root, rel string, buf []byte) (string, error) {
+	if dh == nil {
+		dh = &dirHandle{}
+		defer dh.close()
+	}
+	f, err := dh.open(root, rel)
 	if err != nil {
 		return "", fmt.Errorf("read %s: %w", filepath.Join(root.Name(), rel), err)
 	}
 	defer f.Close()
+	sum, err := hashOpen(f, buf)
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", filepath.Join(root.Name(), rel), err)
+	}
+	return sum, nil
+}
+
+// hashOpen returns the sha256 of what is left to read of f.
+func hashOpen(f *os.File, buf []byte) (string, error) {
 	h := sha256.New()
 	// Hide os.File's WriteTo, which would allocate a buffer per file.
 	if _, err := io.CopyBuffer(h, struct{ io.Reader }{f}, buf); err != nil {
-		return "", fmt.Errorf("read %s: %w", filepath.Join(root.Name(), rel), err)
+		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
@@ -403,6 +438,8 @@ func (c *collector) changedSince(ts *Tombstone) []string {
 			}
 		}
 	}
+	var dh dirHandle
+	defer dh.close()
 	for _, s := range c.sources {
 		rel, shown := s.rel, filepath.Join(s.root.Name(), s.rel)
 		top := !strings.ContainsRune(s.rel, filepath.Separator)
@@ -418,7 +455,7 @@ func (c *collector) changedSince(ts *Tombstone) []string {
 			rel = filepath.Join(qrel, s.rel)
 			shown = filepath.Join(s.root.Name(), rel)
 		}
-		fi, err := s.root.Lstat(rel)
+		fi, err := dh.lstat(s.root, rel)
 		if err != nil {
 			out = append(out, fmt.Sprintf("%s is gone", shown))
 			continue
@@ -446,4 +483,26 @@ func (c *collector) changedSince(ts *Tombstone) []string {
 		}
 	}
 	return out
+}
+
+// hashInline stores in sum (when not nil) the sha256 of f, a regular file
+// just inspected. Anything else there now (replaced meanwhile) is left to
+// hashAll and to the late-change checks.
+func (c *collector) hashInline(f *os.File, full string, sum *string) error {
+	if sum == nil {
+		return nil
+	}
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		return nil
+	}
+	if c.buf == nil {
+		c.buf = make([]byte, 256<<10)
+	}
+	s, err := hashOpen(f, c.buf)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", full, err)
+	}
+	*sum = s
+	return nil
 }

@@ -170,8 +170,11 @@ const (
 // inspectMeta names the metadata of a file or directory that the archive
 // does not carry: extended attributes (ACLs, capabilities, SELinux labels,
 // others) and inode flags.
-func (c *collector) inspectMeta(component string, root *os.Root, rel, full string) error {
-	f, err := root.OpenFile(rel, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+//
+// With sum, it also stores there the sha256 of the file read through the
+// same descriptor.
+func (c *collector) inspectMeta(component string, root *os.Root, rel, full string, sum *string) error {
+	f, err := c.dh.openFile(root, rel, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC)
 	if err != nil {
 		return fmt.Errorf("inspect %s: %w", full, err)
 	}
@@ -197,7 +200,7 @@ func (c *collector) inspectMeta(component string, root *os.Root, rel, full strin
 	var flags int32
 	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, f.Fd(), fsIocGetflags, uintptr(unsafe.Pointer(&flags))); e != 0 {
 		if errors.Is(e, syscall.ENOTTY) || errors.Is(e, syscall.EINVAL) || errors.Is(e, syscall.EOPNOTSUPP) || errors.Is(e, syscall.ENOSYS) {
-			return nil // no inode flags on this filesystem
+			return c.hashInline(f, full, sum) // no inode flags on this filesystem
 		}
 		return fmt.Errorf("read inode flags of %s: %w", full, e)
 	}
@@ -210,7 +213,7 @@ func (c *collector) inspectMeta(component string, root *os.Root, rel, full strin
 	if flags&flUserVisible != 0 {
 		c.finding(component, full, LossFlags, fmt.Sprintf("carrying inode flags 0x%x (chattr) that the archive would drop", flags&flUserVisible))
 	}
-	return nil
+	return c.hashInline(f, full, sum)
 }
 
 // flistxattr lists the extended attribute names of an open file.

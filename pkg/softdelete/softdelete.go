@@ -331,6 +331,7 @@ func Delete(ctx context.Context, l *instance.Layout, req Request) (*Result, erro
 	// Every file first: what cannot be archived whole, or must not be
 	// crossed, is named all at once before anything is written.
 	col := newCollector(req.AcceptLosses)
+	col.hashSmall = true
 	defer col.close()
 	for _, c := range l.Components {
 		if st, _ := inst.State(c.Name); st.Present && shapeOf(c.Type).IsTree() {
@@ -710,7 +711,7 @@ func explainVerifyError(err error, srcs []*source) error {
 		if s.entry.Path != ve.Entry {
 			continue
 		}
-		sum, herr := hashFile(s.root, s.rel, make([]byte, 64<<10))
+		sum, herr := hashFile(nil, s.root, s.rel, make([]byte, 64<<10))
 		if herr != nil || sum != s.entry.SHA256 {
 			return &ChangedFileError{Path: filepath.Join(s.root.Name(), s.rel)}
 		}

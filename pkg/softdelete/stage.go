@@ -335,7 +335,7 @@ func compareTree(root *os.Root, rel func(string) string, base string, entries []
 				add("%s has %d bytes, the manifest says %d", e.Name(), fi.Size(), e.Size)
 				continue
 			}
-			sum, err := hashFile(root, p, buf)
+			sum, err := hashFile(nil, root, p, buf)
 			if err != nil || sum != e.SHA256 {
 				add("%s has sha256 %s, the manifest says %s", e.Name(), sum, e.SHA256)
 				continue
