@@ -18,7 +18,7 @@ import (
 const ParamSource = "<layout parameter>"
 
 // BackupFormats are the formats a backup rule may name.
-var BackupFormats = []string{"pg_custom", "pg_plain", "tar", "tar_gz", "tar_zst", "zip", "any"}
+var BackupFormats = []string{"pg_custom", "pg_plain", "mysql_dump", "sqlite", "tar", "tar_gz", "tar_zst", "zip", "any"}
 
 // systemDirs are directories under which a bare {name} element is refused:
 // every entry there would be taken for an instance.
