@@ -38,7 +38,9 @@ type Holder struct {
 	File    string
 }
 
-func (h Holder) String() string { return fmt.Sprintf("pid %d (%s) has %s open", h.PID, h.Command, h.File) }
+func (h Holder) String() string {
+	return fmt.Sprintf("pid %d (%s) has %s open", h.PID, h.Command, h.File)
+}
 
 // InUseError is a database that processes have open.
 type InUseError struct {
