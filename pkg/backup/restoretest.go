@@ -2,26 +2,22 @@ package backup
 
 import (
 	"bufio"
-	"bytes"
 	"compress/gzip"
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
-	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
+	"github.com/fleetsafe/fleetsafe/pkg/kind"
 )
 
 // ScratchPrefix starts the name of every scratch database of a test
@@ -33,6 +29,7 @@ const ScratchPrefix = "fleetsafe_verify_"
 type restoreCandidate struct {
 	inst  *instance.Instance
 	state *ruleState
+	kind  kind.RestoreTester
 }
 
 // restoreState remembers the last test restore of each instance.
@@ -86,7 +83,12 @@ func restoreTests(ctx context.Context, l *instance.Layout, insts []*instance.Ins
 	for i, inst := range insts {
 		for _, st := range states[i] {
 			c, ok := l.Component(st.rule.Component)
-			if !ok || c.Type != instance.TypePostgreSQL || (st.rule.Format != "pg_custom" && st.rule.Format != "pg_plain") {
+			if !ok {
+				continue
+			}
+			k, _ := c.Kind()
+			rt, ok := k.(kind.RestoreTester)
+			if !ok || !slices.Contains(rt.TestFormats(), st.rule.Format) {
 				continue
 			}
 			if newest, found := st.newest(); !found || failedOn(st, newest.path, CheckFormat, CheckChecksum, CheckOwner) {
@@ -94,7 +96,7 @@ func restoreTests(ctx context.Context, l *instance.Layout, insts []*instance.Ins
 					"no sound dump to restore"))
 				continue
 			}
-			cands = append(cands, restoreCandidate{inst: inst, state: st})
+			cands = append(cands, restoreCandidate{inst: inst, state: st, kind: rt})
 		}
 	}
 	mem, err := loadState(opts.StateFile)
@@ -116,7 +118,7 @@ func restoreTests(ctx context.Context, l *instance.Layout, insts []*instance.Ins
 			continue
 		}
 		chosen[c.inst.Name] = true
-		c.state.checks = append(c.state.checks, testRestore(ctx, opts.Discovery.PG, opts.ArchiveDir, c))
+		c.state.checks = append(c.state.checks, testRestore(ctx, opts.Discovery.Env(), opts.ArchiveDir, c))
 		mem.LastRestore[c.inst.Name] = opts.Now.UTC()
 	}
 	if err := mem.save(opts.StateFile); err != nil {
@@ -137,47 +139,19 @@ func failedOn(st *ruleState, file string, checks ...string) bool {
 	return false
 }
 
-// testRestore restores one dump into a scratch database, compares its
-// tables and row counts with the live database, and drops the scratch
-// database whatever happens.
-func testRestore(ctx context.Context, pg pgdump.Conn, archiveDir string, c restoreCandidate) CheckResult {
+// testRestore restores one backup into a scratch place of its kind
+// (kind.RestoreTester), compares its tables and row counts with the live
+// component, and lets the kind remove the scratch place whatever happens.
+func testRestore(ctx context.Context, env kind.Env, archiveDir string, c restoreCandidate) CheckResult {
 	newest, _ := c.state.newest()
 	res := CheckResult{Component: c.state.rule.Component, Rule: c.state.rule.Path, File: newest.path, Check: CheckRestore}
 	fail := func(format string, args ...any) CheckResult {
 		return bad(res, StatusFailed, &RestoreError{Path: newest.path, Msg: fmt.Sprintf(format, args...)})
 	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	scratch := ScratchPrefix + hex.EncodeToString(b)
-	admin, err := pg.Open(ctx, "postgres")
+	got, err := c.kind.TestRestore(ctx, env, kind.Backup{Format: c.state.rule.Format, File: newest.path,
+		Plain: func() (io.Reader, func() error, error) { return plainSQL(newest.path) }, Scratch: testHookScratch})
 	if err != nil {
 		return fail("%v", err)
-	}
-	defer admin.Close()
-	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+pgdump.QuoteIdent(scratch)); err != nil {
-		return fail("create scratch database: %v", err)
-	}
-	if testHookScratch != nil {
-		testHookScratch(scratch)
-	}
-	defer func() {
-		// Dropped even when ctx is cancelled or the restore failed.
-		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_, _ = admin.ExecContext(dctx, "DROP DATABASE IF EXISTS "+pgdump.QuoteIdent(scratch)+" WITH (FORCE)")
-	}()
-	switch c.state.rule.Format {
-	case "pg_custom":
-		err = pgdump.Restore(ctx, pg, scratch, newest.path)
-	case "pg_plain":
-		err = psqlFile(ctx, pg, scratch, newest.path)
-	}
-	if err != nil {
-		return fail("%v", err)
-	}
-	got, err := tableCounts(ctx, pg, scratch)
-	if err != nil {
-		return fail("count rows: %v", err)
 	}
 	if testHookAfterRestore != nil {
 		testHookAfterRestore(c.inst.Name)
@@ -186,12 +160,12 @@ func testRestore(ctx context.Context, pg pgdump.Conn, archiveDir string, c resto
 	if !live.Present {
 		return ok(res, fmt.Sprintf("restored %d tables; no live database to compare with", len(got)))
 	}
-	want, err := tableCounts(ctx, pg, live.Locator)
+	want, err := c.kind.LiveCounts(ctx, env, live.Locator)
 	if err != nil {
 		// The live database may have been dropped, renamed or closed
 		// since discovery (a soft delete quarantines it): say so, rather
 		// than call a sound backup a failed restore.
-		if why, cause := goneWhy(ctx, admin, live.Locator, archiveDir, c.inst.Name); why != "" {
+		if why, cause := goneWhy(ctx, env, c.kind, live.Locator, archiveDir, c.inst.Name); why != "" {
 			return bad(res, StatusWarning, &GoneError{Path: newest.path, Database: live.Locator, Why: why, Cause: cause})
 		}
 		return fail("count rows of live database %s: %v", live.Locator, err)
@@ -232,16 +206,8 @@ var testHookAfterRestore func(name string)
 // connections), and the soft delete that explains it when a tombstone of
 // the instance is under archiveDir. why is "" when the database is still
 // there and open.
-func goneWhy(ctx context.Context, admin *sql.DB, db, archiveDir, name string) (why, cause string) {
-	var allow bool
-	switch err := admin.QueryRowContext(ctx, "SELECT datallowconn FROM pg_database WHERE datname = $1", db).Scan(&allow); {
-	case errors.Is(err, sql.ErrNoRows):
-		why = "was dropped or renamed"
-	case err != nil:
-		return "", ""
-	case !allow:
-		why = "was closed to connections"
-	}
+func goneWhy(ctx context.Context, env kind.Env, k kind.RestoreTester, db, archiveDir, name string) (why, cause string) {
+	why = k.Gone(ctx, env, db)
 	if archiveDir != "" {
 		var causes []string
 		if ts, _ := filepath.Glob(filepath.Join(archiveDir, name, "*.tombstone.json")); len(ts) > 0 {
@@ -260,78 +226,42 @@ func goneWhy(ctx context.Context, admin *sql.DB, db, archiveDir, name string) (w
 	return why, cause
 }
 
-// psqlFile runs a plain dump, compressed with gzip or zstd or not, into db.
-func psqlFile(ctx context.Context, pg pgdump.Conn, db, file string) error {
+// plainSQL opens a plain SQL backup, compressed with gzip or zstd or not,
+// through the guard that refuses what a dump never holds; done closes it
+// and reports the guard's refusal.
+func plainSQL(file string) (io.Reader, func() error, error) {
 	f, err := os.Open(file)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	defer f.Close()
+	closers := []func(){func() { f.Close() }}
+	closeAll := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
 	br := bufio.NewReaderSize(f, 1<<20)
 	var in io.Reader = br
 	switch sniff(peek(br, 4)) {
 	case "gzip":
 		gz, err := gzip.NewReader(br)
 		if err != nil {
-			return fmt.Errorf("%s: %w", file, err)
+			closeAll()
+			return nil, nil, fmt.Errorf("%s: %w", file, err)
 		}
 		in = gz
 	case "zstd":
 		zr, err := newZstd(br)
 		if err != nil {
-			return fmt.Errorf("%s: %w", file, err)
+			closeAll()
+			return nil, nil, fmt.Errorf("%s: %w", file, err)
 		}
-		defer zr.Close()
+		closers = append(closers, zr.Close)
 		in = zr
 	}
 	guarded, refused := guardPlainSQL(file, in)
-	cmd := exec.CommandContext(ctx, "psql", "--no-psqlrc", "--quiet", "-v", "ON_ERROR_STOP=1", "--dbname="+pgdump.DBNameArg(db))
-	cmd.Stdin = guarded
-	cmd.Env = pg.Env()
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	cmd.Stdout = nil
-	err = cmd.Run()
-	if rerr := refused(); rerr != nil {
-		return rerr
-	}
-	if err != nil {
-		return fmt.Errorf("psql -f %s: %w: %s", file, err, strings.TrimSpace(stderr.String()))
-	}
-	return nil
-}
-
-// tableCounts counts the rows of every ordinary table outside the system
-// schemas.
-func tableCounts(ctx context.Context, pg pgdump.Conn, db string) (map[string]int64, error) {
-	conn, err := pg.Open(ctx, db)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	rows, err := conn.QueryContext(ctx, `SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'`)
-	if err != nil {
-		return nil, err
-	}
-	var tables [][2]string
-	for rows.Next() {
-		var s, t string
-		if err := rows.Scan(&s, &t); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		tables = append(tables, [2]string{s, t})
-	}
-	rows.Close()
-	out := map[string]int64{}
-	for _, t := range tables {
-		var n int64
-		q := "SELECT count(*) FROM " + pgdump.QuoteIdent(t[0]) + "." + pgdump.QuoteIdent(t[1])
-		if err := conn.QueryRowContext(ctx, q).Scan(&n); err != nil {
-			return nil, err
-		}
-		out[t[0]+"."+t[1]] = n
-	}
-	return out, nil
+	return guarded, func() error {
+		defer closeAll()
+		return refused()
+	}, nil
 }

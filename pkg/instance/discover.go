@@ -2,11 +2,14 @@ package instance
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 
+	"github.com/fleetsafe/fleetsafe/pkg/kind"
+	"github.com/fleetsafe/fleetsafe/pkg/kinds/postgresql"
+	"github.com/fleetsafe/fleetsafe/pkg/kinds/systemd"
 	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
 )
 
@@ -29,6 +32,11 @@ type Options struct {
 	// empty, systemctl is used only if a running systemd answers
 	// (/run/systemd/system exists).
 	Systemctl string
+	// Settings holds the connection settings of other kinds, keyed by
+	// kind type (kind.Env.Settings): a new kind's settings go here. PG,
+	// SystemdDir and Systemctl, when set, fill those of postgresql and
+	// systemd_unit.
+	Settings map[string]any
 }
 
 func (o Options) withDefaults() Options {
@@ -39,9 +47,21 @@ func (o Options) withDefaults() Options {
 		o.HostID = HostIdentity()
 	}
 	if o.SystemdDir == "" {
-		o.SystemdDir = "/etc/systemd/system"
+		o.SystemdDir = systemd.DefaultDir
 	}
 	return o
+}
+
+// Env is the environment the component kinds receive.
+func (o Options) Env() kind.Env {
+	env := kind.Env{Settings: maps.Clone(o.Settings)}
+	if o.PG != (pgdump.Conn{}) || env.Setting(postgresql.Type) == nil {
+		env = env.With(postgresql.Type, o.PG)
+	}
+	if o.SystemdDir != "" || o.Systemctl != "" || env.Setting(systemd.Type) == nil {
+		env = env.With(systemd.Type, systemd.Settings{Dir: o.SystemdDir, Systemctl: o.Systemctl})
+	}
+	return env
 }
 
 // Discover returns every instance of the layout on this host: the union of
@@ -54,7 +74,7 @@ func (o Options) withDefaults() Options {
 // fails discovery with a *ClaimError naming both.
 func (l *Layout) Discover(ctx context.Context, opts Options) ([]*Instance, error) {
 	opts = opts.withDefaults()
-	s := &scan{layout: l, opts: opts}
+	s := newScan(l, opts)
 	defer s.close()
 	if err := l.checkHost(ctx, s, ""); err != nil {
 		return nil, err
@@ -106,7 +126,7 @@ func (l *Layout) Resolve(ctx context.Context, name string, opts Options) (*Insta
 		return nil, err
 	}
 	opts = opts.withDefaults()
-	s := &scan{layout: l, opts: opts}
+	s := newScan(l, opts)
 	defer s.close()
 	if err := l.checkHost(ctx, s, name); err != nil {
 		return nil, err
@@ -121,62 +141,36 @@ func (l *Layout) Resolve(ctx context.Context, name string, opts Options) (*Insta
 	return inst, nil
 }
 
-// scan holds what one discovery run shares between components: the
-// database connection and the list of databases.
+// scan is one discovery run: the layout, its options, and what the kinds
+// list once per run (kind.Scan).
 type scan struct {
 	layout *Layout
 	opts   Options
-	db     *sql.DB
-	dbs    map[string]dbInfo
-	units  map[string]string
+	ks     *kind.Scan
 }
 
-type dbInfo struct {
-	size     int64
-	allowCon bool
+func newScan(l *Layout, opts Options) *scan {
+	return &scan{layout: l, opts: opts, ks: &kind.Scan{Env: opts.Env(), Sizes: !opts.SkipSizes}}
 }
 
-func (s *scan) close() {
-	if s.db != nil {
-		s.db.Close()
-	}
-}
+func (s *scan) close() { s.ks.Close() }
 
 func (s *scan) names(ctx context.Context, c Component) ([]string, error) {
-	switch c.Type {
-	case TypeDir, TypeFile:
-		return pathNames(c)
-	case TypePostgreSQL:
-		dbs, err := s.databases(ctx)
-		if err != nil {
-			return nil, err
-		}
-		var out []string
-		for d := range dbs {
-			if n, ok := c.Template.Match(d); ok {
-				out = append(out, n)
-			}
-		}
-		return out, nil
-	case TypeSystemdUnit:
-		return s.unitNames(ctx, c)
+	k, ok := c.Kind()
+	if !ok {
+		return nil, fmt.Errorf("unknown component type %q", c.Type)
 	}
-	return nil, fmt.Errorf("unknown component type %q", c.Type)
+	return k.Names(ctx, s.ks, c)
 }
 
 func (s *scan) instance(ctx context.Context, name string) (*Instance, error) {
 	inst := &Instance{Name: name, App: s.layout.App, Host: s.opts.Host, hostID: s.opts.HostID}
 	for _, c := range s.layout.Components {
-		var st ComponentState
-		var err error
-		switch c.Type {
-		case TypeDir, TypeFile:
-			st, err = pathState(c, name, !s.opts.SkipSizes)
-		case TypePostgreSQL:
-			st, err = s.databaseState(ctx, c, name)
-		case TypeSystemdUnit:
-			st, err = s.unitState(ctx, c, name)
+		k, ok := c.Kind()
+		if !ok {
+			return nil, fmt.Errorf("instance %s component %s: unknown component type %q", name, c.Name, c.Type)
 		}
+		st, err := k.State(ctx, s.ks, c, name)
 		if err != nil {
 			return nil, fmt.Errorf("instance %s component %s: %w", name, c.Name, err)
 		}
@@ -185,62 +179,4 @@ func (s *scan) instance(ctx context.Context, name string) (*Instance, error) {
 	}
 	inst.summarize()
 	return inst, nil
-}
-
-func (s *scan) databases(ctx context.Context) (map[string]dbInfo, error) {
-	if s.dbs != nil {
-		return s.dbs, nil
-	}
-	if s.db == nil {
-		db, err := s.opts.PG.Open(ctx, "postgres")
-		if err != nil {
-			return nil, err
-		}
-		s.db = db
-	}
-	rows, err := s.db.QueryContext(ctx,
-		`SELECT datname, pg_database_size(oid), datallowconn FROM pg_database WHERE NOT datistemplate`)
-	if err != nil {
-		return nil, fmt.Errorf("list databases: %w", err)
-	}
-	defer rows.Close()
-	dbs := map[string]dbInfo{}
-	for rows.Next() {
-		var name string
-		var info dbInfo
-		var size sql.NullInt64
-		if err := rows.Scan(&name, &size, &info.allowCon); err != nil {
-			return nil, fmt.Errorf("list databases: %w", err)
-		}
-		if !size.Valid {
-			// Dropped between the listing and its size: gone.
-			continue
-		}
-		info.size = size.Int64
-		dbs[name] = info
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list databases: %w", err)
-	}
-	s.dbs = dbs
-	return dbs, nil
-}
-
-func (s *scan) databaseState(ctx context.Context, c Component, name string) (ComponentState, error) {
-	st := ComponentState{Locator: c.Template.Expand(name)}
-	dbs, err := s.databases(ctx)
-	if err != nil {
-		return st, err
-	}
-	info, ok := dbs[st.Locator]
-	if !ok {
-		return st, nil
-	}
-	st.Present = true
-	size := info.size
-	st.SizeBytes = &size
-	if !info.allowCon {
-		st.Problem = "database does not accept connections (datallowconn is false)"
-	}
-	return st, nil
 }

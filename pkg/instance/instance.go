@@ -7,6 +7,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/fleetsafe/fleetsafe/pkg/kind"
 )
 
 // Instance statuses.
@@ -31,27 +33,9 @@ type Instance struct {
 	hostID string
 }
 
-// ComponentState is what discovery found of one component of an instance.
-type ComponentState struct {
-	Name     string `json:"name"`
-	Type     string `json:"type"`
-	Optional bool   `json:"optional"`
-	Present  bool   `json:"present"`
-	// Locator is the path, unit name or database name.
-	Locator   string     `json:"locator"`
-	SizeBytes *int64     `json:"size_bytes"`
-	Modified  *time.Time `json:"modified"`
-	// Problem explains a component that is present but unsafe to touch
-	// (a symbolic link leading out) or of the wrong kind.
-	Problem string `json:"problem,omitempty"`
-	// LinkTarget is set when the {name} element is a symbolic link.
-	LinkTarget string `json:"link_target,omitempty"`
-	// UnitFile is, for a systemd unit, the unit file or enablement link
-	// found under the systemd directory.
-	UnitFile string `json:"unit_file,omitempty"`
-	// Active is set for a systemd unit when a running systemd answered.
-	Active *bool `json:"active,omitempty"`
-}
+// ComponentState is what discovery found of one component of an instance
+// (kind.State, shared with the component kinds).
+type ComponentState = kind.State
 
 // State returns the state of the component called name.
 func (i *Instance) State(name string) (ComponentState, bool) {

@@ -4,24 +4,29 @@
 package instance
 
 import (
-	"path/filepath"
 	"regexp"
-	"strings"
 	"time"
+
+	"github.com/fleetsafe/fleetsafe/pkg/kind"
+	_ "github.com/fleetsafe/fleetsafe/pkg/kinds" // every kind, registered
+	"github.com/fleetsafe/fleetsafe/pkg/kinds/paths"
+	"github.com/fleetsafe/fleetsafe/pkg/kinds/postgresql"
+	"github.com/fleetsafe/fleetsafe/pkg/kinds/systemd"
 )
 
 // DefaultNamePattern is the name_pattern of a layout that sets none.
 const DefaultNamePattern = `^[a-z0-9][a-z0-9-]{0,62}$`
 
 // Placeholder is the token replaced by an instance name in templates.
-const Placeholder = "{name}"
+const Placeholder = kind.Placeholder
 
-// Component types.
+// Component types of the kinds fleetsafe ships (pkg/kinds); a layout may
+// use any type registered with pkg/kind.
 const (
-	TypeDir         = "dir"
-	TypeFile        = "file"
-	TypePostgreSQL  = "postgresql"
-	TypeSystemdUnit = "systemd_unit"
+	TypeDir         = paths.TypeDir
+	TypeFile        = paths.TypeFile
+	TypePostgreSQL  = postgresql.Type
+	TypeSystemdUnit = systemd.Type
 )
 
 // Layout describes how the instances of one application are laid out on a
@@ -39,38 +44,9 @@ type Layout struct {
 	Others []*Layout
 }
 
-// Component is one part of an instance.
-type Component struct {
-	Name     string
-	Type     string
-	Optional bool
-	// Backup is nil when the layout says nothing, false when it opts out
-	// explicitly with `backup: false`.
-	Backup *bool
-	// Template is the path, unit or database name with {name} in it.
-	Template Template
-	// Line is the component's line in the layout file, 0 when unknown.
-	Line int
-	// Key is the template's key in the layout, such as components[1].path,
-	// and KeyLine its line (0 when unknown).
-	Key     string
-	KeyLine int
-}
-
-// Family groups component types whose locators can collide: paths (dir
-// and file), databases, units.
-func (c Component) Family() string {
-	switch c.Type {
-	case TypeDir, TypeFile:
-		return "path"
-	case TypePostgreSQL:
-		return "database"
-	}
-	return c.Type
-}
-
-// IsPath reports whether the component lives in the filesystem.
-func (c Component) IsPath() bool { return c.Type == TypeDir || c.Type == TypeFile }
+// Component is one part of an instance (kind.Component, shared with the
+// component kinds). Its Family and IsPath come from its kind.
+type Component = kind.Component
 
 // BackupRule is one entry of a layout's backups: list.
 type BackupRule struct {
@@ -91,55 +67,15 @@ type BackupRule struct {
 }
 
 // Template is a string containing {name} exactly once.
-type Template struct {
-	Raw    string
-	Prefix string
-	Suffix string
-}
-
-// Expand returns the template with name in place of {name}.
-func (t Template) Expand(name string) string { return t.Prefix + name + t.Suffix }
-
-// Match returns the name that s was expanded from, if it was.
-func (t Template) Match(s string) (string, bool) {
-	if len(s) <= len(t.Prefix)+len(t.Suffix) || !strings.HasPrefix(s, t.Prefix) || !strings.HasSuffix(s, t.Suffix) {
-		return "", false
-	}
-	return s[len(t.Prefix) : len(s)-len(t.Suffix)], true
-}
+type Template = kind.Template
 
 // PathTemplate splits a component path around its {name} element:
 // /srv/tracim/app-{name}/etc is Parent /srv/tracim, Elem "app-{name}", Rest
 // "etc".
-type PathTemplate struct {
-	Parent string
-	Elem   Template
-	Rest   string
-}
+type PathTemplate = kind.PathTemplate
 
 // SplitPath splits a validated component path template.
-func SplitPath(t Template) PathTemplate {
-	i := strings.Index(t.Raw, Placeholder)
-	start := strings.LastIndex(t.Raw[:i], "/")
-	end := strings.Index(t.Raw[i:], "/")
-	var elem, rest string
-	if end < 0 {
-		elem = t.Raw[start+1:]
-	} else {
-		elem = t.Raw[start+1 : i+end]
-		rest = t.Raw[i+end+1:]
-	}
-	parent := t.Raw[:start]
-	if parent == "" {
-		parent = "/"
-	}
-	j := strings.Index(elem, Placeholder)
-	return PathTemplate{
-		Parent: parent,
-		Elem:   Template{Raw: elem, Prefix: elem[:j], Suffix: elem[j+len(Placeholder):]},
-		Rest:   filepath.FromSlash(rest),
-	}
-}
+func SplitPath(t Template) PathTemplate { return kind.SplitPath(t) }
 
 // Component returns the component called name.
 func (l *Layout) Component(name string) (Component, bool) {

@@ -9,9 +9,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"unicode"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/fleetsafe/fleetsafe/pkg/kind"
+	"github.com/fleetsafe/fleetsafe/pkg/kinds/postgresql"
 )
 
 // ParamSource is the Source of a layout given as a module parameter.
@@ -19,16 +21,6 @@ const ParamSource = "<layout parameter>"
 
 // BackupFormats are the formats a backup rule may name.
 var BackupFormats = []string{"pg_custom", "pg_plain", "mysql_dump", "sqlite", "tar", "tar_gz", "tar_zst", "zip", "any"}
-
-// systemDirs are directories under which a bare {name} element is refused:
-// every entry there would be taken for an instance.
-var systemDirs = []string{
-	"/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/media", "/mnt",
-	"/opt", "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/usr/bin",
-	"/usr/lib", "/usr/local", "/usr/share", "/usr/sbin", "/var", "/var/backups", "/var/cache",
-	"/var/lib", "/var/local", "/var/log", "/var/mail", "/var/opt", "/var/run", "/var/spool",
-	"/var/tmp", "/var/www", "/etc/systemd", "/etc/systemd/system",
-}
 
 // LoadLayoutFile reads and parses a layout file.
 func LoadLayoutFile(file string) (*Layout, error) {
@@ -270,7 +262,7 @@ func parseNode(root *yaml.Node, source string) (*Layout, error) {
 var componentNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
 func (p *layoutParser) component(n *yaml.Node, key string) (Component, error) {
-	m, err := p.mapping(n, key, "name", "type", "path", "unit", "database", "optional", "backup")
+	m, err := p.mapping(n, key, append([]string{"name", "type"}, append(templateKeys(), "optional", "backup")...)...)
 	if err != nil {
 		return Component{}, err
 	}
@@ -287,16 +279,17 @@ func (p *layoutParser) component(n *yaml.Node, key string) (Component, error) {
 	}
 	typeNode, ok := m["type"]
 	if !ok {
-		return c, p.errorf(n, key+".type", "", "missing required key (dir, file, postgresql or systemd_unit)")
+		return c, p.errorf(n, key+".type", "", "missing required key (%s)", kind.TypeList())
 	}
 	if c.Type, err = p.str(typeNode, key+".type"); err != nil {
 		return c, err
 	}
-	field := map[string]string{TypeDir: "path", TypeFile: "path", TypePostgreSQL: "database", TypeSystemdUnit: "unit"}[c.Type]
-	if field == "" {
-		return c, p.errorf(typeNode, key+".type", c.Type, "unknown component type (dir, file, postgresql or systemd_unit)")
+	k, known := kind.Lookup(c.Type)
+	if !known {
+		return c, p.errorf(typeNode, key+".type", c.Type, "unknown component type (%s)", kind.TypeList())
 	}
-	for _, f := range []string{"path", "unit", "database"} {
+	field := k.Key()
+	for _, f := range templateKeys() {
 		if fn, present := m[f]; present && f != field {
 			return c, p.errorf(fn, key+"."+f, fn.Value, "a %s component takes %s, not %s", c.Type, field, f)
 		}
@@ -309,24 +302,11 @@ func (p *layoutParser) component(n *yaml.Node, key string) (Component, error) {
 	if err != nil {
 		return c, err
 	}
-	var reason string
-	switch c.Type {
-	case TypeDir, TypeFile:
-		reason = checkPathTemplate(raw)
-	case TypeSystemdUnit:
-		reason = checkNameTemplate(raw, `^[A-Za-z0-9:_.\\@-]*$`, "unit names")
-	case TypePostgreSQL:
-		reason = checkNameTemplate(raw, `^[a-z0-9_]*$`, "database names (lowercase letters, digits and _)")
-	}
-	if reason != "" {
-		return c, p.errorf(tn, key+"."+field, raw, "%s", reason)
-	}
-	i := strings.Index(raw, Placeholder)
-	c.Template = Template{Raw: raw, Prefix: raw[:i], Suffix: raw[i+len(Placeholder):]}
 	c.Key, c.KeyLine = key+"."+field, tn.Line
-	if reason := checkNamespace(c.Type, c.Template); reason != "" {
+	if reason := k.CheckTemplate(raw); reason != "" {
 		return c, p.errorf(tn, c.Key, raw, "%s", reason)
 	}
+	c.Template = kind.NewTemplate(raw)
 
 	if on, ok := m["optional"]; ok {
 		if c.Optional, err = p.boolean(on, key+".optional"); err != nil {
@@ -343,108 +323,51 @@ func (p *layoutParser) component(n *yaml.Node, key string) (Component, error) {
 	return c, nil
 }
 
-func checkNameTemplate(raw, allowed, what string) string {
-	if strings.Count(raw, Placeholder) != 1 {
-		return "must contain {name} exactly once"
+// templateKeys are the layout keys that hold a component's template, one
+// per kind (path, unit, database), in the order known keys are listed.
+func templateKeys() []string {
+	var out []string
+	for _, t := range kind.Types() {
+		k, _ := kind.Lookup(t)
+		if !slices.Contains(out, k.Key()) {
+			out = append(out, k.Key())
+		}
 	}
-	if !regexp.MustCompile(allowed).MatchString(strings.Replace(raw, Placeholder, "", 1)) {
-		return "characters not allowed in " + what
-	}
-	return ""
+	order := map[string]int{"path": 0, "unit": 1, "database": 2}
+	slices.SortStableFunc(out, func(a, b string) int {
+		oa, ka := order[a]
+		ob, kb := order[b]
+		switch {
+		case ka && kb:
+			return oa - ob
+		case ka:
+			return -1
+		case kb:
+			return 1
+		}
+		return strings.Compare(a, b)
+	})
+	return out
 }
 
 // QuarantineDBPrefix starts the names of quarantined databases
 // (softdelete renames a database to fstrash_<id>_<name>); no layout may
 // claim that namespace.
-const QuarantineDBPrefix = "fstrash_"
+const QuarantineDBPrefix = postgresql.QuarantinePrefix
 
 // ReservedDBPrefixes start the names of the databases fleetsafe creates or
-// renames: quarantined (fstrash_), being purged (fspurge_), staged for a
-// restore (fsrestore_, and fleetsafe_restore_ by RESTORE.md's steps) and
-// restore-test scratch databases (fleetsafe_verify_). A layout may claim
-// none of them: fleetsafe drops such databases as its own leftovers.
-var ReservedDBPrefixes = []string{QuarantineDBPrefix, "fspurge_", "fsrestore_", "fleetsafe_restore_", "fleetsafe_verify_"}
+// renames (see postgresql.ReservedPrefixes). A layout may claim none of
+// them: fleetsafe drops such databases as its own leftovers.
+var ReservedDBPrefixes = postgresql.ReservedPrefixes
 
 // ReservedDirPrefix starts the names of the directories fleetsafe creates
 // beside components (.fleetsafe-trash, .fleetsafe-restore-<id>-<component>).
-const ReservedDirPrefix = ".fleetsafe-"
+const ReservedDirPrefix = kind.ReservedDirPrefix
 
 // QuarantineDirName is the hidden directory where soft delete quarantines
 // path components, in each component's parent (softdelete.TrashDir); no
 // layout may claim it.
-const QuarantineDirName = ".fleetsafe-trash"
-
-// unitTypes are the suffixes a systemd unit name ends with.
-var unitTypes = []string{".service", ".socket", ".timer", ".target", ".path", ".mount", ".automount", ".swap", ".slice", ".scope", ".device"}
-
-// checkNamespace returns why a database or unit template does not claim a
-// namespace of the application's own, or "". A database or unit template
-// must start with a literal prefix that ends with a separator (tracim_,
-// tracim@, tracim-): the server's and the system's own databases and units
-// (postgres, grafana, sshd.service) never carry it, so only the
-// application's names can fit. A bare {name}, {name} with only a suffix,
-// or a prefix glued to the name (tracim{name}) is refused.
-func checkNamespace(typ string, t Template) string {
-	switch typ {
-	case TypePostgreSQL:
-		switch {
-		case t.Prefix == "":
-			return "a database template needs a literal prefix of the application's own before {name}, such as tracim_{name}: without one, every database of the server that fits name_pattern (postgres, grafana…) would be taken for an instance"
-		case !strings.HasSuffix(t.Prefix, "_"):
-			return fmt.Sprintf("the literal prefix %q must end with '_' (such as %s_{name}), so that it names a namespace of the application's own", t.Prefix, strings.TrimRight(t.Prefix, "_"))
-		}
-		for _, r := range ReservedDBPrefixes {
-			if strings.HasPrefix(t.Prefix, r) {
-				return "databases starting with " + r + " are fleetsafe's own (quarantined, being purged, staged for a restore or a restore test); a layout may not claim them"
-			}
-		}
-	case TypeSystemdUnit:
-		switch {
-		case t.Prefix == "":
-			return "a unit template needs a literal prefix of the application's own before {name}, such as tracim@{name}.service: without one, every unit of the host that fits name_pattern would be taken for an instance"
-		case !strings.ContainsAny(t.Prefix[len(t.Prefix)-1:], "@-_.:"):
-			return fmt.Sprintf("the literal prefix %q must end with a separator (@ - _ . :), such as tracim@{name}.service", t.Prefix)
-		case !slices.ContainsFunc(unitTypes, func(s string) bool { return strings.HasSuffix(t.Suffix, s) }):
-			return "a unit template must end with a unit type (" + strings.Join(unitTypes, " ") + "), such as tracim@{name}.service"
-		}
-	}
-	return ""
-}
-
-// checkPathTemplate returns why a component path template is unsafe, or "".
-func checkPathTemplate(raw string) string {
-	switch {
-	case !strings.HasPrefix(raw, "/"):
-		return "path must be absolute"
-	case strings.Count(raw, Placeholder) != 1:
-		return "path must contain {name} exactly once"
-	case strings.ContainsFunc(raw, unicode.IsControl):
-		return "path contains control characters"
-	}
-	rest := strings.Replace(raw, Placeholder, "", 1)
-	if strings.ContainsAny(rest, "*?[]{}") {
-		return "glob characters (* ? [ ] { }) are not allowed in component paths"
-	}
-	for _, elem := range strings.Split(raw[1:], "/") {
-		if elem == ".." {
-			return "path must not contain '..'"
-		}
-		if strings.HasPrefix(elem, ReservedDirPrefix) && !strings.Contains(elem, Placeholder) {
-			return "an element starting with " + ReservedDirPrefix + " is fleetsafe's own (" + QuarantineDirName + " quarantines components, .fleetsafe-restore- stages restores); a layout may not claim it"
-		}
-	}
-	if path.Clean(raw) != raw {
-		return "path must be clean: no '.', '//' or trailing '/'"
-	}
-	pt := SplitPath(Template{Raw: raw})
-	if strings.HasPrefix(pt.Elem.Prefix, ".") {
-		return "the {name} element must not start with '.': hidden entries are never instances (and " + QuarantineDirName + " is where fleetsafe quarantines)"
-	}
-	if pt.Elem.Raw == Placeholder && slices.Contains(systemDirs, pt.Parent) {
-		return fmt.Sprintf("{name} directly under the system directory %s would make every entry there an instance; use a directory of the application's own, such as %s/<app>/{name}", pt.Parent, strings.TrimSuffix(pt.Parent, "/"))
-	}
-	return ""
-}
+const QuarantineDirName = kind.TrashDirName
 
 func (p *layoutParser) rule(n *yaml.Node, key string, l *Layout) (BackupRule, error) {
 	m, err := p.mapping(n, key, "component", "path", "format", "max_age", "min_size", "max_shrink", "checksum")

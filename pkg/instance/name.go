@@ -1,11 +1,12 @@
 package instance
 
 import (
-	"fmt"
 	"regexp"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/fleetsafe/fleetsafe/pkg/kinds/postgresql"
 )
 
 // ValidateName refuses any name that is not one exact, safe instance name,
@@ -17,13 +18,10 @@ func (l *Layout) ValidateName(name string) error {
 		return err
 	}
 	for _, c := range l.Components {
-		if db := c.Template.Expand(name); c.Type == TypePostgreSQL && len(db) > MaxDatabaseName {
-			// PostgreSQL truncates longer identifiers, in SQL and in the
-			// connection's database name alike: the truncated name could
-			// be another instance's database.
-			return &InvalidNameError{Name: name, Reason: fmt.Sprintf(
-				"its database %s (component %s) would be %d bytes; PostgreSQL cuts names at %d bytes, so it could denote another instance's database",
-				db, c.Name, len(db), MaxDatabaseName)}
+		if k, ok := c.Kind(); ok {
+			if reason := k.CheckName(c, name); reason != "" {
+				return &InvalidNameError{Name: name, Reason: reason}
+			}
 		}
 	}
 	return nil
@@ -31,7 +29,7 @@ func (l *Layout) ValidateName(name string) error {
 
 // MaxDatabaseName is the longest database name PostgreSQL keeps whole
 // (NAMEDATALEN - 1).
-const MaxDatabaseName = 63
+const MaxDatabaseName = postgresql.MaxDatabaseName
 
 // ValidateName applies the hard refusals to name, then pattern when it is
 // not nil (where no layout is at hand, as in purge).

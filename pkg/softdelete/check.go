@@ -15,8 +15,7 @@ import (
 
 	"github.com/mholt/archives"
 
-	"github.com/fleetsafe/fleetsafe/pkg/instance"
-	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
+	"github.com/fleetsafe/fleetsafe/pkg/kind"
 	"github.com/fleetsafe/fleetsafe/pkg/sidecar"
 )
 
@@ -86,7 +85,7 @@ func checkArchive(ctx context.Context, path string) (*Manifest, string, error) {
 			}
 			defer rc.Close()
 			h := sha256.New()
-			if _, err := pgdump.Verify(io.TeeReader(rc, h)); err != nil {
+			if _, err := plan.kinds[d.Component].VerifyDump(io.TeeReader(rc, h)); err != nil {
 				return fail("dump %s: %v", name, err)
 			}
 			if _, err := io.CopyBuffer(h, rc, buf); err != nil {
@@ -167,6 +166,8 @@ func checkArchive(ctx context.Context, path string) (*Manifest, string, error) {
 type entryPlan struct {
 	files map[string]*FileEntry
 	dumps map[string]DumpEntry
+	// kinds is each component's kind, by component name.
+	kinds map[string]kind.Kind
 }
 
 // planManifest checks that a manifest describes something restore can
@@ -177,7 +178,7 @@ type entryPlan struct {
 // links only to an earlier file of the same component, every dump under
 // its postgresql component.
 func planManifest(m *Manifest) (*entryPlan, error) {
-	p := &entryPlan{files: map[string]*FileEntry{}, dumps: map[string]DumpEntry{}}
+	p := &entryPlan{files: map[string]*FileEntry{}, dumps: map[string]DumpEntry{}, kinds: map[string]kind.Kind{}}
 	comps := map[string]ManifestComponent{}
 	for _, c := range m.Components {
 		if c.Name == "" || strings.ContainsAny(c.Name, "/\x00") || c.Name == "." || c.Name == ".." {
@@ -186,18 +187,18 @@ func planManifest(m *Manifest) (*entryPlan, error) {
 		if _, dup := comps[c.Name]; dup {
 			return nil, fmt.Errorf("component %s appears twice", c.Name)
 		}
-		switch c.Type {
-		case instance.TypeDir, instance.TypeFile, instance.TypePostgreSQL, instance.TypeSystemdUnit:
-		default:
+		k, known := kind.Lookup(c.Type)
+		if !known {
 			return nil, fmt.Errorf("component %s: unknown type %q", c.Name, c.Type)
 		}
+		p.kinds[c.Name] = k
 		want := ""
 		if c.Present {
-			switch c.Type {
-			case instance.TypeDir, instance.TypeFile:
+			switch k.Shape() {
+			case kind.TreeDir, kind.TreeFile:
 				want = "components/" + c.Name
-			case instance.TypePostgreSQL:
-				want = "components/" + c.Name + ".pgdump"
+			case kind.Dump:
+				want = "components/" + c.Name + k.DumpExt()
 			}
 		}
 		if c.ArchivePath != want {
@@ -213,20 +214,20 @@ func planManifest(m *Manifest) (*entryPlan, error) {
 			return nil, fmt.Errorf("files[%d] %q: %s", i, name, why)
 		}
 		c, ok := comps[e.Component]
-		if !ok || c.ArchivePath == "" || c.Type == instance.TypePostgreSQL {
+		if !ok || c.ArchivePath == "" || !shapeOf(c.Type).IsTree() {
 			return nil, fmt.Errorf("files[%d] %q: component %q has no files in this archive", i, name, e.Component)
 		}
 		prefix := c.ArchivePath
 		rest, under := strings.CutPrefix(name, prefix+"/")
 		switch {
 		case name == prefix:
-			if c.Type != instance.TypeDir || e.Type != "dir" {
+			if shapeOf(c.Type) != kind.TreeDir || e.Type != "dir" {
 				return nil, fmt.Errorf("files[%d] %q: the top of component %s must be a directory", i, name, c.Name)
 			}
 			tops[c.Name]++
 		case !under || rest == "":
 			return nil, fmt.Errorf("files[%d] %q: not under %s, the archive path of its component %s", i, name, prefix, c.Name)
-		case c.Type == instance.TypeFile:
+		case shapeOf(c.Type) == kind.TreeFile:
 			if strings.Contains(rest, "/") || e.Type != "file" {
 				return nil, fmt.Errorf("files[%d] %q: file component %s holds exactly one regular file", i, name, c.Name)
 			}
@@ -255,13 +256,13 @@ func planManifest(m *Manifest) (*entryPlan, error) {
 		p.files[name] = e
 	}
 	for _, c := range m.Components {
-		if (c.Type == instance.TypeDir || c.Type == instance.TypeFile) && c.ArchivePath != "" && tops[c.Name] != 1 {
+		if shapeOf(c.Type).IsTree() && c.ArchivePath != "" && tops[c.Name] != 1 {
 			return nil, fmt.Errorf("component %s: %d top entries under %s, expected one", c.Name, tops[c.Name], c.ArchivePath)
 		}
 	}
 	for _, d := range m.Databases {
 		c, ok := comps[d.Component]
-		if !ok || c.Type != instance.TypePostgreSQL || c.ArchivePath != d.Path {
+		if !ok || shapeOf(c.Type) != kind.Dump || c.ArchivePath != d.Path {
 			return nil, fmt.Errorf("dump %q: not the archive path of a postgresql component", d.Path)
 		}
 		if _, dup := p.dumps[d.Path]; dup {
@@ -273,7 +274,7 @@ func planManifest(m *Manifest) (*entryPlan, error) {
 		p.dumps[d.Path] = d
 	}
 	for _, c := range m.Components {
-		if c.Type == instance.TypePostgreSQL && c.ArchivePath != "" {
+		if shapeOf(c.Type) == kind.Dump && c.ArchivePath != "" {
 			if _, ok := p.dumps[c.ArchivePath]; !ok {
 				return nil, fmt.Errorf("component %s: no dump %s in the manifest", c.Name, c.ArchivePath)
 			}

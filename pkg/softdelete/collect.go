@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
+	"github.com/fleetsafe/fleetsafe/pkg/kind"
 )
 
 // source is one filesystem entry to archive, reached through the os.Root of
@@ -179,7 +180,7 @@ func (c *collector) addComponent(comp instance.Component, name string) error {
 	}
 	c.tops[comp.Name] = idOf(top)
 	c.findMounts(comp.Name, full)
-	if comp.Type == instance.TypeFile {
+	if shapeOf(comp.Type) == kind.TreeFile {
 		return c.add(comp.Name, root, base, prefix+"/"+base, top)
 	}
 	topDev := idOf(top).dev

@@ -2,7 +2,6 @@ package softdelete
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
+	"github.com/fleetsafe/fleetsafe/pkg/kind"
 	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
 )
 
@@ -29,7 +29,11 @@ type PurgeRequest struct {
 	KeepLast  int
 	Now       time.Time
 	CheckMode bool
-	PG        pgdump.Conn
+	// PG is how to reach the PostgreSQL server of quarantined databases.
+	PG pgdump.Conn
+	// Settings holds other kinds' connection settings, keyed by kind type
+	// (instance.Options.Settings).
+	Settings map[string]any
 	// Layouts are the host's layouts (a layout and its Others, or every
 	// file of layouts_dir). A quarantine is removed only when its
 	// tombstone's app has a layout here and every move it records is
@@ -47,6 +51,11 @@ type PurgeRequest struct {
 	// "rename", "remove:<component>", "purged", "archive"); tests use it
 	// to break the run at step boundaries.
 	AfterStep func(step string)
+}
+
+// env is the environment the component kinds receive.
+func (r *PurgeRequest) env() kind.Env {
+	return instance.Options{PG: r.PG, Settings: r.Settings}.Env()
 }
 
 func (r *PurgeRequest) step(name string) {
@@ -337,11 +346,11 @@ func (r *PurgeRequest) checkMoves(ts *Tombstone) error {
 			return fmt.Errorf("tombstone %s records component %s as %s; the layout of app %s (%s) says %s", ts.Path, m.Component, m.Type, l.App, l.Source, c.Type)
 		}
 		want := c.Template.Expand(ts.Instance)
-		from := m.From
-		if c.Type == instance.TypeSystemdUnit {
-			from = filepath.Base(m.From)
+		k, err := kindOf(c.Type)
+		if err != nil {
+			return fmt.Errorf("tombstone %s component %s: %w", ts.Path, m.Component, err)
 		}
-		if from != want {
+		if from := k.MoveLocator(m.move()); from != want {
 			return fmt.Errorf("tombstone %s says component %s of %s was %s; the layout of app %s (%s) puts it at %s: that quarantine is not %s's",
 				ts.Path, m.Component, ts.Instance, m.From, l.App, l.Source, want, ts.Instance)
 		}
@@ -361,11 +370,20 @@ func sortedKeys(m map[string]bool) []string {
 	return out
 }
 
+// moveKind is what a quarantine move is called in purge results
+// (Kind.PurgeLabel: quarantine, database).
 func moveKind(m QuarantineMove) string {
-	if m.Type == instance.TypePostgreSQL {
-		return "database"
+	if k, ok := kind.Lookup(m.Type); ok {
+		return k.PurgeLabel()
 	}
 	return "quarantine"
+}
+
+// ownPurge reports whether a move's kind purges its quarantine itself
+// (a database) rather than with the trash entry of its parent.
+func ownPurge(m QuarantineMove) bool {
+	k, ok := kind.Lookup(m.Type)
+	return ok && k.TrashNames(m.move()) == nil
 }
 
 // purgeTombstone removes the quarantine of one deletion, all or nothing
@@ -400,11 +418,11 @@ func purgeTombstone(ctx context.Context, req *PurgeRequest, name string, ts *Tom
 		refused = append(refused, r)
 	}
 	for _, m := range ts.Components {
-		if m.Type == instance.TypePostgreSQL {
-			if !strings.HasPrefix(m.To, trashDBPrefix) {
-				refuse(m, fmt.Errorf("%s is not a quarantine database name", m.To))
-				continue
-			}
+		if _, err := kindOf(m.Type); err != nil {
+			refuse(m, err)
+			continue
+		}
+		if ownPurge(m) {
 			dbs = append(dbs, m)
 			continue
 		}
@@ -438,17 +456,20 @@ func purgeTombstone(ctx context.Context, req *PurgeRequest, name string, ts *Tom
 	if len(refused) == 0 {
 		named := map[string]map[string]bool{}
 		for _, m := range ts.Components {
-			if m.Type == instance.TypePostgreSQL {
+			if ownPurge(m) {
 				continue
 			}
 			p, _ := trashParent(m.To, ts.ID)
 			if named[p] == nil {
 				named[p] = map[string]bool{}
 			}
-			named[p][filepath.Base(m.To)] = true
+			k, _ := kindOf(m.Type)
+			for _, n := range k.TrashNames(m.move()) {
+				named[p][n] = true
+			}
 		}
 		for _, m := range ts.Components {
-			if m.Type == instance.TypePostgreSQL {
+			if ownPurge(m) {
 				continue
 			}
 			p, _ := trashParent(m.To, ts.ID)
@@ -462,32 +483,16 @@ func purgeTombstone(ctx context.Context, req *PurgeRequest, name string, ts *Tom
 			}
 		}
 	}
-	var admin *sql.DB
+	env := req.env()
 	if len(dbs) > 0 && len(refused) == 0 {
-		db, err := req.PG.Open(ctx, "postgres")
-		if err != nil {
-			for _, m := range dbs {
+		for _, m := range dbs {
+			k, _ := kindOf(m.Type)
+			gone, err := k.PurgeCheck(ctx, env, m.move())
+			switch {
+			case err != nil:
 				refuse(m, err)
-			}
-		} else {
-			admin = db
-			defer admin.Close()
-			for _, m := range dbs {
-				intact, err := databaseExists(ctx, admin, m.To)
-				var purging bool
-				if err == nil {
-					purging, err = databaseExists(ctx, admin, PurgingDatabase(m.To))
-				}
-				switch {
-				case err != nil:
-				case intact && purging:
-					err = fmt.Errorf("both databases %s and %s exist; compare and drop one by hand", m.To, PurgingDatabase(m.To))
-				case !intact && !purging:
-					compGone[m.Component] = true // a restore brought it back, or it was dropped
-				}
-				if err != nil {
-					refuse(m, err)
-				}
+			case gone:
+				compGone[m.Component] = true // a restore brought it back, or it was dropped
 			}
 		}
 	}
@@ -529,7 +534,8 @@ func purgeTombstone(ctx context.Context, req *PurgeRequest, name string, ts *Tom
 		}
 	}
 	for _, m := range dbs {
-		if err := markDatabasePurging(ctx, admin, m.To); err != nil {
+		k, _ := kindOf(m.Type)
+		if err := k.PurgeMark(ctx, env, m.move()); err != nil {
 			return fmt.Errorf("purge %s: %w; the tombstone says purging, run the purge again to finish", name, err)
 		}
 	}
@@ -544,8 +550,9 @@ func purgeTombstone(ctx context.Context, req *PurgeRequest, name string, ts *Tom
 	complete := true
 	for _, m := range ts.Components {
 		var err error
-		if m.Type == instance.TypePostgreSQL {
-			err = dropDatabase(ctx, admin, PurgingDatabase(m.To))
+		k, _ := kindOf(m.Type)
+		if ownPurge(m) {
+			err = k.PurgeRemove(ctx, env, m.move())
 		} else {
 			err = failed[entryOf[m.Component]]
 		}
@@ -553,8 +560,8 @@ func purgeTombstone(ctx context.Context, req *PurgeRequest, name string, ts *Tom
 			complete = false
 			refuse(m, err)
 			r := &refused[len(refused)-1]
-			if m.Type == instance.TypePostgreSQL {
-				r.Left = "database " + PurgingDatabase(m.To) + " (tombstone state purging; restore uses the archive)"
+			if ownPurge(m) {
+				r.Left = k.PurgeLeft(m.move()) + " (tombstone state purging; restore uses the archive)"
 			} else {
 				r.Left = leftIn(entryOf[m.Component].purgingPath()) + " (tombstone state purging; restore uses the archive)"
 			}
@@ -729,34 +736,6 @@ func purgeAppArchives(req *PurgeRequest, name, app string, archives []string, ow
 		res.Purged = append(res.Purged, Purged{Instance: name, App: app, Kind: "archive", Path: a, Reason: why})
 		req.step("archive")
 	}
-}
-
-// markDatabasePurging renames a quarantined database to its purging name,
-// so that a half-dropped database is never taken for a quarantine. Done
-// renames are skipped.
-func markDatabasePurging(ctx context.Context, db *sql.DB, name string) error {
-	ok, err := databaseExists(ctx, db, name)
-	if err != nil || !ok {
-		return err
-	}
-	to := PurgingDatabase(name)
-	if _, err := db.ExecContext(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", name); err != nil {
-		return fmt.Errorf("disconnect database %s: %w", name, err)
-	}
-	if _, err := db.ExecContext(ctx, "ALTER DATABASE "+pgdump.QuoteIdent(name)+" RENAME TO "+pgdump.QuoteIdent(to)); err != nil {
-		return fmt.Errorf("rename database %s to %s: %w", name, to, err)
-	}
-	return nil
-}
-
-func dropDatabase(ctx context.Context, db *sql.DB, name string) error {
-	if !strings.HasPrefix(name, purgingDBPrefix) {
-		return fmt.Errorf("refusing to drop %s: not a database being purged", name)
-	}
-	if _, err := db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+pgdump.QuoteIdent(name)+" WITH (FORCE)"); err != nil {
-		return fmt.Errorf("drop database %s: %w", name, err)
-	}
-	return nil
 }
 
 // unnamed lists what the trash entry of the deletion (intact or being

@@ -13,12 +13,12 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/mholt/archives"
 
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
+	"github.com/fleetsafe/fleetsafe/pkg/kind"
 )
 
 // Restore sources.
@@ -155,9 +155,11 @@ func (e *ManifestMismatchError) Hint() string {
 // pick is where one component comes back from.
 type pick struct {
 	comp    instance.Component
-	locator string // what this host's layout resolves: path, unit or database
-	present bool   // present now (force)
-	from    string // path of a present component to move aside (force)
+	k       kind.Kind
+	t       kind.Target // resolved once, by the component's kind
+	locator string      // t.Locator: what this host's layout resolves, path, unit or database
+	present bool        // present now (force)
+	from    string      // path of a present component to move aside (force)
 	// from quarantine
 	ts   *Tombstone
 	move QuarantineMove
@@ -311,14 +313,15 @@ func (r *restorer) run(ctx context.Context) (*RestoreResult, error) {
 			continue
 		}
 		st, _ := inst.State(c.Name)
-		loc, err := layoutLocator(c, req.Name)
+		t, err := target(r.l.App, req.Name, c)
 		if err != nil {
 			return nil, err
 		}
-		p := &pick{comp: c, locator: loc}
+		k, _ := c.Kind()
+		p := &pick{comp: c, k: k, t: t, locator: t.Locator}
 		if st.Present {
 			if !req.Force {
-				if what := placeholder(c, st.Locator); what != "" {
+				if what := k.Placeholder(st.Locator); what != "" {
 					// Replaced like force would, if a deletion holds
 					// content for it (decided once its source is known).
 					p.present, p.from, p.placeholder = true, st.Locator, what
@@ -332,10 +335,7 @@ func (r *restorer) run(ctx context.Context) (*RestoreResult, error) {
 				return nil, &RestoreRefusedError{Name: req.Name, Reason: fmt.Sprintf("component %s: %s", c.Name, st.Problem)}
 			}
 			p.present = true
-			p.from = st.Locator
-			if c.Type == instance.TypeSystemdUnit {
-				p.from = st.UnitFile
-			}
+			p.from, _ = k.QuarantineSource(st)
 		}
 		picks = append(picks, p)
 	}
@@ -450,7 +450,7 @@ func (r *restorer) run(ctx context.Context) (*RestoreResult, error) {
 		// so, since it may not be what was deleted.
 		for _, name := range res.NotRestored {
 			c, _ := r.l.Component(name)
-			if st, _ := inst.State(name); st.Present && c.Type != instance.TypeSystemdUnit {
+			if st, _ := inst.State(name); st.Present && shapeOf(c.Type) != kind.None {
 				res.note("component %s is present and was left as it is (a restore never replaces without force); if it is not what was deleted, run again with force: true and components: [%s]", name, name)
 			}
 		}
@@ -526,14 +526,13 @@ func orNone(s []string) string {
 }
 
 // layoutLocator is what this host's layout resolves for a component of an
-// instance: a path, a unit name or a database name.
+// instance: a path, a unit name or a database name (Kind.Locate).
 func layoutLocator(c instance.Component, name string) (string, error) {
-	switch c.Type {
-	case instance.TypeDir, instance.TypeFile:
-		_, _, full, err := instance.Locate(c, name)
-		return full, err
+	k, err := kindOf(c.Type)
+	if err != nil {
+		return "", err
 	}
-	return c.Template.Expand(name), nil
+	return k.Locate(c, name)
 }
 
 // loadDeletions lists earlier deletions, newest first: every tombstone
@@ -638,7 +637,7 @@ func (r *restorer) choose(ctx context.Context, p *pick) (bool, error) {
 					return false, err
 				}
 				if held {
-					if q.Type != p.comp.Type || (q.Type != instance.TypeSystemdUnit && q.From != p.locator) {
+					if q.Type != p.comp.Type || p.k.MoveLocator(q.move()) != p.locator {
 						return false, &RestoreRefusedError{Name: req.Name, Reason: fmt.Sprintf(
 							"tombstone %s says component %s (%s) was at %q; this host's layout says %q", d.ts.Path, name, q.Type, q.From, p.locator)}
 					}
@@ -646,15 +645,15 @@ func (r *restorer) choose(ctx context.Context, p *pick) (bool, error) {
 					switch {
 					case merr != nil:
 						why = fmt.Sprintf("its archive cannot be read to check it (%v)", merr)
-					case mc == nil || (mc.ArchivePath == "" && q.Type != instance.TypeSystemdUnit):
+					case mc == nil || (mc.ArchivePath == "" && p.k.Shape() != kind.None):
 						why = "its archive does not hold it"
-					case isDatabase(q) && req.CheckMode:
-						res.note("check mode: the quarantined database %s would be compared with the dump in %s before it is renamed back, and restored from that archive if it differs", q.To, d.archive)
-					case isDatabase(q):
-						if why, err = r.compareQuarantinedDatabase(ctx, q, name, d.archive, m); err != nil {
+					case p.k.Shape() == kind.Dump && req.CheckMode:
+						res.note("check mode: the quarantined %s %s would be compared with the dump in %s before it is renamed back, and restored from that archive if it differs", p.k.Noun(), q.To, d.archive)
+					case p.k.Shape() == kind.Dump:
+						if why, err = r.compareQuarantinedDump(ctx, p.k, q, name, d.archive, m); err != nil {
 							return false, err
 						}
-					default:
+					case p.k.Shape().IsTree():
 						why = compareQuarantine(q, name, m)
 					}
 					if why == "" {
@@ -764,7 +763,7 @@ func checkManifestLayout(l *instance.Layout, name, archive string, m *Manifest) 
 		if mc.Locator != want && (mc.Present || mc.Locator != "") {
 			return &ManifestMismatchError{Archive: archive, Component: mc.Name, Field: "locator", Manifest: mc.Locator, Layout: want}
 		}
-		if mc.Type == instance.TypeFile && mc.ArchivePath != "" {
+		if shapeOf(mc.Type) == kind.TreeFile && mc.ArchivePath != "" {
 			for _, e := range m.Files {
 				if e.Component == mc.Name && e.Type == "file" && baseName(e.Name()) != filepath.Base(want) {
 					return &ManifestMismatchError{Archive: archive, Component: mc.Name, Field: "file name", Manifest: baseName(e.Name()), Layout: filepath.Base(want)}
@@ -774,7 +773,10 @@ func checkManifestLayout(l *instance.Layout, name, archive string, m *Manifest) 
 	}
 	for _, d := range m.Databases {
 		if c, ok := l.Component(d.Component); ok {
-			want := c.Template.Expand(name)
+			want, err := layoutLocator(c, name)
+			if err != nil {
+				return err
+			}
 			if d.Database != want {
 				return &ManifestMismatchError{Archive: archive, Component: d.Component, Field: "database", Manifest: d.Database, Layout: want}
 			}
@@ -798,18 +800,12 @@ func (r *restorer) place(ctx context.Context, p *pick) error {
 		if err := r.ensureAside(); err != nil {
 			return err
 		}
-		aside = QuarantineMove{Component: p.comp.Name, Type: p.comp.Type, From: p.from, To: quarantineTarget(p.comp.Type, p.from, r.aside.ID)}
+		aside = QuarantineMove{Component: p.comp.Name, Type: p.comp.Type, From: p.from, To: p.k.QuarantineTarget(p.from, r.aside.ID)}
 		r.aside.Components = append(r.aside.Components, aside)
 		if err := r.aside.write(); err != nil {
 			return err
 		}
-		var err error
-		if p.comp.Type == instance.TypePostgreSQL {
-			err = moveDatabase(ctx, r.req.Options.PG, aside.From, aside.To, false)
-		} else {
-			err = movePath(aside.From, aside.To)
-		}
-		if err != nil {
+		if err := p.k.Quarantine(ctx, r.req.Options.Env(), aside.move()); err != nil {
 			return fmt.Errorf("move present component %s aside: %w", p.comp.Name, err)
 		}
 		for i := range r.res.Replaced {
@@ -827,13 +823,7 @@ func (r *restorer) place(ctx context.Context, p *pick) error {
 		return nil
 	}
 	if aside.To != "" {
-		var berr error
-		if p.comp.Type == instance.TypePostgreSQL {
-			berr = moveDatabase(ctx, r.req.Options.PG, aside.To, aside.From, true)
-		} else {
-			berr = movePathBack(aside.To, aside.From)
-		}
-		if berr != nil {
+		if berr := p.k.Unquarantine(ctx, r.req.Options.Env(), aside.move()); berr != nil {
 			return fmt.Errorf("%w; moving the present component %s back from %s also failed: %v", err, p.comp.Name, aside.To, berr)
 		}
 		for i := range r.res.Replaced {
@@ -850,15 +840,9 @@ func (r *restorer) place(ctx context.Context, p *pick) error {
 
 func (r *restorer) putInPlace(ctx context.Context, p *pick) error {
 	if p.ts != nil {
-		if p.comp.Type == instance.TypePostgreSQL {
-			return moveDatabase(ctx, r.req.Options.PG, p.move.To, p.move.From, true)
-		}
-		return movePathBack(p.move.To, p.move.From)
+		return p.k.Unquarantine(ctx, r.req.Options.Env(), p.move.move())
 	}
-	if p.comp.Type == instance.TypePostgreSQL {
-		return renameStagedDatabase(ctx, r.req.Options.PG, p.staged, p.locator)
-	}
-	return renameStaged(p.staged, p.locator)
+	return p.k.PutInPlace(ctx, r.req.Options.Env(), p.t, p.staged)
 }
 
 // ensureAside writes the tombstone of components moved aside by force
@@ -1068,60 +1052,6 @@ func everyWantedPresent(ctx context.Context, l *instance.Layout, req RestoreRequ
 		}
 	}
 	return true, nil
-}
-
-// placeholder says why a present dir or file component is a placeholder
-// that a restore replaces without force, or "" when it is not one: an
-// empty directory, or an empty file with no other name, carrying no
-// extended attribute (no ACL), on its parent's filesystem (not a mount
-// point). Whatever its mode, owner and mtime: a package script or
-// systemd-tmpfiles recreates the place with default metadata, and the
-// deleted component's own comes back with its content. Anything else
-// present is left as it is (force replaces it).
-func placeholder(c instance.Component, locator string) string {
-	if c.Type != instance.TypeDir && c.Type != instance.TypeFile {
-		return ""
-	}
-	fi, err := os.Lstat(locator)
-	if err != nil {
-		return ""
-	}
-	parent, err := os.Stat(filepath.Dir(locator))
-	if err != nil || idOf(parent).dev != idOf(fi).dev {
-		return ""
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return ""
-	}
-	what := ""
-	switch {
-	case c.Type == instance.TypeDir && fi.IsDir():
-		d, err := os.Open(locator)
-		if err != nil {
-			return ""
-		}
-		names, err := d.Readdirnames(1)
-		d.Close()
-		if len(names) > 0 || !errors.Is(err, io.EOF) {
-			return ""
-		}
-		what = "an empty directory"
-	case c.Type == instance.TypeFile && fi.Mode().IsRegular() && fi.Size() == 0 && st.Nlink == 1:
-		what = "an empty file"
-	default:
-		return ""
-	}
-	f, err := os.OpenFile(locator, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		return ""
-	}
-	names, err := flistxattr(int(f.Fd()))
-	f.Close()
-	if err != nil || len(names) > 0 {
-		return ""
-	}
-	return fmt.Sprintf("%s (mode %v, owner %d:%d)", what, fi.Mode().Perm(), st.Uid, st.Gid)
 }
 
 // sourceEmpty reports whether what a component comes back from is empty

@@ -2,12 +2,11 @@ package softdelete
 
 import (
 	"fmt"
-	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 
-	"github.com/fleetsafe/fleetsafe/pkg/instance"
-	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
+	"github.com/fleetsafe/fleetsafe/pkg/kind"
 	"github.com/fleetsafe/fleetsafe/pkg/sidecar"
 )
 
@@ -15,11 +14,8 @@ import (
 // given a bare archive name; RESTORE.md then explains it.
 const archiveDirPlaceholder = "<ARCHIVE_DIR>"
 
-// runbookTar is the tar invocation every block uses: zstd through tar, so
-// that a failing zstd fails the command (a pipe would hide it). Files are
-// extracted with -p, --numeric-owner and every extended attribute the
-// archive records (ACLs are the system.posix_acl_* attributes).
-const runbookTar = "tar --use-compress-program=zstd"
+// runbookTar is the tar invocation every block uses (kind.RunbookTar).
+const runbookTar = kind.RunbookTar
 
 // Runbook returns RESTORE.md: the exact commands to restore this instance
 // by hand with sha256sum, tar, zstd, coreutils and PostgreSQL's client
@@ -52,8 +48,8 @@ func Runbook(m *Manifest, archive string) []byte {
 	fmt.Fprintf(&b, "Reason: %s. Requested by: %s. Job: %s.\n\n", oneLine(m.Reason), orDash(oneLine(m.RequestedBy)), orDash(oneLine(m.JobID)))
 
 	b.WriteString("You need bash, coreutils (`mkdir`, `mv`, `rmdir`), `sha256sum`, `tar` and `zstd`")
-	if len(m.Databases) > 0 {
-		b.WriteString(", and PostgreSQL's client tools `psql`, `createdb` and `pg_restore`")
+	for _, tools := range runbookTools(m) {
+		b.WriteString(", and " + tools)
 	}
 	b.WriteString(".\nRun the blocks below as root on the host the instance belongs to, in order, " +
 		"each pasted whole into a bash shell. Each block stands alone, changes nothing " +
@@ -94,8 +90,9 @@ func Runbook(m *Manifest, archive string) []byte {
 		"holes); check the free space first, and `fallocate --dig-holes <file>` gives it back.\n\n")
 	restorable := 0
 	for i, c := range m.Components {
+		k, known := kind.Lookup(c.Type)
 		switch {
-		case c.Type == instance.TypeSystemdUnit:
+		case known && k.Shape() == kind.None:
 			continue // section 3
 		case !c.Present:
 			fmt.Fprintf(&b, "### %s\n\nComponent %s (%s) was absent when the instance was deleted: there is nothing to put back.\n\n",
@@ -107,16 +104,13 @@ func Runbook(m *Manifest, archive string) []byte {
 			continue
 		}
 		restorable++
-		switch c.Type {
-		case instance.TypeDir, instance.TypeFile:
-			writeFileStep(&b, c, archivePath, tag)
-		case instance.TypePostgreSQL:
-			writeDatabaseStep(&b, c, archivePath, tag, handStagingDatabase(tag, i))
-		default:
+		if !known {
 			fmt.Fprintf(&b, "### %s\n\nComponent %s is of type %s, for which this runbook has no commands: "+
 				"it is in the archive under `%s`; put it back at `%s` by hand, or use fleetsafe's instance_restore.\n\n",
 				oneLine(c.Name), oneLine(c.Name), oneLine(c.Type), oneLine(c.ArchivePath), oneLine(c.Locator))
+			continue
 		}
+		k.RunbookStep(&b, runbookStep(c, archivePath, tag, i))
 	}
 	if restorable == 0 {
 		b.WriteString("This archive holds no component to put back.\n\n")
@@ -124,22 +118,11 @@ func Runbook(m *Manifest, archive string) []byte {
 
 	b.WriteString("## 3. Start the instance\n\n")
 	units := 0
-	for _, c := range m.Components {
-		if c.Type != instance.TypeSystemdUnit {
-			continue
+	for i, c := range m.Components {
+		if k, known := kind.Lookup(c.Type); known && k.Shape() == kind.None {
+			units++
+			k.RunbookStep(&b, runbookStep(c, archivePath, tag, i))
 		}
-		units++
-		if !c.Present || c.Locator == "" {
-			fmt.Fprintf(&b, "Component %s (systemd unit `%s`) was absent when the instance was deleted: there is no unit to start.\n\n",
-				oneLine(c.Name), oneLine(c.Locator))
-			continue
-		}
-		fmt.Fprintf(&b, "Component %s is the systemd unit `%s`. Its unit file is not in the archive "+
-			"(deletion moved it into quarantine, and purge removed it): if `systemctl cat %s` "+
-			"says it does not exist, reinstall it the way it was first installed (package, "+
-			"configuration management). Then enable and start it:\n\n",
-			oneLine(c.Name), oneLine(c.Locator), oneLine(shellQuote(c.Locator)))
-		fmt.Fprintf(&b, "```sh\nsystemctl enable --now %s\n```\n\n", shellQuote(c.Locator))
 	}
 	if units == 0 {
 		b.WriteString("The layout names no systemd unit for this instance: there is no unit step; " +
@@ -150,73 +133,30 @@ func Runbook(m *Manifest, archive string) []byte {
 	return []byte(b.String())
 }
 
-// writeFileStep writes the block that puts a dir or file component back.
-func writeFileStep(b *strings.Builder, c ManifestComponent, archivePath, tag string) {
-	dest := c.Locator
-	parent := filepath.Dir(dest)
-	stage := filepath.Join(parent, ".fleetsafe-restore-"+tag+"-"+c.Name)
-	member, strip, staged := c.ArchivePath, 1, path.Base(c.ArchivePath)
-	kind := "directory"
-	if c.Type == instance.TypeFile {
-		kind = "file"
-		base := filepath.Base(dest)
-		member, strip, staged = c.ArchivePath+"/"+base, 2, base
+// runbookStep describes one manifest component to its kind's RESTORE.md
+// step.
+func runbookStep(c ManifestComponent, archivePath, tag string, i int) kind.RunbookStep {
+	return kind.RunbookStep{Component: c.Name, Type: c.Type, Locator: c.Locator, ArchivePath: c.ArchivePath,
+		Present: c.Present, Archive: archivePath, Tag: tag, Index: i}
+}
+
+// runbookTools lists, once each, the client tools the dumps of the archive
+// need (Kind.RunbookTools).
+func runbookTools(m *Manifest) []string {
+	var out []string
+	for _, d := range m.Databases {
+		for _, c := range m.Components {
+			if c.Name != d.Component {
+				continue
+			}
+			if k, ok := kind.Lookup(c.Type); ok {
+				if t := k.RunbookTools(); t != "" && !slices.Contains(out, t) {
+					out = append(out, t)
+				}
+			}
+		}
 	}
-	fmt.Fprintf(b, "### %s: %s `%s`\n\n", oneLine(c.Name), kind, oneLine(dest))
-	fmt.Fprintf(b, "Staging directory, if the block fails: `%s`.\n\n", oneLine(stage))
-	b.WriteString("```sh\n")
-	writeRefusal(b, dest, "move it aside first, then run this block again")
-	fmt.Fprintf(b, "  mkdir -p %s &&\n", shellQuote(parent))
-	fmt.Fprintf(b, "    mkdir -m 0700 %s &&\n", shellQuote(stage))
-	fmt.Fprintf(b, "    %s -xpf %s --numeric-owner --xattrs --xattrs-include='*' -C %s --strip-components=%d %s &&\n",
-		runbookTar, shellQuote(archivePath), shellQuote(stage), strip, shellQuote(member))
-	fmt.Fprintf(b, "    mv -T %s %s &&\n", shellQuote(stage+"/"+staged), shellQuote(dest))
-	fmt.Fprintf(b, "    rmdir %s\n", shellQuote(stage))
-	b.WriteString("fi\n```\n\n")
-}
-
-// writeDatabaseStep writes the block that puts a PostgreSQL component back.
-func writeDatabaseStep(b *strings.Builder, c ManifestComponent, archivePath, tag, stageDB string) {
-	db := c.Locator
-	work := filepath.Dir(archivePath) + "/.fleetsafe-restore-" + tag + "-" + c.Name
-	dump := work + "/" + path.Base(c.ArchivePath)
-	fmt.Fprintf(b, "### %s: PostgreSQL database `%s`\n\n", oneLine(c.Name), oneLine(db))
-	fmt.Fprintf(b, "The commands connect the way libpq does by default: as the user running them, "+
-		"through the local socket. If the server wants another role or host, first set in "+
-		"this shell `export PGHOST=<DB_HOST> PGPORT=<DB_PORT> PGUSER=<DB_SUPERUSER>` (and "+
-		"`PGPASSWORD`, or a `~/.pgpass` file), with a role allowed to create databases. "+
-		"The dump is first extracted into `%s` (beside the archive), restored into the staging "+
-		"database `%s`, which is renamed `%s` once complete. pg_restore gives every object "+
-		"its archived owner, so those roles must exist. The dump holds the database's "+
-		"contents, not its own owner: if the application connects as its own role, give it "+
-		"the database afterwards with `ALTER DATABASE %s OWNER TO <APP_ROLE>`.\n\n",
-		oneLine(work), oneLine(stageDB), oneLine(db), oneLine(pgdump.QuoteIdent(db)))
-	b.WriteString("```sh\n")
-	// Every database a client tool connects to is given as a quoted
-	// connection string (libpq reads a -d or --dbname value holding '='
-	// as one); every name in SQL is a quoted identifier or literal.
-	maint := shellQuote(pgdump.DBNameArg("postgres"))
-	fmt.Fprintf(b, "found=$(psql -X -A -t -d %s -c %s) || found=unknown\n", maint,
-		shellQuote("SELECT count(*) FROM pg_database WHERE datname = "+sqlLiteral(db)))
-	fmt.Fprintf(b, "if [ \"$found\" != 0 ]; then\n")
-	fmt.Fprintf(b, "  printf 'REFUSED: database %%s exists, or PostgreSQL could not be asked (see above); drop or rename it first, then run this block again\\n' %s >&2\n", shellQuote(db))
-	b.WriteString("  false\nelse\n")
-	fmt.Fprintf(b, "  mkdir -m 0700 %s &&\n", shellQuote(work))
-	fmt.Fprintf(b, "    %s -xf %s -C %s --strip-components=1 %s &&\n", runbookTar, shellQuote(archivePath), shellQuote(work), shellQuote(c.ArchivePath))
-	fmt.Fprintf(b, "    createdb --maintenance-db=%s --template=template0 -- %s &&\n", maint, shellQuote(stageDB))
-	fmt.Fprintf(b, "    pg_restore --exit-on-error --dbname=%s %s &&\n", shellQuote(pgdump.DBNameArg(stageDB)), shellQuote(dump))
-	fmt.Fprintf(b, "    psql -X -q -v ON_ERROR_STOP=1 -d %s -c %s &&\n", maint,
-		shellQuote("ALTER DATABASE "+pgdump.QuoteIdent(stageDB)+" RENAME TO "+pgdump.QuoteIdent(db)))
-	fmt.Fprintf(b, "    rm -r %s\n", shellQuote(work))
-	b.WriteString("fi\n```\n\n")
-}
-
-// writeRefusal opens the if/else that refuses when dest exists (a
-// dangling symlink counts as existing).
-func writeRefusal(b *strings.Builder, dest, advice string) {
-	fmt.Fprintf(b, "if [ -e %s ] || [ -L %s ]; then\n", shellQuote(dest), shellQuote(dest))
-	fmt.Fprintf(b, "  printf 'REFUSED: %%s exists; %s\\n' %s >&2\n", advice, shellQuote(dest))
-	b.WriteString("  false\nelse\n")
+	return out
 }
 
 // runbookTag is the archive ID as it appears in staging names: lower case
@@ -237,71 +177,11 @@ func runbookTag(id string) string {
 	return tag
 }
 
-// handStagingDatabase names the database a by-hand dump is restored into before it is
-// renamed into place; at most 63 bytes (PostgreSQL's identifier limit).
-func handStagingDatabase(tag string, i int) string {
-	suffix := fmt.Sprintf("_%d", i)
-	name := "fleetsafe_restore_" + tag
-	if len(name)+len(suffix) > 63 {
-		name = name[:63-len(suffix)]
-	}
-	return name + suffix
-}
+// shellQuote quotes s as one bash word (kind.ShellQuote).
+func shellQuote(s string) string { return kind.ShellQuote(s) }
 
-// sqlLiteral quotes s as an SQL string: dollar-quoted when it can be (it
-// reads better inside a single-quoted shell word), standard otherwise.
-func sqlLiteral(s string) string {
-	if !strings.Contains(s, "$") {
-		return "$fleetsafe$" + s + "$fleetsafe$"
-	}
-	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
-}
-
-// shellQuote quotes s as one bash word: single quotes, or ANSI-C quoting
-// ($'...') when s holds control characters, so that a newline in a path
-// can never end a Markdown code block or a command.
-func shellQuote(s string) string {
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f {
-			return ansiCQuote(s)
-		}
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
-func ansiCQuote(s string) string {
-	var b strings.Builder
-	b.WriteString("$'")
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '\'' || c == '\\':
-			b.WriteByte('\\')
-			b.WriteByte(c)
-		case c < 0x20 || c == 0x7f:
-			fmt.Fprintf(&b, "\\x%02x", c)
-		default:
-			b.WriteByte(c)
-		}
-	}
-	b.WriteString("'")
-	return b.String()
-}
-
-// oneLine makes free text (a reason, a path shown in prose) safe to print
-// in Markdown prose: control characters become spaces and backticks
-// quotes, so that it can never open or close a code block.
-func oneLine(s string) string {
-	return strings.Map(func(r rune) rune {
-		switch {
-		case r < 0x20 || r == 0x7f:
-			return ' '
-		case r == '`':
-			return '\''
-		}
-		return r
-	}, s)
-}
+// oneLine makes free text safe to print in Markdown prose (kind.OneLine).
+func oneLine(s string) string { return kind.OneLine(s) }
 
 func orDash(s string) string {
 	if s == "" {

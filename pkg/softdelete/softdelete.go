@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
-	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
+	"github.com/fleetsafe/fleetsafe/pkg/kind"
 )
 
 // Request is one soft deletion.
@@ -317,7 +317,7 @@ func Delete(ctx context.Context, l *instance.Layout, req Request) (*Result, erro
 	col := newCollector(req.AcceptLosses)
 	defer col.close()
 	for _, c := range l.Components {
-		if st, _ := inst.State(c.Name); st.Present && c.IsPath() {
+		if st, _ := inst.State(c.Name); st.Present && shapeOf(c.Type).IsTree() {
 			if err := col.addComponent(c, inst.Name); err != nil {
 				return resultOrNil(res), err
 			}
@@ -410,22 +410,29 @@ func archiveInstance(ctx context.Context, l *instance.Layout, req Request, inst 
 		JobID: req.JobID, ToolVersion: Version, CreatedAt: now, Files: []FileEntry{}, Databases: []DumpEntry{},
 		Losses: col.losses, AcceptLosses: req.AcceptLosses}
 	var dumps []dumpFile
-	var dumped []string
+	var since []kind.Since
+	env := req.Options.Env()
 	for _, c := range l.Components {
 		st, _ := inst.State(c.Name)
 		mc := ManifestComponent{Name: c.Name, Type: c.Type, Locator: st.Locator, Present: st.Present}
+		k, err := kindOf(c.Type)
+		if err != nil {
+			return nil, fmt.Errorf("component %s: %w", c.Name, err)
+		}
 		if st.Present {
-			switch c.Type {
-			case instance.TypeDir, instance.TypeFile:
+			switch k.Shape() {
+			case kind.TreeDir, kind.TreeFile:
 				mc.ArchivePath = "components/" + c.Name
-			case instance.TypePostgreSQL:
-				d := dumpFile{path: filepath.Join(work, c.Name+".pgdump"),
-					entry: DumpEntry{Component: c.Name, Database: st.Locator, Path: "components/" + c.Name + ".pgdump"}}
-				dumped = append(dumped, st.Locator)
-				if err := pgdump.Dump(ctx, req.Options.PG, st.Locator, d.path); err != nil {
+			case kind.Dump:
+				d := dumpFile{path: filepath.Join(work, c.Name+k.DumpExt()),
+					entry: DumpEntry{Component: c.Name, Database: st.Locator, Path: "components/" + c.Name + k.DumpExt()}}
+				t := kind.Target{App: l.App, Instance: inst.Name, Component: c, Locator: st.Locator}
+				changed, err := k.Dump(ctx, env, t, d.path)
+				if err != nil {
 					return nil, fmt.Errorf("dump component %s: %w", c.Name, err)
 				}
-				if err := describeDump(&d); err != nil {
+				since = append(since, changed)
+				if err := describeDump(k, &d); err != nil {
 					return nil, err
 				}
 				dumps = append(dumps, d)
@@ -458,8 +465,8 @@ func archiveInstance(ctx context.Context, l *instance.Layout, req Request, inst 
 		return nil, err
 	}
 	changes := col.changedSince(nil)
-	for _, db := range dumped {
-		c, err := databaseChanges(ctx, req.Options.PG, db)
+	for _, changed := range since {
+		c, err := changed(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -471,18 +478,6 @@ func archiveInstance(ctx context.Context, l *instance.Layout, req Request, inst 
 	return info, nil
 }
 
-// databaseChanges names the sessions open on a database after it was
-// dumped: they may write before the rename. (A session that came and went
-// meanwhile is not seen: pg_stat_database's counters are flushed too late
-// after a backend exits to be compared without false alarms.)
-func databaseChanges(ctx context.Context, pg pgdump.Conn, db string) ([]string, error) {
-	conns, err := settledConnections(ctx, pg, db)
-	if err != nil || len(conns) == 0 {
-		return nil, err
-	}
-	return []string{fmt.Sprintf("database %s has %d session(s) opened after it was dumped: %s", db, len(conns), strings.Join(conns, "; "))}, nil
-}
-
 // plannedMoves lists where each present component goes.
 func plannedMoves(l *instance.Layout, inst *instance.Instance, id string) []QuarantineMove {
 	var out []QuarantineMove
@@ -491,14 +486,15 @@ func plannedMoves(l *instance.Layout, inst *instance.Instance, id string) []Quar
 		if !st.Present {
 			continue
 		}
-		from := st.Locator
-		if c.Type == instance.TypeSystemdUnit {
-			if st.UnitFile == "" {
-				continue // known to systemctl only: nothing to move
-			}
-			from = st.UnitFile
+		k, ok := c.Kind()
+		if !ok {
+			continue // refused before: archiveInstance names it
 		}
-		out = append(out, QuarantineMove{Component: c.Name, Type: c.Type, From: from, To: quarantineTarget(c.Type, from, id)})
+		from, ok := k.QuarantineSource(st)
+		if !ok {
+			continue // a unit known to systemctl only: nothing to move
+		}
+		out = append(out, QuarantineMove{Component: c.Name, Type: c.Type, From: from, To: k.QuarantineTarget(from, id)})
 	}
 	return out
 }
@@ -551,7 +547,7 @@ func finishQuarantine(ctx context.Context, req Request, ts *Tombstone, res *Resu
 func changedInPlace(ctx context.Context, ts *Tombstone) ([]string, error) {
 	pending := map[string]QuarantineMove{}
 	for _, m := range ts.Components {
-		if m.Type != instance.TypeDir && m.Type != instance.TypeFile {
+		if !shapeOf(m.Type).IsTree() {
 			continue
 		}
 		if _, err := os.Lstat(m.From); err == nil {
@@ -572,7 +568,7 @@ func changedInPlace(ctx context.Context, ts *Tombstone) ([]string, error) {
 			continue
 		}
 		p := m.From
-		if m.Type == instance.TypeDir {
+		if shapeOf(m.Type) == kind.TreeDir {
 			rest := strings.TrimPrefix(e.Name(), "components/"+e.Component)
 			p = filepath.Join(m.From, filepath.FromSlash(rest))
 		}
@@ -710,14 +706,14 @@ func explainVerifyError(err error, srcs []*source) error {
 	return err
 }
 
-func describeDump(d *dumpFile) error {
+func describeDump(k kind.Kind, d *dumpFile) error {
 	f, err := os.Open(d.path)
 	if err != nil {
 		return fmt.Errorf("read dump: %w", err)
 	}
 	defer f.Close()
 	h := newHasher()
-	sum, err := pgdump.Verify(teeHash(f, h))
+	sum, err := k.VerifyDump(teeHash(f, h))
 	if err != nil {
 		return fmt.Errorf("dump of %s: %w", d.entry.Database, err)
 	}
@@ -737,8 +733,13 @@ func describeDump(d *dumpFile) error {
 // preflight refuses, with nothing changed, what must not be deleted now:
 // components that are unsafe to touch, active units, open connections.
 func preflight(ctx context.Context, l *instance.Layout, req Request, inst *instance.Instance) error {
+	env := req.Options.Env()
 	for _, st := range inst.Components {
-		if st.Present && (st.Type == instance.TypeDir || st.Type == instance.TypeFile) {
+		k, err := kindOf(st.Type)
+		if err != nil {
+			return &RefusedError{Name: inst.Name, Reason: fmt.Sprintf("component %s: %v", st.Name, err)}
+		}
+		if st.Present && k.Family() == kind.FamilyPath {
 			if err := sameFilesystem(inst.Name, st.Locator); err != nil {
 				return err
 			}
@@ -751,15 +752,13 @@ func preflight(ctx context.Context, l *instance.Layout, req Request, inst *insta
 			return &RefusedError{Name: inst.Name, Reason: fmt.Sprintf("unit %s is active", st.Locator),
 				Advice: "stop the unit first, or set stop_service: true"}
 		}
-		if st.Present && st.Type == instance.TypePostgreSQL {
-			conns, err := settledConnections(ctx, req.Options.PG, st.Locator)
+		if st.Present {
+			refusal, err := k.Preflight(ctx, env, st)
 			if err != nil {
 				return err
 			}
-			if len(conns) > 0 {
-				return &RefusedError{Name: inst.Name,
-					Reason: fmt.Sprintf("database %s has %d open connection(s): %s", st.Locator, len(conns), strings.Join(conns, "; ")),
-					Advice: "stop the application or close those sessions"}
+			if refusal != nil {
+				return &RefusedError{Name: inst.Name, Reason: refusal.Reason, Advice: refusal.Advice}
 			}
 		}
 	}
@@ -781,74 +780,6 @@ func stopUnits(ctx context.Context, l *instance.Layout, req Request, inst *insta
 		return inst, nil
 	}
 	return l.Resolve(ctx, req.Name, req.Options)
-}
-
-// ownSessionGrace is how long settledConnections waits for fleetsafe's
-// own sessions to be gone from the server.
-const ownSessionGrace = 2 * time.Second
-
-// settledConnections is openConnections once fleetsafe's own sessions
-// have had time to end. The server process of a session whose client has
-// gone (this run's pg_dump, a previous fleetsafe run's look at the
-// database) stays listed for a moment, longer on a loaded machine, and
-// would read as an open connection or a late change: sessions that all
-// carry fleetsafe's application name are looked at again for up to
-// ownSessionGrace before they count; any other session counts at once.
-func settledConnections(ctx context.Context, pg pgdump.Conn, db string) ([]string, error) {
-	deadline := time.Now().Add(ownSessionGrace)
-	conns, err := openConnections(ctx, pg, db)
-	for err == nil && len(conns) > 0 && allOwnSessions(conns) && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-		conns, err = openConnections(ctx, pg, db)
-	}
-	return conns, err
-}
-
-// allOwnSessions reports whether every session openConnections described
-// carries fleetsafe's application name (pgdump sets it for pg_dump too).
-func allOwnSessions(conns []string) bool {
-	for _, c := range conns {
-		if !strings.HasPrefix(c, "application fleetsafe,") {
-			return false
-		}
-	}
-	return true
-}
-
-// openConnections lists the sessions that would keep a database from being
-// renamed into quarantine. Autovacuum workers are not sessions: PostgreSQL
-// stops them itself for ALTER DATABASE … RENAME. Client backends are named
-// by application, client and user; any other backend (a walsender, a
-// logical replication or extension worker) by its type, since it blocks
-// the rename too.
-func openConnections(ctx context.Context, pg pgdump.Conn, db string) ([]string, error) {
-	conn, err := pg.Open(ctx, "postgres")
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	rows, err := conn.QueryContext(ctx, `SELECT coalesce(backend_type, ''),
-		coalesce(nullif(application_name, ''), '(no application name)'),
-		coalesce(host(client_addr), 'local socket'), coalesce(nullif(usename, ''), '(no user)')
-		FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()
-		AND coalesce(backend_type, '') NOT IN ('autovacuum worker', 'autovacuum launcher')`, db)
-	if err != nil {
-		return nil, fmt.Errorf("list connections to %s: %w", db, err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var typ, app, client, user string
-		if err := rows.Scan(&typ, &app, &client, &user); err != nil {
-			return nil, err
-		}
-		if typ == "client backend" {
-			out = append(out, fmt.Sprintf("application %s, client %s, user %s", app, client, user))
-			continue
-		}
-		out = append(out, fmt.Sprintf("a %s (not a client session), user %s", typ, user))
-	}
-	return out, rows.Err()
 }
 
 // lock takes the per-instance lock; a second run refuses at once.
@@ -992,13 +923,17 @@ func planMoves(ctx context.Context, l *instance.Layout, req Request, dir string)
 	defer col.close()
 	for _, c := range l.Components {
 		st, _ := inst.State(c.Name)
-		if !st.Present || c.Type == instance.TypeSystemdUnit {
+		k, err := kindOf(c.Type)
+		if err != nil {
+			return nil, fmt.Errorf("component %s: %w", c.Name, err)
+		}
+		if !st.Present || k.Shape() == kind.None {
 			continue
 		}
 		p.Components = append(p.Components, c.Name)
-		moves = append(moves, QuarantineMove{Component: c.Name, Type: c.Type, From: st.Locator, To: quarantineTarget(c.Type, st.Locator, "<id>")})
-		switch c.Type {
-		case instance.TypePostgreSQL:
+		moves = append(moves, QuarantineMove{Component: c.Name, Type: c.Type, From: st.Locator, To: k.QuarantineTarget(st.Locator, "<id>")})
+		switch k.Shape() {
+		case kind.Dump:
 			p.Databases = append(p.Databases, st.Locator)
 			if st.SizeBytes != nil {
 				p.Bytes += *st.SizeBytes

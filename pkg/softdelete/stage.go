@@ -15,79 +15,35 @@ import (
 	"sort"
 	"strings"
 	"syscall"
-	"time"
 
-	"github.com/lib/pq"
 	"github.com/mholt/archives"
 
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
-	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
+	"github.com/fleetsafe/fleetsafe/pkg/kind"
+	"github.com/fleetsafe/fleetsafe/pkg/kinds/paths"
 )
 
 // StagingPrefix starts the name of the directory in which a component is
 // staged, beside its destination, before one rename puts it in place.
-const StagingPrefix = ".fleetsafe-restore-"
+const StagingPrefix = paths.StagingPrefix
 
-// stagingID is stable for one instance of one app, so that a run killed
-// mid-restore leaves a staging directory the next run finds and removes,
-// and two instances sharing a parent directory never touch each other's.
-func stagingID(app, name string) string {
-	sum := sha256.Sum256([]byte(app + "\x00" + name))
-	return hex.EncodeToString(sum[:6])
-}
-
-// stagingDir is where a dir or file component is staged: a hidden
-// directory in the component's own parent (same filesystem, so the final
-// rename is atomic), holding the component under its own base name.
-func stagingDir(app, name string, c instance.Component, locator string) string {
-	return filepath.Join(filepath.Dir(locator), StagingPrefix+stagingID(app, name)+"-"+c.Name)
-}
-
-// stagingDatabase is the name a database is restored under before it is
-// renamed into place: stable for one component of one instance, and
-// carrying the final name (truncated to PostgreSQL's 63 bytes) so that an
-// operator sees what it is.
-func stagingDatabase(app, name string, c instance.Component) string {
-	n := "fsrestore_" + stagingID(app, name+"\x00"+c.Name) + "_" + c.Template.Expand(name)
-	if len(n) > 63 {
-		n = n[:63]
-	}
-	return n
-}
-
-// cleanStaging removes what a killed restore of this instance left: its
-// staging directories and staging databases. It returns how many.
+// cleanStaging removes what a killed restore of this instance left: each
+// component's staging place (Kind.CleanStaging). It returns how many.
 func cleanStaging(ctx context.Context, l *instance.Layout, name string, opts instance.Options) (int, error) {
 	n := 0
+	env := opts.Env()
 	for _, c := range l.Components {
-		switch c.Type {
-		case instance.TypeDir, instance.TypeFile:
-			loc, err := layoutLocator(c, name)
-			if err != nil {
-				return n, err
-			}
-			top := stagingDir(l.App, name, c, loc)
-			if _, err := os.Lstat(top); err != nil {
-				continue
-			}
-			root, err := os.OpenRoot(filepath.Dir(top))
-			if err != nil {
-				return n, err
-			}
-			err = root.RemoveAll(filepath.Base(top))
-			root.Close()
-			if err != nil {
-				return n, fmt.Errorf("remove staging leftover %s: %w", top, err)
-			}
+		t, err := target(l.App, name, c)
+		if err != nil {
+			return n, err
+		}
+		k, _ := c.Kind()
+		found, err := k.CleanStaging(ctx, env, t)
+		if err != nil {
+			return n, err
+		}
+		if found {
 			n++
-		case instance.TypePostgreSQL:
-			dropped, err := dropStagingDatabase(ctx, opts.PG, stagingDatabase(l.App, name, c))
-			if err != nil {
-				return n, err
-			}
-			if dropped {
-				n++
-			}
 		}
 	}
 	return n, nil
@@ -136,7 +92,7 @@ type staged struct {
 // rel maps an archive name of the component to its path in the staging
 // directory.
 func (s *staged) rel(name string) string {
-	if s.p.comp.Type == instance.TypeFile || name == s.p.mc.ArchivePath {
+	if shapeOf(s.p.comp.Type) == kind.TreeFile || name == s.p.mc.ArchivePath {
 		return s.base
 	}
 	return filepath.Join(s.base, filepath.FromSlash(strings.TrimPrefix(name, s.p.mc.ArchivePath+"/")))
@@ -151,11 +107,11 @@ func (r *restorer) stageArchive(ctx context.Context, archive string, picks []*pi
 		}
 	}()
 	for _, p := range picks {
-		if p.comp.Type == instance.TypePostgreSQL {
+		if p.k.Shape() == kind.Dump {
 			dumps[p.mc.ArchivePath] = p
 			continue
 		}
-		top := stagingDir(r.l.App, r.req.Name, p.comp, p.locator)
+		top := p.k.Staging(p.t)
 		if _, err := os.Lstat(filepath.Dir(top)); errors.Is(err, fs.ErrNotExist) {
 			if err := os.MkdirAll(filepath.Dir(top), 0o755); err != nil {
 				return fmt.Errorf("component %s: %w", p.comp.Name, err)
@@ -200,7 +156,7 @@ func (r *restorer) stageArchive(ctx context.Context, archive string, picks []*pi
 			return err
 		}
 		if p, ok := dumps[name]; ok {
-			return extractTo(fi, filepath.Join(r.work, p.comp.Name+".pgdump"))
+			return extractTo(fi, filepath.Join(r.work, p.comp.Name+p.k.DumpExt()))
 		}
 		s := find(name)
 		if s == nil {
@@ -241,7 +197,7 @@ func (r *restorer) stageArchive(ctx context.Context, archive string, picks []*pi
 		r.req.step("stage:" + s.p.comp.Name)
 	}
 	for _, p := range dumps {
-		if err := r.stageDatabase(ctx, p, m); err != nil {
+		if err := r.stageDump(ctx, p, m); err != nil {
 			return err
 		}
 		r.req.step("stage:" + p.comp.Name)
@@ -296,10 +252,11 @@ func (r *restorer) relinkAcross(m *Manifest, dirs []*staged, find func(string) *
 	return nil
 }
 
-// stageDatabase restores a dump into the staging database; a failed
-// pg_restore drops what it half-created.
-func (r *restorer) stageDatabase(ctx context.Context, p *pick, m *Manifest) error {
-	file := filepath.Join(r.work, p.comp.Name+".pgdump")
+// stageDump restores a dump kind's component from its extracted dump into
+// its staging place (Kind.Stage), after checking the dump against the
+// manifest.
+func (r *restorer) stageDump(ctx context.Context, p *pick, m *Manifest) error {
+	file := filepath.Join(r.work, p.comp.Name+p.k.DumpExt())
 	i := slices.IndexFunc(m.Databases, func(d DumpEntry) bool { return d.Path == p.mc.ArchivePath })
 	if i < 0 {
 		return fmt.Errorf("component %s: no dump %s in the manifest", p.comp.Name, p.mc.ArchivePath)
@@ -311,70 +268,26 @@ func (r *restorer) stageDatabase(ctx context.Context, p *pick, m *Manifest) erro
 	if sum != m.Databases[i].SHA256 {
 		return fmt.Errorf("component %s: the extracted dump has sha256 %s, the manifest says %s", p.comp.Name, sum, m.Databases[i].SHA256)
 	}
-	stage := stagingDatabase(r.l.App, r.req.Name, p.comp)
-	if err := createStagingDatabase(ctx, r.req.Options.PG, stage); err != nil {
-		return err
-	}
-	p.staged = stage
-	if err := pgdump.Restore(ctx, r.req.Options.PG, stage, file); err != nil {
-		if _, derr := dropStagingDatabase(ctx, r.req.Options.PG, stage); derr != nil {
-			return fmt.Errorf("restore component %s into staging database %s: %w; dropping the half-restored staging database also failed: %v", p.comp.Name, stage, err, derr)
-		}
-		p.staged = ""
-		return fmt.Errorf("restore component %s into staging database %s: %w (the half-restored staging database was dropped; %s was never created)", p.comp.Name, stage, err, p.locator)
-	}
-	return nil
+	staged, err := p.k.Stage(ctx, r.req.Options.Env(), p.t, file)
+	p.staged = staged
+	return err
 }
 
-// unstage removes staging directories (empty once renamed into place),
-// staging databases not put in place, and the work directory.
+// unstage removes staging places (a staging directory, empty once renamed
+// into place; a staging database not put in place) and the work
+// directory.
 func (r *restorer) unstage(ctx context.Context, chosen []*pick) {
 	for _, p := range chosen {
 		if p.staged == "" || p.ts != nil {
 			continue
 		}
-		if p.comp.Type == instance.TypePostgreSQL {
-			if !p.done {
-				_, _ = dropStagingDatabase(ctx, r.req.Options.PG, p.staged)
-			}
-		} else if root, err := os.OpenRoot(filepath.Dir(p.staged)); err == nil {
-			_ = root.RemoveAll(filepath.Base(p.staged))
-			root.Close()
-		}
+		_ = p.k.DropStaging(ctx, r.req.Options.Env(), p.staged, p.done)
 		p.staged = ""
 	}
 	if r.work != "" {
 		os.RemoveAll(r.work)
 		r.work = ""
 	}
-}
-
-// renameStaged puts a staged component in place with one rename that
-// never replaces anything.
-func renameStaged(top, locator string) error {
-	parent := filepath.Dir(locator)
-	d, err := os.Open(parent)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	from := filepath.Base(top) + "/" + filepath.Base(locator)
-	if err := renameNoReplaceIn(d, from, filepath.Base(locator)); err != nil {
-		return fmt.Errorf("put %s in place: %w", locator, err)
-	}
-	return syncDir(parent)
-}
-
-func renameStagedDatabase(ctx context.Context, pg pgdump.Conn, stage, name string) error {
-	db, err := pg.Open(ctx, "postgres")
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	if _, err := db.ExecContext(ctx, "ALTER DATABASE "+pgdump.QuoteIdent(stage)+" RENAME TO "+pgdump.QuoteIdent(name)); err != nil {
-		return fmt.Errorf("rename staging database %s to %s: %w", stage, name, err)
-	}
-	return nil
 }
 
 // componentEntries lists the manifest entries of one component.
@@ -653,68 +566,13 @@ func modeBits(m uint32) fs.FileMode {
 	return fs.FileMode(m) & (fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
 }
 
-// createStagingDatabase creates a staging database. The instance's lock is
-// held, so a database of that name is a leftover of a killed restore of
-// this very instance: its CREATE DATABASE can still be committing on the
-// server after the killed client is gone, so that cleanStaging did not see
-// it yet. Such a leftover is dropped and the creation tried again.
-func createStagingDatabase(ctx context.Context, pg pgdump.Conn, name string) error {
-	db, err := pg.Open(ctx, "postgres")
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	for attempt := 0; ; attempt++ {
-		_, err := db.ExecContext(ctx, "CREATE DATABASE "+pgdump.QuoteIdent(name))
-		if err == nil {
-			return nil
-		}
-		var pqe *pq.Error
-		// 42P04: it exists; 23505: another CREATE of it is still committing.
-		if attempt >= 5 || !errors.As(err, &pqe) || (pqe.Code != "42P04" && pqe.Code != "23505") {
-			return fmt.Errorf("create staging database %s: %w", name, err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Duration(attempt+1) * 200 * time.Millisecond):
-		}
-		if _, derr := dropStagingDatabase(ctx, pg, name); derr != nil {
-			return fmt.Errorf("create staging database %s: %w; dropping the leftover of a killed restore failed: %v", name, err, derr)
-		}
-	}
-}
-
-// dropStagingDatabase drops a staging database if it exists, closing any
-// session (a pg_restore orphaned by a killed run) first.
-func dropStagingDatabase(ctx context.Context, pg pgdump.Conn, name string) (bool, error) {
-	db, err := pg.Open(ctx, "postgres")
-	if err != nil {
-		return false, err
-	}
-	defer db.Close()
-	ok, err := databaseExists(ctx, db, name)
-	if err != nil || !ok {
-		return false, err
-	}
-	if _, err := db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+pgdump.QuoteIdent(name)+" WITH (FORCE)"); err != nil {
-		return false, fmt.Errorf("drop staging database %s: %w", name, err)
-	}
-	return true, nil
-}
-
 // quarantineHeld reports whether a quarantine move's target still exists.
 func quarantineHeld(ctx context.Context, opts instance.Options, m QuarantineMove) (bool, error) {
-	if m.Type != instance.TypePostgreSQL {
-		_, err := os.Lstat(m.To)
-		return err == nil, nil
-	}
-	db, err := opts.PG.Open(ctx, "postgres")
+	k, err := kindOf(m.Type)
 	if err != nil {
 		return false, err
 	}
-	defer db.Close()
-	return databaseExists(ctx, db, m.To)
+	return k.Held(ctx, opts.Env(), m.move())
 }
 
 // compareQuarantine checks a quarantined dir or file component against
@@ -724,7 +582,7 @@ func quarantineHeld(ctx context.Context, opts instance.Options, m QuarantineMove
 // are checked for presence only (quarantineHeld). It returns why the
 // copy differs, or "".
 func compareQuarantine(q QuarantineMove, comp string, m *Manifest) string {
-	if q.Type != instance.TypeDir && q.Type != instance.TypeFile {
+	if !shapeOf(q.Type).IsTree() {
 		return ""
 	}
 	i := slices.IndexFunc(m.Components, func(c ManifestComponent) bool { return c.Name == comp })

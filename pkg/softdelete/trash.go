@@ -18,19 +18,6 @@ const StatePurging = "purging"
 // PurgingSuffix ends the name of a quarantine directory being purged.
 const PurgingSuffix = ".purging"
 
-// Database name prefixes: quarantined, and being dropped. Both have the
-// same length, so a quarantine name always has a purging name.
-const (
-	trashDBPrefix   = "fstrash_"
-	purgingDBPrefix = "fspurge_"
-)
-
-// PurgingDatabase returns the name a quarantined database takes while it
-// is being dropped.
-func PurgingDatabase(quarantined string) string {
-	return purgingDBPrefix + strings.TrimPrefix(quarantined, trashDBPrefix)
-}
-
 // SymlinkError is a trash or quarantine path reached through a symlink:
 // fleetsafe never follows one there.
 type SymlinkError struct {

@@ -1,5 +1,5 @@
 //go:build linux && !amd64 && !arm64
 
-package softdelete
+package paths
 
 const sysRenameat2 = -1

@@ -1,3 +1,3 @@
-package softdelete
+package paths
 
 const sysRenameat2 = 316

@@ -1,0 +1,149 @@
+package postgresql
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/fleetsafe/fleetsafe/pkg/kind"
+	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
+)
+
+// TestFormats are pg_dump's custom format and plain SQL.
+func (Kind) TestFormats() []string { return []string{"pg_custom", "pg_plain"} }
+
+// TestRestore restores a backup into a scratch database
+// (fleetsafe_verify_<random>), counts its rows and drops it whatever
+// happens.
+func (Kind) TestRestore(ctx context.Context, env kind.Env, b kind.Backup) (map[string]int64, error) {
+	pg := Conn(env)
+	r := make([]byte, 6)
+	_, _ = rand.Read(r)
+	scratch := ScratchPrefix + hex.EncodeToString(r)
+	admin, err := pg.Open(ctx, "postgres")
+	if err != nil {
+		return nil, err
+	}
+	defer admin.Close()
+	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+pgdump.QuoteIdent(scratch)); err != nil {
+		return nil, fmt.Errorf("create scratch database: %w", err)
+	}
+	if b.Scratch != nil {
+		b.Scratch(scratch)
+	}
+	defer func() {
+		// Dropped even when ctx is cancelled or the restore failed.
+		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, _ = admin.ExecContext(dctx, "DROP DATABASE IF EXISTS "+pgdump.QuoteIdent(scratch)+" WITH (FORCE)")
+	}()
+	switch b.Format {
+	case "pg_custom":
+		err = pgdump.Restore(ctx, pg, scratch, b.File)
+	case "pg_plain":
+		err = psql(ctx, pg, scratch, b)
+	default:
+		err = fmt.Errorf("format %s cannot be test-restored into PostgreSQL", b.Format)
+	}
+	if err != nil {
+		return nil, err
+	}
+	got, err := tableCounts(ctx, pg, scratch)
+	if err != nil {
+		return nil, fmt.Errorf("count rows: %w", err)
+	}
+	return got, nil
+}
+
+// psql runs a plain dump, through backup_verify's decompression and
+// guard, into db.
+func psql(ctx context.Context, pg pgdump.Conn, db string, b kind.Backup) error {
+	if b.Plain == nil {
+		return fmt.Errorf("%s: no reader for a plain SQL backup", b.File)
+	}
+	in, refused, err := b.Plain()
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, "psql", "--no-psqlrc", "--quiet", "-v", "ON_ERROR_STOP=1", "--dbname="+pgdump.DBNameArg(db))
+	cmd.Stdin = in
+	cmd.Env = pg.Env()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	cmd.Stdout = nil
+	err = cmd.Run()
+	if rerr := refused(); rerr != nil {
+		return rerr
+	}
+	if err != nil {
+		return fmt.Errorf("psql -f %s: %w: %s", b.File, err, strings.TrimSpace(stderr.String()))
+	}
+	return nil
+}
+
+// LiveCounts counts the rows of every table of the live database.
+func (Kind) LiveCounts(ctx context.Context, env kind.Env, locator string) (map[string]int64, error) {
+	return tableCounts(ctx, Conn(env), locator)
+}
+
+// Gone says why a live database can no longer be read when it went away
+// during the run: dropped or renamed, or closed to connections.
+func (Kind) Gone(ctx context.Context, env kind.Env, locator string) string {
+	admin, err := Conn(env).Open(ctx, "postgres")
+	if err != nil {
+		return ""
+	}
+	defer admin.Close()
+	var allow bool
+	switch err := admin.QueryRowContext(ctx, "SELECT datallowconn FROM pg_database WHERE datname = $1", locator).Scan(&allow); {
+	case errors.Is(err, sql.ErrNoRows):
+		return "was dropped or renamed"
+	case err != nil:
+		return ""
+	case !allow:
+		return "was closed to connections"
+	}
+	return ""
+}
+
+// tableCounts counts the rows of every ordinary table outside the system
+// schemas.
+func tableCounts(ctx context.Context, pg pgdump.Conn, db string) (map[string]int64, error) {
+	conn, err := pg.Open(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	rows, err := conn.QueryContext(ctx, `SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'`)
+	if err != nil {
+		return nil, err
+	}
+	var tables [][2]string
+	for rows.Next() {
+		var s, t string
+		if err := rows.Scan(&s, &t); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		tables = append(tables, [2]string{s, t})
+	}
+	rows.Close()
+	out := map[string]int64{}
+	for _, t := range tables {
+		var n int64
+		q := "SELECT count(*) FROM " + pgdump.QuoteIdent(t[0]) + "." + pgdump.QuoteIdent(t[1])
+		if err := conn.QueryRowContext(ctx, q).Scan(&n); err != nil {
+			return nil, err
+		}
+		out[t[0]+"."+t[1]] = n
+	}
+	return out, nil
+}
