@@ -18,5 +18,6 @@ package kinds
 import (
 	_ "github.com/fleetsafe/fleetsafe/pkg/kinds/paths"
 	_ "github.com/fleetsafe/fleetsafe/pkg/kinds/postgresql"
+	_ "github.com/fleetsafe/fleetsafe/pkg/kinds/sqlite"
 	_ "github.com/fleetsafe/fleetsafe/pkg/kinds/systemd"
 )
