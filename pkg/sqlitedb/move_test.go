@@ -4,11 +4,13 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math/rand/v2"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -222,4 +224,52 @@ func TestDigest_CopyEqualsOriginal_ChangesAreCaught(t *testing.T) {
 	_, err = sqlitedb.Digest(ctx, bad)
 	var ce *sqlitedb.CorruptError
 	assert.ErrorAs(t, err, &ce)
+}
+
+// TestMove_KilledAtRandomInstants kills a moving process (quarantine,
+// then restore, back and forth) at random instants: Move called again
+// always finishes the move (never a conflict with its own parts), and
+// the database, with what only its -wal holds, keeps its digest.
+func TestMove_KilledAtRandomInstants(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "app.db"), filepath.Join(dir, "q.db")
+	walDB(t, a)
+	want, err := sqlitedb.Digest(ctx, a)
+	require.NoError(t, err)
+	moveCmd := func(src, dst string) *exec.Cmd {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "FLEETSAFE_SQLITE_MOVE_SRC="+src, "FLEETSAFE_SQLITE_MOVE_DST="+dst)
+		return cmd
+	}
+	start := time.Now()
+	require.NoError(t, moveCmd(a, b).Run())
+	span := time.Since(start)
+	src, dst := b, a
+	killed, split := 0, 0
+	// 16 rounds, more (up to 64) until a kill fell between two renames.
+	for i := 0; i < 16 || (split == 0 && i < 64); i++ {
+		cmd := moveCmd(src, dst)
+		require.NoError(t, cmd.Start())
+		time.Sleep(time.Duration(rand.Int64N(int64(span))))
+		_ = cmd.Process.Kill()
+		if cmd.Wait() != nil {
+			killed++
+		}
+		if l, _ := sqlitedb.Parts(src); len(l) > 0 {
+			if r, _ := sqlitedb.Parts(dst); len(r) > 0 {
+				split++
+			}
+		}
+		require.NoError(t, sqlitedb.Move(ctx, src, dst), "a killed move is finished")
+		left, err := sqlitedb.Parts(src)
+		require.NoError(t, err)
+		require.Empty(t, left)
+		require.FileExists(t, dst+"-wal", "the -wal moved with the file")
+		require.NoError(t, sqlitedb.CheckDigest(ctx, dst, want))
+		src, dst = dst, src
+	}
+	t.Logf("%d moves killed, %d left split between both names", killed, split)
+	assert.Positive(t, killed)
+	assert.Positive(t, split, "some kills fell between two renames")
 }
