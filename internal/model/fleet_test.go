@@ -15,6 +15,8 @@ import (
 	"github.com/fleetsafe/fleetsafe/internal/fleettest"
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
 	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
+
+	_ "modernc.org/sqlite" // the sqlite driver of the lite component
 )
 
 // Component names of the machine's layout.
@@ -23,9 +25,10 @@ const (
 	compData   = "data"   // dir nested under the {name} element, /srv/<app>/{name}/data
 	compEnv    = "env"    // file, /run/<app>/{name}.env
 	compDB     = "db"     // postgresql, <app>_{name}
+	compLite   = "lite"   // sqlite, /var/lib/<app>/{name}.sqlite
 )
 
-var componentOrder = []string{compConfig, compData, compEnv, compDB}
+var componentOrder = []string{compConfig, compData, compEnv, compDB, compLite}
 
 // candidateNames are the names the machine draws from: some prefixes of
 // others, so that a name confused with another shows.
@@ -112,9 +115,10 @@ var (
 	dataShapes   = []string{"%[1]s/srv/%[2]s/{name}/data", "%[1]s/srv/%[2]s/{name}-data", "%[1]s/var/lib/%[2]s/data-{name}/current"}
 	envShapes    = []string{"%[1]s/run/%[2]s/{name}.env", "%[1]s/run/%[2]s/env-{name}"}
 	dbShapes     = []string{"%[2]s_{name}", "%[2]s_{name}_db", "x%[2]s_{name}"}
+	liteShapes   = []string{"%[1]s/var/lib/%[2]s/{name}.sqlite", "%[1]s/var/lib/%[2]s/lite-{name}/app.db"}
 )
 
-type layoutShapes struct{ config, data, env, db string }
+type layoutShapes struct{ config, data, env, db, lite string }
 
 func drawShapes(t *rapid.T) layoutShapes {
 	return layoutShapes{
@@ -122,6 +126,7 @@ func drawShapes(t *rapid.T) layoutShapes {
 		data:   rapid.SampledFrom(dataShapes).Draw(t, "data path"),
 		env:    rapid.SampledFrom(envShapes).Draw(t, "env path"),
 		db:     rapid.SampledFrom(dbShapes).Draw(t, "database"),
+		lite:   rapid.SampledFrom(liteShapes).Draw(t, "sqlite path"),
 	}
 }
 
@@ -140,6 +145,9 @@ components:
   - name: db
     type: postgresql
     database: `+sh.db+`
+  - name: lite
+    type: sqlite
+    path: `+sh.lite+`
 `, root, app)
 }
 
@@ -197,6 +205,9 @@ func (f *fleet) create(ctx context.Context, t *rapid.T, name string, comps []str
 	if has(compEnv) {
 		write(f.path(compEnv, name), []byte("NAME="+name+"\nSECRET=s3cr3t\n"), 0o600, 1000)
 	}
+	if has(compLite) {
+		createSQLite(t, f.path(compLite, name), name)
+	}
 	if has(compDB) {
 		defer timed("setup database", time.Now())
 		admin, err := f.pg.Open(ctx, "postgres")
@@ -222,5 +233,44 @@ func (f *fleet) create(ctx context.Context, t *rapid.T, name string, comps []str
 func touch(t *rapid.T, p string, mtime time.Time) {
 	if err := os.Chtimes(p, mtime, mtime); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// createSQLite makes a SQLite database in WAL mode whose newest rows are
+// only in its -wal, with no connection left open (the files of an open
+// database, copied while nothing writes: what a stopped application
+// leaves).
+func createSQLite(t *rapid.T, p, name string) {
+	if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	tmp, err := os.MkdirTemp("", "fleetsafe-model-sqlite-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(tmp)
+	live := filepath.Join(tmp, "live.db")
+	db, err := sql.Open("sqlite", "file:"+live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	for _, q := range []string{"PRAGMA journal_mode = WAL", "PRAGMA wal_autocheckpoint = 0",
+		"CREATE TABLE content (id INTEGER PRIMARY KEY, label TEXT NOT NULL, body BLOB)",
+		"INSERT INTO content (label) VALUES ('first')", "PRAGMA wal_checkpoint(TRUNCATE)",
+		"INSERT INTO content (label, body) VALUES ('doc-" + name + "', randomblob(64))"} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	for _, suf := range []string{"", "-wal", "-shm"} {
+		data, err := os.ReadFile(live + suf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p+suf, data, 0o640); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

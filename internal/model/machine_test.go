@@ -16,6 +16,7 @@ import (
 
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
 	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
+	"github.com/fleetsafe/fleetsafe/pkg/sqlitedb"
 )
 
 // deletion is what the model knows of one tombstone: a soft deletion, or
@@ -189,6 +190,13 @@ func (m *machine) observeIn(t *rapid.T, name string, dbs map[string]bool) map[st
 			out[c] = d
 		}
 	}
+	if _, err := os.Lstat(m.f.path(compLite, name)); err == nil {
+		d, err := sqlitedb.Digest(m.ctx, m.f.path(compLite, name))
+		if err != nil {
+			t.Fatalf("observe %s sqlite: %v", name, err)
+		}
+		out[compLite] = d
+	}
 	if allow, ok := dbs[m.f.database(name)]; ok {
 		if !allow {
 			out[compDB] = "closed to connections"
@@ -259,6 +267,12 @@ func (m *machine) Check(t *rapid.T) {
 					dg, err := pathDigest(mv.To)
 					if err != nil {
 						t.Fatal(err)
+					}
+					if mv.Type == typeSQLite && dg != "" {
+						// The content, with the -wal moved along.
+						if dg, err = sqlitedb.Digest(m.ctx, mv.To); err != nil {
+							t.Fatalf("instance %s: quarantined %s at %s: %v", n, c, mv.To, err)
+						}
 					}
 					present = dg != ""
 					if present && d.held[c] && dg != d.archived[c] {
@@ -506,6 +520,12 @@ func (m *machine) Modify(t *rapid.T) {
 		err = os.WriteFile(filepath.Join(m.f.path(which, name), "written-"+stamp), []byte(stamp), 0o644)
 	case compEnv:
 		err = os.WriteFile(m.f.path(compEnv, name), []byte("NAME="+name+"\nAT="+stamp+"\n"), 0o600)
+	case compLite:
+		var db *sql.DB
+		if db, err = sql.Open("sqlite", "file:"+m.f.path(compLite, name)); err == nil {
+			_, err = db.ExecContext(m.ctx, "INSERT INTO content (label) VALUES (?)", "written-"+stamp)
+			db.Close()
+		}
 	case compDB:
 		err = withSession(m.ctx, m.f.pg, m.f.database(name), func(db *sql.Conn) error {
 			_, err := db.ExecContext(m.ctx, "INSERT INTO content (label) VALUES ($1)", "written-"+stamp)
