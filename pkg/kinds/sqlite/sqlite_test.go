@@ -208,3 +208,31 @@ func TestSQLite_RunbookStep(t *testing.T) {
 		assert.Contains(t, text, "SQLite database")
 	}
 }
+
+// TestSQLite_HostileFileNames: database file names that a SQLite URI or a
+// shell would misread soft-delete and come back from the archive with
+// their content.
+func TestSQLite_HostileFileNames(t *testing.T) {
+	ctx := context.Background()
+	for i, base := range []string{"amp&mode=memory.db", "h#frag %41.db", "it's \"x\" $(y).db", "-dash.db"} {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			root := t.TempDir()
+			yml := fmt.Sprintf("app: lite\ncomponents:\n  - name: db\n    type: sqlite\n    path: %q\n", root+"/srv/{name}/"+base)
+			l, err := instance.ParseLayout([]byte(yml), "lite.yml")
+			require.NoError(t, err)
+			require.NoError(t, os.MkdirAll(filepath.Join(root, "srv", "acme"), 0o755))
+			dbFile := filepath.Join(root, "srv", "acme", base)
+			walDB(t, dbFile)
+			want, err := sqlitedb.Digest(ctx, dbFile)
+			require.NoError(t, err)
+			opts := instance.Options{SkipSizes: true, SystemdDir: filepath.Join(root, "systemd")}
+			archives := filepath.Join(root, "archives")
+			_, err = softdelete.Delete(ctx, l, softdelete.Request{Name: "acme", ArchiveDir: archives, Reason: "test", Options: opts})
+			require.NoError(t, err)
+			assert.NoFileExists(t, dbFile)
+			_, err = softdelete.Restore(ctx, l, softdelete.RestoreRequest{Name: "acme", ArchiveDir: archives, Source: "archive", Options: opts})
+			require.NoError(t, err)
+			require.NoError(t, sqlitedb.CheckDigest(ctx, dbFile, want))
+		})
+	}
+}
