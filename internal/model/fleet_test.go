@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"fmt"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +15,8 @@ import (
 	"github.com/fleetsafe/fleetsafe/internal/fleettest"
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
 	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
+
+	_ "modernc.org/sqlite" // the sqlite driver of the lite component
 )
 
 // Component names of the machine's layout.
@@ -23,11 +24,11 @@ const (
 	compConfig = "config" // dir, /etc/<app>/{name}
 	compData   = "data"   // dir nested under the {name} element, /srv/<app>/{name}/data
 	compEnv    = "env"    // file, /run/<app>/{name}.env
-	compNotes  = "notes"  // sqlite, /var/lib/<app>-notes/{name}.db
 	compDB     = "db"     // postgresql, <app>_{name}
+	compLite   = "lite"   // sqlite, /var/lib/<app>/{name}.sqlite
 )
 
-var componentOrder = []string{compConfig, compData, compEnv, compNotes, compDB}
+var componentOrder = []string{compConfig, compData, compEnv, compDB, compLite}
 
 // candidateNames are the names the machine draws from: some prefixes of
 // others, so that a name confused with another shows.
@@ -113,19 +114,19 @@ var (
 	configShapes = []string{"%[1]s/etc/%[2]s/{name}", "%[1]s/etc/%[2]s/cfg-{name}", "%[1]s/etc/%[2]s/{name}.d"}
 	dataShapes   = []string{"%[1]s/srv/%[2]s/{name}/data", "%[1]s/srv/%[2]s/{name}-data", "%[1]s/var/lib/%[2]s/data-{name}/current"}
 	envShapes    = []string{"%[1]s/run/%[2]s/{name}.env", "%[1]s/run/%[2]s/env-{name}"}
-	notesShapes  = []string{"%[1]s/var/lib/%[2]s-notes/{name}.db", "%[1]s/opt/%[2]s/notes-{name}.sqlite"}
 	dbShapes     = []string{"%[2]s_{name}", "%[2]s_{name}_db", "x%[2]s_{name}"}
+	liteShapes   = []string{"%[1]s/var/lib/%[2]s/{name}.sqlite", "%[1]s/var/lib/%[2]s/lite-{name}/app.db"}
 )
 
-type layoutShapes struct{ config, data, env, notes, db string }
+type layoutShapes struct{ config, data, env, db, lite string }
 
 func drawShapes(t *rapid.T) layoutShapes {
 	return layoutShapes{
 		config: rapid.SampledFrom(configShapes).Draw(t, "config path"),
 		data:   rapid.SampledFrom(dataShapes).Draw(t, "data path"),
 		env:    rapid.SampledFrom(envShapes).Draw(t, "env path"),
-		notes:  rapid.SampledFrom(notesShapes).Draw(t, "notes path"),
 		db:     rapid.SampledFrom(dbShapes).Draw(t, "database"),
+		lite:   rapid.SampledFrom(liteShapes).Draw(t, "sqlite path"),
 	}
 }
 
@@ -141,12 +142,12 @@ components:
   - name: env
     type: file
     path: `+sh.env+`
-  - name: notes
-    type: sqlite
-    path: `+sh.notes+`
   - name: db
     type: postgresql
     database: `+sh.db+`
+  - name: lite
+    type: sqlite
+    path: `+sh.lite+`
 `, root, app)
 }
 
@@ -204,15 +205,8 @@ func (f *fleet) create(ctx context.Context, t *rapid.T, name string, comps []str
 	if has(compEnv) {
 		write(f.path(compEnv, name), []byte("NAME="+name+"\nSECRET=s3cr3t\n"), 0o600, 1000)
 	}
-	if has(compNotes) {
-		p := f.path(compNotes, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
-			t.Fatal(err)
-		}
-		if err := sqliteExec(p, "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL, blob BLOB)",
-			"INSERT INTO notes (body, blob) VALUES ('note of "+name+"', randomblob(64)), ('second', NULL)"); err != nil {
-			t.Fatal(err)
-		}
+	if has(compLite) {
+		createSQLite(t, f.path(compLite, name), name)
 	}
 	if has(compDB) {
 		defer timed("setup database", time.Now())
@@ -242,20 +236,41 @@ func touch(t *rapid.T, p string, mtime time.Time) {
 	}
 }
 
-// sqliteExec runs statements on the SQLite database at p (created when
-// missing) and closes it: no -wal or -journal is left beside it.
-func sqliteExec(p string, stmts ...string) error {
-	u := url.URL{Scheme: "file", Path: p, OmitHost: true}
-	db, err := sql.Open("sqlite", u.String())
+// createSQLite makes a SQLite database in WAL mode whose newest rows are
+// only in its -wal, with no connection left open (the files of an open
+// database, copied while nothing writes: what a stopped application
+// leaves).
+func createSQLite(t *rapid.T, p, name string) {
+	if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	tmp, err := os.MkdirTemp("", "fleetsafe-model-sqlite-")
 	if err != nil {
-		return err
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(tmp)
+	live := filepath.Join(tmp, "live.db")
+	db, err := sql.Open("sqlite", "file:"+live)
+	if err != nil {
+		t.Fatal(err)
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(1)
-	for _, q := range stmts {
+	for _, q := range []string{"PRAGMA journal_mode = WAL", "PRAGMA wal_autocheckpoint = 0",
+		"CREATE TABLE content (id INTEGER PRIMARY KEY, label TEXT NOT NULL, body BLOB)",
+		"INSERT INTO content (label) VALUES ('first')", "PRAGMA wal_checkpoint(TRUNCATE)",
+		"INSERT INTO content (label, body) VALUES ('doc-" + name + "', randomblob(64))"} {
 		if _, err := db.Exec(q); err != nil {
-			return fmt.Errorf("%s: %w", q, err)
+			t.Fatalf("%s: %v", q, err)
 		}
 	}
-	return db.Close()
+	for _, suf := range []string{"", "-wal", "-shm"} {
+		data, err := os.ReadFile(live + suf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p+suf, data, 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -23,16 +23,21 @@ var (
 	dbSuffixes   = []string{"", "_d", "d", "_a"}
 )
 
+// typeSQLite is the sqlite kind's component type.
+const typeSQLite = "sqlite"
+
 type genComponent struct {
 	name, typ, template string
 }
 
-// genLayout draws a layout of 2 to 4 dir, file and postgresql components.
+// genLayout draws a layout of 2 to 4 dir, file, sqlite and postgresql
+// components (sqlite is a path kind: its file template collides with dir
+// and file templates like theirs with each other).
 func genLayout(t *rapid.T) []genComponent {
 	n := rapid.IntRange(2, 4).Draw(t, "components")
 	var out []genComponent
 	for i := range n {
-		typ := rapid.SampledFrom([]string{instance.TypeDir, instance.TypeDir, instance.TypeFile, instance.TypePostgreSQL}).Draw(t, "type")
+		typ := rapid.SampledFrom([]string{instance.TypeDir, instance.TypeDir, instance.TypeFile, typeSQLite, instance.TypePostgreSQL}).Draw(t, "type")
 		var tmpl string
 		if typ == instance.TypePostgreSQL {
 			tmpl = rapid.SampledFrom(dbPrefixes).Draw(t, "dbprefix") + instance.Placeholder + rapid.SampledFrom(dbSuffixes).Draw(t, "dbsuffix")
@@ -139,7 +144,7 @@ func TestLayoutDisjointAccepted(t *testing.T) {
 		n := rapid.IntRange(1, 4).Draw(t, "components")
 		var comps []genComponent
 		for i := range n {
-			typ := rapid.SampledFrom([]string{instance.TypeDir, instance.TypeFile}).Draw(t, "type")
+			typ := rapid.SampledFrom([]string{instance.TypeDir, instance.TypeFile, typeSQLite}).Draw(t, "type")
 			tmpl := fmt.Sprintf("/srv/app/c%d/", i) + rapid.SampledFrom(pathPrefixes).Draw(t, "prefix") + instance.Placeholder
 			if rest := rapid.SampledFrom(pathRests).Draw(t, "rest"); rest != "" {
 				tmpl += "/" + rest
@@ -164,8 +169,8 @@ func TestMachineLayoutsAccepted(t *testing.T) {
 		for _, d := range dataShapes {
 			for _, e := range envShapes {
 				for _, db := range dbShapes {
-					for _, no := range notesShapes {
-						src := machineLayout("/tmp/model-root", "fsapp", layoutShapes{c, d, e, no, db})
+					for _, lite := range liteShapes {
+						src := machineLayout("/tmp/model-root", "fsapp", layoutShapes{c, d, e, db, lite})
 						l, err := instance.ParseLayout([]byte(src), "machine.yml")
 						if err != nil {
 							t.Fatalf("a layout of the state machine is refused: %v\n%s", err, src)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
 	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
+	"github.com/fleetsafe/fleetsafe/pkg/sqlitedb"
 )
 
 // deletion is what the model knows of one tombstone: a soft deletion, or
@@ -180,14 +181,21 @@ func (m *machine) databases(t *rapid.T) map[string]bool {
 // observeIn is observe with the server's databases already listed.
 func (m *machine) observeIn(t *rapid.T, name string, dbs map[string]bool) map[string]string {
 	out := map[string]string{}
-	for _, c := range []string{compConfig, compData, compEnv, compNotes} {
-		d, err := componentDigest(c, m.f.path(c, name))
+	for _, c := range []string{compConfig, compData, compEnv} {
+		d, err := pathDigest(m.f.path(c, name))
 		if err != nil {
 			t.Fatalf("observe %s %s: %v", name, c, err)
 		}
 		if d != "" {
 			out[c] = d
 		}
+	}
+	if _, err := os.Lstat(m.f.path(compLite, name)); err == nil {
+		d, err := sqlitedb.Digest(m.ctx, m.f.path(compLite, name))
+		if err != nil {
+			t.Fatalf("observe %s sqlite: %v", name, err)
+		}
+		out[compLite] = d
 	}
 	if allow, ok := dbs[m.f.database(name)]; ok {
 		if !allow {
@@ -256,9 +264,15 @@ func (m *machine) Check(t *rapid.T) {
 				if mv.Type == instance.TypePostgreSQL {
 					_, present = dbs[mv.To]
 				} else {
-					dg, err := componentDigest(c, mv.To)
+					dg, err := pathDigest(mv.To)
 					if err != nil {
 						t.Fatal(err)
+					}
+					if mv.Type == typeSQLite && dg != "" {
+						// The content, with the -wal moved along.
+						if dg, err = sqlitedb.Digest(m.ctx, mv.To); err != nil {
+							t.Fatalf("instance %s: quarantined %s at %s: %v", n, c, mv.To, err)
+						}
 					}
 					present = dg != ""
 					if present && d.held[c] && dg != d.archived[c] {
@@ -506,8 +520,12 @@ func (m *machine) Modify(t *rapid.T) {
 		err = os.WriteFile(filepath.Join(m.f.path(which, name), "written-"+stamp), []byte(stamp), 0o644)
 	case compEnv:
 		err = os.WriteFile(m.f.path(compEnv, name), []byte("NAME="+name+"\nAT="+stamp+"\n"), 0o600)
-	case compNotes:
-		err = sqliteExec(m.f.path(compNotes, name), "INSERT INTO notes (body) VALUES ('written-"+stamp+"')")
+	case compLite:
+		var db *sql.DB
+		if db, err = sql.Open("sqlite", "file:"+m.f.path(compLite, name)); err == nil {
+			_, err = db.ExecContext(m.ctx, "INSERT INTO content (label) VALUES (?)", "written-"+stamp)
+			db.Close()
+		}
 	case compDB:
 		err = withSession(m.ctx, m.f.pg, m.f.database(name), func(db *sql.Conn) error {
 			_, err := db.ExecContext(m.ctx, "INSERT INTO content (label) VALUES ($1)", "written-"+stamp)

@@ -14,7 +14,6 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/fleetsafe/fleetsafe/pkg/kinds/sqlite"
 	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
 )
 
@@ -70,20 +69,6 @@ func entryLine(p string) (string, error) {
 		desc += " -> " + target
 	}
 	return desc + " " + fi.ModTime().UTC().Format("2006-01-02T15:04:05.000000000"), nil
-}
-
-// componentDigest is the digest of a path-family component, "" when
-// absent: a SQLite database by its content (schema and rows: restore from
-// an archive writes a fresh copy, with its directory's owner), anything
-// else by pathDigest.
-func componentDigest(comp, p string) (string, error) {
-	if comp != compNotes {
-		return pathDigest(p)
-	}
-	if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
-		return "", nil
-	}
-	return sqlite.Digest(context.Background(), p)
 }
 
 // pathDigest is the digest of a dir or file component, "" when absent.

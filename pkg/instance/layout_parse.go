@@ -20,7 +20,7 @@ import (
 const ParamSource = "<layout parameter>"
 
 // BackupFormats are the formats a backup rule may name.
-var BackupFormats = []string{"pg_custom", "pg_plain", "tar", "tar_gz", "tar_zst", "zip", "any"}
+var BackupFormats = []string{"pg_custom", "pg_plain", "mysql_dump", "sqlite", "tar", "tar_gz", "tar_zst", "zip", "any"}
 
 // LoadLayoutFile reads and parses a layout file.
 func LoadLayoutFile(file string) (*Layout, error) {

@@ -41,9 +41,13 @@ const busyRetry = 50 * time.Millisecond
 // synced, and only then renamed to dst; the directory is synced too. On
 // failure nothing is left at dst.
 //
-// src is opened read-write without creating it (SQLite may need to
-// recover a hot journal or use the -shm), never created: a missing
-// database is an error, not an empty copy.
+// src is opened read-only, never created (a missing database is an
+// error, not an empty copy): a read-write connection, the last to close,
+// would checkpoint the -wal into the file and delete it, changing the
+// live database's files under the application (and under a quarantine
+// that must carry that -wal). A hot journal (a writer killed mid
+// transaction) then fails the copy: the application recovers it when it
+// next opens the database.
 func Copy(ctx context.Context, src, dst string) (*CopyResult, error) {
 	st, err := os.Stat(src)
 	if err != nil {
@@ -80,7 +84,7 @@ func Copy(ctx context.Context, src, dst string) (*CopyResult, error) {
 	}
 	f.Close()
 
-	srcDB, err := open(src, "mode=rw&_busy_timeout=10000")
+	srcDB, err := open(src, "mode=ro&_busy_timeout=10000")
 	if err != nil {
 		return nil, fmt.Errorf("sqlite copy: open %s: %w", src, err)
 	}

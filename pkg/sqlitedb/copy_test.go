@@ -58,6 +58,16 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
+	if src := os.Getenv("FLEETSAFE_SQLITE_MOVE_SRC"); src != "" {
+		// A pause after each rename, so that kills land between them
+		// too (each rename itself is atomic).
+		sqlitedb.CrashAt(func(string) bool { time.Sleep(3 * time.Millisecond); return false })
+		if err := sqlitedb.Move(context.Background(), src, os.Getenv("FLEETSAFE_SQLITE_MOVE_DST")); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	os.Exit(m.Run())
 }
 

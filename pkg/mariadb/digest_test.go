@@ -1,0 +1,90 @@
+package mariadb_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/fleetsafe/fleetsafe/pkg/instance"
+	"github.com/fleetsafe/fleetsafe/pkg/mariadb"
+)
+
+// TestTableDigest_QuarantineEqualsOriginal: under hostile names, the
+// table digest of a database equals that of its quarantine, and every way
+// of changing the quarantine (a row edited, one added, one deleted, a
+// table dropped, a table added, a column added, the sequence moved on) is
+// caught by CheckQuarantine before anything is renamed back.
+func TestTableDigest_QuarantineEqualsOriginal(t *testing.T) {
+	c, admin := server(t)
+	ctx := context.Background()
+	tampers := map[string]string{
+		"row edited":      "UPDATE %s.`ta``ble` SET v = 'uno' WHERE id = 1",
+		"row added":       "INSERT INTO %s.`my` VALUES (8)",
+		"row deleted":     "DELETE FROM %s.child",
+		"table dropped":   "DROP TABLE %s.empty",
+		"table added":     "CREATE TABLE %s.extra (id INT)",
+		"column added":    "ALTER TABLE %s.empty ADD COLUMN x INT",
+		"sequence moved":  "SELECT NEXTVAL(%s.seq)",
+		"binary changed":  "UPDATE %s.`ta``ble` SET b = x'00fe' WHERE id = 1",
+		"engine changed":  "ALTER TABLE %s.`my` ENGINE=InnoDB",
+		"index added":     "CREATE INDEX iv ON %s.`ta``ble` (v)",
+		"same-size value": "UPDATE %s.`ta``ble` SET v = 'ONE' WHERE id = 1",
+	}
+	for _, base := range []string{"a`b``c", "-dot.and/slash\\back"} {
+		t.Run(strings.ReplaceAll(base, "/", "_"), func(t *testing.T) {
+			name := base + suffix()
+			dropAfter(t, admin, name)
+			exec(t, admin, setup(name)...)
+			if strings.ContainsAny(name, "'\"\\\n") {
+				exec(t, admin, "DROP EVENT "+mariadb.QuoteIdent(name)+".nightly")
+			}
+			want, err := mariadb.TableDigest(ctx, c, name)
+			require.NoError(t, err)
+			again, err := mariadb.TableDigest(ctx, c, name)
+			require.NoError(t, err)
+			require.Equal(t, want, again, "the digest is stable")
+
+			defs, err := mariadb.ReadDefinitions(ctx, admin, name)
+			require.NoError(t, err)
+			quarantine := instance.QuarantineDBPrefix + suffix()
+			dropAfter(t, admin, quarantine)
+			require.NoError(t, mariadb.Quarantine(ctx, admin, name, quarantine, defs))
+			require.NoError(t, mariadb.CheckQuarantine(ctx, c, quarantine, name, want), "an untouched quarantine matches")
+
+			for what, stmt := range tampers {
+				// Each tamper on a copy of the quarantine, so that
+				// they do not add up.
+				cp := instance.QuarantineDBPrefix + suffix()
+				dropAfter(t, admin, cp)
+				copyTables(t, c, quarantine, cp)
+				require.NoError(t, mariadb.CheckQuarantine(ctx, c, cp, name, want), "the copy matches before %s", what)
+				exec(t, admin, strings.ReplaceAll(stmt, "%s", mariadb.QuoteIdent(cp)))
+				err := mariadb.CheckQuarantine(ctx, c, cp, name, want)
+				var me *mariadb.DigestMismatchError
+				assert.ErrorAs(t, err, &me, what)
+			}
+			require.NoError(t, mariadb.Restore(ctx, admin, quarantine, name, defs))
+			got, err := mariadb.TableDigest(ctx, c, name)
+			require.NoError(t, err)
+			assert.Equal(t, want, got, "restored, the database has its digest back")
+		})
+	}
+	_, err := mariadb.TableDigest(ctx, c, "no_such_db_"+suffix())
+	var nf *mariadb.NotFoundError
+	assert.ErrorAs(t, err, &nf)
+}
+
+// copyTables copies the tables of database from into a new database to
+// through a dump.
+func copyTables(t *testing.T, c mariadb.Conn, from, to string) {
+	t.Helper()
+	ctx := context.Background()
+	var b strings.Builder
+	require.NoError(t, mariadb.DumpWith(ctx, c, from, &b))
+	_, admin := server(t)
+	exec(t, admin, "CREATE DATABASE "+mariadb.QuoteIdent(to)+" CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+	require.NoError(t, mariadb.Load(ctx, c, to, strings.NewReader(b.String())))
+}
