@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fleetsafe/fleetsafe/internal/fleettest"
+	"github.com/fleetsafe/fleetsafe/internal/testhooks"
 )
 
 // The module binaries the machines run, built once per test process (each
@@ -38,7 +39,7 @@ func modules(t *testing.T, names ...string) string {
 	// after a module is that module.
 	bin := filepath.Join(built.dir, "fleetsafe")
 	if !built.done["fleetsafe"] {
-		cmd := exec.Command("go", "build", "-o", bin, "./cmd/fleetsafe")
+		cmd := exec.Command("go", "build", "-tags", testhooks.Tag, "-o", bin, "./cmd/fleetsafe")
 		cmd.Dir = fleettest.RepoRoot()
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
