@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"unsafe"
+
+	"github.com/fleetsafe/fleetsafe/pkg/kinds/paths"
 )
 
 // Kinds of findings. The ones an operator may accept (AcceptLosses) are
@@ -179,7 +181,7 @@ func (c *collector) inspectMeta(component string, root *os.Root, rel, full strin
 		return fmt.Errorf("inspect %s: %w", full, err)
 	}
 	defer f.Close()
-	names, err := flistxattr(int(f.Fd()))
+	names, err := paths.Flistxattr(int(f.Fd()))
 	if err != nil {
 		return fmt.Errorf("list extended attributes of %s: %w", full, err)
 	}
@@ -214,31 +216,6 @@ func (c *collector) inspectMeta(component string, root *os.Root, rel, full strin
 		c.finding(component, full, LossFlags, fmt.Sprintf("carrying inode flags 0x%x (chattr) that the archive would drop", flags&flUserVisible))
 	}
 	return c.hashInline(f, full, sum)
-}
-
-// flistxattr lists the extended attribute names of an open file.
-func flistxattr(fd int) ([]string, error) {
-	size := 256
-	for {
-		buf := make([]byte, size)
-		n, _, e := syscall.Syscall(syscall.SYS_FLISTXATTR, uintptr(fd), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
-		switch {
-		case e == syscall.ERANGE:
-			size *= 4
-			continue
-		case e == syscall.ENOTSUP:
-			return nil, nil
-		case e != 0:
-			return nil, e
-		}
-		var out []string
-		for _, name := range strings.Split(string(buf[:n]), "\x00") {
-			if name != "" {
-				out = append(out, name)
-			}
-		}
-		return out, nil
-	}
 }
 
 // findMounts names every mount point at or under a component (bind mounts

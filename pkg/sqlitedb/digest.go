@@ -42,7 +42,7 @@ func Digest(ctx context.Context, path string) (string, error) {
 		return "", fmt.Errorf("digest of %s: %w", path, err)
 	}
 	defer tx.Rollback()
-	if err := integrityTx(ctx, tx, path); err != nil {
+	if err := integrity(ctx, tx, path); err != nil {
 		return "", err
 	}
 	h := sha256.New()
@@ -167,30 +167,6 @@ func writeBytes(h hash.Hash, b []byte) {
 	binary.BigEndian.PutUint64(n[:], uint64(len(b)))
 	h.Write(n[:])
 	h.Write(b)
-}
-
-// integrityTx is integrity on an open transaction.
-func integrityTx(ctx context.Context, tx *sql.Tx, path string) error {
-	rows, err := tx.QueryContext(ctx, "PRAGMA integrity_check")
-	if err != nil {
-		return &CorruptError{Path: path, Msg: "PRAGMA integrity_check failed: " + err.Error()}
-	}
-	defer rows.Close()
-	var lines []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			return &CorruptError{Path: path, Msg: "PRAGMA integrity_check failed: " + err.Error()}
-		}
-		lines = append(lines, s)
-	}
-	if err := rows.Err(); err != nil {
-		return &CorruptError{Path: path, Msg: "PRAGMA integrity_check failed: " + err.Error()}
-	}
-	if len(lines) == 1 && lines[0] == "ok" {
-		return nil
-	}
-	return &CorruptError{Path: path, Msg: "PRAGMA integrity_check found problems", Problems: lines}
 }
 
 // DigestMismatchError is a database whose content is no longer what was

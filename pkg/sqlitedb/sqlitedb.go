@@ -170,7 +170,13 @@ func Check(ctx context.Context, path string) error {
 }
 
 // integrity runs PRAGMA integrity_check: "ok", or the problems found.
-func integrity(ctx context.Context, db *sql.DB, path string) error {
+// querier is a *sql.DB or an open *sql.Tx (Digest checks inside the
+// transaction it reads in).
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func integrity(ctx context.Context, db querier, path string) error {
 	rows, err := db.QueryContext(ctx, "PRAGMA integrity_check")
 	if err != nil {
 		return &CorruptError{Path: path, Msg: "PRAGMA integrity_check failed: " + err.Error()}

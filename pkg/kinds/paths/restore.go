@@ -65,7 +65,7 @@ func placeholder(locator string, dir bool) string {
 	if err != nil {
 		return ""
 	}
-	names, err := flistxattr(int(f.Fd()))
+	names, err := Flistxattr(int(f.Fd()))
 	f.Close()
 	if err != nil || len(names) > 0 {
 		return ""
@@ -73,8 +73,9 @@ func placeholder(locator string, dir bool) string {
 	return fmt.Sprintf("%s (mode %v, owner %d:%d)", what, fi.Mode().Perm(), st.Uid, st.Gid)
 }
 
-// flistxattr lists the extended attribute names of an open file.
-func flistxattr(fd int) ([]string, error) {
+// Flistxattr lists the extended attribute names of an open file (none
+// where the filesystem has no extended attributes).
+func Flistxattr(fd int) ([]string, error) {
 	size := 256
 	for {
 		buf := make([]byte, size)
