@@ -6,6 +6,8 @@ import (
 	"github.com/fleetsafe/fleetsafe/internal/testhooks"
 	"github.com/fleetsafe/fleetsafe/pkg/ansible"
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
+	"github.com/fleetsafe/fleetsafe/pkg/kinds/mysql"
+	"github.com/fleetsafe/fleetsafe/pkg/mariadb"
 	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
 )
 
@@ -34,6 +36,30 @@ var PGSpec = ansible.Spec{
 	},
 }
 
+// MySQLSpec holds how to reach the MariaDB server of mysql components:
+// its socket and user (by default Debian's socket and the user running
+// the module, which Debian's packages let in as root), and a password.
+var MySQLSpec = ansible.Spec{
+	Params: map[string]ansible.Param{
+		"mysql_socket":   {Type: ansible.TypePath},
+		"mysql_user":     {Type: ansible.TypeStr},
+		"mysql_password": {Type: ansible.TypeStr, NoLog: true},
+	},
+}
+
+// DBSpec is PGSpec and MySQLSpec: every database server's parameters.
+var DBSpec = PGSpec.Merge(MySQLSpec)
+
+// Settings returns the connection settings of the kinds other than
+// postgresql (instance.Options.Settings): MariaDB's.
+func Settings(p ansible.Params) map[string]any {
+	return map[string]any{mysql.Type: mariadb.Conn{
+		Socket:   p.String("mysql_socket"),
+		User:     p.String("mysql_user"),
+		Password: p.String("mysql_password"),
+	}}
+}
+
 // PG returns the PostgreSQL connection parameters.
 func PG(p ansible.Params) pgdump.Conn {
 	return pgdump.Conn{
@@ -54,6 +80,7 @@ func Options(p ansible.Params) instance.Options {
 	h := testhooks.Get()
 	return instance.Options{
 		PG:         PG(p),
+		Settings:   Settings(p),
 		SystemdDir: h.SystemdDir,
 		Systemctl:  h.Systemctl,
 	}

@@ -23,7 +23,7 @@ var Module = ansible.Module{
 		"state_file":   {Type: ansible.TypePath},
 		"fail_on":      {Type: ansible.TypeStr, Default: "failed", Choices: []string{"failed", "warning", "never"}},
 		"archive_dir":  {Type: ansible.TypePath},
-	}}.Merge(modutil.LayoutSpec).Merge(modutil.PGSpec),
+	}}.Merge(modutil.LayoutSpec).Merge(modutil.DBSpec),
 	Run: run,
 }
 

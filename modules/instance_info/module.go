@@ -20,7 +20,7 @@ var Module = ansible.Module{
 		"name":        {Type: ansible.TypeStr},
 		"sizes":       {Type: ansible.TypeBool, Default: true},
 		"archive_dir": {Type: ansible.TypePath},
-	}}.Merge(modutil.LayoutSpec).Merge(modutil.PGSpec),
+	}}.Merge(modutil.LayoutSpec).Merge(modutil.DBSpec),
 	Run: run,
 }
 

@@ -23,7 +23,7 @@ var Module = ansible.Module{
 		"layout":      {Type: ansible.TypeDict},
 		"layout_file": {Type: ansible.TypePath},
 		"layouts_dir": {Type: ansible.TypePath, Default: instance.DefaultLayoutsDir},
-	}, MutuallyExclusive: [][]string{{"layout", "layout_file"}}}.Merge(modutil.PGSpec),
+	}, MutuallyExclusive: [][]string{{"layout", "layout_file"}}}.Merge(modutil.DBSpec),
 	Run: run,
 }
 
@@ -61,7 +61,7 @@ func run(ctx context.Context, req *ansible.Request) (*ansible.Result, error) {
 	}
 	out, err := softdelete.PurgeReport(ctx, softdelete.PurgeRequest{
 		ArchiveDir: p.String("archive_dir"), Name: p.String("name"), KeepLast: int(p.Int("keep_last")),
-		CheckMode: req.CheckMode, PG: modutil.PG(p), Layouts: host, App: app,
+		CheckMode: req.CheckMode, PG: modutil.PG(p), Settings: modutil.Settings(p), Layouts: host, App: app,
 	})
 	if out == nil {
 		out = &softdelete.PurgeResult{Purged: []softdelete.Purged{}, Kept: []softdelete.Kept{}, Refused: []softdelete.Refused{}, AlreadyGone: []softdelete.Purged{}}

@@ -18,7 +18,7 @@ var Module = ansible.Module{
 		"archive":     {Type: ansible.TypePath},
 		"components":  {Type: ansible.TypeList, Elements: ansible.TypeStr},
 		"force":       {Type: ansible.TypeBool, Default: false},
-	}}.Merge(modutil.LayoutSpec).Merge(modutil.PGSpec),
+	}}.Merge(modutil.LayoutSpec).Merge(modutil.DBSpec),
 	Run: run,
 }
 

@@ -24,7 +24,7 @@ var Module = ansible.Module{
 		"retention_days": {Type: ansible.TypeInt, Default: int64(30)},
 		"stop_service":   {Type: ansible.TypeBool, Default: false},
 		"accept_losses":  {Type: ansible.TypeList, Elements: ansible.TypeStr, Choices: softdelete.AcceptableLosses},
-	}}.Merge(modutil.LayoutSpec).Merge(modutil.PGSpec),
+	}}.Merge(modutil.LayoutSpec).Merge(modutil.DBSpec),
 	Run: run,
 }
 

@@ -16,6 +16,7 @@
 package kinds
 
 import (
+	_ "github.com/fleetsafe/fleetsafe/pkg/kinds/mysql"
 	_ "github.com/fleetsafe/fleetsafe/pkg/kinds/paths"
 	_ "github.com/fleetsafe/fleetsafe/pkg/kinds/postgresql"
 	_ "github.com/fleetsafe/fleetsafe/pkg/kinds/sqlite"

@@ -19,7 +19,7 @@ import (
 )
 
 func TestRegistry_HasEveryShippedKind(t *testing.T) {
-	for _, typ := range []string{"dir", "file", "postgresql", "sqlite", "systemd_unit"} {
+	for _, typ := range []string{"dir", "file", "mysql", "postgresql", "sqlite", "systemd_unit"} {
 		k, ok := kind.Lookup(typ)
 		require.True(t, ok, typ)
 		assert.Equal(t, typ, k.Type())
@@ -38,7 +38,7 @@ func TestLayout_UnknownTypeNamesFileLineKeyValue(t *testing.T) {
 	assert.Equal(t, 4, le.Line)
 	assert.Equal(t, "components[0].type", le.Key)
 	assert.Equal(t, "nosuch", le.Value)
-	assert.Contains(t, le.Msg, "unknown component type (dir, file, fstestdb, postgresql, sqlite or systemd_unit)")
+	assert.Contains(t, le.Msg, "unknown component type (dir, file, fstestdb, mysql, postgresql, sqlite or systemd_unit)")
 
 	_, err = instance.ParseLayout([]byte("app: x\ncomponents:\n  - name: db\n    type: fstestdb\n    path: /srv/x/{name}\n"), "x.yml")
 	require.ErrorAs(t, err, &le)

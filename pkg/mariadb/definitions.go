@@ -3,6 +3,7 @@ package mariadb
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"strings"
@@ -39,17 +40,29 @@ type Definitions struct {
 	Database  string `json:"database"`
 	Charset   string `json:"charset"`
 	Collation string `json:"collation"`
+	// Comment is the database's own comment (CREATE DATABASE … COMMENT).
+	Comment string `json:"comment,omitempty"`
 	// Tables are the tables and sequences RENAME TABLE moves.
 	Tables  []string     `json:"tables"`
 	Objects []Definition `json:"objects"`
 }
 
+// querier is a pool or one connection of it.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
 // ReadDefinitions reads the defaults of database name and the CREATE
-// statement of each of its views, routines, triggers and events.
+// statement of each of its views, routines, triggers and events. They
+// are read on a connection whose current database is name, so that the
+// server writes the names of name's own tables in a view's statement
+// without the database's name: the statement recreates the view in any
+// database (a staging database's views go into the instance's).
 func ReadDefinitions(ctx context.Context, db *sql.DB, name string) (*Definitions, error) {
 	d := &Definitions{Database: name, Tables: []string{}, Objects: []Definition{}}
-	err := db.QueryRowContext(ctx, `SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA
-		WHERE BINARY SCHEMA_NAME = ?`, name).Scan(&d.Charset, &d.Collation)
+	err := db.QueryRowContext(ctx, `SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME, COALESCE(SCHEMA_COMMENT, '') FROM information_schema.SCHEMATA
+		WHERE BINARY SCHEMA_NAME = ?`, name).Scan(&d.Charset, &d.Collation, &d.Comment)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, &NotFoundError{Database: name}
 	}
@@ -60,6 +73,11 @@ func ReadDefinitions(ctx context.Context, db *sql.DB, name string) (*Definitions
 	if err != nil {
 		return nil, err
 	}
+	conn, done, err := useConn(ctx, db, name)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	d.Tables = append(d.Tables, movableNames(tables)...)
 	lists := []struct{ kind, query string }{
 		// Routines first: views and triggers may call them.
@@ -70,7 +88,7 @@ func ReadDefinitions(ctx context.Context, db *sql.DB, name string) (*Definitions
 		{KindEvent, `SELECT 'EVENT', EVENT_NAME FROM information_schema.EVENTS WHERE BINARY EVENT_SCHEMA = ? ORDER BY EVENT_NAME`},
 	}
 	for _, l := range lists {
-		rows, err := db.QueryContext(ctx, l.query, name)
+		rows, err := conn.QueryContext(ctx, l.query, name)
 		if err != nil {
 			return nil, fmt.Errorf("list objects of database %q: %w", name, err)
 		}
@@ -91,7 +109,7 @@ func ReadDefinitions(ctx context.Context, db *sql.DB, name string) (*Definitions
 			if o[0] != KindProcedure && o[0] != KindFunction && o[0] != KindView && o[0] != KindTrigger && o[0] != KindEvent {
 				return nil, fmt.Errorf("database %q holds %s %q, which fleetsafe cannot quarantine and recreate", name, strings.ToLower(o[0]), o[1])
 			}
-			def, err := showCreate(ctx, db, name, o[0], o[1])
+			def, err := showCreate(ctx, conn, name, o[0], o[1])
 			if err != nil {
 				return nil, err
 			}
@@ -102,7 +120,7 @@ func ReadDefinitions(ctx context.Context, db *sql.DB, name string) (*Definitions
 }
 
 // showCreate reads SHOW CREATE <kind> of one object, by column name.
-func showCreate(ctx context.Context, db *sql.DB, dbName, kind, name string) (Definition, error) {
+func showCreate(ctx context.Context, db querier, dbName, kind, name string) (Definition, error) {
 	def := Definition{Kind: kind, Name: name}
 	rows, err := db.QueryContext(ctx, "SHOW CREATE "+kind+" "+QuoteIdent(dbName)+"."+QuoteIdent(name))
 	if err != nil {
@@ -154,14 +172,11 @@ func showCreate(ctx context.Context, db *sql.DB, dbName, kind, name string) (Def
 // same name is dropped first (the leftover of an interrupted run). Views
 // that need a view created later are retried until no more succeeds.
 func recreate(ctx context.Context, db *sql.DB, name string, defs []Definition) error {
-	conn, err := db.Conn(ctx)
+	conn, done, err := useConn(ctx, db, name)
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, "USE "+QuoteIdent(name)); err != nil {
-		return fmt.Errorf("use database %q: %w", name, err)
-	}
+	defer done()
 	run := func(d Definition) error {
 		set := []string{"SET SESSION sql_mode = ?"}
 		args := []any{d.SQLMode}
@@ -235,4 +250,24 @@ func has4ByteRune(s string) bool {
 		}
 	}
 	return false
+}
+
+// useConn returns a connection of db whose current database is name, and
+// the function that ends it. The connection is closed, never handed back
+// to the pool: an idle connection of ours whose current database is name
+// would count as a client of name (Clients) for the next caller.
+func useConn(ctx context.Context, db *sql.DB, name string) (*sql.Conn, func(), error) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	done := func() {
+		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		conn.Close()
+	}
+	if _, err := conn.ExecContext(ctx, "USE "+QuoteIdent(name)); err != nil {
+		done()
+		return nil, nil, fmt.Errorf("use database %q: %w", name, err)
+	}
+	return conn, done, nil
 }

@@ -20,7 +20,8 @@ var digestArgs = []string{"--single-transaction", "--skip-routines", "--skip-tri
 
 // TableDigest is the sha256 of the tables and sequences of database name
 // as mariadb-dump writes them (structure and rows, see digestArgs; views
-// left out): exactly what Quarantine moves by RENAME TABLE. A database and
+// left out; in a quarantine, its DefinitionsTable too): exactly what
+// Quarantine moves by RENAME TABLE. A database and
 // its quarantine, unchanged, have the same digest; so a caller that keeps
 // the digest taken before the quarantine (in the archive, beside the dump)
 // tells a quarantine changed since (a row edited, a table dropped or
@@ -50,6 +51,10 @@ func TableDigest(ctx context.Context, c Conn, name string) (string, error) {
 		if !movable(t) {
 			args = append(args, "--ignore-table="+name+"."+t.Name)
 		}
+	}
+	if Reserved(name) {
+		// A quarantine's kept definitions are no table of the instance's.
+		args = append(args, "--ignore-table="+name+"."+DefinitionsTable)
 	}
 	args = append(args, "--", name)
 	h := sha256.New()

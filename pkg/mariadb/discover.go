@@ -6,18 +6,34 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-
-	"github.com/fleetsafe/fleetsafe/pkg/instance"
 )
 
 // SystemSchemas are the server's own schemas, never an instance's.
 var SystemSchemas = []string{"mysql", "information_schema", "performance_schema", "sys"}
 
+// Database name prefixes fleetsafe gives the databases it creates or
+// renames: quarantined, being purged, staged for a restore. They are the
+// postgresql kind's (pkg/kinds/postgresql), so that one set of names is
+// reserved on every database server.
+const (
+	QuarantinePrefix = "fstrash_"
+	PurgingPrefix    = "fspurge_"
+	StagingPrefix    = "fsrestore_"
+	// HandStagingPrefix starts the database RESTORE.md's steps restore
+	// into by hand.
+	HandStagingPrefix = "fleetsafe_restore_"
+)
+
+// ReservedPrefixes start the names of fleetsafe's own databases: a
+// quarantine, a purge or restore in progress, a restore-test scratch
+// database. A layout may claim none of them.
+var ReservedPrefixes = []string{QuarantinePrefix, PurgingPrefix, StagingPrefix, HandStagingPrefix, ScratchPrefix}
+
 // Reserved reports whether name starts with one of fleetsafe's reserved
-// database prefixes (instance.ReservedDBPrefixes): a quarantine, a purge
-// or restore in progress, a restore-test scratch database.
+// database prefixes (ReservedPrefixes): a quarantine, a purge or restore
+// in progress, a restore-test scratch database.
 func Reserved(name string) bool {
-	for _, p := range instance.ReservedDBPrefixes {
+	for _, p := range ReservedPrefixes {
 		if strings.HasPrefix(name, p) {
 			return true
 		}
@@ -88,6 +104,9 @@ type Table struct {
 }
 
 // Tables lists the tables, sequences and views of database name, by name.
+// In one of fleetsafe's own databases (Reserved), the table that keeps
+// the definitions (DefinitionsTable) is not listed: it is no table of
+// the instance's.
 func Tables(ctx context.Context, db *sql.DB, name string) ([]Table, error) {
 	rows, err := db.QueryContext(ctx, "SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE BINARY TABLE_SCHEMA = ?", name)
 	if err != nil {
@@ -99,6 +118,9 @@ func Tables(ctx context.Context, db *sql.DB, name string) ([]Table, error) {
 		var t Table
 		if err := rows.Scan(&t.Name, &t.Type); err != nil {
 			return nil, fmt.Errorf("list tables of %q: %w", name, err)
+		}
+		if t.Name == DefinitionsTable && Reserved(name) {
+			continue
 		}
 		out = append(out, t)
 	}

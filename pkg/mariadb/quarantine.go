@@ -107,16 +107,19 @@ func checkOwnName(name string) error {
 // Triggers, which RENAME TABLE refuses to carry across databases, are
 // dropped just before the move (and put back if the move fails).
 //
-// defs are name's definitions as ReadDefinitions gave them, which the
-// caller has kept (in the archive, beside the dump) before calling: they
-// are what Restore recreates. Quarantine refuses, before changing
-// anything, when name holds an object defs lack (created since), and
-// while clients are connected to name (*InUseError).
+// Before anything moves, the definitions of those objects are kept in
+// quarantine's DefinitionsTable, where Restore finds them: defs, when
+// given (as ReadDefinitions gave them when the dump was taken), else
+// those read now. Quarantine refuses, before changing anything, when name
+// holds an object the definitions lack (created since), a table named
+// DefinitionsTable, and while clients are connected to name
+// (*InUseError).
 //
-// An interrupted quarantine is finished by calling it again with the same
-// defs: it creates quarantine only when missing, moves the tables still
-// in name, and returns nil at once when name is gone and quarantine
-// exists.
+// An interrupted quarantine is finished by calling it again: it uses the
+// definitions kept by the first run, moves the tables still in name, and
+// returns nil at once when name is gone and quarantine exists. A
+// quarantine database that exists without definitions of name and holds
+// tables is someone else's: refused (*TakenError).
 func Quarantine(ctx context.Context, db *sql.DB, name, quarantine string, defs *Definitions) error {
 	if err := checkInstanceName(name); err != nil {
 		return err
@@ -124,8 +127,8 @@ func Quarantine(ctx context.Context, db *sql.DB, name, quarantine string, defs *
 	if err := checkOwnName(quarantine); err != nil {
 		return err
 	}
-	if defs == nil || defs.Database != name {
-		return fmt.Errorf("quarantine of %q: no definitions of this database (ReadDefinitions, kept by the caller, first)", name)
+	if defs != nil && defs.Database != name {
+		return fmt.Errorf("quarantine of %q: the definitions given are those of %q", name, defs.Database)
 	}
 	nameExists, err := Exists(ctx, db, name)
 	if err != nil {
@@ -141,14 +144,38 @@ func Quarantine(ctx context.Context, db *sql.DB, name, quarantine string, defs *
 	case !nameExists:
 		return &NotFoundError{Database: name}
 	}
+	var kept *Definitions
+	if qExists {
+		if kept, err = keptDefinitions(ctx, db, quarantine); err != nil {
+			return err
+		}
+		if err := checkOwnQuarantine(ctx, db, quarantine, name, kept); err != nil {
+			return err
+		}
+	}
 	if err := RefuseIfUsed(ctx, db, name); err != nil {
 		return err
+	}
+	if from, err := Incoming(ctx, db, name); err != nil {
+		return err
+	} else if from != "" && from != quarantine {
+		return &InFlightError{Database: name, From: from}
 	}
 	cur, err := ReadDefinitions(ctx, db, name)
 	if err != nil {
 		return err
 	}
-	if extra := notIn(cur.Objects, defs.Objects); len(extra) > 0 {
+	if slices.Contains(cur.Tables, DefinitionsTable) {
+		return &NameError{Database: name, Why: fmt.Sprintf("it holds a table named %s, the name under which fleetsafe keeps a quarantine's views, routines, triggers and events; rename that table first", DefinitionsTable)}
+	}
+	use := kept
+	if use == nil {
+		use = defs
+	}
+	if use == nil {
+		use = cur
+	}
+	if extra := notIn(cur.Objects, use.Objects); len(extra) > 0 {
 		return fmt.Errorf("quarantine of %q: it holds %s, not in the definitions kept; read them again (and take the dump again) before moving it",
 			name, strings.Join(extra, ", "))
 	}
@@ -175,8 +202,8 @@ func Quarantine(ctx context.Context, db *sql.DB, name, quarantine string, defs *
 	}
 	defer conn.Close()
 	if !qExists {
-		if _, err := conn.ExecContext(ctx, "CREATE DATABASE "+QuoteIdent(quarantine)+" CHARACTER SET "+QuoteIdent(defs.Charset)+
-			" COLLATE "+QuoteIdent(defs.Collation)); err != nil {
+		if _, err := conn.ExecContext(ctx, "CREATE DATABASE "+QuoteIdent(quarantine)+" CHARACTER SET "+QuoteIdent(use.Charset)+
+			" COLLATE "+QuoteIdent(use.Collation)); err != nil {
 			return fmt.Errorf("create quarantine database %q: %w", quarantine, err)
 		}
 	}
@@ -189,12 +216,12 @@ func Quarantine(ctx context.Context, db *sql.DB, name, quarantine string, defs *
 		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
 		var left []string
-		if err := recreate(bctx, db, name, triggersOf(defs)); err != nil {
+		if err := recreate(bctx, db, name, triggersOf(use)); err != nil {
 			left = append(left, fmt.Sprintf("triggers of %q not recreated (%v); they are in the definitions and the dump", name, err))
 		}
 		if ts, err := Tables(bctx, db, quarantine); err == nil && len(ts) == 0 {
 			if _, err := conn.ExecContext(bctx, "DROP DATABASE "+QuoteIdent(quarantine)); err != nil {
-				left = append(left, fmt.Sprintf("empty database %q not dropped (%v)", quarantine, err))
+				left = append(left, fmt.Sprintf("database %q, holding no table, not dropped (%v)", quarantine, err))
 			}
 		} else {
 			left = append(left, fmt.Sprintf("%q holds the tables an earlier run moved", quarantine))
@@ -205,7 +232,19 @@ func Quarantine(ctx context.Context, db *sql.DB, name, quarantine string, defs *
 		}
 		return &StateError{Step: step, State: state, Err: cause}
 	}
-	for _, d := range triggersOf(defs) {
+	if kept == nil {
+		if use, err = keepDefinitions(ctx, conn, db, quarantine, use); err != nil {
+			return undo(err, "keep the definitions")
+		}
+		if use.Database != name {
+			// Another run kept another database's definitions here.
+			return &TakenError{Database: quarantine}
+		}
+	}
+	if err := testCrash("quarantine: kept"); err != nil {
+		return err
+	}
+	for _, d := range triggersOf(use) {
 		if _, err := conn.ExecContext(ctx, "DROP TRIGGER IF EXISTS "+QuoteIdent(name)+"."+QuoteIdent(d.Name)); err != nil {
 			return undo(err, "drop trigger "+d.Name)
 		}
@@ -237,6 +276,26 @@ func Quarantine(ctx context.Context, db *sql.DB, name, quarantine string, defs *
 	return nil
 }
 
+// checkOwnQuarantine refuses a quarantine database that exists and is
+// not (the beginning of) name's: definitions of another database kept,
+// or tables without definitions.
+func checkOwnQuarantine(ctx context.Context, db *sql.DB, quarantine, name string, kept *Definitions) error {
+	if kept != nil {
+		if kept.Database != name {
+			return &TakenError{Database: quarantine}
+		}
+		return nil
+	}
+	ts, err := Tables(ctx, db, quarantine)
+	if err != nil {
+		return err
+	}
+	if len(ts) > 0 {
+		return &TakenError{Database: quarantine, Tables: movableNames(ts)}
+	}
+	return nil
+}
+
 // notIn lists the objects of have that want lacks, as "kind name".
 func notIn(have, want []Definition) []string {
 	var out []string
@@ -248,22 +307,36 @@ func notIn(have, want []Definition) []string {
 	return out
 }
 
-// Restore brings database name back from quarantine: creates it (or
-// reuses it when it holds no table but those defs list, as an
-// interrupted quarantine or restore leaves it), moves every table back
-// with a single RENAME TABLE, recreates its views, routines, triggers and
-// events from defs (each dropped first if there), and drops the emptied
-// quarantine database. An interrupted restore is finished by calling it
-// again; it returns nil at once when quarantine is gone and name exists.
+// Restore brings database name back from quarantine (or from a staged
+// restore, see Park): creates it (or reuses it when it holds no table but
+// those the definitions list, as an interrupted quarantine leaves it),
+// marked as in flight (its comment, see Incoming) until it is whole;
+// moves every table back with a single RENAME TABLE; recreates its views,
+// routines, triggers and events from the definitions kept in quarantine
+// (defs, when given, only when none are kept); gives name its own
+// comment back; and drops the emptied quarantine database with its
+// definitions. A table in quarantine that the definitions do not list
+// (put there by someone else) is refused before anything moves. An
+// interrupted restore is finished by calling it again (Finish does it
+// from name alone); it returns nil at once when quarantine is gone and
+// name exists whole.
 func Restore(ctx context.Context, db *sql.DB, quarantine, name string, defs *Definitions) error {
+	return restore(ctx, db, quarantine, name, defs, false)
+}
+
+// PutInPlace is Restore from a staged restore (Park) into a name that
+// must not exist: it never reuses nor merges into a database, unless the
+// database is the in-flight one of a PutInPlace from staged that stopped.
+func PutInPlace(ctx context.Context, db *sql.DB, staged, name string) error {
+	return restore(ctx, db, staged, name, nil, true)
+}
+
+func restore(ctx context.Context, db *sql.DB, quarantine, name string, defs *Definitions, fresh bool) error {
 	if err := checkInstanceName(name); err != nil {
 		return err
 	}
 	if err := checkOwnName(quarantine); err != nil {
 		return err
-	}
-	if defs == nil || defs.Database != name {
-		return fmt.Errorf("restore of %q: no definitions of this database", name)
 	}
 	qExists, err := Exists(ctx, db, quarantine)
 	if err != nil {
@@ -273,22 +346,57 @@ func Restore(ctx context.Context, db *sql.DB, quarantine, name string, defs *Def
 	if err != nil {
 		return err
 	}
+	from := ""
+	if exists {
+		if from, err = Incoming(ctx, db, name); err != nil {
+			return err
+		}
+	}
 	switch {
-	case !qExists && exists:
+	case !qExists && exists && from == "":
 		return nil // done before
+	case !qExists && exists:
+		return &StateError{Step: "restore", Err: fmt.Errorf("database %q is being restored from %q, which is gone", name, from),
+			State: fmt.Sprintf("%q holds its tables; its views, routines, triggers and events may be missing (they are in the archive's dump)", name)}
 	case !qExists:
 		return &NotFoundError{Database: quarantine}
+	case from != "" && from != quarantine:
+		return &TakenError{Database: name}
+	case fresh && exists && from == "":
+		return &TakenError{Database: name}
+	}
+	if p, err := Purging(ctx, db, quarantine); err != nil {
+		return err
+	} else if p {
+		return &NameError{Database: quarantine, Why: "is being purged (a purge stopped half-way): it is no intact copy; run the purge again"}
+	}
+	kept, err := keptDefinitions(ctx, db, quarantine)
+	if err != nil {
+		return err
+	}
+	if kept != nil {
+		defs = kept
+	}
+	if defs == nil {
+		return &KeptError{Database: quarantine, Msg: "there are none, so its views, routines, triggers and events cannot be recreated"}
+	}
+	if defs.Database != name {
+		return &KeptError{Database: quarantine, Msg: fmt.Sprintf("they are those of %q, not of %q", defs.Database, name)}
 	}
 	tables, err := Tables(ctx, db, quarantine)
 	if err != nil {
 		return err
+	}
+	if stray := notListed(movableNames(tables), defs.Tables); len(stray) > 0 {
+		return &StrayTablesError{Database: quarantine, Tables: stray}
 	}
 	conn, err := session(ctx, db)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	if exists {
+	switch {
+	case exists && from == "":
 		cur, err := Tables(ctx, db, name)
 		if err != nil {
 			return err
@@ -302,9 +410,12 @@ func Restore(ctx context.Context, db *sql.DB, quarantine, name string, defs *Def
 		if len(foreign) > 0 {
 			return &TakenError{Database: name, Tables: foreign}
 		}
-	} else {
+		if _, err := conn.ExecContext(ctx, "ALTER DATABASE "+QuoteIdent(name)+commentClause(IncomingPrefix+quarantine)); err != nil {
+			return fmt.Errorf("mark database %q as being restored: %w", name, err)
+		}
+	case !exists:
 		if _, err := conn.ExecContext(ctx, "CREATE DATABASE "+QuoteIdent(name)+" CHARACTER SET "+QuoteIdent(defs.Charset)+
-			" COLLATE "+QuoteIdent(defs.Collation)); err != nil {
+			" COLLATE "+QuoteIdent(defs.Collation)+commentClause(IncomingPrefix+quarantine)); err != nil {
 			return fmt.Errorf("create database %q: %w", name, err)
 		}
 	}
@@ -314,7 +425,7 @@ func Restore(ctx context.Context, db *sql.DB, quarantine, name string, defs *Def
 	if stmt := renameStatement(quarantine, name, tables); stmt != "" {
 		if _, err := conn.ExecContext(ctx, stmt); err != nil {
 			return &StateError{Step: "RENAME TABLE out of quarantine", Err: err,
-				State: fmt.Sprintf("the tables still in %q stay there; %q exists", quarantine, name)}
+				State: fmt.Sprintf("the tables still in %q stay there; %q exists, marked as being restored", quarantine, name)}
 		}
 	}
 	if err := testCrash("restore: moved"); err != nil {
@@ -322,14 +433,95 @@ func Restore(ctx context.Context, db *sql.DB, quarantine, name string, defs *Def
 	}
 	if err := recreate(ctx, db, name, defs.Objects); err != nil {
 		return &StateError{Step: "recreate views, routines, triggers and events", Err: err,
-			State: fmt.Sprintf("tables back in %q; some of its other objects missing (they are in the definitions and the dump); %q left empty", name, quarantine)}
+			State: fmt.Sprintf("tables back in %q (marked as being restored); some of its other objects missing (they are kept in %q and in the archive's dump)", name, quarantine)}
 	}
 	if err := testCrash("restore: recreated"); err != nil {
 		return err
 	}
+	if _, err := conn.ExecContext(ctx, "ALTER DATABASE "+QuoteIdent(name)+commentClause(defs.Comment)); err != nil {
+		return &StateError{Step: "give the database its comment back", Err: err,
+			State: fmt.Sprintf("%q restored whole but still marked as being restored; %q holds only the definitions", name, quarantine)}
+	}
+	if err := testCrash("restore: whole"); err != nil {
+		return err
+	}
 	if _, err := conn.ExecContext(ctx, "DROP DATABASE "+QuoteIdent(quarantine)); err != nil {
 		return &StateError{Step: "drop the emptied quarantine", Err: err,
-			State: fmt.Sprintf("%q restored whole; empty database %q left", name, quarantine)}
+			State: fmt.Sprintf("%q restored whole; database %q, holding only the definitions, left", name, quarantine)}
+	}
+	return nil
+}
+
+// Finish finishes a Restore into name that stopped half-way (Incoming
+// names where from), reporting whether there was one.
+func Finish(ctx context.Context, db *sql.DB, name string) (bool, error) {
+	from, err := Incoming(ctx, db, name)
+	if err != nil || from == "" {
+		return false, err
+	}
+	return true, restore(ctx, db, from, name, nil, false)
+}
+
+// notListed lists the names of have that want lacks.
+func notListed(have, want []string) []string {
+	var out []string
+	for _, h := range have {
+		if !slices.Contains(want, h) {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// StrayTablesError is a quarantine holding tables its definitions do not
+// list: someone put them there; they were never the instance's.
+type StrayTablesError struct {
+	Database string
+	Tables   []string
+}
+
+func (e *StrayTablesError) Error() string {
+	return fmt.Sprintf("database %q holds tables that were not moved there by the quarantine: %s", e.Database, strings.Join(e.Tables, ", "))
+}
+
+// Hint tells the operator what to do.
+func (e *StrayTablesError) Hint() string {
+	return "nothing was moved back; restore from the archive instead, or move those tables out of the quarantine by hand"
+}
+
+// Park makes a database loaded from a dump (staged, a reserved name)
+// ready for PutInPlace into name: it keeps staged's definitions (views,
+// routines, triggers and events, as for the database name) in its
+// DefinitionsTable and drops those objects from staged, so that its
+// tables can be moved by RENAME TABLE and no event of it runs meanwhile.
+func Park(ctx context.Context, db *sql.DB, staged, name string) error {
+	if err := checkOwnName(staged); err != nil {
+		return err
+	}
+	if err := checkInstanceName(name); err != nil {
+		return err
+	}
+	defs, err := ReadDefinitions(ctx, db, staged)
+	if err != nil {
+		return err
+	}
+	if slices.Contains(defs.Tables, DefinitionsTable) {
+		return &NameError{Database: name, Why: fmt.Sprintf("its dump holds a table named %s, the name under which fleetsafe keeps a database's views, routines, triggers and events", DefinitionsTable)}
+	}
+	rename(defs, staged, name)
+	defs.Comment = ""
+	conn, err := session(ctx, db)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := keepDefinitions(ctx, conn, db, staged, defs); err != nil {
+		return err
+	}
+	for _, o := range defs.Objects {
+		if _, err := conn.ExecContext(ctx, "DROP "+o.Kind+" IF EXISTS "+QuoteIdent(staged)+"."+QuoteIdent(o.Name)); err != nil {
+			return fmt.Errorf("drop %s %q of staged database %q: %w", strings.ToLower(o.Kind), o.Name, staged, err)
+		}
 	}
 	return nil
 }
@@ -372,7 +564,9 @@ func session(ctx context.Context, db *sql.DB) (*sql.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := conn.ExecContext(ctx, fmt.Sprintf("SET SESSION lock_wait_timeout = %d", LockWait)); err != nil {
+	// Backslashes escape in string literals (quoteString), whatever the
+	// server's sql_mode.
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf("SET SESSION lock_wait_timeout = %d, sql_mode = REPLACE(@@SESSION.sql_mode, 'NO_BACKSLASH_ESCAPES', '')", LockWait)); err != nil {
 		conn.Close()
 		return nil, err
 	}

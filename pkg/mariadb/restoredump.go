@@ -20,6 +20,41 @@ func RestoreDump(ctx context.Context, c Conn, name, charset, collation string, r
 	if err := checkInstanceName(name); err != nil {
 		return err
 	}
+	return loadNew(ctx, c, name, charset, collation, r)
+}
+
+// StageDump loads a mariadb-dump (checked as RestoreDump does) into the
+// new database staged (a reserved name, such as fsrestore_…), then parks
+// it (Park) for PutInPlace into name. A failure drops staged again.
+func StageDump(ctx context.Context, c Conn, staged, name string, r io.Reader) error {
+	if err := checkOwnName(staged); err != nil {
+		return err
+	}
+	if err := checkInstanceName(name); err != nil {
+		return err
+	}
+	if err := loadNew(ctx, c, staged, "", "", requalifyDump(r, name, staged)); err != nil {
+		return err
+	}
+	admin, err := c.Open(ctx, "")
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	if err := Park(ctx, admin, staged, name); err != nil {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if _, derr := admin.ExecContext(dctx, "DROP DATABASE IF EXISTS "+QuoteIdent(staged)); derr != nil {
+			return &StateError{Step: "park the staged database", Err: err, State: fmt.Sprintf("database %q loaded; dropping it failed too (%v): drop it by hand", staged, derr)}
+		}
+		return &StateError{Step: "park the staged database", Err: err, State: fmt.Sprintf("nothing: database %q was dropped again", staged)}
+	}
+	return nil
+}
+
+// loadNew creates database name and loads the dump r into it, dropping
+// it again when the load fails.
+func loadNew(ctx context.Context, c Conn, name, charset, collation string, r io.Reader) error {
 	admin, err := c.Open(ctx, "")
 	if err != nil {
 		return err

@@ -11,7 +11,7 @@ import (
 )
 
 // ScratchPrefix starts the name of every scratch database (and of its
-// user) of a test restore; it is one of instance.ReservedDBPrefixes.
+// user) of a test restore; it is one of ReservedPrefixes.
 const ScratchPrefix = "fleetsafe_verify_"
 
 // testHookScratch, set by tests only, learns each scratch name created.
