@@ -242,8 +242,8 @@ func TestRestore_RefusesATakenName(t *testing.T) {
 func TestQuarantineRestore_CrashAtEveryStep(t *testing.T) {
 	c, admin := server(t)
 	ctx := context.Background()
-	steps := []string{"quarantine: created", "quarantine: dropped trigger upper_v", "quarantine: moved",
-		"restore: created", "restore: moved", "restore: recreated"}
+	steps := []string{"quarantine: created", "quarantine: kept", "quarantine: dropped trigger upper_v", "quarantine: moved",
+		"restore: created", "restore: moved", "restore: recreated", "restore: whole"}
 	for _, step := range steps {
 		t.Run(step, func(t *testing.T) {
 			name, quarantine := "crash"+suffix(), instance.QuarantineDBPrefix+suffix()
