@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
+	"github.com/fleetsafe/fleetsafe/pkg/kind"
 	"github.com/fleetsafe/fleetsafe/pkg/store"
 )
 
@@ -193,9 +194,12 @@ func Verify(ctx context.Context, l *instance.Layout, opts Options) (*Report, err
 			files, ambiguous := own.filesOf(ri, inst.Name)
 			var database string
 			var foreign []foreignDump
-			if c, ok := l.Component(r.Component); ok && c.Type == instance.TypePostgreSQL {
+			// A dump names its database (pg_custom's header, a
+			// mysql_dump's "Database:" line): it must be this
+			// instance's, whatever the database kind.
+			if c, ok := l.Component(r.Component); ok && c.Family() == kind.FamilyDatabase {
 				database = c.Template.Expand(inst.Name)
-				if r.Format == "pg_custom" || r.Format == "any" {
+				if c.Type == instance.TypePostgreSQL && (r.Format == "pg_custom" || r.Format == "any") {
 					files, foreign = splitForeignDumps(files, database)
 				}
 			}
@@ -451,7 +455,8 @@ func runFileJobs(ctx context.Context, jobs []fileJob, workers int) error {
 		default:
 			j.state.checks = append(j.state.checks, ok(withCheck(base, CheckFormat), j.state.rule.Format+" complete to its end"))
 		}
-		// A pg_custom dump names its database: it must be this instance's.
+		// A pg_custom dump or a mysql_dump names its database: it must be
+		// this instance's.
 		if j.state.database != "" && r.database != "" {
 			c := withCheck(base, CheckOwner)
 			if r.database != j.state.database {

@@ -188,7 +188,8 @@ func requalify(stmt, from, to string) string {
 var plainIdent = regexp.MustCompile(`^[A-Za-z0-9_$]+$`)
 
 // requalifyDump passes a mariadb-dump of own through, its trigger and
-// view statements requalified for database into (requalify): a trigger starts
+// view statements requalified for database into (requalify); own ""
+// is the database its header names: a trigger starts
 // with mariadb-dump's "/*!50003 CREATE*/" and a TRIGGER and ends with
 // ";;"; a view's statement is one line starting "/*!50001 VIEW " (the
 // server writes a call of a stored function qualified, even of its own
@@ -201,7 +202,14 @@ func requalifyDump(r io.Reader, own, into string) io.Reader {
 		for {
 			line, err := br.ReadString('\n')
 			if line != "" {
-				if !in && (strings.HasPrefix(line, "/*!50003 CREATE*/") && strings.Contains(line, "TRIGGER") || strings.HasPrefix(line, "/*!50001 VIEW ")) {
+				if own == "" {
+					// The header names the dumped database:
+					// "-- Host: localhost    Database: name".
+					if i := strings.Index(line, "    Database: "); strings.HasPrefix(line, "-- Host: ") && i > 0 {
+						own = strings.TrimRight(line[i+len("    Database: "):], "\r\n")
+					}
+				}
+				if !in && own != "" && (strings.HasPrefix(line, "/*!50003 CREATE*/") && strings.Contains(line, "TRIGGER") || strings.HasPrefix(line, "/*!50001 VIEW ")) {
 					in = true
 				}
 				if in {

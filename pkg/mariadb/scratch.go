@@ -64,7 +64,10 @@ func ScratchRestore(ctx context.Context, c Conn, file string, r io.Reader) (*Scr
 	if _, err := admin.ExecContext(ctx, "GRANT ALL PRIVILEGES ON "+QuoteIdent(name)+".* TO "+account); err != nil {
 		return sc, fmt.Errorf("grant the scratch user its database: %w", err)
 	}
-	guarded, refused := GuardDump(file, r)
+	// Triggers and views naming the dumped database by name would reach
+	// it (and be refused the scratch user): they name the scratch
+	// database instead.
+	guarded, refused := GuardDump(file, requalifyDump(r, "", name))
 	lerr := Load(ctx, Conn{Socket: c.Socket, User: name, Password: password}, name, guarded)
 	// Drain what the client left unread, so that the guard finishes.
 	_, _ = io.Copy(io.Discard, guarded)
