@@ -30,10 +30,10 @@ func TestModel_NewestIsTheLastDeletion(t *testing.T) {
 	if !strictBug("same-second") {
 		t.Skipf("open bug same-second (%s); set FLEETSAFE_MODEL_OPEN_BUGS=1 to assert it", openBugs["same-second"])
 	}
-	env := &machineEnv{pg: fleettest.RequirePG(t)}
+	env := &machineEnv{pg: fleettest.RequirePG(t), my: fleettest.RequireMariaDB(t)}
 	runDirected(t, 1, shareDirected, func(t *rapid.T) {
 		ctx := context.Background()
-		f := newFleet(t, env.pg)
+		f := newFleet(t, env.pg, env.my)
 		archives := filepath.Join(f.root, "archives")
 		f.create(ctx, t, "a", componentOrder)
 		m := &machine{ctx: ctx, f: f, archives: archives, names: []string{"a"}, model: map[string]*state{"a": {}}, lastDeletion: map[string]time.Time{}}
@@ -67,10 +67,10 @@ func TestModel_NewestIsTheLastDeletion(t *testing.T) {
 // purge-reports-restored (the report): asserted only with
 // FLEETSAFE_MODEL_OPEN_BUGS=1 or their ids.
 func TestModel_PartialRestoreLeavesTheRestPurgeable(t *testing.T) {
-	env := &machineEnv{pg: fleettest.RequirePG(t)}
+	env := &machineEnv{pg: fleettest.RequirePG(t), my: fleettest.RequireMariaDB(t)}
 	runDirected(t, 1, shareDirected, func(t *rapid.T) {
 		ctx := context.Background()
-		f := newFleet(t, env.pg)
+		f := newFleet(t, env.pg, env.my)
 		archives := filepath.Join(f.root, "archives")
 		f.create(ctx, t, "a", componentOrder)
 		choices := []string{compConfig, compData, compEnv}
@@ -136,10 +136,10 @@ func TestModel_PartialRestoreLeavesTheRestPurgeable(t *testing.T) {
 // changing anything (every component of the layout is required), and the
 // components it held are restored by naming them.
 func TestModel_RestoreTwiceChangesNothing(t *testing.T) {
-	env := &machineEnv{pg: fleettest.RequirePG(t)}
+	env := &machineEnv{pg: fleettest.RequirePG(t), my: fleettest.RequireMariaDB(t)}
 	runDirected(t, 1, shareDirected, func(t *rapid.T) {
 		ctx := context.Background()
-		f := newFleet(t, env.pg)
+		f := newFleet(t, env.pg, env.my)
 		archives := filepath.Join(f.root, "archives")
 		comps := rapid.SliceOfNDistinct(rapid.SampledFrom(componentOrder), 1, 3, rapid.ID[string]).Draw(t, "components")
 		source := rapid.SampledFrom([]string{softdelete.SourceQuarantine, softdelete.SourceAuto, softdelete.SourceArchive}).Draw(t, "source")
@@ -195,11 +195,11 @@ func TestModel_RestoreTwiceChangesNothing(t *testing.T) {
 // therefore the deletion's or an abandoned record's, and the latter
 // verifies.
 func TestModel_CrashAfterArchiveConverges(t *testing.T) {
-	env := &machineEnv{pg: fleettest.RequirePG(t), modules: modules(t, "instance_soft_delete")}
+	env := &machineEnv{pg: fleettest.RequirePG(t), my: fleettest.RequireMariaDB(t), modules: modules(t, "instance_soft_delete")}
 	steps := []string{"lock", "dump", "hash", "archive", "verify", "tombstone", "quarantine:config", "quarantine:data", "quarantine:env", "quarantine:db"}
 	runDirected(t, 1, shareDirected, func(t *rapid.T) {
 		ctx := context.Background()
-		f := newFleet(t, env.pg)
+		f := newFleet(t, env.pg, env.my)
 		archives := filepath.Join(f.root, "archives")
 		f.create(ctx, t, "a", componentOrder)
 		m := &machine{ctx: ctx, f: f, archives: archives, modules: env.modules, names: []string{"a"}, model: map[string]*state{"a": {}}, lastDeletion: map[string]time.Time{}}
@@ -263,10 +263,10 @@ func TestModel_CrashAfterArchiveConverges(t *testing.T) {
 // into place). Two kills by default (each a full delete and two module
 // runs); make soak or -rapid.checks run more.
 func TestModel_CrashRestoreFromArchiveConverges(t *testing.T) {
-	env := &machineEnv{pg: fleettest.RequirePG(t), modules: modules(t, "instance_restore")}
+	env := &machineEnv{pg: fleettest.RequirePG(t), my: fleettest.RequireMariaDB(t), modules: modules(t, "instance_restore")}
 	runDirected(t, 1, shareDirected, func(t *rapid.T) {
 		ctx := context.Background()
-		f := newFleet(t, env.pg)
+		f := newFleet(t, env.pg, env.my)
 		archives := filepath.Join(f.root, "archives")
 		f.create(ctx, t, "a", componentOrder)
 		m := &machine{ctx: ctx, f: f, archives: archives, modules: env.modules, names: []string{"a"}, model: map[string]*state{"a": {}}, lastDeletion: map[string]time.Time{}}
@@ -298,10 +298,10 @@ func TestModel_FailedForcedRestoreChangesNothing(t *testing.T) {
 	if !strictBug("aside-then-fail") {
 		t.Skipf("open bug aside-then-fail (%s); set FLEETSAFE_MODEL_OPEN_BUGS=1 to assert it", openBugs["aside-then-fail"])
 	}
-	env := &machineEnv{pg: fleettest.RequirePG(t)}
+	env := &machineEnv{pg: fleettest.RequirePG(t), my: fleettest.RequireMariaDB(t)}
 	runDirected(t, 1, shareDirected, func(t *rapid.T) {
 		ctx := context.Background()
-		f := newFleet(t, env.pg)
+		f := newFleet(t, env.pg, env.my)
 		archives := filepath.Join(f.root, "archives")
 		f.create(ctx, t, "a", componentOrder)
 		m := &machine{ctx: ctx, f: f, archives: archives, names: []string{"a"}, model: map[string]*state{"a": {}}, lastDeletion: map[string]time.Time{}}
@@ -334,10 +334,10 @@ func TestModel_FailedForcedRestoreChangesNothing(t *testing.T) {
 // archives of the two newest deletions, D1's and D3's (fixed bug
 // keep-last-counts-abandoned).
 func TestModel_KeepLastCountsDeletionsOnly(t *testing.T) {
-	env := &machineEnv{pg: fleettest.RequirePG(t), modules: modules(t, "instance_soft_delete")}
+	env := &machineEnv{pg: fleettest.RequirePG(t), my: fleettest.RequireMariaDB(t), modules: modules(t, "instance_soft_delete")}
 	runDirected(t, 1, shareDirected, func(t *rapid.T) {
 		ctx := context.Background()
-		f := newFleet(t, env.pg)
+		f := newFleet(t, env.pg, env.my)
 		archives := filepath.Join(f.root, "archives")
 		f.create(ctx, t, "a", componentOrder)
 		m := &machine{ctx: ctx, f: f, archives: archives, modules: env.modules, names: []string{"a"}, model: map[string]*state{"a": {}}, lastDeletion: map[string]time.Time{}}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/fleetsafe/fleetsafe/internal/fleettest"
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
+	"github.com/fleetsafe/fleetsafe/pkg/mariadb"
 	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
 
 	_ "modernc.org/sqlite" // the sqlite driver of the lite component
@@ -26,9 +27,10 @@ const (
 	compEnv    = "env"    // file, /run/<app>/{name}.env
 	compDB     = "db"     // postgresql, <app>_{name}
 	compLite   = "lite"   // sqlite, /var/lib/<app>/{name}.sqlite
+	compMy     = "my"     // mysql, m<app>_{name} on the MariaDB server
 )
 
-var componentOrder = []string{compConfig, compData, compEnv, compDB, compLite}
+var componentOrder = []string{compConfig, compData, compEnv, compDB, compLite, compMy}
 
 // candidateNames are the names the machine draws from: some prefixes of
 // others, so that a name confused with another shows.
@@ -41,19 +43,21 @@ type fleet struct {
 	layoutFile string
 	layout     *instance.Layout
 	pg         pgdump.Conn
+	my         mariadb.Conn
 	tmpfs      bool // root is a tmpfs of its own
 }
 
 func (f *fleet) options() instance.Options {
-	return instance.Options{PG: f.pg, SystemdDir: filepath.Join(f.root, "systemd"), SkipSizes: true}
+	return instance.Options{PG: f.pg, SystemdDir: filepath.Join(f.root, "systemd"), SkipSizes: true,
+		Settings: map[string]any{typeMySQL: f.my}}
 }
 
-func newFleet(t *rapid.T, pg pgdump.Conn) *fleet {
+func newFleet(t *rapid.T, pg pgdump.Conn, my mariadb.Conn) *fleet {
 	root, err := os.MkdirTemp("", "fleetsafe-model-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fleet{root: root, app: fleettest.RandomApp(), pg: pg}
+	f := &fleet{root: root, app: fleettest.RandomApp(), pg: pg, my: my}
 	// The fleet's files live on a tmpfs of their own (as root), so that
 	// FullDiskRestore can fill the instances' filesystem; removed last.
 	if os.Geteuid() == 0 {
@@ -78,6 +82,9 @@ func newFleet(t *rapid.T, pg pgdump.Conn) *fleet {
 		if err := pool.recycle(ctx, pg, f.app); err != nil {
 			t.Errorf("drop the databases of %s: %v", f.app, err)
 		}
+		if err := dropMySQLLike(ctx, my, f.app); err != nil {
+			t.Errorf("drop the MariaDB databases of %s: %v", f.app, err)
+		}
 		os.RemoveAll(root)
 	})
 	layout := machineLayout(root, f.app, drawShapes(t))
@@ -100,6 +107,11 @@ func (f *fleet) path(comp, name string) string {
 	return full
 }
 
+func (f *fleet) myDatabase(name string) string {
+	c, _ := f.layout.Component(compMy)
+	return c.Template.Expand(name)
+}
+
 func (f *fleet) database(name string) string {
 	c, _ := f.layout.Component(compDB)
 	return c.Template.Expand(name)
@@ -116,9 +128,10 @@ var (
 	envShapes    = []string{"%[1]s/run/%[2]s/{name}.env", "%[1]s/run/%[2]s/env-{name}"}
 	dbShapes     = []string{"%[2]s_{name}", "%[2]s_{name}_db", "x%[2]s_{name}"}
 	liteShapes   = []string{"%[1]s/var/lib/%[2]s/{name}.sqlite", "%[1]s/var/lib/%[2]s/lite-{name}/app.db"}
+	myShapes     = []string{"m%[2]s_{name}", "m%[2]s_{name}_my"}
 )
 
-type layoutShapes struct{ config, data, env, db, lite string }
+type layoutShapes struct{ config, data, env, db, lite, my string }
 
 func drawShapes(t *rapid.T) layoutShapes {
 	return layoutShapes{
@@ -127,6 +140,7 @@ func drawShapes(t *rapid.T) layoutShapes {
 		env:    rapid.SampledFrom(envShapes).Draw(t, "env path"),
 		db:     rapid.SampledFrom(dbShapes).Draw(t, "database"),
 		lite:   rapid.SampledFrom(liteShapes).Draw(t, "sqlite path"),
+		my:     rapid.SampledFrom(myShapes).Draw(t, "mysql database"),
 	}
 }
 
@@ -148,6 +162,9 @@ components:
   - name: lite
     type: sqlite
     path: `+sh.lite+`
+  - name: my
+    type: mysql
+    database: `+sh.my+`
 `, root, app)
 }
 
@@ -207,6 +224,9 @@ func (f *fleet) create(ctx context.Context, t *rapid.T, name string, comps []str
 	}
 	if has(compLite) {
 		createSQLite(t, f.path(compLite, name), name)
+	}
+	if has(compMy) {
+		createMySQL(ctx, t, f.my, f.myDatabase(name), name)
 	}
 	if has(compDB) {
 		defer timed("setup database", time.Now())

@@ -170,22 +170,24 @@ func TestMachineLayoutsAccepted(t *testing.T) {
 			for _, e := range envShapes {
 				for _, db := range dbShapes {
 					for _, lite := range liteShapes {
-						src := machineLayout("/tmp/model-root", "fsapp", layoutShapes{c, d, e, db, lite})
-						l, err := instance.ParseLayout([]byte(src), "machine.yml")
-						if err != nil {
-							t.Fatalf("a layout of the state machine is refused: %v\n%s", err, src)
-						}
-						seen := map[string]string{}
-						for _, n := range candidateNames {
-							if err := l.ValidateName(n); err != nil {
-								t.Fatalf("candidate name %q refused by\n%s: %v", n, src, err)
+						for _, my := range myShapes {
+							src := machineLayout("/tmp/model-root", "fsapp", layoutShapes{c, d, e, db, lite, my})
+							l, err := instance.ParseLayout([]byte(src), "machine.yml")
+							if err != nil {
+								t.Fatalf("a layout of the state machine is refused: %v\n%s", err, src)
 							}
-							for _, comp := range l.Components {
-								loc := comp.Template.Expand(n)
-								if prev, ok := seen[loc]; ok {
-									t.Fatalf("%s and %s/%s are both %s\n%s", prev, n, comp.Name, loc, src)
+							seen := map[string]string{}
+							for _, n := range candidateNames {
+								if err := l.ValidateName(n); err != nil {
+									t.Fatalf("candidate name %q refused by\n%s: %v", n, src, err)
 								}
-								seen[loc] = n + "/" + comp.Name
+								for _, comp := range l.Components {
+									loc := comp.Template.Expand(n)
+									if prev, ok := seen[loc]; ok {
+										t.Fatalf("%s and %s/%s are both %s\n%s", prev, n, comp.Name, loc, src)
+									}
+									seen[loc] = n + "/" + comp.Name
+								}
 							}
 						}
 					}

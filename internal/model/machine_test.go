@@ -15,6 +15,7 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
+	"github.com/fleetsafe/fleetsafe/pkg/mariadb"
 	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
 	"github.com/fleetsafe/fleetsafe/pkg/sqlitedb"
 )
@@ -77,7 +78,7 @@ func (d *deletion) restored() bool { return d.restoredState }
 func (d *deletion) updateRestored() {
 	d.restoredState = true
 	for c, h := range d.held {
-		if h && (strictBug("restored-ignores-database") || d.moves[c].Type != instance.TypePostgreSQL) {
+		if h && (strictBug("restored-ignores-database") || !isDatabase(d.moves[c].Type)) {
 			d.restoredState = false
 		}
 	}
@@ -154,6 +155,15 @@ func (m *machine) observe(t *rapid.T, name string) map[string]string {
 	return m.observeIn(t, name, m.databases(t))
 }
 
+// myDatabases lists the MariaDB server's databases.
+func (m *machine) myDatabases(t *rapid.T) map[string]bool {
+	dbs, err := myDatabases(m.ctx, m.f.my)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dbs
+}
+
 // adminDB is the machine's connection pool to the postgres database,
 // opened once and closed when the check ends.
 func (m *machine) adminDB(t *rapid.T) *sql.DB {
@@ -196,6 +206,13 @@ func (m *machine) observeIn(t *rapid.T, name string, dbs map[string]bool) map[st
 			t.Fatalf("observe %s sqlite: %v", name, err)
 		}
 		out[compLite] = d
+	}
+	if db := m.f.myDatabase(name); m.myDatabases(t)[db] {
+		d, err := myDigest(m.ctx, m.f.my, db)
+		if err != nil {
+			t.Fatalf("observe %s mysql: %v", name, err)
+		}
+		out[compMy] = d
 	}
 	if allow, ok := dbs[m.f.database(name)]; ok {
 		if !allow {
@@ -243,6 +260,7 @@ func sameDigests(a, b map[string]string) bool {
 // archive the model keeps is there and no other, and discovery agrees.
 func (m *machine) Check(t *rapid.T) {
 	dbs := m.databases(t)
+	myDBs := m.myDatabases(t)
 	for _, n := range m.names {
 		s := m.model[n]
 		got := m.observeIn(t, n, dbs)
@@ -261,9 +279,12 @@ func (m *machine) Check(t *rapid.T) {
 			}
 			for c, mv := range d.moves {
 				var present bool
-				if mv.Type == instance.TypePostgreSQL {
+				switch mv.Type {
+				case instance.TypePostgreSQL:
 					_, present = dbs[mv.To]
-				} else {
+				case typeMySQL:
+					present = myDBs[mv.To]
+				default:
 					dg, err := pathDigest(mv.To)
 					if err != nil {
 						t.Fatal(err)
@@ -524,6 +545,12 @@ func (m *machine) Modify(t *rapid.T) {
 		var db *sql.DB
 		if db, err = sql.Open("sqlite", "file:"+m.f.path(compLite, name)); err == nil {
 			_, err = db.ExecContext(m.ctx, "INSERT INTO content (label) VALUES (?)", "written-"+stamp)
+			db.Close()
+		}
+	case compMy:
+		var db *sql.DB
+		if db, err = m.f.my.Open(m.ctx, ""); err == nil {
+			_, err = db.ExecContext(m.ctx, "INSERT INTO "+mariadb.QuoteIdent(m.f.myDatabase(name))+".content (label) VALUES (?)", "written-"+stamp)
 			db.Close()
 		}
 	case compDB:

@@ -14,6 +14,7 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/fleetsafe/fleetsafe/internal/fleettest"
+	"github.com/fleetsafe/fleetsafe/pkg/mariadb"
 	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
 )
 
@@ -138,7 +139,7 @@ func runChecks(t *testing.T, minChecks, batch int, share float64, prop func(*rap
 // some partial, and a model that knows them.
 func newMachine(t *rapid.T, env *machineEnv) *machine {
 	defer timed("setup fleet", time.Now())
-	f := newFleet(t, env.pg)
+	f := newFleet(t, env.pg, env.my)
 	m := &machine{ctx: context.Background(), f: f, archives: filepath.Join(f.root, "archives"),
 		modules: env.modules, names: candidateNames, model: map[string]*state{}, lastDeletion: map[string]time.Time{}}
 	mountArchives(t, m)
@@ -159,6 +160,7 @@ func newMachine(t *rapid.T, env *machineEnv) *machine {
 
 type machineEnv struct {
 	pg      pgdump.Conn
+	my      mariadb.Conn
 	modules string
 }
 
@@ -168,7 +170,7 @@ type machineEnv struct {
 // deletion onto a nearly full archive filesystem; after every step each
 // instance, target or not, is exactly where the model says.
 func TestModel_Fleet(t *testing.T) {
-	env := &machineEnv{pg: fleettest.RequirePG(t), modules: modules(t, "instance_soft_delete")}
+	env := &machineEnv{pg: fleettest.RequirePG(t), my: fleettest.RequireMariaDB(t), modules: modules(t, "instance_soft_delete")}
 	runMachine(t, shareFleet, func(t *rapid.T) {
 		m := newMachine(t, env)
 		t.Repeat(timedActions(fleetActions(m)))
@@ -181,7 +183,7 @@ func TestModel_Fleet(t *testing.T) {
 // into place (invariant 10): today a component extracted in part is
 // present, so the re-run skips it and it stays incomplete.
 func TestModel_CrashRestore(t *testing.T) {
-	env := &machineEnv{pg: fleettest.RequirePG(t), modules: modules(t, "instance_soft_delete", "instance_restore")}
+	env := &machineEnv{pg: fleettest.RequirePG(t), my: fleettest.RequireMariaDB(t), modules: modules(t, "instance_soft_delete", "instance_restore")}
 	runMachine(t, shareCrashRestore, func(t *rapid.T) {
 		m := newMachine(t, env)
 		actions := fleetActions(m)
