@@ -517,7 +517,12 @@ func (m *machine) CrashRestore(t *rapid.T) {
 	if m.modules == "" {
 		t.Skip("no module binaries")
 	}
-	name, source, comps, _ := m.drawRestore(t, false)
+	m.crashRestoreOf(t, m.drawName(t))
+}
+
+// crashRestoreOf is CrashRestore of one name.
+func (m *machine) crashRestoreOf(t *rapid.T, name string) {
+	_, source, comps, _ := m.drawRestoreOf(t, name, false)
 	kill := killInstant(t, "instance_restore")
 	p := m.planRestore(name, comps, false)
 	args := map[string]any{"layout_file": m.f.layoutFile, "name": name, "archive_dir": m.archives}

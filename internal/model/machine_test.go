@@ -23,13 +23,16 @@ import (
 // deletion is what the model knows of one tombstone: a soft deletion, or
 // the components a forced restore moved aside.
 type deletion struct {
-	seq        int
-	id         string
-	tombstone  string
-	archive    string            // "" for a forced restore's tombstone
-	archived   map[string]string // component -> digest when it was moved
-	moves      map[string]softdelete.QuarantineMove
-	held       map[string]bool // component -> still in quarantine
+	seq       int
+	id        string
+	tombstone string
+	archive   string            // "" for a forced restore's tombstone
+	archived  map[string]string // component -> digest when it was moved
+	moves     map[string]softdelete.QuarantineMove
+	held      map[string]bool // component -> still in quarantine
+	// tampered marks a quarantined component someone changed (a table
+	// planted in a MariaDB quarantine): restore must not take it back.
+	tampered   map[string]bool
 	purgeAfter time.Time
 	purged     bool // purge ran over it
 	archiveGC  bool // its archive was purged (keep_last)
@@ -550,7 +553,11 @@ func (m *machine) Modify(t *rapid.T) {
 	case compMy:
 		var db *sql.DB
 		if db, err = m.f.my.Open(m.ctx, ""); err == nil {
-			_, err = db.ExecContext(m.ctx, "INSERT INTO "+mariadb.QuoteIdent(m.f.myDatabase(name))+".content (label) VALUES (?)", "written-"+stamp)
+			// A squatted database (SquatDatabase) gets its table first.
+			q := mariadb.QuoteIdent(m.f.myDatabase(name))
+			if _, err = db.ExecContext(m.ctx, "CREATE TABLE IF NOT EXISTS "+q+".content (id INT PRIMARY KEY AUTO_INCREMENT, label VARCHAR(100) NOT NULL, body VARBINARY(32))"); err == nil {
+				_, err = db.ExecContext(m.ctx, "INSERT INTO "+q+".content (label) VALUES (?)", "written-"+stamp)
+			}
 			db.Close()
 		}
 	case compDB:
@@ -706,8 +713,15 @@ func predictRestore(s *state, source string, want []string) (picks map[string]re
 		for i := len(s.deletions) - 1; i >= 0; i-- {
 			d := s.deletions[i]
 			if useQ && d.archive != "" && !d.archiveGC && !d.purged && !d.restored() && d.held[c] {
-				picks[c] = restorePick{d: d, quarantine: true}
-				break search
+				if !d.tampered[c] {
+					picks[c] = restorePick{d: d, quarantine: true}
+					break search
+				}
+				// Compared with its archive, it does not match: the
+				// archive gives it, or source quarantine refuses.
+				if !useA {
+					return nil, fmt.Sprintf("the quarantined copy of %s in deletion %s was tampered with, and source is quarantine", c, d.id)
+				}
 			}
 			if !useA || d.archive == "" {
 				continue
@@ -833,6 +847,13 @@ func (m *machine) expectRestore(t *rapid.T, name, source string, comps []string,
 					t.Fatalf("restore %s (source %q, components %v): component %s came from %q; the model expects %q (%s)",
 						name, source, comps, c, res.sources[c], picks[c].label(), describePicks(want, picks))
 				}
+			}
+		}
+	}
+	for _, c := range want {
+		for _, d := range s.deletions {
+			if d.tampered[c] && d.held[c] && !picks[c].quarantine {
+				timed("restore past a planted quarantine", time.Now()) // counted in the timing table
 			}
 		}
 	}

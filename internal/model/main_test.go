@@ -35,10 +35,11 @@ const (
 
 // Shares of the budget; they add up to 1.
 const (
-	shareFleet        = 0.38
+	shareFleet        = 0.36
 	shareCrashRestore = 0.24
 	shareDirected     = 0.06 // each of the six directed properties that run by default
 	shareLayout       = 0.01 // each of the two layout properties
+	sharePlanted      = 0.02 // TestModel_PlantedMySQLQuarantine
 )
 
 func TestMain(m *testing.M) {
@@ -207,5 +208,7 @@ func fleetActions(m *machine) map[string]func(*rapid.T) {
 		"mixed":       m.ConcurrentMixed,
 		"fullRestore": m.FullDiskRestore,
 		"fullDisk":    m.FullDisk,
+		"plant":       m.PlantInQuarantine,
+		"squat":       m.SquatDatabase,
 	}
 }
