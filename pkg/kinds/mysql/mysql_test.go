@@ -372,3 +372,59 @@ func TestMySQL_StoppedMoveIsFinished(t *testing.T) {
 	assert.Equal(t, want, dumpOf(t, c, n.database("acme")))
 	assert.False(t, exists(t, db, q.To))
 }
+
+// TestMySQL_DatabaseAppearsDuringTheMove: a database that appears where a
+// move goes is never merged into nor replaced: a quarantine name already
+// holding someone's table refuses the quarantine (the instance's database
+// untouched), and a database created at the instance's name between the
+// staging and the move into place refuses the move (the squatter and the
+// staged copy untouched, the staged copy then dropped).
+func TestMySQL_DatabaseAppearsDuringTheMove(t *testing.T) {
+	c, db := server(t)
+	ctx := context.Background()
+	n := newNextcloud(t, db)
+	n.create(t, db, "acme")
+	want := dumpOf(t, c, n.database("acme"))
+	env := n.opts.Env()
+
+	m := kind.Move{Component: "db", Type: mysql.Type, From: n.database("acme"), To: k.QuarantineTarget(n.database("acme"), "x-"+n.prefix)}
+	run(t, db, "CREATE DATABASE "+mariadb.QuoteIdent(m.To), "CREATE TABLE "+mariadb.QuoteIdent(m.To)+".theirs (id INT)")
+	err := k.Quarantine(ctx, env, m)
+	var taken *mariadb.TakenError
+	require.ErrorAs(t, err, &taken)
+	assert.Equal(t, want, dumpOf(t, c, n.database("acme")), "nothing moved")
+	tables, err := mariadb.Tables(ctx, db, m.To)
+	require.NoError(t, err)
+	assert.Len(t, tables, 1, "their table alone")
+
+	// Staged from the instance's own dump, then the name is taken.
+	dump := filepath.Join(t.TempDir(), "db.sql")
+	f, err := os.Create(dump)
+	require.NoError(t, err)
+	require.NoError(t, mariadb.Dump(ctx, c, n.database("acme"), f))
+	require.NoError(t, f.Close())
+	comp, _ := n.l.Component("db")
+	tg := kind.Target{App: "nextcloud", Instance: "acme", Component: comp, Locator: n.database("acme")}
+	run(t, db, "DROP DATABASE "+mariadb.QuoteIdent(n.database("acme")))
+	staged, err := k.Stage(ctx, env, tg, dump)
+	require.NoError(t, err)
+	run(t, db, "CREATE DATABASE "+mariadb.QuoteIdent(n.database("acme")), "CREATE TABLE "+mariadb.QuoteIdent(n.database("acme"))+".squat (id INT)")
+	err = k.PutInPlace(ctx, env, tg, staged)
+	require.ErrorAs(t, err, &taken)
+	tables, err = mariadb.Tables(ctx, db, n.database("acme"))
+	require.NoError(t, err)
+	assert.Equal(t, []mariadb.Table{{Name: "squat", Type: "BASE TABLE"}}, tables, "the squatter untouched")
+	tables, err = mariadb.Tables(ctx, db, staged)
+	require.NoError(t, err)
+	assert.Len(t, tables, 4, "the staged copy whole")
+	require.NoError(t, k.DropStaging(ctx, env, staged, false))
+	assert.False(t, exists(t, db, staged))
+
+	// Once the squatter is gone, the same dump goes in place whole.
+	run(t, db, "DROP DATABASE "+mariadb.QuoteIdent(n.database("acme")))
+	staged, err = k.Stage(ctx, env, tg, dump)
+	require.NoError(t, err)
+	require.NoError(t, k.PutInPlace(ctx, env, tg, staged))
+	assert.Equal(t, want, dumpOf(t, c, n.database("acme")))
+	assert.False(t, exists(t, db, staged))
+}
