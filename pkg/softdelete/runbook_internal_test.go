@@ -49,7 +49,7 @@ func TestRunbook_AnyManifest(t *testing.T) {
 		for i, s := range seed {
 			c := ManifestComponent{Name: "c" + string(rune('a'+i%26)), Type: types[int(s)%len(types)], Present: s&0x10 != 0}
 			c.Locator = "/srv/" + odd + "/" + c.Name
-			if c.Type == "postgresql" || c.Type == "systemd_unit" {
+			if c.Type == "postgresql" || c.Type == "mysql" || c.Type == "systemd_unit" {
 				c.Locator = odd + c.Name
 			}
 			if c.Type == "systemd_unit" && s&0x20 != 0 {
@@ -62,7 +62,7 @@ func TestRunbook_AnyManifest(t *testing.T) {
 			case !c.Present:
 			case c.Type == "systemd_unit" && c.Locator != "":
 				want++
-			case c.ArchivePath != "" && c.Type != "systemd_unit" && c.Type != "mysql":
+			case c.ArchivePath != "" && c.Type != "systemd_unit":
 				want++
 			}
 			m.Components = append(m.Components, c)
