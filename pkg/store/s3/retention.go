@@ -13,34 +13,9 @@ import (
 )
 
 // Retention is what S3 Object Lock keeps of one object version.
-type Retention struct {
-	// Mode is "GOVERNANCE", "COMPLIANCE" or "" (none).
-	Mode string `json:"mode,omitempty"`
-	// Until is the retain-until date (zero: none).
-	Until time.Time `json:"until,omitzero"`
-	// LegalHold is on until someone lifts it.
-	LegalHold bool `json:"legal_hold,omitempty"`
-}
+type Retention = store.Retention
 
-// Locked reports whether the server refuses to remove the version at now.
-func (r Retention) Locked(now time.Time) bool {
-	return r.LegalHold || (r.Mode != "" && now.Before(r.Until))
-}
-
-// String says what keeps the object.
-func (r Retention) String() string {
-	var parts []string
-	if r.Mode != "" && !r.Until.IsZero() {
-		parts = append(parts, fmt.Sprintf("%s retention until %s", strings.ToLower(r.Mode), r.Until.UTC().Format(time.RFC3339)))
-	}
-	if r.LegalHold {
-		parts = append(parts, "a legal hold (kept until it is lifted)")
-	}
-	if len(parts) == 0 {
-		return "no retention"
-	}
-	return strings.Join(parts, " and ")
-}
+var _ store.Retainer = (*Store)(nil)
 
 // RetainedError is a removal the server refused because of Object Lock.
 type RetainedError struct {
