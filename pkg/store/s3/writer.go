@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 
@@ -229,3 +230,21 @@ func (w *writer) Abort() error {
 // object: the SHA-256 of its content for a single PUT, the SHA-256 of the
 // parts' SHA-256s followed by "-<parts>" for a multipart upload.
 func (w *writer) Checksum() string { return w.checksum }
+
+// Tidy aborts the incomplete multipart uploads under folder: what a run
+// killed while it uploaded an archive left (invisible, but stored and
+// billed). The caller holds folder's lock, so no live run of this
+// instance is uploading there.
+func (s *Store) Tidy(folder string) {
+	if store.CheckKey(folder) != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for u := range s.c.ListIncompleteUploads(ctx, s.bucket, s.Object(folder)+"/", true) {
+		if u.Err != nil {
+			return
+		}
+		s.c.AbortMultipartUpload(ctx, s.bucket, u.Key, u.UploadID)
+	}
+}

@@ -213,3 +213,38 @@ func TestS3_LockOneOfMany(t *testing.T) {
 		t.Fatalf("%d runs hold the lock, want 1", wins.Load())
 	}
 }
+
+// What a run killed while uploading leaves (an incomplete multipart
+// upload) is invisible, and Tidy of its folder aborts it; another
+// folder's uploads are left alone.
+func TestS3_TidyAbortsKilledUploads(t *testing.T) {
+	ctx := context.Background()
+	bucket := s3test.Bucket(t, false)
+	set := s3test.Settings(t)
+	set.PartSize = 5 << 20
+	st, err := s3store.Open(ctx, "s3://"+bucket+"/p", set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := bytes.Repeat([]byte("y"), 6<<20)
+	for _, k := range []string{"inst/a.tar.zst", "other/b.tar.zst"} {
+		w, _ := st.Create(ctx, k)
+		if _, err := w.Write(big); err != nil { // a part goes; then the run "dies"
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // the parts in flight land
+	if objs, _ := st.List(ctx, ""); len(objs) != 0 {
+		t.Fatalf("incomplete uploads visible: %v", objs)
+	}
+	st.Tidy("inst")
+	var left []string
+	for u := range s3test.Client(t).ListIncompleteUploads(ctx, bucket, "", true) {
+		if u.Err == nil {
+			left = append(left, u.Key)
+		}
+	}
+	if strings.Join(left, ",") != "p/other/b.tar.zst" {
+		t.Fatalf("uploads left after Tidy(inst): %v, want only p/other/b.tar.zst", left)
+	}
+}
