@@ -3,11 +3,13 @@ package modules_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleetsafe/fleetsafe/internal/fleettest"
+	s3store "github.com/fleetsafe/fleetsafe/pkg/store/s3"
 	"github.com/fleetsafe/fleetsafe/pkg/store/s3/s3test"
 )
 
@@ -38,43 +41,9 @@ func TestS3_SoftDeleteRestorePurgeThroughTheBinaries(t *testing.T) {
 	before := f.Snapshot(t, "acme")
 	ctx := context.Background()
 
-	var env []string
-	for _, e := range os.Environ() {
-		if !strings.HasPrefix(e, "AWS_") {
-			env = append(env, e)
-		}
-	}
-	env = append(env, "FLEETSAFE_SYSTEMD_DIR="+f.SystemdDir)
-	var outputs []string
-	run := func(module string, kv ...any) map[string]any {
-		t.Helper()
-		args := map[string]any{"layout_file": f.LayoutFile, "archive_store": "s3://" + bucket + "/fleet",
-			"s3_endpoint": set.Endpoint, "s3_region": set.Region, "s3_access_key": set.AccessKey,
-			"s3_secret_key": set.SecretKey, "s3_path_style": "yes"}
-		for i := 0; i+1 < len(kv); i += 2 {
-			args[kv[i].(string)] = kv[i+1]
-		}
-		data, _ := json.Marshal(args)
-		argsFile := filepath.Join(t.TempDir(), "args")
-		require.NoError(t, os.WriteFile(argsFile, data, 0o600))
-		cmd := exec.Command(filepath.Join(lib, module), argsFile)
-		cmd.Env = env
-		stdout, _ := cmd.Output()
-		outputs = append(outputs, string(stdout))
-		var out map[string]any
-		require.NoError(t, json.Unmarshal(stdout, &out), "%s", stdout)
-		return out
-	}
-	destroyQuarantine := func(out map[string]any) {
-		for _, q := range out["quarantined"].([]any) {
-			m := q.(map[string]any)
-			if m["type"] == "postgresql" {
-				require.NoError(t, fleettest.DropDatabasesLike(ctx, f.PG, m["to"].(string)))
-			} else {
-				require.NoError(t, os.RemoveAll(m["to"].(string)))
-			}
-		}
-	}
+	runner := newS3Runner(t, lib, f, set, bucket, "fleet")
+	run := func(module string, kv ...any) map[string]any { t.Helper(); return runner.run(t, "", module, kv...) }
+	destroyQuarantine := func(out map[string]any) { t.Helper(); runner.destroyQuarantine(t, out) }
 
 	// A bucket without Object Lock: refused before anything changes.
 	out := run("instance_soft_delete", "name", "acme", "reason", "s3 test", "object_lock", "governance",
@@ -145,7 +114,7 @@ func TestS3_SoftDeleteRestorePurgeThroughTheBinaries(t *testing.T) {
 	assert.NoError(t, err, "the archive under a legal hold is in the bucket")
 
 	// No secret anywhere: outputs and every object of the bucket.
-	for _, o := range outputs {
+	for _, o := range runner.outputs {
 		assert.NotContains(t, o, set.SecretKey)
 	}
 	n := 0
@@ -164,4 +133,117 @@ func TestS3_SoftDeleteRestorePurgeThroughTheBinaries(t *testing.T) {
 		n++
 	}
 	assert.GreaterOrEqual(t, n, 4, "archives, sidecars and tombstones were read")
+}
+
+// s3Runner runs module binaries with the archive store in a bucket of
+// the local S3 server, its settings as parameters and no AWS_* variable.
+type s3Runner struct {
+	lib, bucket, prefix string
+	f                   *fleettest.Fleet
+	set                 s3store.Settings
+	env                 []string
+	outputs             []string
+}
+
+func newS3Runner(t *testing.T, lib string, f *fleettest.Fleet, set s3store.Settings, bucket, prefix string) *s3Runner {
+	r := &s3Runner{lib: lib, bucket: bucket, prefix: prefix, f: f, set: set}
+	for _, e := range os.Environ() {
+		if !strings.HasPrefix(e, "AWS_") && !strings.HasPrefix(e, "FLEETSAFE_TEST_CRASH_AFTER=") {
+			r.env = append(r.env, e)
+		}
+	}
+	r.env = append(r.env, "FLEETSAFE_SYSTEMD_DIR="+f.SystemdDir)
+	return r
+}
+
+// run runs module with the parameters kv; crash names the step after
+// which it kills itself ("" for none): its result is nil when it did.
+func (r *s3Runner) run(t *testing.T, crash, module string, kv ...any) map[string]any {
+	t.Helper()
+	args := map[string]any{"layout_file": r.f.LayoutFile, "archive_store": "s3://" + r.bucket + "/" + r.prefix,
+		"s3_endpoint": r.set.Endpoint, "s3_region": r.set.Region, "s3_access_key": r.set.AccessKey,
+		"s3_secret_key": r.set.SecretKey, "s3_path_style": "yes"}
+	for i := 0; i+1 < len(kv); i += 2 {
+		args[kv[i].(string)] = kv[i+1]
+	}
+	data, _ := json.Marshal(args)
+	argsFile := filepath.Join(t.TempDir(), "args")
+	require.NoError(t, os.WriteFile(argsFile, data, 0o600))
+	cmd := exec.Command(filepath.Join(r.lib, module), argsFile)
+	cmd.Env = r.env
+	if crash != "" {
+		cmd.Env = append(cmd.Env, "FLEETSAFE_TEST_CRASH_AFTER="+crash)
+	}
+	stdout, err := cmd.Output()
+	r.outputs = append(r.outputs, string(stdout))
+	var ee *exec.ExitError
+	if crash != "" && errors.As(err, &ee) && ee.Sys().(syscall.WaitStatus).Signal() == syscall.SIGKILL {
+		return nil // killed after the step
+	}
+	var out map[string]any
+	require.NoError(t, json.Unmarshal(stdout, &out), "%s", stdout)
+	return out
+}
+
+// destroyQuarantine removes what a soft delete moved into quarantine, as
+// if the host had lost it.
+func (r *s3Runner) destroyQuarantine(t *testing.T, out map[string]any) {
+	t.Helper()
+	for _, q := range out["quarantined"].([]any) {
+		m := q.(map[string]any)
+		if m["type"] == "postgresql" {
+			require.NoError(t, fleettest.DropDatabasesLike(context.Background(), r.f.PG, m["to"].(string)))
+		} else {
+			require.NoError(t, os.RemoveAll(m["to"].(string)))
+		}
+	}
+}
+
+// softDelete runs instance_soft_delete until the session that filled the
+// database has ended.
+func (r *s3Runner) softDelete(t *testing.T, kv ...any) map[string]any {
+	t.Helper()
+	var out map[string]any
+	for range 20 {
+		out = r.run(t, "", "instance_soft_delete", kv...)
+		if m, _ := out["msg"].(string); !strings.Contains(m, "open connection") {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return out
+}
+
+// TestS3_SoftDeleteKilledAtEveryStepConverges kills the real module with
+// SIGKILL after each step of a soft delete into the bucket (with Object
+// Lock): the instance is whole or in quarantine, a re-run finishes the
+// deletion, and a restore from the bucket alone gives it back identical.
+func TestS3_SoftDeleteKilledAtEveryStepConverges(t *testing.T) {
+	set := s3test.Settings(t)
+	bucket := s3test.Bucket(t, true)
+	lib := fleettest.BuildModules(t, "instance_soft_delete", "instance_restore")
+	for _, step := range []string{"lock", "journal", "dump", "hash", "archive", "verify", "tombstone", "quarantine:config", "quarantine:database", "quarantined"} {
+		t.Run(step, func(t *testing.T) {
+			f := fleettest.NewSpec(t, fleettest.Spec{Names: []string{"acme"}, DB: true})
+			before := f.Snapshot(t, "acme")
+			r := newS3Runner(t, lib, f, set, bucket, strings.ReplaceAll(step, ":", "-"))
+			kv := []any{"name", "acme", "reason", "crash", "object_lock", "governance", "retention_days", 1}
+			killed := false
+			for range 20 { // the session that filled the database may take a moment to end
+				if out := r.run(t, step, "instance_soft_delete", kv...); out == nil {
+					killed = true
+					break
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			require.True(t, killed, "the module never reached step %s", step)
+			out := r.softDelete(t, kv...)
+			require.Equal(t, false, out["failed"], out["msg"])
+			require.NotEmpty(t, out["quarantined"], "the re-run finished the deletion: %v", out)
+			r.destroyQuarantine(t, out)
+			out = r.run(t, "", "instance_restore", "name", "acme", "source", "archive")
+			require.Equal(t, false, out["failed"], out["msg"])
+			assert.Equal(t, before, f.Snapshot(t, "acme"))
+		})
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -26,7 +27,12 @@ import (
 //     reaches the server at least once per LockTTL/3: the holder renews it
 //     (a PUT conditional on the ETag it last wrote, If-Match), and a
 //     second run refuses at once with ErrLocked;
-//   - a holder that died (SIGKILL, host lost) blocks the instance for
+//   - a holder of this host that died (SIGKILL, crash) blocks nothing:
+//     the lock records the kernel's boot id, the pid namespace, the pid
+//     and the process's start time, and a run of the same boot and
+//     namespace that finds that process gone takes the lock over at once
+//     (conditionally, as below);
+//   - a holder elsewhere that died (its host lost) blocks the instance for
 //     LockTTL at most: a lock not renewed for LockTTL (judged by the
 //     server's Last-Modified, plus a minute for clock skew) is taken over
 //     by one run only (the takeover is a PUT conditional on the stale
@@ -44,6 +50,63 @@ type lockInfo struct {
 	PID     int       `json:"pid"`
 	Taken   time.Time `json:"taken"`
 	Expires time.Time `json:"expires"`
+	// Where names the holder's process exactly: the kernel's boot id,
+	// its pid namespace and the process's start time, so that a lock
+	// left by a process of this same boot and namespace that is gone
+	// (killed) is taken over at once rather than after LockTTL, and a
+	// reused pid is not taken for it.
+	Where string `json:"where,omitempty"`
+}
+
+// processWhere names process pid of this host, boot and pid namespace
+// ("" when /proc cannot tell).
+func processWhere(pid int) string {
+	boot, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	ns, err := os.Readlink("/proc/self/ns/pid")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(boot)) + "/" + ns + "/" + strconv.Itoa(pid) + "@" + processStart(pid)
+}
+
+// processStart returns the start time of process pid in clock ticks
+// since boot (field 22 of /proc/<pid>/stat), "" when it does not exist.
+func processStart(pid int) string {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return ""
+	}
+	// The command name (field 2) may hold spaces: count after its ')'.
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return ""
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 {
+		return ""
+	}
+	return f[19]
+}
+
+// deadHere reports whether the lock was taken by a process of this boot
+// and pid namespace that no longer runs.
+func (li lockInfo) deadHere() bool {
+	if li.Where == "" || li.PID <= 0 {
+		return false
+	}
+	mine := processWhere(os.Getpid())
+	if mine == "" {
+		return false
+	}
+	prefixOf := func(w string) string { return w[:strings.LastIndexByte(w, '/')+1] }
+	if prefixOf(li.Where) != prefixOf(mine) {
+		return false // another host, boot or namespace: only the TTL tells
+	}
+	return processWhere(li.PID) != li.Where
 }
 
 func lockKey(name string) string { return name + "/.lock" }
@@ -59,7 +122,7 @@ func (s *Store) Lock(ctx context.Context, name string) (func(), error) {
 	if _, err := rand.Read(tok[:]); err != nil {
 		return nil, err
 	}
-	info := lockInfo{Owner: hex.EncodeToString(tok[:]), Host: host, PID: os.Getpid(), Taken: time.Now().UTC()}
+	info := lockInfo{Owner: hex.EncodeToString(tok[:]), Host: host, PID: os.Getpid(), Taken: time.Now().UTC(), Where: processWhere(os.Getpid())}
 	body := func() []byte {
 		info.Expires = time.Now().UTC().Add(s.LockTTL)
 		b, _ := json.Marshal(info)
@@ -88,8 +151,8 @@ func (s *Store) Lock(ctx context.Context, name string) (func(), error) {
 		if serr != nil {
 			return nil, fmt.Errorf("lock %s: %w (%v)", s.Location(lockKey(name)), store.ErrLocked, serr)
 		}
-		held := s.describeLock(ctx, obj)
-		if time.Since(oi.LastModified) < s.LockTTL+s.LockSkew {
+		held, li := s.describeLock(ctx, obj)
+		if time.Since(oi.LastModified) < s.LockTTL+s.LockSkew && !li.deadHere() {
 			return nil, fmt.Errorf("lock %s: %w%s", s.Location(lockKey(name)), store.ErrLocked, held)
 		}
 		etag, err = put(ctx, oi.ETag)
@@ -155,19 +218,19 @@ func (s *Store) releaseLock(obj, etag string) {
 }
 
 // describeLock says who holds a lock, for the refusal.
-func (s *Store) describeLock(ctx context.Context, obj string) string {
+func (s *Store) describeLock(ctx context.Context, obj string) (string, lockInfo) {
+	var li lockInfo
 	body, _, _, err := s.c.GetObject(ctx, s.bucket, obj, minio.GetObjectOptions{})
 	if err != nil {
-		return ""
+		return "", li
 	}
 	defer body.Close()
 	b, err := io.ReadAll(io.LimitReader(body, 4096))
-	var li lockInfo
 	if err != nil || json.Unmarshal(b, &li) != nil {
-		return ""
+		return "", lockInfo{}
 	}
 	return fmt.Sprintf(" (held by process %d on %s since %s, renewed until %s)", li.PID, li.Host,
-		li.Taken.Format(time.RFC3339), li.Expires.Format(time.RFC3339))
+		li.Taken.Format(time.RFC3339), li.Expires.Format(time.RFC3339)), li
 }
 
 // LockHolder tells who holds the lock named name, without taking it.
@@ -189,7 +252,7 @@ func (s *Store) LockHolder(name string) (int, string, bool) {
 	defer body.Close()
 	var li lockInfo
 	b, _ := io.ReadAll(io.LimitReader(body, 4096))
-	if json.Unmarshal(b, &li) != nil {
+	if json.Unmarshal(b, &li) != nil || li.deadHere() {
 		return 0, "", false
 	}
 	host, _ := os.Hostname()

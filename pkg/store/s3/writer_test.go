@@ -8,10 +8,12 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -247,4 +249,41 @@ func TestS3_TidyAbortsKilledUploads(t *testing.T) {
 	if strings.Join(left, ",") != "p/other/b.tar.zst" {
 		t.Fatalf("uploads left after Tidy(inst): %v, want only p/other/b.tar.zst", left)
 	}
+}
+
+// A run of this host killed (SIGKILL) while it holds the lock blocks
+// nobody: the next run finds its process gone and takes the lock at once,
+// long before the TTL.
+func TestS3_LockOfAKilledProcessTakenAtOnce(t *testing.T) {
+	if bucket := os.Getenv("S3_LOCK_CHILD_BUCKET"); bucket != "" {
+		st := s3test.Store(t, bucket, "k")
+		if _, err := st.Lock(context.Background(), "inst"); err != nil {
+			t.Fatal(err)
+		}
+		syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {}
+	}
+	bucket := s3test.Bucket(t, false)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestS3_LockOfAKilledProcessTakenAtOnce$")
+	cmd.Env = append(os.Environ(), "S3_LOCK_CHILD_BUCKET="+bucket)
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("child not killed holding the lock: %v", err)
+	}
+	st := s3test.Store(t, bucket, "k")
+	if _, err := st.Stat(context.Background(), "inst/.lock"); err == nil {
+		t.Fatal("a hidden key was accepted")
+	}
+	if objs, err := s3test.Client(t).StatObject(context.Background(), bucket, "k/inst/.lock", minio.StatObjectOptions{}); err != nil {
+		t.Fatalf("the killed child left no lock: %v %v", objs, err)
+	}
+	if _, _, held := st.LockHolder("inst"); held {
+		t.Error("LockHolder reports a dead process")
+	}
+	unlock, err := st.Lock(context.Background(), "inst")
+	if err != nil {
+		t.Fatalf("Lock after its holder was killed: %v", err)
+	}
+	unlock()
 }
