@@ -54,6 +54,15 @@ func TestS3_SoftDeleteRestorePurgeThroughTheBinaries(t *testing.T) {
 	assert.Contains(t, out["msg"], "--object-lock-enabled-for-bucket")
 	assert.Equal(t, before, f.Snapshot(t, "acme"))
 
+	// Check mode: says what it would do, writes nothing to the bucket.
+	out = run("instance_soft_delete", "name", "acme", "reason", "s3 test", "object_lock", "governance", "retention_days", 1, "_ansible_check_mode", true)
+	require.Equal(t, false, out["failed"], out["msg"])
+	assert.Equal(t, true, out["changed"])
+	for o := range client.ListObjects(ctx, bucket, minio.ListObjectsOptions{Recursive: true, WithVersions: true}) {
+		t.Errorf("check mode wrote %s", o.Key)
+	}
+	assert.Equal(t, before, f.Snapshot(t, "acme"))
+
 	// Soft delete into the bucket, locked until purge_after.
 	var del map[string]any
 	for range 20 { // the session that filled the database may take a moment to end
