@@ -8,7 +8,8 @@
 //     7.5 MB (stripped), one linking the SDK's s3 service, its upload
 //     manager and credentials 8.0 MB; fleetsafe already links net/http, so
 //     minio-go adds less, and the collection tarball (two binaries, under
-//     Galaxy's 20 MB) keeps its margin;
+//     Galaxy's 20 MB) keeps its margin: measured by make collection,
+//     13.2 MB before, 15.0 MB with this store;
 //   - dependencies: one module and its small helpers, against a dozen
 //     aws-sdk-go-v2 and smithy modules released in lockstep;
 //   - S3-compatible servers: minio-go is written against many of them;
