@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"filippo.io/age"
 	"github.com/minio/minio-go/v7"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -173,6 +174,10 @@ func (r *s3Runner) run(t *testing.T, crash, module string, kv ...any) map[string
 		"s3_endpoint": r.set.Endpoint, "s3_region": r.set.Region, "s3_access_key": r.set.AccessKey,
 		"s3_secret_key": r.set.SecretKey, "s3_path_style": "yes"}
 	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] == nil {
+			delete(args, kv[i].(string)) // a nil value removes the parameter
+			continue
+		}
 		args[kv[i].(string)] = kv[i+1]
 	}
 	data, _ := json.Marshal(args)
@@ -253,6 +258,78 @@ func TestS3_SoftDeleteKilledAtEveryStepConverges(t *testing.T) {
 			out = r.run(t, "", "instance_restore", "name", "acme", "source", "archive")
 			require.Equal(t, false, out["failed"], out["msg"])
 			assert.Equal(t, before, f.Snapshot(t, "acme"))
+		})
+	}
+}
+
+// TestEncrypted_SoftDeleteThenRestore runs the real binaries: a soft
+// delete with encrypt_to into a bucket and into a local archive_dir
+// leaves only age ciphertext there; with the quarantine destroyed, a
+// restore without the identity, or with another, is refused and changes
+// nothing; with it, the instance comes back identical; the identity's
+// secret appears in no output.
+func TestEncrypted_SoftDeleteThenRestore(t *testing.T) {
+	set := s3test.Settings(t)
+	client := s3test.Client(t)
+	bucket := s3test.Bucket(t, false)
+	lib := fleettest.BuildModules(t, "instance_soft_delete", "instance_restore")
+	ctx := context.Background()
+	operator, _ := age.GenerateX25519Identity()
+	stranger, _ := age.GenerateX25519Identity()
+	keyFile := filepath.Join(t.TempDir(), "key.txt")
+	require.NoError(t, os.WriteFile(keyFile, []byte("# operator\n"+operator.String()+"\n"), 0o600))
+	strangerFile := filepath.Join(t.TempDir(), "stranger.txt")
+	require.NoError(t, os.WriteFile(strangerFile, []byte(stranger.String()+"\n"), 0o600))
+	for _, where := range []string{"s3", "dir"} {
+		t.Run(where, func(t *testing.T) {
+			f := fleettest.NewSpec(t, fleettest.Spec{Names: []string{"acme"}, DB: true})
+			before := f.Snapshot(t, "acme")
+			r := newS3Runner(t, lib, f, set, bucket, "enc")
+			var extra []any
+			dir := filepath.Join(t.TempDir(), "archives")
+			if where == "dir" {
+				extra = []any{"archive_store", nil, "s3_endpoint", nil, "s3_region", nil, "s3_access_key", nil, "s3_secret_key", nil, "s3_path_style", nil, "archive_dir", dir}
+			}
+			with := func(kv ...any) []any { return append(append([]any{}, kv...), extra...) }
+			del := r.softDelete(t, with("name", "acme", "reason", "enc", "encrypt_to", []any{operator.Recipient().String()})...)
+			require.Equal(t, false, del["failed"], del["msg"])
+			path := del["archive"].(map[string]any)["path"].(string)
+			var raw []byte
+			if where == "s3" {
+				o, err := client.GetObject(ctx, bucket, strings.TrimPrefix(path, "s3://"+bucket+"/"), minio.GetObjectOptions{})
+				require.NoError(t, err)
+				raw, err = io.ReadAll(o)
+				require.NoError(t, err)
+			} else {
+				var err error
+				raw, err = os.ReadFile(path)
+				require.NoError(t, err)
+			}
+			require.True(t, strings.HasPrefix(string(raw), "age-encryption.org/v1\n"), "the store holds ciphertext")
+			assert.NotContains(t, string(raw), "manifest.json")
+
+			r.destroyQuarantine(t, del)
+			for _, idFile := range []string{"", strangerFile} {
+				kv := with("name", "acme", "source", "archive")
+				if idFile != "" {
+					kv = append(kv, "decrypt_identity_file", idFile)
+				}
+				out := r.run(t, "", "instance_restore", kv...)
+				require.Equal(t, true, out["failed"], "restore with identity file %q: %v", idFile, out)
+				assert.Equal(t, false, out["changed"])
+				assert.Contains(t, out["msg"], "encrypted with age")
+				for _, c := range []string{"config", "data"} {
+					_, err := os.Lstat(f.Path(c, "acme"))
+					assert.True(t, os.IsNotExist(err), "a refused restore wrote %s: %v", c, err)
+				}
+			}
+			out := r.run(t, "", "instance_restore", with("name", "acme", "source", "archive", "decrypt_identity_file", keyFile)...)
+			require.Equal(t, false, out["failed"], out["msg"])
+			assert.Equal(t, before, f.Snapshot(t, "acme"))
+			for _, o := range r.outputs {
+				assert.NotContains(t, o, operator.String())
+				assert.NotContains(t, o, stranger.String())
+			}
 		})
 	}
 }

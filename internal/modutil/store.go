@@ -8,6 +8,7 @@ import (
 
 	"github.com/fleetsafe/fleetsafe/pkg/ansible"
 	"github.com/fleetsafe/fleetsafe/pkg/store"
+	"github.com/fleetsafe/fleetsafe/pkg/store/encrypted"
 	s3store "github.com/fleetsafe/fleetsafe/pkg/store/s3"
 )
 
@@ -31,8 +32,44 @@ var StoreSpec = ansible.Spec{Params: map[string]ansible.Param{
 }
 
 // Store returns the store archive_store names, opened with the s3_*
-// settings, or nil when archive_dir is given (the library opens it).
+// settings, or nil when archive_dir is given (the library opens it); with
+// encrypt_to (soft delete) or decrypt_identity_file (restore), either one
+// wrapped by pkg/store/encrypted.
 func Store(ctx context.Context, p ansible.Params) (store.Store, error) {
+	st, err := plainStore(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	var keys encrypted.Keys
+	if to := p.Strings("encrypt_to"); len(to) > 0 {
+		if keys.Recipients, err = encrypted.ParseRecipients(to); err != nil {
+			return nil, &ansible.ParamError{Msg: err.Error()}
+		}
+		// Soft delete reads its archive back before anything moves.
+		if keys, err = encrypted.Ephemeral(keys); err != nil {
+			return nil, err
+		}
+	}
+	if f := p.String("decrypt_identity_file"); f != "" {
+		if keys.Identities, err = encrypted.ReadIdentities(f); err != nil {
+			return nil, err
+		}
+	}
+	// A module that restores always looks for age's header, so that an
+	// encrypted archive read without an identity is named as such.
+	_, restores := p["decrypt_identity_file"]
+	if len(keys.Recipients) == 0 && len(keys.Identities) == 0 && !restores {
+		return st, nil
+	}
+	if st == nil {
+		if st, err = store.NewFile(p.String("archive_dir")); err != nil {
+			return nil, err
+		}
+	}
+	return encrypted.Wrap(st, keys), nil
+}
+
+func plainStore(ctx context.Context, p ansible.Params) (store.Store, error) {
 	loc := p.String("archive_store")
 	s3Given := []string{}
 	for _, k := range []string{"s3_endpoint", "s3_region", "s3_access_key", "s3_secret_key", "s3_session_token", "s3_path_style"} {

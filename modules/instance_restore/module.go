@@ -12,11 +12,12 @@ import (
 var Module = ansible.Module{
 	Name: "instance_restore",
 	Spec: ansible.Spec{Params: map[string]ansible.Param{
-		"name":       {Type: ansible.TypeStr, Required: true},
-		"source":     {Type: ansible.TypeStr, Default: "auto", Choices: []string{"auto", "quarantine", "archive"}},
-		"archive":    {Type: ansible.TypePath},
-		"components": {Type: ansible.TypeList, Elements: ansible.TypeStr},
-		"force":      {Type: ansible.TypeBool, Default: false},
+		"name":                  {Type: ansible.TypeStr, Required: true},
+		"source":                {Type: ansible.TypeStr, Default: "auto", Choices: []string{"auto", "quarantine", "archive"}},
+		"archive":               {Type: ansible.TypePath},
+		"components":            {Type: ansible.TypeList, Elements: ansible.TypeStr},
+		"force":                 {Type: ansible.TypeBool, Default: false},
+		"decrypt_identity_file": {Type: ansible.TypePath},
 	}}.Merge(modutil.LayoutSpec).Merge(modutil.PGSpec).Merge(modutil.StoreSpec),
 	Run: run,
 }

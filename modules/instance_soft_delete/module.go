@@ -24,6 +24,7 @@ var Module = ansible.Module{
 		"stop_service":   {Type: ansible.TypeBool, Default: false},
 		"object_lock":    {Type: ansible.TypeStr, Choices: softdelete.ObjectLockModes},
 		"legal_hold":     {Type: ansible.TypeBool, Default: false},
+		"encrypt_to":     {Type: ansible.TypeList, Elements: ansible.TypeStr},
 		"accept_losses":  {Type: ansible.TypeList, Elements: ansible.TypeStr, Choices: softdelete.AcceptableLosses},
 	}}.Merge(modutil.LayoutSpec).Merge(modutil.PGSpec).Merge(modutil.StoreSpec),
 	Run: run,
