@@ -268,7 +268,9 @@ func (l *Local) Prepare(folder string) (func(), error) { return l.local.Prepare(
 func (l *Local) Tidy(folder string) { l.local.Tidy(folder) }
 
 // WorkDir passes through.
-func (l *Local) WorkDir(folder, prefix string) (string, error) { return l.local.WorkDir(folder, prefix) }
+func (l *Local) WorkDir(folder, prefix string) (string, error) {
+	return l.local.WorkDir(folder, prefix)
+}
 
 // Dir returns the directory, when the store has one.
 func (l *Local) Dir() string {
