@@ -130,6 +130,9 @@ func (w *writer) flush() error {
 	select {
 	case w.sem <- struct{}{}:
 	case <-w.ctx.Done():
+		if err := w.failed(); err != nil {
+			return err // the part that failed, not the cancellation it caused
+		}
 		return w.ctx.Err()
 	}
 	w.parts++
