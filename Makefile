@@ -20,7 +20,7 @@ COLL_SRC := build/collection-src/fleetsafe/instances
 # (from modules/<name>/<name>.yml) in a doc-only Python file.
 DOCSTUBS := $(VENV)/bin/python scripts/docstubs.py
 
-.PHONY: build venv pg mariadb vet gotest test e2e demo bench clean collection collection-testhooks lint molecule fuzz soak promtool monitoring certify test-matrix molecule-others
+.PHONY: build venv pg mariadb s3 vet gotest test e2e demo bench clean collection collection-testhooks lint molecule fuzz soak promtool monitoring certify test-matrix molecule-others
 
 # Every fuzz target, as package:target; `make fuzz FUZZTIME=5m` runs longer.
 FUZZTIME ?= 30s
@@ -106,6 +106,14 @@ pg:
 mariadb:
 	@bash scripts/mariadb-up.sh
 
+# A local S3 server with Object Lock (Versity's gateway, built once into
+# .cache/), for the S3 archive store's tests; `make test` sets
+# FLEETSAFE_REQUIRE_S3=1 so that they fail rather than skip without it.
+# `eval "$$(bash scripts/s3-up.sh)"` puts its endpoint and credentials in
+# a shell's environment.
+s3:
+	@bash scripts/s3-up.sh >/dev/null
+
 # promtool, from Debian's prometheus package (installed when missing).
 promtool:
 	@bash scripts/promtool-up.sh
@@ -135,8 +143,8 @@ vet:
 # a wall-clock budget of one minute (FLEETSAFE_MODEL_BUDGET); `make soak`
 # runs them longer. The playbooks' tests (./playbooks) run on each
 # supported ansible-core instead (core-SERIES below).
-gotest: venv build pg mariadb promtool
-	FLEETSAFE_REQUIRE_PG=1 FLEETSAFE_REQUIRE_MARIADB=1 FLEETSAFE_REQUIRE_ANSIBLE=1 FLEETSAFE_REQUIRE_PROMTOOL=1 $(GO) test -race -count=1 $$($(GO) list ./... | grep -v '/internal/model$$' | grep -v '/playbooks$$')
+gotest: venv build pg mariadb s3 promtool
+	FLEETSAFE_REQUIRE_PG=1 FLEETSAFE_REQUIRE_MARIADB=1 FLEETSAFE_REQUIRE_S3=1 FLEETSAFE_REQUIRE_ANSIBLE=1 FLEETSAFE_REQUIRE_PROMTOOL=1 $(GO) test -race -count=1 $$($(GO) list ./... | grep -v '/internal/model$$' | grep -v '/playbooks$$')
 	FLEETSAFE_REQUIRE_PG=1 $(GO) test -race -count=1 ./internal/model
 
 # Module docs as ansible-doc shows them, and a real playbook run.

@@ -15,15 +15,14 @@ import (
 var Module = ansible.Module{
 	Name: "instance_purge",
 	Spec: ansible.Spec{Params: map[string]ansible.Param{
-		"archive_dir": {Type: ansible.TypePath, Required: true},
-		"name":        {Type: ansible.TypeStr},
-		"keep_last":   {Type: ansible.TypeInt, Default: int64(1)},
+		"name":      {Type: ansible.TypeStr},
+		"keep_last": {Type: ansible.TypeInt, Default: int64(1)},
 		// The layout is optional here: without one, every layout of
 		// layouts_dir is the host's, and the purge covers every app.
 		"layout":      {Type: ansible.TypeDict},
 		"layout_file": {Type: ansible.TypePath},
 		"layouts_dir": {Type: ansible.TypePath, Default: instance.DefaultLayoutsDir},
-	}, MutuallyExclusive: [][]string{{"layout", "layout_file"}}}.Merge(modutil.DBSpec),
+	}, MutuallyExclusive: [][]string{{"layout", "layout_file"}}}.Merge(modutil.DBSpec).Merge(modutil.StoreSpec),
 	Run: run,
 }
 
@@ -59,8 +58,12 @@ func run(ctx context.Context, req *ansible.Request) (*ansible.Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	st, err := modutil.Store(ctx, p)
+	if err != nil {
+		return nil, err
+	}
 	out, err := softdelete.PurgeReport(ctx, softdelete.PurgeRequest{
-		ArchiveDir: p.String("archive_dir"), Name: p.String("name"), KeepLast: int(p.Int("keep_last")),
+		ArchiveDir: p.String("archive_dir"), Store: st, Name: p.String("name"), KeepLast: int(p.Int("keep_last")),
 		CheckMode: req.CheckMode, PG: modutil.PG(p), Settings: modutil.Settings(p), Layouts: host, App: app,
 	})
 	if out == nil {

@@ -12,13 +12,13 @@ import (
 var Module = ansible.Module{
 	Name: "instance_restore",
 	Spec: ansible.Spec{Params: map[string]ansible.Param{
-		"name":        {Type: ansible.TypeStr, Required: true},
-		"archive_dir": {Type: ansible.TypePath, Required: true},
-		"source":      {Type: ansible.TypeStr, Default: "auto", Choices: []string{"auto", "quarantine", "archive"}},
-		"archive":     {Type: ansible.TypePath},
-		"components":  {Type: ansible.TypeList, Elements: ansible.TypeStr},
-		"force":       {Type: ansible.TypeBool, Default: false},
-	}}.Merge(modutil.LayoutSpec).Merge(modutil.DBSpec),
+		"name":                  {Type: ansible.TypeStr, Required: true},
+		"source":                {Type: ansible.TypeStr, Default: "auto", Choices: []string{"auto", "quarantine", "archive"}},
+		"archive":               {Type: ansible.TypePath},
+		"components":            {Type: ansible.TypeList, Elements: ansible.TypeStr},
+		"force":                 {Type: ansible.TypeBool, Default: false},
+		"decrypt_identity_file": {Type: ansible.TypePath},
+	}}.Merge(modutil.LayoutSpec).Merge(modutil.DBSpec).Merge(modutil.StoreSpec),
 	Run: run,
 }
 
@@ -28,8 +28,12 @@ func run(ctx context.Context, req *ansible.Request) (*ansible.Result, error) {
 		return nil, err
 	}
 	p := req.Params
+	st, err := modutil.Store(ctx, p)
+	if err != nil {
+		return nil, err
+	}
 	r, err := softdelete.Restore(ctx, layout, softdelete.RestoreRequest{
-		Name: p.String("name"), ArchiveDir: p.String("archive_dir"), Source: p.String("source"),
+		Name: p.String("name"), ArchiveDir: p.String("archive_dir"), Store: st, Source: p.String("source"),
 		Archive: p.String("archive"), Components: p.Strings("components"), Force: p.Bool("force"), CheckMode: req.CheckMode,
 		Options: modutil.Options(p), AfterStep: modutil.CrashHook(), Progress: modutil.Progress(ctx),
 	})

@@ -15,7 +15,6 @@ var Module = ansible.Module{
 	Name: "instance_soft_delete",
 	Spec: ansible.Spec{Params: map[string]ansible.Param{
 		"name":           {Type: ansible.TypeStr, Required: true},
-		"archive_dir":    {Type: ansible.TypePath, Required: true},
 		"reason":         {Type: ansible.TypeStr, Required: true},
 		"requested_by":   {Type: ansible.TypeStr},
 		"job_id":         {Type: ansible.TypeStr},
@@ -23,8 +22,11 @@ var Module = ansible.Module{
 		"fingerprint":    {Type: ansible.TypeStr},
 		"retention_days": {Type: ansible.TypeInt, Default: int64(30)},
 		"stop_service":   {Type: ansible.TypeBool, Default: false},
+		"object_lock":    {Type: ansible.TypeStr, Choices: softdelete.ObjectLockModes},
+		"legal_hold":     {Type: ansible.TypeBool, Default: false},
+		"encrypt_to":     {Type: ansible.TypeList, Elements: ansible.TypeStr},
 		"accept_losses":  {Type: ansible.TypeList, Elements: ansible.TypeStr, Choices: softdelete.AcceptableLosses},
-	}}.Merge(modutil.LayoutSpec).Merge(modutil.DBSpec),
+	}}.Merge(modutil.LayoutSpec).Merge(modutil.DBSpec).Merge(modutil.StoreSpec),
 	Run: run,
 }
 
@@ -38,8 +40,13 @@ func run(ctx context.Context, req *ansible.Request) (*ansible.Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	st, err := modutil.Store(ctx, p)
+	if err != nil {
+		return nil, err
+	}
 	r, err := softdelete.Delete(ctx, layout, softdelete.Request{
-		Name: p.String("name"), ArchiveDir: p.String("archive_dir"), Reason: p.String("reason"),
+		Name: p.String("name"), ArchiveDir: p.String("archive_dir"), Store: st, Reason: p.String("reason"),
+		ObjectLock: p.String("object_lock"), LegalHold: p.Bool("legal_hold"),
 		RequestedBy: p.String("requested_by"), JobID: p.String("job_id"), Launch: launch, Fingerprint: p.String("fingerprint"),
 		RetentionDays: int(p.Int("retention_days")), StopService: p.Bool("stop_service"), AcceptLosses: p.Strings("accept_losses"),
 		CheckMode: req.CheckMode, Options: modutil.Options(p), AfterStep: stepHook(), Progress: modutil.Progress(ctx),
@@ -53,6 +60,9 @@ func run(ctx context.Context, req *ansible.Request) (*ansible.Result, error) {
 	// changed says so.
 	res := &ansible.Result{Changed: r.Changed, Msg: r.Msg}
 	res.Set("archive", r.Archive).Set("tombstone", r.Tombstone).Set("quarantined", r.Quarantined)
+	if r.ArchiveLock != nil {
+		res.Set("archive_lock", r.ArchiveLock)
+	}
 	if len(r.Losses) > 0 {
 		res.Set("losses", r.Losses)
 		for _, l := range r.Losses {

@@ -699,12 +699,22 @@ func purgeAppArchives(ctx context.Context, req *PurgeRequest, sh shelf, app stri
 		default:
 			why = "spare copy without a tombstone: no deletion moved anything for it and no retention was recorded; not counted by keep_last"
 		}
+		// The store's own lock (S3 Object Lock) is never tried: an
+		// archive it keeps stays, and says until when.
+		file := filepath.Base(a)
+		if lk, locked := storeLock(ctx, sh.st, sh.key(file), req.Now); locked {
+			kept := Kept{Instance: name, App: app, Kind: "archive", Path: a, Reason: "locked by the store (Object Lock): " + lk.String()}
+			if !lk.LegalHold {
+				kept.Until = &lk.Until
+			}
+			res.Kept = append(res.Kept, kept)
+			continue
+		}
 		if req.CheckMode {
 			res.Purged = append(res.Purged, Purged{Instance: name, App: app, Kind: "archive", Path: a, Reason: why})
 			continue
 		}
 		var rerr error
-		file := filepath.Base(a)
 		for _, k := range []string{sh.key(file + sidecar.Suffix), sh.key(file)} {
 			err := sh.st.Remove(ctx, k)
 			if err == nil {

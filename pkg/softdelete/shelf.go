@@ -91,8 +91,8 @@ func (s shelf) prepare() (undo func(), err error) {
 // directories) where the store has such things. The caller holds the
 // lock.
 func (s shelf) tidy() {
-	if l, ok := s.st.(store.Local); ok {
-		l.Tidy(s.name)
+	if l, ok := s.st.(interface{ Tidy(folder string) }); ok {
+		l.Tidy(s.name) // store.Local, and object stores (incomplete uploads)
 	}
 }
 

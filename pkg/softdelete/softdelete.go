@@ -38,6 +38,12 @@ type Request struct {
 	// may remove it; 0 means purge may remove it at once. Negative values
 	// are refused.
 	RetentionDays int
+	// ObjectLock, "governance" or "compliance", has the store keep the
+	// archive and its sidecar until purge_after (S3 Object Lock; the
+	// store must be a store.Retainer with it enabled). LegalHold keeps
+	// them until the hold is lifted.
+	ObjectLock string
+	LegalHold  bool
 	// StopService stops an active systemd unit of the instance instead of
 	// refusing.
 	StopService bool
@@ -67,6 +73,9 @@ type Result struct {
 	Archive     *ArchiveInfo     `json:"archive,omitempty"`
 	Tombstone   *TombstoneInfo   `json:"tombstone,omitempty"`
 	Quarantined []QuarantineMove `json:"quarantined"`
+	// ArchiveLock is what the store keeps the archive locked by
+	// (ObjectLock, LegalHold), as the store reports it.
+	ArchiveLock *store.Retention `json:"archive_lock,omitempty"`
 	// Losses lists what the archive does not carry because the operator
 	// accepted it (AcceptLosses): skipped special files, dropped ACLs,
 	// attributes, capabilities or flags.
@@ -255,6 +264,9 @@ func Delete(ctx context.Context, l *instance.Layout, req Request) (*Result, erro
 		return nil, err
 	}
 	sh := shelf{st: st, name: req.Name}
+	if err := checkObjectLock(ctx, req, st); err != nil {
+		return nil, err
+	}
 	if req.CheckMode {
 		return plan(ctx, l, req, sh)
 	}
@@ -366,6 +378,17 @@ func Delete(ctx context.Context, l *instance.Layout, req Request) (*Result, erro
 		return resultOrNil(res), err
 	}
 	res.Archive = info
+	if res.ArchiveLock, err = lockArchive(ctx, req, sh, ts); err != nil {
+		// Nothing moved; an archive the store keeps locked stays (and
+		// the next run reports it as a spare copy).
+		bg := context.WithoutCancel(ctx)
+		if rerr := ts.removeArchive(bg); rerr != nil {
+			res.Changed = true
+			return res, fmt.Errorf("%w; nothing was moved; the verified archive %s stays (%v)", err, ts.ArchivePath, rerr)
+		}
+		st.Remove(bg, ts.key)
+		return resultOrNil(res), err
+	}
 
 	ts.ArchiveSHA256 = info.SHA256
 	ts.State = StateQuarantining

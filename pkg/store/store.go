@@ -28,6 +28,9 @@ var (
 	ErrExists = errors.New("object already exists")
 	// ErrLocked: another run holds the lock.
 	ErrLocked = errors.New("locked by another run")
+	// ErrRetained: the store itself refuses to remove the object before
+	// a date or while a legal hold is on (S3 Object Lock).
+	ErrRetained = errors.New("object under retention")
 )
 
 // Info describes one object.
