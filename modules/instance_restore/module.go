@@ -2,19 +2,21 @@ package instancerestore
 
 import (
 	"context"
+	"errors"
 
 	"github.com/fleetsafe/fleetsafe/internal/modutil"
 	"github.com/fleetsafe/fleetsafe/pkg/ansible"
 	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
 )
 
-// Module restores an instance from quarantine or from an archive.
+// Module restores an instance from quarantine, from an archive, or from
+// its regular backups.
 var Module = ansible.Module{
 	Name: "instance_restore",
 	Spec: ansible.Spec{Params: map[string]ansible.Param{
 		"name":        {Type: ansible.TypeStr, Required: true},
-		"archive_dir": {Type: ansible.TypePath, Required: true},
-		"source":      {Type: ansible.TypeStr, Default: "auto", Choices: []string{"auto", "quarantine", "archive"}},
+		"archive_dir": {Type: ansible.TypePath},
+		"source":      {Type: ansible.TypeStr, Default: "auto", Choices: []string{"auto", "quarantine", "archive", "backup"}},
 		"archive":     {Type: ansible.TypePath},
 		"components":  {Type: ansible.TypeList, Elements: ansible.TypeStr},
 		"force":       {Type: ansible.TypeBool, Default: false},
@@ -28,6 +30,12 @@ func run(ctx context.Context, req *ansible.Request) (*ansible.Result, error) {
 		return nil, err
 	}
 	p := req.Params
+	if p.String("source") == "backup" {
+		return runBackup(ctx, req, layout)
+	}
+	if p.String("archive_dir") == "" {
+		return nil, errors.New("archive_dir is required unless source is backup")
+	}
 	r, err := softdelete.Restore(ctx, layout, softdelete.RestoreRequest{
 		Name: p.String("name"), ArchiveDir: p.String("archive_dir"), Source: p.String("source"),
 		Archive: p.String("archive"), Components: p.Strings("components"), Force: p.Bool("force"), CheckMode: req.CheckMode,

@@ -119,7 +119,9 @@ type ComponentResult struct {
 type Result struct {
 	Changed    bool              `json:"changed"`
 	Components []ComponentResult `json:"components"`
-	Restored   []string          `json:"restored"`
+	// Restored lists the components restored (in check mode, that would
+	// be restored).
+	Restored []string `json:"restored"`
 	// RecoveryPoint is the mtime of the oldest backup used: data written
 	// after it is lost for at least one component.
 	RecoveryPoint *time.Time `json:"recovery_point,omitempty"`
@@ -228,6 +230,19 @@ func Restore(ctx context.Context, l *instance.Layout, req Request) (*Result, err
 		if err != nil {
 			return res, &FailedError{Name: req.Name, Err: err, State: "a staging leftover of an interrupted restore could not be removed; the instance itself was not changed"}
 		}
+		if req.ArchiveDir != "" {
+			n, err := softdelete.SettleAside(ctx, l, req.Name, req.ArchiveDir, req.Options)
+			if err != nil {
+				if re, ok := softdelete.IsRefused(err); ok {
+					return res, &RefusedError{Name: req.Name, Reason: re.Reason, Advice: re.Advice}
+				}
+				return res, err
+			}
+			if n > 0 {
+				res.Changed = true
+				res.note("recorded %d move(s) aside by an interrupted forced restore", n)
+			}
+		}
 	}
 	plans, err := planComponents(ctx, l, req, res)
 	if err != nil {
@@ -258,7 +273,10 @@ func Restore(ctx context.Context, l *instance.Layout, req Request) (*Result, err
 			continue
 		}
 		if req.CheckMode {
+			// Check mode lists what would be restored, as archive
+			// restores do.
 			p.res.Status = StatusWouldRestore
+			res.Restored = append(res.Restored, p.c.Name)
 			continue
 		}
 		if p.present && aside == nil {
@@ -323,6 +341,8 @@ func finish(res *Result, name string, failed []string, err error) *Result {
 		switch {
 		case len(failed) > 0:
 			res.Msg = fmt.Sprintf("component(s) %s of %s not restored from backups", strings.Join(failed, ", "), name)
+		case len(res.Restored) > 0 && !res.Changed:
+			res.Msg = fmt.Sprintf("would restore %s of %s from backups (check mode)", strings.Join(res.Restored, ", "), name)
 		case len(res.Restored) > 0:
 			res.Msg = fmt.Sprintf("restored %s of %s from backups", strings.Join(res.Restored, ", "), name)
 		default:

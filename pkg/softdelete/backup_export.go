@@ -182,3 +182,25 @@ func IsRefused(err error) (*RefusedError, bool) {
 	ok := errors.As(err, &re)
 	return re, ok
 }
+
+// SettleAside finishes, when archive_dir holds a folder for instance
+// name, the record of components moved aside by a forced restore that was
+// killed before it recorded them as done (whatever that restore's
+// source). It returns how many records it settled. The caller holds
+// LockInstance.
+func SettleAside(ctx context.Context, l *instance.Layout, name, archiveDir string, opts instance.Options) (int, error) {
+	st, err := openStore(ctx, nil, archiveDir)
+	if err != nil {
+		return 0, err
+	}
+	sh := shelf{st: st, name: name}
+	if ok, err := sh.exists(ctx); err != nil || !ok {
+		return 0, err
+	}
+	unlock, err := sh.lock(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
+	return settleAside(ctx, sh, l.App, opts)
+}
