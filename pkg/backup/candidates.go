@@ -161,3 +161,24 @@ func Reasons(failed []CheckResult) string {
 // reader backup_verify's test restores use); done closes it and reports
 // the guard's refusal once the reader was consumed.
 func OpenPlainSQL(file string) (r io.Reader, done func() error, err error) { return plainSQL(file) }
+
+// BackupOrphans lists the backup files no present instance owns, by name
+// and component, with the same ownership rules as Verify's orphans: a
+// name that is certain (one candidate) or known (opts.ArchiveDir,
+// opts.KnownNames) owns its files; a file whose name is not certain is
+// listed under "a or b", never credited to either.
+func BackupOrphans(ctx context.Context, l *instance.Layout, opts Options) ([]Orphan, error) {
+	all, err := l.Discover(ctx, opts.Discovery)
+	if err != nil {
+		return nil, fmt.Errorf("discover instances: %w", err)
+	}
+	deleted, err := archivedNames(ctx, l, opts.ArchiveDir)
+	if err != nil {
+		return nil, err
+	}
+	var present []string
+	for _, i := range all {
+		present = append(present, i.Name)
+	}
+	return findOwners(l, present, append(slices.Clone(opts.KnownNames), deleted...)).orphans(l), nil
+}
