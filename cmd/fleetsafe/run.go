@@ -85,7 +85,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if bar != nil {
 		bar.finish()
 	}
-	if err := report(stdout, stderr, out, inv.json); err != nil {
+	write := report
+	if c.name == "recover" && !inv.json {
+		write = func(stdout, _ io.Writer, out map[string]any, _ bool) error { return recoverReport(stdout, out) }
+	}
+	if err := write(stdout, stderr, out, inv.json); err != nil {
 		fmt.Fprintf(stderr, "fleetsafe %s: %v\n", c.name, err)
 		return exitFailed
 	}
