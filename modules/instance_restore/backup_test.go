@@ -284,3 +284,50 @@ func TestBackup_CrashRandomInstants(t *testing.T) {
 		})
 	}
 }
+
+// TestBackup_HostileBackupRefusedThroughModule: a crafted config backup
+// (a link out of the instance, then a file through it; an entry climbing
+// out with ..) newer than the good one: the module refuses it, writes
+// nothing outside the staging directory (removed), and restores the older
+// good backup; with no good backup left it fails and config stays absent.
+func TestBackup_HostileBackupRefusedThroughModule(t *testing.T) {
+	lib := fleettest.BuildModules(t, "instance_restore")
+	x := newBackupFixture(t, 3, []string{"config"}, map[string]any{"components": []string{"config"}})
+	outside := t.TempDir()
+	stamp := time.Now().Add(-10 * time.Minute).UTC().Format("20060102T150405")
+	hostile := filepath.Join(x.f.BackupDir("acme"), "config-"+stamp+".tar.gz")
+	script := fmt.Sprintf(`set -e
+d=$(mktemp -d); cd "$d"; mkdir acme; ln -s %q acme/esc
+tar -czf %q acme
+mkdir -p x/acme/esc; echo pwned > x/acme/esc/evil
+gzip -dc %q > a.tar; tar -C x -rf a.tar acme/esc/evil; gzip -c a.tar > %q
+`, outside, hostile, hostile, hostile)
+	out, err := exec.Command("bash", "-c", script).CombinedOutput()
+	require.NoError(t, err, string(out))
+	res := x.run(t, lib)
+	require.Equal(t, false, res["failed"], res["msg"])
+	rec := recoveryOf(t, res)
+	assert.Equal(t, x.latest["config"], rec["config"]["backup"].(map[string]any)["path"], "the older good backup")
+	refused := rec["config"]["refused"].([]any)
+	require.Len(t, refused, 1)
+	assert.Equal(t, hostile, refused[0].(map[string]any)["path"])
+	assert.Contains(t, refused[0].(map[string]any)["reason"], "nothing is written through it")
+	ents, _ := os.ReadDir(outside)
+	assert.Empty(t, ents, "nothing written through the link")
+	assert.Equal(t, backupTree(t, x.latest["config"], "acme"), fleettest.Tree(t, x.f.Path("config", "acme")))
+	x.noStaging(t)
+
+	// No good backup left: failed, config absent, nothing outside.
+	require.NoError(t, os.RemoveAll(x.f.Path("config", "acme")))
+	for _, p := range []string{x.latest["config"], x.prev["config"]} {
+		require.NoError(t, os.Remove(p))
+	}
+	res = x.run(t, lib)
+	assert.Equal(t, true, res["failed"])
+	assert.Contains(t, res["msg"], "config")
+	_, err = os.Lstat(x.f.Path("config", "acme"))
+	assert.ErrorIs(t, err, os.ErrNotExist)
+	ents, _ = os.ReadDir(outside)
+	assert.Empty(t, ents)
+	x.noStaging(t)
+}

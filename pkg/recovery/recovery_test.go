@@ -330,3 +330,39 @@ func TestRestore_NotRestorableRulesAreReported(t *testing.T) {
 	_, serr := os.Lstat(x.f.Path("config", "acme"))
 	assert.ErrorIs(t, serr, os.ErrNotExist)
 }
+
+// TestRestore_RefusedWhileAnotherRunHoldsTheInstance: the host-wide lock
+// soft delete and restore take; a restore from backups while another run
+// holds it is refused and changes nothing.
+func TestRestore_RefusedWhileAnotherRunHoldsTheInstance(t *testing.T) {
+	x := newFixture(t)
+	x.destroy(t, "data")
+	unlock, err := softdelete.LockInstance(x.f.Layout, "acme")
+	require.NoError(t, err)
+	_, err = recovery.Restore(context.Background(), x.f.Layout, x.req())
+	unlock()
+	var re *recovery.RefusedError
+	require.ErrorAs(t, err, &re)
+	assert.Contains(t, re.Reason, "another fleetsafe run holds the lock")
+	_, serr := os.Lstat(x.f.Path("data", "acme"))
+	assert.ErrorIs(t, serr, os.ErrNotExist)
+	res, err := recovery.Restore(context.Background(), x.f.Layout, x.req())
+	require.NoError(t, err)
+	assert.Equal(t, []string{"data"}, res.Restored)
+}
+
+// TestRestore_PlainDumpZstd: a plain dump compressed with zstd
+// (pg_dump | zstd) restores the database.
+func TestRestore_PlainDumpZstd(t *testing.T) {
+	x := newFixture(t)
+	dir := x.f.BackupDir("acme")
+	sqlFile := filepath.Join(dir, "db-"+time.Now().Add(-time.Hour).UTC().Format("20060102T150405")+".sql.zst")
+	out, err := exec.Command("sh", "-c", "pg_dump --dbname=\"$0\" | zstd -q -o \"$1\"", x.f.Database("acme"), sqlFile).CombinedOutput()
+	require.NoError(t, err, string(out))
+	l := relayout(t, x.f, "db-*.dump\n    format: pg_custom", "db-*.sql.zst\n    format: pg_plain", "    checksum: sha256_sidecar\n", "")
+	x.destroy(t, "database")
+	res, err := recovery.Restore(context.Background(), l, x.req())
+	require.NoError(t, err)
+	assert.Equal(t, sqlFile, byComponent(res)["database"].Backup.Path)
+	assert.Equal(t, x.want.Rows, x.f.Snapshot(t, "acme").Rows)
+}
