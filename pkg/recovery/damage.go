@@ -91,7 +91,7 @@ func Inventory(ctx context.Context, l *instance.Layout, opts DamageOptions) (*Da
 	}
 	var cands []cand
 	for _, i := range insts {
-		if i.Status == instance.StatusPartial {
+		if i.Status == instance.StatusPartial || hasPlaceholder(l, i) {
 			cands = append(cands, cand{i.Name, DamagePartial, i.LastActivity})
 		}
 	}
@@ -137,7 +137,7 @@ func Inventory(ctx context.Context, l *instance.Layout, opts DamageOptions) (*Da
 			d.Components = res.Components
 			d.RecoveryPoint = res.RecoveryPoint
 			for _, cr := range res.Components {
-				if cr.Status != StatusPresent {
+				if cr.Status != StatusPresent || cr.Placeholder != "" {
 					d.Missing = append(d.Missing, cr.Component)
 				}
 				if d.Status == DamageGone && cr.Backup != nil && (d.LastActivity == nil || cr.Backup.MTime.After(*d.LastActivity)) {
@@ -179,4 +179,20 @@ func softDeleted(archiveDir, app, name string) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// hasPlaceholder reports whether a component of a complete instance that
+// is backed up is present only as an empty directory or file (its content
+// removed, or a package script's placeholder).
+func hasPlaceholder(l *instance.Layout, i *instance.Instance) bool {
+	for _, st := range i.Components {
+		c, ok := l.Component(st.Name)
+		if !ok || !st.Present || st.Problem != "" || restorable(l, c) != "" {
+			continue
+		}
+		if k, ok := c.Kind(); ok && k.Placeholder(st.Locator) != "" {
+			return true
+		}
+	}
+	return false
 }

@@ -109,6 +109,10 @@ type ComponentResult struct {
 	// Reason says why a component was not restored, or what a failure
 	// left.
 	Reason string `json:"reason,omitempty"`
+	// Placeholder, when set, says the component is present but only as
+	// an empty directory or file (what a rm of its content or a package
+	// script leaves): its content is missing.
+	Placeholder string `json:"placeholder,omitempty"`
 	// Replaced is where force moved the present component (quarantine).
 	Replaced        string  `json:"replaced,omitempty"`
 	DurationSeconds float64 `json:"duration_seconds"`
@@ -389,7 +393,22 @@ func planComponents(ctx context.Context, l *instance.Layout, req Request, res *R
 			st, _ = inst.State(c.Name)
 		}
 		if st.Present {
-			if !req.Force {
+			placeholder := ""
+			if !req.Force && st.Problem == "" {
+				placeholder = k.Placeholder(st.Locator)
+			}
+			cr.Placeholder = placeholder
+			switch {
+			case placeholder != "" && req.ArchiveDir != "" && restorable(l, c) == "":
+				// An empty directory or file left by a rogue rm of the
+				// content, or made by a package script: replaced by the
+				// backup like force would, moved aside into quarantine.
+				res.note("component %s is %s (a placeholder): it is moved aside into quarantine and replaced by its backup", c.Name, placeholder)
+			case placeholder != "":
+				cr.Status, cr.Reason = StatusPresent, fmt.Sprintf("present but %s (a placeholder): give archive_dir to have it moved aside into quarantine and replaced by its backup, or force", placeholder)
+				res.Components = append(res.Components, *cr)
+				continue
+			case !req.Force:
 				cr.Status, cr.Reason = StatusPresent, "present; left as it is (force replaces it)"
 				res.Components = append(res.Components, *cr)
 				continue

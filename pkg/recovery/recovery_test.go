@@ -366,3 +366,36 @@ func TestRestore_PlainDumpZstd(t *testing.T) {
 	assert.Equal(t, sqlFile, byComponent(res)["database"].Backup.Path)
 	assert.Equal(t, x.want.Rows, x.f.Snapshot(t, "acme").Rows)
 }
+
+// TestRestore_EmptiedDirectoryIsReplacedWithArchiveDir: a rm of the data
+// directory's content leaves it empty (a placeholder). Without
+// archive_dir it is reported, not touched; with it, it is moved aside
+// into quarantine and replaced by its backup; the inventory lists it.
+func TestRestore_EmptiedDirectoryIsReplacedWithArchiveDir(t *testing.T) {
+	x := newFixture(t)
+	data := x.f.Path("data", "acme")
+	require.NoError(t, os.RemoveAll(data))
+	require.NoError(t, os.Mkdir(data, 0o755))
+	archives := filepath.Join(t.TempDir(), "archives")
+
+	rep, err := recovery.Inventory(context.Background(), x.f.Layout, recovery.DamageOptions{ArchiveDir: archives, Options: x.f.Options()})
+	require.NoError(t, err)
+	require.Len(t, rep.Damaged, 1)
+	assert.Equal(t, []string{"data"}, rep.Damaged[0].Missing)
+
+	res, err := recovery.Restore(context.Background(), x.f.Layout, x.req())
+	require.NoError(t, err)
+	cs := byComponent(res)
+	assert.Equal(t, recovery.StatusPresent, cs["data"].Status)
+	assert.Contains(t, cs["data"].Reason, "placeholder")
+	assert.False(t, res.Changed)
+
+	req := x.req()
+	req.ArchiveDir = archives
+	res, err = recovery.Restore(context.Background(), x.f.Layout, req)
+	require.NoError(t, err)
+	cs = byComponent(res)
+	require.Equal(t, recovery.StatusRestored, cs["data"].Status)
+	assert.NotEmpty(t, cs["data"].Replaced)
+	assert.Equal(t, tarTree(t, x.latest["data"], "data"), fleettest.Tree(t, data))
+}
