@@ -260,6 +260,9 @@ func (m *mapper) rel(raw string) (string, error) {
 // stagedTree is what extractTree wrote.
 type stagedTree struct {
 	entries []softdelete.FileEntry
+	// dropped names the extended attributes and ACLs the backup carries
+	// that are not restored.
+	dropped []string
 	layout  string
 	files   int
 	bytes   int64
@@ -294,6 +297,9 @@ func extractTree(ctx context.Context, backupFile, format, locator string, isDir 
 		}
 		check := *hdr
 		check.Name = rel
+		if check.Typeflag == tar.TypeRegA {
+			check.Typeflag = tar.TypeReg
+		}
 		if hdr.Typeflag == tar.TypeLink {
 			lrel, err := m.rel(hdr.Linkname)
 			if err != nil {
@@ -303,9 +309,6 @@ func extractTree(ctx context.Context, backupFile, format, locator string, isDir 
 		}
 		if err := softdelete.CheckTarEntry(&check); err != nil {
 			return &BackupContentError{Backup: backupFile, Entry: hdr.Name, Reason: err.Error()}
-		}
-		if hdr.Typeflag == tar.TypeRegA {
-			check.Typeflag = tar.TypeReg
 		}
 		if !isDir && check.Typeflag != tar.TypeReg {
 			return &BackupContentError{Backup: backupFile, Entry: hdr.Name, Reason: "a file component's backup must hold one regular file"}
@@ -359,6 +362,11 @@ func extractTree(ctx context.Context, backupFile, format, locator string, isDir 
 			fe.SHA256 = hex.EncodeToString(h.Sum(nil))
 			out.files++
 			out.bytes += hdr.Size
+		}
+		for k := range hdr.PAXRecords {
+			if strings.HasPrefix(k, "SCHILY.xattr.") || strings.HasPrefix(k, "SCHILY.acl.") || strings.HasPrefix(k, "LIBARCHIVE.xattr.") {
+				out.dropped = append(out.dropped, rel+" ("+k+")")
+			}
 		}
 		seen[rel] = len(out.entries)
 		out.entries = append(out.entries, fe)

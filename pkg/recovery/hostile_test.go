@@ -323,3 +323,27 @@ func TestRestore_RandomEntriesNeverWriteOutside(t *testing.T) {
 		assert.Empty(rt, ents)
 	})
 }
+
+// TestRestore_XattrsInTheBackupAreNamed: extended attributes and ACLs a
+// backup carries (GNU tar --xattrs --acls PAX records) are not restored,
+// and the result says so, naming them.
+func TestRestore_XattrsInTheBackupAreNamed(t *testing.T) {
+	x := newHostile(t)
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	require.NoError(t, tw.WriteHeader(&tar.Header{Name: "acme/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: time.Unix(1700000000, 0)}))
+	require.NoError(t, tw.WriteHeader(&tar.Header{Name: "acme/f", Typeflag: tar.TypeReg, Mode: 0o644, Size: 1, ModTime: time.Unix(1700000000, 0),
+		Format: tar.FormatPAX, PAXRecords: map[string]string{"SCHILY.xattr.user.origin": "x", "SCHILY.acl.access": "user::rw-"}}))
+	_, err := tw.Write([]byte("x"))
+	require.NoError(t, err)
+	require.NoError(t, tw.Close())
+	require.NoError(t, gz.Close())
+	file := filepath.Join(x.backups, "config-20260101T000000.tar.gz")
+	require.NoError(t, os.WriteFile(file, buf.Bytes(), 0o600))
+	res, err := x.restore(t)
+	require.NoError(t, err)
+	notes := strings.Join(res.Notes, "\n")
+	assert.Contains(t, notes, "2 extended attribute(s) or ACL(s) that are not restored")
+	assert.Contains(t, notes, "acme/f (SCHILY.")
+}

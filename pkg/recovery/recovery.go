@@ -621,5 +621,9 @@ func stage(ctx context.Context, req Request, p *plan, res *Result) error {
 	}
 	p.staged = top
 	p.layout = tree.layout
+	if n := len(tree.dropped); n > 0 {
+		res.note("component %s: the backup %s carries %d extended attribute(s) or ACL(s) that are not restored (first: %s); set them again by hand if the application needs them",
+			p.c.Name, c.Path, n, strings.Join(tree.dropped[:min(n, 3)], ", "))
+	}
 	return nil
 }
