@@ -399,3 +399,48 @@ func TestRestore_EmptiedDirectoryIsReplacedWithArchiveDir(t *testing.T) {
 	assert.NotEmpty(t, cs["data"].Replaced)
 	assert.Equal(t, tarTree(t, x.latest["data"], "data"), fleettest.Tree(t, data))
 }
+
+// TestRestore_DumpThatPgRestoreRejectsFallsBack: the newest dump passes
+// every check (checksum, structure to its last data block, right
+// database, data) but pg_restore rejects it (a CHECK constraint whose
+// function reads a table restored after it); the restore drops the
+// half-restored staging database, refuses that dump naming pg_restore's
+// error, and restores the previous good one.
+func TestRestore_DumpThatPgRestoreRejectsFallsBack(t *testing.T) {
+	ctx := context.Background()
+	x := newFixture(t)
+	db, err := x.f.PG.Open(ctx, x.f.Database("acme"))
+	require.NoError(t, err)
+	for _, q := range []string{
+		`CREATE TABLE zz_ref (n int)`,
+		`INSERT INTO zz_ref SELECT generate_series(1, 10)`,
+		`CREATE FUNCTION below_ref(int) RETURNS boolean LANGUAGE sql STABLE AS 'SELECT $1 < (SELECT count(*) FROM public.zz_ref)'`,
+		`CREATE TABLE aa_checked (x int CHECK (public.below_ref(x)))`,
+		`INSERT INTO aa_checked VALUES (5)`,
+	} {
+		_, err := db.ExecContext(ctx, q)
+		require.NoError(t, err, q)
+	}
+	db.Close()
+	bad := filepath.Join(x.f.BackupDir("acme"), "db-"+time.Now().Add(-10*time.Minute).UTC().Format("20060102T150405")+".dump")
+	out, err := exec.Command("sh", "-c", `pg_dump --format=custom --file="$1" --dbname="$0" && cd "$(dirname "$1")" && sha256sum "$(basename "$1")" > "$(basename "$1").sha256"`,
+		x.f.Database("acme"), bad).CombinedOutput()
+	require.NoError(t, err, string(out))
+	x.destroy(t, "database")
+
+	res, err := recovery.Restore(ctx, x.f.Layout, x.req())
+	require.NoError(t, err)
+	cs := byComponent(res)
+	require.Equal(t, recovery.StatusRestored, cs["database"].Status)
+	assert.Equal(t, x.latest["database"], cs["database"].Backup.Path, "the previous good dump")
+	require.Len(t, cs["database"].Refused, 1)
+	assert.Equal(t, bad, cs["database"].Refused[0].Path)
+	assert.Contains(t, cs["database"].Refused[0].Reason, "pg_restore")
+	assert.Equal(t, x.want.Rows, x.f.Snapshot(t, "acme").Rows)
+	admin, err := x.f.PG.Open(ctx, "postgres")
+	require.NoError(t, err)
+	defer admin.Close()
+	var n int
+	require.NoError(t, admin.QueryRow("SELECT count(*) FROM pg_database WHERE datname LIKE 'fsrestore%' AND datname LIKE '%' || $1 || '%'", x.f.App).Scan(&n))
+	assert.Zero(t, n, "no staging database left")
+}
