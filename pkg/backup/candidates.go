@@ -48,7 +48,9 @@ func Candidates(ctx context.Context, l *instance.Layout, name string, opts Optio
 	if opts.Now.IsZero() {
 		opts.Now = time.Now()
 	}
-	all, err := l.Discover(ctx, opts.Discovery)
+	disc := opts.Discovery
+	disc.SkipSizes = true // only the names present matter here
+	all, err := l.Discover(ctx, disc)
 	if err != nil {
 		return nil, fmt.Errorf("discover instances: %w", err)
 	}
@@ -168,7 +170,9 @@ func OpenPlainSQL(file string) (r io.Reader, done func() error, err error) { ret
 // opts.KnownNames) owns its files; a file whose name is not certain is
 // listed under "a or b", never credited to either.
 func BackupOrphans(ctx context.Context, l *instance.Layout, opts Options) ([]Orphan, error) {
-	all, err := l.Discover(ctx, opts.Discovery)
+	disc := opts.Discovery
+	disc.SkipSizes = true // only the names present matter here
+	all, err := l.Discover(ctx, disc)
 	if err != nil {
 		return nil, fmt.Errorf("discover instances: %w", err)
 	}
