@@ -425,6 +425,9 @@ func extractTree(ctx context.Context, backupFile, format, locator string, isDir 
 // writeStaged writes one entry; a hard link is made inside the root.
 func writeStaged(root *os.Root, rel string, hdr *tar.Header, open func() (io.ReadCloser, error)) error {
 	if hdr.Typeflag == tar.TypeLink {
+		if err := root.MkdirAll(filepath.Dir(filepath.FromSlash(rel)), 0o700); err != nil {
+			return err
+		}
 		return root.Link(filepath.FromSlash(hdr.Linkname), filepath.FromSlash(rel))
 	}
 	if hdr.Typeflag == tar.TypeReg {

@@ -347,3 +347,19 @@ func TestRestore_XattrsInTheBackupAreNamed(t *testing.T) {
 	assert.Contains(t, notes, "2 extended attribute(s) or ACL(s) that are not restored")
 	assert.Contains(t, notes, "acme/f (SCHILY.")
 }
+
+// TestRestore_HardLinksInsideComeBackLinked: a hard link inside the
+// component (GNU tar writes the second name as a link entry) comes back
+// as one file with two names.
+func TestRestore_HardLinksInsideComeBackLinked(t *testing.T) {
+	x := newHostile(t)
+	x.backup(t, time.Hour, []hostileEntry{{name: "acme/", typ: tar.TypeDir}, {name: "acme/a", typ: tar.TypeReg, body: "same"},
+		{name: "acme/sub/b", typ: tar.TypeLink, link: "acme/a"}})
+	_, err := x.restore(t)
+	require.NoError(t, err)
+	a, err := os.Stat(filepath.Join(x.cfg, "a"))
+	require.NoError(t, err)
+	b, err := os.Stat(filepath.Join(x.cfg, "sub", "b"))
+	require.NoError(t, err)
+	assert.True(t, os.SameFile(a, b))
+}
