@@ -331,3 +331,38 @@ gzip -dc %q > a.tar; tar -C x -rf a.tar acme/esc/evil; gzip -c a.tar > %q
 	assert.Empty(t, ents)
 	x.noStaging(t)
 }
+
+// TestBackup_TwoRunsAtOnce: two module processes restore the same
+// instance from backups at once; the host lock lets one act, the other is
+// refused (or, started after, finds everything back); the instance ends
+// complete, with no staging left.
+func TestBackup_TwoRunsAtOnce(t *testing.T) {
+	lib := fleettest.BuildModules(t, "instance_restore")
+	x := newBackupFixture(t, 100, []string{"config", "data", "database"}, nil)
+	type outcome struct {
+		out []byte
+		err error
+	}
+	done := make(chan outcome, 2)
+	for range 2 {
+		go func() {
+			out, err := x.cmd(lib, "").Output()
+			done <- outcome{out, err}
+		}()
+	}
+	acted := 0
+	for range 2 {
+		o := <-done
+		var res map[string]any
+		require.NoError(t, json.Unmarshal(o.out, &res), "%v: %s", o.err, o.out)
+		switch {
+		case res["failed"] == true:
+			assert.Contains(t, res["msg"], "another fleetsafe run holds the lock")
+			assert.Equal(t, false, res["changed"], "the refused run changed nothing")
+		case res["changed"] == true:
+			acted++
+		}
+	}
+	assert.Equal(t, 1, acted, "exactly one run restored the instance")
+	x.complete(t, x.latest)
+}
