@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -20,6 +21,7 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/fleetsafe/fleetsafe/internal/fleettest"
+	"github.com/fleetsafe/fleetsafe/pkg/instance"
 	"github.com/fleetsafe/fleetsafe/pkg/recovery"
 	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
 )
@@ -362,4 +364,55 @@ func TestRestore_HardLinksInsideComeBackLinked(t *testing.T) {
 	b, err := os.Stat(filepath.Join(x.cfg, "sub", "b"))
 	require.NoError(t, err)
 	assert.True(t, os.SameFile(a, b))
+}
+
+// TestRestore_FileComponentFromTar: a file component comes back from a
+// tar of that one file (tar -C <dir> -czf … <name>.ini), with its mode and
+// mtime; a backup holding anything else beside it is refused.
+func TestRestore_FileComponentFromTar(t *testing.T) {
+	root := t.TempDir()
+	app := fleettest.RandomApp()
+	layout := filepath.Join(root, "layout.yml")
+	require.NoError(t, os.WriteFile(layout, []byte(fmt.Sprintf(`app: %s
+components:
+  - name: settings
+    type: file
+    path: %s/etc/%s/{name}.ini
+backups:
+  - component: settings
+    path: %s/backups/{name}/settings-*.tar.gz
+    format: tar_gz
+`, app, root, app, root)), 0o644))
+	l, err := instance.LoadLayoutFile(layout)
+	require.NoError(t, err)
+	dir := filepath.Join(root, "etc", app)
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	ini := filepath.Join(dir, "acme.ini")
+	require.NoError(t, os.WriteFile(ini, []byte("[main]\nname = acme\n"), 0o640))
+	mt := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	require.NoError(t, os.Chtimes(ini, mt, mt))
+	backups := filepath.Join(root, "backups", "acme")
+	require.NoError(t, os.MkdirAll(backups, 0o755))
+	good := filepath.Join(backups, "settings-20260101T000000.tar.gz")
+	out, err := exec.Command("tar", "-C", dir, "-czf", good, "acme.ini").CombinedOutput()
+	require.NoError(t, err, string(out))
+	before := fleettest.Tree(t, dir)
+	require.NoError(t, os.Remove(ini))
+
+	res, err := recovery.Restore(context.Background(), l, recovery.Request{Name: "acme"})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"settings"}, res.Restored)
+	assert.Equal(t, before["acme.ini"], fleettest.Tree(t, dir)["acme.ini"], "the file with its content, mode and mtime")
+
+	require.NoError(t, os.Remove(ini))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "other"), []byte("x"), 0o644))
+	bad := filepath.Join(backups, "settings-20260102T000000.tar.gz")
+	out, err = exec.Command("tar", "-C", dir, "-czf", bad, "other").CombinedOutput()
+	require.NoError(t, err, string(out))
+	require.NoError(t, os.Chtimes(bad, time.Now(), time.Now()))
+	res, err = recovery.Restore(context.Background(), l, recovery.Request{Name: "acme"})
+	require.NoError(t, err, "falls back to the good one")
+	cs := byComponent(res)
+	require.Len(t, cs["settings"].Refused, 1)
+	assert.Contains(t, cs["settings"].Refused[0].Reason, "does not hold the component")
 }
