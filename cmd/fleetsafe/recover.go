@@ -62,8 +62,9 @@ func runRecover(ctx context.Context, req *ansible.Request) (*ansible.Result, err
 		return nil, errors.New("--components and --force apply to one instance: give its name")
 	}
 	confirm := p.Bool("confirm") && !req.CheckMode
+	progress, _ := ctx.Value(recoverProgressKey{}).(func(recovery.Outcome))
 	r, err := recovery.RecoverHost(ctx, layout, recovery.HostRequest{Priority: p.Strings("priority"), Confirm: confirm,
-		ArchiveDir: p.String("archive_dir"), Options: opts})
+		ArchiveDir: p.String("archive_dir"), Options: opts, Progress: progress})
 	if r == nil {
 		return nil, err
 	}
@@ -79,6 +80,28 @@ func runRecover(ctx context.Context, req *ansible.Request) (*ansible.Result, err
 		res.Msg = fmt.Sprintf("%d damaged instance(s) of %s restored from backups", len(r.Order), layout.App)
 	}
 	return res, err
+}
+
+// recoverProgressKey carries, in the context, where recover prints one
+// line as each instance starts and ends (stderr, without --json).
+type recoverProgressKey struct{}
+
+// recoverProgress writes those lines.
+func recoverProgress(w io.Writer) func(recovery.Outcome) {
+	return func(o recovery.Outcome) {
+		if o.Result == "started" {
+			fmt.Fprintf(w, "restoring %s (missing %s)…\n", o.Name, strings.Join(o.Missing, ", "))
+			return
+		}
+		line := fmt.Sprintf("%s: %s", o.Name, o.Result)
+		if len(o.Restored) > 0 {
+			line += " " + strings.Join(o.Restored, ", ")
+		}
+		if o.Age != "" {
+			line += ", backup " + o.Age + " old"
+		}
+		fmt.Fprintf(w, "%s in %.1fs\n", line, o.DurationSeconds)
+	}
 }
 
 // recoverDoc is the command's documentation (ansible-doc format, for

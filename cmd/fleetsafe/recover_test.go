@@ -45,6 +45,7 @@ func TestFleetsafe_CLIRecover(t *testing.T) {
 	code, stdout, stderr = cli(t, bin, "recover", "--layout-file", f.LayoutFile, "--confirm", "--priority", "globex")
 	require.Equal(t, 0, code, stdout+stderr)
 	assert.True(t, strings.HasPrefix(stdout, "changed: 2 damaged instance(s)"), stdout)
+	assert.Contains(t, stderr, "restoring globex (missing config, data, logs, service)…\nglobex: restored config, data, backup 2h0m0s old in", "progress per instance on stderr")
 	lines := strings.Split(stdout, "\n")
 	require.GreaterOrEqual(t, len(lines), 4, stdout)
 	assert.True(t, strings.HasPrefix(lines[1], "INSTANCE"), stdout)

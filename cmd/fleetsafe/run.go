@@ -76,6 +76,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		bar = &progressBar{w: stderr}
 		ctx = modutil.WithProgress(ctx, bar.update)
 	}
+	if c.name == "recover" && !inv.json {
+		ctx = context.WithValue(ctx, recoverProgressKey{}, recoverProgress(stderr))
+	}
 	var out map[string]any
 	if c.name == "verify-archive" {
 		out = verifyArchive(ctx, inv.args[0])
