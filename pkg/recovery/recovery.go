@@ -289,7 +289,13 @@ func Restore(ctx context.Context, l *instance.Layout, req Request) (*Result, err
 				if re, ok := softdelete.IsRefused(err); ok {
 					err = &RefusedError{Name: req.Name, Reason: re.Reason, Advice: re.Advice}
 				}
-				return finish(res, req.Name, failed, firstErr), err
+				// The present component stays as it is; the others go on.
+				p.res.Status, p.res.Reason = StatusFailed, fmt.Sprintf("archive_dir %s, where the present component's move aside is recorded, cannot be used: %v; the component was left as it is", req.ArchiveDir, err)
+				failed = append(failed, p.c.Name)
+				if firstErr == nil {
+					firstErr = err
+				}
+				continue
 			}
 			defer unlock()
 			aside = a
