@@ -33,6 +33,7 @@ var commands = []command{
 	{name: "restore", module: instancerestore.Module, doc: instancerestore.Doc, positional: "name", progress: true},
 	{name: "purge", module: instancepurge.Module, doc: instancepurge.Doc, positional: "name"},
 	{name: "verify-backups", module: backupverify.Module, doc: backupverify.Doc, positional: "names"},
+	{name: "recover", module: recoverCommand, doc: recoverDoc, positional: "name"},
 	{name: "verify-archive", progress: true, summary: "Check a soft delete's archive: its manifest, and every file and dump against their sha256"},
 }
 

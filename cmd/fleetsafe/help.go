@@ -143,7 +143,11 @@ func commandHelp(w io.Writer, c command) {
 		fmt.Fprintf(w, "(%v)\n", err)
 		return
 	}
-	wrap(w, markup(d.Documentation.ShortDescription)+" (the fleetsafe.instances."+c.module.Name+" module).", "")
+	if _, isModule := modules.Get(c.module.Name); isModule {
+		wrap(w, markup(d.Documentation.ShortDescription)+" (the fleetsafe.instances."+c.module.Name+" module).", "")
+	} else {
+		wrap(w, markup(d.Documentation.ShortDescription)+".", "")
+	}
 	for _, p := range d.Documentation.Description {
 		fmt.Fprintln(w)
 		wrap(w, markup(p), "")

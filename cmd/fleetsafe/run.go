@@ -76,6 +76,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		bar = &progressBar{w: stderr}
 		ctx = modutil.WithProgress(ctx, bar.update)
 	}
+	if c.name == "recover" && !inv.json {
+		ctx = context.WithValue(ctx, recoverProgressKey{}, recoverProgress(stderr))
+	}
 	var out map[string]any
 	if c.name == "verify-archive" {
 		out = verifyArchive(ctx, inv.args[0])
@@ -85,7 +88,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if bar != nil {
 		bar.finish()
 	}
-	if err := report(stdout, stderr, out, inv.json); err != nil {
+	write := report
+	if c.name == "recover" && !inv.json {
+		write = func(stdout, _ io.Writer, out map[string]any, _ bool) error { return recoverReport(stdout, out) }
+	}
+	if err := write(stdout, stderr, out, inv.json); err != nil {
 		fmt.Fprintf(stderr, "fleetsafe %s: %v\n", c.name, err)
 		return exitFailed
 	}

@@ -20,6 +20,7 @@ var Module = ansible.Module{
 		"name":        {Type: ansible.TypeStr},
 		"sizes":       {Type: ansible.TypeBool, Default: true},
 		"archive_dir": {Type: ansible.TypePath},
+		"damage":      {Type: ansible.TypeBool, Default: false},
 	}}.Merge(modutil.LayoutSpec).Merge(modutil.DBSpec),
 	Run: run,
 }
@@ -33,6 +34,9 @@ func run(ctx context.Context, req *ansible.Request) (*ansible.Result, error) {
 	opts.SkipSizes = !req.Params.Bool("sizes")
 	res := &ansible.Result{}
 	res.Set("app", layout.App)
+	if req.Params.Bool("damage") {
+		return damage(ctx, req, layout, opts, res)
+	}
 
 	if req.Params.Has("name") {
 		name := req.Params.String("name")

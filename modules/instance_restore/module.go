@@ -8,17 +8,18 @@ import (
 	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
 )
 
-// Module restores an instance from quarantine or from an archive.
+// Module restores an instance from quarantine, from an archive, or from
+// its regular backups.
 var Module = ansible.Module{
 	Name: "instance_restore",
 	Spec: ansible.Spec{Params: map[string]ansible.Param{
 		"name":                  {Type: ansible.TypeStr, Required: true},
-		"source":                {Type: ansible.TypeStr, Default: "auto", Choices: []string{"auto", "quarantine", "archive"}},
+		"source":                {Type: ansible.TypeStr, Default: "auto", Choices: []string{"auto", "quarantine", "archive", "backup"}},
 		"archive":               {Type: ansible.TypePath},
 		"components":            {Type: ansible.TypeList, Elements: ansible.TypeStr},
 		"force":                 {Type: ansible.TypeBool, Default: false},
 		"decrypt_identity_file": {Type: ansible.TypePath},
-	}}.Merge(modutil.LayoutSpec).Merge(modutil.DBSpec).Merge(modutil.StoreSpec),
+	}}.Merge(modutil.LayoutSpec).Merge(modutil.DBSpec).Merge(restoreStoreSpec()),
 	Run: run,
 }
 
@@ -28,6 +29,12 @@ func run(ctx context.Context, req *ansible.Request) (*ansible.Result, error) {
 		return nil, err
 	}
 	p := req.Params
+	if p.String("source") == "backup" {
+		return runBackup(ctx, req, layout)
+	}
+	if p.String("archive_dir") == "" && p.String("archive_store") == "" {
+		return nil, &ansible.ParamError{Msg: "archive_dir or archive_store is required unless source is backup"}
+	}
 	st, err := modutil.Store(ctx, p)
 	if err != nil {
 		return nil, err
@@ -45,4 +52,13 @@ func run(ctx context.Context, req *ansible.Request) (*ansible.Result, error) {
 	return res.Set("restored", r.Restored).Set("not_restored", r.NotRestored).Set("source", r.Source).
 		Set("sources", r.Sources).Set("archive", r.Archive).Set("archives", r.Archives).
 		Set("replaced", r.Replaced).Set("notes", r.Notes), err
+}
+
+// restoreStoreSpec is modutil.StoreSpec without its "one of archive_dir
+// and archive_store is required": source=backup needs neither (archive_dir
+// only with force), so run checks it for the other sources.
+func restoreStoreSpec() ansible.Spec {
+	s := modutil.StoreSpec
+	s.RequiredOneOf = nil
+	return s
 }
