@@ -30,6 +30,9 @@ func run(ctx context.Context, req *ansible.Request) (*ansible.Result, error) {
 	}
 	p := req.Params
 	if p.String("source") == "backup" {
+		if p.String("archive_store") != "" {
+			return nil, &ansible.ParamError{Msg: "source=backup takes archive_dir (where a forced restore moves a replaced component aside), not archive_store=" + p.String("archive_store")}
+		}
 		return runBackup(ctx, req, layout)
 	}
 	if p.String("archive_dir") == "" && p.String("archive_store") == "" {
