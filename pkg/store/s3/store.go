@@ -114,6 +114,9 @@ func OpenURL(ctx context.Context, u *url.URL, s Settings) (*Store, error) {
 	}
 	ok, err := st.c.BucketExists(ctx, bucket)
 	if err != nil {
+		if c, status := code(err); c == "AccessDenied" || status == 403 {
+			return nil, fmt.Errorf("archive store %s: %w (check s3_access_key and s3_secret_key, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, and that they may use bucket %q)", st.Location(""), err, bucket)
+		}
 		return nil, fmt.Errorf("archive store %s: %w", st.Location(""), st.explain(err))
 	}
 	if !ok {
