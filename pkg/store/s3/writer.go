@@ -45,6 +45,7 @@ type writer struct {
 	parts    int // parts started
 	uploadID string
 	sem      chan struct{}
+	free     chan []byte // part buffers sent, for reuse: no garbage per part
 	wg       sync.WaitGroup
 
 	mu       sync.Mutex
@@ -62,7 +63,7 @@ func (s *Store) Create(ctx context.Context, key string) (store.Writer, error) {
 	}
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	return &writer{s: s, key: key, obj: s.Object(key), ctx: wctx, cancel: cancel,
-		sem: make(chan struct{}, s.uploads)}, nil
+		sem: make(chan struct{}, s.uploads), free: make(chan []byte, s.uploads+1)}, nil
 }
 
 // partSize returns the size of part n (1-based): the store's, doubled
@@ -99,6 +100,15 @@ func (w *writer) Write(p []byte) (int, error) {
 			return n, err
 		}
 		size := int(w.partSize(w.parts + 1))
+		if w.buf == nil {
+			select {
+			case b := <-w.free:
+				if cap(b) == size {
+					w.buf = b[:0]
+				}
+			default:
+			}
+		}
 		if w.buf == nil {
 			w.buf = make([]byte, 0, size)
 		}
@@ -157,6 +167,10 @@ func (w *writer) flush() error {
 		w.done[n-1] = minio.CompletePart{PartNumber: n, ETag: op.ETag, ChecksumSHA256: sum.b64}
 		w.size += int64(len(part))
 		w.mu.Unlock()
+		select {
+		case w.free <- part:
+		default:
+		}
 	}()
 	return nil
 }
