@@ -234,7 +234,7 @@ func (s *Store) Put(ctx context.Context, key string, data []byte) error {
 // (ErrExists) when the key is taken.
 func (s *Store) put(ctx context.Context, key string, data []byte, ifAbsent bool) (minio.UploadInfo, error) {
 	sum := newPartSum(data)
-	opts := minio.PutObjectOptions{UserMetadata: map[string]string{"X-Amz-Checksum-Sha256": sum.b64}}
+	opts := minio.PutObjectOptions{UserMetadata: map[string]string{"X-Amz-Checksum-Sha256": sum.b64}, DisableContentSha256: true}
 	if ifAbsent {
 		opts.SetMatchETagExcept("*")
 	}

@@ -154,7 +154,11 @@ func (w *writer) flush() error {
 		defer func() { <-w.sem }()
 		sum := newPartSum(part)
 		op, err := w.s.c.PutObjectPart(w.ctx, w.s.bucket, w.obj, w.uploadID, n, bytes.NewReader(part), int64(len(part)),
-			minio.PutObjectPartOptions{Sha256Hex: sum.hex, CustomHeader: map[string][]string{"X-Amz-Checksum-Sha256": {sum.b64}}})
+			minio.PutObjectPartOptions{Sha256Hex: sum.hex, CustomHeader: map[string][]string{"X-Amz-Checksum-Sha256": {sum.b64}},
+				// The payload is signed with the digest above: without
+				// this, over http the client signs it again, chunk by
+				// chunk (a second SHA-256 of every byte).
+				DisableContentSha256: true})
 		if err != nil {
 			w.setErr(w.s.fail(fmt.Sprintf("upload part %d of", n), w.key, err))
 			w.cancel()
