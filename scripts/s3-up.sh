@@ -49,15 +49,18 @@ die() { say "$*"; exit 1; }
 command -v curl >/dev/null || die "curl is needed (apt-get install curl)"
 command -v openssl >/dev/null || die "openssl is needed (apt-get install openssl)"
 
-# 1. The gateway, built once from the Go module proxy.
-if [ ! -x "$bin" ]; then
-  command -v go >/dev/null || die "go is needed to build versitygw $VERSION"
-  say "building versitygw $VERSION from the Go module proxy (about 90 s, once; cached in $bin_dir)"
-  mkdir -p "$bin_dir"
-  GOBIN=$bin_dir CGO_ENABLED=0 GOFLAGS=-mod=mod go install "github.com/versity/versitygw/cmd/versitygw@$VERSION" >&2
-fi
+# The gateway, built once from the Go module proxy (only when the server
+# must be started: a running one is used as it is).
+build_gateway() {
+  if [ ! -x "$bin" ]; then
+    command -v go >/dev/null || die "go is needed to build versitygw $VERSION"
+    say "building versitygw $VERSION from the Go module proxy (about 90 s, once; cached in $bin_dir)"
+    mkdir -p "$bin_dir"
+    GOBIN=$bin_dir CGO_ENABLED=0 GOFLAGS=-mod=mod go install "github.com/versity/versitygw/cmd/versitygw@$VERSION" >&2
+  fi
+}
 
-# 2. The state directory and the credentials (made once).
+# 1. The state directory and the credentials (made once).
 install -d -m 0700 "$state" "$state/data" "$state/versions"
 if [ ! -s "$envfile" ]; then
   access=fleetsafe$(od -An -tx1 -N6 /dev/urandom | tr -d ' \n')
@@ -91,8 +94,9 @@ s3() { # s3 METHOD PATH [curl args...]: a request signed with SigV4
 s3_quiet() { s3 "$@" 2>/dev/null; }
 reachable() { [ "$(s3_quiet GET / -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD')" = 200 ]; }
 
-# 3. The server, started when it does not answer.
+# 2. The server, started when it does not answer.
 if ! reachable; then
+  build_gateway
   if ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then
     die "127.0.0.1:$port is taken by a process that does not accept the credentials of $envfile; stop it or set FLEETSAFE_S3_PORT"
   fi
@@ -110,7 +114,7 @@ if ! reachable; then
   reachable || die "versitygw did not answer on $endpoint; see $state/versitygw.log"
 fi
 
-# 4. Object Lock and conditional writes, checked on the real server.
+# 3. Object Lock and conditional writes, checked on the real server.
 bucket=fleetsafe-s3-up-check
 nohash=(-H 'x-amz-content-sha256: UNSIGNED-PAYLOAD')
 code=$(s3_quiet HEAD "/$bucket" "${nohash[@]}" -I)

@@ -114,6 +114,9 @@ func OpenURL(ctx context.Context, u *url.URL, s Settings) (*Store, error) {
 	}
 	ok, err := st.c.BucketExists(ctx, bucket)
 	if err != nil {
+		if c, status := code(err); c == "AccessDenied" || status == 403 {
+			return nil, fmt.Errorf("archive store %s: %w (check s3_access_key and s3_secret_key, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, and that they may use bucket %q)", st.Location(""), err, bucket)
+		}
 		return nil, fmt.Errorf("archive store %s: %w", st.Location(""), st.explain(err))
 	}
 	if !ok {
@@ -231,7 +234,7 @@ func (s *Store) Put(ctx context.Context, key string, data []byte) error {
 // (ErrExists) when the key is taken.
 func (s *Store) put(ctx context.Context, key string, data []byte, ifAbsent bool) (minio.UploadInfo, error) {
 	sum := newPartSum(data)
-	opts := minio.PutObjectOptions{UserMetadata: map[string]string{"X-Amz-Checksum-Sha256": sum.b64}}
+	opts := minio.PutObjectOptions{UserMetadata: map[string]string{"X-Amz-Checksum-Sha256": sum.b64}, DisableContentSha256: true}
 	if ifAbsent {
 		opts.SetMatchETagExcept("*")
 	}

@@ -16,6 +16,7 @@ import (
 func TestS3_Contract(t *testing.T) {
 	for _, lock := range []bool{false, true} {
 		t.Run(fmt.Sprintf("objectlock=%v", lock), func(t *testing.T) {
+			t.Parallel() // each check waits on the server, not on a core
 			bucket := s3test.Bucket(t, lock)
 			var n atomic.Int64
 			storetest.Run(t, func(t *testing.T) store.Store {

@@ -45,6 +45,7 @@ type writer struct {
 	parts    int // parts started
 	uploadID string
 	sem      chan struct{}
+	free     chan []byte // part buffers sent, for reuse: no garbage per part
 	wg       sync.WaitGroup
 
 	mu       sync.Mutex
@@ -62,7 +63,7 @@ func (s *Store) Create(ctx context.Context, key string) (store.Writer, error) {
 	}
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	return &writer{s: s, key: key, obj: s.Object(key), ctx: wctx, cancel: cancel,
-		sem: make(chan struct{}, s.uploads)}, nil
+		sem: make(chan struct{}, s.uploads), free: make(chan []byte, s.uploads+1)}, nil
 }
 
 // partSize returns the size of part n (1-based): the store's, doubled
@@ -99,6 +100,15 @@ func (w *writer) Write(p []byte) (int, error) {
 			return n, err
 		}
 		size := int(w.partSize(w.parts + 1))
+		if w.buf == nil {
+			select {
+			case b := <-w.free:
+				if cap(b) == size {
+					w.buf = b[:0]
+				}
+			default:
+			}
+		}
 		if w.buf == nil {
 			w.buf = make([]byte, 0, size)
 		}
@@ -144,7 +154,11 @@ func (w *writer) flush() error {
 		defer func() { <-w.sem }()
 		sum := newPartSum(part)
 		op, err := w.s.c.PutObjectPart(w.ctx, w.s.bucket, w.obj, w.uploadID, n, bytes.NewReader(part), int64(len(part)),
-			minio.PutObjectPartOptions{Sha256Hex: sum.hex, CustomHeader: map[string][]string{"X-Amz-Checksum-Sha256": {sum.b64}}})
+			minio.PutObjectPartOptions{Sha256Hex: sum.hex, CustomHeader: map[string][]string{"X-Amz-Checksum-Sha256": {sum.b64}},
+				// The payload is signed with the digest above: without
+				// this, over http the client signs it again, chunk by
+				// chunk (a second SHA-256 of every byte).
+				DisableContentSha256: true})
 		if err != nil {
 			w.setErr(w.s.fail(fmt.Sprintf("upload part %d of", n), w.key, err))
 			w.cancel()
@@ -157,6 +171,10 @@ func (w *writer) flush() error {
 		w.done[n-1] = minio.CompletePart{PartNumber: n, ETag: op.ETag, ChecksumSHA256: sum.b64}
 		w.size += int64(len(part))
 		w.mu.Unlock()
+		select {
+		case w.free <- part:
+		default:
+		}
 	}()
 	return nil
 }
