@@ -145,10 +145,10 @@ vet:
 # supported ansible-core instead (core-SERIES below).
 gotest: venv build pg mariadb s3 promtool
 	FLEETSAFE_REQUIRE_PG=1 FLEETSAFE_REQUIRE_MARIADB=1 FLEETSAFE_REQUIRE_S3=1 FLEETSAFE_REQUIRE_ANSIBLE=1 FLEETSAFE_REQUIRE_PROMTOOL=1 $(GO) test -race -count=1 $$($(GO) list ./... | grep -v '/internal/model$$' | grep -v '/playbooks$$')
-	FLEETSAFE_REQUIRE_PG=1 $(GO) test -race -count=1 ./internal/model
+	FLEETSAFE_REQUIRE_PG=1 FLEETSAFE_REQUIRE_MARIADB=1 $(GO) test -race -count=1 ./internal/model
 
 # Module docs as ansible-doc shows them, and a real playbook run.
-e2e: venv build pg collection
+e2e: venv build pg mariadb collection
 	@for m in $(MODULES); do ansible-doc -M $(LIBRARY) $$m >/dev/null || { echo "ansible-doc failed for $$m"; exit 1; }; done
 	@echo "ansible-doc: $(MODULES) ok"
 	bash scripts/collection-test.sh $(CURDIR)/build/fleetsafe-instances-$(VERSION).tar.gz

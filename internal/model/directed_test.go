@@ -196,7 +196,7 @@ func TestModel_RestoreTwiceChangesNothing(t *testing.T) {
 // verifies.
 func TestModel_CrashAfterArchiveConverges(t *testing.T) {
 	env := &machineEnv{pg: fleettest.RequirePG(t), my: fleettest.RequireMariaDB(t), modules: modules(t, "instance_soft_delete")}
-	steps := []string{"lock", "dump", "hash", "archive", "verify", "tombstone", "quarantine:config", "quarantine:data", "quarantine:env", "quarantine:db"}
+	steps := []string{"lock", "dump", "hash", "archive", "verify", "tombstone", "quarantine:config", "quarantine:data", "quarantine:env", "quarantine:db", "quarantine:lite", "quarantine:my"}
 	runDirected(t, 1, shareDirected, func(t *rapid.T) {
 		ctx := context.Background()
 		f := newFleet(t, env.pg, env.my)

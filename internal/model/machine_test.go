@@ -32,10 +32,13 @@ type deletion struct {
 	held      map[string]bool // component -> still in quarantine
 	// tampered marks a quarantined component someone changed (a table
 	// planted in a MariaDB quarantine): restore must not take it back.
-	tampered   map[string]bool
-	purgeAfter time.Time
-	purged     bool // purge ran over it
-	archiveGC  bool // its archive was purged (keep_last)
+	tampered map[string]bool
+	// quarantined is, for a MariaDB quarantine, its table digest when
+	// the deletion was recorded: it must not change while held.
+	quarantined map[string]string
+	purgeAfter  time.Time
+	purged      bool // purge ran over it
+	archiveGC   bool // its archive was purged (keep_last)
 	// restoredState is the tombstone's state restored (see restored).
 	restoredState bool
 }
@@ -287,6 +290,15 @@ func (m *machine) Check(t *rapid.T) {
 					_, present = dbs[mv.To]
 				case typeMySQL:
 					present = myDBs[mv.To]
+					if present && d.held[c] && !d.tampered[c] {
+						dg, err := mariadb.TableDigest(m.ctx, m.f.my, mv.To)
+						if err != nil {
+							t.Fatalf("instance %s: quarantined %s at %s: %v", n, c, mv.To, err)
+						}
+						if dg != d.quarantined[c] {
+							t.Fatalf("instance %s: quarantined %s at %s changed since it was moved", n, c, mv.To)
+						}
+					}
 				default:
 					dg, err := pathDigest(mv.To)
 					if err != nil {
@@ -459,6 +471,16 @@ func (m *machine) recordDeletion(t *rapid.T, name string, ts *softdelete.Tombsto
 		d.moves[mv.Component] = mv
 		d.held[mv.Component] = true
 		d.archived[mv.Component] = s.digest[mv.Component]
+		if mv.Type == typeMySQL {
+			dg, err := mariadb.TableDigest(m.ctx, m.f.my, mv.To)
+			if err != nil {
+				t.Fatalf("instance %s: quarantined %s at %s: %v", name, mv.Component, mv.To, err)
+			}
+			if d.quarantined == nil {
+				d.quarantined = map[string]string{}
+			}
+			d.quarantined[mv.Component] = dg
+		}
 	}
 	sort.Strings(got)
 	moved = slices.Clone(moved)

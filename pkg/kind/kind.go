@@ -12,7 +12,7 @@
 // collects, extracts and compares itself (dir, file), and dumps, one file per
 // component that the kind writes (Dump), checks (VerifyDump), restores into
 // a staging place (Stage) and compares with a quarantined copy
-// (CompareQuarantined) (postgresql; mysql and sqlite next). A kind whose
+// (CompareQuarantined) (postgresql, mysql, sqlite). A kind whose
 // components are not archived (a systemd unit) has the shape None.
 //
 // Two quarantine shapes exist: a path moved into the trash directory of its

@@ -114,7 +114,7 @@ func databases(ctx context.Context, s *kind.Scan) (map[string]dbInfo, error) {
 			return nil, err
 		}
 		defer db.Close()
-		return listDatabases(ctx, db)
+		return listDatabases(ctx, db, s.Sizes)
 	})
 	if err != nil {
 		return nil, err
@@ -122,18 +122,25 @@ func databases(ctx context.Context, s *kind.Scan) (map[string]dbInfo, error) {
 	return v.(map[string]dbInfo), nil
 }
 
-func listDatabases(ctx context.Context, db *sql.DB) (map[string]dbInfo, error) {
+// listDatabases lists the databases that may be instances', with their
+// in-flight marks and, when sizes is set, their sizes (which make the
+// server open every table's metadata: slow on a server with many).
+func listDatabases(ctx context.Context, db *sql.DB, sizes bool) (map[string]dbInfo, error) {
 	names, err := mariadb.Databases(ctx, db)
 	if err != nil {
 		return nil, err
 	}
 	out := map[string]dbInfo{}
 	for _, n := range names {
-		out[n] = dbInfo{}
+		out[n] = dbInfo{size: -1}
 	}
-	rows, err := db.QueryContext(ctx, `SELECT s.SCHEMA_NAME, COALESCE(s.SCHEMA_COMMENT, ''), COALESCE(SUM(t.DATA_LENGTH + t.INDEX_LENGTH), 0)
+	q := `SELECT SCHEMA_NAME, COALESCE(SCHEMA_COMMENT, ''), -1 FROM information_schema.SCHEMATA`
+	if sizes {
+		q = `SELECT s.SCHEMA_NAME, COALESCE(s.SCHEMA_COMMENT, ''), COALESCE(SUM(t.DATA_LENGTH + t.INDEX_LENGTH), 0)
 		FROM information_schema.SCHEMATA s LEFT JOIN information_schema.TABLES t ON BINARY t.TABLE_SCHEMA = BINARY s.SCHEMA_NAME
-		GROUP BY s.SCHEMA_NAME, s.SCHEMA_COMMENT`)
+		GROUP BY s.SCHEMA_NAME, s.SCHEMA_COMMENT`
+	}
+	rows, err := db.QueryContext(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("list database sizes: %w", err)
 	}
@@ -183,8 +190,10 @@ func (Kind) State(ctx context.Context, s *kind.Scan, c kind.Component, name stri
 		return st, nil
 	}
 	st.Present = true
-	size := info.size
-	st.SizeBytes = &size
+	if info.size >= 0 {
+		size := info.size
+		st.SizeBytes = &size
+	}
 	if info.incoming != "" {
 		st.Problem = fmt.Sprintf("a restore into it from %s stopped half-way: run instance_restore again to finish it", info.incoming)
 	}

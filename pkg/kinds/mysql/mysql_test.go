@@ -201,6 +201,14 @@ func TestMySQL_Lifecycle(t *testing.T) {
 	st, _ := insts[0].State("db")
 	assert.True(t, st.Present)
 	assert.Equal(t, n.database("acme"), st.Locator)
+	assert.Nil(t, st.SizeBytes, "no sizes asked for")
+	sized := n.opts
+	sized.SkipSizes = false
+	insts, err = n.l.Discover(ctx, sized)
+	require.NoError(t, err)
+	st, _ = insts[0].State("db")
+	require.NotNil(t, st.SizeBytes)
+	assert.Positive(t, *st.SizeBytes, "data and indexes of its tables")
 
 	// A client connected: refused, named, nothing moved.
 	app, err := c.Open(ctx, n.database("acme"))

@@ -36,46 +36,42 @@ func cut(name string) string {
 	return strings.TrimRight(string(r[:mariadb.MaxNameLen]), " ")
 }
 
-func admin(ctx context.Context, env kind.Env) (mariadb.Conn, func(), *sql.DB, error) {
-	c := Conn(env)
-	db, err := c.Open(ctx, "")
-	if err != nil {
-		return c, nil, nil, err
-	}
-	return c, func() { db.Close() }, db, nil
+// admin opens a pool on the server of env, without a current database.
+func admin(ctx context.Context, env kind.Env) (*sql.DB, error) {
+	return Conn(env).Open(ctx, "")
 }
 
 // Quarantine moves every table into the quarantine database with one
 // RENAME TABLE, the views, routines, triggers and events kept there
 // (mariadb.Quarantine); refused while clients are connected.
 func (Kind) Quarantine(ctx context.Context, env kind.Env, m kind.Move) error {
-	_, done, db, err := admin(ctx, env)
+	db, err := admin(ctx, env)
 	if err != nil {
 		return err
 	}
-	defer done()
+	defer db.Close()
 	return mariadb.Quarantine(ctx, db, m.From, m.To, nil)
 }
 
 // Unquarantine moves the tables back and recreates the other objects from
 // the definitions the quarantine keeps (mariadb.Restore).
 func (Kind) Unquarantine(ctx context.Context, env kind.Env, m kind.Move) error {
-	_, done, db, err := admin(ctx, env)
+	db, err := admin(ctx, env)
 	if err != nil {
 		return err
 	}
-	defer done()
+	defer db.Close()
 	return mariadb.Restore(ctx, db, m.To, m.From, nil)
 }
 
 // Held reports whether the quarantine database exists and is not being
 // purged.
 func (Kind) Held(ctx context.Context, env kind.Env, m kind.Move) (bool, error) {
-	_, done, db, err := admin(ctx, env)
+	db, err := admin(ctx, env)
 	if err != nil {
 		return false, err
 	}
-	defer done()
+	defer db.Close()
 	ok, err := mariadb.Exists(ctx, db, m.To)
 	if err != nil || !ok {
 		return false, err
@@ -110,11 +106,11 @@ func (Kind) PurgeCheck(ctx context.Context, env kind.Env, m kind.Move) (bool, er
 	if !strings.HasPrefix(m.To, mariadb.QuarantinePrefix) {
 		return false, fmt.Errorf("%s is not a quarantine database name", m.To)
 	}
-	_, done, db, err := admin(ctx, env)
+	db, err := admin(ctx, env)
 	if err != nil {
 		return false, err
 	}
-	defer done()
+	defer db.Close()
 	ok, err := mariadb.Exists(ctx, db, m.To)
 	return !ok, err
 }
@@ -123,21 +119,21 @@ func (Kind) PurgeCheck(ctx context.Context, env kind.Env, m kind.Move) (bool, er
 // so that a purge stopped half-way (DROP DATABASE drops table after
 // table) never leaves it looking intact.
 func (Kind) PurgeMark(ctx context.Context, env kind.Env, m kind.Move) error {
-	_, done, db, err := admin(ctx, env)
+	db, err := admin(ctx, env)
 	if err != nil {
 		return err
 	}
-	defer done()
+	defer db.Close()
 	return mariadb.MarkPurging(ctx, db, m.To)
 }
 
 // PurgeRemove drops the quarantine database.
 func (Kind) PurgeRemove(ctx context.Context, env kind.Env, m kind.Move) error {
-	_, done, db, err := admin(ctx, env)
+	db, err := admin(ctx, env)
 	if err != nil {
 		return err
 	}
-	defer done()
+	defer db.Close()
 	_, err = mariadb.Purge(ctx, db, m.To)
 	return err
 }

@@ -37,11 +37,11 @@ func (k Kind) Stage(ctx context.Context, env kind.Env, t kind.Target, dump strin
 // one RENAME TABLE and recreates the other objects (mariadb.PutInPlace);
 // refused when a database of that name exists.
 func (Kind) PutInPlace(ctx context.Context, env kind.Env, t kind.Target, staged string) error {
-	_, done, db, err := admin(ctx, env)
+	db, err := admin(ctx, env)
 	if err != nil {
 		return err
 	}
-	defer done()
+	defer db.Close()
 	return mariadb.PutInPlace(ctx, db, staged, t.Locator)
 }
 
@@ -51,11 +51,11 @@ func (Kind) DropStaging(ctx context.Context, env kind.Env, staged string, placed
 	if placed || !strings.HasPrefix(staged, mariadb.StagingPrefix) {
 		return nil
 	}
-	_, done, db, err := admin(ctx, env)
+	db, err := admin(ctx, env)
 	if err != nil {
 		return err
 	}
-	defer done()
+	defer db.Close()
 	_, err = db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+mariadb.QuoteIdent(staged))
 	return err
 }
@@ -65,11 +65,11 @@ func (Kind) DropStaging(ctx context.Context, env kind.Env, staged string, placed
 // where, and its source keeps the definitions), then drops the staging
 // database a killed restore left.
 func (k Kind) CleanStaging(ctx context.Context, env kind.Env, t kind.Target) (bool, error) {
-	_, done, db, err := admin(ctx, env)
+	db, err := admin(ctx, env)
 	if err != nil {
 		return false, err
 	}
-	defer done()
+	defer db.Close()
 	found, err := mariadb.Finish(ctx, db, t.Locator)
 	if err != nil {
 		return found, fmt.Errorf("finish the restore of database %s that a killed run left half-way: %w", t.Locator, err)

@@ -41,22 +41,22 @@ func (Kind) TestRestore(ctx context.Context, env kind.Env, b kind.Backup) (map[s
 
 // LiveCounts counts the rows of every table of the live database.
 func (Kind) LiveCounts(ctx context.Context, env kind.Env, locator string) (map[string]int64, error) {
-	_, done, db, err := admin(ctx, env)
+	db, err := admin(ctx, env)
 	if err != nil {
 		return nil, err
 	}
-	defer done()
+	defer db.Close()
 	return mariadb.TableCounts(ctx, db, locator)
 }
 
 // Gone says "was dropped or renamed" when the live database no longer
 // exists.
 func (Kind) Gone(ctx context.Context, env kind.Env, locator string) string {
-	_, done, db, err := admin(ctx, env)
+	db, err := admin(ctx, env)
 	if err != nil {
 		return ""
 	}
-	defer done()
+	defer db.Close()
 	if ok, err := mariadb.Exists(ctx, db, locator); err == nil && !ok {
 		return "was dropped or renamed"
 	}
