@@ -130,8 +130,8 @@ monitoring: promtool
 # without -race; the time each kind of step took is printed at the end. Add
 # FLEETSAFE_MODEL_OPEN_BUGS=1 to assert the open bugs they step around.
 SOAKTIME ?= 10m
-soak: pg
-	FLEETSAFE_REQUIRE_PG=1 FLEETSAFE_SOAK=$(SOAKTIME) FLEETSAFE_MODEL_TIMING=1 $(GO) test -count=1 -timeout 0 -v ./internal/model -rapid.steps=40 2>&1 | grep -v '\[rapid\] draw'; exit $${PIPESTATUS[0]}
+soak: pg mariadb
+	FLEETSAFE_REQUIRE_PG=1 FLEETSAFE_REQUIRE_MARIADB=1 FLEETSAFE_SOAK=$(SOAKTIME) FLEETSAFE_MODEL_TIMING=1 $(GO) test -count=1 -timeout 0 -v ./internal/model -rapid.steps=40 2>&1 | grep -v '\[rapid\] draw'; exit $${PIPESTATUS[0]}
 
 vet:
 	@test -z "$$(gofmt -l $$(find . -name '*.go' -not -path './.cache/*' -not -path './.venv/*'))" || { echo "gofmt needed:"; gofmt -l $$(find . -name '*.go' -not -path './.cache/*' -not -path './.venv/*'); exit 1; }
