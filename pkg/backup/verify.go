@@ -193,10 +193,14 @@ func Verify(ctx context.Context, l *instance.Layout, opts Options) (*Report, err
 			files, ambiguous := own.filesOf(ri, inst.Name)
 			var database string
 			var foreign []foreignDump
-			if c, ok := l.Component(r.Component); ok && c.Type == instance.TypePostgreSQL {
-				database = c.Template.Expand(inst.Name)
-				if r.Format == "pg_custom" || r.Format == "any" {
-					files, foreign = splitForeignDumps(files, database)
+			if c, ok := l.Component(r.Component); ok {
+				// A format whose files name their component (pg_custom:
+				// the database, in the header), registered in formathook.go.
+				if nf, applies, typed := namedBy(c.Type, r.Format); typed {
+					database = c.Template.Expand(inst.Name)
+					if applies {
+						files, foreign = splitForeignDumps(files, database, nf.name)
+					}
 				}
 			}
 			st := scanRule(r, inst.Name, files, ambiguous, own.unreadableFor(l, ri, inst.Name), opts.Now)
