@@ -482,14 +482,14 @@ type foreignDump struct {
 	database string
 }
 
-// splitForeignDumps moves out of files every pg_custom dump whose header
-// names another database than want: another instance's dump is never
+// splitForeignDumps moves out of files every dump whose recorded name
+// (read by name, the format's hook in formathook.go: a pg_custom header's
+// database) is another than want: another instance's dump is never
 // counted as this instance's newest or freshest backup. Only the header is
-// read; a file that is not a custom-format dump stays (its format check
-// speaks for it).
-func splitForeignDumps(files []backupFile, want string) (own []backupFile, foreign []foreignDump) {
+// read; a file name cannot read stays (its format check speaks for it).
+func splitForeignDumps(files []backupFile, want string, name func(path string) (string, bool)) (own []backupFile, foreign []foreignDump) {
 	for _, f := range files {
-		if db, ok := dumpDatabase(f.path); ok && db != want {
+		if db, ok := name(f.path); ok && db != want {
 			foreign = append(foreign, foreignDump{backupFile: f, database: db})
 			continue
 		}

@@ -194,13 +194,18 @@ func Verify(ctx context.Context, l *instance.Layout, opts Options) (*Report, err
 			files, ambiguous := own.filesOf(ri, inst.Name)
 			var database string
 			var foreign []foreignDump
-			// A dump names its database (pg_custom's header, a
-			// mysql_dump's "Database:" line): it must be this
-			// instance's, whatever the database kind.
-			if c, ok := l.Component(r.Component); ok && c.Family() == kind.FamilyDatabase {
-				database = c.Template.Expand(inst.Name)
-				if c.Type == instance.TypePostgreSQL && (r.Format == "pg_custom" || r.Format == "any") {
-					files, foreign = splitForeignDumps(files, database)
+			if c, ok := l.Component(r.Component); ok {
+				// A dump names its database (pg_custom's header, a
+				// mysql_dump's "Database:" line): it must be this
+				// instance's, whatever the database kind.
+				if c.Family() == kind.FamilyDatabase {
+					database = c.Template.Expand(inst.Name)
+				}
+				// A format whose files name their component (pg_custom:
+				// the database, in the header), registered in formathook.go.
+				if nf, applies, typed := namedBy(c.Type, r.Format); typed && applies {
+					database = c.Template.Expand(inst.Name)
+					files, foreign = splitForeignDumps(files, database, nf.name)
 				}
 			}
 			st := scanRule(r, inst.Name, files, ambiguous, own.unreadableFor(l, ri, inst.Name), opts.Now)
