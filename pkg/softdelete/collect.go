@@ -438,51 +438,76 @@ func (c *collector) changedSince(ts *Tombstone) []string {
 			}
 		}
 	}
-	var dh dirHandle
-	defer dh.close()
-	for _, s := range c.sources {
-		rel, shown := s.rel, filepath.Join(s.root.Name(), s.rel)
-		top := !strings.ContainsRune(s.rel, filepath.Separator)
-		if ts != nil {
-			to, ok := moved[s.entry.Component]
-			if !ok {
-				continue
+	// Contiguous chunks on every core, merged in walk order: the same
+	// list as one pass would give, one lstat per entry.
+	const most = 20
+	workers := max(1, min(runtime.GOMAXPROCS(0), len(c.sources)/1024))
+	parts := make([][]string, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		lo, hi := w*len(c.sources)/workers, (w+1)*len(c.sources)/workers
+		wg.Go(func() {
+			var dh dirHandle
+			defer dh.close()
+			for _, s := range c.sources[lo:hi] {
+				if msg := s.changed(&dh, ts, moved, renamed); msg != "" {
+					parts[w] = append(parts[w], msg)
+					if len(parts[w]) >= most {
+						return
+					}
+				}
 			}
-			qrel, err := filepath.Rel(s.root.Name(), filepath.Dir(to))
-			if err != nil || !filepath.IsLocal(qrel) {
-				continue
-			}
-			rel = filepath.Join(qrel, s.rel)
-			shown = filepath.Join(s.root.Name(), rel)
-		}
-		fi, err := dh.lstat(s.root, rel)
-		if err != nil {
-			out = append(out, fmt.Sprintf("%s is gone", shown))
-			continue
-		}
-		now := stampOf(fi)
-		var what []string
-		if now.ino != s.seen.ino {
-			what = append(what, "replaced by another file")
-		}
-		if now.size != s.seen.size && !fi.IsDir() {
-			what = append(what, fmt.Sprintf("size %d, now %d", s.seen.size, now.size))
-		}
-		if now.mtime != s.seen.mtime {
-			what = append(what, "modified (mtime)")
-		}
-		if now.ctime != s.seen.ctime && !(ts != nil && (top || renamed[idOf(fi)])) && len(what) == 0 {
-			what = append(what, "metadata changed (ctime)")
-		}
-		if len(what) > 0 {
-			out = append(out, fmt.Sprintf("%s: %s", shown, strings.Join(what, ", ")))
-		}
-		if len(out) >= 20 {
-			out = append(out, "and maybe more")
-			break
+		})
+	}
+	wg.Wait()
+	for _, p := range parts {
+		out = append(out, p...)
+		if len(out) >= most {
+			return append(out[:most:most], "and maybe more")
 		}
 	}
 	return out
+}
+
+// changed re-stats one collected entry (inside quarantine when ts is
+// set) and says how it differs from its collection, "" when it does not.
+func (s *source) changed(dh *dirHandle, ts *Tombstone, moved map[string]string, renamed map[fileID]bool) string {
+	rel, shown := s.rel, filepath.Join(s.root.Name(), s.rel)
+	top := !strings.ContainsRune(s.rel, filepath.Separator)
+	if ts != nil {
+		to, ok := moved[s.entry.Component]
+		if !ok {
+			return ""
+		}
+		qrel, err := filepath.Rel(s.root.Name(), filepath.Dir(to))
+		if err != nil || !filepath.IsLocal(qrel) {
+			return ""
+		}
+		rel = filepath.Join(qrel, s.rel)
+		shown = filepath.Join(s.root.Name(), rel)
+	}
+	fi, err := dh.lstat(s.root, rel)
+	if err != nil {
+		return fmt.Sprintf("%s is gone", shown)
+	}
+	now := stampOf(fi)
+	var what []string
+	if now.ino != s.seen.ino {
+		what = append(what, "replaced by another file")
+	}
+	if now.size != s.seen.size && !fi.IsDir() {
+		what = append(what, fmt.Sprintf("size %d, now %d", s.seen.size, now.size))
+	}
+	if now.mtime != s.seen.mtime {
+		what = append(what, "modified (mtime)")
+	}
+	if now.ctime != s.seen.ctime && !(ts != nil && (top || renamed[idOf(fi)])) && len(what) == 0 {
+		what = append(what, "metadata changed (ctime)")
+	}
+	if len(what) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s: %s", shown, strings.Join(what, ", "))
 }
 
 // hashInline stores in sum (when not nil) the sha256 of f, a regular file
