@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -107,9 +108,73 @@ type collector struct {
 	// dh is the walk's open directory (dirHandle).
 	dh dirHandle
 	// hashSmall hashes files up to inlineHashMax during the walk (a soft
-	// delete; a plan in check mode reads no content), with buf.
+	// delete; a plan in check mode reads no content).
 	hashSmall bool
-	buf       []byte
+	// While a component is walked (deferring), the inspections of its
+	// files and directories wait in pending and findings in order, so
+	// that they are recorded in walk order once the inspections, run on
+	// every core, are done (inspectPending).
+	deferring bool
+	pending   []*pending
+	order     []deferred
+}
+
+// pending is one entry whose metadata is still to inspect.
+type pending struct {
+	s     *source
+	hash  bool
+	found []Finding
+	err   error
+}
+
+// deferred is a finding of the walk or an inspection, in walk order.
+type deferred struct {
+	f *Finding
+	p *pending
+}
+
+// inspectPending runs the queued inspections on every core, then records
+// their findings and the walk's in walk order; the first error in walk
+// order is returned, as one pass would.
+func (c *collector) inspectPending() error {
+	defer func() { c.pending, c.order = nil, nil }()
+	workers := max(1, min(runtime.GOMAXPROCS(0), len(c.pending)/64))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			var in inspector
+			defer in.dh.close()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(c.pending) {
+					return
+				}
+				p := c.pending[i]
+				var sum *string
+				if p.hash {
+					sum = &p.s.entry.SHA256
+				}
+				in.found = nil
+				p.err = in.inspectMeta(p.s.entry.Component, p.s.root, p.s.rel, filepath.Join(p.s.root.Name(), p.s.rel), sum)
+				p.found = in.found
+			}
+		})
+	}
+	wg.Wait()
+	for _, d := range c.order {
+		if d.f != nil {
+			c.record(*d.f)
+			continue
+		}
+		if d.p.err != nil {
+			return d.p.err
+		}
+		for _, f := range d.p.found {
+			c.record(f)
+		}
+	}
+	return nil
 }
 
 type linkKey struct {
@@ -169,6 +234,18 @@ func (c *collector) lookupName(kind string, id int) string {
 
 // addComponent records every entry of a dir or file component.
 func (c *collector) addComponent(comp instance.Component, name string) error {
+	c.deferring = true
+	err := c.walkComponent(comp, name)
+	c.deferring = false
+	if err != nil {
+		c.pending, c.order = nil, nil
+		return err
+	}
+	return c.inspectPending()
+}
+
+// walkComponent walks one component, queueing the inspections.
+func (c *collector) walkComponent(comp instance.Component, name string) error {
 	_, _, full, err := instance.Locate(comp, name)
 	if err != nil {
 		return err
@@ -272,19 +349,15 @@ func (c *collector) add(component string, root *os.Root, rel, name string, fi fs
 		c.finding(component, full, kind, what)
 		return nil
 	}
+	src := &source{entry: e, root: root, rel: rel, mode: fi.Mode(), seen: stampOf(fi)}
+	c.sources = append(c.sources, src)
 	if e.Type == "dir" || e.Type == "file" {
-		// A small file is hashed through the descriptor its metadata
-		// was inspected with: one open per file instead of two. Large
-		// ones are left to hashAll, on every core.
-		var sum *string
-		if c.hashSmall && e.Type == "file" && e.Size <= inlineHashMax {
-			sum = &e.SHA256
-		}
-		if err := c.inspectMeta(component, root, rel, full, sum); err != nil {
-			return err
-		}
+		// Its metadata is inspected (and a small file hashed through
+		// the same descriptor: one open per file instead of two; large
+		// ones are left to hashAll) after the walk, on every core.
+		c.pending = append(c.pending, &pending{s: src, hash: c.hashSmall && e.Type == "file" && e.Size <= inlineHashMax})
+		c.order = append(c.order, deferred{p: c.pending[len(c.pending)-1]})
 	}
-	c.sources = append(c.sources, &source{entry: e, root: root, rel: rel, mode: fi.Mode(), seen: stampOf(fi)})
 	return nil
 }
 
@@ -438,57 +511,82 @@ func (c *collector) changedSince(ts *Tombstone) []string {
 			}
 		}
 	}
-	var dh dirHandle
-	defer dh.close()
-	for _, s := range c.sources {
-		rel, shown := s.rel, filepath.Join(s.root.Name(), s.rel)
-		top := !strings.ContainsRune(s.rel, filepath.Separator)
-		if ts != nil {
-			to, ok := moved[s.entry.Component]
-			if !ok {
-				continue
+	// Contiguous chunks on every core, merged in walk order: the same
+	// list as one pass would give, one lstat per entry.
+	const most = 20
+	workers := max(1, min(runtime.GOMAXPROCS(0), len(c.sources)/1024))
+	parts := make([][]string, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		lo, hi := w*len(c.sources)/workers, (w+1)*len(c.sources)/workers
+		wg.Go(func() {
+			var dh dirHandle
+			defer dh.close()
+			for _, s := range c.sources[lo:hi] {
+				if msg := s.changed(&dh, ts, moved, renamed); msg != "" {
+					parts[w] = append(parts[w], msg)
+					if len(parts[w]) >= most {
+						return
+					}
+				}
 			}
-			qrel, err := filepath.Rel(s.root.Name(), filepath.Dir(to))
-			if err != nil || !filepath.IsLocal(qrel) {
-				continue
-			}
-			rel = filepath.Join(qrel, s.rel)
-			shown = filepath.Join(s.root.Name(), rel)
-		}
-		fi, err := dh.lstat(s.root, rel)
-		if err != nil {
-			out = append(out, fmt.Sprintf("%s is gone", shown))
-			continue
-		}
-		now := stampOf(fi)
-		var what []string
-		if now.ino != s.seen.ino {
-			what = append(what, "replaced by another file")
-		}
-		if now.size != s.seen.size && !fi.IsDir() {
-			what = append(what, fmt.Sprintf("size %d, now %d", s.seen.size, now.size))
-		}
-		if now.mtime != s.seen.mtime {
-			what = append(what, "modified (mtime)")
-		}
-		if now.ctime != s.seen.ctime && !(ts != nil && (top || renamed[idOf(fi)])) && len(what) == 0 {
-			what = append(what, "metadata changed (ctime)")
-		}
-		if len(what) > 0 {
-			out = append(out, fmt.Sprintf("%s: %s", shown, strings.Join(what, ", ")))
-		}
-		if len(out) >= 20 {
-			out = append(out, "and maybe more")
-			break
+		})
+	}
+	wg.Wait()
+	for _, p := range parts {
+		out = append(out, p...)
+		if len(out) >= most {
+			return append(out[:most:most], "and maybe more")
 		}
 	}
 	return out
 }
 
+// changed re-stats one collected entry (inside quarantine when ts is
+// set) and says how it differs from its collection, "" when it does not.
+func (s *source) changed(dh *dirHandle, ts *Tombstone, moved map[string]string, renamed map[fileID]bool) string {
+	rel, shown := s.rel, filepath.Join(s.root.Name(), s.rel)
+	top := !strings.ContainsRune(s.rel, filepath.Separator)
+	if ts != nil {
+		to, ok := moved[s.entry.Component]
+		if !ok {
+			return ""
+		}
+		qrel, err := filepath.Rel(s.root.Name(), filepath.Dir(to))
+		if err != nil || !filepath.IsLocal(qrel) {
+			return ""
+		}
+		rel = filepath.Join(qrel, s.rel)
+		shown = filepath.Join(s.root.Name(), rel)
+	}
+	fi, err := dh.lstat(s.root, rel)
+	if err != nil {
+		return fmt.Sprintf("%s is gone", shown)
+	}
+	now := stampOf(fi)
+	var what []string
+	if now.ino != s.seen.ino {
+		what = append(what, "replaced by another file")
+	}
+	if now.size != s.seen.size && !fi.IsDir() {
+		what = append(what, fmt.Sprintf("size %d, now %d", s.seen.size, now.size))
+	}
+	if now.mtime != s.seen.mtime {
+		what = append(what, "modified (mtime)")
+	}
+	if now.ctime != s.seen.ctime && !(ts != nil && (top || renamed[idOf(fi)])) && len(what) == 0 {
+		what = append(what, "metadata changed (ctime)")
+	}
+	if len(what) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s: %s", shown, strings.Join(what, ", "))
+}
+
 // hashInline stores in sum (when not nil) the sha256 of f, a regular file
 // just inspected. Anything else there now (replaced meanwhile) is left to
 // hashAll and to the late-change checks.
-func (c *collector) hashInline(f *os.File, full string, sum *string) error {
+func (in *inspector) hashInline(f *os.File, full string, sum *string) error {
 	if sum == nil {
 		return nil
 	}
@@ -496,10 +594,10 @@ func (c *collector) hashInline(f *os.File, full string, sum *string) error {
 	if err != nil || !fi.Mode().IsRegular() {
 		return nil
 	}
-	if c.buf == nil {
-		c.buf = make([]byte, 256<<10)
+	if in.buf == nil {
+		in.buf = make([]byte, 256<<10)
 	}
-	s, err := hashOpen(f, c.buf)
+	s, err := hashOpen(f, in.buf)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", full, err)
 	}

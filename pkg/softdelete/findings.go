@@ -120,12 +120,21 @@ func plural(n int, one, many string) string {
 // the others refuse the deletion.
 func (c *collector) finding(component, path, kind, what string) {
 	f := Finding{Component: component, Path: path, Kind: kind, What: what}
+	if c.deferring {
+		c.order = append(c.order, deferred{f: &f})
+		return
+	}
+	c.record(f)
+}
+
+// record keeps one finding (once per path and kind).
+func (c *collector) record(f Finding) {
 	for _, g := range c.findings {
-		if g.Path == path && g.Kind == kind {
+		if g.Path == f.Path && g.Kind == f.Kind {
 			return
 		}
 	}
-	if c.accept[kind] {
+	if c.accept[f.Kind] {
 		c.losses = append(c.losses, f)
 		return
 	}
@@ -169,14 +178,26 @@ const (
 		0x00008000 | 0x00020000 | 0x00800000 | 0x20000000 // notail, topdir, nocow, projinherit
 )
 
+// inspector inspects entries' metadata on one goroutine: its own
+// directory handle and read buffer, and the findings of the entry at hand.
+type inspector struct {
+	dh    dirHandle
+	buf   []byte
+	found []Finding
+}
+
+func (in *inspector) finding(component, path, kind, what string) {
+	in.found = append(in.found, Finding{Component: component, Path: path, Kind: kind, What: what})
+}
+
 // inspectMeta names the metadata of a file or directory that the archive
 // does not carry: extended attributes (ACLs, capabilities, SELinux labels,
 // others) and inode flags.
 //
 // With sum, it also stores there the sha256 of the file read through the
 // same descriptor.
-func (c *collector) inspectMeta(component string, root *os.Root, rel, full string, sum *string) error {
-	f, err := c.dh.openFile(root, rel, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC)
+func (in *inspector) inspectMeta(component string, root *os.Root, rel, full string, sum *string) error {
+	f, err := in.dh.openFile(root, rel, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC)
 	if err != nil {
 		return fmt.Errorf("inspect %s: %w", full, err)
 	}
@@ -188,34 +209,34 @@ func (c *collector) inspectMeta(component string, root *os.Root, rel, full strin
 	for _, n := range names {
 		switch {
 		case n == "system.posix_acl_access":
-			c.finding(component, full, LossACL, "carrying an ACL (system.posix_acl_access) that the archive would drop")
+			in.finding(component, full, LossACL, "carrying an ACL (system.posix_acl_access) that the archive would drop")
 		case n == "system.posix_acl_default":
-			c.finding(component, full, LossACL, "carrying a default ACL (system.posix_acl_default) that the archive would drop")
+			in.finding(component, full, LossACL, "carrying a default ACL (system.posix_acl_default) that the archive would drop")
 		case n == "security.capability":
-			c.finding(component, full, LossCapability, "carrying file capabilities (security.capability) that the archive would drop")
+			in.finding(component, full, LossCapability, "carrying file capabilities (security.capability) that the archive would drop")
 		case n == "security.selinux":
-			c.finding(component, full, LossSELinux, "carrying an SELinux label (security.selinux) that the archive would drop")
+			in.finding(component, full, LossSELinux, "carrying an SELinux label (security.selinux) that the archive would drop")
 		default:
-			c.finding(component, full, LossXattr, fmt.Sprintf("carrying the extended attribute %s that the archive would drop", strconv.Quote(n)))
+			in.finding(component, full, LossXattr, fmt.Sprintf("carrying the extended attribute %s that the archive would drop", strconv.Quote(n)))
 		}
 	}
 	var flags int32
 	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, f.Fd(), fsIocGetflags, uintptr(unsafe.Pointer(&flags))); e != 0 {
 		if errors.Is(e, syscall.ENOTTY) || errors.Is(e, syscall.EINVAL) || errors.Is(e, syscall.EOPNOTSUPP) || errors.Is(e, syscall.ENOSYS) {
-			return c.hashInline(f, full, sum) // no inode flags on this filesystem
+			return in.hashInline(f, full, sum) // no inode flags on this filesystem
 		}
 		return fmt.Errorf("read inode flags of %s: %w", full, e)
 	}
 	if flags&flImmutable != 0 {
-		c.finding(component, full, LossImmutable, "immutable (chattr +i): it could not be quarantined nor purged")
+		in.finding(component, full, LossImmutable, "immutable (chattr +i): it could not be quarantined nor purged")
 	}
 	if flags&flAppend != 0 {
-		c.finding(component, full, LossImmutable, "append-only (chattr +a): it could not be quarantined nor purged")
+		in.finding(component, full, LossImmutable, "append-only (chattr +a): it could not be quarantined nor purged")
 	}
 	if flags&flUserVisible != 0 {
-		c.finding(component, full, LossFlags, fmt.Sprintf("carrying inode flags 0x%x (chattr) that the archive would drop", flags&flUserVisible))
+		in.finding(component, full, LossFlags, fmt.Sprintf("carrying inode flags 0x%x (chattr) that the archive would drop", flags&flUserVisible))
 	}
-	return c.hashInline(f, full, sum)
+	return in.hashInline(f, full, sum)
 }
 
 // findMounts names every mount point at or under a component (bind mounts
