@@ -77,6 +77,7 @@ func TestS3_SoftDeleteRestorePurgeThroughTheBinaries(t *testing.T) {
 	archive := del["archive"].(map[string]any)
 	require.True(t, strings.HasPrefix(archive["path"].(string), "s3://"+bucket+"/fleet/acme/"), archive["path"])
 	assert.Equal(t, true, archive["verified"])
+	assert.NotEmpty(t, archive["store_checksum_sha256"], "the store's checksum is in the result")
 	lock := del["archive_lock"].(map[string]any)
 	assert.Equal(t, "GOVERNANCE", lock["mode"])
 	purgeAfter, _ := time.Parse(time.RFC3339, del["tombstone"].(map[string]any)["purge_after"].(string))
