@@ -37,7 +37,7 @@ func TestS3_SoftDeleteRestorePurgeThroughTheBinaries(t *testing.T) {
 	client := s3test.Client(t)
 	bucket := s3test.Bucket(t, true)
 	plain := s3test.Bucket(t, false)
-	lib := fleettest.BuildModules(t, "instance_soft_delete", "instance_restore", "instance_purge")
+	lib := fleettest.BuildModules(t, "instance_soft_delete", "instance_restore", "instance_purge", "instance_info")
 	f := fleettest.NewSpec(t, fleettest.Spec{Names: []string{"acme"}, DB: true})
 	before := f.Snapshot(t, "acme")
 	ctx := context.Background()
@@ -91,6 +91,19 @@ func TestS3_SoftDeleteRestorePurgeThroughTheBinaries(t *testing.T) {
 		err := client.RemoveObject(ctx, bucket, o.Key, minio.RemoveObjectOptions{VersionID: o.VersionID})
 		require.Error(t, err, "the server removed version %s of locked %s", o.VersionID, o.Key)
 	}
+
+	// instance_info reads the quarantine and archived from the bucket.
+	out = run("instance_info", "name", "acme", "sizes", false)
+	require.Equal(t, false, out["failed"], out["msg"])
+	assert.Equal(t, true, out["archived"], "the bucket holds acme's objects")
+	require.Len(t, out["quarantined"], 1, out["quarantined"])
+	q := out["quarantined"].([]any)[0].(map[string]any)
+	assert.Equal(t, del["tombstone"].(map[string]any)["id"], q["id"])
+	assert.Equal(t, archive["path"], q["archive_path"])
+	out = run("instance_info", "name", "globex", "sizes", false)
+	require.Equal(t, false, out["failed"], out["msg"])
+	assert.Equal(t, false, out["archived"], "nothing of globex in the bucket")
+	assert.Empty(t, out["quarantined"])
 
 	// The host loses the quarantine; the bucket alone brings it back.
 	destroyQuarantine(del)
