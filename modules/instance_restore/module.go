@@ -17,6 +17,7 @@ var Module = ansible.Module{
 		"archive":               {Type: ansible.TypePath},
 		"components":            {Type: ansible.TypeList, Elements: ansible.TypeStr},
 		"force":                 {Type: ansible.TypeBool, Default: false},
+		"relocate":              {Type: ansible.TypeBool, Default: false},
 		"decrypt_identity_file": {Type: ansible.TypePath},
 	}}.Merge(modutil.LayoutSpec).Merge(modutil.PGSpec).Merge(modutil.StoreSpec),
 	Run: run,
@@ -34,7 +35,7 @@ func run(ctx context.Context, req *ansible.Request) (*ansible.Result, error) {
 	}
 	r, err := softdelete.Restore(ctx, layout, softdelete.RestoreRequest{
 		Name: p.String("name"), ArchiveDir: p.String("archive_dir"), Store: st, Source: p.String("source"),
-		Archive: p.String("archive"), Components: p.Strings("components"), Force: p.Bool("force"), CheckMode: req.CheckMode,
+		Archive: p.String("archive"), Components: p.Strings("components"), Force: p.Bool("force"), Relocate: p.Bool("relocate"), CheckMode: req.CheckMode,
 		Options: modutil.Options(p), AfterStep: modutil.CrashHook(), Progress: modutil.Progress(ctx),
 	})
 	if r == nil {
@@ -44,5 +45,5 @@ func run(ctx context.Context, req *ansible.Request) (*ansible.Result, error) {
 	res := &ansible.Result{Changed: r.Changed, Msg: r.Msg}
 	return res.Set("restored", r.Restored).Set("not_restored", r.NotRestored).Set("source", r.Source).
 		Set("sources", r.Sources).Set("archive", r.Archive).Set("archives", r.Archives).
-		Set("replaced", r.Replaced).Set("notes", r.Notes), err
+		Set("replaced", r.Replaced).Set("notes", r.Notes).Set("relocated", r.Relocated), err
 }

@@ -133,9 +133,12 @@ type Tombstone struct {
 	// ArchiveStoreChecksum is the store's own checksum of the archive
 	// object (ArchiveInfo.StoreChecksum), when the store has one.
 	ArchiveStoreChecksum string `json:"archive_store_checksum_sha256,omitempty"`
-	Reason               string `json:"reason"`
-	RequestedBy          string `json:"requested_by"`
-	JobID                string `json:"job_id"`
+	// Relocated records the components a restore (relocate) put
+	// elsewhere than where they were archived from.
+	Relocated   []Relocation `json:"relocated,omitempty"`
+	Reason      string       `json:"reason"`
+	RequestedBy string       `json:"requested_by"`
+	JobID       string       `json:"job_id"`
 	// Launch is who and what launched the job (AWX's variables, the
 	// inventory host, the hosts declared gone); absent from tombstones
 	// written before it existed.
