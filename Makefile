@@ -113,6 +113,7 @@ mariadb:
 # a shell's environment.
 s3:
 	@bash scripts/s3-up.sh >/dev/null
+	@bash scripts/age-up.sh >/dev/null
 
 # promtool, from Debian's prometheus package (installed when missing).
 promtool:

@@ -37,7 +37,7 @@ func TestS3_SoftDeleteRestorePurgeThroughTheBinaries(t *testing.T) {
 	client := s3test.Client(t)
 	bucket := s3test.Bucket(t, true)
 	plain := s3test.Bucket(t, false)
-	lib := fleettest.BuildModules(t, "instance_soft_delete", "instance_restore", "instance_purge")
+	lib := fleettest.BuildModules(t, "instance_soft_delete", "instance_restore", "instance_purge", "instance_info")
 	f := fleettest.NewSpec(t, fleettest.Spec{Names: []string{"acme"}, DB: true})
 	before := f.Snapshot(t, "acme")
 	ctx := context.Background()
@@ -77,6 +77,7 @@ func TestS3_SoftDeleteRestorePurgeThroughTheBinaries(t *testing.T) {
 	archive := del["archive"].(map[string]any)
 	require.True(t, strings.HasPrefix(archive["path"].(string), "s3://"+bucket+"/fleet/acme/"), archive["path"])
 	assert.Equal(t, true, archive["verified"])
+	assert.NotEmpty(t, archive["store_checksum_sha256"], "the store's checksum is in the result")
 	lock := del["archive_lock"].(map[string]any)
 	assert.Equal(t, "GOVERNANCE", lock["mode"])
 	purgeAfter, _ := time.Parse(time.RFC3339, del["tombstone"].(map[string]any)["purge_after"].(string))
@@ -90,6 +91,19 @@ func TestS3_SoftDeleteRestorePurgeThroughTheBinaries(t *testing.T) {
 		err := client.RemoveObject(ctx, bucket, o.Key, minio.RemoveObjectOptions{VersionID: o.VersionID})
 		require.Error(t, err, "the server removed version %s of locked %s", o.VersionID, o.Key)
 	}
+
+	// instance_info reads the quarantine and archived from the bucket.
+	out = run("instance_info", "name", "acme", "sizes", false)
+	require.Equal(t, false, out["failed"], out["msg"])
+	assert.Equal(t, true, out["archived"], "the bucket holds acme's objects")
+	require.Len(t, out["quarantined"], 1, out["quarantined"])
+	q := out["quarantined"].([]any)[0].(map[string]any)
+	assert.Equal(t, del["tombstone"].(map[string]any)["id"], q["id"])
+	assert.Equal(t, archive["path"], q["archive_path"])
+	out = run("instance_info", "name", "globex", "sizes", false)
+	require.Equal(t, false, out["failed"], out["msg"])
+	assert.Equal(t, false, out["archived"], "nothing of globex in the bucket")
+	assert.Empty(t, out["quarantined"])
 
 	// The host loses the quarantine; the bucket alone brings it back.
 	destroyQuarantine(del)
@@ -332,4 +346,63 @@ func TestEncrypted_SoftDeleteThenRestore(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestS3_RestoreAnywhereRelocate soft-deletes an instance of one sandbox
+// host into the bucket, destroys that host's directories and database
+// (quarantine included), then restores it on a second sandbox host (its
+// own root, its own database prefix: every locator differs) from the
+// bucket alone, through the real instance_restore: without relocate the
+// archive is refused and nothing is written; with relocate the instance
+// comes back identical where the second host's layout says, and the
+// result and the tombstone record each component's old and new place.
+func TestS3_RestoreAnywhereRelocate(t *testing.T) {
+	set := s3test.Settings(t)
+	client := s3test.Client(t)
+	bucket := s3test.Bucket(t, false)
+	lib := fleettest.BuildModules(t, "instance_soft_delete", "instance_restore")
+	ctx := context.Background()
+	old := fleettest.NewSpec(t, fleettest.Spec{Names: []string{"acme"}, DB: true})
+	before := old.Snapshot(t, "acme")
+	elsewhere := fleettest.NewSpec(t, fleettest.Spec{App: old.App, Names: []string{"other"}, DB: true, DBPrefix: old.App + "_new_"})
+
+	del := newS3Runner(t, lib, old, set, bucket, "moving").softDelete(t, "name", "acme", "reason", "host retired")
+	require.Equal(t, false, del["failed"], del["msg"])
+	newS3Runner(t, lib, old, set, bucket, "moving").destroyQuarantine(t, del)
+	require.NoError(t, os.RemoveAll(old.Root))
+
+	r := newS3Runner(t, lib, elsewhere, set, bucket, "moving")
+	out := r.run(t, "", "instance_restore", "name", "acme", "source", "archive")
+	require.Equal(t, true, out["failed"], "a different locator without relocate: %v", out)
+	assert.Equal(t, false, out["changed"])
+	assert.Contains(t, out["msg"], "locator")
+	for _, c := range []string{"config", "data"} {
+		_, err := os.Lstat(elsewhere.Path(c, "acme"))
+		assert.True(t, os.IsNotExist(err), "a refused restore wrote %s", c)
+	}
+
+	out = r.run(t, "", "instance_restore", "name", "acme", "source", "archive", "relocate", true)
+	require.Equal(t, false, out["failed"], out["msg"])
+	assert.Equal(t, true, out["changed"])
+	assert.Equal(t, before, elsewhere.Snapshot(t, "acme"), "files and rows as they were, at the new places")
+	rels := out["relocated"].([]any)
+	require.NotEmpty(t, rels)
+	moved := map[string]map[string]any{}
+	for _, x := range rels {
+		m := x.(map[string]any)
+		moved[m["component"].(string)] = m
+	}
+	assert.Equal(t, old.Path("data", "acme"), moved["data"]["from"])
+	assert.Equal(t, elsewhere.Path("data", "acme"), moved["data"]["to"])
+	assert.Equal(t, old.Database("acme"), moved["database"]["from"])
+	assert.Equal(t, elsewhere.Database("acme"), moved["database"]["to"])
+
+	tsKey := strings.TrimPrefix(del["tombstone"].(map[string]any)["path"].(string), "s3://"+bucket+"/")
+	o, err := client.GetObject(ctx, bucket, tsKey, minio.GetObjectOptions{})
+	require.NoError(t, err)
+	var ts map[string]any
+	require.NoError(t, json.NewDecoder(o).Decode(&ts))
+	o.Close()
+	require.NotEmpty(t, ts["relocated"], "the tombstone records the relocation")
+	assert.Len(t, ts["relocated"], len(rels))
 }

@@ -31,6 +31,10 @@ var StoreSpec = ansible.Spec{Params: map[string]ansible.Param{
 	RequiredOneOf:     [][]string{{"archive_dir", "archive_store"}},
 }
 
+// OptionalStoreSpec is StoreSpec where neither is required (instance_info:
+// without either, no archive is looked at).
+var OptionalStoreSpec = ansible.Spec{Params: StoreSpec.Params, MutuallyExclusive: StoreSpec.MutuallyExclusive}
+
 // Store returns the store archive_store names, opened with the s3_*
 // settings, or nil when archive_dir is given (the library opens it); with
 // encrypt_to (soft delete) or decrypt_identity_file (restore), either one

@@ -18,8 +18,9 @@ var Module = ansible.Module{
 		"archive":               {Type: ansible.TypePath},
 		"components":            {Type: ansible.TypeList, Elements: ansible.TypeStr},
 		"force":                 {Type: ansible.TypeBool, Default: false},
+		"relocate":              {Type: ansible.TypeBool, Default: false},
 		"decrypt_identity_file": {Type: ansible.TypePath},
-	}}.Merge(modutil.LayoutSpec).Merge(modutil.DBSpec).Merge(restoreStoreSpec()),
+	}}.Merge(modutil.LayoutSpec).Merge(modutil.DBSpec).Merge(modutil.OptionalStoreSpec),
 	Run: run,
 }
 
@@ -44,7 +45,7 @@ func run(ctx context.Context, req *ansible.Request) (*ansible.Result, error) {
 	}
 	r, err := softdelete.Restore(ctx, layout, softdelete.RestoreRequest{
 		Name: p.String("name"), ArchiveDir: p.String("archive_dir"), Store: st, Source: p.String("source"),
-		Archive: p.String("archive"), Components: p.Strings("components"), Force: p.Bool("force"), CheckMode: req.CheckMode,
+		Archive: p.String("archive"), Components: p.Strings("components"), Force: p.Bool("force"), Relocate: p.Bool("relocate"), CheckMode: req.CheckMode,
 		Options: modutil.Options(p), AfterStep: modutil.CrashHook(), Progress: modutil.Progress(ctx),
 	})
 	if r == nil {
@@ -54,14 +55,5 @@ func run(ctx context.Context, req *ansible.Request) (*ansible.Result, error) {
 	res := &ansible.Result{Changed: r.Changed, Msg: r.Msg}
 	return res.Set("restored", r.Restored).Set("not_restored", r.NotRestored).Set("source", r.Source).
 		Set("sources", r.Sources).Set("archive", r.Archive).Set("archives", r.Archives).
-		Set("replaced", r.Replaced).Set("notes", r.Notes), err
-}
-
-// restoreStoreSpec is modutil.StoreSpec without its "one of archive_dir
-// and archive_store is required": source=backup needs neither (archive_dir
-// only with force), so run checks it for the other sources.
-func restoreStoreSpec() ansible.Spec {
-	s := modutil.StoreSpec
-	s.RequiredOneOf = nil
-	return s
+		Set("replaced", r.Replaced).Set("notes", r.Notes).Set("relocated", r.Relocated), err
 }

@@ -36,6 +36,10 @@ type ArchiveInfo struct {
 	SizeBytes int64  `json:"size_bytes"`
 	Files     int    `json:"files"`
 	Verified  bool   `json:"verified"`
+	// StoreChecksum is the store's own checksum of the stored object
+	// (S3's x-amz-checksum-sha256, base64; "<sum>-<parts>" after a
+	// multipart upload): "" for a directory store.
+	StoreChecksum string `json:"store_checksum_sha256,omitempty"`
 }
 
 // ChangedFileError is a file whose content changed while it was archived.
@@ -128,13 +132,20 @@ func writeArchive(ctx context.Context, st store.Store, key string, m *Manifest, 
 	if err != nil {
 		return nil, fmt.Errorf("write archive %s: %w", dest, err)
 	}
+	if err := putStoreRunbook(ctx, st, key, m); err != nil {
+		return nil, err
+	}
 	if err := st.Put(ctx, key+sidecar.Suffix, []byte(sidecar.Format(dest, digest))); err != nil {
 		return nil, err
 	}
 	if err := out.Commit(ctx); err != nil {
 		return nil, fmt.Errorf("archive %s: %w", dest, err)
 	}
-	return &ArchiveInfo{Path: dest, SHA256: digest, SizeBytes: counter.n, Files: len(srcs)}, nil
+	info := &ArchiveInfo{Path: dest, SHA256: digest, SizeBytes: counter.n, Files: len(srcs)}
+	if c, ok := out.(interface{ Checksum() string }); ok {
+		info.StoreChecksum = c.Checksum()
+	}
+	return info, nil
 }
 
 type countingWriter struct {

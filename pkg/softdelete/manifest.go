@@ -130,9 +130,15 @@ type Tombstone struct {
 	Components    []QuarantineMove `json:"components"`
 	ArchivePath   string           `json:"archive_path"`
 	ArchiveSHA256 string           `json:"archive_sha256"`
-	Reason        string           `json:"reason"`
-	RequestedBy   string           `json:"requested_by"`
-	JobID         string           `json:"job_id"`
+	// ArchiveStoreChecksum is the store's own checksum of the archive
+	// object (ArchiveInfo.StoreChecksum), when the store has one.
+	ArchiveStoreChecksum string `json:"archive_store_checksum_sha256,omitempty"`
+	// Relocated records the components a restore (relocate) put
+	// elsewhere than where they were archived from.
+	Relocated   []Relocation `json:"relocated,omitempty"`
+	Reason      string       `json:"reason"`
+	RequestedBy string       `json:"requested_by"`
+	JobID       string       `json:"job_id"`
 	// Launch is who and what launched the job (AWX's variables, the
 	// inventory host, the hosts declared gone); absent from tombstones
 	// written before it existed.

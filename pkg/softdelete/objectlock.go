@@ -45,7 +45,8 @@ func checkObjectLock(ctx context.Context, req Request, st store.Store) error {
 	return nil
 }
 
-// lockArchive has the store keep the verified archive and its sidecar
+// lockArchive has the store keep the verified archive, its sidecar (and
+// RESTORE.md beside it)
 // until purge_after (object_lock) and while a legal hold is on
 // (legal_hold), then reads the archive's lock back from the store: what
 // is reported is what the store keeps, not what was asked.
@@ -55,7 +56,11 @@ func lockArchive(ctx context.Context, req Request, sh shelf, ts *Tombstone) (*st
 	}
 	r := sh.st.(store.Retainer) // checkObjectLock made sure
 	key := ts.archiveKey()
-	for _, k := range []string{key, key + sidecar.Suffix} {
+	keys := []string{key, key + sidecar.Suffix}
+	if _, err := sh.st.Stat(ctx, key+RunbookSuffix); err == nil {
+		keys = append(keys, key+RunbookSuffix) // RESTORE.md beside it, in object storage
+	}
+	for _, k := range keys {
 		if err := r.Retain(ctx, k, req.ObjectLock, ts.PurgeAfter, req.LegalHold); err != nil {
 			return nil, fmt.Errorf("lock the archive in the store: %w", err)
 		}

@@ -715,7 +715,7 @@ func purgeAppArchives(ctx context.Context, req *PurgeRequest, sh shelf, app stri
 			continue
 		}
 		var rerr error
-		for _, k := range []string{sh.key(file + sidecar.Suffix), sh.key(file)} {
+		for _, k := range []string{sh.key(file + sidecar.Suffix), sh.key(file + RunbookSuffix), sh.key(file)} {
 			err := sh.st.Remove(ctx, k)
 			if err == nil {
 				res.Changed = true

@@ -50,7 +50,13 @@ type RestoreRequest struct {
 	// replacement staged first; only then is each present one moved into
 	// quarantine (never overwritten, never removed), and moved back if
 	// its replacement cannot be put in place.
-	Force     bool
+	Force bool
+	// Relocate accepts an archive whose components were at other places
+	// (another host, another layout): each goes where this host's layout
+	// says, and the result and the tombstone record from where to where.
+	// The manifest's app, instance, components and their types must still
+	// match the layout; only locators may differ.
+	Relocate  bool
 	CheckMode bool
 	Options   instance.Options
 	// AfterStep, when set, is called after each step ("lock", "verify",
@@ -91,7 +97,22 @@ type RestoreResult struct {
 	// quarantined copy that differs from its archive, a component found
 	// in an older deletion, leftovers of an interrupted run removed.
 	Notes []string `json:"notes"`
-	Msg   string   `json:"msg,omitempty"`
+	// Relocated lists the components restored (relocate) to another
+	// place than the archive's manifest records.
+	Relocated []Relocation `json:"relocated"`
+	Msg       string       `json:"msg,omitempty"`
+}
+
+// Relocation is one component restored elsewhere than where it was
+// archived from.
+type Relocation struct {
+	Component string    `json:"component"`
+	Type      string    `json:"type"`
+	From      string    `json:"from"`
+	To        string    `json:"to"`
+	Archive   string    `json:"archive"`
+	Host      string    `json:"host,omitempty"` // the host of the archive's manifest
+	At        time.Time `json:"at"`
 }
 
 func (r *RestoreResult) note(format string, args ...any) {
@@ -253,7 +274,7 @@ func Restore(ctx context.Context, l *instance.Layout, req RestoreRequest) (*Rest
 		return nil, err
 	}
 	sh := shelf{st: st, name: req.Name}
-	res := &RestoreResult{Source: req.Source, Sources: map[string]string{}, Restored: []string{}, NotRestored: []string{},
+	res := &RestoreResult{Source: req.Source, Sources: map[string]string{}, Restored: []string{}, NotRestored: []string{}, Relocated: []Relocation{},
 		Archives: []string{}, Replaced: []QuarantineMove{}, Notes: []string{}}
 	if ok, err := sh.exists(ctx); err != nil || !ok {
 		if err == nil {
@@ -499,6 +520,9 @@ func (r *restorer) run(ctx context.Context) (*RestoreResult, error) {
 		req.step("place:" + p.comp.Name)
 	}
 	r.unstage(ctx, chosen)
+	if err := r.recordRelocations(ctx, chosen); err != nil {
+		return res, &RestoreFailedError{Name: req.Name, Err: err, State: r.state(chosen, "every component is in place; only the record of the relocation failed")}
+	}
 	if err := r.finish(ctx, chosen); err != nil {
 		return res, &RestoreFailedError{Name: req.Name, Err: err, State: r.state(chosen, "every component is in place; only the bookkeeping failed")}
 	}
@@ -765,7 +789,7 @@ func (r *restorer) verifyArchive(ctx context.Context, path string) (*Manifest, e
 				Advice: "do not rely on this archive"}
 		}
 	}
-	if err := checkManifestLayout(r.l, r.req.Name, path, m); err != nil {
+	if err := checkManifestLayout(r.l, r.req.Name, path, m, r.req.Relocate); err != nil {
 		return nil, &RestoreRefusedError{Name: r.req.Name, Reason: err.Error(), Advice: "restore writes only where this host's layout says", Err: err}
 	}
 	return m, nil
@@ -773,7 +797,10 @@ func (r *restorer) verifyArchive(ctx context.Context, path string) (*Manifest, e
 
 // checkManifestLayout refuses a manifest that describes another app or
 // instance, or a component at another place than this host's layout.
-func checkManifestLayout(l *instance.Layout, name, archive string, m *Manifest) error {
+//
+// With relocate, locators (paths, database names) may differ: the
+// component goes where the layout says.
+func checkManifestLayout(l *instance.Layout, name, archive string, m *Manifest, relocate bool) error {
 	if m.App != l.App {
 		return &ManifestMismatchError{Archive: archive, Field: "app", Manifest: m.App, Layout: l.App}
 	}
@@ -792,7 +819,7 @@ func checkManifestLayout(l *instance.Layout, name, archive string, m *Manifest) 
 		if err != nil {
 			return err
 		}
-		if mc.Locator != want && (mc.Present || mc.Locator != "") {
+		if mc.Locator != want && (mc.Present || mc.Locator != "") && !relocate {
 			return &ManifestMismatchError{Archive: archive, Component: mc.Name, Field: "locator", Manifest: mc.Locator, Layout: want}
 		}
 		if shapeOf(mc.Type) == kind.TreeFile && mc.ArchivePath != "" {
@@ -809,7 +836,7 @@ func checkManifestLayout(l *instance.Layout, name, archive string, m *Manifest) 
 			if err != nil {
 				return err
 			}
-			if d.Database != want {
+			if d.Database != want && !relocate {
 				return &ManifestMismatchError{Archive: archive, Component: d.Component, Field: "database", Manifest: d.Database, Layout: want}
 			}
 		}
@@ -1126,4 +1153,45 @@ func emptyPath(path string) bool {
 	defer d.Close()
 	_, err = d.Readdirnames(1)
 	return errors.Is(err, io.EOF)
+}
+
+// recordRelocations lists, in the result and in the tombstone of each
+// archive used, the components restored from an archive to another place
+// than its manifest records (relocate).
+func (r *restorer) recordRelocations(ctx context.Context, chosen []*pick) error {
+	now := time.Now().UTC()
+	byArchive := map[string][]Relocation{}
+	for _, p := range chosen {
+		if !p.done || p.ts != nil || p.mc.Locator == "" || p.mc.Locator == p.locator {
+			continue
+		}
+		rel := Relocation{Component: p.comp.Name, Type: p.comp.Type, From: p.mc.Locator, To: p.locator, Archive: p.archive, At: now}
+		if d := r.deletionOf(p.archive); d != nil && d.head != nil {
+			rel.Host = d.head.Host
+		}
+		r.res.Relocated = append(r.res.Relocated, rel)
+		byArchive[p.archive] = append(byArchive[p.archive], rel)
+	}
+	var errs []error
+	for _, t := range r.tombs {
+		for archive, rels := range byArchive {
+			if t.ArchivePath != "" && t.archiveFile() == baseName(filepath.ToSlash(archive)) {
+				t.Relocated = append(t.Relocated, rels...)
+				if err := t.write(); err != nil {
+					errs = append(errs, fmt.Errorf("record the relocation in tombstone %s: %w", t.Path, err))
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// deletionOf returns the deletion whose archive is path.
+func (r *restorer) deletionOf(path string) *deletion {
+	for _, d := range r.dels {
+		if d.archive == path {
+			return d
+		}
+	}
+	return nil
 }

@@ -32,7 +32,11 @@ const runbookTar = kind.RunbookTar
 // component is extracted into a staging directory (or database) beside its
 // destination and renamed into place, so that it is either absent or
 // complete. No command is printed with an empty argument.
-func Runbook(m *Manifest, archive string) []byte {
+func Runbook(m *Manifest, archive string) []byte { return runbook(m, archive, nil) }
+
+// runbook writes RESTORE.md; with fetch, the archive lives in object
+// storage and a first block copies it to archive's directory.
+func runbook(m *Manifest, archive string, fetch *storeFetch) []byte {
 	name := filepath.Base(archive)
 	dir := archiveDirPlaceholder
 	if filepath.IsAbs(archive) {
@@ -55,14 +59,17 @@ func Runbook(m *Manifest, archive string) []byte {
 		"each pasted whole into a bash shell. Each block stands alone, changes nothing " +
 		"outside what it names, and when something is wrong it says so and ends with a " +
 		"non-zero status (`echo $?` after it prints a number other than 0): stop there.\n\n")
-	if dir == archiveDirPlaceholder {
+	switch {
+	case fetch != nil:
+		fetch.write(&b, archivePath, tag)
+	case dir == archiveDirPlaceholder:
 		fmt.Fprintf(&b, "`%s` below stands for the directory that holds `%s` and `%s%s`, which was not "+
 			"known when this file was written: replace it everywhere with that directory's absolute "+
 			"path before running anything (it sits inside single quotes: a directory whose name "+
 			"holds a single quote must be written `'\\''` there). Left as is, the first block "+
 			"fails: stop there.\n\n",
 			archiveDirPlaceholder, oneLine(name), oneLine(name), sidecar.Suffix)
-	} else {
+	default:
 		fmt.Fprintf(&b, "The blocks read the archive where fleetsafe wrote it, `%s`. "+
 			"If you restore from a copy (delete_instance.yml copies it to the controller, "+
 			"under `<fetch_dir>/<host>/%s/`), put the copy and its `%s` file in one directory "+

@@ -187,7 +187,7 @@ func (s shelf) removeArchive(ctx context.Context, file string) error {
 		return nil
 	}
 	var errs []error
-	for _, k := range []string{s.key(file + sidecar.Suffix), s.key(file)} {
+	for _, k := range []string{s.key(file + sidecar.Suffix), s.key(file + RunbookSuffix), s.key(file)} {
 		if err := s.st.Remove(ctx, k); err != nil && !errors.Is(err, store.ErrNotExist) {
 			errs = append(errs, err)
 		}

@@ -391,6 +391,7 @@ func Delete(ctx context.Context, l *instance.Layout, req Request) (*Result, erro
 	}
 
 	ts.ArchiveSHA256 = info.SHA256
+	ts.ArchiveStoreChecksum = info.StoreChecksum
 	ts.State = StateQuarantining
 	if err := ts.write(); err != nil {
 		// The journal still says archiving: the next run reports this

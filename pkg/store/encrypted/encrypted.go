@@ -279,3 +279,24 @@ func (l *Local) Dir() string {
 	}
 	return ""
 }
+
+// Encrypting reports whether archives created are encrypted (RESTORE.md
+// then says how to decrypt them).
+func (s *Store) Encrypting() bool { return len(s.keys.Recipients) > 0 }
+
+// Endpoint passes to the store's, when it has one.
+func (s *Store) Endpoint() string {
+	if e, ok := s.Store.(interface{ Endpoint() string }); ok {
+		return e.Endpoint()
+	}
+	return ""
+}
+
+// Checksum passes to the inner writer's: the store's checksum of the
+// ciphertext it holds.
+func (w *writer) Checksum() string {
+	if c, ok := w.inner.(interface{ Checksum() string }); ok {
+		return c.Checksum()
+	}
+	return ""
+}

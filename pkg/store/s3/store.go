@@ -376,3 +376,14 @@ func (s *Store) removeFailed(ctx context.Context, key, version string, err error
 	}
 	return s.fail("remove", key, err)
 }
+
+// Endpoint returns the server's URL for an S3 client's --endpoint-url
+// (RESTORE.md names it), or "" for AWS's own endpoints. It holds no
+// credential.
+func (s *Store) Endpoint() string {
+	u := s.c.EndpointURL()
+	if u == nil || strings.HasSuffix(u.Hostname(), ".amazonaws.com") {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
+}

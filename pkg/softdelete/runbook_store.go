@@ -1,0 +1,104 @@
+package softdelete
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"strings"
+
+	"github.com/fleetsafe/fleetsafe/pkg/sidecar"
+	"github.com/fleetsafe/fleetsafe/pkg/store"
+)
+
+// RunbookSuffix names the plain copy of RESTORE.md that an object store
+// holds beside each archive (and its .sha256 sidecar), for the day the
+// host that wrote it is gone: it says how to fetch the archive with an S3
+// client alone. It never holds a secret, and stays plain when the archive
+// is encrypted.
+const RunbookSuffix = ".RESTORE.md"
+
+// fetchDirPrefix is where RESTORE.md's first block copies an archive from
+// object storage: /var/tmp/fleetsafe-<tag>.
+const fetchDirPrefix = "/var/tmp/fleetsafe-"
+
+// identityPlaceholder stands for the operator's age identity file.
+const identityPlaceholder = "<IDENTITY_FILE>"
+
+// storeFetch says how RESTORE.md fetches an archive that lives in object
+// storage.
+type storeFetch struct {
+	url       string // s3://bucket/prefix/name/file.tar.zst
+	endpoint  string // the server's URL; "" for AWS's own
+	encrypted bool
+}
+
+// storeRunbook returns the plain RESTORE.md that a store which is not a
+// directory of this host keeps beside the archive under key, or nil for
+// a directory store (the runbook inside the archive names its path).
+func storeRunbook(st store.Store, key string, m *Manifest) []byte {
+	if _, local := storeDir(st); local {
+		return nil
+	}
+	loc := st.Location(key)
+	if !strings.HasPrefix(loc, "s3://") {
+		return nil
+	}
+	f := &storeFetch{url: loc}
+	if e, ok := st.(interface{ Endpoint() string }); ok {
+		f.endpoint = e.Endpoint()
+	}
+	if e, ok := st.(interface{ Encrypting() bool }); ok {
+		f.encrypted = e.Encrypting()
+	}
+	return runbook(m, fetchDirPrefix+runbookTag(m.ID)+"/"+path.Base(key), f)
+}
+
+// putStoreRunbook stores RESTORE.md beside the archive under key, when
+// the store is object storage.
+func putStoreRunbook(ctx context.Context, st store.Store, key string, m *Manifest) error {
+	md := storeRunbook(st, key, m)
+	if md == nil {
+		return nil
+	}
+	if err := st.Put(ctx, key+RunbookSuffix, md); err != nil {
+		return fmt.Errorf("store RESTORE.md beside the archive: %w", err)
+	}
+	return nil
+}
+
+// write explains and prints block 0: the archive and its sidecar copied
+// from the store into dir (decrypted on the way when encrypted).
+func (f *storeFetch) write(b *strings.Builder, archivePath, tag string) {
+	dir := path.Dir(archivePath)
+	name := path.Base(archivePath)
+	aws := "aws"
+	if f.endpoint != "" {
+		aws += " --endpoint-url " + shellQuote(f.endpoint)
+	}
+	fmt.Fprintf(b, "## 0. Fetch the archive from the store\n\n"+
+		"The archive lives in object storage, `%s`, with its `%s` file and this RESTORE.md beside it. "+
+		"The block below copies the archive and its `%s` file into `%s` on this host with the AWS CLI "+
+		"(`aws`): that directory needs the archive's size free, and the block refuses when it exists "+
+		"(remove it first). No credential is written here: export `AWS_ACCESS_KEY_ID` and "+
+		"`AWS_SECRET_ACCESS_KEY` (and `AWS_SESSION_TOKEN`, `AWS_DEFAULT_REGION` when needed) of a key "+
+		"that may read the bucket before running it, or add `--profile <name>` after `aws`. "+
+		"With MinIO's client instead, `mc cp <alias>/%s <dir>/` fetches each object.\n\n",
+		oneLine(f.url), sidecar.Suffix, sidecar.Suffix, oneLine(dir), oneLine(strings.TrimPrefix(f.url, "s3://")))
+	cp := func(from, to string) string {
+		return aws + " s3 cp --only-show-errors " + shellQuote(from) + " " + shellQuote(to)
+	}
+	fmt.Fprintf(b, "```sh\nmkdir -m 0700 %s && %s", shellQuote(dir), cp(f.url+sidecar.Suffix, dir+"/"+name+sidecar.Suffix))
+	if f.encrypted {
+		fmt.Fprintf(b, " && (set -o pipefail; %s s3 cp --only-show-errors %s - | age -d -i %s -o %s)\n```\n\n",
+			aws, shellQuote(f.url), shellQuote(identityPlaceholder), shellQuote(archivePath))
+		fmt.Fprintf(b, "The archive is encrypted with age: the block decrypts it as it arrives. Replace `%s` "+
+			"with the path of the age identity file (the private key) of one of the recipients it was "+
+			"encrypted to (encrypt_to); left as is, the block fails. You also need `age` "+
+			"(https://age-encryption.org). The `%s` file is over the decrypted archive.\n\n",
+			identityPlaceholder, sidecar.Suffix)
+	} else {
+		fmt.Fprintf(b, " && %s\n```\n\n", cp(f.url, archivePath))
+	}
+	fmt.Fprintf(b, "The blocks below read the archive from `%s`; remove that directory once the instance "+
+		"is back (staging names below use the tag `%s`).\n\n", oneLine(dir), tag)
+}
