@@ -110,7 +110,7 @@ func TestPlainDumpReachesBeyondTheInstanceDatabase(t *testing.T) {
 			x.psql(t, "postgres", fmt.Sprintf("DROP DATABASE %q", src))
 			tree(t, x.data("acme"), "acme") // data present: only the database is missing
 			res := x.restore(t, "acme")
-			t.Logf("failed=%v status=%s msg=%v", res["failed"], status(res, "database"), res["msg"])
+			t.Logf("failed=%v status=%s msg=%v recovery=%v", res["failed"], status(res, "database"), res["msg"], recoveryOf(res)["database"])
 			c.check(t, x, victim, role, file)
 		})
 	}
@@ -118,26 +118,25 @@ func TestPlainDumpReachesBeyondTheInstanceDatabase(t *testing.T) {
 
 // TestCustomDumpRunsCodeBeyondTheInstanceDatabase attacks the same
 // promise through a pg_custom backup: a real `pg_dump -Fc` of a database
-// named as acme's, whose index expression calls a function (falsely
-// IMMUTABLE) that alters another app's database when it runs anywhere
-// but in the database it was dumped from. pg_restore builds the index in
-// the staging database, as the restoring (superuser) role.
+// named as acme's, whose CHECK constraint calls a function that alters
+// another app's database when it runs anywhere but in the database it
+// was dumped from. pg_restore loads the rows, and so runs the function,
+// in the staging database as the restoring (superuser) role.
 func TestCustomDumpRunsCodeBeyondTheInstanceDatabase(t *testing.T) {
 	x := newFx(t, "bk/{name}/data-*.tar.gz", "tar_gz", "pg_custom")
 	victim := x.app + "x_other"
 	x.createDB(t, victim, "CREATE TABLE keep (i int); INSERT INTO keep VALUES (1);")
 	src := x.dbName("acme")
 	x.createDB(t, src, fmt.Sprintf(`
-CREATE TABLE public.t (i int);
-INSERT INTO public.t SELECT g FROM generate_series(1, 50) g;
-CREATE FUNCTION public.ev(v int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $f$
+CREATE FUNCTION public.ev(v int) RETURNS int LANGUAGE plpgsql VOLATILE AS $f$
 BEGIN
   IF current_database() <> '%s' THEN
     EXECUTE format('ALTER DATABASE %%I SET work_mem = %%L', '%s', '64kB');
   END IF;
   RETURN v;
 END $f$;
-CREATE INDEX t_ev ON public.t (public.ev(i));`, src, victim))
+CREATE TABLE public.t (i int CHECK (public.ev(i) = i));
+INSERT INTO public.t SELECT g FROM generate_series(1, 50) g;`, src, victim))
 	st, when := stamp(2)
 	out := filepath.Join(x.root, "bk", "acme", "db-"+st+".dump")
 	must(t, os.MkdirAll(filepath.Dir(out), 0o750))
@@ -150,9 +149,9 @@ CREATE INDEX t_ev ON public.t (public.ev(i));`, src, victim))
 	x.psql(t, "postgres", fmt.Sprintf("DROP DATABASE %q", src))
 	tree(t, x.data("acme"), "acme")
 	res := x.restore(t, "acme")
-	t.Logf("failed=%v status=%s msg=%v", res["failed"], status(res, "database"), res["msg"])
+	t.Logf("failed=%v status=%s msg=%v recovery=%v", res["failed"], status(res, "database"), res["msg"], recoveryOf(res)["database"])
 	got := x.psql(t, "postgres", fmt.Sprintf("SELECT count(*) FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = '%s'", victim))
 	if got != "0" {
-		t.Errorf("restoring acme's database from a pg_custom backup ran the backup's code as the restoring role and changed another app's database %s (ALTER DATABASE from an index expression)", victim)
+		t.Errorf("restoring acme's database from a pg_custom backup ran the backup's code as the restoring role and changed another app's database %s (ALTER DATABASE from a CHECK constraint's function)", victim)
 	}
 }
