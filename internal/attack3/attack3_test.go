@@ -1,6 +1,7 @@
 package attack3
 
 import (
+	"archive/tar"
 	"fmt"
 	"os"
 	"os/exec"
@@ -153,5 +154,151 @@ INSERT INTO public.t SELECT g FROM generate_series(1, 50) g;`, src, victim))
 	got := x.psql(t, "postgres", fmt.Sprintf("SELECT count(*) FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = '%s'", victim))
 	if got != "0" {
 		t.Errorf("restoring acme's database from a pg_custom backup ran the backup's code as the restoring role and changed another app's database %s (ALTER DATABASE from a CHECK constraint's function)", victim)
+	}
+}
+
+// goodBackup makes, with GNU tar, a backup of a data tree tagged tag of
+// instance name, hoursAgo old, at bk/<name>/data-<stamp>.tar.gz; it
+// returns the path and the tree's digest.
+func (x *fx) goodBackup(t *testing.T, name, tag string, hoursAgo int) (string, map[string]string) {
+	t.Helper()
+	src := filepath.Join(t.TempDir(), "src")
+	tree(t, filepath.Join(src, "data"), tag)
+	st, when := stamp(hoursAgo)
+	out := filepath.Join(x.root, "bk", name, "data-"+st+".tar.gz")
+	tarOf(t, src, "data", out, when)
+	return out, digest(t, filepath.Join(src, "data"))
+}
+
+// TestSymlinkedInstanceDirectoryLeadsTheRestoreOutside attacks "nothing
+// outside the component's location is ever touched": acme's data
+// directory is gone and the directory that held it (the {name} element,
+// srv/<app>/acme) was replaced by a symbolic link, to a directory outside
+// every instance, or to bob's instance directory (bob's data missing
+// too). A restore of acme must write neither there.
+func TestSymlinkedInstanceDirectoryLeadsTheRestoreOutside(t *testing.T) {
+	t.Run("to a directory outside", func(t *testing.T) {
+		x := newFx(t, "bk/{name}/data-*.tar.gz", "tar_gz", "")
+		x.goodBackup(t, "acme", "acme", 2)
+		outside := filepath.Join(x.root, "outside")
+		must(t, os.MkdirAll(outside, 0o755))
+		must(t, os.MkdirAll(filepath.Join(x.root, "srv", x.app), 0o755))
+		must(t, os.Symlink(outside, filepath.Join(x.root, "srv", x.app, "acme")))
+		res := x.restore(t, "acme")
+		t.Logf("failed=%v changed=%v msg=%v data=%v", res["failed"], res["changed"], res["msg"], recoveryOf(res)["data"])
+		if got := listDir(t, outside); len(got) > 1 {
+			t.Errorf("restore of acme wrote through the symlinked instance directory into %s: %v", outside, got)
+		}
+		if _, err := os.Stat(x.data("acme")); err != nil && status(res, "data") == "present" && res["failed"] != true {
+			t.Errorf("acme's data is missing (%v) but the restore reports it present and succeeds with nothing restored: %v", err, res["msg"])
+		}
+		archives := filepath.Join(x.root, "archives")
+		must(t, os.MkdirAll(archives, 0o700))
+		res = x.restore(t, "acme", "force", true, "archive_dir", archives)
+		t.Logf("force: failed=%v changed=%v msg=%v data=%v", res["failed"], res["changed"], res["msg"], recoveryOf(res)["data"])
+		if got := listDir(t, outside); len(got) > 1 {
+			t.Errorf("a forced restore of acme wrote through the symlinked instance directory into %s: %v", outside, got)
+		}
+	})
+	t.Run("to another instance", func(t *testing.T) {
+		x := newFx(t, "bk/{name}/data-*.tar.gz", "tar_gz", "")
+		x.goodBackup(t, "acme", "acme", 2)
+		bob := filepath.Join(x.root, "srv", x.app, "bob")
+		must(t, os.MkdirAll(bob, 0o755))
+		must(t, os.WriteFile(filepath.Join(bob, "keep"), []byte("bob\n"), 0o644))
+		must(t, os.Symlink("bob", filepath.Join(x.root, "srv", x.app, "acme")))
+		res := x.restore(t, "acme")
+		t.Logf("failed=%v changed=%v msg=%v data=%v", res["failed"], res["changed"], res["msg"], recoveryOf(res)["data"])
+		if got := listDir(t, bob); len(got) > 2 {
+			t.Errorf("restore of acme wrote acme's data into bob's instance directory through the symlink acme -> bob: %v", got)
+		}
+	})
+}
+
+// TestAmbiguousBackupNameIsNeverAnotherInstances attacks "each backup
+// file is credited to exactly one instance": with the rule
+// bk/data-{name}-*.tar.gz, the file data-a-b-<stamp>.tar.gz is a backup
+// of instance a-b, and matches a's rule too. Both instances are gone (the
+// incident); a restore of a must use a's own (older) backup, never a-b's
+// newer one.
+func TestAmbiguousBackupNameIsNeverAnotherInstances(t *testing.T) {
+	x := newFx(t, "bk/data-{name}-*.tar.gz", "tar_gz", "")
+	src := t.TempDir()
+	tree(t, filepath.Join(src, "a", "data"), "a")
+	tree(t, filepath.Join(src, "a-b", "data"), "a-b")
+	st, when := stamp(30)
+	own := filepath.Join(x.root, "bk", "data-a-"+st+".tar.gz")
+	tarOf(t, filepath.Join(src, "a"), "data", own, when)
+	st, when = stamp(2)
+	other := filepath.Join(x.root, "bk", "data-a-b-"+st+".tar.gz")
+	tarOf(t, filepath.Join(src, "a-b"), "data", other, when)
+	res := x.restore(t, "a")
+	t.Logf("failed=%v status=%s used=%s msg=%v", res["failed"], status(res, "data"), backupUsed(res, "data"), res["msg"])
+	if backupUsed(res, "data") == other {
+		t.Errorf("restore of instance a used %s, the backup of instance a-b", other)
+	}
+	if got, err := os.ReadFile(filepath.Join(x.data("a"), "a.txt")); err == nil && string(got) != "a a\n" {
+		t.Errorf("instance a was restored with another instance's data: a.txt = %q", got)
+	}
+}
+
+// TestHostileTarNeverWritesOutside attacks "nothing outside the
+// component's location is ever touched" and "a hostile backup is refused,
+// named, and the next older good one used": the newest backup of acme's
+// data is a crafted tar; an older one made by GNU tar is good.
+func TestHostileTarNeverWritesOutside(t *testing.T) {
+	cases := map[string][]tEntry{
+		"dot-slash-dot-dot": {{name: "./", typ: tar.TypeDir}, {name: "./../escape", typ: tar.TypeReg, body: "x"}},
+		"climb inside top":  {{name: "data/", typ: tar.TypeDir}, {name: "data/sub/../../escape", typ: tar.TypeReg, body: "x"}},
+		"absolute":          {{name: "data/", typ: tar.TypeDir}, {name: "/tmp/attack3-abs-escape", typ: tar.TypeReg, body: "x"}},
+		"hard link out":     {{name: "data/", typ: tar.TypeDir}, {name: "data/h", typ: tar.TypeLink, link: "../../../outside/secret"}},
+		"hard link abs":     {{name: "data/", typ: tar.TypeDir}, {name: "data/h", typ: tar.TypeLink, link: "/etc/hostname"}},
+		"write through link": {{name: "data/", typ: tar.TypeDir}, {name: "data/l", typ: tar.TypeSymlink, link: "../../../outside"},
+			{name: "data/l/escape", typ: tar.TypeReg, body: "x"}},
+		"link then replace": {{name: "data/", typ: tar.TypeDir}, {name: "data/l", typ: tar.TypeSymlink, link: "../../../outside/secret"},
+			{name: "data/l", typ: tar.TypeReg, body: "overwrite"}},
+		"another component":          {{name: "data/", typ: tar.TypeDir}, {name: "data/a", typ: tar.TypeReg, body: "x"}, {name: "config/evil", typ: tar.TypeReg, body: "x"}},
+		"another instance full path": {{name: "srv/bob/data/", typ: tar.TypeDir}, {name: "srv/bob/data/a", typ: tar.TypeReg, body: "x"}},
+		"sibling via dot":            {{name: "./", typ: tar.TypeDir}, {name: "./a", typ: tar.TypeReg, body: "x"}, {name: "../bob/data/a", typ: tar.TypeReg, body: "x"}},
+	}
+	for name, entries := range cases {
+		t.Run(name, func(t *testing.T) {
+			x := newFx(t, "bk/{name}/data-*.tar.gz", "tar_gz", "")
+			good, want := x.goodBackup(t, "acme", "acme", 30)
+			outside := filepath.Join(x.root, "outside")
+			must(t, os.MkdirAll(outside, 0o755))
+			must(t, os.WriteFile(filepath.Join(outside, "secret"), []byte("secret\n"), 0o600))
+			before := digest(t, x.root)
+			st, when := stamp(2)
+			bad := filepath.Join(x.root, "bk", "acme", "data-"+st+".tar.gz")
+			craftTarGz(t, bad, when, entries...)
+			res := x.restore(t, "acme")
+			if used := backupUsed(res, "data"); used != good {
+				t.Errorf("restore used %q, want the older good backup %s (status %s, msg %v)", used, good, status(res, "data"), res["msg"])
+			}
+			if got := digest(t, x.data("acme")); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("acme's data is not its good backup:\n got %v\nwant %v", got, want)
+			}
+			after := digest(t, x.root)
+			for p, d := range before {
+				if after[p] != d {
+					t.Errorf("%s changed (%q -> %q)", p, d, after[p])
+				}
+			}
+			for p := range after {
+				acme := filepath.Join("srv", x.app, "acme")
+				if _, ok := before[p]; !ok && !strings.HasPrefix(p, acme) && !strings.HasPrefix(acme, p) && !strings.HasPrefix(p, "bk/") {
+					t.Errorf("%s was written outside acme's component", p)
+				}
+			}
+			if _, err := os.Lstat("/tmp/attack3-abs-escape"); err == nil {
+				_ = os.Remove("/tmp/attack3-abs-escape")
+				t.Errorf("an absolute entry was written")
+			}
+			refused := recoveryOf(res)["data"]["refused"]
+			if !strings.Contains(fmt.Sprint(refused), bad) {
+				t.Errorf("the hostile backup %s is not named as refused: %v", bad, refused)
+			}
+		})
 	}
 }

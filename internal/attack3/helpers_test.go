@@ -5,6 +5,7 @@
 package attack3
 
 import (
+	"archive/tar"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -275,4 +276,57 @@ func listDir(t *testing.T, dir string) []string {
 	})
 	sort.Strings(out)
 	return out
+}
+
+// tEntry is one entry of a crafted tar.
+type tEntry struct {
+	name, link string
+	typ        byte
+	body       string
+	mode       int64
+}
+
+// craftTarGz writes a tar of entries (Go's archive/tar, for names no tar
+// tool writes) compressed by the real gzip, at out, dated when.
+func craftTarGz(t *testing.T, out string, when time.Time, entries ...tEntry) {
+	t.Helper()
+	must(t, os.MkdirAll(filepath.Dir(out), 0o750))
+	raw := out + ".tar"
+	f, err := os.Create(raw)
+	must(t, err)
+	tw := tar.NewWriter(f)
+	for _, e := range entries {
+		h := &tar.Header{Name: e.name, Linkname: e.link, Typeflag: e.typ, Mode: e.mode, ModTime: when, Size: int64(len(e.body))}
+		if h.Mode == 0 {
+			h.Mode = 0o644
+			if e.typ == tar.TypeDir {
+				h.Mode = 0o755
+			}
+		}
+		if e.typ != tar.TypeReg {
+			h.Size = 0
+		}
+		must(t, tw.WriteHeader(h))
+		if e.typ == tar.TypeReg {
+			_, err := tw.Write([]byte(e.body))
+			must(t, err)
+		}
+	}
+	must(t, tw.Close())
+	must(t, f.Close())
+	sh(t, "gzip", "-n", "-f", raw) // raw.gz
+	must(t, os.Rename(raw+".gz", out))
+	must(t, os.Chtimes(out, when, when))
+}
+
+// sidecar writes out.sha256 in sha256sum format, for the file's content.
+func sidecar(t *testing.T, file string) {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	must(t, err)
+	h := sha256.Sum256(b)
+	fi, err := os.Stat(file)
+	must(t, err)
+	must(t, os.WriteFile(file+".sha256", []byte(hex.EncodeToString(h[:])+"  "+filepath.Base(file)+"\n"), 0o644))
+	must(t, os.Chtimes(file+".sha256", fi.ModTime(), fi.ModTime()))
 }
