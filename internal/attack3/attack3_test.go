@@ -302,3 +302,160 @@ func TestHostileTarNeverWritesOutside(t *testing.T) {
 		})
 	}
 }
+
+// TestTruncatedCompressedBackupVouchedBySidecar attacks "a broken backup
+// is never used, the next older good one is, with its age": the newest
+// backup is cut (gzip, zstd) and its sha256 sidecar was written after the
+// cut, so the checksum matches; the rule asks for the sidecar.
+func TestTruncatedCompressedBackupVouchedBySidecar(t *testing.T) {
+	for _, c := range []struct{ format, ext, flag string }{{"tar_gz", "tar.gz", "-czf"}, {"tar_zst", "tar.zst", "--zstd"}} {
+		t.Run(c.format, func(t *testing.T) {
+			x := newFx(t, "bk/{name}/data-*."+c.ext, c.format+"\n    checksum: sha256_sidecar", "")
+			src := t.TempDir()
+			tree(t, filepath.Join(src, "data"), "old")
+			for i := range 200 {
+				must(t, os.WriteFile(filepath.Join(src, "data", fmt.Sprintf("f%03d", i)), []byte(strings.Repeat(fmt.Sprint(i), 300)), 0o644))
+			}
+			want := digest(t, filepath.Join(src, "data"))
+			mk := func(hours int) string {
+				st, when := stamp(hours)
+				out := filepath.Join(x.root, "bk", "acme", "data-"+st+"."+c.ext)
+				must(t, os.MkdirAll(filepath.Dir(out), 0o750))
+				if c.flag == "--zstd" {
+					sh(t, "tar", "--zstd", "-C", src, "-cf", out, "data")
+				} else {
+					sh(t, "tar", "-C", src, "-czf", out, "data")
+				}
+				must(t, os.Chtimes(out, when, when))
+				return out
+			}
+			good := mk(30)
+			sidecar(t, good)
+			tree(t, filepath.Join(src, "data"), "new")
+			bad := mk(2)
+			fi, err := os.Stat(bad)
+			must(t, err)
+			must(t, os.Truncate(bad, fi.Size()/2))
+			_, when := stamp(2)
+			must(t, os.Chtimes(bad, when, when))
+			sidecar(t, bad)
+			res := x.restore(t, "acme")
+			if used := backupUsed(res, "data"); used != good {
+				t.Fatalf("restore used %q, want the older good %s: %v / %v", used, good, res["msg"], recoveryOf(res)["data"])
+			}
+			if got := digest(t, x.data("acme")); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("acme's data is not the good backup's")
+			}
+			if !strings.Contains(fmt.Sprint(recoveryOf(res)["data"]["refused"]), bad) {
+				t.Errorf("the truncated backup is not named as refused")
+			}
+			b, _ := recoveryOf(res)["data"]["backup"].(map[string]any)
+			if age, _ := b["age_seconds"].(float64); age < 29*3600 {
+				t.Errorf("the age reported is %v s, want about 30 h", b["age_seconds"])
+			}
+		})
+	}
+}
+
+// TestSidecarThatLies attacks "a forged backup is never used": the newest
+// backup is a well-formed tar of other content whose sidecar holds the
+// checksum of another file (the good backup), or names another file.
+func TestSidecarThatLies(t *testing.T) {
+	for _, mode := range []string{"hash of another file", "names another file", "empty", "two lines"} {
+		t.Run(mode, func(t *testing.T) {
+			x := newFx(t, "bk/{name}/data-*.tar.gz", "tar_gz\n    checksum: sha256_sidecar", "")
+			good, want := x.goodBackup(t, "acme", "acme", 30)
+			sidecar(t, good)
+			bad, _ := x.goodBackup(t, "acme", "forged", 2)
+			gs, err := os.ReadFile(good + ".sha256")
+			must(t, err)
+			hash := strings.Fields(string(gs))[0]
+			sidecar(t, bad)
+			bs, err := os.ReadFile(bad + ".sha256")
+			must(t, err)
+			var line string
+			switch mode {
+			case "hash of another file":
+				line = hash + "  " + filepath.Base(bad) + "\n"
+			case "names another file":
+				line = hash + "  " + filepath.Base(good) + "\n"
+			case "empty":
+				line = ""
+			case "two lines":
+				line = hash + "  " + filepath.Base(bad) + "\n" + string(bs)
+			}
+			must(t, os.WriteFile(bad+".sha256", []byte(line), 0o644))
+			res := x.restore(t, "acme")
+			if used := backupUsed(res, "data"); used != good {
+				t.Errorf("restore used %q, want the older good %s: %v", used, good, recoveryOf(res)["data"])
+			}
+			if got := digest(t, x.data("acme")); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("acme's data is the forged backup's content")
+			}
+		})
+	}
+}
+
+// TestPresentComponentIsNeverReplacedWithoutForce attacks "by default only
+// missing components come back": acme's data directory is present but
+// partly destroyed (files removed, the directory kept), or replaced by a
+// symbolic link; acme's database exists but is empty. A default restore
+// must leave each as it is (and say so); it must never write through the
+// link.
+func TestPresentComponentIsNeverReplacedWithoutForce(t *testing.T) {
+	t.Run("partly destroyed directory", func(t *testing.T) {
+		x := newFx(t, "bk/{name}/data-*.tar.gz", "tar_gz", "")
+		x.goodBackup(t, "acme", "acme", 2)
+		tree(t, x.data("acme"), "live")
+		must(t, os.Remove(filepath.Join(x.data("acme"), "a.txt")))
+		before := digest(t, x.data("acme"))
+		res := x.restore(t, "acme")
+		if got := digest(t, x.data("acme")); fmt.Sprint(got) != fmt.Sprint(before) {
+			t.Errorf("a present, partly destroyed component was changed without force: %v", res["msg"])
+		}
+		if res["changed"] != false || status(res, "data") != "present" {
+			t.Errorf("want changed false and status present, got changed=%v status=%s", res["changed"], status(res, "data"))
+		}
+	})
+	t.Run("component replaced by a symlink", func(t *testing.T) {
+		x := newFx(t, "bk/{name}/data-*.tar.gz", "tar_gz", "")
+		x.goodBackup(t, "acme", "acme", 2)
+		outside := filepath.Join(x.root, "outside")
+		must(t, os.MkdirAll(outside, 0o755))
+		must(t, os.MkdirAll(filepath.Dir(x.data("acme")), 0o755))
+		must(t, os.Symlink(outside, x.data("acme")))
+		for _, force := range []bool{false, true} {
+			archives := filepath.Join(x.root, "archives")
+			must(t, os.MkdirAll(archives, 0o700))
+			res := x.restore(t, "acme", "force", force, "archive_dir", archives)
+			t.Logf("force=%v: failed=%v changed=%v msg=%v", force, res["failed"], res["changed"], res["msg"])
+			if !force && res["failed"] != true && status(res, "data") == "present" {
+				t.Errorf("acme's data is a symbolic link to %s (force refuses it as such) but the default run calls it present and succeeds with %q", outside, res["msg"])
+			}
+			if got := listDir(t, outside); len(got) > 1 {
+				t.Errorf("force=%v: the restore wrote through the symlink that replaced acme's data, into %s: %v", force, outside, got)
+			}
+		}
+	})
+	t.Run("empty database", func(t *testing.T) {
+		x := newFx(t, "bk/{name}/data-*.tar.gz", "tar_gz", "pg_custom")
+		tree(t, x.data("acme"), "acme")
+		src := x.dbName("acme")
+		x.createDB(t, src, "CREATE TABLE t (i int); INSERT INTO t SELECT generate_series(1, 10);")
+		st, when := stamp(2)
+		out := filepath.Join(x.root, "bk", "acme", "db-"+st+".dump")
+		must(t, os.MkdirAll(filepath.Dir(out), 0o750))
+		c := exec.Command("pg_dump", "--format=custom", "--file="+out, "--dbname="+src)
+		c.Env = append(os.Environ(), x.pg.Env()...)
+		if b, err := c.CombinedOutput(); err != nil {
+			t.Fatalf("pg_dump: %v: %s", err, b)
+		}
+		must(t, os.Chtimes(out, when, when))
+		x.psql(t, src, "DROP TABLE t; CREATE TABLE marker (note text); INSERT INTO marker VALUES ('live');")
+		res := x.restore(t, "acme")
+		t.Logf("failed=%v changed=%v msg=%v db=%v", res["failed"], res["changed"], res["msg"], recoveryOf(res)["database"])
+		if got := x.psql(t, src, "SELECT count(*) FROM pg_tables WHERE tablename = 'marker'"); got != "1" {
+			t.Errorf("acme's present database (one table of its own) was replaced without force")
+		}
+	})
+}
