@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -163,11 +164,12 @@ INSERT INTO public.t SELECT g FROM generate_series(1, 50) g;`, src, victim))
 func (x *fx) goodBackup(t *testing.T, name, tag string, hoursAgo int) (string, map[string]string) {
 	t.Helper()
 	src := filepath.Join(t.TempDir(), "src")
-	tree(t, filepath.Join(src, "data"), tag)
+	base := filepath.Base(x.data(name))
+	tree(t, filepath.Join(src, base), tag)
 	st, when := stamp(hoursAgo)
 	out := filepath.Join(x.root, "bk", name, "data-"+st+".tar.gz")
-	tarOf(t, src, "data", out, when)
-	return out, digest(t, filepath.Join(src, "data"))
+	tarOf(t, src, base, out, when)
+	return out, digest(t, filepath.Join(src, base))
 }
 
 // TestSymlinkedInstanceDirectoryLeadsTheRestoreOutside attacks "nothing
@@ -458,4 +460,172 @@ func TestPresentComponentIsNeverReplacedWithoutForce(t *testing.T) {
 			t.Errorf("acme's present database (one table of its own) was replaced without force")
 		}
 	})
+}
+
+// dbNames lists the server's databases whose name holds the fixture's app.
+func (x *fx) dbNames(t *testing.T) string {
+	t.Helper()
+	return x.psql(t, "postgres", fmt.Sprintf("SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database WHERE strpos(datname, '%s') > 0", x.app))
+}
+
+// customDump dumps a new database of acme (rows rows) with pg_dump -Fc
+// into acme's backups, hoursAgo old, then drops it unless keep.
+func (x *fx) customDump(t *testing.T, name string, rows, hoursAgo int, keep bool) string {
+	t.Helper()
+	src := x.dbName(name)
+	x.createDB(t, src, fmt.Sprintf("CREATE TABLE t (i int, s text); INSERT INTO t SELECT g, repeat('x', 50) FROM generate_series(1, %d) g;", rows))
+	st, when := stamp(hoursAgo)
+	out := filepath.Join(x.root, "bk", name, "db-"+st+".dump")
+	must(t, os.MkdirAll(filepath.Dir(out), 0o750))
+	c := exec.Command("pg_dump", "--format=custom", "--file="+out, "--dbname="+src)
+	c.Env = append(os.Environ(), x.pg.Env()...)
+	if b, err := c.CombinedOutput(); err != nil {
+		t.Fatalf("pg_dump: %v: %s", err, b)
+	}
+	must(t, os.Chtimes(out, when, when))
+	if !keep {
+		x.psql(t, "postgres", fmt.Sprintf("DROP DATABASE %q", src))
+	}
+	return out
+}
+
+// TestCheckModeChangesNothing attacks "check mode changes nothing": the
+// whole instance is gone (its directory too) and its database; check
+// mode must create no directory, no staging database, and say what it
+// would do (changed true).
+func TestCheckModeChangesNothing(t *testing.T) {
+	x := newFx(t, "bk/{name}/data-*.tar.gz", "tar_gz", "pg_custom")
+	x.goodBackup(t, "acme", "acme", 2)
+	x.customDump(t, "acme", 100, 2, false)
+	before, dbs := digest(t, x.root), x.dbNames(t)
+	res := x.restore(t, "acme", "_ansible_check_mode", true)
+	if res["failed"] != false || res["changed"] != true {
+		t.Errorf("check mode: want failed false, changed true (it would restore), got %v %v: %v", res["failed"], res["changed"], res["msg"])
+	}
+	if got := digest(t, x.root); fmt.Sprint(got) != fmt.Sprint(before) {
+		t.Errorf("check mode changed the file system")
+	}
+	if got := x.dbNames(t); got != dbs {
+		t.Errorf("check mode changed the databases: %q -> %q", dbs, got)
+	}
+}
+
+// TestForceKeepsTheReplacedAside attacks "with force the replaced one is
+// kept aside, recoverable": acme's data and database are present and
+// differ from the backup; a forced restore replaces both and must keep
+// the present ones, whole, where the result says.
+func TestForceKeepsTheReplacedAside(t *testing.T) {
+	x := newFx(t, "bk/{name}/data-*.tar.gz", "tar_gz", "pg_custom")
+	_, want := x.goodBackup(t, "acme", "acme", 2)
+	x.customDump(t, "acme", 100, 2, true)
+	x.psql(t, x.dbName("acme"), "INSERT INTO t VALUES (-1, 'live only')")
+	tree(t, x.data("acme"), "live")
+	must(t, os.WriteFile(filepath.Join(x.data("acme"), "live-only"), []byte("precious\n"), 0o600))
+	live := digest(t, x.data("acme"))
+	archives := filepath.Join(x.root, "archives")
+	must(t, os.MkdirAll(archives, 0o700))
+	res := x.restore(t, "acme", "force", true, "archive_dir", archives)
+	if res["failed"] != false || res["changed"] != true {
+		t.Fatalf("forced restore: %v %v %v", res["failed"], res["changed"], res["msg"])
+	}
+	if got := digest(t, x.data("acme")); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("data is not the backup's after a forced restore")
+	}
+	replaced, _ := res["replaced"].([]any)
+	seen := map[string]string{}
+	for _, r := range replaced {
+		m, _ := r.(map[string]any)
+		seen[fmt.Sprint(m["component"])] = fmt.Sprint(m["to"])
+	}
+	if to := seen["data"]; to == "" {
+		t.Errorf("the replaced data is not reported: %v", res["replaced"])
+	} else if got := digest(t, to); fmt.Sprint(got) != fmt.Sprint(live) {
+		t.Errorf("the replaced data kept at %s is not the live data that was replaced", to)
+	}
+	if to := seen["database"]; to == "" {
+		t.Errorf("the replaced database is not reported: %v", res["replaced"])
+	} else if got := x.psql(t, "postgres", fmt.Sprintf("SELECT count(*) FROM pg_database WHERE datname = '%s'", to)); got != "1" {
+		t.Errorf("the replaced database is reported kept as %q, which does not exist", to)
+	} else {
+		x.psql(t, "postgres", fmt.Sprintf("ALTER DATABASE %q ALLOW_CONNECTIONS true", to))
+		if got := x.psql(t, to, "SELECT count(*) FROM t WHERE i = -1"); got != "1" {
+			t.Errorf("the replaced database kept as %s lost its live row", to)
+		}
+	}
+	if got := x.psql(t, x.dbName("acme"), "SELECT count(*) FROM t"); got != "100" {
+		t.Errorf("the restored database holds %s rows, want the backup's 100", got)
+	}
+}
+
+// TestTwoRunsAtOnce attacks "complete or absent, even with two runs at
+// once": two restores of one instance at once, and restores of two
+// instances whose components share a parent directory (srv/<app>/{name})
+// at once; every component ends complete, nothing half-done, no staging
+// left, no run claims success over what it did not do.
+func TestTwoRunsAtOnce(t *testing.T) {
+	t.Run("one instance", func(t *testing.T) {
+		x := newFx(t, "bk/{name}/data-*.tar.gz", "tar_gz", "")
+		_, want := x.goodBackup(t, "acme", "acme", 2)
+		for i := range 5 {
+			must(t, os.RemoveAll(x.data("acme")))
+			var wg sync.WaitGroup
+			res := make([]map[string]any, 2)
+			for j := range 2 {
+				wg.Add(1)
+				go func() { defer wg.Done(); res[j] = x.restore(t, "acme") }()
+			}
+			wg.Wait()
+			if got := digest(t, x.data("acme")); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("round %d: data is not complete after two runs at once", i)
+			}
+			restored := 0
+			for _, r := range res {
+				if r["failed"] == false && status(r, "data") == "restored" {
+					restored++
+				}
+			}
+			if restored != 1 {
+				t.Errorf("round %d: %d runs say they restored data: %v / %v", i, restored, res[0]["msg"], res[1]["msg"])
+			}
+			noStaging(t, filepath.Dir(x.data("acme")))
+		}
+	})
+	t.Run("two instances sharing a parent", func(t *testing.T) {
+		x := newFxPath(t, "srv/shared/{name}", "bk/{name}/data-*.tar.gz", "tar_gz", "")
+		names := []string{"acme", "bob", "carol"}
+		want := map[string]map[string]string{}
+		for _, n := range names {
+			_, want[n] = x.goodBackup(t, n, n, 2)
+		}
+		for i := range 3 {
+			_ = os.RemoveAll(filepath.Join(x.root, "srv"))
+			var wg sync.WaitGroup
+			res := make([]map[string]any, len(names))
+			for j, n := range names {
+				wg.Add(1)
+				go func() { defer wg.Done(); res[j] = x.restore(t, n) }()
+			}
+			wg.Wait()
+			for j, n := range names {
+				if res[j]["failed"] != false {
+					t.Errorf("round %d: restore of %s failed: %v", i, n, res[j]["msg"])
+				}
+				if got := digest(t, x.data(n)); fmt.Sprint(got) != fmt.Sprint(want[n]) {
+					t.Errorf("round %d: %s is not its backup's: %v", i, n, got)
+				}
+			}
+			noStaging(t, filepath.Join(x.root, "srv", "shared"))
+		}
+	})
+}
+
+// noStaging fails when dir holds fleetsafe's staging leftovers.
+func noStaging(t *testing.T, dir string) {
+	t.Helper()
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".fleetsafe-") && e.Name() != ".fleetsafe-trash" {
+			t.Errorf("staging left in %s: %s", dir, e.Name())
+		}
+	}
 }

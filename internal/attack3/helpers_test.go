@@ -61,6 +61,7 @@ func library(t *testing.T) string {
 // backup rule.
 type fx struct {
 	root, app, layout string
+	dataPath          string // the data component's path, {name} included
 	pg                pgdump.Conn
 	db                bool
 }
@@ -69,11 +70,22 @@ type fx struct {
 // root, with {name}), dataFormat its format; dbFormat "" for no database.
 func newFx(t *testing.T, dataRule, dataFormat, dbFormat string) *fx {
 	t.Helper()
+	return newFxPath(t, "", dataRule, dataFormat, dbFormat)
+}
+
+// newFxPath is newFx with the data component at root/dataPath (default
+// srv/<app>/{name}/data).
+func newFxPath(t *testing.T, dataPath, dataRule, dataFormat, dbFormat string) *fx {
+	t.Helper()
 	x := &fx{root: t.TempDir(), app: fleettest.RandomApp()}
+	if dataPath == "" {
+		dataPath = "srv/" + x.app + "/{name}/data"
+	}
+	x.dataPath = filepath.Join(x.root, dataPath)
 	x.layout = filepath.Join(x.root, "layout.yml")
 	var b strings.Builder
 	fmt.Fprintf(&b, "app: %s\ncomponents:\n", x.app)
-	fmt.Fprintf(&b, "  - name: data\n    type: dir\n    path: %s/srv/%s/{name}/data\n", x.root, x.app)
+	fmt.Fprintf(&b, "  - name: data\n    type: dir\n    path: %s\n", x.dataPath)
 	if dbFormat != "" {
 		x.db = true
 		x.pg = fleettest.RequirePG(t)
@@ -97,7 +109,7 @@ func newFx(t *testing.T, dataRule, dataFormat, dbFormat string) *fx {
 }
 
 func (x *fx) data(name string) string {
-	return filepath.Join(x.root, "srv", x.app, name, "data")
+	return strings.ReplaceAll(x.dataPath, "{name}", name)
 }
 
 func (x *fx) dbName(name string) string { return x.app + "_" + name }
