@@ -2,13 +2,18 @@ package attack3
 
 import (
 	"archive/tar"
+	crand "crypto/rand"
+	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // plainDumpOf writes, at out, a real plain pg_dump of database src with
@@ -627,5 +632,180 @@ func noStaging(t *testing.T, dir string) {
 		if strings.HasPrefix(e.Name(), ".fleetsafe-") && e.Name() != ".fleetsafe-trash" {
 			t.Errorf("staging left in %s: %s", dir, e.Name())
 		}
+	}
+}
+
+// TestKilledAtRandomInstants attacks "complete or absent per component,
+// even after SIGKILL at any instant": a restore of acme's data (400
+// files) and database is killed at a random instant; after each kill
+// each component is absent or exactly its backup, and a re-run converges
+// with no staging directory or database left.
+func TestKilledAtRandomInstants(t *testing.T) {
+	x := newFx(t, "bk/{name}/data-*.tar.gz", "tar_gz", "pg_custom")
+	src := filepath.Join(t.TempDir(), "src")
+	tree(t, filepath.Join(src, "data"), "acme")
+	for i := range 400 {
+		must(t, os.WriteFile(filepath.Join(src, "data", fmt.Sprintf("f%03d", i)), []byte(strings.Repeat(fmt.Sprint(i), 100)), 0o644))
+	}
+	want := digest(t, filepath.Join(src, "data"))
+	st, when := stamp(2)
+	tarOf(t, src, "data", filepath.Join(x.root, "bk", "acme", "data-"+st+".tar.gz"), when)
+	x.customDump(t, "acme", 2000, 2, false)
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3))
+	check := func(round int, after string) {
+		if _, err := os.Lstat(x.data("acme")); err == nil {
+			if got := digest(t, x.data("acme")); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("round %d, %s: data is present but not its backup (%d entries of %d)", round, after, len(got), len(want))
+			}
+		}
+		if x.psql(t, "postgres", fmt.Sprintf("SELECT count(*) FROM pg_database WHERE datname = '%s'", x.dbName("acme"))) == "1" {
+			if got := x.psql(t, x.dbName("acme"), "SELECT count(*) FROM t"); got != "2000" {
+				t.Errorf("round %d, %s: the database is present with %s rows of 2000", round, after, got)
+			}
+		}
+	}
+	for round := range 6 {
+		must(t, os.RemoveAll(filepath.Join(x.root, "srv")))
+		x.psql(t, "postgres", fmt.Sprintf("DROP DATABASE IF EXISTS %q", x.dbName("acme")))
+		c := x.cmd(t, "acme", nil)
+		must(t, c.Start())
+		d := time.Duration(rng.IntN(400)) * time.Millisecond
+		time.Sleep(d)
+		_ = c.Process.Signal(syscall.SIGKILL)
+		_ = c.Wait()
+		check(round, fmt.Sprintf("killed after %v", d))
+		res := x.restore(t, "acme")
+		if res["failed"] != false {
+			t.Errorf("round %d: the re-run after a kill at %v failed: %v", round, d, res["msg"])
+		}
+		check(round, "re-run")
+		if _, err := os.Lstat(x.data("acme")); err != nil {
+			t.Errorf("round %d: data absent after the re-run", round)
+		}
+		noStaging(t, filepath.Dir(x.data("acme")))
+		if got := x.psql(t, "postgres", fmt.Sprintf("SELECT count(*) FROM pg_database WHERE datname LIKE 'fsrestore%%' AND strpos(datname, '%s') > 0", x.app)); got != "0" {
+			t.Errorf("round %d: %s staging database(s) left after the re-run", round, got)
+		}
+	}
+}
+
+// TestFullDiskDuringExtraction attacks "complete or absent, even on a full
+// disk", and "failures say what state was left": acme's data goes on a
+// 1 MiB tmpfs; its only backup holds 3 MiB of incompressible data in
+// small files (no single entry too large to be refused up front).
+func TestFullDiskDuringExtraction(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a tmpfs")
+	}
+	x := newFx(t, "bk/{name}/data-*.tar.gz", "tar_gz", "")
+	parent := filepath.Dir(x.data("acme"))
+	must(t, os.MkdirAll(parent, 0o755))
+	must(t, syscall.Mount("tmpfs", parent, "tmpfs", 0, "size=1m"))
+	t.Cleanup(func() { _ = syscall.Unmount(parent, syscall.MNT_DETACH) })
+	src := filepath.Join(t.TempDir(), "src")
+	must(t, os.MkdirAll(filepath.Join(src, "data"), 0o755))
+	buf := make([]byte, 64<<10)
+	for i := range 48 {
+		_, _ = crand.Read(buf)
+		must(t, os.WriteFile(filepath.Join(src, "data", fmt.Sprintf("r%02d", i)), buf, 0o644))
+	}
+	st, when := stamp(2)
+	tarOf(t, src, "data", filepath.Join(x.root, "bk", "acme", "data-"+st+".tar.gz"), when)
+	res := x.restore(t, "acme")
+	t.Logf("failed=%v changed=%v msg=%v", res["failed"], res["changed"], res["msg"])
+	if res["failed"] != true {
+		t.Errorf("a restore that cannot fit says it succeeded: %v", res["msg"])
+	}
+	if _, err := os.Lstat(x.data("acme")); err == nil {
+		t.Errorf("a half-extracted data directory was put in place: %v", listDir(t, x.data("acme"))[:3])
+	}
+	noStaging(t, parent)
+	if msg := fmt.Sprint(res["msg"]); !strings.Contains(msg, "absent") && !strings.Contains(msg, "not restored") {
+		t.Errorf("the failure does not say what state it left: %s", msg)
+	}
+}
+
+// TestBackupThatIsAFIFO attacks "a broken or hostile backup is refused,
+// named, and the next older good one used": the newest file the rule
+// matches is a FIFO nobody writes to. The restore must not hang on it.
+func TestBackupThatIsAFIFO(t *testing.T) {
+	x := newFx(t, "bk/{name}/data-*.tar.gz", "tar_gz", "")
+	good, _ := x.goodBackup(t, "acme", "acme", 30)
+	st, _ := stamp(1)
+	fifo := filepath.Join(x.root, "bk", "acme", "data-"+st+".tar.gz")
+	must(t, syscall.Mkfifo(fifo, 0o644))
+	c := x.cmd(t, "acme", nil)
+	var out strings.Builder
+	c.Stdout = &out
+	must(t, c.Start())
+	done := make(chan error, 1)
+	go func() { done <- c.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		_ = c.Process.Kill()
+		<-done
+		t.Fatalf("the restore hung for 15 s on a FIFO named like a backup (%s)", fifo)
+	}
+	var res map[string]any
+	must(t, json.Unmarshal([]byte(out.String()), &res))
+	if used := backupUsed(res, "data"); used != good {
+		t.Errorf("restore used %q, want the older good %s: %v", used, good, res["msg"])
+	}
+}
+
+// TestBackupSwappedWhileRead attacks "a forged backup is never used"
+// through a time-of-check/time-of-use race: the newest backup is renamed
+// back and forth between the good file its sidecar vouches for and a
+// well-formed forged tar of other content, while restores run. A restore
+// must never put the forged content in place.
+func TestBackupSwappedWhileRead(t *testing.T) {
+	x := newFx(t, "bk/{name}/data-*.tar.gz", "tar_gz\n    checksum: sha256_sidecar", "")
+	good, want := x.goodBackup(t, "acme", "acme", 2)
+	sidecar(t, good)
+	spare := t.TempDir()
+	goodCopy, forged := filepath.Join(spare, "good"), filepath.Join(spare, "forged")
+	sh(t, "cp", "-p", good, goodCopy)
+	src := filepath.Join(t.TempDir(), "src")
+	tree(t, filepath.Join(src, "data"), "forged")
+	fi, err := os.Stat(good)
+	must(t, err)
+	tarOf(t, src, "data", forged, fi.ModTime())
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				sh(t, "cp", "-p", goodCopy, good)
+				return
+			default:
+			}
+			from := goodCopy
+			if i%2 == 1 {
+				from = forged
+			}
+			tmp := good + ".swap"
+			_ = exec.Command("cp", "-p", from, tmp).Run()
+			_ = os.Rename(tmp, good)
+			time.Sleep(time.Duration(i%3) * time.Millisecond)
+		}
+	}()
+	forgedSeen := 0
+	for i := 0; i < 25; i++ {
+		_ = os.RemoveAll(x.data("acme"))
+		res := x.restore(t, "acme")
+		if res["failed"] == false && status(res, "data") == "restored" {
+			if got := digest(t, x.data("acme")); fmt.Sprint(got) != fmt.Sprint(want) {
+				forgedSeen++
+			}
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if forgedSeen > 0 {
+		t.Errorf("%d of 25 restores put the forged content in place: the file read for the restore is not the one whose checksum was checked", forgedSeen)
 	}
 }
