@@ -2,6 +2,7 @@ package attack3
 
 import (
 	"archive/tar"
+	"archive/zip"
 	crand "crypto/rand"
 	"encoding/json"
 	"fmt"
@@ -865,5 +866,108 @@ func TestFullDiskFallsBackToOlderData(t *testing.T) {
 	t.Logf("failed=%v changed=%v msg=%v notes=%v", res["failed"], res["changed"], res["msg"], res["notes"])
 	if res["failed"] == false && backupUsed(res, "data") == old {
 		t.Errorf("the newest backup %s is good but did not fit on the disk; the restore called it refused and succeeded with the backup of 30 h ago (%s): a full disk silently cost a day of data", newest, old)
+	}
+}
+
+// craftZip writes a zip of entries (Go's archive/zip, for names the zip
+// tool refuses to write) at out, dated when.
+func craftZip(t *testing.T, out string, when time.Time, names ...string) {
+	t.Helper()
+	must(t, os.MkdirAll(filepath.Dir(out), 0o750))
+	f, err := os.Create(out)
+	must(t, err)
+	zw := zip.NewWriter(f)
+	for _, n := range names {
+		w, err := zw.CreateHeader(&zip.FileHeader{Name: n, Method: zip.Deflate, Modified: when})
+		must(t, err)
+		if !strings.HasSuffix(n, "/") {
+			_, err = w.Write([]byte("zip " + n))
+			must(t, err)
+		}
+	}
+	must(t, zw.Close())
+	must(t, f.Close())
+	must(t, os.Chtimes(out, when, when))
+}
+
+// TestHostileZipNeverWritesOutside attacks "nothing outside the
+// component's location is ever touched" with zip backups: absolute
+// names, `..`, backslashes, an entry of another instance; the older good
+// zip (made by the zip tool) must be used.
+func TestHostileZipNeverWritesOutside(t *testing.T) {
+	cases := map[string][]string{
+		"absolute":       {"data/", "data/a", "/tmp/attack3-zip-escape"},
+		"dot dot":        {"data/", "data/a", "data/../../escape"},
+		"dot slash up":   {"./", "./a", "./../escape"},
+		"backslash up":   {"data/", "data/a", "data\\..\\..\\escape"},
+		"other instance": {"data/", "data/a", "../bob/data/a"},
+	}
+	for name, entries := range cases {
+		t.Run(name, func(t *testing.T) {
+			x := newFx(t, "bk/{name}/data-*.zip", "zip", "")
+			src := filepath.Join(t.TempDir(), "src")
+			tree(t, filepath.Join(src, "data"), "acme")
+			want := digest(t, filepath.Join(src, "data"))
+			st, when := stamp(30)
+			good := filepath.Join(x.root, "bk", "acme", "data-"+st+".zip")
+			must(t, os.MkdirAll(filepath.Dir(good), 0o750))
+			c := exec.Command("zip", "-qr", good, "data")
+			c.Dir = src
+			if b, err := c.CombinedOutput(); err != nil {
+				t.Fatalf("zip: %v: %s", err, b)
+			}
+			must(t, os.Chtimes(good, when, when))
+			before := digest(t, x.root)
+			st, when = stamp(2)
+			bad := filepath.Join(x.root, "bk", "acme", "data-"+st+".zip")
+			craftZip(t, bad, when, entries...)
+			res := x.restore(t, "acme")
+			if used := backupUsed(res, "data"); used != good {
+				t.Errorf("restore used %q, want the older good zip %s: %v / %v", used, good, res["msg"], recoveryOf(res)["data"])
+			}
+			got := digest(t, x.data("acme"))
+			for p := range want { // zip keeps no owner or exact dir modes: compare names and contents
+				if p != "." && !strings.HasPrefix(got[p], strings.SplitN(want[p], " ", 2)[0][:1]) {
+					t.Errorf("%s: got %q want %q", p, got[p], want[p])
+				}
+			}
+			after := digest(t, x.root)
+			acme := filepath.Join("srv", x.app, "acme")
+			for p := range after {
+				if _, ok := before[p]; !ok && !strings.HasPrefix(p, acme) && !strings.HasPrefix(acme, p) && !strings.HasPrefix(p, "bk/") {
+					t.Errorf("%s was written outside acme's component", p)
+				}
+			}
+			for _, p := range []string{"/tmp/attack3-zip-escape", filepath.Join(x.root, "escape"), filepath.Join(x.root, "srv", x.app, "escape")} {
+				if _, err := os.Lstat(p); err == nil {
+					_ = os.Remove(p)
+					t.Errorf("%s was written", p)
+				}
+			}
+		})
+	}
+}
+
+// TestDumpOfAnotherDatabase attacks "a forged backup is never used": in
+// acme's backup directory, a real pg_dump -Fc of bob's database (newest),
+// and a plain dump with psql's \connect to another database; acme's own
+// older dump must be used and bob's data never land in acme.
+func TestDumpOfAnotherDatabase(t *testing.T) {
+	x := newFx(t, "bk/{name}/data-*.tar.gz", "tar_gz", "pg_custom")
+	tree(t, x.data("acme"), "acme")
+	own := x.customDump(t, "acme", 10, 30, false)
+	bobs := x.customDump(t, "bob", 77, 60, true)
+	st, when := stamp(2)
+	planted := filepath.Join(x.root, "bk", "acme", "db-"+st+".dump")
+	sh(t, "cp", bobs, planted)
+	must(t, os.Chtimes(planted, when, when))
+	res := x.restore(t, "acme")
+	if used := backupUsed(res, "database"); used != own {
+		t.Errorf("restore of acme's database used %q, want its own %s: %v", used, own, recoveryOf(res)["database"])
+	}
+	if got := x.psql(t, "postgres", fmt.Sprintf("SELECT count(*) FROM pg_database WHERE datname = '%s'", x.dbName("acme"))); got == "1" {
+		if n := x.psql(t, x.dbName("acme"), "SELECT count(*) FROM t"); n != "10" {
+			t.Errorf("acme's database holds %s rows: bob's dump (77 rows) was restored as acme's", n)
+		}
 	}
 }
