@@ -971,3 +971,56 @@ func TestDumpOfAnotherDatabase(t *testing.T) {
 		}
 	}
 }
+
+// TestRecoverInventsAnInstanceFromAnotherInstancesBackup attacks "only the
+// named instance's components are ever written" and the inventory of the
+// damage through `fleetsafe recover` on one host: with the rule
+// bk/data-{name}-*.tar.gz, the only backup is data-a-b-<stamp>.tar.gz,
+// instance a-b's (gone). No instance "a" ever existed; the plan must not
+// list one, and recover --confirm must not create it from a-b's backup.
+func TestRecoverInventsAnInstanceFromAnotherInstancesBackup(t *testing.T) {
+	x := newFx(t, "bk/data-{name}-*.tar.gz", "tar_gz", "")
+	src := t.TempDir()
+	tree(t, filepath.Join(src, "a-b", "data"), "a-b")
+	st, when := stamp(2)
+	tarOf(t, filepath.Join(src, "a-b"), "data", filepath.Join(x.root, "bk", "data-a-b-"+st+".tar.gz"), when)
+	bin := filepath.Join(library(t), "fleetsafe")
+	layoutsDir := t.TempDir()
+	plan, err := exec.Command(bin, "recover", "--layout-file", x.layout, "--layouts-dir", layoutsDir, "--json").Output()
+	var p map[string]any
+	if jerr := json.Unmarshal(plan, &p); jerr != nil {
+		t.Fatalf("recover: %v %v: %s", err, jerr, plan)
+	}
+	if dmg, _ := json.Marshal(p["damaged"]); strings.Contains(string(dmg), `"name":"a"`) {
+		t.Errorf("the plan lists an instance \"a\" that never existed, from a-b's backup: %s", dmg)
+	}
+	_, err = exec.Command(bin, "recover", "--layout-file", x.layout, "--layouts-dir", layoutsDir, "--confirm", "--json").CombinedOutput()
+	_ = err // the exit status is the table's; what matters is what was written
+	if _, err := os.Lstat(filepath.Join(x.root, "srv", x.app, "a")); err == nil {
+		t.Errorf("recover --confirm created an instance \"a\" that never existed, from instance a-b's backup: %v", listDir(t, filepath.Join(x.root, "srv", x.app, "a")))
+	}
+}
+
+// TestSymlinkedBackupNeverCreditsAnotherInstance attacks "each backup file
+// is credited to exactly one instance": acme's backup directory is a
+// symbolic link to bob's, or acme's backup file a link to bob's. Bob's
+// data must never become acme's.
+func TestSymlinkedBackupNeverCreditsAnotherInstance(t *testing.T) {
+	for _, mode := range []string{"directory", "file"} {
+		t.Run(mode, func(t *testing.T) {
+			x := newFx(t, "bk/{name}/data-*.tar.gz", "tar_gz", "")
+			bobs, _ := x.goodBackup(t, "bob", "bob", 2)
+			switch mode {
+			case "directory":
+				must(t, os.Symlink("bob", filepath.Join(x.root, "bk", "acme")))
+			case "file":
+				must(t, os.MkdirAll(filepath.Join(x.root, "bk", "acme"), 0o750))
+				must(t, os.Symlink(bobs, filepath.Join(x.root, "bk", "acme", filepath.Base(bobs))))
+			}
+			res := x.restore(t, "acme")
+			if b, err := os.ReadFile(filepath.Join(x.data("acme"), "a.txt")); err == nil && strings.Contains(string(b), "bob") {
+				t.Errorf("acme was restored with bob's data through a symlinked backup %s: %v", mode, res["msg"])
+			}
+		})
+	}
+}
