@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fleetsafe/fleetsafe/internal/fleettest"
 )
 
 // plainDumpOf writes, at out, a real plain pg_dump of database src with
@@ -293,6 +295,9 @@ func TestHostileTarNeverWritesOutside(t *testing.T) {
 		"another component":          {{name: "data/", typ: tar.TypeDir}, {name: "data/a", typ: tar.TypeReg, body: "x"}, {name: "config/evil", typ: tar.TypeReg, body: "x"}},
 		"another instance full path": {{name: "srv/bob/data/", typ: tar.TypeDir}, {name: "srv/bob/data/a", typ: tar.TypeReg, body: "x"}},
 		"sibling via dot":            {{name: "./", typ: tar.TypeDir}, {name: "./a", typ: tar.TypeReg, body: "x"}, {name: "../bob/data/a", typ: tar.TypeReg, body: "x"}},
+		"top is a link out":          {{name: "data", typ: tar.TypeSymlink, link: "../../../outside"}},
+		"top is a link then entries": {{name: "data", typ: tar.TypeSymlink, link: "../../../outside"}, {name: "data/escape", typ: tar.TypeReg, body: "x"}},
+		"dot is a link":              {{name: ".", typ: tar.TypeSymlink, link: "../../../outside"}, {name: "./escape", typ: tar.TypeReg, body: "x"}},
 	}
 	for name, entries := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -623,7 +628,7 @@ func TestTwoRunsAtOnce(t *testing.T) {
 	})
 	t.Run("two instances sharing a parent", func(t *testing.T) {
 		x := newFxPath(t, "srv/shared/{name}", "bk/{name}/data-*.tar.gz", "tar_gz", "")
-		names := []string{"acme", "bob", "carol"}
+		names := []string{"a", "a-b", "a-b-c"} // each name a prefix of the next
 		want := map[string]map[string]string{}
 		for _, n := range names {
 			_, want[n] = x.goodBackup(t, n, n, 2)
@@ -1056,5 +1061,59 @@ func TestPlainDumpWithAFailingStatementIsNotHalfLoaded(t *testing.T) {
 	}
 	if used := backupUsed(res, "database"); used != old {
 		t.Errorf("restore used %q, want the older good dump %s", used, old)
+	}
+}
+
+// TestFileComponentFromALink attacks "nothing outside the component's
+// location is ever touched" for a file component: its newest backup's one
+// entry is a symbolic link (to /etc/passwd, or up and out), or a hard
+// link to a file outside; the component must never become a way out, and
+// the older good backup (a tar of the file) is used.
+func TestFileComponentFromALink(t *testing.T) {
+	cases := map[string]tEntry{
+		"symlink absolute": {name: "conf.ini", typ: tar.TypeSymlink, link: "/etc/passwd"},
+		"symlink up":       {name: "conf.ini", typ: tar.TypeSymlink, link: "../../outside/secret"},
+		"hard link out":    {name: "conf.ini", typ: tar.TypeLink, link: "/etc/passwd"},
+	}
+	for name, e := range cases {
+		t.Run(name, func(t *testing.T) {
+			root := t.TempDir()
+			app := fleettest.RandomApp()
+			layout := filepath.Join(root, "layout.yml")
+			must(t, os.WriteFile(layout, []byte(fmt.Sprintf("app: %s\ncomponents:\n  - name: conf\n    type: file\n    path: %s/srv/%s/{name}/conf.ini\nbackups:\n  - component: conf\n    path: %s/bk/{name}/conf-*.tar.gz\n    format: tar_gz\n", app, root, app, root)), 0o644))
+			x := &fx{root: root, app: app, layout: layout, dataPath: filepath.Join(root, "srv", app, "{name}", "conf.ini")}
+			src := t.TempDir()
+			must(t, os.WriteFile(filepath.Join(src, "conf.ini"), []byte("good\n"), 0o640))
+			st, when := stamp(30)
+			good := filepath.Join(root, "bk", "acme", "conf-"+st+".tar.gz")
+			tarOf(t, src, "conf.ini", good, when)
+			st, when = stamp(2)
+			craftTarGz(t, filepath.Join(root, "bk", "acme", "conf-"+st+".tar.gz"), when, e)
+			res := x.restore(t, "acme")
+			fi, err := os.Lstat(x.data("acme"))
+			switch {
+			case err != nil:
+				t.Errorf("conf not restored: %v", res["msg"])
+			case !fi.Mode().IsRegular():
+				t.Errorf("the file component was restored as %v (from a %s entry): a way out of the instance", fi.Mode(), name)
+			case fi.Sys().(*syscall.Stat_t).Nlink > 1:
+				t.Errorf("the file component was restored as a hard link shared with another file")
+			}
+			if used := backupUsed(res, "conf"); used != good {
+				t.Errorf("restore used %q, want the older good %s", used, good)
+			}
+		})
+	}
+}
+
+// TestUnknownComponentIsNotNothingToDo attacks "results are honest": a
+// restore narrowed to a component the layout does not have (a typo) must
+// fail naming it, not answer "nothing to restore".
+func TestUnknownComponentIsNotNothingToDo(t *testing.T) {
+	x := newFx(t, "bk/{name}/data-*.tar.gz", "tar_gz", "")
+	x.goodBackup(t, "acme", "acme", 2)
+	res := x.restore(t, "acme", "components", []string{"dtaa"})
+	if res["failed"] != true {
+		t.Errorf("components [dtaa] (no such component) answered failed=%v: %v; data is still missing", res["failed"], res["msg"])
 	}
 }
