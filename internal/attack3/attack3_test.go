@@ -1117,3 +1117,92 @@ func TestUnknownComponentIsNotNothingToDo(t *testing.T) {
 		t.Errorf("components [dtaa] (no such component) answered failed=%v: %v; data is still missing", res["failed"], res["msg"])
 	}
 }
+
+// liveRowSomewhere says whether a database of the fixture's app (in place
+// or kept aside under any name) still holds the live-only row.
+func (x *fx) liveRowSomewhere(t *testing.T) bool {
+	t.Helper()
+	for _, db := range strings.Split(x.dbNames(t), ",") {
+		if db == "" {
+			continue
+		}
+		closed := x.psql(t, "postgres", fmt.Sprintf("SELECT NOT datallowconn FROM pg_database WHERE datname = '%s'", db)) == "t"
+		if closed {
+			x.psql(t, "postgres", fmt.Sprintf("ALTER DATABASE %q ALLOW_CONNECTIONS true", db))
+		}
+		c := exec.Command("psql", "-X", "-At", "-d", db, "-c", "SELECT count(*) FROM t WHERE i = -1")
+		c.Env = append(os.Environ(), x.pg.Env()...)
+		out, _ := c.Output()
+		if closed {
+			x.psql(t, "postgres", fmt.Sprintf("ALTER DATABASE %q ALLOW_CONNECTIONS false", db))
+		}
+		if strings.TrimSpace(string(out)) == "1" {
+			return true
+		}
+	}
+	return false
+}
+
+// liveFileSomewhere says whether the live-only file is still somewhere
+// under root outside the backups (in place or kept aside).
+func (x *fx) liveFileSomewhere(t *testing.T) bool {
+	t.Helper()
+	found := false
+	_ = filepath.WalkDir(x.root, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.Name() == "live-only" {
+			if b, _ := os.ReadFile(p); string(b) == "precious\n" {
+				found = true
+			}
+		}
+		return nil
+	})
+	return found
+}
+
+// TestForcedRestoreKilledLosesNothing attacks "with force the replaced one
+// is kept aside, recoverable", under SIGKILL at a random instant: the
+// present data (with a file only it has) and database (with a row only it
+// has) must, after the kill and after the re-run, still exist somewhere:
+// in place or kept aside.
+func TestForcedRestoreKilledLosesNothing(t *testing.T) {
+	x := newFx(t, "bk/{name}/data-*.tar.gz", "tar_gz", "pg_custom")
+	x.goodBackup(t, "acme", "acme", 2)
+	x.customDump(t, "acme", 500, 2, false)
+	archives := filepath.Join(x.root, "archives")
+	must(t, os.MkdirAll(archives, 0o700))
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 5))
+	for round := range 4 {
+		// The live instance: data with a file only it has, a database
+		// with a row only it has.
+		must(t, os.RemoveAll(filepath.Join(x.root, "srv")))
+		_ = os.RemoveAll(archives)
+		must(t, os.MkdirAll(archives, 0o700))
+		for _, db := range strings.Split(x.dbNames(t), ",") {
+			if db != "" {
+				x.psql(t, "postgres", fmt.Sprintf("DROP DATABASE %q WITH (FORCE)", db))
+			}
+		}
+		tree(t, x.data("acme"), "live")
+		must(t, os.WriteFile(filepath.Join(x.data("acme"), "live-only"), []byte("precious\n"), 0o600))
+		x.createDB(t, x.dbName("acme"), "CREATE TABLE t (i int, s text); INSERT INTO t VALUES (-1, 'live only');")
+		c := x.cmd(t, "acme", nil, "force", true, "archive_dir", archives)
+		must(t, c.Start())
+		d := time.Duration(rng.IntN(700)) * time.Millisecond
+		time.Sleep(d)
+		_ = c.Process.Signal(syscall.SIGKILL)
+		_ = c.Wait()
+		if !x.liveFileSomewhere(t) {
+			t.Errorf("round %d, killed after %v: the live data replaced by force is nowhere (neither in place nor kept aside)", round, d)
+		}
+		if !x.liveRowSomewhere(t) {
+			t.Errorf("round %d, killed after %v: the live database replaced by force is nowhere", round, d)
+		}
+		res := x.restore(t, "acme", "force", true, "archive_dir", archives)
+		if res["failed"] != false {
+			t.Errorf("round %d: the re-run after a kill at %v failed: %v", round, d, res["msg"])
+		}
+		if !x.liveFileSomewhere(t) || !x.liveRowSomewhere(t) {
+			t.Errorf("round %d: after the re-run the live data or database replaced by force is nowhere", round)
+		}
+	}
+}
