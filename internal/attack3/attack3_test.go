@@ -3,6 +3,7 @@ package attack3
 import (
 	"archive/tar"
 	"archive/zip"
+	"bytes"
 	crand "crypto/rand"
 	"encoding/json"
 	"fmt"
@@ -1204,5 +1205,71 @@ func TestForcedRestoreKilledLosesNothing(t *testing.T) {
 		if !x.liveFileSomewhere(t) || !x.liveRowSomewhere(t) {
 			t.Errorf("round %d: after the re-run the live data or database replaced by force is nowhere", round)
 		}
+	}
+}
+
+// TestTarCutAtAnEntryBoundary attacks "a broken backup is never used;
+// complete or absent": the newest backup is one whose tar was killed
+// while writing (or is still being written): GNU tar's output cut after
+// its 20th entry, without the end-of-archive blocks, stored as is or
+// compressed by a gzip or zstd that ended its stream properly (what a
+// pipeline `tar | gzip` leaves when tar dies). Nothing in it is
+// malformed, but it is not the whole component; the older complete one
+// must be used.
+func TestTarCutAtAnEntryBoundary(t *testing.T) {
+	for _, c := range []struct{ format, ext string }{{"tar", ".tar"}, {"tar_gz", ".tar.gz"}, {"tar_zst", ".tar.zst"}} {
+		t.Run(c.format, func(t *testing.T) {
+			x := newFx(t, "bk/{name}/data-*"+c.ext, c.format, "")
+			src := filepath.Join(t.TempDir(), "src")
+			tree(t, filepath.Join(src, "data"), "acme")
+			for i := range 60 {
+				must(t, os.WriteFile(filepath.Join(src, "data", fmt.Sprintf("f%02d", i)), []byte(strings.Repeat("z", 700+i)), 0o644))
+			}
+			want := digest(t, filepath.Join(src, "data"))
+			st, when := stamp(30)
+			good := filepath.Join(x.root, "bk", "acme", "data-"+st+c.ext)
+			must(t, os.MkdirAll(filepath.Dir(good), 0o750))
+			raw := filepath.Join(t.TempDir(), "full.tar")
+			sh(t, "tar", "-C", src, "-cf", raw, "data")
+			full, err := os.ReadFile(raw)
+			must(t, err)
+			compress := func(in, out string) {
+				switch c.format {
+				case "tar":
+					sh(t, "cp", in, out)
+				case "tar_gz":
+					sh(t, "sh", "-c", fmt.Sprintf("gzip -c < %q > %q", in, out))
+				case "tar_zst":
+					sh(t, "zstd", "-q", "-f", in, "-o", out)
+				}
+			}
+			compress(raw, good)
+			must(t, os.Chtimes(good, when, when))
+			// The cut: the offset just after the 20th entry of the same tar, as
+			// a tar killed in a pipeline leaves it (the compressor then ends its
+			// stream properly).
+			tr := tar.NewReader(bytes.NewReader(full))
+			cut := 0
+			for n := 0; n < 20; n++ {
+				h, err := tr.Next()
+				must(t, err)
+				cut += 512 + int((h.Size+511)/512*512)
+				if h.Typeflag == tar.TypeXHeader || h.Typeflag == tar.TypeGNULongName {
+					t.Skip("extended headers: the offset walk is not exact")
+				}
+			}
+			st, when = stamp(2)
+			bad := filepath.Join(x.root, "bk", "acme", "data-"+st+c.ext)
+			cutRaw := filepath.Join(t.TempDir(), "cut.tar")
+			must(t, os.WriteFile(cutRaw, full[:cut], 0o640))
+			compress(cutRaw, bad)
+			must(t, os.Chtimes(bad, when, when))
+			res := x.restore(t, "acme")
+			t.Logf("failed=%v msg=%v", res["failed"], res["msg"])
+			if used := backupUsed(res, "data"); used == bad {
+				got := digest(t, x.data("acme"))
+				t.Errorf("acme's data was restored from %s, a tar cut after its 20th entry (no end-of-archive blocks): %d entries of %d came back, reported as success", bad, len(got), len(want))
+			}
+		})
 	}
 }
