@@ -1273,3 +1273,43 @@ func TestTarCutAtAnEntryBoundary(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckModeAnnouncesTheBackupTheRunUses attacks "results are honest"
+// for the plan: check mode, and the damage inventory that
+// recover_fleet.yml and `fleetsafe recover` show before confirm=true, must
+// announce the backup, and so the recovery
+// point, that the real run then uses. The newest backup is well-formed
+// gzip holding an entry that climbs out (refused when staged); the older
+// one is good.
+func TestCheckModeAnnouncesTheBackupTheRunUses(t *testing.T) {
+	x := newFx(t, "bk/{name}/data-*.tar.gz", "tar_gz", "")
+	good, _ := x.goodBackup(t, "acme", "acme", 30)
+	st, when := stamp(2)
+	bad := filepath.Join(x.root, "bk", "acme", "data-"+st+".tar.gz")
+	craftTarGz(t, bad, when, tEntry{name: "data/", typ: tar.TypeDir}, tEntry{name: "data/../../escape", typ: tar.TypeReg, body: "x"})
+	plan := x.restore(t, "acme", "_ansible_check_mode", true)
+	out, _ := exec.Command(filepath.Join(library(t), "fleetsafe"), "recover", "--layout-file", x.layout, "--layouts-dir", t.TempDir(), "--json").Output()
+	var inv struct {
+		Damaged []struct {
+			Name       string           `json:"name"`
+			Components []map[string]any `json:"components"`
+		} `json:"damaged"`
+	}
+	if err := json.Unmarshal(out, &inv); err != nil || len(inv.Damaged) != 1 {
+		t.Fatalf("fleetsafe recover: %v: %s", err, out)
+	}
+	invPlan := map[string]any{"recovery": []any{}}
+	for _, c := range inv.Damaged[0].Components {
+		invPlan["recovery"] = append(invPlan["recovery"].([]any), c)
+	}
+	res := x.restore(t, "acme")
+	if used := backupUsed(res, "data"); used != good {
+		t.Fatalf("the run used %q, want %s", used, good)
+	}
+	if announced := backupUsed(plan, "data"); announced != good {
+		t.Errorf("check mode announced %s (2 h old) as the backup data would come from; the real run refused it and used %s (30 h old): the plan's recovery point was wrong by a day", announced, good)
+	}
+	if announced := backupUsed(invPlan, "data"); announced != good {
+		t.Errorf("fleetsafe recover's plan (the damage inventory) announced %s (2 h old); the real run refused it and used %s (30 h old)", announced, good)
+	}
+}
