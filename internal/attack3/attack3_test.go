@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"archive/zip"
 	"bytes"
+	"context"
 	crand "crypto/rand"
 	"encoding/json"
 	"fmt"
@@ -1311,5 +1312,63 @@ func TestCheckModeAnnouncesTheBackupTheRunUses(t *testing.T) {
 	}
 	if announced := backupUsed(invPlan, "data"); announced != good {
 		t.Errorf("fleetsafe recover's plan (the damage inventory) announced %s (2 h old); the real run refused it and used %s (30 h old)", announced, good)
+	}
+}
+
+// TestRestoredDatabaseKeepsItsOwner attacks "complete": acme's database
+// belongs to the application's role (as every multi-tenant setup has it:
+// in PostgreSQL 15 the owner of the database owns the public schema
+// through pg_database_owner, so the application creates its tables
+// there). The pg_dump -Fc archive names that owner (its DATABASE entry);
+// a plain dump names the owner of every object. After a restore, the
+// application's role must own the database again, or the result must say
+// it does not.
+func TestRestoredDatabaseKeepsItsOwner(t *testing.T) {
+	for _, format := range []string{"pg_custom", "pg_plain"} {
+		t.Run(format, func(t *testing.T) {
+			x := newFx(t, "bk/{name}/data-*.tar.gz", "tar_gz", format)
+			tree(t, x.data("acme"), "acme")
+			role := x.app + "_owner"
+			x.psql(t, "postgres", "CREATE ROLE "+role+" LOGIN")
+			t.Cleanup(func() {
+				_ = fleettest.DropDatabasesLike(context.Background(), x.pg, x.app)
+				c := exec.Command("psql", "-X", "-d", "postgres", "-c", "DROP ROLE IF EXISTS "+role)
+				c.Env = append(os.Environ(), x.pg.Env()...)
+				_ = c.Run()
+			})
+			db := x.dbName("acme")
+			x.psql(t, "postgres", fmt.Sprintf("CREATE DATABASE %q OWNER %s", db, role))
+			x.psql(t, db, fmt.Sprintf("SET ROLE %s; CREATE TABLE t (i int); INSERT INTO t SELECT generate_series(1, 10);", role))
+			st, when := stamp(2)
+			if format == "pg_custom" {
+				out := filepath.Join(x.root, "bk", "acme", "db-"+st+".dump")
+				must(t, os.MkdirAll(filepath.Dir(out), 0o750))
+				c := exec.Command("pg_dump", "--format=custom", "--file="+out, "--dbname="+db)
+				c.Env = append(os.Environ(), x.pg.Env()...)
+				if b, err := c.CombinedOutput(); err != nil {
+					t.Fatalf("pg_dump: %v: %s", err, b)
+				}
+				must(t, os.Chtimes(out, when, when))
+			} else {
+				out := filepath.Join(x.root, "bk", "acme", "db-"+st+".sql")
+				x.plainDumpOf(t, db, out, "")
+				must(t, os.Chtimes(out, when, when))
+			}
+			x.psql(t, "postgres", fmt.Sprintf("DROP DATABASE %q", db))
+			res := x.restore(t, "acme")
+			if res["failed"] != false {
+				t.Fatalf("restore failed: %v", res["msg"])
+			}
+			owner := x.psql(t, "postgres", fmt.Sprintf("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '%s'", db))
+			if owner == role || strings.Contains(fmt.Sprint(res["notes"]), "owner") {
+				return
+			}
+			// What the application does after a restore: create a table.
+			c := exec.Command("psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", "-d", db, "-c", fmt.Sprintf("SET ROLE %s; CREATE TABLE after_restore (i int);", role))
+			c.Env = append(os.Environ(), x.pg.Env()...)
+			b, _ := c.CombinedOutput()
+			t.Errorf("acme's database was restored owned by %q, not by its owner %q, and the result says nothing of it (notes %v); the application's role creating a table: %s",
+				owner, role, res["notes"], strings.TrimSpace(strings.ReplaceAll(string(b), "\n", " ")))
+		})
 	}
 }
