@@ -1372,3 +1372,57 @@ func TestRestoredDatabaseKeepsItsOwner(t *testing.T) {
 		})
 	}
 }
+
+// TestRestoredDatabaseKeepsItsIsolation attacks "another instance is never
+// touched" from the other side: on a multi-tenant host acme's database is
+// closed to other tenants (REVOKE CONNECT … FROM PUBLIC, CONNECT granted
+// to acme's role only), a setting pg_dump -Fc records in the archive
+// (DATABASE PROPERTIES). After a restore from it, bob's role must still
+// be unable to connect to acme's database, or the result must say the
+// database's grants were not restored.
+func TestRestoredDatabaseKeepsItsIsolation(t *testing.T) {
+	x := newFx(t, "bk/{name}/data-*.tar.gz", "tar_gz", "pg_custom")
+	tree(t, x.data("acme"), "acme")
+	acmeRole, bobRole := x.app+"_acme", x.app+"_bob"
+	for _, r := range []string{acmeRole, bobRole} {
+		x.psql(t, "postgres", "CREATE ROLE "+r+" LOGIN")
+	}
+	t.Cleanup(func() {
+		_ = fleettest.DropDatabasesLike(context.Background(), x.pg, x.app)
+		for _, r := range []string{acmeRole, bobRole} {
+			c := exec.Command("psql", "-X", "-d", "postgres", "-c", "DROP ROLE IF EXISTS "+r)
+			c.Env = append(os.Environ(), x.pg.Env()...)
+			_ = c.Run()
+		}
+	})
+	db := x.dbName("acme")
+	x.psql(t, "postgres", fmt.Sprintf("CREATE DATABASE %q", db))
+	x.psql(t, "postgres", fmt.Sprintf("REVOKE CONNECT, TEMPORARY ON DATABASE %q FROM PUBLIC; GRANT CONNECT ON DATABASE %q TO %s", db, db, acmeRole))
+	x.psql(t, db, "CREATE TABLE secrets (s text); INSERT INTO secrets VALUES ('acme only');")
+	canConnect := func(role string) bool {
+		return x.psql(t, "postgres", fmt.Sprintf("SELECT has_database_privilege('%s', '%s', 'CONNECT')", role, db)) == "t"
+	}
+	if canConnect(bobRole) {
+		t.Fatal("fixture: bob can connect before the restore")
+	}
+	st, when := stamp(2)
+	out := filepath.Join(x.root, "bk", "acme", "db-"+st+".dump")
+	must(t, os.MkdirAll(filepath.Dir(out), 0o750))
+	c := exec.Command("pg_dump", "--format=custom", "--file="+out, "--dbname="+db)
+	c.Env = append(os.Environ(), x.pg.Env()...)
+	if b, err := c.CombinedOutput(); err != nil {
+		t.Fatalf("pg_dump: %v: %s", err, b)
+	}
+	must(t, os.Chtimes(out, when, when))
+	x.psql(t, "postgres", fmt.Sprintf("DROP DATABASE %q", db))
+	res := x.restore(t, "acme")
+	if res["failed"] != false {
+		t.Fatalf("restore failed: %v", res["msg"])
+	}
+	if canConnect(bobRole) && !strings.Contains(strings.ToLower(fmt.Sprint(res["notes"])), "grant") {
+		t.Errorf("after the restore from backups, another tenant's role (%s) can connect to acme's database: the REVOKE CONNECT … FROM PUBLIC the archive records was not restored, and the result says nothing (notes %v)", bobRole, res["notes"])
+	}
+	if !canConnect(acmeRole) {
+		t.Errorf("after the restore, acme's own role lost CONNECT on its database")
+	}
+}
