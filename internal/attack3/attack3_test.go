@@ -1426,3 +1426,26 @@ func TestRestoredDatabaseKeepsItsIsolation(t *testing.T) {
 		t.Errorf("after the restore, acme's own role lost CONNECT on its database")
 	}
 }
+
+// TestEmptyDirectoryOfANewTenantGetsAPreviousTenantsData attacks "by
+// default only missing components come back; a present component is
+// never replaced without force", and "another instance's data is never
+// written": a name is reused. acme was deleted long ago; its backups were
+// kept (retention). A new tenant acme was created since: its data
+// directory exists and is still empty (nothing uploaded yet), its
+// database holds its first rows. A restore of acme with archive_dir (as
+// `fleetsafe recover` is run on the whole host after an incident) must
+// not fill the new tenant's empty directory with the previous tenant's
+// files.
+func TestEmptyDirectoryOfANewTenantGetsAPreviousTenantsData(t *testing.T) {
+	x := newFx(t, "bk/{name}/data-*.tar.gz", "tar_gz", "")
+	old, _ := x.goodBackup(t, "acme", "previous tenant", 24*400)
+	must(t, os.MkdirAll(x.data("acme"), 0o750)) // the new tenant, nothing uploaded yet
+	archives := filepath.Join(x.root, "archives")
+	must(t, os.MkdirAll(archives, 0o700))
+	res := x.restore(t, "acme", "archive_dir", archives)
+	t.Logf("failed=%v changed=%v msg=%v notes=%v", res["failed"], res["changed"], res["msg"], res["notes"])
+	if b, err := os.ReadFile(filepath.Join(x.data("acme"), "a.txt")); err == nil {
+		t.Errorf("the new tenant's present (empty) data directory was replaced, without force, by %s, a backup %v old of the previous tenant of the name: it now holds %q", old, recoveryOf(res)["data"]["backup"], b)
+	}
+}
