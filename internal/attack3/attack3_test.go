@@ -1449,3 +1449,22 @@ func TestEmptyDirectoryOfANewTenantGetsAPreviousTenantsData(t *testing.T) {
 		t.Errorf("the new tenant's present (empty) data directory was replaced, without force, by %s, a backup %v old of the previous tenant of the name: it now holds %q", old, recoveryOf(res)["data"]["backup"], b)
 	}
 }
+
+// TestHostileNamesAreRefused attacks "only the named instance's
+// components are ever written": names with path characters, globs,
+// whitespace or nothing are refused before anything is written, even when
+// a backup directory of that very name exists.
+func TestHostileNamesAreRefused(t *testing.T) {
+	x := newFx(t, "bk/{name}/data-*.tar.gz", "tar_gz", "")
+	x.goodBackup(t, "acme", "acme", 2)
+	before := digest(t, x.root)
+	for _, name := range []string{"", "../acme", "acme/..", "a*", "acme ", " acme", "acme\n", "ACME", ".", "..", "acme/../acme"} {
+		res := x.restore(t, name)
+		if res["failed"] != true {
+			t.Errorf("name %q was accepted: %v", name, res["msg"])
+		}
+	}
+	if got := digest(t, x.root); fmt.Sprint(got) != fmt.Sprint(before) {
+		t.Errorf("a refused name changed the file system")
+	}
+}
