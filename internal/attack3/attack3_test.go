@@ -683,7 +683,7 @@ func TestKilledAtRandomInstants(t *testing.T) {
 	want := digest(t, filepath.Join(src, "data"))
 	st, when := stamp(2)
 	tarOf(t, src, "data", filepath.Join(x.root, "bk", "acme", "data-"+st+".tar.gz"), when)
-	x.customDump(t, "acme", 2000, 2, false)
+	x.customDump(t, "acme", 500, 2, false)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3))
 	check := func(round int, after string) {
 		if _, err := os.Lstat(x.data("acme")); err == nil {
@@ -692,12 +692,12 @@ func TestKilledAtRandomInstants(t *testing.T) {
 			}
 		}
 		if x.psql(t, "postgres", fmt.Sprintf("SELECT count(*) FROM pg_database WHERE datname = '%s'", x.dbName("acme"))) == "1" {
-			if got := x.psql(t, x.dbName("acme"), "SELECT count(*) FROM t"); got != "2000" {
-				t.Errorf("round %d, %s: the database is present with %s rows of 2000", round, after, got)
+			if got := x.psql(t, x.dbName("acme"), "SELECT count(*) FROM t"); got != "500" {
+				t.Errorf("round %d, %s: the database is present with %s rows of 500", round, after, got)
 			}
 		}
 	}
-	for round := range 4 {
+	for round := range 3 {
 		must(t, os.RemoveAll(filepath.Join(x.root, "srv")))
 		x.psql(t, "postgres", fmt.Sprintf("DROP DATABASE IF EXISTS %q", x.dbName("acme")))
 		c := x.cmd(t, "acme", nil)
@@ -1173,7 +1173,7 @@ func TestForcedRestoreKilledLosesNothing(t *testing.T) {
 	archives := filepath.Join(x.root, "archives")
 	must(t, os.MkdirAll(archives, 0o700))
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 5))
-	for round := range 4 {
+	for round := range 3 {
 		// The live instance: data with a file only it has, a database
 		// with a row only it has.
 		must(t, os.RemoveAll(filepath.Join(x.root, "srv")))
