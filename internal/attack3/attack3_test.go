@@ -217,7 +217,6 @@ func (x *fx) goodBackup(t *testing.T, name, tag string, hoursAgo int) (string, m
 // too). A restore of acme must write neither there.
 func TestSymlinkedInstanceDirectoryLeadsTheRestoreOutside(t *testing.T) {
 	t.Run("to a directory outside", func(t *testing.T) {
-		t.Skip("open: FINDINGS-3.md #4")
 		x := newFx(t, "bk/{name}/data-*.tar.gz", "tar_gz", "")
 		x.goodBackup(t, "acme", "acme", 2)
 		outside := filepath.Join(x.root, "outside")
@@ -241,7 +240,6 @@ func TestSymlinkedInstanceDirectoryLeadsTheRestoreOutside(t *testing.T) {
 		}
 	})
 	t.Run("to another instance", func(t *testing.T) {
-		t.Skip("open: FINDINGS-3.md #3")
 		x := newFx(t, "bk/{name}/data-*.tar.gz", "tar_gz", "")
 		x.goodBackup(t, "acme", "acme", 2)
 		bob := filepath.Join(x.root, "srv", x.app, "bob")
@@ -463,7 +461,6 @@ func TestPresentComponentIsNeverReplacedWithoutForce(t *testing.T) {
 		}
 	})
 	t.Run("component replaced by a symlink", func(t *testing.T) {
-		t.Skip("open: FINDINGS-3.md #4")
 		x := newFx(t, "bk/{name}/data-*.tar.gz", "tar_gz", "")
 		x.goodBackup(t, "acme", "acme", 2)
 		outside := filepath.Join(x.root, "outside")

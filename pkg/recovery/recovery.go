@@ -317,8 +317,16 @@ func Restore(ctx context.Context, l *instance.Layout, req Request) (*Result, err
 		}
 	}
 	// A required component that is backed up but cannot be restored
-	// automatically leaves the instance partial: a finding.
+	// automatically leaves the instance partial: a finding. A component
+	// failed while planned (a link on its path) is one too.
 	for _, c := range res.Components {
+		if c.Status == StatusFailed && !slices.Contains(failed, c.Component) {
+			failed = append(failed, c.Component)
+			if firstErr == nil {
+				firstErr = fmt.Errorf("component %s: %s", c.Component, c.Reason)
+			}
+			continue
+		}
 		lc, _ := l.Component(c.Component)
 		if c.Status == StatusNotRestorable && !lc.Optional && (lc.Backup == nil || *lc.Backup) {
 			failed = append(failed, c.Component)
@@ -397,6 +405,23 @@ func planComponents(ctx context.Context, l *instance.Layout, req Request, res *R
 		var st instance.ComponentState
 		if inst != nil {
 			st, _ = inst.State(c.Name)
+		}
+		if k.Shape().IsTree() {
+			// A link on the way to the component (its {name} element or
+			// below) could lead into another instance or out: never
+			// written through, never called present.
+			link, err := linkOnPath(c, req.Name)
+			if err != nil {
+				return nil, err
+			}
+			if link == "" && st.Problem != "" {
+				link = st.Problem
+			}
+			if link != "" {
+				cr.Status, cr.Reason = StatusFailed, fmt.Sprintf("%s: a restore never writes through a link nor calls a component behind one present; nothing was written; replace the link by the instance's own directory (or remove it) and run again", link)
+				res.Components = append(res.Components, *cr)
+				continue
+			}
 		}
 		if st.Present {
 			placeholder := ""
