@@ -1223,7 +1223,6 @@ func TestForcedRestoreKilledLosesNothing(t *testing.T) {
 // malformed, but it is not the whole component; the older complete one
 // must be used.
 func TestTarCutAtAnEntryBoundary(t *testing.T) {
-	t.Skip("open: FINDINGS-3.md #8")
 	for _, c := range []struct{ format, ext string }{{"tar", ".tar"}, {"tar_gz", ".tar.gz"}, {"tar_zst", ".tar.zst"}} {
 		t.Run(c.format, func(t *testing.T) {
 			x := newFx(t, "bk/{name}/data-*"+c.ext, c.format, "")

@@ -1,7 +1,6 @@
 package backup
 
 import (
-	"archive/tar"
 	"archive/zip"
 	"bufio"
 	"bytes"
@@ -260,7 +259,7 @@ func checkFile(path, format string, checksum bool) (fileResult, error) {
 
 // readTar reads every entry of a tar stream to its end.
 func readTar(r io.Reader) error {
-	tr := tar.NewReader(r)
+	tr := NewTarReader(r)
 	n := 0
 	for {
 		hdr, err := tr.Next()

@@ -23,6 +23,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/fleetsafe/fleetsafe/pkg/backup"
 	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
 )
 
@@ -88,7 +89,8 @@ func eachEntry(ctx context.Context, file, format string, uid, gid int, fn func(e
 	default:
 		return fmt.Errorf("format %s is not a tar or zip backup", format)
 	}
-	tr := tar.NewReader(r)
+	// A tar cut at an entry boundary is refused (*backup.TruncatedTarError).
+	tr := backup.NewTarReader(r)
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
