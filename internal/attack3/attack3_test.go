@@ -796,7 +796,6 @@ func TestBackupThatIsAFIFO(t *testing.T) {
 // well-formed forged tar of other content, while restores run. A restore
 // must never put the forged content in place.
 func TestBackupSwappedWhileRead(t *testing.T) {
-	t.Skip("open: FINDINGS-3.md #6")
 	x := newFx(t, "bk/{name}/data-*.tar.gz", "tar_gz\n    checksum: sha256_sidecar", "")
 	good, want := x.goodBackup(t, "acme", "acme", 2)
 	sidecar(t, good)

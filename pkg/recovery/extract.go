@@ -277,7 +277,7 @@ type stagedTree struct {
 // it is written. The tree is then given its metadata and compared with
 // what was read (names, kinds, sizes, sha256, links, modes, owners,
 // mtimes), and every directory is synced.
-func extractTree(ctx context.Context, backupFile, format, locator string, isDir bool, top string, mtime time.Time) (*stagedTree, error) {
+func extractTree(ctx context.Context, backupFile, content, format, locator string, isDir bool, top string, mtime time.Time) (*stagedTree, error) {
 	root, err := os.OpenRoot(top)
 	if err != nil {
 		return nil, err
@@ -291,7 +291,7 @@ func extractTree(ctx context.Context, backupFile, format, locator string, isDir 
 	}
 	out := &stagedTree{}
 	seen := map[string]int{}
-	err = eachEntry(ctx, backupFile, format, uid, gid, func(e entry) error {
+	err = eachEntry(ctx, content, format, uid, gid, func(e entry) error {
 		hdr := e.hdr
 		rel, err := m.rel(hdr.Name)
 		if err != nil {

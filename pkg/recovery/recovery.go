@@ -193,6 +193,9 @@ type plan struct {
 	chosen  int // index in cands, -1 when none
 	staged  string
 	layout  string
+	// pin holds the chosen candidate open: it is judged and restored
+	// through this one descriptor (its Content), never by its path again.
+	pin *pinned
 }
 
 // Restore brings back the components of instance name from the newest
@@ -267,6 +270,11 @@ func Restore(ctx context.Context, l *instance.Layout, req Request) (*Result, err
 			}
 		}
 	}
+	defer func() {
+		for _, p := range plans {
+			p.pin.close()
+		}
+	}()
 	req.step("select")
 	var aside *softdelete.Aside
 	defer func() { _ = aside.Close() }()
@@ -506,11 +514,19 @@ func choose(ctx context.Context, p *plan, from int, now time.Time) error {
 				break
 			}
 		}
+		p.pin.close()
+		p.pin = pin(c.Path)
+		if p.pin != nil {
+			c.Content = p.pin.content
+			p.cands[i].Content = p.pin.content
+		}
 		failed, err := backup.Judge(ctx, c, older, db)
 		if err != nil {
 			return err
 		}
 		if len(failed) > 0 {
+			p.pin.close()
+			p.pin = nil
 			p.res.Refused = append(p.res.Refused, Refused{Path: c.Path, MTime: c.MTime.UTC(), Reason: backup.Reasons(failed)})
 			continue
 		}
@@ -539,6 +555,12 @@ func restoreOne(ctx context.Context, l *instance.Layout, req Request, p *plan, a
 	env := req.Options.Env()
 	for {
 		err := stage(ctx, req, p, res)
+		if err == nil {
+			if err = p.pin.changed(); err != nil && p.staged != "" {
+				_ = p.k.DropStaging(ctx, env, p.staged, false)
+				p.staged = ""
+			}
+		}
 		if err == nil {
 			break
 		}
@@ -618,9 +640,9 @@ func stage(ctx context.Context, req Request, p *plan, res *Result) error {
 				return fmt.Errorf("a %s component cannot be restored from a plain SQL dump", p.c.Type)
 			}
 			staged, err = sp.StagePlain(ctx, env, p.t, kind.Backup{Format: c.Rule.Format, File: c.Path,
-				Plain: func() (io.Reader, func() error, error) { return backup.OpenPlainSQL(c.Path) }})
+				Plain: func() (io.Reader, func() error, error) { return backup.OpenPlainSQL(c.ContentPath()) }})
 		default:
-			staged, err = p.k.Stage(ctx, env, p.t, c.Path)
+			staged, err = p.k.Stage(ctx, env, p.t, c.ContentPath())
 		}
 		if err != nil {
 			if staged != "" {
@@ -643,7 +665,7 @@ func stage(ctx context.Context, req Request, p *plan, res *Result) error {
 	if err := os.Mkdir(top, 0o700); err != nil {
 		return fmt.Errorf("component %s: create staging directory: %w", p.c.Name, err)
 	}
-	tree, err := extractTree(ctx, c.Path, c.Rule.Format, p.t.Locator, p.k.Shape() == kind.TreeDir, top, c.MTime)
+	tree, err := extractTree(ctx, c.Path, c.ContentPath(), c.Rule.Format, p.t.Locator, p.k.Shape() == kind.TreeDir, top, c.MTime)
 	if err != nil {
 		if derr := p.k.DropStaging(ctx, env, top, false); derr != nil {
 			return fmt.Errorf("%w; removing the staging directory %s also failed: %v", err, top, derr)
