@@ -853,7 +853,6 @@ func TestBackupSwappedWhileRead(t *testing.T) {
 // bring back an older, smaller backup (a day of data lost to a full disk)
 // as a success.
 func TestFullDiskFallsBackToOlderData(t *testing.T) {
-	t.Skip("open: FINDINGS-3.md #7")
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to mount a tmpfs")
 	}

@@ -35,6 +35,58 @@ type BackupContentError struct {
 	Backup string
 	Entry  string
 	Reason string
+	// Err is the error the reason was made from, when there is one.
+	Err error
+}
+
+// Unwrap returns the error the reason was made from.
+func (e *BackupContentError) Unwrap() error { return e.Err }
+
+// PlaceError is a backup that passed every check but cannot be staged
+// because of the place it goes to (no space left, a read-only or
+// forbidden directory, a database server down): not a property of the
+// backup, so no older backup is used instead; the component fails and the
+// same backup is the one to use once the place is fixed.
+type PlaceError struct {
+	Backup string
+	Reason string
+	Err    error
+}
+
+func (e *PlaceError) Error() string { return fmt.Sprintf("backup %s: %s", e.Backup, e.Reason) }
+
+// Unwrap returns the underlying error.
+func (e *PlaceError) Unwrap() error { return e.Err }
+
+// Hint tells the operator what to do.
+func (e *PlaceError) Hint() string {
+	return "nothing was put in place and the staging was removed; fix the place (make room, fix permissions, start the server) and run again: the same backup will be used"
+}
+
+// placeFailure says whether err comes from the place a backup is staged
+// into rather than from the backup.
+func placeFailure(err error) bool {
+	var pe *PlaceError
+	if errors.As(err, &pe) {
+		return true
+	}
+	for _, e := range []error{syscall.ENOSPC, syscall.EDQUOT, syscall.EROFS, syscall.EACCES, syscall.EPERM,
+		syscall.EIO, syscall.EMFILE, syscall.ENFILE, syscall.ENOMEM} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	// PostgreSQL's own words (pg_restore and psql report them as text).
+	msg := err.Error()
+	for _, s := range []string{"No space left on device", "could not extend file", "Disk quota exceeded",
+		"Read-only file system", "could not connect to server", "connection to server", "server closed the connection unexpectedly",
+		"the database system is starting up", "the database system is shutting down", "too many connections",
+		"remaining connection slots are reserved"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }
 
 func (e *BackupContentError) Error() string {
@@ -328,8 +380,8 @@ func extractTree(ctx context.Context, backupFile, content, format, locator strin
 		}
 		if check.Typeflag == tar.TypeReg {
 			if hdr.Size > budget-out.bytes {
-				return &BackupContentError{Backup: backupFile, Entry: hdr.Name,
-					Reason: fmt.Sprintf("%d bytes, more than the %d bytes left on the staging filesystem %s", hdr.Size, max(budget-out.bytes, 0), top)}
+				return &PlaceError{Backup: backupFile,
+					Reason: fmt.Sprintf("entry %q: %d bytes, more than the %d bytes left on the staging filesystem %s", hdr.Name, hdr.Size, max(budget-out.bytes, 0), top)}
 			}
 		}
 		fe := softdelete.FileEntry{Path: rel, Mode: uint32(fs.FileMode(hdr.Mode).Perm() | goBits(hdr.Mode)),
@@ -358,7 +410,7 @@ func extractTree(ctx context.Context, backupFile, content, format, locator strin
 			}
 		}
 		if err := writeStaged(root, rel, &check, open); err != nil {
-			return &BackupContentError{Backup: backupFile, Entry: hdr.Name, Reason: err.Error()}
+			return &BackupContentError{Backup: backupFile, Entry: hdr.Name, Reason: err.Error(), Err: err}
 		}
 		if h != nil {
 			fe.SHA256 = hex.EncodeToString(h.Sum(nil))
@@ -376,7 +428,8 @@ func extractTree(ctx context.Context, backupFile, content, format, locator strin
 	})
 	if err != nil {
 		var ce *BackupContentError
-		if errors.As(err, &ce) {
+		var pe *PlaceError
+		if errors.As(err, &ce) || errors.As(err, &pe) {
 			return nil, err
 		}
 		return nil, &BackupContentError{Backup: backupFile, Reason: "read: " + err.Error()}

@@ -568,6 +568,13 @@ func restoreOne(ctx context.Context, l *instance.Layout, req Request, p *plan, a
 			p.res.Status, p.res.Reason = StatusFailed, err.Error()
 			return err
 		}
+		if placeFailure(err) {
+			// The backup passed every check; the place could not take
+			// it. An older backup would cost data for a fault that is
+			// not the backup's: the component fails, as it was.
+			p.res.Status, p.res.Reason = StatusFailed, fmt.Sprintf("%v: the backup passed every check and is still the one to use; the failure is the place's, not the backup's, so no older backup was used; nothing was put in place and the staging was removed: fix it (make room, permissions, server) and run again", err)
+			return err
+		}
 		// The content could not be staged (nothing was put in place):
 		// refuse this backup and fall back to the next good one.
 		c := p.cands[p.chosen]
