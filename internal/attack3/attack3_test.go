@@ -1286,7 +1286,6 @@ func TestTarCutAtAnEntryBoundary(t *testing.T) {
 // gzip holding an entry that climbs out (refused when staged); the older
 // one is good.
 func TestCheckModeAnnouncesTheBackupTheRunUses(t *testing.T) {
-	t.Skip("open: FINDINGS-3.md #9")
 	x := newFx(t, "bk/{name}/data-*.tar.gz", "tar_gz", "")
 	good, _ := x.goodBackup(t, "acme", "acme", 30)
 	st, when := stamp(2)

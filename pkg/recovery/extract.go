@@ -13,6 +13,7 @@ import (
 	"hash"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path"
 	"path/filepath"
@@ -329,21 +330,28 @@ type stagedTree struct {
 // it is written. The tree is then given its metadata and compared with
 // what was read (names, kinds, sizes, sha256, links, modes, owners,
 // mtimes), and every directory is synced.
+//
+// With top "" nothing is written: every entry is read and judged as the
+// extraction would (check mode's plan refuses what the run would refuse).
 func extractTree(ctx context.Context, backupFile, content, format, locator string, isDir bool, top string, mtime time.Time) (*stagedTree, error) {
-	root, err := os.OpenRoot(top)
-	if err != nil {
-		return nil, err
+	dry := top == ""
+	var root *os.Root
+	budget := int64(math.MaxInt64)
+	if !dry {
+		var err error
+		if root, err = os.OpenRoot(top); err != nil {
+			return nil, err
+		}
+		defer root.Close()
+		if budget, err = freeBytes(top); err != nil {
+			return nil, err
+		}
 	}
-	defer root.Close()
 	uid, gid := ownerOf(filepath.Dir(locator))
 	m := &mapper{backup: backupFile, base: filepath.Base(locator), full: strings.TrimPrefix(locator, "/"), isDir: isDir}
-	budget, err := freeBytes(top)
-	if err != nil {
-		return nil, err
-	}
 	out := &stagedTree{}
 	seen := map[string]int{}
-	err = eachEntry(ctx, content, format, uid, gid, func(e entry) error {
+	err := eachEntry(ctx, content, format, uid, gid, func(e entry) error {
 		hdr := e.hdr
 		rel, err := m.rel(hdr.Name)
 		if err != nil {
@@ -409,7 +417,9 @@ func extractTree(ctx context.Context, backupFile, content, format, locator strin
 				return readHasher{io.TeeReader(io.LimitReader(rc, hdr.Size+1), h), rc}, nil
 			}
 		}
-		if err := writeStaged(root, rel, &check, open); err != nil {
+		if dry {
+			open = nil
+		} else if err := writeStaged(root, rel, &check, open); err != nil {
 			return &BackupContentError{Backup: backupFile, Entry: hdr.Name, Reason: err.Error(), Err: err}
 		}
 		if h != nil {
@@ -436,6 +446,10 @@ func extractTree(ctx context.Context, backupFile, content, format, locator strin
 	}
 	if len(out.entries) == 0 {
 		return nil, &BackupContentError{Backup: backupFile, Reason: "no entry for the component: expected " + m.describe()}
+	}
+	if dry {
+		out.layout = m.layout
+		return out, nil
 	}
 	if _, ok := seen[m.base]; !ok {
 		// Entries without their top directory (tar of the files only):

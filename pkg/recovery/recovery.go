@@ -196,6 +196,9 @@ type plan struct {
 	// pin holds the chosen candidate open: it is judged and restored
 	// through this one descriptor (its Content), never by its path again.
 	pin *pinned
+	// readContent: check mode reads a tree backup's entries as the
+	// extraction would, so that the plan refuses what the run refuses.
+	readContent bool
 }
 
 // Restore brings back the components of instance name from the newest
@@ -262,6 +265,7 @@ func Restore(ctx context.Context, l *instance.Layout, req Request) (*Result, err
 		}
 		for _, p := range plans {
 			p.cands = set.ByComponent[p.c.Name]
+			p.readContent = req.CheckMode
 			for _, pr := range set.Problems[p.c.Name] {
 				res.note("component %s: %s", p.c.Name, pr.Detail)
 			}
@@ -286,9 +290,14 @@ func Restore(ctx context.Context, l *instance.Layout, req Request) (*Result, err
 		}
 		if req.CheckMode {
 			// Check mode lists what would be restored, as archive
-			// restores do.
+			// restores do. A tree backup's entries were read as the run
+			// reads them; a dump's statements are proven only by loading
+			// them: say that the run may still fall back.
 			p.res.Status = StatusWouldRestore
 			res.Restored = append(res.Restored, p.c.Name)
+			if p.k.Shape() == kind.Dump {
+				res.note("component %s: the dump %s passed every check a plan can make; its content is proven only when the run loads it: if it is rejected then, the run falls back to the next older good backup and says so", p.c.Name, p.res.Backup.Path)
+			}
 			continue
 		}
 		if p.present && aside == nil {
@@ -524,10 +533,19 @@ func choose(ctx context.Context, p *plan, from int, now time.Time) error {
 		if err != nil {
 			return err
 		}
-		if len(failed) > 0 {
+		reason := backup.Reasons(failed)
+		if len(failed) == 0 && p.readContent && p.k.Shape().IsTree() {
+			if _, err := extractTree(ctx, c.Path, c.ContentPath(), c.Rule.Format, p.t.Locator, p.k.Shape() == kind.TreeDir, "", c.MTime); err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				reason = "restore: " + err.Error()
+			}
+		}
+		if reason != "" {
 			p.pin.close()
 			p.pin = nil
-			p.res.Refused = append(p.res.Refused, Refused{Path: c.Path, MTime: c.MTime.UTC(), Reason: backup.Reasons(failed)})
+			p.res.Refused = append(p.res.Refused, Refused{Path: c.Path, MTime: c.MTime.UTC(), Reason: reason})
 			continue
 		}
 		p.chosen = i
