@@ -261,7 +261,6 @@ func TestSymlinkedInstanceDirectoryLeadsTheRestoreOutside(t *testing.T) {
 // incident); a restore of a must use a's own (older) backup, never a-b's
 // newer one.
 func TestAmbiguousBackupNameIsNeverAnotherInstances(t *testing.T) {
-	t.Skip("open: FINDINGS-3.md #5")
 	x := newFx(t, "bk/data-{name}-*.tar.gz", "tar_gz", "")
 	src := t.TempDir()
 	tree(t, filepath.Join(src, "a", "data"), "a")

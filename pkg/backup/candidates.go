@@ -84,7 +84,7 @@ func Candidates(ctx context.Context, l *instance.Layout, name string, opts Optio
 func candidateSet(l *instance.Layout, own *owners, name string, now time.Time) *CandidateSet {
 	set := &CandidateSet{ByComponent: map[string][]Candidate{}, Problems: map[string][]CheckResult{}}
 	for ri, r := range l.Backups {
-		files, ambiguous := own.filesOf(ri, name)
+		files, ambiguous := own.certainFilesOf(ri, name)
 		st := scanRule(r, name, nil, ambiguous, own.unreadableFor(l, ri, name), now)
 		for _, c := range st.checks {
 			if c.Status == StatusFailed && c.Check != CheckPresent {
