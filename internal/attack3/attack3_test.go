@@ -1442,7 +1442,6 @@ func TestRestoredDatabaseKeepsItsIsolation(t *testing.T) {
 // not fill the new tenant's empty directory with the previous tenant's
 // files.
 func TestEmptyDirectoryOfANewTenantGetsAPreviousTenantsData(t *testing.T) {
-	t.Skip("open: FINDINGS-3.md #12")
 	x := newFx(t, "bk/{name}/data-*.tar.gz", "tar_gz", "")
 	old, _ := x.goodBackup(t, "acme", "previous tenant", 24*400)
 	must(t, os.MkdirAll(x.data("acme"), 0o750)) // the new tenant, nothing uploaded yet

@@ -7,6 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
 	"github.com/fleetsafe/fleetsafe/pkg/kind"
@@ -45,4 +48,13 @@ func linkOnPath(c instance.Component, name string) (string, error) {
 		}
 		p = filepath.Join(p, elems[i])
 	}
+}
+
+// birthTime is when path was created, when its filesystem records it.
+func birthTime(path string) (time.Time, bool) {
+	var sx unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, path, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_BTIME, &sx); err != nil || sx.Mask&unix.STATX_BTIME == 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(sx.Btime.Sec, int64(sx.Btime.Nsec)), true
 }

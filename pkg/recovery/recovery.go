@@ -196,6 +196,11 @@ type plan struct {
 	// pin holds the chosen candidate open: it is judged and restored
 	// through this one descriptor (its Content), never by its path again.
 	pin *pinned
+	// placeholder is the present placeholder to replace (no force), born
+	// its birth time when the filesystem records it.
+	placeholder string
+	born        time.Time
+	bornKnown   bool
 	// readContent: check mode reads a tree backup's entries as the
 	// extraction would, so that the plan refuses what the run refuses.
 	readContent bool
@@ -271,6 +276,21 @@ func Restore(ctx context.Context, l *instance.Layout, req Request) (*Result, err
 			}
 			if err := choose(ctx, p, 0, req.Now); err != nil {
 				return res, err
+			}
+			if p.placeholder != "" && p.chosen >= 0 {
+				c := p.cands[p.chosen]
+				if !p.bornKnown || !c.MTime.After(p.born) {
+					when := "its birth time is not recorded by its filesystem"
+					if p.bornKnown {
+						when = "it was made " + p.born.UTC().Format(time.RFC3339) + ", after that backup"
+					}
+					p.res.Status, p.res.Reason = StatusPresent, fmt.Sprintf("present but %s (a placeholder) and %s (%s): it may be a new tenant's, not damage; left as it is (force replaces it)", p.placeholder, when, c.Path)
+					p.chosen = -1
+					p.pin.close()
+					p.pin = nil
+					continue
+				}
+				res.note("component %s is %s (a placeholder, made %s, before its backup %s): it is moved aside into quarantine and replaced by it", p.c.Name, p.placeholder, p.born.UTC().Format(time.RFC3339), c.Path)
 			}
 		}
 	}
@@ -449,9 +469,12 @@ func planComponents(ctx context.Context, l *instance.Layout, req Request, res *R
 			switch {
 			case placeholder != "" && req.ArchiveDir != "" && restorable(l, c) == "":
 				// An empty directory or file left by a rogue rm of the
-				// content, or made by a package script: replaced by the
-				// backup like force would, moved aside into quarantine.
-				res.note("component %s is %s (a placeholder): it is moved aside into quarantine and replaced by its backup", c.Name, placeholder)
+				// content: replaced by the backup like force would, moved
+				// aside into quarantine; but only by a backup newer than
+				// the placeholder's birth (a new tenant's empty directory
+				// is not damage), decided once the backup is chosen.
+				p.placeholder = placeholder
+				p.born, p.bornKnown = birthTime(st.Locator)
 			case placeholder != "":
 				cr.Status, cr.Reason = StatusPresent, fmt.Sprintf("present but %s (a placeholder): give archive_dir to have it moved aside into quarantine and replaced by its backup, or force", placeholder)
 				res.Components = append(res.Components, *cr)
