@@ -19,6 +19,12 @@ type Candidate struct {
 	Path  string
 	Size  int64
 	MTime time.Time
+	// Content, when set, is where the file's content is read from
+	// instead of Path: the /proc path of a descriptor the caller holds
+	// open, so that the file judged is the file it then restores, even
+	// when Path is renamed over meanwhile. Sidecars and names still
+	// come from Path.
+	Content string
 	// Refused, when not empty, are the failed checks that make this file
 	// unusable before it is even read (ownership, a date in the future).
 	Refused []CheckResult
@@ -32,6 +38,15 @@ type CandidateSet struct {
 	// Problems are failed checks not tied to one candidate: directories
 	// that could not be read, files another name can claim too.
 	Problems map[string][]CheckResult
+}
+
+// ContentPath is where the candidate's content is read from: Content,
+// or Path.
+func (c Candidate) ContentPath() string {
+	if c.Content != "" {
+		return c.Content
+	}
+	return c.Path
 }
 
 // Candidates lists, without reading them, the backup files each rule of
@@ -69,7 +84,7 @@ func Candidates(ctx context.Context, l *instance.Layout, name string, opts Optio
 func candidateSet(l *instance.Layout, own *owners, name string, now time.Time) *CandidateSet {
 	set := &CandidateSet{ByComponent: map[string][]Candidate{}, Problems: map[string][]CheckResult{}}
 	for ri, r := range l.Backups {
-		files, ambiguous := own.filesOf(ri, name)
+		files, ambiguous := own.certainFilesOf(ri, name)
 		st := scanRule(r, name, nil, ambiguous, own.unreadableFor(l, ri, name), now)
 		for _, c := range st.checks {
 			if c.Status == StatusFailed && c.Check != CheckPresent {
@@ -119,13 +134,13 @@ func Judge(ctx context.Context, c Candidate, older *Candidate, database string) 
 			Previous: older.Path, Size: c.Size, PreviousSize: older.Size, Min: r.MaxShrink}))
 	}
 	if database != "" && (r.Format == "pg_custom" || r.Format == "any") {
-		if db, ok := dumpDatabase(c.Path); ok && db != database {
+		if db, ok := dumpDatabase(c.ContentPath()); ok && db != database {
 			failed = append(failed, bad(withCheck(base, CheckOwner), StatusFailed, &DatabaseMismatchError{Path: c.Path,
 				Rule: ruleLabel(r), Want: database, Got: db}))
 			return failed, nil
 		}
 	}
-	res, err := checkFile(c.Path, r.Format, r.Checksum == "sha256_sidecar")
+	res, err := checkFileFrom(c.Path, c.ContentPath(), r.Format, r.Checksum == "sha256_sidecar")
 	if err != nil {
 		res.checked = true
 		res.format = &FormatError{Path: c.Path, Format: r.Format, Msg: "cannot be read: " + err.Error()}

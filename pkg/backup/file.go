@@ -1,7 +1,6 @@
 package backup
 
 import (
-	"archive/tar"
 	"archive/zip"
 	"bufio"
 	"bytes"
@@ -122,6 +121,13 @@ func peek(r *bufio.Reader, n int) []byte {
 // checkFile reads path once: the sha256 (when checksum is asked) and the
 // format check share the read.
 func checkFile(path, format string, checksum bool) (fileResult, error) {
+	return checkFileFrom(path, path, format, checksum)
+}
+
+// checkFileFrom is checkFile reading the content from content (an open
+// descriptor's /proc path, so that the file checked is the file a restore
+// then reads), the sidecar and the names from path.
+func checkFileFrom(path, content, format string, checksum bool) (fileResult, error) {
 	var res fileResult
 	var want string
 	if checksum {
@@ -131,7 +137,7 @@ func checkFile(path, format string, checksum bool) (fileResult, error) {
 			checksum = false
 		}
 	}
-	f, err := os.Open(path)
+	f, err := os.Open(content)
 	if err != nil {
 		return res, fmt.Errorf("open backup: %w", err)
 	}
@@ -260,7 +266,7 @@ func checkFile(path, format string, checksum bool) (fileResult, error) {
 
 // readTar reads every entry of a tar stream to its end.
 func readTar(r io.Reader) error {
-	tr := tar.NewReader(r)
+	tr := NewTarReader(r)
 	n := 0
 	for {
 		hdr, err := tr.Next()

@@ -298,6 +298,28 @@ func (o *owners) filesOf(i int, name string) (own []backupFile, ambiguous []owne
 	return own, ambiguous
 }
 
+// certainFilesOf is filesOf for a restore of name: a file is credited
+// to name only when no other valid name can have written it (its name
+// matches the rule for name alone). The requested name is known because
+// it is asked for, not because the file is proven its own: a file another
+// valid name could claim (data-a-b-… under data-{name}-*, for a and a-b,
+// both gone) is uncertain, as the damage inventory lists it, and is never
+// restored as name's.
+func (o *owners) certainFilesOf(i int, name string) (own []backupFile, ambiguous []ownedFile) {
+	files, ambiguous := o.filesOf(i, name)
+	for _, f := range files {
+		j := slices.IndexFunc(o.byRule[i], func(of ownedFile) bool { return of.path == f.path })
+		if j >= 0 && len(o.byRule[i][j].candidates) > 1 {
+			of := o.byRule[i][j]
+			of.owners = of.candidates
+			ambiguous = append(ambiguous, of)
+			continue
+		}
+		own = append(own, f)
+	}
+	return own, ambiguous
+}
+
 // unreadableFor returns the directories of rule i that could hold a backup
 // of name and could not be read.
 func (o *owners) unreadableFor(l *instance.Layout, i int, name string) []dirError {

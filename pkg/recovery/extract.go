@@ -13,6 +13,7 @@ import (
 	"hash"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path"
 	"path/filepath"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/fleetsafe/fleetsafe/pkg/backup"
 	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
 )
 
@@ -34,6 +36,58 @@ type BackupContentError struct {
 	Backup string
 	Entry  string
 	Reason string
+	// Err is the error the reason was made from, when there is one.
+	Err error
+}
+
+// Unwrap returns the error the reason was made from.
+func (e *BackupContentError) Unwrap() error { return e.Err }
+
+// PlaceError is a backup that passed every check but cannot be staged
+// because of the place it goes to (no space left, a read-only or
+// forbidden directory, a database server down): not a property of the
+// backup, so no older backup is used instead; the component fails and the
+// same backup is the one to use once the place is fixed.
+type PlaceError struct {
+	Backup string
+	Reason string
+	Err    error
+}
+
+func (e *PlaceError) Error() string { return fmt.Sprintf("backup %s: %s", e.Backup, e.Reason) }
+
+// Unwrap returns the underlying error.
+func (e *PlaceError) Unwrap() error { return e.Err }
+
+// Hint tells the operator what to do.
+func (e *PlaceError) Hint() string {
+	return "nothing was put in place and the staging was removed; fix the place (make room, fix permissions, start the server) and run again: the same backup will be used"
+}
+
+// placeFailure says whether err comes from the place a backup is staged
+// into rather than from the backup.
+func placeFailure(err error) bool {
+	var pe *PlaceError
+	if errors.As(err, &pe) {
+		return true
+	}
+	for _, e := range []error{syscall.ENOSPC, syscall.EDQUOT, syscall.EROFS, syscall.EACCES, syscall.EPERM,
+		syscall.EIO, syscall.EMFILE, syscall.ENFILE, syscall.ENOMEM} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	// PostgreSQL's own words (pg_restore and psql report them as text).
+	msg := err.Error()
+	for _, s := range []string{"No space left on device", "could not extend file", "Disk quota exceeded",
+		"Read-only file system", "could not connect to server", "connection to server", "server closed the connection unexpectedly",
+		"the database system is starting up", "the database system is shutting down", "too many connections",
+		"remaining connection slots are reserved"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }
 
 func (e *BackupContentError) Error() string {
@@ -88,7 +142,8 @@ func eachEntry(ctx context.Context, file, format string, uid, gid int, fn func(e
 	default:
 		return fmt.Errorf("format %s is not a tar or zip backup", format)
 	}
-	tr := tar.NewReader(r)
+	// A tar cut at an entry boundary is refused (*backup.TruncatedTarError).
+	tr := backup.NewTarReader(r)
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -275,21 +330,28 @@ type stagedTree struct {
 // it is written. The tree is then given its metadata and compared with
 // what was read (names, kinds, sizes, sha256, links, modes, owners,
 // mtimes), and every directory is synced.
-func extractTree(ctx context.Context, backupFile, format, locator string, isDir bool, top string, mtime time.Time) (*stagedTree, error) {
-	root, err := os.OpenRoot(top)
-	if err != nil {
-		return nil, err
+//
+// With top "" nothing is written: every entry is read and judged as the
+// extraction would (check mode's plan refuses what the run would refuse).
+func extractTree(ctx context.Context, backupFile, content, format, locator string, isDir bool, top string, mtime time.Time) (*stagedTree, error) {
+	dry := top == ""
+	var root *os.Root
+	budget := int64(math.MaxInt64)
+	if !dry {
+		var err error
+		if root, err = os.OpenRoot(top); err != nil {
+			return nil, err
+		}
+		defer root.Close()
+		if budget, err = freeBytes(top); err != nil {
+			return nil, err
+		}
 	}
-	defer root.Close()
 	uid, gid := ownerOf(filepath.Dir(locator))
 	m := &mapper{backup: backupFile, base: filepath.Base(locator), full: strings.TrimPrefix(locator, "/"), isDir: isDir}
-	budget, err := freeBytes(top)
-	if err != nil {
-		return nil, err
-	}
 	out := &stagedTree{}
 	seen := map[string]int{}
-	err = eachEntry(ctx, backupFile, format, uid, gid, func(e entry) error {
+	err := eachEntry(ctx, content, format, uid, gid, func(e entry) error {
 		hdr := e.hdr
 		rel, err := m.rel(hdr.Name)
 		if err != nil {
@@ -326,8 +388,8 @@ func extractTree(ctx context.Context, backupFile, format, locator string, isDir 
 		}
 		if check.Typeflag == tar.TypeReg {
 			if hdr.Size > budget-out.bytes {
-				return &BackupContentError{Backup: backupFile, Entry: hdr.Name,
-					Reason: fmt.Sprintf("%d bytes, more than the %d bytes left on the staging filesystem %s", hdr.Size, max(budget-out.bytes, 0), top)}
+				return &PlaceError{Backup: backupFile,
+					Reason: fmt.Sprintf("entry %q: %d bytes, more than the %d bytes left on the staging filesystem %s", hdr.Name, hdr.Size, max(budget-out.bytes, 0), top)}
 			}
 		}
 		fe := softdelete.FileEntry{Path: rel, Mode: uint32(fs.FileMode(hdr.Mode).Perm() | goBits(hdr.Mode)),
@@ -355,8 +417,10 @@ func extractTree(ctx context.Context, backupFile, format, locator string, isDir 
 				return readHasher{io.TeeReader(io.LimitReader(rc, hdr.Size+1), h), rc}, nil
 			}
 		}
-		if err := writeStaged(root, rel, &check, open); err != nil {
-			return &BackupContentError{Backup: backupFile, Entry: hdr.Name, Reason: err.Error()}
+		if dry {
+			open = nil
+		} else if err := writeStaged(root, rel, &check, open); err != nil {
+			return &BackupContentError{Backup: backupFile, Entry: hdr.Name, Reason: err.Error(), Err: err}
 		}
 		if h != nil {
 			fe.SHA256 = hex.EncodeToString(h.Sum(nil))
@@ -374,13 +438,18 @@ func extractTree(ctx context.Context, backupFile, format, locator string, isDir 
 	})
 	if err != nil {
 		var ce *BackupContentError
-		if errors.As(err, &ce) {
+		var pe *PlaceError
+		if errors.As(err, &ce) || errors.As(err, &pe) {
 			return nil, err
 		}
 		return nil, &BackupContentError{Backup: backupFile, Reason: "read: " + err.Error()}
 	}
 	if len(out.entries) == 0 {
 		return nil, &BackupContentError{Backup: backupFile, Reason: "no entry for the component: expected " + m.describe()}
+	}
+	if dry {
+		out.layout = m.layout
+		return out, nil
 	}
 	if _, ok := seen[m.base]; !ok {
 		// Entries without their top directory (tar of the files only):

@@ -208,7 +208,9 @@ func TestRestore_HostileNewestFallsBackToGood(t *testing.T) {
 
 // TestRestore_HugeEntryRefusedOnSmallFilesystem: an entry larger than the
 // space left where the component goes (a 1 MiB tmpfs) is refused before
-// a byte of it is written; the filesystem is not filled.
+// a byte of it is written; the filesystem is not filled. A full place is
+// not the backup's fault: the component fails naming the space, the
+// backup is not listed as refused (FINDINGS-3 #7).
 func TestRestore_HugeEntryRefusedOnSmallFilesystem(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to mount a tmpfs")
@@ -221,8 +223,9 @@ func TestRestore_HugeEntryRefusedOnSmallFilesystem(t *testing.T) {
 	res, err := x.restore(t)
 	require.Error(t, err)
 	cs := byComponent(res)
-	require.Len(t, cs["config"].Refused, 1)
-	assert.Contains(t, cs["config"].Refused[0].Reason, "bytes left on the staging filesystem")
+	assert.Empty(t, cs["config"].Refused)
+	assert.Equal(t, recovery.StatusFailed, cs["config"].Status)
+	assert.Contains(t, cs["config"].Reason, "bytes left on the staging filesystem")
 	ents, _ := os.ReadDir(parent)
 	assert.Empty(t, ents, "nothing left on the small filesystem")
 }
@@ -415,4 +418,36 @@ backups:
 	cs := byComponent(res)
 	require.Len(t, cs["settings"].Refused, 1)
 	assert.Contains(t, cs["settings"].Refused[0].Reason, "does not hold the component")
+}
+
+// TestRestore_NoInodeLeftIsThePlacesFault: a good backup whose entries
+// run out of inodes on the place the component goes (a tmpfs with 16
+// inodes: ENOSPC while writing, not foreseen by the space check), with a
+// good older backup: the component fails naming the cause, the newest
+// backup is not refused, the older one is not used (FINDINGS-3 #7).
+func TestRestore_NoInodeLeftIsThePlacesFault(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a tmpfs")
+	}
+	x := newHostile(t)
+	parent := filepath.Dir(x.cfg)
+	require.NoError(t, syscall.Mount("tmpfs", parent, "tmpfs", 0, "size=1m,nr_inodes=16"))
+	t.Cleanup(func() { _ = syscall.Unmount(parent, syscall.MNT_DETACH) })
+	x.backup(t, 30*time.Hour, good())
+	many := []hostileEntry{{name: "acme/", typ: tar.TypeDir}}
+	for i := range 40 {
+		many = append(many, hostileEntry{name: fmt.Sprintf("acme/f%02d", i), typ: tar.TypeReg, body: "x"})
+	}
+	newest := x.backup(t, time.Hour, many)
+	res, err := x.restore(t)
+	require.Error(t, err)
+	cs := byComponent(res)
+	assert.Empty(t, cs["config"].Refused)
+	assert.Equal(t, recovery.StatusFailed, cs["config"].Status)
+	require.NotNil(t, cs["config"].Backup)
+	assert.Equal(t, newest, cs["config"].Backup.Path)
+	assert.Contains(t, cs["config"].Reason, "no space left on device")
+	assert.Empty(t, res.Restored)
+	ents, _ := os.ReadDir(parent)
+	assert.Empty(t, ents, "no staging left")
 }

@@ -193,6 +193,17 @@ type plan struct {
 	chosen  int // index in cands, -1 when none
 	staged  string
 	layout  string
+	// pin holds the chosen candidate open: it is judged and restored
+	// through this one descriptor (its Content), never by its path again.
+	pin *pinned
+	// placeholder is the present placeholder to replace (no force), born
+	// its birth time when the filesystem records it.
+	placeholder string
+	born        time.Time
+	bornKnown   bool
+	// readContent: check mode reads a tree backup's entries as the
+	// extraction would, so that the plan refuses what the run refuses.
+	readContent bool
 }
 
 // Restore brings back the components of instance name from the newest
@@ -259,14 +270,35 @@ func Restore(ctx context.Context, l *instance.Layout, req Request) (*Result, err
 		}
 		for _, p := range plans {
 			p.cands = set.ByComponent[p.c.Name]
+			p.readContent = req.CheckMode
 			for _, pr := range set.Problems[p.c.Name] {
 				res.note("component %s: %s", p.c.Name, pr.Detail)
 			}
 			if err := choose(ctx, p, 0, req.Now); err != nil {
 				return res, err
 			}
+			if p.placeholder != "" && p.chosen >= 0 {
+				c := p.cands[p.chosen]
+				if !p.bornKnown || !c.MTime.After(p.born) {
+					when := "its birth time is not recorded by its filesystem"
+					if p.bornKnown {
+						when = "it was made " + p.born.UTC().Format(time.RFC3339) + ", after that backup"
+					}
+					p.res.Status, p.res.Reason = StatusPresent, fmt.Sprintf("present but %s (a placeholder) and %s (%s): it may be a new tenant's, not damage; left as it is (force replaces it)", p.placeholder, when, c.Path)
+					p.chosen = -1
+					p.pin.close()
+					p.pin = nil
+					continue
+				}
+				res.note("component %s is %s (a placeholder, made %s, before its backup %s): it is moved aside into quarantine and replaced by it", p.c.Name, p.placeholder, p.born.UTC().Format(time.RFC3339), c.Path)
+			}
 		}
 	}
+	defer func() {
+		for _, p := range plans {
+			p.pin.close()
+		}
+	}()
 	req.step("select")
 	var aside *softdelete.Aside
 	defer func() { _ = aside.Close() }()
@@ -278,9 +310,14 @@ func Restore(ctx context.Context, l *instance.Layout, req Request) (*Result, err
 		}
 		if req.CheckMode {
 			// Check mode lists what would be restored, as archive
-			// restores do.
+			// restores do. A tree backup's entries were read as the run
+			// reads them; a dump's statements are proven only by loading
+			// them: say that the run may still fall back.
 			p.res.Status = StatusWouldRestore
 			res.Restored = append(res.Restored, p.c.Name)
+			if p.k.Shape() == kind.Dump {
+				res.note("component %s: the dump %s passed every check a plan can make; its content is proven only when the run loads it: if it is rejected then, the run falls back to the next older good backup and says so", p.c.Name, p.res.Backup.Path)
+			}
 			continue
 		}
 		if p.present && aside == nil {
@@ -317,8 +354,16 @@ func Restore(ctx context.Context, l *instance.Layout, req Request) (*Result, err
 		}
 	}
 	// A required component that is backed up but cannot be restored
-	// automatically leaves the instance partial: a finding.
+	// automatically leaves the instance partial: a finding. A component
+	// failed while planned (a link on its path) is one too.
 	for _, c := range res.Components {
+		if c.Status == StatusFailed && !slices.Contains(failed, c.Component) {
+			failed = append(failed, c.Component)
+			if firstErr == nil {
+				firstErr = fmt.Errorf("component %s: %s", c.Component, c.Reason)
+			}
+			continue
+		}
 		lc, _ := l.Component(c.Component)
 		if c.Status == StatusNotRestorable && !lc.Optional && (lc.Backup == nil || *lc.Backup) {
 			failed = append(failed, c.Component)
@@ -398,6 +443,23 @@ func planComponents(ctx context.Context, l *instance.Layout, req Request, res *R
 		if inst != nil {
 			st, _ = inst.State(c.Name)
 		}
+		if k.Shape().IsTree() {
+			// A link on the way to the component (its {name} element or
+			// below) could lead into another instance or out: never
+			// written through, never called present.
+			link, err := linkOnPath(c, req.Name)
+			if err != nil {
+				return nil, err
+			}
+			if link == "" && st.Problem != "" {
+				link = st.Problem
+			}
+			if link != "" {
+				cr.Status, cr.Reason = StatusFailed, fmt.Sprintf("%s: a restore never writes through a link nor calls a component behind one present; nothing was written; replace the link by the instance's own directory (or remove it) and run again", link)
+				res.Components = append(res.Components, *cr)
+				continue
+			}
+		}
 		if st.Present {
 			placeholder := ""
 			if !req.Force && st.Problem == "" {
@@ -407,9 +469,12 @@ func planComponents(ctx context.Context, l *instance.Layout, req Request, res *R
 			switch {
 			case placeholder != "" && req.ArchiveDir != "" && restorable(l, c) == "":
 				// An empty directory or file left by a rogue rm of the
-				// content, or made by a package script: replaced by the
-				// backup like force would, moved aside into quarantine.
-				res.note("component %s is %s (a placeholder): it is moved aside into quarantine and replaced by its backup", c.Name, placeholder)
+				// content: replaced by the backup like force would, moved
+				// aside into quarantine; but only by a backup newer than
+				// the placeholder's birth (a new tenant's empty directory
+				// is not damage), decided once the backup is chosen.
+				p.placeholder = placeholder
+				p.born, p.bornKnown = birthTime(st.Locator)
 			case placeholder != "":
 				cr.Status, cr.Reason = StatusPresent, fmt.Sprintf("present but %s (a placeholder): give archive_dir to have it moved aside into quarantine and replaced by its backup, or force", placeholder)
 				res.Components = append(res.Components, *cr)
@@ -481,12 +546,29 @@ func choose(ctx context.Context, p *plan, from int, now time.Time) error {
 				break
 			}
 		}
+		p.pin.close()
+		p.pin = pin(c.Path)
+		if p.pin != nil {
+			c.Content = p.pin.content
+			p.cands[i].Content = p.pin.content
+		}
 		failed, err := backup.Judge(ctx, c, older, db)
 		if err != nil {
 			return err
 		}
-		if len(failed) > 0 {
-			p.res.Refused = append(p.res.Refused, Refused{Path: c.Path, MTime: c.MTime.UTC(), Reason: backup.Reasons(failed)})
+		reason := backup.Reasons(failed)
+		if len(failed) == 0 && p.readContent && p.k.Shape().IsTree() {
+			if _, err := extractTree(ctx, c.Path, c.ContentPath(), c.Rule.Format, p.t.Locator, p.k.Shape() == kind.TreeDir, "", c.MTime); err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				reason = "restore: " + err.Error()
+			}
+		}
+		if reason != "" {
+			p.pin.close()
+			p.pin = nil
+			p.res.Refused = append(p.res.Refused, Refused{Path: c.Path, MTime: c.MTime.UTC(), Reason: reason})
 			continue
 		}
 		p.chosen = i
@@ -515,10 +597,23 @@ func restoreOne(ctx context.Context, l *instance.Layout, req Request, p *plan, a
 	for {
 		err := stage(ctx, req, p, res)
 		if err == nil {
+			if err = p.pin.changed(); err != nil && p.staged != "" {
+				_ = p.k.DropStaging(ctx, env, p.staged, false)
+				p.staged = ""
+			}
+		}
+		if err == nil {
 			break
 		}
 		if ctx.Err() != nil {
 			p.res.Status, p.res.Reason = StatusFailed, err.Error()
+			return err
+		}
+		if placeFailure(err) {
+			// The backup passed every check; the place could not take
+			// it. An older backup would cost data for a fault that is
+			// not the backup's: the component fails, as it was.
+			p.res.Status, p.res.Reason = StatusFailed, fmt.Sprintf("%v: the backup passed every check and is still the one to use; the failure is the place's, not the backup's, so no older backup was used; nothing was put in place and the staging was removed: fix it (make room, permissions, server) and run again", err)
 			return err
 		}
 		// The content could not be staged (nothing was put in place):
@@ -593,9 +688,9 @@ func stage(ctx context.Context, req Request, p *plan, res *Result) error {
 				return fmt.Errorf("a %s component cannot be restored from a plain SQL dump", p.c.Type)
 			}
 			staged, err = sp.StagePlain(ctx, env, p.t, kind.Backup{Format: c.Rule.Format, File: c.Path,
-				Plain: func() (io.Reader, func() error, error) { return backup.OpenPlainSQL(c.Path) }})
+				Plain: func() (io.Reader, func() error, error) { return backup.OpenPlainSQL(c.ContentPath()) }})
 		default:
-			staged, err = p.k.Stage(ctx, env, p.t, c.Path)
+			staged, err = p.k.Stage(ctx, env, p.t, c.ContentPath())
 		}
 		if err != nil {
 			if staged != "" {
@@ -618,7 +713,7 @@ func stage(ctx context.Context, req Request, p *plan, res *Result) error {
 	if err := os.Mkdir(top, 0o700); err != nil {
 		return fmt.Errorf("component %s: create staging directory: %w", p.c.Name, err)
 	}
-	tree, err := extractTree(ctx, c.Path, c.Rule.Format, p.t.Locator, p.k.Shape() == kind.TreeDir, top, c.MTime)
+	tree, err := extractTree(ctx, c.Path, c.ContentPath(), c.Rule.Format, p.t.Locator, p.k.Shape() == kind.TreeDir, top, c.MTime)
 	if err != nil {
 		if derr := p.k.DropStaging(ctx, env, top, false); derr != nil {
 			return fmt.Errorf("%w; removing the staging directory %s also failed: %v", err, top, derr)

@@ -370,12 +370,22 @@ func TestRestore_PlainDumpZstd(t *testing.T) {
 // TestRestore_EmptiedDirectoryIsReplacedWithArchiveDir: a rm of the data
 // directory's content leaves it empty (a placeholder). Without
 // archive_dir it is reported, not touched; with it, it is moved aside
-// into quarantine and replaced by its backup; the inventory lists it.
+// into quarantine and replaced by its backup, which is newer than the
+// directory; the inventory lists it. A directory made again after that
+// backup (rm -rf then mkdir, or a new tenant of the name) is not
+// replaced without force (FINDINGS-3 #12).
 func TestRestore_EmptiedDirectoryIsReplacedWithArchiveDir(t *testing.T) {
 	x := newFixture(t)
 	data := x.f.Path("data", "acme")
-	require.NoError(t, os.RemoveAll(data))
-	require.NoError(t, os.Mkdir(data, 0o755))
+	// Tonight's backup, taken after the directory was made.
+	latest, err := x.f.WriteBackups(context.Background(), "acme", time.Now())
+	require.NoError(t, err)
+	x.latest = latest
+	ents, err := os.ReadDir(data)
+	require.NoError(t, err)
+	for _, e := range ents {
+		require.NoError(t, os.RemoveAll(filepath.Join(data, e.Name())))
+	}
 	archives := filepath.Join(t.TempDir(), "archives")
 
 	rep, err := recovery.Inventory(context.Background(), x.f.Layout, recovery.DamageOptions{ArchiveDir: archives, Options: x.f.Options()})
@@ -398,6 +408,19 @@ func TestRestore_EmptiedDirectoryIsReplacedWithArchiveDir(t *testing.T) {
 	require.Equal(t, recovery.StatusRestored, cs["data"].Status)
 	assert.NotEmpty(t, cs["data"].Replaced)
 	assert.Equal(t, tarTree(t, x.latest["data"], "data"), fleettest.Tree(t, data))
+
+	// Made again after every backup: a new tenant's, left as it is.
+	require.NoError(t, os.RemoveAll(data))
+	require.NoError(t, os.Mkdir(data, 0o755))
+	res, err = recovery.Restore(context.Background(), x.f.Layout, req)
+	require.NoError(t, err)
+	cs = byComponent(res)
+	assert.Equal(t, recovery.StatusPresent, cs["data"].Status)
+	assert.Contains(t, cs["data"].Reason, "new tenant")
+	assert.False(t, res.Changed)
+	ents, err = os.ReadDir(data)
+	require.NoError(t, err)
+	assert.Empty(t, ents)
 }
 
 // TestRestore_DumpThatPgRestoreRejectsFallsBack: the newest dump passes

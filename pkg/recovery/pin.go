@@ -1,0 +1,57 @@
+package recovery
+
+import (
+	"fmt"
+	"os"
+	"syscall"
+	"time"
+)
+
+// pinned is a backup file held open from its checks to its restore: the
+// checks (backup.Judge) and the restore (extraction, pg_restore, psql)
+// read it through the descriptor's /proc path, so that a file renamed
+// over the backup's path meanwhile is never the one restored.
+type pinned struct {
+	f       *os.File
+	content string
+	size    int64
+	mtime   time.Time
+}
+
+// pin opens path without following a link and without blocking (a FIFO);
+// nil when it is not a regular file (the checks refuse it by its path).
+func pin(path string) *pinned {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil
+	}
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		_ = f.Close()
+		return nil
+	}
+	return &pinned{f: f, content: fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), f.Fd()), size: fi.Size(), mtime: fi.ModTime()}
+}
+
+// changed says whether the pinned file was written to since it was
+// opened (in place: a backup job still writing it).
+func (p *pinned) changed() error {
+	if p == nil {
+		return nil
+	}
+	fi, err := p.f.Stat()
+	if err != nil {
+		return fmt.Errorf("the backup file could not be inspected again after it was read: %w", err)
+	}
+	if fi.Size() != p.size || !fi.ModTime().Equal(p.mtime) {
+		return fmt.Errorf("the backup file changed while it was read (size %d -> %d, mtime %s -> %s): still being written?",
+			p.size, fi.Size(), p.mtime.UTC().Format(time.RFC3339Nano), fi.ModTime().UTC().Format(time.RFC3339Nano))
+	}
+	return nil
+}
+
+func (p *pinned) close() {
+	if p != nil {
+		_ = p.f.Close()
+	}
+}
