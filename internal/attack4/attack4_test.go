@@ -1,0 +1,247 @@
+// Package attack4 holds hostile tests of the modules on MariaDB-backed
+// instances, run as processes against a real server: each asserts a
+// promise of the README and fails while it is broken.
+package attack4
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fleetsafe/fleetsafe/internal/fleettest"
+	"github.com/fleetsafe/fleetsafe/pkg/mariadb"
+)
+
+var (
+	libOnce sync.Once
+	libDir  string
+)
+
+// TestMain removes the modules built for the run.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if libDir != "" {
+		_ = os.RemoveAll(libDir)
+	}
+	os.Exit(code)
+}
+
+func library(t *testing.T) string {
+	t.Helper()
+	libOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "attack4-lib")
+		if err != nil {
+			t.Fatal(err)
+		}
+		fleettest.BuildFleetsafe(t, dir, "instance_soft_delete", "instance_restore", "instance_purge")
+		libDir = dir
+	})
+	if libDir == "" {
+		t.Fatal("modules not built")
+	}
+	return libDir
+}
+
+// run calls one module binary with args and returns its JSON result.
+func run(t *testing.T, module string, args map[string]any) map[string]any {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "args.json")
+	buf, _ := json.Marshal(args)
+	if err := os.WriteFile(f, buf, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := exec.Command(filepath.Join(library(t), module), f).Output()
+	var res map[string]any
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("%s: result is not JSON: %v\n%s", module, err, out)
+	}
+	delete(res, "invocation")
+	return res
+}
+
+// fixture is one application with a mysql component under a random
+// prefix of the test's own.
+type fixture struct {
+	c        mariadb.Conn
+	db       *sql.DB
+	root     string
+	prefix   string
+	layout   string
+	archives string
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	c := fleettest.RequireMariaDB(t)
+	db, err := c.Open(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	f := &fixture{c: c, db: db, root: t.TempDir(), prefix: "a4" + hex.EncodeToString(b)}
+	f.archives = filepath.Join(f.root, "archives")
+	f.layout = filepath.Join(f.root, "app.yml")
+	must(t, os.MkdirAll(filepath.Join(f.root, "nolayouts"), 0o755))
+	must(t, os.WriteFile(f.layout, []byte(fmt.Sprintf("app: %s\ncomponents:\n"+
+		"  - name: data\n    type: dir\n    path: %s/srv/{name}/data\n"+
+		"  - name: db\n    type: mysql\n    database: %s_{name}\n", f.prefix, f.root, f.prefix)), 0o644))
+	t.Cleanup(func() {
+		rows, err := db.Query("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA")
+		if err != nil {
+			return
+		}
+		var names []string
+		for rows.Next() {
+			var n string
+			_ = rows.Scan(&n)
+			if strings.Contains(n, f.prefix) {
+				names = append(names, n)
+			}
+		}
+		rows.Close()
+		for _, n := range names {
+			_, _ = db.Exec("DROP DATABASE IF EXISTS " + mariadb.QuoteIdent(n))
+		}
+	})
+	return f
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (f *fixture) database(name string) string { return f.prefix + "_" + name }
+
+// create makes instance name: its data directory and its database with
+// a table of rows.
+func (f *fixture) create(t *testing.T, name string) {
+	t.Helper()
+	must(t, os.MkdirAll(filepath.Join(f.root, "srv", name, "data"), 0o755))
+	must(t, os.WriteFile(filepath.Join(f.root, "srv", name, "data", "f.txt"), []byte("x"), 0o644))
+	q := mariadb.QuoteIdent(f.database(name))
+	f.exec(t, "CREATE DATABASE "+q,
+		"CREATE TABLE "+q+".t (id INT PRIMARY KEY AUTO_INCREMENT, v VARCHAR(50)) ENGINE=InnoDB",
+		"INSERT INTO "+q+".t (v) VALUES ('one'), ('two')")
+}
+
+func (f *fixture) exec(t *testing.T, stmts ...string) {
+	t.Helper()
+	for _, s := range stmts {
+		if _, err := f.db.Exec(s); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+}
+
+func (f *fixture) args(name string, extra map[string]any) map[string]any {
+	a := map[string]any{"name": name, "archive_dir": f.archives, "layout_file": f.layout,
+		"layouts_dir": filepath.Join(f.root, "nolayouts"), "mysql_socket": mariadb.DefaultSocket, "mysql_user": "root"}
+	for k, v := range extra {
+		a[k] = v
+	}
+	return a
+}
+
+func (f *fixture) exists(t *testing.T, db string) bool {
+	t.Helper()
+	var n int
+	must(t, f.db.QueryRow("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE BINARY SCHEMA_NAME = ?", db).Scan(&n))
+	return n > 0
+}
+
+func (f *fixture) dump(t *testing.T, db string) string {
+	t.Helper()
+	var b strings.Builder
+	must(t, mariadb.Dump(context.Background(), f.c, db, &b))
+	lines := strings.Split(b.String(), "\n")
+	var keep []string
+	for _, l := range lines {
+		if strings.HasPrefix(l, "-- Dump completed") || strings.HasPrefix(l, "-- Host") {
+			continue
+		}
+		keep = append(keep, l)
+	}
+	return strings.Join(keep, "\n")
+}
+
+func quarantineOf(res map[string]any) string {
+	q, _ := res["quarantined"].([]any)
+	for _, x := range q {
+		if m, ok := x.(map[string]any); ok && m["component"] == "db" {
+			s, _ := m["to"].(string)
+			return s
+		}
+	}
+	return ""
+}
+
+// Promise: soft delete refuses while clients are connected to the
+// database, naming them. Attack: a client connected with no default
+// database (PROCESSLIST.DB is NULL) holds an open transaction that wrote
+// into the instance's table, and commits a moment after the soft delete
+// started. Fleetsafe must name it; if it goes on instead, the committed
+// row must at least be in the archive.
+func TestAttack4_ClientWithoutDefaultDatabase(t *testing.T) {
+	f := newFixture(t)
+	f.create(t, "acme")
+	q := mariadb.QuoteIdent(f.database("acme"))
+	client, err := f.c.Open(context.Background(), "")
+	must(t, err)
+	defer client.Close()
+	client.SetMaxOpenConns(1)
+	conn, err := client.Conn(context.Background())
+	must(t, err)
+	defer conn.Close()
+	var id int64
+	must(t, conn.QueryRowContext(context.Background(), "SELECT CONNECTION_ID()").Scan(&id))
+	_, err = conn.ExecContext(context.Background(), "START TRANSACTION")
+	must(t, err)
+	_, err = conn.ExecContext(context.Background(), "INSERT INTO "+q+".t (v) VALUES ('late')")
+	must(t, err)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		time.Sleep(3 * time.Second)
+		_, _ = conn.ExecContext(context.Background(), "COMMIT")
+	}()
+	res := run(t, "instance_soft_delete", f.args("acme", map[string]any{"reason": "attack4"}))
+	<-done
+	conn.Close()
+	if res["failed"] == true {
+		if !strings.Contains(fmt.Sprint(res["msg"]), fmt.Sprintf("connection %d", id)) {
+			t.Errorf("soft delete failed without naming the client connection %d that was writing into %s: %v", id, f.database("acme"), res["msg"])
+		}
+		return
+	}
+	t.Errorf("soft delete went on while connection %d (no default database) had an open transaction writing into %s; it was not named", id, f.database("acme"))
+	// Is the committed row anywhere the archive knows of?
+	quarantine := quarantineOf(res)
+	var inQuarantine int
+	if quarantine != "" {
+		_ = f.db.QueryRow("SELECT COUNT(*) FROM " + mariadb.QuoteIdent(quarantine) + ".t WHERE v = 'late'").Scan(&inQuarantine)
+	}
+	rr := run(t, "instance_restore", f.args("acme", map[string]any{"source": "archive"}))
+	if rr["failed"] == true {
+		t.Fatalf("restore from the archive failed: %v", rr)
+	}
+	var inArchive int
+	must(t, f.db.QueryRow("SELECT COUNT(*) FROM "+q+".t WHERE v = 'late'").Scan(&inArchive))
+	if inArchive == 0 {
+		t.Errorf("a row committed into %s during the soft delete (in quarantine: %d) is missing from the archive: the archive is not a complete dump of what was quarantined", f.database("acme"), inQuarantine)
+	}
+}
