@@ -245,3 +245,59 @@ func TestAttack4_ClientWithoutDefaultDatabase(t *testing.T) {
 		t.Errorf("a row committed into %s during the soft delete (in quarantine: %d) is missing from the archive: the archive is not a complete dump of what was quarantined", f.database("acme"), inQuarantine)
 	}
 }
+
+// Promise: only the named instance's database is ever touched. Attack: a
+// table of another instance (beta) has a foreign key referencing a
+// table of acme. InnoDB rewrites a referencing foreign key when the
+// referenced table is renamed, so moving acme's tables into quarantine
+// would rewrite beta's table definition to point into the quarantine,
+// and purging the quarantine would leave beta's key dangling.
+func TestAttack4_ForeignKeyFromAnotherInstance(t *testing.T) {
+	f := newFixture(t)
+	f.create(t, "acme")
+	f.create(t, "beta")
+	a, b := mariadb.QuoteIdent(f.database("acme")), mariadb.QuoteIdent(f.database("beta"))
+	f.exec(t, "CREATE TABLE "+b+".child (id INT PRIMARY KEY, p INT, FOREIGN KEY (p) REFERENCES "+a+".t(id)) ENGINE=InnoDB",
+		"INSERT INTO "+b+".child VALUES (1, 1)")
+	before := f.dump(t, f.database("beta"))
+	res := run(t, "instance_soft_delete", f.args("acme", map[string]any{"reason": "attack4", "retention_days": 0}))
+	after := f.dump(t, f.database("beta"))
+	if res["failed"] != true && before != after {
+		t.Errorf("soft delete of acme changed the definition of another instance's database %s (its foreign key now points at %s):\n%s",
+			f.database("beta"), quarantineOf(res), diffLines(before, after))
+	}
+	if res["failed"] == true {
+		return // a refusal naming the cross-database key is acceptable
+	}
+	pr := run(t, "instance_purge", map[string]any{"archive_dir": f.archives, "layout_file": f.layout,
+		"layouts_dir": filepath.Join(f.root, "nolayouts"), "name": "acme", "keep_last": 0, "mysql_socket": mariadb.DefaultSocket})
+	final := f.dump(t, f.database("beta"))
+	if before != final {
+		t.Errorf("after the purge of acme (failed=%v msg=%v), the other instance's database %s differs from before:\n%s",
+			pr["failed"], pr["msg"], f.database("beta"), diffLines(before, final))
+	}
+}
+
+// diffLines lists the lines of b that are not in a, and the reverse.
+func diffLines(a, b string) string {
+	in := func(s string) map[string]bool {
+		m := map[string]bool{}
+		for _, l := range strings.Split(s, "\n") {
+			m[l] = true
+		}
+		return m
+	}
+	ina, inb := in(a), in(b)
+	var out []string
+	for _, l := range strings.Split(a, "\n") {
+		if !inb[l] {
+			out = append(out, "- "+l)
+		}
+	}
+	for _, l := range strings.Split(b, "\n") {
+		if !ina[l] {
+			out = append(out, "+ "+l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
