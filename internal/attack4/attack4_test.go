@@ -198,6 +198,7 @@ func quarantineOf(res map[string]any) string {
 // row must at least be in the archive.
 func TestAttack4_ClientWithoutDefaultDatabase(t *testing.T) {
 	f := newFixture(t)
+	library(t) // built before the clock of the attack starts
 	f.create(t, "acme")
 	q := mariadb.QuoteIdent(f.database("acme"))
 	client, err := f.c.Open(context.Background(), "")
@@ -300,4 +301,62 @@ func diffLines(a, b string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// Promise: a quarantine tampered with (a row changed, a table added or
+// dropped, a view or routine changed) is never moved back as if intact.
+// Attack: after the soft delete, change the quarantine database by hand
+// (for the view and routine, the kept definitions with their sha256
+// recomputed, since the checksum is stored beside them), then restore
+// with source auto and source quarantine. A restore that succeeds must
+// give the database back as it was before the deletion.
+func TestAttack4_TamperedQuarantine(t *testing.T) {
+	f := newFixture(t)
+	defsT := "." + mariadb.QuoteIdent(mariadb.DefinitionsTable)
+	tampers := []struct{ name, stmt string }{
+		{"row", "UPDATE %[1]s.t SET v = 'evil' WHERE v = 'one'"},
+		{"table-added", "CREATE TABLE %[1]s.planted (x INT)"},
+		{"table-dropped", "DROP TABLE %[1]s.t2"},
+		{"view", "UPDATE %[1]s" + defsT + " SET definitions = REPLACE(definitions, 'secret', 'SECRET'), sha256 = SHA2(definitions, 256)"},
+		{"routine", "UPDATE %[1]s" + defsT + " SET definitions = REPLACE(definitions, 'proc-one', 'proc-evil'), sha256 = SHA2(definitions, 256)"},
+		{"trigger", "UPDATE %[1]s" + defsT + " SET definitions = REPLACE(definitions, 'trig-one', 'trig-evil'), sha256 = SHA2(definitions, 256)"},
+	}
+	for i, tc := range tampers {
+		// One source per tamper, alternately, to stay fast.
+		for _, source := range []string{[]string{"quarantine", "auto"}[i%2]} {
+			name := fmt.Sprintf("i%d%s", i, source[:1])
+			t.Run(tc.name+"/"+source, func(t *testing.T) {
+				f.create(t, name)
+				q := mariadb.QuoteIdent(f.database(name))
+				f.exec(t, "CREATE TABLE "+q+".t2 (x INT) ENGINE=InnoDB", "INSERT INTO "+q+".t2 VALUES (7)",
+					"CREATE VIEW "+q+".v AS SELECT id, v FROM "+q+".t WHERE v <> 'secret'",
+					"CREATE PROCEDURE "+q+".p() SELECT 'proc-one'",
+					"CREATE TRIGGER "+q+".tr BEFORE INSERT ON "+q+".t2 FOR EACH ROW SET NEW.x = LENGTH('trig-one')")
+				before := f.dump(t, f.database(name))
+				res := run(t, "instance_soft_delete", f.args(name, map[string]any{"reason": "attack4"}))
+				if res["failed"] == true {
+					t.Fatalf("soft delete failed: %v", res["msg"])
+				}
+				quarantine := quarantineOf(res)
+				if quarantine == "" {
+					t.Fatalf("no quarantine in %v", res)
+				}
+				r, err := f.db.Exec(fmt.Sprintf(tc.stmt, mariadb.QuoteIdent(quarantine)))
+				must(t, err)
+				if n, _ := r.RowsAffected(); strings.HasPrefix(tc.stmt, "UPDATE") && n == 0 {
+					t.Fatalf("the tamper %q changed nothing", tc.name)
+				}
+				rr := run(t, "instance_restore", f.args(name, map[string]any{"source": source}))
+				if rr["failed"] == true {
+					if !f.exists(t, quarantine) && !f.exists(t, f.database(name)) {
+						t.Errorf("restore refused (%v) and left neither the quarantine nor the database", rr["msg"])
+					}
+					return
+				}
+				if after := f.dump(t, f.database(name)); after != before {
+					t.Errorf("quarantine tampered (%s) was restored (source %v) as if intact:\n%s", tc.name, rr["source"], diffLines(before, after))
+				}
+			})
+		}
+	}
 }
