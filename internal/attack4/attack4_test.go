@@ -360,3 +360,103 @@ func TestAttack4_TamperedQuarantine(t *testing.T) {
 		}
 	}
 }
+
+func (f *fixture) purge(t *testing.T, name string) map[string]any {
+	t.Helper()
+	return run(t, "instance_purge", map[string]any{"archive_dir": f.archives, "layout_file": f.layout,
+		"layouts_dir": filepath.Join(f.root, "nolayouts"), "name": name, "keep_last": 0, "mysql_socket": mariadb.DefaultSocket})
+}
+
+// forge writes a tombstone beside the real one of a deletion of
+// instance, changed by edit, under a new id.
+func (f *fixture) forge(t *testing.T, res map[string]any, id string, edit func(map[string]any)) {
+	t.Helper()
+	path := res["tombstone"].(map[string]any)["path"].(string)
+	data, err := os.ReadFile(path)
+	must(t, err)
+	var ts map[string]any
+	must(t, json.Unmarshal(data, &ts))
+	old := ts["id"].(string)
+	for _, c := range ts["components"].([]any) {
+		m := c.(map[string]any)
+		m["to"] = strings.ReplaceAll(m["to"].(string), old, id)
+	}
+	ts["id"] = id
+	ts["deleted_at"] = "2020-01-01T00:00:00Z"
+	ts["purge_after"] = "2020-01-02T00:00:00Z"
+	ts["retention_days"] = 1
+	edit(ts)
+	out, err := json.MarshalIndent(ts, "", "  ")
+	must(t, err)
+	must(t, os.WriteFile(filepath.Join(filepath.Dir(path), id+".tombstone.json"), out, 0o600))
+}
+
+func setDBTo(ts map[string]any, to string) {
+	for _, c := range ts["components"].([]any) {
+		m := c.(map[string]any)
+		if m["type"] == "mysql" {
+			m["to"] = to
+		}
+	}
+}
+
+// Promise: purge removes only the quarantine it owns; a forged tombstone
+// or a quarantine schema planted by someone else is never dropped.
+// Attacks: (1) a schema named exactly like a quarantine of acme (no
+// definitions table, never written by fleetsafe), created by someone
+// else, and a tombstone forged to point at it with its retention over;
+// (2) a tombstone of acme forged to point at beta's quarantine (still
+// within retention).
+func TestAttack4_PurgeForgedTombstone(t *testing.T) {
+	f := newFixture(t)
+	library(t)
+	f.create(t, "acme")
+	f.create(t, "beta")
+	ra := run(t, "instance_soft_delete", f.args("acme", map[string]any{"reason": "attack4"}))
+	rb := run(t, "instance_soft_delete", f.args("beta", map[string]any{"reason": "attack4"}))
+	if ra["failed"] == true || rb["failed"] == true {
+		t.Fatalf("soft deletes failed: %v / %v", ra["msg"], rb["msg"])
+	}
+	qa, qb := quarantineOf(ra), quarantineOf(rb)
+	planted := mariadb.QuarantinePrefix + "deadbeef_" + f.database("acme")
+	f.exec(t, "CREATE DATABASE "+mariadb.QuoteIdent(planted), "CREATE TABLE "+mariadb.QuoteIdent(planted)+".keep (x INT)")
+	f.forge(t, ra, "20200101T000000.000000Z-deadbeef", func(ts map[string]any) { setDBTo(ts, planted) })
+	f.forge(t, ra, "20200101T000000.000001Z-cafecafe", func(ts map[string]any) { setDBTo(ts, qb) })
+	res := f.purge(t, "acme")
+	t.Logf("purge: failed=%v purged=%v msg=%v", res["failed"], res["purged"], res["msg"])
+	if !f.exists(t, planted) {
+		t.Errorf("purge dropped %s, a schema planted by someone else, on the word of a forged tombstone", planted)
+	}
+	if !f.exists(t, qb) {
+		t.Errorf("purge of acme dropped beta's quarantine %s (within its retention) on the word of a tombstone forged in acme's directory", qb)
+	}
+	if !f.exists(t, qa) {
+		t.Errorf("purge dropped acme's quarantine %s before its retention (a forged tombstone with another id made it go)", qa)
+	}
+}
+
+// Promise: purge removes a quarantine only after retention. Attack:
+// acme's own tombstone with its purge_after moved into the past (the
+// deletion was recorded with 30 days of retention).
+func TestAttack4_PurgeRetentionFromEditedTombstone(t *testing.T) {
+	f := newFixture(t)
+	library(t)
+	f.create(t, "acme")
+	ra := run(t, "instance_soft_delete", f.args("acme", map[string]any{"reason": "attack4"}))
+	if ra["failed"] == true {
+		t.Fatalf("soft delete failed: %v", ra["msg"])
+	}
+	qa := quarantineOf(ra)
+	path := ra["tombstone"].(map[string]any)["path"].(string)
+	data, err := os.ReadFile(path)
+	must(t, err)
+	var ts map[string]any
+	must(t, json.Unmarshal(data, &ts))
+	ts["purge_after"] = "2020-01-02T00:00:00Z"
+	out, _ := json.MarshalIndent(ts, "", "  ")
+	must(t, os.WriteFile(path, out, 0o600))
+	res := f.purge(t, "acme")
+	if !f.exists(t, qa) {
+		t.Errorf("purge dropped %s, whose deletion was recorded with 30 days of retention, because the tombstone's purge_after was edited (failed=%v msg=%v)", qa, res["failed"], res["msg"])
+	}
+}
