@@ -460,3 +460,105 @@ func TestAttack4_PurgeRetentionFromEditedTombstone(t *testing.T) {
 		t.Errorf("purge dropped %s, whose deletion was recorded with 30 days of retention, because the tombstone's purge_after was edited (failed=%v msg=%v)", qa, res["failed"], res["msg"])
 	}
 }
+
+// Promise: a broken mysql_dump backup (truncated plain/gzip/zstd, a
+// table's data missing, another database's dump, a dump that loads with
+// errors) is reported by backup_verify, never credited. Each case is
+// the only backup of one instance; backup_verify runs with a restore
+// test. A good dump is credited (so the check can pass at all).
+func TestAttack4_BrokenMySQLBackups(t *testing.T) {
+	f := newFixture(t)
+	libOnce.Do(func() {}) // the library below is built separately
+	lib := t.TempDir()
+	fleettest.BuildFleetsafe(t, lib, "backup_verify")
+	layout := filepath.Join(f.root, "backup.yml")
+	must(t, os.WriteFile(layout, []byte(fmt.Sprintf("app: %[2]s\ncomponents:\n"+
+		"  - name: data\n    type: dir\n    path: %[1]s/srv/{name}/data\n    backup: false\n"+
+		"  - name: db\n    type: mysql\n    database: %[2]s_{name}\n"+
+		"backups:\n  - component: db\n    path: %[1]s/backups/{name}/db-*.sql*\n    format: mysql_dump\n    max_age: 26h\n", f.root, f.prefix)), 0o644))
+	dump := func(t *testing.T, db string, extra ...string) string {
+		var b strings.Builder
+		must(t, mariadb.DumpWith(context.Background(), f.c, db, &b, extra...))
+		return b.String()
+	}
+	make2 := func(t *testing.T, name string) string {
+		f.create(t, name)
+		q := mariadb.QuoteIdent(f.database(name))
+		f.exec(t, "CREATE TABLE "+q+".t2 (x INT PRIMARY KEY) ENGINE=InnoDB", "INSERT INTO "+q+".t2 VALUES (1), (2), (3)")
+		return f.database(name)
+	}
+	cases := []struct {
+		name   string
+		file   string
+		backup func(t *testing.T, db string) []byte
+		good   bool
+	}{
+		{"good", "db-1.sql", func(t *testing.T, db string) []byte { return []byte(dump(t, db)) }, true},
+		{"no-data-for-one-table", "db-1.sql", func(t *testing.T, db string) []byte {
+			return []byte(dump(t, db, "--ignore-table-data="+db+".t2"))
+		}, false},
+		{"no-data-at-all", "db-1.sql", func(t *testing.T, db string) []byte { return []byte(dump(t, db, "--no-data")) }, false},
+		{"rows-filtered-out", "db-1.sql", func(t *testing.T, db string) []byte { return []byte(dump(t, db, "--where=1=0")) }, false},
+		{"loads-with-errors", "db-1.sql", func(t *testing.T, db string) []byte {
+			s := dump(t, db)
+			// A duplicate key inside t2's data section: the load stops there.
+			i := strings.Index(s, "INSERT INTO `t2` VALUES")
+			if i < 0 {
+				t.Fatal("no INSERT for t2 in the dump")
+			}
+			return []byte(s[:i] + "INSERT INTO `t2` VALUES (1);\n" + s[i:])
+		}, false},
+		{"other-instance", "db-1.sql", func(t *testing.T, db string) []byte {
+			other := make2(t, "oth"+suffix4())
+			return []byte(dump(t, other))
+		}, false},
+		{"gzip-truncated", "db-1.sql.gz", func(t *testing.T, db string) []byte {
+			out, err := exec.Command("sh", "-c", "mariadb-dump --single-transaction --routines --triggers --events "+db+" | gzip").Output()
+			must(t, err)
+			return out[:len(out)*2/3]
+		}, false},
+		{"zstd-truncated", "db-1.sql.zst", func(t *testing.T, db string) []byte {
+			out, err := exec.Command("sh", "-c", "mariadb-dump --single-transaction --routines --triggers --events "+db+" | zstd -q -c").Output()
+			must(t, err)
+			return out[:len(out)*2/3]
+		}, false},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			name := fmt.Sprintf("b%d", i)
+			db := make2(t, name)
+			dir := filepath.Join(f.root, "backups", name)
+			must(t, os.MkdirAll(dir, 0o755))
+			must(t, os.WriteFile(filepath.Join(dir, tc.file), tc.backup(t, db), 0o644))
+			args := map[string]any{"layout_file": layout, "layouts_dir": filepath.Join(f.root, "nolayouts"), "names": []string{name},
+				"restore_test": 1, "fail_on": "never", "state_file": filepath.Join(t.TempDir(), "state.json"),
+				"mysql_socket": mariadb.DefaultSocket, "mysql_user": "root"}
+			p := filepath.Join(t.TempDir(), "args.json")
+			buf, _ := json.Marshal(args)
+			must(t, os.WriteFile(p, buf, 0o600))
+			out, _ := exec.Command(filepath.Join(lib, "backup_verify"), p).Output()
+			var res map[string]any
+			if err := json.Unmarshal(out, &res); err != nil {
+				t.Fatalf("not JSON: %s", out)
+			}
+			insts, _ := res["instances"].([]any)
+			if len(insts) != 1 {
+				t.Fatalf("want one instance in %v", res)
+			}
+			inst := insts[0].(map[string]any)
+			status := fmt.Sprint(inst["status"])
+			if tc.good && status != "ok" {
+				t.Fatalf("a good dump is not credited: %v", inst)
+			}
+			if !tc.good && status != "failed" {
+				t.Errorf("broken backup (%s) credited: status %s, checks %v", tc.name, status, inst["checks"])
+			}
+		})
+	}
+}
+
+func suffix4() string {
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
