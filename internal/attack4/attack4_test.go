@@ -562,3 +562,107 @@ func suffix4() string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// Promise: only the named instance's database is ever touched, never one
+// whose name merely resembles it. Attack: beside acme's database, ones
+// differing by case, by a LIKE wildcard (_ and %), by a suffix, by a dot,
+// a dash or a non-ASCII letter; soft delete acme, restore it from the
+// archive, soft delete it again and purge: every look-alike dumps as
+// before.
+func TestAttack4_LookAlikeDatabases(t *testing.T) {
+	f := newFixture(t)
+	library(t)
+	f.create(t, "acme")
+	alike := []string{
+		strings.ToUpper(f.prefix) + "_acme", f.prefix + "_ACME", f.prefix + "_Acme",
+		f.prefix + "_acm_", f.prefix + "_acm%", f.prefix + "_acme_", f.prefix + "_acme%", f.prefix + "%acme", f.prefix + "__acme",
+		f.prefix + "_acme.x", f.prefix + "_acme-2", f.prefix + "_acmé", f.prefix + "_acme ", f.prefix + "acme",
+		mariadb.QuarantinePrefix + f.prefix + "_acme",
+	}
+	before := map[string]string{}
+	for _, n := range alike {
+		if strings.HasSuffix(n, " ") {
+			if _, err := f.db.Exec("CREATE DATABASE " + mariadb.QuoteIdent(n)); err != nil {
+				continue // MariaDB refuses trailing spaces
+			}
+		} else {
+			f.exec(t, "CREATE DATABASE "+mariadb.QuoteIdent(n))
+		}
+		f.exec(t, "CREATE TABLE "+mariadb.QuoteIdent(n)+".t (id INT PRIMARY KEY, v VARCHAR(50))",
+			"INSERT INTO "+mariadb.QuoteIdent(n)+".t VALUES (1, 'look-alike')")
+		before[n] = f.dump(t, n)
+	}
+	steps := []struct {
+		module string
+		args   map[string]any
+	}{
+		{"instance_soft_delete", f.args("acme", map[string]any{"reason": "attack4"})},
+		{"instance_restore", f.args("acme", map[string]any{"source": "archive"})},
+		{"instance_soft_delete", f.args("acme", map[string]any{"reason": "attack4", "retention_days": 0})},
+		{"instance_restore", f.args("acme", map[string]any{"source": "quarantine"})},
+		{"instance_soft_delete", f.args("acme", map[string]any{"reason": "attack4", "retention_days": 0})},
+	}
+	for _, s := range steps {
+		res := run(t, s.module, s.args)
+		if res["failed"] == true {
+			t.Fatalf("%s failed: %v", s.module, res["msg"])
+		}
+	}
+	f.purge(t, "acme")
+	for n, want := range before {
+		if !f.exists(t, n) {
+			t.Errorf("look-alike database %q is gone", n)
+			continue
+		}
+		if got := f.dump(t, n); got != want {
+			t.Errorf("look-alike database %q changed:\n%s", n, diffLines(want, got))
+		}
+	}
+}
+
+// Promise: two runs at once never both act. Attack: two soft deletes
+// of acme started together, then two restores from quarantine together.
+func TestAttack4_TwoRunsAtOnce(t *testing.T) {
+	f := newFixture(t)
+	library(t)
+	f.create(t, "acme")
+	want := f.dump(t, f.database("acme"))
+	both := func(module string, args map[string]any) [2]map[string]any {
+		var out [2]map[string]any
+		var wg sync.WaitGroup
+		for i := range out {
+			wg.Add(1)
+			go func() { defer wg.Done(); out[i] = run(t, module, args) }()
+		}
+		wg.Wait()
+		return out
+	}
+	rs := both("instance_soft_delete", f.args("acme", map[string]any{"reason": "attack4"}))
+	acted := 0
+	var quarantines []string
+	for _, r := range rs {
+		if r["failed"] != true && r["changed"] == true {
+			acted++
+			quarantines = append(quarantines, quarantineOf(r))
+		}
+	}
+	if acted != 1 {
+		t.Fatalf("two soft deletes at once: %d acted (%v / %v)", acted, rs[0], rs[1])
+	}
+	if f.exists(t, f.database("acme")) || !f.exists(t, quarantines[0]) {
+		t.Fatalf("after the soft deletes: live %v, quarantine %s %v", f.exists(t, f.database("acme")), quarantines[0], f.exists(t, quarantines[0]))
+	}
+	rr := both("instance_restore", f.args("acme", map[string]any{"source": "quarantine"}))
+	acted = 0
+	for _, r := range rr {
+		if r["failed"] != true && r["changed"] == true {
+			acted++
+		}
+	}
+	if acted != 1 {
+		t.Errorf("two restores at once: %d acted (%v / %v)", acted, rr[0], rr[1])
+	}
+	if got := f.dump(t, f.database("acme")); got != want {
+		t.Errorf("after two restores at once the database differs:\n%s", diffLines(want, got))
+	}
+}
