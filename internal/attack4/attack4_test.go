@@ -734,3 +734,51 @@ func TestAttack4_ExoticRoundTrip(t *testing.T) {
 		t.Errorf("the sequence restored gives %d again, after 100 was handed out", next)
 	}
 }
+
+// Promise: a soft delete that cannot finish leaves the database whole
+// (live or quarantined) and the next run converges. Attack: a client
+// with no default database holds an open transaction that read acme's
+// table (a metadata lock), so the RENAME TABLE into quarantine waits and
+// times out; then the client goes and the soft delete runs again.
+func TestAttack4_RenameBlockedByLongTransaction(t *testing.T) {
+	f := newFixture(t)
+	library(t)
+	f.create(t, "acme")
+	q := mariadb.QuoteIdent(f.database("acme"))
+	f.exec(t, "CREATE TABLE "+q+".t2 (x INT) ENGINE=InnoDB", "INSERT INTO "+q+".t2 VALUES (5)")
+	want := f.dump(t, f.database("acme"))
+	client, err := f.c.Open(context.Background(), "")
+	must(t, err)
+	defer client.Close()
+	conn, err := client.Conn(context.Background())
+	must(t, err)
+	_, err = conn.ExecContext(context.Background(), "START TRANSACTION")
+	must(t, err)
+	var n int
+	must(t, conn.QueryRowContext(context.Background(), "SELECT COUNT(*) FROM "+q+".t2").Scan(&n))
+	res := run(t, "instance_soft_delete", f.args("acme", map[string]any{"reason": "attack4"}))
+	_, _ = conn.ExecContext(context.Background(), "ROLLBACK")
+	conn.Close()
+	if res["failed"] != true {
+		t.Logf("soft delete went on under a metadata lock: %v", res["quarantined"])
+	} else {
+		t.Logf("refused/failed: %v", res["msg"])
+		if !f.exists(t, f.database("acme")) {
+			t.Fatalf("the failed soft delete left no live database (changed=%v): %v", res["changed"], res["msg"])
+		}
+		if got := f.dump(t, f.database("acme")); got != want {
+			t.Errorf("the failed soft delete left the live database changed:\n%s", diffLines(want, got))
+		}
+		res = run(t, "instance_soft_delete", f.args("acme", map[string]any{"reason": "attack4"}))
+		if res["failed"] == true {
+			t.Fatalf("the soft delete run again, without the client, does not converge: %v", res["msg"])
+		}
+	}
+	rr := run(t, "instance_restore", f.args("acme", map[string]any{"source": "quarantine"}))
+	if rr["failed"] == true {
+		t.Fatalf("restore from quarantine failed: %v", rr["msg"])
+	}
+	if got := f.dump(t, f.database("acme")); got != want {
+		t.Errorf("restored database differs:\n%s", diffLines(want, got))
+	}
+}
