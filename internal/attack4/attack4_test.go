@@ -782,3 +782,64 @@ func TestAttack4_RenameBlockedByLongTransaction(t *testing.T) {
 		t.Errorf("restored database differs:\n%s", diffLines(want, got))
 	}
 }
+
+// runKilled starts a module and kills it with SIGKILL after delay.
+func runKilled(t *testing.T, module string, args map[string]any, delay time.Duration) {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "args.json")
+	buf, _ := json.Marshal(args)
+	must(t, os.WriteFile(p, buf, 0o600))
+	cmd := exec.Command(filepath.Join(library(t), module), p)
+	must(t, cmd.Start())
+	time.Sleep(delay)
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+}
+
+// Promise: a purge killed (SIGKILL) at any instant, then run again,
+// converges: the quarantine is gone, nothing else is touched, and no
+// half-dropped quarantine is ever taken for a whole one by a restore.
+func TestAttack4_PurgeKilledAtRandomInstants(t *testing.T) {
+	f := newFixture(t)
+	library(t)
+	f.create(t, "beta")
+	wantB := f.dump(t, f.database("beta"))
+	for round := 0; round < 4; round++ {
+		f.create(t, "acme")
+		q := mariadb.QuoteIdent(f.database("acme"))
+		for i := 0; i < 20; i++ {
+			f.exec(t, fmt.Sprintf("CREATE TABLE %s.x%d (id INT PRIMARY KEY) ENGINE=InnoDB", q, i))
+		}
+		res := run(t, "instance_soft_delete", f.args("acme", map[string]any{"reason": "attack4", "retention_days": 0}))
+		if res["failed"] == true {
+			t.Fatalf("soft delete failed: %v", res["msg"])
+		}
+		quarantine := quarantineOf(res)
+		var rb [1]byte
+		_, _ = rand.Read(rb[:])
+		delay := time.Duration(rb[0]) * time.Millisecond
+		runKilled(t, "instance_purge", map[string]any{"archive_dir": f.archives, "layout_file": f.layout,
+			"layouts_dir": filepath.Join(f.root, "nolayouts"), "name": "acme", "keep_last": 0, "mysql_socket": mariadb.DefaultSocket}, delay)
+		// A restore from quarantine now must not bring back a half-dropped one.
+		if f.exists(t, quarantine) {
+			var tables int
+			must(t, f.db.QueryRow("SELECT COUNT(*) FROM information_schema.TABLES WHERE BINARY TABLE_SCHEMA = ?", quarantine).Scan(&tables))
+			if tables < 21 {
+				rr := run(t, "instance_restore", f.args("acme", map[string]any{"source": "quarantine"}))
+				if rr["failed"] != true {
+					t.Errorf("round %d (killed after %v): a restore took the half-dropped quarantine %s (%d tables) for a whole one", round, delay, quarantine, tables)
+				}
+			}
+		}
+		pr := f.purge(t, "acme")
+		if pr["failed"] == true {
+			t.Fatalf("round %d (killed after %v): purge run again does not converge: %v", round, delay, pr["msg"])
+		}
+		if f.exists(t, quarantine) {
+			t.Errorf("round %d: quarantine %s still there after the purge ran again", round, quarantine)
+		}
+		if got := f.dump(t, f.database("beta")); got != wantB {
+			t.Fatalf("round %d: beta changed:\n%s", round, diffLines(wantB, got))
+		}
+	}
+}
