@@ -197,7 +197,6 @@ func quarantineOf(res map[string]any) string {
 // started. Fleetsafe must name it; if it goes on instead, the committed
 // row must at least be in the archive.
 func TestAttack4_ClientWithoutDefaultDatabase(t *testing.T) {
-	t.Skip("open: FINDINGS-4.md #1")
 	f := newFixture(t)
 	library(t) // built before the clock of the attack starts
 	f.create(t, "acme")
