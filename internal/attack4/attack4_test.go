@@ -409,7 +409,6 @@ func setDBTo(ts map[string]any, to string) {
 // (2) a tombstone of acme forged to point at beta's quarantine (still
 // within retention).
 func TestAttack4_PurgeForgedTombstone(t *testing.T) {
-	t.Skip("open: FINDINGS-4.md #3")
 	f := newFixture(t)
 	library(t)
 	f.create(t, "acme")

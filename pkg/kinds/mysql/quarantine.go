@@ -100,8 +100,9 @@ func (Kind) CompareQuarantined(ctx context.Context, env kind.Env, m kind.Move, d
 
 func (Kind) PurgeLabel() string { return "database" }
 
-// PurgeCheck refuses a name outside the quarantine namespace; gone when
-// the quarantine database does not exist.
+// PurgeCheck refuses a name outside the quarantine namespace, and a
+// database that carries no proof fleetsafe made it by moving m.From
+// (mariadb.CheckOwned); gone when the quarantine database does not exist.
 func (Kind) PurgeCheck(ctx context.Context, env kind.Env, m kind.Move) (bool, error) {
 	if !strings.HasPrefix(m.To, mariadb.QuarantinePrefix) {
 		return false, fmt.Errorf("%s is not a quarantine database name", m.To)
@@ -112,7 +113,10 @@ func (Kind) PurgeCheck(ctx context.Context, env kind.Env, m kind.Move) (bool, er
 	}
 	defer db.Close()
 	ok, err := mariadb.Exists(ctx, db, m.To)
-	return !ok, err
+	if err != nil || !ok {
+		return !ok, err
+	}
+	return false, mariadb.CheckOwned(ctx, db, m.To, m.From)
 }
 
 // PurgeMark marks the quarantine database as being purged (its comment),
