@@ -527,9 +527,6 @@ func TestAttack4_BrokenMySQLBackups(t *testing.T) {
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.name == "rows-filtered-out" {
-				t.Skip("open: FINDINGS-4.md #5")
-			}
 			name := fmt.Sprintf("b%d", i)
 			db := make2(t, name)
 			dir := filepath.Join(f.root, "backups", name)
