@@ -802,7 +802,6 @@ func runKilled(t *testing.T, module string, args map[string]any, delay time.Dura
 // converges: the quarantine is gone, nothing else is touched, and no
 // half-dropped quarantine is ever taken for a whole one by a restore.
 func TestAttack4_PurgeKilledAtRandomInstants(t *testing.T) {
-	t.Skip("open: FINDINGS-4.md #6")
 	f := newFixture(t)
 	library(t)
 	f.create(t, "beta")

@@ -112,6 +112,11 @@ func (Kind) PurgeCheck(ctx context.Context, env kind.Env, m kind.Move) (bool, er
 		return false, err
 	}
 	defer db.Close()
+	// A purge killed during its DROP DATABASE leaves the server dropping:
+	// wait for it, rather than race with it.
+	if err := mariadb.WaitDropped(ctx, db, m.To); err != nil {
+		return false, err
+	}
 	ok, err := mariadb.Exists(ctx, db, m.To)
 	if err != nil || !ok {
 		return !ok, err
@@ -128,6 +133,9 @@ func (Kind) PurgeMark(ctx context.Context, env kind.Env, m kind.Move) error {
 		return err
 	}
 	defer db.Close()
+	if err := mariadb.WaitDropped(ctx, db, m.To); err != nil {
+		return err
+	}
 	return mariadb.MarkPurging(ctx, db, m.To)
 }
 
@@ -138,6 +146,9 @@ func (Kind) PurgeRemove(ctx context.Context, env kind.Env, m kind.Move) error {
 		return err
 	}
 	defer db.Close()
+	if err := mariadb.WaitDropped(ctx, db, m.To); err != nil {
+		return err
+	}
 	_, err = mariadb.Purge(ctx, db, m.To)
 	return err
 }
