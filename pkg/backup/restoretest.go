@@ -175,8 +175,10 @@ func testRestore(ctx context.Context, env kind.Env, archiveDir string, c restore
 
 // compareRestored judges a scratch restore of res.File by the row counts
 // of its tables (got) against the live database's (want): failed when a
-// table of the live database is missing from the restore, a warning when
-// counts differ (the live database changed since the backup), else ok.
+// table of the live database is missing from the restore or when the
+// restore holds no row at all while the live database has rows, a
+// warning when counts differ (the live database changed since the
+// backup), else ok.
 func compareRestored(res CheckResult, got, want map[string]int64) CheckResult {
 	var missing, drift []string
 	for t, n := range want {
@@ -193,6 +195,25 @@ func compareRestored(res CheckResult, got, want map[string]int64) CheckResult {
 	if len(missing) > 0 {
 		return bad(res, StatusFailed, &RestoreError{Path: res.File,
 			Msg: "tables of the live database missing from the backup: " + strings.Join(missing, ", ")})
+	}
+	// No row at all in the restore while the live database has rows: a
+	// backup of the structure alone (rows filtered out, data left out),
+	// the same loss the data check fails for a pg_dump with no table
+	// data. Drift is for a database that changed, not one emptied.
+	var gotRows, liveRows int64
+	var liveTable string
+	for _, g := range got {
+		gotRows += g
+	}
+	for t, n := range want {
+		if n > 0 && (liveTable == "" || t < liveTable) {
+			liveTable = t
+		}
+		liveRows += n
+	}
+	if gotRows == 0 && liveRows > 0 {
+		return bad(res, StatusFailed, &RestoreError{Path: res.File,
+			Msg: fmt.Sprintf("restored, but the backup holds no row in any table while the live database has %d (in %s at least): its data is missing", liveRows, liveTable)})
 	}
 	if len(drift) > 0 {
 		return bad(res, StatusWarning, &RestoreError{Path: res.File,

@@ -79,12 +79,21 @@ func Clients(ctx context.Context, db *sql.DB, name string) ([]Client, error) {
 type InUseError struct {
 	Database string
 	Clients  []Client
+	// Held is true when the clients were found through the locks on the
+	// database's tables (Lockers), not by their current database.
+	Held bool
 }
 
 func (e *InUseError) Error() string {
 	names := make([]string, len(e.Clients))
 	for i, c := range e.Clients {
 		names[i] = c.String()
+	}
+	if e.Held {
+		if len(names) == 0 {
+			return fmt.Sprintf("database %q: its tables are held (a lock or an open transaction) by a connection whose current database is another one", e.Database)
+		}
+		return fmt.Sprintf("database %q: its tables are held (a lock or an open transaction) by a connection whose current database is another one; connection(s) with an open transaction: %s", e.Database, strings.Join(names, "; "))
 	}
 	return fmt.Sprintf("database %q has %d client connection(s): %s", e.Database, len(e.Clients), strings.Join(names, "; "))
 }
@@ -94,7 +103,9 @@ func (e *InUseError) Hint() string {
 	return "stop the instance's application (and anything else connected to its database), then run again"
 }
 
-// RefuseIfUsed returns an *InUseError naming the clients of database name,
+// RefuseIfUsed returns an *InUseError naming the clients of database name
+// (by their current database, or, through Lockers, by the locks they hold
+// on its tables),
 // if it has any.
 // A connection that was just closed (the dump's own, a moment ago) stays
 // in the process list until the server has cleaned it up: the clients
@@ -107,9 +118,17 @@ func RefuseIfUsed(ctx context.Context, db *sql.DB, name string) error {
 			return err
 		}
 		if len(cs) == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
+			held, ls, err := Lockers(ctx, db, name)
+			if err != nil {
+				return err
+			}
+			if !held {
+				return nil
+			}
+			if time.Now().After(deadline) {
+				return &InUseError{Database: name, Clients: ls, Held: true}
+			}
+		} else if time.Now().After(deadline) {
 			return &InUseError{Database: name, Clients: cs}
 		}
 		select {

@@ -112,8 +112,9 @@ func checkOwnName(name string) error {
 // given (as ReadDefinitions gave them when the dump was taken), else
 // those read now. Quarantine refuses, before changing anything, when name
 // holds an object the definitions lack (created since), a table named
-// DefinitionsTable, and while clients are connected to name
-// (*InUseError).
+// DefinitionsTable, while clients are connected to name (*InUseError),
+// and while tables of other databases reference name's by foreign key
+// (*ForeignKeyError).
 //
 // An interrupted quarantine is finished by calling it again: it uses the
 // definitions kept by the first run, moves the tables still in name, and
@@ -154,6 +155,9 @@ func Quarantine(ctx context.Context, db *sql.DB, name, quarantine string, defs *
 		}
 	}
 	if err := RefuseIfUsed(ctx, db, name); err != nil {
+		return err
+	}
+	if err := RefuseIfReferenced(ctx, db, name); err != nil {
 		return err
 	}
 	if from, err := Incoming(ctx, db, name); err != nil {

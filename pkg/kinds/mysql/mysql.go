@@ -200,9 +200,10 @@ func (Kind) State(ctx context.Context, s *kind.Scan, c kind.Component, name stri
 	return st, nil
 }
 
-// Preflight refuses a database with clients connected (named), and one
-// holding a table named like the one a quarantine keeps its definitions
-// in.
+// Preflight refuses a database with clients connected (named), one whose
+// tables other databases' tables reference by foreign key (named), and
+// one holding a table named like the one a quarantine keeps its
+// definitions in.
 func (Kind) Preflight(ctx context.Context, env kind.Env, st kind.State) (*kind.Refusal, error) {
 	db, err := Conn(env).Open(ctx, "")
 	if err != nil {
@@ -212,6 +213,13 @@ func (Kind) Preflight(ctx context.Context, env kind.Env, st kind.State) (*kind.R
 	err = mariadb.RefuseIfUsed(ctx, db, st.Locator)
 	if iu, ok := err.(*mariadb.InUseError); ok {
 		return &kind.Refusal{Reason: iu.Error(), Advice: iu.Hint()}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	err = mariadb.RefuseIfReferenced(ctx, db, st.Locator)
+	if fk, ok := err.(*mariadb.ForeignKeyError); ok {
+		return &kind.Refusal{Reason: fk.Error(), Advice: fk.Hint()}, nil
 	}
 	if err != nil {
 		return nil, err

@@ -100,8 +100,9 @@ func (Kind) CompareQuarantined(ctx context.Context, env kind.Env, m kind.Move, d
 
 func (Kind) PurgeLabel() string { return "database" }
 
-// PurgeCheck refuses a name outside the quarantine namespace; gone when
-// the quarantine database does not exist.
+// PurgeCheck refuses a name outside the quarantine namespace, and a
+// database that carries no proof fleetsafe made it by moving m.From
+// (mariadb.CheckOwned); gone when the quarantine database does not exist.
 func (Kind) PurgeCheck(ctx context.Context, env kind.Env, m kind.Move) (bool, error) {
 	if !strings.HasPrefix(m.To, mariadb.QuarantinePrefix) {
 		return false, fmt.Errorf("%s is not a quarantine database name", m.To)
@@ -111,8 +112,16 @@ func (Kind) PurgeCheck(ctx context.Context, env kind.Env, m kind.Move) (bool, er
 		return false, err
 	}
 	defer db.Close()
+	// A purge killed during its DROP DATABASE leaves the server dropping:
+	// wait for it, rather than race with it.
+	if err := mariadb.WaitDropped(ctx, db, m.To); err != nil {
+		return false, err
+	}
 	ok, err := mariadb.Exists(ctx, db, m.To)
-	return !ok, err
+	if err != nil || !ok {
+		return !ok, err
+	}
+	return false, mariadb.CheckOwned(ctx, db, m.To, m.From)
 }
 
 // PurgeMark marks the quarantine database as being purged (its comment),
@@ -124,6 +133,9 @@ func (Kind) PurgeMark(ctx context.Context, env kind.Env, m kind.Move) error {
 		return err
 	}
 	defer db.Close()
+	if err := mariadb.WaitDropped(ctx, db, m.To); err != nil {
+		return err
+	}
 	return mariadb.MarkPurging(ctx, db, m.To)
 }
 
@@ -134,6 +146,9 @@ func (Kind) PurgeRemove(ctx context.Context, env kind.Env, m kind.Move) error {
 		return err
 	}
 	defer db.Close()
+	if err := mariadb.WaitDropped(ctx, db, m.To); err != nil {
+		return err
+	}
 	_, err = mariadb.Purge(ctx, db, m.To)
 	return err
 }
