@@ -104,7 +104,8 @@ note "restored $TARGET from quarantine in $(printf '%.1f' "$(echo "$end - $start
 
 step "7. Delete again and restore from the archive alone (quarantine purged)"
 playbook playbooks/delete_instance.yml -e instance_name=$TARGET -e reason="second pass" -e fleetsafe_fetch_archive=false
-rm -rf "$ROOT"/tracim-01/*/tracim/.fleetsafe-trash "$ROOT"/tracim-01/srv/tracim/$TARGET/.fleetsafe-trash
+rm -rf "$ROOT"/tracim-01/*/tracim/.fleetsafe-trash "$ROOT"/tracim-01/srv/tracim/$TARGET/.fleetsafe-trash \
+  "$ROOT"/tracim-01/systemd/multi-user.target.wants/.fleetsafe-trash
 psql -h /var/run/postgresql -d postgres -Atqc "select datname from pg_database where datname like 'fstrash_%fsdemo_01_$TARGET'" |
   while read -r db; do psql -h /var/run/postgresql -d postgres -qc "drop database \"$db\" with (force)"; done
 start=$(date +%s.%N)
@@ -163,7 +164,35 @@ for r in json.load(open(sys.argv[1])):
             print(f"   {r['instance']}: {c['component']} from {c['backup']['path'].rsplit('/', 1)[1]}, "
                   f"{c['backup']['age']} old: {c['backup']['age']} of data lost ({why})")
 PY
-note "recover_fleet.yml brought all 16 back from their nightly backups in $(printf '%.0f' "$(echo "$end - $start" | bc)") s (the incident: 8 h 35 min)"
+note "recover_fleet.yml brought $(python3 -c "import json;print(len(json.load(open('$ROOT/recovered.json'))))") of 16 back from their nightly backups in $(printf '%.0f' "$(echo "$end - $start" | bc)") s (the incident: 8 h 35 min)"
+
+# An instance the inventory takes for soft-deleted on purpose (a tombstone of
+# its own not in state restored) is left out of the plan. hooli's second
+# deletion (act 7) keeps a tombstone in state quarantined although the
+# instance was restored from its archive: an open finding, shown here, and
+# the instance restored by name with the command line.
+python3 - "$ROOT/before.json" "$ROOT/recovered.json" <<'PY' >"$ROOT/skipped.txt"
+import json, sys
+done = {(r['host'], r['instance']) for r in json.load(open(sys.argv[2]))}
+for r in json.load(open(sys.argv[1])):
+    if (r['host'], r['name']) not in done:
+        print(r['host'], r['name'])
+PY
+while read -r host name; do
+  echo "   !! $name on $host was not in the plan: its archive_dir holds a tombstone not in state restored, so the inventory took it for soft-deleted on purpose (open finding); restoring it by name: fleetsafe recover $name --confirm"
+  FLEETSAFE_SYSTEMD_DIR="$ROOT/$host/systemd" build/library/fleetsafe recover "$name" --confirm --json \
+    --layout-file "$ROOT/$host/layout.yml" --archive-dir "$ROOT/$host/archives" >"$ROOT/recover-$name.json"
+  python3 - "$ROOT/recovered.json" "$ROOT/recover-$name.json" "$host" "$name" <<'PY'
+import json, sys
+rows = json.load(open(sys.argv[1]))
+r = json.load(open(sys.argv[2]))
+rows.append({'instance': sys.argv[4], 'host': sys.argv[3], 'failed': bool(r.get('failed')), 'msg': r.get('msg', ''),
+             'restored': r.get('restored', []), 'recovery': r.get('recovery', [])})
+json.dump(rows, open(sys.argv[1], 'w'), indent=1)
+print(f"   {sys.argv[4]}: {r.get('msg')}")
+PY
+done <"$ROOT/skipped.txt"
+[ -s "$ROOT/skipped.txt" ] && note "$(wc -l <"$ROOT/skipped.txt") instance(s) left out of the plan as soft-deleted (a stale tombstone: open finding), restored by name with fleetsafe recover"
 
 step "11. Every instance back, byte-identical to the backup it came from"
 python3 scripts/demo/verify_recovered.py "$ROOT/recovered.json" 16 || { echo "   !! a recovered instance differs from its backup"; exit 1; }
