@@ -185,6 +185,7 @@ bench: venv build pg
 	$(GO) run ./bench/softdelete -module $(LIBRARY)/instance_soft_delete
 	$(GO) run ./bench/verify -module $(LIBRARY)/backup_verify
 	$(GO) run ./bench/pgcustom
+	$(GO) run ./bench/recover -fleetsafe $(LIBRARY)/fleetsafe
 	bash scripts/sshd-up.sh
 	$(GO) run ./bench/plan -hosts 200 -limited=false
 	$(GO) run ./bench/transfer -hosts $(BENCH_HOSTS) -tasks $(BENCH_TASKS)

@@ -149,8 +149,9 @@ func realMetrics(t *testing.T) *real {
 	dir := t.TempDir()
 	hosts := map[string]string{"web-a:9100": filepath.Join(dir, "a.prom"), "web-b:9100": filepath.Join(dir, "b.prom")}
 	res := runBackupVerify(t, bin, f, map[string]any{"metrics_file": hosts["web-a:9100"], "archive_dir": archives,
-		"fail_on": "never", "state_file": filepath.Join(dir, "state.json")})
+		"fail_on": "never", "state_file": filepath.Join(dir, "state.json"), "drill": true})
 	require.Equal(t, false, res["failed"], res["msg"])
+	require.Equal(t, true, res["drill"].(map[string]any)["ok"], "the drill of the first instance in turn (acme) succeeded")
 	bad := runBackupVerify(t, bin, f, map[string]any{"metrics_file": hosts["web-b:9100"], "archive_dir": archives,
 		"login_host": "127.0.0.1", "login_user": "postgres", "login_password": "wrong-S3cret"})
 	require.Equal(t, true, bad["failed"], "web-b's run fails before checking")
@@ -318,6 +319,9 @@ func testAlerts(t *testing.T, r *real) {
 		{"eval_time": after(5 * time.Minute), "alertname": "FleetsafePurgeDueWithinADay", "exp_alerts": dueSoon},
 		{"eval_time": after(5 * time.Minute), "alertname": "FleetsafeDeletionUnfinished", "exp_alerts": none},
 		{"eval_time": after(5 * time.Minute), "alertname": "FleetsafeQuarantineUnreadable", "exp_alerts": none},
+		// A drill succeeded at the run; 45 days are tested by hand-written
+		// series in monitoring/tests/.
+		{"eval_time": after(26*time.Hour + 5*time.Minute), "alertname": "FleetsafeBackupDrillTooOld", "exp_alerts": none},
 		// node_exporter's own metric is not in these files.
 		{"eval_time": after(5 * time.Minute), "alertname": "FleetsafeTextfileUnreadable", "exp_alerts": none},
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/fleetsafe/fleetsafe/internal/modutil"
 	"github.com/fleetsafe/fleetsafe/pkg/ansible"
 	"github.com/fleetsafe/fleetsafe/pkg/backup"
+	"github.com/fleetsafe/fleetsafe/pkg/recovery"
 	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
 )
 
@@ -19,6 +20,7 @@ var Module = ansible.Module{
 	Spec: ansible.Spec{Params: map[string]ansible.Param{
 		"names":        {Type: ansible.TypeList, Elements: ansible.TypeStr},
 		"restore_test": {Type: ansible.TypeInt, Default: int64(0)},
+		"drill":        {Type: ansible.TypeBool, Default: false},
 		"metrics_file": {Type: ansible.TypePath},
 		"state_file":   {Type: ansible.TypePath},
 		"fail_on":      {Type: ansible.TypeStr, Default: "failed", Choices: []string{"failed", "warning", "never"}},
@@ -83,6 +85,26 @@ func run(ctx context.Context, req *ansible.Request) (*ansible.Result, error) {
 	}
 	res := &ansible.Result{}
 	res.Set("instances", rep.Instances).Set("summary", rep.Summary).Set("orphans", rep.Orphans).Set("app", rep.App)
+	var drillRes *recovery.DrillResult
+	var drillSuccess map[string]time.Time
+	var drillErr error
+	if p.Bool("drill") && !req.CheckMode {
+		// Restores into scratch places, removed whatever happens; the
+		// rotation is remembered. Neither happens in check mode.
+		var err error
+		drillRes, drillSuccess, err = drill(ctx, layout, rep, state, modutil.Options(p), start)
+		if drillRes != nil {
+			res.Set("drill", drillRes)
+			if drillRes.Changed {
+				res.Changed = true
+			}
+		}
+		if err != nil {
+			// A drill that could not run (the instance busy, its state
+			// unreadable) is a finding; the metrics are still written.
+			drillErr = err
+		}
+	}
 	for _, w := range rep.Warnings {
 		res.Warn("%s", w)
 	}
@@ -91,7 +113,7 @@ func run(ctx context.Context, req *ansible.Request) (*ansible.Result, error) {
 	}
 	q, qerr := quarantine(p.String("archive_dir"), app, start)
 	if mf := p.String("metrics_file"); mf != "" && !req.CheckMode {
-		if err := rep.WriteMetricsWith(mf, backup.MetricsOptions{Rules: layout.Backups, Quarantine: q}); err != nil {
+		if err := rep.WriteMetricsWith(mf, backup.MetricsOptions{Rules: layout.Backups, Quarantine: q, DrillSuccess: drillSuccess}); err != nil {
 			return res, err
 		}
 		// Rewritten on every run; a report, not a change to any instance,
@@ -111,6 +133,12 @@ func run(ctx context.Context, req *ansible.Request) (*ansible.Result, error) {
 			}
 		}
 		bad = append(bad, fmt.Sprintf("%s (%s)", inst.Name, strings.Join(why, "; ")))
+	}
+	if f := drillFinding(drillRes); f != "" && failOn != "never" {
+		bad = append(bad, f)
+	}
+	if drillErr != nil {
+		bad = append(bad, drillErr.Error())
 	}
 	s := rep.Summary
 	summary := fmt.Sprintf("%d instances: %d ok, %d warning, %d failed", s.Instances, s.OK, s.Warning, s.Failed)

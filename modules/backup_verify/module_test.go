@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -208,4 +209,67 @@ func writeJSON(t *testing.T, path string, v any) {
 	b, err := json.Marshal(v)
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(path, b, 0o600))
+}
+
+// TestBackupVerify_DrillRotatesAndRecordsSuccess: drill=true drills one
+// instance per run, in turn, through the real module; the metric gives
+// each drilled instance its last success; a newest dump that pg_restore
+// cannot read fails the task with the drill's finding, that instance's
+// metric keeping its earlier success.
+func TestBackupVerify_DrillRotatesAndRecordsSuccess(t *testing.T) {
+	f, _ := backedUp(t, "acme", "globex")
+	metrics := filepath.Join(t.TempDir(), "m.prom")
+	out := call(t, f, "drill", true, "metrics_file", metrics)
+	require.Equal(t, false, out["failed"], out["msg"])
+	d := out["drill"].(map[string]any)
+	assert.Equal(t, "acme", d["name"])
+	assert.Equal(t, true, d["ok"])
+	out = call(t, f, "drill", true, "metrics_file", metrics)
+	require.Equal(t, false, out["failed"], out["msg"])
+	assert.Equal(t, "globex", out["drill"].(map[string]any)["name"])
+	prom, err := os.ReadFile(metrics)
+	require.NoError(t, err)
+	assert.Regexp(t, `fleetsafe_backup_drill_last_success_timestamp_seconds\{app="[^"]+",name="acme"\} \d+`, string(prom))
+	assert.Regexp(t, `fleetsafe_backup_drill_last_success_timestamp_seconds\{app="[^"]+",name="globex"\} \d+`, string(prom))
+	acmeLine := regexpLine(t, string(prom), `name="acme"} `)
+
+	// Check mode drills nothing and keeps the rotation.
+	out = call(t, f, "drill", true, "_ansible_check_mode", true)
+	assert.Nil(t, out["drill"])
+
+	// acme's newest dump now passes every check but pg_restore rejects it
+	// (a CHECK whose function reads a table restored after it).
+	db, err := f.PG.Open(context.Background(), f.Database("acme"))
+	require.NoError(t, err)
+	for _, q := range []string{
+		`CREATE TABLE zz_ref (n int)`,
+		`INSERT INTO zz_ref SELECT generate_series(1, 10)`,
+		`CREATE FUNCTION below_ref(int) RETURNS boolean LANGUAGE sql STABLE AS 'SELECT $1 < (SELECT count(*) FROM public.zz_ref)'`,
+		`CREATE TABLE aa_checked (x int CHECK (public.below_ref(x)))`,
+		`INSERT INTO aa_checked VALUES (5)`,
+	} {
+		_, err := db.ExecContext(context.Background(), q)
+		require.NoError(t, err, q)
+	}
+	db.Close()
+	_, err = f.WriteBackups(context.Background(), "acme", time.Now().Add(-30*time.Minute))
+	require.NoError(t, err)
+	out = call(t, f, "drill", true, "metrics_file", metrics)
+	require.Equal(t, true, out["failed"], "the drill's finding fails the task")
+	assert.Contains(t, out["msg"], "restore drill of acme failed")
+	assert.Contains(t, out["msg"], "pg_restore")
+	prom, err = os.ReadFile(metrics)
+	require.NoError(t, err)
+	assert.Equal(t, acmeLine, regexpLine(t, string(prom), `name="acme"} `), "the last success is kept, not advanced")
+}
+
+func regexpLine(t *testing.T, text, sub string) string {
+	t.Helper()
+	for _, l := range strings.Split(text, "\n") {
+		if strings.HasPrefix(l, "fleetsafe_backup_drill_last_success_timestamp_seconds") && strings.Contains(l, sub) {
+			return l
+		}
+	}
+	t.Fatalf("no drill metric line with %s in\n%s", sub, text)
+	return ""
 }

@@ -65,6 +65,10 @@ type MetricsOptions struct {
 	Rules []instance.BackupRule
 	// Quarantine, when not nil, adds the quarantine metrics of the app.
 	Quarantine *Quarantine
+	// DrillSuccess, when not nil, is the last successful restore drill of
+	// each instance (backup_verify drill=true), kept across runs in the
+	// drill's state file: fleetsafe_backup_drill_last_success_timestamp_seconds.
+	DrillSuccess map[string]time.Time
 }
 
 // Metrics renders the report in the Prometheus text format, for
@@ -140,6 +144,18 @@ func (r *Report) MetricsWith(files map[string]FileFacts, opts MetricsOptions) st
 	}
 	writeRun(&b, app, r.VerifiedAt, 1)
 	writeQuarantine(&b, app, opts.Quarantine, r.VerifiedAt)
+	if opts.DrillSuccess != nil {
+		names := make([]string, 0, len(opts.DrillSuccess))
+		for n := range opts.DrillSuccess {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		b.WriteString("# HELP fleetsafe_backup_drill_last_success_timestamp_seconds When a full restore drill of the instance (every component restored from its newest backup into scratch and compared) last succeeded, in seconds since the epoch.\n")
+		b.WriteString("# TYPE fleetsafe_backup_drill_last_success_timestamp_seconds gauge\n")
+		for _, n := range names {
+			fmt.Fprintf(&b, "fleetsafe_backup_drill_last_success_timestamp_seconds{app=\"%s\",name=\"%s\"} %d\n", app, escapeLabel(n), opts.DrillSuccess[n].Unix())
+		}
+	}
 	return b.String()
 }
 

@@ -204,6 +204,9 @@ type plan struct {
 	// readContent: check mode reads a tree backup's entries as the
 	// extraction would, so that the plan refuses what the run refuses.
 	readContent bool
+	// files and bytes of a staged tree (drills report them).
+	files int
+	bytes int64
 }
 
 // Restore brings back the components of instance name from the newest
@@ -722,6 +725,7 @@ func stage(ctx context.Context, req Request, p *plan, res *Result) error {
 	}
 	p.staged = top
 	p.layout = tree.layout
+	p.files, p.bytes = tree.files, tree.bytes
 	if n := len(tree.dropped); n > 0 {
 		res.note("component %s: the backup %s carries %d extended attribute(s) or ACL(s) that are not restored (first: %s); set them again by hand if the application needs them",
 			p.c.Name, c.Path, n, strings.Join(tree.dropped[:min(n, 3)], ", "))

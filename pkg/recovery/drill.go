@@ -1,0 +1,193 @@
+package recovery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/fleetsafe/fleetsafe/pkg/backup"
+	"github.com/fleetsafe/fleetsafe/pkg/instance"
+	"github.com/fleetsafe/fleetsafe/pkg/kind"
+	"github.com/fleetsafe/fleetsafe/pkg/kinds/postgresql"
+	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
+	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
+)
+
+// Drill statuses of a component.
+const (
+	DrillOK     = "ok"
+	DrillFailed = "failed"
+)
+
+// DrillComponent is what a restore drill found for one component.
+type DrillComponent struct {
+	Component string  `json:"component"`
+	Type      string  `json:"type"`
+	Status    string  `json:"status"`
+	Backup    *Backup `json:"backup,omitempty"`
+	// Refused lists the newest backups that fail backup_verify's checks
+	// (a finding: the drill proves the newest backup).
+	Refused []Refused `json:"refused"`
+	// Files and Bytes of a restored tree, every entry compared with the
+	// backup's own (names, kinds, sizes, sha256, links, modes, owners,
+	// mtimes).
+	Files int   `json:"files,omitempty"`
+	Bytes int64 `json:"bytes,omitempty"`
+	// Tables and Rows restored into the scratch database.
+	Tables          int     `json:"tables,omitempty"`
+	Rows            int64   `json:"rows,omitempty"`
+	Reason          string  `json:"reason,omitempty"`
+	DurationSeconds float64 `json:"duration_seconds"`
+}
+
+// DrillResult is one restore drill of an instance.
+type DrillResult struct {
+	Name string `json:"name"`
+	// OK: every component that is backed up was restored from its newest
+	// good backup into its scratch place and matched the backup.
+	OK         bool             `json:"ok"`
+	Components []DrillComponent `json:"components"`
+	Notes      []string         `json:"notes"`
+	// Changed: a scratch leftover of a killed drill or restore was
+	// removed (the drill's own scratch places are always removed).
+	Changed bool `json:"-"`
+}
+
+// Drill proves the backups of instance name end to end: every component
+// that is backed up is restored from its newest backup (which must pass
+// every backup_verify check: a refused newest backup fails the drill),
+// through the same staging as Restore (a tree
+// extracted and compared entry by entry with the backup into the
+// component's staging directory; a dump restored by pg_restore into the
+// component's staging database), then the staging place is removed
+// whatever happens. Nothing is put in place: the live instance is never
+// touched. A drill killed half-way leaves staging places that the next
+// drill or restore of the instance removes (softdelete.CleanStaging)
+// before anything else. It holds the instance's lock, so it never runs
+// beside a restore or a deletion of the same instance.
+func Drill(ctx context.Context, l *instance.Layout, name string, opts instance.Options, now time.Time) (*DrillResult, error) {
+	if err := l.ValidateName(name); err != nil {
+		return nil, err
+	}
+	if now.IsZero() {
+		now = time.Now()
+	}
+	res := &DrillResult{Name: name, Components: []DrillComponent{}, Notes: []string{}}
+	unlock, err := softdelete.LockInstance(l, name)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	n, err := softdelete.CleanStaging(ctx, l, name, opts)
+	if n > 0 {
+		res.Changed = true
+		res.Notes = append(res.Notes, fmt.Sprintf("removed %d scratch leftover(s) of an interrupted drill or restore", n))
+	}
+	if err != nil {
+		return res, fmt.Errorf("drill of %s: a scratch leftover could not be removed: %w", name, err)
+	}
+	set, err := backup.Candidates(ctx, l, name, backup.Options{Discovery: opts, Now: now})
+	if err != nil {
+		return res, err
+	}
+	env := opts.Env()
+	req := Request{Name: name, Options: opts, Now: now}
+	scratch := &Result{}
+	res.OK = true
+	for _, c := range l.Components {
+		if restorable(l, c) != "" && (c.Backup != nil && !*c.Backup || c.Optional) {
+			continue // not backed up on purpose: nothing to drill
+		}
+		dc := DrillComponent{Component: c.Name, Type: c.Type, Refused: []Refused{}}
+		start := time.Now()
+		if why := restorable(l, c); why != "" {
+			dc.Status, dc.Reason = DrillFailed, why
+			res.OK = false
+			res.Components = append(res.Components, dc)
+			continue
+		}
+		t, err := softdelete.Target(l.App, name, c)
+		if err != nil {
+			return res, err
+		}
+		k, _ := c.Kind()
+		p := &plan{c: c, k: k, t: t, chosen: -1, res: &ComponentResult{Component: c.Name, Refused: []Refused{}}}
+		p.cands = set.ByComponent[c.Name]
+		if err := choose(ctx, p, 0, now); err != nil {
+			return res, err
+		}
+		dc.Refused, dc.Backup = p.res.Refused, p.res.Backup
+		switch {
+		case p.chosen < 0:
+			dc.Status, dc.Reason = DrillFailed, p.res.Reason
+		case p.chosen > 0:
+			// A drill proves the newest backup: a refused one is a
+			// finding even when an older one is good.
+			dc.Status, dc.Reason = DrillFailed, fmt.Sprintf("the newest backup %s is refused: %s (the next good one, %s, was not drilled)",
+				p.res.Refused[0].Path, p.res.Refused[0].Reason, p.res.Backup.Path)
+		default:
+			err := stage(ctx, req, p, scratch)
+			if err == nil {
+				dc.Status, dc.Files, dc.Bytes = DrillOK, p.files, p.bytes
+				if k.Shape() == kind.Dump && c.Type == "postgresql" {
+					dc.Tables, dc.Rows, err = countRows(ctx, postgresql.Conn(env), p.staged)
+					if err != nil {
+						dc.Status, dc.Reason = DrillFailed, fmt.Sprintf("count the rows restored from %s: %v", dc.Backup.Path, err)
+					}
+				}
+			} else {
+				dc.Status, dc.Reason = DrillFailed, fmt.Sprintf("the restore of %s failed: %v", dc.Backup.Path, err)
+			}
+			if p.staged != "" {
+				if derr := k.DropStaging(ctx, env, p.staged, false); derr != nil {
+					res.Notes = append(res.Notes, fmt.Sprintf("component %s: the scratch place %s could not be removed (%v); the next drill or restore of %s removes it", c.Name, p.staged, derr, name))
+				}
+			}
+		}
+		if dc.Status != DrillOK {
+			res.OK = false
+		}
+		dc.DurationSeconds = time.Since(start).Seconds()
+		res.Components = append(res.Components, dc)
+	}
+	res.Notes = append(res.Notes, scratch.Notes...)
+	if ctx.Err() != nil {
+		return res, ctx.Err()
+	}
+	return res, nil
+}
+
+// countRows counts the tables and rows of database db.
+func countRows(ctx context.Context, pg pgdump.Conn, db string) (int, int64, error) {
+	conn, err := pg.Open(ctx, db)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer conn.Close()
+	rows, err := conn.QueryContext(ctx, `SELECT quote_ident(schemaname) || '.' || quote_ident(relname) FROM pg_stat_user_tables`)
+	if err != nil {
+		return 0, 0, err
+	}
+	var tables []string
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			rows.Close()
+			return 0, 0, err
+		}
+		tables = append(tables, t)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return 0, 0, err
+	}
+	var total int64
+	for _, t := range tables {
+		var n int64
+		if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM "+t).Scan(&n); err != nil {
+			return 0, 0, fmt.Errorf("table %s: %w", t, err)
+		}
+		total += n
+	}
+	return len(tables), total, nil
+}
