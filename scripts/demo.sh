@@ -167,10 +167,10 @@ PY
 note "recover_fleet.yml brought $(python3 -c "import json;print(len(json.load(open('$ROOT/recovered.json'))))") of 16 back from their nightly backups in $(printf '%.0f' "$(echo "$end - $start" | bc)") s (the incident: 8 h 35 min)"
 
 # An instance the inventory takes for soft-deleted on purpose (a tombstone of
-# its own not in state restored) is left out of the plan. hooli's second
-# deletion (act 7) keeps a tombstone in state quarantined although the
-# instance was restored from its archive: an open finding, shown here, and
-# the instance restored by name with the command line.
+# its own that no restore came back from) is left out of the plan. None
+# should be here (hooli, restored from its archive in act 7, keeps a
+# tombstone in state quarantined until purge, with restored_at): any
+# instance the plan skipped is flagged loudly and restored by name.
 python3 - "$ROOT/before.json" "$ROOT/recovered.json" <<'PY' >"$ROOT/skipped.txt"
 import json, sys
 done = {(r['host'], r['instance']) for r in json.load(open(sys.argv[2]))}
@@ -179,7 +179,7 @@ for r in json.load(open(sys.argv[1])):
         print(r['host'], r['name'])
 PY
 while read -r host name; do
-  echo "   !! $name on $host was not in the plan: its archive_dir holds a tombstone not in state restored, so the inventory took it for soft-deleted on purpose (open finding); restoring it by name: fleetsafe recover $name --confirm"
+  echo "   !! $name on $host was not in the plan: its archive_dir holds a tombstone that no restore came back from, so the inventory took it for soft-deleted on purpose; restoring it by name: fleetsafe recover $name --confirm"
   FLEETSAFE_SYSTEMD_DIR="$ROOT/$host/systemd" build/library/fleetsafe recover "$name" --confirm --json \
     --layout-file "$ROOT/$host/layout.yml" --archive-dir "$ROOT/$host/archives" >"$ROOT/recover-$name.json"
   python3 - "$ROOT/recovered.json" "$ROOT/recover-$name.json" "$host" "$name" <<'PY'

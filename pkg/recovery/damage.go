@@ -174,7 +174,9 @@ func softDeleted(archiveDir, app, name string) (bool, error) {
 		return false, fmt.Errorf("tombstones of %s under %s: %w", name, archiveDir, err)
 	}
 	for _, t := range tombs {
-		if t.App == app && t.State != softdelete.StateRestored && t.Reason != "replaced by a forced restore" {
+		// A deletion some restore has brought back from is no longer
+		// in effect, even while leftovers wait in quarantine for purge.
+		if t.App == app && t.State != softdelete.StateRestored && t.RestoredAt == nil && t.Reason != "replaced by a forced restore" {
 			return true, nil
 		}
 	}

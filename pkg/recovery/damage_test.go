@@ -71,3 +71,34 @@ func TestInventory_ListsPartialAndGoneWithTheirBackups(t *testing.T) {
 	_, err = os.Lstat(f.Path("data", "globex"))
 	assert.ErrorIs(t, err, os.ErrNotExist, "the inventory changes nothing")
 }
+
+// TestInventory_RestoredFromTheArchiveIsNoLongerSoftDeleted: an instance
+// soft-deleted, then restored from its archive while its quarantine is
+// still held (the tombstone stays "quarantined" until purge removes the
+// leftovers), then destroyed, is damage to recover, not a deletion on
+// purpose.
+func TestInventory_RestoredFromTheArchiveIsNoLongerSoftDeleted(t *testing.T) {
+	ctx := context.Background()
+	f := fleettest.NewSpec(t, fleettest.Spec{DB: true, Backups: true, Files: 3})
+	require.NoError(t, f.AddInstance(ctx, "acme"))
+	_, err := f.WriteBackups(ctx, "acme", time.Now().Add(-time.Hour))
+	require.NoError(t, err)
+	archives := filepath.Join(t.TempDir(), "archives")
+	_, err = softdelete.Delete(ctx, f.Layout, softdelete.Request{Name: "acme", ArchiveDir: archives, Reason: "by mistake", Options: f.Options()})
+	require.NoError(t, err)
+	r, err := softdelete.Restore(ctx, f.Layout, softdelete.RestoreRequest{Name: "acme", ArchiveDir: archives, Source: "archive", Options: f.Options()})
+	require.NoError(t, err)
+	require.NotEmpty(t, r.Restored)
+	tombs, err := softdelete.Tombstones(filepath.Join(archives, "acme"))
+	require.NoError(t, err)
+	require.Len(t, tombs, 1)
+	require.NotNil(t, tombs[0].RestoredAt, "the tombstone records the restore (state %s)", tombs[0].State)
+
+	require.NoError(t, os.RemoveAll(f.Path("data", "acme")))
+	rep, err := recovery.Inventory(ctx, f.Layout, recovery.DamageOptions{ArchiveDir: archives, Options: f.Options()})
+	require.NoError(t, err)
+	assert.Empty(t, rep.SoftDeleted, "restored from its archive: no longer a deletion on purpose")
+	require.Len(t, rep.Damaged, 1, "%+v", rep.Damaged)
+	assert.Equal(t, "acme", rep.Damaged[0].Name)
+	assert.Contains(t, rep.Damaged[0].Missing, "data")
+}

@@ -154,6 +154,11 @@ type Tombstone struct {
 	// (a late change was found after moves: moving back), abandoned
 	// (nothing left moved; Note says why), restored or purged.
 	State string `json:"state"`
+	// RestoredAt is when a restore last brought a component back from
+	// this deletion (from its quarantine or its archive); the state may
+	// stay quarantined while leftovers there wait for purge, but the
+	// deletion is no longer in effect.
+	RestoredAt *time.Time `json:"restored_at,omitempty"`
 	// Note explains an abandoned or rolled back deletion.
 	Note        string `json:"note,omitempty"`
 	ToolVersion string `json:"tool_version"`

@@ -196,6 +196,9 @@ type pick struct {
 	// from an archive
 	archive string
 	mc      ManifestComponent
+	// archiveTS is the tombstone of the deletion whose archive is used,
+	// when there is one: the restore is recorded there (RestoredAt).
+	archiveTS *Tombstone
 	// placeholder, when set, says why the present component counts as a
 	// placeholder that a deletion's content may replace without force.
 	placeholder string
@@ -758,6 +761,7 @@ func (r *restorer) choose(ctx context.Context, p *pick) (bool, error) {
 			res.note("component %s was absent when %s was written; restoring it from the older %s", name, absentAt, d.archive)
 		}
 		p.archive = d.archive
+		p.archiveTS = d.ts
 		return true, nil
 	}
 	if absentAt != "" {
@@ -942,6 +946,8 @@ func (r *restorer) finish(ctx context.Context, chosen []*pick) error {
 			continue
 		}
 		seen[p.ts] = true
+		now := time.Now().UTC()
+		p.ts.RestoredAt = &now
 		state := StateRestored
 		for _, m := range p.ts.Components {
 			held, err := quarantineHeld(ctx, r.req.Options, m)
@@ -954,6 +960,21 @@ func (r *restorer) finish(ctx context.Context, chosen []*pick) error {
 		}
 		p.ts.State = state
 		if err := p.ts.write(); err != nil {
+			return err
+		}
+	}
+	// A deletion restored from its archive while its quarantine is still
+	// held keeps its state (purge removes the leftovers) and records the
+	// restore: the deletion is no longer in effect.
+	for _, p := range chosen {
+		t := p.archiveTS
+		if t == nil || seen[t] || !p.done {
+			continue
+		}
+		seen[t] = true
+		now := time.Now().UTC()
+		t.RestoredAt = &now
+		if err := t.write(); err != nil {
 			return err
 		}
 	}
