@@ -193,8 +193,8 @@ func quarantineOf(res map[string]any) string {
 // Promise: soft delete refuses while clients are connected to the
 // database, naming them. Attack: a client connected with no default
 // database (PROCESSLIST.DB is NULL) holds an open transaction that wrote
-// into the instance's table, and commits a moment after the soft delete
-// started. Fleetsafe must name it; if it goes on instead, the committed
+// into the instance's table, open for the whole run (committed when the
+// run returns). Fleetsafe must name it; if it goes on instead, the committed
 // row must at least be in the archive.
 func TestAttack4_ClientWithoutDefaultDatabase(t *testing.T) {
 	f := newFixture(t)
@@ -214,13 +214,24 @@ func TestAttack4_ClientWithoutDefaultDatabase(t *testing.T) {
 	must(t, err)
 	_, err = conn.ExecContext(context.Background(), "INSERT INTO "+q+".t (v) VALUES ('late')")
 	must(t, err)
+	// The transaction stays open for the whole run: a commit after a fixed
+	// delay raced with the module's start on a loaded machine (a slow start
+	// let the commit land before the probe, and the soft delete rightly went
+	// on). It commits when the run returns, or after a minute should the
+	// run wait on the client's locks, so that a miss shows as a failure
+	// rather than a hang.
+	finished := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		time.Sleep(3 * time.Second)
+		select {
+		case <-finished:
+		case <-time.After(time.Minute):
+		}
 		_, _ = conn.ExecContext(context.Background(), "COMMIT")
 	}()
 	res := run(t, "instance_soft_delete", f.args("acme", map[string]any{"reason": "attack4"}))
+	close(finished)
 	<-done
 	conn.Close()
 	if res["failed"] == true {
