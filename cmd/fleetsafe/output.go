@@ -27,18 +27,7 @@ func report(stdout, stderr io.Writer, out map[string]any, asJSON bool) error {
 		return err
 	}
 	res := plain.(map[string]any)
-	status := "ok"
-	if b, _ := res["changed"].(bool); b {
-		status = "changed"
-	}
-	if b, _ := res["failed"].(bool); b {
-		status = "FAILED"
-	}
-	line := status
-	if msg, _ := res["msg"].(string); msg != "" {
-		line += ": " + msg
-	}
-	fmt.Fprintln(stdout, line)
+	fmt.Fprintln(stdout, statusLine(res))
 	if ws, ok := res["warnings"].([]any); ok {
 		for _, w := range ws {
 			fmt.Fprintf(stderr, "warning: %v\n", w)
@@ -58,6 +47,22 @@ func report(stdout, stderr io.Writer, out map[string]any, asJSON bool) error {
 		return writeYAML(stdout, diff)
 	}
 	return nil
+}
+
+// statusLine is the first line of a result for people: ok, changed or
+// FAILED (failed wins over changed), then ": msg" when msg is set.
+func statusLine(res map[string]any) string {
+	status := "ok"
+	if b, _ := res["changed"].(bool); b {
+		status = "changed"
+	}
+	if b, _ := res["failed"].(bool); b {
+		status = "FAILED"
+	}
+	if msg, _ := res["msg"].(string); msg != "" {
+		return status + ": " + msg
+	}
+	return status
 }
 
 func writeYAML(w io.Writer, v any) error {

@@ -185,18 +185,7 @@ func recoverReport(w io.Writer, out map[string]any) error {
 		return err
 	}
 	res := plain.(map[string]any)
-	status := "ok"
-	if b, _ := res["changed"].(bool); b {
-		status = "changed"
-	}
-	if b, _ := res["failed"].(bool); b {
-		status = "FAILED"
-	}
-	line := status
-	if msg, _ := res["msg"].(string); msg != "" {
-		line += ": " + msg
-	}
-	fmt.Fprintln(w, line)
+	fmt.Fprintln(w, statusLine(res))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	if comps, ok := res["recovery"].([]any); ok {
 		fmt.Fprintln(tw, "COMPONENT\tSTATUS\tBACKUP\tAGE\tDURATION")
