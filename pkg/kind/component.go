@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"iter"
 	"path/filepath"
 	"strings"
 	"time"
@@ -105,6 +106,19 @@ func (t Template) Match(s string) (string, bool) {
 	return s[len(t.Prefix) : len(s)-len(t.Suffix)], true
 }
 
+// MatchAll returns the names that the strings of seq were expanded from,
+// in seq's order; strings that do not fit the template are passed over
+// (a database kind lists its server's databases with it).
+func (t Template) MatchAll(seq iter.Seq[string]) []string {
+	var out []string
+	for s := range seq {
+		if n, ok := t.Match(s); ok {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 // PathTemplate splits a component path around its {name} element:
 // /srv/tracim/app-{name}/etc is Parent /srv/tracim, Elem "app-{name}", Rest
 // "etc".
@@ -173,4 +187,15 @@ func LocatePath(c Component, name string) (pt PathTemplate, elem, full string, e
 func StagingID(app, name string) string {
 	sum := sha256.Sum256([]byte(app + "\x00" + name))
 	return hex.EncodeToString(sum[:6])
+}
+
+// ShortID is the random part of deletion id (what follows its last '-'),
+// or the whole id when it has none: what a quarantine name on a database
+// server carries, so that the name stays short and still names the
+// deletion.
+func ShortID(id string) string {
+	if i := strings.LastIndex(id, "-"); i >= 0 {
+		return id[i+1:]
+	}
+	return id
 }

@@ -16,6 +16,7 @@ import (
 	"database/sql"
 	"fmt"
 	"io"
+	"maps"
 	"strings"
 	"unicode/utf8"
 
@@ -167,13 +168,7 @@ func (Kind) Names(ctx context.Context, s *kind.Scan, c kind.Component) ([]string
 	if err != nil {
 		return nil, err
 	}
-	var out []string
-	for d := range dbs {
-		if n, ok := c.Template.Match(d); ok {
-			out = append(out, n)
-		}
-	}
-	return out, nil
+	return c.Template.MatchAll(maps.Keys(dbs)), nil
 }
 
 // State: present when the database exists; a database a stopped restore

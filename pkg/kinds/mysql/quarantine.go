@@ -20,11 +20,7 @@ func (Kind) Tidy(kind.Move)                                {}
 // QuarantineTarget names the quarantine database fstrash_<random part of
 // the id>_<name>, cut at MariaDB's 64 characters.
 func (Kind) QuarantineTarget(source, id string) string {
-	short := id
-	if i := strings.LastIndex(id, "-"); i >= 0 {
-		short = id[i+1:]
-	}
-	return cut(mariadb.QuarantinePrefix + short + "_" + source)
+	return cut(mariadb.QuarantinePrefix + kind.ShortID(id) + "_" + source)
 }
 
 // cut shortens a database name to MariaDB's limit, in characters.

@@ -9,6 +9,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"maps"
 	"regexp"
 	"strings"
 
@@ -166,13 +167,7 @@ func (Kind) Names(ctx context.Context, s *kind.Scan, c kind.Component) ([]string
 	if err != nil {
 		return nil, err
 	}
-	var out []string
-	for d := range dbs {
-		if n, ok := c.Template.Match(d); ok {
-			out = append(out, n)
-		}
-	}
-	return out, nil
+	return c.Template.MatchAll(maps.Keys(dbs)), nil
 }
 
 func (Kind) State(ctx context.Context, s *kind.Scan, c kind.Component, name string) (kind.State, error) {

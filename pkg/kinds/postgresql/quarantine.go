@@ -17,11 +17,7 @@ func (Kind) Tidy(kind.Move)                                {}
 // QuarantineTarget renames the database fstrash_<random part of the
 // id>_<name>, cut at 63 bytes.
 func (Kind) QuarantineTarget(source, id string) string {
-	short := id
-	if i := strings.LastIndex(id, "-"); i >= 0 {
-		short = id[i+1:]
-	}
-	name := QuarantinePrefix + short + "_" + source
+	name := QuarantinePrefix + kind.ShortID(id) + "_" + source
 	if len(name) > MaxDatabaseName {
 		name = name[:MaxDatabaseName]
 	}
