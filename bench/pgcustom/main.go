@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fleetsafe/fleetsafe/bench/internal/harness"
 	"github.com/fleetsafe/fleetsafe/bench/internal/measure"
 	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
 )
@@ -67,12 +68,11 @@ func run(dir string, rows, tables, runs int) error {
 	if err != nil {
 		return err
 	}
-	if dir == "" {
-		if dir, err = os.MkdirTemp("", "fleetsafe-bench-pgcustom-"); err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
+	dir, cleanup, err := harness.WorkDir(dir, "fleetsafe-bench-pgcustom-")
+	if err != nil {
+		return err
 	}
+	defer cleanup()
 	for _, n := range []int{tables, 1} {
 		dump, err := generateDump(dir, rows, n)
 		if err != nil {

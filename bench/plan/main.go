@@ -15,12 +15,11 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/fleetsafe/fleetsafe/bench/internal/harness"
 	"github.com/fleetsafe/fleetsafe/bench/internal/measure"
 )
 
@@ -42,7 +41,7 @@ func run(repo string, hosts, forks, runs int, limited bool) error {
 	if err != nil {
 		return err
 	}
-	env, err := sshdUp(repo)
+	env, err := harness.SSHDUp(repo)
 	if err != nil {
 		return err
 	}
@@ -55,7 +54,7 @@ func run(repo string, hosts, forks, runs int, limited bool) error {
 	if err := os.Mkdir(cp, 0o700); err != nil {
 		return err
 	}
-	defer closeMasters(cp, hosts)
+	defer harness.CloseMasters(cp, hosts)
 	inv, err := fleet(dir, env, cp, hosts)
 	if err != nil {
 		return err
@@ -65,7 +64,7 @@ func run(repo string, hosts, forks, runs int, limited bool) error {
 		return err
 	}
 	playbook := filepath.Join(repo, "playbooks", "delete_instance.yml")
-	target := fmt.Sprintf("h%03d", hosts/2+1)
+	target := harness.HostName(hosts/2 + 1)
 	plan := []string{"--check", "-e", "instance_name=target", "-e", "reason=bench", playbook}
 	cases := []struct {
 		name string
@@ -88,14 +87,14 @@ func run(repo string, hosts, forks, runs int, limited bool) error {
 	for _, c := range cases {
 		var samples []measure.Sample
 		for i := 0; i < runs; i++ {
-			closeMasters(cp, hosts) // every run opens its connections
+			harness.CloseMasters(cp, hosts) // every run opens its connections
 			argv := append([]string{"ansible-playbook", "-i", inv, "-f", fmt.Sprint(forks)}, c.args...)
 			s, out, err := measure.Run(argv...)
 			if err != nil {
-				return fmt.Errorf("%s: %w\n%s", c.name, err, tail(out, 40))
+				return fmt.Errorf("%s: %w\n%s", c.name, err, harness.Tail(out, 40))
 			}
 			if !strings.Contains(out, c.want) {
-				return fmt.Errorf("%s: output lacks %q\n%s", c.name, c.want, tail(out, 40))
+				return fmt.Errorf("%s: output lacks %q\n%s", c.name, c.want, harness.Tail(out, 40))
 			}
 			samples = append(samples, s)
 		}
@@ -119,7 +118,7 @@ func fleet(dir string, env map[string]string, cp string, hosts int) (string, err
 	// ping pays no interpreter discovery: the benchmark favours ping.
 	b.WriteString("    ansible_python_interpreter: /usr/bin/python3\n  hosts:\n")
 	for i := 1; i <= hosts; i++ {
-		h := fmt.Sprintf("h%03d", i)
+		h := harness.HostName(i)
 		root := filepath.Join(dir, h)
 		layout := fmt.Sprintf("app: bench\ncomponents:\n  - name: config\n    type: dir\n    path: %s/etc/{name}\n  - name: data\n    type: dir\n    path: %s/srv/{name}/data\n", root, root)
 		if err := os.MkdirAll(root, 0o755); err != nil {
@@ -143,46 +142,4 @@ func fleet(dir string, env map[string]string, cp string, hosts int) (string, err
 	}
 	path := filepath.Join(dir, "inventory.yml")
 	return path, os.WriteFile(path, []byte(b.String()), 0o644)
-}
-
-func sshdUp(repo string) (map[string]string, error) {
-	cmd := exec.Command("bash", filepath.Join(repo, "scripts", "sshd-up.sh"))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("sshd-up: %w\n%s", err, out)
-	}
-	data, err := os.ReadFile(filepath.Join(repo, "build", "ssh", "env"))
-	if err != nil {
-		return nil, err
-	}
-	env := map[string]string{}
-	for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
-		if k, v, ok := strings.Cut(l, "="); ok {
-			env[k] = v
-		}
-	}
-	return env, nil
-}
-
-// closeMasters ends every host's SSH control master.
-func closeMasters(cp string, hosts int) {
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 16)
-	for i := 1; i <= hosts; i++ {
-		wg.Add(1)
-		go func(h string) {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			_ = exec.Command("ssh", "-F", "none", "-o", "ControlPath="+filepath.Join(cp, h), "-O", "exit", "127.0.0.1").Run()
-		}(fmt.Sprintf("h%03d", i))
-	}
-	wg.Wait()
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(s, "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

@@ -29,6 +29,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fleetsafe/fleetsafe/bench/internal/harness"
 	"github.com/fleetsafe/fleetsafe/bench/internal/measure"
 	"github.com/fleetsafe/fleetsafe/internal/fleetgen"
 	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
@@ -53,25 +54,16 @@ func run(ctx context.Context, bin, dir string, mib int) error {
 	if err != nil {
 		return err
 	}
-	if dir == "" {
-		if dir, err = os.MkdirTemp("", "fleetsafe-bench-recover-"); err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
+	dir, cleanup, err := harness.WorkDir(dir, "fleetsafe-bench-recover-")
+	if err != nil {
+		return err
 	}
+	defer cleanup()
 	defer func() { _ = fleetgen.DropDatabasesLike(context.Background(), pgdump.Conn{}, marker) }()
 	if err := fleet(ctx, bin, filepath.Join(dir, "fleet")); err != nil {
 		return err
 	}
 	return big(ctx, bin, filepath.Join(dir, "big"), mib)
-}
-
-func sh(script string) error {
-	out, err := exec.Command("sh", "-c", script).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("%s: %v: %s", script, err, out)
-	}
-	return nil
 }
 
 // fleet times the recovery of the 16 sandbox instances.
@@ -84,7 +76,7 @@ func fleet(ctx context.Context, bin, root string) error {
 		return fmt.Errorf("sandbox: %v: %s", err, out)
 	}
 	// The disaster: every instance directory and every database.
-	if err := sh(fmt.Sprintf("rm -rf %[1]s/tracim-0*/etc/tracim/* %[1]s/tracim-0*/srv/tracim/* %[1]s/tracim-0*/log/tracim/*", root)); err != nil {
+	if err := harness.Sh(fmt.Sprintf("rm -rf %[1]s/tracim-0*/etc/tracim/* %[1]s/tracim-0*/srv/tracim/* %[1]s/tracim-0*/log/tracim/*", root)); err != nil {
 		return err
 	}
 	if err := fleetgen.DropDatabasesLike(ctx, pgdump.Conn{}, marker+"_"); err != nil {
@@ -184,7 +176,7 @@ func big(ctx context.Context, bin, root string, mib int) error {
 	if err := disaster(); err != nil {
 		return err
 	}
-	_ = sh("sync; cat " + strings.Join(values(files), " ") + " >/dev/null")
+	_ = harness.Sh("sync; cat " + strings.Join(values(files), " ") + " >/dev/null")
 	fs, out, err := measure.Run("env", "FLEETSAFE_SYSTEMD_DIR="+f.SystemdDir, bin, "recover", "big", "--confirm",
 		"--layout-file", f.LayoutFile)
 	if err != nil {

@@ -21,23 +21,21 @@
 package main
 
 import (
-	"bufio"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/fleetsafe/fleetsafe/bench/internal/harness"
 	"github.com/fleetsafe/fleetsafe/bench/internal/measure"
 )
 
@@ -78,7 +76,7 @@ func run(repo, sshdDir string, hosts, tasks, forks int) error {
 	if !filepath.IsAbs(sshdDir) {
 		sshdDir = filepath.Join(repo, sshdDir)
 	}
-	env, err := readEnv(filepath.Join(sshdDir, "env"))
+	env, err := harness.SSHDEnv(filepath.Join(sshdDir, "env"))
 	if err != nil {
 		return fmt.Errorf("%w (run scripts/sshd-up.sh first)", err)
 	}
@@ -154,12 +152,12 @@ nocows = True
 	ansible := filepath.Join(repo, ".venv", "bin", "ansible-playbook")
 	s, out, err := measure.Run("env", "ANSIBLE_CONFIG="+cfg, "ANSIBLE_NOCOLOR=1", ansible, "-i", inv, play)
 	peak := cg.peak()
-	closeMasters(cp, hosts)
+	harness.CloseMasters(cp, hosts) // each relay ends and writes its count
 	if err != nil {
-		return result{}, fmt.Errorf("ansible-playbook: %v\n%s", err, tail(out, 40))
+		return result{}, fmt.Errorf("ansible-playbook: %v\n%s", err, harness.Tail(out, 40))
 	}
 	if want := fmt.Sprintf("ok=%d ", tasks); strings.Count(out, want) != hosts {
-		return result{}, fmt.Errorf("expected %d hosts with %s in the recap:\n%s", hosts, want, tail(out, 30))
+		return result{}, fmt.Errorf("expected %d hosts with %s in the recap:\n%s", hosts, want, harness.Tail(out, 30))
 	}
 	up, down, conns, err := readCounts(counts)
 	if err != nil {
@@ -175,7 +173,7 @@ func inventory(run string, env map[string]string, self, counts, cp, caches strin
 	fmt.Fprintf(&b, "        ansible_ssh_private_key_file: %s/client_ed25519\n", env["SSHD_DIR"])
 	b.WriteString("      hosts:\n")
 	for i := 1; i <= hosts; i++ {
-		h := fmt.Sprintf("h%03d", i)
+		h := harness.HostName(i)
 		args := fmt.Sprintf("-o UserKnownHostsFile=%s/known_hosts -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes -o ProxyCommand='%s -proxy %s/%s 127.0.0.1 %s'",
 			env["SSHD_DIR"], self, counts, h, env["SSHD_PORT"])
 		fmt.Fprintf(&b, "        %s:\n          ansible_control_path: %s/%s\n          ansible_ssh_common_args: %q\n          fleetsafe_cache_dir: %s/%s\n",
@@ -194,20 +192,6 @@ func playbook(run, repo, module string, tasks int) (string, error) {
 	}
 	path := filepath.Join(run, "play.yml")
 	return path, os.WriteFile(path, []byte(b.String()), 0o644)
-}
-
-// closeMasters ends every host's SSH control master, so that each relay
-// ends and writes its count.
-func closeMasters(cp string, hosts int) {
-	var wg sync.WaitGroup
-	for i := 1; i <= hosts; i++ {
-		wg.Add(1)
-		go func(h string) {
-			defer wg.Done()
-			_ = exec.Command("ssh", "-F", "none", "-o", "ControlPath="+filepath.Join(cp, h), "-O", "exit", "127.0.0.1").Run()
-		}(fmt.Sprintf("h%03d", i))
-	}
-	wg.Wait()
 }
 
 // readCounts sums the relays' counts, waiting until every relay that
@@ -305,35 +289,6 @@ func mbOrUnknown(n int64) string {
 		return "unknown"
 	}
 	return fmt.Sprintf("%d MiB", n>>20)
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(s, "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-func readEnv(path string) (map[string]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	out := map[string]string{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), "="); ok {
-			out[k] = v
-		}
-	}
-	for _, k := range []string{"SSHD_DIR", "SSHD_PORT", "SSHD_PID"} {
-		if out[k] == "" {
-			return nil, fmt.Errorf("%s: no %s", path, k)
-		}
-	}
-	return out, sc.Err()
 }
 
 // cgroup is a cgroup v1 memory group holding the sshd, so that the peak
