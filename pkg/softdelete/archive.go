@@ -14,7 +14,6 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/mholt/archives"
 
-	"github.com/fleetsafe/fleetsafe/pkg/atomicfile"
 	"github.com/fleetsafe/fleetsafe/pkg/sidecar"
 	"github.com/fleetsafe/fleetsafe/pkg/store"
 )
@@ -189,5 +188,3 @@ func VerifyArchive(ctx context.Context, path string) (*Manifest, error) {
 	m, _, err := checkArchive(ctx, st, key)
 	return m, err
 }
-
-func syncDir(dir string) error { return atomicfile.SyncDir(dir) }
