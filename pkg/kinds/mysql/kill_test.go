@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -47,11 +46,7 @@ func TestMySQL_KilledAtRandomInstants(t *testing.T) {
 	// run runs a module, killed after kill (0: never); it returns the
 	// result of a run that was not killed.
 	run := func(module string, a map[string]any, kill time.Duration) (map[string]any, bool) {
-		data, err := json.Marshal(a)
-		require.NoError(t, err)
-		f := filepath.Join(t.TempDir(), "args.json")
-		require.NoError(t, os.WriteFile(f, data, 0o600))
-		cmd := exec.Command(filepath.Join(lib, module), f)
+		cmd := fleettest.ModuleCmd(t, filepath.Join(lib, module), a)
 		var out strings.Builder
 		cmd.Stdout = &out
 		require.NoError(t, cmd.Start())
@@ -59,7 +54,7 @@ func TestMySQL_KilledAtRandomInstants(t *testing.T) {
 			timer := time.AfterFunc(kill, func() { _ = cmd.Process.Signal(syscall.SIGKILL) })
 			defer timer.Stop()
 		}
-		err = cmd.Wait()
+		err := cmd.Wait()
 		var res map[string]any
 		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 			return nil, true

@@ -1,10 +1,8 @@
 package mysql_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -14,20 +12,6 @@ import (
 	"github.com/fleetsafe/fleetsafe/internal/fleettest"
 	"github.com/fleetsafe/fleetsafe/pkg/mariadb"
 )
-
-// runModule runs a module binary as Ansible does (its arguments in a JSON
-// file) and returns its result.
-func runModule(t *testing.T, bin string, args map[string]any) map[string]any {
-	t.Helper()
-	data, err := json.Marshal(args)
-	require.NoError(t, err)
-	f := filepath.Join(t.TempDir(), "args.json")
-	require.NoError(t, os.WriteFile(f, data, 0o600))
-	out, _ := exec.Command(bin, f).Output()
-	var res map[string]any
-	require.NoError(t, json.Unmarshal(out, &res), "%s", out)
-	return res
-}
 
 // TestMySQL_Modules: through the instance_soft_delete, instance_restore
 // and instance_purge binaries, with the server named by mysql_socket and
@@ -60,23 +44,23 @@ func TestMySQL_Modules(t *testing.T) {
 	app, err := c.Open(t.Context(), n.database("acme"))
 	require.NoError(t, err)
 	require.NoError(t, app.Ping())
-	res := runModule(t, filepath.Join(lib, "instance_soft_delete"), common(map[string]any{"reason": "test"}))
+	res := fleettest.RunModule(t, filepath.Join(lib, "instance_soft_delete"), common(map[string]any{"reason": "test"}))
 	assert.Equal(t, true, res["failed"], "%v", res)
 	assert.Contains(t, res["msg"], "client connection(s): connection ")
 	assert.Equal(t, false, res["changed"])
 	require.NoError(t, app.Close())
 	assert.True(t, exists(t, db, n.database("acme")))
 
-	res = runModule(t, filepath.Join(lib, "instance_soft_delete"), common(map[string]any{"reason": "test"}))
+	res = fleettest.RunModule(t, filepath.Join(lib, "instance_soft_delete"), common(map[string]any{"reason": "test"}))
 	require.NotEqual(t, true, res["failed"], "%v", res)
 	assert.Equal(t, true, res["changed"])
 	assert.False(t, exists(t, db, n.database("acme")))
 
-	res = runModule(t, filepath.Join(lib, "instance_restore"), common(map[string]any{"source": "archive"}))
+	res = fleettest.RunModule(t, filepath.Join(lib, "instance_restore"), common(map[string]any{"source": "archive"}))
 	require.NotEqual(t, true, res["failed"], "%v", res)
 	assert.Equal(t, want, dumpOf(t, c, n.database("acme")), "restored from the archive, byte for byte")
 
-	res = runModule(t, filepath.Join(lib, "instance_soft_delete"), common(map[string]any{"reason": "again", "retention_days": 0}))
+	res = fleettest.RunModule(t, filepath.Join(lib, "instance_soft_delete"), common(map[string]any{"reason": "again", "retention_days": 0}))
 	require.NotEqual(t, true, res["failed"], "%v", res)
 	var quarantines []string
 	for _, q := range res["quarantined"].([]any) {
@@ -85,7 +69,7 @@ func TestMySQL_Modules(t *testing.T) {
 		}
 	}
 	require.Len(t, quarantines, 1)
-	res = runModule(t, filepath.Join(lib, "instance_purge"), map[string]any{"archive_dir": n.archives, "layout_file": layout,
+	res = fleettest.RunModule(t, filepath.Join(lib, "instance_purge"), map[string]any{"archive_dir": n.archives, "layout_file": layout,
 		"layouts_dir": filepath.Join(n.root, "nolayouts"), "name": "acme", "keep_last": 1, "mysql_socket": mariadb.DefaultSocket})
 	require.NotEqual(t, true, res["failed"], "%v", res)
 	assert.False(t, exists(t, db, quarantines[0]), "purged: %v", res)

@@ -2,10 +2,8 @@ package sqlite_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -15,20 +13,6 @@ import (
 	"github.com/fleetsafe/fleetsafe/internal/fleettest"
 	"github.com/fleetsafe/fleetsafe/pkg/sqlitedb"
 )
-
-// runModule runs a module binary as Ansible does (its arguments in a JSON
-// file) and returns its result.
-func runModule(t *testing.T, bin string, args map[string]any) map[string]any {
-	t.Helper()
-	data, err := json.Marshal(args)
-	require.NoError(t, err)
-	f := filepath.Join(t.TempDir(), "args.json")
-	require.NoError(t, os.WriteFile(f, data, 0o600))
-	out, _ := exec.Command(bin, f).Output()
-	var res map[string]any
-	require.NoError(t, json.Unmarshal(out, &res), "%s", out)
-	return res
-}
 
 // TestSQLite_Modules: through the instance_soft_delete and
 // instance_restore binaries, a SQLite-backed instance whose newest rows
@@ -55,7 +39,7 @@ func TestSQLite_Modules(t *testing.T) {
 	for k, v := range common {
 		args[k] = v
 	}
-	res := runModule(t, filepath.Join(lib, "instance_soft_delete"), args)
+	res := fleettest.RunModule(t, filepath.Join(lib, "instance_soft_delete"), args)
 	require.NotEqual(t, true, res["failed"], "%v", res)
 	assert.Equal(t, true, res["changed"])
 	left, err := sqlitedb.Parts(dbFile)
@@ -66,7 +50,7 @@ func TestSQLite_Modules(t *testing.T) {
 	for k, v := range common {
 		args[k] = v
 	}
-	res = runModule(t, filepath.Join(lib, "instance_restore"), args)
+	res = fleettest.RunModule(t, filepath.Join(lib, "instance_restore"), args)
 	require.NotEqual(t, true, res["failed"], "%v", res)
 	require.NoError(t, sqlitedb.CheckDigest(ctx, dbFile, want), "restored from the archive with every row")
 	require.NoError(t, sqlitedb.Check(ctx, dbFile))
