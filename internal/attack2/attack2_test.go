@@ -27,52 +27,26 @@ import (
 	"github.com/fleetsafe/fleetsafe/internal/fleettest"
 )
 
-var (
-	libOnce sync.Once
-	libDir  string
-)
+// modules holds the module binaries, built once per test binary.
+var modules = fleettest.NewLibrary("attack2-lib", "instance_soft_delete", "instance_restore")
 
 // TestMain removes the modules built for the run.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if libDir != "" {
-		_ = os.RemoveAll(libDir)
-	}
+	modules.Remove()
 	os.Exit(code)
 }
 
 // library builds the modules once per test binary.
 func library(t *testing.T) string {
 	t.Helper()
-	libOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "attack2-lib")
-		if err != nil {
-			t.Fatal(err)
-		}
-		fleettest.BuildFleetsafe(t, dir, "instance_soft_delete", "instance_restore")
-		libDir = dir
-	})
-	if libDir == "" {
-		t.Fatal("modules not built")
-	}
-	return libDir
+	return modules.Dir(t)
 }
 
 // run calls one module binary with args and returns its JSON result.
 func run(t *testing.T, module string, args map[string]any) map[string]any {
 	t.Helper()
-	f := filepath.Join(t.TempDir(), "args.json")
-	buf, _ := json.Marshal(args)
-	if err := os.WriteFile(f, buf, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	out, _ := exec.Command(filepath.Join(library(t), module), f).Output()
-	var res map[string]any
-	if err := json.Unmarshal(out, &res); err != nil {
-		t.Fatalf("%s: result is not JSON: %v\n%s", module, err, out)
-	}
-	delete(res, "invocation")
-	return res
+	return modules.Run(t, module, args)
 }
 
 // instance is one instance of a small layout: a dir and a file component.
@@ -178,12 +152,7 @@ func diffSnap(before, after map[string]string) string {
 	return b.String()
 }
 
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
+var must = fleettest.Must
 
 // TestQuarantineMetadataTamperIsRestoredAsSuccess: the quarantine check
 // compares content, link targets and hard links with the manifest, but not

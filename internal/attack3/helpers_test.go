@@ -9,7 +9,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io/fs"
 	"os"
@@ -17,7 +16,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,35 +23,20 @@ import (
 	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
 )
 
-var (
-	libOnce sync.Once
-	libDir  string
-)
+// modules holds the module binaries, built once per test binary.
+var modules = fleettest.NewLibrary("attack3-lib", "instance_restore")
 
 // TestMain removes the modules built for the run.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if libDir != "" {
-		_ = os.RemoveAll(libDir)
-	}
+	modules.Remove()
 	os.Exit(code)
 }
 
 // library builds instance_restore once per test binary.
 func library(t *testing.T) string {
 	t.Helper()
-	libOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "attack3-lib")
-		if err != nil {
-			t.Fatal(err)
-		}
-		fleettest.BuildFleetsafe(t, dir, "instance_restore")
-		libDir = dir
-	})
-	if libDir == "" {
-		t.Fatal("modules not built")
-	}
-	return libDir
+	return modules.Dir(t)
 }
 
 // fx is one host: a layout with a dir component data and, with a
@@ -122,11 +105,7 @@ func (x *fx) restore(t *testing.T, name string, kv ...any) map[string]any {
 
 func (x *fx) restoreEnv(t *testing.T, name string, env []string, kv ...any) map[string]any {
 	t.Helper()
-	out, _ := x.cmd(t, name, env, kv...).Output()
-	var res map[string]any
-	if err := json.Unmarshal(out, &res); err != nil {
-		t.Fatalf("instance_restore: result is not JSON: %v\n%s", err, out)
-	}
+	res := fleettest.ModuleResult(t, x.cmd(t, name, env, kv...))
 	delete(res, "invocation")
 	return res
 }
@@ -137,10 +116,7 @@ func (x *fx) cmd(t *testing.T, name string, env []string, kv ...any) *exec.Cmd {
 	for i := 0; i+1 < len(kv); i += 2 {
 		a[kv[i].(string)] = kv[i+1]
 	}
-	f := filepath.Join(t.TempDir(), "args.json")
-	buf, _ := json.Marshal(a)
-	must(t, os.WriteFile(f, buf, 0o600))
-	c := exec.Command(filepath.Join(library(t), "instance_restore"), f)
+	c := modules.Cmd(t, "instance_restore", a)
 	c.Env = append(append(os.Environ(), x.pg.Env()...), env...)
 	return c
 }
@@ -236,12 +212,7 @@ func digest(t *testing.T, dir string) map[string]string {
 	return out
 }
 
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
+var must = fleettest.Must
 
 func recoveryOf(res map[string]any) map[string]map[string]any {
 	out := map[string]map[string]any{}

@@ -22,51 +22,25 @@ import (
 	"github.com/fleetsafe/fleetsafe/pkg/mariadb"
 )
 
-var (
-	libOnce sync.Once
-	libDir  string
-)
+// modules holds the module binaries, built once per test binary.
+var modules = fleettest.NewLibrary("attack4-lib", "instance_soft_delete", "instance_restore", "instance_purge")
 
 // TestMain removes the modules built for the run.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if libDir != "" {
-		_ = os.RemoveAll(libDir)
-	}
+	modules.Remove()
 	os.Exit(code)
 }
 
 func library(t *testing.T) string {
 	t.Helper()
-	libOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "attack4-lib")
-		if err != nil {
-			t.Fatal(err)
-		}
-		fleettest.BuildFleetsafe(t, dir, "instance_soft_delete", "instance_restore", "instance_purge")
-		libDir = dir
-	})
-	if libDir == "" {
-		t.Fatal("modules not built")
-	}
-	return libDir
+	return modules.Dir(t)
 }
 
 // run calls one module binary with args and returns its JSON result.
 func run(t *testing.T, module string, args map[string]any) map[string]any {
 	t.Helper()
-	f := filepath.Join(t.TempDir(), "args.json")
-	buf, _ := json.Marshal(args)
-	if err := os.WriteFile(f, buf, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	out, _ := exec.Command(filepath.Join(library(t), module), f).Output()
-	var res map[string]any
-	if err := json.Unmarshal(out, &res); err != nil {
-		t.Fatalf("%s: result is not JSON: %v\n%s", module, err, out)
-	}
-	delete(res, "invocation")
-	return res
+	return modules.Run(t, module, args)
 }
 
 // fixture is one application with a mysql component under a random
@@ -118,12 +92,7 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
+var must = fleettest.Must
 
 func (f *fixture) database(name string) string { return f.prefix + "_" + name }
 
@@ -487,7 +456,6 @@ func TestAttack4_PurgeRetentionFromEditedTombstone(t *testing.T) {
 // test. A good dump is credited (so the check can pass at all).
 func TestAttack4_BrokenMySQLBackups(t *testing.T) {
 	f := newFixture(t)
-	libOnce.Do(func() {}) // the library below is built separately
 	lib := t.TempDir()
 	fleettest.BuildFleetsafe(t, lib, "backup_verify")
 	layout := filepath.Join(f.root, "backup.yml")
@@ -805,10 +773,7 @@ func TestAttack4_RenameBlockedByLongTransaction(t *testing.T) {
 // runKilled starts a module and kills it with SIGKILL after delay.
 func runKilled(t *testing.T, module string, args map[string]any, delay time.Duration) {
 	t.Helper()
-	p := filepath.Join(t.TempDir(), "args.json")
-	buf, _ := json.Marshal(args)
-	must(t, os.WriteFile(p, buf, 0o600))
-	cmd := exec.Command(filepath.Join(library(t), module), p)
+	cmd := modules.Cmd(t, module, args)
 	must(t, cmd.Start())
 	time.Sleep(delay)
 	_ = cmd.Process.Kill()
