@@ -24,11 +24,7 @@ import (
 // runBinary runs a module binary with args and returns its JSON result.
 func runBinary(t *testing.T, bin string, args map[string]any) (map[string]any, string) {
 	t.Helper()
-	data, err := json.Marshal(args)
-	require.NoError(t, err)
-	argsFile := filepath.Join(t.TempDir(), "args.json")
-	require.NoError(t, os.WriteFile(argsFile, data, 0o644))
-	out, _ := exec.Command(bin, argsFile).Output()
+	out, _ := fleettest.ModuleCmd(t, bin, args).Output()
 	var res map[string]any
 	require.NoError(t, json.Unmarshal(out, &res), "one JSON object: %s", out)
 	return res, string(out)

@@ -1,9 +1,7 @@
 package instanceinfo
 
 import (
-	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -16,16 +14,9 @@ import (
 // runBinary runs the built module on args as ansible-core would.
 func runBinary(t *testing.T, bin string, args map[string]any, env ...string) map[string]any {
 	t.Helper()
-	data, err := json.Marshal(args)
-	require.NoError(t, err)
-	argsFile := filepath.Join(t.TempDir(), "args.json")
-	require.NoError(t, os.WriteFile(argsFile, data, 0o644))
-	cmd := exec.Command(bin, argsFile)
+	cmd := fleettest.ModuleCmd(t, bin, args)
 	cmd.Env = append(os.Environ(), env...)
-	out, _ := cmd.Output()
-	var res map[string]any
-	require.NoError(t, json.Unmarshal(out, &res), "one JSON object: %s", out)
-	return res
+	return fleettest.ModuleResult(t, cmd)
 }
 
 func TestInstanceInfo_BinaryRefusesOverlappingLayouts(t *testing.T) {
