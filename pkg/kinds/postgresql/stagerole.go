@@ -130,6 +130,16 @@ func runUnprivileged(ctx context.Context, pg pgdump.Conn, db string, create func
 		return fmt.Errorf("end the sessions of the temporary restore role: %w", err)
 	}
 	if !u.keepOwnership {
+		// A scratch database: the module's role takes it back (it counts
+		// rows, then drops it); what the role made is kept for the count.
+		conn, err := pg.Open(ctx, db)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		if _, err := conn.ExecContext(ctx, "REASSIGN OWNED BY "+pgdump.QuoteIdent(role.name)+" TO CURRENT_USER"); err != nil {
+			return fmt.Errorf("take back the scratch database %s: %w", db, err)
+		}
 		return nil
 	}
 	return handOver(ctx, pg, role, db, u, notes)
