@@ -109,14 +109,26 @@ func newRestoreRole(ctx context.Context, pg pgdump.Conn, notes func(string)) (*r
 	}
 	q := "CREATE ROLE " + pgdump.QuoteIdent(r.name) + " LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE INHERIT NOREPLICATION NOBYPASSRLS CONNECTION LIMIT 16" +
 		" PASSWORD " + pqLiteral(verifier) + " VALID UNTIL " + pqLiteral(time.Now().Add(48*time.Hour).UTC().Format(time.RFC3339))
-	if _, err := r.lock.ExecContext(ctx, q); err != nil {
+	// The role and its comment in one transaction: a run killed in
+	// between leaves no role that the next run could not prove its own.
+	tx, err := r.lock.BeginTx(ctx, nil)
+	if err != nil {
 		r.close()
 		return nil, fmt.Errorf("create the temporary restore role %s: %w", r.name, err)
 	}
-	if _, err := r.lock.ExecContext(ctx, "COMMENT ON ROLE "+pgdump.QuoteIdent(r.name)+" IS "+pqLiteral(restoreRoleComment)); err != nil {
-		_ = dropRestoreRole(ctx, pg, admin, r.name)
+	if _, err := tx.ExecContext(ctx, q); err != nil {
+		_ = tx.Rollback()
+		r.close()
+		return nil, fmt.Errorf("create the temporary restore role %s: %w", r.name, err)
+	}
+	if _, err := tx.ExecContext(ctx, "COMMENT ON ROLE "+pgdump.QuoteIdent(r.name)+" IS "+pqLiteral(restoreRoleComment)); err != nil {
+		_ = tx.Rollback()
 		r.close()
 		return nil, fmt.Errorf("comment the temporary restore role %s: %w", r.name, err)
+	}
+	if err := tx.Commit(); err != nil {
+		r.close()
+		return nil, fmt.Errorf("create the temporary restore role %s: %w", r.name, err)
 	}
 	return r, nil
 }
