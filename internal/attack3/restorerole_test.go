@@ -250,3 +250,38 @@ func TestRestoreKilledLeavesNoRestoreRole(t *testing.T) {
 		t.Errorf("restored database: rows and owner %q, want 40 %s", got, owner)
 	}
 }
+
+// TestPlainDumpWithSeveralOwnersSaysSo attacks "results are honest" for
+// the owner hand-over: a plain dump whose tables belong to two roles
+// names no single owner for the database; the restore must say in its
+// notes that it could not tell, and which roles the dump named.
+func TestPlainDumpWithSeveralOwnersSaysSo(t *testing.T) {
+	x := newFx(t, "bk/{name}/data-*.tar.gz", "tar_gz", "pg_plain")
+	tree(t, x.data("acme"), "acme")
+	r1, r2 := x.app+"_one", x.app+"_two"
+	for _, r := range []string{r1, r2} {
+		x.psql(t, "postgres", "CREATE ROLE "+r+" NOLOGIN")
+	}
+	t.Cleanup(func() {
+		_ = fleettest.DropDatabasesLike(context.Background(), x.pg, x.app)
+		for _, r := range []string{r1, r2} {
+			_ = exec.Command("psql", "-X", "-d", "postgres", "-c", "DROP ROLE IF EXISTS "+r).Run()
+		}
+	})
+	db := x.dbName("acme")
+	x.psql(t, "postgres", fmt.Sprintf("CREATE DATABASE %q", db))
+	x.psql(t, db, fmt.Sprintf("CREATE TABLE a (i int); CREATE TABLE b (i int); ALTER TABLE a OWNER TO %s; ALTER TABLE b OWNER TO %s;", r1, r2))
+	st, when := stamp(2)
+	out := filepath.Join(x.root, "bk", "acme", "db-"+st+".sql")
+	x.plainDumpOf(t, db, out, "")
+	must(t, os.Chtimes(out, when, when))
+	x.psql(t, "postgres", fmt.Sprintf("DROP DATABASE %q", db))
+	res := x.restore(t, "acme")
+	if res["failed"] != false {
+		t.Fatalf("restore failed: %v %v", res["msg"], recoveryOf(res)["database"])
+	}
+	notes := fmt.Sprint(res["notes"])
+	if !strings.Contains(notes, "several owners") || !strings.Contains(notes, r1) || !strings.Contains(notes, r2) {
+		t.Errorf("a dump naming two owners was restored without saying the owner could not be told: notes %v", notes)
+	}
+}
