@@ -51,7 +51,6 @@ func (x *fx) plainDumpOf(t *testing.T, src, out, hostile string) {
 // database from it, the other database, the roles and the file system
 // must be as they were.
 func TestPlainDumpReachesBeyondTheInstanceDatabase(t *testing.T) {
-	t.Skip("open: FINDINGS-3.md #1")
 	pwnDir, err := os.MkdirTemp("/tmp", "attack3-pwn")
 	must(t, err)
 	t.Cleanup(func() { _ = os.RemoveAll(pwnDir) })
@@ -161,7 +160,6 @@ func TestPlainDumpReachesBeyondTheInstanceDatabase(t *testing.T) {
 // was dumped from. pg_restore loads the rows, and so runs the function,
 // in the staging database as the restoring (superuser) role.
 func TestCustomDumpRunsCodeBeyondTheInstanceDatabase(t *testing.T) {
-	t.Skip("open: FINDINGS-3.md #2")
 	x := newFx(t, "bk/{name}/data-*.tar.gz", "tar_gz", "pg_custom")
 	victim := x.app + "x_other"
 	x.createDB(t, victim, "CREATE TABLE keep (i int); INSERT INTO keep VALUES (1);")
@@ -1326,7 +1324,6 @@ func TestCheckModeAnnouncesTheBackupTheRunUses(t *testing.T) {
 // application's role must own the database again, or the result must say
 // it does not.
 func TestRestoredDatabaseKeepsItsOwner(t *testing.T) {
-	t.Skip("open: FINDINGS-3.md #10")
 	for _, format := range []string{"pg_custom", "pg_plain"} {
 		t.Run(format, func(t *testing.T) {
 			x := newFx(t, "bk/{name}/data-*.tar.gz", "tar_gz", format)
@@ -1384,7 +1381,6 @@ func TestRestoredDatabaseKeepsItsOwner(t *testing.T) {
 // be unable to connect to acme's database, or the result must say the
 // database's grants were not restored.
 func TestRestoredDatabaseKeepsItsIsolation(t *testing.T) {
-	t.Skip("open: FINDINGS-3.md #11")
 	x := newFx(t, "bk/{name}/data-*.tar.gz", "tar_gz", "pg_custom")
 	tree(t, x.data("acme"), "acme")
 	acmeRole, bobRole := x.app+"_acme", x.app+"_bob"

@@ -1,6 +1,7 @@
 package kind
 
 import (
+	"fmt"
 	"maps"
 	"sync"
 )
@@ -75,5 +76,17 @@ func (s *Scan) Close() {
 	s.mu.Unlock()
 	for i := len(closers) - 1; i >= 0; i-- {
 		closers[i]()
+	}
+}
+
+// NotesSetting is the setting under which a caller passes a func(string)
+// that takes the notes a kind has for the result (something restored
+// differently from the backup, or left out); see Env.Note.
+const NotesSetting = "fleetsafe.notes"
+
+// Note hands a note to the caller's NotesSetting function, if any.
+func (e Env) Note(format string, args ...any) {
+	if f, ok := e.Setting(NotesSetting).(func(string)); ok {
+		f(fmt.Sprintf(format, args...))
 	}
 }

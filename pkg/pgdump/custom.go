@@ -72,6 +72,9 @@ type tocEntry struct {
 	flag    byte
 	offset  int64
 	hasData bool
+	owner   string
+	// defn is kept for the database-level entries only (dbentries.go).
+	defn string
 }
 
 type reader struct {
@@ -385,17 +388,23 @@ func (r *reader) tocEntry() (*tocEntry, error) {
 	if r.version >= vers1_14 {
 		n++ // tableam
 	}
-	if _, err := strs(n); err != nil {
+	rest, err := strs(n)
+	if err != nil {
 		return nil, err
+	}
+	if databaseLevel(e.desc, e.tag) {
+		e.defn = rest[0]
 	}
 	if r.version >= vers1_16 {
 		if _, err := r.int(); err != nil { // relkind
 			return nil, err
 		}
 	}
-	if _, err := strs(2); err != nil { // owner, withOids
+	ow, err := strs(2) // owner, withOids
+	if err != nil {
 		return nil, err
 	}
+	e.owner = ow[0]
 	for deps := 0; ; deps++ {
 		_, ok, err := r.str()
 		if err != nil {

@@ -680,6 +680,9 @@ func stage(ctx context.Context, req Request, p *plan, res *Result) error {
 	c := p.cands[p.chosen]
 	env := req.Options.Env()
 	if p.k.Shape() == kind.Dump {
+		// What the kind restored differently from the backup (the
+		// database's owner it could not tell…) goes to the result.
+		env = env.With(kind.NotesSetting, func(s string) { res.note("component %s: %s", p.c.Name, s) })
 		var staged string
 		var err error
 		switch c.Rule.Format {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/lib/pq"
@@ -24,15 +25,41 @@ func (Kind) Staging(t kind.Target) string {
 	return n
 }
 
-// Stage restores the dump into the staging database; a failed pg_restore
-// drops what it half-created.
+// Stage restores the dump into the staging database, as a temporary
+// unprivileged role that owns it (stagerole.go): the dump's content never
+// runs as the module's role. The database-level entries of the archive
+// (ACL, settings, comment) are applied to it, and it is handed to the
+// owner its DATABASE entry names. A failed restore drops what it
+// half-created.
 func (k Kind) Stage(ctx context.Context, env kind.Env, t kind.Target, dump string) (string, error) {
-	pg := Conn(env)
 	stage := k.Staging(t)
-	if err := createStagingDatabase(ctx, pg, stage); err != nil {
-		return "", err
+	f, err := os.Open(dump)
+	if err != nil {
+		return "", fmt.Errorf("restore component %s: %w", t.Component.Name, err)
 	}
-	if err := pgdump.Restore(ctx, pg, stage, dump); err != nil {
+	entries, err := pgdump.ReadDatabaseEntries(f)
+	f.Close()
+	if err != nil {
+		return "", fmt.Errorf("restore component %s: read the table of contents of %s: %w", t.Component.Name, dump, err)
+	}
+	u := unprivilegedRun{
+		content: func(ctx context.Context, rc pgdump.Conn, db string) error {
+			return pgdump.Restore(ctx, rc, db, dump)
+		},
+		entries:       entries,
+		owners:        func() dumpOwners { return ownerOf(entries.ObjectOwners) },
+		keepOwnership: true,
+	}
+	return stageWith(ctx, env, t, stage, u)
+}
+
+// stageWith runs u into the staging database stage and drops the
+// staging database when it fails.
+func stageWith(ctx context.Context, env kind.Env, t kind.Target, stage string, u unprivilegedRun) (string, error) {
+	pg := Conn(env)
+	create := func(ctx context.Context, owner string) error { return createStagingDatabase(ctx, pg, stage, owner) }
+	notes := func(s string) { env.Note("%s", s) }
+	if err := runUnprivileged(ctx, pg, stage, create, u, notes); err != nil {
 		if _, derr := dropStagingDatabase(ctx, pg, stage); derr != nil {
 			return stage, fmt.Errorf("restore component %s into staging database %s: %w; dropping the half-restored staging database also failed: %v", t.Component.Name, stage, err, derr)
 		}
@@ -74,14 +101,14 @@ func (k Kind) CleanStaging(ctx context.Context, env kind.Env, t kind.Target) (bo
 // this very instance: its CREATE DATABASE can still be committing on the
 // server after the killed client is gone, so that CleanStaging did not see
 // it yet. Such a leftover is dropped and the creation tried again.
-func createStagingDatabase(ctx context.Context, pg pgdump.Conn, name string) error {
+func createStagingDatabase(ctx context.Context, pg pgdump.Conn, name, owner string) error {
 	db, err := pg.Open(ctx, "postgres")
 	if err != nil {
 		return err
 	}
 	defer db.Close()
 	for attempt := 0; ; attempt++ {
-		_, err := db.ExecContext(ctx, "CREATE DATABASE "+pgdump.QuoteIdent(name))
+		_, err := db.ExecContext(ctx, "CREATE DATABASE "+pgdump.QuoteIdent(name)+" OWNER "+pgdump.QuoteIdent(owner))
 		if err == nil {
 			return nil
 		}

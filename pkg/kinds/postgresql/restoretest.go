@@ -21,7 +21,9 @@ func (Kind) TestFormats() []string { return []string{"pg_custom", "pg_plain"} }
 
 // TestRestore restores a backup into a scratch database
 // (fleetsafe_verify_<random>), counts its rows and drops it whatever
-// happens.
+// happens. The backup's content runs as a temporary unprivileged role
+// that owns the scratch database (stagerole.go), never as the module's
+// role.
 func (Kind) TestRestore(ctx context.Context, env kind.Env, b kind.Backup) (map[string]int64, error) {
 	pg := Conn(env)
 	r := make([]byte, 6)
@@ -32,27 +34,36 @@ func (Kind) TestRestore(ctx context.Context, env kind.Env, b kind.Backup) (map[s
 		return nil, err
 	}
 	defer admin.Close()
-	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+pgdump.QuoteIdent(scratch)); err != nil {
-		return nil, fmt.Errorf("create scratch database: %w", err)
-	}
-	if b.Scratch != nil {
-		b.Scratch(scratch)
-	}
+	created := false
 	defer func() {
+		if !created {
+			return
+		}
 		// Dropped even when ctx is cancelled or the restore failed.
 		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		_, _ = admin.ExecContext(dctx, "DROP DATABASE IF EXISTS "+pgdump.QuoteIdent(scratch)+" WITH (FORCE)")
 	}()
+	var content func(ctx context.Context, rc pgdump.Conn, db string) error
 	switch b.Format {
 	case "pg_custom":
-		err = pgdump.Restore(ctx, pg, scratch, b.File)
+		content = func(ctx context.Context, rc pgdump.Conn, db string) error { return pgdump.Restore(ctx, rc, db, b.File) }
 	case "pg_plain":
-		err = psql(ctx, pg, scratch, b)
+		content = func(ctx context.Context, rc pgdump.Conn, db string) error { _, err := psql(ctx, rc, db, b); return err }
 	default:
-		err = fmt.Errorf("format %s cannot be test-restored into PostgreSQL", b.Format)
+		return nil, fmt.Errorf("format %s cannot be test-restored into PostgreSQL", b.Format)
 	}
-	if err != nil {
+	create := func(ctx context.Context, owner string) error {
+		if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+pgdump.QuoteIdent(scratch)+" OWNER "+pgdump.QuoteIdent(owner)); err != nil {
+			return fmt.Errorf("create scratch database: %w", err)
+		}
+		created = true
+		if b.Scratch != nil {
+			b.Scratch(scratch)
+		}
+		return nil
+	}
+	if err := runUnprivileged(ctx, pg, scratch, create, unprivilegedRun{content: content}, func(s string) { env.Note("%s", s) }); err != nil {
 		return nil, err
 	}
 	got, err := tableCounts(ctx, pg, scratch)
@@ -63,29 +74,32 @@ func (Kind) TestRestore(ctx context.Context, env kind.Env, b kind.Backup) (map[s
 }
 
 // psql runs a plain dump, through backup_verify's decompression and
-// guard, into db.
-func psql(ctx context.Context, pg pgdump.Conn, db string, b kind.Backup) error {
+// guard, then without its OWNER TO lines (ownerFilter), into db, as the
+// connection rc (the temporary restore role). It returns the filter,
+// which knows the owners the dump named.
+func psql(ctx context.Context, rc pgdump.Conn, db string, b kind.Backup) (*ownerFilter, error) {
 	if b.Plain == nil {
-		return fmt.Errorf("%s: no reader for a plain SQL backup", b.File)
+		return nil, fmt.Errorf("%s: no reader for a plain SQL backup", b.File)
 	}
 	in, refused, err := b.Plain()
 	if err != nil {
-		return err
+		return nil, err
 	}
+	f := newOwnerFilter(in)
 	cmd := exec.CommandContext(ctx, "psql", "--no-psqlrc", "--quiet", "-v", "ON_ERROR_STOP=1", "--dbname="+pgdump.DBNameArg(db))
-	cmd.Stdin = in
-	cmd.Env = pg.Env()
+	cmd.Stdin = f
+	cmd.Env = rc.Env()
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	cmd.Stdout = nil
 	err = cmd.Run()
 	if rerr := refused(); rerr != nil {
-		return rerr
+		return f, rerr
 	}
 	if err != nil {
-		return fmt.Errorf("psql -f %s: %w: %s", b.File, err, strings.TrimSpace(stderr.String()))
+		return f, fmt.Errorf("psql -f %s: %w: %s", b.File, err, strings.TrimSpace(stderr.String()))
 	}
-	return nil
+	return f, nil
 }
 
 // LiveCounts counts the rows of every table of the live database.

@@ -2,26 +2,30 @@ package postgresql
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/fleetsafe/fleetsafe/pkg/kind"
+	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
 )
 
 // StagePlain restores a plain SQL dump (read through b.Plain: its
 // decompression and the guard that refuses what a dump never holds) into
-// the staging database of t, as Stage does for a custom-format dump; a
-// failed psql drops what it half-created.
+// the staging database of t, as Stage does for a custom-format dump: run
+// by psql as a temporary unprivileged role, without the dump's OWNER TO
+// lines, then handed to the one owner those lines name (or, when they
+// name none or several, left to the module's role with a note). A failed
+// psql drops what it half-created.
 func (k Kind) StagePlain(ctx context.Context, env kind.Env, t kind.Target, b kind.Backup) (string, error) {
-	pg := Conn(env)
-	stage := k.Staging(t)
-	if err := createStagingDatabase(ctx, pg, stage); err != nil {
-		return "", err
+	var seen []string
+	u := unprivilegedRun{
+		content: func(ctx context.Context, rc pgdump.Conn, db string) error {
+			f, err := psql(ctx, rc, db, b)
+			if f != nil {
+				seen = f.named()
+			}
+			return err
+		},
+		owners:        func() dumpOwners { return ownerOf(seen) },
+		keepOwnership: true,
 	}
-	if err := psql(ctx, pg, stage, b); err != nil {
-		if _, derr := dropStagingDatabase(ctx, pg, stage); derr != nil {
-			return stage, fmt.Errorf("restore component %s into staging database %s: %w; dropping the half-restored staging database also failed: %v", t.Component.Name, stage, err, derr)
-		}
-		return "", fmt.Errorf("restore component %s into staging database %s: %w (the half-restored staging database was dropped; %s was never created)", t.Component.Name, stage, err, t.Locator)
-	}
-	return stage, nil
+	return stageWith(ctx, env, t, k.Staging(t), u)
 }
