@@ -247,7 +247,28 @@ func TestS3_TidyAbortsKilledUploads(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(500 * time.Millisecond) // the parts in flight land
+	// The parts in flight land: wait until the server lists each
+	// upload with its part (not a fixed delay, which a loaded machine can
+	// outlast and a part would then land on an upload Tidy is aborting).
+	core := minio.Core{Client: s3test.Client(t)}
+	for deadline := time.Now().Add(2 * time.Minute); ; {
+		landed := 0
+		for u := range core.ListIncompleteUploads(ctx, bucket, "", true) {
+			if u.Err != nil {
+				t.Fatal(u.Err)
+			}
+			if r, err := core.ListObjectParts(ctx, bucket, u.Key, u.UploadID, 0, 10); err == nil && len(r.ObjectParts) > 0 {
+				landed++
+			}
+		}
+		if landed == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 2 minutes, %d of the 2 uploads have their part on the server", landed)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	if objs, _ := st.List(ctx, ""); len(objs) != 0 {
 		t.Fatalf("incomplete uploads visible: %v", objs)
 	}
