@@ -236,6 +236,30 @@ func (f *Fleet) fill(ctx context.Context, name, dbName string) error {
 	return nil
 }
 
+// WaitBackendGone waits until the server process pid (a session this
+// test closed) has left pg_stat_activity, for at most sessionsGoneWait.
+func WaitBackendGone(ctx context.Context, pg pgdump.Conn, pid int) error {
+	admin, err := pg.Open(ctx, "postgres")
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	deadline := time.Now().Add(sessionsGoneWait)
+	for {
+		var n int
+		if err := admin.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity WHERE pid = $1`, pid).Scan(&n); err != nil {
+			return fmt.Errorf("server process %d: %w", pid, err)
+		}
+		if n == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the server process %d of a closed session is still there after %v", pid, sessionsGoneWait)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // sessionsGoneWait bounds waitSessionsGone: far longer than a backend
 // takes to exit, even on a loaded machine.
 const sessionsGoneWait = 2 * time.Minute
