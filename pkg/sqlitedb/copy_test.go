@@ -137,7 +137,7 @@ func TestCopy_WhileAWriterRuns(t *testing.T) {
 			for i := range 4 {
 				time.Sleep(30 * time.Millisecond)
 				dst := filepath.Join(dir, "copy"+strconv.Itoa(i)+".db")
-				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a bound against a hang, wide for a loaded machine
 				res, err := sqlitedb.Copy(ctx, live, dst)
 				cancel()
 				require.NoError(t, err)
