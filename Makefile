@@ -209,7 +209,7 @@ clean:
 CORE_SERIES := 2.16 2.19 2.20 2.21
 core-%: build pg
 	@v=$$(bash scripts/ansible-venv.sh $*) && echo "== ansible-core $*: $$($$v/bin/ansible --version | head -1)" && \
-	FLEETSAFE_ANSIBLE_VENV=$$v FLEETSAFE_COLLECTION_TARBALL=$(TARBALL_$*) FLEETSAFE_REQUIRE_PG=1 FLEETSAFE_REQUIRE_ANSIBLE=1 $(GO) test -count=1 -timeout 30m ./playbooks && \
+	FLEETSAFE_ANSIBLE_VENV=$$v FLEETSAFE_COLLECTION_TARBALL=$(TARBALL_$*) FLEETSAFE_REQUIRE_PG=1 FLEETSAFE_REQUIRE_ANSIBLE=1 $(GO) test -count=1 -timeout $(GOTEST_TIMEOUT) ./playbooks && \
 	PATH=$$v/bin:$$PATH molecule test -s default
 
 # The newest series runs the playbooks on a collection tarball installed by
