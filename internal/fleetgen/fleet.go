@@ -264,8 +264,9 @@ func WaitBackendGone(ctx context.Context, pg pgdump.Conn, pid int) error {
 // takes to exit, even on a loaded machine.
 const sessionsGoneWait = 2 * time.Minute
 
-// waitSessionsGone waits until the server has ended every session on
-// dbName. A backend outlives its client's close by a moment (longer on a
+// waitSessionsGone waits until the server has ended every client session
+// on dbName (autovacuum workers, which the product does not count, may
+// come and go). A backend outlives its client's close by a moment (longer on a
 // loaded machine), and a soft delete started at once would rightly
 // refuse the database for that open connection: the fleet is handed
 // over only once the server says the filling session is gone.
@@ -273,7 +274,7 @@ func waitSessionsGone(ctx context.Context, admin *sql.DB, dbName string) error {
 	deadline := time.Now().Add(sessionsGoneWait)
 	for {
 		var n int
-		if err := admin.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = $1`, dbName).Scan(&n); err != nil {
+		if err := admin.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND backend_type = 'client backend'`, dbName).Scan(&n); err != nil {
 			return fmt.Errorf("sessions on database %s: %w", dbName, err)
 		}
 		if n == 0 {
