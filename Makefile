@@ -144,9 +144,14 @@ vet:
 # a wall-clock budget of one minute (FLEETSAFE_MODEL_BUDGET); `make soak`
 # runs them longer. The playbooks' tests (./playbooks) run on each
 # supported ansible-core instead (core-SERIES below).
+# go test's default is 10 minutes per test binary; a package taking
+# ~160 s under -race on 2 idle cores can take several times that on CI's
+# loaded machine (every package runs in parallel). A real hang still ends
+# the run, with every goroutine's stack.
+GOTEST_TIMEOUT ?= 45m
 gotest: venv build pg mariadb s3 promtool
-	FLEETSAFE_REQUIRE_PG=1 FLEETSAFE_REQUIRE_MARIADB=1 FLEETSAFE_REQUIRE_S3=1 FLEETSAFE_REQUIRE_ANSIBLE=1 FLEETSAFE_REQUIRE_PROMTOOL=1 $(GO) test -race -count=1 $$($(GO) list ./... | grep -v '/internal/model$$' | grep -v '/playbooks$$')
-	FLEETSAFE_REQUIRE_PG=1 FLEETSAFE_REQUIRE_MARIADB=1 $(GO) test -race -count=1 ./internal/model
+	FLEETSAFE_REQUIRE_PG=1 FLEETSAFE_REQUIRE_MARIADB=1 FLEETSAFE_REQUIRE_S3=1 FLEETSAFE_REQUIRE_ANSIBLE=1 FLEETSAFE_REQUIRE_PROMTOOL=1 $(GO) test -race -count=1 -timeout $(GOTEST_TIMEOUT) $$($(GO) list ./... | grep -v '/internal/model$$' | grep -v '/playbooks$$')
+	FLEETSAFE_REQUIRE_PG=1 FLEETSAFE_REQUIRE_MARIADB=1 $(GO) test -race -count=1 -timeout $(GOTEST_TIMEOUT) ./internal/model
 
 # Module docs as ansible-doc shows them, and a real playbook run.
 e2e: venv build pg mariadb collection
@@ -204,7 +209,7 @@ clean:
 CORE_SERIES := 2.16 2.19 2.20 2.21
 core-%: build pg
 	@v=$$(bash scripts/ansible-venv.sh $*) && echo "== ansible-core $*: $$($$v/bin/ansible --version | head -1)" && \
-	FLEETSAFE_ANSIBLE_VENV=$$v FLEETSAFE_COLLECTION_TARBALL=$(TARBALL_$*) FLEETSAFE_REQUIRE_PG=1 FLEETSAFE_REQUIRE_ANSIBLE=1 $(GO) test -count=1 -timeout 30m ./playbooks && \
+	FLEETSAFE_ANSIBLE_VENV=$$v FLEETSAFE_COLLECTION_TARBALL=$(TARBALL_$*) FLEETSAFE_REQUIRE_PG=1 FLEETSAFE_REQUIRE_ANSIBLE=1 $(GO) test -count=1 -timeout $(GOTEST_TIMEOUT) ./playbooks && \
 	PATH=$$v/bin:$$PATH molecule test -s default
 
 # The newest series runs the playbooks on a collection tarball installed by

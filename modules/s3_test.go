@@ -66,7 +66,7 @@ func TestS3_SoftDeleteRestorePurgeThroughTheBinaries(t *testing.T) {
 
 	// Soft delete into the bucket, locked until purge_after.
 	var del map[string]any
-	for range 20 { // the session that filled the database may take a moment to end
+	for range 300 { // the session that filled the database may take a moment to end (30 s at most: seconds on a loaded machine)
 		del = run("instance_soft_delete", "name", "acme", "reason", "s3 test", "object_lock", "governance", "retention_days", 1)
 		if m, _ := del["msg"].(string); !strings.Contains(m, "open connection") {
 			break
@@ -232,7 +232,7 @@ func (r *s3Runner) destroyQuarantine(t *testing.T, out map[string]any) {
 func (r *s3Runner) softDelete(t *testing.T, kv ...any) map[string]any {
 	t.Helper()
 	var out map[string]any
-	for range 20 {
+	for range 300 { // 30 s at most: seconds on a loaded machine
 		out = r.run(t, "", "instance_soft_delete", kv...)
 		if m, _ := out["msg"].(string); !strings.Contains(m, "open connection") {
 			break
@@ -257,7 +257,7 @@ func TestS3_SoftDeleteKilledAtEveryStepConverges(t *testing.T) {
 			r := newS3Runner(t, lib, f, set, bucket, strings.ReplaceAll(step, ":", "-"))
 			kv := []any{"name", "acme", "reason", "crash", "object_lock", "governance", "retention_days", 1}
 			killed := false
-			for range 20 { // the session that filled the database may take a moment to end
+			for range 300 { // the session that filled the database may take a moment to end (30 s at most: seconds on a loaded machine)
 				if out := r.run(t, step, "instance_soft_delete", kv...); out == nil {
 					killed = true
 					break

@@ -115,6 +115,7 @@ func loadRules(t *testing.T) rulesFile {
 // per host, and the result of the good run.
 type real struct {
 	f        *fleettest.Fleet
+	dated    time.Time // the clock the fixture's backups are dated from
 	archives string
 	hosts    map[string]string // host:port of node_exporter -> metrics file
 	res      map[string]any
@@ -127,6 +128,10 @@ type real struct {
 func realMetrics(t *testing.T) *real {
 	ctx := context.Background()
 	f := fleettest.NewSpec(t, fleettest.Spec{Names: []string{"acme", "globex", "initech", "hooli", "umbrella", "wayne"}, DB: true, Backups: true})
+	// The module is built before the clock starts: backups are dated
+	// from now, the alerts judged from the verify run, and the time in
+	// between ages every backup (testAlerts allows for it).
+	bin := filepath.Join(fleettest.BuildModules(t, "backup_verify"), "backup_verify")
 	now := time.Now()
 	for _, n := range []string{"acme", "globex"} {
 		latest, err := f.WriteBackups(ctx, n, now.Add(-time.Hour))
@@ -145,7 +150,6 @@ func realMetrics(t *testing.T) *real {
 		require.NoError(t, err)
 	}
 
-	bin := filepath.Join(fleettest.BuildModules(t, "backup_verify"), "backup_verify")
 	dir := t.TempDir()
 	hosts := map[string]string{"web-a:9100": filepath.Join(dir, "a.prom"), "web-b:9100": filepath.Join(dir, "b.prom")}
 	res := runBackupVerify(t, bin, f, map[string]any{"metrics_file": hosts["web-a:9100"], "archive_dir": archives,
@@ -155,7 +159,7 @@ func realMetrics(t *testing.T) *real {
 	bad := runBackupVerify(t, bin, f, map[string]any{"metrics_file": hosts["web-b:9100"], "archive_dir": archives,
 		"login_host": "127.0.0.1", "login_user": "postgres", "login_password": "wrong-S3cret"})
 	require.Equal(t, true, bad["failed"], "web-b's run fails before checking")
-	return &real{f: f, archives: archives, hosts: hosts, res: res}
+	return &real{f: f, dated: now, archives: archives, hosts: hosts, res: res}
 }
 
 // The test clock puts the run at base (seconds). Timestamps before it
@@ -297,15 +301,28 @@ func testAlerts(t *testing.T, r *real) {
 		}
 	}
 	after := func(d time.Duration) string { return fmt.Sprintf("%ds", int64(base+d.Seconds())) }
+	// The backups dated an hour before the fixture's clock turn 26 h old
+	// 25 h after it: 25 h less the lag from that clock to the run (the
+	// fixture's own work, minutes on a loaded machine) after the run.
+	// The alert is looked at one evaluation (5 min) before and after.
+	var runAt float64
+	for _, s := range readTextfile(t, r.hosts["web-a:9100"]) {
+		if s.name == "fleetsafe_backup_verify_timestamp_seconds" {
+			runAt = s.value
+		}
+	}
+	lag := time.Duration(runAt-float64(r.dated.UnixNano())/1e9) * time.Second
+	require.Less(t, lag, 20*time.Hour, "the verify run came %v after the backups were dated", lag)
+	turn := (25*time.Hour - lag).Truncate(5 * time.Minute)
 	none := []alert{}
 	tests := []map[string]any{
 		{"eval_time": after(5 * time.Minute), "alertname": "FleetsafeBackupBroken", "exp_alerts": broken},
 		{"eval_time": after(65 * time.Minute), "alertname": "FleetsafeBackupWarning", "exp_alerts": orNone(warning)},
 		{"eval_time": after(5 * time.Minute), "alertname": "FleetsafeBackupStale", "exp_alerts": stale},
-		{"eval_time": after(24*time.Hour + 55*time.Minute), "alertname": "FleetsafeBackupStale", "exp_alerts": stale},
+		{"eval_time": after(turn - 5*time.Minute), "alertname": "FleetsafeBackupStale", "exp_alerts": stale},
 		// 25 hours later the backups taken an hour before the run are 26 h
 		// old too; globex's truncated dump was written at the run.
-		{"eval_time": after(25*time.Hour + 5*time.Minute), "alertname": "FleetsafeBackupStale", "exp_alerts": staleLater},
+		{"eval_time": after(turn + 10*time.Minute), "alertname": "FleetsafeBackupStale", "exp_alerts": staleLater},
 		{"eval_time": after(5 * time.Minute), "alertname": "FleetsafeBackupVerifyNotRun", "exp_alerts": none},
 		{"eval_time": after(26*time.Hour + 5*time.Minute), "alertname": "FleetsafeBackupVerifyNotRun", "exp_alerts": []alert{
 			expect("FleetsafeBackupVerifyNotRun", map[string]string{"app": app, "instance": "web-a:9100"}),

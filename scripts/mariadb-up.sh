@@ -43,7 +43,9 @@ if ! reachable; then
   # so that the shell that ran this script may exit.
   setsid mariadbd-safe --user=mysql --datadir="$datadir" --socket="$SOCKET" \
     --skip-networking=0 --bind-address=127.0.0.1 </dev/null >/dev/null 2>&1 &
-  for _ in $(seq 1 60); do
+  # Up to two minutes: the first start initialises InnoDB, slowly on a
+  # loaded machine (the loop ends as soon as the server answers).
+  for _ in $(seq 1 240); do
     reachable && break
     sleep 0.5
   done

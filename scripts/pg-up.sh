@@ -28,7 +28,9 @@ if ! psql_admin 'select 1' >/dev/null 2>&1; then
   if ! pg_lsclusters -h 2>/dev/null | awk -v v="$cluster_version" '$1==v && $2=="main" && $4=="online"' | grep -q .; then
     pg_ctlcluster --skip-systemctl-redirect "$cluster_version" main start
   fi
-  for _ in $(seq 1 30); do
+  # Up to a minute: a fresh machine busy with the rest of make test
+  # starts the cluster slowly (the loop ends as soon as it answers).
+  for _ in $(seq 1 120); do
     runuser -u postgres -- psql -d postgres -Atqc 'select 1' >/dev/null 2>&1 && break
     sleep 0.5
   done

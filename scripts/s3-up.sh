@@ -107,7 +107,9 @@ if ! reachable; then
     setsid "$bin" --port "127.0.0.1:$port" posix --versioning-dir "$state/versions" "$state/data" \
     </dev/null >>"$state/versitygw.log" 2>&1 &
   echo $! >"$state/pid"
-  for _ in $(seq 1 60); do
+  # Up to a minute on a loaded machine (the loop ends as soon as the
+  # gateway answers).
+  for _ in $(seq 1 240); do
     reachable && break
     sleep 0.25
   done

@@ -8,6 +8,7 @@ package fleetgen
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"fmt"
 	"os"
@@ -205,6 +206,15 @@ func (f *Fleet) CreateDatabase(ctx context.Context, name string) error {
 	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+pgdump.QuoteIdent(dbName)); err != nil {
 		return fmt.Errorf("create database %s: %w", dbName, err)
 	}
+	if err := f.fill(ctx, name, dbName); err != nil {
+		return err
+	}
+	return waitSessionsGone(ctx, admin, dbName)
+}
+
+// fill creates and fills the tables of an instance's database; its
+// session is closed when it returns.
+func (f *Fleet) fill(ctx context.Context, name, dbName string) error {
 	db, err := f.PG.Open(ctx, dbName)
 	if err != nil {
 		return err
@@ -224,6 +234,57 @@ func (f *Fleet) CreateDatabase(ctx context.Context, name string) error {
 		return fmt.Errorf("fill database %s: %w", dbName, err)
 	}
 	return nil
+}
+
+// WaitBackendGone waits until the server process pid (a session this
+// test closed) has left pg_stat_activity, for at most sessionsGoneWait.
+func WaitBackendGone(ctx context.Context, pg pgdump.Conn, pid int) error {
+	admin, err := pg.Open(ctx, "postgres")
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	deadline := time.Now().Add(sessionsGoneWait)
+	for {
+		var n int
+		if err := admin.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity WHERE pid = $1`, pid).Scan(&n); err != nil {
+			return fmt.Errorf("server process %d: %w", pid, err)
+		}
+		if n == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the server process %d of a closed session is still there after %v", pid, sessionsGoneWait)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// sessionsGoneWait bounds waitSessionsGone: far longer than a backend
+// takes to exit, even on a loaded machine.
+const sessionsGoneWait = 2 * time.Minute
+
+// waitSessionsGone waits until the server has ended every client session
+// on dbName (autovacuum workers, which the product does not count, may
+// come and go). A backend outlives its client's close by a moment (longer on a
+// loaded machine), and a soft delete started at once would rightly
+// refuse the database for that open connection: the fleet is handed
+// over only once the server says the filling session is gone.
+func waitSessionsGone(ctx context.Context, admin *sql.DB, dbName string) error {
+	deadline := time.Now().Add(sessionsGoneWait)
+	for {
+		var n int
+		if err := admin.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND backend_type = 'client backend'`, dbName).Scan(&n); err != nil {
+			return fmt.Errorf("sessions on database %s: %w", dbName, err)
+		}
+		if n == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("database %s: %d session(s) still open %v after the fill closed its own", dbName, n, sessionsGoneWait)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // DropDatabases drops every database of the fleet's app, quarantined ones

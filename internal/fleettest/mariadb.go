@@ -16,7 +16,9 @@ import (
 func RequireMariaDB(tb testing.TB) mariadb.Conn {
 	tb.Helper()
 	c := mariadb.Conn{}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// A minute: a server that is up answers at once, but seconds late on
+	// a loaded machine, and a slow answer is no absence.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	db, err := c.Open(ctx, "")
 	if err != nil {

@@ -18,7 +18,9 @@ import (
 func RequirePG(tb testing.TB) pgdump.Conn {
 	tb.Helper()
 	conn := pgdump.Conn{}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// A minute: a server that is up answers at once, but seconds late on
+	// a loaded machine, and a slow answer is no absence.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	db, err := conn.Open(ctx, "postgres")
 	if err != nil {

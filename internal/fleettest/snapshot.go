@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/fleetsafe/fleetsafe/internal/fleetgen"
 )
 
 // Tree records every entry under root: type, mode and owner, content hash
@@ -72,25 +74,57 @@ func (f *Fleet) Snapshot(tb testing.TB, name string) Snapshot {
 		}
 	}
 	if f.DB {
-		db, err := f.PG.Open(context.Background(), f.Database(name))
+		rows, err := f.rows(context.Background(), name)
 		if err != nil {
 			tb.Fatal(err)
 		}
-		defer db.Close()
-		rows, err := db.Query("SELECT id::text || label || encode(body, 'hex') FROM content ORDER BY id")
+		s.Rows = rows
+	}
+	return s
+}
+
+// rows reads the content rows of an instance's database on one session,
+// and returns once the server has ended that session: its backend
+// outlives the client's close by a moment (seconds on a loaded machine),
+// and a soft delete started next would otherwise rightly find a session
+// open on the database.
+func (f *Fleet) rows(ctx context.Context, name string) ([]string, error) {
+	db, err := f.PG.Open(ctx, f.Database(name))
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var pid int
+	if err := conn.QueryRowContext(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	out, err := func() ([]string, error) {
+		defer conn.Close()
+		rows, err := conn.QueryContext(ctx, "SELECT id::text || label || encode(body, 'hex') FROM content ORDER BY id")
 		if err != nil {
-			tb.Fatal(err)
+			return nil, err
 		}
 		defer rows.Close()
+		var out []string
 		for rows.Next() {
 			var r string
 			if err := rows.Scan(&r); err != nil {
-				tb.Fatal(err)
+				return nil, err
 			}
-			s.Rows = append(s.Rows, r)
+			out = append(out, r)
 		}
+		return out, rows.Err()
+	}()
+	db.Close()
+	if werr := fleetgen.WaitBackendGone(ctx, f.PG, pid); err == nil {
+		err = werr
 	}
-	return s
+	return out, err
 }
 
 // Unzstd decompresses zstd data for tests that grep archives.

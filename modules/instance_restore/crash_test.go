@@ -46,8 +46,9 @@ func newCrashFixtureFrom(t *testing.T, files int, force bool, source string) *cr
 	archives := filepath.Join(t.TempDir(), "archives")
 	var res *softdelete.Result
 	var err error
-	for range 20 {
-		// The session that filled the database may take a moment to end.
+	for range 300 {
+		// The session that filled the database may take a moment to end
+		// (30 s at most: seconds on a loaded machine).
 		res, err = softdelete.Delete(ctx, f.Layout, softdelete.Request{Name: "acme", ArchiveDir: archives, Reason: "crash test", Options: f.Options()})
 		var re *softdelete.RefusedError
 		if !errors.As(err, &re) || !strings.Contains(re.Reason, "open connection") {

@@ -88,6 +88,7 @@ func sharedPrefixLayout(t *testing.T, f *fleettest.Fleet) *instance.Layout {
 // must not be fresh thanks to them, whether acme-old is present, gone
 // with backups of its own, or gone and soft-deleted (archive_dir).
 func TestVerify_SharedPrefixNeverCreditsAnotherInstance(t *testing.T) {
+	resetNow()
 	for _, variant := range []string{"present", "orphan with its own backups", "soft-deleted"} {
 		t.Run(variant, func(t *testing.T) {
 			f := fleettest.New(t, false, "acme", "acme-old")
@@ -163,6 +164,7 @@ func removeInstance(t *testing.T, f *fleettest.Fleet, name string) {
 // naming both databases, and never acme's newest: acme's freshness, size,
 // format and test restore are those of acme's own dump.
 func TestVerify_DumpOfAnotherDatabase(t *testing.T) {
+	resetNow()
 	f, latest := backedUp(t, "acme", "globex")
 	data, err := os.ReadFile(latest["globex"]["database"])
 	require.NoError(t, err)
@@ -198,6 +200,7 @@ func TestVerify_DumpOfAnotherDatabase(t *testing.T) {
 // TestVerify_FutureMTime: a backup dated in the future is a finding and
 // never the newest nor fresh; within the clock-skew tolerance it is fine.
 func TestVerify_FutureMTime(t *testing.T) {
+	resetNow()
 	f, latest := backedUp(t, "acme", "globex")
 	future := now.Add(30 * 24 * time.Hour)
 	require.NoError(t, os.Chtimes(latest["acme"]["data"], future, future))
@@ -234,6 +237,7 @@ func TestVerify_FutureMTime(t *testing.T) {
 // TestVerify_SchemaOnlyDump: a real pg_dump --schema-only of a database
 // with rows; then of an emptied database whose previous dump had rows.
 func TestVerify_SchemaOnlyDump(t *testing.T) {
+	resetNow()
 	f, latest := backedUp(t, "acme")
 	rep := verify(t, f, backup.Options{})
 	assert.Equal(t, backup.StatusOK, check(t, rep, "acme", "database", backup.CheckData).Status)
@@ -264,6 +268,7 @@ func TestVerify_SchemaOnlyDump(t *testing.T) {
 // with the real gzip and zstd, whole and truncated, under formats
 // pg_plain and any; the whole .sql.gz restores.
 func TestVerify_CompressedPlainDumps(t *testing.T) {
+	resetNow()
 	f := fleettest.NewSpec(t, fleettest.Spec{Names: []string{"acme"}, DB: true})
 	dir := filepath.Join(f.Root, "plain", "acme")
 	require.NoError(t, os.MkdirAll(dir, 0o755))
@@ -336,6 +341,7 @@ func dropDACCapabilities(t *testing.T) {
 // cannot be read. That is said, with the OS error, never "no backup
 // matches".
 func TestVerify_UnreadableBackupDirectory(t *testing.T) {
+	resetNow()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to drop its capabilities")
 	}
@@ -382,6 +388,7 @@ func TestVerify_UnreadableBackupDirectory(t *testing.T) {
 // database. The restore check says the instance is being deleted instead
 // of calling a sound backup a failed restore.
 func TestVerify_SoftDeleteDuringRestoreTest(t *testing.T) {
+	resetNow()
 	f, _ := backedUp(t, "acme", "globex")
 	archives := filepath.Join(t.TempDir(), "archives")
 	defer backup.SetAfterRestoreHook(func(name string) {
@@ -401,6 +408,7 @@ func TestVerify_SoftDeleteDuringRestoreTest(t *testing.T) {
 // TestVerify_DatabaseRenamedDuringRestoreTest: without archive_dir, a
 // live database renamed mid-run is named as such.
 func TestVerify_DatabaseRenamedDuringRestoreTest(t *testing.T) {
+	resetNow()
 	f, _ := backedUp(t, "acme")
 	renamed := f.Database("acme") + "_moved"
 	defer backup.SetAfterRestoreHook(func(name string) {
@@ -429,6 +437,7 @@ func TestVerify_DatabaseRenamedDuringRestoreTest(t *testing.T) {
 // the database is closed to connections (as its quarantine does). The
 // restore check names the holder, and backup_verify never takes the lock.
 func TestVerify_LockHeldDuringRestoreTest(t *testing.T) {
+	resetNow()
 	f, _ := backedUp(t, "acme")
 	archives := filepath.Join(t.TempDir(), "archives")
 	require.NoError(t, os.MkdirAll(filepath.Join(archives, "acme"), 0o700))

@@ -48,6 +48,7 @@ print(json.dumps(out))
 }
 
 func TestMetrics_ParseAsPrometheusText(t *testing.T) {
+	resetNow()
 	f, latest := backedUp(t, "acme", "globex")
 	rewrite(t, latest["acme"]["database"], func(b []byte) []byte { return b[:len(b)-100] }, true)
 	rep := verify(t, f, backup.Options{})
@@ -81,6 +82,7 @@ func TestMetrics_ParseAsPrometheusText(t *testing.T) {
 // time has passed (or is exactly now) counts as due, a hostile label
 // value is escaped, and a failed run still shows the quarantine.
 func TestMetrics_Quarantine(t *testing.T) {
+	resetNow()
 	f, _ := backedUp(t, "acme")
 	rep := verify(t, f, backup.Options{})
 	at := rep.VerifiedAt
@@ -126,6 +128,7 @@ func TestMetrics_Quarantine(t *testing.T) {
 // default honor_labels: false, and every rule written against it would
 // silently never match.
 func TestMetrics_NoTargetLabel(t *testing.T) {
+	resetNow()
 	f, latest := backedUp(t, "acme", "globex")
 	rewrite(t, latest["acme"]["database"], func(b []byte) []byte { return b[:len(b)-100] }, true)
 	rep := verify(t, f, backup.Options{})
@@ -155,6 +158,7 @@ func TestMetrics_NoTargetLabel(t *testing.T) {
 // component's rules; a component whose rules set none has no such series
 // (the alert then falls back to 26 h).
 func TestMetrics_MaxAgeFollowsTheLayout(t *testing.T) {
+	resetNow()
 	f, _ := backedUp(t, "acme")
 	rep := verify(t, f, backup.Options{})
 	rules := []instance.BackupRule{{Component: "data", MaxAge: 48 * time.Hour}, {Component: "data", MaxAge: 2 * time.Hour},

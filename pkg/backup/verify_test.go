@@ -20,7 +20,17 @@ import (
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
 )
 
+// now is the running test's clock: the backups it writes are dated from
+// it, and Verify is given it. Each test using it starts with resetNow: a
+// clock read once, when the package started, fell more than the 5
+// minutes of clock skew Verify allows behind the real mtimes of files the
+// tools write (pg_dump, gzip) once the package had run that long (minutes
+// under -race on a loaded machine), and those read as dated in the
+// future.
 var now = time.Now()
+
+// resetNow sets now to the current time, at the start of a test.
+func resetNow() { now = time.Now() }
 
 // backedUp is a fleet with two nights of good backups per instance.
 func backedUp(t *testing.T, names ...string) (*fleettest.Fleet, map[string]map[string]string) {
@@ -73,6 +83,7 @@ func status(t *testing.T, rep *backup.Report, name string) string {
 }
 
 func TestVerify_GoodBackupsPass(t *testing.T) {
+	resetNow()
 	f, _ := backedUp(t, "acme", "globex")
 	rep := verify(t, f, backup.Options{})
 	require.Equal(t, backup.Summary{Instances: 2, OK: 2}, rep.Summary, "%+v", rep.Instances)
@@ -88,6 +99,7 @@ func TestVerify_GoodBackupsPass(t *testing.T) {
 // TestVerify_BrokenBackupsAreCaught breaks one thing at a time and expects
 // exactly the check that names it to fail.
 func TestVerify_BrokenBackupsAreCaught(t *testing.T) {
+	resetNow()
 	cases := []struct {
 		name      string
 		component string
@@ -188,6 +200,7 @@ func rewrite(t *testing.T, path string, change func([]byte) []byte, resum bool) 
 }
 
 func TestVerify_Uncovered(t *testing.T) {
+	resetNow()
 	f, _ := backedUp(t, "acme")
 	// The same layout without the config rule.
 	data, err := os.ReadFile(f.LayoutFile)
@@ -206,6 +219,7 @@ func TestVerify_Uncovered(t *testing.T) {
 }
 
 func TestVerify_PlainDumps(t *testing.T) {
+	resetNow()
 	f := fleettest.NewSpec(t, fleettest.Spec{Names: []string{"acme"}, DB: true})
 	dir := filepath.Join(f.Root, "plain")
 	require.NoError(t, os.MkdirAll(filepath.Join(dir, "acme"), 0o755))
@@ -240,6 +254,7 @@ func TestVerify_PlainDumps(t *testing.T) {
 }
 
 func TestVerify_RestoreTestLeavesNoScratchDatabase(t *testing.T) {
+	resetNow()
 	f, latest := backedUp(t, "acme", "globex", "initech")
 	state := filepath.Join(t.TempDir(), "state.json")
 	seen := map[string]bool{}
@@ -285,6 +300,7 @@ func assertNoScratch(t *testing.T, f *fleettest.Fleet) {
 var scratchNames, _ = backup.TrackScratch()
 
 func TestVerify_RestoreTestRowDrift(t *testing.T) {
+	resetNow()
 	f, _ := backedUp(t, "acme")
 	db, err := f.PG.Open(context.Background(), f.Database("acme"))
 	require.NoError(t, err)
@@ -298,6 +314,7 @@ func TestVerify_RestoreTestRowDrift(t *testing.T) {
 }
 
 func TestVerify_Orphans(t *testing.T) {
+	resetNow()
 	f, _ := backedUp(t, "acme")
 	_, err := f.WriteBackups(context.Background(), "acme", now)
 	require.NoError(t, err)
@@ -312,6 +329,7 @@ func TestVerify_Orphans(t *testing.T) {
 }
 
 func TestVerify_NamesSubset(t *testing.T) {
+	resetNow()
 	f, _ := backedUp(t, "acme", "globex")
 	rep := verify(t, f, backup.Options{Names: []string{"globex"}})
 	require.Len(t, rep.Instances, 1)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -171,7 +172,7 @@ func TestQuarantine_RefusesWhileClientsAreConnected(t *testing.T) {
 	require.Eventually(t, func() bool {
 		cs, err := mariadb.Clients(ctx, admin, name)
 		return err == nil && len(cs) == 0
-	}, 5e9, 5e7)
+	}, 2*time.Minute, 50*time.Millisecond, "the closed client is still listed (the server ends it late on a loaded machine, never this late)")
 	require.NoError(t, mariadb.Quarantine(ctx, admin, name, quarantine, defs))
 }
 

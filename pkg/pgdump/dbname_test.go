@@ -18,7 +18,9 @@ import (
 // restored as itself, never as the database (or server) the string names.
 func TestDump_NameThatLooksLikeAConnectionString(t *testing.T) {
 	pg := fleettest.RequirePG(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	// A bound against a hang: three databases created, filled and dumped
+	// take seconds idle, far longer under -race on a loaded machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	admin, err := pg.Open(ctx, "postgres")
 	require.NoError(t, err)

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -375,26 +376,39 @@ func TestFailingDisk_DatabaseDisappearsMidDump(t *testing.T) {
 		files[c] = fleettest.Tree(t, f.Path(c, "acme"))
 	}
 	archives := filepath.Join(t.TempDir(), "archives")
-	done := make(chan struct{})
+	// The watcher drops the database once it sees the dump's COPY, for as
+	// long as the deletion runs (not for a fixed number of polls: on a
+	// loaded machine the dump may start seconds later).
+	done, finished := make(chan struct{}), make(chan struct{})
+	var dropped atomic.Bool
 	go func() {
 		defer close(done)
 		admin, err := f.PG.Open(ctx, "postgres")
 		if err != nil {
+			t.Errorf("watcher: %v", err)
 			return
 		}
 		defer admin.Close()
-		for range 500 {
+		for {
+			select {
+			case <-finished:
+				return
+			default:
+			}
 			var n int
 			_ = admin.QueryRow(`SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND query ILIKE 'COPY%'`, f.Database("acme")).Scan(&n)
 			if n > 0 {
-				_, _ = admin.Exec("DROP DATABASE " + f.Database("acme") + " WITH (FORCE)")
+				_, err := admin.Exec("DROP DATABASE " + f.Database("acme") + " WITH (FORCE)")
+				dropped.Store(err == nil)
 				return
 			}
 			time.Sleep(2 * time.Millisecond)
 		}
 	}()
 	_, err := softdelete.Delete(ctx, f.Layout, request(f, archives, "acme"))
+	close(finished)
 	<-done
+	require.True(t, dropped.Load(), "the watcher never saw the dump running (delete: %v)", err)
 	require.Error(t, err, "the dump cannot succeed once its database is gone")
 	assert.Contains(t, err.Error(), "dump component database")
 	for _, c := range []string{"config", "data", "logs"} {

@@ -282,10 +282,17 @@ func TestHoles_LiveWriterDuringDelete(t *testing.T) {
 					return
 				}
 				// A live writer appends between the archive and the
-				// rename (or between two renames).
+				// rename (or between two renames). The step goes on
+				// once its first line is written (not after a fixed
+				// delay, which a loaded machine can outlast before the
+				// writer has written anything).
+				wrote := make(chan struct{})
 				wg.Go(func() {
+					first := sync.OnceFunc(func() { close(wrote) })
+					defer first()
 					w, err := os.OpenFile(log, os.O_APPEND|os.O_WRONLY, 0)
 					if err != nil {
+						t.Errorf("the late writer cannot open %s: %v", log, err)
 						return
 					}
 					defer w.Close()
@@ -295,11 +302,15 @@ func TestHoles_LiveWriterDuringDelete(t *testing.T) {
 							return
 						default:
 						}
-						_, _ = w.WriteString("late line\n")
+						if _, err := w.WriteString("late line\n"); err != nil {
+							t.Errorf("the late writer cannot append to %s: %v", log, err)
+							return
+						}
+						first()
 						time.Sleep(time.Millisecond)
 					}
 				})
-				time.Sleep(20 * time.Millisecond)
+				<-wrote
 			}
 			res, err := softdelete.Delete(ctx, f.Layout, req)
 			close(stop)
@@ -525,7 +536,7 @@ func TestHoles_NonClientBackendsNamedByType(t *testing.T) {
 		var n int
 		_ = admin.QueryRow(`SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND backend_type = 'walsender'`, f.Database("acme")).Scan(&n)
 		return n == 1
-	}, 5*time.Second, 20*time.Millisecond, "a walsender on the database")
+	}, 2*time.Minute, 20*time.Millisecond, "a walsender on the database (psql starts late on a loaded machine)")
 	_, err = softdelete.Delete(ctx, f.Layout, request(f, archives, "acme"))
 	var re *softdelete.RefusedError
 	require.ErrorAs(t, err, &re)

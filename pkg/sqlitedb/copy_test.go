@@ -137,7 +137,7 @@ func TestCopy_WhileAWriterRuns(t *testing.T) {
 			for i := range 4 {
 				time.Sleep(30 * time.Millisecond)
 				dst := filepath.Join(dir, "copy"+strconv.Itoa(i)+".db")
-				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a bound against a hang, wide for a loaded machine
 				res, err := sqlitedb.Copy(ctx, live, dst)
 				cancel()
 				require.NoError(t, err)
@@ -282,7 +282,9 @@ func TestCopy_KilledAtRandomInstants(t *testing.T) {
 		span = min(span, time.Since(start))
 	}
 	whole, killed := 0, 0
-	for i := range 6 {
+	// 6 rounds, more (up to 24) until one kill fell within a copy: the
+	// load of the machine can change after span was measured.
+	for i := 0; i < 6 || (killed == 0 && i < 24); i++ {
 		dst := filepath.Join(dir, "copy"+strconv.Itoa(i)+".db")
 		cmd := copyCmd(dst)
 		require.NoError(t, cmd.Start())

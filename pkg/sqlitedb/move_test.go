@@ -247,8 +247,9 @@ func TestMove_KilledAtRandomInstants(t *testing.T) {
 	span := time.Since(start)
 	src, dst := b, a
 	killed, split := 0, 0
-	// 16 rounds, more (up to 64) until a kill fell between two renames.
-	for i := 0; i < 16 || (split == 0 && i < 64); i++ {
+	// 16 rounds, more (up to 64) until a kill fell within a move and one
+	// between two renames (the load can change after span was measured).
+	for i := 0; i < 16 || ((split == 0 || killed == 0) && i < 64); i++ {
 		cmd := moveCmd(src, dst)
 		require.NoError(t, cmd.Start())
 		time.Sleep(time.Duration(rand.Int64N(int64(span))))

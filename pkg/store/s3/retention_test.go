@@ -26,6 +26,12 @@ func TestS3_RetainedRefusesRemoval(t *testing.T) {
 		t.Fatalf("CheckObjectLock on a bucket with Object Lock: %v", err)
 	}
 	c := s3test.Client(t)
+	// Each object is retained for 6 s (whole seconds: 5 s at least), the
+	// time its refusals below take even on a loaded machine (3 s left
+	// less than 2 s for a few requests); the test then waits for the
+	// latest date to pass, not for a fixed delay.
+	const retain = 6 * time.Second
+	var latest time.Time
 	for _, tc := range []struct {
 		key  string
 		mode string
@@ -34,7 +40,8 @@ func TestS3_RetainedRefusesRemoval(t *testing.T) {
 		if err := st.Put(ctx, tc.key, []byte("archive")); err != nil {
 			t.Fatal(err)
 		}
-		until := time.Now().Add(3 * time.Second).Truncate(time.Second)
+		until := time.Now().Add(retain).Truncate(time.Second)
+		latest = until
 		if err := st.Retain(ctx, tc.key, tc.mode, until, tc.hold); err != nil {
 			t.Fatalf("Retain %s: %v", tc.key, err)
 		}
@@ -60,7 +67,7 @@ func TestS3_RetainedRefusesRemoval(t *testing.T) {
 			t.Fatalf("retained object gone: %v", err)
 		}
 	}
-	time.Sleep(3500 * time.Millisecond)
+	time.Sleep(time.Until(latest) + 500*time.Millisecond)
 	for _, k := range []string{"i/a.tar.zst", "i/b.tar.zst"} {
 		if err := st.Remove(ctx, k); err != nil {
 			t.Errorf("Remove after the retention date: %v", err)

@@ -145,15 +145,27 @@ func TestS3_LockStaleTakenOverByOne(t *testing.T) {
 	if _, err := c.PutObject(ctx, bucket, "x/inst/.lock", strings.NewReader(`{"owner":"dead","host":"gone","pid":1}`), -1, minio.PutObjectOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	open := func() *s3store.Store {
+	// The lock's times are compressed to seconds, with margins for a
+	// loaded machine: a lock is abandoned after ttl+skew = 4 s without
+	// renewal; its holder renews it every second (ttl/3), each renewal
+	// given a second. S3 dates are whole seconds (LastModified is read up
+	// to a second older than it is), so a renewed lock looks at most
+	// about 2 s old: a margin of 2 s against a late renewal or a slow
+	// request, where ttl 2 s and no skew left a third of a second.
+	const ttl, skew = 3 * time.Second, time.Second
+	openTTL := func(ttl time.Duration) *s3store.Store {
 		s := s3test.Store(t, bucket, "x")
-		s.LockTTL, s.LockSkew = 2*time.Second, 0
+		s.LockTTL, s.LockSkew = ttl, skew
 		return s
 	}
-	if _, err := open().Lock(ctx, "inst"); !errors.Is(err, store.ErrLocked) || !strings.Contains(err.Error(), "held by process 1 on gone") {
+	open := func() *s3store.Store { return openTTL(ttl) }
+	// A lock written now refuses (judged with a TTL of a minute, so that
+	// a slow request between the write and the look cannot age it).
+	if _, err := openTTL(time.Minute).Lock(ctx, "inst"); !errors.Is(err, store.ErrLocked) || !strings.Contains(err.Error(), "held by process 1 on gone") {
 		t.Fatalf("Lock of a lock written now: %v", err)
 	}
-	time.Sleep(2500 * time.Millisecond)
+	// A sleep is a lower bound: a slow machine only ages the lock more.
+	time.Sleep(ttl + skew + 500*time.Millisecond)
 	var wins atomic.Int32
 	var unlocks sync.Map
 	var wg sync.WaitGroup
@@ -175,7 +187,7 @@ func TestS3_LockStaleTakenOverByOne(t *testing.T) {
 		t.Fatalf("%d runs took over the stale lock at once, want 1", wins.Load())
 	}
 	// The winner renews it: still held after its TTL.
-	time.Sleep(2500 * time.Millisecond)
+	time.Sleep(ttl + skew + 500*time.Millisecond)
 	if _, err := open().Lock(ctx, "inst"); !errors.Is(err, store.ErrLocked) {
 		t.Fatalf("Lock of a renewed lock: %v", err)
 	}
@@ -235,7 +247,28 @@ func TestS3_TidyAbortsKilledUploads(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(500 * time.Millisecond) // the parts in flight land
+	// The parts in flight land: wait until the server lists each
+	// upload with its part (not a fixed delay, which a loaded machine can
+	// outlast and a part would then land on an upload Tidy is aborting).
+	core := minio.Core{Client: s3test.Client(t)}
+	for deadline := time.Now().Add(2 * time.Minute); ; {
+		landed := 0
+		for u := range core.ListIncompleteUploads(ctx, bucket, "", true) {
+			if u.Err != nil {
+				t.Fatal(u.Err)
+			}
+			if r, err := core.ListObjectParts(ctx, bucket, u.Key, u.UploadID, 0, 10); err == nil && len(r.ObjectParts) > 0 {
+				landed++
+			}
+		}
+		if landed == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 2 minutes, %d of the 2 uploads have their part on the server", landed)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	if objs, _ := st.List(ctx, ""); len(objs) != 0 {
 		t.Fatalf("incomplete uploads visible: %v", objs)
 	}

@@ -88,7 +88,9 @@ func Client(t testing.TB) *minio.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// A minute: a server that is up answers in milliseconds, but on a
+	// loaded machine may take seconds, and a slow answer is no absence.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if _, err := c.ListBuckets(ctx); err != nil {
 		unavailable(t, "the S3 server at "+s.Endpoint+" does not answer: "+err.Error())
