@@ -3,6 +3,7 @@ package backup
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"os"
 
@@ -19,10 +20,26 @@ func init() { registerFormat(FormatSQLite, checkSQLite) }
 // checkSQLite checks the backup file itself (read-only, immutable: nothing
 // is created beside it). Compressed SQLite backups are not read: the
 // format is the database file.
-func checkSQLite(f *os.File, br *bufio.Reader, _ io.Reader, res *fileResult) error {
+//
+// An object (f nil: a rule in object storage) is copied to an unlinked
+// temporary file first, through src so that its checksum is still taken:
+// SQLite reads a file by pages, not a stream.
+func checkSQLite(f *os.File, br *bufio.Reader, src io.Reader, res *fileResult) error {
 	if kind := sniff(peek(br, 4)); kind == "gzip" || kind == "zstd" {
 		res.kind = kind
 		return &notPlainSQLite{kind: kind}
+	}
+	if f == nil {
+		tmp, err := os.CreateTemp("", ".fleetsafe-s3-sqlite-*")
+		if err != nil {
+			return fmt.Errorf("scratch copy of the object: %w", &os.PathError{Op: "create", Path: os.TempDir(), Err: err})
+		}
+		_ = os.Remove(tmp.Name())
+		defer tmp.Close()
+		if _, err := io.Copy(tmp, src); err != nil {
+			return fmt.Errorf("scratch copy of the object: %w", err)
+		}
+		return sqlitedb.Check(context.Background(), procPath(tmp))
 	}
 	return sqlitedb.Check(context.Background(), f.Name())
 }

@@ -1,10 +1,13 @@
 package recovery
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"syscall"
 	"time"
+
+	"github.com/fleetsafe/fleetsafe/pkg/backup"
 )
 
 // pinned is a backup file held open from its checks to its restore: the
@@ -54,4 +57,25 @@ func (p *pinned) close() {
 	if p != nil {
 		_ = p.f.Close()
 	}
+}
+
+// pinCandidate pins a candidate: a file by pin, an object in object
+// storage (a backup rule s3://bucket/...) by a copy into an unlinked
+// temporary file (pg_restore and the extraction read a file), which the
+// checks and the restore then read and which is gone when closed; nil
+// when it cannot be copied (the checks then read the object and say why).
+func pinCandidate(ctx context.Context, c backup.Candidate) *pinned {
+	if !c.Remote() {
+		return pin(c.Path)
+	}
+	f, err := c.Download(ctx, "")
+	if err != nil {
+		return nil
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return nil
+	}
+	return &pinned{f: f, content: fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), f.Fd()), size: fi.Size(), mtime: fi.ModTime()}
 }

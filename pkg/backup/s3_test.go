@@ -1,0 +1,302 @@
+package backup_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/minio/minio-go/v7"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/fleetsafe/fleetsafe/internal/fleettest"
+	"github.com/fleetsafe/fleetsafe/pkg/backup"
+	"github.com/fleetsafe/fleetsafe/pkg/instance"
+	"github.com/fleetsafe/fleetsafe/pkg/recovery"
+	"github.com/fleetsafe/fleetsafe/pkg/store/s3/s3test"
+)
+
+// s3Fleet is a fleet whose backups live in a fresh bucket of the local S3
+// server (scripts/s3-up.sh): the real backups of backedUp, uploaded under
+// backups/<name>/<file> (older nights first, so that LastModified keeps
+// their order), and the layout's rules rewritten to
+// s3://bucket/backups/{name}/... .
+type s3Fleet struct {
+	f      *fleettest.Fleet
+	bucket string
+	c      *minio.Client
+	latest map[string]map[string]string // local paths of the newest backups
+}
+
+func newS3Fleet(t *testing.T, names ...string) *s3Fleet {
+	t.Helper()
+	c := s3test.Client(t)
+	bucket := s3test.Bucket(t, false)
+	f, latest := backedUp(t, names...)
+	x := &s3Fleet{f: f, bucket: bucket, c: c, latest: latest}
+	for _, n := range names {
+		ents, err := os.ReadDir(f.BackupDir(n))
+		require.NoError(t, err)
+		// Oldest first: the night's stamp orders the names.
+		for _, e := range ents {
+			x.upload(t, "backups/"+n+"/"+e.Name(), filepath.Join(f.BackupDir(n), e.Name()))
+		}
+		require.NoError(t, os.RemoveAll(f.BackupDir(n)))
+	}
+	x.rewrite(t, "s3://"+bucket+"/backups/")
+	return x
+}
+
+// rewrite points the layout's rules at the bucket.
+func (x *s3Fleet) rewrite(t *testing.T, to string) {
+	t.Helper()
+	data, err := os.ReadFile(x.f.LayoutFile)
+	require.NoError(t, err)
+	y := strings.ReplaceAll(string(data), x.f.Root+"/backups/", to)
+	require.NoError(t, os.WriteFile(x.f.LayoutFile, []byte(y), 0o644))
+	l, err := instance.LoadLayoutFile(x.f.LayoutFile)
+	require.NoError(t, err)
+	x.f.Layout = l
+}
+
+func (x *s3Fleet) upload(t *testing.T, key, file string) {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	require.NoError(t, err)
+	x.put(t, key, data)
+}
+
+func (x *s3Fleet) put(t *testing.T, key string, data []byte) {
+	t.Helper()
+	_, err := x.c.PutObject(context.Background(), x.bucket, key, bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{})
+	require.NoError(t, err)
+}
+
+func (x *s3Fleet) get(t *testing.T, key string) []byte {
+	t.Helper()
+	o, err := x.c.GetObject(context.Background(), x.bucket, key, minio.GetObjectOptions{})
+	require.NoError(t, err)
+	defer o.Close()
+	var b bytes.Buffer
+	_, err = b.ReadFrom(o)
+	require.NoError(t, err)
+	return b.Bytes()
+}
+
+// key is the object of the newest local backup of name and component.
+func (x *s3Fleet) key(name, component string) string {
+	return "backups/" + name + "/" + filepath.Base(x.latest[name][component])
+}
+
+func (x *s3Fleet) url(name, component string) string {
+	return "s3://" + x.bucket + "/" + x.key(name, component)
+}
+
+func (x *s3Fleet) verify(t *testing.T, at time.Time) *backup.Report {
+	t.Helper()
+	rep, err := backup.Verify(context.Background(), x.f.Layout, backup.Options{Now: at, Discovery: x.f.Options(), S3: s3test.Settings(t)})
+	require.NoError(t, err)
+	return rep
+}
+
+func sidecarOf(key string, data []byte) []byte {
+	sum := sha256.Sum256(data)
+	return []byte(hex.EncodeToString(sum[:]) + "  " + filepath.Base(key) + "\n")
+}
+
+// tarZst is a valid tar.zst of one entry of size bytes (random, so that
+// it does not compress).
+func tarZst(t *testing.T, size int) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	zw, err := zstd.NewWriter(&out)
+	require.NoError(t, err)
+	tw := tar.NewWriter(zw)
+	body := make([]byte, size)
+	rand.Read(body)
+	require.NoError(t, tw.WriteHeader(&tar.Header{Name: "data/f", Mode: 0o644, Size: int64(size), Typeflag: tar.TypeReg}))
+	_, err = tw.Write(body)
+	require.NoError(t, err)
+	require.NoError(t, tw.Close())
+	require.NoError(t, zw.Close())
+	return out.Bytes()
+}
+
+// TestVerifyS3_GoodBackupsPass: backups in a bucket pass every check a
+// local file passes, each read from the object (listing, newest by
+// LastModified, size, shrink, sidecar object, format read to its end,
+// the dump's database, its data); no credential is in the report.
+func TestVerifyS3_GoodBackupsPass(t *testing.T) {
+	x := newS3Fleet(t, "acme", "globex")
+	rep := x.verify(t, time.Now())
+	require.Equal(t, backup.Summary{Instances: 2, OK: 2}, rep.Summary, "%+v", rep.Instances)
+	for _, c := range []string{backup.CheckOwner, backup.CheckPresent, backup.CheckFresh, backup.CheckSize, backup.CheckShrink,
+		backup.CheckChecksum, backup.CheckFormat, backup.CheckData} {
+		r := check(t, rep, "acme", "database", c)
+		assert.Equal(t, backup.StatusOK, r.Status, "%s: %+v", c, r)
+	}
+	assert.Equal(t, x.url("acme", "database"), check(t, rep, "acme", "database", backup.CheckFormat).File)
+	assert.Equal(t, x.url("acme", "data"), check(t, rep, "acme", "data", backup.CheckFormat).File)
+	assert.Equal(t, backup.StatusOK, check(t, rep, "acme", "data", backup.CheckShrink).Status)
+	out, err := json.Marshal(rep)
+	require.NoError(t, err)
+	s := s3test.Settings(t)
+	assert.NotContains(t, string(out), s.SecretKey)
+	assert.NotContains(t, string(out), s.AccessKey)
+	assert.NotContains(t, rep.Metrics(nil), s.SecretKey)
+}
+
+// TestVerifyS3_FindsEachBadBackup: a truncated dump (with a sidecar over
+// its truncated bytes), a sidecar that does not match, a data backup
+// shrunk to a fraction of the previous one, backups older than max_age,
+// and another instance's dump under this instance's prefix are each
+// found, from the objects.
+func TestVerifyS3_FindsEachBadBackup(t *testing.T) {
+	x := newS3Fleet(t, "acme", "globex", "initech")
+	// acme: the newest dump truncated, its sidecar over what is left.
+	dump := x.get(t, x.key("acme", "database"))
+	cut := dump[:len(dump)*2/3]
+	x.put(t, x.key("acme", "database"), cut)
+	x.put(t, x.key("acme", "database")+".sha256", sidecarOf(x.key("acme", "database"), cut))
+	// globex: the sidecar of its newest dump is wrong; its data backup
+	// shrinks from 256 KiB to 1 KiB (both complete tar.zst).
+	x.put(t, x.key("globex", "database")+".sha256", sidecarOf(x.key("globex", "database"), []byte("other bytes")))
+	time.Sleep(1100 * time.Millisecond) // LastModified has seconds
+	x.put(t, "backups/globex/data-20000101T000000.tar.zst", tarZst(t, 256<<10))
+	time.Sleep(1100 * time.Millisecond)
+	x.put(t, "backups/globex/data-29990101T000000.tar.zst", tarZst(t, 1<<10))
+	// initech: globex's newest dump copied under initech's prefix, newer.
+	gdump := x.get(t, x.key("globex", "database"))
+	foreign := "backups/initech/db-29990101T000000.dump"
+	x.put(t, foreign, gdump)
+	x.put(t, foreign+".sha256", sidecarOf(foreign, gdump))
+
+	rep := x.verify(t, time.Now())
+	f := check(t, rep, "acme", "database", backup.CheckFormat)
+	assert.Equal(t, backup.StatusFailed, f.Status, "%+v", f)
+	assert.Equal(t, x.url("acme", "database"), f.File)
+	assert.Equal(t, backup.StatusOK, check(t, rep, "acme", "database", backup.CheckChecksum).Status)
+
+	c := check(t, rep, "globex", "database", backup.CheckChecksum)
+	assert.Equal(t, backup.StatusFailed, c.Status, "%+v", c)
+	assert.Contains(t, c.Detail, "its sidecar says")
+	assert.Equal(t, backup.StatusOK, check(t, rep, "globex", "database", backup.CheckFormat).Status)
+	s := check(t, rep, "globex", "data", backup.CheckShrink)
+	assert.Equal(t, backup.StatusFailed, s.Status, "%+v", s)
+	assert.Equal(t, "s3://"+x.bucket+"/backups/globex/data-29990101T000000.tar.zst", s.File)
+
+	var owner []backup.CheckResult
+	for _, i := range rep.Instances {
+		for _, c := range i.Checks {
+			if i.Name == "initech" && c.Component == "database" && c.Check == backup.CheckOwner && c.Status == backup.StatusFailed {
+				owner = append(owner, c)
+			}
+		}
+	}
+	require.Len(t, owner, 1, "globex's dump under initech's prefix: %+v", rep.Instances)
+	assert.Equal(t, "s3://"+x.bucket+"/"+foreign, owner[0].File)
+	assert.Contains(t, owner[0].Detail, x.f.Database("globex"))
+	// The foreign dump is not initech's newest: its own still is.
+	assert.Equal(t, x.url("initech", "database"), check(t, rep, "initech", "database", backup.CheckFormat).File)
+
+	// Two days later, every newest backup is older than max_age 26h.
+	late := x.verify(t, time.Now().Add(48*time.Hour))
+	st := check(t, late, "initech", "config", backup.CheckFresh)
+	assert.Equal(t, backup.StatusFailed, st.Status, "%+v", st)
+	assert.Contains(t, st.Detail, x.url("initech", "config"))
+}
+
+// TestVerifyS3_AmbiguousKeysCreditedToNone: under
+// s3://bucket/flat/data-{name}-*.tar.zst the object
+// data-a-b-1.tar.zst can be a's or a-b's backup: with both present it is
+// credited to neither, each gets a failed owner check, as for files.
+func TestVerifyS3_AmbiguousKeysCreditedToNone(t *testing.T) {
+	x := newS3Fleet(t, "a", "a-b")
+	data, err := os.ReadFile(x.f.LayoutFile)
+	require.NoError(t, err)
+	flat := strings.ReplaceAll(string(data), "s3://"+x.bucket+"/backups/{name}/data-*.tar.zst", "s3://"+x.bucket+"/flat/data-{name}-*.tar.zst")
+	require.NotEqual(t, string(data), flat)
+	require.NoError(t, os.WriteFile(x.f.LayoutFile, []byte(flat), 0o644))
+	x.f.Layout, err = instance.LoadLayoutFile(x.f.LayoutFile)
+	require.NoError(t, err)
+	x.put(t, "flat/data-a-1.tar.zst", tarZst(t, 2048))
+	x.put(t, "flat/data-a-b-1.tar.zst", tarZst(t, 2048))
+	rep := x.verify(t, time.Now())
+	for _, n := range []string{"a", "a-b"} {
+		var found bool
+		for _, i := range rep.Instances {
+			for _, c := range i.Checks {
+				if i.Name == n && c.Component == "data" && c.Check == backup.CheckOwner && c.Status == backup.StatusFailed {
+					found = true
+					assert.Equal(t, "s3://"+x.bucket+"/flat/data-a-b-1.tar.zst", c.File)
+				}
+			}
+		}
+		assert.True(t, found, "%s: no failed owner check", n)
+	}
+	// a's own object is still a's newest; a-b has none of its own.
+	assert.Equal(t, "s3://"+x.bucket+"/flat/data-a-1.tar.zst", check(t, rep, "a", "data", backup.CheckFormat).File)
+	assert.Equal(t, backup.StatusFailed, check(t, rep, "a-b", "data", backup.CheckPresent).Status)
+}
+
+// TestVerifyS3_CredentialsNeverShown: a wrong secret key fails the
+// listing (a failed present check naming the bucket) and neither the
+// secret nor the access key appears in the report or its metrics.
+func TestVerifyS3_CredentialsNeverShown(t *testing.T) {
+	x := newS3Fleet(t, "acme")
+	set := s3test.Settings(t)
+	set.SecretKey = "wrong-secret-" + set.SecretKey
+	rep, err := backup.Verify(context.Background(), x.f.Layout, backup.Options{Now: time.Now(), Discovery: x.f.Options(), S3: set})
+	require.NoError(t, err)
+	p := check(t, rep, "acme", "database", backup.CheckPresent)
+	assert.Equal(t, backup.StatusFailed, p.Status, "%+v", p)
+	assert.Contains(t, p.Detail, x.bucket)
+	out, err := json.Marshal(rep)
+	require.NoError(t, err)
+	for _, secret := range []string{set.SecretKey, set.AccessKey} {
+		assert.NotContains(t, string(out), secret)
+		assert.NotContains(t, rep.Metrics(nil), secret)
+	}
+}
+
+// TestDrillS3_RestoresFromObjectsAndCatchesABrokenDump: a restore drill
+// of an instance whose backups are objects restores each of them (tree
+// extraction, pg_restore) into scratch; a truncated newest dump fails it.
+func TestDrillS3_RestoresFromObjectsAndCatchesABrokenDump(t *testing.T) {
+	x := newS3Fleet(t, "acme")
+	res, err := recovery.DrillWith(context.Background(), x.f.Layout, "acme", x.f.Options(), time.Now(), s3test.Settings(t))
+	require.NoError(t, err)
+	require.True(t, res.OK, "%+v", res)
+	got := map[string]recovery.DrillComponent{}
+	for _, c := range res.Components {
+		got[c.Component] = c
+	}
+	require.Len(t, got, 3)
+	assert.Equal(t, x.url("acme", "database"), got["database"].Backup.Path)
+	assert.Equal(t, 2, got["database"].Tables)
+	assert.Positive(t, got["data"].Files)
+
+	dump := x.get(t, x.key("acme", "database"))
+	cut := dump[:len(dump)-200]
+	x.put(t, x.key("acme", "database"), cut)
+	x.put(t, x.key("acme", "database")+".sha256", sidecarOf(x.key("acme", "database"), cut))
+	res, err = recovery.DrillWith(context.Background(), x.f.Layout, "acme", x.f.Options(), time.Now(), s3test.Settings(t))
+	require.NoError(t, err)
+	assert.False(t, res.OK)
+	for _, c := range res.Components {
+		if c.Component == "database" {
+			assert.Equal(t, recovery.DrillFailed, c.Status)
+			assert.Contains(t, c.Reason, x.url("acme", "database"))
+		}
+	}
+}
