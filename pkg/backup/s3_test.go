@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -299,4 +300,31 @@ func TestDrillS3_RestoresFromObjectsAndCatchesABrokenDump(t *testing.T) {
 			assert.Contains(t, c.Reason, x.url("acme", "database"))
 		}
 	}
+}
+
+// TestRestoreS3_FromObjects: instance_restore source=backup takes the
+// backups of s3:// rules too: data and database destroyed come back from
+// the objects, the data tree byte for byte, the database's rows.
+func TestRestoreS3_FromObjects(t *testing.T) {
+	x := newS3Fleet(t, "acme")
+	want := x.f.Snapshot(t, "acme")
+	tree := fleettest.Tree(t, x.f.Path("data", "acme"))
+	require.NoError(t, os.RemoveAll(x.f.Path("data", "acme")))
+	require.NoError(t, fleettest.DropDatabasesLike(context.Background(), x.f.PG, x.f.Database("acme")))
+	res, err := recovery.Restore(context.Background(), x.f.Layout, recovery.Request{Name: "acme", Options: x.f.Options(), S3: s3test.Settings(t)})
+	require.NoError(t, err)
+	assert.ElementsMatch(t, []string{"data", "database"}, res.Restored)
+	for _, c := range res.Components {
+		if c.Component == "data" || c.Component == "database" {
+			require.NotNil(t, c.Backup, c.Component)
+			assert.Equal(t, x.url("acme", c.Component), c.Backup.Path)
+		}
+	}
+	// tar keeps whole seconds.
+	frac := regexp.MustCompile(`\.[0-9]+ \+0000`)
+	for k, v := range tree {
+		tree[k] = frac.ReplaceAllString(v, " +0000")
+	}
+	assert.Equal(t, tree, fleettest.Tree(t, x.f.Path("data", "acme")))
+	assert.Equal(t, want.Rows, x.f.Snapshot(t, "acme").Rows)
 }
