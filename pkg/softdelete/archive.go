@@ -91,7 +91,8 @@ type dumpFile struct {
 // writeArchive writes manifest.json, RESTORE.md, every component entry and
 // every dump to key of st through a store Writer (nothing is visible under
 // key before it is committed, complete), with a sha256sum sidecar whose
-// digest is computed while the archive is written.
+// digest is computed while the archive is written: over the archive as the
+// store holds it (the ciphertext, when the store encrypts).
 // A file whose content changed after the manifest hashed it is caught when
 // the archive is read back (VerifyArchive), before anything is removed.
 func writeArchive(ctx context.Context, st store.Store, key string, m *Manifest, runbook []byte, srcs []*source, dumps []dumpFile) (*ArchiveInfo, error) {
@@ -131,6 +132,15 @@ func writeArchive(ctx context.Context, st store.Store, key string, m *Manifest, 
 	digest := sum.Sum()
 	if err != nil {
 		return nil, fmt.Errorf("write archive %s: %w", dest, err)
+	}
+	// An encrypted archive's sidecar is over the ciphertext, the object
+	// as stored (pkg/store/encrypted): sha256sum checks it without the
+	// key. The plaintext is authenticated by age and checked against the
+	// manifest when read back.
+	if s, ok := out.(interface{ Seal() (string, error) }); ok {
+		if digest, err = s.Seal(); err != nil {
+			return nil, fmt.Errorf("write archive %s: %w", dest, err)
+		}
 	}
 	if err := putStoreRunbook(ctx, st, key, m); err != nil {
 		return nil, err
