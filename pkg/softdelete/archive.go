@@ -126,19 +126,29 @@ func writeArchive(ctx context.Context, st store.Store, key string, m *Manifest, 
 		return nil, fmt.Errorf("create archive: %w", err)
 	}
 	defer out.Abort() // a no-op once committed
-	sum := newAsyncHash()
-	counter := &countingWriter{w: io.MultiWriter(out, sum)}
+	// An encrypted archive's sidecar is over the ciphertext, the object
+	// as stored, which its writer hashes (pkg/store/encrypted: Seal):
+	// sha256sum checks it without the key. The plaintext is authenticated
+	// by age and checked against the manifest when read back; it is not
+	// hashed whole.
+	sealer, encrypted := out.(interface{ Seal() (string, error) })
+	var sum *asyncHash
+	w := io.Writer(out)
+	if !encrypted {
+		sum = newAsyncHash()
+		w = io.MultiWriter(out, sum)
+	}
+	counter := &countingWriter{w: w}
 	err = archiveFormat.Archive(ctx, counter, meterFiles(ctx, files))
-	digest := sum.Sum()
+	var digest string
+	if sum != nil {
+		digest = sum.Sum()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("write archive %s: %w", dest, err)
 	}
-	// An encrypted archive's sidecar is over the ciphertext, the object
-	// as stored (pkg/store/encrypted): sha256sum checks it without the
-	// key. The plaintext is authenticated by age and checked against the
-	// manifest when read back.
-	if s, ok := out.(interface{ Seal() (string, error) }); ok {
-		if digest, err = s.Seal(); err != nil {
+	if encrypted {
+		if digest, err = sealer.Seal(); err != nil {
 			return nil, fmt.Errorf("write archive %s: %w", dest, err)
 		}
 	}

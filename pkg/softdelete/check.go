@@ -34,7 +34,16 @@ func checkArchive(ctx context.Context, st store.Store, key string) (*Manifest, s
 		return nil, "", fmt.Errorf("open archive: %w", err)
 	}
 	defer f.Close()
-	whole := newAsyncHash()
+	// A plain archive is hashed here as it is read; an encrypted one's
+	// sidecar is over its ciphertext, which the store hashes as it
+	// decrypts (rawSummer).
+	rs := rawSumOf(f)
+	var whole io.Writer = io.Discard
+	var plainSum *asyncHash
+	if rs == nil {
+		plainSum = newAsyncHash()
+		whole = plainSum
+	}
 	var m *Manifest
 	var plan *entryPlan
 	seen := map[string]bool{}
@@ -134,9 +143,13 @@ func checkArchive(ctx context.Context, st store.Store, key string) (*Manifest, s
 		return nil
 	})
 	if err == nil {
+		// To its end: age authenticates its last chunk there.
 		_, err = io.Copy(whole, f)
 	}
-	got := whole.Sum()
+	var got string
+	if plainSum != nil {
+		got = plainSum.Sum()
+	}
 	if err != nil {
 		var ve *VerifyError
 		if errors.As(err, &ve) {
@@ -145,24 +158,28 @@ func checkArchive(ctx context.Context, st store.Store, key string) (*Manifest, s
 		return nil, "", fail("unreadable: %v", err)
 	}
 	digest := got
-	if rs := rawSumOf(f); rs != nil {
+	if rs != nil {
 		// An encrypted archive: its sidecar is over the ciphertext.
 		raw, err := rs.RawSHA256()
 		if err != nil {
 			return nil, "", fail("unreadable: %v", err)
 		}
-		switch {
-		case raw == want:
-			digest = raw
-		case got == want:
+		digest = raw
+		if raw != want {
 			// Written before the sidecar of an encrypted archive was over
-			// its ciphertext: over the plaintext, which age authenticated
-			// chunk by chunk while it decrypted. Still sound; its tombstone
-			// recorded the same digest.
-			digest = got
-		default:
-			return nil, "", fail("sha256 %s of the encrypted archive as stored does not match its sidecar %s "+
-				"(nor does the decrypted archive's, %s, as sidecars of encrypted archives written by earlier releases recorded)", raw, want, got)
+			// its ciphertext, it is over the plaintext (which age
+			// authenticates chunk by chunk): still sound, its tombstone
+			// recorded the same digest. Only then is the plaintext hashed,
+			// in a second read.
+			plain, perr := plainSHA256(ctx, st, key)
+			if perr != nil {
+				return nil, "", fail("unreadable: %v", perr)
+			}
+			if plain != want {
+				return nil, "", fail("sha256 %s of the encrypted archive as stored does not match its sidecar %s "+
+					"(nor does the decrypted archive's, %s, as sidecars of encrypted archives written by earlier releases recorded)", raw, want, plain)
+			}
+			digest = plain
 		}
 	} else if got != want {
 		return nil, "", fail("sha256 %s does not match its sidecar %s", got, want)
@@ -360,4 +377,19 @@ func rawSumOf(r io.Reader) rawSummer {
 		}
 		r = u.Unwrap()
 	}
+}
+
+// plainSHA256 reads the archive under key decrypted, to its end, and
+// returns the sha256 of the plaintext.
+func plainSHA256(ctx context.Context, st store.Store, key string) (string, error) {
+	rc, err := st.Open(ctx, key)
+	if err != nil {
+		return "", err
+	}
+	defer rc.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, rc); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -27,11 +27,8 @@ package encrypted
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"os"
 	"strings"
@@ -155,9 +152,10 @@ func (s *Store) Create(ctx context.Context, key string) (store.Writer, error) {
 	if err != nil || len(s.keys.Recipients) == 0 {
 		return w, err
 	}
-	sum := sha256.New()
+	sum := newAsyncSum()
 	enc, err := age.Encrypt(io.MultiWriter(w, sum), s.keys.Recipients...)
 	if err != nil {
+		sum.Close()
 		w.Abort()
 		return nil, fmt.Errorf("encrypt %s: %w", s.Location(key), err)
 	}
@@ -167,7 +165,7 @@ func (s *Store) Create(ctx context.Context, key string) (store.Writer, error) {
 type writer struct {
 	inner  store.Writer
 	enc    io.WriteCloser
-	sum    hash.Hash // of the ciphertext handed to inner
+	sum    *asyncSum // of the ciphertext handed to inner
 	sealed bool
 }
 
@@ -183,7 +181,7 @@ func (w *writer) Seal() (string, error) {
 		}
 		w.sealed = true
 	}
-	return hex.EncodeToString(w.sum.Sum(nil)), nil
+	return w.sum.Sum(), nil
 }
 
 // Commit writes age's last chunk (unless Seal did), then commits the
@@ -196,7 +194,10 @@ func (w *writer) Commit(ctx context.Context) error {
 	return w.inner.Commit(ctx)
 }
 
-func (w *writer) Abort() error { return w.inner.Abort() }
+func (w *writer) Abort() error {
+	w.sum.Close()
+	return w.inner.Abort()
+}
 
 // Open decrypts an age file, and passes any other object through.
 func (s *Store) Open(ctx context.Context, key string) (io.ReadCloser, error) {
@@ -212,16 +213,18 @@ func (s *Store) Open(ctx context.Context, key string) (io.ReadCloser, error) {
 	if string(head) != magic {
 		return readCloser{br, rc}, nil
 	}
-	sum := sha256.New()
+	sum := newAsyncSum()
 	seen, _ := br.Peek(br.Buffered()) // every byte read from rc so far
 	sum.Write(seen)
 	tap.h = sum
 	if len(s.keys.Identities) == 0 {
+		sum.Close()
 		rc.Close()
 		return nil, &EncryptedError{Location: s.Location(key)}
 	}
 	dec, err := age.Decrypt(br, s.keys.Identities...)
 	if err != nil {
+		sum.Close()
 		rc.Close()
 		var nm *age.NoIdentityMatchError
 		if errors.As(err, &nm) {
@@ -238,7 +241,7 @@ type readCloser struct {
 }
 
 // switchedHash passes writes to h once it is set.
-type switchedHash struct{ h hash.Hash }
+type switchedHash struct{ h io.Writer }
 
 func (s *switchedHash) Write(p []byte) (int, error) {
 	if s.h != nil {
@@ -252,7 +255,13 @@ func (s *switchedHash) Write(p []byte) (int, error) {
 type decrypted struct {
 	readCloser
 	raw io.Reader // the ciphertext, through sum
-	sum hash.Hash
+	sum *asyncSum
+}
+
+// Close closes the object and stops its hashing.
+func (d *decrypted) Close() error {
+	d.sum.Close()
+	return d.readCloser.Close()
 }
 
 // RawSHA256 reads what is left of the stored object (after age's last
@@ -264,7 +273,7 @@ func (d *decrypted) RawSHA256() (string, error) {
 	if _, err := io.Copy(io.Discard, d.raw); err != nil {
 		return "", err
 	}
-	return hex.EncodeToString(d.sum.Sum(nil)), nil
+	return d.sum.Sum(), nil
 }
 
 // The optional interfaces of the stores, passed through.
