@@ -8,9 +8,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -327,4 +330,112 @@ func TestRestoreS3_FromObjects(t *testing.T) {
 	}
 	assert.Equal(t, tree, fleettest.Tree(t, x.f.Path("data", "acme")))
 	assert.Equal(t, want.Rows, x.f.Snapshot(t, "acme").Rows)
+}
+
+// patterned is n bytes of a repeating pattern, generated as read.
+type patterned struct{ n int64 }
+
+func (p *patterned) Read(b []byte) (int, error) {
+	if p.n <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(b)) > p.n {
+		b = b[:p.n]
+	}
+	for i := range b {
+		b[i] = byte(i*7 + 3)
+	}
+	p.n -= int64(len(b))
+	return len(b), nil
+}
+
+// TestVerifyS3_StreamsWithFlatMemory: the checksum and format checks of a
+// 64 MiB object read it as a stream: what the run allocates in all stays
+// far below the object's size (a copy in memory, or a read of it whole,
+// would allocate at least that much).
+func TestVerifyS3_StreamsWithFlatMemory(t *testing.T) {
+	c := s3test.Client(t)
+	bucket := s3test.Bucket(t, false)
+	const size = 64 << 20
+	pr, pw := io.Pipe()
+	h := sha256.New()
+	go func() {
+		tw := tar.NewWriter(io.MultiWriter(pw, h))
+		err := tw.WriteHeader(&tar.Header{Name: "big", Mode: 0o644, Size: size, Typeflag: tar.TypeReg})
+		if err == nil {
+			_, err = io.Copy(tw, &patterned{n: size})
+		}
+		if err == nil {
+			err = tw.Close()
+		}
+		pw.CloseWithError(err)
+	}()
+	_, err := c.PutObject(context.Background(), bucket, "b/acme/data-1.tar", pr, -1, minio.PutObjectOptions{PartSize: 16 << 20})
+	require.NoError(t, err)
+	side := hex.EncodeToString(h.Sum(nil)) + "  data-1.tar\n"
+	_, err = c.PutObject(context.Background(), bucket, "b/acme/data-1.tar.sha256", strings.NewReader(side), int64(len(side)), minio.PutObjectOptions{})
+	require.NoError(t, err)
+	dir := t.TempDir()
+	require.NoError(t, os.MkdirAll(dir+"/srv/acme", 0o755))
+	y := "app: memx\ncomponents:\n  - name: data\n    type: dir\n    path: " + dir + "/srv/{name}\nbackups:\n" +
+		"  - component: data\n    path: s3://" + bucket + "/b/{name}/data-*.tar\n    format: tar\n    checksum: sha256_sidecar\n"
+	l, err := instance.ParseLayout([]byte(y), "memx.yml")
+	require.NoError(t, err)
+
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	rep, err := backup.Verify(context.Background(), l, backup.Options{S3: s3test.Settings(t)})
+	runtime.ReadMemStats(&after)
+	require.NoError(t, err)
+	require.Equal(t, backup.Summary{Instances: 1, OK: 1}, rep.Summary, "%+v", rep.Instances)
+	assert.Equal(t, backup.StatusOK, check(t, rep, "acme", "data", backup.CheckChecksum).Status)
+	alloc := after.TotalAlloc - before.TotalAlloc
+	t.Logf("verify of a %d MiB object allocated %d KiB in all", size>>20, alloc>>10)
+	assert.Less(t, alloc, uint64(size/4), "the object is streamed, not held")
+}
+
+// TestVerifyS3_FormatsFromObjects: a zip (read by ranged GETs, its
+// directory at its end), a plain SQL dump and a gzip tar are checked from
+// objects to their end, each with its sidecar object; the same objects
+// cut short fail their format check.
+func TestVerifyS3_FormatsFromObjects(t *testing.T) {
+	c := s3test.Client(t)
+	bucket := s3test.Bucket(t, false)
+	dir := t.TempDir()
+	y := "app: fmtx\ncomponents:\n"
+	var rules string
+	for i, f := range []struct{ file, format string }{{"small.zip", "zip"}, {"small.sql", "pg_plain"}, {"small.tar.gz", "tar_gz"}, {"small.zip", "any"}} {
+		comp := fmt.Sprintf("c%d", i)
+		y += fmt.Sprintf("  - name: %s\n    type: dir\n    path: %s/%s/{name}\n", comp, dir, comp)
+		require.NoError(t, os.MkdirAll(filepath.Join(dir, comp, "acme"), 0o755))
+		rules += fmt.Sprintf("  - component: %s\n    path: s3://%s/%s/{name}/b-*\n    format: %s\n    checksum: sha256_sidecar\n", comp, bucket, comp, f.format)
+		data, err := os.ReadFile(filepath.Join("testdata", f.file))
+		require.NoError(t, err)
+		for _, obj := range []struct {
+			name string
+			data []byte
+		}{{"good/b-1", data}, {"cut/b-1", data[:len(data)*3/4]}} {
+			key := comp + "/" + obj.name
+			side := sidecarOf(key, obj.data)
+			_, err = c.PutObject(context.Background(), bucket, key, bytes.NewReader(obj.data), int64(len(obj.data)), minio.PutObjectOptions{})
+			require.NoError(t, err)
+			_, err = c.PutObject(context.Background(), bucket, key+".sha256", bytes.NewReader(side), int64(len(side)), minio.PutObjectOptions{})
+			require.NoError(t, err)
+		}
+		require.NoError(t, os.MkdirAll(filepath.Join(dir, comp, "good"), 0o755))
+		require.NoError(t, os.MkdirAll(filepath.Join(dir, comp, "cut"), 0o755))
+	}
+	l, err := instance.ParseLayout([]byte(y+"backups:\n"+rules), "fmtx.yml")
+	require.NoError(t, err)
+	rep, err := backup.Verify(context.Background(), l, backup.Options{S3: s3test.Settings(t), Now: time.Now()})
+	require.NoError(t, err)
+	for i := range 4 {
+		comp := fmt.Sprintf("c%d", i)
+		g := check(t, rep, "good", comp, backup.CheckFormat)
+		assert.Equal(t, backup.StatusOK, g.Status, "%s good: %+v", comp, g)
+		assert.Equal(t, backup.StatusOK, check(t, rep, "good", comp, backup.CheckChecksum).Status, comp)
+		b := check(t, rep, "cut", comp, backup.CheckFormat)
+		assert.Equal(t, backup.StatusFailed, b.Status, "%s cut: %+v", comp, b)
+	}
 }
