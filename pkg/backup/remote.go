@@ -28,7 +28,9 @@ import (
 //   - size, shrink: the object's size;
 //   - checksum: the sidecar object beside it (key + ".sha256");
 //   - format: the object read by one streaming GET (a zip by ranged GETs,
-//     its directory being at its end), never copied whole to this host;
+//     its directory being at its end), never copied whole to this host,
+//     but for format sqlite (SQLite opens a file by name and reads pages:
+//     a temporary copy, removed after the check);
 //   - restores (restore_test, drills, instance_restore): the object is
 //     copied to an unlinked temporary file first (pg_restore and the tree
 //     extraction read a file), removed when closed.
