@@ -37,13 +37,13 @@ type Candidate struct {
 // (Path is s3://bucket/key): a restore reads it through Download.
 func (c Candidate) Remote() bool { return isRemote(c.Path) }
 
-// Download copies a remote candidate into an unlinked temporary file in
-// dir (the system's temporary directory when ""), for the restores that
-// read a file: the caller sets Content to its /proc path and closes it
-// when done (the copy is then gone).
-func (c Candidate) Download(ctx context.Context, dir string) (*os.File, error) {
+// Download copies a remote candidate into a file of a private temporary
+// directory under dir (the system's temporary directory when ""), for
+// the restores that read a file: the caller reads it through f and calls
+// remove when done (the copy is then gone).
+func (c Candidate) Download(ctx context.Context, dir string) (f *os.File, remove func(), err error) {
 	if !c.Remote() {
-		return nil, fmt.Errorf("%s is not an object in object storage", c.Path)
+		return nil, nil, fmt.Errorf("%s is not an object in object storage", c.Path)
 	}
 	return c.rem.download(ctx, c.Path, dir)
 }

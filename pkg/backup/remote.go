@@ -32,8 +32,8 @@ import (
 //     but for format sqlite (SQLite opens a file by name and reads pages:
 //     a temporary copy, removed after the check);
 //   - restores (restore_test, drills, instance_restore): the object is
-//     copied to an unlinked temporary file first (pg_restore and the tree
-//     extraction read a file), removed when closed.
+//     copied to a file of a private temporary directory first (pg_restore,
+//     the tree extraction and SQLite read a file), removed after.
 //
 // No credential is part of a path, a finding or an error: errors of the
 // S3 client are passed through redact.
@@ -193,30 +193,39 @@ func (r *remotes) glob(ctx context.Context, pattern string) ([]backupFile, []dir
 	return out, nil
 }
 
-// download copies the object of path into an unlinked temporary file in
-// dir (the system's temporary directory when ""), for the readers that
-// need a file (pg_restore, the tree extraction); the file is gone from
-// the directory at once and from the disk when f is closed.
-func (r *remotes) download(ctx context.Context, path, dir string) (*os.File, error) {
+// download copies the object of path into a file of a private (0700)
+// temporary directory under dir (the system's temporary directory when
+// ""), for the readers that need a file (pg_restore, the tree extraction,
+// SQLite, which opens a file by its name); remove closes it and removes
+// the directory.
+func (r *remotes) download(ctx context.Context, path, dir string) (f *os.File, remove func(), err error) {
 	rc, err := r.open(ctx, path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer rc.Close()
-	f, err := os.CreateTemp(dir, ".fleetsafe-s3-backup-*")
+	tmp, err := os.MkdirTemp(dir, ".fleetsafe-s3-backup-*")
 	if err != nil {
-		return nil, fmt.Errorf("scratch copy of %s: %w", path, err)
+		return nil, nil, fmt.Errorf("scratch copy of %s: %w", path, err)
 	}
-	_ = os.Remove(f.Name())
-	if _, err := io.Copy(f, rc); err != nil {
+	f, err = os.OpenFile(filepath.Join(tmp, "backup"), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		os.RemoveAll(tmp)
+		return nil, nil, fmt.Errorf("scratch copy of %s: %w", path, err)
+	}
+	remove = func() {
 		f.Close()
-		return nil, fmt.Errorf("scratch copy of %s: %w", path, r.redact(err))
+		os.RemoveAll(tmp)
+	}
+	if _, err := io.Copy(f, rc); err != nil {
+		remove()
+		return nil, nil, fmt.Errorf("scratch copy of %s into %s: %w", path, tmp, r.redact(err))
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		f.Close()
-		return nil, err
+		remove()
+		return nil, nil, err
 	}
-	return f, nil
+	return f, remove, nil
 }
 
 // openContent opens a backup's content: the object when content names
@@ -227,7 +236,3 @@ func openContent(ctx context.Context, rem *remotes, content string) (io.ReadClos
 	}
 	return os.Open(content)
 }
-
-// ProcPath names an open file by its descriptor, for readers that take
-// a path.
-func procPath(f *os.File) string { return fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), f.Fd()) }

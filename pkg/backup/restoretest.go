@@ -151,13 +151,13 @@ func testRestore(ctx context.Context, env kind.Env, archiveDir string, c restore
 	file := newest.path
 	if isRemote(file) {
 		// pg_restore and the dump readers take a file: the object is
-		// copied to an unlinked temporary file, gone when closed.
-		f, err := newest.rem.download(ctx, file, "")
+		// copied to a temporary file, removed after.
+		f, remove, err := newest.rem.download(ctx, file, "")
 		if err != nil {
 			return fail("%v", err)
 		}
-		defer f.Close()
-		file = procPath(f)
+		defer remove()
+		file = f.Name()
 	}
 	got, err := c.kind.TestRestore(ctx, env, kind.Backup{Format: c.state.rule.Format, File: file,
 		Plain: func() (io.Reader, func() error, error) { return plainSQL(file) }, Scratch: testHookScratch})

@@ -278,6 +278,7 @@ func TestVerifyS3_CredentialsNeverShown(t *testing.T) {
 // extraction, pg_restore) into scratch; a truncated newest dump fails it.
 func TestDrillS3_RestoresFromObjectsAndCatchesABrokenDump(t *testing.T) {
 	x := newS3Fleet(t, "acme")
+	scratch := scratchCopies(t)
 	res, err := recovery.DrillWith(context.Background(), x.f.Layout, "acme", x.f.Options(), time.Now(), s3test.Settings(t))
 	require.NoError(t, err)
 	require.True(t, res.OK, "%+v", res)
@@ -303,6 +304,16 @@ func TestDrillS3_RestoresFromObjectsAndCatchesABrokenDump(t *testing.T) {
 			assert.Contains(t, c.Reason, x.url("acme", "database"))
 		}
 	}
+	assert.Equal(t, scratch, scratchCopies(t), "no scratch copy of an object left")
+}
+
+// scratchCopies lists the scratch copies of objects in the temporary
+// directory.
+func scratchCopies(t *testing.T) []string {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(os.TempDir(), ".fleetsafe-s3-backup-*"))
+	require.NoError(t, err)
+	return m
 }
 
 // TestRestoreS3_FromObjects: instance_restore source=backup takes the
@@ -310,6 +321,7 @@ func TestDrillS3_RestoresFromObjectsAndCatchesABrokenDump(t *testing.T) {
 // the objects, the data tree byte for byte, the database's rows.
 func TestRestoreS3_FromObjects(t *testing.T) {
 	x := newS3Fleet(t, "acme")
+	scratch := scratchCopies(t)
 	want := x.f.Snapshot(t, "acme")
 	tree := fleettest.Tree(t, x.f.Path("data", "acme"))
 	require.NoError(t, os.RemoveAll(x.f.Path("data", "acme")))
@@ -330,6 +342,7 @@ func TestRestoreS3_FromObjects(t *testing.T) {
 	}
 	assert.Equal(t, tree, fleettest.Tree(t, x.f.Path("data", "acme")))
 	assert.Equal(t, want.Rows, x.f.Snapshot(t, "acme").Rows)
+	assert.Equal(t, scratch, scratchCopies(t), "no scratch copy of an object left")
 }
 
 // patterned is n bytes of a repeating pattern, generated as read.

@@ -73,7 +73,7 @@ func Drill(ctx context.Context, l *instance.Layout, name string, opts instance.O
 
 // DrillWith is Drill with the settings that reach the buckets of backup
 // rules in object storage (s3://bucket/...; empty fields take the AWS_*
-// variables): an object is copied to an unlinked temporary file of the
+// variables): an object is copied to a private temporary directory of the
 // system's temporary directory for its checks and its restore, and the
 // copy is gone when the drill of its component ends.
 func DrillWith(ctx context.Context, l *instance.Layout, name string, opts instance.Options, now time.Time, s3 s3store.Settings) (*DrillResult, error) {

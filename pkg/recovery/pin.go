@@ -19,6 +19,9 @@ type pinned struct {
 	content string
 	size    int64
 	mtime   time.Time
+	// remove, when set, closes f and removes it (the scratch copy of an
+	// object).
+	remove func()
 }
 
 // pin opens path without following a link and without blocking (a FIFO);
@@ -54,28 +57,33 @@ func (p *pinned) changed() error {
 }
 
 func (p *pinned) close() {
-	if p != nil {
+	switch {
+	case p == nil:
+	case p.remove != nil:
+		p.remove()
+	default:
 		_ = p.f.Close()
 	}
 }
 
 // pinCandidate pins a candidate: a file by pin, an object in object
-// storage (a backup rule s3://bucket/...) by a copy into an unlinked
-// temporary file (pg_restore and the extraction read a file), which the
-// checks and the restore then read and which is gone when closed; nil
-// when it cannot be copied (the checks then read the object and say why).
+// storage (a backup rule s3://bucket/...) by a copy into a private
+// temporary directory (pg_restore, the extraction and SQLite read a
+// file), which the checks and the restore then read and which is removed
+// when the pin is closed; nil when it cannot be copied (the checks then
+// read the object and say why).
 func pinCandidate(ctx context.Context, c backup.Candidate) *pinned {
 	if !c.Remote() {
 		return pin(c.Path)
 	}
-	f, err := c.Download(ctx, "")
+	f, remove, err := c.Download(ctx, "")
 	if err != nil {
 		return nil
 	}
 	fi, err := f.Stat()
 	if err != nil {
-		_ = f.Close()
+		remove()
 		return nil
 	}
-	return &pinned{f: f, content: fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), f.Fd()), size: fi.Size(), mtime: fi.ModTime()}
+	return &pinned{f: f, content: fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), f.Fd()), size: fi.Size(), mtime: fi.ModTime(), remove: remove}
 }
