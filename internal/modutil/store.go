@@ -96,13 +96,34 @@ func plainStore(ctx context.Context, p ansible.Params) (store.Store, error) {
 		}
 		return store.Open(ctx, loc)
 	}
+	set, err := S3Settings(p)
+	if err != nil {
+		return nil, err
+	}
+	return s3store.Open(ctx, loc, set.FromEnv())
+}
+
+// S3Spec is the S3 settings alone (backup_verify: for backup rules that
+// name objects, s3://bucket/prefix/{name}/...).
+var S3Spec = ansible.Spec{Params: map[string]ansible.Param{
+	"s3_endpoint":      StoreSpec.Params["s3_endpoint"],
+	"s3_region":        StoreSpec.Params["s3_region"],
+	"s3_access_key":    StoreSpec.Params["s3_access_key"],
+	"s3_secret_key":    StoreSpec.Params["s3_secret_key"],
+	"s3_session_token": StoreSpec.Params["s3_session_token"],
+	"s3_path_style":    StoreSpec.Params["s3_path_style"],
+}}
+
+// S3Settings returns the s3_* parameters as store settings; their empty
+// fields take the AWS_* variables when used (Settings.FromEnv).
+func S3Settings(p ansible.Params) (s3store.Settings, error) {
 	set := s3store.Settings{Endpoint: p.String("s3_endpoint"), Region: p.String("s3_region"),
 		AccessKey: p.String("s3_access_key"), SecretKey: p.String("s3_secret_key"), SessionToken: p.String("s3_session_token")}
 	if p.Has("s3_path_style") {
 		set.PathStyle = fmt.Sprint(p.Bool("s3_path_style"))
 	}
 	if (set.AccessKey == "") != (set.SecretKey == "") {
-		return nil, &ansible.ParamError{Msg: "s3_access_key and s3_secret_key go together: give both, or neither (then AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"}
+		return set, &ansible.ParamError{Msg: "s3_access_key and s3_secret_key go together: give both, or neither (then AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"}
 	}
-	return s3store.Open(ctx, loc, set.FromEnv())
+	return set, nil
 }

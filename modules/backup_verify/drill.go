@@ -15,6 +15,7 @@ import (
 	"github.com/fleetsafe/fleetsafe/pkg/backup"
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
 	"github.com/fleetsafe/fleetsafe/pkg/recovery"
+	s3store "github.com/fleetsafe/fleetsafe/pkg/store/s3"
 )
 
 // drillState is the drill rotation of an app, kept beside the restore
@@ -63,7 +64,7 @@ func (s *drillState) next(names []string) string {
 // drill runs the full restore drill of one instance of the report, the
 // next in rotation, and returns its result and the last success of every
 // instance still reported (for the metrics).
-func drill(ctx context.Context, l *instance.Layout, rep *backup.Report, state string, opts instance.Options, now time.Time) (*recovery.DrillResult, map[string]time.Time, error) {
+func drill(ctx context.Context, l *instance.Layout, rep *backup.Report, state string, opts instance.Options, s3 s3store.Settings, now time.Time) (*recovery.DrillResult, map[string]time.Time, error) {
 	path := drillStatePath(state)
 	s, err := loadDrillState(path)
 	if err != nil {
@@ -86,7 +87,7 @@ func drill(ctx context.Context, l *instance.Layout, rep *backup.Report, state st
 		return nil, success(), nil
 	}
 	name := s.next(names)
-	res, derr := recovery.Drill(ctx, l, name, opts, now)
+	res, derr := recovery.DrillWith(ctx, l, name, opts, now, s3)
 	s.Last = name
 	if derr == nil && res.OK {
 		s.Success[name] = now.Unix()

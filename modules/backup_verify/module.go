@@ -25,7 +25,7 @@ var Module = ansible.Module{
 		"state_file":   {Type: ansible.TypePath},
 		"fail_on":      {Type: ansible.TypeStr, Default: "failed", Choices: []string{"failed", "warning", "never"}},
 		"archive_dir":  {Type: ansible.TypePath},
-	}}.Merge(modutil.LayoutSpec).Merge(modutil.DBSpec),
+	}}.Merge(modutil.LayoutSpec).Merge(modutil.DBSpec).Merge(modutil.S3Spec),
 	Run: run,
 }
 
@@ -76,9 +76,13 @@ func run(ctx context.Context, req *ansible.Request) (*ansible.Result, error) {
 		// remembered: neither happens in check mode.
 		restore, state = 0, ""
 	}
+	s3, err := modutil.S3Settings(p)
+	if err != nil {
+		return failed(err)
+	}
 	rep, err := backup.Verify(ctx, layout, backup.Options{
 		Names: p.Strings("names"), RestoreTest: restore, StateFile: state, Discovery: modutil.Options(p),
-		ArchiveDir: p.String("archive_dir"), Now: start,
+		ArchiveDir: p.String("archive_dir"), Now: start, S3: s3,
 	})
 	if err != nil {
 		return failed(err)
@@ -92,7 +96,7 @@ func run(ctx context.Context, req *ansible.Request) (*ansible.Result, error) {
 		// Restores into scratch places, removed whatever happens; the
 		// rotation is remembered. Neither happens in check mode.
 		var err error
-		drillRes, drillSuccess, err = drill(ctx, layout, rep, state, modutil.Options(p), start)
+		drillRes, drillSuccess, err = drill(ctx, layout, rep, state, modutil.Options(p), s3, start)
 		if drillRes != nil {
 			res.Set("drill", drillRes)
 			if drillRes.Changed {

@@ -17,10 +17,14 @@ func runBackup(ctx context.Context, req *ansible.Request, layout *instance.Layou
 	if p.String("archive") != "" {
 		return nil, errors.New("archive names one of fleetsafe's archives: it cannot be given with source: backup")
 	}
+	s3, err := modutil.S3Settings(p)
+	if err != nil {
+		return nil, err
+	}
 	r, err := recovery.Restore(ctx, layout, recovery.Request{
 		Name: p.String("name"), Components: p.Strings("components"), Force: p.Bool("force"),
 		ArchiveDir: p.String("archive_dir"), CheckMode: req.CheckMode, Options: modutil.Options(p),
-		AfterStep: modutil.CrashHook(),
+		AfterStep: modutil.CrashHook(), S3: s3,
 	})
 	if r == nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -28,6 +29,23 @@ type Candidate struct {
 	// Refused, when not empty, are the failed checks that make this file
 	// unusable before it is even read (ownership, a date in the future).
 	Refused []CheckResult
+	// rem reads Path when it names an object (s3://bucket/key).
+	rem *remotes
+}
+
+// Remote reports whether the candidate is an object in object storage
+// (Path is s3://bucket/key): a restore reads it through Download.
+func (c Candidate) Remote() bool { return isRemote(c.Path) }
+
+// Download copies a remote candidate into a file of a private temporary
+// directory under dir (the system's temporary directory when ""), for
+// the restores that read a file: the caller reads it through f and calls
+// remove when done (the copy is then gone).
+func (c Candidate) Download(ctx context.Context, dir string) (f *os.File, remove func(), err error) {
+	if !c.Remote() {
+		return nil, nil, fmt.Errorf("%s is not an object in object storage", c.Path)
+	}
+	return c.rem.download(ctx, c.Path, dir)
 }
 
 // CandidateSet is what the backup rules hold for one instance.
@@ -77,7 +95,7 @@ func Candidates(ctx context.Context, l *instance.Layout, name string, opts Optio
 	for _, i := range all {
 		present = append(present, i.Name)
 	}
-	own := findOwners(l, present, append(append(slices.Clone(opts.KnownNames), deleted...), name))
+	own := findOwnersIn(ctx, l, newRemotes(opts.S3), present, append(append(slices.Clone(opts.KnownNames), deleted...), name))
 	return candidateSet(l, own, name, opts.Now), nil
 }
 
@@ -93,7 +111,7 @@ func candidateSet(l *instance.Layout, own *owners, name string, now time.Time) *
 		}
 		var cands []Candidate
 		for _, f := range files {
-			c := Candidate{Rule: r, Path: f.path, Size: f.size, MTime: f.mtime}
+			c := Candidate{Rule: r, Path: f.path, Size: f.size, MTime: f.mtime, rem: f.rem}
 			if f.mtime.After(now.Add(clockSkew)) {
 				c.Refused = append(c.Refused, bad(CheckResult{Component: r.Component, Rule: r.Path, File: f.path, Check: CheckFresh},
 					StatusFailed, &FutureError{Path: f.path, MTime: f.mtime, Now: now, Tolerance: clockSkew}))
@@ -134,13 +152,13 @@ func Judge(ctx context.Context, c Candidate, older *Candidate, database string) 
 			Previous: older.Path, Size: c.Size, PreviousSize: older.Size, Min: r.MaxShrink}))
 	}
 	if database != "" && (r.Format == "pg_custom" || r.Format == "any") {
-		if db, ok := dumpDatabase(c.ContentPath()); ok && db != database {
+		if db, ok := dumpDatabase(ctx, c.rem, c.ContentPath()); ok && db != database {
 			failed = append(failed, bad(withCheck(base, CheckOwner), StatusFailed, &DatabaseMismatchError{Path: c.Path,
 				Rule: ruleLabel(r), Want: database, Got: db}))
 			return failed, nil
 		}
 	}
-	res, err := checkFileFrom(c.Path, c.ContentPath(), r.Format, r.Checksum == "sha256_sidecar")
+	res, err := checkFileFrom(ctx, c.rem, c.Path, c.ContentPath(), r.Format, r.Checksum == "sha256_sidecar")
 	if err != nil {
 		res.checked = true
 		res.format = &FormatError{Path: c.Path, Format: r.Format, Msg: "cannot be read: " + err.Error()}
@@ -156,7 +174,7 @@ func Judge(ctx context.Context, c Candidate, older *Candidate, database string) 
 			Rule: ruleLabel(r), Want: database, Got: res.database}))
 	}
 	if res.data == dataNone && older != nil {
-		if pr, err := checkFile(older.Path, r.Format, false); err == nil && pr.data == dataSome {
+		if pr, err := checkBackup(ctx, older.rem, older.Path, r.Format, false); err == nil && pr.data == dataSome {
 			failed = append(failed, bad(withCheck(base, CheckData), StatusFailed, &NoDataError{Path: c.Path, Rule: ruleLabel(r),
 				Why: fmt.Sprintf("the previous dump %s had table data", older.Path)}))
 		}
@@ -199,5 +217,5 @@ func BackupOrphans(ctx context.Context, l *instance.Layout, opts Options) ([]Orp
 	for _, i := range all {
 		present = append(present, i.Name)
 	}
-	return findOwners(l, present, append(slices.Clone(opts.KnownNames), deleted...)).orphans(l), nil
+	return findOwnersIn(ctx, l, newRemotes(opts.S3), present, append(slices.Clone(opts.KnownNames), deleted...)).orphans(l), nil
 }

@@ -51,7 +51,7 @@ func checkData(ctx context.Context, jobs []fileJob, pg pgdump.Conn) error {
 		// when the live database is empty too.
 		if len(st.files) > 1 {
 			prev := st.files[1]
-			if pr, err := checkFile(prev.path, st.rule.Format, false); err == nil && pr.data == dataSome {
+			if pr, err := checkBackup(ctx, prev.rem, prev.path, st.rule.Format, false); err == nil && pr.data == dataSome {
 				why := fmt.Sprintf("the previous dump %s had table data", prev.path)
 				if liveEmpty {
 					why += fmt.Sprintf(" (the live database %s has no rows now: were they deleted?)", st.database)

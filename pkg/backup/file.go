@@ -5,6 +5,7 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -121,29 +122,70 @@ func peek(r *bufio.Reader, n int) []byte {
 // checkFile reads path once: the sha256 (when checksum is asked) and the
 // format check share the read.
 func checkFile(path, format string, checksum bool) (fileResult, error) {
-	return checkFileFrom(path, path, format, checksum)
+	return checkFileFrom(context.Background(), nil, path, path, format, checksum)
+}
+
+// checkBackup is checkFile for a file or an object (path s3://bucket/key,
+// read through rem).
+func checkBackup(ctx context.Context, rem *remotes, path, format string, checksum bool) (fileResult, error) {
+	return checkFileFrom(ctx, rem, path, path, format, checksum)
 }
 
 // checkFileFrom is checkFile reading the content from content (an open
 // descriptor's /proc path, so that the file checked is the file a restore
-// then reads), the sidecar and the names from path.
-func checkFileFrom(path, content, format string, checksum bool) (fileResult, error) {
+// then reads; or the object, streaming, when it is s3://bucket/key), the
+// sidecar and the names from path (a sidecar object beside an object).
+func checkFileFrom(ctx context.Context, rem *remotes, path, content, format string, checksum bool) (fileResult, error) {
 	var res fileResult
 	var want string
 	if checksum {
 		var err error
-		if want, err = ReadSidecar(path); err != nil {
+		if isRemote(path) {
+			want, err = rem.readSidecar(ctx, path)
+		} else {
+			want, err = ReadSidecar(path)
+		}
+		if err != nil {
 			res.checksum = &ChecksumError{Path: path, Msg: err.Error()}
 			checksum = false
 		}
 	}
-	f, err := os.Open(content)
-	if err != nil {
-		return res, fmt.Errorf("open backup: %w", err)
+	// f is the local file (nil for an object); body is what is read.
+	var f *os.File
+	var body io.ReadCloser
+	if isRemote(content) {
+		rc, err := rem.open(ctx, content)
+		if err != nil {
+			return res, fmt.Errorf("open backup: %w", err)
+		}
+		body = rc
+	} else {
+		lf, err := os.Open(content)
+		if err != nil {
+			return res, fmt.Errorf("open backup: %w", err)
+		}
+		f, body = lf, lf
 	}
-	defer f.Close()
+	defer func() { body.Close() }()
+	// zipAt opens the content for random access (a zip's directory is at
+	// its end).
+	zipAt := func() error {
+		if f != nil {
+			st, err := f.Stat()
+			if err != nil {
+				return err
+			}
+			return checkZip(f, st.Size())
+		}
+		ra, size, err := rem.readerAt(ctx, content)
+		if err != nil {
+			return err
+		}
+		defer ra.Close()
+		return checkZip(ra, size)
+	}
 	h := sha256.New()
-	br := bufio.NewReaderSize(f, 1<<20)
+	br := bufio.NewReaderSize(body, 1<<20)
 	var src io.Reader = br
 	if checksum {
 		src = io.TeeReader(br, h)
@@ -192,7 +234,7 @@ func checkFileFrom(path, content, format string, checksum bool) (fileResult, err
 	case "tar_zst":
 		ferr = decompress("zstd", src, readTar)
 	case "zip":
-		ferr = checkZip(f)
+		ferr = zipAt()
 	case "any":
 		// Recognised by content: a known format is read to its end like
 		// the format of that name; an unknown one is not checked.
@@ -205,7 +247,7 @@ func checkFileFrom(path, content, format string, checksum bool) (fileResult, err
 		case "tar":
 			ferr = readTar(src)
 		case "zip":
-			ferr = checkZip(f)
+			ferr = zipAt()
 		case "gzip", "zstd":
 			ferr = decompress(kind, src, func(r io.Reader) error {
 				inner := bufio.NewReaderSize(r, 64<<10)
@@ -249,10 +291,22 @@ func checkFileFrom(path, content, format string, checksum bool) (fileResult, err
 	if checksum {
 		// Whatever the format reader left unread still counts.
 		if res.kind == "zip" {
-			if _, err := f.Seek(0, io.SeekStart); err != nil {
-				return res, err
+			// The zip was read by ranges: the sum reads it again, whole
+			// (only what the sum had not seen yet was left).
+			h.Reset()
+			if f != nil {
+				if _, err := f.Seek(0, io.SeekStart); err != nil {
+					return res, err
+				}
+			} else {
+				rc, err := rem.open(ctx, content)
+				if err != nil {
+					return res, fmt.Errorf("read backup: %w", err)
+				}
+				body.Close()
+				body = rc
 			}
-			src = io.TeeReader(bufio.NewReaderSize(f, 1<<20), h)
+			src = io.TeeReader(bufio.NewReaderSize(body, 1<<20), h)
 		}
 		if _, err := io.Copy(io.Discard, src); err != nil {
 			return res, fmt.Errorf("read backup: %w", err)
@@ -288,12 +342,8 @@ func readTar(r io.Reader) error {
 
 // checkZip reads the central directory and every entry, so that each
 // entry's CRC-32 is checked.
-func checkZip(f *os.File) error {
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	zr, err := zip.NewReader(f, st.Size())
+func checkZip(f io.ReaderAt, size int64) error {
+	zr, err := zip.NewReader(f, size)
 	if err != nil {
 		return err
 	}

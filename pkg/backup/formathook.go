@@ -1,6 +1,9 @@
 package backup
 
-import "slices"
+import (
+	"io"
+	"slices"
+)
 
 // namedFormat is a backup format whose files name, inside, the component
 // they were made from (a pg_custom dump's header names its database), as
@@ -15,9 +18,10 @@ type namedFormat struct {
 	format string
 	// componentType is the component type whose backups it holds.
 	componentType string
-	// name reads the component's name recorded in the file's header, and
-	// false when the file is not of this format or cannot be read.
-	name func(path string) (string, bool)
+	// name reads the component's name recorded in the header of a file
+	// (or object) read from its start, and false when it is not of this
+	// format or cannot be read.
+	name func(r io.Reader) (string, bool)
 }
 
 var namedFormats []namedFormat

@@ -36,7 +36,7 @@ func TestNamedFormats_Registry(t *testing.T) {
 			t.Error("a second registration of pg_custom did not panic")
 		}
 	}()
-	registerNamedFormat(namedFormat{format: FormatPGCustom, componentType: "x", name: dumpDatabase})
+	registerNamedFormat(namedFormat{format: FormatPGCustom, componentType: "x", name: headerDatabase})
 }
 
 // TestVerify_NoComponentTypeSwitch: verify.go asks the format registry

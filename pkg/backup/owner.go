@@ -1,8 +1,10 @@
 package backup
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
 	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
+	s3store "github.com/fleetsafe/fleetsafe/pkg/store/s3"
 )
 
 // Ownership: every backup file is credited to exactly one instance, or to
@@ -150,6 +153,12 @@ func hasMeta(s string) bool { return strings.ContainsAny(s, `*?[\`) }
 // extraKnown are names known to exist besides the present instances (such
 // as soft-deleted instances).
 func findOwners(l *instance.Layout, present []string, extraKnown []string) *owners {
+	return findOwnersIn(context.Background(), l, newRemotes(s3store.Settings{}), present, extraKnown)
+}
+
+// findOwnersIn is findOwners with the buckets of rules naming objects
+// read through rem.
+func findOwnersIn(ctx context.Context, l *instance.Layout, rem *remotes, present []string, extraKnown []string) *owners {
 	o := &owners{present: map[string]bool{}, known: map[string]bool{}}
 	for _, n := range present {
 		o.present[n], o.known[n] = true, true
@@ -165,6 +174,28 @@ func findOwners(l *instance.Layout, present []string, extraKnown []string) *owne
 	o.unreadable = make([][]dirError, len(l.Backups))
 	for i, r := range l.Backups {
 		prefix, suffix := splitRule(r)
+		if isRemote(r.Path) {
+			// Objects: no links, no directories; the listing gives size
+			// and date.
+			objs, errs := rem.glob(ctx, prefix+"*"+suffix)
+			o.unreadable[i] = errs
+			for _, f := range objs {
+				if strings.HasSuffix(f.path, ".sha256") {
+					continue
+				}
+				c := candidates(r, f.path, valid)
+				if len(c) == 0 {
+					continue
+				}
+				files[i] = append(files[i], f)
+				cands[i] = append(cands[i], c)
+				links[i] = append(links[i], "")
+				if len(c) == 1 {
+					o.known[c[0]] = true
+				}
+			}
+			continue
+		}
 		matches, errs := globAll(prefix + "*" + suffix)
 		o.unreadable[i] = errs
 		for _, m := range matches {
@@ -509,9 +540,9 @@ type foreignDump struct {
 // database) is another than want: another instance's dump is never
 // counted as this instance's newest or freshest backup. Only the header is
 // read; a file name cannot read stays (its format check speaks for it).
-func splitForeignDumps(files []backupFile, want string, name func(path string) (string, bool)) (own []backupFile, foreign []foreignDump) {
+func splitForeignDumps(ctx context.Context, files []backupFile, want string, name func(r io.Reader) (string, bool)) (own []backupFile, foreign []foreignDump) {
 	for _, f := range files {
-		if db, ok := name(f.path); ok && db != want {
+		if db, ok := readName(ctx, f.rem, f.path, name); ok && db != want {
 			foreign = append(foreign, foreignDump{backupFile: f, database: db})
 			continue
 		}
@@ -520,15 +551,27 @@ func splitForeignDumps(files []backupFile, want string, name func(path string) (
 	return own, foreign
 }
 
-// dumpDatabase returns the database named in a custom-format dump's
-// header.
-func dumpDatabase(path string) (string, bool) {
-	f, err := os.Open(path)
+// readName opens a backup (file or object) and reads the name its
+// header records with name.
+func readName(ctx context.Context, rem *remotes, path string, name func(r io.Reader) (string, bool)) (string, bool) {
+	rc, err := openContent(ctx, rem, path)
 	if err != nil {
 		return "", false
 	}
-	defer f.Close()
-	sum, err := pgdump.ReadHeader(f)
+	defer rc.Close()
+	return name(rc)
+}
+
+// dumpDatabase returns the database named in a custom-format dump's
+// header.
+func dumpDatabase(ctx context.Context, rem *remotes, path string) (string, bool) {
+	return readName(ctx, rem, path, headerDatabase)
+}
+
+// headerDatabase reads the database named in a custom-format dump's
+// header.
+func headerDatabase(r io.Reader) (string, bool) {
+	sum, err := pgdump.ReadHeader(r)
 	if err != nil {
 		return "", false
 	}

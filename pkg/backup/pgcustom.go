@@ -9,5 +9,5 @@ import "github.com/fleetsafe/fleetsafe/pkg/instance"
 const FormatPGCustom = "pg_custom"
 
 func init() {
-	registerNamedFormat(namedFormat{format: FormatPGCustom, componentType: instance.TypePostgreSQL, name: dumpDatabase})
+	registerNamedFormat(namedFormat{format: FormatPGCustom, componentType: instance.TypePostgreSQL, name: headerDatabase})
 }

@@ -148,8 +148,19 @@ func testRestore(ctx context.Context, env kind.Env, archiveDir string, c restore
 	fail := func(format string, args ...any) CheckResult {
 		return bad(res, StatusFailed, &RestoreError{Path: newest.path, Msg: fmt.Sprintf(format, args...)})
 	}
-	got, err := c.kind.TestRestore(ctx, env, kind.Backup{Format: c.state.rule.Format, File: newest.path,
-		Plain: func() (io.Reader, func() error, error) { return plainSQL(newest.path) }, Scratch: testHookScratch})
+	file := newest.path
+	if isRemote(file) {
+		// pg_restore and the dump readers take a file: the object is
+		// copied to a temporary file, removed after.
+		f, remove, err := newest.rem.download(ctx, file, "")
+		if err != nil {
+			return fail("%v", err)
+		}
+		defer remove()
+		file = f.Name()
+	}
+	got, err := c.kind.TestRestore(ctx, env, kind.Backup{Format: c.state.rule.Format, File: file,
+		Plain: func() (io.Reader, func() error, error) { return plainSQL(file) }, Scratch: testHookScratch})
 	if err != nil {
 		return fail("%v", err)
 	}

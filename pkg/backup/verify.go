@@ -14,6 +14,7 @@ import (
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
 	"github.com/fleetsafe/fleetsafe/pkg/kind"
 	"github.com/fleetsafe/fleetsafe/pkg/store"
+	s3store "github.com/fleetsafe/fleetsafe/pkg/store/s3"
 )
 
 // Options tunes a verification run.
@@ -41,6 +42,10 @@ type Options struct {
 	// KnownNames are further names known to exist (or to have existed)
 	// besides the instances present, for ownership.
 	KnownNames []string
+	// S3 reaches the buckets of rules that name objects
+	// (s3://bucket/prefix/{name}/...); its empty fields take the AWS_*
+	// variables.
+	S3 s3store.Settings
 }
 
 // Report is the outcome of a verification run.
@@ -100,11 +105,13 @@ type Orphan struct {
 	Files     []string `json:"files"`
 }
 
-// backupFile is one file matched by a rule.
+// backupFile is one file matched by a rule (or one object, when path is
+// s3://bucket/key: rem then reads it).
 type backupFile struct {
 	path  string
 	size  int64
 	mtime time.Time
+	rem   *remotes
 }
 
 // ruleState is what a rule found for one instance.
@@ -183,7 +190,7 @@ func Verify(ctx context.Context, l *instance.Layout, opts Options) (*Report, err
 	for _, i := range all {
 		present = append(present, i.Name)
 	}
-	own := findOwners(l, present, append(slices.Clone(opts.KnownNames), deleted...))
+	own := findOwnersIn(ctx, l, newRemotes(opts.S3), present, append(slices.Clone(opts.KnownNames), deleted...))
 
 	rep := &Report{App: l.App, VerifiedAt: opts.Now.UTC(), Instances: []InstanceReport{}, Orphans: []Orphan{},
 		facts: map[string]FileFacts{}, Warnings: runOnRules(l)}
@@ -205,7 +212,7 @@ func Verify(ctx context.Context, l *instance.Layout, opts Options) (*Report, err
 				// the database, in the header), registered in formathook.go.
 				if nf, applies, typed := namedBy(c.Type, r.Format); typed && applies {
 					database = c.Template.Expand(inst.Name)
-					files, foreign = splitForeignDumps(files, database, nf.name)
+					files, foreign = splitForeignDumps(ctx, files, database, nf.name)
 				}
 			}
 			st := scanRule(r, inst.Name, files, ambiguous, own.unreadableFor(l, ri, inst.Name), opts.Now)
@@ -419,7 +426,7 @@ func runFileJobs(ctx context.Context, jobs []fileJob, workers int) error {
 		wg.Go(func() {
 			for i := range next {
 				j := jobs[i]
-				results[i], errs[i] = checkFile(j.file.path, j.state.rule.Format, j.state.rule.Checksum == "sha256_sidecar")
+				results[i], errs[i] = checkBackup(ctx, j.file.rem, j.file.path, j.state.rule.Format, j.state.rule.Checksum == "sha256_sidecar")
 			}
 		})
 	}

@@ -390,9 +390,12 @@ func (p *layoutParser) rule(n *yaml.Node, key string, l *Layout) (BackupRule, er
 		return r, err
 	}
 	r.Key, r.KeyLine = key+".path", m["path"].Line
+	if why := remoteRulePath(r.Path); why != "" {
+		return r, p.errorf(m["path"], key+".path", r.Path, "%s", why)
+	}
 	switch {
-	case !strings.HasPrefix(r.Path, "/"):
-		return r, p.errorf(m["path"], key+".path", r.Path, "path must be absolute")
+	case !strings.HasPrefix(r.Path, "/") && !strings.HasPrefix(r.Path, RemoteRulePrefix):
+		return r, p.errorf(m["path"], key+".path", r.Path, "path must be absolute (or s3://bucket/key-glob)")
 	case strings.Count(r.Path, Placeholder) != 1:
 		return r, p.errorf(m["path"], key+".path", r.Path, "path must contain {name} exactly once")
 	case slices.Contains(strings.Split(r.Path, "/"), ".."):
@@ -443,4 +446,33 @@ func (p *layoutParser) rule(n *yaml.Node, key string, l *Layout) (BackupRule, er
 		}
 	}
 	return r, nil
+}
+
+// RemoteRulePrefix starts a backup rule path that names objects in an S3
+// bucket: s3://bucket/prefix/{name}/db-*.dump, the key a glob with the
+// same syntax and {name} rules as a local path.
+const RemoteRulePrefix = "s3://"
+
+// remoteRulePath returns why an s3:// rule path is malformed, "" when it
+// is not one or is sound: a bucket without wildcard or {name}, then a
+// key glob whose elements are not empty.
+func remoteRulePath(p string) string {
+	rest, ok := strings.CutPrefix(p, RemoteRulePrefix)
+	if !ok {
+		return ""
+	}
+	bucket, keyGlob, _ := strings.Cut(rest, "/")
+	switch {
+	case bucket == "":
+		return "an s3:// path names its bucket: s3://bucket/prefix/{name}/..."
+	case strings.ContainsAny(bucket, `*?[\{}:@`):
+		return fmt.Sprintf("bucket %q: a bucket is named literally (no wildcard, no {name}, no credentials or port)", bucket)
+	case keyGlob == "":
+		return "an s3:// path needs a key after its bucket: s3://bucket/prefix/{name}/..."
+	case slices.Contains(strings.Split(keyGlob, "/"), ""):
+		return "an S3 key glob has no empty element (no leading, trailing or doubled '/')"
+	case !strings.Contains(keyGlob, Placeholder):
+		return "{name} must be in the key, not in the bucket"
+	}
+	return ""
 }

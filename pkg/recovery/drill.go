@@ -12,6 +12,7 @@ import (
 	"github.com/fleetsafe/fleetsafe/pkg/kinds/postgresql"
 	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
 	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
+	s3store "github.com/fleetsafe/fleetsafe/pkg/store/s3"
 )
 
 // Drill statuses of a component.
@@ -67,6 +68,15 @@ type DrillResult struct {
 // before anything else. It holds the instance's lock, so it never runs
 // beside a restore or a deletion of the same instance.
 func Drill(ctx context.Context, l *instance.Layout, name string, opts instance.Options, now time.Time) (*DrillResult, error) {
+	return DrillWith(ctx, l, name, opts, now, s3store.Settings{})
+}
+
+// DrillWith is Drill with the settings that reach the buckets of backup
+// rules in object storage (s3://bucket/...; empty fields take the AWS_*
+// variables): an object is copied to a private temporary directory of the
+// system's temporary directory for its checks and its restore, and the
+// copy is gone when the drill of its component ends.
+func DrillWith(ctx context.Context, l *instance.Layout, name string, opts instance.Options, now time.Time, s3 s3store.Settings) (*DrillResult, error) {
 	if err := l.ValidateName(name); err != nil {
 		return nil, err
 	}
@@ -87,7 +97,7 @@ func Drill(ctx context.Context, l *instance.Layout, name string, opts instance.O
 	if err != nil {
 		return res, fmt.Errorf("drill of %s: a scratch leftover could not be removed: %w", name, err)
 	}
-	set, err := backup.Candidates(ctx, l, name, backup.Options{Discovery: opts, Now: now})
+	set, err := backup.Candidates(ctx, l, name, backup.Options{Discovery: opts, Now: now, S3: s3})
 	if err != nil {
 		return res, err
 	}
@@ -145,6 +155,7 @@ func Drill(ctx context.Context, l *instance.Layout, name string, opts instance.O
 				}
 			}
 		}
+		p.pin.close() // the backup held open (an object's scratch copy: removed)
 		if dc.Status != DrillOK {
 			res.OK = false
 		}

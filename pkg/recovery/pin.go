@@ -1,10 +1,13 @@
 package recovery
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"syscall"
 	"time"
+
+	"github.com/fleetsafe/fleetsafe/pkg/backup"
 )
 
 // pinned is a backup file held open from its checks to its restore: the
@@ -16,6 +19,9 @@ type pinned struct {
 	content string
 	size    int64
 	mtime   time.Time
+	// remove, when set, closes f and removes it (the scratch copy of an
+	// object).
+	remove func()
 }
 
 // pin opens path without following a link and without blocking (a FIFO);
@@ -51,7 +57,33 @@ func (p *pinned) changed() error {
 }
 
 func (p *pinned) close() {
-	if p != nil {
+	switch {
+	case p == nil:
+	case p.remove != nil:
+		p.remove()
+	default:
 		_ = p.f.Close()
 	}
+}
+
+// pinCandidate pins a candidate: a file by pin, an object in object
+// storage (a backup rule s3://bucket/...) by a copy into a private
+// temporary directory (pg_restore, the extraction and SQLite read a
+// file), which the checks and the restore then read and which is removed
+// when the pin is closed; nil when it cannot be copied (the checks then
+// read the object and say why).
+func pinCandidate(ctx context.Context, c backup.Candidate) *pinned {
+	if !c.Remote() {
+		return pin(c.Path)
+	}
+	f, remove, err := c.Download(ctx, "")
+	if err != nil {
+		return nil
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		remove()
+		return nil
+	}
+	return &pinned{f: f, content: fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), f.Fd()), size: fi.Size(), mtime: fi.ModTime(), remove: remove}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
 	"github.com/fleetsafe/fleetsafe/pkg/kind"
 	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
+	s3store "github.com/fleetsafe/fleetsafe/pkg/store/s3"
 )
 
 // Component statuses in a Result.
@@ -62,6 +63,9 @@ type Request struct {
 	Options    instance.Options
 	// Now is the time backup ages are measured against (default: now).
 	Now time.Time
+	// S3 reaches the buckets of backup rules in object storage
+	// (s3://bucket/...); its empty fields take the AWS_* variables.
+	S3 s3store.Settings
 	// AfterStep, when set, is called after each step ("lock",
 	// "select", "stage:<component>", "aside:<component>",
 	// "place:<component>"); tests use it to crash the process.
@@ -267,7 +271,7 @@ func Restore(ctx context.Context, l *instance.Layout, req Request) (*Result, err
 		return res, err
 	}
 	if len(plans) > 0 {
-		set, err := backup.Candidates(ctx, l, req.Name, backup.Options{Discovery: req.Options, ArchiveDir: req.ArchiveDir, Now: req.Now})
+		set, err := backup.Candidates(ctx, l, req.Name, backup.Options{Discovery: req.Options, ArchiveDir: req.ArchiveDir, Now: req.Now, S3: req.S3})
 		if err != nil {
 			return res, err
 		}
@@ -550,7 +554,7 @@ func choose(ctx context.Context, p *plan, from int, now time.Time) error {
 			}
 		}
 		p.pin.close()
-		p.pin = pin(c.Path)
+		p.pin = pinCandidate(ctx, c)
 		if p.pin != nil {
 			c.Content = p.pin.content
 			p.cands[i].Content = p.pin.content

@@ -90,7 +90,8 @@ type dumpFile struct {
 // writeArchive writes manifest.json, RESTORE.md, every component entry and
 // every dump to key of st through a store Writer (nothing is visible under
 // key before it is committed, complete), with a sha256sum sidecar whose
-// digest is computed while the archive is written.
+// digest is computed while the archive is written: over the archive as the
+// store holds it (the ciphertext, when the store encrypts).
 // A file whose content changed after the manifest hashed it is caught when
 // the archive is read back (VerifyArchive), before anything is removed.
 func writeArchive(ctx context.Context, st store.Store, key string, m *Manifest, runbook []byte, srcs []*source, dumps []dumpFile) (*ArchiveInfo, error) {
@@ -124,12 +125,31 @@ func writeArchive(ctx context.Context, st store.Store, key string, m *Manifest, 
 		return nil, fmt.Errorf("create archive: %w", err)
 	}
 	defer out.Abort() // a no-op once committed
-	sum := newAsyncHash()
-	counter := &countingWriter{w: io.MultiWriter(out, sum)}
+	// An encrypted archive's sidecar is over the ciphertext, the object
+	// as stored, which its writer hashes (pkg/store/encrypted: Seal):
+	// sha256sum checks it without the key. The plaintext is authenticated
+	// by age and checked against the manifest when read back; it is not
+	// hashed whole.
+	sealer, encrypted := out.(interface{ Seal() (string, error) })
+	var sum *asyncHash
+	w := io.Writer(out)
+	if !encrypted {
+		sum = newAsyncHash()
+		w = io.MultiWriter(out, sum)
+	}
+	counter := &countingWriter{w: w}
 	err = archiveFormat.Archive(ctx, counter, meterFiles(ctx, files))
-	digest := sum.Sum()
+	var digest string
+	if sum != nil {
+		digest = sum.Sum()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("write archive %s: %w", dest, err)
+	}
+	if encrypted {
+		if digest, err = sealer.Seal(); err != nil {
+			return nil, fmt.Errorf("write archive %s: %w", dest, err)
+		}
 	}
 	if err := putStoreRunbook(ctx, st, key, m); err != nil {
 		return nil, err

@@ -34,7 +34,16 @@ func checkArchive(ctx context.Context, st store.Store, key string) (*Manifest, s
 		return nil, "", fmt.Errorf("open archive: %w", err)
 	}
 	defer f.Close()
-	whole := newAsyncHash()
+	// A plain archive is hashed here as it is read; an encrypted one's
+	// sidecar is over its ciphertext, which the store hashes as it
+	// decrypts (rawSummer).
+	rs := rawSumOf(f)
+	var whole io.Writer = io.Discard
+	var plainSum *asyncHash
+	if rs == nil {
+		plainSum = newAsyncHash()
+		whole = plainSum
+	}
 	var m *Manifest
 	var plan *entryPlan
 	seen := map[string]bool{}
@@ -134,9 +143,13 @@ func checkArchive(ctx context.Context, st store.Store, key string) (*Manifest, s
 		return nil
 	})
 	if err == nil {
+		// To its end: age authenticates its last chunk there.
 		_, err = io.Copy(whole, f)
 	}
-	got := whole.Sum()
+	var got string
+	if plainSum != nil {
+		got = plainSum.Sum()
+	}
 	if err != nil {
 		var ve *VerifyError
 		if errors.As(err, &ve) {
@@ -144,7 +157,31 @@ func checkArchive(ctx context.Context, st store.Store, key string) (*Manifest, s
 		}
 		return nil, "", fail("unreadable: %v", err)
 	}
-	if got != want {
+	digest := got
+	if rs != nil {
+		// An encrypted archive: its sidecar is over the ciphertext.
+		raw, err := rs.RawSHA256()
+		if err != nil {
+			return nil, "", fail("unreadable: %v", err)
+		}
+		digest = raw
+		if raw != want {
+			// Written before the sidecar of an encrypted archive was over
+			// its ciphertext, it is over the plaintext (which age
+			// authenticates chunk by chunk): still sound, its tombstone
+			// recorded the same digest. Only then is the plaintext hashed,
+			// in a second read.
+			plain, perr := plainSHA256(ctx, st, key)
+			if perr != nil {
+				return nil, "", fail("unreadable: %v", perr)
+			}
+			if plain != want {
+				return nil, "", fail("sha256 %s of the encrypted archive as stored does not match its sidecar %s "+
+					"(nor does the decrypted archive's, %s, as sidecars of encrypted archives written by earlier releases recorded)", raw, want, plain)
+			}
+			digest = plain
+		}
+	} else if got != want {
 		return nil, "", fail("sha256 %s does not match its sidecar %s", got, want)
 	}
 	if m == nil {
@@ -160,7 +197,7 @@ func checkArchive(ctx context.Context, st store.Store, key string) (*Manifest, s
 			return nil, "", fail("dump %s is missing from the archive", p)
 		}
 	}
-	return m, got, nil
+	return m, digest, nil
 }
 
 // entryPlan indexes a manifest: each file entry and dump by archive name.
@@ -321,4 +358,38 @@ func sameKind(e FileEntry, fi archives.FileInfo) error {
 		return fmt.Errorf("links to %q, the manifest says %q", hdr.Linkname, e.Target())
 	}
 	return nil
+}
+
+// rawSummer is an archive read decrypted (pkg/store/encrypted) whose
+// stored bytes, the ciphertext, are hashed as they are read.
+type rawSummer interface{ RawSHA256() (string, error) }
+
+// rawSumOf finds the rawSummer under r's wrappers, nil when r reads a
+// plain archive.
+func rawSumOf(r io.Reader) rawSummer {
+	for {
+		if s, ok := r.(rawSummer); ok {
+			return s
+		}
+		u, ok := r.(interface{ Unwrap() io.ReadCloser })
+		if !ok {
+			return nil
+		}
+		r = u.Unwrap()
+	}
+}
+
+// plainSHA256 reads the archive under key decrypted, to its end, and
+// returns the sha256 of the plaintext.
+func plainSHA256(ctx context.Context, st store.Store, key string) (string, error) {
+	rc, err := st.Open(ctx, key)
+	if err != nil {
+		return "", err
+	}
+	defer rc.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, rc); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }

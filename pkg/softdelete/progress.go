@@ -132,6 +132,9 @@ type meteredReader struct {
 	m *meter
 }
 
+// Unwrap returns the reader metered.
+func (r *meteredReader) Unwrap() io.ReadCloser { return r.ReadCloser }
+
 func (r *meteredReader) Read(p []byte) (int, error) {
 	n, err := r.ReadCloser.Read(p)
 	r.m.add(int64(n), 0)

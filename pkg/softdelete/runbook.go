@@ -78,10 +78,14 @@ func runbook(m *Manifest, archive string, fetch *storeFetch) []byte {
 	}
 
 	b.WriteString("## 1. Check the archive\n\n")
-	b.WriteString("`sha256sum -c` looks for the file named in the `.sha256` file in its working " +
-		"directory, so the block runs it from the archive's directory (in a subshell: your " +
-		"shell stays where it is). It must print `" + oneLine(name) + ": OK`.\n\n")
-	fmt.Fprintf(&b, "```sh\n(cd %s && sha256sum -c %s)\n```\n\n", shellQuote(dir), shellQuote(name+sidecar.Suffix))
+	if fetch != nil && fetch.encrypted {
+		fetch.writeCheck(&b, archivePath)
+	} else {
+		b.WriteString("`sha256sum -c` looks for the file named in the `.sha256` file in its working " +
+			"directory, so the block runs it from the archive's directory (in a subshell: your " +
+			"shell stays where it is). It must print `" + oneLine(name) + ": OK`.\n\n")
+		fmt.Fprintf(&b, "```sh\n(cd %s && sha256sum -c %s)\n```\n\n", shellQuote(dir), shellQuote(name+sidecar.Suffix))
+	}
 	fmt.Fprintf(&b, "The manifest lists every file with its sha256, mode, owner and mtime: "+
 		"`%s -xOf %s manifest.json`.\n\n", runbookTar, oneLine(shellQuote(archivePath)))
 

@@ -21,6 +21,11 @@ const RunbookSuffix = ".RESTORE.md"
 // object storage: /var/tmp/fleetsafe-<tag>.
 const fetchDirPrefix = "/var/tmp/fleetsafe-"
 
+// encryptedFetchDir is the subdirectory of the fetch directory where
+// RESTORE.md's block 0 copies an encrypted archive as stored, with its
+// sidecar (over the ciphertext), before block 1 checks and decrypts it.
+const encryptedFetchDir = "encrypted"
+
 // identityPlaceholder stands for the operator's age identity file.
 const identityPlaceholder = "<IDENTITY_FILE>"
 
@@ -67,7 +72,8 @@ func putStoreRunbook(ctx context.Context, st store.Store, key string, m *Manifes
 }
 
 // write explains and prints block 0: the archive and its sidecar copied
-// from the store into dir (decrypted on the way when encrypted).
+// from the store into dir (an encrypted one as stored, into dir/encrypted,
+// for block 1 to check and decrypt: writeCheck).
 func (f *storeFetch) write(b *strings.Builder, archivePath, tag string) {
 	dir := path.Dir(archivePath)
 	name := path.Base(archivePath)
@@ -87,18 +93,37 @@ func (f *storeFetch) write(b *strings.Builder, archivePath, tag string) {
 	cp := func(from, to string) string {
 		return aws + " s3 cp --only-show-errors " + shellQuote(from) + " " + shellQuote(to)
 	}
-	fmt.Fprintf(b, "```sh\nmkdir -m 0700 %s && %s", shellQuote(dir), cp(f.url+sidecar.Suffix, dir+"/"+name+sidecar.Suffix))
 	if f.encrypted {
-		fmt.Fprintf(b, " && (set -o pipefail; %s s3 cp --only-show-errors %s - | age -d -i %s -o %s)\n```\n\n",
-			aws, shellQuote(f.url), shellQuote(identityPlaceholder), shellQuote(archivePath))
-		fmt.Fprintf(b, "The archive is encrypted with age: the block decrypts it as it arrives. Replace `%s` "+
-			"with the path of the age identity file (the private key) of one of the recipients it was "+
-			"encrypted to (encrypt_to); left as is, the block fails. You also need `age` "+
-			"(https://age-encryption.org). The `%s` file is over the decrypted archive.\n\n",
-			identityPlaceholder, sidecar.Suffix)
+		enc := dir + "/" + encryptedFetchDir
+		fmt.Fprintf(b, "```sh\nmkdir -m 0700 %s %s && %s && %s\n```\n\n", shellQuote(dir), shellQuote(enc),
+			cp(f.url+sidecar.Suffix, enc+"/"+name+sidecar.Suffix), cp(f.url, enc+"/"+name))
+		fmt.Fprintf(b, "The archive is encrypted with age: the block copies it as the store holds it into `%s/`, "+
+			"with its `%s` file, which is over the encrypted archive; block 1 checks it (no key needed) and "+
+			"decrypts it into `%s`. Until then that directory needs twice the archive's size free.\n\n",
+			oneLine(enc), sidecar.Suffix, oneLine(dir))
 	} else {
-		fmt.Fprintf(b, " && %s\n```\n\n", cp(f.url, archivePath))
+		fmt.Fprintf(b, "```sh\nmkdir -m 0700 %s && %s && %s\n```\n\n", shellQuote(dir),
+			cp(f.url+sidecar.Suffix, dir+"/"+name+sidecar.Suffix), cp(f.url, archivePath))
 	}
 	fmt.Fprintf(b, "The blocks below read the archive from `%s`; remove that directory once the instance "+
 		"is back (staging names below use the tag `%s`).\n\n", oneLine(dir), tag)
+}
+
+// writeCheck prints block 1 of an encrypted archive fetched by block 0:
+// sha256sum -c over the ciphertext as stored, then age decrypts it to
+// archivePath, and the ciphertext copy is removed.
+func (f *storeFetch) writeCheck(b *strings.Builder, archivePath string) {
+	dir := path.Dir(archivePath)
+	name := path.Base(archivePath)
+	enc := dir + "/" + encryptedFetchDir
+	fmt.Fprintf(b, "The `%s` file is over the encrypted archive as the store holds it, so `sha256sum -c` checks it "+
+		"without the key; it looks for the file named in the `%s` file in its working directory, so the block "+
+		"runs it from `%s` (in a subshell). It must print `%s: OK`. Then age decrypts the archive into `%s` "+
+		"(age authenticates every 64 KiB chunk: a changed byte fails it) and the encrypted copy is removed. "+
+		"Replace `%s` with the path of the age identity file (the private key) of one of the recipients it was "+
+		"encrypted to (encrypt_to); left as is, the block fails. You need `age` (https://age-encryption.org).\n\n",
+		sidecar.Suffix, sidecar.Suffix, oneLine(enc), oneLine(name), oneLine(archivePath), identityPlaceholder)
+	fmt.Fprintf(b, "```sh\n(cd %s && sha256sum -c %s) && age -d -i %s -o %s %s && rm -r %s\n```\n\n",
+		shellQuote(enc), shellQuote(name+sidecar.Suffix), shellQuote(identityPlaceholder), shellQuote(archivePath),
+		shellQuote(enc+"/"+name), shellQuote(enc))
 }

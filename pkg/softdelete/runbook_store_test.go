@@ -1,8 +1,9 @@
 package softdelete_test
 
 import (
-	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"os"
@@ -103,21 +104,16 @@ func TestRunbook_FromTheBucketAlone(t *testing.T) {
 			}
 			assert.Contains(t, runbook, "s3://"+bucket+"/"+key)
 			assert.Contains(t, runbook, set.Endpoint)
+			// The sidecar is over the archive as the bucket holds it (the
+			// ciphertext, when encrypted): sha256sum checks it without the
+			// key.
+			stored := sha256.Sum256(get(t, client, bucket, key))
+			assert.Equal(t, hex.EncodeToString(stored[:]), res.Archive.SHA256, "the digest is over the object as stored")
 			blocks := shellBlocks(runbook)
 			// fetch, check, config, data, logs, database, service
 			require.Len(t, blocks, 7, runbook)
 			fetch := blocks[0]
 			keyFile := filepath.Join(t.TempDir(), "identity.txt")
-			if enc {
-				// Left as is, the identity placeholder fails the block.
-				out, err := fetchBlock(awsBin, ageBin, set.AccessKey, set.SecretKey, fetch)
-				if awsBin != "" {
-					require.Error(t, err, "the identity placeholder must fail the block:\n%s", out)
-					require.NoError(t, os.RemoveAll(fetchDir))
-				}
-				require.NoError(t, os.WriteFile(keyFile, []byte(identity.String()+"\n"), 0o600))
-				fetch = strings.ReplaceAll(fetch, "'<IDENTITY_FILE>'", "'"+keyFile+"'")
-			}
 			if awsBin != "" {
 				out, err := fetchBlock(awsBin, ageBin, set.AccessKey, set.SecretKey, fetch)
 				require.NoError(t, err, "block 0 failed:\n%s\n--- output:\n%s", fetch, out)
@@ -129,15 +125,26 @@ func TestRunbook_FromTheBucketAlone(t *testing.T) {
 				require.NoError(t, os.WriteFile(filepath.Join(fetchDir, base+".sha256"), get(t, client, bucket, key+".sha256"), 0o600))
 				data := get(t, client, bucket, key)
 				if enc {
-					cmd := exec.Command(ageBin, "-d", "-i", keyFile, "-o", filepath.Join(fetchDir, base))
-					cmd.Stdin = bytes.NewReader(data)
-					out, err := cmd.CombinedOutput()
-					require.NoError(t, err, "age -d: %s", out)
+					// As stored, with its sidecar, in encrypted/.
+					require.NoError(t, os.Mkdir(filepath.Join(fetchDir, "encrypted"), 0o700))
+					require.NoError(t, os.Rename(filepath.Join(fetchDir, base+".sha256"), filepath.Join(fetchDir, "encrypted", base+".sha256")))
+					require.NoError(t, os.WriteFile(filepath.Join(fetchDir, "encrypted", base), data, 0o600))
 				} else {
 					require.NoError(t, os.WriteFile(filepath.Join(fetchDir, base), data, 0o600))
 				}
 			}
 			sh := newRestoreShell(t)
+			if enc {
+				require.NoError(t, os.Symlink(ageBin, filepath.Join(sh.bin, "age")))
+				// Block 1 checks the ciphertext, then decrypts: left as is,
+				// the identity placeholder fails it after the check passed.
+				out, err := sh.run(blocks[1])
+				require.Error(t, err, "the identity placeholder must fail the block:\n%s", out)
+				assert.Contains(t, out, filepath.Base(key)+": OK", "sha256sum -c over the ciphertext, without the key")
+				require.NoError(t, os.WriteFile(keyFile, []byte(identity.String()+"\n"), 0o600))
+				blocks[1] = strings.ReplaceAll(blocks[1], "'<IDENTITY_FILE>'", "'"+keyFile+"'")
+				os.Remove(filepath.Join(fetchDir, filepath.Base(key)))
+			}
 			for i, b := range blocks[1:] {
 				out, err := sh.run(b)
 				require.NoError(t, err, "block %d failed:\n%s\n--- output:\n%s\n--- RESTORE.md:\n%s", i+1, b, out, runbook)

@@ -15,10 +15,13 @@
 // for that read-back, and is never written anywhere. Once the process
 // ends, only the operator's identities open the archive.
 //
-// The .sha256 sidecar and the tombstone's digest are over the plaintext
-// archive, which is what soft delete writes and restore checks; the
-// ciphertext is authenticated by age itself (every 64 KiB chunk), so a
-// changed byte fails the decryption before any digest is compared.
+// The .sha256 sidecar and the tombstone's digest are over the ciphertext,
+// the object as the store holds it, so that `sha256sum -c` checks a copy
+// without the key: the writer of an encrypted archive hashes what it
+// hands to the store (Seal), and Open hashes what it reads (RawSHA256)
+// while it decrypts. The plaintext is authenticated by age itself (every
+// 64 KiB chunk), so a changed byte fails the decryption, and its content
+// is checked against the manifest inside, as for a plain archive.
 package encrypted
 
 import (
@@ -149,31 +152,52 @@ func (s *Store) Create(ctx context.Context, key string) (store.Writer, error) {
 	if err != nil || len(s.keys.Recipients) == 0 {
 		return w, err
 	}
-	enc, err := age.Encrypt(w, s.keys.Recipients...)
+	sum := newAsyncSum()
+	enc, err := age.Encrypt(io.MultiWriter(w, sum), s.keys.Recipients...)
 	if err != nil {
+		sum.Close()
 		w.Abort()
 		return nil, fmt.Errorf("encrypt %s: %w", s.Location(key), err)
 	}
-	return &writer{inner: w, enc: enc}, nil
+	return &writer{inner: w, enc: enc, sum: sum}, nil
 }
 
 type writer struct {
-	inner store.Writer
-	enc   io.WriteCloser
+	inner  store.Writer
+	enc    io.WriteCloser
+	sum    *asyncSum // of the ciphertext handed to inner
+	sealed bool
 }
 
 func (w *writer) Write(p []byte) (int, error) { return w.enc.Write(p) }
 
-// Commit writes age's last chunk, then commits the object.
+// Seal writes age's last chunk and returns the sha256 (hex) of the whole
+// ciphertext, the object as the store will hold it: what the .sha256
+// sidecar records. No write follows; Commit then commits the object.
+func (w *writer) Seal() (string, error) {
+	if !w.sealed {
+		if err := w.enc.Close(); err != nil {
+			return "", fmt.Errorf("encrypt: %w", err)
+		}
+		w.sealed = true
+	}
+	return w.sum.Sum(), nil
+}
+
+// Commit writes age's last chunk (unless Seal did), then commits the
+// object.
 func (w *writer) Commit(ctx context.Context) error {
-	if err := w.enc.Close(); err != nil {
+	if _, err := w.Seal(); err != nil {
 		w.inner.Abort()
-		return fmt.Errorf("encrypt: %w", err)
+		return err
 	}
 	return w.inner.Commit(ctx)
 }
 
-func (w *writer) Abort() error { return w.inner.Abort() }
+func (w *writer) Abort() error {
+	w.sum.Close()
+	return w.inner.Abort()
+}
 
 // Open decrypts an age file, and passes any other object through.
 func (s *Store) Open(ctx context.Context, key string) (io.ReadCloser, error) {
@@ -181,17 +205,26 @@ func (s *Store) Open(ctx context.Context, key string) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	br := bufio.NewReaderSize(rc, 64<<10)
+	// The stored bytes are hashed only for an age file (a plain one is
+	// hashed by its reader, as without this store).
+	tap := &switchedHash{}
+	br := bufio.NewReaderSize(io.TeeReader(rc, tap), 64<<10)
 	head, _ := br.Peek(len(magic))
 	if string(head) != magic {
 		return readCloser{br, rc}, nil
 	}
+	sum := newAsyncSum()
+	seen, _ := br.Peek(br.Buffered()) // every byte read from rc so far
+	sum.Write(seen)
+	tap.h = sum
 	if len(s.keys.Identities) == 0 {
+		sum.Close()
 		rc.Close()
 		return nil, &EncryptedError{Location: s.Location(key)}
 	}
 	dec, err := age.Decrypt(br, s.keys.Identities...)
 	if err != nil {
+		sum.Close()
 		rc.Close()
 		var nm *age.NoIdentityMatchError
 		if errors.As(err, &nm) {
@@ -199,12 +232,48 @@ func (s *Store) Open(ctx context.Context, key string) (io.ReadCloser, error) {
 		}
 		return nil, fmt.Errorf("decrypt %s: %w", s.Location(key), err)
 	}
-	return readCloser{dec, rc}, nil
+	return &decrypted{readCloser: readCloser{dec, rc}, raw: br, sum: sum}, nil
 }
 
 type readCloser struct {
 	io.Reader
 	io.Closer
+}
+
+// switchedHash passes writes to h once it is set.
+type switchedHash struct{ h io.Writer }
+
+func (s *switchedHash) Write(p []byte) (int, error) {
+	if s.h != nil {
+		s.h.Write(p)
+	}
+	return len(p), nil
+}
+
+// decrypted is an age file read decrypted, its stored bytes hashed as
+// they are read.
+type decrypted struct {
+	readCloser
+	raw io.Reader // the ciphertext, through sum
+	sum *asyncSum
+}
+
+// Close closes the object and stops its hashing.
+func (d *decrypted) Close() error {
+	d.sum.Close()
+	return d.readCloser.Close()
+}
+
+// RawSHA256 reads what is left of the stored object (after age's last
+// chunk: nothing, in an archive fleetsafe wrote) and returns the sha256
+// (hex) of the whole object as stored, the ciphertext: what the .sha256
+// sidecar of an encrypted archive records. Call it once the plaintext
+// was read to its end.
+func (d *decrypted) RawSHA256() (string, error) {
+	if _, err := io.Copy(io.Discard, d.raw); err != nil {
+		return "", err
+	}
+	return d.sum.Sum(), nil
 }
 
 // The optional interfaces of the stores, passed through.
