@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fleetsafe/fleetsafe/internal/fleettest"
+	"github.com/fleetsafe/fleetsafe/pkg/kinds/postgresql"
 )
 
 // restoreRolesLeft lists the temporary restore roles on the server whose
@@ -19,6 +20,25 @@ import (
 // the same time in other tests are not leftovers.
 func (x *fx) restoreRolesLeft(t *testing.T) string {
 	t.Helper()
+	// pkg/kinds/postgresql's tests plant roles that look left over, under
+	// this lock: look while holding it shared.
+	ctx := context.Background()
+	db, err := x.pg.Open(ctx, "postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock_shared($1, $2)", postgresql.TestRolesLockClass, postgresql.TestRolesLockKey); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_, _ = conn.ExecContext(ctx, "SELECT pg_advisory_unlock_shared($1, $2)", postgresql.TestRolesLockClass, postgresql.TestRolesLockKey)
+	}()
 	all := x.psql(t, "postgres", "SELECT coalesce(string_agg(rolname, ','), '') FROM pg_roles WHERE rolname LIKE 'fsrestore\\_role\\_%'")
 	var left []string
 	for _, r := range strings.Split(all, ",") {

@@ -192,6 +192,15 @@ func (e *LoginError) Hint() string {
 	return "allow password logins (scram-sha-256 or md5) from 127.0.0.1 in pg_hba.conf, as Debian's default has it (host all all 127.0.0.1/32 scram-sha-256), with listen_addresses covering localhost"
 }
 
+// TestRolesLockClass and TestRolesLockKey name the advisory lock under
+// which this package's tests plant restore roles that look left over;
+// tests elsewhere that check no restore role is left take it shared while
+// they look. Restores never take it.
+const (
+	TestRolesLockClass = 0x66737254 // "fsrT"
+	TestRolesLockKey   = 1
+)
+
 // dropGoneRestoreRoles drops the restore roles of runs that are gone: the
 // role carries restoreRoleComment and its advisory lock is free.
 func dropGoneRestoreRoles(ctx context.Context, pg pgdump.Conn, admin *sql.DB) error {
