@@ -1,9 +1,11 @@
 package pgdump
 
+import "io"
+
 // Hooks for the external tests.
 var (
 	VerifySequential = verifySequential
-	VerifyParallel   = verifyParallel
+	VerifyParallel   = func(src io.Reader, workers int) (*Summary, error) { return verifyParallel(src, workers, 0) }
 )
 
 // SetSegSize sets the parallel checker's buffer size for a test and returns
