@@ -397,9 +397,9 @@ func (sr *segReader) drain() {
 type inflater struct {
 	comp  string
 	limit int64 // data bytes inflated at most (0: all)
-	zr   io.ReadCloser
-	zs   *zstd.Decoder
-	br   *bufio.Reader
+	zr    io.ReadCloser
+	zs    *zstd.Decoder
+	br    *bufio.Reader
 }
 
 func (f *inflater) run(s *stream, bufs *pool) result {
