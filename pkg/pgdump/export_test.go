@@ -15,3 +15,11 @@ func SetSegSize(n int) func() {
 	segSize = n
 	return func() { segSize = old }
 }
+
+// SetFramingInflate sets how much of each stream VerifyFraming inflates
+// for a test and returns a function that restores it.
+func SetFramingInflate(n int64) func() {
+	old := framingInflate
+	framingInflate = n
+	return func() { framingInflate = old }
+}
