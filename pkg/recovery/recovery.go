@@ -780,8 +780,13 @@ func stage(ctx context.Context, req Request, p *plan, res *Result) ([]backup.Che
 			jerr := <-verdict
 			cancel()
 			if jerr != nil || len(failed) > 0 {
-				if staged != "" {
-					_ = p.k.DropStaging(ctx, env, staged, false)
+				// The load was stopped at any point, perhaps while the
+				// staging database was being created: drop it by name.
+				if staged == "" {
+					staged = p.k.Staging(p.t)
+				}
+				if derr := p.k.DropStaging(ctx, env, staged, false); derr != nil && jerr == nil {
+					return nil, fmt.Errorf("backup %s: %s; dropping the staging database %s also failed: %w", c.Path, backup.Reasons(failed), staged, derr)
 				}
 				return failed, jerr
 			}
