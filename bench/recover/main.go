@@ -176,7 +176,12 @@ func big(ctx context.Context, bin, root string, mib int) error {
 	if err := disaster(); err != nil {
 		return err
 	}
-	_ = harness.Sh("sync; cat " + strings.Join(values(files), " ") + " >/dev/null")
+	// Each side starts from the same state: the previous side's writes
+	// (files, WAL, dirty buffers) on disk, the backups in the page cache.
+	settle := func() {
+		_ = harness.Sh("psql -h /var/run/postgresql -d postgres -qc CHECKPOINT; sync; cat " + strings.Join(values(files), " ") + " >/dev/null")
+	}
+	settle()
 	fs, out, err := measure.Run("env", "FLEETSAFE_SYSTEMD_DIR="+f.SystemdDir, bin, "recover", "big", "--confirm",
 		"--layout-file", f.LayoutFile)
 	if err != nil {
@@ -187,6 +192,7 @@ func big(ctx context.Context, bin, root string, mib int) error {
 	}
 	script := fmt.Sprintf("mkdir -p %[1]q && zstd -dc %[2]q | tar -C %[1]q -x && tar -C %[3]q -xzf %[4]q && createdb -h /var/run/postgresql %[5]q && pg_restore -h /var/run/postgresql -j 2 -d %[5]q %[6]q",
 		filepath.Dir(data), files["data"], filepath.Dir(cfg), files["config"], f.Database("big"), files["database"])
+	settle()
 	hand, out, err := measure.Run("sh", "-c", script)
 	if err != nil {
 		return fmt.Errorf("by hand: %v: %s", err, out)

@@ -138,12 +138,33 @@ func candidateSet(l *instance.Layout, own *owners, name string, now time.Time) *
 // when older had data). Freshness is no refusal: an old backup is still
 // the newest good one; the caller reports its age.
 func Judge(ctx context.Context, c Candidate, older *Candidate, database string) ([]CheckResult, error) {
+	failed, foreign, err := judgeMeta(ctx, c, older, database)
+	if err != nil || foreign {
+		// A dump of another database is not read further.
+		return failed, err
+	}
+	more, _, err := JudgeContent(ctx, c, older, database, nil)
+	return append(failed, more...), err
+}
+
+// JudgeMeta makes the checks of Judge that do not read the content
+// (refusals before reading, size, shrink, and the database a pg_custom
+// dump's header names): a candidate that fails one is refused without
+// being read; one that passes them all is then judged by JudgeContent.
+func JudgeMeta(ctx context.Context, c Candidate, older *Candidate, database string) ([]CheckResult, error) {
+	failed, _, err := judgeMeta(ctx, c, older, database)
+	return failed, err
+}
+
+// judgeMeta is JudgeMeta; foreign says the dump's header names another
+// database.
+func judgeMeta(ctx context.Context, c Candidate, older *Candidate, database string) (failed []CheckResult, foreign bool, err error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	r := c.Rule
 	base := CheckResult{Component: r.Component, Rule: r.Path, File: c.Path}
-	failed := slices.Clone(c.Refused)
+	failed = slices.Clone(c.Refused)
 	if c.Size == 0 || c.Size < r.MinSize {
 		failed = append(failed, bad(withCheck(base, CheckSize), StatusFailed, &TooSmallError{Path: c.Path, Size: c.Size, Min: r.MinSize}))
 	}
@@ -155,10 +176,44 @@ func Judge(ctx context.Context, c Candidate, older *Candidate, database string) 
 		if db, ok := dumpDatabase(ctx, c.rem, c.ContentPath()); ok && db != database {
 			failed = append(failed, bad(withCheck(base, CheckOwner), StatusFailed, &DatabaseMismatchError{Path: c.Path,
 				Rule: ruleLabel(r), Want: database, Got: db}))
-			return failed, nil
+			foreign = true
 		}
 	}
-	res, err := checkFileFrom(ctx, c.rem, c.Path, c.ContentPath(), r.Format, r.Checksum == "sha256_sidecar")
+	return failed, foreign, nil
+}
+
+// JudgeContent makes the checks of Judge that read the content, in one
+// read: checksum (sidecar), format (read to its end, structure
+// complete), the database the whole dump names, and data (a dump without
+// table data when older had data).
+//
+// With st.Tar and a tar, tar_gz or tar_zst candidate, st.Tar reads the
+// tar stream in place of the format check's own walk (a restore extracts
+// it into its staging while it is checked): the stream is then still read
+// to its end (the compression's own checksum, the sidecar's sha256). When
+// st.Tar fails for its own reasons (not the stream's), walkErr is that
+// error and the checks are not complete: failed holds nothing then, and
+// the candidate is judged by neither verdict. With st.PGRestore, see
+// Staging.
+func JudgeContent(ctx context.Context, c Candidate, older *Candidate, database string, st *Staging) (failed []CheckResult, walkErr error, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	r := c.Rule
+	base := CheckResult{Component: r.Component, Rule: r.Path, File: c.Path}
+	if st != nil && st.Tar != nil {
+		switch r.Format {
+		case "tar", "tar_gz", "tar_zst":
+		default:
+			s := *st
+			s.Tar = nil
+			st = &s
+		}
+	}
+	res, err := checkFileWalk(ctx, c.rem, c.Path, c.ContentPath(), r.Format, r.Checksum == "sha256_sidecar", st)
+	if res.walkErr != nil {
+		return nil, res.walkErr, nil
+	}
 	if err != nil {
 		res.checked = true
 		res.format = &FormatError{Path: c.Path, Format: r.Format, Msg: "cannot be read: " + err.Error()}
@@ -179,7 +234,7 @@ func Judge(ctx context.Context, c Candidate, older *Candidate, database string) 
 				Why: fmt.Sprintf("the previous dump %s had table data", older.Path)}))
 		}
 	}
-	return failed, nil
+	return failed, nil, nil
 }
 
 // Reasons joins the details of failed checks into one line.

@@ -42,6 +42,9 @@ type fileResult struct {
 	// database is the database named in a pg_custom dump's header.
 	database string
 	data     dataState
+	// walkErr is the error of a TarWalk that stopped for its own reasons
+	// (not the stream's): the checks after it were not made.
+	walkErr error
 }
 
 // ReadSidecar returns the digest in file's sha256sum sidecar.
@@ -136,7 +139,45 @@ func checkBackup(ctx context.Context, rem *remotes, path, format string, checksu
 // then reads; or the object, streaming, when it is s3://bucket/key), the
 // sidecar and the names from path (a sidecar object beside an object).
 func checkFileFrom(ctx context.Context, rem *remotes, path, content, format string, checksum bool) (fileResult, error) {
+	return checkFileWalk(ctx, rem, path, content, format, checksum, nil)
+}
+
+// Staging says how a restore stages a backup in the same read as its
+// content checks (JudgeContent).
+type Staging struct {
+	// Tar, for a tar, tar_gz or tar_zst backup, reads the tar stream in
+	// place of the format check's own walk (the restore extracts it).
+	Tar TarWalk
+	// PGRestore says a pg_custom dump is loaded by pg_restore at the
+	// same time: pg_restore inflates every data block and fails on a
+	// corrupted one, so the format check walks every block
+	// (pgdump.VerifyFraming) without inflating all of it again.
+	PGRestore bool
+}
+
+// TarWalk reads a tar stream in place of the format check's own walk:
+// it is given the stream of a tar, tar_gz or tar_zst backup as the check
+// reads it (through the checksum and the decompression), and must read
+// every entry to the end (Next returning io.EOF) unless it fails. What
+// the stream itself gives wrong (a read, a header, a truncation) is the
+// format check's finding, whatever the walk returns.
+type TarWalk func(tr *TarReader) error
+
+// errWalk stands for a TarWalk's own error on its way out of decompress.
+var errWalk = errors.New("the tar walk stopped")
+
+// checkFileWalk is checkFileFrom reading the content as st says, when
+// not nil.
+func checkFileWalk(ctx context.Context, rem *remotes, path, content, format string, checksum bool, st *Staging) (fileResult, error) {
 	var res fileResult
+	var walk TarWalk
+	verify := pgdump.Verify
+	if st != nil {
+		walk = st.Tar
+		if st.PGRestore && format == FormatPGCustom {
+			verify = pgdump.VerifyFraming
+		}
+	}
 	var want string
 	if checksum {
 		var err error
@@ -191,7 +232,7 @@ func checkFileFrom(ctx context.Context, rem *remotes, path, content, format stri
 		src = io.TeeReader(br, h)
 	}
 	custom := func(r io.Reader) error {
-		sum, err := pgdump.Verify(r)
+		sum, err := verify(r)
 		if sum != nil {
 			res.database = sum.Database
 			res.data = dataNone
@@ -211,6 +252,29 @@ func checkFileFrom(ctx context.Context, rem *remotes, path, content, format stri
 		}
 		return err
 	}
+	tarCheck := readTar
+	if walk != nil {
+		tarCheck = func(r io.Reader) error {
+			tr := NewTarReader(r)
+			werr := walk(tr)
+			if serr := tr.Err(); serr != nil {
+				return fmt.Errorf("after %d entries: %w", tr.Entries(), serr)
+			}
+			if werr != nil {
+				res.walkErr = werr
+				return errWalk
+			}
+			switch _, err := tr.Next(); {
+			case err == nil:
+				return fmt.Errorf("after %d entries: the walk stopped before the end of the stream", tr.Entries())
+			case err != io.EOF:
+				return fmt.Errorf("after %d entries: %w", tr.Entries(), err)
+			case tr.Entries() == 0:
+				return errors.New("no entries")
+			}
+			return nil
+		}
+	}
 	var ferr error
 	res.checked = true
 	res.kind = format
@@ -228,11 +292,11 @@ func checkFileFrom(ctx context.Context, rem *remotes, path, content, format stri
 		}
 		ferr = decompress(kind, src, plain)
 	case "tar":
-		ferr = readTar(src)
+		ferr = tarCheck(src)
 	case "tar_gz":
-		ferr = decompress("gzip", src, readTar)
+		ferr = decompress("gzip", src, tarCheck)
 	case "tar_zst":
-		ferr = decompress("zstd", src, readTar)
+		ferr = decompress("zstd", src, tarCheck)
 	case "zip":
 		ferr = zipAt()
 	case "any":
@@ -279,6 +343,9 @@ func checkFileFrom(ctx context.Context, rem *remotes, path, content, format stri
 		if fc, found := formatChecks[format]; found {
 			ferr = fc(f, br, src, &res)
 		}
+	}
+	if res.walkErr != nil {
+		return res, nil
 	}
 	if ferr != nil {
 		var pe *os.PathError

@@ -36,7 +36,29 @@ type TarReader struct {
 	*tar.Reader
 	cr      *zeroTail
 	entries int
+	// err is the first error of the stream itself (its reads, its
+	// headers, its end), whatever the caller made of it; done is set
+	// once Next returned io.EOF.
+	err  error
+	done bool
 }
+
+// Read reads the current entry, remembering a failure of the stream.
+func (t *TarReader) Read(p []byte) (int, error) {
+	n, err := t.Reader.Read(p)
+	if err != nil && err != io.EOF && t.err == nil {
+		t.err = err
+	}
+	return n, err
+}
+
+// Err is the first error the stream itself gave (a read, a header, a
+// truncation), nil when none: what tells a broken backup from a caller
+// that stopped for its own reasons.
+func (t *TarReader) Err() error { return t.err }
+
+// Entries is how many entries Next returned.
+func (t *TarReader) Entries() int { return t.entries }
 
 // NewTarReader reads the tar stream r.
 func NewTarReader(r io.Reader) *TarReader {
@@ -47,6 +69,19 @@ func NewTarReader(r io.Reader) *TarReader {
 // Next advances to the next entry, reading what the caller left of the
 // current one.
 func (t *TarReader) Next() (*tar.Header, error) {
+	if t.done {
+		return nil, io.EOF
+	}
+	hdr, err := t.next()
+	if err == io.EOF {
+		t.done = true
+	} else if err != nil && t.err == nil {
+		t.err = err
+	}
+	return hdr, err
+}
+
+func (t *TarReader) next() (*tar.Header, error) {
 	if t.entries > 0 {
 		if _, err := io.Copy(io.Discard, t.Reader); err != nil {
 			return nil, err

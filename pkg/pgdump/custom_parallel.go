@@ -35,7 +35,22 @@ func segBuffers(workers int) int { return 2*workers + 2 }
 // bounded pool of buffers. The error returned is the one the sequential
 // reader meets first in file order.
 func Verify(src io.Reader) (*Summary, error) {
-	return verifyParallel(src, runtime.GOMAXPROCS(0))
+	return verifyParallel(src, runtime.GOMAXPROCS(0), 0)
+}
+
+// framingInflate is how much of each data stream VerifyFraming inflates
+// (a variable so that tests can make small streams go past it).
+var framingInflate int64 = 64 << 10
+
+// VerifyFraming is Verify for a dump that pg_restore loads at the same
+// time: the same walk of the header, the table of contents and every
+// chunk of every data block (a truncation, a missing block, a broken
+// chunk are found as Verify finds them), but each data stream is inflated
+// only up to its first 64 KiB of data; pg_restore inflates all of it and
+// fails on a corrupted block, which Verify then names. DataBytes counts
+// what was inflated: more than zero exactly when Verify's is.
+func VerifyFraming(src io.Reader) (*Summary, error) {
+	return verifyParallel(src, runtime.GOMAXPROCS(0), framingInflate)
 }
 
 // seg is one piece of a data stream's compressed bytes; err ends a stream
@@ -79,7 +94,9 @@ func newPool(n int) *pool {
 	return p
 }
 
-func verifyParallel(src io.Reader, workers int) (*Summary, error) {
+// verifyParallel is Verify with workers inflaters, each stream inflated up
+// to limit bytes of data (0: all of it).
+func verifyParallel(src io.Reader, workers int, limit int64) (*Summary, error) {
 	workers = max(workers, 1)
 	r := &reader{r: bufio.NewReaderSize(src, 256<<10)}
 	sum, comp, entries, err := r.headerAndTOC()
@@ -102,7 +119,7 @@ func verifyParallel(src io.Reader, workers int) (*Summary, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			inf := &inflater{comp: comp}
+			inf := &inflater{comp: comp, limit: limit}
 			for s := range jobs {
 				var res result
 				if int64(s.idx) > failedAt.Load() {
@@ -379,10 +396,11 @@ func (sr *segReader) drain() {
 
 // inflater is one worker's decompressor, reused from stream to stream.
 type inflater struct {
-	comp string
-	zr   io.ReadCloser
-	zs   *zstd.Decoder
-	br   *bufio.Reader
+	comp  string
+	limit int64 // data bytes inflated at most (0: all)
+	zr    io.ReadCloser
+	zs    *zstd.Decoder
+	br    *bufio.Reader
 }
 
 func (f *inflater) run(s *stream, bufs *pool) result {
@@ -402,6 +420,10 @@ func (f *inflater) run(s *stream, bufs *pool) result {
 		src = f.br
 	}
 	n, err := f.inflate(src)
+	if err == errEnough {
+		// The rest is walked (by the reader), not inflated.
+		return result{n: n}
+	}
 	if sr != nil && sr.hit {
 		// The inflater reached the cut: the reader's own error (truncation)
 		// is the finding, and the reader reports it.
@@ -414,7 +436,33 @@ func (f *inflater) run(s *stream, bufs *pool) result {
 	return result{n: n}
 }
 
+// errEnough ends an inflation at the inflater's limit.
+var errEnough = errors.New("inflated enough")
+
+// limited stops a copy with errEnough once n bytes went through.
+type limited struct{ n int64 }
+
+func (l *limited) Write(p []byte) (int, error) {
+	if int64(len(p)) >= l.n {
+		l.n = 0
+		return len(p), errEnough
+	}
+	l.n -= int64(len(p))
+	return len(p), nil
+}
+
 func (f *inflater) inflate(src io.Reader) (int64, error) {
+	var dst io.Writer = io.Discard
+	if f.limit > 0 {
+		dst = &limited{n: f.limit}
+	}
+	copyOut := func(r io.Reader) (int64, error) {
+		n, err := io.Copy(dst, r)
+		if err == errEnough && n > 0 {
+			return n, errEnough
+		}
+		return n, err
+	}
 	switch f.comp {
 	case "gzip":
 		var err error
@@ -427,7 +475,7 @@ func (f *inflater) inflate(src io.Reader) (int64, error) {
 			f.zr = nil
 			return 0, err
 		}
-		return io.Copy(io.Discard, f.zr)
+		return copyOut(f.zr)
 	case "zstd":
 		var err error
 		if f.zs == nil {
@@ -438,9 +486,9 @@ func (f *inflater) inflate(src io.Reader) (int64, error) {
 		if err != nil {
 			return 0, err
 		}
-		return io.Copy(io.Discard, f.zs)
+		return copyOut(f.zs)
 	default:
 		// none: the data itself; lz4: walked, not decompressed.
-		return io.Copy(io.Discard, src)
+		return copyOut(src)
 	}
 }

@@ -240,3 +240,37 @@ func TestVerifyParallel_RealDumpsCorrupted(t *testing.T) {
 		agree(t, corrupt(t, data), rapid.IntRange(1, 3).Draw(t, "workers"))
 	})
 }
+
+// TestVerifyFraming_CatchesWhatVerifyCatchesButInflation: on random
+// dumps (streams split into segments and inflated only up to a few
+// bytes), VerifyFraming passes every valid dump with table data exactly
+// when Verify says there is some, refuses every cut that Verify refuses
+// (truncation is in the framing, never left to pg_restore), and never
+// refuses what Verify passes.
+func TestVerifyFraming_CatchesWhatVerifyCatchesButInflation(t *testing.T) {
+	defer pgdump.SetSegSize(4096)()
+	rapid.Check(t, func(t *rapid.T) {
+		defer pgdump.SetFramingInflate(int64(rapid.IntRange(1, 64).Draw(t, "inflate")))()
+		data := genDump(t)
+		want, werr := pgdump.Verify(bytes.NewReader(data))
+		got, gerr := pgdump.VerifyFraming(bytes.NewReader(data))
+		if werr != nil || gerr != nil {
+			t.Fatalf("a valid dump refused: Verify %v; VerifyFraming %v", werr, gerr)
+		}
+		if (want.DataBytes > 0) != (got.DataBytes > 0) {
+			t.Fatalf("data: Verify %d bytes, VerifyFraming %d", want.DataBytes, got.DataBytes)
+		}
+		cut := data[:rapid.IntRange(0, max(len(data)-1, 0)).Draw(t, "cut")]
+		_, werr = pgdump.Verify(bytes.NewReader(cut))
+		_, gerr = pgdump.VerifyFraming(bytes.NewReader(cut))
+		if (werr == nil) != (gerr == nil) {
+			t.Fatalf("cut at %d of %d: Verify %v; VerifyFraming %v", len(cut), len(data), werr, gerr)
+		}
+		bad := corrupt(t, data)
+		_, werr = pgdump.Verify(bytes.NewReader(bad))
+		_, gerr = pgdump.VerifyFraming(bytes.NewReader(bad))
+		if werr == nil && gerr != nil {
+			t.Fatalf("VerifyFraming refuses what Verify passes: %v", gerr)
+		}
+	})
+}

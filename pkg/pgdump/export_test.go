@@ -1,9 +1,11 @@
 package pgdump
 
+import "io"
+
 // Hooks for the external tests.
 var (
 	VerifySequential = verifySequential
-	VerifyParallel   = verifyParallel
+	VerifyParallel   = func(src io.Reader, workers int) (*Summary, error) { return verifyParallel(src, workers, 0) }
 )
 
 // SetSegSize sets the parallel checker's buffer size for a test and returns
@@ -12,4 +14,12 @@ func SetSegSize(n int) func() {
 	old := segSize
 	segSize = n
 	return func() { segSize = old }
+}
+
+// SetFramingInflate sets how much of each stream VerifyFraming inflates
+// for a test and returns a function that restores it.
+func SetFramingInflate(n int64) func() {
+	old := framingInflate
+	framingInflate = n
+	return func() { framingInflate = old }
 }

@@ -137,7 +137,7 @@ func DrillWith(ctx context.Context, l *instance.Layout, name string, opts instan
 			dc.Status, dc.Reason = DrillFailed, fmt.Sprintf("the newest backup %s is refused: %s (the next good one, %s, was not drilled)",
 				p.res.Refused[0].Path, p.res.Refused[0].Reason, p.res.Backup.Path)
 		default:
-			err := stage(ctx, req, p, scratch)
+			_, err := stage(ctx, req, p, scratch)
 			if err == nil {
 				dc.Status, dc.Files, dc.Bytes = DrillOK, p.files, p.bytes
 				if k.Shape() == kind.Dump && c.Type == "postgresql" {

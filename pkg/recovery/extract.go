@@ -6,11 +6,8 @@ import (
 	"bufio"
 	"compress/gzip"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"io/fs"
 	"math"
@@ -23,6 +20,7 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sys/unix"
 
 	"github.com/fleetsafe/fleetsafe/pkg/backup"
 	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
@@ -143,7 +141,12 @@ func eachEntry(ctx context.Context, file, format string, uid, gid int, fn func(e
 		return fmt.Errorf("format %s is not a tar or zip backup", format)
 	}
 	// A tar cut at an entry boundary is refused (*backup.TruncatedTarError).
-	tr := backup.NewTarReader(r)
+	return eachTarEntry(ctx, backup.NewTarReader(r), fn)
+}
+
+// eachTarEntry calls fn with every entry of the tar stream tr, in order,
+// to its end.
+func eachTarEntry(ctx context.Context, tr *backup.TarReader, fn func(entry) error) error {
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -328,127 +331,198 @@ type stagedTree struct {
 // base, through os.Root: an entry that is unsafe, outside the component,
 // a duplicate or larger than the space left is refused before a byte of
 // it is written. The tree is then given its metadata and compared with
-// what was read (names, kinds, sizes, sha256, links, modes, owners,
-// mtimes), and every directory is synced.
+// what was read (names, kinds, sizes, links, modes, owners, mtimes), and
+// its filesystem is synced (syncfs) before the caller renames it into
+// place.
 //
 // With top "" nothing is written: every entry is read and judged as the
 // extraction would (check mode's plan refuses what the run would refuse).
 func extractTree(ctx context.Context, backupFile, content, format, locator string, isDir bool, top string, mtime time.Time) (*stagedTree, error) {
-	dry := top == ""
-	var root *os.Root
-	budget := int64(math.MaxInt64)
-	if !dry {
+	x, err := newExtraction(backupFile, locator, isDir, top, mtime)
+	if err != nil {
+		return nil, err
+	}
+	defer x.close()
+	if err := eachEntry(ctx, content, format, x.uid, x.gid, x.add); err != nil {
+		return nil, x.fail(err)
+	}
+	return x.finish()
+}
+
+// extractChecked extracts a tar, tar_gz or tar_zst candidate into top as
+// extractTree does, in the same read as backup.JudgeContent's checks
+// (checksum, structure, the compression's own checksum): the backup is
+// read and decompressed once. failed are the checks the candidate fails
+// (the staged tree is then not to be used); err is the extraction's own
+// failure, when it stopped before the checks could end.
+func extractChecked(ctx context.Context, c backup.Candidate, older *backup.Candidate, locator string, isDir bool, top string) (*stagedTree, []backup.CheckResult, error) {
+	x, err := newExtraction(c.Path, locator, isDir, top, c.MTime)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer x.close()
+	failed, walkErr, err := backup.JudgeContent(ctx, c, older, "", &backup.Staging{Tar: func(tr *backup.TarReader) error {
+		return eachTarEntry(ctx, tr, x.add)
+	}})
+	switch {
+	case err != nil:
+		return nil, nil, err
+	case walkErr != nil:
+		return nil, nil, x.fail(walkErr)
+	case len(failed) > 0:
+		return nil, failed, nil
+	}
+	tree, err := x.finish()
+	return tree, nil, err
+}
+
+// extraction is one extraction of a tree backup into a staging directory
+// (or, dry, the same judgement of every entry without writing).
+type extraction struct {
+	backupFile string
+	isDir      bool
+	top        string
+	mtime      time.Time
+	dry        bool
+	root       *os.Root
+	budget     int64
+	uid, gid   int
+	m          *mapper
+	out        *stagedTree
+	seen       map[string]int
+}
+
+func newExtraction(backupFile, locator string, isDir bool, top string, mtime time.Time) (*extraction, error) {
+	x := &extraction{backupFile: backupFile, isDir: isDir, top: top, mtime: mtime, dry: top == "",
+		budget: math.MaxInt64, out: &stagedTree{}, seen: map[string]int{}}
+	if !x.dry {
 		var err error
-		if root, err = os.OpenRoot(top); err != nil {
+		if x.root, err = os.OpenRoot(top); err != nil {
 			return nil, err
 		}
-		defer root.Close()
-		if budget, err = freeBytes(top); err != nil {
+		if x.budget, err = freeBytes(top); err != nil {
+			x.root.Close()
 			return nil, err
 		}
 	}
-	uid, gid := ownerOf(filepath.Dir(locator))
-	m := &mapper{backup: backupFile, base: filepath.Base(locator), full: strings.TrimPrefix(locator, "/"), isDir: isDir}
-	out := &stagedTree{}
-	seen := map[string]int{}
-	err := eachEntry(ctx, content, format, uid, gid, func(e entry) error {
-		hdr := e.hdr
-		rel, err := m.rel(hdr.Name)
+	x.uid, x.gid = ownerOf(filepath.Dir(locator))
+	x.m = &mapper{backup: backupFile, base: filepath.Base(locator), full: strings.TrimPrefix(locator, "/"), isDir: isDir}
+	return x, nil
+}
+
+func (x *extraction) close() {
+	if x.root != nil {
+		x.root.Close()
+	}
+}
+
+// add judges one entry and writes it.
+func (x *extraction) add(e entry) error {
+	backupFile, m, out, seen, isDir := x.backupFile, x.m, x.out, x.seen, x.isDir
+	hdr := e.hdr
+	rel, err := m.rel(hdr.Name)
+	if err != nil {
+		return err
+	}
+	check := *hdr
+	check.Name = rel
+	if check.Typeflag == tar.TypeRegA {
+		check.Typeflag = tar.TypeReg
+	}
+	if hdr.Typeflag == tar.TypeLink {
+		lrel, err := m.rel(hdr.Linkname)
 		if err != nil {
-			return err
+			return &BackupContentError{Backup: backupFile, Entry: hdr.Name, Reason: "hard link target: " + err.Error()}
 		}
-		check := *hdr
-		check.Name = rel
-		if check.Typeflag == tar.TypeRegA {
-			check.Typeflag = tar.TypeReg
+		check.Linkname = lrel
+	}
+	if err := softdelete.CheckTarEntry(&check); err != nil {
+		return &BackupContentError{Backup: backupFile, Entry: hdr.Name, Reason: err.Error()}
+	}
+	if !isDir && check.Typeflag != tar.TypeReg {
+		return &BackupContentError{Backup: backupFile, Entry: hdr.Name, Reason: "a file component's backup must hold one regular file"}
+	}
+	for d := path.Dir(rel); d != "." && d != "/"; d = path.Dir(d) {
+		if i, ok := seen[d]; ok && out.entries[i].Type != "dir" {
+			return &BackupContentError{Backup: backupFile, Entry: hdr.Name, Reason: fmt.Sprintf("%s, an earlier entry, is a %s: nothing is written through it", d, out.entries[i].Type)}
 		}
-		if hdr.Typeflag == tar.TypeLink {
-			lrel, err := m.rel(hdr.Linkname)
+	}
+	if _, dup := seen[rel]; dup {
+		return &BackupContentError{Backup: backupFile, Entry: hdr.Name, Reason: "a second entry with the same name (which one is the component's is not known)"}
+	}
+	if rel == m.base && isDir && check.Typeflag != tar.TypeDir {
+		return &BackupContentError{Backup: backupFile, Entry: hdr.Name, Reason: "the component's own entry is not a directory"}
+	}
+	if check.Typeflag == tar.TypeReg {
+		if hdr.Size > x.budget-out.bytes {
+			return &PlaceError{Backup: backupFile,
+				Reason: fmt.Sprintf("entry %q: %d bytes, more than the %d bytes left on the staging filesystem %s", hdr.Name, hdr.Size, max(x.budget-out.bytes, 0), x.top)}
+		}
+	}
+	fe := softdelete.FileEntry{Path: rel, Mode: uint32(fs.FileMode(hdr.Mode).Perm() | goBits(hdr.Mode)),
+		UID: hdr.Uid, GID: hdr.Gid, MTime: hdr.ModTime, Size: 0}
+	open := e.open
+	switch check.Typeflag {
+	case tar.TypeDir:
+		fe.Type = "dir"
+	case tar.TypeSymlink:
+		fe.Type, fe.LinkTarget = "symlink", hdr.Linkname
+	case tar.TypeLink:
+		fe.Type, fe.LinkTarget = "hardlink", check.Linkname
+		if _, ok := seen[check.Linkname]; !ok {
+			return &BackupContentError{Backup: backupFile, Entry: hdr.Name, Reason: "hard link to an entry not extracted before it"}
+		}
+	case tar.TypeReg:
+		fe.Type, fe.Size = "file", hdr.Size
+		open = func() (io.ReadCloser, error) {
+			rc, err := e.open()
 			if err != nil {
-				return &BackupContentError{Backup: backupFile, Entry: hdr.Name, Reason: "hard link target: " + err.Error()}
+				return nil, err
 			}
-			check.Linkname = lrel
+			// One byte more than the entry says: a longer stream shows
+			// as a size the check after the write refuses.
+			return readCloser{io.LimitReader(rc, hdr.Size+1), rc}, nil
 		}
-		if err := softdelete.CheckTarEntry(&check); err != nil {
-			return &BackupContentError{Backup: backupFile, Entry: hdr.Name, Reason: err.Error()}
-		}
-		if !isDir && check.Typeflag != tar.TypeReg {
-			return &BackupContentError{Backup: backupFile, Entry: hdr.Name, Reason: "a file component's backup must hold one regular file"}
-		}
-		for d := path.Dir(rel); d != "." && d != "/"; d = path.Dir(d) {
-			if i, ok := seen[d]; ok && out.entries[i].Type != "dir" {
-				return &BackupContentError{Backup: backupFile, Entry: hdr.Name, Reason: fmt.Sprintf("%s, an earlier entry, is a %s: nothing is written through it", d, out.entries[i].Type)}
-			}
-		}
-		if _, dup := seen[rel]; dup {
-			return &BackupContentError{Backup: backupFile, Entry: hdr.Name, Reason: "a second entry with the same name (which one is the component's is not known)"}
-		}
-		if rel == m.base && isDir && check.Typeflag != tar.TypeDir {
-			return &BackupContentError{Backup: backupFile, Entry: hdr.Name, Reason: "the component's own entry is not a directory"}
-		}
-		if check.Typeflag == tar.TypeReg {
-			if hdr.Size > budget-out.bytes {
-				return &PlaceError{Backup: backupFile,
-					Reason: fmt.Sprintf("entry %q: %d bytes, more than the %d bytes left on the staging filesystem %s", hdr.Name, hdr.Size, max(budget-out.bytes, 0), top)}
-			}
-		}
-		fe := softdelete.FileEntry{Path: rel, Mode: uint32(fs.FileMode(hdr.Mode).Perm() | goBits(hdr.Mode)),
-			UID: hdr.Uid, GID: hdr.Gid, MTime: hdr.ModTime, Size: 0}
-		open := e.open
-		var h hash.Hash
-		switch check.Typeflag {
-		case tar.TypeDir:
-			fe.Type = "dir"
-		case tar.TypeSymlink:
-			fe.Type, fe.LinkTarget = "symlink", hdr.Linkname
-		case tar.TypeLink:
-			fe.Type, fe.LinkTarget = "hardlink", check.Linkname
-			if _, ok := seen[check.Linkname]; !ok {
-				return &BackupContentError{Backup: backupFile, Entry: hdr.Name, Reason: "hard link to an entry not extracted before it"}
-			}
-		case tar.TypeReg:
-			fe.Type, fe.Size = "file", hdr.Size
-			h = sha256.New()
-			open = func() (io.ReadCloser, error) {
-				rc, err := e.open()
-				if err != nil {
-					return nil, err
-				}
-				return readHasher{io.TeeReader(io.LimitReader(rc, hdr.Size+1), h), rc}, nil
-			}
-		}
-		if dry {
-			open = nil
-		} else if err := writeStaged(root, rel, &check, open); err != nil {
+	}
+	if !x.dry {
+		if err := writeStaged(x.root, rel, &check, open); err != nil {
 			return &BackupContentError{Backup: backupFile, Entry: hdr.Name, Reason: err.Error(), Err: err}
 		}
-		if h != nil {
-			fe.SHA256 = hex.EncodeToString(h.Sum(nil))
-			out.files++
-			out.bytes += hdr.Size
-		}
-		for k := range hdr.PAXRecords {
-			if strings.HasPrefix(k, "SCHILY.xattr.") || strings.HasPrefix(k, "SCHILY.acl.") || strings.HasPrefix(k, "LIBARCHIVE.xattr.") {
-				out.dropped = append(out.dropped, rel+" ("+k+")")
-			}
-		}
-		seen[rel] = len(out.entries)
-		out.entries = append(out.entries, fe)
-		return nil
-	})
-	if err != nil {
-		var ce *BackupContentError
-		var pe *PlaceError
-		if errors.As(err, &ce) || errors.As(err, &pe) {
-			return nil, err
-		}
-		return nil, &BackupContentError{Backup: backupFile, Reason: "read: " + err.Error()}
 	}
+	if check.Typeflag == tar.TypeReg {
+		out.files++
+		out.bytes += hdr.Size
+	}
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "SCHILY.xattr.") || strings.HasPrefix(k, "SCHILY.acl.") || strings.HasPrefix(k, "LIBARCHIVE.xattr.") {
+			out.dropped = append(out.dropped, rel+" ("+k+")")
+		}
+	}
+	seen[rel] = len(out.entries)
+	out.entries = append(out.entries, fe)
+	return nil
+}
+
+// fail turns an error of the walk into the extraction's: a content or
+// place error as it is, anything else a content error of the read.
+func (x *extraction) fail(err error) error {
+	var ce *BackupContentError
+	var pe *PlaceError
+	if errors.As(err, &ce) || errors.As(err, &pe) {
+		return err
+	}
+	return &BackupContentError{Backup: x.backupFile, Reason: "read: " + err.Error()}
+}
+
+// finish gives the staged tree its metadata, compares it with what was
+// read and syncs its filesystem.
+func (x *extraction) finish() (*stagedTree, error) {
+	out, m, seen, uid, gid, root := x.out, x.m, x.seen, x.uid, x.gid, x.root
 	if len(out.entries) == 0 {
-		return nil, &BackupContentError{Backup: backupFile, Reason: "no entry for the component: expected " + m.describe()}
+		return nil, &BackupContentError{Backup: x.backupFile, Reason: "no entry for the component: expected " + m.describe()}
 	}
-	if dry {
-		out.layout = m.layout
+	out.layout = m.layout
+	if x.dry {
 		return out, nil
 	}
 	if _, ok := seen[m.base]; !ok {
@@ -458,7 +532,7 @@ func extractTree(ctx context.Context, backupFile, content, format, locator strin
 		if err := root.MkdirAll(m.base, 0o700); err != nil {
 			return nil, err
 		}
-		out.entries = append(out.entries, softdelete.FileEntry{Path: m.base, Type: "dir", Mode: 0o750, UID: uid, GID: gid, MTime: mtime})
+		out.entries = append(out.entries, softdelete.FileEntry{Path: m.base, Type: "dir", Mode: 0o750, UID: uid, GID: gid, MTime: x.mtime})
 	}
 	// Directories that entries implied without an entry of their own.
 	for _, e := range out.entries {
@@ -467,10 +541,9 @@ func extractTree(ctx context.Context, backupFile, content, format, locator strin
 				continue
 			}
 			seen[d] = len(out.entries)
-			out.entries = append(out.entries, softdelete.FileEntry{Path: d, Type: "dir", Mode: 0o750, UID: uid, GID: gid, MTime: mtime})
+			out.entries = append(out.entries, softdelete.FileEntry{Path: d, Type: "dir", Mode: 0o750, UID: uid, GID: gid, MTime: x.mtime})
 		}
 	}
-	out.layout = m.layout
 	byDepth := append([]softdelete.FileEntry(nil), out.entries...)
 	sort.Slice(byDepth, func(i, j int) bool { return byDepth[i].Path > byDepth[j].Path })
 	for _, e := range byDepth {
@@ -481,14 +554,29 @@ func extractTree(ctx context.Context, backupFile, content, format, locator strin
 			return nil, err
 		}
 	}
-	if why := softdelete.CompareTree(root, filepath.FromSlash, m.base, out.entries, true); why != "" {
-		return nil, &BackupContentError{Backup: backupFile, Reason: "staged in " + top + " it does not match the backup's own listing: " + why}
+	// The files' content was written from the stream as it was read
+	// and checked; their sizes were checked after each write. What the
+	// comparison adds is the tree's shape and metadata.
+	if why := softdelete.CompareTreeShape(root, filepath.FromSlash, m.base, out.entries); why != "" {
+		return nil, &BackupContentError{Backup: x.backupFile, Reason: "staged in " + x.top + " it does not match the backup's own listing: " + why}
 	}
-	if d, err := os.Open(top); err == nil {
-		_ = d.Sync()
-		d.Close()
+	// One sync of the staging's filesystem (data, inodes, directories)
+	// before the caller's rename: the writeback of each file was started
+	// as it was written, so this waits for the tail only.
+	if err := syncFS(x.top); err != nil {
+		return nil, &PlaceError{Backup: x.backupFile, Reason: fmt.Sprintf("sync the staging filesystem of %s: %v", x.top, err), Err: err}
 	}
 	return out, nil
+}
+
+// syncFS syncs the filesystem holding dir.
+func syncFS(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return unix.Syncfs(int(d.Fd()))
 }
 
 // writeStaged writes one entry; a hard link is made inside the root.
@@ -500,7 +588,7 @@ func writeStaged(root *os.Root, rel string, hdr *tar.Header, open func() (io.Rea
 		return root.Link(filepath.FromSlash(hdr.Linkname), filepath.FromSlash(rel))
 	}
 	if hdr.Typeflag == tar.TypeReg {
-		err := softdelete.WriteTarEntry(root, filepath.FromSlash(rel), hdr, open)
+		err := softdelete.WriteTarEntryUnsynced(root, filepath.FromSlash(rel), hdr, open)
 		if err != nil {
 			return err
 		}
@@ -516,12 +604,12 @@ func writeStaged(root *os.Root, rel string, hdr *tar.Header, open func() (io.Rea
 	return softdelete.WriteTarEntry(root, filepath.FromSlash(rel), hdr, open)
 }
 
-type readHasher struct {
+type readCloser struct {
 	io.Reader
 	c io.Closer
 }
 
-func (r readHasher) Close() error { return r.c.Close() }
+func (r readCloser) Close() error { return r.c.Close() }
 
 // goBits turns tar's setuid, setgid and sticky bits into Go's.
 func goBits(mode int64) fs.FileMode {

@@ -208,6 +208,13 @@ type plan struct {
 	// readContent: check mode reads a tree backup's entries as the
 	// extraction would, so that the plan refuses what the run refuses.
 	readContent bool
+	// oneRead: the run judges a tar or pg_custom candidate's content
+	// while it stages it (one read), not before: choose makes only the
+	// checks that do not read the content, and stage the others; pending
+	// says the chosen candidate's content checks are still to come.
+	oneRead bool
+	pending bool
+	older   *backup.Candidate
 	// files and bytes of a staged tree (drills report them).
 	files int
 	bytes int64
@@ -278,6 +285,7 @@ func Restore(ctx context.Context, l *instance.Layout, req Request) (*Result, err
 		for _, p := range plans {
 			p.cands = set.ByComponent[p.c.Name]
 			p.readContent = req.CheckMode
+			p.oneRead = !req.CheckMode
 			for _, pr := range set.Problems[p.c.Name] {
 				res.note("component %s: %s", p.c.Name, pr.Detail)
 			}
@@ -540,10 +548,6 @@ func restorable(l *instance.Layout, c instance.Component) string {
 // check; the newer ones are recorded as refused.
 func choose(ctx context.Context, p *plan, from int, now time.Time) error {
 	p.chosen = -1
-	db := ""
-	if p.c.Type == "postgresql" {
-		db = p.t.Locator
-	}
 	for i := from; i < len(p.cands); i++ {
 		c := p.cands[i]
 		var older *backup.Candidate
@@ -559,10 +563,24 @@ func choose(ctx context.Context, p *plan, from int, now time.Time) error {
 			c.Content = p.pin.content
 			p.cands[i].Content = p.pin.content
 		}
-		failed, err := backup.Judge(ctx, c, older, db)
+		db := dumpDB(p)
+		var failed []backup.CheckResult
+		var err error
+		p.pending = p.oneRead && oneRead(c.Rule.Format)
+		if p.pending {
+			// The content is checked as it is staged (stage); a
+			// candidate refused without reading it is judged whole, for
+			// the same reasons Judge gives.
+			if failed, err = backup.JudgeMeta(ctx, c, older, db); err == nil && len(failed) > 0 {
+				failed, err = backup.Judge(ctx, c, older, db)
+			}
+		} else {
+			failed, err = backup.Judge(ctx, c, older, db)
+		}
 		if err != nil {
 			return err
 		}
+		p.older = older
 		reason := backup.Reasons(failed)
 		if len(failed) == 0 && p.readContent && p.k.Shape().IsTree() {
 			if _, err := extractTree(ctx, c.Path, c.ContentPath(), c.Rule.Format, p.t.Locator, p.k.Shape() == kind.TreeDir, "", c.MTime); err != nil {
@@ -595,6 +613,17 @@ func choose(ctx context.Context, p *plan, from int, now time.Time) error {
 	return nil
 }
 
+// oneRead says whether a backup of format is checked in the same read
+// that stages it: tar streams (extracted as they are checked) and
+// pg_custom dumps (checked while pg_restore loads them).
+func oneRead(format string) bool {
+	switch format {
+	case "tar", "tar_gz", "tar_zst", "pg_custom":
+		return true
+	}
+	return false
+}
+
 // restoreOne stages the chosen backup of one component, falling back to
 // older ones when the content cannot be staged, then puts it in place.
 func restoreOne(ctx context.Context, l *instance.Layout, req Request, p *plan, aside *softdelete.Aside, res *Result) error {
@@ -602,31 +631,51 @@ func restoreOne(ctx context.Context, l *instance.Layout, req Request, p *plan, a
 	defer func() { p.res.DurationSeconds = time.Since(start).Seconds() }()
 	env := req.Options.Env()
 	for {
-		err := stage(ctx, req, p, res)
-		if err == nil {
+		failed, err := stage(ctx, req, p, res)
+		if err == nil && len(failed) == 0 {
 			if err = p.pin.changed(); err != nil && p.staged != "" {
 				_ = p.k.DropStaging(ctx, env, p.staged, false)
 				p.staged = ""
 			}
 		}
-		if err == nil {
+		if err == nil && len(failed) == 0 {
 			break
 		}
 		if ctx.Err() != nil {
+			if err == nil {
+				err = ctx.Err()
+			}
 			p.res.Status, p.res.Reason = StatusFailed, err.Error()
 			return err
 		}
-		if placeFailure(err) {
+		c := p.cands[p.chosen]
+		if err != nil && len(failed) == 0 && p.pending {
+			// The staging stopped before the content checks made in the
+			// same read could end: judge the backup whole now, so that
+			// a broken backup is refused for what is wrong with it (and
+			// never taken for a fault of the place).
+			jf, jerr := backup.Judge(ctx, c, p.older, dumpDB(p))
+			if jerr != nil {
+				p.res.Status, p.res.Reason = StatusFailed, jerr.Error()
+				return jerr
+			}
+			failed = jf
+		}
+		if len(failed) == 0 && placeFailure(err) {
 			// The backup passed every check; the place could not take
 			// it. An older backup would cost data for a fault that is
 			// not the backup's: the component fails, as it was.
 			p.res.Status, p.res.Reason = StatusFailed, fmt.Sprintf("%v: the backup passed every check and is still the one to use; the failure is the place's, not the backup's, so no older backup was used; nothing was put in place and the staging was removed: fix it (make room, permissions, server) and run again", err)
 			return err
 		}
-		// The content could not be staged (nothing was put in place):
-		// refuse this backup and fall back to the next good one.
-		c := p.cands[p.chosen]
-		p.res.Refused = append(p.res.Refused, Refused{Path: c.Path, MTime: c.MTime.UTC(), Reason: "restore: " + err.Error()})
+		// The backup failed its checks, or its content could not be
+		// staged (nothing was put in place): refuse it and fall back to
+		// the next good one.
+		reason := backup.Reasons(failed)
+		if len(failed) == 0 {
+			reason = "restore: " + err.Error()
+		}
+		p.res.Refused = append(p.res.Refused, Refused{Path: c.Path, MTime: c.MTime.UTC(), Reason: reason})
 		if cerr := choose(ctx, p, p.chosen+1, req.Now); cerr != nil {
 			p.res.Status, p.res.Reason = StatusFailed, cerr.Error()
 			return cerr
@@ -679,8 +728,21 @@ func restoreOne(ctx context.Context, l *instance.Layout, req Request, p *plan, a
 	return nil
 }
 
+// dumpDB is the database a dump of p's component must name ("" for a
+// tree).
+func dumpDB(p *plan) string {
+	if p.c.Type == "postgresql" {
+		return p.t.Locator
+	}
+	return ""
+}
+
 // stage restores the chosen backup into the component's staging place.
-func stage(ctx context.Context, req Request, p *plan, res *Result) error {
+// When the chosen candidate's content checks are pending (oneRead), they
+// are made in the same read (a tar stream) or at the same time (a
+// pg_custom dump loaded by pg_restore): failed are the checks it fails,
+// and then nothing is staged.
+func stage(ctx context.Context, req Request, p *plan, res *Result) ([]backup.CheckResult, error) {
 	c := p.cands[p.chosen]
 	env := req.Options.Env()
 	if p.k.Shape() == kind.Dump {
@@ -689,47 +751,92 @@ func stage(ctx context.Context, req Request, p *plan, res *Result) error {
 		env = env.With(kind.NotesSetting, func(s string) { res.note("component %s: %s", p.c.Name, s) })
 		var staged string
 		var err error
+		var failed []backup.CheckResult
 		switch c.Rule.Format {
 		case "pg_plain":
 			sp, ok := p.k.(interface {
 				StagePlain(context.Context, kind.Env, kind.Target, kind.Backup) (string, error)
 			})
 			if !ok {
-				return fmt.Errorf("a %s component cannot be restored from a plain SQL dump", p.c.Type)
+				return nil, fmt.Errorf("a %s component cannot be restored from a plain SQL dump", p.c.Type)
 			}
 			staged, err = sp.StagePlain(ctx, env, p.t, kind.Backup{Format: c.Rule.Format, File: c.Path,
 				Plain: func() (io.Reader, func() error, error) { return backup.OpenPlainSQL(c.ContentPath()) }})
 		default:
-			staged, err = p.k.Stage(ctx, env, p.t, c.ContentPath())
+			if !p.pending {
+				staged, err = p.k.Stage(ctx, env, p.t, c.ContentPath())
+				break
+			}
+			// The dump is checked (sha256, every chunk of every data
+			// block) while pg_restore loads it into the staging
+			// database (and inflates every block): a dump that fails
+			// the checks stops the load and is dropped; a load that
+			// fails is judged whole by restoreOne (the dump is still
+			// pending), so that a corrupted block is refused for it.
+			sctx, cancel := context.WithCancel(ctx)
+			verdict := make(chan error, 1)
+			go func() {
+				f, _, jerr := backup.JudgeContent(ctx, c, p.older, dumpDB(p), &backup.Staging{PGRestore: true})
+				failed = f
+				if jerr != nil || len(f) > 0 {
+					cancel()
+				}
+				verdict <- jerr
+			}()
+			staged, err = p.k.Stage(sctx, env, p.t, c.ContentPath())
+			jerr := <-verdict
+			cancel()
+			if jerr != nil || len(failed) > 0 {
+				// The load was stopped at any point, perhaps while the
+				// staging database was being created: drop it by name.
+				if staged == "" {
+					staged = p.k.Staging(p.t)
+				}
+				if derr := p.k.DropStaging(ctx, env, staged, false); derr != nil && jerr == nil {
+					return nil, fmt.Errorf("backup %s: %s; dropping the staging database %s also failed: %w", c.Path, backup.Reasons(failed), staged, derr)
+				}
+				return failed, jerr
+			}
 		}
 		if err != nil {
 			if staged != "" {
 				_ = p.k.DropStaging(ctx, env, staged, false)
 			}
-			return err
+			return nil, err
 		}
 		p.staged = staged
-		return nil
+		return nil, nil
 	}
 	top := p.k.Staging(p.t)
 	parent := filepath.Dir(top)
 	if _, err := os.Lstat(parent); errors.Is(err, os.ErrNotExist) {
 		if err := os.MkdirAll(parent, 0o755); err != nil {
-			return fmt.Errorf("component %s: %w", p.c.Name, err)
+			return nil, fmt.Errorf("component %s: %w", p.c.Name, err)
 		}
 		res.Changed = true
 		res.note("created the parent directory %s of component %s", parent, p.c.Name)
 	}
 	if err := os.Mkdir(top, 0o700); err != nil {
-		return fmt.Errorf("component %s: create staging directory: %w", p.c.Name, err)
+		return nil, fmt.Errorf("component %s: create staging directory: %w", p.c.Name, err)
 	}
-	tree, err := extractTree(ctx, c.Path, c.ContentPath(), c.Rule.Format, p.t.Locator, p.k.Shape() == kind.TreeDir, top, c.MTime)
-	if err != nil {
+	var tree *stagedTree
+	var failed []backup.CheckResult
+	var err error
+	if p.pending {
+		tree, failed, err = extractChecked(ctx, c, p.older, p.t.Locator, p.k.Shape() == kind.TreeDir, top)
+	} else {
+		tree, err = extractTree(ctx, c.Path, c.ContentPath(), c.Rule.Format, p.t.Locator, p.k.Shape() == kind.TreeDir, top, c.MTime)
+	}
+	if err != nil || len(failed) > 0 {
 		if derr := p.k.DropStaging(ctx, env, top, false); derr != nil {
-			return fmt.Errorf("%w; removing the staging directory %s also failed: %v", err, top, derr)
+			if err == nil {
+				err = fmt.Errorf("backup %s: %s", c.Path, backup.Reasons(failed))
+			}
+			return nil, fmt.Errorf("%w; removing the staging directory %s also failed: %v", err, top, derr)
 		}
-		return err
+		return failed, err
 	}
+	p.pending = false
 	p.staged = top
 	p.layout = tree.layout
 	p.files, p.bytes = tree.files, tree.bytes
@@ -737,5 +844,5 @@ func stage(ctx context.Context, req Request, p *plan, res *Result) error {
 		res.note("component %s: the backup %s carries %d extended attribute(s) or ACL(s) that are not restored (first: %s); set them again by hand if the application needs them",
 			p.c.Name, c.Path, n, strings.Join(tree.dropped[:min(n, 3)], ", "))
 	}
-	return nil
+	return nil, nil
 }

@@ -55,7 +55,22 @@ func WriteTarEntry(root *os.Root, rel string, hdr *tar.Header, open func() (io.R
 			}
 			return readFile{rc, hdr.FileInfo()}, nil
 		}}
-	return writeEntry(root, rel, hdr, fi)
+	return writeEntry(root, rel, hdr, fi, true)
+}
+
+// WriteTarEntryUnsynced is WriteTarEntry without the sync of each file:
+// its writeback is started (sync_file_range), and the caller syncs the
+// filesystem (syncfs) before the tree is renamed into place.
+func WriteTarEntryUnsynced(root *os.Root, rel string, hdr *tar.Header, open func() (io.ReadCloser, error)) error {
+	fi := archives.FileInfo{FileInfo: hdr.FileInfo(), Header: hdr, NameInArchive: hdr.Name, LinkTarget: hdr.Linkname,
+		Open: func() (fs.File, error) {
+			rc, err := open()
+			if err != nil {
+				return nil, err
+			}
+			return readFile{rc, hdr.FileInfo()}, nil
+		}}
+	return writeEntry(root, rel, hdr, fi, false)
 }
 
 type readFile struct {
@@ -75,6 +90,14 @@ func ApplyMeta(root *os.Root, rel string, e FileEntry) error { return applyMeta(
 // (and fsyncs each directory). It returns why it differs, or "".
 func CompareTree(root *os.Root, rel func(string) string, base string, entries []FileEntry, meta bool) string {
 	return compareTree(root, rel, base, entries, meta)
+}
+
+// CompareTreeShape is CompareTree with meta, files compared by size
+// without being read again (their content was written from a stream
+// checked as it was read), and no directory synced (the caller syncs the
+// filesystem before the rename into place).
+func CompareTreeShape(root *os.Root, rel func(string) string, base string, entries []FileEntry) string {
+	return compareTreeWith(root, rel, base, entries, true, false)
 }
 
 // Aside records the present components a forced restore from another

@@ -17,6 +17,7 @@ import (
 	"syscall"
 
 	"github.com/mholt/archives"
+	"golang.org/x/sys/unix"
 
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
 	"github.com/fleetsafe/fleetsafe/pkg/kind"
@@ -170,7 +171,7 @@ func (r *restorer) stageArchive(ctx context.Context, archive string, picks []*pi
 			}
 			return s.root.Link(s.rel(hdr.Linkname), rel)
 		}
-		return writeEntry(s.root, rel, hdr, fi)
+		return writeEntry(s.root, rel, hdr, fi, true)
 	})
 	if err != nil {
 		return fmt.Errorf("extract %s: %w", archive, err)
@@ -307,6 +308,13 @@ func componentEntries(m *Manifest, comp string) []FileEntry {
 // It fsyncs every directory when meta is set (the staged tree is about to
 // be renamed into place). It returns why it differs, or "".
 func compareTree(root *os.Root, rel func(string) string, base string, entries []FileEntry, meta bool) string {
+	return compareTreeWith(root, rel, base, entries, meta, true)
+}
+
+// compareTreeWith is compareTree; without content, files are compared by
+// size, not read again and hashed, and directories are not synced (the
+// caller syncs the filesystem).
+func compareTreeWith(root *os.Root, rel func(string) string, base string, entries []FileEntry, meta, content bool) string {
 	var problems []string
 	missing := 0
 	add := func(format string, args ...any) {
@@ -335,6 +343,9 @@ func compareTree(root *os.Root, rel func(string) string, base string, entries []
 				add("%s has %d bytes, the manifest says %d", e.Name(), fi.Size(), e.Size)
 				continue
 			}
+			if !content {
+				break
+			}
 			sum, err := hashFile(nil, root, p, buf)
 			if err != nil || sum != e.SHA256 {
 				add("%s has sha256 %s, the manifest says %s", e.Name(), sum, e.SHA256)
@@ -353,7 +364,7 @@ func compareTree(root *os.Root, rel func(string) string, base string, entries []
 			}
 			continue
 		case "dir":
-			if meta {
+			if meta && content {
 				if d, err := root.Open(p); err == nil {
 					serr := d.Sync()
 					d.Close()
@@ -428,7 +439,10 @@ func hashPath(path string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-func writeEntry(root *os.Root, rel string, hdr *tar.Header, fi archives.FileInfo) error {
+// writeEntry writes one entry; with sync, a regular file is synced before
+// it is closed, else its writeback is only started (the caller syncs the
+// filesystem before the tree is renamed into place).
+func writeEntry(root *os.Root, rel string, hdr *tar.Header, fi archives.FileInfo, sync bool) error {
 	switch hdr.Typeflag {
 	case tar.TypeDir:
 		return root.MkdirAll(rel, 0o700)
@@ -467,6 +481,12 @@ func writeEntry(root *os.Root, rel string, hdr *tar.Header, fi archives.FileInfo
 		if err := out.Truncate(sw.off); err != nil {
 			out.Close()
 			return fmt.Errorf("set the size of %s: %w", filepath.Join(root.Name(), rel), err)
+		}
+		if !sync {
+			// Start the writeback now, so that the disk works while the
+			// next entries are read; the caller's syncfs waits for it.
+			_ = unix.SyncFileRange(int(out.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
+			return out.Close()
 		}
 		if err := out.Sync(); err != nil {
 			out.Close()
