@@ -63,7 +63,19 @@ type Summary struct {
 	DataBlocks  int    `json:"data_blocks"`
 	// DataBytes is the uncompressed size of all table and large-object data.
 	DataBytes int64 `json:"data_bytes"`
+	// Rows counts the rows of each table's data (its COPY lines), for the
+	// tables the dump holds data of; filled by Verify (which inflates every
+	// stream), nil from VerifyFraming and the sequential reader.
+	Rows map[Table]int64 `json:"-"`
 }
+
+// Table names a table by its schema and name, unquoted.
+type Table struct {
+	Schema, Name string
+}
+
+// String is the table's quoted, schema-qualified name.
+func (t Table) String() string { return QuoteIdent(t.Schema) + "." + QuoteIdent(t.Name) }
 
 type tocEntry struct {
 	id      int64
@@ -73,6 +85,8 @@ type tocEntry struct {
 	offset  int64
 	hasData bool
 	owner   string
+	// namespace is the entry's schema (a TABLE DATA entry's table's).
+	namespace string
 	// defn is kept for the database-level entries only (dbentries.go).
 	defn string
 }
@@ -395,6 +409,7 @@ func (r *reader) tocEntry() (*tocEntry, error) {
 	if databaseLevel(e.desc, e.tag) {
 		e.defn = rest[0]
 	}
+	e.namespace = rest[3]
 	if r.version >= vers1_16 {
 		if _, err := r.int(); err != nil { // relkind
 			return nil, err

@@ -75,6 +75,13 @@ type stream struct {
 type result struct {
 	n   int64
 	err error
+	// rows is the number of lines of a TABLE DATA stream inflated whole
+	// (COPY's text format ends every row with a newline and escapes the
+	// newlines inside values); -1 when not counted.
+	rows int64
+	// entry is the stream's table of contents entry (nil for an empty
+	// result).
+	entry *tocEntry
 }
 
 type pool struct {
@@ -165,6 +172,12 @@ func verifyParallel(src io.Reader, workers int, limit int64) (*Summary, error) {
 			return nil, res.err
 		}
 		sum.DataBytes += res.n
+		if res.rows >= 0 && res.entry != nil && limit == 0 {
+			if sum.Rows == nil {
+				sum.Rows = map[Table]int64{}
+			}
+			sum.Rows[Table{Schema: res.entry.namespace, Name: res.entry.tag}] = res.rows
+		}
 	}
 	if perr != nil {
 		return nil, perr
@@ -398,6 +411,8 @@ func (sr *segReader) drain() {
 type inflater struct {
 	comp  string
 	limit int64 // data bytes inflated at most (0: all)
+	// lines counts the newlines of the stream being inflated, when set.
+	lines *lineCounter
 	zr    io.ReadCloser
 	zs    *zstd.Decoder
 	br    *bufio.Reader
@@ -419,21 +434,68 @@ func (f *inflater) run(s *stream, bufs *pool) result {
 		}
 		src = f.br
 	}
-	n, err := f.inflate(src)
-	if err == errEnough {
-		// The rest is walked (by the reader), not inflated.
-		return result{n: n}
+	f.lines = nil
+	if f.limit == 0 && s.entry != nil && s.entry.desc == "TABLE DATA" && f.comp != "lz4" {
+		f.lines = &lineCounter{}
+	}
+	res := f.count(f.inflate(src))
+	if res.err != nil {
+		res.err = fmt.Errorf("entry %d (%s %s): %w", s.entry.id, s.entry.desc, s.entry.tag, &StructureError{Offset: s.start, Msg: fmt.Sprintf("data does not decompress (corrupted): %v", res.err)})
 	}
 	if sr != nil && sr.hit {
 		// The inflater reached the cut: the reader's own error (truncation)
 		// is the finding, and the reader reports it.
-		return result{n: n}
+		return result{n: res.n, rows: -1}
+	}
+	res.entry = s.entry
+	return res
+}
+
+// count turns an inflation's outcome into a result: the bytes, the lines
+// counted (-1 when not, or when the inflation did not reach the end), and
+// an error when it did not inflate (errEnough is the limit, not an error).
+func (f *inflater) count(n int64, err error) result {
+	if err == errEnough {
+		return result{n: n, rows: -1}
 	}
 	if err != nil {
-		werr := &StructureError{Offset: s.start, Msg: fmt.Sprintf("data does not decompress (corrupted): %v", err)}
-		return result{n: n, err: fmt.Errorf("entry %d (%s %s): %w", s.entry.id, s.entry.desc, s.entry.tag, werr)}
+		return result{n: n, rows: -1, err: err}
 	}
-	return result{n: n}
+	if f.lines == nil {
+		return result{n: n, rows: -1}
+	}
+	return result{n: n, rows: f.lines.rows()}
+}
+
+// lineCounter counts the newlines written to it, and keeps the last
+// bytes to tell pg_dump's end of COPY data from the rows.
+type lineCounter struct {
+	n    int64
+	tail []byte
+}
+
+func (c *lineCounter) Write(p []byte) (int, error) {
+	c.n += int64(bytes.Count(p, []byte{'\n'}))
+	c.tail = append(c.tail, p[max(0, len(p)-len(copyEnd)-1):]...)
+	if len(c.tail) > len(copyEnd)+1 {
+		c.tail = append(c.tail[:0], c.tail[len(c.tail)-len(copyEnd)-1:]...)
+	}
+	return len(p), nil
+}
+
+// copyEnd is what pg_dump writes after a table's COPY rows, in every
+// format: the end-of-data line and two empty lines.
+const copyEnd = "\\.\n\n\n"
+
+// rows is the number of rows: the lines, less pg_dump's end of data when
+// the stream ends with it (a line of its own: a row holding "\." is
+// written "\\.").
+func (c *lineCounter) rows() int64 {
+	t := string(c.tail)
+	if c.n >= 3 && (t == copyEnd && c.n == 3 || len(t) == len(copyEnd)+1 && t[0] == '\n' && t[1:] == copyEnd) {
+		return c.n - 3
+	}
+	return c.n
 }
 
 // errEnough ends an inflation at the inflater's limit.
@@ -455,6 +517,8 @@ func (f *inflater) inflate(src io.Reader) (int64, error) {
 	var dst io.Writer = io.Discard
 	if f.limit > 0 {
 		dst = &limited{n: f.limit}
+	} else if f.lines != nil {
+		dst = f.lines
 	}
 	copyOut := func(r io.Reader) (int64, error) {
 		n, err := io.Copy(dst, r)

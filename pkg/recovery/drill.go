@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/fleetsafe/fleetsafe/pkg/backup"
@@ -144,6 +147,10 @@ func DrillWith(ctx context.Context, l *instance.Layout, name string, opts instan
 					dc.Tables, dc.Rows, err = countRows(ctx, postgresql.Conn(env), p.staged)
 					if err != nil {
 						dc.Status, dc.Reason = DrillFailed, fmt.Sprintf("count the rows restored from %s: %v", dc.Backup.Path, err)
+					} else if dc.Backup.Format == backup.FormatPGCustom && p.pin != nil {
+						if err := compareRows(ctx, postgresql.Conn(env), p.staged, p.pin.content); err != nil {
+							dc.Status, dc.Reason = DrillFailed, fmt.Sprintf("the database restored from %s does not hold the dump's rows: %v", dc.Backup.Path, err)
+						}
 					}
 				}
 			} else {
@@ -201,4 +208,48 @@ func countRows(ctx context.Context, pg pgdump.Conn, db string) (int, int64, erro
 		total += n
 	}
 	return len(tables), total, nil
+}
+
+// compareRows compares the rows of each table of database db with the
+// rows the custom-format dump at file holds for it (its COPY lines,
+// counted by pgdump.Verify): a table restored with fewer or more rows
+// than its dump, or missing, is an error naming each.
+func compareRows(ctx context.Context, pg pgdump.Conn, db, file string) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return fmt.Errorf("read the dump again: %w", err)
+	}
+	sum, err := pgdump.Verify(f)
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("read the dump again: %w", err)
+	}
+	conn, err := pg.Open(ctx, db)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	tables := make([]pgdump.Table, 0, len(sum.Rows))
+	for t := range sum.Rows {
+		tables = append(tables, t)
+	}
+	slices.SortFunc(tables, func(a, b pgdump.Table) int { return strings.Compare(a.String(), b.String()) })
+	var bad []string
+	for _, t := range tables {
+		var n int64
+		// ONLY: the dump holds a parent's own rows, its children's apart.
+		err := conn.QueryRowContext(ctx, "SELECT count(*) FROM ONLY "+t.String()).Scan(&n)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return ctx.Err()
+		case err != nil:
+			bad = append(bad, fmt.Sprintf("%s: %v", t, err))
+		case n != sum.Rows[t]:
+			bad = append(bad, fmt.Sprintf("%s holds %d rows, its dump %d", t, n, sum.Rows[t]))
+		}
+	}
+	if len(bad) > 0 {
+		return errors.New(strings.Join(bad, "; "))
+	}
+	return nil
 }
