@@ -15,31 +15,14 @@ import (
 	"github.com/fleetsafe/fleetsafe/pkg/kinds/postgresql"
 )
 
-// restoreRolesLeft lists the temporary restore roles on the server whose
-// run is gone (their advisory lock is free): roles of restores running at
-// the same time in other tests are not leftovers.
-func (x *fx) restoreRolesLeft(t *testing.T) string {
+// restoreRolesLeft lists the temporary restore roles of restores into
+// database db whose run is gone (their advisory lock is free): roles of
+// restores running at the same time in other tests, and those other
+// tests' killed runs leave (their roles are named after their own
+// databases), are not this test's leftovers.
+func (x *fx) restoreRolesLeft(t *testing.T, db string) string {
 	t.Helper()
-	// pkg/kinds/postgresql's tests plant roles that look left over, under
-	// this lock: look while holding it shared.
-	ctx := context.Background()
-	db, err := x.pg.Open(ctx, "postgres")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock_shared($1, $2)", postgresql.TestRolesLockClass, postgresql.TestRolesLockKey); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_, _ = conn.ExecContext(ctx, "SELECT pg_advisory_unlock_shared($1, $2)", postgresql.TestRolesLockClass, postgresql.TestRolesLockKey)
-	}()
-	all := x.psql(t, "postgres", "SELECT coalesce(string_agg(rolname, ','), '') FROM pg_roles WHERE rolname LIKE 'fsrestore\\_role\\_%'")
+	all := x.psql(t, "postgres", fmt.Sprintf("SELECT coalesce(string_agg(rolname, ','), '') FROM pg_roles WHERE starts_with(rolname, '%s')", postgresql.RestoreRolePrefixFor(db)))
 	var left []string
 	for _, r := range strings.Split(all, ",") {
 		if r == "" {
@@ -108,7 +91,7 @@ func TestPlainDumpCannotRegainPrivilege(t *testing.T) {
 			if got := x.psql(t, "postgres", fmt.Sprintf("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '%s'", victim)); got != admin {
 				t.Errorf("after %s, another app's database %s belongs to %s", c.climb, victim, got)
 			}
-			if left := x.restoreRolesLeft(t); left != "" {
+			if left := x.restoreRolesLeft(t, x.dbName("acme")); left != "" {
 				t.Errorf("temporary restore roles left behind: %s", left)
 			}
 			if res["failed"] != true {
@@ -198,7 +181,7 @@ func TestDumpOwnedByASuperuserWithCodeIsRefused(t *testing.T) {
 					t.Errorf("the function belongs to %q, want %s", got, owner)
 				}
 			}
-			if left := x.restoreRolesLeft(t); left != "" {
+			if left := x.restoreRolesLeft(t, x.dbName("acme")); left != "" {
 				t.Errorf("temporary restore roles left behind: %s", left)
 			}
 		})
@@ -249,7 +232,8 @@ func TestRestoreKilledLeavesNoRestoreRole(t *testing.T) {
 		_ = run.Wait()
 		t.Fatal("the restore never staged the database as a temporary role")
 	}
-	time.Sleep(300 * time.Millisecond) // pg_restore is loading rows
+	// Killed at once: the staging database is still the role's (a run
+	// that finished first would leave nothing to clean, on a fast machine).
 	must(t, run.Process.Kill())
 	_ = run.Wait()
 	time.Sleep(200 * time.Millisecond)
@@ -263,7 +247,7 @@ func TestRestoreKilledLeavesNoRestoreRole(t *testing.T) {
 	if got := x.psql(t, "postgres", fmt.Sprintf("SELECT count(*) FROM pg_roles WHERE rolname = '%s'", role)); got != "0" {
 		t.Errorf("the temporary role %s of the killed run is still there after the next run", role)
 	}
-	if left := x.restoreRolesLeft(t); left != "" {
+	if left := x.restoreRolesLeft(t, x.dbName("acme")); left != "" {
 		t.Errorf("temporary restore roles left behind: %s", left)
 	}
 	if got := x.psql(t, db, "SELECT count(*)::text || ' ' || pg_get_userbyid((SELECT datdba FROM pg_database WHERE datname = current_database())) FROM t"); got != "40 "+owner {

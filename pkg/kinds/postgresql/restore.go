@@ -59,7 +59,7 @@ func stageWith(ctx context.Context, env kind.Env, t kind.Target, stage string, u
 	pg := Conn(env)
 	create := func(ctx context.Context, owner string) error { return createStagingDatabase(ctx, pg, stage, owner) }
 	notes := func(s string) { env.Note("%s", s) }
-	if err := runUnprivileged(ctx, pg, stage, create, u, notes); err != nil {
+	if err := runUnprivileged(ctx, pg, stage, t.Locator, create, u, notes); err != nil {
 		if _, derr := dropStagingDatabase(ctx, pg, stage); derr != nil {
 			return stage, fmt.Errorf("restore component %s into staging database %s: %w; dropping the half-restored staging database also failed: %v", t.Component.Name, stage, err, derr)
 		}

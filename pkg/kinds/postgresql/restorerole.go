@@ -71,9 +71,20 @@ func roleLockKey(name string) int32 {
 	return int32(h.Sum32())
 }
 
+// RestoreRolePrefixFor is how the temporary restore roles of restores
+// into database begin: the common prefix and a short hash of the
+// database's name (the instance's database, or "scratch" for the scratch
+// restores of backup verification), so that whoever looks for the roles
+// of one database's restores (a test, an operator) finds them among
+// others on a shared server.
+func RestoreRolePrefixFor(database string) string {
+	sum := sha256.Sum256([]byte(database))
+	return restoreRolePrefix + hex.EncodeToString(sum[:4]) + "_"
+}
+
 // newRestoreRole removes the roles of gone runs, then creates this run's
 // role and takes its lock. The caller must call drop.
-func newRestoreRole(ctx context.Context, pg pgdump.Conn, notes func(string)) (*restoreRole, error) {
+func newRestoreRole(ctx context.Context, pg pgdump.Conn, tag string, notes func(string)) (*restoreRole, error) {
 	admin, err := pg.Open(ctx, "postgres")
 	if err != nil {
 		return nil, err
@@ -91,7 +102,7 @@ func newRestoreRole(ctx context.Context, pg pgdump.Conn, notes func(string)) (*r
 		admin.Close()
 		return nil, err
 	}
-	r := &restoreRole{name: restoreRolePrefix + hex.EncodeToString(raw), password: base64.RawURLEncoding.EncodeToString(pw), admin: admin}
+	r := &restoreRole{name: RestoreRolePrefixFor(tag) + hex.EncodeToString(raw), password: base64.RawURLEncoding.EncodeToString(pw), admin: admin}
 	if r.lock, err = admin.Conn(ctx); err != nil {
 		admin.Close()
 		return nil, fmt.Errorf("restore role: %w", err)
@@ -191,15 +202,6 @@ func (e *LoginError) Error() string {
 func (e *LoginError) Hint() string {
 	return "allow password logins (scram-sha-256 or md5) from 127.0.0.1 in pg_hba.conf, as Debian's default has it (host all all 127.0.0.1/32 scram-sha-256), with listen_addresses covering localhost"
 }
-
-// TestRolesLockClass and TestRolesLockKey name the advisory lock under
-// which this package's tests plant restore roles that look left over;
-// tests elsewhere that check no restore role is left take it shared while
-// they look. Restores never take it.
-const (
-	TestRolesLockClass = 0x66737254 // "fsrT"
-	TestRolesLockKey   = 1
-)
 
 // dropGoneRestoreRoles drops the restore roles of runs that are gone: the
 // role carries restoreRoleComment and its advisory lock is free.

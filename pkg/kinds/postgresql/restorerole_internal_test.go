@@ -27,26 +27,12 @@ func TestGoneRestoreRoles(t *testing.T) {
 		t.Skip(err)
 	}
 	defer admin.Close()
-	// The roles this test leaves on purpose (a gone run's, a stray one) are
-	// shown to other packages' tests, which list leftover restore roles on
-	// the same server, only under this lock: they take it shared to look.
-	hold, err := admin.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hold.Close()
-	if _, err := hold.ExecContext(ctx, "SELECT pg_advisory_lock($1, $2)", TestRolesLockClass, TestRolesLockKey); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_, _ = hold.ExecContext(ctx, "SELECT pg_advisory_unlock($1, $2)", TestRolesLockClass, TestRolesLockKey)
-	}()
-	live, err := newRestoreRole(ctx, pg, func(s string) { t.Log(s) })
+	live, err := newRestoreRole(ctx, pg, "roletest", func(s string) { t.Log(s) })
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = live.drop(pg) }()
-	gone, err := newRestoreRole(ctx, pg, func(s string) { t.Log(s) })
+	gone, err := newRestoreRole(ctx, pg, "roletest", func(s string) { t.Log(s) })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -63,7 +63,7 @@ func (Kind) TestRestore(ctx context.Context, env kind.Env, b kind.Backup) (map[s
 		}
 		return nil
 	}
-	if err := runUnprivileged(ctx, pg, scratch, create, unprivilegedRun{content: content}, func(s string) { env.Note("%s", s) }); err != nil {
+	if err := runUnprivileged(ctx, pg, scratch, "scratch", create, unprivilegedRun{content: content}, func(s string) { env.Note("%s", s) }); err != nil {
 		return nil, err
 	}
 	got, err := tableCounts(ctx, pg, scratch)

@@ -86,10 +86,11 @@ type unprivilegedRun struct {
 }
 
 // runUnprivileged creates database db (by create, given the role to own
-// it) and runs u in it as a temporary unprivileged role, dropped before
+// it) and runs u in it as a temporary unprivileged role (named after tag,
+// see RestoreRolePrefixFor), dropped before
 // it returns. On error, db may exist and hold a part: the caller drops it.
-func runUnprivileged(ctx context.Context, pg pgdump.Conn, db string, create func(ctx context.Context, owner string) error, u unprivilegedRun, notes func(string)) (err error) {
-	role, err := newRestoreRole(ctx, pg, notes)
+func runUnprivileged(ctx context.Context, pg pgdump.Conn, db, tag string, create func(ctx context.Context, owner string) error, u unprivilegedRun, notes func(string)) (err error) {
+	role, err := newRestoreRole(ctx, pg, tag, notes)
 	if err != nil {
 		return err
 	}
