@@ -12,8 +12,10 @@
 // in one run, interleaved, -runs times each (medians), the instance put
 // back from quarantine after each run so that every run soft-deletes the
 // same bytes from a warm page cache. It prints wall time and peak RSS
-// (GNU time) of each, the ratios S3/local and encrypted/plain, and the
-// load average before and after.
+// (GNU time) of each, its CPU time (user+sys) and the S3 server's CPU time
+// meanwhile (the server runs on the same machine: its work is part of the
+// wall time), the ratios S3/local and encrypted/plain, and the load
+// average before and after.
 //
 //	eval "$(bash scripts/s3-up.sh)"   # or: make s3
 //	go run ./bench/s3 -module build/library/instance_soft_delete -mib 1024
@@ -30,7 +32,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"filippo.io/age"
@@ -60,6 +65,8 @@ type target struct {
 	s3      bool
 	encrypt bool
 	samples []measure.Sample
+	cpu     []time.Duration // the module's user+sys, per run
+	server  []time.Duration // the S3 server's user+sys during each run
 }
 
 func run(module, dir string, mib, runs int) error {
@@ -111,6 +118,7 @@ func run(module, dir string, mib, runs int) error {
 		{name: "local directory, encrypt_to", encrypt: true},
 		{name: "S3 server, encrypt_to", s3: true, encrypt: true},
 	}
+	serverPID := readPID(filepath.Join(filepath.Dir(s3test.EnvFile()), "pid"))
 	loadBefore := loadAvg()
 	for i := range runs {
 		for _, t := range targets {
@@ -134,7 +142,10 @@ func run(module, dir string, mib, runs int) error {
 			if err := os.WriteFile(args, data, 0o600); err != nil {
 				return err
 			}
+			cpu0, srv0 := childCPU(), serverCPU(serverPID)
 			s, out, err := measure.Run(module, args)
+			t.cpu = append(t.cpu, childCPU()-cpu0)
+			t.server = append(t.server, serverCPU(serverPID)-srv0)
 			if err != nil {
 				return fmt.Errorf("%s: %v: %s", t.name, err, harness.Tail(out, 20))
 			}
@@ -156,7 +167,8 @@ func run(module, dir string, mib, runs int) error {
 	for _, t := range targets {
 		m := measure.Median(t.samples)
 		med[t] = m
-		fmt.Printf("  %-44s %9s  peak RSS %s\n", "soft delete to "+t.name, m.Wall.Round(time.Millisecond), measure.RSS(m.MaxRSS))
+		fmt.Printf("  %-44s %9s  peak RSS %-7s  cpu %s (S3 server %s)\n", "soft delete to "+t.name, m.Wall.Round(time.Millisecond),
+			measure.RSS(m.MaxRSS), medianDur(t.cpu).Round(time.Millisecond), medianDur(t.server).Round(time.Millisecond))
 	}
 	ratio := func(a, b *target) float64 { return float64(med[a].Wall) / float64(med[b].Wall) }
 	fmt.Printf("  ratio S3/local: %.2f plain, %.2f encrypted (goal <= 1.3, peak RSS <= 64 MiB)\n", ratio(targets[1], targets[0]), ratio(targets[3], targets[2]))
@@ -242,6 +254,51 @@ func generate(inst string, mib int) error {
 		}
 	}
 	return nil
+}
+
+// childCPU returns the user+sys time of this process's waited-for
+// descendants (GNU time and the module it runs).
+func childCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// serverCPU returns the user+sys time of process pid (the S3 server), 0
+// when unknown.
+func serverCPU(pid int) time.Duration {
+	if pid <= 0 {
+		return 0
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(data)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+st) * time.Second / 100 // USER_HZ
+}
+
+func readPID(path string) int {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(data)))
+	return pid
+}
+
+func medianDur(d []time.Duration) time.Duration {
+	c := append([]time.Duration(nil), d...)
+	sort.Slice(c, func(i, j int) bool { return c[i] < c[j] })
+	return c[len(c)/2]
 }
 
 func loadAvg() string {
