@@ -173,6 +173,9 @@ func run(module, dir string, mib, runs int) error {
 	ratio := func(a, b *target) float64 { return float64(med[a].Wall) / float64(med[b].Wall) }
 	fmt.Printf("  ratio S3/local: %.2f plain, %.2f encrypted (goal <= 1.3, peak RSS <= 64 MiB)\n", ratio(targets[1], targets[0]), ratio(targets[3], targets[2]))
 	fmt.Printf("  ratio encrypted/plain: %.2f local, %.2f S3 (goal <= 1.15)\n", ratio(targets[2], targets[0]), ratio(targets[3], targets[1]))
+	cpu := func(a, b *target) float64 { return float64(medianDur(a.cpu)) / float64(medianDur(b.cpu)) }
+	fmt.Printf("  module CPU ratio (the S3 server's CPU left out): S3/local %.2f plain, %.2f encrypted; encrypted/plain %.2f local, %.2f S3\n",
+		cpu(targets[1], targets[0]), cpu(targets[3], targets[2]), cpu(targets[2], targets[0]), cpu(targets[3], targets[1]))
 	fmt.Printf("  before: %s; after: %s\n", loadBefore, loadAfter)
 	return nil
 }
