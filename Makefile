@@ -186,8 +186,9 @@ demo: venv build pg mariadb
 # action plugin's cache (after, cold and warm).
 BENCH_HOSTS ?= 20
 BENCH_TASKS ?= 20
-bench: venv build pg
+bench: venv build pg s3
 	$(GO) run ./bench/softdelete -module $(LIBRARY)/instance_soft_delete
+	$(GO) run ./bench/s3 -module $(LIBRARY)/instance_soft_delete -mib 1024
 	$(GO) run ./bench/verify -module $(LIBRARY)/backup_verify
 	$(GO) run ./bench/pgcustom
 	$(GO) run ./bench/recover -fleetsafe $(LIBRARY)/fleetsafe
