@@ -1,0 +1,110 @@
+package attack5
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+)
+
+// TestSuperuserOwnedViewAndRuleRunWithItsRights attacks promise 1
+// ("nothing the backup contains runs with more rights than the restored
+// database's own content needs", "no role gains a privilege"). A pg_custom
+// backup of acme names a superuser as the database's owner (as a forged
+// dump can) and defines no function of its own, so the check that refuses
+// "a superuser owner with functions" does not apply. It holds a view over
+// pg_authid (readable only by superusers) granted to PUBLIC, and a table
+// open to PUBLIC with a rule whose action writes pg_database. A view's
+// and a rule's table accesses are checked against their owner, which the
+// restore makes the superuser: after the restore, any tenant's role reads
+// every role's password verifier through the view, and changes another
+// database by inserting a row.
+func TestSuperuserOwnedViewAndRuleRunWithItsRights(t *testing.T) {
+	x := newFx(t, "pg_custom")
+	su := superuser(t)
+	db := x.db("acme")
+	victim := x.db("victim")
+	tenant := x.app + "_bob"
+	x.psql(t, "postgres", "CREATE ROLE "+tenant+" NOLOGIN")
+	x.psql(t, "postgres", fmt.Sprintf("CREATE DATABASE %q", victim))
+	x.psql(t, "postgres", fmt.Sprintf("CREATE DATABASE %q OWNER %s", db, su))
+	x.psql(t, db, fmt.Sprintf(`
+CREATE VIEW public.v AS SELECT rolname, rolpassword FROM pg_catalog.pg_authid;
+GRANT SELECT ON public.v TO PUBLIC;
+CREATE TABLE public.t (i int);
+GRANT INSERT ON public.t TO PUBLIC;
+CREATE RULE r AS ON INSERT TO public.t DO ALSO
+  UPDATE pg_catalog.pg_database SET datconnlimit = 7 WHERE datname = '%s';`, victim))
+	x.dump(t, db, "acme", "custom")
+	x.psql(t, "postgres", fmt.Sprintf("DROP DATABASE %q", db))
+
+	res := x.restore(t, "acme")
+	rec := recoveryOf(res, "database")
+	if res["failed"] == true {
+		t.Logf("restore refused (holds): %v", rec)
+		return
+	}
+	t.Logf("restored: status=%v reason=%v notes=%v", rec["status"], rec["reason"], res["notes"])
+	owners := x.psql(t, db, "SELECT string_agg(c.relname || ':' || pg_get_userbyid(c.relowner), ',') FROM pg_class c WHERE c.relname IN ('v','t')")
+	t.Logf("owners after restore: %s", owners)
+	if out, err := x.psqlErr(db, "SET ROLE "+tenant+"; SELECT count(*) FROM public.v WHERE rolpassword IS NOT NULL OR true"); err == nil {
+		t.Errorf("the restore made a view over pg_authid belonging to a superuser; tenant role %s reads it (%s rows of role names and password verifiers)", tenant, out)
+	}
+	if _, err := x.psqlErr(db, "SET ROLE "+tenant+"; INSERT INTO public.t VALUES (1)"); err == nil {
+		if got := x.psql(t, "postgres", fmt.Sprintf("SELECT datconnlimit FROM pg_database WHERE datname = '%s'", victim)); got == "7" {
+			t.Errorf("the restore made a rule belonging to a superuser; tenant role %s changed database %s by inserting a row", tenant, victim)
+		}
+	}
+}
+
+// TestPlainDumpMetaCommandsStayInTheDatabase attacks promise 1 with psql
+// meta-commands in a pg_plain backup: the restore role logs in with a
+// password psql keeps, so `\connect` to another tenant's database would
+// reuse it; `\!` runs a shell as the module's user; `\copy … to` writes a
+// client file; `\o` redirects output to a file; `\i`/`\ir` read files.
+// The victim database is one where PUBLIC may create in public (as every
+// cluster upgraded from PostgreSQL 14 or older has it). Whatever the
+// restore answers, the victim database has no new table and no file is
+// written.
+func TestPlainDumpMetaCommandsStayInTheDatabase(t *testing.T) {
+	cases := []struct{ name, line string }{
+		{"connect at line start", `\connect {victim}` + "\nCREATE TABLE public.pwned (i int);\n"},
+		{"c after a statement", `SELECT 1; \c {victim}` + "\nCREATE TABLE public.pwned (i int);\n"},
+		{"connect inside a comment line", "-- x\n" + `   \c {victim}` + "\nCREATE TABLE public.pwned (i int);\n"},
+		{"shell", `\! touch {file}` + "\n"},
+		{"shell after a statement", `SELECT 1 \! touch {file}` + "\n"},
+		{"copy to file", `\copy (SELECT 1) to '{file}'` + "\n"},
+		{"output to file", `\o {file}` + "\nSELECT 1;\n"},
+		{"setenv and gexec", `SELECT 'CREATE TABLE x (i int)' \gexec` + "\n" + `\o {file}` + "\nSELECT 1;\n"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			x := newFx(t, "pg_plain")
+			db := x.db("acme")
+			victim := x.db("victim")
+			file := t.TempDir() + "/pwned"
+			x.psql(t, "postgres", fmt.Sprintf("CREATE DATABASE %q", victim))
+			x.psql(t, victim, "GRANT CREATE ON SCHEMA public TO PUBLIC")
+			x.psql(t, "postgres", fmt.Sprintf("CREATE DATABASE %q", db))
+			x.psql(t, db, "CREATE TABLE public.data (i int); INSERT INTO public.data VALUES (1), (2);")
+			p := x.dump(t, db, "acme", "plain")
+			b, err := os.ReadFile(p)
+			must(t, err)
+			line := strings.NewReplacer("{victim}", victim, "{file}", file).Replace(c.line)
+			body := strings.Replace(string(b), "-- PostgreSQL database dump complete", line+"\n-- PostgreSQL database dump complete", 1)
+			fi, _ := os.Stat(p)
+			must(t, os.WriteFile(p, []byte(body), 0o644))
+			must(t, os.Chtimes(p, fi.ModTime(), fi.ModTime()))
+			x.psql(t, "postgres", fmt.Sprintf("DROP DATABASE %q", db))
+
+			res := x.restore(t, "acme")
+			t.Logf("failed=%v msg=%v status=%v", res["failed"], res["msg"], recoveryOf(res, "database")["status"])
+			if got := x.psql(t, victim, "SELECT count(*) FROM pg_class WHERE relname IN ('pwned','x') AND relnamespace = 'public'::regnamespace"); got != "0" {
+				t.Errorf("the plain dump's %q created a table in another database %s", c.name, victim)
+			}
+			if _, err := os.Stat(file); err == nil {
+				t.Errorf("the plain dump's %q wrote the file %s", c.name, file)
+			}
+		})
+	}
+}
