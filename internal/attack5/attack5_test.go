@@ -2,7 +2,9 @@ package attack5
 
 import (
 	"fmt"
+	"io"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -132,4 +134,97 @@ func TestPlainDumpMetaCommandsStayInTheDatabase(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRestoredDatabaseKeepsItsDefaultPrivileges attacks promise 2 ("the
+// restored database is complete: same owner, objects, grants"): the
+// application's role has default privileges in its database (ALTER
+// DEFAULT PRIVILEGES FOR ROLE <owner> GRANT SELECT ON TABLES TO <reader>,
+// as many applications set for a read-only role). A real dump of it
+// (custom and plain) is restored: the restore must succeed, the default
+// privileges must be the owner's again, and no restore role may be left.
+func TestRestoredDatabaseKeepsItsDefaultPrivileges(t *testing.T) {
+	for _, format := range []string{"custom", "plain"} {
+		t.Run(format, func(t *testing.T) {
+			x := newFx(t, "pg_"+format)
+			db := x.db("acme")
+			owner, reader := x.app+"_own", x.app+"_ro"
+			x.psql(t, "postgres", "CREATE ROLE "+owner+" NOLOGIN")
+			x.psql(t, "postgres", "CREATE ROLE "+reader+" NOLOGIN")
+			x.psql(t, "postgres", fmt.Sprintf("CREATE DATABASE %q OWNER %s", db, owner))
+			x.psql(t, db, "SET ROLE "+owner+"; CREATE TABLE public.t (i int); INSERT INTO public.t VALUES (1); ALTER DEFAULT PRIVILEGES FOR ROLE "+owner+" IN SCHEMA public GRANT SELECT ON TABLES TO "+reader+"; CREATE TABLE public.u (i int);")
+			want := x.psql(t, db, "SELECT pg_get_userbyid(defaclrole) || ':' || array_to_string(defaclacl, ',') FROM pg_default_acl")
+			x.dump(t, db, "acme", format)
+			x.psql(t, "postgres", fmt.Sprintf("DROP DATABASE %q", db))
+			before := restoreRoles(t, x)
+
+			res := x.restore(t, "acme")
+			rec := recoveryOf(res, "database")
+			if res["failed"] != false {
+				t.Fatalf("a database with default privileges is not restored: %v %v", res["msg"], rec)
+			}
+			got := x.psql(t, db, "SELECT coalesce(string_agg(pg_get_userbyid(defaclrole) || ':' || array_to_string(defaclacl, ','), ';'), '') FROM pg_default_acl")
+			if got != want {
+				t.Errorf("default privileges after the restore: %q, want %q (notes %v)", got, want, res["notes"])
+			}
+			for r := range restoreRoles(t, x) {
+				if !before[r] && strings.Contains(got, r) {
+					t.Errorf("restore role %s left with default privileges", r)
+				}
+			}
+		})
+	}
+}
+
+// TestNoSecretInTheStatementLog attacks promise 3 ("no secret in results,
+// errors, logs, or the server's statement log"): the module's role has
+// log_statement=all (ALTER ROLE … SET, for the run) while the module makes
+// and drops its temporary restore role and restores a custom dump. The server log written meanwhile must hold
+// no password in clear (a PASSWORD clause whose text is not a SCRAM
+// verifier, a password= connection parameter).
+func TestNoSecretInTheStatementLog(t *testing.T) {
+	const logFile = "/var/log/postgresql/postgresql-15-main.log"
+	fi, err := os.Stat(logFile)
+	if err != nil {
+		t.Skipf("no server log to read: %v", err)
+	}
+	x := newFx(t, "pg_custom")
+	db := x.db("acme")
+	x.psql(t, "postgres", fmt.Sprintf("CREATE DATABASE %q", db))
+	x.psql(t, db, "CREATE TABLE public.t (i int); INSERT INTO public.t VALUES (1);")
+	x.dump(t, db, "acme", "custom")
+	x.psql(t, "postgres", fmt.Sprintf("DROP DATABASE %q", db))
+
+	// For the module's role only (PGOPTIONS would reach the restore role's
+	// sessions too, which may not set log_statement), for this run only.
+	su := superuser(t)
+	x.psql(t, "postgres", fmt.Sprintf("ALTER ROLE %q SET log_statement = 'all'", su))
+	t.Cleanup(func() { _, _ = x.psqlErr("postgres", fmt.Sprintf("ALTER ROLE %q RESET log_statement", su)) })
+	res := x.restore(t, "acme")
+	x.psql(t, "postgres", fmt.Sprintf("ALTER ROLE %q RESET log_statement", su))
+	if res["failed"] != false {
+		t.Fatalf("restore failed: %v", res["msg"])
+	}
+	f, err := os.Open(logFile)
+	must(t, err)
+	defer f.Close()
+	_, err = f.Seek(fi.Size(), 0)
+	must(t, err)
+	b, err := io.ReadAll(f)
+	must(t, err)
+	log := string(b)
+	if !strings.Contains(log, db) {
+		t.Fatalf("the server did not log the module's statements (PGOPTIONS ignored?): %d bytes logged", len(b))
+	}
+	password := regexp.MustCompile(`(?i)PASSWORD\s+'([^']*)'|password=(\S+)`)
+	for _, m := range password.FindAllStringSubmatch(log, -1) {
+		v := m[1] + m[2]
+		if !strings.HasPrefix(v, "SCRAM-SHA-256$") && !strings.HasPrefix(v, "md5") {
+			t.Errorf("the server log holds a password in clear: %q", m[0])
+		}
+	}
+	if out := fmt.Sprint(res); strings.Contains(strings.ToLower(out), "password=") {
+		t.Errorf("the result holds a password: %s", out)
+	}
+	t.Logf("%d log lines checked, %d PASSWORD clauses", strings.Count(log, "\n"), len(password.FindAllString(log, -1)))
 }
