@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestSuperuserOwnedViewAndRuleRunWithItsRights attacks promise 1
@@ -227,4 +228,76 @@ func TestNoSecretInTheStatementLog(t *testing.T) {
 		t.Errorf("the result holds a password: %s", out)
 	}
 	t.Logf("%d log lines checked, %d PASSWORD clauses", strings.Count(log, "\n"), len(password.FindAllString(log, -1)))
+}
+
+// TestForgedOwnerIsAnotherTenant attacks promise 1 ("no role gains a
+// privilege") and 2 ("same owner as the original"): acme's database
+// belonged to acme's role, and every older backup says so; the newest
+// backup in acme's directory is a real dump of a database of acme's name
+// owned by bob's role (another tenant on the server; a forged backup).
+// The restore must not give acme's database to bob's role.
+func TestForgedOwnerIsAnotherTenant(t *testing.T) {
+	x := newFx(t, "pg_custom")
+	db := x.db("acme")
+	acme, bob := x.app+"_acme", x.app+"_bob"
+	x.psql(t, "postgres", "CREATE ROLE "+acme+" NOLOGIN")
+	x.psql(t, "postgres", "CREATE ROLE "+bob+" NOLOGIN")
+	x.psql(t, "postgres", fmt.Sprintf("CREATE DATABASE %q OWNER %s", db, acme))
+	x.psql(t, db, "SET ROLE "+acme+"; CREATE TABLE public.t (i int); INSERT INTO public.t VALUES (1);")
+	old := x.dump(t, db, "acme", "custom")
+	when := time.Now().Add(-30 * time.Hour)
+	must(t, os.Chtimes(old, when, when))
+	x.psql(t, "postgres", fmt.Sprintf("ALTER DATABASE %q OWNER TO %s", db, bob))
+	x.psql(t, db, "REASSIGN OWNED BY "+acme+" TO "+bob)
+	x.dump(t, db, "acme", "custom")
+	x.psql(t, "postgres", fmt.Sprintf("DROP DATABASE %q", db))
+
+	res := x.restore(t, "acme")
+	if res["failed"] != false {
+		t.Logf("refused (holds): %v", res["msg"])
+		return
+	}
+	if got := x.psql(t, "postgres", fmt.Sprintf("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '%s'", db)); got == bob {
+		t.Errorf("acme's restored database belongs to another tenant's role %s (notes %v)", bob, res["notes"])
+	}
+}
+
+// TestExoticContentComesBack attacks promise 2 ("objects and rows") with
+// content an application may have and the restore role must be able to
+// create and hand over: a large object, a publication, a row-level
+// security policy, a sequence's position, a comment on the database.
+func TestExoticContentComesBack(t *testing.T) {
+	x := newFx(t, "pg_custom")
+	db := x.db("acme")
+	owner := x.app + "_own"
+	x.psql(t, "postgres", "CREATE ROLE "+owner+" NOLOGIN")
+	x.psql(t, "postgres", fmt.Sprintf("CREATE DATABASE %q OWNER %s", db, owner))
+	x.psql(t, db, fmt.Sprintf(`SET ROLE %s;
+CREATE TABLE public.t (i int PRIMARY KEY, who text);
+ALTER TABLE public.t ENABLE ROW LEVEL SECURITY;
+CREATE POLICY p ON public.t USING (who = current_user);
+CREATE SEQUENCE public.s; SELECT setval('public.s', 42);
+CREATE PUBLICATION pub FOR TABLE public.t;
+SELECT lo_from_bytea(424242, 'large object');
+INSERT INTO public.t VALUES (1, 'x');
+COMMENT ON DATABASE %q IS 'acme db';`, owner, db))
+	probe := `SELECT (SELECT count(*) FROM pg_largeobject_metadata WHERE oid = 424242 AND pg_get_userbyid(lomowner) = '%[1]s') || ',' ||
+ (SELECT coalesce(encode(lo_get(424242), 'escape'), '')) || ',' ||
+ (SELECT count(*) FROM pg_publication WHERE pubname = 'pub' AND pg_get_userbyid(pubowner) = '%[1]s') || ',' ||
+ (SELECT count(*) FROM pg_policy WHERE polname = 'p') || ',' ||
+ (SELECT relrowsecurity FROM pg_class WHERE oid = 'public.t'::regclass) || ',' ||
+ (SELECT last_value FROM public.s) || ',' ||
+ (SELECT coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database WHERE datname = current_database())`
+	probe = fmt.Sprintf(probe, owner)
+	want := x.psql(t, db, probe)
+	x.dump(t, db, "acme", "custom")
+	x.psql(t, "postgres", fmt.Sprintf("DROP DATABASE %q", db))
+
+	res := x.restore(t, "acme")
+	if res["failed"] != false {
+		t.Fatalf("not restored: %v %v", res["msg"], recoveryOf(res, "database"))
+	}
+	if got := x.psql(t, db, probe); got != want {
+		t.Errorf("restored content differs: got %q, want %q (notes %v)", got, want, res["notes"])
+	}
 }
