@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fleetsafe/fleetsafe/internal/fleettest"
 )
 
 // TestSuperuserOwnedViewAndRuleRunWithItsRights attacks promise 1
@@ -299,5 +301,42 @@ COMMENT ON DATABASE %q IS 'acme db';`, owner, db))
 	}
 	if got := x.psql(t, db, probe); got != want {
 		t.Errorf("restored content differs: got %q, want %q (notes %v)", got, want, res["notes"])
+	}
+}
+
+// TestBackupVerifyRestoreTestRunsNoMetaCommand attacks promise 1 through
+// backup_verify's scratch restore (restore_test): a live instance's newest
+// pg_plain backup hides `\!` behind an escape string the plain-dump guard
+// reads differently from psql (a dump without \restrict, as pg_dump
+// before 15.14 writes). Verifying backups must never run a shell.
+func TestBackupVerifyRestoreTestRunsNoMetaCommand(t *testing.T) {
+	x := newFx(t, "pg_plain")
+	db := x.db("acme")
+	file := t.TempDir() + "/pwned"
+	x.psql(t, "postgres", fmt.Sprintf("CREATE DATABASE %q", db))
+	x.psql(t, db, "CREATE TABLE public.data (i int); INSERT INTO public.data VALUES (1), (2);")
+	p := x.dump(t, db, "acme", "plain")
+	b, err := os.ReadFile(p)
+	must(t, err)
+	var kept []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(l, `\restrict `) && !strings.HasPrefix(l, `\unrestrict `) {
+			kept = append(kept, l)
+		}
+	}
+	body := strings.Replace(strings.Join(kept, "\n"), "-- PostgreSQL database dump complete",
+		`SELECT E'\'';`+"\n"+`\! id -u > `+file+"\n-- PostgreSQL database dump complete", 1)
+	fi, _ := os.Stat(p)
+	must(t, os.WriteFile(p, []byte(body), 0o644))
+	must(t, os.Chtimes(p, fi.ModTime(), fi.ModTime()))
+
+	c := modules.Cmd(t, "backup_verify", map[string]any{"layout_file": x.layout, "restore_test": 1,
+		"state_file": t.TempDir() + "/state.json", "fail_on": "never"})
+	c.Env = append(os.Environ(), x.pg.Env()...)
+	res := fleettest.ModuleResult(t, c)
+	delete(res, "invocation")
+	t.Logf("backup_verify: failed=%v msg=%v", res["failed"], res["msg"])
+	if out, err := os.ReadFile(file); err == nil {
+		t.Errorf("backup_verify's restore test ran the backup's shell command (wrote %s: %q)", file, out)
 	}
 }
