@@ -340,3 +340,69 @@ func TestBackupVerifyRestoreTestRunsNoMetaCommand(t *testing.T) {
 		t.Errorf("backup_verify's restore test ran the backup's shell command (wrote %s: %q)", file, out)
 	}
 }
+
+// TestKilledRestoreLeavesNoSession attacks promise 2 ("a SIGKILL at any
+// instant converges on the next run; nothing of a killed run lingers on
+// the server: roles, databases, connections"): the module is killed
+// (SIGKILL, its own pid only) while psql runs a plain dump's slow
+// statement as the restore role. Right after the kill, no session of the
+// killed run may go on running the backup's content; the next run must
+// restore the database and leave no staging database, no restore role of
+// its own or of the killed run, and no session.
+func TestKilledRestoreLeavesNoSession(t *testing.T) {
+	x := newFx(t, "pg_plain")
+	db := x.db("acme")
+	x.psql(t, "postgres", fmt.Sprintf("CREATE DATABASE %q", db))
+	x.psql(t, db, "CREATE TABLE public.data (i int); INSERT INTO public.data VALUES (1), (2);")
+	p := x.dump(t, db, "acme", "plain")
+	b, err := os.ReadFile(p)
+	must(t, err)
+	body := strings.Replace(string(b), "-- PostgreSQL database dump complete",
+		"SELECT pg_sleep(2);\nINSERT INTO public.data VALUES (3);\n-- PostgreSQL database dump complete", 1)
+	fi, _ := os.Stat(p)
+	must(t, os.WriteFile(p, []byte(body), 0o644))
+	must(t, os.Chtimes(p, fi.ModTime(), fi.ModTime()))
+	x.psql(t, "postgres", fmt.Sprintf("DROP DATABASE %q", db))
+	before := restoreRoles(t, x)
+
+	c := modules.Cmd(t, "instance_restore", map[string]any{"name": "acme", "layout_file": x.layout, "source": "backup"})
+	c.Env = append(os.Environ(), x.pg.Env()...)
+	must(t, c.Start())
+	sessions := fmt.Sprintf("SELECT count(*) FROM pg_stat_activity WHERE datname LIKE 'fsrestore%%%s%%'", x.app)
+	deadline := time.Now().Add(20 * time.Second)
+	for x.psql(t, "postgres", sessions+" AND query LIKE '%pg_sleep%'") == "0" {
+		if time.Now().After(deadline) {
+			_ = c.Process.Kill()
+			_ = c.Wait()
+			t.Fatal("the restore never reached the slow statement")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	must(t, c.Process.Kill())
+	_ = c.Wait()
+	time.Sleep(500 * time.Millisecond)
+	if n := x.psql(t, "postgres", sessions); n != "0" {
+		t.Errorf("%s session(s) of the killed run still run the backup's content 0.5 s after the kill", n)
+	}
+
+	res := x.restore(t, "acme")
+	if res["failed"] != false {
+		t.Fatalf("the run after the kill failed: %v %v", res["msg"], recoveryOf(res, "database"))
+	}
+	if got := x.psql(t, db, "SELECT count(*) FROM public.data"); got != "3" {
+		t.Errorf("restored rows: %s, want 3", got)
+	}
+	if n := x.psql(t, "postgres", sessions); n != "0" {
+		t.Errorf("%s session(s) left on staging databases after the next run", n)
+	}
+	if n := x.psql(t, "postgres", fmt.Sprintf("SELECT count(*) FROM pg_database WHERE datname LIKE 'fsrestore%%%s%%'", x.app)); n != "0" {
+		t.Errorf("%s staging database(s) left after the next run", n)
+	}
+	for r := range restoreRoles(t, x) {
+		if !before[r] {
+			if n := x.psql(t, "postgres", fmt.Sprintf("SELECT count(*) FROM pg_stat_activity WHERE usename = '%s'", r)); n != "0" {
+				t.Errorf("restore role %s left with %s session(s)", r, n)
+			}
+		}
+	}
+}
