@@ -406,3 +406,60 @@ func TestKilledRestoreLeavesNoSession(t *testing.T) {
 		}
 	}
 }
+
+// TestDatabaseSearchPathDoesNotCaptureTheModule attacks promise 1 ("no
+// role gains a privilege", "nothing the backup contains runs with more
+// rights than the restored database's own content needs") with what any
+// tenant may do in its own database, no forgery needed: acme's owner (an
+// unprivileged role) sets `ALTER DATABASE acme SET search_path = public,
+// pg_catalog` and defines in public an operator `=` on (oid, oid) and on
+// (name, name)/(name, text) whose function, when its caller is a superuser,
+// changes another database. A real dump of it is restored; every
+// unqualified comparison that the module's (superuser) sessions run in
+// the staging or restored database calls the tenant's function with the
+// module's rights.
+func TestDatabaseSearchPathDoesNotCaptureTheModule(t *testing.T) {
+	x := newFx(t, "pg_custom")
+	db := x.db("acme")
+	victim := x.db("victim")
+	owner := x.app + "_own"
+	x.psql(t, "postgres", "CREATE ROLE "+owner+" NOLOGIN")
+	x.psql(t, "postgres", fmt.Sprintf("CREATE DATABASE %q", victim))
+	x.psql(t, "postgres", fmt.Sprintf("CREATE DATABASE %q OWNER %s", db, owner))
+	body := fmt.Sprintf(`BEGIN
+  BEGIN
+    UPDATE pg_catalog.pg_database SET datconnlimit = 7 WHERE datname OPERATOR(pg_catalog.=) '%s';
+  EXCEPTION WHEN others THEN NULL;
+  END;
+  RETURN a OPERATOR(pg_catalog.=) b;
+END`, victim)
+	x.psql(t, db, fmt.Sprintf(`SET ROLE %[1]s;
+CREATE TABLE public.t (i int); INSERT INTO public.t VALUES (1);
+CREATE FUNCTION public.eq_oid(a oid, b oid) RETURNS bool LANGUAGE plpgsql AS $f$%[2]s$f$;
+CREATE FUNCTION public.eq_name(a name, b name) RETURNS bool LANGUAGE plpgsql AS $f$%[2]s$f$;
+CREATE FUNCTION public.eq_name_text(a name, b text) RETURNS bool LANGUAGE plpgsql AS $f$%[2]s$f$;
+CREATE OPERATOR public.= (LEFTARG = oid, RIGHTARG = oid, FUNCTION = public.eq_oid);
+CREATE OPERATOR public.= (LEFTARG = name, RIGHTARG = name, FUNCTION = public.eq_name);
+CREATE OPERATOR public.= (LEFTARG = name, RIGHTARG = text, FUNCTION = public.eq_name_text);
+ALTER DATABASE %[3]q SET search_path = public, pg_catalog;`, owner, body, db))
+	x.dump(t, db, "acme", "custom")
+	x.psql(t, "postgres", fmt.Sprintf("DROP DATABASE %q", db))
+
+	res := x.restore(t, "acme")
+	t.Logf("restore: failed=%v status=%v", res["failed"], recoveryOf(res, "database")["status"])
+	if got := x.psql(t, "postgres", fmt.Sprintf("SELECT datconnlimit FROM pg_database WHERE datname = '%s'", victim)); got == "7" {
+		t.Errorf("the tenant's operator ran as the module's superuser during the restore and changed database %s", victim)
+	}
+	if got := x.psql(t, db, "SHOW search_path"); got != "public, pg_catalog" {
+		t.Fatalf("the database-level search_path did not come back (%q): the attack was not armed", got)
+	}
+	// backup_verify works in the live database and a scratch restore of it.
+	c := modules.Cmd(t, "backup_verify", map[string]any{"layout_file": x.layout, "restore_test": 1,
+		"state_file": t.TempDir() + "/state.json", "fail_on": "never"})
+	c.Env = append(os.Environ(), x.pg.Env()...)
+	vres := fleettest.ModuleResult(t, c)
+	t.Logf("backup_verify: failed=%v msg=%v", vres["failed"], vres["msg"])
+	if got := x.psql(t, "postgres", fmt.Sprintf("SELECT datconnlimit FROM pg_database WHERE datname = '%s'", victim)); got == "7" {
+		t.Errorf("the tenant's operator ran as the module's superuser during backup_verify and changed database %s", victim)
+	}
+}
