@@ -317,7 +317,6 @@ COMMENT ON DATABASE %q IS 'acme db';`, owner, db))
 // reads differently from psql (a dump without \restrict, as pg_dump
 // before 15.14 writes). Verifying backups must never run a shell.
 func TestBackupVerifyRestoreTestRunsNoMetaCommand(t *testing.T) {
-	t.Skip("open: FINDINGS-5.md #2")
 	x := newFx(t, "pg_plain")
 	db := x.db("acme")
 	file := t.TempDir() + "/pwned"
@@ -338,14 +337,22 @@ func TestBackupVerifyRestoreTestRunsNoMetaCommand(t *testing.T) {
 	must(t, os.WriteFile(p, []byte(body), 0o644))
 	must(t, os.Chtimes(p, fi.ModTime(), fi.ModTime()))
 
-	c := modules.Cmd(t, "backup_verify", map[string]any{"layout_file": x.layout, "restore_test": 1,
-		"state_file": t.TempDir() + "/state.json", "fail_on": "never"})
-	c.Env = append(os.Environ(), x.pg.Env()...)
-	res := fleettest.ModuleResult(t, c)
-	delete(res, "invocation")
-	t.Logf("backup_verify: failed=%v msg=%v", res["failed"], res["msg"])
-	if out, err := os.ReadFile(file); err == nil {
-		t.Errorf("backup_verify's restore test ran the backup's shell command (wrote %s: %q)", file, out)
+	for _, mode := range []string{"restore_test", "drill"} {
+		args := map[string]any{"layout_file": x.layout, "state_file": t.TempDir() + "/state.json", "fail_on": "never"}
+		if mode == "drill" {
+			args["drill"] = true
+		} else {
+			args["restore_test"] = 1
+		}
+		c := modules.Cmd(t, "backup_verify", args)
+		c.Env = append(os.Environ(), x.pg.Env()...)
+		res := fleettest.ModuleResult(t, c)
+		delete(res, "invocation")
+		t.Logf("backup_verify %s: failed=%v msg=%v", mode, res["failed"], res["msg"])
+		if out, err := os.ReadFile(file); err == nil {
+			t.Errorf("backup_verify's %s ran the backup's shell command (wrote %s: %q)", mode, file, out)
+			must(t, os.Remove(file))
+		}
 	}
 }
 
@@ -489,5 +496,76 @@ ALTER DATABASE %[3]q SET search_path = public, pg_catalog;`, owner, body, db))
 	t.Logf("backup_verify: failed=%v msg=%v", vres["failed"], vres["msg"])
 	if got := x.psql(t, "postgres", fmt.Sprintf("SELECT datconnlimit FROM pg_database WHERE datname = '%s'", victim)); got == "7" {
 		t.Errorf("the tenant's operator ran as the module's superuser during backup_verify and changed database %s", victim)
+	}
+}
+
+// TestSearchPathInSoftDeleteAndArchiveRestore is the attack of
+// TestDatabaseSearchPathDoesNotCaptureTheModule on the archive path: the
+// tenant's database (search_path = public, pg_catalog; its own `=`
+// operators whose function, run by a superuser, changes another
+// database) is soft deleted and restored from its archive. Neither run
+// may execute the tenant's function with the module's rights.
+func TestSearchPathInSoftDeleteAndArchiveRestore(t *testing.T) {
+	x := newFx(t, "pg_custom")
+	db := x.db("acme")
+	victim := x.db("victim")
+	owner := x.app + "_own"
+	archive := t.TempDir()
+	x.psql(t, "postgres", "CREATE ROLE "+owner+" NOLOGIN")
+	x.psql(t, "postgres", fmt.Sprintf("CREATE DATABASE %q", victim))
+	x.psql(t, "postgres", fmt.Sprintf("CREATE DATABASE %q OWNER %s", db, owner))
+	body := fmt.Sprintf(`BEGIN
+  BEGIN
+    UPDATE pg_catalog.pg_database SET datconnlimit = 7 WHERE datname OPERATOR(pg_catalog.=) '%s';
+  EXCEPTION WHEN others THEN NULL;
+  END;
+  RETURN a OPERATOR(pg_catalog.=) b;
+END`, victim)
+	x.psql(t, db, fmt.Sprintf(`SET ROLE %[1]s;
+CREATE TABLE public.t (i int); INSERT INTO public.t VALUES (1);
+CREATE FUNCTION public.eq_oid(a oid, b oid) RETURNS bool LANGUAGE plpgsql AS $f$%[2]s$f$;
+CREATE FUNCTION public.eq_name(a name, b name) RETURNS bool LANGUAGE plpgsql AS $f$%[2]s$f$;
+CREATE FUNCTION public.eq_name_text(a name, b text) RETURNS bool LANGUAGE plpgsql AS $f$%[2]s$f$;
+CREATE OPERATOR public.= (LEFTARG = oid, RIGHTARG = oid, FUNCTION = public.eq_oid);
+CREATE OPERATOR public.= (LEFTARG = name, RIGHTARG = name, FUNCTION = public.eq_name);
+CREATE OPERATOR public.= (LEFTARG = name, RIGHTARG = text, FUNCTION = public.eq_name_text);
+ALTER DATABASE %[3]q SET search_path = public, pg_catalog;`, owner, body, db))
+	changed := func() bool {
+		return x.psql(t, "postgres", fmt.Sprintf("SELECT datconnlimit FROM pg_database WHERE datname = '%s'", victim)) == "7"
+	}
+	run := func(module string, args map[string]any) map[string]any {
+		c := modules.Cmd(t, module, args)
+		c.Env = append(os.Environ(), x.pg.Env()...)
+		res := fleettest.ModuleResult(t, c)
+		delete(res, "invocation")
+		return res
+	}
+	res := run("instance_soft_delete", map[string]any{"name": "acme", "layout_file": x.layout, "archive_dir": archive,
+		"reason": "attack5", "requested_by": "attack5", "retention_days": 1})
+	t.Logf("soft delete: failed=%v msg=%v", res["failed"], res["msg"])
+	if changed() {
+		t.Errorf("the tenant's operator ran as the module's superuser during the soft delete and changed database %s", victim)
+	}
+	if res["failed"] != false {
+		t.Fatalf("soft delete failed: %v", res["msg"])
+	}
+	x.psql(t, "postgres", fmt.Sprintf("DROP DATABASE IF EXISTS %q", db))
+	var quarantined string
+	quarantined = x.psql(t, "postgres", fmt.Sprintf("SELECT coalesce(string_agg(datname, ','), '') FROM pg_database WHERE datname LIKE '%%%s_acme%%'", x.app))
+	for _, q := range strings.Split(quarantined, ",") {
+		if q != "" {
+			x.psql(t, "postgres", fmt.Sprintf("DROP DATABASE %q", q))
+		}
+	}
+	res = run("instance_restore", map[string]any{"name": "acme", "layout_file": x.layout, "archive_dir": archive, "source": "archive"})
+	t.Logf("restore from archive: failed=%v msg=%v", res["failed"], res["msg"])
+	if changed() {
+		t.Errorf("the tenant's operator ran as the module's superuser during the archive restore and changed database %s", victim)
+	}
+	if got := x.psql(t, db, "SELECT count(*) FROM public.t"); got != "1" {
+		t.Errorf("rows restored from the archive: %s, want 1", got)
+	}
+	if got := x.psql(t, db, "SHOW search_path"); got != "public, pg_catalog" {
+		t.Errorf("the database-level search_path did not come back from the archive (%q): the attack was not armed", got)
 	}
 }

@@ -18,7 +18,7 @@ import (
 	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
 )
 
-var modules = fleettest.NewLibrary("attack5-lib", "instance_restore", "backup_verify")
+var modules = fleettest.NewLibrary("attack5-lib", "instance_restore", "backup_verify", "instance_soft_delete")
 
 // TestMain removes the modules built for the run.
 func TestMain(m *testing.M) {
