@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/fleetsafe/fleetsafe/internal/fleettest"
+	"github.com/fleetsafe/fleetsafe/pkg/kinds/postgresql"
 	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
 )
 
@@ -124,11 +125,12 @@ func recoveryOf(res map[string]any, component string) map[string]any {
 	return nil
 }
 
-// restoreRolesLeft lists fsrestore roles on the server (other tests may
-// run restores at once; callers compare before/after).
+// restoreRoles lists the temporary restore roles of restores into acme's
+// database (other tests run restores, and kill them, at once: their roles
+// are named after their own databases; callers compare before/after).
 func restoreRoles(t *testing.T, x *fx) map[string]bool {
 	t.Helper()
-	out := x.psql(t, "postgres", "SELECT rolname FROM pg_roles WHERE rolname LIKE 'fsrestore\\_role\\_%'")
+	out := x.psql(t, "postgres", fmt.Sprintf("SELECT rolname FROM pg_roles WHERE starts_with(rolname, '%s')", postgresql.RestoreRolePrefixFor(x.db("acme"))))
 	m := map[string]bool{}
 	for _, r := range strings.Fields(out) {
 		m[r] = true
