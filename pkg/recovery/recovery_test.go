@@ -476,3 +476,34 @@ func TestRestore_DumpThatPgRestoreRejectsFallsBack(t *testing.T) {
 	require.NoError(t, admin.QueryRow("SELECT count(*) FROM pg_database WHERE datname LIKE 'fsrestore%' AND datname LIKE '%' || $1 || '%'", x.f.App).Scan(&n))
 	assert.Zero(t, n, "no staging database left")
 }
+
+// TestRestore_PlainDumpWithPsqlLookingTextComesBack: a plain dump is run
+// by psql in restricted mode under a key of fleetsafe's own (pkg/kinds/
+// postgresql restrictfilter.go); a real pg_dump of a database whose rows,
+// column default and comment hold psql-looking text (\unrestrict, \!,
+// backslashes, backquotes) in COPY data and quotes restores whole: only
+// pg_dump's own \restrict and \unrestrict lines are left out.
+func TestRestore_PlainDumpWithPsqlLookingTextComesBack(t *testing.T) {
+	x := newFixture(t)
+	db := x.f.Database("acme")
+	out, err := exec.Command("psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--dbname="+db, "-c",
+		`CREATE TABLE public.psqltext (s text, d text DEFAULT '\! id \o /tmp/x');
+		INSERT INTO public.psqltext VALUES (E'\\unrestrict abc'), (E'\\\\unrestrict'), (E'\\! id'), (E'a\\\\b\\\\'), ('`+"`id`"+`'), (E'\\.');
+		COMMENT ON TABLE public.psqltext IS '\c other';`).CombinedOutput()
+	require.NoError(t, err, string(out))
+	query := "SELECT string_agg(s || d, '|' ORDER BY s) || obj_description('public.psqltext'::regclass) FROM public.psqltext"
+	want, err := exec.Command("psql", "-X", "-A", "-t", "--dbname="+db, "-c", query).CombinedOutput()
+	require.NoError(t, err, string(want))
+	dir := x.f.BackupDir("acme")
+	sqlFile := filepath.Join(dir, "db-"+time.Now().Add(-time.Hour).UTC().Format("20060102T150405")+".sql")
+	out, err = exec.Command("pg_dump", "--dbname="+db, "--file="+sqlFile).CombinedOutput()
+	require.NoError(t, err, string(out))
+	l := relayout(t, x.f, "db-*.dump\n    format: pg_custom", "db-*.sql\n    format: pg_plain", "    checksum: sha256_sidecar\n", "")
+	x.destroy(t, "database")
+	res, err := recovery.Restore(context.Background(), l, x.req())
+	require.NoError(t, err, "%+v", res)
+	assert.Equal(t, sqlFile, byComponent(res)["database"].Backup.Path)
+	got, err := exec.Command("psql", "-X", "-A", "-t", "--dbname="+db, "-c", query).CombinedOutput()
+	require.NoError(t, err, string(got))
+	assert.Equal(t, string(want), string(got))
+}

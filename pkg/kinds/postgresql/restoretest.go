@@ -86,8 +86,15 @@ func psql(ctx context.Context, rc pgdump.Conn, db string, b kind.Backup) (*owner
 		return nil, err
 	}
 	f := newOwnerFilter(in)
+	// Last before psql: restricted mode under a key of our own
+	// (restrictfilter.go), whatever the filters before it let through.
+	rf, err := newRestrictFilter(b.File, f)
+	if err != nil {
+		_ = refused()
+		return f, err
+	}
 	cmd := exec.CommandContext(ctx, "psql", "--no-psqlrc", "--quiet", "-v", "ON_ERROR_STOP=1", "--dbname="+pgdump.DBNameArg(db))
-	cmd.Stdin = f
+	cmd.Stdin = rf
 	cmd.Env = rc.Env()
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -96,10 +103,47 @@ func psql(ctx context.Context, rc pgdump.Conn, db string, b kind.Backup) (*owner
 	if rerr := refused(); rerr != nil {
 		return f, rerr
 	}
+	if rf.err != nil {
+		return f, rf.err
+	}
 	if err != nil {
+		if first, _, _ := strings.Cut(stderr.String(), "\n"); strings.Contains(first, `invalid command \restrict`) {
+			return f, &PsqlTooOldError{File: b.File, Version: psqlVersion(ctx)}
+		}
 		return f, fmt.Errorf("psql -f %s: %w: %s", b.File, err, strings.TrimSpace(stderr.String()))
 	}
 	return f, nil
+}
+
+// PsqlTooOldError is a psql that does not know \restrict: it refused the
+// first line fleetsafe sends, before any line of the dump, and the dump
+// is never run without it.
+type PsqlTooOldError struct {
+	File    string
+	Version string // psql --version, or "" when it did not answer
+}
+
+func (e *PsqlTooOldError) Error() string {
+	v := e.Version
+	if v == "" {
+		v = "psql (version unknown)"
+	}
+	return fmt.Sprintf("%s: not restored: %s does not know \\restrict, and fleetsafe runs a plain dump only in psql's restricted mode (no psql command of the dump runs); nothing of the dump was run", e.File, v)
+}
+
+// Hint tells the operator what to do.
+func (e *PsqlTooOldError) Hint() string {
+	return "install a psql of 17.6, 16.10, 15.14 or 14.19 or later (the minor releases of August 2025, which know \\restrict) on the managed host, or restore from a pg_custom backup"
+}
+
+// psqlVersion is the first line psql --version writes, or "".
+func psqlVersion(ctx context.Context) string {
+	out, err := exec.CommandContext(ctx, "psql", "--version").Output()
+	if err != nil {
+		return ""
+	}
+	v, _, _ := strings.Cut(string(out), "\n")
+	return strings.TrimSpace(v)
 }
 
 // LiveCounts counts the rows of every table of the live database.
