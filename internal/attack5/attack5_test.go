@@ -157,7 +157,6 @@ func TestPlainDumpMetaCommandsStayInTheDatabase(t *testing.T) {
 // (custom and plain) is restored: the restore must succeed, the default
 // privileges must be the owner's again, and no restore role may be left.
 func TestRestoredDatabaseKeepsItsDefaultPrivileges(t *testing.T) {
-	t.Skip("open: FINDINGS-5.md #3")
 	for _, format := range []string{"custom", "plain"} {
 		t.Run(format, func(t *testing.T) {
 			x := newFx(t, "pg_"+format)

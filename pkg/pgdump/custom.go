@@ -87,7 +87,8 @@ type tocEntry struct {
 	owner   string
 	// namespace is the entry's schema (a TABLE DATA entry's table's).
 	namespace string
-	// defn is kept for the database-level entries only (dbentries.go).
+	// defn is kept for the database-level and DEFAULT ACL entries only
+	// (dbentries.go).
 	defn string
 }
 
@@ -406,7 +407,7 @@ func (r *reader) tocEntry() (*tocEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	if databaseLevel(e.desc, e.tag) {
+	if databaseLevel(e.desc, e.tag) || e.desc == "DEFAULT ACL" {
 		e.defn = rest[0]
 	}
 	e.namespace = rest[3]

@@ -28,6 +28,18 @@ type DatabaseEntries struct {
 	// ObjectOwners are the distinct owners the archive names for its
 	// objects (every entry but the database-level ones).
 	ObjectOwners []string
+	// DefaultACL are the archive's DEFAULT ACL entries (ALTER DEFAULT
+	// PRIVILEGES FOR ROLE …), in archive order. The unprivileged restore
+	// role may not run them (it is a member of no role): RestoreExcept
+	// leaves them out, and the caller applies them, checked, after the
+	// hand-over to the owner. Archive text: hostile input.
+	DefaultACL []DefaultACL
+}
+
+// DefaultACL is one DEFAULT ACL entry of an archive.
+type DefaultACL struct {
+	ID  int64  // its dump id (pg_restore -l's first column)
+	SQL string // its definition, one statement a line
 }
 
 // DatabaseSQL is one database-level entry of an archive.
@@ -72,6 +84,11 @@ func ReadDatabaseEntries(src io.Reader) (*DatabaseEntries, error) {
 				return nil, &StructureError{Msg: fmt.Sprintf("two DATABASE entries naming the owners %q and %q (corrupted)", out.Owner, e.owner)}
 			}
 			out.Owner = e.owner
+		case e.desc == "DEFAULT ACL":
+			out.DefaultACL = append(out.DefaultACL, DefaultACL{ID: e.id, SQL: e.defn})
+			if e.owner != "" {
+				owners[e.owner] = true
+			}
 		case databaseLevel(e.desc, e.tag):
 			if strings.TrimSpace(e.defn) != "" {
 				out.SQL = append(out.SQL, DatabaseSQL{Desc: e.desc, SQL: e.defn})

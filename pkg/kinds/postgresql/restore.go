@@ -44,13 +44,30 @@ func (k Kind) Stage(ctx context.Context, env kind.Env, t kind.Target, dump strin
 	}
 	u := unprivilegedRun{
 		content: func(ctx context.Context, rc pgdump.Conn, db string) error {
-			return pgdump.Restore(ctx, rc, db, dump)
+			return pgdump.RestoreExcept(ctx, rc, db, dump, defACLIDs(entries))
 		},
 		entries:       entries,
 		owners:        func() dumpOwners { return ownerOf(entries.ObjectOwners) },
 		keepOwnership: true,
+		defACL: func() []string {
+			var out []string
+			for _, d := range entries.DefaultACL {
+				out = append(out, d.SQL)
+			}
+			return out
+		},
 	}
 	return stageWith(ctx, env, t, stage, u)
+}
+
+// defACLIDs are the dump ids of the archive's DEFAULT ACL entries, which
+// the restore role may not run (defacl.go).
+func defACLIDs(e *pgdump.DatabaseEntries) []int64 {
+	var ids []int64
+	for _, d := range e.DefaultACL {
+		ids = append(ids, d.ID)
+	}
+	return ids
 }
 
 // stageWith runs u into the staging database stage and drops the

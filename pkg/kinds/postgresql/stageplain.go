@@ -15,17 +15,19 @@ import (
 // name none or several, left to the module's role with a note). A failed
 // psql drops what it half-created.
 func (k Kind) StagePlain(ctx context.Context, env kind.Env, t kind.Target, b kind.Backup) (string, error) {
-	var seen []string
+	var seen, defACL []string
 	u := unprivilegedRun{
 		content: func(ctx context.Context, rc pgdump.Conn, db string) error {
 			f, err := psql(ctx, rc, db, b)
 			if f != nil {
 				seen = f.named()
+				defACL = f.defACL
 			}
 			return err
 		},
 		owners:        func() dumpOwners { return ownerOf(seen) },
 		keepOwnership: true,
+		defACL:        func() []string { return defACL },
 	}
 	return stageWith(ctx, env, t, k.Staging(t), u)
 }

@@ -31,7 +31,11 @@ import (
 //     staging database only): a custom archive's DATABASE entry; for a
 //     plain dump, the one role its OWNER TO lines name, else the module's
 //     role, with a note saying the owner could not be told;
-//  6. the role is dropped; the staging database is renamed into place
+//  6. the dump's default privileges (ALTER DEFAULT PRIVILEGES FOR ROLE
+//     <owner> …), which the role may not run and which were left out of
+//     step 3, are applied by the module's role, each checked first
+//     (defacl.go);
+//  7. the role is dropped; the staging database is renamed into place
 //     later by PutInPlace, as before (a restore is complete or absent).
 //
 // The owner the dump names must exist (else the restore is refused,
@@ -83,6 +87,10 @@ type unprivilegedRun struct {
 	// database); without it the database stays the module's (a scratch
 	// database dropped afterwards).
 	keepOwnership bool
+	// defACL are the dump's default privileges statements, left out of
+	// content (the role may not run them), once content has run; applied
+	// checked after the hand-over (defacl.go). nil: none.
+	defACL func() []string
 }
 
 // runUnprivileged creates database db (by create, given the role to own
@@ -200,7 +208,15 @@ func handOver(ctx context.Context, pg pgdump.Conn, role *restoreRole, db string,
 	if _, err := conn.ExecContext(ctx, "DROP OWNED BY "+pgdump.QuoteIdent(role.name)); err != nil {
 		return fmt.Errorf("remove the temporary restore role's privileges from %s: %w", db, err)
 	}
-	return nil
+	var defACL []string
+	if u.defACL != nil {
+		defACL = defACLStatements(u.defACL())
+	}
+	if len(defACL) > 0 && own.database == "" {
+		notes(fmt.Sprintf("the dump's %d default privileges statements (ALTER DEFAULT PRIVILEGES) were not applied, since the database's owner is not known: apply them for its owner once it has one", len(defACL)))
+		return nil
+	}
+	return applyDefACL(ctx, conn, owner, defACL, notes)
 }
 
 // OwnerError is a restore refused because of the owner its dump names.
@@ -322,9 +338,13 @@ func applyDatabaseEntries(ctx context.Context, rc pgdump.Conn, db string, e *pgd
 var (
 	ownerLine = regexp.MustCompile(`^ALTER [A-Z][A-Z ]* .+ OWNER TO ("(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*);\r?\n?$`)
 	copyStart = regexp.MustCompile(`^COPY .+ FROM stdin;\r?\n?$`)
+	// defACLLine is a plain dump's default privileges line, left out and
+	// applied after the hand-over (defacl.go), checked.
+	defACLLine = regexp.MustCompile(`^ALTER DEFAULT PRIVILEGES `)
 )
 
-// ownerFilter passes a plain dump on without its OWNER TO lines (the role
+// ownerFilter passes a plain dump on without its OWNER TO lines and its
+// ALTER DEFAULT PRIVILEGES lines (kept in defACL; the role
 // running it is a member of no role, as pg_restore --no-owner does for a
 // custom archive) and records the owners they name. COPY data is passed
 // untouched. A hostile dump that hides such a line from the filter only
@@ -334,6 +354,7 @@ type ownerFilter struct {
 	pend   string
 	inData bool
 	owners map[string]bool
+	defACL []string
 }
 
 func newOwnerFilter(r io.Reader) *ownerFilter {
@@ -361,6 +382,9 @@ func (f *ownerFilter) Read(p []byte) (int, error) {
 			}
 			f.owners[o] = true
 			line = "\n" // keeps psql's line numbers
+		case defACLLine.MatchString(line):
+			f.defACL = append(f.defACL, strings.TrimRight(line, "\r\n"))
+			line = "\n"
 		case copyStart.MatchString(line):
 			f.inData = true
 		}
