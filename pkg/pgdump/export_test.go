@@ -23,3 +23,11 @@ func SetFramingInflate(n int64) func() {
 	framingInflate = n
 	return func() { framingInflate = old }
 }
+
+// SetPlainReadSize sets PlainRows' read buffer for a test and returns a
+// function that restores it.
+func SetPlainReadSize(n int) func() {
+	old := plainReadSize
+	plainReadSize = n
+	return func() { plainReadSize = old }
+}

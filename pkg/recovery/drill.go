@@ -147,8 +147,8 @@ func DrillWith(ctx context.Context, l *instance.Layout, name string, opts instan
 					dc.Tables, dc.Rows, err = countRows(ctx, postgresql.Conn(env), p.staged)
 					if err != nil {
 						dc.Status, dc.Reason = DrillFailed, fmt.Sprintf("count the rows restored from %s: %v", dc.Backup.Path, err)
-					} else if dc.Backup.Format == backup.FormatPGCustom && p.pin != nil {
-						if err := compareRows(ctx, postgresql.Conn(env), p.staged, p.pin.content); err != nil {
+					} else if p.pin != nil && (dc.Backup.Format == backup.FormatPGCustom || dc.Backup.Format == "pg_plain") {
+						if err := compareRows(ctx, postgresql.Conn(env), p.staged, dc.Backup.Format, p.pin.content); err != nil {
 							dc.Status, dc.Reason = DrillFailed, fmt.Sprintf("the database restored from %s does not hold the dump's rows: %v", dc.Backup.Path, err)
 						}
 					}
@@ -211,16 +211,13 @@ func countRows(ctx context.Context, pg pgdump.Conn, db string) (int, int64, erro
 }
 
 // compareRows compares the rows of each table of database db with the
-// rows the custom-format dump at file holds for it (its COPY lines,
-// counted by pgdump.Verify): a table restored with fewer or more rows
-// than its dump, or missing, is an error naming each.
-func compareRows(ctx context.Context, pg pgdump.Conn, db, file string) error {
-	f, err := os.Open(file)
-	if err != nil {
-		return fmt.Errorf("read the dump again: %w", err)
-	}
-	sum, err := pgdump.Verify(f)
-	f.Close()
+// rows the dump at file (format pg_custom or pg_plain) holds for it (its
+// COPY lines, counted by pgdump.Verify or pgdump.PlainRows): a table
+// restored with fewer or more rows than its dump, or missing, is an error
+// naming each. A plain dump written with INSERTs holds no COPY: nothing
+// is compared.
+func compareRows(ctx context.Context, pg pgdump.Conn, db, format, file string) error {
+	want, err := dumpRows(format, file)
 	if err != nil {
 		return fmt.Errorf("read the dump again: %w", err)
 	}
@@ -229,8 +226,8 @@ func compareRows(ctx context.Context, pg pgdump.Conn, db, file string) error {
 		return err
 	}
 	defer conn.Close()
-	tables := make([]pgdump.Table, 0, len(sum.Rows))
-	for t := range sum.Rows {
+	tables := make([]pgdump.Table, 0, len(want))
+	for t := range want {
 		tables = append(tables, t)
 	}
 	slices.SortFunc(tables, func(a, b pgdump.Table) int { return strings.Compare(a.String(), b.String()) })
@@ -244,12 +241,37 @@ func compareRows(ctx context.Context, pg pgdump.Conn, db, file string) error {
 			return ctx.Err()
 		case err != nil:
 			bad = append(bad, fmt.Sprintf("%s: %v", t, err))
-		case n != sum.Rows[t]:
-			bad = append(bad, fmt.Sprintf("%s holds %d rows, its dump %d", t, n, sum.Rows[t]))
+		case n != want[t]:
+			bad = append(bad, fmt.Sprintf("%s holds %d rows, its dump %d", t, n, want[t]))
 		}
 	}
 	if len(bad) > 0 {
 		return errors.New(strings.Join(bad, "; "))
 	}
 	return nil
+}
+
+// dumpRows counts the rows of each table in the dump at file.
+func dumpRows(format, file string) (map[pgdump.Table]int64, error) {
+	if format == "pg_plain" {
+		r, done, err := backup.OpenPlainSQL(file)
+		if err != nil {
+			return nil, err
+		}
+		rows, err := pgdump.PlainRows(r)
+		if derr := done(); err == nil && derr != nil {
+			err = derr
+		}
+		return rows, err
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	sum, err := pgdump.Verify(f)
+	if err != nil {
+		return nil, err
+	}
+	return sum.Rows, nil
 }

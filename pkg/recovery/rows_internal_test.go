@@ -20,12 +20,14 @@ func TestCompareRows_FindsARestoreThatLostOrGainedRows(t *testing.T) {
 	f := fleettest.New(t, true, "acme")
 	ctx := context.Background()
 	db := f.Database("acme")
-	file := filepath.Join(t.TempDir(), "acme.dump")
-	cmd := exec.Command("pg_dump", "--format=custom", "--file="+file, "--dbname="+db)
-	cmd.Env = f.PG.Env()
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, string(out))
-	require.NoError(t, compareRows(ctx, f.PG, db, file), "the dumped database itself")
+	files := map[string]string{"pg_custom": filepath.Join(t.TempDir(), "acme.dump"), "pg_plain": filepath.Join(t.TempDir(), "acme.sql")}
+	for format, file := range files {
+		cmd := exec.Command("pg_dump", "--format="+map[string]string{"pg_custom": "custom", "pg_plain": "plain"}[format], "--file="+file, "--dbname="+db)
+		cmd.Env = f.PG.Env()
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, string(out))
+		require.NoError(t, compareRows(ctx, f.PG, db, format, file), "the dumped database itself, %s", format)
+	}
 
 	conn, err := f.PG.Open(ctx, db)
 	require.NoError(t, err)
@@ -39,13 +41,17 @@ func TestCompareRows_FindsARestoreThatLostOrGainedRows(t *testing.T) {
 
 	_, err = conn.Exec("DELETE FROM " + table + " WHERE ctid = (SELECT min(ctid) FROM " + table + ")")
 	require.NoError(t, err)
-	err = compareRows(ctx, f.PG, db, file)
-	require.Error(t, err, "a row lost")
-	require.Contains(t, err.Error(), table)
+	for format, file := range files {
+		err = compareRows(ctx, f.PG, db, format, file)
+		require.Error(t, err, "a row lost, %s", format)
+		require.Contains(t, err.Error(), table)
+	}
 
 	_, err = conn.Exec("ALTER TABLE " + table + " RENAME TO gone")
 	require.NoError(t, err)
-	err = compareRows(ctx, f.PG, db, file)
-	require.Error(t, err, "a table missing")
-	require.Contains(t, err.Error(), table)
+	for format, file := range files {
+		err = compareRows(ctx, f.PG, db, format, file)
+		require.Error(t, err, "a table missing, %s", format)
+		require.Contains(t, err.Error(), table)
+	}
 }
