@@ -36,6 +36,14 @@ type Conn struct {
 	TenantSearchPath bool
 }
 
+// Tenant returns c for a session that acts as the database's own
+// application would (the temporary restore role running a dump's
+// content, a test's fixture): it keeps the database's search_path.
+func (c Conn) Tenant() Conn {
+	c.TenantSearchPath = true
+	return c
+}
+
 // SafeSearchPath is the search_path every session the module opens with
 // its own role starts with, from the connection's startup parameters
 // (which take precedence over ALTER DATABASE and ALTER ROLE settings): a
