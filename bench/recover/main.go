@@ -146,7 +146,7 @@ func big(ctx context.Context, bin, root string, mib int) error {
 		return err
 	}
 	// 1 KiB of random bytes a row.
-	_, err = db.ExecContext(ctx, fmt.Sprintf(`INSERT INTO content (label, body)
+	_, err = db.ExecContext(ctx, fmt.Sprintf(`INSERT INTO public.content (label, body)
 		SELECT 'big-' || g, (SELECT decode(string_agg(md5(random()::text || g || i), ''), 'hex') FROM generate_series(1, 64) i)
 		FROM generate_series(1, %d) g`, mib/2*1024))
 	db.Close()

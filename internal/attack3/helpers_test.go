@@ -71,7 +71,7 @@ func newFxPath(t *testing.T, dataPath, dataRule, dataFormat, dbFormat string) *f
 	fmt.Fprintf(&b, "  - name: data\n    type: dir\n    path: %s\n", x.dataPath)
 	if dbFormat != "" {
 		x.db = true
-		x.pg = fleettest.RequirePG(t)
+		x.pg = fleettest.RequirePG(t).Tenant() // the tenant's view: the modules must pin search_path themselves
 		fmt.Fprintf(&b, "  - name: database\n    type: postgresql\n    database: %s_{name}\n", x.app)
 		t.Cleanup(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

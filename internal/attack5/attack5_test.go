@@ -492,7 +492,6 @@ ALTER DATABASE %[3]q SET search_path = public, pg_catalog;`, owner, body, db))
 		t.Fatalf("the database-level search_path did not come back (%q): the attack was not armed", got)
 	}
 	// backup_verify works in the live database and a scratch restore of it.
-	t.Skip("open: FINDINGS-5.md #5 (the restore above holds; backup_verify does not)")
 	c := modules.Cmd(t, "backup_verify", map[string]any{"layout_file": x.layout, "restore_test": 1,
 		"state_file": t.TempDir() + "/state.json", "fail_on": "never"})
 	c.Env = append(os.Environ(), x.pg.Env()...)

@@ -40,6 +40,10 @@ type fx struct {
 func newFx(t *testing.T, format string) *fx {
 	t.Helper()
 	x := &fx{root: t.TempDir(), app: fleettest.RandomApp(), pg: fleettest.RequirePG(t)}
+	// The tenant's view: the psql of the tests sees the database's own
+	// search_path, and the modules it starts get no PGOPTIONS from it, so
+	// that they must pin their search_path themselves.
+	x.pg.TenantSearchPath = true
 	x.layout = filepath.Join(x.root, "layout.yml")
 	ext := map[string]string{"pg_custom": "dump", "pg_plain": "sql"}[format]
 	y := fmt.Sprintf("app: %s\ncomponents:\n  - name: database\n    type: postgresql\n    database: %s_{name}\nbackups:\n  - component: database\n    path: %s/bk/{name}/db-*.%s\n    format: %s\n",

@@ -215,7 +215,11 @@ func (f *Fleet) CreateDatabase(ctx context.Context, name string) error {
 // fill creates and fills the tables of an instance's database; its
 // session is closed when it returns.
 func (f *Fleet) fill(ctx context.Context, name, dbName string) error {
-	db, err := f.PG.Open(ctx, dbName)
+	// The application's own session: the database's search_path, as the
+	// application has it (the module's sessions pin theirs).
+	tenant := f.PG
+	tenant.TenantSearchPath = true
+	db, err := tenant.Open(ctx, dbName)
 	if err != nil {
 		return err
 	}

@@ -105,7 +105,7 @@ func (f *Fleet) rows(ctx context.Context, name string) ([]string, error) {
 	}
 	out, err := func() ([]string, error) {
 		defer conn.Close()
-		rows, err := conn.QueryContext(ctx, "SELECT id::text || label || encode(body, 'hex') FROM content ORDER BY id")
+		rows, err := conn.QueryContext(ctx, "SELECT id::text || label || encode(body, 'hex') FROM public.content ORDER BY id")
 		if err != nil {
 			return nil, err
 		}

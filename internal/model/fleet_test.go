@@ -240,8 +240,8 @@ func (f *fleet) create(ctx context.Context, t *rapid.T, name string, comps []str
 		}
 		err = withSession(ctx, f.pg, f.database(name), func(db *sql.Conn) error {
 			_, err := db.ExecContext(ctx, fmt.Sprintf(`
-			CREATE TABLE content (id serial PRIMARY KEY, label text NOT NULL, body bytea);
-			INSERT INTO content (label, body) SELECT 'doc-' || g || '-%s', decode(md5(g::text), 'hex') FROM generate_series(1, 20) g;`, name))
+			CREATE TABLE public.content (id serial PRIMARY KEY, label text NOT NULL, body bytea);
+			INSERT INTO public.content (label, body) SELECT 'doc-' || g || '-%s', decode(md5(g::text), 'hex') FROM generate_series(1, 20) g;`, name))
 			return err
 		})
 		if err != nil {

@@ -584,7 +584,7 @@ func (m *machine) Modify(t *rapid.T) {
 		}
 	case compDB:
 		err = withSession(m.ctx, m.f.pg, m.f.database(name), func(db *sql.Conn) error {
-			_, err := db.ExecContext(m.ctx, "INSERT INTO content (label) VALUES ($1)", "written-"+stamp)
+			_, err := db.ExecContext(m.ctx, "INSERT INTO public.content (label) VALUES ($1)", "written-"+stamp)
 			return err
 		})
 	}

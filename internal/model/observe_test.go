@@ -133,7 +133,7 @@ func dbDigest(ctx context.Context, pg pgdump.Conn, name string) (string, error) 
 		h := sha256.New()
 		for _, tn := range tables {
 			var agg sql.NullString
-			q := fmt.Sprintf(`SELECT string_agg(t::text, E'\n' ORDER BY t::text) FROM %s t`, pgdump.QuoteIdent(tn))
+			q := fmt.Sprintf(`SELECT string_agg(t::text, E'\n' ORDER BY t::text) FROM public.%s t`, pgdump.QuoteIdent(tn))
 			if err := db.QueryRowContext(ctx, q).Scan(&agg); err != nil {
 				return fmt.Errorf("digest %s.%s: %w", name, tn, err)
 			}

@@ -239,7 +239,7 @@ func TestBackupVerify_DrillRotatesAndRecordsSuccess(t *testing.T) {
 
 	// acme's newest dump now passes every check but pg_restore rejects it
 	// (a CHECK whose function reads a table restored after it).
-	db, err := f.PG.Open(context.Background(), f.Database("acme"))
+	db, err := f.PG.Tenant().Open(context.Background(), f.Database("acme")) // the application's session
 	require.NoError(t, err)
 	for _, q := range []string{
 		`CREATE TABLE zz_ref (n int)`,

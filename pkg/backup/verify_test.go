@@ -304,7 +304,7 @@ func TestVerify_RestoreTestRowDrift(t *testing.T) {
 	f, _ := backedUp(t, "acme")
 	db, err := f.PG.Open(context.Background(), f.Database("acme"))
 	require.NoError(t, err)
-	_, err = db.Exec("INSERT INTO users (email) VALUES ('new@acme.example')")
+	_, err = db.Exec("INSERT INTO public.users (email) VALUES ('new@acme.example')")
 	db.Close()
 	require.NoError(t, err)
 	rep := verify(t, f, backup.Options{RestoreTest: 1})

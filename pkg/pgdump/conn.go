@@ -28,7 +28,30 @@ type Conn struct {
 	Password   string // login_password; never printed
 	UnixSocket string // login_unix_socket
 	SSLMode    string // ssl_mode
+
+	// TenantSearchPath leaves the session the search_path of the database
+	// and role it logs in to. Only for the temporary restore role, whose
+	// sessions run a dump's content (which sets its own search_path);
+	// every other session starts with SafeSearchPath.
+	TenantSearchPath bool
 }
+
+// Tenant returns c for a session that acts as the database's own
+// application would (the temporary restore role running a dump's
+// content, a test's fixture): it keeps the database's search_path.
+func (c Conn) Tenant() Conn {
+	c.TenantSearchPath = true
+	return c
+}
+
+// SafeSearchPath is the search_path every session the module opens with
+// its own role starts with, from the connection's startup parameters
+// (which take precedence over ALTER DATABASE and ALTER ROLE settings): a
+// tenant's schema never comes first, so an unqualified operator, function
+// or type in the module's queries is always the system's, never one a
+// tenant defined to run with the module's rights. pg_temp is named last
+// so that it is not searched first either.
+const SafeSearchPath = "pg_catalog, pg_temp"
 
 // Resolved returns c with every empty field filled from the environment and
 // defaults, so that lib/pq and pg_dump connect to the same server as the
@@ -98,6 +121,10 @@ func (c Conn) DSN(database string) string {
 		"application_name=fleetsafe",
 		"connect_timeout=10",
 	}
+	if !r.TenantSearchPath {
+		// lib/pq sends an unknown key as a run-time parameter at startup.
+		parts = append(parts, "search_path="+quoteDSN(SafeSearchPath))
+	}
 	if r.Password != "" {
 		parts = append(parts, "password="+quoteDSN(r.Password))
 	}
@@ -116,10 +143,18 @@ func (c Conn) Env() []string {
 	if r.Password != "" {
 		set["PGPASSWORD"] = r.Password
 	}
+	options := os.Getenv("PGOPTIONS")
+	if !r.TenantSearchPath {
+		// After any options of the environment, so that it wins.
+		options = strings.TrimSpace(options + " -c search_path=" + strings.ReplaceAll(SafeSearchPath, " ", ""))
+	}
+	if options != "" {
+		set["PGOPTIONS"] = options
+	}
 	var env []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
-		if _, override := set[k]; override || k == "PGPASSWORD" || k == "PGDATABASE" {
+		if _, override := set[k]; override || k == "PGPASSWORD" || k == "PGDATABASE" || k == "PGOPTIONS" {
 			continue
 		}
 		env = append(env, kv)

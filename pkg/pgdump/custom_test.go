@@ -104,7 +104,7 @@ func TestDumpAndRestore(t *testing.T) {
 	require.NoError(t, err)
 	defer db.Close()
 	var n int
-	require.NoError(t, db.QueryRow("SELECT count(*) FROM content").Scan(&n))
+	require.NoError(t, db.QueryRow("SELECT count(*) FROM public.content").Scan(&n))
 	assert.Equal(t, 100, n)
 
 	err = pgdump.Dump(ctx, f.PG, f.Database("nonexistent"), file)

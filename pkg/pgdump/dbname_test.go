@@ -33,7 +33,7 @@ func TestDump_NameThatLooksLikeAConnectionString(t *testing.T) {
 		t.Cleanup(func() { _, _ = admin.Exec("DROP DATABASE IF EXISTS " + pgdump.QuoteIdent(name) + " WITH (FORCE)") })
 		db, err := pg.Open(ctx, name)
 		require.NoError(t, err)
-		_, err = db.ExecContext(ctx, "CREATE TABLE marker (v text); INSERT INTO marker VALUES ('mine')")
+		_, err = db.ExecContext(ctx, "CREATE TABLE public.marker (v text); INSERT INTO public.marker VALUES ('mine')")
 		db.Close()
 		require.NoError(t, err)
 

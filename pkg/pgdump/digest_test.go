@@ -26,7 +26,10 @@ func TestDigest_SameContentSameDigestAnyChangeDiffers(t *testing.T) {
 	t.Cleanup(func() { _, _ = admin.Exec("DROP DATABASE IF EXISTS " + pgdump.QuoteIdent(name) + " WITH (FORCE)") })
 	_, err = admin.ExecContext(ctx, "CREATE DATABASE "+pgdump.QuoteIdent(name))
 	require.NoError(t, err)
-	db, err := pg.Open(ctx, name)
+	// The application's session (the module's pin their search_path).
+	app := pg
+	app.TenantSearchPath = true
+	db, err := app.Open(ctx, name)
 	require.NoError(t, err)
 	defer db.Close()
 	_, err = db.ExecContext(ctx, `CREATE TABLE t (id int PRIMARY KEY, v text, b bytea);

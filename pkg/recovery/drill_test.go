@@ -60,7 +60,7 @@ func TestDrill_GoodBackupsPassAndLeaveNothing(t *testing.T) {
 	live, err := x.f.PG.Open(context.Background(), x.f.Database("acme"))
 	require.NoError(t, err)
 	var rows int64
-	require.NoError(t, live.QueryRow("SELECT (SELECT count(*) FROM content) + (SELECT count(*) FROM users)").Scan(&rows))
+	require.NoError(t, live.QueryRow("SELECT (SELECT count(*) FROM public.content) + (SELECT count(*) FROM public.users)").Scan(&rows))
 	live.Close()
 	assert.Equal(t, rows, cs["database"].Rows, "every row of the dump restored")
 	assert.Equal(t, x.want, x.f.Snapshot(t, "acme"), "the live instance untouched")
@@ -75,7 +75,7 @@ func TestDrill_GoodBackupsPassAndLeaveNothing(t *testing.T) {
 func TestDrill_CatchesDumpThatPgRestoreRejects(t *testing.T) {
 	ctx := context.Background()
 	x := newFixture(t)
-	db, err := x.f.PG.Open(ctx, x.f.Database("acme"))
+	db, err := x.f.PG.Tenant().Open(ctx, x.f.Database("acme")) // the application's session
 	require.NoError(t, err)
 	for _, q := range []string{
 		`CREATE TABLE zz_ref (n int)`,

@@ -77,7 +77,7 @@ func TestRestore_DumpCorruptPastWhatTheCheckInflatesFallsBack(t *testing.T) {
 	x := newFixture(t)
 	db, err := x.f.PG.Open(ctx, x.f.Database("acme"))
 	require.NoError(t, err)
-	_, err = db.ExecContext(ctx, `CREATE TABLE zz_bulk AS SELECT g, md5(g::text) || md5((g * 7)::text) AS v FROM generate_series(1, 60000) g`)
+	_, err = db.ExecContext(ctx, `CREATE TABLE public.zz_bulk AS SELECT g, md5(g::text) || md5((g * 7)::text) AS v FROM generate_series(1, 60000) g`)
 	db.Close()
 	require.NoError(t, err)
 	when := time.Now().Add(-10 * time.Minute)

@@ -441,7 +441,7 @@ func TestRestore_EmptiedDirectoryIsReplacedWithArchiveDir(t *testing.T) {
 func TestRestore_DumpThatPgRestoreRejectsFallsBack(t *testing.T) {
 	ctx := context.Background()
 	x := newFixture(t)
-	db, err := x.f.PG.Open(ctx, x.f.Database("acme"))
+	db, err := x.f.PG.Tenant().Open(ctx, x.f.Database("acme")) // the application's session
 	require.NoError(t, err)
 	for _, q := range []string{
 		`CREATE TABLE zz_ref (n int)`,

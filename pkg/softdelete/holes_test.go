@@ -748,7 +748,7 @@ func TestHoles_DatabaseSessionAfterItsDump(t *testing.T) {
 		if step != "verify" {
 			return
 		}
-		db, err := f.PG.Open(ctx, f.Database("acme"))
+		db, err := f.PG.Tenant().Open(ctx, f.Database("acme")) // the application's session
 		require.NoError(t, err)
 		db.SetMaxOpenConns(1)
 		_, err = db.Exec(`CREATE TABLE late_rows (v int); INSERT INTO late_rows SELECT generate_series(1, 10)`)

@@ -473,7 +473,7 @@ func TestRunbook_RestoresByHand_DatabaseNameWithConninfoCharacters(t *testing.T)
 	t.Cleanup(drop)
 	_, err = admin.ExecContext(ctx, "CREATE DATABASE "+pgdump.QuoteIdent(odd))
 	require.NoError(t, err)
-	db, err := pg.Open(ctx, odd)
+	db, err := pg.Tenant().Open(ctx, odd) // the application's session
 	require.NoError(t, err)
 	_, err = db.ExecContext(ctx, "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 50) g")
 	require.NoError(t, err)

@@ -172,7 +172,10 @@ func (r *restoreRole) login(ctx context.Context, pg pgdump.Conn, db string) (pgd
 	}
 	var errs []string
 	for _, h := range hosts {
-		c := pgdump.Conn{Host: h, Port: res.Port, User: r.name, Password: r.password, SSLMode: res.SSLMode}
+		c := pgdump.Conn{Host: h, Port: res.Port, User: r.name, Password: r.password, SSLMode: res.SSLMode,
+			// Its sessions run the dump's content, which sets its own
+			// search_path; the role has no more rights than the content.
+			TenantSearchPath: true}
 		db, err := c.Open(ctx, db)
 		if err == nil {
 			db.Close()
