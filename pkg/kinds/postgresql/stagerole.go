@@ -44,9 +44,18 @@ import (
 // pg_read_all_data, pg_write_all_data, or a member of such a role), the
 // content still ran unprivileged, but code it defines would later run
 // with the owner's rights (SECURITY DEFINER, index expressions under
-// ANALYZE, REFRESH MATERIALIZED VIEW): such a restore is refused when the
-// dump defines functions or procedures of its own (outside extensions),
-// naming them; a dump of tables, views and data is handed to that owner.
+// ANALYZE, REFRESH MATERIALIZED VIEW, a view's or rule's table access,
+// checked against its owner): such a restore is refused when the dump
+// defines functions, procedures, views, materialized views or rules of its
+// own (outside extensions), naming them; a dump of tables and data is
+// handed to that owner.
+//
+// When the layout gives the component an owner (kind.Component.Owner),
+// that role must exist and not be privileged as above, and the owner the
+// dump names must be it (a custom archive's DATABASE entry, checked before
+// anything runs; a plain dump's one owner, checked before the hand-over):
+// else the backup is refused, naming both. A dump naming no owner is
+// given to it. Without one, the dump's owner is taken, and a note says so.
 // Per-object owners other than the database's owner are not kept: every
 // object belongs to the database's owner (a note names the others).
 
