@@ -262,7 +262,7 @@ func parseNode(root *yaml.Node, source string) (*Layout, error) {
 var componentNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
 func (p *layoutParser) component(n *yaml.Node, key string) (Component, error) {
-	m, err := p.mapping(n, key, append([]string{"name", "type"}, append(templateKeys(), "optional", "backup")...)...)
+	m, err := p.mapping(n, key, append([]string{"name", "type"}, append(templateKeys(), "owner", "optional", "backup")...)...)
 	if err != nil {
 		return Component{}, err
 	}
@@ -307,6 +307,19 @@ func (p *layoutParser) component(n *yaml.Node, key string) (Component, error) {
 		return c, p.errorf(tn, c.Key, raw, "%s", reason)
 	}
 	c.Template = kind.NewTemplate(raw)
+	if on, ok := m["owner"]; ok {
+		if c.Type != postgresql.Type {
+			return c, p.errorf(on, key+".owner", on.Value, "only a %s component takes owner (the role its database must belong to)", postgresql.Type)
+		}
+		o, err := p.str(on, key+".owner")
+		if err != nil {
+			return c, err
+		}
+		if reason := postgresql.CheckOwnerTemplate(o); reason != "" {
+			return c, p.errorf(on, key+".owner", o, "%s", reason)
+		}
+		c.Owner = o
+	}
 
 	if on, ok := m["optional"]; ok {
 		if c.Optional, err = p.boolean(on, key+".optional"); err != nil {

@@ -49,6 +49,23 @@ backups:
     max_age: 2d
 `
 
+// TestParseLayout_Owner reads a postgresql component's owner template,
+// with and without {name}, and expands it per instance.
+func TestParseLayout_Owner(t *testing.T) {
+	for raw, want := range map[string]string{"tracim_{name}": "tracim_acme", "tracim": "tracim", "{name}": "acme", "{name}_owner": "acme_owner"} {
+		y := strings.Replace(goodLayout, "    database: tracim_{name}\n", "    database: tracim_{name}\n    owner: '"+raw+"'\n", 1)
+		l, err := instance.ParseLayout([]byte(y), "tracim.yml")
+		require.NoError(t, err, raw)
+		db, _ := l.Component("database")
+		assert.Equal(t, raw, db.Owner)
+		assert.Equal(t, want, db.OwnerFor("acme"), raw)
+	}
+	l, err := instance.ParseLayout([]byte(goodLayout), "tracim.yml")
+	require.NoError(t, err)
+	db, _ := l.Component("database")
+	assert.Equal(t, "", db.OwnerFor("acme"), "no owner key: no owner")
+}
+
 func TestParseLayout_Good(t *testing.T) {
 	l, err := instance.ParseLayout([]byte(goodLayout), "tracim.yml")
 	require.NoError(t, err)
@@ -124,6 +141,14 @@ func TestParseLayout_Refusals(t *testing.T) {
 		{"rule for unknown component", replace("component: database", "component: db"), 23, "backups[0].component", "db", "no component"},
 		{"unknown rule key", replace("    max_age: 2d\n", "    max_agee: 2d\n"), 33, "backups[1].max_agee", "", "unknown key"},
 		{"no components", "app: x\ncomponents: []\n", 2, "components", "", "non-empty list"},
+		{"owner on dir", replace("    path: /etc/tracim/{name}\n", "    path: /etc/tracim/{name}\n    owner: tracim\n"), 7, "components[0].owner", "tracim", "only a postgresql component"},
+		{"owner twice {name}", replace("    database: tracim_{name}\n", "    database: tracim_{name}\n    owner: '{name}_{name}'\n"), 22, "components[4].owner", "{name}_{name}", "at most once"},
+		{"owner uppercase", replace("    database: tracim_{name}\n", "    database: tracim_{name}\n    owner: Tracim\n"), 22, "components[4].owner", "Tracim", "characters not allowed"},
+		{"owner quote", replace("    database: tracim_{name}\n", "    database: tracim_{name}\n    owner: tracim\"x\n"), 22, "components[4].owner", "", "characters not allowed"},
+		{"owner digit first", replace("    database: tracim_{name}\n", "    database: tracim_{name}\n    owner: 1tracim\n"), 22, "components[4].owner", "1tracim", "characters not allowed"},
+		{"owner pg_", replace("    database: tracim_{name}\n", "    database: tracim_{name}\n    owner: pg_read_all_data\n"), 22, "components[4].owner", "pg_read_all_data", "PostgreSQL's own"},
+		{"owner restore role", replace("    database: tracim_{name}\n", "    database: tracim_{name}\n    owner: fsrestore_role_{name}\n"), 22, "components[4].owner", "", "temporary restore roles"},
+		{"owner empty", replace("    database: tracim_{name}\n", "    database: tracim_{name}\n    owner: ''\n"), 22, "components[4].owner", "", "must name a role"},
 		{"missing app", "components:\n  - name: a\n    type: dir\n    path: /srv/x/{name}\n", 1, "app", "", "missing required key"},
 	}
 	for _, c := range cases {

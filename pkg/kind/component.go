@@ -38,6 +38,15 @@ type Component struct {
 	// and KeyLine its line (0 when unknown).
 	Key     string
 	KeyLine int
+	// Owner is the layout's owner template of a postgresql component (the
+	// role its database must belong to, {name} allowed), "" when unset.
+	Owner string
+}
+
+// OwnerFor is the owner template with name in place of {name} ("" when
+// the layout sets no owner).
+func (c Component) OwnerFor(name string) string {
+	return strings.Replace(c.Owner, Placeholder, name, 1)
 }
 
 // Kind returns the component's kind; false for a type no kind registered

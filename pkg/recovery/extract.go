@@ -69,6 +69,12 @@ func placeFailure(err error) bool {
 	if errors.As(err, &pe) {
 		return true
 	}
+	// A kind's error that says the place is at fault (a layout's
+	// database owner that cannot be used): older backups would fail alike.
+	var pf interface{ PlaceFault() bool }
+	if errors.As(err, &pf) && pf.PlaceFault() {
+		return true
+	}
 	for _, e := range []error{syscall.ENOSPC, syscall.EDQUOT, syscall.EROFS, syscall.EACCES, syscall.EPERM,
 		syscall.EIO, syscall.EMFILE, syscall.ENFILE, syscall.ENOMEM} {
 		if errors.Is(err, e) {

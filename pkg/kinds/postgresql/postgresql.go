@@ -96,6 +96,32 @@ func (Kind) CheckTemplate(raw string) string {
 	return ""
 }
 
+// ownerRE is what an owner template may hold once {name} is taken out:
+// an unquoted role name's lowercase letters, digits and _.
+var ownerRE = regexp.MustCompile(`^[a-z_][a-z0-9_]*$|^$`)
+
+// CheckOwnerTemplate checks a layout's owner template (the role a
+// postgresql component's database must belong to): {name} at most once,
+// lowercase letters, digits and _, not a predefined role (pg_…) and not a
+// temporary restore role of fleetsafe.
+func CheckOwnerTemplate(raw string) string {
+	if strings.Count(raw, kind.Placeholder) > 1 {
+		return "must contain {name} at most once"
+	}
+	rest := strings.Replace(raw, kind.Placeholder, "", 1)
+	switch {
+	case rest == "" && raw != kind.Placeholder:
+		return "must name a role"
+	case !ownerRE.MatchString(rest) || (raw != "" && raw[0] >= '0' && raw[0] <= '9'):
+		return "characters not allowed in role names (lowercase letters, digits and _, not starting with a digit)"
+	case strings.HasPrefix(raw, "pg_"):
+		return "roles starting with pg_ are PostgreSQL's own"
+	case strings.HasPrefix(raw, restoreRolePrefix):
+		return "roles starting with " + restoreRolePrefix + " are fleetsafe's temporary restore roles"
+	}
+	return ""
+}
+
 // CheckName refuses a name whose database name PostgreSQL would truncate,
 // in SQL and in the connection's database name alike: the truncated name
 // could be another instance's database.
@@ -103,6 +129,10 @@ func (Kind) CheckName(c kind.Component, name string) string {
 	if db := c.Template.Expand(name); len(db) > MaxDatabaseName {
 		return fmt.Sprintf("its database %s (component %s) would be %d bytes; PostgreSQL cuts names at %d bytes, so it could denote another instance's database",
 			db, c.Name, len(db), MaxDatabaseName)
+	}
+	if o := c.OwnerFor(name); len(o) > MaxDatabaseName {
+		return fmt.Sprintf("its database's owner %s (component %s) would be %d bytes; PostgreSQL cuts role names at %d bytes, so it could denote another role",
+			o, c.Name, len(o), MaxDatabaseName)
 	}
 	return ""
 }

@@ -48,6 +48,7 @@ func (k Kind) Stage(ctx context.Context, env kind.Env, t kind.Target, dump strin
 		},
 		entries:       entries,
 		owners:        func() dumpOwners { return ownerOf(entries.ObjectOwners) },
+		owner:         t.Component.OwnerFor(t.Instance),
 		keepOwnership: true,
 		defACL: func() []string {
 			var out []string

@@ -26,6 +26,7 @@ func (k Kind) StagePlain(ctx context.Context, env kind.Env, t kind.Target, b kin
 			return err
 		},
 		owners:        func() dumpOwners { return ownerOf(seen) },
+		owner:         t.Component.OwnerFor(t.Instance),
 		keepOwnership: true,
 		defACL:        func() []string { return defACL },
 	}

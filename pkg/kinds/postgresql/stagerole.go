@@ -44,9 +44,18 @@ import (
 // pg_read_all_data, pg_write_all_data, or a member of such a role), the
 // content still ran unprivileged, but code it defines would later run
 // with the owner's rights (SECURITY DEFINER, index expressions under
-// ANALYZE, REFRESH MATERIALIZED VIEW): such a restore is refused when the
-// dump defines functions or procedures of its own (outside extensions),
-// naming them; a dump of tables, views and data is handed to that owner.
+// ANALYZE, REFRESH MATERIALIZED VIEW, a view's or rule's table access,
+// checked against its owner): such a restore is refused when the dump
+// defines functions, procedures, views, materialized views or rules of its
+// own (outside extensions), naming them; a dump of tables and data is
+// handed to that owner.
+//
+// When the layout gives the component an owner (kind.Component.Owner),
+// that role must exist and not be privileged as above, and the owner the
+// dump names must be it (a custom archive's DATABASE entry, checked before
+// anything runs; a plain dump's one owner, checked before the hand-over):
+// else the backup is refused, naming both. A dump naming no owner is
+// given to it. Without one, the dump's owner is taken, and a note says so.
 // Per-object owners other than the database's owner are not kept: every
 // object belongs to the database's owner (a note names the others).
 
@@ -91,6 +100,9 @@ type unprivilegedRun struct {
 	// content (the role may not run them), once content has run; applied
 	// checked after the hand-over (defacl.go). nil: none.
 	defACL func() []string
+	// owner is the layout's owner of the database ("" when the layout
+	// sets none): the dump must name it (or none), else it is refused.
+	owner string
 }
 
 // runUnprivileged creates database db (by create, given the role to own
@@ -111,8 +123,26 @@ func runUnprivileged(ctx context.Context, pg pgdump.Conn, db, tag string, create
 			}
 		}
 	}()
+	if u.keepOwnership && u.owner != "" {
+		// The layout's owner: it must exist and reach no further than
+		// its own databases, whatever the dump holds.
+		risk, err := ownerRisk(ctx, role.admin, u.owner)
+		if err != nil {
+			var oe *OwnerError
+			if errors.As(err, &oe) {
+				return &LayoutOwnerError{Role: u.owner, Why: oe.Why}
+			}
+			return err
+		}
+		if risk != "" {
+			return &LayoutOwnerError{Role: u.owner, Why: risk}
+		}
+	}
 	if u.entries != nil && u.entries.Owner != "" && u.keepOwnership {
 		// Refused before anything is created.
+		if u.owner != "" && u.entries.Owner != u.owner {
+			return &OwnerMismatchError{Dump: u.entries.Owner, Layout: u.owner}
+		}
 		if _, err := ownerRisk(ctx, role.admin, u.entries.Owner); err != nil {
 			return err
 		}
@@ -169,6 +199,18 @@ func handOver(ctx context.Context, pg pgdump.Conn, role *restoreRole, db string,
 	}
 	defer conn.Close()
 	owner := own.database
+	switch {
+	case u.owner != "" && owner != "" && owner != u.owner:
+		return &OwnerMismatchError{Dump: owner, Layout: u.owner}
+	case u.owner != "" && owner == "":
+		owner = u.owner
+		if len(own.objects) == 0 {
+			notes(fmt.Sprintf("the dump names no owner for the database or its objects: they belong to %s, the layout's owner", owner))
+		} else {
+			notes(fmt.Sprintf("the dump names several owners (%s) and none for the database: the database and its objects belong to %s, the layout's owner", strings.Join(own.objects, ", "), owner))
+		}
+	}
+	unpinned := u.owner == "" && owner != ""
 	if owner == "" {
 		if err := conn.QueryRowContext(ctx, "SELECT current_user").Scan(&owner); err != nil {
 			return err
@@ -194,7 +236,7 @@ func handOver(ctx context.Context, pg pgdump.Conn, role *restoreRole, db string,
 		return err
 	}
 	if risk != "" {
-		code, err := codeOwnedBy(ctx, conn, role.name)
+		code, err := actingOwnedBy(ctx, conn, role.name)
 		if err != nil {
 			return err
 		}
@@ -204,6 +246,9 @@ func handOver(ctx context.Context, pg pgdump.Conn, role *restoreRole, db string,
 	}
 	if _, err := conn.ExecContext(ctx, "REASSIGN OWNED BY "+pgdump.QuoteIdent(role.name)+" TO "+pgdump.QuoteIdent(owner)); err != nil {
 		return fmt.Errorf("give the restored database %s to its owner %s: %w", db, owner, err)
+	}
+	if unpinned {
+		notes(fmt.Sprintf("the restored database was given to %s, the owner the dump names; the layout sets no owner for this component: a layout key owner pins the role the database must belong to, and a backup naming another is then refused", owner))
 	}
 	if _, err := conn.ExecContext(ctx, "DROP OWNED BY "+pgdump.QuoteIdent(role.name)); err != nil {
 		return fmt.Errorf("remove the temporary restore role's privileges from %s: %w", db, err)
@@ -219,16 +264,50 @@ func handOver(ctx context.Context, pg pgdump.Conn, role *restoreRole, db string,
 	return applyDefACL(ctx, conn, owner, defACL, notes)
 }
 
+// OwnerMismatchError is a dump that names another owner than the layout's.
+type OwnerMismatchError struct {
+	Dump, Layout string
+}
+
+func (e *OwnerMismatchError) Error() string {
+	return fmt.Sprintf("the dump gives its database to the role %s, but the layout says it belongs to %s: the backup was refused (nothing was put in place)", e.Dump, e.Layout)
+}
+
+// Hint tells the operator what to do.
+func (e *OwnerMismatchError) Hint() string {
+	return "a backup of another database, or a forged one: restore an older backup, or, if the owner did change, set the layout's owner to it"
+}
+
+// LayoutOwnerError is a layout owner that does not exist or reaches
+// beyond its own databases: no backup can be restored to it, so it is a
+// fault of the place, not of the backup.
+type LayoutOwnerError struct {
+	Role, Why string
+}
+
+func (e *LayoutOwnerError) Error() string {
+	return fmt.Sprintf("the layout's owner %s %s: no backup is restored to it (nothing was put in place)", e.Role, e.Why)
+}
+
+// Hint tells the operator what to do.
+func (e *LayoutOwnerError) Hint() string {
+	return "create the layout's owner as an unprivileged role (CREATE ROLE … NOLOGIN NOSUPERUSER NOCREATEROLE, a member of no pg_* role), or fix the layout's owner key"
+}
+
+// PlaceFault says that the failure is the place's: older backups would
+// fail alike.
+func (e *LayoutOwnerError) PlaceFault() bool { return true }
+
 // OwnerError is a restore refused because of the owner its dump names.
 type OwnerError struct {
 	Role string
 	Why  string
-	Code []string // functions the dump defines, when that is the reason
+	Code []string // functions, views and rules the dump defines, when that is the reason
 }
 
 func (e *OwnerError) Error() string {
 	if len(e.Code) > 0 {
-		return fmt.Sprintf("the dump gives its database to %s, which %s, and defines functions of its own (%s): owned by %s they would later run with its rights (SECURITY DEFINER, index expressions, materialized views), so the restore was refused (nothing was put in place)",
+		return fmt.Sprintf("the dump gives its database to %s, which %s, and defines functions, views or rules of its own (%s): owned by %s they would later run with its rights (SECURITY DEFINER, index expressions, a view's or rule's table access), so the restore was refused (nothing was put in place)",
 			e.Role, e.Why, strings.Join(e.Code, ", "), e.Role)
 	}
 	return fmt.Sprintf("the dump gives its database to the role %s, which %s: the restore was refused (nothing was put in place)", e.Role, e.Why)
@@ -285,6 +364,36 @@ func ownerRisk(ctx context.Context, admin *sql.DB, owner string) (string, error)
 		return "", err
 	}
 	return strings.Join(why, " and "), nil
+}
+
+// actingOwnedBy lists (up to 5 of each) the functions, views,
+// materialized views and rules role made in the database of conn, outside
+// extensions: each acts later with its owner's rights (a view's and a
+// rule's table access is checked against the owner).
+func actingOwnedBy(ctx context.Context, conn *sql.DB, role string) ([]string, error) {
+	code, err := codeOwnedBy(ctx, conn, role)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := conn.QueryContext(ctx, `(SELECT CASE c.relkind WHEN 'v' THEN 'view ' ELSE 'materialized view ' END || c.oid::regclass::text FROM pg_class c
+		JOIN pg_roles r ON r.oid = c.relowner WHERE r.rolname = $1 AND c.relkind IN ('v', 'm')
+		AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e') ORDER BY 1 LIMIT 5)
+		UNION ALL
+		(SELECT 'rule ' || w.rulename || ' on ' || c.oid::regclass::text FROM pg_rewrite w JOIN pg_class c ON c.oid = w.ev_class
+		JOIN pg_roles r ON r.oid = c.relowner WHERE r.rolname = $1 AND w.rulename <> '_RETURN'
+		AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e') ORDER BY 1 LIMIT 5)`, role)
+	if err != nil {
+		return nil, fmt.Errorf("list the views and rules of the restored database: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		code = append(code, s)
+	}
+	return code, rows.Err()
 }
 
 // codeOwnedBy lists (up to 5) functions and procedures role owns in the
