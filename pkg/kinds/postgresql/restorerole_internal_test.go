@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
 )
@@ -61,6 +62,21 @@ func TestGoneRestoreRoles(t *testing.T) {
 	exec(sdb, "CREATE TABLE t (i int)")
 	sdb.Close()
 	gone.close() // the run dies: its lock is released, its role stays
+	// The lock goes when the server has ended the closed session, a moment
+	// after the client closed it (longer on a loaded machine).
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		var held int
+		if err := admin.QueryRowContext(ctx, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = $1 AND objid = $2 AND objsubid = 2",
+			uint32(advisoryClass), uint32(roleLockKey(gone.name))).Scan(&held); err != nil {
+			t.Fatal(err)
+		}
+		if held == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the lock of the gone run's role %s is still held a minute after its session closed", gone.name)
+		}
+	}
 
 	if err := dropGoneRestoreRoles(ctx, pg, admin); err != nil {
 		// Other leftovers on the shared server may fail to drop; the
