@@ -14,6 +14,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/mholt/archives"
 
+	"github.com/fleetsafe/fleetsafe/pkg/asynchash"
 	"github.com/fleetsafe/fleetsafe/pkg/sidecar"
 	"github.com/fleetsafe/fleetsafe/pkg/store"
 )
@@ -131,10 +132,10 @@ func writeArchive(ctx context.Context, st store.Store, key string, m *Manifest, 
 	// by age and checked against the manifest when read back; it is not
 	// hashed whole.
 	sealer, encrypted := out.(interface{ Seal() (string, error) })
-	var sum *asyncHash
+	var sum *asynchash.Hash
 	w := io.Writer(out)
 	if !encrypted {
-		sum = newAsyncHash()
+		sum = asynchash.New()
 		w = io.MultiWriter(out, sum)
 	}
 	counter := &countingWriter{w: w}

@@ -47,22 +47,20 @@ func CheckTarEntry(hdr *tar.Header) error { return checkEntry(hdr) }
 // modes (metadata comes last, ApplyMeta), links written as links and
 // never through, zeros as holes, every file synced.
 func WriteTarEntry(root *os.Root, rel string, hdr *tar.Header, open func() (io.ReadCloser, error)) error {
-	fi := archives.FileInfo{FileInfo: hdr.FileInfo(), Header: hdr, NameInArchive: hdr.Name, LinkTarget: hdr.Linkname,
-		Open: func() (fs.File, error) {
-			rc, err := open()
-			if err != nil {
-				return nil, err
-			}
-			return readFile{rc, hdr.FileInfo()}, nil
-		}}
-	return writeEntry(root, rel, hdr, fi, true)
+	return writeEntry(root, rel, hdr, tarEntryInfo(hdr, open), true)
 }
 
 // WriteTarEntryUnsynced is WriteTarEntry without the sync of each file:
 // its writeback is started (sync_file_range), and the caller syncs the
 // filesystem (syncfs) before the tree is renamed into place.
 func WriteTarEntryUnsynced(root *os.Root, rel string, hdr *tar.Header, open func() (io.ReadCloser, error)) error {
-	fi := archives.FileInfo{FileInfo: hdr.FileInfo(), Header: hdr, NameInArchive: hdr.Name, LinkTarget: hdr.Linkname,
+	return writeEntry(root, rel, hdr, tarEntryInfo(hdr, open), false)
+}
+
+// tarEntryInfo is the entry of hdr as the extraction reads it, its
+// content from open.
+func tarEntryInfo(hdr *tar.Header, open func() (io.ReadCloser, error)) archives.FileInfo {
+	return archives.FileInfo{FileInfo: hdr.FileInfo(), Header: hdr, NameInArchive: hdr.Name, LinkTarget: hdr.Linkname,
 		Open: func() (fs.File, error) {
 			rc, err := open()
 			if err != nil {
@@ -70,7 +68,6 @@ func WriteTarEntryUnsynced(root *os.Root, rel string, hdr *tar.Header, open func
 			}
 			return readFile{rc, hdr.FileInfo()}, nil
 		}}
-	return writeEntry(root, rel, hdr, fi, false)
 }
 
 type readFile struct {

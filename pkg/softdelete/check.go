@@ -14,6 +14,7 @@ import (
 
 	"github.com/mholt/archives"
 
+	"github.com/fleetsafe/fleetsafe/pkg/asynchash"
 	"github.com/fleetsafe/fleetsafe/pkg/kind"
 	"github.com/fleetsafe/fleetsafe/pkg/store"
 )
@@ -39,9 +40,9 @@ func checkArchive(ctx context.Context, st store.Store, key string) (*Manifest, s
 	// decrypts (rawSummer).
 	rs := rawSumOf(f)
 	var whole io.Writer = io.Discard
-	var plainSum *asyncHash
+	var plainSum *asynchash.Hash
 	if rs == nil {
-		plainSum = newAsyncHash()
+		plainSum = asynchash.New()
 		whole = plainSum
 	}
 	var m *Manifest

@@ -36,6 +36,7 @@ import (
 
 	"filippo.io/age"
 
+	"github.com/fleetsafe/fleetsafe/pkg/asynchash"
 	"github.com/fleetsafe/fleetsafe/pkg/store"
 )
 
@@ -152,7 +153,7 @@ func (s *Store) Create(ctx context.Context, key string) (store.Writer, error) {
 	if err != nil || len(s.keys.Recipients) == 0 {
 		return w, err
 	}
-	sum := newAsyncSum()
+	sum := asynchash.New()
 	enc, err := age.Encrypt(io.MultiWriter(w, sum), s.keys.Recipients...)
 	if err != nil {
 		sum.Close()
@@ -165,7 +166,7 @@ func (s *Store) Create(ctx context.Context, key string) (store.Writer, error) {
 type writer struct {
 	inner  store.Writer
 	enc    io.WriteCloser
-	sum    *asyncSum // of the ciphertext handed to inner
+	sum    *asynchash.Hash // of the ciphertext handed to inner
 	sealed bool
 }
 
@@ -213,7 +214,7 @@ func (s *Store) Open(ctx context.Context, key string) (io.ReadCloser, error) {
 	if string(head) != magic {
 		return readCloser{br, rc}, nil
 	}
-	sum := newAsyncSum()
+	sum := asynchash.New()
 	seen, _ := br.Peek(br.Buffered()) // every byte read from rc so far
 	sum.Write(seen)
 	tap.h = sum
@@ -255,7 +256,7 @@ func (s *switchedHash) Write(p []byte) (int, error) {
 type decrypted struct {
 	readCloser
 	raw io.Reader // the ciphertext, through sum
-	sum *asyncSum
+	sum *asynchash.Hash
 }
 
 // Close closes the object and stops its hashing.

@@ -1,4 +1,8 @@
-package encrypted
+// Package asynchash computes a sha256 on another goroutine, so that
+// hashing a stream overlaps with compressing, encrypting or decrypting it
+// on a second core. Memory stays bounded: at most a few buffers are in
+// flight.
+package asynchash
 
 import (
 	"crypto/sha256"
@@ -7,10 +11,8 @@ import (
 	"sync"
 )
 
-// asyncSum is a sha256 computed on another goroutine, so that hashing the
-// ciphertext overlaps with encrypting or decrypting it on a second core.
-// At most a few buffers are in flight.
-type asyncSum struct {
+// Hash is a sha256 fed by Write and computed on its own goroutine.
+type Hash struct {
 	ch   chan []byte
 	done chan struct{}
 	pool sync.Pool
@@ -18,21 +20,22 @@ type asyncSum struct {
 	sum  string
 }
 
-func newAsyncSum() *asyncSum {
-	a := &asyncSum{ch: make(chan []byte, 8), done: make(chan struct{}), h: sha256.New()}
+// New starts a Hash; Sum (or Close) must be called to end its goroutine.
+func New() *Hash {
+	a := &Hash{ch: make(chan []byte, 8), done: make(chan struct{}), h: sha256.New()}
 	go func() {
 		defer close(a.done)
 		for b := range a.ch {
 			a.h.Write(b)
-			a.pool.Put(b[:0]) //nolint:staticcheck // buffers are reused whole
+			a.pool.Put(b[:0]) //nolint:staticcheck // a slice is fine here: buffers are reused whole
 		}
 	}()
 	return a
 }
 
 // Write queues a copy of p; it never fails. After Sum it hashes nothing
-// (a read of an object closed early).
-func (a *asyncSum) Write(p []byte) (int, error) {
+// (a stream read on after its digest was taken, or closed early).
+func (a *Hash) Write(p []byte) (int, error) {
 	n := len(p)
 	if a.sum != "" {
 		return n, nil
@@ -52,7 +55,7 @@ func (a *asyncSum) Write(p []byte) (int, error) {
 
 // Sum waits for every queued byte and returns the hex digest; later
 // calls return it again. No write may follow the first call.
-func (a *asyncSum) Sum() string {
+func (a *Hash) Sum() string {
 	if a.sum == "" {
 		close(a.ch)
 		<-a.done
@@ -63,4 +66,4 @@ func (a *asyncSum) Sum() string {
 
 // Close stops the hashing goroutine without a digest (an abandoned
 // stream).
-func (a *asyncSum) Close() { a.Sum() }
+func (a *Hash) Close() { a.Sum() }
