@@ -731,12 +731,16 @@ func (r *restorer) choose(ctx context.Context, p *pick) (bool, error) {
 			if d.archive == "" {
 				continue // a tombstone without an archive (force's own)
 			}
-			if d.ts != nil && d.ts.State == StatePurged && errors.Is(merr, fs.ErrNotExist) {
+			if d.ts != nil && d.ts.State == StatePurged && (errors.Is(merr, store.ErrNotExist) || errors.Is(merr, fs.ErrNotExist)) {
 				continue // purged for good: tombstone kept as a record
 			}
 			// The newest deletion that could hold the component cannot be
 			// read: never pass over it silently to older data.
-			ve := &VerifyError{Archive: d.archive, Msg: "manifest unreadable: " + merr.Error()}
+			state := ""
+			if d.ts != nil {
+				state = " (tombstone state " + d.ts.State + ")"
+			}
+			ve := &VerifyError{Archive: d.archive, Msg: "manifest unreadable" + state + ": " + merr.Error()}
 			return false, &RestoreRefusedError{Name: req.Name, Reason: ve.Error(), Err: ve,
 				Advice: "name an older archive explicitly with archive: if this one is lost"}
 		}
