@@ -111,6 +111,10 @@ func (li lockInfo) deadHere() bool {
 
 func lockKey(name string) string { return name + "/.lock" }
 
+// takeoverSettle is how long a takeover waits for the takeovers racing
+// it to land before it reads the lock back.
+const takeoverSettle = 500 * time.Millisecond
+
 // Lock takes the lock named name (one per instance) without waiting.
 func (s *Store) Lock(ctx context.Context, name string) (func(), error) {
 	if err := store.CheckKey(name); err != nil {
@@ -159,6 +163,18 @@ func (s *Store) Lock(ctx context.Context, name string) (func(), error) {
 		if err != nil {
 			return nil, fmt.Errorf("lock %s: %w (taking over a lock not renewed since %s failed: %v)%s", s.Location(lockKey(name)),
 				store.ErrLocked, oi.LastModified.UTC().Format(time.RFC3339), err, held)
+		}
+		// Some S3-compatible servers check If-Match and write in two
+		// steps, so that two runs taking over the same stale lock at once
+		// may both succeed (the last write stays). Once the takeovers in
+		// flight have landed, the lock is ours only if it holds our token.
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(takeoverSettle):
+		}
+		if _, now := s.describeLock(ctx, obj); now.Owner != info.Owner {
+			return nil, fmt.Errorf("lock %s: %w (another run took over the stale lock at the same time)%s", s.Location(lockKey(name)), store.ErrLocked, held)
 		}
 	}
 	var mu sync.Mutex
