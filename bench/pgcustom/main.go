@@ -19,6 +19,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"syscall"
@@ -35,26 +36,39 @@ func main() {
 	rows := flag.Int("rows", 2_000_000, "rows in all")
 	tables := flag.Int("tables", 8, "tables the rows are spread over in the first case")
 	runs := flag.Int("runs", 5, "runs of each side")
+	cpuprofile := flag.String("cpuprofile", "", "with -check: write a CPU profile of the check to this file")
+	reuse := flag.Bool("reuse", false, "reuse the dumps a previous run left in -dir")
 	flag.Parse()
 	if *check != "" {
-		if err := checkOne(*check); err != nil {
+		if err := checkOne(*check, *cpuprofile); err != nil {
 			fmt.Fprintln(os.Stderr, "check:", err)
 			os.Exit(1)
 		}
 		return
 	}
-	if err := run(*dir, *rows, *tables, *runs); err != nil {
+	if err := run(*dir, *rows, *tables, *runs, *reuse); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func checkOne(file string) error {
+func checkOne(file, cpuprofile string) error {
 	f, err := os.Open(file)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
+	if cpuprofile != "" {
+		pf, err := os.Create(cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	sum, err := pgdump.Verify(f)
 	if err != nil {
 		return err
@@ -63,7 +77,7 @@ func checkOne(file string) error {
 	return nil
 }
 
-func run(dir string, rows, tables, runs int) error {
+func run(dir string, rows, tables, runs int, reuse bool) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -74,9 +88,11 @@ func run(dir string, rows, tables, runs int) error {
 	}
 	defer cleanup()
 	for _, n := range []int{tables, 1} {
-		dump, err := generateDump(dir, rows, n)
-		if err != nil {
-			return err
+		dump := filepath.Join(dir, fmt.Sprintf("bench-%d.dump", n))
+		if _, err := os.Stat(dump); err != nil || !reuse {
+			if dump, err = generateDump(dir, rows, n); err != nil {
+				return err
+			}
 		}
 		fi, err := os.Stat(dump)
 		if err != nil {
@@ -160,8 +176,8 @@ func generateDump(dir string, rows, tables int) (string, error) {
 	defer conn.Close()
 	per := rows / tables
 	for i := range tables {
-		q := fmt.Sprintf(`CREATE TABLE accounts_%d (aid int PRIMARY KEY, bid int, abalance int, filler text);
-			INSERT INTO accounts_%d SELECT g, g / 100000 + 1, (random() * 1e6)::int, md5(random()::text) || md5(random()::text)
+		q := fmt.Sprintf(`CREATE TABLE public.accounts_%d (aid int PRIMARY KEY, bid int, abalance int, filler text);
+			INSERT INTO public.accounts_%d SELECT g, g / 100000 + 1, (random() * 1e6)::int, md5(random()::text) || md5(random()::text)
 			FROM generate_series(1, %d) g`, i, i, per)
 		if _, err := conn.ExecContext(ctx, q); err != nil {
 			return "", err
