@@ -98,6 +98,10 @@ type reader struct {
 	version int
 	intSize int
 	offSize int
+	// at and sec are set when the dump is read by position (custom_at.go):
+	// r reads sec, a section of the whole dump.
+	at  *atSource
+	sec *io.SectionReader
 }
 
 func (r *reader) fail(format string, args ...any) error {

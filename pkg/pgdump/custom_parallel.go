@@ -29,11 +29,17 @@ func segBuffers(workers int) int { return 2*workers + 2 }
 // corrupted or lacks data the table of contents promises. pg_restore
 // --list alone passes such dumps.
 //
-// The file is read once, in order, by one goroutine that checks the
-// structure (as the sequential reader does) and hands each compressed data
-// stream, one per table or large object, to GOMAXPROCS inflaters through a
-// bounded pool of buffers. The error returned is the one the sequential
-// reader meets first in file order.
+// One goroutine checks the structure (as the sequential reader does) and
+// hands each compressed data stream, one per table or large object, to
+// GOMAXPROCS inflaters. A file (an io.ReaderAt that can seek, such as an
+// *os.File of a regular file) is read by position: the walk skips the
+// chunks' payloads and each inflater reads its own stream's range of the
+// file, so that as many streams inflate at once as there are inflaters
+// (custom_at.go); the file is left positioned at its end. Any other source
+// is read once, in order, its streams passed to the inflaters through a
+// bounded pool of buffers. Memory is bounded either way, whatever the size
+// of the dump or of one stream. The error returned is the one the
+// sequential reader meets first in file order.
 func Verify(src io.Reader) (*Summary, error) {
 	return verifyParallel(src, runtime.GOMAXPROCS(0), 0)
 }
@@ -67,6 +73,12 @@ type stream struct {
 	start int64 // offset of the stream's first chunk header
 	whole []byte
 	segs  chan seg
+	// byPos, end and cut, for a dump read by position: the stream is the
+	// chunks in [start, end); cut is the walk's error when it could not
+	// read the stream to its terminator (end is then where it stopped).
+	byPos bool
+	end   int64
+	cut   error
 	// entry names the table of contents entry in an inflate error, as the
 	// sequential reader does.
 	entry *tocEntry
@@ -105,13 +117,22 @@ func newPool(n int) *pool {
 // to limit bytes of data (0: all of it).
 func verifyParallel(src io.Reader, workers int, limit int64) (*Summary, error) {
 	workers = max(workers, 1)
-	r := &reader{r: bufio.NewReaderSize(src, 256<<10)}
+	at := readerAtOf(src)
+	var r *reader
+	if at != nil {
+		r = at.reader()
+	} else {
+		r = &reader{r: bufio.NewReaderSize(src, 256<<10)}
+	}
 	sum, comp, entries, err := r.headerAndTOC()
 	if err != nil {
 		return nil, err
 	}
 	nbuf := segBuffers(workers)
 	bufs := newPool(nbuf)
+	if at != nil {
+		bufs = newPool(0) // streams are read by the inflaters themselves
+	}
 	jobs := make(chan *stream, nbuf)
 	var (
 		mu      sync.Mutex
@@ -126,7 +147,7 @@ func verifyParallel(src io.Reader, workers int, limit int64) (*Summary, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			inf := &inflater{comp: comp, limit: limit}
+			inf := &inflater{comp: comp, limit: limit, at: at, intSize: r.intSize}
 			for s := range jobs {
 				var res result
 				if int64(s.idx) > failedAt.Load() {
@@ -237,7 +258,7 @@ func (p *producer) blocks(entries map[int64]*tocEntry, sum *Summary) error {
 		seen[id] = true
 		switch typ {
 		case blkData:
-			err = p.stream(e)
+			err = p.oneStream(e)
 		case blkBlobs:
 			err = p.blobs(e)
 		default:
@@ -269,10 +290,18 @@ func (p *producer) blobs(e *tocEntry) error {
 		if oid == 0 {
 			return nil
 		}
-		if err := p.stream(e); err != nil {
+		if err := p.oneStream(e); err != nil {
 			return err
 		}
 	}
+}
+
+// oneStream hands one data stream to the inflaters.
+func (p *producer) oneStream(e *tocEntry) error {
+	if p.r.at != nil {
+		return p.streamAt(e)
+	}
+	return p.stream(e)
 }
 
 // stream copies one data stream's chunk payloads, up to its zero-length
@@ -347,6 +376,9 @@ func (p *producer) cut(s *stream, buf []byte, err error, send func([]byte, error
 
 // release gives back the buffers of a stream that will not be inflated.
 func (s *stream) release(bufs *pool) {
+	if s.byPos {
+		return // no buffers
+	}
 	if s.segs == nil {
 		bufs.put(s.whole)
 		return
@@ -416,9 +448,17 @@ type inflater struct {
 	zr    io.ReadCloser
 	zs    *zstd.Decoder
 	br    *bufio.Reader
+	// at, intSize and raw: a dump read by position, the size of its
+	// integers (chunk headers), the buffer of the file's bytes.
+	at      *atSource
+	intSize int
+	raw     *bufio.Reader
 }
 
 func (f *inflater) run(s *stream, bufs *pool) result {
+	if s.byPos {
+		return f.runAt(s)
+	}
 	var src io.Reader
 	var sr *segReader
 	if s.segs == nil {
@@ -434,18 +474,28 @@ func (f *inflater) run(s *stream, bufs *pool) result {
 		}
 		src = f.br
 	}
-	f.lines = nil
-	if f.limit == 0 && s.entry != nil && s.entry.desc == "TABLE DATA" && f.comp != "lz4" {
-		f.lines = &lineCounter{}
-	}
+	f.countLines(s)
 	res := f.count(f.inflate(src))
-	if res.err != nil {
-		res.err = fmt.Errorf("entry %d (%s %s): %w", s.entry.id, s.entry.desc, s.entry.tag, &StructureError{Offset: s.start, Msg: fmt.Sprintf("data does not decompress (corrupted): %v", res.err)})
-	}
 	if sr != nil && sr.hit {
 		// The inflater reached the cut: the reader's own error (truncation)
 		// is the finding, and the reader reports it.
 		return result{n: res.n, rows: -1}
+	}
+	return f.inflateResult(s, res)
+}
+
+// countLines sets the inflater to count the lines of s, when they are rows.
+func (f *inflater) countLines(s *stream) {
+	f.lines = nil
+	if f.limit == 0 && s.entry != nil && s.entry.desc == "TABLE DATA" && f.comp != "lz4" {
+		f.lines = &lineCounter{}
+	}
+}
+
+// inflateResult names the stream's entry in the result and in its error.
+func (f *inflater) inflateResult(s *stream, res result) result {
+	if res.err != nil {
+		res.err = fmt.Errorf("entry %d (%s %s): %w", s.entry.id, s.entry.desc, s.entry.tag, &StructureError{Offset: s.start, Msg: fmt.Sprintf("data does not decompress (corrupted): %v", res.err)})
 	}
 	res.entry = s.entry
 	return res

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"io"
 	"os"
 	"reflect"
 	"regexp"
@@ -177,31 +178,62 @@ func corrupt(t *rapid.T, data []byte) []byte {
 	return out
 }
 
-// agree checks that the parallel checker and the sequential reference give
-// the same verdict: both accept with the same summary, or both refuse, with
-// a *StructureError from one exactly when the other gives one.
+// agree checks that the parallel checker, reading the dump as a stream
+// and by position (from its start and from an offset, as a file opened and
+// positioned by its caller), and the sequential reference give the same
+// verdict: all accept with the same summary, or all refuse, with a
+// *StructureError from one exactly when the other gives one. The two
+// parallel paths give exactly the same error, byte offsets included.
 func agree(t *rapid.T, data []byte, workers int) {
 	want, werr := pgdump.VerifySequential(bytes.NewReader(data))
-	got, gerr := pgdump.VerifyParallel(bytes.NewReader(data), workers)
+	got, gerr := pgdump.VerifyParallel(streamOnly(data), workers)
+	agreeWith(t, "parallel, streaming", want, werr, got, gerr)
+	pos, perr := pgdump.VerifyParallel(bytes.NewReader(data), workers)
+	agreeWith(t, "parallel, by position", want, werr, pos, perr)
+	if (gerr == nil) != (perr == nil) || gerr != nil && gerr.Error() != perr.Error() {
+		t.Fatalf("streaming: %v\nby position: %v", gerr, perr)
+	}
+	if gerr == nil && !reflect.DeepEqual(got, pos) {
+		t.Fatalf("summaries differ: streaming %+v, by position %+v", got, pos)
+	}
+	prefix := rapid.IntRange(0, 300).Draw(t, "prefix")
+	src := bytes.NewReader(append(make([]byte, prefix), data...))
+	if _, err := src.Seek(int64(prefix), io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	off, oerr := pgdump.VerifyParallel(src, workers)
+	if (oerr == nil) != (perr == nil) || oerr != nil && oerr.Error() != perr.Error() {
+		t.Fatalf("by position from byte 0: %v\nfrom byte %d: %v", perr, prefix, oerr)
+	}
+	if oerr == nil && !reflect.DeepEqual(off, pos) {
+		t.Fatalf("summaries differ: from byte 0 %+v, from byte %d %+v", pos, prefix, off)
+	}
+}
+
+// streamOnly reads data as a pipe or an object's body would: no ReadAt,
+// no Seek.
+func streamOnly(data []byte) io.Reader { return struct{ io.Reader }{bytes.NewReader(data)} }
+
+func agreeWith(t *rapid.T, name string, want *pgdump.Summary, werr error, got *pgdump.Summary, gerr error) {
 	if (werr == nil) != (gerr == nil) {
-		t.Fatalf("sequential: %v; parallel: %v", werr, gerr)
+		t.Fatalf("sequential: %v; %s: %v", werr, name, gerr)
 	}
 	if werr == nil {
 		w, g := *want, *got
 		w.Rows, g.Rows = nil, nil // counted by the parallel checker only
 		if !reflect.DeepEqual(w, g) {
-			t.Fatalf("summaries differ: sequential %+v, parallel %+v", want, got)
+			t.Fatalf("summaries differ: sequential %+v, %s %+v", want, name, got)
 		}
 		return
 	}
 	var ws, gs *pgdump.StructureError
 	if errors.As(werr, &ws) != errors.As(gerr, &gs) {
-		t.Fatalf("error types differ: sequential %v; parallel %v", werr, gerr)
+		t.Fatalf("error types differ: sequential %v; %s %v", werr, name, gerr)
 	}
 	// The same finding, in the same entry: only the byte offset of an
 	// inflate error may differ (the sequential reader's read-ahead).
 	if w, g := atByte.ReplaceAllString(werr.Error(), "at byte N"), atByte.ReplaceAllString(gerr.Error(), "at byte N"); w != g {
-		t.Fatalf("errors differ:\nsequential %v\nparallel   %v", werr, gerr)
+		t.Fatalf("errors differ:\nsequential %v\n%s %v", werr, name, gerr)
 	}
 }
 
@@ -219,6 +251,9 @@ func TestVerifyParallel_AgreesWithSequential(t *testing.T) {
 		got, err := pgdump.VerifyParallel(bytes.NewReader(data), workers)
 		if err != nil {
 			t.Fatalf("a valid dump refused: %v", err)
+		}
+		if _, err := pgdump.VerifyParallel(streamOnly(data), workers); err != nil {
+			t.Fatalf("a valid dump refused when streamed: %v", err)
 		}
 		if got.Entries == 0 && len(data) > 200 {
 			t.Fatalf("no entries read")
@@ -269,11 +304,17 @@ func TestVerifyFraming_CatchesWhatVerifyCatchesButInflation(t *testing.T) {
 		if (werr == nil) != (gerr == nil) {
 			t.Fatalf("cut at %d of %d: Verify %v; VerifyFraming %v", len(cut), len(data), werr, gerr)
 		}
+		if _, serr := pgdump.VerifyFraming(streamOnly(cut)); (serr == nil) != (gerr == nil) || serr != nil && serr.Error() != gerr.Error() {
+			t.Fatalf("cut at %d of %d: VerifyFraming by position %v; streaming %v", len(cut), len(data), gerr, serr)
+		}
 		bad := corrupt(t, data)
 		_, werr = pgdump.Verify(bytes.NewReader(bad))
 		_, gerr = pgdump.VerifyFraming(bytes.NewReader(bad))
 		if werr == nil && gerr != nil {
 			t.Fatalf("VerifyFraming refuses what Verify passes: %v", gerr)
+		}
+		if _, serr := pgdump.VerifyFraming(streamOnly(bad)); (serr == nil) != (gerr == nil) || serr != nil && serr.Error() != gerr.Error() {
+			t.Fatalf("corrupted: VerifyFraming by position %v; streaming %v", gerr, serr)
 		}
 	})
 }

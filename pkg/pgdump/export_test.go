@@ -31,3 +31,10 @@ func SetPlainReadSize(n int) func() {
 	plainReadSize = n
 	return func() { plainReadSize = old }
 }
+
+// SetAtStarted sets a function called as an inflater starts a stream read
+// by position, and returns a function that unsets it.
+func SetAtStarted(f func()) func() {
+	atStarted = f
+	return func() { atStarted = nil }
+}
