@@ -280,6 +280,27 @@ func checkFileWalk(ctx context.Context, rem *remotes, path, content, format stri
 	res.kind = format
 	switch format {
 	case "pg_custom":
+		if fi, err := statRegular(f); err == nil && fi {
+			// A local file is read by position (each inflater reads its
+			// own table's data: pgdump.Verify), its checksum by another
+			// reader of the whole file at the same time.
+			var hashed chan error
+			if checksum {
+				hashed = make(chan error, 1)
+				go func() {
+					_, err := io.Copy(h, io.NewSectionReader(f, 0, 1<<62))
+					hashed <- err
+				}()
+			}
+			ferr = custom(f)
+			if checksum {
+				if err := <-hashed; err != nil {
+					return res, fmt.Errorf("read backup: %w", err)
+				}
+			}
+			src = strings.NewReader("") // all read: nothing left for the sum
+			break
+		}
 		ferr = custom(src)
 	case "pg_plain":
 		// Plain SQL, or plain SQL compressed with gzip or zstd (.sql.gz,
@@ -496,4 +517,16 @@ func checkPlainDump(r io.Reader) (hasData bool, err error) {
 		return false, fmt.Errorf("unexpected content after the completion marker: %q", line)
 	}
 	return hasData, nil
+}
+
+// statRegular says whether f is an open regular file (false for nil).
+func statRegular(f *os.File) (bool, error) {
+	if f == nil {
+		return false, nil
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return false, err
+	}
+	return fi.Mode().IsRegular(), nil
 }
