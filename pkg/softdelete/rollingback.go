@@ -68,7 +68,7 @@ func settleRollingBack(ctx context.Context, sh shelf, app string, req RestoreReq
 		found, err := finishRollBack(ctx, Request{Name: req.Name, Options: req.Options}, ts, "a restore")
 		if err != nil {
 			return notes, &RestoreFailedError{Name: req.Name,
-				Err: fmt.Errorf("the deletion %s of %s was rolling back after late changes (tombstone %s) and could not be finished: %w", ts.ID, ts.Instance, ts.Path, err),
+				Err:   fmt.Errorf("the deletion %s of %s was rolling back after late changes (tombstone %s) and could not be finished: %w", ts.ID, ts.Instance, ts.Path, err),
 				State: "the components named were not moved back; those that were are in place; the tombstone still says rolling_back (resolve a component present in both places by hand: compare them and keep one), then run the restore again, which finishes moving back"}
 		}
 		notes = append(notes, fmt.Sprintf("the deletion %s of %s was rolling back after late changes (%s); its components were moved back into place from its quarantine and it was marked abandoned; %s",
