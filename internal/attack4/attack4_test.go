@@ -426,7 +426,6 @@ func TestAttack4_PurgeForgedTombstone(t *testing.T) {
 // acme's own tombstone with its purge_after moved into the past (the
 // deletion was recorded with 30 days of retention).
 func TestAttack4_PurgeRetentionFromEditedTombstone(t *testing.T) {
-	t.Skip("open: FINDINGS-4.md #4")
 	f := newFixture(t)
 	library(t)
 	f.create(t, "acme")
@@ -446,6 +445,29 @@ func TestAttack4_PurgeRetentionFromEditedTombstone(t *testing.T) {
 	res := f.purge(t, "acme")
 	if !f.exists(t, qa) {
 		t.Errorf("purge dropped %s, whose deletion was recorded with 30 days of retention, because the tombstone's purge_after was edited (failed=%v msg=%v)", qa, res["failed"], res["msg"])
+	}
+	// Refused, naming both dates (closed by the quarantine's own record:
+	// the quarantine database's comment).
+	after, err := time.Parse(time.RFC3339Nano, ra["tombstone"].(map[string]any)["purge_after"].(string))
+	must(t, err)
+	want := after.UTC().Format(time.RFC3339)
+	msg := fmt.Sprint(res["msg"], res["refused"])
+	if res["failed"] != true || !strings.Contains(msg, "2020-01-02T00:00:00Z") || !strings.Contains(msg, want) {
+		t.Errorf("purge did not refuse naming the tombstone's purge_after (2020-01-02T00:00:00Z) and the quarantine's own (%s): failed=%v %s", want, res["failed"], msg)
+	}
+	// The quarantine database keeps its own record too (its comment):
+	// without the directory's, purge still refuses, naming the database.
+	matches, _ := filepath.Glob(filepath.Join(f.root, "srv", "acme", ".fleetsafe-trash", "*", ".fleetsafe-retention"))
+	if len(matches) != 1 {
+		t.Fatalf("the directory's quarantine keeps %d retention record(s), want 1: %v", len(matches), matches)
+	}
+	must(t, os.Remove(matches[0]))
+	res = f.purge(t, "acme")
+	if !f.exists(t, qa) {
+		t.Errorf("purge dropped %s on the edited tombstone once the directory's record was gone", qa)
+	}
+	if msg := fmt.Sprint(res["msg"]); res["failed"] != true || !strings.Contains(msg, "the comment of database "+qa) || !strings.Contains(msg, want) {
+		t.Errorf("purge did not refuse on the database's own record (%s): failed=%v %s", want, res["failed"], msg)
 	}
 }
 

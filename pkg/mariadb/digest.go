@@ -7,8 +7,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
+
+	"github.com/fleetsafe/fleetsafe/pkg/childproc"
 )
 
 // digestArgs make mariadb-dump write only what RENAME TABLE carries: the
@@ -58,12 +59,12 @@ func TableDigest(ctx context.Context, c Conn, name string) (string, error) {
 	}
 	args = append(args, "--", name)
 	h := sha256.New()
-	cmd := exec.CommandContext(ctx, "mariadb-dump", args...)
+	cmd := childproc.Command(ctx, "mariadb-dump", args...)
 	cmd.Env = c.env(os.Environ())
 	cmd.Stdout = h
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
+	if err := childproc.Run(cmd); err != nil {
 		return "", &ToolError{Tool: "mariadb-dump", Database: name, Err: err, Stderr: strings.TrimSpace(stderr.String())}
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil

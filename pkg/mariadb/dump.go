@@ -6,8 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"strings"
+
+	"github.com/fleetsafe/fleetsafe/pkg/childproc"
 )
 
 // DumpArgs are the options of every dump fleetsafe takes: one consistent
@@ -45,12 +46,12 @@ func DumpWith(ctx context.Context, c Conn, name string, w io.Writer, extra ...st
 	}
 	args := append(c.clientArgs(), DumpArgs...)
 	args = append(append(args, extra...), "--", name)
-	cmd := exec.CommandContext(ctx, "mariadb-dump", args...)
+	cmd := childproc.Command(ctx, "mariadb-dump", args...)
 	cmd.Env = c.env(os.Environ())
 	cmd.Stdout = w
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
+	if err := childproc.Run(cmd); err != nil {
 		return &ToolError{Tool: "mariadb-dump", Database: name, Err: err, Stderr: strings.TrimSpace(stderr.String())}
 	}
 	return nil
@@ -74,13 +75,13 @@ func Load(ctx context.Context, c Conn, name string, r io.Reader) error {
 	}
 	args := append(c.clientArgs(), LoadArgs...)
 	args = append(args, "--database="+name)
-	cmd := exec.CommandContext(ctx, "mariadb", args...)
+	cmd := childproc.Command(ctx, "mariadb", args...)
 	cmd.Env = c.env(os.Environ())
 	cmd.Stdin = r
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = &out
-	if err := cmd.Run(); err != nil {
+	if err := childproc.Run(cmd); err != nil {
 		return &ToolError{Tool: "mariadb", Database: name, Err: err, Stderr: strings.TrimSpace(out.String())}
 	}
 	return nil

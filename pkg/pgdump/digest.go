@@ -9,10 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os/exec"
-	"runtime"
 	"strings"
-	"syscall"
+
+	"github.com/fleetsafe/fleetsafe/pkg/childproc"
 )
 
 // PlainDigest is the sha256 of the SQL script pg_dump writes for database
@@ -43,20 +42,17 @@ func varyingLine(line []byte) bool {
 }
 
 func digest(ctx context.Context, c Conn, tool string, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, tool, args...)
+	cmd := childproc.Command(ctx, tool, args...)
 	if tool == "pg_dump" {
 		cmd.Env = c.Env()
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return "", err
 	}
-	if err := cmd.Start(); err != nil {
+	if err := childproc.Start(cmd); err != nil {
 		return "", fmt.Errorf("%s: %w", tool, err)
 	}
 	h := sha256.New()
@@ -83,7 +79,7 @@ func digest(ctx context.Context, c Conn, tool string, args ...string) (string, e
 		}
 	}
 	_, _ = io.Copy(io.Discard, out)
-	if err := cmd.Wait(); err != nil {
+	if err := childproc.Wait(cmd); err != nil {
 		msg := strings.TrimSpace(stderr.String())
 		if len(msg) > 2000 {
 			msg = msg[:2000] + "…"

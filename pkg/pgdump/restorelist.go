@@ -5,9 +5,10 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
+
+	"github.com/fleetsafe/fleetsafe/pkg/childproc"
 )
 
 // RestoreExcept runs the real pg_restore of file into an existing, empty
@@ -18,10 +19,10 @@ func RestoreExcept(ctx context.Context, c Conn, database, file string, skip []in
 	if len(skip) == 0 {
 		return Restore(ctx, c, database, file)
 	}
-	cmd := exec.CommandContext(ctx, "pg_restore", "--list", file)
+	cmd := childproc.Command(ctx, "pg_restore", "--list", file)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	list, err := cmd.Output()
+	list, err := childproc.Output(cmd)
 	if err != nil {
 		return fmt.Errorf("pg_restore --list %s: %w: %s", file, err, strings.TrimSpace(stderr.String()))
 	}

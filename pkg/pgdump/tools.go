@@ -4,10 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os/exec"
-	"runtime"
 	"strings"
-	"syscall"
+
+	"github.com/fleetsafe/fleetsafe/pkg/childproc"
 )
 
 // Dump runs the real pg_dump -Fc of database into file.
@@ -30,17 +29,13 @@ func DBNameArg(database string) string {
 }
 
 func run(ctx context.Context, c Conn, tool string, args ...string) error {
-	cmd := exec.CommandContext(ctx, tool, args...)
-	cmd.Env = c.Env()
 	// If fleetsafe is killed, the tool dies with it instead of holding a
-	// connection that would make the re-run refuse. The death signal is
-	// tied to the starting thread, which stays locked until the tool ends.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
+	// connection that would make the re-run refuse (pkg/childproc).
+	cmd := childproc.Command(ctx, tool, args...)
+	cmd.Env = c.Env()
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
+	if err := childproc.Run(cmd); err != nil {
 		msg := strings.TrimSpace(stderr.String())
 		if len(msg) > 2000 {
 			msg = msg[:2000] + "…"

@@ -467,6 +467,7 @@ func purgeTombstone(ctx context.Context, req *PurgeRequest, name string, ts *Tom
 				continue
 			}
 			p, _ := trashParent(m.To, ts.ID)
+			named[p][kind.RetentionFile] = true // the deletion's own record
 			extra, err := entries[p].unnamed(named[p])
 			if err == nil && len(extra) > 0 {
 				err = fmt.Errorf("the quarantine of deletion %s in %s also holds %s, which its tombstone does not name (another deletion's, or put there by hand); purge removes a quarantine only whole",
@@ -488,6 +489,18 @@ func purgeTombstone(ctx context.Context, req *PurgeRequest, name string, ts *Tom
 			case gone:
 				compGone[m.Component] = true // a restore brought it back, or it was dropped
 			}
+		}
+	}
+	// The quarantine's own record of its retention must agree with the
+	// tombstone (FINDINGS-4 #4): an edited tombstone alone purges nothing.
+	if len(refused) == 0 {
+		legacy, conflict := checkOwnRetention(ctx, env, req.Now, ts, entryOf, compGone)
+		if conflict != nil {
+			for _, m := range ts.Components {
+				refuse(m, conflict)
+			}
+		} else if len(legacy) > 0 {
+			why += "; " + strings.Join(legacy, ", ") + " keep(s) no retention record of their own (quarantined by a release before records were kept): retention taken from the tombstone alone"
 		}
 	}
 	if len(refused) > 0 {

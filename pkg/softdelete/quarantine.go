@@ -45,6 +45,11 @@ func moveAll(ctx context.Context, req Request, t *Tombstone) (int, error) {
 		if err == nil {
 			err = k.Quarantine(ctx, env, m.move())
 		}
+		if err == nil {
+			// Before the tombstone says quarantined: a run killed here
+			// records it on the next run, which redoes this step.
+			err = keepRetention(ctx, env, k, t, m)
+		}
 		if err != nil {
 			return i, fmt.Errorf("quarantine component %s: %w", m.Component, err)
 		}

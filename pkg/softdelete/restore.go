@@ -325,6 +325,7 @@ func Restore(ctx context.Context, l *instance.Layout, req RestoreRequest) (*Rest
 				State: "a staging leftover of an interrupted restore could not be removed; the instance itself was not changed"}
 		}
 	}
+	var settled []string
 	if !req.CheckMode {
 		if n, err := settleAside(ctx, sh, l.App, req.Options); err != nil {
 			return res, err
@@ -332,8 +333,34 @@ func Restore(ctx context.Context, l *instance.Layout, req RestoreRequest) (*Rest
 			res.Changed = true
 			res.note("recorded %d move(s) aside by an interrupted forced restore", n)
 		}
+		// A deletion killed while rolling back is finished first: its
+		// quarantine, not its archive, holds the instance's last state.
+		settled, err = settleRollingBack(ctx, sh, l.App, req)
+		if len(settled) > 0 {
+			res.Changed = true
+			res.Notes = append(res.Notes, settled...)
+		}
+		if err != nil {
+			return res, err
+		}
+	}
+	if req.CheckMode {
+		if settled, err = settleRollingBack(ctx, sh, l.App, req); err != nil {
+			return res, err
+		}
+		if len(settled) > 0 {
+			// What the run would restore depends on what moving back
+			// leaves missing: not predicted further.
+			res.Changed = true
+			res.Notes = append(res.Notes, settled...)
+			res.Msg = strings.Join(settled, "; ")
+			return res, nil
+		}
 	}
 	out, err := r.run(ctx)
+	if out != nil && len(settled) > 0 && out.Msg != "" && !strings.Contains(out.Msg, settled[0]) {
+		out.Msg = strings.Join(settled, "; ") + "; " + out.Msg
+	}
 	if err != nil && out == nil {
 		out = res
 	}
@@ -614,6 +641,12 @@ func (r *restorer) loadDeletions(ctx context.Context) error {
 		return nil
 	}
 	for _, t := range tombs {
+		if t.State == StateRollingBack {
+			// Never a source: its archive missed late changes. A restore
+			// (not in check mode) moved it back before this point.
+			r.res.note("the deletion %s was rolling back after late changes (tombstone %s): the restore moves its components back from its quarantine first, then restores what is still missing", t.ID, t.Path)
+			continue
+		}
 		if t.State == StateArchiving || t.State == StateAbandoned {
 			// A deletion that never completed: its archive is vouched for
 			// by nothing that restore could check it against.

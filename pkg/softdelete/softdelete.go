@@ -686,16 +686,16 @@ func settleInterrupted(ctx context.Context, req Request, app string, sh shelf, r
 			}
 			res.Warnings = append(res.Warnings, fmt.Sprintf("an earlier deletion of %s (id %s) was interrupted %s; nothing had been moved; marked abandoned in %s", ts.Instance, ts.ID, what, ts.Path))
 		case StateRollingBack:
-			if err := moveAllBack(ctx, req, ts); err != nil {
-				return fmt.Errorf("finish moving back the deletion %s of %s (tombstone %s): %w", ts.ID, ts.Instance, ts.Path, err)
-			}
-			res.Changed = true
-			ts.removeArchive(ctx)
-			ts.State = StateAbandoned
-			if err := ts.write(); err != nil {
+			found, err := finishRollBack(ctx, req, ts, "a soft delete")
+			if err != nil {
+				if found == "" {
+					return fmt.Errorf("finish moving back the deletion %s of %s (tombstone %s): %w", ts.ID, ts.Instance, ts.Path, err)
+				}
+				res.Changed = true
 				return err
 			}
-			res.Warnings = append(res.Warnings, fmt.Sprintf("an earlier deletion of %s (id %s) was rolling back after late changes; its components were moved back", ts.Instance, ts.ID))
+			res.Changed = true
+			res.Warnings = append(res.Warnings, fmt.Sprintf("an earlier deletion of %s (id %s) was rolling back after late changes; its components were moved back; %s", ts.Instance, ts.ID, found))
 		}
 	}
 	archives, err := sh.archives(ctx)

@@ -45,6 +45,15 @@ func (base) Tidy(m kind.Move) { TidyTrash(m) }
 func TidyTrash(m kind.Move) {
 	if root, err := os.OpenRoot(filepath.Dir(m.From)); err == nil {
 		if rel, err := filepath.Rel(filepath.Dir(m.From), filepath.Dir(m.To)); err == nil && filepath.IsLocal(rel) {
+			// The deletion's retention record goes with the last of its
+			// quarantined paths (kind.RetentionFile).
+			if d, err := root.Open(rel); err == nil {
+				names, _ := d.Readdirnames(-1)
+				d.Close()
+				if len(names) == 1 && names[0] == kind.RetentionFile {
+					_ = root.Remove(filepath.Join(rel, kind.RetentionFile))
+				}
+			}
 			_ = root.Remove(rel)
 			_ = root.Remove(filepath.Dir(rel))
 		}

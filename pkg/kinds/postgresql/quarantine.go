@@ -74,6 +74,11 @@ func moveDatabase(ctx context.Context, pg pgdump.Conn, from, to string, allow bo
 	if _, err := db.ExecContext(ctx, fmt.Sprintf("ALTER DATABASE %s WITH ALLOW_CONNECTIONS %t", pgdump.QuoteIdent(to), allow)); err != nil {
 		return fmt.Errorf("database %s: %w", to, err)
 	}
+	if allow {
+		// Renamed back: its own comment again, not the quarantine's
+		// retention record.
+		return restoreComment(ctx, db, to)
+	}
 	return nil
 }
 

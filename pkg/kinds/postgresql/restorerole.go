@@ -132,6 +132,22 @@ func newRestoreRole(ctx context.Context, pg pgdump.Conn, tag string, notes func(
 		r.close()
 		return nil, fmt.Errorf("create the temporary restore role %s: %w", r.name, err)
 	}
+	// A statement of the role whose client is gone (a killed module's
+	// psql or pg_restore) is ended by the server within a second instead
+	// of running to its end (PostgreSQL 14 and later).
+	var version int
+	if err := tx.QueryRowContext(ctx, "SELECT pg_catalog.current_setting('server_version_num')::int").Scan(&version); err != nil {
+		_ = tx.Rollback()
+		r.close()
+		return nil, fmt.Errorf("create the temporary restore role %s: read the server version: %w", r.name, err)
+	}
+	if version >= 140000 {
+		if _, err := tx.ExecContext(ctx, "ALTER ROLE "+pgdump.QuoteIdent(r.name)+" SET client_connection_check_interval = 1000"); err != nil {
+			_ = tx.Rollback()
+			r.close()
+			return nil, fmt.Errorf("create the temporary restore role %s: %w", r.name, err)
+		}
+	}
 	if _, err := tx.ExecContext(ctx, "COMMENT ON ROLE "+pgdump.QuoteIdent(r.name)+" IS "+pqLiteral(restoreRoleComment)); err != nil {
 		_ = tx.Rollback()
 		r.close()

@@ -8,10 +8,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os/exec"
 	"strings"
 	"time"
 
+	"github.com/fleetsafe/fleetsafe/pkg/childproc"
 	"github.com/fleetsafe/fleetsafe/pkg/kind"
 	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
 )
@@ -101,13 +101,15 @@ func psql(ctx context.Context, rc pgdump.Conn, db string, b kind.Backup) (*owner
 		_ = refused()
 		return f, err
 	}
-	cmd := exec.CommandContext(ctx, "psql", "--no-psqlrc", "--quiet", "-v", "ON_ERROR_STOP=1", "--dbname="+pgdump.DBNameArg(db))
+	// The tool dies with the module (pkg/childproc): a killed restore
+	// leaves no psql running the backup's content as the restore role.
+	cmd := childproc.Command(ctx, "psql", "--no-psqlrc", "--quiet", "-v", "ON_ERROR_STOP=1", "--dbname="+pgdump.DBNameArg(db))
 	cmd.Stdin = rf
 	cmd.Env = rc.Env()
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	cmd.Stdout = nil
-	err = cmd.Run()
+	err = childproc.Run(cmd)
 	if rerr := refused(); rerr != nil {
 		return f, rerr
 	}
@@ -146,7 +148,7 @@ func (e *PsqlTooOldError) Hint() string {
 
 // psqlVersion is the first line psql --version writes, or "".
 func psqlVersion(ctx context.Context) string {
-	out, err := exec.CommandContext(ctx, "psql", "--version").Output()
+	out, err := childproc.Output(childproc.Command(ctx, "psql", "--version"))
 	if err != nil {
 		return ""
 	}

@@ -20,6 +20,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/fleetsafe/fleetsafe/pkg/childproc"
 	"github.com/fleetsafe/fleetsafe/pkg/kind"
 	"github.com/fleetsafe/fleetsafe/pkg/kinds/paths"
 )
@@ -169,7 +170,7 @@ func (Kind) Names(ctx context.Context, s *kind.Scan, c kind.Component) ([]string
 	}
 	if cmd := systemctl(settings(s.Env)); cmd != "" {
 		pattern := c.Template.Prefix + "*" + c.Template.Suffix
-		out, err := exec.CommandContext(ctx, cmd, "list-units", "--all", "--plain", "--no-legend", "--no-pager", pattern).Output()
+		out, err := childproc.Output(childproc.Command(ctx, cmd, "list-units", "--all", "--plain", "--no-legend", "--no-pager", pattern))
 		if err != nil {
 			return nil, fmt.Errorf("systemctl list-units %s: %w", pattern, err)
 		}
@@ -210,7 +211,7 @@ func (Kind) State(ctx context.Context, s *kind.Scan, c kind.Component, name stri
 	if cmd == "" {
 		return st, nil
 	}
-	out, err := exec.CommandContext(ctx, cmd, "show", "--property=LoadState,ActiveState", "--no-pager", unit).Output()
+	out, err := childproc.Output(childproc.Command(ctx, cmd, "show", "--property=LoadState,ActiveState", "--no-pager", unit))
 	if err != nil {
 		return st, fmt.Errorf("systemctl show %s: %w", unit, err)
 	}
@@ -235,7 +236,7 @@ func Stop(ctx context.Context, env kind.Env, unit string) error {
 	if cmd == "" {
 		return fmt.Errorf("cannot stop %s: no running systemd answers on this host", unit)
 	}
-	if out, err := exec.CommandContext(ctx, cmd, "stop", unit).CombinedOutput(); err != nil {
+	if out, err := childproc.CombinedOutput(childproc.Command(ctx, cmd, "stop", unit)); err != nil {
 		return fmt.Errorf("systemctl stop %s: %w: %s", unit, err, strings.TrimSpace(string(out)))
 	}
 	return nil
