@@ -336,6 +336,9 @@ func TestEncrypted_SoftDeleteThenRestore(t *testing.T) {
 				require.Equal(t, true, out["failed"], "restore with identity file %q: %v", idFile, out)
 				assert.Equal(t, false, out["changed"])
 				assert.Contains(t, out["msg"], "encrypted with age")
+				// The advice is the identity, not an older archive.
+				assert.Contains(t, out["msg"], "give decrypt_identity_file")
+				assert.NotContains(t, out["msg"], "name an older archive")
 				for _, c := range []string{"config", "data"} {
 					_, err := os.Lstat(f.Path(c, "acme"))
 					assert.True(t, os.IsNotExist(err), "a refused restore wrote %s: %v", c, err)
