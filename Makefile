@@ -176,7 +176,9 @@ molecule-others: venv build pg
 test: venv build pg mariadb s3 vet gotest monitoring e2e lint molecule-others core-2.16 core-2.21 certify
 	@echo "make test: all passed"
 
-demo: venv build pg mariadb
+# The demo's last acts soft-delete to the local S3 server (s3: Versity's
+# gateway, and age) and restore on another host from the bucket alone.
+demo: venv build pg mariadb s3
 	bash scripts/demo.sh
 
 # Speed against the tools a user would use instead, as ratios in one run.

@@ -120,7 +120,7 @@ func TestS3_SoftDeleteRestorePurgeThroughTheBinaries(t *testing.T) {
 	out = run("instance_purge", "name", "acme", "keep_last", 0)
 	require.Equal(t, false, out["failed"], out["msg"])
 	secondPath := second["archive"].(map[string]any)["path"].(string)
-	var lockedKept bool
+	var lockedKept, firstKept bool
 	for _, k := range out["kept"].([]any) {
 		k := k.(map[string]any)
 		if k["path"] == secondPath && strings.Contains(k["reason"].(string), "Object Lock") && strings.Contains(k["reason"].(string), "legal hold") {
@@ -128,9 +128,13 @@ func TestS3_SoftDeleteRestorePurgeThroughTheBinaries(t *testing.T) {
 		}
 		if k["path"] == archive["path"] {
 			assert.NotNil(t, k["until"], "the first archive is kept with its date")
+			// Kept by retention, and the report says the store locks it too, until when.
+			assert.Contains(t, k["reason"], "also locked by the store (Object Lock): governance retention until "+lock["until"].(string), k)
+			firstKept = true
 		}
 	}
 	assert.True(t, lockedKept, "purge reports the archive under a legal hold: %v", out["kept"])
+	assert.True(t, firstKept, "purge reports the first, governance-locked archive: %v", out["kept"])
 	for _, p := range out["purged"].([]any) {
 		assert.NotEqual(t, secondPath, p.(map[string]any)["path"])
 	}
@@ -332,6 +336,9 @@ func TestEncrypted_SoftDeleteThenRestore(t *testing.T) {
 				require.Equal(t, true, out["failed"], "restore with identity file %q: %v", idFile, out)
 				assert.Equal(t, false, out["changed"])
 				assert.Contains(t, out["msg"], "encrypted with age")
+				// The advice is the identity, not an older archive.
+				assert.Contains(t, out["msg"], "give decrypt_identity_file")
+				assert.NotContains(t, out["msg"], "name an older archive")
 				for _, c := range []string{"config", "data"} {
 					_, err := os.Lstat(f.Path(c, "acme"))
 					assert.True(t, os.IsNotExist(err), "a refused restore wrote %s: %v", c, err)

@@ -7,7 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"filippo.io/age"
 	"github.com/minio/minio-go/v7"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -98,5 +100,100 @@ func TestPlaybooks_ArchiveStoreInABucket(t *testing.T) {
 
 	for i, o := range outputs {
 		assert.NotContains(t, o, set.SecretKey, "output %d shows the secret key", i)
+	}
+}
+
+// TestPlaybooks_RestoreOnAnotherHostFromABucket runs delete_instance.yml
+// with fleetsafe_object_lock and fleetsafe_encrypt_to into a bucket with
+// Object Lock (one prefix per host), destroys the instance's quarantine
+// and database on its host, then restore_instance.yml with restore_on
+// the other host (its own root and database prefix: every locator
+// differs), relocate and fleetsafe_decrypt_identity_file: the archive is
+// locked under governance retention, a restore_on outside the inventory
+// is refused with nothing changed, and the instance comes back identical
+// on the other host from the first host's prefix; the secret key appears
+// nowhere in the output.
+func TestPlaybooks_RestoreOnAnotherHostFromABucket(t *testing.T) {
+	set := s3test.Settings(t)
+	client := s3test.Client(t)
+	bucket := s3test.Bucket(t, true)
+	a := fleettest.NewSpec(t, fleettest.Spec{Names: []string{"acme", "shared"}, DB: true})
+	b := fleettest.NewSpec(t, fleettest.Spec{App: a.App, Names: []string{"globex"}, DB: true, DBPrefix: a.App + "_new_"})
+	var inv strings.Builder
+	inv.WriteString("all:\n  vars:\n")
+	fmt.Fprintf(&inv, "    fleetsafe_s3_endpoint: %q\n    fleetsafe_s3_region: %q\n    fleetsafe_s3_path_style: true\n", set.Endpoint, set.Region)
+	inv.WriteString("  hosts:\n")
+	for host, f := range map[string]*fleettest.Fleet{"web-a": a, "web-b": b} {
+		fmt.Fprintf(&inv, "    %s:\n      ansible_connection: local\n", host)
+		fmt.Fprintf(&inv, "      ansible_python_interpreter: \"{{ ansible_playbook_python }}\"\n")
+		fmt.Fprintf(&inv, "      fleetsafe_layout_file: %s\n", f.LayoutFile)
+		fmt.Fprintf(&inv, "      fleetsafe_archive_store: s3://%s/fleet/%s\n", bucket, host)
+		fmt.Fprintf(&inv, "      fleetsafe_systemd_dir: %s\n", f.SystemdDir)
+	}
+	dir := t.TempDir()
+	invFile := filepath.Join(dir, "inventory.yml")
+	require.NoError(t, os.WriteFile(invFile, []byte(inv.String()), 0o600))
+	// The keys as an AWX credential injects them: an extra-vars file.
+	credFile := filepath.Join(dir, "credential.yml")
+	require.NoError(t, os.WriteFile(credFile, []byte(fmt.Sprintf("fleetsafe_s3_access_key: %q\nfleetsafe_s3_secret_key: %q\n", set.AccessKey, set.SecretKey)), 0o600))
+	id, err := age.GenerateX25519Identity()
+	require.NoError(t, err)
+	idFile := filepath.Join(dir, "identity.txt")
+	require.NoError(t, os.WriteFile(idFile, []byte(id.String()+"\n"), 0o600))
+	lib := fleettest.BuildModules(t)
+	var outputs []string
+	run := func(playbook string, vars map[string]any) fleettest.Playbook {
+		t.Helper()
+		r := fleettest.RunPlaybookArgs(t, lib, []string{"-v", "-i", invFile, "-e", "@" + credFile, playbook}, vars)
+		outputs = append(outputs, r.Output)
+		return r
+	}
+	ctx := context.Background()
+	acme := a.Snapshot(t, "acme")
+
+	r := run("playbooks/delete_instance.yml", map[string]any{"instance_name": "acme", "reason": "host retired",
+		"fleetsafe_object_lock": "governance", "fleetsafe_retention_days": 2, "fleetsafe_encrypt_to": []string{id.Recipient().String()}})
+	require.NoError(t, r.Err, r.Output)
+	var archive string
+	for o := range client.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: "fleet/web-a/acme/", Recursive: true}) {
+		require.NoError(t, o.Err)
+		if strings.HasSuffix(o.Key, ".tar.zst") {
+			archive = o.Key
+		}
+	}
+	require.NotEmpty(t, archive, "the archive is under web-a's prefix")
+	// The lock as the server reports it in a HEAD (its GetObjectRetention
+	// answer is not in the form minio-go parses).
+	info, err := client.StatObject(ctx, bucket, archive, minio.StatObjectOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, "GOVERNANCE", info.Metadata.Get("X-Amz-Object-Lock-Mode"), "fleetsafe_object_lock reached the module")
+	until, err := time.Parse(time.RFC3339, info.Metadata.Get("X-Amz-Object-Lock-Retain-Until-Date"))
+	require.NoError(t, err)
+	assert.WithinDuration(t, time.Now().Add(48*time.Hour), until, time.Hour, "fleetsafe_retention_days reached the module")
+
+	// web-a loses acme: its quarantine and its database.
+	for _, c := range []string{"config", "data", "logs"} {
+		require.NoError(t, os.RemoveAll(filepath.Join(filepath.Dir(a.Path(c, "acme")), ".fleetsafe-trash")))
+	}
+	require.NoError(t, fleettest.DropDatabasesLike(ctx, a.PG, a.Database("acme")))
+
+	r = run("playbooks/restore_instance.yml", map[string]any{"instance_name": "acme", "restore_on": "web-z", "relocate": true})
+	require.Error(t, r.Err, r.Output)
+	assert.Contains(t, r.Output, "restore_on (web-z) must be one inventory host of this job's hosts")
+	_, err = os.Lstat(b.Path("config", "acme"))
+	assert.True(t, os.IsNotExist(err), "a refused restore wrote on web-b: %v", err)
+
+	r = run("playbooks/restore_instance.yml", map[string]any{"instance_name": "acme", "restore_on": "web-b", "relocate": true,
+		"fleetsafe_decrypt_identity_file": idFile})
+	require.NoError(t, r.Err, r.Output)
+	assert.Contains(t, r.Output, "acme on web-b: restored")
+	assert.Contains(t, r.Output, "in the archive store of web-a")
+	assert.Equal(t, acme, b.Snapshot(t, "acme"), "acme as it was, at web-b's places")
+	_, err = os.Lstat(a.Path("config", "acme"))
+	assert.True(t, os.IsNotExist(err), "nothing restored on web-a: %v", err)
+
+	for i, o := range outputs {
+		assert.NotContains(t, o, set.SecretKey, "output %d shows the secret key", i)
+		assert.NotContains(t, o, id.String(), "output %d shows the age identity", i)
 	}
 }

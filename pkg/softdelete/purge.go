@@ -684,8 +684,8 @@ func purgeAppArchives(ctx context.Context, req *PurgeRequest, sh shelf, app stri
 		}
 		switch {
 		case deletion && seen > deletions-req.KeepLast:
-			res.Kept = append(res.Kept, Kept{Instance: name, App: app, Kind: "archive", Path: a,
-				Reason: fmt.Sprintf("the archive of one of the newest %d deletion(s)%s (keep_last)", req.KeepLast, of)})
+			res.Kept = append(res.Kept, withStoreLock(ctx, sh, a, req.Now, Kept{Instance: name, App: app, Kind: "archive", Path: a,
+				Reason: fmt.Sprintf("the archive of one of the newest %d deletion(s)%s (keep_last)", req.KeepLast, of)}))
 			continue
 		case ts != nil && req.Now.Before(ts.PurgeAfter):
 			until := ts.PurgeAfter
@@ -693,12 +693,12 @@ func purgeAppArchives(ctx context.Context, req *PurgeRequest, sh shelf, app stri
 			if !deletion {
 				what = "spare copy of an attempt (state " + ts.State + ") that moved nothing, started"
 			}
-			res.Kept = append(res.Kept, Kept{Instance: name, App: app, Kind: "archive", Path: a, Until: &until,
-				Reason: fmt.Sprintf("retention: %s %s, purge_after %s not reached; keep_last never shortens retention", what, ts.DeletedAt.Format(time.RFC3339), ts.PurgeAfter.Format(time.RFC3339))})
+			res.Kept = append(res.Kept, withStoreLock(ctx, sh, a, req.Now, Kept{Instance: name, App: app, Kind: "archive", Path: a, Until: &until,
+				Reason: fmt.Sprintf("retention: %s %s, purge_after %s not reached; keep_last never shortens retention", what, ts.DeletedAt.Format(time.RFC3339), ts.PurgeAfter.Format(time.RFC3339))}))
 			continue
 		case ts != nil && (ts.State == StateQuarantined || ts.State == StateQuarantining || ts.State == StatePurging || ts.State == StateRollingBack):
-			res.Kept = append(res.Kept, Kept{Instance: name, App: app, Kind: "archive", Path: a,
-				Reason: fmt.Sprintf("its quarantine (deletion %s, state %s) is not purged yet; the archive goes after it", ts.ID, ts.State)})
+			res.Kept = append(res.Kept, withStoreLock(ctx, sh, a, req.Now, Kept{Instance: name, App: app, Kind: "archive", Path: a,
+				Reason: fmt.Sprintf("its quarantine (deletion %s, state %s) is not purged yet; the archive goes after it", ts.ID, ts.State)}))
 			continue
 		}
 		var why string
@@ -778,4 +778,16 @@ func (e *trashEntry) unnamed(names map[string]bool) ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// withStoreLock adds to the reason of an archive kept for fleetsafe's own
+// reasons (keep_last, retention, a quarantine not purged yet) the lock
+// the store itself keeps on it (S3 Object Lock), when it does: the report
+// says which objects stay locked, and until when, before retention ends
+// too.
+func withStoreLock(ctx context.Context, sh shelf, archive string, now time.Time, k Kept) Kept {
+	if lk, locked := storeLock(ctx, sh.st, sh.key(filepath.Base(archive)), now); locked {
+		k.Reason += "; also locked by the store (Object Lock): " + lk.String()
+	}
+	return k
 }

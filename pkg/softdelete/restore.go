@@ -774,8 +774,14 @@ func (r *restorer) choose(ctx context.Context, p *pick) (bool, error) {
 				state = " (tombstone state " + d.ts.State + ")"
 			}
 			ve := &VerifyError{Archive: d.archive, Msg: "manifest unreadable" + state + ": " + merr.Error()}
-			return false, &RestoreRefusedError{Name: req.Name, Reason: ve.Error(), Err: ve,
-				Advice: "name an older archive explicitly with archive: if this one is lost"}
+			advice := "name an older archive explicitly with archive: if this one is lost"
+			// An error that says what to give (an encrypted archive
+			// without its identity: decrypt_identity_file) says it.
+			var h interface{ Hint() string }
+			if errors.As(merr, &h) && h.Hint() != "" {
+				advice = h.Hint()
+			}
+			return false, &RestoreRefusedError{Name: req.Name, Reason: ve.Error(), Err: ve, Advice: advice}
 		}
 		if mc == nil {
 			continue // another layout, or a component added since: look further back
