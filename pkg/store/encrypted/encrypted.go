@@ -160,27 +160,44 @@ func (s *Store) Create(ctx context.Context, key string) (store.Writer, error) {
 		w.Abort()
 		return nil, fmt.Errorf("encrypt %s: %w", s.Location(key), err)
 	}
-	return &writer{inner: w, enc: enc, sum: sum}, nil
+	return &writer{inner: w, enc: enc, sum: sum, pipe: newAsyncWriter(enc)}, nil
 }
 
+// writer encrypts on a goroutine of its own (pipe): Write only queues a
+// copy; age encrypts, and the inner writer stores and hashes, while the
+// caller writes on. An error of either comes back from a later Write, or
+// from Seal or Commit.
 type writer struct {
 	inner  store.Writer
 	enc    io.WriteCloser
 	sum    *asynchash.Hash // of the ciphertext handed to inner
+	pipe   *asyncWriter    // to enc
 	sealed bool
+	err    error // of Seal
 }
 
-func (w *writer) Write(p []byte) (int, error) { return w.enc.Write(p) }
+func (w *writer) Write(p []byte) (int, error) {
+	n, err := w.pipe.Write(p)
+	if err != nil {
+		return n, fmt.Errorf("encrypt: %w", err)
+	}
+	return n, nil
+}
 
 // Seal writes age's last chunk and returns the sha256 (hex) of the whole
 // ciphertext, the object as the store will hold it: what the .sha256
 // sidecar records. No write follows; Commit then commits the object.
 func (w *writer) Seal() (string, error) {
 	if !w.sealed {
-		if err := w.enc.Close(); err != nil {
-			return "", fmt.Errorf("encrypt: %w", err)
-		}
 		w.sealed = true
+		if err := w.pipe.Close(); err != nil {
+			w.err = fmt.Errorf("encrypt: %w", err)
+		} else if err := w.enc.Close(); err != nil {
+			w.err = fmt.Errorf("encrypt: %w", err)
+		}
+	}
+	if w.err != nil {
+		return "", w.err
 	}
 	return w.sum.Sum(), nil
 }
@@ -189,13 +206,14 @@ func (w *writer) Seal() (string, error) {
 // object.
 func (w *writer) Commit(ctx context.Context) error {
 	if _, err := w.Seal(); err != nil {
-		w.inner.Abort()
+		w.Abort()
 		return err
 	}
 	return w.inner.Commit(ctx)
 }
 
 func (w *writer) Abort() error {
+	w.pipe.abandon()
 	w.sum.Close()
 	return w.inner.Abort()
 }
@@ -233,7 +251,7 @@ func (s *Store) Open(ctx context.Context, key string) (io.ReadCloser, error) {
 		}
 		return nil, fmt.Errorf("decrypt %s: %w", s.Location(key), err)
 	}
-	return &decrypted{readCloser: readCloser{dec, rc}, raw: br, sum: sum}, nil
+	return &decrypted{ra: newReadAhead(dec, rc), raw: br, sum: sum}, nil
 }
 
 type readCloser struct {
@@ -252,25 +270,37 @@ func (s *switchedHash) Write(p []byte) (int, error) {
 }
 
 // decrypted is an age file read decrypted, its stored bytes hashed as
-// they are read.
+// they are read. Reading and decrypting run on a goroutine of their own
+// (ra), a few chunks ahead of Read, so that age's decryption overlaps
+// the reader's own work.
 type decrypted struct {
-	readCloser
-	raw io.Reader // the ciphertext, through sum
+	ra  *readAhead // of age's plaintext
+	raw io.Reader  // the ciphertext, through sum; read by ra's goroutine until its end
 	sum *asynchash.Hash
 }
 
-// Close closes the object and stops its hashing.
+func (d *decrypted) Read(p []byte) (int, error) { return d.ra.Read(p) }
+
+// Close closes the object, ends the reading goroutine and stops the
+// hashing.
 func (d *decrypted) Close() error {
+	err := d.ra.Close()
 	d.sum.Close()
-	return d.readCloser.Close()
+	return err
 }
 
 // RawSHA256 reads what is left of the stored object (after age's last
 // chunk: nothing, in an archive fleetsafe wrote) and returns the sha256
 // (hex) of the whole object as stored, the ciphertext: what the .sha256
 // sidecar of an encrypted archive records. Call it once the plaintext
-// was read to its end.
+// was read to its end (what is left of it is read here, so that the
+// digest is of the whole object in any case).
 func (d *decrypted) RawSHA256() (string, error) {
+	if _, err := io.Copy(io.Discard, d.ra); err != nil {
+		return "", err
+	}
+	// The plaintext's end was delivered: the goroutine no longer reads
+	// raw.
 	if _, err := io.Copy(io.Discard, d.raw); err != nil {
 		return "", err
 	}

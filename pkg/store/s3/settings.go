@@ -2,6 +2,7 @@ package s3
 
 import (
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -26,13 +27,20 @@ type Settings struct {
 	// bucket.endpoint, "" lets the client choose (virtual hosts on AWS,
 	// paths elsewhere). Default: AWS_S3_FORCE_PATH_STYLE.
 	PathStyle string
-	// PartSize is the size of each part of a multipart upload; 0: 8 MiB.
-	// It doubles every 1000 parts, so that the 10,000 parts S3 allows
-	// hold any archive.
+	// PartSize is the size of each part of a multipart upload; 0: 5 MiB,
+	// S3's smallest, so that a soft delete to S3 stays within 64 MiB
+	// (issue 13). It doubles every 1000 parts, so that the 10,000 parts
+	// S3 allows hold any archive (parts of 5 MiB up to 4.9 GiB, then
+	// 10 MiB up to 14.6 GiB, 20 MiB up to 34 GiB...): memory grows with
+	// the archive only beyond that.
 	PartSize int64
 	// Uploads is how many parts are sent at once; 0: 2. Memory of one
 	// upload is about (Uploads+1) parts.
 	Uploads int
+
+	// transport, when set, carries the requests (tests damage them on
+	// the way).
+	transport http.RoundTripper
 }
 
 // FromEnv fills the empty fields from the environment.

@@ -156,7 +156,7 @@ func New(bucket, prefix string, s Settings) (*Store, error) {
 	if region == "" {
 		region = "us-east-1"
 	}
-	c, err := minio.NewCore(host, &minio.Options{Creds: creds, Secure: secure, Region: region, BucketLookup: lookup})
+	c, err := minio.NewCore(host, &minio.Options{Creds: creds, Secure: secure, Region: region, BucketLookup: lookup, Transport: s.transport})
 	if err != nil {
 		return nil, fmt.Errorf("s3 endpoint %s: %w", host, err)
 	}
@@ -165,7 +165,9 @@ func New(bucket, prefix string, s Settings) (*Store, error) {
 	}
 	st := &Store{c: c, bucket: bucket, prefix: prefix, partSize: s.PartSize, uploads: s.Uploads, LockTTL: 10 * time.Minute, LockSkew: time.Minute}
 	if st.partSize <= 0 {
-		st.partSize = 8 << 20
+		// S3's smallest: memory stays at (Uploads+1) × 5 MiB. Against
+		// a distant server larger parts cost fewer requests (PartSize).
+		st.partSize = 5 << 20
 	}
 	if st.partSize < 5<<20 {
 		st.partSize = 5 << 20 // S3's smallest part but the last

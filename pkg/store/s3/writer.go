@@ -145,6 +145,10 @@ func (w *writer) flush() error {
 		}
 		return w.ctx.Err()
 	}
+	if err := w.failed(); err != nil {
+		<-w.sem
+		return err
+	}
 	w.parts++
 	n, part := w.parts, w.buf
 	w.buf = nil
@@ -154,14 +158,27 @@ func (w *writer) flush() error {
 		defer func() { <-w.sem }()
 		sum := newPartSum(part)
 		op, err := w.s.c.PutObjectPart(w.ctx, w.s.bucket, w.obj, w.uploadID, n, bytes.NewReader(part), int64(len(part)),
-			minio.PutObjectPartOptions{Sha256Hex: sum.hex, CustomHeader: map[string][]string{"X-Amz-Checksum-Sha256": {sum.b64}},
-				// The payload is signed with the digest above: without
-				// this, over http the client signs it again, chunk by
-				// chunk (a second SHA-256 of every byte).
+			minio.PutObjectPartOptions{CustomHeader: map[string][]string{"X-Amz-Checksum-Sha256": {sum.b64}},
+				// The part goes as UNSIGNED-PAYLOAD: its SHA-256 is
+				// in the signed x-amz-checksum-sha256 header, which the
+				// server checks against the bytes it receives and
+				// stores; signing the payload with the same digest
+				// (X-Amz-Content-Sha256) made the server hash every
+				// byte a second time for nothing. Without this
+				// option, over http the client would sign the payload
+				// chunk by chunk (streaming signature), a second
+				// SHA-256 of every byte on each side. A server that
+				// ignored the checksum header would store a part
+				// damaged on the way unchecked: the soft delete reads
+				// the whole archive back and checks it before
+				// anything moves, which catches it.
 				DisableContentSha256: true})
 		if err != nil {
+			// The parts in flight are not cancelled: a request cut
+			// while the server still writes its part can land after
+			// the upload was aborted, and leave it behind (seen with
+			// Versity's gateway). Abort waits for them.
 			w.setErr(w.s.fail(fmt.Sprintf("upload part %d of", n), w.key, err))
-			w.cancel()
 			return
 		}
 		w.mu.Lock()
@@ -234,8 +251,7 @@ func (w *writer) Abort() error {
 		return nil
 	}
 	w.finished = true
-	w.cancel()
-	w.wg.Wait()
+	w.settle()
 	w.buf = nil
 	if w.uploadID == "" {
 		return nil
@@ -245,6 +261,26 @@ func (w *writer) Abort() error {
 		return w.s.fail("abort upload of", w.key, err)
 	}
 	return nil
+}
+
+// abortGrace is how long Abort lets the parts in flight finish before it
+// cuts them.
+var abortGrace = 30 * time.Second
+
+// settle waits for the parts in flight, at most abortGrace, then cuts
+// those left: aborting the upload after its last part landed leaves
+// nothing behind.
+func (w *writer) settle() {
+	done := make(chan struct{})
+	go func() { w.wg.Wait(); close(done) }()
+	t := time.NewTimer(abortGrace)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
+	w.cancel()
+	<-done
 }
 
 // Checksum returns the server's x-amz-checksum-sha256 of the committed
