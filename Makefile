@@ -212,7 +212,7 @@ clean:
 CORE_SERIES := 2.16 2.19 2.20 2.21
 core-%: build pg
 	@v=$$(bash scripts/ansible-venv.sh $*) && echo "== ansible-core $*: $$($$v/bin/ansible --version | head -1)" && \
-	FLEETSAFE_ANSIBLE_VENV=$$v FLEETSAFE_COLLECTION_TARBALL=$(TARBALL_$*) FLEETSAFE_REQUIRE_PG=1 FLEETSAFE_REQUIRE_ANSIBLE=1 $(GO) test -count=1 -timeout $(GOTEST_TIMEOUT) ./playbooks && \
+	FLEETSAFE_ANSIBLE_VENV=$$v FLEETSAFE_COLLECTION_TARBALL=$(TARBALL_$*) FLEETSAFE_RELEASE_TARBALL=$(RELEASE_$*) FLEETSAFE_REQUIRE_PG=1 FLEETSAFE_REQUIRE_ANSIBLE=1 $(GO) test -count=1 -timeout $(GOTEST_TIMEOUT) ./playbooks && \
 	PATH=$$v/bin:$$PATH molecule test -s default
 
 # The newest series runs the playbooks on a collection tarball installed by
@@ -228,6 +228,11 @@ collection-testhooks: collection
 	@ansible-galaxy collection build $(TH_SRC) --output-path build/testhooks --force >/dev/null
 core-2.21: collection-testhooks
 TARBALL_2.21 = $(abspath build/testhooks/fleetsafe-instances-$(VERSION).tar.gz)
+# The release tarball itself (release binaries, no test hooks), installed
+# alone into an empty collections path: fleet_report.yml and a
+# delete/restore round trip on a sandbox (playbooks
+# TestReleaseTarball_PlaybooksFromTheInstallAlone; skipped on the other series).
+RELEASE_2.21 = $(abspath build/fleetsafe-instances-$(VERSION).tar.gz)
 
 test-matrix: $(addprefix core-,$(CORE_SERIES))
 	@echo "make test-matrix: the playbooks and the default molecule scenario pass on ansible-core $(CORE_SERIES)"
