@@ -100,7 +100,10 @@ type RestoreResult struct {
 	// Relocated lists the components restored (relocate) to another
 	// place than the archive's manifest records.
 	Relocated []Relocation `json:"relocated"`
-	Msg       string       `json:"msg,omitempty"`
+	// Orphans lists the RESTORE.md and sidecar objects found describing
+	// an archive the store does not hold, and what was done with them.
+	Orphans []Orphan `json:"orphans"`
+	Msg     string   `json:"msg,omitempty"`
 }
 
 // Relocation is one component restored elsewhere than where it was
@@ -277,7 +280,7 @@ func Restore(ctx context.Context, l *instance.Layout, req RestoreRequest) (*Rest
 		return nil, err
 	}
 	sh := shelf{st: st, name: req.Name}
-	res := &RestoreResult{Source: req.Source, Sources: map[string]string{}, Restored: []string{}, NotRestored: []string{}, Relocated: []Relocation{},
+	res := &RestoreResult{Source: req.Source, Sources: map[string]string{}, Restored: []string{}, NotRestored: []string{}, Relocated: []Relocation{}, Orphans: []Orphan{},
 		Archives: []string{}, Replaced: []QuarantineMove{}, Notes: []string{}}
 	if ok, err := sh.exists(ctx); err != nil || !ok {
 		if err == nil {
@@ -323,6 +326,15 @@ func Restore(ctx context.Context, l *instance.Layout, req RestoreRequest) (*Rest
 		if err != nil {
 			return res, &RestoreFailedError{Name: req.Name, Err: err,
 				State: "a staging leftover of an interrupted restore could not be removed; the instance itself was not changed"}
+		}
+	}
+	if orphans, err := sweepOrphans(ctx, sh, req.CheckMode); err != nil {
+		return res, fmt.Errorf("look for RESTORE.md and sidecars without their archive under %s: %w", sh.where(), err)
+	} else {
+		res.Orphans = orphans
+		res.Changed = res.Changed || orphansChanged(orphans)
+		for _, o := range orphans {
+			res.note("%s", o.String())
 		}
 	}
 	if !req.CheckMode {
