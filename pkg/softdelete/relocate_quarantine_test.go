@@ -184,3 +184,47 @@ func TestRelocate_FromQuarantineTargetTaken(t *testing.T) {
 	assert.True(t, strings.HasPrefix(res.Sources["data"], "archive:"), "data: %s", res.Sources["data"])
 	assert.Equal(t, before, moved.Snapshot(t, "acme"))
 }
+
+// TestRelocate_InterruptedConverges: a relocating restore dies right
+// after the data directory is in its new place, before the database is:
+// the re-run finds the data at its new place with exactly the archived
+// content (an earlier relocation), leaves it, restores the rest, and the
+// instance is identical to what was deleted.
+func TestRelocate_InterruptedConverges(t *testing.T) {
+	ctx := context.Background()
+	f := fleettest.New(t, true, "acme")
+	before := f.Snapshot(t, "acme")
+	archives := filepath.Join(t.TempDir(), "archives")
+	_, err := softdelete.Delete(ctx, f.Layout, request(f, archives, "acme"))
+	require.NoError(t, err)
+	moved := movedLayout(t, f)
+	req := softdelete.RestoreRequest{Name: "acme", ArchiveDir: archives, Relocate: true, Options: moved.Options()}
+	crash := "crash after place:data"
+	req.AfterStep = func(step string) {
+		if step == "place:data" {
+			panic(crash)
+		}
+	}
+	func() {
+		defer func() { assert.Equal(t, crash, recover()) }()
+		_, _ = softdelete.Restore(ctx, moved.Layout, req)
+	}()
+	_, err = os.Lstat(moved.Path("data", "acme"))
+	require.NoError(t, err, "the data directory was placed before the crash")
+
+	req.AfterStep = nil
+	res, err := softdelete.Restore(ctx, moved.Layout, req)
+	require.NoError(t, err)
+	assert.Contains(t, strings.Join(res.Notes, "\n"), "already at its new place")
+	assert.Contains(t, res.Restored, "database")
+	assert.Equal(t, before, moved.Snapshot(t, "acme"))
+	tombs, err := softdelete.Tombstones(filepath.Join(archives, "acme"))
+	require.NoError(t, err)
+	recorded := map[string]bool{}
+	for _, ts := range tombs {
+		for _, r := range ts.Relocated {
+			recorded[r.Component] = true
+		}
+	}
+	assert.Equal(t, map[string]bool{"data": true, "database": true}, recorded, "the tombstone records both relocations, the interrupted one too")
+}

@@ -239,6 +239,9 @@ type restorer struct {
 	tombs []*Tombstone
 	work  string
 	aside *Tombstone
+	// prior are components an earlier, interrupted relocation put in
+	// their new place: recorded with this run's relocations.
+	prior []*pick
 }
 
 // Restore brings an instance back, each component from the newest
@@ -543,7 +546,7 @@ func (r *restorer) run(ctx context.Context) (*RestoreResult, error) {
 		req.step("place:" + p.comp.Name)
 	}
 	r.unstage(ctx, chosen)
-	if err := r.recordRelocations(ctx, chosen); err != nil {
+	if err := r.recordRelocations(ctx, append(slices.Clone(chosen), r.prior...)); err != nil {
 		return res, &RestoreFailedError{Name: req.Name, Err: err, State: r.state(chosen, "every component is in place; only the record of the relocation failed")}
 	}
 	if err := r.finish(ctx, chosen); err != nil {
@@ -848,6 +851,8 @@ func (r *restorer) checkOccupied(ctx context.Context, occupied []occupant) error
 				Advice: fmt.Sprintf("%s was never this instance's: check the layout, or move it away by hand and run again", p.locator)}
 		}
 		r.res.note("component %s is already at its new place %s with the content of %s (an earlier relocation): left as it is", name, p.locator, d.archive)
+		p.mc, p.archive, p.done = *mc, d.archive, true
+		r.prior = append(r.prior, p)
 	}
 	return nil
 }
