@@ -72,7 +72,7 @@ func run(ctx context.Context, req *ansible.Request) (*ansible.Result, error) {
 	// changed: something was removed or renamed (in check mode: would be).
 	changed := out.Changed
 	if req.CheckMode {
-		changed = len(out.Purged) > 0 || len(out.Orphans) > 0
+		changed = len(out.Purged) > 0 || softdelete.OrphansChanged(out.Orphans)
 	}
 	res := &ansible.Result{Changed: changed}
 	res.Set("orphans", out.Orphans)

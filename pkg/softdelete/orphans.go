@@ -112,7 +112,8 @@ func sweepOrphans(ctx context.Context, sh shelf, checkMode bool) ([]Orphan, erro
 				}
 			}
 		}
-		or.changed = or.Action == "removed" || (or.Action == "marked" && !marked)
+		// In check mode: what a real run would change.
+		or.changed = or.Action == "removed" || or.Action == "would_remove" || (or.Action == "marked" && !marked)
 		out = append(out, or)
 	}
 	return out, nil
@@ -137,8 +138,13 @@ func isOrphanWarning(ctx context.Context, st store.Store, key string) bool {
 	return string(head) == orphanWarningTitle
 }
 
-// orphansChanged reports whether a sweep changed the store.
-func orphansChanged(os []Orphan) bool {
+// orphansChanged reports whether a sweep changed the store (in check
+// mode: would change it).
+func orphansChanged(os []Orphan) bool { return OrphansChanged(os) }
+
+// OrphansChanged reports whether the orphans a run reports were changed
+// (in check mode: would be).
+func OrphansChanged(os []Orphan) bool {
 	for _, o := range os {
 		if o.changed {
 			return true
