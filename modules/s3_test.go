@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleetsafe/fleetsafe/internal/fleettest"
+	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
 	s3store "github.com/fleetsafe/fleetsafe/pkg/store/s3"
 	"github.com/fleetsafe/fleetsafe/pkg/store/s3/s3test"
 )
@@ -254,7 +255,8 @@ func TestS3_SoftDeleteKilledAtEveryStepConverges(t *testing.T) {
 	set := s3test.Settings(t)
 	bucket := s3test.Bucket(t, true)
 	lib := fleettest.BuildModules(t, "instance_soft_delete", "instance_restore")
-	for _, step := range []string{"lock", "journal", "dump", "hash", "archive", "verify", "tombstone", "quarantine:config", "quarantine:database", "quarantined"} {
+	client := s3test.Client(t)
+	for _, step := range []string{"lock", "journal", "dump", "hash", "archive:committed", "archive:sidecar", "archive", "verify", "tombstone", "quarantine:config", "quarantine:database", "quarantined"} {
 		t.Run(step, func(t *testing.T) {
 			f := fleettest.NewSpec(t, fleettest.Spec{Names: []string{"acme"}, DB: true})
 			before := f.Snapshot(t, "acme")
@@ -269,14 +271,36 @@ func TestS3_SoftDeleteKilledAtEveryStepConverges(t *testing.T) {
 				time.Sleep(100 * time.Millisecond)
 			}
 			require.True(t, killed, "the module never reached step %s", step)
+			// What a by-hand reader of the bucket finds now: no RESTORE.md
+			// without the archive it describes (RESTORE.md is written last).
+			noOrphanRunbook(t, client, bucket, r.prefix)
 			out := r.softDelete(t, kv...)
 			require.Equal(t, false, out["failed"], out["msg"])
+			noOrphanRunbook(t, client, bucket, r.prefix)
 			require.NotEmpty(t, out["quarantined"], "the re-run finished the deletion: %v", out)
 			r.destroyQuarantine(t, out)
 			out = r.run(t, "", "instance_restore", "name", "acme", "source", "archive")
 			require.Equal(t, false, out["failed"], out["msg"])
 			assert.Equal(t, before, f.Snapshot(t, "acme"))
 		})
+	}
+}
+
+// noOrphanRunbook fails when a RESTORE.md or a sidecar in the bucket
+// under prefix describes an archive the bucket does not hold.
+func noOrphanRunbook(t *testing.T, client *minio.Client, bucket, prefix string) {
+	t.Helper()
+	keys := map[string]bool{}
+	for o := range client.ListObjects(context.Background(), bucket, minio.ListObjectsOptions{Prefix: prefix + "/", Recursive: true}) {
+		require.NoError(t, o.Err)
+		keys[o.Key] = true
+	}
+	for k := range keys {
+		for _, suffix := range []string{softdelete.RunbookSuffix, ".sha256"} {
+			if archive, ok := strings.CutSuffix(k, suffix); ok && strings.HasSuffix(archive, ".tar.zst") {
+				assert.True(t, keys[archive], "%s describes %s, which the bucket does not hold", k, archive)
+			}
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/fleetsafe/fleetsafe/internal/modutil"
 	"github.com/fleetsafe/fleetsafe/pkg/ansible"
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
 	"github.com/fleetsafe/fleetsafe/pkg/recovery"
@@ -17,7 +18,13 @@ func damage(ctx context.Context, req *ansible.Request, l *instance.Layout, opts 
 			return res, err
 		}
 	}
-	rep, err := recovery.Inventory(ctx, l, recovery.DamageOptions{ArchiveDir: req.Params.String("archive_dir"), Options: opts})
+	// The s3_* parameters reach the buckets of backup rules that name
+	// objects (s3://bucket/prefix/{name}/...), as in backup_verify.
+	s3, err := modutil.S3Settings(req.Params)
+	if err != nil {
+		return res, err
+	}
+	rep, err := recovery.Inventory(ctx, l, recovery.DamageOptions{ArchiveDir: req.Params.String("archive_dir"), Options: opts, S3: s3})
 	if err != nil {
 		return res, err
 	}

@@ -67,14 +67,18 @@ func run(ctx context.Context, req *ansible.Request) (*ansible.Result, error) {
 		CheckMode: req.CheckMode, PG: modutil.PG(p), Settings: modutil.Settings(p), Layouts: host, App: app,
 	})
 	if out == nil {
-		out = &softdelete.PurgeResult{Purged: []softdelete.Purged{}, Kept: []softdelete.Kept{}, Refused: []softdelete.Refused{}, AlreadyGone: []softdelete.Purged{}}
+		out = &softdelete.PurgeResult{Purged: []softdelete.Purged{}, Kept: []softdelete.Kept{}, Refused: []softdelete.Refused{}, AlreadyGone: []softdelete.Purged{}, Orphans: []softdelete.Orphan{}}
 	}
 	// changed: something was removed or renamed (in check mode: would be).
 	changed := out.Changed
 	if req.CheckMode {
-		changed = len(out.Purged) > 0
+		changed = len(out.Purged) > 0 || softdelete.OrphansChanged(out.Orphans)
 	}
 	res := &ansible.Result{Changed: changed}
+	res.Set("orphans", out.Orphans)
+	for _, o := range out.Orphans {
+		res.Warn("%s", o.String())
+	}
 	res.Set("purged", out.Purged)
 	res.Set("kept", out.Kept)
 	res.Set("refused", out.Refused)

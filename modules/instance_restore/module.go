@@ -55,5 +55,5 @@ func run(ctx context.Context, req *ansible.Request) (*ansible.Result, error) {
 	res := &ansible.Result{Changed: r.Changed, Msg: r.Msg}
 	return res.Set("restored", r.Restored).Set("not_restored", r.NotRestored).Set("source", r.Source).
 		Set("sources", r.Sources).Set("archive", r.Archive).Set("archives", r.Archives).
-		Set("replaced", r.Replaced).Set("notes", r.Notes).Set("relocated", r.Relocated), err
+		Set("replaced", r.Replaced).Set("notes", r.Notes).Set("relocated", r.Relocated).Set("orphans", r.Orphans), err
 }

@@ -25,7 +25,7 @@ import (
 // that a restore gives the instance back.
 func TestCrash_EveryStepConverges(t *testing.T) {
 	lib := fleettest.BuildModules(t, "instance_soft_delete")
-	steps := []string{"lock", "journal", "dump", "hash", "archive", "verify", "tombstone", "quarantine:config", "quarantine:data", "quarantine:database", "quarantined"}
+	steps := []string{"lock", "journal", "dump", "hash", "archive:committed", "archive:sidecar", "archive", "verify", "tombstone", "quarantine:config", "quarantine:data", "quarantine:database", "quarantined"}
 	for _, step := range steps {
 		t.Run(step, func(t *testing.T) {
 			f := fleettest.New(t, true, "acme")
@@ -54,7 +54,7 @@ func TestCrash_EveryStepConverges(t *testing.T) {
 			res, err := run("")
 			require.NoError(t, err, "%v", res)
 			switch step {
-			case "journal", "dump", "hash", "archive", "verify":
+			case "journal", "dump", "hash", "archive:committed", "archive:sidecar", "archive", "verify":
 				// Killed after the journal entry, before the tombstone
 				// said quarantining: the re-run names it.
 				assert.NotEmpty(t, res["warnings"], "the interrupted deletion is reported")

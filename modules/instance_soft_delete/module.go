@@ -60,6 +60,10 @@ func run(ctx context.Context, req *ansible.Request) (*ansible.Result, error) {
 	// changed says so.
 	res := &ansible.Result{Changed: r.Changed, Msg: r.Msg}
 	res.Set("archive", r.Archive).Set("tombstone", r.Tombstone).Set("quarantined", r.Quarantined)
+	if r.Orphans == nil {
+		r.Orphans = []softdelete.Orphan{}
+	}
+	res.Set("orphans", r.Orphans)
 	if r.ArchiveLock != nil {
 		res.Set("archive_lock", r.ArchiveLock)
 	}

@@ -105,7 +105,11 @@ func candidateSet(l *instance.Layout, own *owners, name string, now time.Time) *
 		files, ambiguous := own.certainFilesOf(ri, name)
 		st := scanRule(r, name, nil, ambiguous, own.unreadableFor(l, ri, name), now)
 		for _, c := range st.checks {
-			if c.Status == StatusFailed && c.Check != CheckPresent {
+			// A rule with no file is no problem here (the caller says "no
+			// backup found"); a place that could not be listed is: its
+			// backups may be there.
+			_, unreadable := c.Finding.(*UnreadableError)
+			if c.Status == StatusFailed && (c.Check != CheckPresent || unreadable) {
 				set.Problems[r.Component] = append(set.Problems[r.Component], c)
 			}
 		}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
 	"github.com/fleetsafe/fleetsafe/pkg/sidecar"
@@ -198,7 +199,24 @@ func (r *remotes) glob(ctx context.Context, pattern string) ([]backupFile, []dir
 // ""), for the readers that need a file (pg_restore, the tree extraction,
 // SQLite, which opens a file by its name); remove closes it and removes
 // the directory.
+//
+// The object's size is checked against the free space of dir first: a
+// copy that cannot fit is refused before a byte is written, with the size
+// needed and the directory (TMPDIR) named, and so is a copy that runs out
+// of room (the object grew, or something else filled the disk).
 func (r *remotes) download(ctx context.Context, path, dir string) (f *os.File, remove func(), err error) {
+	scratch := dir
+	if scratch == "" {
+		scratch = os.TempDir()
+	}
+	ra, size, err := r.readerAt(ctx, path)
+	if err != nil {
+		return nil, nil, err
+	}
+	ra.Close()
+	if free, ok := freeSpace(scratch); ok && free < size+scratchMargin {
+		return nil, nil, &ScratchSpaceError{Object: path, Size: size, Dir: scratch, Free: free, TMPDIR: dir == ""}
+	}
 	rc, err := r.open(ctx, path)
 	if err != nil {
 		return nil, nil, err
@@ -219,6 +237,10 @@ func (r *remotes) download(ctx context.Context, path, dir string) (f *os.File, r
 	}
 	if _, err := io.Copy(f, rc); err != nil {
 		remove()
+		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+			free, _ := freeSpace(scratch)
+			return nil, nil, &ScratchSpaceError{Object: path, Size: size, Dir: scratch, Free: free, TMPDIR: dir == "", Err: err}
+		}
 		return nil, nil, fmt.Errorf("scratch copy of %s into %s: %w", path, tmp, r.redact(err))
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
@@ -235,4 +257,67 @@ func openContent(ctx context.Context, rem *remotes, content string) (io.ReadClos
 		return rem.open(ctx, content)
 	}
 	return os.Open(content)
+}
+
+// scratchMargin is the room kept free beside a scratch copy (the
+// directory's own blocks, other writers).
+const scratchMargin = 1 << 20
+
+// freeSpace returns the bytes an unprivileged writer may still use in
+// dir's filesystem.
+func freeSpace(dir string) (int64, bool) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, false
+	}
+	return int64(st.Bavail) * int64(st.Bsize), true
+}
+
+// ScratchSpaceError is a backup object that must be copied to a local
+// file to be read (pg_restore's parallel restore, a zip, SQLite, the
+// checks and restores that read a file) and does not fit where the copy
+// goes.
+type ScratchSpaceError struct {
+	Object string
+	Size   int64
+	Dir    string
+	Free   int64
+	// TMPDIR: Dir is the system's temporary directory (TMPDIR).
+	TMPDIR bool
+	Err    error
+}
+
+func (e *ScratchSpaceError) Error() string {
+	where := e.Dir
+	if e.TMPDIR {
+		where += " (TMPDIR)"
+	}
+	s := fmt.Sprintf("%s must be copied to a local file to be read, which needs %s (%d bytes) free in %s; it has %s",
+		e.Object, humanBytes(e.Size), e.Size, where, humanBytes(e.Free))
+	if e.Err != nil {
+		s += fmt.Sprintf(" (the copy ran out of room: %v; it was removed)", e.Err)
+	}
+	return s
+}
+
+func (e *ScratchSpaceError) Unwrap() error { return e.Err }
+
+// Hint tells the operator what to do.
+func (e *ScratchSpaceError) Hint() string {
+	return fmt.Sprintf("set TMPDIR in the task's environment to a directory with at least %s free, or free space in %s; nothing was restored",
+		humanBytes(e.Size+scratchMargin), e.Dir)
+}
+
+// humanBytes writes n in binary units.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/fleetsafe/fleetsafe/pkg/backup"
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
 	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
+	s3store "github.com/fleetsafe/fleetsafe/pkg/store/s3"
 )
 
 // Damage statuses.
@@ -69,6 +70,10 @@ type DamageOptions struct {
 	ArchiveDir string
 	Options    instance.Options
 	Now        time.Time
+	// S3 reaches the buckets of backup rules in object storage
+	// (s3://bucket/prefix/{name}/...); its empty fields take the AWS_*
+	// variables.
+	S3 s3store.Settings
 }
 
 // Inventory lists every instance of the layout on this host that is
@@ -95,7 +100,7 @@ func Inventory(ctx context.Context, l *instance.Layout, opts DamageOptions) (*Da
 			cands = append(cands, cand{i.Name, DamagePartial, i.LastActivity})
 		}
 	}
-	orphans, err := backup.BackupOrphans(ctx, l, backup.Options{Discovery: opts.Options, ArchiveDir: opts.ArchiveDir, Now: opts.Now})
+	orphans, err := backup.BackupOrphans(ctx, l, backup.Options{Discovery: opts.Options, ArchiveDir: opts.ArchiveDir, Now: opts.Now, S3: opts.S3})
 	if err != nil {
 		return nil, err
 	}
@@ -121,7 +126,7 @@ func Inventory(ctx context.Context, l *instance.Layout, opts DamageOptions) (*Da
 	}
 	for _, c := range cands {
 		d := Damaged{Name: c.name, Status: c.status, Missing: []string{}, Components: []ComponentResult{}, LastActivity: c.last}
-		res, err := Restore(ctx, l, Request{Name: c.name, CheckMode: true, ArchiveDir: opts.ArchiveDir, Options: opts.Options, Now: opts.Now})
+		res, err := Restore(ctx, l, Request{Name: c.name, CheckMode: true, ArchiveDir: opts.ArchiveDir, Options: opts.Options, Now: opts.Now, S3: opts.S3})
 		var fe *FailedError
 		switch {
 		case err == nil:

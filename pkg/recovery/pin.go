@@ -2,6 +2,7 @@ package recovery
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"syscall"
@@ -71,19 +72,26 @@ func (p *pinned) close() {
 // temporary directory (pg_restore, the extraction and SQLite read a
 // file), which the checks and the restore then read and which is removed
 // when the pin is closed; nil when it cannot be copied (the checks then
-// read the object and say why).
-func pinCandidate(ctx context.Context, c backup.Candidate) *pinned {
+// read the object and say why), except when the copy does not fit the
+// scratch directory (TMPDIR): that is returned, a *backup.ScratchSpaceError
+// naming the size needed and the directory, and the candidate is refused
+// for it.
+func pinCandidate(ctx context.Context, c backup.Candidate) (*pinned, error) {
 	if !c.Remote() {
-		return pin(c.Path)
+		return pin(c.Path), nil
 	}
 	f, remove, err := c.Download(ctx, "")
+	var se *backup.ScratchSpaceError
+	if errors.As(err, &se) {
+		return nil, err
+	}
 	if err != nil {
-		return nil
+		return nil, nil
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		remove()
-		return nil
+		return nil, nil
 	}
-	return &pinned{f: f, content: fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), f.Fd()), size: fi.Size(), mtime: fi.ModTime(), remove: remove}
+	return &pinned{f: f, content: fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), f.Fd()), size: fi.Size(), mtime: fi.ModTime(), remove: remove}, nil
 }

@@ -194,9 +194,12 @@ type plan struct {
 	from    string // present component's quarantine source (force)
 	res     *ComponentResult
 	cands   []backup.Candidate
-	chosen  int // index in cands, -1 when none
-	staged  string
-	layout  string
+	// unlisted says why backups of the component could not be listed
+	// (a bucket refused the listing, a directory unreadable).
+	unlisted []string
+	chosen   int // index in cands, -1 when none
+	staged   string
+	layout   string
 	// pin holds the chosen candidate open: it is judged and restored
 	// through this one descriptor (its Content), never by its path again.
 	pin *pinned
@@ -288,6 +291,7 @@ func Restore(ctx context.Context, l *instance.Layout, req Request) (*Result, err
 			p.oneRead = !req.CheckMode
 			for _, pr := range set.Problems[p.c.Name] {
 				res.note("component %s: %s", p.c.Name, pr.Detail)
+				p.unlisted = append(p.unlisted, pr.Detail)
 			}
 			if err := choose(ctx, p, 0, req.Now); err != nil {
 				return res, err
@@ -558,7 +562,19 @@ func choose(ctx context.Context, p *plan, from int, now time.Time) error {
 			}
 		}
 		p.pin.close()
-		p.pin = pinCandidate(ctx, c)
+		var perr error
+		p.pin, perr = pinCandidate(ctx, c)
+		if perr != nil {
+			// The object cannot be copied where the readers need it:
+			// refused, with the size needed and the directory named.
+			var se *backup.ScratchSpaceError
+			reason := perr.Error()
+			if errors.As(perr, &se) {
+				reason += "; " + se.Hint()
+			}
+			p.res.Refused = append(p.res.Refused, Refused{Path: c.Path, MTime: c.MTime.UTC(), Reason: reason})
+			continue
+		}
 		if p.pin != nil {
 			c.Content = p.pin.content
 			p.cands[i].Content = p.pin.content
@@ -605,7 +621,10 @@ func choose(ctx context.Context, p *plan, from int, now time.Time) error {
 	}
 	p.res.Backup = nil
 	p.res.Status = StatusNoGoodBackup
-	if len(p.cands) == 0 {
+	if len(p.cands) == 0 && len(p.unlisted) > 0 {
+		// Not "none found": what could not be listed may hold backups.
+		p.res.Reason = fmt.Sprintf("component %s: its backups could not be listed: %s", p.c.Name, strings.Join(p.unlisted, "; "))
+	} else if len(p.cands) == 0 {
 		p.res.Reason = fmt.Sprintf("component %s: no backup file found for it", p.c.Name)
 	} else {
 		p.res.Reason = fmt.Sprintf("component %s: none of its %d backup(s) passes the checks (see refused)", p.c.Name, len(p.cands))

@@ -95,7 +95,10 @@ type dumpFile struct {
 // store holds it (the ciphertext, when the store encrypts).
 // A file whose content changed after the manifest hashed it is caught when
 // the archive is read back (VerifyArchive), before anything is removed.
-func writeArchive(ctx context.Context, st store.Store, key string, m *Manifest, runbook []byte, srcs []*source, dumps []dumpFile) (*ArchiveInfo, error) {
+//
+// step is called after each object ("archive:committed",
+// "archive:sidecar"); tests crash the process there.
+func writeArchive(ctx context.Context, st store.Store, key string, m *Manifest, runbook []byte, srcs []*source, dumps []dumpFile, step func(string)) (*ArchiveInfo, error) {
 	manifest, err := manifestEntry(m, srcs)
 	if err != nil {
 		return nil, err
@@ -152,14 +155,25 @@ func writeArchive(ctx context.Context, st store.Store, key string, m *Manifest, 
 			return nil, fmt.Errorf("write archive %s: %w", dest, err)
 		}
 	}
-	if err := putStoreRunbook(ctx, st, key, m); err != nil {
-		return nil, err
+	// The order of the objects is what a crash may leave: the archive
+	// first (its commit is atomic: before it nothing is visible under its
+	// key), then its sidecar, then RESTORE.md beside it, last: a runbook
+	// in the store always has its archive and sidecar beside it, so that
+	// nobody reading the store by hand is sent to an archive that was
+	// never written. A crash between them leaves an archive without its
+	// sidecar or runbook, which the next run finds through its tombstone
+	// (state archiving) and removes; orphans left by older versions or by
+	// a failed clean-up are found by sweepOrphans.
+	if err := out.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("archive %s: %w", dest, err)
 	}
+	step("archive:committed")
 	if err := st.Put(ctx, key+sidecar.Suffix, []byte(sidecar.Format(dest, digest))); err != nil {
 		return nil, err
 	}
-	if err := out.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("archive %s: %w", dest, err)
+	step("archive:sidecar")
+	if err := putStoreRunbook(ctx, st, key, m); err != nil {
+		return nil, err
 	}
 	info := &ArchiveInfo{Path: dest, SHA256: digest, SizeBytes: counter.n, Files: len(srcs)}
 	if c, ok := out.(interface{ Checksum() string }); ok {

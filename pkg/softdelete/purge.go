@@ -114,6 +114,9 @@ type PurgeResult struct {
 	// there (a restore brought them back, or someone removed them): this
 	// run removed nothing of them, so they are not listed as purged.
 	AlreadyGone []Purged `json:"already_gone"`
+	// Orphans lists the RESTORE.md and sidecar objects found describing
+	// an archive the store does not hold, and what was done with them.
+	Orphans []Orphan `json:"orphans"`
 }
 
 // PurgeIncompleteError is a purge run that left due items in place.
@@ -184,7 +187,7 @@ func PurgeReport(ctx context.Context, req PurgeRequest) (*PurgeResult, error) {
 		return nil, &RefusedError{Action: "purge", Name: "every instance", Reason: fmt.Sprintf("keep_last %d would remove the last archive of every instance", req.KeepLast),
 			Advice: "keep_last below 1 is only accepted together with an explicit name"}
 	}
-	res := &PurgeResult{Purged: []Purged{}, Kept: []Kept{}, Refused: []Refused{}, AlreadyGone: []Purged{}}
+	res := &PurgeResult{Purged: []Purged{}, Kept: []Kept{}, Refused: []Refused{}, AlreadyGone: []Purged{}, Orphans: []Orphan{}}
 	if req.Name != "" {
 		if err := instance.ValidateName(req.Name, nil); err != nil {
 			return nil, err
@@ -232,6 +235,12 @@ func purgeInstance(ctx context.Context, req *PurgeRequest, sh shelf, res *PurgeR
 		}
 		defer unlock()
 	}
+	orphans, err := sweepOrphans(ctx, sh, req.CheckMode)
+	if err != nil {
+		return fmt.Errorf("look for RESTORE.md and sidecars without their archive under %s: %w", sh.where(), err)
+	}
+	res.Orphans = append(res.Orphans, orphans...)
+	res.Changed = res.Changed || orphansChanged(orphans)
 	tss, err := sh.tombstones(ctx)
 	if err != nil {
 		return err

@@ -100,7 +100,10 @@ type RestoreResult struct {
 	// Relocated lists the components restored (relocate) to another
 	// place than the archive's manifest records.
 	Relocated []Relocation `json:"relocated"`
-	Msg       string       `json:"msg,omitempty"`
+	// Orphans lists the RESTORE.md and sidecar objects found describing
+	// an archive the store does not hold, and what was done with them.
+	Orphans []Orphan `json:"orphans"`
+	Msg     string   `json:"msg,omitempty"`
 }
 
 // Relocation is one component restored elsewhere than where it was
@@ -236,6 +239,9 @@ type restorer struct {
 	tombs []*Tombstone
 	work  string
 	aside *Tombstone
+	// prior are components an earlier, interrupted relocation put in
+	// their new place: recorded with this run's relocations.
+	prior []*pick
 }
 
 // Restore brings an instance back, each component from the newest
@@ -277,7 +283,7 @@ func Restore(ctx context.Context, l *instance.Layout, req RestoreRequest) (*Rest
 		return nil, err
 	}
 	sh := shelf{st: st, name: req.Name}
-	res := &RestoreResult{Source: req.Source, Sources: map[string]string{}, Restored: []string{}, NotRestored: []string{}, Relocated: []Relocation{},
+	res := &RestoreResult{Source: req.Source, Sources: map[string]string{}, Restored: []string{}, NotRestored: []string{}, Relocated: []Relocation{}, Orphans: []Orphan{},
 		Archives: []string{}, Replaced: []QuarantineMove{}, Notes: []string{}}
 	if ok, err := sh.exists(ctx); err != nil || !ok {
 		if err == nil {
@@ -323,6 +329,15 @@ func Restore(ctx context.Context, l *instance.Layout, req RestoreRequest) (*Rest
 		if err != nil {
 			return res, &RestoreFailedError{Name: req.Name, Err: err,
 				State: "a staging leftover of an interrupted restore could not be removed; the instance itself was not changed"}
+		}
+	}
+	if orphans, err := sweepOrphans(ctx, sh, req.CheckMode); err != nil {
+		return res, fmt.Errorf("look for RESTORE.md and sidecars without their archive under %s: %w", sh.where(), err)
+	} else {
+		res.Orphans = orphans
+		res.Changed = res.Changed || orphansChanged(orphans)
+		for _, o := range orphans {
+			res.note("%s", o.String())
 		}
 	}
 	var settled []string
@@ -378,6 +393,7 @@ func (r *restorer) run(ctx context.Context) (*RestoreResult, error) {
 		return nil, err
 	}
 	var picks []*pick
+	var occupied []occupant
 	for _, c := range r.l.Components {
 		if len(req.Components) > 0 && !slices.Contains(req.Components, c.Name) {
 			continue
@@ -399,6 +415,10 @@ func (r *restorer) run(ctx context.Context) (*RestoreResult, error) {
 					continue
 				}
 				res.NotRestored = append(res.NotRestored, c.Name)
+				if req.Relocate {
+					p.present, p.from = true, st.Locator
+					occupied = append(occupied, occupant{p: p, problem: st.Problem})
+				}
 				continue
 			}
 			if st.Problem != "" {
@@ -414,6 +434,9 @@ func (r *restorer) run(ctx context.Context) (*RestoreResult, error) {
 		return res, nil
 	}
 	if err := r.loadDeletions(ctx); err != nil {
+		return nil, err
+	}
+	if err := r.checkOccupied(ctx, occupied); err != nil {
 		return nil, err
 	}
 	var chosen []*pick
@@ -550,7 +573,7 @@ func (r *restorer) run(ctx context.Context) (*RestoreResult, error) {
 		req.step("place:" + p.comp.Name)
 	}
 	r.unstage(ctx, chosen)
-	if err := r.recordRelocations(ctx, chosen); err != nil {
+	if err := r.recordRelocations(ctx, append(slices.Clone(chosen), r.prior...)); err != nil {
 		return res, &RestoreFailedError{Name: req.Name, Err: err, State: r.state(chosen, "every component is in place; only the record of the relocation failed")}
 	}
 	if err := r.finish(ctx, chosen); err != nil {
@@ -724,11 +747,13 @@ func (r *restorer) choose(ctx context.Context, p *pick) (bool, error) {
 				if err != nil {
 					return false, err
 				}
-				if held {
-					if q.Type != p.comp.Type || p.k.MoveLocator(q.move()) != p.locator {
-						return false, &RestoreRefusedError{Name: req.Name, Reason: fmt.Sprintf(
-							"tombstone %s says component %s (%s) was at %q; this host's layout says %q", d.ts.Path, name, q.Type, q.From, p.locator)}
+				moved := held && (q.Type != p.comp.Type || p.k.MoveLocator(q.move()) != p.locator)
+				if moved {
+					if err := r.quarantineElsewhere(d, p, q); err != nil {
+						return false, err
 					}
+				}
+				if held && !moved {
 					why := ""
 					switch {
 					case merr != nil:
@@ -816,6 +841,103 @@ func (r *restorer) choose(ctx context.Context, p *pick) (bool, error) {
 		res.note("component %s not restored: it %s", name, why)
 	}
 	return false, nil
+}
+
+// occupant is a component of the layout already present where this
+// host's layout puts it, found by a restore with relocate.
+type occupant struct {
+	p       *pick
+	problem string // discovery's finding on it (a link leading out)
+}
+
+// checkOccupied refuses a relocation whose new place is already taken by
+// something that is not the instance's archived content: a stranger's
+// directory, a link to another instance's data, a database with other
+// content. Without relocate a present component is simply left as it is;
+// with relocate, the deletion recorded the component elsewhere, so what is
+// at the new place was never known to be this instance's, and restoring
+// the other components around it would assemble an instance out of
+// someone else's data. What holds exactly the archived content (an
+// earlier, interrupted relocation put it there) is left as it is, so that
+// a re-run converges. Nothing is changed before this check.
+func (r *restorer) checkOccupied(ctx context.Context, occupied []occupant) error {
+	for _, o := range occupied {
+		p, name := o.p, o.p.comp.Name
+		d, m, mc := r.newestHolding(name)
+		if mc == nil || mc.Locator == "" || mc.Locator == p.locator || p.k.Shape() == kind.None {
+			continue // not relocated (or nothing to compare): left as it is
+		}
+		why := o.problem
+		var err error
+		if why == "" {
+			switch {
+			case p.k.Shape().IsTree():
+				why = compareQuarantine(QuarantineMove{Component: name, Type: p.comp.Type, To: p.from}, name, m)
+			case p.k.Shape() == kind.Dump:
+				why, err = r.compareQuarantinedDump(ctx, p.k, QuarantineMove{Component: name, Type: p.comp.Type, From: p.locator, To: p.locator}, name, d.archive, m)
+				if err != nil {
+					return err
+				}
+			}
+		}
+		if why != "" {
+			if parts := strings.Split(why, "; "); len(parts) > 3 {
+				why = strings.Join(parts[:3], "; ") + fmt.Sprintf("; and %d more difference(s)", len(parts)-3)
+			}
+			return &RestoreRefusedError{Name: r.req.Name,
+				Reason: fmt.Sprintf("relocate would put component %s (%s, archived from %q in %s) at %q, but something that is not its archived content is already there: %s",
+					name, p.comp.Type, mc.Locator, d.archive, p.locator, why),
+				Advice: fmt.Sprintf("%s was never this instance's: check the layout, or move it away by hand and run again", p.locator)}
+		}
+		r.res.note("component %s is already at its new place %s with the content of %s (an earlier relocation): left as it is", name, p.locator, d.archive)
+		p.mc, p.archive, p.done = *mc, d.archive, true
+		r.prior = append(r.prior, p)
+	}
+	return nil
+}
+
+// newestHolding returns the newest readable deletion whose manifest
+// records the component, its manifest and its entry.
+func (r *restorer) newestHolding(name string) (*deletion, *Manifest, *ManifestComponent) {
+	for _, d := range r.dels {
+		m, err := d.manifest()
+		if err != nil {
+			continue
+		}
+		if i := slices.IndexFunc(m.Components, func(c ManifestComponent) bool { return c.Name == name }); i >= 0 && m.Components[i].ArchivePath != "" {
+			return d, m, &m.Components[i]
+		}
+	}
+	return nil, nil, nil
+}
+
+// quarantineElsewhere decides about a component held in quarantine at
+// another place than this host's layout now says (the layout changed
+// since the deletion). Without relocate, or with source: quarantine, it is
+// a refusal that says what to do. With relocate, the quarantined copy is
+// not renamed across parents (the new place may be on another filesystem,
+// and a rename out of one component's trash into another's place is
+// exactly what confinement forbids): the component comes back from the
+// deletion's verified archive, written where the layout says, like any
+// relocation; the quarantined copy stays where it is, recorded by its
+// tombstone, until purge removes it.
+func (r *restorer) quarantineElsewhere(d *deletion, p *pick, q QuarantineMove) error {
+	req := r.req
+	at := fmt.Sprintf("tombstone %s says component %s (%s) was at %q, quarantined in %q; this host's layout says %s %q",
+		d.ts.Path, p.comp.Name, q.Type, q.From, q.To, p.comp.Type, p.locator)
+	switch {
+	case q.Type != p.comp.Type:
+		return &RestoreRefusedError{Name: req.Name, Reason: at + ": the type differs, which relocate never allows"}
+	case !req.Relocate:
+		return &RestoreRefusedError{Name: req.Name, Reason: at,
+			Advice: "if the layout moved this component on purpose, run again with relocate: true: it is restored from the deletion's verified archive to the place the layout says (the quarantined copy stays until purge)"}
+	case req.Source == SourceQuarantine:
+		return &RestoreRefusedError{Name: req.Name, Reason: at + "; relocate does not rename a quarantined copy to a new place",
+			Advice: "run again with relocate: true and source: archive (or auto): the component is restored from the deletion's verified archive to the place the layout says"}
+	}
+	r.res.note("component %s is quarantined in %s (from %s) but this host's layout now says %s: relocate restores it from the verified archive %s to %s; the quarantined copy is left where it is and purge removes it",
+		p.comp.Name, q.To, q.From, p.locator, d.archive, p.locator)
+	return nil
 }
 
 // verifyArchive applies checkArchive, then this host's layout and the

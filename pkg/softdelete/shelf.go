@@ -180,14 +180,16 @@ func (s shelf) newTombstone(t *Tombstone) *Tombstone {
 	return t
 }
 
-// removeArchive removes an archive and its sidecar, sidecar first, when
-// they are there.
+// removeArchive removes an archive, its sidecar and its RESTORE.md, in
+// the reverse order of writeArchive (RESTORE.md first, the archive last),
+// when they are there: a crash in between leaves an archive without its
+// runbook, never a runbook without its archive.
 func (s shelf) removeArchive(ctx context.Context, file string) error {
 	if file == "" {
 		return nil
 	}
 	var errs []error
-	for _, k := range []string{s.key(file + sidecar.Suffix), s.key(file + RunbookSuffix), s.key(file)} {
+	for _, k := range []string{s.key(file + RunbookSuffix), s.key(file + sidecar.Suffix), s.key(file)} {
 		if err := s.st.Remove(ctx, k); err != nil && !errors.Is(err, store.ErrNotExist) {
 			errs = append(errs, err)
 		}

@@ -85,6 +85,9 @@ type Result struct {
 	// task (an earlier deletion found interrupted, archives without a
 	// tombstone).
 	Warnings []string `json:"-"`
+	// Orphans lists the RESTORE.md and sidecar objects found describing
+	// an archive the store does not hold, and what was done with them.
+	Orphans []Orphan `json:"orphans"`
 	// Plan is what check mode would do.
 	Plan *Plan `json:"plan,omitempty"`
 }
@@ -296,8 +299,11 @@ func Delete(ctx context.Context, l *instance.Layout, req Request) (*Result, erro
 	req.step("lock")
 	sh.tidy()
 
-	res := &Result{Quarantined: []QuarantineMove{}}
+	res := &Result{Quarantined: []QuarantineMove{}, Orphans: []Orphan{}}
 	if err := settleInterrupted(ctx, req, l.App, sh, res); err != nil {
+		return resultOrNil(res), err
+	}
+	if err := sweepInto(ctx, sh, req.CheckMode, res); err != nil {
 		return resultOrNil(res), err
 	}
 
@@ -427,6 +433,21 @@ func Delete(ctx context.Context, l *instance.Layout, req Request) (*Result, erro
 	return res, nil
 }
 
+// sweepInto removes (or marks) the orphans of the instance's folder and
+// says so in the result.
+func sweepInto(ctx context.Context, sh shelf, checkMode bool, res *Result) error {
+	orphans, err := sweepOrphans(ctx, sh, checkMode)
+	if err != nil {
+		return fmt.Errorf("look for RESTORE.md and sidecars without their archive under %s: %w", sh.where(), err)
+	}
+	res.Orphans = append(res.Orphans, orphans...)
+	for _, o := range orphans {
+		res.Warnings = append(res.Warnings, o.String())
+	}
+	res.Changed = res.Changed || orphansChanged(orphans)
+	return nil
+}
+
 // resultOrNil returns res when it carries something worth returning with
 // an error (warnings, a change), nil otherwise.
 func resultOrNil(res *Result) *Result {
@@ -488,7 +509,7 @@ func archiveInstance(ctx context.Context, l *instance.Layout, req Request, sh sh
 		return nil, err
 	}
 	req.step("hash")
-	info, err := writeArchive(ctx, sh.st, ts.archiveKey(), m, Runbook(m, ts.ArchivePath), col.sources, dumps)
+	info, err := writeArchive(ctx, sh.st, ts.archiveKey(), m, Runbook(m, ts.ArchivePath), col.sources, dumps, req.step)
 	if err != nil {
 		return nil, err
 	}
@@ -831,6 +852,12 @@ func plan(ctx context.Context, l *instance.Layout, req Request, sh shelf) (*Resu
 	res, err := planMoves(ctx, l, req, sh)
 	if res != nil {
 		res.Warnings = append(warnings, res.Warnings...)
+		if res.Orphans == nil {
+			res.Orphans = []Orphan{}
+		}
+		if serr := sweepInto(ctx, sh, true, res); serr != nil && err == nil {
+			err = serr
+		}
 	}
 	return res, err
 }
