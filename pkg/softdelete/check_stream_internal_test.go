@@ -15,12 +15,15 @@ import (
 	"testing"
 	"time"
 
+	"filippo.io/age"
 	"github.com/klauspost/compress/zstd"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"pgregory.net/rapid"
 
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
+	"github.com/fleetsafe/fleetsafe/pkg/store"
+	"github.com/fleetsafe/fleetsafe/pkg/store/encrypted"
 )
 
 type tarEntry struct {
@@ -32,6 +35,14 @@ type tarEntry struct {
 // a hard link, a symlink, an empty file and a file component, and
 // returns the entries of its archive.
 func softDeletedArchive(t *testing.T) []tarEntry {
+	t.Helper()
+	res := softDeleteSample(t, nil)
+	return readTarEntries(t, res.Archive.Path)
+}
+
+// softDeleteSample soft-deletes the sample instance into st (nil: a
+// directory store).
+func softDeleteSample(t *testing.T, st func(dir string) store.Store) *Result {
 	t.Helper()
 	base := t.TempDir()
 	d := filepath.Join(base, "srv", "inst")
@@ -48,10 +59,38 @@ func softDeletedArchive(t *testing.T) []tarEntry {
 	l, err := instance.ParseLayout([]byte("app: cs\ncomponents:\n  - name: data\n    type: dir\n    path: "+base+"/srv/{name}\n"+
 		"  - name: config\n    type: file\n    path: "+base+"/etc/{name}.ini\n"), "cs.yml")
 	require.NoError(t, err)
-	res, err := Delete(context.Background(), l, Request{Name: "inst", ArchiveDir: filepath.Join(base, "archives"), Reason: "test",
-		RetentionDays: 1, Options: instance.Options{SkipSizes: true}})
+	req := Request{Name: "inst", ArchiveDir: filepath.Join(base, "archives"), Reason: "test",
+		RetentionDays: 1, Options: instance.Options{SkipSizes: true}}
+	if st != nil {
+		req.Store = st(req.ArchiveDir)
+	}
+	res, err := Delete(context.Background(), l, req)
 	require.NoError(t, err)
-	return readTarEntries(t, res.Archive.Path)
+	return res
+}
+
+// TestCheckStream_UsedBySoftDelete: the soft delete's read-back check is
+// the streaming one, not its fallback, for a plain and an encrypted
+// archive (whose sidecar is over the ciphertext).
+func TestCheckStream_UsedBySoftDelete(t *testing.T) {
+	passed := 0
+	checkStreamHook = func() { passed++ }
+	defer func() { checkStreamHook = nil }()
+	res := softDeleteSample(t, nil)
+	require.True(t, res.Archive.Verified)
+	require.Equal(t, 1, passed, "plain archive")
+
+	id, err := age.GenerateX25519Identity()
+	require.NoError(t, err)
+	keys, err := encrypted.Ephemeral(encrypted.Keys{Recipients: []age.Recipient{id.Recipient()}})
+	require.NoError(t, err)
+	res = softDeleteSample(t, func(dir string) store.Store {
+		files, err := store.NewFile(dir)
+		require.NoError(t, err)
+		return encrypted.Wrap(files, keys)
+	})
+	require.True(t, res.Archive.Verified)
+	require.Equal(t, 2, passed, "encrypted archive")
 }
 
 func readTarEntries(t *testing.T, path string) []tarEntry {
