@@ -88,7 +88,7 @@ type dumpFile struct {
 	path  string
 }
 
-// writeArchive writes manifest.json, RESTORE.md, every component entry and
+// writeArchive writes manifest.json (spooled in the work directory work), RESTORE.md, every component entry and
 // every dump to key of st through a store Writer (nothing is visible under
 // key before it is committed, complete), with a sha256sum sidecar whose
 // digest is computed while the archive is written: over the archive as the
@@ -98,11 +98,12 @@ type dumpFile struct {
 //
 // step is called after each object ("archive:committed",
 // "archive:sidecar"); tests crash the process there.
-func writeArchive(ctx context.Context, st store.Store, key string, m *Manifest, runbook []byte, srcs []*source, dumps []dumpFile, step func(string)) (*ArchiveInfo, error) {
-	manifest, err := manifestEntry(m, srcs)
+func writeArchive(ctx context.Context, st store.Store, key string, m *Manifest, runbook []byte, srcs []*source, dumps []dumpFile, work string, step func(string)) (*ArchiveInfo, error) {
+	manifest, closeManifest, err := manifestEntry(m, srcs, work)
 	if err != nil {
 		return nil, err
 	}
+	defer closeManifest()
 	files := []archives.FileInfo{manifest, memEntry("RESTORE.md", runbook, m.CreatedAt)}
 	// The tar writer opens the files one after the other, in walk order.
 	var dh dirHandle

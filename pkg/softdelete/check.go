@@ -188,14 +188,15 @@ func checkArchive(ctx context.Context, st store.Store, key string) (*Manifest, s
 	if m == nil {
 		return nil, "", fail("empty archive")
 	}
-	for p := range plan.files {
-		if !seen[p] {
-			return nil, "", fail("manifest entry %s is missing from the archive", p)
+	// In the manifest's order: the first one missing is named.
+	for _, e := range m.Files {
+		if !seen[e.Name()] {
+			return nil, "", fail("manifest entry %s is missing from the archive", e.Name())
 		}
 	}
-	for p := range plan.dumps {
-		if !seen[p] {
-			return nil, "", fail("dump %s is missing from the archive", p)
+	for _, d := range m.Databases {
+		if !seen[d.Path] {
+			return nil, "", fail("dump %s is missing from the archive", d.Path)
 		}
 	}
 	return m, digest, nil

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
+	"strings"
 
 	"github.com/mholt/archives"
 )
@@ -45,51 +47,120 @@ func encodeManifest(w io.Writer, m *Manifest, srcs []*source) error {
 	return bw.Flush()
 }
 
-type countWriter struct{ n int64 }
-
-func (c *countWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
-
-// manifestEntry is manifest.json as an archive entry, encoded twice: once
-// to learn its size (the tar header comes first), once into the archive.
-func manifestEntry(m *Manifest, srcs []*source) (archives.FileInfo, error) {
-	var c countWriter
-	if err := encodeManifest(&c, m, srcs); err != nil {
-		return archives.FileInfo{}, fmt.Errorf("encode manifest: %w", err)
+// manifestEntry is manifest.json as an archive entry, encoded once into
+// an unlinked temporary file in dir (the tar header, which comes first,
+// needs its size): a manifest of 200,000 files is neither kept in memory
+// nor encoded twice. close releases the file.
+func manifestEntry(m *Manifest, srcs []*source, dir string) (fi archives.FileInfo, close func(), err error) {
+	f, err := os.CreateTemp(dir, "manifest-*.json")
+	if err != nil {
+		return archives.FileInfo{}, nil, fmt.Errorf("encode manifest: %w", err)
 	}
-	info := memInfo{name: "manifest.json", size: c.n, mod: m.CreatedAt}
+	os.Remove(f.Name())
+	if err := encodeManifest(f, m, srcs); err != nil {
+		f.Close()
+		return archives.FileInfo{}, nil, fmt.Errorf("encode manifest: %w", err)
+	}
+	size, err := f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		f.Close()
+		return archives.FileInfo{}, nil, fmt.Errorf("encode manifest: %w", err)
+	}
+	info := memInfo{name: "manifest.json", size: size, mod: m.CreatedAt}
 	return archives.FileInfo{FileInfo: info, NameInArchive: "manifest.json", Open: func() (fs.File, error) {
-		pr, pw := io.Pipe()
-		go func() { pw.CloseWithError(encodeManifest(pw, m, srcs)) }()
-		return pipeFile{PipeReader: pr, info: info}, nil
-	}}, nil
+		return spoolFile{SectionReader: io.NewSectionReader(f, 0, size), info: info}, nil
+	}}, func() { f.Close() }, nil
 }
 
-type pipeFile struct {
-	*io.PipeReader
+// spoolFile is a spooled entry, read from its start.
+type spoolFile struct {
+	*io.SectionReader
 	info memInfo
 }
 
-func (p pipeFile) Stat() (fs.FileInfo, error) { return p.info, nil }
+func (p spoolFile) Stat() (fs.FileInfo, error) { return p.info, nil }
+func (p spoolFile) Close() error               { return nil }
 
 // decodeManifest reads manifest.json entry by entry.
 func decodeManifest(r io.Reader) (*Manifest, error) {
-	dec := json.NewDecoder(bufio.NewReaderSize(r, 64<<10))
-	m := &Manifest{}
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return nil, fmt.Errorf("not a JSON object")
+	d := newManifestDecoder(r)
+	for {
+		e, err := d.next()
+		if err == io.EOF {
+			return d.m, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		d.m.Files = append(d.m.Files, *e)
 	}
-	for dec.More() {
+}
+
+// manifestDecoder reads manifest.json one file entry at a time: next
+// returns the entries of its "files" lists in order, and every other key
+// is decoded into m as it is met. decodeManifest keeps them all; the
+// streaming check (checkStream) looks at one at a time.
+type manifestDecoder struct {
+	dec                      *json.Decoder
+	m                        *Manifest
+	started, inFiles, closed bool
+	n                        int
+	// folded records a key other than "files" that json.Unmarshal
+	// would still match to Files ("Files", "FILES"): its list went into
+	// m.Files, not through next.
+	folded bool
+}
+
+func newManifestDecoder(r io.Reader) *manifestDecoder {
+	return &manifestDecoder{dec: json.NewDecoder(bufio.NewReaderSize(r, 64<<10)), m: &Manifest{}}
+}
+
+// next returns the next file entry, io.EOF once the object is closed.
+func (d *manifestDecoder) next() (*FileEntry, error) {
+	dec := d.dec
+	if !d.started {
+		d.started = true
+		if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+			return nil, fmt.Errorf("not a JSON object")
+		}
+	}
+	for !d.closed {
+		if d.inFiles {
+			if dec.More() {
+				var e FileEntry
+				if err := dec.Decode(&e); err != nil {
+					return nil, fmt.Errorf("files[%d]: %w", d.n, err)
+				}
+				d.n++
+				return &e, nil
+			}
+			if _, err := dec.Token(); err != nil {
+				return nil, err
+			}
+			d.inFiles = false
+			continue
+		}
+		if !dec.More() {
+			if _, err := dec.Token(); err != nil {
+				return nil, err
+			}
+			d.closed = true
+			break
+		}
 		t, err := dec.Token()
 		if err != nil {
 			return nil, err
 		}
 		key, _ := t.(string)
 		if key != "files" {
+			if strings.EqualFold(key, "files") {
+				d.folded = true
+			}
 			var raw json.RawMessage
 			if err := dec.Decode(&raw); err != nil {
 				return nil, fmt.Errorf("key %s: %w", key, err)
 			}
-			if err := json.Unmarshal(append(append([]byte(`{"`+key+`":`), raw...), '}'), m); err != nil {
+			if err := json.Unmarshal(append(append([]byte(`{"`+key+`":`), raw...), '}'), d.m); err != nil {
 				return nil, fmt.Errorf("key %s: %w", key, err)
 			}
 			continue
@@ -100,19 +171,7 @@ func decodeManifest(r io.Reader) (*Manifest, error) {
 			}
 			return nil, fmt.Errorf("files: expected a list")
 		}
-		for dec.More() {
-			var e FileEntry
-			if err := dec.Decode(&e); err != nil {
-				return nil, fmt.Errorf("files[%d]: %w", len(m.Files), err)
-			}
-			m.Files = append(m.Files, e)
-		}
-		if _, err := dec.Token(); err != nil {
-			return nil, err
-		}
+		d.inFiles = true
 	}
-	if _, err := dec.Token(); err != nil {
-		return nil, err
-	}
-	return m, nil
+	return nil, io.EOF
 }

@@ -509,7 +509,7 @@ func archiveInstance(ctx context.Context, l *instance.Layout, req Request, sh sh
 		return nil, err
 	}
 	req.step("hash")
-	info, err := writeArchive(ctx, sh.st, ts.archiveKey(), m, Runbook(m, ts.ArchivePath), col.sources, dumps, req.step)
+	info, err := writeArchive(ctx, sh.st, ts.archiveKey(), m, Runbook(m, ts.ArchivePath), col.sources, dumps, work, req.step)
 	if err != nil {
 		return nil, err
 	}
@@ -520,7 +520,7 @@ func archiveInstance(ctx context.Context, l *instance.Layout, req Request, sh sh
 	// phases, not their sum (issue 13: 64 MiB to S3; one collection of a
 	// small heap, a few milliseconds).
 	debug.FreeOSMemory()
-	if _, _, err := checkArchive(ctx, sh.st, ts.archiveKey()); err != nil {
+	if err := verifyWritten(ctx, sh.st, ts.archiveKey(), work); err != nil {
 		return nil, explainVerifyError(err, col.sources)
 	}
 	info.Verified = true
@@ -702,7 +702,7 @@ func settleInterrupted(ctx context.Context, req Request, app string, sh shelf, r
 		switch ts.State {
 		case StateArchiving:
 			what := "before its archive was complete"
-			if _, _, err := checkArchive(ctx, ts.st, ts.archiveKey()); err == nil {
+			if err := verifyWritten(ctx, ts.st, ts.archiveKey(), ""); err == nil {
 				what = "after its archive " + ts.ArchivePath + " was written and verified, before its tombstone"
 			} else {
 				ts.removeArchive(ctx)
