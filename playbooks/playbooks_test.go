@@ -112,6 +112,14 @@ func TestDeleteInstance_OneOfTheFleetThenRestore(t *testing.T) {
 	assert.Contains(t, string(data), `"requested_by": "alice"`)
 	assert.Contains(t, string(data), `"job_id": "1234"`)
 
+	// Another host cannot read web-a's local archive directory: a
+	// restore_on web-b is refused, with nothing changed.
+	mid := f.snapshot(t)
+	run = f.run(t, "playbooks/restore_instance.yml", map[string]any{"instance_name": "acme", "restore_on": "web-b", "relocate": true})
+	require.Error(t, run.Err, run.Output)
+	assert.Contains(t, run.Output, "archives are on web-a's own disk")
+	assert.Equal(t, mid, f.snapshot(t))
+
 	run = f.run(t, "playbooks/restore_instance.yml", map[string]any{"instance_name": "acme"})
 	require.NoError(t, run.Err, run.Output)
 	assert.Equal(t, acme, f.hosts["web-a"].Snapshot(t, "acme"))
