@@ -15,10 +15,12 @@
 //   - Setpgid: each tool leads its own process group, and Wait kills that
 //     group once the tool has exited but before it is reaped (its pid,
 //     hence the group id, cannot be reused until then), so a worker or a
-//     shell the tool started does not run on. A cancelled context kills
-//     the whole group too.
-//   - WaitDelay: a descendant that escaped the group and holds the tool's
-//     output open cannot hold a run forever.
+//     shell the tool started does not run on, nor holds the tool's output
+//     open. A cancelled context kills the whole group too.
+//
+// No WaitDelay is set: once the tool has exited, what it wrote into its
+// pipe is still copied to a writer that may be slow (an upload), and is
+// never cut off by a timer.
 package childproc
 
 import (
@@ -29,14 +31,9 @@ import (
 	"runtime"
 	"sync"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
-
-// WaitDelay bounds how long Wait waits for a tool's output once the tool
-// has exited or its context is done.
-const WaitDelay = 10 * time.Second
 
 // Command is exec.CommandContext with the attributes that tie the tool
 // to the module. Start it with Start (or Run, Output, CombinedOutput)
@@ -56,7 +53,6 @@ func Command(ctx context.Context, name string, args ...string) *exec.Cmd {
 		}
 		return killGroup(cmd)
 	}
-	cmd.WaitDelay = WaitDelay
 	return cmd
 }
 
