@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -92,6 +93,16 @@ func TestS3_SoftDeleteRestorePurgeThroughTheBinaries(t *testing.T) {
 		err := client.RemoveObject(ctx, bucket, o.Key, minio.RemoveObjectOptions{VersionID: o.VersionID})
 		require.Error(t, err, "the server removed version %s of locked %s", o.VersionID, o.Key)
 	}
+	// A plain DELETE (no version id) is allowed: it only puts a delete
+	// marker over the locked archive. Done to the archive and to its
+	// tombstone, it must hide neither from fleetsafe (below: info and
+	// restore still see them).
+	tombKey := strings.TrimSuffix(obj, ".tar.zst") + ".tombstone.json"
+	for _, key := range []string{obj, tombKey} {
+		require.NoError(t, client.RemoveObject(ctx, bucket, key, minio.RemoveObjectOptions{}), "plain DELETE of %s", key)
+		_, err := client.StatObject(ctx, bucket, key, minio.StatObjectOptions{})
+		require.Error(t, err, "%s still current after a plain DELETE: no delete marker, the case below is not tried", key)
+	}
 
 	// instance_info reads the quarantine and archived from the bucket.
 	out = run("instance_info", "name", "acme", "sizes", false)
@@ -112,6 +123,7 @@ func TestS3_SoftDeleteRestorePurgeThroughTheBinaries(t *testing.T) {
 	require.Equal(t, false, out["failed"], out["msg"])
 	assert.Equal(t, true, out["changed"])
 	assert.Equal(t, before, f.Snapshot(t, "acme"))
+	assert.Contains(t, fmt.Sprint(out["notes"]), "hidden by a delete marker", "the restore says it read through the delete marker")
 
 	// A second deletion under a legal hold, retention 0: purge removes
 	// its quarantine and keeps its archive, saying why.

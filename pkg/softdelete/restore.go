@@ -951,6 +951,9 @@ func (r *restorer) verifyArchive(ctx context.Context, path string) (*Manifest, e
 	if err != nil {
 		return nil, &RestoreRefusedError{Name: r.req.Name, Reason: err.Error(), Advice: "do not rely on this archive", Err: err}
 	}
+	if info, err := ref.st.Stat(ctx, ref.key); err == nil && info.Hidden {
+		r.res.note("archive %s is hidden by a delete marker (a plain DELETE in the versioned bucket); its newest version, checked above, was read", path)
+	}
 	for _, t := range r.tombs {
 		if t.ArchivePath != "" && t.archiveFile() == baseName(ref.key) && t.ArchiveSHA256 != digest {
 			return nil, &RestoreRefusedError{Name: r.req.Name,

@@ -38,6 +38,10 @@ type Info struct {
 	Key     string
 	Size    int64
 	ModTime time.Time
+	// Hidden: the key's current version is a delete marker (a plain
+	// DELETE in a versioned bucket, by hand or by a lifecycle rule); the
+	// store still reads the newest version that holds data (S3 only).
+	Hidden bool
 }
 
 // Writer receives a new object. Nothing is visible under its key until

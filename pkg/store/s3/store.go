@@ -254,7 +254,18 @@ func (s *Store) Open(ctx context.Context, key string) (io.ReadCloser, error) {
 	}
 	body, _, _, err := s.c.GetObject(ctx, s.bucket, s.Object(key), minio.GetObjectOptions{})
 	if err != nil {
-		return nil, s.fail("open", key, err)
+		err = s.fail("open", key, err)
+		if !errors.Is(err, store.ErrNotExist) {
+			return nil, err
+		}
+		v, ok, herr := s.hidden(ctx, key)
+		if herr != nil || !ok {
+			return nil, errors.Join(err, herr)
+		}
+		body, _, _, err = s.c.GetObject(ctx, s.bucket, s.Object(key), minio.GetObjectOptions{VersionID: v.VersionID})
+		if err != nil {
+			return nil, s.fail("open", key, err)
+		}
 	}
 	return body, nil
 }
@@ -265,13 +276,67 @@ func (s *Store) Stat(ctx context.Context, key string) (store.Info, error) {
 		return store.Info{}, err
 	}
 	oi, err := s.c.StatObject(ctx, s.bucket, s.Object(key), minio.StatObjectOptions{})
+	if err == nil && !oi.IsDeleteMarker {
+		return store.Info{Key: key, Size: oi.Size, ModTime: oi.LastModified}, nil
+	}
+	if err == nil {
+		err = fmt.Errorf("stat %s: %w", s.Location(key), store.ErrNotExist)
+	} else if err = s.fail("stat", key, err); !errors.Is(err, store.ErrNotExist) {
+		return store.Info{}, err
+	}
+	v, ok, herr := s.hidden(ctx, key)
+	if herr != nil || !ok {
+		return store.Info{}, errors.Join(err, herr)
+	}
+	return store.Info{Key: key, Size: v.Size, ModTime: v.LastModified, Hidden: true}, nil
+}
+
+// hidden finds, in a versioned bucket, the newest version of key that
+// holds data when the key's current version is a delete marker. A plain
+// DELETE (no version id) is allowed even under Object Lock: it only puts
+// a marker over the locked version, which stays. Archives and tombstones
+// hidden that way are still read (and reported as Hidden), so that a
+// delete by hand can hide nothing from a restore or a purge; fleetsafe's
+// own Remove deletes every version, markers included.
+func (s *Store) hidden(ctx context.Context, key string) (minio.ObjectInfo, bool, error) {
+	versioned, err := s.Versioned(ctx)
+	if err != nil || !versioned {
+		return minio.ObjectInfo{}, false, err
+	}
+	vs, err := s.versions(ctx, key)
 	if err != nil {
-		return store.Info{}, s.fail("stat", key, err)
+		return minio.ObjectInfo{}, false, err
 	}
-	if oi.IsDeleteMarker {
-		return store.Info{}, fmt.Errorf("stat %s: %w", s.Location(key), store.ErrNotExist)
+	return newestData(vs)
+}
+
+// newestData picks, from the versions of one key (newest first), the
+// newest that holds data when the current one is a delete marker.
+func newestData(vs []minio.ObjectInfo) (minio.ObjectInfo, bool, error) {
+	markerOnTop := false
+	for _, v := range vs {
+		if v.IsLatest {
+			markerOnTop = v.IsDeleteMarker
+		}
 	}
-	return store.Info{Key: key, Size: oi.Size, ModTime: oi.LastModified}, nil
+	if len(vs) > 0 && !markerOnTop {
+		// No version flagged latest: the newest by date decides.
+		markerOnTop = vs[0].IsDeleteMarker
+		for _, v := range vs {
+			if v.IsLatest {
+				markerOnTop = v.IsDeleteMarker
+			}
+		}
+	}
+	if !markerOnTop {
+		return minio.ObjectInfo{}, false, nil
+	}
+	for _, v := range vs {
+		if !v.IsDeleteMarker {
+			return v, true, nil
+		}
+	}
+	return minio.ObjectInfo{}, false, nil
 }
 
 // List returns the objects under prefix, sorted by key. Names that no key
@@ -282,6 +347,13 @@ func (s *Store) List(ctx context.Context, prefix string) ([]store.Info, error) {
 		if err := store.CheckKey(p); err != nil {
 			return nil, err
 		}
+	}
+	versioned, err := s.Versioned(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if versioned {
+		return s.listVersioned(ctx, prefix)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -298,6 +370,49 @@ func (s *Store) List(ctx context.Context, prefix string) ([]store.Info, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out, nil
+}
+
+// listVersioned lists a versioned bucket: a key whose current version is
+// a delete marker over versions that hold data is listed too, with its
+// newest such version, Hidden (see hidden).
+func (s *Store) listVersioned(ctx context.Context, prefix string) ([]store.Info, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	byKey := map[string][]minio.ObjectInfo{}
+	for o := range s.c.Client.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: s.prefix + prefix, Recursive: true, WithVersions: true}) {
+		if o.Err != nil {
+			return nil, s.fail("list", prefix, o.Err)
+		}
+		key := strings.TrimPrefix(o.Key, s.prefix)
+		if store.CheckKey(key) != nil {
+			continue
+		}
+		byKey[key] = append(byKey[key], o)
+	}
+	var out []store.Info
+	for key, vs := range byKey {
+		sortNewestFirst(vs)
+		v, hidden, _ := newestData(vs)
+		if !hidden {
+			cur := vs[0]
+			for _, o := range vs {
+				if o.IsLatest {
+					cur = o
+				}
+			}
+			if cur.IsDeleteMarker {
+				continue // deleted: only markers left
+			}
+			v = cur
+		}
+		out = append(out, store.Info{Key: key, Size: v.Size, ModTime: v.LastModified, Hidden: hidden})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out, nil
+}
+
+func sortNewestFirst(vs []minio.ObjectInfo) {
+	sort.SliceStable(vs, func(i, j int) bool { return vs[i].LastModified.After(vs[j].LastModified) })
 }
 
 // Versioned reports whether the bucket keeps versions (Object Lock
@@ -341,8 +456,21 @@ func (s *Store) Remove(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
+	// Delete markers first (a plain DELETE by hand): they hold nothing,
+	// and with them gone a version that is refused below is the current
+	// one again, whole and visible, its retention readable.
+	for _, v := range versions {
+		if v.IsDeleteMarker {
+			if err := s.c.RemoveObject(ctx, s.bucket, obj, minio.RemoveObjectOptions{VersionID: v.VersionID}); err != nil {
+				return s.fail("remove the delete marker of", key, err)
+			}
+		}
+	}
 	for i := len(versions) - 1; i >= 0; i-- {
 		v := versions[i]
+		if v.IsDeleteMarker {
+			continue
+		}
 		if err := s.c.RemoveObject(ctx, s.bucket, obj, minio.RemoveObjectOptions{VersionID: v.VersionID}); err != nil {
 			return s.removeFailed(ctx, key, v.VersionID, err)
 		}
@@ -364,7 +492,7 @@ func (s *Store) versions(ctx context.Context, key string) ([]minio.ObjectInfo, e
 			out = append(out, o)
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].LastModified.After(out[j].LastModified) })
+	sortNewestFirst(out)
 	return out, nil
 }
 
