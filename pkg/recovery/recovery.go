@@ -562,8 +562,11 @@ func choose(ctx context.Context, p *plan, from int, now time.Time) error {
 			}
 		}
 		p.pin.close()
+		p.pin = nil
 		var perr error
-		p.pin, perr = pinCandidate(ctx, c)
+		if !streamed(c, p.oneRead) {
+			p.pin, perr = pinCandidate(ctx, c)
+		}
 		if perr != nil {
 			// The object cannot be copied where the readers need it:
 			// refused, with the size needed and the directory named.
@@ -635,6 +638,20 @@ func choose(ctx context.Context, p *plan, from int, now time.Time) error {
 // oneRead says whether a backup of format is checked in the same read
 // that stages it: tar streams (extracted as they are checked) and
 // pg_custom dumps (checked while pg_restore loads them).
+// streamed reports whether a candidate is restored straight from its
+// object, without a local copy: a tar, tar_gz or tar_zst object in a
+// restore that checks it in the same read that extracts it (oneRead):
+// what is checked is what is extracted, one GET, no room needed in
+// TMPDIR. Other formats (pg_custom, which pg_restore reads by seeking;
+// zip; SQLite; plain dumps) and the plans of check mode read a copy.
+func streamed(c backup.Candidate, oneReadMode bool) bool {
+	switch c.Rule.Format {
+	case "tar", "tar_gz", "tar_zst":
+		return c.Remote() && oneReadMode
+	}
+	return false
+}
+
 func oneRead(format string) bool {
 	switch format {
 	case "tar", "tar_gz", "tar_zst", "pg_custom":

@@ -170,3 +170,43 @@ func TestOrphans_LockedRunbookIsMarked(t *testing.T) {
 		assert.NotEqual(t, "removed", o.Action)
 	}
 }
+
+// TestInterrupted_LockedLeftoversAreReported: a deletion interrupted
+// before its archive was complete, in a bucket whose objects are locked
+// (a default retention): the next run cannot remove the incomplete
+// archive and its RESTORE.md, and says so instead of passing over it; the
+// deletion is marked abandoned, so nothing uses that archive.
+func TestInterrupted_LockedLeftoversAreReported(t *testing.T) {
+	ctx := context.Background()
+	client := s3test.Client(t)
+	bucket := s3test.Bucket(t, true)
+	st := s3test.Store(t, bucket, "left")
+	f := fleettest.New(t, false, "acme")
+	req := request(f, "", "acme")
+	req.Store = st
+	_, err := softdelete.Delete(ctx, f.Layout, req)
+	require.NoError(t, err)
+	const id = "20200102T000000.000000Z-cafebabe"
+	until := time.Now().Add(24 * time.Hour)
+	for _, k := range []string{"acme/" + id + ".tar.zst", "acme/" + id + ".tar.zst" + softdelete.RunbookSuffix} {
+		body := []byte("incomplete\n")
+		_, err := client.PutObject(ctx, bucket, "left/"+k, bytes.NewReader(body), int64(len(body)),
+			minio.PutObjectOptions{Mode: minio.Governance, RetainUntilDate: until})
+		require.NoError(t, err)
+	}
+	ts := `{"id":"` + id + `","instance":"acme","app":"` + f.App + `","components":[],"archive_path":"` +
+		st.Location("acme/"+id+".tar.zst") + `","state":"archiving","deleted_at":"2020-01-02T00:00:00Z","purge_after":"2020-02-01T00:00:00Z"}`
+	require.NoError(t, st.Put(ctx, "acme/"+id+".tombstone.json", []byte(ts)))
+
+	res, err := softdelete.Delete(ctx, f.Layout, req)
+	require.NoError(t, err)
+	warnings := strings.Join(res.Warnings, "\n")
+	assert.Contains(t, warnings, "could not all be removed", warnings)
+	assert.Contains(t, warnings, "marked abandoned")
+	rc, err := st.Open(ctx, "acme/"+id+".tombstone.json")
+	require.NoError(t, err)
+	data, err := io.ReadAll(rc)
+	rc.Close()
+	require.NoError(t, err)
+	assert.Contains(t, string(data), `"state": "abandoned"`)
+}

@@ -84,6 +84,15 @@ func TestRelocate_FromQuarantineAfterLayoutChange(t *testing.T) {
 	assert.Contains(t, re.Hint(), "source: archive")
 	untouched("relocate with source: quarantine")
 
+	// The new database name is taken by an empty database (not the
+	// archived content): refused, nothing moved, the database kept.
+	require.NoError(t, moved.CreateDatabaseEmpty(ctx, "acme"))
+	_, err = restore(true, "auto")
+	require.ErrorAs(t, err, &re)
+	assert.Contains(t, err.Error(), "not its archived content")
+	untouched("the new database name is taken")
+	require.NoError(t, fleettest.DropDatabasesLike(ctx, f.PG, moved.Database("acme")))
+
 	res, err := restore(true, "auto")
 	require.NoError(t, err)
 	assert.True(t, res.Changed)

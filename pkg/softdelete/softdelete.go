@@ -704,8 +704,11 @@ func settleInterrupted(ctx context.Context, req Request, app string, sh shelf, r
 			what := "before its archive was complete"
 			if err := verifyWritten(ctx, ts.st, ts.archiveKey(), ""); err == nil {
 				what = "after its archive " + ts.ArchivePath + " was written and verified, before its tombstone"
-			} else {
-				ts.removeArchive(ctx)
+			} else if rerr := ts.removeArchive(ctx); rerr != nil {
+				// Said, never skipped: what stays is not used
+				// automatically (the tombstone is abandoned) and the
+				// orphan sweep marks a runbook left without its archive.
+				res.Warnings = append(res.Warnings, fmt.Sprintf("what the interrupted deletion %s of %s wrote of its incomplete archive %s could not all be removed: %v", ts.ID, ts.Instance, ts.ArchivePath, rerr))
 			}
 			ts.State = StateAbandoned
 			ts.Note = "interrupted " + what + "; nothing had been moved"
