@@ -488,6 +488,7 @@ func archiveInstance(ctx context.Context, l *instance.Layout, req Request, sh sh
 		return nil, err
 	}
 	req.step("hash")
+	defer limitMemory()()
 	info, err := writeArchive(ctx, sh.st, ts.archiveKey(), m, Runbook(m, ts.ArchivePath), col.sources, dumps)
 	if err != nil {
 		return nil, err
