@@ -488,8 +488,9 @@ func archiveInstance(ctx context.Context, l *instance.Layout, req Request, sh sh
 		return nil, err
 	}
 	req.step("hash")
-	defer limitMemory()()
+	unlimit := limitMemory()
 	info, err := writeArchive(ctx, sh.st, ts.archiveKey(), m, Runbook(m, ts.ArchivePath), col.sources, dumps)
+	unlimit()
 	if err != nil {
 		return nil, err
 	}
