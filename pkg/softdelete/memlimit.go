@@ -10,7 +10,7 @@ import (
 // soft delete held before (the manifest, the layout): the zstd encoder's
 // windows (about 19 MiB), the store's part buffers (15 MiB to S3) and the
 // pipes between the stages.
-const memoryHeadroom = 52 << 20
+const memoryHeadroom = 48 << 20
 
 // limitMemory sets the Go runtime's soft memory limit to what is live now
 // plus memoryHeadroom while the archive is written, unless a limit is set
