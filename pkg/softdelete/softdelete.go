@@ -509,7 +509,9 @@ func archiveInstance(ctx context.Context, l *instance.Layout, req Request, sh sh
 		return nil, err
 	}
 	req.step("hash")
+	unlimit := limitMemory()
 	info, err := writeArchive(ctx, sh.st, ts.archiveKey(), m, Runbook(m, ts.ArchivePath), col.sources, dumps, work, req.step)
+	unlimit()
 	if err != nil {
 		return nil, err
 	}
