@@ -74,7 +74,17 @@ func (s *Store) Retention(ctx context.Context, key string) (Retention, error) {
 	if err := store.CheckKey(key); err != nil {
 		return Retention{}, err
 	}
-	return s.retentionOf(ctx, key, "")
+	r, err := s.retentionOf(ctx, key, "")
+	if err != nil && errors.Is(err, store.ErrNotExist) {
+		// Hidden by a delete marker (see hidden): the retention of the
+		// newest version that holds data. Some servers (Versity's
+		// gateway) answer a HEAD of a noncurrent version without its
+		// lock headers: no retention is then reported, never a wrong one.
+		if v, ok, herr := s.hidden(ctx, key); herr == nil && ok {
+			return s.retentionOf(ctx, key, v.VersionID)
+		}
+	}
+	return r, err
 }
 
 // Retain sets the retention of the newest version of key: mode
