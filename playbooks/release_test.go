@@ -127,6 +127,23 @@ func TestReleaseTarball_PlaybooksFromTheInstallAlone(t *testing.T) {
 	assert.Equal(t, acme, hosts["web-a"].Snapshot(t, "acme"), "acme restored byte for byte")
 	assert.Equal(t, globex, hosts["web-b"].Snapshot(t, "globex"), "the other host untouched")
 
+	// The other playbooks a job runs from the install, each to its end:
+	// purge (retention not reached: nothing goes), the nightly verify
+	// with its metrics, and the recovery plan (nothing damaged). Only
+	// configure_awx.yml is left out: it needs a real AWX's API.
+	out = play("purge_instances.yml", nil)
+	assert.Contains(t, out, "failed=0", "purge from the install")
+	assert.Equal(t, acme, hosts["web-a"].Snapshot(t, "acme"), "purge left the restored acme alone")
+	metrics := filepath.Join(work, "fleetsafe.prom")
+	out = play("verify_backups.yml", map[string]any{"fail_on": "never", "fleetsafe_metrics_file": metrics})
+	assert.Contains(t, out, "failed=0", "verify_backups from the install")
+	prom, err := os.ReadFile(metrics)
+	require.NoError(t, err, "verify_backups.yml wrote the metrics file")
+	assert.Contains(t, string(prom), "fleetsafe_backup_status", "the metrics name the backups' status")
+	out = play("recover_fleet.yml", nil)
+	assert.Contains(t, out, "failed=0", "the recovery plan from the install")
+	assert.Equal(t, globex, hosts["web-b"].Snapshot(t, "globex"), "the plan changed nothing")
+
 	// What ran was the install's binary: each host's cache holds it, under
 	// its sha256, and nothing else.
 	for _, h := range []string{"web-a", "web-b"} {
