@@ -140,3 +140,45 @@ func TestAttack6_RecordOfAnotherDeletion(t *testing.T) {
 		t.Errorf("purge removed %d part(s) of a quarantine 30 days before its retention: %v; purge said: %.400s", len(gone), gone, toString(p["msg"]))
 	}
 }
+
+// TestAttack6_TenantEditsTheQuarantineDatabaseComment: promise 2 from
+// the tenant's side. acme's database belongs to a tenant role, which
+// keeps owning the quarantine database and so may COMMENT ON it. The
+// tenant rewrites the record (same deletion id, purge_after an hour ago),
+// then removes it; purge removes nothing either time. Then root edits the
+// tombstone while the tenant's database has no record and the trash
+// entries keep theirs: still nothing is removed.
+func TestAttack6_TenantEditsTheQuarantineDatabaseComment(t *testing.T) {
+	f := fleettest.NewSpec(t, fleettest.Spec{Names: []string{"acme"}, DB: true})
+	arch := filepath.Join(f.Root, "archives")
+	tenant := f.App + "_tenant"
+	psql(t, `CREATE ROLE "`+tenant+`" NOLOGIN`)
+	t.Cleanup(func() {
+		_ = exec.Command("psql", "-X", "-d", "postgres", "-c", `DROP OWNED BY "`+tenant+`"; DROP ROLE "`+tenant+`"`).Run()
+	})
+	psql(t, `ALTER DATABASE "`+f.Database("acme")+`" OWNER TO "`+tenant+`"`)
+	out := localDelete(t, f, arch, "acme", 30)
+	_, db := trashEntries(out)
+	if owner := psql(t, `SELECT datdba::regrole FROM pg_database WHERE datname = '`+db+`'`); strings.Trim(owner, `"`) != tenant {
+		t.Fatalf("the quarantine database belongs to %s, not the tenant: the attack is not tried", owner)
+	}
+	id := out["tombstone"].(map[string]any)["id"].(string)
+	past := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339Nano)
+	asTenant := func(sql string) {
+		t.Helper()
+		psql(t, `SET ROLE "`+tenant+`"; `+sql)
+	}
+	purge := func(step string) {
+		t.Helper()
+		p := f.CallModule(t, instancepurge.Module, "name", "acme", "archive_dir", arch, "keep_last", 0)
+		if gone := quarantineGone(t, out); len(gone) > 0 {
+			t.Fatalf("%s: purge removed %v before its retention; purge said: %.400s", step, gone, toString(p["msg"]))
+		}
+	}
+	asTenant(`COMMENT ON DATABASE "` + db + `" IS '{"fleetsafe_quarantine":{"deletion":"` + id + `","deleted_at":"` + past + `","purge_after":"` + past + `"}}'`)
+	purge("the tenant's record says purge_after passed")
+	asTenant(`COMMENT ON DATABASE "` + db + `" IS NULL`)
+	purge("the tenant removed the record")
+	editTombstone(t, out)
+	purge("the tombstone edited, the database's record removed, the trash entries' records kept")
+}
