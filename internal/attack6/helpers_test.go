@@ -96,3 +96,5 @@ func (x *s3fx) versions(t *testing.T, prefix string) map[string][2]int {
 	}
 	return m
 }
+
+func statOpts() minio.StatObjectOptions { return minio.StatObjectOptions{} }

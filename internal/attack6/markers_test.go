@@ -20,7 +20,12 @@ import (
 
 func (x *s3fx) del(t *testing.T, kv ...any) (out map[string]any, archiveKey, tombKey string) {
 	t.Helper()
-	out = x.f.CallModule(t, instancesoftdelete.Module, x.args(append([]any{"name", "acme", "reason", "attack6"}, kv...)...)...)
+	return x.delName(t, "acme", kv...)
+}
+
+func (x *s3fx) delName(t *testing.T, name string, kv ...any) (out map[string]any, archiveKey, tombKey string) {
+	t.Helper()
+	out = x.f.CallModule(t, instancesoftdelete.Module, x.args(append([]any{"name", name, "reason", "attack6"}, kv...)...)...)
 	if out["failed"] == true {
 		t.Fatalf("soft delete: %v", out["msg"])
 	}
