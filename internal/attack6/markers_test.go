@@ -201,3 +201,30 @@ func TestAttack6_PurgeWithTheNewestDeletionHidden(t *testing.T) {
 		t.Logf("the older archive was kept too: %v", v)
 	}
 }
+
+// TestAttack6_ForgedSidecarVersionOverALockedArchive: promise 1, hole 1's
+// smallest form. The archive is untouched and matches its tombstone; by
+// hand a plain DELETE of its sidecar and a new sidecar version with a
+// wrong sha256 (the right file name). The locked sidecar version is still
+// in the bucket. Restore should use the archive its tombstone vouches
+// for (or the sidecar version that matches it) rather than refuse it as
+// "do not rely on this archive".
+func TestAttack6_ForgedSidecarVersionOverALockedArchive(t *testing.T) {
+	x := newS3fx(t, true, "acme")
+	before := x.f.Snapshot(t, "acme")
+	del, ak, _ := x.del(t, "object_lock", "governance", "retention_days", 1)
+	x.plainDelete(t, ak+".sha256")
+	x.put(t, ak+".sha256", []byte(strings.Repeat("0", 64)+"  "+filepath.Base(ak)+"\n"))
+	destroyQuarantine(t, del)
+	out := x.restore(t, "source", "archive")
+	if out["failed"] == true {
+		if x.versions(t, ak+".sha256")[ak+".sha256"][0] < 2 {
+			t.Fatalf("refused, and the original sidecar version is gone: %v", out["msg"])
+		}
+		t.Logf("refused: %v", out["msg"])
+		t.Skip("FINDINGS-6 #1: a forged sidecar version over a locked archive that matches its tombstone makes restore refuse it")
+	}
+	if !reflect.DeepEqual(x.f.Snapshot(t, "acme"), before) {
+		t.Errorf("restored instance differs")
+	}
+}

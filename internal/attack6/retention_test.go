@@ -182,3 +182,21 @@ func TestAttack6_TenantEditsTheQuarantineDatabaseComment(t *testing.T) {
 	editTombstone(t, out)
 	purge("the tombstone edited, the database's record removed, the trash entries' records kept")
 }
+
+// TestAttack6_OneRecordRemovedAndTombstoneEdited: promise 2. As in
+// TestAttack6_RecordRemovedAndTombstoneEdited, but only the first trash
+// entry's record is removed: the others still disagree with the edited
+// tombstone, and purge removes nothing of the quarantine (not even the
+// entry without a record).
+func TestAttack6_OneRecordRemovedAndTombstoneEdited(t *testing.T) {
+	f := fleettest.NewSpec(t, fleettest.Spec{Names: []string{"acme"}, DB: true})
+	arch := filepath.Join(f.Root, "archives")
+	out := localDelete(t, f, arch, "acme", 30)
+	editTombstone(t, out)
+	dirs, _ := trashEntries(out)
+	fleettest.Must(t, os.Remove(filepath.Join(dirs[0], ".fleetsafe-retention")))
+	p := f.CallModule(t, instancepurge.Module, "name", "acme", "archive_dir", arch, "keep_last", 0)
+	if gone := quarantineGone(t, out); len(gone) > 0 {
+		t.Errorf("purge removed %v of a quarantine 30 days before its retention; purge said: %.400s", gone, toString(p["msg"]))
+	}
+}
