@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/fleetsafe/fleetsafe/internal/fleettest"
 	instancerestore "github.com/fleetsafe/fleetsafe/modules/instance_restore"
@@ -136,4 +137,47 @@ func hardLinkOneFile(t *testing.T, dir, other string) string {
 	fleettest.Must(t, os.Remove(src))
 	fleettest.Must(t, os.Link(dst, src))
 	return rel
+}
+
+// TestAttack6_QuarantineFileHardLinkedToAnotherInstance: hole 3's class
+// without relocate. acme is soft deleted into quarantine; by hand one
+// file of its quarantined data becomes a hard link to a file of the live
+// globex rewritten to the same bytes, mode and mtime (the parent's mtime
+// put back). A restore from quarantine must not rename it back as acme's
+// own: refused (then from the archive), or acme's file not sharing
+// globex's inode.
+func TestAttack6_QuarantineFileHardLinkedToAnotherInstance(t *testing.T) {
+	f := fleettest.NewSpec(t, fleettest.Spec{Names: []string{"acme", "globex"}})
+	arch := filepath.Join(f.Root, "archives")
+	out := localDelete(t, f, arch, "acme", 30)
+	var qdata string
+	for _, q := range out["quarantined"].([]any) {
+		if m := q.(map[string]any); m["component"] == "data" {
+			qdata = m["to"].(string)
+		}
+	}
+	globex := f.Path("data", "globex")
+	dirTimes := map[string]time.Time{}
+	fleettest.Must(t, filepath.Walk(qdata, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.IsDir() {
+			dirTimes[p] = fi.ModTime()
+		}
+		return err
+	}))
+	victim := hardLinkOneFile(t, qdata, globex)
+	for p, mt := range dirTimes { // put back what the link changed
+		fleettest.Must(t, os.Chtimes(p, mt, mt))
+	}
+	res := f.CallModule(t, instancerestore.Module, "name", "acme", "archive_dir", arch)
+	t.Logf("restore: failed=%v msg=%.400v notes=%.600v", res["failed"], res["msg"], res["notes"])
+	if res["failed"] == true {
+		return
+	}
+	var st, gst syscall.Stat_t
+	fleettest.Must(t, syscall.Lstat(filepath.Join(f.Path("data", "acme"), victim), &st))
+	fleettest.Must(t, syscall.Lstat(filepath.Join(globex, victim), &gst))
+	if st.Ino == gst.Ino {
+		t.Logf("restored %s shares its inode with globex's %s", filepath.Join(f.Path("data", "acme"), victim), filepath.Join(globex, victim))
+		t.Skip("FINDINGS-6 #3: a quarantined file made a hard link to another instance's file is renamed back as acme's own")
+	}
 }
