@@ -9,6 +9,7 @@ import (
 	"unsafe"
 
 	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
+	"github.com/fleetsafe/fleetsafe/pkg/units"
 )
 
 // progressBar shows the library's progress reports as one line rewritten
@@ -44,24 +45,11 @@ func renderProgress(p softdelete.Progress) string {
 	}
 	full := int(frac * barWidth)
 	s := fmt.Sprintf("%-8s [%s%s] %3d%%  %s / %s", p.Phase, strings.Repeat("#", full), strings.Repeat("-", barWidth-full),
-		int(frac*100), sizeString(p.BytesDone), sizeString(p.BytesTotal))
+		int(frac*100), units.Bytes(p.BytesDone), units.Bytes(p.BytesTotal))
 	if p.FilesTotal > 0 {
 		s += fmt.Sprintf("  %d/%d files", p.FilesDone, p.FilesTotal)
 	}
 	return s
-}
-
-func sizeString(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // isTerminal tells whether w is a terminal (the TCGETS ioctl succeeds).

@@ -15,6 +15,7 @@ import (
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
 	"github.com/fleetsafe/fleetsafe/pkg/sidecar"
 	s3store "github.com/fleetsafe/fleetsafe/pkg/store/s3"
+	"github.com/fleetsafe/fleetsafe/pkg/units"
 )
 
 // Backups in object storage: a rule path s3://bucket/prefix/{name}/db-*.dump
@@ -293,7 +294,7 @@ func (e *ScratchSpaceError) Error() string {
 		where += " (TMPDIR)"
 	}
 	s := fmt.Sprintf("%s must be copied to a local file to be read, which needs %s (%d bytes) free in %s; it has %s",
-		e.Object, humanBytes(e.Size), e.Size, where, humanBytes(e.Free))
+		e.Object, units.Bytes(e.Size), e.Size, where, units.Bytes(e.Free))
 	if e.Err != nil {
 		s += fmt.Sprintf(" (the copy ran out of room: %v; it was removed)", e.Err)
 	}
@@ -305,19 +306,5 @@ func (e *ScratchSpaceError) Unwrap() error { return e.Err }
 // Hint tells the operator what to do.
 func (e *ScratchSpaceError) Hint() string {
 	return fmt.Sprintf("set TMPDIR in the task's environment to a directory with at least %s free, or free space in %s; nothing was restored",
-		humanBytes(e.Size+scratchMargin), e.Dir)
-}
-
-// humanBytes writes n in binary units.
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+		units.Bytes(e.Size+scratchMargin), e.Dir)
 }
