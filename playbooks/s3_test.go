@@ -112,7 +112,11 @@ func TestPlaybooks_ArchiveStoreInABucket(t *testing.T) {
 // locked under governance retention, a restore_on outside the inventory
 // is refused with nothing changed, and the instance comes back identical
 // on the other host from the first host's prefix; the secret key appears
-// nowhere in the output.
+// nowhere in the output. The first host is then declared decommissioned,
+// unreachable and outside the job's limit: the instance is still found,
+// through its store only, counted once, and restored on the other host;
+// without restore_on the refusal names what to give, and a gone host
+// whose store cannot be read makes the search incomplete.
 func TestPlaybooks_RestoreOnAnotherHostFromABucket(t *testing.T) {
 	set := s3test.Settings(t)
 	client := s3test.Client(t)
@@ -183,7 +187,34 @@ func TestPlaybooks_RestoreOnAnotherHostFromABucket(t *testing.T) {
 	_, err = os.Lstat(b.Path("config", "acme"))
 	assert.True(t, os.IsNotExist(err), "a refused restore wrote on web-b: %v", err)
 
-	r = run("playbooks/restore_instance.yml", map[string]any{"instance_name": "acme", "restore_on": "web-b", "relocate": true,
+	// web-a is then gone for good: declared decommissioned, unreachable
+	// (an SSH port nobody listens on: contacting it fails the run), its
+	// layout file lost, outside the job's limit. Its prefix in the bucket
+	// is all that is left, and web-b reads it with its own layout.
+	gone := strings.Replace(inv.String(), "    web-a:\n      ansible_connection: local\n",
+		"    web-a:\n      ansible_connection: ssh\n      ansible_host: 127.0.0.1\n      ansible_port: 1\n      ansible_ssh_common_args: -o ConnectTimeout=2\n", 1)
+	require.NotEqual(t, inv.String(), gone)
+	require.NoError(t, os.WriteFile(invFile, []byte(gone), 0o600))
+	require.NoError(t, os.Remove(a.LayoutFile))
+	goneVars := func(vars map[string]any) map[string]any {
+		vars["fleetsafe_gone_hosts"] = []string{"web-a"}
+		return vars
+	}
+	runLimited := func(vars map[string]any) fleettest.Playbook {
+		t.Helper()
+		r := fleettest.RunPlaybookArgs(t, lib, []string{"-v", "-i", invFile, "-e", "@" + credFile, "--limit", "web-b", "playbooks/restore_instance.yml"}, goneVars(vars))
+		outputs = append(outputs, r.Output)
+		return r
+	}
+	// Found through web-a's store, but web-a cannot restore: refused,
+	// naming what to do.
+	r = runLimited(map[string]any{"instance_name": "acme"})
+	require.Error(t, r.Err, r.Output)
+	assert.Contains(t, r.Output, "web-a is decommissioned: give restore_on")
+	_, err = os.Lstat(b.Path("config", "acme"))
+	assert.True(t, os.IsNotExist(err), "a refused restore wrote on web-b: %v", err)
+
+	r = runLimited(map[string]any{"instance_name": "acme", "restore_on": "web-b", "relocate": true,
 		"fleetsafe_decrypt_identity_file": idFile})
 	require.NoError(t, r.Err, r.Output)
 	assert.Contains(t, r.Output, "acme on web-b: restored")
@@ -191,6 +222,16 @@ func TestPlaybooks_RestoreOnAnotherHostFromABucket(t *testing.T) {
 	assert.Equal(t, acme, b.Snapshot(t, "acme"), "acme as it was, at web-b's places")
 	_, err = os.Lstat(a.Path("config", "acme"))
 	assert.True(t, os.IsNotExist(err), "nothing restored on web-a: %v", err)
+
+	// A second decommissioned host whose store cannot be read makes the
+	// search incomplete: refused, nothing restored twice.
+	broken := strings.Replace(gone, "    web-a:\n", "    web-c:\n      ansible_connection: local\n      fleetsafe_layout_file: /nonexistent\n      fleetsafe_archive_store: s3://no-such-bucket-fleetsafe/fleet/web-c\n    web-a:\n", 1)
+	require.NoError(t, os.WriteFile(invFile, []byte(broken), 0o600))
+	r = fleettest.RunPlaybookArgs(t, lib, []string{"-v", "-i", invFile, "-e", "@" + credFile, "--limit", "web-b", "playbooks/restore_instance.yml"},
+		map[string]any{"instance_name": "acme", "restore_on": "web-b", "fleetsafe_gone_hosts": []string{"web-a", "web-c"}})
+	outputs = append(outputs, r.Output)
+	require.Error(t, r.Err, r.Output)
+	assert.Contains(t, r.Output, "the object storage of decommissioned host(s) web-c")
 
 	for i, o := range outputs {
 		assert.NotContains(t, o, set.SecretKey, "output %d shows the secret key", i)
