@@ -200,6 +200,15 @@ func TestRelocate_FromQuarantineTargetTaken(t *testing.T) {
 // content (an earlier relocation), leaves it, restores the rest, and the
 // instance is identical to what was deleted.
 func TestRelocate_InterruptedConverges(t *testing.T) {
+	// Killed after the first relocated component was placed, and after the
+	// last one (everything in place, nothing recorded yet): the re-run
+	// finishes and the tombstone records both relocations.
+	for _, step := range []string{"place:data", "place:database"} {
+		t.Run(step, func(t *testing.T) { relocateInterrupted(t, step) })
+	}
+}
+
+func relocateInterrupted(t *testing.T, step string) {
 	ctx := context.Background()
 	f := fleettest.New(t, true, "acme")
 	before := f.Snapshot(t, "acme")
@@ -208,9 +217,9 @@ func TestRelocate_InterruptedConverges(t *testing.T) {
 	require.NoError(t, err)
 	moved := movedLayout(t, f)
 	req := softdelete.RestoreRequest{Name: "acme", ArchiveDir: archives, Relocate: true, Options: moved.Options()}
-	crash := "crash after place:data"
-	req.AfterStep = func(step string) {
-		if step == "place:data" {
+	crash := "crash after " + step
+	req.AfterStep = func(s string) {
+		if s == step {
 			panic(crash)
 		}
 	}
@@ -225,7 +234,11 @@ func TestRelocate_InterruptedConverges(t *testing.T) {
 	res, err := softdelete.Restore(ctx, moved.Layout, req)
 	require.NoError(t, err)
 	assert.Contains(t, strings.Join(res.Notes, "\n"), "already at its new place")
-	assert.Contains(t, res.Restored, "database")
+	if step == "place:data" {
+		assert.Contains(t, res.Restored, "database")
+	}
+	assert.True(t, res.Changed, "the re-run wrote the missing record")
+	assert.Len(t, res.Relocated, 2, "both relocations reported: %+v", res.Relocated)
 	assert.Equal(t, before, moved.Snapshot(t, "acme"))
 	tombs, err := softdelete.Tombstones(filepath.Join(archives, "acme"))
 	require.NoError(t, err)
@@ -236,4 +249,17 @@ func TestRelocate_InterruptedConverges(t *testing.T) {
 		}
 	}
 	assert.Equal(t, map[string]bool{"data": true, "database": true}, recorded, "the tombstone records both relocations, the interrupted one too")
+
+	// Once recorded, a further run records nothing twice and changes nothing.
+	res, err = softdelete.Restore(ctx, moved.Layout, req)
+	require.NoError(t, err)
+	assert.False(t, res.Changed, "nothing left to do: %+v", res)
+	assert.Empty(t, res.Relocated)
+	tombs, err = softdelete.Tombstones(filepath.Join(archives, "acme"))
+	require.NoError(t, err)
+	n := 0
+	for _, ts := range tombs {
+		n += len(ts.Relocated)
+	}
+	assert.Equal(t, 2, n, "each relocation recorded once")
 }

@@ -429,15 +429,22 @@ func (r *restorer) run(ctx context.Context) (*RestoreResult, error) {
 		}
 		picks = append(picks, p)
 	}
-	if len(picks) == 0 {
+	if len(picks) == 0 && len(occupied) == 0 {
 		res.Msg = "every requested component is present; nothing to restore"
 		return res, nil
 	}
 	if err := r.loadDeletions(ctx); err != nil {
 		return nil, err
 	}
+	// With relocate, what is at the new places is checked even when every
+	// component is present: an earlier relocation killed after its last
+	// component was placed left its record to write, and a stranger's
+	// content there is never taken for the instance.
 	if err := r.checkOccupied(ctx, occupied); err != nil {
 		return nil, err
+	}
+	if len(picks) == 0 {
+		return r.recordPrior(ctx)
 	}
 	var chosen []*pick
 	var missing []string
@@ -548,11 +555,11 @@ func (r *restorer) run(ctx context.Context) (*RestoreResult, error) {
 			}
 		}
 	}
-	if req.CheckMode {
-		res.Changed = res.Changed || len(chosen) > 0
-		return res, nil
-	}
 	if len(chosen) == 0 {
+		return r.recordPrior(ctx)
+	}
+	if req.CheckMode {
+		res.Changed = true
 		return res, nil
 	}
 	// Stage every component from an archive; nothing is in place yet.
@@ -1344,14 +1351,64 @@ func emptyPath(path string) bool {
 	return errors.Is(err, io.EOF)
 }
 
+// recordPrior ends a restore that places nothing: the relocations an
+// earlier, interrupted run placed but did not record (found by
+// checkOccupied) are recorded now, once; with nothing to record nothing
+// changes.
+func (r *restorer) recordPrior(ctx context.Context) (*RestoreResult, error) {
+	res := r.res
+	var todo []*pick
+	for _, p := range r.prior {
+		if !r.recorded(p) {
+			todo = append(todo, p)
+		}
+	}
+	if len(todo) == 0 {
+		if res.Msg == "" && len(res.Notes) == 0 {
+			res.Msg = "every requested component is present; nothing to restore"
+		}
+		return res, nil
+	}
+	res.Changed = true
+	if r.req.CheckMode {
+		for _, p := range todo {
+			res.note("check mode: the relocation of component %s from %q to %q (archive %s) would be recorded in its deletion's tombstone: an earlier restore placed it but stopped before its record", p.comp.Name, p.mc.Locator, p.locator, p.archive)
+		}
+		return res, nil
+	}
+	if err := r.recordRelocations(ctx, todo); err != nil {
+		return res, &RestoreFailedError{Name: r.req.Name, Err: err, State: "every component is in place; only the record of the relocation failed: run again"}
+	}
+	for _, p := range todo {
+		res.note("recorded the relocation of component %s from %q to %q, placed by an earlier restore that stopped before its record", p.comp.Name, p.mc.Locator, p.locator)
+	}
+	return res, nil
+}
+
+// recorded reports whether the tombstone of p's archive already records
+// p's relocation (same component, from, to).
+func (r *restorer) recorded(p *pick) bool {
+	for _, t := range r.tombs {
+		if t.ArchivePath == "" || t.archiveFile() != baseName(filepath.ToSlash(p.archive)) {
+			continue
+		}
+		for _, rel := range t.Relocated {
+			if rel.Component == p.comp.Name && rel.From == p.mc.Locator && rel.To == p.locator {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // recordRelocations lists, in the result and in the tombstone of each
 // archive used, the components restored from an archive to another place
-// than its manifest records (relocate).
+// than its manifest records (relocate), each once.
 func (r *restorer) recordRelocations(ctx context.Context, chosen []*pick) error {
 	now := time.Now().UTC()
 	byArchive := map[string][]Relocation{}
 	for _, p := range chosen {
-		if !p.done || p.ts != nil || p.mc.Locator == "" || p.mc.Locator == p.locator {
+		if !p.done || p.ts != nil || p.mc.Locator == "" || p.mc.Locator == p.locator || r.recorded(p) {
 			continue
 		}
 		rel := Relocation{Component: p.comp.Name, Type: p.comp.Type, From: p.mc.Locator, To: p.locator, Archive: p.archive, At: now}

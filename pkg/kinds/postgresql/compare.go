@@ -14,7 +14,8 @@ import (
 // pg_dump writes of the quarantined database must equal the one
 // pg_restore renders from the archived dump (schema and every row). The
 // database is closed to connections in quarantine; it is opened for the
-// comparison only, closed again after it, and any session other than the
+// comparison only, closed again after it (a database found open, a live
+// one at a relocation's new place, is left open), and any session other than the
 // comparison's own that reached it meanwhile (counted by PostgreSQL's
 // pg_stat_database.sessions) makes it unproven. An error means the
 // database could not be closed to connections again.
@@ -38,12 +39,23 @@ func (Kind) CompareQuarantined(ctx context.Context, env kind.Env, m kind.Move, d
 	if err != nil {
 		return fmt.Sprintf("PostgreSQL's session count of it cannot be read (%v), so nothing proves that no one else reaches it while it is compared", err), nil
 	}
-	if _, err := db.ExecContext(ctx, "ALTER DATABASE "+pgdump.QuoteIdent(m.To)+" WITH ALLOW_CONNECTIONS true"); err != nil {
-		return fmt.Sprintf("it cannot be opened to compare it (%v)", err), nil
+	// A database already open to connections (a live one at a
+	// relocation's new place) is compared as it is and left open: only a
+	// closed one is opened for the comparison and closed again.
+	var open bool
+	if err := db.QueryRowContext(ctx, "SELECT datallowconn FROM pg_database WHERE datname = $1", m.To).Scan(&open); err != nil {
+		return fmt.Sprintf("it cannot be found to compare it (%v)", err), nil
+	}
+	if !open {
+		if _, err := db.ExecContext(ctx, "ALTER DATABASE "+pgdump.QuoteIdent(m.To)+" WITH ALLOW_CONNECTIONS true"); err != nil {
+			return fmt.Sprintf("it cannot be opened to compare it (%v)", err), nil
+		}
 	}
 	got, derr := pgdump.PlainDigest(ctx, pg, m.To)
-	if _, err := db.ExecContext(context.WithoutCancel(ctx), "ALTER DATABASE "+pgdump.QuoteIdent(m.To)+" WITH ALLOW_CONNECTIONS false"); err != nil {
-		return "", fmt.Errorf("close the quarantined database %s to connections again after comparing it: %w (close it by hand: ALTER DATABASE ... WITH ALLOW_CONNECTIONS false)", m.To, err)
+	if !open {
+		if _, err := db.ExecContext(context.WithoutCancel(ctx), "ALTER DATABASE "+pgdump.QuoteIdent(m.To)+" WITH ALLOW_CONNECTIONS false"); err != nil {
+			return "", fmt.Errorf("close the quarantined database %s to connections again after comparing it: %w (close it by hand: ALTER DATABASE ... WITH ALLOW_CONNECTIONS false)", m.To, err)
+		}
 	}
 	if derr != nil {
 		return fmt.Sprintf("it cannot be dumped to compare it (%v)", derr), nil
