@@ -210,3 +210,65 @@ func TestInterrupted_LockedLeftoversAreReported(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, string(data), `"state": "abandoned"`)
 }
+
+// TestSpare_RunbookSaysNothingWasDeleted: a soft delete into a bucket
+// killed after its archive was written and verified, before its tombstone
+// said anything moved, leaves a complete archive and its RESTORE.md. The
+// next run records the attempt as abandoned and keeps the archive as a
+// spare copy; its RESTORE.md, the first thing a by-hand reader opens,
+// then says on top that the instance was not deleted by it, followed by
+// the runbook as written. A further run does not stack the note.
+func TestSpare_RunbookSaysNothingWasDeleted(t *testing.T) {
+	ctx := context.Background()
+	st := s3test.Store(t, s3test.Bucket(t, false), "spare")
+	f := fleettest.New(t, false, "acme")
+	req := request(f, "", "acme")
+	req.Store = st
+	req.AfterStep = func(step string) {
+		if step == "verify" {
+			panic("killed")
+		}
+	}
+	func() {
+		defer func() { assert.Equal(t, "killed", recover()) }()
+		_, _ = softdelete.Delete(ctx, f.Layout, req)
+	}()
+	objs, err := st.List(ctx, "acme/")
+	require.NoError(t, err)
+	var runbook string
+	for _, o := range objs {
+		if strings.HasSuffix(o.Key, softdelete.RunbookSuffix) {
+			runbook = o.Key
+		}
+	}
+	require.NotEmpty(t, runbook, "the killed run left its RESTORE.md: %+v", objs)
+	read := func() string {
+		rc, err := st.Open(ctx, runbook)
+		require.NoError(t, err)
+		defer rc.Close()
+		b, err := io.ReadAll(rc)
+		require.NoError(t, err)
+		return string(b)
+	}
+	written := read()
+	require.False(t, strings.HasPrefix(written, "# NOTE: a spare copy"))
+
+	// The next soft delete settles it, then deletes acme for real.
+	req.AfterStep = nil
+	res, err := softdelete.Delete(ctx, f.Layout, req)
+	require.NoError(t, err)
+	assert.Contains(t, strings.Join(res.Warnings, "\n"), "was written and verified, before its tombstone")
+	marked := read()
+	assert.True(t, strings.HasPrefix(marked, "# NOTE: a spare copy, not a deletion\n"), "%.300s", marked)
+	assert.Contains(t, marked, "acme was NOT deleted by it")
+	assert.True(t, strings.HasSuffix(marked, written), "the runbook as written follows the note")
+
+	// Restores and purges that settle nothing leave it as it is.
+	_, err = softdelete.Restore(ctx, f.Layout, softdelete.RestoreRequest{Name: "acme", Store: st, Options: f.Options()})
+	require.NoError(t, err)
+	again := request(f, "", "acme")
+	again.Store = st
+	_, err = softdelete.Delete(ctx, f.Layout, again)
+	require.NoError(t, err)
+	assert.Equal(t, marked, read(), "the note is put once")
+}

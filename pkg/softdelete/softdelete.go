@@ -706,6 +706,10 @@ func settleInterrupted(ctx context.Context, req Request, app string, sh shelf, r
 			what := "before its archive was complete"
 			if err := verifyWritten(ctx, ts.st, ts.archiveKey(), ""); err == nil {
 				what = "after its archive " + ts.ArchivePath + " was written and verified, before its tombstone"
+				// Kept as a spare copy; its runbook says so on top.
+				if _, merr := markSpareRunbook(ctx, ts.st, ts.archiveKey(), ts.Instance, ts.ID, time.Now()); merr != nil {
+					res.Warnings = append(res.Warnings, fmt.Sprintf("the RESTORE.md of the spare archive %s could not be marked as a spare copy (%v): read by hand it looks like a deletion's runbook; %s was not deleted by it", ts.ArchivePath, merr, ts.Instance))
+				}
 			} else if rerr := ts.removeArchive(ctx); rerr != nil {
 				// Said, never skipped: what stays is not used
 				// automatically (the tombstone is abandoned) and the
@@ -750,6 +754,9 @@ func settleInterrupted(ctx context.Context, req Request, app string, sh shelf, r
 		}
 		if err := ts.write(); err != nil {
 			return err
+		}
+		if _, merr := markSpareRunbook(ctx, sh.st, sh.key(file), req.Name, id, time.Now()); merr != nil {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("the RESTORE.md of the spare archive %s could not be marked as a spare copy (%v): read by hand it looks like a deletion's runbook; %s was not deleted by it", a, merr, req.Name))
 		}
 		res.Warnings = append(res.Warnings, fmt.Sprintf("the archive %s had no tombstone: a deletion was interrupted between its archive and its tombstone; nothing had been moved; it is kept as an extra copy and recorded as abandoned in %s", a, ts.Path))
 	}
