@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/fleetsafe/fleetsafe/pkg/pgdump/inflate"
 	"github.com/klauspost/compress/zlib"
 	"github.com/klauspost/compress/zstd"
 )
@@ -445,9 +446,14 @@ type inflater struct {
 	limit int64 // data bytes inflated at most (0: all)
 	// lines counts the newlines of the stream being inflated, when set.
 	lines *lineCounter
-	zr    io.ReadCloser
-	zs    *zstd.Decoder
-	br    *bufio.Reader
+	// zc checks gzip (zlib) streams; klauspost, when set (by
+	// TestInflateCost), makes zr, klauspost/compress's zlib reader, do it
+	// instead, for comparison.
+	zc        *inflate.Checker
+	klauspost bool
+	zr        io.ReadCloser
+	zs        *zstd.Decoder
+	br        *bufio.Reader
 	// at, intSize and raw: a dump read by position, the size of its
 	// integers (chunk headers), the buffer of the file's bytes.
 	at      *atSource
@@ -579,6 +585,14 @@ func (f *inflater) inflate(src io.Reader) (int64, error) {
 	}
 	switch f.comp {
 	case "gzip":
+		if !f.klauspost {
+			// The inflated bytes go to dst and are not kept: the checker
+			// keeps only deflate's window (pkg/pgdump/inflate).
+			if f.zc == nil {
+				f.zc = inflate.New()
+			}
+			return f.zc.Check(src, dst)
+		}
 		var err error
 		if f.zr == nil {
 			f.zr, err = zlib.NewReader(src)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleetsafe/fleetsafe/pkg/pgdump/inflate"
 	"github.com/klauspost/compress/flate"
 	"github.com/klauspost/compress/zlib"
 	"golang.org/x/sys/unix"
@@ -81,18 +82,24 @@ func TestInflateCost(t *testing.T) {
 		}
 		t.Logf("%-62s %7.3f s CPU  %5.2f ns/compressed byte  (%d bytes out)", name, best.Seconds(), float64(best)/float64(total), n)
 	}
-	inf := &inflater{comp: "gzip", at: at, intSize: r.intSize}
-	measure("Verify's feed: file -> chunks -> bufio -> klauspost zlib", func() int64 {
-		var n int64
-		for _, s := range streams {
-			res := inf.runAt(s)
-			if res.err != nil {
-				t.Fatal(res.err)
-			}
-			n += res.n
+	for _, old := range []bool{true, false} {
+		inf := &inflater{comp: "gzip", at: at, intSize: r.intSize, klauspost: old}
+		name := "Verify's feed: file -> chunks -> inflate.Checker"
+		if old {
+			name = "Verify's feed before: file -> chunks -> bufio -> klauspost zlib"
 		}
-		return n
-	})
+		measure(name, func() int64 {
+			var n int64
+			for _, s := range streams {
+				res := inf.runAt(s)
+				if res.err != nil {
+					t.Fatal(res.err)
+				}
+				n += res.n
+			}
+			return n
+		})
+	}
 	var zr io.ReadCloser
 	measure("in memory: *bytes.Reader -> klauspost zlib", func() int64 {
 		var n int64
@@ -135,6 +142,33 @@ func TestInflateCost(t *testing.T) {
 				fr.(flate.Resetter).Reset(src, nil)
 			}
 			k, err := io.Copy(io.Discard, fr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n += k
+		}
+		return n
+	})
+	// The checker of pkg/pgdump/inflate, held to klauspost's length and
+	// adler32 on every stream of the dump first.
+	ck := inflate.New()
+	for i, b := range flat {
+		zr.(zlib.Resetter).Reset(bytes.NewReader(b), nil)
+		h := adler32.New()
+		want, err := io.Copy(h, zr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h2 := adler32.New()
+		got, err := ck.Check(bytes.NewReader(b), h2)
+		if err != nil || got != want || h.Sum32() != h2.Sum32() {
+			t.Fatalf("stream %d: inflate.Checker %d bytes, adler32 %08x, %v; klauspost %d bytes, %08x", i, got, h2.Sum32(), err, want, h.Sum32())
+		}
+	}
+	measure("in memory: *bytes.Reader -> inflate.Checker (zlib, adler32)", func() int64 {
+		var n int64
+		for _, b := range flat {
+			k, err := ck.Check(bytes.NewReader(b), io.Discard)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -55,7 +55,8 @@ type Checker struct {
 	w        io.Writer
 	in       []byte // in[:len(in)] read from src
 	ip       int    // next byte of in to load into the bit buffer
-	eof      bool   // src is exhausted
+	eof      bool   // src is exhausted, or failed
+	srcErr   error  // src's error, returned once its missing bytes are needed
 	bitbuf   uint64 // bits not consumed yet, least significant first
 	nbits    uint   // valid bits in bitbuf (bits above may repeat in[ip]'s)
 	overrun  uint   // zero bytes loaded past the end of src
@@ -88,10 +89,14 @@ func New() *Checker {
 // the output decoded before a stream error is handed to w first.
 func (c *Checker) Check(src io.Reader, w io.Writer) (int64, error) {
 	c.src, c.w = src, w
-	c.in, c.ip, c.eof, c.consumed = c.in[:0], 0, false, 0
+	c.in, c.ip, c.eof, c.srcErr, c.consumed = c.in[:0], 0, false, nil, 0
 	c.bitbuf, c.nbits, c.overrun = 0, 0, 0
 	c.op, c.flushed, c.total, c.sum = 0, 0, 0, 1
 	err := c.run()
+	if _, ok := err.(*CorruptError); ok && c.nbits < 8*c.overrun {
+		// Found past the end of the input: the input is short.
+		err = c.truncated()
+	}
 	if err != nil {
 		if ferr := c.flush(); ferr != nil {
 			err = ferr
@@ -169,6 +174,15 @@ func (c *Checker) run() error {
 	return nil
 }
 
+// truncated is the error of a stream cut short: src's, or
+// io.ErrUnexpectedEOF.
+func (c *Checker) truncated() error {
+	if c.srcErr != nil {
+		return c.srcErr
+	}
+	return io.ErrUnexpectedEOF
+}
+
 func (c *Checker) corrupt(why string) error {
 	return &CorruptError{Offset: c.consumed + int64(c.ip), Why: why}
 }
@@ -185,12 +199,15 @@ func (c *Checker) fill() error {
 	for range 100 {
 		n, err := c.src.Read(c.in[len(c.in):cap(c.in)])
 		c.in = c.in[:len(c.in)+n]
-		if err == io.EOF {
-			c.eof = true
-			return nil
-		}
 		if err != nil {
-			return err
+			// An error of src is returned only once the bytes it did not
+			// give are needed, as compress/zlib does: a corruption
+			// before it comes first.
+			c.eof = true
+			if err != io.EOF {
+				c.srcErr = err
+			}
+			return nil
 		}
 		if n > 0 {
 			return nil
@@ -224,7 +241,7 @@ func (c *Checker) refill() error {
 			continue
 		}
 		if c.overrun >= 8 {
-			return io.ErrUnexpectedEOF
+			return c.truncated()
 		}
 		c.overrun++
 		c.nbits += 8
@@ -237,7 +254,7 @@ func (c *Checker) refill() error {
 // consumed were past the end of src.
 func (c *Checker) align() error {
 	if c.nbits < 8*c.overrun {
-		return io.ErrUnexpectedEOF
+		return c.truncated()
 	}
 	c.ip -= int(c.nbits>>3 - c.overrun)
 	c.bitbuf, c.nbits, c.overrun = 0, 0, 0
@@ -249,7 +266,7 @@ func (c *Checker) align() error {
 func (c *Checker) bytes(n int) ([]byte, error) {
 	for len(c.in)-c.ip < n {
 		if c.eof {
-			return nil, io.ErrUnexpectedEOF
+			return nil, c.truncated()
 		}
 		if err := c.fill(); err != nil {
 			return nil, err
@@ -309,7 +326,7 @@ func (c *Checker) stored() error {
 		}
 		if c.ip == len(c.in) {
 			if c.eof {
-				return io.ErrUnexpectedEOF
+				return c.truncated()
 			}
 			if err := c.fill(); err != nil {
 				return err
