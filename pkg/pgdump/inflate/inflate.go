@@ -557,52 +557,39 @@ func (c *Checker) huffman(lt *[litEnough]uint32, dt *[distEnough]uint32) error {
 	}
 }
 
-// adler32Update is hash/adler32's update, on the running sum.
+// adler32Update is hash/adler32's update, on the running sum, eight bytes
+// at a time: for bytes b0..b7, s1 grows by their sum and s2 by 8·s1 plus
+// 8·b0 + 7·b1 + … + 1·b7, both sums taken in 16-bit lanes of one word
+// (products and sums stay below 2^16, so no lane carries into the next).
 func adler32Update(sum uint32, p []byte) uint32 {
-	d := adlerDigest(sum)
-	d.write(p)
-	return uint32(d)
-}
-
-type adlerDigest uint32
-
-func (d *adlerDigest) write(p []byte) {
 	const (
 		mod  = 65521
-		nmax = 5552
+		nmax = 5552 // the most bytes before s2 could overflow 32 bits; 8·694
+		lo   = 0x00ff00ff00ff00ff
+		ones = 0x0001000100010001
+		// Weights of the even bytes (b0, b2, b4, b6 in lanes 0 to 3) and
+		// of the odd ones, lane k's weight in lane 3-k of the multiplier:
+		// lane 3 of the product is then the weighted sum.
+		wEven = 2 | 4<<16 | 6<<32 | 8<<48
+		wOdd  = 1 | 3<<16 | 5<<32 | 7<<48
 	)
-	s1, s2 := uint32(*d&0xffff), uint32(*d>>16)
+	s1, s2 := uint64(sum&0xffff), uint64(sum>>16)
 	for len(p) > 0 {
-		var q []byte
-		if len(p) > nmax {
-			p, q = p[:nmax], p[nmax:]
+		q := p[:min(len(p), nmax)]
+		p = p[len(q):]
+		for len(q) >= 8 {
+			w := binary.LittleEndian.Uint64(q)
+			e, o := w&lo, w>>8&lo
+			s2 += 8*s1 + (e*wEven)>>48 + (o*wOdd)>>48
+			s1 += ((e + o) * ones) >> 48
+			q = q[8:]
 		}
-		for len(p) >= 8 {
-			s1 += uint32(p[0])
-			s2 += s1
-			s1 += uint32(p[1])
-			s2 += s1
-			s1 += uint32(p[2])
-			s2 += s1
-			s1 += uint32(p[3])
-			s2 += s1
-			s1 += uint32(p[4])
-			s2 += s1
-			s1 += uint32(p[5])
-			s2 += s1
-			s1 += uint32(p[6])
-			s2 += s1
-			s1 += uint32(p[7])
-			s2 += s1
-			p = p[8:]
-		}
-		for _, x := range p {
-			s1 += uint32(x)
+		for _, x := range q {
+			s1 += uint64(x)
 			s2 += s1
 		}
 		s1 %= mod
 		s2 %= mod
-		p = q
 	}
-	*d = adlerDigest(s2<<16 | s1)
+	return uint32(s2<<16 | s1)
 }

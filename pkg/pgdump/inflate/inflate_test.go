@@ -328,3 +328,21 @@ func (s *stopAfter) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// TestAdler32: the word-at-a-time adler32 is hash/adler32's, over any
+// length, from any running sum.
+func TestAdler32(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		var p []byte
+		if rapid.Bool().Draw(t, "high") {
+			p = bytes.Repeat([]byte{0xff}, rapid.IntRange(0, 30000).Draw(t, "n"))
+		} else {
+			p = rapid.SliceOfN(rapid.Byte(), 0, 30000).Draw(t, "p")
+		}
+		k := rapid.IntRange(0, len(p)).Draw(t, "split")
+		got := adler32Update(adler32Update(1, p[:k]), p[k:])
+		if want := adler32.Checksum(p); got != want {
+			t.Fatalf("%d bytes split at %d: %08x, hash/adler32 %08x", len(p), k, got, want)
+		}
+	})
+}
