@@ -155,7 +155,7 @@ func (f *inflater) runAt(s *stream) result {
 	}
 	f.countLines(s)
 	res := f.count(f.inflate(src))
-	if c.err != nil {
+	if c.err != nil && (s.cut == nil || f.neededCut(res.err, c.err)) {
 		if s.cut != nil {
 			// The inflater reached the cut: the reader's own error is the
 			// finding, and the reader reports it.

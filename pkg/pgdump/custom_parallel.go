@@ -270,11 +270,9 @@ func (p *producer) blocks(entries map[int64]*tocEntry, sum *Summary) error {
 		}
 		sum.DataBlocks++
 	}
-	for id, e := range entries {
-		if e.hasData && !seen[id] {
-			p.next = 1<<31 - 1 // after every stream
-			return p.fail(r.fail("truncated: no data block for entry %d (%s %s)", id, e.desc, e.tag))
-		}
+	if e := missingData(entries, seen); e != nil {
+		p.next = 1<<31 - 1 // after every stream
+		return p.fail(r.fail("truncated: no data block for entry %d (%s %s)", e.id, e.desc, e.tag))
 	}
 	return nil
 }
@@ -482,12 +480,25 @@ func (f *inflater) run(s *stream, bufs *pool) result {
 	}
 	f.countLines(s)
 	res := f.count(f.inflate(src))
-	if sr != nil && sr.hit {
+	if sr != nil && sr.hit && f.neededCut(res.err, sr.err) {
 		// The inflater reached the cut: the reader's own error (truncation)
 		// is the finding, and the reader reports it.
 		return result{n: res.n, rows: -1}
 	}
 	return f.inflateResult(s, res)
+}
+
+// neededCut says whether an inflation that met a cut stream's end (the
+// reader's error) needed the bytes past it, the reader's error being then
+// the finding. The zlib checker reads ahead, and returns the source's
+// error only when it needs the missing bytes (otherwise its verdict on the
+// bytes before the cut stands, as the sequential reader's); the other
+// decoders read only what they need.
+func (f *inflater) neededCut(err, cut error) bool {
+	if f.comp == "gzip" && !f.klauspost {
+		return err == cut
+	}
+	return true
 }
 
 // countLines sets the inflater to count the lines of s, when they are rows.
