@@ -53,9 +53,11 @@ var framingInflate int64 = 64 << 10
 // time: the same walk of the header, the table of contents and every
 // chunk of every data block (a truncation, a missing block, a broken
 // chunk are found as Verify finds them), but each data stream is inflated
-// only up to its first 64 KiB of data; pg_restore inflates all of it and
-// fails on a corrupted block, which Verify then names. DataBytes counts
-// what was inflated: more than zero exactly when Verify's is.
+// only up to its first 64 KiB of data (a gzip stream's checker decodes up
+// to 256 KiB before it hands its output over and stops; what it finds
+// past the first 64 KiB is not a finding); pg_restore inflates all of it
+// and fails on a corrupted block, which Verify then names. DataBytes
+// counts what was inflated: more than zero exactly when Verify's is.
 func VerifyFraming(src io.Reader) (*Summary, error) {
 	return verifyParallel(src, runtime.GOMAXPROCS(0), framingInflate)
 }
