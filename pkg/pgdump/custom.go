@@ -340,10 +340,8 @@ func verifySequential(src io.Reader) (*Summary, error) {
 		sum.DataBlocks++
 		sum.DataBytes += n
 	}
-	for id, e := range entries {
-		if e.hasData && !seen[id] {
-			return nil, r.fail("truncated: no data block for entry %d (%s %s)", id, e.desc, e.tag)
-		}
+	if e := missingData(entries, seen); e != nil {
+		return nil, r.fail("truncated: no data block for entry %d (%s %s)", e.id, e.desc, e.tag)
 	}
 	return sum, nil
 }
@@ -552,4 +550,16 @@ func (r *reader) blobs(comp string) (int64, error) {
 			return total, err
 		}
 	}
+}
+
+// missingData is the entry of lowest id that promises data no block
+// held, or nil: the same one whatever the order of the map.
+func missingData(entries map[int64]*tocEntry, seen map[int64]bool) *tocEntry {
+	var miss *tocEntry
+	for id, e := range entries {
+		if e.hasData && !seen[id] && (miss == nil || id < miss.id) {
+			miss = e
+		}
+	}
+	return miss
 }

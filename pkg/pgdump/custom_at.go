@@ -144,14 +144,18 @@ func (f *inflater) runAt(s *stream) result {
 		f.raw.Reset(sec)
 	}
 	c := &chunks{r: &reader{r: f.raw, pos: s.start, intSize: f.intSize}}
-	if f.br == nil {
-		f.br = bufio.NewReaderSize(c, 256<<10)
-	} else {
-		f.br.Reset(c)
+	var src io.Reader = c // the zlib checker reads in large blocks itself
+	if f.comp != "gzip" || f.klauspost {
+		if f.br == nil {
+			f.br = bufio.NewReaderSize(c, 256<<10)
+		} else {
+			f.br.Reset(c)
+		}
+		src = f.br
 	}
 	f.countLines(s)
-	res := f.count(f.inflate(f.br))
-	if c.err != nil {
+	res := f.count(f.inflate(src))
+	if c.err != nil && (s.cut == nil || f.neededCut(res.err, c.err)) {
 		if s.cut != nil {
 			// The inflater reached the cut: the reader's own error is the
 			// finding, and the reader reports it.

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/fleetsafe/fleetsafe/pkg/pgdump/inflate"
 	"github.com/klauspost/compress/zlib"
 	"github.com/klauspost/compress/zstd"
 )
@@ -52,9 +53,11 @@ var framingInflate int64 = 64 << 10
 // time: the same walk of the header, the table of contents and every
 // chunk of every data block (a truncation, a missing block, a broken
 // chunk are found as Verify finds them), but each data stream is inflated
-// only up to its first 64 KiB of data; pg_restore inflates all of it and
-// fails on a corrupted block, which Verify then names. DataBytes counts
-// what was inflated: more than zero exactly when Verify's is.
+// only up to its first 64 KiB of data (a gzip stream's checker decodes up
+// to 256 KiB before it hands its output over and stops; what it finds
+// past the first 64 KiB is not a finding); pg_restore inflates all of it
+// and fails on a corrupted block, which Verify then names. DataBytes
+// counts what was inflated: more than zero exactly when Verify's is.
 func VerifyFraming(src io.Reader) (*Summary, error) {
 	return verifyParallel(src, runtime.GOMAXPROCS(0), framingInflate)
 }
@@ -269,11 +272,9 @@ func (p *producer) blocks(entries map[int64]*tocEntry, sum *Summary) error {
 		}
 		sum.DataBlocks++
 	}
-	for id, e := range entries {
-		if e.hasData && !seen[id] {
-			p.next = 1<<31 - 1 // after every stream
-			return p.fail(r.fail("truncated: no data block for entry %d (%s %s)", id, e.desc, e.tag))
-		}
+	if e := missingData(entries, seen); e != nil {
+		p.next = 1<<31 - 1 // after every stream
+		return p.fail(r.fail("truncated: no data block for entry %d (%s %s)", e.id, e.desc, e.tag))
 	}
 	return nil
 }
@@ -445,9 +446,14 @@ type inflater struct {
 	limit int64 // data bytes inflated at most (0: all)
 	// lines counts the newlines of the stream being inflated, when set.
 	lines *lineCounter
-	zr    io.ReadCloser
-	zs    *zstd.Decoder
-	br    *bufio.Reader
+	// zc checks gzip (zlib) streams; klauspost, when set (by
+	// TestInflateCost), makes zr, klauspost/compress's zlib reader, do it
+	// instead, for comparison.
+	zc        *inflate.Checker
+	klauspost bool
+	zr        io.ReadCloser
+	zs        *zstd.Decoder
+	br        *bufio.Reader
 	// at, intSize and raw: a dump read by position, the size of its
 	// integers (chunk headers), the buffer of the file's bytes.
 	at      *atSource
@@ -476,12 +482,25 @@ func (f *inflater) run(s *stream, bufs *pool) result {
 	}
 	f.countLines(s)
 	res := f.count(f.inflate(src))
-	if sr != nil && sr.hit {
+	if sr != nil && sr.hit && f.neededCut(res.err, sr.err) {
 		// The inflater reached the cut: the reader's own error (truncation)
 		// is the finding, and the reader reports it.
 		return result{n: res.n, rows: -1}
 	}
 	return f.inflateResult(s, res)
+}
+
+// neededCut says whether an inflation that met a cut stream's end (the
+// reader's error) needed the bytes past it, the reader's error being then
+// the finding. The zlib checker reads ahead, and returns the source's
+// error only when it needs the missing bytes (otherwise its verdict on the
+// bytes before the cut stands, as the sequential reader's); the other
+// decoders read only what they need.
+func (f *inflater) neededCut(err, cut error) bool {
+	if f.comp == "gzip" && !f.klauspost {
+		return err == cut
+	}
+	return true
 }
 
 // countLines sets the inflater to count the lines of s, when they are rows.
@@ -579,6 +598,14 @@ func (f *inflater) inflate(src io.Reader) (int64, error) {
 	}
 	switch f.comp {
 	case "gzip":
+		if !f.klauspost {
+			// The inflated bytes go to dst and are not kept: the checker
+			// keeps only deflate's window (pkg/pgdump/inflate).
+			if f.zc == nil {
+				f.zc = inflate.New()
+			}
+			return f.zc.Check(src, dst)
+		}
 		var err error
 		if f.zr == nil {
 			f.zr, err = zlib.NewReader(src)

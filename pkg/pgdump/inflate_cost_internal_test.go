@@ -8,9 +8,11 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/fleetsafe/fleetsafe/pkg/pgdump/inflate"
 	"github.com/klauspost/compress/flate"
 	"github.com/klauspost/compress/zlib"
 	"golang.org/x/sys/unix"
@@ -21,7 +23,8 @@ import (
 // of bench/README.md). It needs FLEETSAFE_PGCUSTOM_DUMP, a pg_dump -Fc
 // file with gzip compression (go run ./bench/pgcustom -dir D -reuse leaves
 // D/bench-8.dump); it times thread CPU, not wall, so that other jobs on
-// the machine do not count.
+// the machine do not count. FLEETSAFE_INFLATE_COST_ONLY=S measures only
+// the lines whose name holds S.
 func TestInflateCost(t *testing.T) {
 	file := os.Getenv("FLEETSAFE_PGCUSTOM_DUMP")
 	if file == "" {
@@ -71,7 +74,11 @@ func TestInflateCost(t *testing.T) {
 		unix.Getrusage(unix.RUSAGE_THREAD, &ru)
 		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
+	only := os.Getenv("FLEETSAFE_INFLATE_COST_ONLY") // measure only the lines naming it
 	measure := func(name string, run func() int64) {
+		if !strings.Contains(name, only) {
+			return
+		}
 		best := time.Duration(1 << 62)
 		var n int64
 		for range 3 {
@@ -81,18 +88,24 @@ func TestInflateCost(t *testing.T) {
 		}
 		t.Logf("%-62s %7.3f s CPU  %5.2f ns/compressed byte  (%d bytes out)", name, best.Seconds(), float64(best)/float64(total), n)
 	}
-	inf := &inflater{comp: "gzip", at: at, intSize: r.intSize}
-	measure("Verify's feed: file -> chunks -> bufio -> klauspost zlib", func() int64 {
-		var n int64
-		for _, s := range streams {
-			res := inf.runAt(s)
-			if res.err != nil {
-				t.Fatal(res.err)
-			}
-			n += res.n
+	for _, old := range []bool{true, false} {
+		inf := &inflater{comp: "gzip", at: at, intSize: r.intSize, klauspost: old}
+		name := "Verify's feed: file -> chunks -> inflate.Checker"
+		if old {
+			name = "Verify's feed before: file -> chunks -> bufio -> klauspost zlib"
 		}
-		return n
-	})
+		measure(name, func() int64 {
+			var n int64
+			for _, s := range streams {
+				res := inf.runAt(s)
+				if res.err != nil {
+					t.Fatal(res.err)
+				}
+				n += res.n
+			}
+			return n
+		})
+	}
 	var zr io.ReadCloser
 	measure("in memory: *bytes.Reader -> klauspost zlib", func() int64 {
 		var n int64
@@ -115,7 +128,11 @@ func TestInflateCost(t *testing.T) {
 		var n int64
 		for _, b := range flat {
 			br.Reset(bytes.NewReader(b))
-			zr.(zlib.Resetter).Reset(br, nil)
+			if zr == nil {
+				zr, _ = zlib.NewReader(br)
+			} else {
+				zr.(zlib.Resetter).Reset(br, nil)
+			}
 			k, err := io.Copy(io.Discard, zr)
 			if err != nil {
 				t.Fatal(err)
@@ -142,9 +159,45 @@ func TestInflateCost(t *testing.T) {
 		}
 		return n
 	})
+	// The checker of pkg/pgdump/inflate, held to klauspost's length and
+	// adler32 on every stream of the dump first.
+	ck := inflate.New()
+	for i, b := range flat {
+		zr, err := zlib.NewReader(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := adler32.New()
+		want, err := io.Copy(h, zr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h2 := adler32.New()
+		got, err := ck.Check(bytes.NewReader(b), h2)
+		if err != nil || got != want || h.Sum32() != h2.Sum32() {
+			t.Fatalf("stream %d: inflate.Checker %d bytes, adler32 %08x, %v; klauspost %d bytes, %08x", i, got, h2.Sum32(), err, want, h.Sum32())
+		}
+	}
+	measure("in memory: *bytes.Reader -> inflate.Checker (zlib, adler32)", func() int64 {
+		var n int64
+		for _, b := range flat {
+			k, err := ck.Check(bytes.NewReader(b), io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n += k
+		}
+		return n
+	})
 	var adler time.Duration
 	for _, b := range flat {
-		zr.(zlib.Resetter).Reset(bytes.NewReader(b), nil)
+		if !strings.Contains("hash/adler32", only) {
+			break
+		}
+		zr, err := zlib.NewReader(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
 		out, err := io.ReadAll(zr)
 		if err != nil {
 			t.Fatal(err)
@@ -153,7 +206,9 @@ func TestInflateCost(t *testing.T) {
 		adler32.Checksum(out)
 		adler += cpu() - t0
 	}
-	t.Logf("%-62s %7.3f s CPU  %5.2f ns/compressed byte", "hash/adler32 alone, over the inflated data", adler.Seconds(), float64(adler)/float64(total))
+	if strings.Contains("hash/adler32", only) {
+		t.Logf("%-62s %7.3f s CPU  %5.2f ns/compressed byte", "hash/adler32 alone, over the inflated data", adler.Seconds(), float64(adler)/float64(total))
+	}
 	measure("in memory: compress/zlib (standard library)", func() int64 {
 		var n int64
 		for _, b := range flat {
