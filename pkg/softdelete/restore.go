@@ -767,7 +767,7 @@ func (r *restorer) choose(ctx context.Context, p *pick) (bool, error) {
 							return false, err
 						}
 					case p.k.Shape().IsTree():
-						why = compareQuarantine(q, name, m)
+						why = compareQuarantine(q, name, m, r.instancePlaces(d))
 					}
 					if why == "" {
 						p.ts, p.move = d.ts, q
@@ -872,7 +872,7 @@ func (r *restorer) checkOccupied(ctx context.Context, occupied []occupant) error
 		if why == "" {
 			switch {
 			case p.k.Shape().IsTree():
-				why = compareQuarantine(QuarantineMove{Component: name, Type: p.comp.Type, To: p.from}, name, m)
+				why = compareQuarantine(QuarantineMove{Component: name, Type: p.comp.Type, To: p.from}, name, m, r.instancePlaces(d))
 			case p.k.Shape() == kind.Dump:
 				why, err = r.compareQuarantinedDump(ctx, p.k, QuarantineMove{Component: name, Type: p.comp.Type, From: p.locator, To: p.locator}, name, d.archive, m)
 				if err != nil {
