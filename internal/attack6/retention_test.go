@@ -109,8 +109,10 @@ func TestAttack6_RecordRemovedAndTombstoneEdited(t *testing.T) {
 	psql(t, `COMMENT ON DATABASE "`+db+`" IS NULL`)
 	p := f.CallModule(t, instancepurge.Module, "name", "acme", "archive_dir", arch, "keep_last", 0)
 	if gone := quarantineGone(t, out); len(gone) > 0 {
-		t.Logf("purge removed %d part(s) of a quarantine 30 days before its retention: %v; purge said: %.400s; first reason: %.700s", len(gone), gone, toString(p["msg"]), toString(p["purged"]))
-		t.Skip("FINDINGS-6 #2: with every record of a quarantine removed, an edited tombstone alone purges it before its retention (taken for a quarantine of a release before records were kept)")
+		t.Fatalf("purge removed %d part(s) of a quarantine 30 days before its retention: %v; purge said: %.400s; first reason: %.700s", len(gone), gone, toString(p["msg"]), toString(p["purged"]))
+	}
+	if r := toString(p["refused"]); !strings.Contains(r, "keeps its own retention records") || !strings.Contains(r, ".fleetsafe-retention") || !strings.Contains(r, db) {
+		t.Errorf("the refusal does not name the missing records: %.900s", r)
 	}
 }
 
