@@ -523,7 +523,7 @@ func purgeTombstone(ctx context.Context, req *PurgeRequest, name string, ts *Tom
 				refuse(m, conflict)
 			}
 		} else if len(own.finishing) > 0 {
-			why += "; " + strings.Join(own.finishing, ", ") + " lost its retention record with part of its content when the interrupted purge, which had checked it, began removing it"
+			why += "; " + strings.Join(own.finishing, ", ") + " keep(s) no retention record any more: the interrupted purge, which had checked it, marked it as being purged or began removing it"
 		}
 	}
 	if len(refused) > 0 {
@@ -634,6 +634,14 @@ func purgeArchives(ctx context.Context, req *PurgeRequest, sh shelf, tss []*Tomb
 	for _, ts := range tss {
 		if ts.ArchivePath != "" && ts.Instance == name {
 			owner[filepath.Base(ts.ArchivePath)] = ts
+		}
+	}
+	// An archive is named after its deletion's id: a tombstone whose
+	// archive_path was blanked by hand still owns it, so that it does not
+	// pass for a spare copy without a tombstone (removed at once).
+	for _, ts := range tss {
+		if ts.Instance == name && ts.ID != "" && owner[ts.ID+archiveExt] == nil {
+			owner[ts.ID+archiveExt] = ts
 		}
 	}
 	// Archives are filed by instance name: two apps' instances of one

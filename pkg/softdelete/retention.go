@@ -224,6 +224,13 @@ func recordsPromised(ctx context.Context, ts *Tombstone) (promised bool, said st
 	return false, "", nil
 }
 
+// purgeMarker is a kind whose purge marks its quarantine as being purged
+// in place of its retention record (the mysql kind: the schema's
+// comment).
+type purgeMarker interface {
+	PurgeMarked(ctx context.Context, env kind.Env, m kind.Move) (bool, error)
+}
+
 // ownRetention is what checkOwnRetention found of a quarantine's records.
 type ownRetention struct {
 	// missing lists the parts (where their record belongs) that keep
@@ -281,6 +288,11 @@ func checkOwnRetention(ctx context.Context, env kind.Env, now time.Time, ts *Tom
 			r, ok, where, err = rk.Retention(ctx, env, m.move())
 			if where == "" {
 				where = m.To
+			}
+			// A purge's mark that replaces the record (a MariaDB
+			// schema's comment): the purge that marked it checked it.
+			if pm, isMarker := k.(purgeMarker); isMarker && err == nil && !ok && ts.State == StatePurging {
+				purging, err = pm.PurgeMarked(ctx, env, m.move())
 			}
 		}
 		if err != nil {
