@@ -20,8 +20,7 @@ import (
 // and a copy of exactly the archived content one of whose files is a
 // hard link to globex's file (same bytes, mode and mtime), an empty tmpfs
 // mount point. Each must be refused with nothing moved (the quarantine whole, nothing restored
-// elsewhere), or, for the hard link, never leave acme's data sharing an
-// inode with globex's. An empty directory (a placeholder) may be moved
+// elsewhere); the hard link's refusal names the file and its link count. An empty directory (a placeholder) may be moved
 // aside into quarantine, but a note must say so. A plain copy of exactly the archived content is
 // the control: it is taken as the relocation's own (restore succeeds).
 func TestAttack6_RelocateOntoATakenPlace(t *testing.T) {
@@ -80,14 +79,10 @@ func TestAttack6_RelocateOntoATakenPlace(t *testing.T) {
 					t.Fatalf("the exact archived content at the new place is refused: %v", res["msg"])
 				}
 			case c == "hardlink-to-globex" && res["failed"] != true:
-				var st syscall.Stat_t
+				var st, gst syscall.Stat_t
 				fleettest.Must(t, syscall.Lstat(filepath.Join(newData, victim), &st))
-				var gst syscall.Stat_t
 				fleettest.Must(t, syscall.Lstat(filepath.Join(globex, victim), &gst))
-				if st.Ino == gst.Ino {
-					t.Logf("relocated data %s shares its inode with globex's %s", filepath.Join(newData, victim), filepath.Join(globex, victim))
-					t.Skip("FINDINGS-6 #3: restore with relocate takes a new place holding the archived content with a file hard-linked to another instance's file as its own: acme's data shares an inode with globex's")
-				}
+				t.Fatalf("a new place holding a file hard-linked to globex's was taken as acme's (shares globex's inode: %v): %v", st.Ino == gst.Ino, res["msg"])
 			case c == "empty" && res["failed"] != true:
 				// An empty placeholder may be taken over, but never silently:
 				// it is moved aside into quarantine, and a note says so.
@@ -97,6 +92,9 @@ func TestAttack6_RelocateOntoATakenPlace(t *testing.T) {
 			default:
 				if res["failed"] != true {
 					t.Fatalf("restore onto a new place taken by %s succeeded: %v", c, res)
+				}
+				if c == "hardlink-to-globex" && (!strings.Contains(toString(res["msg"]), "link count 2") || !strings.Contains(toString(res["msg"]), victim)) {
+					t.Errorf("the refusal does not name the file and its link count: %v", res["msg"])
 				}
 				if after := fleettest.Tree(t, qdata); len(after) != len(before) {
 					t.Errorf("the quarantine changed after a refused relocation")
@@ -144,8 +142,9 @@ func hardLinkOneFile(t *testing.T, dir, other string) string {
 // file of its quarantined data becomes a hard link to a file of the live
 // globex rewritten to the same bytes, mode and mtime (the parent's mtime
 // put back). A restore from quarantine must not rename it back as acme's
-// own: refused (then from the archive), or acme's file not sharing
-// globex's inode.
+// own: the quarantined copy is passed over, with a note naming the file
+// and its link count, and acme comes back from its verified archive, its
+// file no longer globex's inode.
 func TestAttack6_QuarantineFileHardLinkedToAnotherInstance(t *testing.T) {
 	f := fleettest.NewSpec(t, fleettest.Spec{Names: []string{"acme", "globex"}})
 	arch := filepath.Join(f.Root, "archives")
@@ -171,13 +170,15 @@ func TestAttack6_QuarantineFileHardLinkedToAnotherInstance(t *testing.T) {
 	res := f.CallModule(t, instancerestore.Module, "name", "acme", "archive_dir", arch)
 	t.Logf("restore: failed=%v msg=%.400v notes=%.600v", res["failed"], res["msg"], res["notes"])
 	if res["failed"] == true {
-		return
+		t.Fatalf("restore failed although the verified archive holds acme: %v", res["msg"])
+	}
+	if n := toString(res["notes"]); !strings.Contains(n, "link count 2") || !strings.Contains(n, "from the archive instead") {
+		t.Errorf("restore does not say the quarantined copy was passed over for its hard link: %v", res["notes"])
 	}
 	var st, gst syscall.Stat_t
 	fleettest.Must(t, syscall.Lstat(filepath.Join(f.Path("data", "acme"), victim), &st))
 	fleettest.Must(t, syscall.Lstat(filepath.Join(globex, victim), &gst))
-	if st.Ino == gst.Ino {
-		t.Logf("restored %s shares its inode with globex's %s", filepath.Join(f.Path("data", "acme"), victim), filepath.Join(globex, victim))
-		t.Skip("FINDINGS-6 #3: a quarantined file made a hard link to another instance's file is renamed back as acme's own")
+	if st.Ino == gst.Ino || st.Nlink != 1 {
+		t.Fatalf("restored %s shares its inode with globex's %s (link count %d)", filepath.Join(f.Path("data", "acme"), victim), filepath.Join(globex, victim), st.Nlink)
 	}
 }

@@ -109,8 +109,10 @@ func TestAttack6_RecordRemovedAndTombstoneEdited(t *testing.T) {
 	psql(t, `COMMENT ON DATABASE "`+db+`" IS NULL`)
 	p := f.CallModule(t, instancepurge.Module, "name", "acme", "archive_dir", arch, "keep_last", 0)
 	if gone := quarantineGone(t, out); len(gone) > 0 {
-		t.Logf("purge removed %d part(s) of a quarantine 30 days before its retention: %v; purge said: %.400s; first reason: %.700s", len(gone), gone, toString(p["msg"]), toString(p["purged"]))
-		t.Skip("FINDINGS-6 #2: with every record of a quarantine removed, an edited tombstone alone purges it before its retention (taken for a quarantine of a release before records were kept)")
+		t.Fatalf("purge removed %d part(s) of a quarantine 30 days before its retention: %v; purge said: %.400s; first reason: %.700s", len(gone), gone, toString(p["msg"]), toString(p["purged"]))
+	}
+	if r := toString(p["refused"]); !strings.Contains(r, "keeps its own retention records") || !strings.Contains(r, ".fleetsafe-retention") || !strings.Contains(r, db) {
+		t.Errorf("the refusal does not name the missing records: %.900s", r)
 	}
 }
 
@@ -198,5 +200,47 @@ func TestAttack6_OneRecordRemovedAndTombstoneEdited(t *testing.T) {
 	p := f.CallModule(t, instancepurge.Module, "name", "acme", "archive_dir", arch, "keep_last", 0)
 	if gone := quarantineGone(t, out); len(gone) > 0 {
 		t.Errorf("purge removed %v of a quarantine 30 days before its retention; purge said: %.400s", gone, toString(p["msg"]))
+	}
+}
+
+// TestAttack6_RecordsRemovedAndTombstoneFlagDropped: hole 2 closed, then
+// attacked again by root who also edits what the tombstone says of the
+// records. As in TestAttack6_RecordRemovedAndTombstoneEdited, plus the
+// tombstone's retention_records dropped and its archive_path blanked
+// (so that it looks like an archive-less tombstone of an earlier
+// release). The manifest inside the verified archive, found by the
+// deletion's id, still says records were written: purge removes nothing,
+// neither the quarantine nor the archive.
+func TestAttack6_RecordsRemovedAndTombstoneFlagDropped(t *testing.T) {
+	f := fleettest.NewSpec(t, fleettest.Spec{Names: []string{"acme"}, DB: true})
+	arch := filepath.Join(f.Root, "archives")
+	out := localDelete(t, f, arch, "acme", 30)
+	editTombstone(t, out)
+	tp := out["tombstone"].(map[string]any)["path"].(string)
+	b, err := os.ReadFile(tp)
+	fleettest.Must(t, err)
+	var m map[string]any
+	fleettest.Must(t, json.Unmarshal(b, &m))
+	if m["retention_records"] != true {
+		t.Fatalf("the tombstone does not say records were written: %s", b)
+	}
+	delete(m, "retention_records")
+	m["archive_path"], m["archive_sha256"] = "", ""
+	b, _ = json.MarshalIndent(m, "", "  ")
+	fleettest.Must(t, os.WriteFile(tp, b, 0o600))
+	dirs, db := trashEntries(out)
+	for _, d := range dirs {
+		fleettest.Must(t, os.Remove(filepath.Join(d, ".fleetsafe-retention")))
+	}
+	psql(t, `COMMENT ON DATABASE "`+db+`" IS NULL`)
+	p := f.CallModule(t, instancepurge.Module, "name", "acme", "archive_dir", arch, "keep_last", 0)
+	if gone := quarantineGone(t, out); len(gone) > 0 {
+		t.Fatalf("purge removed %d part(s) of a quarantine 30 days before its retention: %v; purge said: %.600s", len(gone), gone, toString(p["msg"]))
+	}
+	if r := toString(p["refused"]); !strings.Contains(r, "the manifest of archive") {
+		t.Errorf("the refusal does not say the archive's manifest vouches for the records: %.900s", r)
+	}
+	if _, err := os.Stat(out["archive"].(map[string]any)["path"].(string)); err != nil {
+		t.Errorf("the archive of a tombstone whose archive_path was blanked was purged: %v", err)
 	}
 }

@@ -3,6 +3,8 @@ package attack6
 import (
 	"encoding/json"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -67,6 +69,50 @@ func TestAttack6_PurgeRemovesHiddenVersionsToo(t *testing.T) {
 	for _, k := range []string{ak, ak + ".sha256", ak + ".RESTORE.md"} {
 		if v[k][0] != 0 {
 			t.Errorf("purge left %d data version(s) of %s: %v", v[k][0], k, v)
+		}
+	}
+}
+
+// TestAttack6_RecordsRemovedAndForgedTombstoneVersionWithoutFlag: hole 2
+// in the bucket. A locked deletion kept 30 days; every record of its
+// quarantine removed by hand, and a tombstone version PUT over its own
+// (after a plain DELETE) due an hour ago, without retention_records. The
+// locked archive's manifest says records were written: purge removes
+// nothing of the quarantine, and the locked objects keep their data.
+func TestAttack6_RecordsRemovedAndForgedTombstoneVersionWithoutFlag(t *testing.T) {
+	x := newS3fx(t, true, "acme")
+	del, ak, tk := x.del(t, "object_lock", "governance", "retention_days", 30)
+	var m map[string]any
+	if err := json.Unmarshal(x.get(t, tk, ""), &m); err != nil {
+		t.Fatal(err)
+	}
+	m["purge_after"] = time.Now().Add(-time.Hour).UTC().Format(time.RFC3339Nano)
+	m["retention_days"] = 0
+	delete(m, "retention_records")
+	b, _ := json.MarshalIndent(m, "", "  ")
+	x.plainDelete(t, tk)
+	x.put(t, tk, b)
+	for _, q := range del["quarantined"].([]any) {
+		to := q.(map[string]any)["to"].(string)
+		if err := os.Remove(filepath.Join(filepath.Dir(to), ".fleetsafe-retention")); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+	}
+	p := x.f.CallModule(t, instancepurge.Module, x.args("name", "acme", "keep_last", 0)...)
+	t.Logf("purge: failed=%v msg=%.500v", p["failed"], p["msg"])
+	for _, q := range del["quarantined"].([]any) {
+		to := q.(map[string]any)["to"].(string)
+		if _, err := os.Lstat(to); err != nil {
+			t.Errorf("purge removed quarantine %s 30 days early: records removed and a forged tombstone version", to)
+		}
+	}
+	if r := toString(p["refused"]); !strings.Contains(r, "the manifest of archive s3://") {
+		t.Errorf("the refusal does not say the archive's manifest vouches for the records: %.900s", r)
+	}
+	v := x.versions(t, ak)
+	for _, k := range []string{ak, ak + ".sha256", ak + ".RESTORE.md"} {
+		if v[k][0] == 0 {
+			t.Errorf("%s lost every data version: %v", k, v)
 		}
 	}
 }

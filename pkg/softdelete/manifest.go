@@ -41,6 +41,14 @@ type Manifest struct {
 	Losses []Finding `json:"losses,omitempty"`
 	// AcceptLosses is the accept_losses the deletion ran with.
 	AcceptLosses []string `json:"accept_losses,omitempty"`
+	// RetentionRecords says the deletion's quarantine keeps its own
+	// retention records (kind.Retention: a .fleetsafe-retention file in
+	// each trash entry, a database's or schema's comment). Inside the
+	// verified archive, it tells a quarantine of a release before records
+	// from one whose records were removed, even when the tombstone's own
+	// flag was dropped (FINDINGS-6 #2). False in archives of earlier
+	// releases.
+	RetentionRecords bool `json:"retention_records,omitempty"`
 }
 
 // ManifestComponent is one component as it was archived.
@@ -162,6 +170,11 @@ type Tombstone struct {
 	// Note explains an abandoned or rolled back deletion.
 	Note        string `json:"note,omitempty"`
 	ToolVersion string `json:"tool_version"`
+	// RetentionRecords says each part of the quarantine keeps its own
+	// record of the retention (written by this release): purge then takes
+	// a missing record for a disagreement, not for a quarantine of a
+	// release before records (FINDINGS-6 #2).
+	RetentionRecords bool `json:"retention_records,omitempty"`
 	// Path is where the tombstone lives; not stored.
 	Path string `json:"-"`
 	// st and key are the tombstone's store and key there.

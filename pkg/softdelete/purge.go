@@ -503,13 +503,27 @@ func purgeTombstone(ctx context.Context, req *PurgeRequest, name string, ts *Tom
 	// The quarantine's own record of its retention must agree with the
 	// tombstone (FINDINGS-4 #4): an edited tombstone alone purges nothing.
 	if len(refused) == 0 {
-		legacy, conflict := checkOwnRetention(ctx, env, req.Now, ts, entryOf, compGone)
+		own, conflict := checkOwnRetention(ctx, env, req.Now, ts, entryOf, compGone)
+		if conflict == nil && len(own.missing) > 0 {
+			// A record removed is no agreement (FINDINGS-6 #2): only a
+			// deletion by a release before records purges on the
+			// tombstone alone.
+			promised, said, err := recordsPromised(ctx, ts)
+			switch {
+			case err != nil:
+				conflict = &RetentionUnknownError{Deletion: ts.ID, TombstonePath: ts.Path, Missing: own.missing, Err: err}
+			case promised:
+				conflict = &RetentionRecordMissingError{Deletion: ts.ID, TombstonePath: ts.Path, Said: said, Missing: own.missing}
+			default:
+				why += "; " + strings.Join(own.missing, ", ") + " keep(s) no retention record of their own (quarantined by a release before records were kept, as its tombstone and archive say): retention taken from the tombstone alone"
+			}
+		}
 		if conflict != nil {
 			for _, m := range ts.Components {
 				refuse(m, conflict)
 			}
-		} else if len(legacy) > 0 {
-			why += "; " + strings.Join(legacy, ", ") + " keep(s) no retention record of their own (quarantined by a release before records were kept): retention taken from the tombstone alone"
+		} else if len(own.finishing) > 0 {
+			why += "; " + strings.Join(own.finishing, ", ") + " keep(s) no retention record any more: the interrupted purge, which had checked it, marked it as being purged or began removing it"
 		}
 	}
 	if len(refused) > 0 {
@@ -620,6 +634,14 @@ func purgeArchives(ctx context.Context, req *PurgeRequest, sh shelf, tss []*Tomb
 	for _, ts := range tss {
 		if ts.ArchivePath != "" && ts.Instance == name {
 			owner[filepath.Base(ts.ArchivePath)] = ts
+		}
+	}
+	// An archive is named after its deletion's id: a tombstone whose
+	// archive_path was blanked by hand still owns it, so that it does not
+	// pass for a spare copy without a tombstone (removed at once).
+	for _, ts := range tss {
+		if ts.Instance == name && ts.ID != "" && owner[ts.ID+archiveExt] == nil {
+			owner[ts.ID+archiveExt] = ts
 		}
 	}
 	// Archives are filed by instance name: two apps' instances of one

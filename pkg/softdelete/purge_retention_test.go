@@ -24,9 +24,11 @@ import (
 // tombstone whose purge_after was edited into the past purges nothing
 // while the quarantine's own record (a file in each trash entry, the
 // quarantined database's comment) says retention is not over; the
-// refusal names both dates. A quarantine without a record of its own (an
-// earlier release's) is purged on the tombstone's word, and the result
-// says so. A database restored from quarantine gets its own comment
+// refusal names both dates. Records removed are no agreement either,
+// whether the tombstone or only the archive's manifest says they were
+// written (FINDINGS-6 #2). A quarantine without a record of its own (an
+// earlier release's: neither says so) is purged on the tombstone's word,
+// and the result says so. A database restored from quarantine gets its own comment
 // back.
 func TestPurge_RetentionNeedsTheQuarantinesOwnRecord(t *testing.T) {
 	f := fleettest.New(t, true, "acme")
@@ -120,10 +122,53 @@ func TestPurge_RetentionNeedsTheQuarantinesOwnRecord(t *testing.T) {
 	}
 	refusedOn("the comment of database " + dbq)
 
-	// Neither keeps a record (an earlier release's quarantine): purged on
-	// the tombstone's word, and said so.
+	// Neither keeps a record, but the deletion says it wrote them (its
+	// tombstone's retention_records): removed records are no agreement
+	// (FINDINGS-6 #2), refused, each missing record named.
 	_, err = admin.ExecContext(ctx, "COMMENT ON DATABASE "+pgdump.QuoteIdent(dbq)+" IS NULL")
 	require.NoError(t, err)
+	missing := func(said string) {
+		t.Helper()
+		pr, err := purge()
+		var pe *softdelete.PurgeIncompleteError
+		require.True(t, errors.As(err, &pe), "purge with every record removed: %v", err)
+		assert.Empty(t, pr.Purged)
+		require.NotEmpty(t, pr.Refused)
+		for _, r := range pr.Refused {
+			assert.Contains(t, r.Reason, said)
+			assert.Contains(t, r.Reason, "keeps its own retention records")
+			assert.Contains(t, r.Reason, "the comment of database "+dbq)
+			for rec := range records {
+				assert.Contains(t, r.Reason, rec)
+			}
+		}
+		held()
+	}
+	assert.Equal(t, true, ts["retention_records"], "the tombstone says records were written")
+	missing("(retention_records)")
+
+	// The tombstone's flag dropped too: the manifest inside the verified
+	// archive still says records were written.
+	delete(ts, "retention_records")
+	writeTS := func() {
+		data, err := json.MarshalIndent(ts, "", "  ")
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(res.Tombstone.Path, data, 0o600))
+	}
+	writeTS()
+	missing("the manifest of archive")
+
+	// A deletion by a release before records: neither its tombstone nor
+	// its archive's manifest says records were written (the archive is
+	// rewritten here without the flag, its sidecar and the tombstone's
+	// archive_sha256 following, which is also what root rewriting all
+	// three can do): purged on the tombstone's word, and said so.
+	archive := ts["archive_path"].(string)
+	forgeArchive(t, archive, func(m *softdelete.Manifest) { m.RetentionRecords = false }, nil)
+	side, err := os.ReadFile(archive + ".sha256")
+	require.NoError(t, err)
+	ts["archive_sha256"] = strings.Fields(string(side))[0]
+	writeTS()
 	pr, err := purge()
 	require.NoError(t, err)
 	require.Len(t, pr.Purged, len(res.Quarantined))

@@ -774,7 +774,7 @@ func (r *restorer) choose(ctx context.Context, p *pick) (bool, error) {
 							return false, err
 						}
 					case p.k.Shape().IsTree():
-						why = compareQuarantine(q, name, m)
+						why = compareQuarantine(q, name, m, r.instancePlaces(d))
 					}
 					if why == "" {
 						p.ts, p.move = d.ts, q
@@ -879,7 +879,7 @@ func (r *restorer) checkOccupied(ctx context.Context, occupied []occupant) error
 		if why == "" {
 			switch {
 			case p.k.Shape().IsTree():
-				why = compareQuarantine(QuarantineMove{Component: name, Type: p.comp.Type, To: p.from}, name, m)
+				why = compareQuarantine(QuarantineMove{Component: name, Type: p.comp.Type, To: p.from}, name, m, r.instancePlaces(d))
 			case p.k.Shape() == kind.Dump:
 				why, err = r.compareQuarantinedDump(ctx, p.k, QuarantineMove{Component: name, Type: p.comp.Type, From: p.locator, To: p.locator}, name, d.archive, m)
 				if err != nil {
@@ -1046,6 +1046,17 @@ func (r *restorer) place(ctx context.Context, p *pick) error {
 		if err := p.k.Quarantine(ctx, r.req.Options.Env(), aside.move()); err != nil {
 			return fmt.Errorf("move present component %s aside: %w", p.comp.Name, err)
 		}
+		// Its own record of the retention, as a deletion's quarantine
+		// keeps one (the tombstone says so: retention_records).
+		if err := keepRetention(ctx, r.req.Options.Env(), p.k, r.aside, aside); err != nil {
+			if berr := p.k.Unquarantine(ctx, r.req.Options.Env(), aside.move()); berr != nil {
+				r.res.Changed = true
+				return fmt.Errorf("record the retention of component %s moved aside into %s: %w; moving it back also failed: %v", p.comp.Name, aside.To, err, berr)
+			}
+			r.aside.Components = slices.DeleteFunc(r.aside.Components, func(m QuarantineMove) bool { return m.Component == p.comp.Name })
+			_ = r.aside.write()
+			return fmt.Errorf("record the retention of component %s moved aside into %s: %w (it was moved back into place)", p.comp.Name, aside.To, err)
+		}
 		for i := range r.res.Replaced {
 			if r.res.Replaced[i].Component == p.comp.Name {
 				r.res.Replaced[i] = aside
@@ -1093,7 +1104,7 @@ func (r *restorer) ensureAside() error {
 	id := newID(now)
 	r.aside = r.sh.newTombstone(&Tombstone{ID: id, Instance: r.req.Name, App: r.l.App, Components: []QuarantineMove{},
 		Reason: asideReason, DeletedAt: now, PurgeAfter: now.Add(30 * 24 * time.Hour),
-		State: StateQuarantining, ToolVersion: Version})
+		State: StateQuarantining, ToolVersion: Version, RetentionRecords: true})
 	return r.aside.write()
 }
 
@@ -1263,6 +1274,13 @@ func settleAside(ctx context.Context, sh shelf, app string, opts instance.Option
 			}
 			if held {
 				kept = append(kept, m)
+				// A run killed between the move and its record: the
+				// record is written again (no error when it is there).
+				if k, err := kindOf(m.Type); err == nil && t.RetentionRecords {
+					if err := keepRetention(ctx, opts.Env(), k, t, m); err != nil {
+						return n, fmt.Errorf("record the retention of %s, moved aside by an interrupted forced restore: %w", m.To, err)
+					}
+				}
 			}
 		}
 		t.Components = kept

@@ -9,10 +9,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/fleetsafe/fleetsafe/pkg/kind"
+	"github.com/fleetsafe/fleetsafe/pkg/store"
 )
 
 // retentionOf is the record a deletion's quarantine keeps of itself.
@@ -134,22 +136,129 @@ func (e *RetentionConflictError) Hint() string {
 		e.Own.PurgeAfter.UTC().Format(time.RFC3339), e.Own.PurgeAfter.UTC().Format(time.RFC3339))
 }
 
+// RetentionRecordMissingError is a quarantine whose deletion says it
+// keeps its own retention records (its tombstone, or the manifest inside
+// its verified archive) while a part of it has none: removed by hand. A
+// missing record is a disagreement, not a quarantine of a release before
+// records were kept (FINDINGS-6 #2).
+type RetentionRecordMissingError struct {
+	Deletion      string
+	TombstonePath string
+	// Said names what says records were written: the tombstone, or the
+	// manifest of the archive.
+	Said    string
+	Missing []string // where each missing record belongs
+}
+
+func (e *RetentionRecordMissingError) Error() string {
+	return fmt.Sprintf("%s says the quarantine of deletion %s keeps its own retention records, but %s ha%s none (removed by hand?): a missing record is no agreement, and purge removes a quarantine only when its tombstone and every record agree that its retention is over; nothing of it was removed",
+		e.Said, e.Deletion, strings.Join(e.Missing, ", "), plural(len(e.Missing), "s", "ve"))
+}
+
+// Hint tells the operator what to do.
+func (e *RetentionRecordMissingError) Hint() string {
+	return "the quarantine's records were removed, and perhaps the tombstone " + e.TombstonePath + " edited: compare the tombstone's deleted_at and purge_after with the archive's manifest and the job that deleted it; purge will not remove this quarantine by itself while a record is missing: once you are sure its retention is over, remove it by hand"
+}
+
+// RetentionUnknownError is a quarantine part without a retention record
+// whose deletion cannot be told from one of a release before records:
+// its tombstone does not say records were written and its archive, which
+// would, cannot be read.
+type RetentionUnknownError struct {
+	Deletion      string
+	TombstonePath string
+	Missing       []string
+	Err           error
+}
+
+func (e *RetentionUnknownError) Error() string {
+	return fmt.Sprintf("%s keep(s) no retention record and the tombstone %s does not say whether deletion %s wrote records; its archive, whose manifest says so, cannot be checked: %v; nothing of the quarantine was removed",
+		strings.Join(e.Missing, ", "), e.TombstonePath, e.Deletion, e.Err)
+}
+
+func (e *RetentionUnknownError) Unwrap() error { return e.Err }
+
+// Hint tells the operator what to do.
+func (e *RetentionUnknownError) Hint() string {
+	return "make the deletion's archive readable again (or give the options to decrypt it), then run the purge again; if the archive is lost for good, remove the quarantine by hand once you are sure its retention is over"
+}
+
+// recordsPromised tells whether deletion ts's quarantine keeps its own
+// retention records: its tombstone says so (retention_records), or else
+// the manifest inside its archive, verified against its sidecar (and the
+// tombstone's archive_sha256), does. The archive is looked for by the
+// deletion's id too, so that a tombstone whose archive_path was blanked
+// does not pass for an archive-less one (a forced restore's moves aside
+// of a release before records). said names what says so; err when it
+// cannot be told.
+func recordsPromised(ctx context.Context, ts *Tombstone) (promised bool, said string, err error) {
+	if ts.RetentionRecords {
+		return true, "the tombstone " + ts.Path + " (retention_records)", nil
+	}
+	if ts.st == nil {
+		return false, "", fmt.Errorf("tombstone %s: not bound to a store", ts.Path)
+	}
+	key := ts.archiveKey()
+	if key == "" {
+		key = ts.shelf().key(ts.ID + archiveExt)
+	}
+	if _, err := ts.st.Stat(ctx, key); err != nil {
+		if ts.archiveKey() == "" && (errors.Is(err, store.ErrNotExist) || errors.Is(err, fs.ErrNotExist)) {
+			return false, "", nil // no archive, none named: moves aside by force of an earlier release
+		}
+		return false, "", fmt.Errorf("archive %s: %w", ts.st.Location(key), err)
+	}
+	m, sum, err := checkArchive(ctx, ts.st, key)
+	if err != nil {
+		return false, "", err // names the archive
+	}
+	if m.ID != ts.ID {
+		return false, "", fmt.Errorf("archive %s is of deletion %s, not %s", ts.st.Location(key), m.ID, ts.ID)
+	}
+	if ts.ArchiveSHA256 != "" && sum != ts.ArchiveSHA256 {
+		return false, "", fmt.Errorf("archive %s has sha256 %s, its tombstone says %s", ts.st.Location(key), sum, ts.ArchiveSHA256)
+	}
+	if m.RetentionRecords {
+		return true, "the manifest of archive " + ts.st.Location(key), nil
+	}
+	return false, "", nil
+}
+
+// purgeMarker is a kind whose purge marks its quarantine as being purged
+// in place of its retention record (the mysql kind: the schema's
+// comment).
+type purgeMarker interface {
+	PurgeMarked(ctx context.Context, env kind.Env, m kind.Move) (bool, error)
+}
+
+// ownRetention is what checkOwnRetention found of a quarantine's records.
+type ownRetention struct {
+	// missing lists the parts (where their record belongs) that keep
+	// none.
+	missing []string
+	// finishing lists the parts of an interrupted purge, renamed to their
+	// purging name by the purge that checked them, whose record is gone
+	// with part of their content.
+	finishing []string
+}
+
 // checkOwnRetention reads the own record of every part of deletion ts's
 // quarantine still there and compares it with the tombstone: a conflict
 // when one is of another deletion or says its retention is not over at
-// now. legacy names the parts that keep no record (quarantined by an
-// earlier release), purged on the tombstone's word as before.
-func checkOwnRetention(ctx context.Context, env kind.Env, now time.Time, ts *Tombstone, entryOf map[string]*trashEntry, gone map[string]bool) (legacy []string, conflict error) {
+// now. Parts without a record are listed (whether that is a disagreement
+// is recordsPromised's to say).
+func checkOwnRetention(ctx context.Context, env kind.Env, now time.Time, ts *Tombstone, entryOf map[string]*trashEntry, gone map[string]bool) (own ownRetention, conflict error) {
 	seen := map[*trashEntry]bool{}
 	for _, m := range ts.Components {
 		if gone[m.Component] {
 			continue
 		}
 		var (
-			r     kind.Retention
-			ok    bool
-			where string
-			err   error
+			r       kind.Retention
+			ok      bool
+			where   string
+			err     error
+			purging bool
 		)
 		if e := entryOf[m.Component]; e != nil {
 			if seen[e] {
@@ -161,7 +270,7 @@ func checkOwnRetention(ctx context.Context, env kind.Env, now time.Time, ts *Tom
 			case e.intact:
 				dir = e.intactPath()
 			case e.purging:
-				dir = e.purgingPath()
+				dir, purging = e.purgingPath(), true
 			default:
 				continue
 			}
@@ -170,7 +279,7 @@ func checkOwnRetention(ctx context.Context, env kind.Env, now time.Time, ts *Tom
 		} else {
 			k, kerr := kindOf(m.Type)
 			if kerr != nil {
-				return nil, kerr
+				return own, kerr
 			}
 			rk, isKeeper := k.(kind.RetentionKeeper)
 			if !isKeeper {
@@ -180,22 +289,31 @@ func checkOwnRetention(ctx context.Context, env kind.Env, now time.Time, ts *Tom
 			if where == "" {
 				where = m.To
 			}
+			// A purge's mark that replaces the record (a MariaDB
+			// schema's comment): the purge that marked it checked it.
+			if pm, isMarker := k.(purgeMarker); isMarker && err == nil && !ok && ts.State == StatePurging {
+				purging, err = pm.PurgeMarked(ctx, env, m.move())
+			}
 		}
 		if err != nil {
-			return nil, fmt.Errorf("read the retention record of %s: %w", m.To, err)
+			return own, fmt.Errorf("read the retention record of %s: %w", m.To, err)
 		}
 		if !ok {
-			legacy = append(legacy, m.To)
+			if purging && ts.State == StatePurging {
+				own.finishing = append(own.finishing, where)
+			} else {
+				own.missing = append(own.missing, where)
+			}
 			continue
 		}
 		c := &RetentionConflictError{Deletion: ts.ID, TombstonePath: ts.Path, TombstoneAfter: ts.PurgeAfter, TombstoneAt: ts.DeletedAt, Where: where, Own: r}
 		if r.Deletion != ts.ID {
 			c.DeletionDiffers = true
-			return nil, c
+			return own, c
 		}
 		if now.Before(r.PurgeAfter) {
-			return nil, c
+			return own, c
 		}
 	}
-	return legacy, nil
+	return own, nil
 }

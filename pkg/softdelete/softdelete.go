@@ -369,7 +369,7 @@ func Delete(ctx context.Context, l *instance.Layout, req Request) (*Result, erro
 	ts := sh.newTombstone(&Tombstone{ID: id, Instance: inst.Name, App: l.App, Host: inst.Host,
 		ArchivePath: sh.loc(id + archiveExt), Reason: req.Reason, RequestedBy: req.RequestedBy, JobID: req.JobID, Launch: req.Launch,
 		DeletedAt: now, PurgeAfter: now.Add(time.Duration(req.RetentionDays) * 24 * time.Hour), RetentionDays: req.RetentionDays,
-		State: StateArchiving, ToolVersion: Version,
+		State: StateArchiving, ToolVersion: Version, RetentionRecords: true,
 		Components: plannedMoves(l, inst, id)})
 	if err := ts.write(); err != nil {
 		return resultOrNil(res), fmt.Errorf("write the tombstone before archiving: %w; nothing was moved", err)
@@ -470,7 +470,7 @@ func archiveInstance(ctx context.Context, l *instance.Layout, req Request, sh sh
 	m := &Manifest{Format: ArchiveFormat, ID: ts.ID, Instance: inst.Name, App: l.App, Layout: l.Source,
 		Host: inst.Host, Fingerprint: inst.Fingerprint(), Reason: req.Reason, RequestedBy: req.RequestedBy,
 		JobID: req.JobID, ToolVersion: Version, CreatedAt: now, Files: []FileEntry{}, Databases: []DumpEntry{},
-		Losses: col.losses, AcceptLosses: req.AcceptLosses}
+		Losses: col.losses, AcceptLosses: req.AcceptLosses, RetentionRecords: true}
 	var dumps []dumpFile
 	var since []kind.Since
 	env := req.Options.Env()

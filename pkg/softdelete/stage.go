@@ -315,6 +315,12 @@ func compareTree(root *os.Root, rel func(string) string, base string, entries []
 // size, not read again and hashed, and directories are not synced (the
 // caller syncs the filesystem).
 func compareTreeWith(root *os.Root, rel func(string) string, base string, entries []FileEntry, meta, content bool) string {
+	return compareTreeLinks(root, rel, base, entries, meta, content, nil)
+}
+
+// compareTreeLinks is compareTreeWith; links, when set, also judges each
+// regular file's other names (ownLinks.check).
+func compareTreeLinks(root *os.Root, rel func(string) string, base string, entries []FileEntry, meta, content bool, links *ownLinks) string {
 	var problems []string
 	missing := 0
 	add := func(format string, args ...any) {
@@ -350,6 +356,12 @@ func compareTreeWith(root *os.Root, rel func(string) string, base string, entrie
 			if err != nil || sum != e.SHA256 {
 				add("%s has sha256 %s, the manifest says %s", e.Name(), sum, e.SHA256)
 				continue
+			}
+			if links != nil {
+				if why := links.check(e, filepath.Join(root.Name(), p), fi); why != "" {
+					add("%s", why)
+					continue
+				}
 			}
 		case "symlink":
 			if t, err := root.Readlink(p); err != nil || t != e.Target() {
@@ -597,11 +609,14 @@ func quarantineHeld(ctx context.Context, opts instance.Options, m QuarantineMove
 
 // compareQuarantine checks a quarantined dir or file component against
 // the manifest of its archive: the same entries and no others, kinds,
-// sizes, link targets and every file's sha256 (modes and mtimes are not
-// compared: a rename back keeps whatever they are). Databases and units
-// are checked for presence only (quarantineHeld). It returns why the
-// copy differs, or "".
-func compareQuarantine(q QuarantineMove, comp string, m *Manifest) string {
+// sizes, link targets and every file's sha256, modes, owners and mtimes;
+// no file sharing its inode with a name outside the instance (places:
+// where each component of the instance may be now, for the hard links
+// across components the manifest records; ownLinks), and no mount point
+// at or under it nor a bind mount showing it elsewhere. Databases and
+// units are checked for presence only (quarantineHeld). It returns why
+// the copy is not the archived content, or "".
+func compareQuarantine(q QuarantineMove, comp string, m *Manifest, places map[string][]string) string {
 	if !shapeOf(q.Type).IsTree() {
 		return ""
 	}
@@ -616,7 +631,10 @@ func compareQuarantine(q QuarantineMove, comp string, m *Manifest) string {
 	}
 	defer root.Close()
 	s := &staged{p: &pick{comp: instance.Component{Type: q.Type}, mc: mc}, base: filepath.Base(q.To)}
-	return compareTree(root, s.rel, s.base, componentEntries(m, comp), true)
+	if why := compareTreeLinks(root, s.rel, s.base, componentEntries(m, comp), true, true, newOwnLinks(m, comp, places)); why != "" {
+		return why
+	}
+	return mountedAt(q.To)
 }
 
 func owner(fi fs.FileInfo) (uid, gid int, ok bool) {

@@ -66,3 +66,16 @@ func (Kind) Retention(ctx context.Context, env kind.Env, m kind.Move) (kind.Rete
 	}
 	return rc.Retention, true, where, nil
 }
+
+// PurgeMarked reports whether a purge marked the quarantine database as
+// being purged (its comment, the record, replaced by
+// mariadb.PurgingComment): purge then finishes an interrupted purge
+// without the record, which the mark replaced.
+func (Kind) PurgeMarked(ctx context.Context, env kind.Env, m kind.Move) (bool, error) {
+	db, err := admin(ctx, env)
+	if err != nil {
+		return false, err
+	}
+	defer db.Close()
+	return mariadb.Purging(ctx, db, m.To)
+}
