@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/fleetsafe/fleetsafe/pkg/kind"
 )
 
 // ownLinks tells whether a regular file of a tree about to be taken as an
@@ -98,6 +100,10 @@ func (o *ownLinks) archiveName(comp, path string) (string, bool) {
 			continue
 		}
 		if path == mc.Locator {
+			if shapeOf(mc.Type) == kind.TreeFile {
+				// The file's entry is under the component's directory.
+				return mc.ArchivePath + "/" + filepath.Base(mc.Locator), true
+			}
 			return mc.ArchivePath, true
 		}
 		if rest, ok := strings.CutPrefix(path, mc.Locator+"/"); ok {
@@ -173,6 +179,14 @@ func (o *ownLinks) pathIn(comp, place, name string) (string, bool) {
 			return place, true
 		}
 		if rest, ok := strings.CutPrefix(name, mc.ArchivePath+"/"); ok {
+			if shapeOf(mc.Type) == kind.TreeFile {
+				// A file component's entry is the one file under its
+				// directory in the archive; its place is the file.
+				if strings.Contains(rest, "/") {
+					return "", false
+				}
+				return place, true
+			}
 			return filepath.Join(place, filepath.FromSlash(rest)), true
 		}
 	}
