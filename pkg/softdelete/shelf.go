@@ -226,6 +226,9 @@ func readTombstone(ctx context.Context, st store.Store, key string) (*Tombstone,
 		return nil, fmt.Errorf("tombstone %s: missing id or instance", loc)
 	}
 	t.Path, t.st, t.key = loc, st, key
+	if err := checkHistory(ctx, st, t); err != nil {
+		return nil, err
+	}
 	return t, nil
 }
 
