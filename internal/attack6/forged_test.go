@@ -237,4 +237,7 @@ func TestAttack6_ForgedTombstoneShortensNoRetention(t *testing.T) {
 	if v := x.versions(t, ak); v[ak][0] == 0 {
 		t.Errorf("purge removed the archive 30 days early on a forged tombstone version: %v", v)
 	}
+	if kept := fmt.Sprint(p["kept"]); !strings.Contains(kept, "purge_after") || !strings.Contains(kept, "put over it by hand") {
+		t.Errorf("purge's kept reason does not name the overruled tombstone version: %s", kept)
+	}
 }

@@ -73,7 +73,9 @@ type NoRecordedVersionError struct {
 	Msg     string
 }
 
-func (e *NoRecordedVersionError) Error() string { return fmt.Sprintf("archive %s: %s", e.Archive, e.Msg) }
+func (e *NoRecordedVersionError) Error() string {
+	return fmt.Sprintf("archive %s: %s", e.Archive, e.Msg)
+}
 
 // Hint tells the operator what to do.
 func (e *NoRecordedVersionError) Hint() string {
@@ -288,6 +290,14 @@ func checkHistory(ctx context.Context, st store.Store, t *Tombstone) error {
 			t.Path, describeVersion(newest), strings.Join(diffs, ", "))
 	}
 	return nil
+}
+
+// overruledNote is "; " and t.overruled, or "".
+func (t *Tombstone) overruledNote() string {
+	if t.overruled == "" {
+		return ""
+	}
+	return "; " + t.overruled
 }
 
 // readTombstoneVersion reads one version of a tombstone.

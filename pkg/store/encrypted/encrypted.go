@@ -137,6 +137,8 @@ type Store struct {
 	keys Keys
 }
 
+var _ store.Versioner = (*Store)(nil)
+
 // Wrap returns st with keys. A directory store stays one (store.Local).
 func Wrap(st store.Store, keys Keys) store.Store {
 	e := &Store{Store: st, keys: keys}
@@ -428,4 +430,3 @@ func (w *writer) Checksum() string {
 	}
 	return ""
 }
-var _ store.Versioner = (*Store)(nil)
