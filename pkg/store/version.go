@@ -27,8 +27,9 @@ type Version struct {
 type Versioner interface {
 	Store
 	// Versions lists the versions of key, delete markers included,
-	// newest first; none (nil) in a store or bucket that keeps no
-	// versions.
+	// newest first (where markers fall among the versions holding data
+	// is as exact as the server's dates: some list them apart); none
+	// (nil) in a store or bucket that keeps no versions.
 	Versions(ctx context.Context, key string) ([]Version, error)
 	// OpenVersion reads the version id of key; a missing one is
 	// ErrNotExist.
