@@ -150,6 +150,17 @@ func TestAttack6_ForgedTombstoneArchiveAndSidecar(t *testing.T) {
 	x.restoresTheRecorded(t, forgedTomb, "archive_sha256", "passed over")
 }
 
+// A tombstone version that is no tombstone at all (and a delete marker)
+// PUT over the deletion's: the deletion is not lost, its newest
+// tombstone version is read and the garbage named.
+func TestAttack6_GarbageTombstoneVersion(t *testing.T) {
+	x := newForgedFx(t, nil, nil)
+	x.plainDelete(t, x.tk2)
+	x.put(t, x.tk2, []byte("{\"id\": 12"))
+	garbage := x.latest(t, x.tk2)
+	x.restoresTheRecorded(t, garbage, "not a tombstone")
+}
+
 // No version of the archive is the recorded one (no lock: the recorded
 // version removed by its version id, a forged one PUT): restore refuses,
 // names the version it tried, and changes nothing.

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -214,28 +215,45 @@ func versionSHA256(ctx context.Context, v store.Versioner, key, id, want string)
 // move: archiving, then quarantining with the archive's sha256).
 const tombstoneHistoryReads = 16
 
-// checkHistory overrules, in t (the newest version of its key), what a
-// newer version changed of the fields the deletion fixed, from the
-// oldest versions of the key (see the top of this file), and records
-// why in t.overruled.
-func checkHistory(ctx context.Context, st store.Store, t *Tombstone) error {
+// checkHistory overrules, in t (the tombstone read under key, its
+// newest version), what a newer version changed of the fields the
+// deletion fixed, from the oldest versions of the key (see the top of
+// this file), and records why in t.overruled. When t is nil (perr: the
+// newest version is no tombstone), the newest version that is one is
+// read in its place; perr is returned when none is, or when the store
+// keeps no versions.
+func checkHistory(ctx context.Context, st store.Store, key, loc string, t *Tombstone, perr error) (*Tombstone, error) {
 	v, ok := st.(store.Versioner)
 	if !ok {
-		return nil
+		return t, perr
 	}
-	all, err := v.Versions(ctx, t.key)
+	all, err := v.Versions(ctx, key)
 	if err != nil {
-		return fmt.Errorf("versions of tombstone %s: %w", t.Path, err)
+		return nil, errors.Join(perr, fmt.Errorf("versions of tombstone %s: %w", loc, err))
 	}
 	vs := store.DataVersions(all)
 	if len(vs) <= 1 {
-		return nil
+		return t, perr
 	}
-	newest := vs[0]
+	cur := 0
+	var notes []string
+	if t == nil {
+		for i := 1; i < len(vs) && i <= tombstoneHistoryReads; i++ {
+			if old, err := readTombstoneVersion(ctx, v, key, vs[i].ID); err == nil {
+				t, cur = old, i
+				break
+			}
+		}
+		if t == nil {
+			return nil, perr
+		}
+		notes = append(notes, fmt.Sprintf("tombstone %s: its newest %s is not a tombstone (%v): put over it by hand, passed over; its %s was read",
+			loc, describeVersion(vs[0]), perr, describeVersion(vs[cur])))
+	}
 	var first, recorded *Tombstone
 	var firstV, recordedV store.Version
-	for i := len(vs) - 1; i >= 1 && i >= len(vs)-tombstoneHistoryReads; i-- {
-		old, err := readTombstoneVersion(ctx, v, t.key, vs[i].ID)
+	for i := len(vs) - 1; i > cur && i >= len(vs)-tombstoneHistoryReads; i-- {
+		old, err := readTombstoneVersion(ctx, v, key, vs[i].ID)
 		if err != nil {
 			// Not one fleetsafe wrote (it writes JSON): no record.
 			continue
@@ -248,9 +266,20 @@ func checkHistory(ctx context.Context, st store.Store, t *Tombstone) error {
 			break
 		}
 	}
-	if first == nil {
-		return nil
+	if first != nil {
+		if d := overrule(t, first, firstV, recorded, recordedV); d != "" {
+			notes = append(notes, fmt.Sprintf("tombstone %s: its %s says %s: fleetsafe never changes these fields, so that version was put over it by hand; the deletion's own record is used",
+				loc, describeVersion(vs[cur]), d))
+		}
 	}
+	t.overruled = strings.Join(notes, "; ")
+	return t, nil
+}
+
+// overrule puts back in t the fields first (the oldest version) and
+// recorded (the oldest recording the archive's sha256) fixed, and says
+// what differed ("" when nothing did).
+func overrule(t, first *Tombstone, firstV store.Version, recorded *Tombstone, recordedV store.Version) string {
 	var diffs []string
 	differs := func(field, newer, older string) bool {
 		if newer == older {
@@ -285,11 +314,7 @@ func checkHistory(ctx context.Context, st store.Store, t *Tombstone) error {
 		t.ArchiveSHA256 = recorded.ArchiveSHA256
 		t.ArchiveStoreChecksum = recorded.ArchiveStoreChecksum
 	}
-	if len(diffs) > 0 {
-		t.overruled = fmt.Sprintf("tombstone %s: its newest %s says %s: fleetsafe never changes these fields, so that version was put over it by hand; the deletion's own record is used",
-			t.Path, describeVersion(newest), strings.Join(diffs, ", "))
-	}
-	return nil
+	return strings.Join(diffs, ", ")
 }
 
 // overruledNote is "; " and t.overruled, or "".
@@ -314,6 +339,9 @@ func readTombstoneVersion(ctx context.Context, v store.Versioner, key, id string
 	t := &Tombstone{}
 	if err := json.Unmarshal(data, t); err != nil {
 		return nil, err
+	}
+	if t.ID == "" || t.Instance == "" {
+		return nil, errors.New("missing id or instance")
 	}
 	return t, nil
 }
