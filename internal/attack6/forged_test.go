@@ -3,6 +3,7 @@ package attack6
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 
 	"filippo.io/age"
 	"github.com/minio/minio-go/v7"
+	"pgregory.net/rapid"
 
 	"github.com/fleetsafe/fleetsafe/internal/fleettest"
 	instancepurge "github.com/fleetsafe/fleetsafe/modules/instance_purge"
@@ -251,4 +253,75 @@ func TestAttack6_ForgedTombstoneShortensNoRetention(t *testing.T) {
 	if kept := fmt.Sprint(p["kept"]); !strings.Contains(kept, "purge_after") || !strings.Contains(kept, "put over it by hand") {
 		t.Errorf("purge's kept reason does not name the overruled tombstone version: %s", kept)
 	}
+}
+
+// TestAttack6_ForgedVersionsProperty: any sequence of versions PUT by
+// hand over a locked deletion (its archive, sidecar and tombstone: other
+// valid archives of acme, garbage, the right sha256 over the wrong
+// content, tombstones recording another sha256 or an earlier
+// purge_after) and of plain DELETEs never makes restore bring back
+// anything but what the tombstone recorded, and never makes it refuse
+// while the recorded versions are in the bucket. The forgeries pile up
+// from one check to the next, as they would in a bucket; the instance
+// is removed between checks.
+func TestAttack6_ForgedVersionsProperty(t *testing.T) {
+	x := newForgedFx(t, nil, nil)
+	first, side1 := x.firstArchive(t), x.firstSidecar(t)
+	good := x.get(t, x.ak2, "")
+	flipped := append([]byte(nil), good...)
+	flipped[len(flipped)/3] ^= 0x20
+	right := x.get(t, x.ak2+".sha256", "")
+	var tomb map[string]any
+	fleettest.Must(t, json.Unmarshal(x.get(t, x.tk2, ""), &tomb))
+	forgedTomb := func(field string, value any) []byte {
+		m := map[string]any{}
+		for k, v := range tomb {
+			m[k] = v
+		}
+		m[field] = value
+		b, _ := json.MarshalIndent(m, "", "  ")
+		return b
+	}
+	archives := [][]byte{first, flipped, good[:len(good)/2], []byte("garbage")}
+	sidecars := [][]byte{side1, right, []byte("not a sidecar\n")}
+	tombs := [][]byte{forgedTomb("archive_sha256", strings.Fields(string(side1))[0]),
+		forgedTomb("purge_after", time.Now().Add(-time.Hour).UTC().Format(time.RFC3339Nano)),
+		forgedTomb("archive_path", "s3://elsewhere/acme/x.tar.zst"), []byte("{")}
+	keys := []string{x.ak2, x.ak2 + ".sha256", x.tk2}
+	prop := func(rt *rapid.T) {
+		n := rapid.IntRange(1, 4).Draw(rt, "forgeries")
+		for i := 0; i < n; i++ {
+			switch rapid.IntRange(0, 3).Draw(rt, "what") {
+			case 0:
+				x.put(t, x.ak2, rapid.SampledFrom(archives).Draw(rt, "archive"))
+			case 1:
+				x.put(t, x.ak2+".sha256", rapid.SampledFrom(sidecars).Draw(rt, "sidecar"))
+			case 2:
+				x.put(t, x.tk2, rapid.SampledFrom(tombs).Draw(rt, "tombstone"))
+			case 3:
+				k := rapid.SampledFrom(keys).Draw(rt, "plain DELETE")
+				if err := x.c.RemoveObject(context.Background(), x.bucket, k, minio.RemoveObjectOptions{}); err != nil {
+					rt.Fatalf("plain DELETE %s: %v", k, err)
+				}
+			}
+		}
+		for _, c := range x.f.Layout.Components {
+			if c.Type == "dir" || c.Type == "file" {
+				fleettest.Must(t, os.RemoveAll(x.f.Path(c.Name, "acme")))
+			}
+		}
+		out := x.restore(t, "source", "archive")
+		if out["failed"] == true {
+			rt.Fatalf("restore refused although the recorded versions are in the bucket: %v", out["msg"])
+		}
+		if !reflect.DeepEqual(x.f.Snapshot(t, "acme"), x.second) {
+			rt.Fatalf("restore brought back something other than what the tombstone recorded: %v", out["notes"])
+		}
+	}
+	old := flag.Lookup("rapid.checks").Value.String()
+	if old == "100" { // rapid's default: each check is a restore from the bucket
+		flag.Set("rapid.checks", "6")
+		defer flag.Set("rapid.checks", old)
+	}
+	rapid.Check(t, prop)
 }
