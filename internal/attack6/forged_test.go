@@ -286,7 +286,7 @@ func TestAttack6_ForgedVersionsProperty(t *testing.T) {
 	sidecars := [][]byte{side1, right, []byte("not a sidecar\n")}
 	tombs := [][]byte{forgedTomb("archive_sha256", strings.Fields(string(side1))[0]),
 		forgedTomb("purge_after", time.Now().Add(-time.Hour).UTC().Format(time.RFC3339Nano)),
-		forgedTomb("archive_path", "s3://elsewhere/acme/x.tar.zst"), []byte("{")}
+		forgedTomb("archive_path", "s3://elsewhere/acme/x.tar.zst"), forgedTomb("state", "abandoned"), []byte("{")}
 	keys := []string{x.ak2, x.ak2 + ".sha256", x.tk2}
 	prop := func(rt *rapid.T) {
 		n := rapid.IntRange(1, 4).Draw(rt, "forgeries")
@@ -324,4 +324,25 @@ func TestAttack6_ForgedVersionsProperty(t *testing.T) {
 		defer flag.Set("rapid.checks", old)
 	}
 	rapid.Check(t, prop)
+}
+
+// A tombstone version saying state abandoned (or archiving) over a
+// deletion that reached quarantined: restore would pass over such a
+// deletion for older data, and keep_last not count it. A completed
+// deletion never goes back: the state is overruled, named, and the
+// recorded archive restored.
+func TestAttack6_ForgedTombstoneStateGoesNotBack(t *testing.T) {
+	for _, state := range []string{"abandoned", "archiving"} {
+		t.Run(state, func(t *testing.T) {
+			x := newForgedFx(t, nil, nil)
+			var m map[string]any
+			fleettest.Must(t, json.Unmarshal(x.get(t, x.tk2, ""), &m))
+			m["state"] = state
+			b, _ := json.MarshalIndent(m, "", "  ")
+			x.put(t, x.tk2, b)
+			forged := x.latest(t, x.tk2)
+			x.put(t, x.ak2, x.firstArchive(t))
+			x.restoresTheRecorded(t, forged, "never goes back", "passed over")
+		})
+	}
 }

@@ -272,8 +272,33 @@ func checkHistory(ctx context.Context, st store.Store, key, loc string, t *Tombs
 				loc, describeVersion(vs[cur]), d))
 		}
 	}
+	if early(t.State) {
+		// A deletion that reached quarantined never goes back to a state
+		// of a deletion that did not complete (which restore would pass
+		// over for older data, and keep_last not count).
+		for i := cur + 1; i < len(vs) && i <= cur+tombstoneHistoryReads; i++ {
+			old, err := readTombstoneVersion(ctx, v, key, vs[i].ID)
+			if err != nil || old.ID != t.ID || early(old.State) {
+				continue
+			}
+			notes = append(notes, fmt.Sprintf("tombstone %s: its %s says state %s where its older %s says %s: a deletion that completed never goes back to %s, so that version was put over it by hand; state %s is used",
+				loc, describeVersion(vs[cur]), t.State, describeVersion(vs[i]), old.State, t.State, old.State))
+			t.State = old.State
+			break
+		}
+	}
 	t.overruled = strings.Join(notes, "; ")
 	return t, nil
+}
+
+// early reports whether state is one of a deletion that did not
+// complete (yet): every state a tombstone has before quarantined.
+func early(state string) bool {
+	switch state {
+	case StateArchiving, StateQuarantining, StateRollingBack, StateAbandoned:
+		return true
+	}
+	return false
 }
 
 // overrule puts back in t the fields first (the oldest version) and
