@@ -44,6 +44,8 @@ type pinned struct {
 	store.Store
 	v    store.Versioner
 	pins map[string]store.Version
+	// hidden: the key's current version is a delete marker.
+	hidden map[string]bool
 }
 
 // Open reads the pinned version of key.
@@ -57,7 +59,7 @@ func (p *pinned) Open(ctx context.Context, key string) (io.ReadCloser, error) {
 // Stat describes the pinned version of key.
 func (p *pinned) Stat(ctx context.Context, key string) (store.Info, error) {
 	if v, ok := p.pins[key]; ok {
-		return store.Info{Key: key, Size: v.Size, ModTime: v.ModTime}, nil
+		return store.Info{Key: key, Size: v.Size, ModTime: v.ModTime, Hidden: p.hidden[key]}, nil
 	}
 	return p.Store.Stat(ctx, key)
 }
@@ -83,11 +85,12 @@ func (e *NoRecordedVersionError) Hint() string {
 	return "do not rely on this archive: the version its tombstone recorded is not in the bucket (aws s3api list-object-versions lists what is); name an older archive explicitly with archive: if this one is lost"
 }
 
-// recordedVersion returns ref reading the version of the archive whose
-// sha256 is want (what tombstone, named for messages, recorded) and the
-// version of its sidecar that records want, when the newest versions
-// are not those; ref itself when they are, or when the store keeps no
-// versions. notes say what was passed over. A *VerifyError names the
+// recordedVersion returns ref reading, by version id, the version of
+// the archive whose sha256 is want (what tombstone, named for messages,
+// recorded) and the version of its sidecar that records want, when
+// either key has more than one version holding data; ref itself when
+// each has one (checkArchive and the tombstone's sha256 check it), or
+// when the store keeps no versions. notes say what was passed over. A *VerifyError names the
 // versions tried when none matches.
 func recordedVersion(ctx context.Context, ref archRef, want, tombstone string) (archRef, []string, error) {
 	v, ok := ref.st.(store.Versioner)
@@ -117,8 +120,8 @@ func recordedVersion(ctx context.Context, ref archRef, want, tombstone string) (
 			got, err := readSidecarVersion(ctx, v, sideKey, sv.ID, loc)
 			if err == nil && got == want {
 				found = true
+				pins[sideKey] = sv // read by its id, whatever is PUT after this
 				if i > 0 {
-					pins[sideKey] = sv
 					notes = append(notes, fmt.Sprintf("sidecar %s%s: newer versions put over it in the bucket were passed over, none recording the sha256 %s tombstone %s recorded (%s); its %s, which records it, was read",
 						loc, sidecar.Suffix, want, tombstone, strings.Join(tried, "; "), describeVersion(sv)))
 				}
@@ -142,8 +145,8 @@ func recordedVersion(ctx context.Context, ref archRef, want, tombstone string) (
 			got, err := versionSHA256(ctx, v, ref.key, av.ID, want)
 			if err == nil && got == want {
 				found = true
+				pins[ref.key] = av
 				if i > 0 {
-					pins[ref.key] = av
 					notes = append(notes, fmt.Sprintf("archive %s: newer versions put over it in the bucket were passed over, none having the sha256 %s tombstone %s recorded (%s); its %s, which has it, was read and checked",
 						loc, want, tombstone, strings.Join(tried, "; "), describeVersion(av)))
 				}
@@ -160,10 +163,18 @@ func recordedVersion(ctx context.Context, ref archRef, want, tombstone string) (
 				want, tombstone, strings.Join(tried, "; "))}
 		}
 	}
-	if len(pins) == 0 {
-		return ref, nil, nil
+	return archRef{st: &pinned{Store: ref.st, v: v, pins: pins, hidden: map[string]bool{ref.key: markerOnTop(all), sideKey: markerOnTop(sideAll)}}, key: ref.key}, notes, nil
+}
+
+// markerOnTop reports whether the current version of a key is a delete
+// marker.
+func markerOnTop(vs []store.Version) bool {
+	for _, v := range vs {
+		if v.Latest {
+			return v.DeleteMarker
+		}
 	}
-	return archRef{st: &pinned{Store: ref.st, v: v, pins: pins}, key: ref.key}, notes, nil
+	return false
 }
 
 // readSidecarVersion returns the digest one version of a sidecar records.
