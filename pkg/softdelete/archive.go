@@ -173,7 +173,7 @@ func writeArchive(ctx context.Context, st store.Store, key string, m *Manifest, 
 		return nil, err
 	}
 	step("archive:sidecar")
-	if err := putStoreRunbook(ctx, st, key, m); err != nil {
+	if err := putStoreRunbook(ctx, st, key, digest, m); err != nil {
 		return nil, err
 	}
 	info := &ArchiveInfo{Path: dest, SHA256: digest, SizeBytes: counter.n, Files: len(srcs)}

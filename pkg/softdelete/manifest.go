@@ -180,6 +180,10 @@ type Tombstone struct {
 	// st and key are the tombstone's store and key there.
 	st  store.Store
 	key string
+	// overruled says what a newer version of the tombstone changed of
+	// the fields the deletion fixed, overruled by its own record
+	// (checkHistory); not stored.
+	overruled string
 }
 
 // Tombstone states.

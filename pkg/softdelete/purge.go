@@ -285,7 +285,7 @@ func purgeInstance(ctx context.Context, req *PurgeRequest, sh shelf, res *PurgeR
 				until := ts.PurgeAfter
 				for _, m := range ts.Components {
 					res.Kept = append(res.Kept, Kept{Instance: name, App: ts.App, Kind: moveKind(m), Path: m.To, Until: &until,
-						Reason: fmt.Sprintf("retention: deleted %s, purge_after %s not reached", ts.DeletedAt.Format(time.RFC3339), ts.PurgeAfter.Format(time.RFC3339))})
+						Reason: fmt.Sprintf("retention: deleted %s, purge_after %s not reached", ts.DeletedAt.Format(time.RFC3339), ts.PurgeAfter.Format(time.RFC3339)) + ts.overruledNote()})
 				}
 				continue
 			}
@@ -725,7 +725,7 @@ func purgeAppArchives(ctx context.Context, req *PurgeRequest, sh shelf, app stri
 				what = "spare copy of an attempt (state " + ts.State + ") that moved nothing, started"
 			}
 			res.Kept = append(res.Kept, withStoreLock(ctx, sh, a, req.Now, Kept{Instance: name, App: app, Kind: "archive", Path: a, Until: &until,
-				Reason: fmt.Sprintf("retention: %s %s, purge_after %s not reached; keep_last never shortens retention", what, ts.DeletedAt.Format(time.RFC3339), ts.PurgeAfter.Format(time.RFC3339))}))
+				Reason: fmt.Sprintf("retention: %s %s, purge_after %s not reached; keep_last never shortens retention", what, ts.DeletedAt.Format(time.RFC3339), ts.PurgeAfter.Format(time.RFC3339)) + ts.overruledNote()}))
 			continue
 		case ts != nil && (ts.State == StateQuarantined || ts.State == StateQuarantining || ts.State == StatePurging || ts.State == StateRollingBack):
 			res.Kept = append(res.Kept, withStoreLock(ctx, sh, a, req.Now, Kept{Instance: name, App: app, Kind: "archive", Path: a,

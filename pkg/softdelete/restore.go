@@ -226,6 +226,9 @@ type deletion struct {
 	head    *Manifest
 	headErr error
 	read    bool
+	// resolve, when set, picks the version of the archive its tombstone
+	// recorded (recordedVersion), once, before the manifest is read.
+	resolve func(context.Context) error
 }
 
 // restorer carries one restore.
@@ -654,6 +657,11 @@ func (r *restorer) loadDeletions(ctx context.Context) error {
 		}
 	}
 	r.tombs = tombs
+	for _, t := range tombs {
+		if t.overruled != "" {
+			r.res.note("%s", t.overruled)
+		}
+	}
 	byArchive := map[string]*Tombstone{}
 	for _, t := range tombs {
 		if t.ArchivePath != "" {
@@ -667,7 +675,9 @@ func (r *restorer) loadDeletions(ctx context.Context) error {
 		}
 		r.refs[r.req.Archive] = ref
 		base := path.Base(ref.key)
-		r.dels = []*deletion{{id: base, ts: byArchive[base], archive: r.req.Archive, ref: ref}}
+		d := &deletion{id: base, ts: byArchive[base], archive: r.req.Archive, ref: ref}
+		r.pinRecorded(d)
+		r.dels = []*deletion{d}
 		return nil
 	}
 	for _, t := range tombs {
@@ -690,6 +700,7 @@ func (r *restorer) loadDeletions(ctx context.Context) error {
 			d.ref = archRef{st: r.sh.st, key: r.sh.key(t.archiveFile())}
 			d.archive = d.ref.loc()
 			r.refs[d.archive] = d.ref
+			r.pinRecorded(d)
 		}
 		r.dels = append(r.dels, d)
 	}
@@ -715,13 +726,38 @@ func (r *restorer) loadDeletions(ctx context.Context) error {
 	return nil
 }
 
+// pinRecorded has d's archive read at the version its tombstone
+// recorded, in a store that keeps versions (recordedVersion), once its
+// manifest is first needed.
+func (r *restorer) pinRecorded(d *deletion) {
+	t := d.ts
+	if t == nil || t.ArchiveSHA256 == "" {
+		return
+	}
+	d.resolve = func(ctx context.Context) error {
+		ref, notes, err := recordedVersion(ctx, d.ref, t.ArchiveSHA256, t.Path)
+		if err != nil {
+			return err
+		}
+		d.ref = ref
+		r.refs[d.archive] = ref
+		for _, n := range notes {
+			r.res.note("%s", n)
+		}
+		return nil
+	}
+}
+
 // manifest reads (once) the manifest of a deletion's archive.
 func (d *deletion) manifest() (*Manifest, error) {
 	if !d.read {
 		d.read = true
 		if d.archive == "" {
 			d.headErr = errors.New("no archive")
-		} else {
+		} else if d.resolve != nil {
+			d.headErr = d.resolve(context.Background())
+		}
+		if d.headErr == nil && d.archive != "" {
 			d.head, d.headErr = readManifestHead(context.Background(), d.ref.st, d.ref.key)
 		}
 	}
@@ -801,6 +837,10 @@ func (r *restorer) choose(ctx context.Context, p *pick) (bool, error) {
 			}
 			// The newest deletion that could hold the component cannot be
 			// read: never pass over it silently to older data.
+			var nv *NoRecordedVersionError
+			if errors.As(merr, &nv) {
+				return false, &RestoreRefusedError{Name: req.Name, Reason: nv.Error(), Err: nv, Advice: nv.Hint()}
+			}
 			state := ""
 			if d.ts != nil {
 				state = " (tombstone state " + d.ts.State + ")"
@@ -950,6 +990,17 @@ func (r *restorer) quarantineElsewhere(d *deletion, p *pick, q QuarantineMove) e
 // verifyArchive applies checkArchive, then this host's layout and the
 // tombstone's record of the archive.
 func (r *restorer) verifyArchive(ctx context.Context, path string) (*Manifest, error) {
+	for _, d := range r.dels {
+		if d.archive == path {
+			// The version its tombstone recorded (choose read it first).
+			if _, err := d.manifest(); err != nil {
+				var nv *NoRecordedVersionError
+				if errors.As(err, &nv) {
+					return nil, &RestoreRefusedError{Name: r.req.Name, Reason: nv.Error(), Err: nv, Advice: nv.Hint()}
+				}
+			}
+		}
+	}
 	ref, ok := r.refs[path]
 	if !ok {
 		return nil, fmt.Errorf("archive %s: not one this restore listed", path)

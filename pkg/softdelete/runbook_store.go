@@ -35,12 +35,13 @@ type storeFetch struct {
 	url       string // s3://bucket/prefix/name/file.tar.zst
 	endpoint  string // the server's URL; "" for AWS's own
 	encrypted bool
+	sha256    string // the archive's, as its sidecar records it ("" unknown)
 }
 
 // storeRunbook returns the plain RESTORE.md that a store which is not a
 // directory of this host keeps beside the archive under key, or nil for
 // a directory store (the runbook inside the archive names its path).
-func storeRunbook(st store.Store, key string, m *Manifest) []byte {
+func storeRunbook(st store.Store, key, digest string, m *Manifest) []byte {
 	if _, local := storeDir(st); local {
 		return nil
 	}
@@ -48,7 +49,7 @@ func storeRunbook(st store.Store, key string, m *Manifest) []byte {
 	if !strings.HasPrefix(loc, "s3://") {
 		return nil
 	}
-	f := &storeFetch{url: loc}
+	f := &storeFetch{url: loc, sha256: digest}
 	if e, ok := st.(interface{ Endpoint() string }); ok {
 		f.endpoint = e.Endpoint()
 	}
@@ -58,10 +59,10 @@ func storeRunbook(st store.Store, key string, m *Manifest) []byte {
 	return runbook(m, fetchDirPrefix+runbookTag(m.ID)+"/"+path.Base(key), f)
 }
 
-// putStoreRunbook stores RESTORE.md beside the archive under key, when
-// the store is object storage.
-func putStoreRunbook(ctx context.Context, st store.Store, key string, m *Manifest) error {
-	md := storeRunbook(st, key, m)
+// putStoreRunbook stores RESTORE.md beside the archive under key, whose
+// sidecar records digest, when the store is object storage.
+func putStoreRunbook(ctx context.Context, st store.Store, key, digest string, m *Manifest) error {
+	md := storeRunbook(st, key, digest, m)
 	if md == nil {
 		return nil
 	}
@@ -107,6 +108,29 @@ func (f *storeFetch) write(b *strings.Builder, archivePath, tag string) {
 	}
 	fmt.Fprintf(b, "The blocks below read the archive from `%s`; remove that directory once the instance "+
 		"is back (staging names below use the tag `%s`).\n\n", oneLine(dir), tag)
+	f.writeVersions(b, aws, name)
+}
+
+// writeVersions explains how to pick, in a versioned bucket, the versions
+// fleetsafe wrote when others were put over them.
+func (f *storeFetch) writeVersions(b *strings.Builder, aws, name string) {
+	if f.sha256 == "" {
+		return
+	}
+	bucket, key, _ := strings.Cut(strings.TrimPrefix(f.url, "s3://"), "/")
+	fmt.Fprintf(b, "In a versioned bucket (Object Lock) nothing is ever replaced: anyone allowed to write in it "+
+		"can put a new version over the archive, its `%s` file or this RESTORE.md, and `aws s3 cp` copies the "+
+		"newest one, while the version fleetsafe wrote stays in the bucket, intact (and locked). The archive "+
+		"fleetsafe wrote has the sha256 `%s`, which its `%s` file and the deletion's tombstone "+
+		"(`archive_sha256`) record. When block 1 does not print OK, or to check before you start, list the "+
+		"versions of the three objects (a `DeleteMarker` holds nothing): `%s s3api list-object-versions --bucket %s "+
+		"--prefix %s`. Then fetch, in place of what block 0 copied, the archive's version whose `sha256sum` is `%s` "+
+		"and the `%s` version that records it, each by its `VersionId`: `%s s3api get-object --bucket %s --key %s "+
+		"--version-id <VersionId> <file>`. A RESTORE.md put over this one can say anything: the one fleetsafe "+
+		"wrote is the oldest version of `%s%s`. fleetsafe's own restore does this itself and names the "+
+		"versions it passed over.\n\n",
+		sidecar.Suffix, f.sha256, sidecar.Suffix, aws, shellQuote(bucket), shellQuote(key),
+		f.sha256, sidecar.Suffix, aws, shellQuote(bucket), shellQuote(key), oneLine(name), RunbookSuffix)
 }
 
 // writeCheck prints block 1 of an encrypted archive fetched by block 0:

@@ -104,6 +104,12 @@ func TestRunbook_FromTheBucketAlone(t *testing.T) {
 			}
 			assert.Contains(t, runbook, "s3://"+bucket+"/"+key)
 			assert.Contains(t, runbook, set.Endpoint)
+			// How to pick the version fleetsafe wrote when others were put
+			// over it: the listing, the sha256 to look for, get-object by
+			// version id.
+			assert.Contains(t, runbook, "s3api list-object-versions --bucket '"+bucket+"' --prefix '"+key+"'")
+			assert.Contains(t, runbook, "whose `sha256sum` is `"+res.Archive.SHA256+"`")
+			assert.Contains(t, runbook, "s3api get-object --bucket '"+bucket+"' --key '"+key+"' --version-id <VersionId>")
 			// The sidecar is over the archive as the bucket holds it (the
 			// ciphertext, when encrypted): sha256sum checks it without the
 			// key.

@@ -206,7 +206,10 @@ func (t *Tombstone) archiveFile() string {
 	return path.Base(filepath.ToSlash(t.ArchivePath))
 }
 
-// readTombstone reads the tombstone under key.
+// readTombstone reads the tombstone under key. In a store that keeps
+// versions its history is checked (checkHistory), and a newer version
+// that is no tombstone at all hides nothing: the newest that is one is
+// read, and the one passed over named.
 func readTombstone(ctx context.Context, st store.Store, key string) (*Tombstone, error) {
 	loc := st.Location(key)
 	rc, err := st.Open(ctx, key)
@@ -218,6 +221,17 @@ func readTombstone(ctx context.Context, st store.Store, key string) (*Tombstone,
 	if err != nil {
 		return nil, fmt.Errorf("read tombstone %s: %w", loc, err)
 	}
+	t, perr := parseTombstone(data, loc)
+	t, err = checkHistory(ctx, st, key, loc, t, perr)
+	if err != nil {
+		return nil, err
+	}
+	t.Path, t.st, t.key = loc, st, key
+	return t, nil
+}
+
+// parseTombstone decodes a tombstone read from loc.
+func parseTombstone(data []byte, loc string) (*Tombstone, error) {
 	t := &Tombstone{}
 	if err := json.Unmarshal(data, t); err != nil {
 		return nil, fmt.Errorf("tombstone %s: %w", loc, err)
@@ -225,7 +239,6 @@ func readTombstone(ctx context.Context, st store.Store, key string) (*Tombstone,
 	if t.ID == "" || t.Instance == "" {
 		return nil, fmt.Errorf("tombstone %s: missing id or instance", loc)
 	}
-	t.Path, t.st, t.key = loc, st, key
 	return t, nil
 }
 

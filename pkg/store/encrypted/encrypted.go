@@ -137,6 +137,8 @@ type Store struct {
 	keys Keys
 }
 
+var _ store.Versioner = (*Store)(nil)
+
 // Wrap returns st with keys. A directory store stays one (store.Local).
 func Wrap(st store.Store, keys Keys) store.Store {
 	e := &Store{Store: st, keys: keys}
@@ -224,6 +226,34 @@ func (s *Store) Open(ctx context.Context, key string) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
+	return s.decrypt(rc, key)
+}
+
+// Versions passes to the store's, when it keeps versions (none
+// otherwise).
+func (s *Store) Versions(ctx context.Context, key string) ([]store.Version, error) {
+	if v, ok := s.Store.(store.Versioner); ok {
+		return v.Versions(ctx, key)
+	}
+	return nil, nil
+}
+
+// OpenVersion reads one version of key, decrypted as Open does.
+func (s *Store) OpenVersion(ctx context.Context, key, id string) (io.ReadCloser, error) {
+	v, ok := s.Store.(store.Versioner)
+	if !ok {
+		return nil, fmt.Errorf("open version %s of %s: %w (this store keeps no versions)", id, s.Location(key), store.ErrNotExist)
+	}
+	rc, err := v.OpenVersion(ctx, key, id)
+	if err != nil {
+		return nil, err
+	}
+	return s.decrypt(rc, key)
+}
+
+// decrypt reads rc, the object under key, decrypted when it is an age
+// file.
+func (s *Store) decrypt(rc io.ReadCloser, key string) (io.ReadCloser, error) {
 	// The stored bytes are hashed only for an age file (a plain one is
 	// hashed by its reader, as without this store).
 	tap := &switchedHash{}
