@@ -93,7 +93,7 @@ type collector struct {
 	// sizes.
 	entries, files int
 	bytes          int64
-	names          map[string]string
+	names          map[nameKey]string
 	mu             sync.Mutex
 	// links maps the inode of a file with several names, per component,
 	// to its first entry, so that later names in the same component are
@@ -234,7 +234,7 @@ func idOf(fi fs.FileInfo) fileID {
 }
 
 func newCollector(accept []string) *collector {
-	c := &collector{names: map[string]string{}, links: map[linkKey]string{}, firstName: map[fileID]string{},
+	c := &collector{names: map[nameKey]string{}, links: map[linkKey]string{}, firstName: map[fileID]string{},
 		tops: map[string]fileID{}, accept: map[string]bool{}, linkCounts: map[fileID]*linkCount{}}
 	for _, a := range accept {
 		c.accept[a] = true
@@ -260,10 +260,16 @@ func (c *collector) close() {
 	}
 }
 
+// nameKey is a user ("u") or group ("g") id, looked up once.
+type nameKey struct {
+	kind string
+	id   int
+}
+
 func (c *collector) lookupName(kind string, id int) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	key := kind + strconv.Itoa(id)
+	key := nameKey{kind, id}
 	if n, ok := c.names[key]; ok {
 		return n
 	}
@@ -358,12 +364,13 @@ func (c *collector) add(component string, root *os.Root, rel, name string, fi fs
 		e.UID, e.GID = int(st.Uid), int(st.Gid)
 		e.Owner, e.Group = c.lookupName("u", e.UID), c.lookupName("g", e.GID)
 	}
-	full := filepath.Join(root.Name(), rel)
+	// The full path, for findings only: not built for every entry.
+	full := func() string { return filepath.Join(root.Name(), rel) }
 	id := idOf(fi)
 	if fi.Mode().IsRegular() && st != nil && st.Nlink > 1 {
 		lc := c.linkCounts[id]
 		if lc == nil {
-			lc = &linkCount{nlink: int(st.Nlink), component: component, first: full}
+			lc = &linkCount{nlink: int(st.Nlink), component: component, first: full()}
 			c.linkCounts[id] = lc
 		}
 		lc.inside++
@@ -397,7 +404,7 @@ func (c *collector) add(component string, root *os.Root, rel, name string, fi fs
 		e.setExact(name, target)
 	default:
 		kind, what := specialKind(fi.Mode())
-		c.finding(component, full, kind, what)
+		c.finding(component, full(), kind, what)
 		return nil
 	}
 	src := &source{entry: e, root: root, rel: rel, mode: fi.Mode(), seen: stampOf(fi)}
