@@ -98,30 +98,54 @@ type dumpFile struct {
 //
 // step is called after each object ("archive:committed",
 // "archive:sidecar"); tests crash the process there.
-func writeArchive(ctx context.Context, st store.Store, key string, m *Manifest, runbook []byte, srcs []*source, dumps []dumpFile, work string, step func(string)) (*ArchiveInfo, error) {
-	manifest, closeManifest, err := manifestEntry(m, srcs, work)
+func writeArchive(ctx context.Context, st store.Store, key string, m *Manifest, runbook []byte, srcs sourceList, dumps []dumpFile, work string, step func(string)) (*ArchiveInfo, error) {
+	manifest, closeManifest, err := manifestEntry(m, srcs.seq, work)
 	if err != nil {
 		return nil, err
 	}
 	defer closeManifest()
-	files := []archives.FileInfo{manifest, memEntry("RESTORE.md", runbook, m.CreatedAt)}
-	// The tar writer opens the files one after the other, in walk order.
-	var dh dirHandle
-	defer dh.close()
-	for _, s := range srcs {
-		fi := archives.FileInfo{FileInfo: sourceInfo{s}, NameInArchive: s.entry.Name(), LinkTarget: s.entry.Target()}
-		if s.entry.Type == "file" {
-			fi.Open = func() (fs.File, error) { return dh.open(s.root, s.rel) }
-		}
-		files = append(files, fi)
-	}
+	head := []archives.FileInfo{manifest, memEntry("RESTORE.md", runbook, m.CreatedAt)}
+	var tail []archives.FileInfo
 	for _, d := range dumps {
 		info, err := os.Stat(d.path)
 		if err != nil {
 			return nil, fmt.Errorf("dump of %s: %w", d.entry.Database, err)
 		}
-		files = append(files, archives.FileInfo{FileInfo: info, NameInArchive: d.entry.Path,
+		tail = append(tail, archives.FileInfo{FileInfo: info, NameInArchive: d.entry.Path,
 			Open: func() (fs.File, error) { return os.Open(d.path) }})
+	}
+	total, n := srcs.bytes, srcs.files
+	for _, f := range append(head, tail...) {
+		total += f.Size()
+		n++
+	}
+	meter := fileMeter(ctx, total, n)
+	// The tar writer opens the files one after the other, in walk order,
+	// as their records are read back (never all in memory).
+	var dh dirHandle
+	defer dh.close()
+	files := func(yield func(archives.FileInfo) error) error {
+		for _, f := range head {
+			if err := yield(meter(f)); err != nil {
+				return err
+			}
+		}
+		err := srcs.seq(func(s *source) error {
+			fi := archives.FileInfo{FileInfo: sourceInfo{s}, NameInArchive: s.entry.Name(), LinkTarget: s.entry.Target()}
+			if s.entry.Type == "file" {
+				fi.Open = func() (fs.File, error) { return dh.open(s.root, s.rel) }
+			}
+			return yield(meter(fi))
+		})
+		if err != nil {
+			return err
+		}
+		for _, f := range tail {
+			if err := yield(meter(f)); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 
 	dest := st.Location(key)
@@ -143,7 +167,7 @@ func writeArchive(ctx context.Context, st store.Store, key string, m *Manifest, 
 		w = io.MultiWriter(out, sum)
 	}
 	counter := &countingWriter{w: w}
-	err = archiveFormat.Archive(ctx, counter, meterFiles(ctx, files))
+	err = archiveEach(ctx, counter, files)
 	var digest string
 	if sum != nil {
 		digest = sum.Sum()
@@ -176,7 +200,7 @@ func writeArchive(ctx context.Context, st store.Store, key string, m *Manifest, 
 	if err := putStoreRunbook(ctx, st, key, digest, m); err != nil {
 		return nil, err
 	}
-	info := &ArchiveInfo{Path: dest, SHA256: digest, SizeBytes: counter.n, Files: len(srcs)}
+	info := &ArchiveInfo{Path: dest, SHA256: digest, SizeBytes: counter.n, Files: srcs.entries}
 	if c, ok := out.(interface{ Checksum() string }); ok {
 		info.StoreChecksum = c.Checksum()
 	}

@@ -26,10 +26,14 @@ func TestChangedSince_ManyEntriesInWalkOrder(t *testing.T) {
 	}
 	l, err := instance.ParseLayout([]byte("app: t\ncomponents:\n  - name: data\n    type: dir\n    path: "+parent+"/{name}\n"), "t.yml")
 	require.NoError(t, err)
+	defer func(m int) { spoolMemMax = m }(spoolMemMax)
+	spoolMemMax = 64 << 10
 	c := newCollector(nil)
 	defer c.close()
+	c.keepRecords(testSpool(t))
 	require.NoError(t, c.addComponent(l.Components[0], "inst"))
-	require.Len(t, c.sources, n+1)
+	require.Equal(t, n+1, c.entries)
+	require.NotNil(t, c.spool.f, "5,000 records spill into a file past 64 KiB")
 	assert.Empty(t, c.changedSince(nil))
 
 	// Three changes, one near each end and one in the middle.

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -78,10 +79,22 @@ func (i sourceInfo) Sys() any {
 
 // collector walks components without following symbolic links.
 type collector struct {
-	roots   []*os.Root
-	sources []*source
-	names   map[string]string
-	mu      sync.Mutex
+	// roots are the components' parent directories, comps their
+	// components' names, in walk order.
+	roots []*os.Root
+	comps []string
+	// spool keeps the records of the entries to archive, in walk order
+	// (collect_spool.go); nil when they are only counted (a plan).
+	spool *spool
+	// batch holds the entries walked since the last flush: at most
+	// batchMax are in memory at once.
+	batch []*source
+	// entries counts every entry, files the regular ones, bytes their
+	// sizes.
+	entries, files int
+	bytes          int64
+	names          map[nameKey]string
+	mu             sync.Mutex
 	// links maps the inode of a file with several names, per component,
 	// to its first entry, so that later names in the same component are
 	// archived as hard links. A name in another component is archived as
@@ -133,11 +146,35 @@ type deferred struct {
 	p *pending
 }
 
+// batchMax is how many walked entries wait, in memory, for their
+// inspection and their record (flush).
+const batchMax = 4096
+
+// flush inspects the entries walked since the last flush and records
+// them in the spool, in walk order.
+func (c *collector) flush() error {
+	defer func() { c.batch = c.batch[:0] }()
+	if err := c.inspectPending(); err != nil {
+		return err
+	}
+	if c.spool == nil {
+		return nil
+	}
+	var rec []byte
+	for _, s := range c.batch {
+		rec = encodeRecord(rec[:0], s, len(c.roots)-1)
+		if err := c.spool.add(rec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // inspectPending runs the queued inspections on every core, then records
 // their findings and the walk's in walk order; the first error in walk
 // order is returned, as one pass would.
 func (c *collector) inspectPending() error {
-	defer func() { c.pending, c.order = nil, nil }()
+	defer func() { c.pending, c.order = c.pending[:0], c.order[:0] }()
 	workers := max(1, min(runtime.GOMAXPROCS(0), len(c.pending)/64))
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -197,7 +234,7 @@ func idOf(fi fs.FileInfo) fileID {
 }
 
 func newCollector(accept []string) *collector {
-	c := &collector{names: map[string]string{}, links: map[linkKey]string{}, firstName: map[fileID]string{},
+	c := &collector{names: map[nameKey]string{}, links: map[linkKey]string{}, firstName: map[fileID]string{},
 		tops: map[string]fileID{}, accept: map[string]bool{}, linkCounts: map[fileID]*linkCount{}}
 	for _, a := range accept {
 		c.accept[a] = true
@@ -206,17 +243,33 @@ func newCollector(accept []string) *collector {
 	return c
 }
 
+// keepRecords makes the collector keep its records (a soft delete; a
+// plan only counts), spilling into a file that create makes once they
+// outgrow spoolMemMax.
+func (c *collector) keepRecords(create func() (*os.File, error)) {
+	c.spool = &spool{create: create}
+}
+
 func (c *collector) close() {
 	c.dh.close()
+	if c.spool != nil {
+		c.spool.close()
+	}
 	for _, r := range c.roots {
 		r.Close()
 	}
 }
 
+// nameKey is a user ("u") or group ("g") id, looked up once.
+type nameKey struct {
+	kind string
+	id   int
+}
+
 func (c *collector) lookupName(kind string, id int) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	key := kind + strconv.Itoa(id)
+	key := nameKey{kind, id}
 	if n, ok := c.names[key]; ok {
 		return n
 	}
@@ -236,12 +289,15 @@ func (c *collector) lookupName(kind string, id int) string {
 func (c *collector) addComponent(comp instance.Component, name string) error {
 	c.deferring = true
 	err := c.walkComponent(comp, name)
+	if err == nil {
+		err = c.flush()
+	}
 	c.deferring = false
 	if err != nil {
-		c.pending, c.order = nil, nil
+		c.pending, c.order, c.batch = nil, nil, nil
 		return err
 	}
-	return c.inspectPending()
+	return nil
 }
 
 // walkComponent walks one component, queueing the inspections.
@@ -256,6 +312,7 @@ func (c *collector) walkComponent(comp instance.Component, name string) error {
 		return fmt.Errorf("open %s: %w", parent, err)
 	}
 	c.roots = append(c.roots, root)
+	c.comps = append(c.comps, comp.Name)
 	base := filepath.Base(full)
 	prefix := "components/" + comp.Name
 	top, err := root.Lstat(base)
@@ -307,12 +364,13 @@ func (c *collector) add(component string, root *os.Root, rel, name string, fi fs
 		e.UID, e.GID = int(st.Uid), int(st.Gid)
 		e.Owner, e.Group = c.lookupName("u", e.UID), c.lookupName("g", e.GID)
 	}
-	full := filepath.Join(root.Name(), rel)
+	// The full path, for findings only: not built for every entry.
+	full := func() string { return filepath.Join(root.Name(), rel) }
 	id := idOf(fi)
 	if fi.Mode().IsRegular() && st != nil && st.Nlink > 1 {
 		lc := c.linkCounts[id]
 		if lc == nil {
-			lc = &linkCount{nlink: int(st.Nlink), component: component, first: full}
+			lc = &linkCount{nlink: int(st.Nlink), component: component, first: full()}
 			c.linkCounts[id] = lc
 		}
 		lc.inside++
@@ -346,17 +404,25 @@ func (c *collector) add(component string, root *os.Root, rel, name string, fi fs
 		e.setExact(name, target)
 	default:
 		kind, what := specialKind(fi.Mode())
-		c.finding(component, full, kind, what)
+		c.finding(component, full(), kind, what)
 		return nil
 	}
 	src := &source{entry: e, root: root, rel: rel, mode: fi.Mode(), seen: stampOf(fi)}
-	c.sources = append(c.sources, src)
+	c.batch = append(c.batch, src)
+	c.entries++
+	c.bytes += e.Size
+	if e.Type == "file" {
+		c.files++
+	}
 	if e.Type == "dir" || e.Type == "file" {
 		// Its metadata is inspected (and a small file hashed through
 		// the same descriptor: one open per file instead of two; large
-		// ones are left to hashAll) after the walk, on every core.
+		// ones are left to hashAll) by the next flush, on every core.
 		c.pending = append(c.pending, &pending{s: src, hash: c.hashSmall && e.Type == "file" && e.Size <= inlineHashMax})
 		c.order = append(c.order, deferred{p: c.pending[len(c.pending)-1]})
+	}
+	if len(c.batch) >= batchMax {
+		return c.flush()
 	}
 	return nil
 }
@@ -366,35 +432,48 @@ const inlineHashMax = 1 << 20
 
 // hashAll computes the sha256 of every regular file not hashed during the
 // walk, on every core.
+// Each digest is written into its record in the spool.
 func (c *collector) hashAll() error {
-	work := make(chan *source)
+	type job struct {
+		s   *source
+		off int64
+	}
+	work := make(chan job)
 	errs := make(chan error, 1)
+	fail := func(err error) {
+		select {
+		case errs <- err:
+		default:
+		}
+	}
 	var wg sync.WaitGroup
 	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
 			buf := make([]byte, 256<<10)
 			var dh dirHandle
 			defer dh.close()
-			for s := range work {
-				sum, err := hashFile(&dh, s.root, s.rel, buf)
-				if err != nil {
-					select {
-					case errs <- err:
-					default:
-					}
-					continue
+			for j := range work {
+				sum, err := hashFile(&dh, j.s.root, j.s.rel, buf)
+				if err == nil {
+					err = c.spool.setDigest(j.off, sum)
 				}
-				s.entry.SHA256 = sum
+				if err != nil {
+					fail(err)
+				}
 			}
 		})
 	}
-	for _, s := range c.sources {
+	err := c.each(func(s *source, off int64) error {
 		if s.entry.Type == "file" && s.entry.SHA256 == "" {
-			work <- s
+			work <- job{s, off}
 		}
-	}
+		return nil
+	})
 	close(work)
 	wg.Wait()
+	if err != nil {
+		return err
+	}
 	select {
 	case err := <-errs:
 		return err
@@ -511,36 +590,64 @@ func (c *collector) changedSince(ts *Tombstone) []string {
 			}
 		}
 	}
-	// Contiguous chunks on every core, merged in walk order: the same
+	// The records read back a window at a time, each window in
+	// contiguous chunks on every core, merged in walk order: the same
 	// list as one pass would give, one lstat per entry.
 	const most = 20
-	workers := max(1, min(runtime.GOMAXPROCS(0), len(c.sources)/1024))
-	parts := make([][]string, workers)
-	var wg sync.WaitGroup
-	for w := range workers {
-		lo, hi := w*len(c.sources)/workers, (w+1)*len(c.sources)/workers
-		wg.Go(func() {
-			var dh dirHandle
-			defer dh.close()
-			for _, s := range c.sources[lo:hi] {
-				if msg := s.changed(&dh, ts, moved, renamed); msg != "" {
-					parts[w] = append(parts[w], msg)
-					if len(parts[w]) >= most {
-						return
+	dhs := make([]dirHandle, runtime.GOMAXPROCS(0))
+	defer func() {
+		for i := range dhs {
+			dhs[i].close()
+		}
+	}()
+	window := make([]*source, 0, changedWindow)
+	check := func() bool {
+		workers := max(1, min(len(dhs), len(window)/1024))
+		parts := make([][]string, workers)
+		var wg sync.WaitGroup
+		for w := range workers {
+			lo, hi := w*len(window)/workers, (w+1)*len(window)/workers
+			wg.Go(func() {
+				for _, s := range window[lo:hi] {
+					if msg := s.changed(&dhs[w], ts, moved, renamed); msg != "" {
+						parts[w] = append(parts[w], msg)
+						if len(parts[w]) >= most {
+							return
+						}
 					}
 				}
-			}
-		})
-	}
-	wg.Wait()
-	for _, p := range parts {
-		out = append(out, p...)
-		if len(out) >= most {
-			return append(out[:most:most], "and maybe more")
+			})
 		}
+		wg.Wait()
+		window = window[:0]
+		for _, p := range parts {
+			out = append(out, p...)
+		}
+		return len(out) < most
+	}
+	errEnough := errors.New("enough")
+	err := c.each(func(s *source, _ int64) error {
+		window = append(window, s)
+		if len(window) == cap(window) && !check() {
+			return errEnough
+		}
+		return nil
+	})
+	switch {
+	case err == nil:
+		check()
+	case err != errEnough:
+		// Unreadable records: nothing may move on a list not checked.
+		out = append(out, err.Error())
+	}
+	if len(out) >= most {
+		return append(out[:most:most], "and maybe more")
 	}
 	return out
 }
+
+// changedWindow is how many records changedSince holds at once.
+const changedWindow = 8192
 
 // changed re-stats one collected entry (inside quarantine when ts is
 // set) and says how it differs from its collection, "" when it does not.

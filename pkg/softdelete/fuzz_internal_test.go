@@ -64,7 +64,7 @@ func FuzzDecodeManifest(f *testing.F) {
 			srcs = append(srcs, &source{entry: e})
 		}
 		var out bytes.Buffer
-		if err := encodeManifest(&out, m, srcs); err != nil {
+		if err := encodeManifest(&out, m, sliceSeq(srcs)); err != nil {
 			t.Fatal(err)
 		}
 		back, err := decodeManifest(&out)

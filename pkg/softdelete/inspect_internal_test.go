@@ -48,6 +48,7 @@ func TestInspect_ParallelFindingsInWalkOrder(t *testing.T) {
 	c := newCollector([]string{LossXattr, LossSpecialFiles})
 	defer c.close()
 	c.hashSmall = true
+	c.keepRecords(testSpool(t))
 	require.NoError(t, c.addComponent(l.Components[0], "inst"))
 	var got []string
 	for _, f := range c.losses {
@@ -55,10 +56,11 @@ func TestInspect_ParallelFindingsInWalkOrder(t *testing.T) {
 	}
 	assert.Equal(t, want, got)
 	assert.Empty(t, c.findings)
-	for _, s := range c.sources {
+	require.NoError(t, c.each(func(s *source, _ int64) error {
 		if s.entry.Type == "file" {
 			// sha256 of "x"
 			require.Equal(t, "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881", s.entry.SHA256, s.rel)
 		}
-	}
+		return nil
+	}))
 }

@@ -16,7 +16,7 @@ import (
 // encodeManifest writes m as JSON with the entries of srcs as its files,
 // one entry at a time, so that a manifest of 200,000 files never sits in
 // memory whole. The output is the same as json.Marshal of the full value.
-func encodeManifest(w io.Writer, m *Manifest, srcs []*source) error {
+func encodeManifest(w io.Writer, m *Manifest, srcs sourceSeq) error {
 	head := *m
 	head.Files = nil
 	b, err := json.Marshal(head)
@@ -32,15 +32,21 @@ func encodeManifest(w io.Writer, m *Manifest, srcs []*source) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	bw.Write(b[:i])
 	bw.WriteString(`"files":[`)
-	for n, s := range srcs {
+	n := 0
+	err = srcs(func(s *source) error {
 		if n > 0 {
 			bw.WriteByte(',')
 		}
+		n++
 		e, err := json.Marshal(s.entry)
 		if err != nil {
 			return err
 		}
-		bw.Write(e)
+		_, err = bw.Write(e)
+		return err
+	})
+	if err != nil {
+		return err
 	}
 	bw.WriteByte(']')
 	bw.Write(b[i+len(key):])
@@ -51,7 +57,7 @@ func encodeManifest(w io.Writer, m *Manifest, srcs []*source) error {
 // an unlinked temporary file in dir (the tar header, which comes first,
 // needs its size): a manifest of 200,000 files is neither kept in memory
 // nor encoded twice. close releases the file.
-func manifestEntry(m *Manifest, srcs []*source, dir string) (fi archives.FileInfo, close func(), err error) {
+func manifestEntry(m *Manifest, srcs sourceSeq, dir string) (fi archives.FileInfo, close func(), err error) {
 	f, err := os.CreateTemp(dir, "manifest-*.json")
 	if err != nil {
 		return archives.FileInfo{}, nil, fmt.Errorf("encode manifest: %w", err)

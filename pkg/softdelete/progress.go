@@ -144,10 +144,6 @@ func (r *meteredReader) Read(p []byte) (int, error) {
 // meterFiles counts the progress of phase archive in the reads of the
 // regular files among files (their Open), when ctx carries a callback.
 func meterFiles(ctx context.Context, files []archives.FileInfo) []archives.FileInfo {
-	fn := progressFunc(ctx)
-	if fn == nil {
-		return files
-	}
 	var bytes int64
 	n := 0
 	for _, f := range files {
@@ -156,9 +152,25 @@ func meterFiles(ctx context.Context, files []archives.FileInfo) []archives.FileI
 			n++
 		}
 	}
-	m := newMeter(fn, PhaseArchive, bytes, n)
+	meter := fileMeter(ctx, bytes, n)
 	out := make([]archives.FileInfo, len(files))
 	for i, f := range files {
+		out[i] = meter(f)
+	}
+	return out
+}
+
+// fileMeter returns what counts the progress of phase archive in the
+// reads of the regular files it is given (their Open), bytes in n files
+// in all, when ctx carries a callback: the files can be met one at a
+// time.
+func fileMeter(ctx context.Context, bytes int64, n int) func(archives.FileInfo) archives.FileInfo {
+	fn := progressFunc(ctx)
+	if fn == nil {
+		return func(f archives.FileInfo) archives.FileInfo { return f }
+	}
+	m := newMeter(fn, PhaseArchive, bytes, n)
+	return func(f archives.FileInfo) archives.FileInfo {
 		if f.Open != nil && f.Mode().IsRegular() {
 			open := f.Open
 			f.Open = func() (fs.File, error) {
@@ -169,9 +181,8 @@ func meterFiles(ctx context.Context, files []archives.FileInfo) []archives.FileI
 				return &meteredFile{File: file, m: m}, nil
 			}
 		}
-		out[i] = f
+		return f
 	}
-	return out
 }
 
 // meteredFile counts its bytes read, and itself once closed.

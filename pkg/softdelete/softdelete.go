@@ -351,6 +351,7 @@ func Delete(ctx context.Context, l *instance.Layout, req Request) (*Result, erro
 	// crossed, is named all at once before anything is written.
 	col := newCollector(req.AcceptLosses)
 	col.hashSmall = true
+	col.keepRecords(sh.spoolFile)
 	defer col.close()
 	for _, c := range l.Components {
 		if st, _ := inst.State(c.Name); st.Present && shapeOf(c.Type).IsTree() {
@@ -510,7 +511,7 @@ func archiveInstance(ctx context.Context, l *instance.Layout, req Request, sh sh
 	}
 	req.step("hash")
 	unlimit := limitMemory()
-	info, err := writeArchive(ctx, sh.st, ts.archiveKey(), m, Runbook(m, ts.ArchivePath), col.sources, dumps, work, req.step)
+	info, err := writeArchive(ctx, sh.st, ts.archiveKey(), m, Runbook(m, ts.ArchivePath), col.list(), dumps, work, req.step)
 	unlimit()
 	if err != nil {
 		return nil, err
@@ -523,7 +524,7 @@ func archiveInstance(ctx context.Context, l *instance.Layout, req Request, sh sh
 	// small heap, a few milliseconds).
 	debug.FreeOSMemory()
 	if err := verifyWritten(ctx, sh.st, ts.archiveKey(), work); err != nil {
-		return nil, explainVerifyError(err, col.sources)
+		return nil, explainVerifyError(err, col.seq())
 	}
 	info.Verified = true
 	req.step("verify")
@@ -766,19 +767,25 @@ func settleInterrupted(ctx context.Context, req Request, app string, sh shelf, r
 // explainVerifyError tells a file that changed during archiving from a
 // corrupted archive by hashing the file once more, as restic re-checks a
 // failed item.
-func explainVerifyError(err error, srcs []*source) error {
+func explainVerifyError(err error, srcs sourceSeq) error {
 	var ve *VerifyError
 	if !errors.As(err, &ve) || ve.Entry == "" {
 		return err
 	}
-	for _, s := range srcs {
+	var changed error
+	srcs(func(s *source) error {
 		if s.entry.Path != ve.Entry {
-			continue
+			return nil
 		}
 		sum, herr := hashFile(nil, s.root, s.rel, make([]byte, 64<<10))
 		if herr != nil || sum != s.entry.SHA256 {
-			return &ChangedFileError{Path: filepath.Join(s.root.Name(), s.rel)}
+			changed = &ChangedFileError{Path: filepath.Join(s.root.Name(), s.rel)}
+			return changed
 		}
+		return nil
+	})
+	if changed != nil {
+		return changed
 	}
 	return err
 }
@@ -958,10 +965,8 @@ func planMoves(ctx context.Context, l *instance.Layout, req Request, sh shelf) (
 	if err := col.err(inst.Name); err != nil {
 		return nil, err
 	}
-	for _, s := range col.sources {
-		p.Files++
-		p.Bytes += s.entry.Size
-	}
+	p.Files += col.entries
+	p.Bytes += col.bytes
 	return &Result{Changed: true, Plan: p, Quarantined: moves, Losses: col.losses}, nil
 }
 

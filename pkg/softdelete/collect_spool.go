@@ -1,0 +1,396 @@
+package softdelete
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"github.com/mholt/archives"
+	"io"
+	"io/fs"
+	"os"
+	"time"
+
+	"github.com/fleetsafe/fleetsafe/pkg/store"
+)
+
+// The collector's records (one per entry to archive) are not kept in
+// memory: each is encoded into a spool as the walk goes, and hashing, the
+// manifest, the archive writer and the late-change re-stats read them back
+// in walk order, one window at a time. Small instances stay in memory
+// (spoolMemMax); larger ones spill into an unlinked file on the shelf's
+// filesystem (the archive directory, or the temporary directory for a
+// remote store), so that the soft delete's memory does not grow with the
+// file count (issue 12).
+//
+// A record is [4-byte length][1-byte digest flag][32-byte sha256][fields]:
+// the digest has a fixed place, so that hashAll can write it in place.
+
+// spoolMemMax is how much of the records stays in memory before the spool
+// spills into a file (about 4,000 entries).
+var spoolMemMax = 1 << 20
+
+const (
+	recHead   = 4      // the length
+	recDigest = 1 + 32 // the flag and the sha256
+	recFixed  = recHead + recDigest
+)
+
+// spool holds the encoded records, in memory or in a file.
+type spool struct {
+	// create makes the unlinked file a spool spills into.
+	create func() (*os.File, error)
+	mem    []byte
+	f      *os.File
+	w      *bufio.Writer
+	size   int64
+	n      int
+}
+
+func (s *spool) close() {
+	if s.f != nil {
+		s.f.Close()
+	}
+	s.mem, s.f, s.w = nil, nil, nil
+}
+
+// add appends one record.
+func (s *spool) add(rec []byte) error {
+	if s.f == nil && len(s.mem)+len(rec) > spoolMemMax && s.create != nil {
+		f, err := s.create()
+		if err != nil {
+			return fmt.Errorf("spool the list of files: %w", err)
+		}
+		s.f, s.w = f, bufio.NewWriterSize(f, 64<<10)
+		if _, err := s.w.Write(s.mem); err != nil {
+			return s.failed(err)
+		}
+		s.mem = nil
+	}
+	if s.f == nil {
+		s.mem = append(s.mem, rec...)
+	} else if _, err := s.w.Write(rec); err != nil {
+		return s.failed(err)
+	}
+	s.size += int64(len(rec))
+	s.n++
+	return nil
+}
+
+func (s *spool) failed(err error) error {
+	return fmt.Errorf("spool the list of files in %s: %w", s.f.Name(), err)
+}
+
+// reader returns the records from the first, once every one is added.
+func (s *spool) reader() (io.Reader, error) {
+	if s.f == nil {
+		return bytes.NewReader(s.mem), nil
+	}
+	if err := s.w.Flush(); err != nil {
+		return nil, s.failed(err)
+	}
+	return bufio.NewReaderSize(io.NewSectionReader(s.f, 0, s.size), 64<<10), nil
+}
+
+// setDigest writes the sha256 of the record at off in place.
+func (s *spool) setDigest(off int64, hexSum string) error {
+	var slot [recDigest]byte
+	slot[0] = 1
+	if _, err := hex.Decode(slot[1:], []byte(hexSum)); err != nil {
+		return fmt.Errorf("spool a sha256: %w", err)
+	}
+	if s.f == nil {
+		copy(s.mem[off+recHead:], slot[:])
+		return nil
+	}
+	if _, err := s.f.WriteAt(slot[:], off+recHead); err != nil {
+		return s.failed(err)
+	}
+	return nil
+}
+
+// Kinds of entries in a record.
+var recTypes = []string{"dir", "file", "symlink", "hardlink"}
+
+// encodeRecord appends the record of s, whose root is c.roots[root].
+func encodeRecord(b []byte, s *source, root int) []byte {
+	start := len(b)
+	b = append(b, 0, 0, 0, 0)
+	if s.entry.SHA256 != "" {
+		b = append(b, 1)
+		b, _ = hex.AppendDecode(b, []byte(s.entry.SHA256))
+	} else {
+		b = append(b, make([]byte, recDigest)...)
+	}
+	typ := 0
+	for i, t := range recTypes {
+		if t == s.entry.Type {
+			typ = i
+		}
+	}
+	e := &s.entry
+	b = append(b, byte(typ))
+	b = binary.AppendUvarint(b, uint64(root))
+	for _, str := range []string{s.rel, e.Name(), e.Target(), e.SameFileAs, e.Owner, e.Group} {
+		b = binary.AppendUvarint(b, uint64(len(str)))
+		b = append(b, str...)
+	}
+	b = binary.AppendUvarint(b, uint64(s.mode))
+	b = binary.AppendUvarint(b, uint64(e.Mode))
+	b = binary.AppendVarint(b, int64(e.UID))
+	b = binary.AppendVarint(b, int64(e.GID))
+	b = binary.AppendVarint(b, e.MTime.Unix())
+	b = binary.AppendUvarint(b, uint64(e.MTime.Nanosecond()))
+	b = binary.AppendVarint(b, e.Size)
+	b = binary.AppendVarint(b, s.seen.size)
+	b = binary.AppendVarint(b, s.seen.mtime)
+	b = binary.AppendVarint(b, s.seen.ctime)
+	b = binary.AppendUvarint(b, s.seen.ino)
+	binary.LittleEndian.PutUint32(b[start:], uint32(len(b)-start))
+	return b
+}
+
+var errRecord = errors.New("spooled record damaged")
+
+// recordReader decodes the spool's records in order.
+type recordReader struct {
+	r     io.Reader
+	roots []*os.Root
+	comps []string
+	buf   []byte
+	off   int64
+}
+
+// next returns the next record and its offset in the spool, io.EOF after
+// the last.
+func (rr *recordReader) next() (*source, int64, error) {
+	var head [recHead]byte
+	if _, err := io.ReadFull(rr.r, head[:]); err != nil {
+		if err == io.ErrUnexpectedEOF {
+			err = errRecord
+		}
+		return nil, 0, err
+	}
+	n := int(binary.LittleEndian.Uint32(head[:]))
+	if n < recFixed+1 {
+		return nil, 0, errRecord
+	}
+	if cap(rr.buf) < n-recHead {
+		rr.buf = make([]byte, n-recHead)
+	}
+	b := rr.buf[:n-recHead]
+	if _, err := io.ReadFull(rr.r, b); err != nil {
+		return nil, 0, errRecord
+	}
+	off := rr.off
+	rr.off += int64(n)
+	s, err := rr.decode(b)
+	return s, off, err
+}
+
+func (rr *recordReader) decode(b []byte) (*source, error) {
+	s := &source{}
+	if b[0] == 1 {
+		s.entry.SHA256 = hex.EncodeToString(b[1:recDigest])
+	}
+	b = b[recDigest:]
+	typ := int(b[0])
+	b = b[1:]
+	if typ >= len(recTypes) {
+		return nil, errRecord
+	}
+	s.entry.Type = recTypes[typ]
+	bad := false
+	uv := func() uint64 {
+		v, k := binary.Uvarint(b)
+		if k <= 0 {
+			bad = true
+			return 0
+		}
+		b = b[k:]
+		return v
+	}
+	sv := func() int64 {
+		v, k := binary.Varint(b)
+		if k <= 0 {
+			bad = true
+			return 0
+		}
+		b = b[k:]
+		return v
+	}
+	str := func() string {
+		n := uv()
+		if bad || n > uint64(len(b)) {
+			bad = true
+			return ""
+		}
+		v := string(b[:n])
+		b = b[n:]
+		return v
+	}
+	root := uv()
+	if bad || root >= uint64(len(rr.roots)) {
+		return nil, errRecord
+	}
+	s.root, s.entry.Component = rr.roots[root], rr.comps[root]
+	s.rel = str()
+	name, target := str(), str()
+	s.entry.setExact(name, target)
+	s.entry.SameFileAs, s.entry.Owner, s.entry.Group = str(), str(), str()
+	s.mode = fs.FileMode(uv())
+	s.entry.Mode = uint32(uv())
+	s.entry.UID, s.entry.GID = int(sv()), int(sv())
+	sec := sv()
+	s.entry.MTime = time.Unix(sec, int64(uv())).UTC()
+	s.entry.Size = sv()
+	s.seen = stamp{size: sv(), mtime: sv(), ctime: sv(), ino: uv()}
+	if bad {
+		return nil, errRecord
+	}
+	return s, nil
+}
+
+// records returns a reader of the collector's records from the first.
+func (c *collector) records() (*recordReader, error) {
+	if c.spool == nil {
+		return nil, fmt.Errorf("the list of files was not kept")
+	}
+	r, err := c.spool.reader()
+	if err != nil {
+		return nil, err
+	}
+	return &recordReader{r: r, roots: c.roots, comps: c.comps}, nil
+}
+
+// each calls fn with every record in walk order (and its offset in the
+// spool), until fn returns an error.
+func (c *collector) each(fn func(s *source, off int64) error) error {
+	rr, err := c.records()
+	if err != nil {
+		return err
+	}
+	for {
+		s, off, err := rr.next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read back the list of files: %w", err)
+		}
+		if err := fn(s, off); err != nil {
+			return err
+		}
+	}
+}
+
+// sourceSeq yields sources in walk order until yield returns an error.
+type sourceSeq func(yield func(*source) error) error
+
+// seq is the collector's records as a sourceSeq.
+func (c *collector) seq() sourceSeq {
+	return func(yield func(*source) error) error {
+		return c.each(func(s *source, _ int64) error { return yield(s) })
+	}
+}
+
+// sliceSeq yields the sources of a list.
+func sliceSeq(srcs []*source) sourceSeq {
+	return func(yield func(*source) error) error {
+		for _, s := range srcs {
+			if err := yield(s); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// spoolFile makes the unlinked file the collector's records spill into:
+// in a work directory of the shelf (on the archive directory's filesystem
+// for a directory store), removed at once, with the instance's folder
+// when it was made for it, so that nothing is left behind even by a
+// crash or a refusal.
+func (s shelf) spoolFile() (*os.File, error) {
+	folder, made := "", false
+	if _, ok := s.st.(store.Local); ok {
+		folder = s.st.Location(s.name)
+		if _, err := os.Lstat(folder); errors.Is(err, fs.ErrNotExist) {
+			made = true
+		}
+	}
+	dir, err := s.workDir("files-")
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		os.RemoveAll(dir)
+		if made {
+			os.Remove(folder) // only when empty
+		}
+	}()
+	f, err := os.CreateTemp(dir, "files-*.spool")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Remove(f.Name()); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// sourceList is what an archive holds of the components: the records in
+// walk order and their totals, known before the first is read.
+type sourceList struct {
+	seq     sourceSeq
+	entries int   // every entry
+	files   int   // regular files
+	bytes   int64 // their sizes
+}
+
+// list is the collector's records as a sourceList.
+func (c *collector) list() sourceList {
+	return sourceList{seq: c.seq(), entries: c.entries, files: c.files, bytes: c.bytes}
+}
+
+// listOf is a list of sources in memory as a sourceList.
+func listOf(srcs []*source) sourceList {
+	l := sourceList{seq: sliceSeq(srcs), entries: len(srcs)}
+	for _, s := range srcs {
+		if s.entry.Type == "file" {
+			l.files++
+			l.bytes += s.entry.Size
+		}
+	}
+	return l
+}
+
+// archiveEach writes the files that each yields, one at a time, as
+// archiveFormat.Archive writes a list: the list is never built.
+func archiveEach(ctx context.Context, w io.Writer, each func(yield func(archives.FileInfo) error) error) error {
+	jobs := make(chan archives.ArchiveAsyncJob)
+	result := make(chan error)
+	done := make(chan error, 1)
+	go func() { done <- archiveFormat.ArchiveAsync(ctx, w, jobs) }()
+	err := each(func(f archives.FileInfo) error {
+		select {
+		case jobs <- archives.ArchiveAsyncJob{File: f, Result: result}:
+		case err := <-done:
+			done <- err // the writer stopped early: its error is the answer
+			return errWriterStopped
+		}
+		return <-result
+	})
+	close(jobs)
+	werr := <-done
+	if werr != nil {
+		return werr
+	}
+	return err
+}
+
+var errWriterStopped = errors.New("the archive writer stopped")
