@@ -139,19 +139,50 @@ vet:
 	$(GO) vet ./...
 	@! $(GO) list -deps ./cmd/fleetsafe-sandbox ./cmd/fleetsafe | grep -E '^testing(/|$$)' || { echo "cmd/fleetsafe or cmd/fleetsafe-sandbox links package testing (see internal/fleetgen)"; exit 1; }
 
-# The model-based tests (internal/model) run after the other packages, on
-# their own: random sequences (a new seed each, printed on failure) within
-# a wall-clock budget of one minute (FLEETSAFE_MODEL_BUDGET); `make soak`
-# runs them longer. The playbooks' tests (./playbooks) run on each
-# supported ansible-core instead (core-SERIES below).
+# The Go tests, in two sets run at the same time, then the model-based
+# tests:
+# - RACE_PKGS under the race detector: the product's code tested in its
+#   own process, where its goroutines run (pkg/...: the parallel walk of
+#   softdelete, asynchash, childproc, streamguard, the S3 store's uploads,
+#   pgdump's and mariadb's readers; internal/modutil and internal/testhooks,
+#   linked into the binary; internal/attack6, whose purges run in-process
+#   beside a soft delete).
+# - NORACE_PKGS without it: tests that drive the built binary or
+#   ansible-playbook as subprocesses (modules/..., cmd/..., internal/attack
+#   to attack5, monitoring, internal/awxsurvey) and test helpers. The
+#   binaries they run are built without -race whatever go test's flags
+#   (internal/fleettest.BuildFleetsafe), and the goroutines of these tests
+#   only wait for subprocesses; the library code they call in-process
+#   (softdelete.Restore to check an outcome) is the code RACE_PKGS tests
+#   under the detector. The detector multiplied their CPU time for nothing
+#   it could see.
+# - internal/model (race detector on: its machines run deletions at once
+#   in-process) after both, on its own: random sequences (a new seed each,
+#   printed on failure) within a wall-clock budget, MODEL_BUDGET (20 s;
+#   every machine still runs its minimum of sequences); `make soak` runs
+#   them for SOAKTIME (10 minutes) with longer sequences.
+# The playbooks' tests (./playbooks) run on each supported ansible-core
+# instead (core-SERIES below).
+# FLEETSAFE_TEST_FLEETSAFE: the tests copy build/library/fleetsafe (just
+# built by `make build`, same tree, same tags) instead of linking their own.
 # go test's default is 10 minutes per test binary; a package taking
 # ~160 s under -race on 2 idle cores can take several times that on CI's
 # loaded machine (every package runs in parallel). A real hang still ends
 # the run, with every goroutine's stack.
 GOTEST_TIMEOUT ?= 45m
+MODEL_BUDGET ?= 20s
+MODULE_PATH = $(shell $(GO) list -m)
+RACE_PKGS = $(shell $(GO) list ./pkg/... ./internal/modutil ./internal/testhooks ./internal/attack6)
+NORACE_PKGS = $(filter-out $(RACE_PKGS) $(MODULE_PATH)/internal/model $(MODULE_PATH)/playbooks,$(shell $(GO) list ./...))
+GOTEST_ENV := FLEETSAFE_REQUIRE_PG=1 FLEETSAFE_REQUIRE_MARIADB=1 FLEETSAFE_REQUIRE_S3=1 FLEETSAFE_REQUIRE_ANSIBLE=1 FLEETSAFE_REQUIRE_PROMTOOL=1 FLEETSAFE_TEST_FLEETSAFE=$(CURDIR)/$(LIBRARY)/fleetsafe
 gotest: venv build pg mariadb s3 promtool
-	FLEETSAFE_REQUIRE_PG=1 FLEETSAFE_REQUIRE_MARIADB=1 FLEETSAFE_REQUIRE_S3=1 FLEETSAFE_REQUIRE_ANSIBLE=1 FLEETSAFE_REQUIRE_PROMTOOL=1 $(GO) test -race -count=1 -timeout $(GOTEST_TIMEOUT) $$($(GO) list ./... | grep -v '/internal/model$$' | grep -v '/playbooks$$')
-	FLEETSAFE_REQUIRE_PG=1 FLEETSAFE_REQUIRE_MARIADB=1 $(GO) test -race -count=1 -timeout $(GOTEST_TIMEOUT) ./internal/model
+	@$(GOTEST_ENV) $(GO) test -race -count=1 -timeout $(GOTEST_TIMEOUT) $(RACE_PKGS) & race=$$!; \
+	$(GOTEST_ENV) $(GO) test -count=1 -timeout $(GOTEST_TIMEOUT) $(NORACE_PKGS) & norace=$$!; \
+	wait $$race; r=$$?; wait $$norace; n=$$?; \
+	[ $$r -eq 0 ] || echo "gotest: the packages under -race failed"; \
+	[ $$n -eq 0 ] || echo "gotest: the packages without -race failed"; \
+	[ $$r -eq 0 ] && [ $$n -eq 0 ]
+	$(GOTEST_ENV) FLEETSAFE_MODEL_BUDGET=$(MODEL_BUDGET) $(GO) test -race -count=1 -timeout $(GOTEST_TIMEOUT) ./internal/model
 
 # Module docs as ansible-doc shows them, and a real playbook run.
 e2e: venv build pg mariadb collection
