@@ -54,6 +54,7 @@ func (f *fleet) snapshot(t *testing.T) map[string][]string {
 }
 
 func TestDeleteInstance_Refusals(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t)
 	before := f.snapshot(t)
 	cases := map[string]struct {
@@ -83,6 +84,11 @@ func TestDeleteInstance_Refusals(t *testing.T) {
 	assert.Equal(t, before, f.snapshot(t), "no refusal changed anything")
 }
 
+// Not parallel: it sets the process's umask, which every other test's
+// files would get. The other tests of this package run two at a time
+// (t.Parallel, go test's -parallel): each has fleets, databases, archive
+// and cache directories of its own, and ansible-playbook runs leave a core
+// idle part of the time.
 func TestDeleteInstance_OneOfTheFleetThenRestore(t *testing.T) {
 	f := newFleet(t)
 	before := f.snapshot(t)
@@ -157,6 +163,7 @@ func digest(t *testing.T, p string) string {
 // (under AWX a copy made for the job and deleted with it) or none at all
 // is refused before anything changes, and the refusal says why.
 func TestDeleteInstance_FetchDirInsideTheProjectIsRefused(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t)
 	before := f.snapshot(t)
 	for name, dir := range map[string]any{
@@ -183,6 +190,7 @@ func TestDeleteInstance_FetchDirInsideTheProjectIsRefused(t *testing.T) {
 // incomplete: the play stops before anything changes, says the count is
 // incomplete and names the host.
 func TestDeleteInstance_UnreachableHostStopsTheCount(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t)
 	before := f.snapshot(t)
 	path := f.withUnreachableHost(t)
@@ -202,6 +210,7 @@ func TestDeleteInstance_UnreachableHostStopsTheCount(t *testing.T) {
 // the count incomplete just the same: the play stops, names the host and
 // its error, and nothing is deleted.
 func TestDeleteInstance_FailedLookupStopsTheCount(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t)
 	before := f.snapshot(t)
 	inv, err := os.ReadFile(f.inv)
@@ -250,6 +259,7 @@ func (f *fleet) withUnreachableHost(t *testing.T) string {
 // an unreachable one makes the search incomplete, and the play says so,
 // names it, and restores nothing.
 func TestRestoreInstance_UnreachableHostStopsTheSearch(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t)
 	before := f.snapshot(t)
 	run := fleettest.RunPlaybookArgs(t, f.lib, []string{"-i", f.withUnreachableHost(t), "playbooks/restore_instance.yml"},
@@ -265,6 +275,7 @@ func TestRestoreInstance_UnreachableHostStopsTheSearch(t *testing.T) {
 // Python is a path that does not exist, so any Python module sent to a
 // target fails the job.
 func TestPlaybooks_NoPythonOnTargets(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t)
 	before := f.snapshot(t)
 	inv, err := os.ReadFile(f.inv)
@@ -288,6 +299,7 @@ func TestPlaybooks_NoPythonOnTargets(t *testing.T) {
 // looked up: the count goes on without it, and the tombstone records it.
 // Restore skips it the same way.
 func TestDeleteInstance_GoneHostsAreSkippedAndRecorded(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t)
 	before := f.snapshot(t)
 	path := f.withUnreachableHost(t)
@@ -326,6 +338,7 @@ func TestDeleteInstance_GoneHostsAreSkippedAndRecorded(t *testing.T) {
 // outside the limit, each looked up by a different job host, is counted
 // twice and refused, and the lookup ran from both job hosts.
 func TestDeleteInstance_HostsOutsideTheLimitAreCounted(t *testing.T) {
+	t.Parallel()
 	hosts := map[string]*fleettest.Fleet{
 		"web-a": fleettest.New(t, false, "acme"), "web-b": fleettest.New(t, false, "globex"),
 		"web-c": fleettest.New(t, false, "outer"), "web-d": fleettest.New(t, false, "outer"),
