@@ -127,7 +127,7 @@ monitoring: promtool
 	promtool test rules monitoring/tests/*.yml
 
 # The model-based tests (internal/model) for SOAKTIME, shared among them as
-# in `make test` (whose budget is one minute), with longer sequences and
+# in `make test` (whose budget is MODEL_BUDGET, 20 s), with longer sequences and
 # without -race; the time each kind of step took is printed at the end. Add
 # FLEETSAFE_MODEL_OPEN_BUGS=1 to assert the open bugs they step around.
 SOAKTIME ?= 10m
