@@ -205,9 +205,9 @@ molecule-others: venv $(BUILD) pg
 	@for s in $(MOLECULE_OTHERS); do molecule test -s $$s || exit 1; done
 
 # `make test` builds everything once (build, collection and its test-hooks
-# twin), runs vet, then two lanes at the same time:
-# - the Go tests (gotest), whose output goes to build/gotest.log and is
-#   printed when both lanes are done;
+# twin), then runs two lanes at the same time:
+# - vet and the Go tests (gotest), whose output goes to build/gotest.log
+#   and is printed when both lanes are done;
 # - monitoring, e2e, lint, molecule-others, core-2.16, core-2.21 and
 #   certify, one after the other, as before.
 # Most of the second lane is one Python process at a time (ansible-playbook,
@@ -221,14 +221,14 @@ BUILD := build
 COLLECTION := collection
 COLLECTION_TH := collection-testhooks
 LANE := $(MAKE) --no-print-directory -j1 BUILD= COLLECTION= COLLECTION_TH=
-test: venv build pg mariadb s3 promtool vet collection collection-testhooks
-	@echo "== make test: the Go tests (gotest, output in build/gotest.log) beside monitoring, e2e, lint, molecule-others, core-2.16, core-2.21, certify"
+test: venv build pg mariadb s3 promtool collection collection-testhooks
+	@echo "== make test: vet and the Go tests (gotest, output in build/gotest.log) beside monitoring, e2e, lint, molecule-others, core-2.16, core-2.21, certify"
 	@rm -f build/gotest.log; \
-	$(LANE) gotest > build/gotest.log 2>&1 & g=$$!; \
+	$(LANE) vet gotest > build/gotest.log 2>&1 & g=$$!; \
 	$(LANE) monitoring e2e lint molecule-others core-2.16 core-2.21 certify; a=$$?; \
 	wait $$g; r=$$?; \
-	echo "== make test: the Go tests (build/gotest.log)"; cat build/gotest.log; \
-	[ $$r -eq 0 ] || echo "make test: the Go tests failed (build/gotest.log)"; \
+	echo "== make test: vet and the Go tests (build/gotest.log)"; cat build/gotest.log; \
+	[ $$r -eq 0 ] || echo "make test: vet or the Go tests failed (build/gotest.log)"; \
 	[ $$a -eq 0 ] || echo "make test: monitoring, e2e, lint, molecule-others, core-2.16, core-2.21 or certify failed (above)"; \
 	[ $$r -eq 0 ] && [ $$a -eq 0 ]
 	@echo "make test: all passed"
