@@ -74,13 +74,19 @@ func TestDeleteInstance_Refusals(t *testing.T) {
 		"overriding the count": {map[string]any{"instance_name": "shared", "reason": "r", "fleetsafe_matches": []string{"web-a", "web-b"},
 			"fleetsafe_answers": []any{}}, nil, "fleetsafe_answers, fleetsafe_matches are this playbook's own and must not be given"},
 	}
-	for name, c := range cases {
-		t.Run(name, func(t *testing.T) {
-			run := f.run(t, "playbooks/delete_instance.yml", c.vars, c.extra...)
-			require.Error(t, run.Err, run.Output)
-			assert.Contains(t, run.Output, c.want)
-		})
-	}
+	// Every refusal comes from the plan play, which only looks up (the
+	// instance_info module): the cases run two at a time, and the group
+	// returns once all have run.
+	t.Run("cases", func(t *testing.T) {
+		for name, c := range cases {
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				run := f.run(t, "playbooks/delete_instance.yml", c.vars, c.extra...)
+				require.Error(t, run.Err, run.Output)
+				assert.Contains(t, run.Output, c.want)
+			})
+		}
+	})
 	assert.Equal(t, before, f.snapshot(t), "no refusal changed anything")
 }
 
@@ -166,21 +172,26 @@ func TestDeleteInstance_FetchDirInsideTheProjectIsRefused(t *testing.T) {
 	t.Parallel()
 	f := newFleet(t)
 	before := f.snapshot(t)
-	for name, dir := range map[string]any{
-		"relative":       "fetched",
-		"in the project": filepath.Join(fleettest.RepoRoot(), "fleetsafe-archives"),
-		"the project":    fleettest.RepoRoot() + "/playbooks/..",
-		"not given":      "",
-	} {
-		t.Run(name, func(t *testing.T) {
-			run := f.run(t, "playbooks/delete_instance.yml", map[string]any{"instance_name": "acme", "reason": "left",
-				"fleetsafe_fetch_archive": true, "fleetsafe_fetch_dir": dir})
-			require.Error(t, run.Err, run.Output)
-			assert.Contains(t, run.Output, "must be an absolute directory on the controller outside the project directory")
-			assert.Contains(t, run.Output, "deleted with it, so an archive copied there vanishes when the job ends")
-			assert.NotContains(t, run.Output, "Archive, verify, tombstone and quarantine ***", "nothing was deleted")
-		})
-	}
+	// Refused before anything changes (see the assertions): the cases run
+	// two at a time, and the group returns once all have run.
+	t.Run("cases", func(t *testing.T) {
+		for name, dir := range map[string]any{
+			"relative":       "fetched",
+			"in the project": filepath.Join(fleettest.RepoRoot(), "fleetsafe-archives"),
+			"the project":    fleettest.RepoRoot() + "/playbooks/..",
+			"not given":      "",
+		} {
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				run := f.run(t, "playbooks/delete_instance.yml", map[string]any{"instance_name": "acme", "reason": "left",
+					"fleetsafe_fetch_archive": true, "fleetsafe_fetch_dir": dir})
+				require.Error(t, run.Err, run.Output)
+				assert.Contains(t, run.Output, "must be an absolute directory on the controller outside the project directory")
+				assert.Contains(t, run.Output, "deleted with it, so an archive copied there vanishes when the job ends")
+				assert.NotContains(t, run.Output, "Archive, verify, tombstone and quarantine ***", "nothing was deleted")
+			})
+		}
+	})
 	assert.Equal(t, before, f.snapshot(t), "nothing was deleted")
 	_, err := os.Stat(filepath.Join(fleettest.RepoRoot(), "fleetsafe-archives"))
 	assert.ErrorIs(t, err, fs.ErrNotExist)
