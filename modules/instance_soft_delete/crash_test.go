@@ -28,6 +28,8 @@ func TestCrash_EveryStepConverges(t *testing.T) {
 	steps := []string{"lock", "journal", "dump", "hash", "archive:committed", "archive:sidecar", "archive", "verify", "tombstone", "quarantine:config", "quarantine:data", "quarantine:database", "quarantined"}
 	for _, step := range steps {
 		t.Run(step, func(t *testing.T) {
+			// Each step has a fleet, databases and archives of its own.
+			t.Parallel()
 			f := fleettest.New(t, true, "acme")
 			ctx := context.Background()
 			archives := filepath.Join(t.TempDir(), "archives")
