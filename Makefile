@@ -217,32 +217,39 @@ molecule-others: venv $(BUILD) pg
 	done; exit $$rc
 
 # `make test` builds everything once (build, collection and its test-hooks
-# twin), then runs two lanes at the same time:
-# - vet and the Go tests (gotest), whose output goes to build/gotest.log
-#   and is printed when both lanes are done;
-# - monitoring, e2e, lint, molecule-others, core-2.16, core-2.21 and
-#   certify, one after the other, as before.
-# Most of the second lane is one Python process at a time (ansible-playbook,
-# molecule, ansible-lint, ansible-test, pip), which left a core idle; the
-# Go tests fill it. The lanes share nothing they write: each test makes its
-# own directories, databases (random names) and buckets, each molecule
-# scenario its own /tmp/fleetsafe-molecule-<scenario>. The lanes are
-# sub-makes given BUILD= COLLECTION= COLLECTION_TH=, so that no target of
-# either rebuilds build/ under the other.
+# twin), then runs three lanes at the same time, each a list of targets one
+# after the other:
+# - vet and the Go tests (gotest);
+# - monitoring, e2e, lint, molecule-others;
+# - core-2.16, core-2.21, certify (the only targets that make or use the
+#   venvs of scripts/ansible-venv.sh, so that no two make one at once).
+# The first two lanes' output goes to build/lane-go.log and
+# build/lane-tools.log, printed when all three are done; the third prints
+# as it goes. The Python lanes are mostly one process at a time
+# (ansible-playbook, molecule, ansible-lint, ansible-test, pip), and much
+# of the Go tests' time is waiting (PostgreSQL, subprocesses): one after
+# the other they left the cores idle. The lanes share nothing they write:
+# each test makes its own directories, databases (random names) and
+# buckets, each molecule scenario its own /tmp/fleetsafe-molecule-<scenario>.
+# The lanes are sub-makes given BUILD= COLLECTION= COLLECTION_TH=, so that
+# no target of one rebuilds build/ under another.
 BUILD := build
 COLLECTION := collection
 COLLECTION_TH := collection-testhooks
 LANE := $(MAKE) --no-print-directory -j1 BUILD= COLLECTION= COLLECTION_TH=
 test: venv build pg mariadb s3 promtool collection collection-testhooks
-	@echo "== make test: vet and the Go tests (gotest, output in build/gotest.log) beside monitoring, e2e, lint, molecule-others, core-2.16, core-2.21, certify"
-	@rm -f build/gotest.log; \
-	$(LANE) vet gotest > build/gotest.log 2>&1 & g=$$!; \
-	$(LANE) monitoring e2e lint molecule-others core-2.16 core-2.21 certify; a=$$?; \
-	wait $$g; r=$$?; \
-	echo "== make test: vet and the Go tests (build/gotest.log)"; cat build/gotest.log; \
-	[ $$r -eq 0 ] || echo "make test: vet or the Go tests failed (build/gotest.log)"; \
-	[ $$a -eq 0 ] || echo "make test: monitoring, e2e, lint, molecule-others, core-2.16, core-2.21 or certify failed (above)"; \
-	[ $$r -eq 0 ] && [ $$a -eq 0 ]
+	@echo "== make test: three lanes at once: vet gotest (build/lane-go.log) | monitoring e2e lint molecule-others (build/lane-tools.log) | core-2.16 core-2.21 certify (below)"
+	@rm -f build/lane-go.log build/lane-tools.log; \
+	$(LANE) vet gotest > build/lane-go.log 2>&1 & g=$$!; \
+	$(LANE) monitoring e2e lint molecule-others > build/lane-tools.log 2>&1 & o=$$!; \
+	$(LANE) core-2.16 core-2.21 certify; a=$$?; \
+	wait $$o; t=$$?; wait $$g; r=$$?; \
+	echo "== make test: monitoring, e2e, lint, molecule-others (build/lane-tools.log)"; cat build/lane-tools.log; \
+	echo "== make test: vet and the Go tests (build/lane-go.log)"; cat build/lane-go.log; \
+	[ $$a -eq 0 ] || echo "make test: core-2.16, core-2.21 or certify failed (above)"; \
+	[ $$t -eq 0 ] || echo "make test: monitoring, e2e, lint or molecule-others failed (build/lane-tools.log)"; \
+	[ $$r -eq 0 ] || echo "make test: vet or the Go tests failed (build/lane-go.log)"; \
+	[ $$a -eq 0 ] && [ $$t -eq 0 ] && [ $$r -eq 0 ]
 	@echo "make test: all passed"
 
 # The demo's last acts soft-delete to the local S3 server (s3: Versity's
