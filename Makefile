@@ -175,8 +175,12 @@ vet:
 GOTEST_TIMEOUT ?= 45m
 MODEL_BUDGET ?= 20s
 MODULE_PATH = $(shell $(GO) list -m)
-RACE_PKGS = $(shell $(GO) list ./pkg/... ./internal/modutil ./internal/testhooks ./internal/attack6)
-NORACE_PKGS = $(filter-out $(RACE_PKGS) $(MODULE_PATH)/internal/model $(MODULE_PATH)/playbooks,$(shell $(GO) list ./...))
+# The slowest packages of each set are named first: go test starts them
+# first, so that they do not run alone at the end.
+RACE_SLOW = $(addprefix $(MODULE_PATH)/,pkg/softdelete pkg/backup)
+NORACE_SLOW = $(addprefix $(MODULE_PATH)/,modules/instance_soft_delete modules/instance_restore modules internal/attack3 internal/attack5)
+RACE_PKGS = $(RACE_SLOW) $(filter-out $(RACE_SLOW),$(shell $(GO) list ./pkg/... ./internal/modutil ./internal/testhooks ./internal/attack6))
+NORACE_PKGS = $(NORACE_SLOW) $(filter-out $(RACE_PKGS) $(NORACE_SLOW) $(MODULE_PATH)/internal/model $(MODULE_PATH)/playbooks,$(shell $(GO) list ./...))
 GOTEST_ENV := FLEETSAFE_REQUIRE_PG=1 FLEETSAFE_REQUIRE_MARIADB=1 FLEETSAFE_REQUIRE_S3=1 FLEETSAFE_REQUIRE_ANSIBLE=1 FLEETSAFE_REQUIRE_PROMTOOL=1 FLEETSAFE_TEST_FLEETSAFE=$(CURDIR)/$(LIBRARY)/fleetsafe
 gotest: venv $(BUILD) pg mariadb s3 promtool
 	@$(GOTEST_ENV) $(GO) test -race -count=1 -timeout $(GOTEST_TIMEOUT) $(RACE_PKGS) & race=$$!; \
