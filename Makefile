@@ -19,6 +19,13 @@ COLL_SRC := build/collection-src/fleetsafe/instances
 # The collection's plugins/modules/<name>.py: each module's documentation
 # (from modules/<name>/<name>.yml) in a doc-only Python file.
 DOCSTUBS := $(VENV)/bin/python scripts/docstubs.py
+# The targets that rebuild build/, as the other targets name them among
+# their prerequisites: `make test` builds once, then runs its lanes with
+# these empty (BUILD= COLLECTION= COLLECTION_TH=). Defined here, before any
+# rule reads them.
+BUILD := build
+COLLECTION := collection
+COLLECTION_TH := collection-testhooks
 
 .PHONY: build venv pg mariadb s3 vet gotest test e2e demo bench clean collection collection-testhooks lint molecule fuzz soak promtool monitoring certify certify-matrix test-matrix molecule-others
 
@@ -139,8 +146,7 @@ vet:
 	$(GO) vet ./...
 	@! $(GO) list -deps ./cmd/fleetsafe-sandbox ./cmd/fleetsafe | grep -E '^testing(/|$$)' || { echo "cmd/fleetsafe or cmd/fleetsafe-sandbox links package testing (see internal/fleetgen)"; exit 1; }
 
-# The Go tests, in two sets run at the same time, then the model-based
-# tests:
+# The Go tests, in three go test runs at the same time:
 # - RACE_PKGS under the race detector: the product's code tested in its
 #   own process, where its goroutines run (pkg/...: the parallel walk of
 #   softdelete, asynchash, childproc, streamguard, the S3 store's uploads,
@@ -235,11 +241,8 @@ molecule-others: venv $(BUILD) pg
 # the other they left the cores idle. The lanes share nothing they write:
 # each test makes its own directories, databases (random names) and
 # buckets, each molecule scenario its own /tmp/fleetsafe-molecule-<scenario>.
-# The lanes are sub-makes given BUILD= COLLECTION= COLLECTION_TH=, so that
-# no target of one rebuilds build/ under another.
-BUILD := build
-COLLECTION := collection
-COLLECTION_TH := collection-testhooks
+# The lanes are sub-makes given BUILD= COLLECTION= COLLECTION_TH= (see the
+# top of this file), so that no target of one rebuilds build/ under another.
 LANE := $(MAKE) --no-print-directory -j1 BUILD= COLLECTION= COLLECTION_TH=
 test: venv build pg mariadb s3 promtool collection collection-testhooks
 	@echo "== make test: three lanes at once: vet gotest (build/lane-go.log) | monitoring e2e lint molecule-others (build/lane-tools.log) | core-2.16 core-2.21 certify (below)"
