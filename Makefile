@@ -19,6 +19,13 @@ COLL_SRC := build/collection-src/fleetsafe/instances
 # The collection's plugins/modules/<name>.py: each module's documentation
 # (from modules/<name>/<name>.yml) in a doc-only Python file.
 DOCSTUBS := $(VENV)/bin/python scripts/docstubs.py
+# The targets that rebuild build/, as the other targets name them among
+# their prerequisites: `make test` builds once, then runs its lanes with
+# these empty (BUILD= COLLECTION= COLLECTION_TH=). Defined here, before any
+# rule reads them.
+BUILD := build
+COLLECTION := collection
+COLLECTION_TH := collection-testhooks
 
 .PHONY: build venv pg mariadb s3 vet gotest test e2e demo bench clean collection collection-testhooks lint molecule fuzz soak promtool monitoring certify certify-matrix test-matrix molecule-others
 
@@ -127,7 +134,7 @@ monitoring: promtool
 	promtool test rules monitoring/tests/*.yml
 
 # The model-based tests (internal/model) for SOAKTIME, shared among them as
-# in `make test` (whose budget is one minute), with longer sequences and
+# in `make test` (whose budget is MODEL_BUDGET, 20 s), with longer sequences and
 # without -race; the time each kind of step took is printed at the end. Add
 # FLEETSAFE_MODEL_OPEN_BUGS=1 to assert the open bugs they step around.
 SOAKTIME ?= 10m
@@ -139,27 +146,65 @@ vet:
 	$(GO) vet ./...
 	@! $(GO) list -deps ./cmd/fleetsafe-sandbox ./cmd/fleetsafe | grep -E '^testing(/|$$)' || { echo "cmd/fleetsafe or cmd/fleetsafe-sandbox links package testing (see internal/fleetgen)"; exit 1; }
 
-# The model-based tests (internal/model) run after the other packages, on
-# their own: random sequences (a new seed each, printed on failure) within
-# a wall-clock budget of one minute (FLEETSAFE_MODEL_BUDGET); `make soak`
-# runs them longer. The playbooks' tests (./playbooks) run on each
-# supported ansible-core instead (core-SERIES below).
+# The Go tests, in three go test runs at the same time:
+# - RACE_PKGS under the race detector: the product's code tested in its
+#   own process, where its goroutines run (pkg/...: the parallel walk of
+#   softdelete, asynchash, childproc, streamguard, the S3 store's uploads,
+#   pgdump's and mariadb's readers; internal/modutil and internal/testhooks,
+#   linked into the binary; internal/attack6, whose purges run in-process
+#   beside a soft delete).
+# - NORACE_PKGS without it: tests that drive the built binary or
+#   ansible-playbook as subprocesses (modules/..., cmd/..., internal/attack
+#   to attack5, monitoring, internal/awxsurvey) and test helpers. The
+#   binaries they run are built without -race whatever go test's flags
+#   (internal/fleettest.BuildFleetsafe), and the goroutines of these tests
+#   only wait for subprocesses; the library code they call in-process
+#   (softdelete.Restore to check an outcome) is the code RACE_PKGS tests
+#   under the detector. The detector multiplied their CPU time for nothing
+#   it could see.
+# - internal/model (race detector on: its machines run deletions at once
+#   in-process), at the same time as both: random sequences (a new seed
+#   each, printed on failure) within a wall-clock budget, MODEL_BUDGET
+#   (20 s; every machine still runs its minimum of sequences); `make soak`
+#   runs them for SOAKTIME (10 minutes) with longer sequences. It waits
+#   far more than it computes (about 14 s of CPU for 4 to 5 minutes on a
+#   machine at a load of 20; the next second of an archive name, sessions
+#   that end, PostgreSQL), so it costs the other two little.
+# The playbooks' tests (./playbooks) run on each supported ansible-core
+# instead (core-SERIES below).
+# FLEETSAFE_TEST_FLEETSAFE: the tests copy build/library/fleetsafe (just
+# built by `make build`, same tree, same tags) instead of linking their own.
 # go test's default is 10 minutes per test binary; a package taking
 # ~160 s under -race on 2 idle cores can take several times that on CI's
 # loaded machine (every package runs in parallel). A real hang still ends
 # the run, with every goroutine's stack.
 GOTEST_TIMEOUT ?= 45m
-gotest: venv build pg mariadb s3 promtool
-	FLEETSAFE_REQUIRE_PG=1 FLEETSAFE_REQUIRE_MARIADB=1 FLEETSAFE_REQUIRE_S3=1 FLEETSAFE_REQUIRE_ANSIBLE=1 FLEETSAFE_REQUIRE_PROMTOOL=1 $(GO) test -race -count=1 -timeout $(GOTEST_TIMEOUT) $$($(GO) list ./... | grep -v '/internal/model$$' | grep -v '/playbooks$$')
-	FLEETSAFE_REQUIRE_PG=1 FLEETSAFE_REQUIRE_MARIADB=1 $(GO) test -race -count=1 -timeout $(GOTEST_TIMEOUT) ./internal/model
+MODEL_BUDGET ?= 20s
+MODULE_PATH = $(shell $(GO) list -m)
+# The slowest packages of each set are named first: go test starts them
+# first, so that they do not run alone at the end.
+RACE_SLOW = $(addprefix $(MODULE_PATH)/,pkg/softdelete pkg/backup)
+NORACE_SLOW = $(addprefix $(MODULE_PATH)/,modules/instance_soft_delete modules/instance_restore modules internal/attack3 internal/attack5)
+RACE_PKGS = $(RACE_SLOW) $(filter-out $(RACE_SLOW),$(shell $(GO) list ./pkg/... ./internal/modutil ./internal/testhooks ./internal/attack6))
+NORACE_PKGS = $(NORACE_SLOW) $(filter-out $(RACE_PKGS) $(NORACE_SLOW) $(MODULE_PATH)/internal/model $(MODULE_PATH)/playbooks,$(shell $(GO) list ./...))
+GOTEST_ENV := FLEETSAFE_REQUIRE_PG=1 FLEETSAFE_REQUIRE_MARIADB=1 FLEETSAFE_REQUIRE_S3=1 FLEETSAFE_REQUIRE_ANSIBLE=1 FLEETSAFE_REQUIRE_PROMTOOL=1 FLEETSAFE_TEST_FLEETSAFE=$(CURDIR)/$(LIBRARY)/fleetsafe
+gotest: venv $(BUILD) pg mariadb s3 promtool
+	@$(GOTEST_ENV) $(GO) test -race -count=1 -timeout $(GOTEST_TIMEOUT) $(RACE_PKGS) & race=$$!; \
+	$(GOTEST_ENV) $(GO) test -count=1 -timeout $(GOTEST_TIMEOUT) $(NORACE_PKGS) & norace=$$!; \
+	$(GOTEST_ENV) FLEETSAFE_MODEL_BUDGET=$(MODEL_BUDGET) $(GO) test -race -count=1 -timeout $(GOTEST_TIMEOUT) ./internal/model & model=$$!; \
+	wait $$race; r=$$?; wait $$norace; n=$$?; wait $$model; m=$$?; \
+	[ $$r -eq 0 ] || echo "gotest: the packages under -race failed"; \
+	[ $$n -eq 0 ] || echo "gotest: the packages without -race failed"; \
+	[ $$m -eq 0 ] || echo "gotest: internal/model failed"; \
+	[ $$r -eq 0 ] && [ $$n -eq 0 ] && [ $$m -eq 0 ]
 
 # Module docs as ansible-doc shows them, and a real playbook run.
-e2e: venv build pg mariadb collection
+e2e: venv $(BUILD) pg mariadb $(COLLECTION)
 	@for m in $(MODULES); do ansible-doc -M $(LIBRARY) $$m >/dev/null || { echo "ansible-doc failed for $$m"; exit 1; }; done
 	@echo "ansible-doc: $(MODULES) ok"
 	bash scripts/collection-test.sh $(CURDIR)/build/fleetsafe-instances-$(VERSION).tar.gz
 
-lint: venv build
+lint: venv $(BUILD)
 	ansible-lint playbooks/ molecule/
 	ansible-playbook --syntax-check playbooks/awx/configure_awx.yml
 
@@ -168,12 +213,50 @@ molecule: venv build pg
 	molecule test --all
 
 # Every scenario but default, which `make test` runs on the oldest and the
-# newest ansible-core (core-SERIES below).
+# newest ansible-core (core-SERIES below), all at the same time (each has
+# its own sandbox /tmp/fleetsafe-molecule-<scenario>, marker and molecule
+# state; no dependency step), each one's output in
+# build/molecule-<scenario>.log, printed when all have ended.
 MOLECULE_OTHERS := $(filter-out default,$(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
-molecule-others: venv build pg
-	@for s in $(MOLECULE_OTHERS); do molecule test -s $$s || exit 1; done
+molecule-others: venv $(BUILD) pg
+	@mkdir -p build; pids=; \
+	for s in $(MOLECULE_OTHERS); do molecule test -s $$s > build/molecule-$$s.log 2>&1 & pids="$$pids $$!"; done; \
+	rc=0; set -- $(MOLECULE_OTHERS); for p in $$pids; do \
+	  if wait $$p; then r=passed; else r=FAILED; rc=1; fi; \
+	  echo "== molecule scenario $$1 $$r (build/molecule-$$1.log)"; cat build/molecule-$$1.log; shift; \
+	done; exit $$rc
 
-test: venv build pg mariadb s3 vet gotest monitoring e2e lint molecule-others core-2.16 core-2.21 certify
+# `make test` builds everything once (build, collection and its test-hooks
+# twin), then runs three lanes at the same time, each a list of targets one
+# after the other:
+# - vet and the Go tests (gotest);
+# - monitoring, e2e, lint, molecule-others;
+# - core-2.16, core-2.21, certify (the only targets that make or use the
+#   venvs of scripts/ansible-venv.sh, so that no two make one at once).
+# The first two lanes' output goes to build/lane-go.log and
+# build/lane-tools.log, printed when all three are done; the third prints
+# as it goes. The Python lanes are mostly one process at a time
+# (ansible-playbook, molecule, ansible-lint, ansible-test, pip), and much
+# of the Go tests' time is waiting (PostgreSQL, subprocesses): one after
+# the other they left the cores idle. The lanes share nothing they write:
+# each test makes its own directories, databases (random names) and
+# buckets, each molecule scenario its own /tmp/fleetsafe-molecule-<scenario>.
+# The lanes are sub-makes given BUILD= COLLECTION= COLLECTION_TH= (see the
+# top of this file), so that no target of one rebuilds build/ under another.
+LANE := $(MAKE) --no-print-directory -j1 BUILD= COLLECTION= COLLECTION_TH=
+test: venv build pg mariadb s3 promtool collection collection-testhooks
+	@echo "== make test: three lanes at once: vet gotest (build/lane-go.log) | monitoring e2e lint molecule-others (build/lane-tools.log) | core-2.16 core-2.21 certify (below)"
+	@rm -f build/lane-go.log build/lane-tools.log; \
+	$(LANE) vet gotest > build/lane-go.log 2>&1 & g=$$!; \
+	$(LANE) monitoring e2e lint molecule-others > build/lane-tools.log 2>&1 & o=$$!; \
+	$(LANE) core-2.16 core-2.21 certify; a=$$?; \
+	wait $$o; t=$$?; wait $$g; r=$$?; \
+	echo "== make test: monitoring, e2e, lint, molecule-others (build/lane-tools.log)"; cat build/lane-tools.log; \
+	echo "== make test: vet and the Go tests (build/lane-go.log)"; cat build/lane-go.log; \
+	[ $$a -eq 0 ] || echo "make test: core-2.16, core-2.21 or certify failed (above)"; \
+	[ $$t -eq 0 ] || echo "make test: monitoring, e2e, lint or molecule-others failed (build/lane-tools.log)"; \
+	[ $$r -eq 0 ] || echo "make test: vet or the Go tests failed (build/lane-go.log)"; \
+	[ $$a -eq 0 ] && [ $$t -eq 0 ] && [ $$r -eq 0 ]
 	@echo "make test: all passed"
 
 # The demo's last acts soft-delete to the local S3 server (s3: Versity's
@@ -206,14 +289,29 @@ clean:
 # core-SERIES: the playbooks (their Go tests) and the default molecule
 # scenario on one ansible-core series, in a virtualenv of its own made by
 # scripts/ansible-venv.sh (.cache/ansible-SERIES; made once, kept while its
-# pins hold). `make test` runs the oldest supported series (2.16, the
-# collection's requires_ansible) and the newest (2.21); the project venv's
-# 2.19 runs everything else. `make test-matrix` runs all four.
+# pins hold), the two at the same time (distinct sandboxes; the molecule
+# scenario's is its own /tmp/fleetsafe-molecule-default, so two series
+# never run at once). `make test` runs the oldest supported series (2.16,
+# the collection's requires_ansible) and the newest (2.21); the project
+# venv's 2.19 runs everything else. `make test-matrix` runs all four.
+#
+# PLAYBOOKS_SKIP_SERIES: playbook tests a series does not run. The
+# TestAWX_ tests drive ansible-runner from the project venv, which runs the
+# project venv's ansible-playbook (2.19) whatever the series: on every
+# series but the newest they ran the same 2.19 again (about 230 s of 2.16's
+# run on a loaded machine), so they run once, in core-2.21. Every other
+# playbook test runs on both series.
+PLAYBOOKS_SKIP_2.16 := -skip '^TestAWX_'
+PLAYBOOKS_SKIP_2.19 := $(PLAYBOOKS_SKIP_2.16)
+PLAYBOOKS_SKIP_2.20 := $(PLAYBOOKS_SKIP_2.16)
 CORE_SERIES := 2.16 2.19 2.20 2.21
-core-%: build pg
+core-%: $(BUILD) pg
 	@v=$$(bash scripts/ansible-venv.sh $*) && echo "== ansible-core $*: $$($$v/bin/ansible --version | head -1)" && \
-	FLEETSAFE_ANSIBLE_VENV=$$v FLEETSAFE_COLLECTION_TARBALL=$(TARBALL_$*) FLEETSAFE_RELEASE_TARBALL=$(RELEASE_$*) FLEETSAFE_REQUIRE_PG=1 FLEETSAFE_REQUIRE_ANSIBLE=1 $(GO) test -count=1 -timeout $(GOTEST_TIMEOUT) ./playbooks && \
-	PATH=$$v/bin:$$PATH molecule test -s default
+	{ FLEETSAFE_ANSIBLE_VENV=$$v FLEETSAFE_COLLECTION_TARBALL=$(TARBALL_$*) FLEETSAFE_RELEASE_TARBALL=$(RELEASE_$*) FLEETSAFE_REQUIRE_PG=1 FLEETSAFE_REQUIRE_ANSIBLE=1 FLEETSAFE_TEST_FLEETSAFE=$(CURDIR)/$(LIBRARY)/fleetsafe $(GO) test -count=1 -timeout $(GOTEST_TIMEOUT) $(PLAYBOOKS_SKIP_$*) ./playbooks & pb=$$!; \
+	  PATH=$$v/bin:$$PATH molecule test -s default; m=$$?; wait $$pb; p=$$?; \
+	  [ $$p -eq 0 ] || echo "core-$*: the playbooks' tests failed on ansible-core $*"; \
+	  [ $$m -eq 0 ] || echo "core-$*: molecule's default scenario failed on ansible-core $*"; \
+	  [ $$p -eq 0 ] && [ $$m -eq 0 ]; }
 
 # The newest series runs the playbooks on a collection tarball installed by
 # ansible-galaxy as a user installs it: the release's tree, packed the same
@@ -226,7 +324,7 @@ collection-testhooks: collection
 	@CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build $(TESTHOOKS) $(GOFLAGS_BUILD) -o $(TH_SRC)/binaries/linux_amd64/fleetsafe ./cmd/fleetsafe
 	@chmod 0644 $(TH_SRC)/binaries/linux_amd64/fleetsafe && $(call sha_sidecar,$(TH_SRC)/binaries/linux_amd64/fleetsafe)
 	@ansible-galaxy collection build $(TH_SRC) --output-path build/testhooks --force >/dev/null
-core-2.21: collection-testhooks
+core-2.21: $(COLLECTION_TH)
 TARBALL_2.21 = $(abspath build/testhooks/fleetsafe-instances-$(VERSION).tar.gz)
 # The release tarball itself (release binaries, no test hooks), installed
 # alone into an empty collections path: fleet_report.yml and a
@@ -241,7 +339,7 @@ test-matrix: $(addprefix core-,$(CORE_SERIES))
 # sanity` (2.21) and galaxy-importer on the release tarball, the
 # changelog's fragments, the execution environment's definition, and a
 # tidy go.mod.
-certify: venv collection
+certify: venv $(COLLECTION)
 	$(GO) mod tidy -diff
 	cd collection && ../$(VENV)/bin/antsibull-changelog lint
 	bash scripts/sanity.sh build/fleetsafe-instances-$(VERSION).tar.gz

@@ -280,6 +280,8 @@ func TestS3_SoftDeleteKilledAtEveryStepConverges(t *testing.T) {
 	client := s3test.Client(t)
 	for _, step := range []string{"lock", "journal", "dump", "hash", "archive:committed", "archive:sidecar", "archive", "verify", "tombstone", "quarantine:config", "quarantine:database", "quarantined"} {
 		t.Run(step, func(t *testing.T) {
+			// Each step has its fleet, databases and prefix in the bucket.
+			t.Parallel()
 			f := fleettest.NewSpec(t, fleettest.Spec{Names: []string{"acme"}, DB: true})
 			before := f.Snapshot(t, "acme")
 			r := newS3Runner(t, lib, f, set, bucket, strings.ReplaceAll(step, ":", "-"))

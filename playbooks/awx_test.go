@@ -148,6 +148,7 @@ func (f *fleet) tombstone(t *testing.T, host, name string) map[string]any {
 // the job, its template, inventory and launch type, and the inventory host
 // beside the OS hostname.
 func TestAWX_LaunchedByAUserWithALimit(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t)
 	before := f.snapshot(t)
 	job := f.runAWX(t, f.inv, "playbooks/delete_instance.yml", merge(awxLaunch(4711, "manual", alice, nil),
@@ -169,6 +170,7 @@ func TestAWX_LaunchedByAUserWithALimit(t *testing.T) {
 // counts every host, so a name on two hosts is refused, and a name on one
 // is deleted there alone. A limit that excludes the match is refused.
 func TestAWX_DroppedLimit(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t)
 	before := f.snapshot(t)
 	vars := awxLaunch(12, "workflow", alice, map[string]any{"workflow_job_id": 11, "workflow_job_name": "Delete instance"})
@@ -190,6 +192,7 @@ func TestAWX_DroppedLimit(t *testing.T) {
 // does it for a workflow launched by a schedule (the node's job carries
 // the schedule as its parent's). Never "unknown".
 func TestAWX_ScheduledJobIsNeverUnknown(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t)
 	sched := awxLaunch(900, "scheduled", nil, map[string]any{"schedule_id": 5, "schedule_name": "nightly cleanup"})
 	job := f.runAWX(t, f.inv, "playbooks/delete_instance.yml", merge(sched, map[string]any{"instance_name": "acme", "reason": "r"}), "", false)
@@ -215,6 +218,7 @@ func TestAWX_ScheduledJobIsNeverUnknown(t *testing.T) {
 // where, and the fleet fingerprint; the delete job, bound to an approved
 // fingerprint, refuses without one and deletes with the plan's.
 func TestAWX_DeleteWorkflow_PlanApproveDelete(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t)
 	before := f.snapshot(t)
 	wf := awxLaunch(31, "workflow", alice, map[string]any{"workflow_job_id": 30, "workflow_job_name": "Delete instance"})
@@ -251,6 +255,7 @@ func TestAWX_DeleteWorkflow_PlanApproveDelete(t *testing.T) {
 // nothing is deleted: a host added to the inventory, or the instance
 // itself changed (a component gone).
 func TestAWX_DeleteWorkflow_ChangedFleetIsRefused(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t)
 	wf := awxLaunch(41, "workflow", alice, map[string]any{"workflow_job_id": 40, "workflow_job_name": "Delete instance"})
 	ask := map[string]any{"instance_name": "acme", "reason": "contract ended", "fleetsafe_require_approved_fingerprint": true}

@@ -21,6 +21,7 @@ import (
 // file (labels app, name, never instance) and none into web-b's, which has no fleetsafe_archive_dir: the report
 // names it rather than taking it for an empty quarantine.
 func TestFleetReport_ListsQuarantineAcrossTheFleet(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t)
 	run := f.run(t, "playbooks/delete_instance.yml", map[string]any{"instance_name": "acme", "reason": "customer left",
 		"fleetsafe_fetch_dir": t.TempDir(), "awx_user_name": "alice", "awx_job_id": 1234})

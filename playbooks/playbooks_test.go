@@ -54,6 +54,7 @@ func (f *fleet) snapshot(t *testing.T) map[string][]string {
 }
 
 func TestDeleteInstance_Refusals(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t)
 	before := f.snapshot(t)
 	cases := map[string]struct {
@@ -73,16 +74,27 @@ func TestDeleteInstance_Refusals(t *testing.T) {
 		"overriding the count": {map[string]any{"instance_name": "shared", "reason": "r", "fleetsafe_matches": []string{"web-a", "web-b"},
 			"fleetsafe_answers": []any{}}, nil, "fleetsafe_answers, fleetsafe_matches are this playbook's own and must not be given"},
 	}
-	for name, c := range cases {
-		t.Run(name, func(t *testing.T) {
-			run := f.run(t, "playbooks/delete_instance.yml", c.vars, c.extra...)
-			require.Error(t, run.Err, run.Output)
-			assert.Contains(t, run.Output, c.want)
-		})
-	}
+	// Every refusal comes from the plan play, which only looks up (the
+	// instance_info module): the cases run two at a time, and the group
+	// returns once all have run.
+	t.Run("cases", func(t *testing.T) {
+		for name, c := range cases {
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				run := f.run(t, "playbooks/delete_instance.yml", c.vars, c.extra...)
+				require.Error(t, run.Err, run.Output)
+				assert.Contains(t, run.Output, c.want)
+			})
+		}
+	})
 	assert.Equal(t, before, f.snapshot(t), "no refusal changed anything")
 }
 
+// Not parallel: it sets the process's umask, which every other test's
+// files would get. The other tests of this package run two at a time
+// (t.Parallel, go test's -parallel): each has fleets, databases, archive
+// and cache directories of its own, and ansible-playbook runs leave a core
+// idle part of the time.
 func TestDeleteInstance_OneOfTheFleetThenRestore(t *testing.T) {
 	f := newFleet(t)
 	before := f.snapshot(t)
@@ -157,23 +169,29 @@ func digest(t *testing.T, p string) string {
 // (under AWX a copy made for the job and deleted with it) or none at all
 // is refused before anything changes, and the refusal says why.
 func TestDeleteInstance_FetchDirInsideTheProjectIsRefused(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t)
 	before := f.snapshot(t)
-	for name, dir := range map[string]any{
-		"relative":       "fetched",
-		"in the project": filepath.Join(fleettest.RepoRoot(), "fleetsafe-archives"),
-		"the project":    fleettest.RepoRoot() + "/playbooks/..",
-		"not given":      "",
-	} {
-		t.Run(name, func(t *testing.T) {
-			run := f.run(t, "playbooks/delete_instance.yml", map[string]any{"instance_name": "acme", "reason": "left",
-				"fleetsafe_fetch_archive": true, "fleetsafe_fetch_dir": dir})
-			require.Error(t, run.Err, run.Output)
-			assert.Contains(t, run.Output, "must be an absolute directory on the controller outside the project directory")
-			assert.Contains(t, run.Output, "deleted with it, so an archive copied there vanishes when the job ends")
-			assert.NotContains(t, run.Output, "Archive, verify, tombstone and quarantine ***", "nothing was deleted")
-		})
-	}
+	// Refused before anything changes (see the assertions): the cases run
+	// two at a time, and the group returns once all have run.
+	t.Run("cases", func(t *testing.T) {
+		for name, dir := range map[string]any{
+			"relative":       "fetched",
+			"in the project": filepath.Join(fleettest.RepoRoot(), "fleetsafe-archives"),
+			"the project":    fleettest.RepoRoot() + "/playbooks/..",
+			"not given":      "",
+		} {
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				run := f.run(t, "playbooks/delete_instance.yml", map[string]any{"instance_name": "acme", "reason": "left",
+					"fleetsafe_fetch_archive": true, "fleetsafe_fetch_dir": dir})
+				require.Error(t, run.Err, run.Output)
+				assert.Contains(t, run.Output, "must be an absolute directory on the controller outside the project directory")
+				assert.Contains(t, run.Output, "deleted with it, so an archive copied there vanishes when the job ends")
+				assert.NotContains(t, run.Output, "Archive, verify, tombstone and quarantine ***", "nothing was deleted")
+			})
+		}
+	})
 	assert.Equal(t, before, f.snapshot(t), "nothing was deleted")
 	_, err := os.Stat(filepath.Join(fleettest.RepoRoot(), "fleetsafe-archives"))
 	assert.ErrorIs(t, err, fs.ErrNotExist)
@@ -183,6 +201,7 @@ func TestDeleteInstance_FetchDirInsideTheProjectIsRefused(t *testing.T) {
 // incomplete: the play stops before anything changes, says the count is
 // incomplete and names the host.
 func TestDeleteInstance_UnreachableHostStopsTheCount(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t)
 	before := f.snapshot(t)
 	path := f.withUnreachableHost(t)
@@ -202,6 +221,7 @@ func TestDeleteInstance_UnreachableHostStopsTheCount(t *testing.T) {
 // the count incomplete just the same: the play stops, names the host and
 // its error, and nothing is deleted.
 func TestDeleteInstance_FailedLookupStopsTheCount(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t)
 	before := f.snapshot(t)
 	inv, err := os.ReadFile(f.inv)
@@ -250,6 +270,7 @@ func (f *fleet) withUnreachableHost(t *testing.T) string {
 // an unreachable one makes the search incomplete, and the play says so,
 // names it, and restores nothing.
 func TestRestoreInstance_UnreachableHostStopsTheSearch(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t)
 	before := f.snapshot(t)
 	run := fleettest.RunPlaybookArgs(t, f.lib, []string{"-i", f.withUnreachableHost(t), "playbooks/restore_instance.yml"},
@@ -265,6 +286,7 @@ func TestRestoreInstance_UnreachableHostStopsTheSearch(t *testing.T) {
 // Python is a path that does not exist, so any Python module sent to a
 // target fails the job.
 func TestPlaybooks_NoPythonOnTargets(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t)
 	before := f.snapshot(t)
 	inv, err := os.ReadFile(f.inv)
@@ -288,6 +310,7 @@ func TestPlaybooks_NoPythonOnTargets(t *testing.T) {
 // looked up: the count goes on without it, and the tombstone records it.
 // Restore skips it the same way.
 func TestDeleteInstance_GoneHostsAreSkippedAndRecorded(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t)
 	before := f.snapshot(t)
 	path := f.withUnreachableHost(t)
@@ -326,6 +349,7 @@ func TestDeleteInstance_GoneHostsAreSkippedAndRecorded(t *testing.T) {
 // outside the limit, each looked up by a different job host, is counted
 // twice and refused, and the lookup ran from both job hosts.
 func TestDeleteInstance_HostsOutsideTheLimitAreCounted(t *testing.T) {
+	t.Parallel()
 	hosts := map[string]*fleettest.Fleet{
 		"web-a": fleettest.New(t, false, "acme"), "web-b": fleettest.New(t, false, "globex"),
 		"web-c": fleettest.New(t, false, "outer"), "web-d": fleettest.New(t, false, "outer"),

@@ -22,6 +22,7 @@ import (
 // globex (globex from the night before), reports initech failed without
 // stopping the others, prints the table and fails the job.
 func TestRecoverFleet_PlanThenConfirm(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	a := fleettest.NewSpec(t, fleettest.Spec{DB: true, Backups: true, Files: 3, Names: []string{"acme", "globex"}})
 	b := fleettest.NewSpec(t, fleettest.Spec{DB: true, Backups: true, Files: 3, Names: []string{"initech"}})

@@ -36,6 +36,7 @@ import (
 // The release binaries ignore FLEETSAFE_SYSTEMD_DIR, so the sandbox's
 // layout has no systemd_unit component here.
 func TestReleaseTarball_PlaybooksFromTheInstallAlone(t *testing.T) {
+	t.Parallel()
 	tarball := os.Getenv("FLEETSAFE_RELEASE_TARBALL")
 	if tarball == "" {
 		if os.Getenv("FLEETSAFE_REQUIRE_RELEASE_TARBALL") == "1" {

@@ -28,6 +28,7 @@ import (
 // runs; the secret key appears nowhere in the output (-v), and a
 // controller copy of an archive in a bucket is refused.
 func TestPlaybooks_ArchiveStoreInABucket(t *testing.T) {
+	t.Parallel()
 	set := s3test.Settings(t)
 	client := s3test.Client(t)
 	bucket := s3test.Bucket(t, false)
@@ -118,6 +119,7 @@ func TestPlaybooks_ArchiveStoreInABucket(t *testing.T) {
 // without restore_on the refusal names what to give, and a gone host
 // whose store cannot be read makes the search incomplete.
 func TestPlaybooks_RestoreOnAnotherHostFromABucket(t *testing.T) {
+	t.Parallel()
 	set := s3test.Settings(t)
 	client := s3test.Client(t)
 	bucket := s3test.Bucket(t, true)

@@ -96,6 +96,8 @@ func TestPlainDumpMetaCommandsStayInTheDatabase(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			// Each case has its own app: databases, roles, files.
+			t.Parallel()
 			if c.open != "" {
 				t.Skip("open: FINDINGS-5.md " + c.open)
 			}

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"testing"
 
 	"github.com/fleetsafe/fleetsafe/internal/testhooks"
@@ -78,14 +80,26 @@ func ModuleNames(tb testing.TB) []string {
 // dir/fleetsafe and makes dir/<name> a hard link to it for each named
 // module: a file named after a module is that module, as build/library
 // holds them. It returns the binary's path.
+//
+// When FLEETSAFE_TEST_FLEETSAFE names a binary (make gotest and
+// core-SERIES set it to build/library/fleetsafe, which `make build` has
+// just built from the same tree with the same tags), that binary is copied
+// instead: a link of the 29 MB binary costs a second or two of CPU, and
+// some forty tests build it.
 func BuildFleetsafe(tb testing.TB, dir string, names ...string) string {
 	tb.Helper()
 	bin := filepath.Join(dir, "fleetsafe")
-	cmd := exec.Command("go", "build", "-tags", testhooks.Tag, "-o", bin, "./cmd/fleetsafe")
-	cmd.Dir = RepoRoot()
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		tb.Fatalf("build cmd/fleetsafe: %v\n%s", err, out)
+	if pre := os.Getenv("FLEETSAFE_TEST_FLEETSAFE"); pre != "" {
+		if err := copyExecutable(pre, bin); err != nil {
+			tb.Fatalf("FLEETSAFE_TEST_FLEETSAFE: %v (make build builds it)", err)
+		}
+	} else {
+		cmd := exec.Command("go", "build", "-tags", testhooks.Tag, "-o", bin, "./cmd/fleetsafe")
+		cmd.Dir = RepoRoot()
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			tb.Fatalf("build cmd/fleetsafe: %v\n%s", err, out)
+		}
 	}
 	for _, n := range names {
 		_ = os.Remove(filepath.Join(dir, n))
@@ -172,6 +186,25 @@ func InstallCollection(tarball, dir string) error {
 	return nil
 }
 
+// copyExecutable copies the file src to dst, mode 0755: a copy, not a
+// link, so that a test that changes its binary changes no other's.
+func copyExecutable(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return fmt.Errorf("copy %s to %s: %w", src, dst, err)
+	}
+	return out.Close()
+}
+
 func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
@@ -191,13 +224,54 @@ func CollectionLayout(coll, bin string) error {
 	if err := os.Link(bin, filepath.Join(dir, "fleetsafe")); err != nil {
 		return err
 	}
-	root := RepoRoot()
-	cmd := exec.Command(python(), filepath.Join(root, "scripts", "docstubs.py"), filepath.Join(root, "modules"), filepath.Join(coll, "plugins", "modules"))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("module doc stubs: %w\n%s", err, out)
+	stubs, err := docStubs()
+	if err != nil {
+		return err
+	}
+	mods := filepath.Join(coll, "plugins", "modules")
+	if err := os.MkdirAll(mods, 0o755); err != nil {
+		return err
+	}
+	for name, data := range stubs {
+		if err := os.WriteFile(filepath.Join(mods, name), data, 0o644); err != nil {
+			return err
+		}
 	}
 	return nil
 }
+
+// docStubs runs scripts/docstubs.py once per test binary, into a directory
+// of its own, and keeps the files it wrote (name to content): the sidecars
+// do not change while the tests run.
+var docStubs = sync.OnceValues(func() (map[string][]byte, error) {
+	dir, err := os.MkdirTemp("", "fleetsafe-docstubs")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	root := RepoRoot()
+	out := filepath.Join(dir, "modules")
+	cmd := exec.Command(python(), filepath.Join(root, "scripts", "docstubs.py"), filepath.Join(root, "modules"), out)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("module doc stubs: %w\n%s", err, b)
+	}
+	entries, err := os.ReadDir(out)
+	if err != nil {
+		return nil, err
+	}
+	stubs := map[string][]byte{}
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join(out, e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		stubs[e.Name()] = data
+	}
+	if len(stubs) == 0 {
+		return nil, fmt.Errorf("module doc stubs: scripts/docstubs.py wrote nothing into %s", out)
+	}
+	return stubs, nil
+})
 
 // Playbook is the outcome of one ansible-playbook run.
 type Playbook struct {

@@ -172,6 +172,8 @@ func TestCrash_RestoreEveryStepConverges(t *testing.T) {
 				continue // aside steps happen with force only; early steps are the same without it
 			}
 			t.Run(fmt.Sprintf("force=%v/%s", force, step), func(t *testing.T) {
+				// Each step has a fleet, databases and archives of its own.
+				t.Parallel()
 				c := newCrashFixture(t, 20, force)
 				err := c.cmd(lib, step).Run()
 				require.Error(t, err, "the process was killed")

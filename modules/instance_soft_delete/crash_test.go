@@ -24,10 +24,13 @@ import (
 // after each step, re-runs it, and checks that the deletion completes and
 // that a restore gives the instance back.
 func TestCrash_EveryStepConverges(t *testing.T) {
+	t.Parallel()
 	lib := fleettest.BuildModules(t, "instance_soft_delete")
 	steps := []string{"lock", "journal", "dump", "hash", "archive:committed", "archive:sidecar", "archive", "verify", "tombstone", "quarantine:config", "quarantine:data", "quarantine:database", "quarantined"}
 	for _, step := range steps {
 		t.Run(step, func(t *testing.T) {
+			// Each step has a fleet, databases and archives of its own.
+			t.Parallel()
 			f := fleettest.New(t, true, "acme")
 			ctx := context.Background()
 			archives := filepath.Join(t.TempDir(), "archives")
@@ -79,6 +82,7 @@ func TestCrash_EveryStepConverges(t *testing.T) {
 // TestCrash_RandomInstants kills the module at random instants of a
 // deletion of a larger instance, then checks the same convergence.
 func TestCrash_RandomInstants(t *testing.T) {
+	t.Parallel()
 	lib := fleettest.BuildModules(t, "instance_soft_delete")
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
 	for i := range 6 {

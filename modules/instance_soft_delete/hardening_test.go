@@ -123,6 +123,9 @@ func TestHostile_UnreadableFile(t *testing.T) {
 // TestScale_200000SmallFiles archives an instance of 200,000 small files
 // through the module binary and reports its peak memory.
 func TestScale_200000SmallFiles(t *testing.T) {
+	// The slowest test of the package by far: beside the crash tests
+	// (also parallel), not after them.
+	t.Parallel()
 	if _, err := os.Stat("/usr/bin/time"); err != nil {
 		t.Skip("GNU time is needed to read the peak memory")
 	}
