@@ -8,7 +8,7 @@ import (
 
 // memoryHeadroom is what the archive's writing may hold above what the
 // soft delete held before (the manifest, the layout): the zstd encoder's
-// windows (about 19 MiB), the store's part buffers (15 MiB to S3) and the
+// window (2 MiB, with its tables about 8 MiB), the store's part buffers (15 MiB to S3) and the
 // pipes between the stages.
 const memoryHeadroom = 48 << 20
 
