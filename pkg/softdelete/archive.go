@@ -33,8 +33,8 @@ var archiveFormat = archives.CompressedArchive{
 		EncoderOptions: []zstd.EOption{zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithWindowSize(archiveWindow)},
 		DecoderOptions: []zstd.DOption{zstd.WithDecoderMaxWindow(64 << 20), zstd.WithDecoderMaxMemory(256 << 20), zstd.WithDecoderLowmem(false)},
 	},
-	Archival:    archives.Tar{Format: tar.FormatPAX},
-	Extraction:  archives.Tar{},
+	Archival:   archives.Tar{Format: tar.FormatPAX},
+	Extraction: archives.Tar{},
 }
 
 // archiveWindow is the zstd window of the archives written.
