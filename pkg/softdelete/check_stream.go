@@ -10,6 +10,8 @@ import (
 	"os"
 	"path"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/mholt/archives"
 
@@ -81,6 +83,8 @@ func checkStream(ctx context.Context, st store.Store, key, tmpDir string) error 
 	restoreMD := false
 	dumpsSeen := map[string]bool{}
 	buf := make([]byte, 256<<10)
+	var sums fileSums
+	defer sums.wait()
 	err = archiveFormat.Extract(ctx, io.TeeReader(f, whole), func(ctx context.Context, fi archives.FileInfo) error {
 		name := fi.NameInArchive
 		hdr, _ := fi.Header.(*tar.Header)
@@ -154,6 +158,17 @@ func checkStream(ctx context.Context, st store.Store, key, tmpDir string) error 
 			return err
 		}
 		defer rc.Close()
+		if e.Size >= asyncSumMin {
+			// Hashed on another core while the archive is decoded on.
+			n, err := sums.check(rc, buf, e.SHA256)
+			if err != nil {
+				return err
+			}
+			if n != e.Size {
+				return errNotStreamed
+			}
+			return nil
+		}
 		h := sha256.New()
 		n, err := io.CopyBuffer(h, rc, buf)
 		if err != nil {
@@ -166,6 +181,9 @@ func checkStream(ctx context.Context, st store.Store, key, tmpDir string) error 
 	})
 	if err == nil {
 		_, err = io.Copy(whole, f)
+	}
+	if !sums.wait() && err == nil {
+		err = errNotStreamed // a file's content does not match its digest
 	}
 	var got string
 	if plainSum != nil {
@@ -194,6 +212,49 @@ func checkStream(ctx context.Context, st store.Store, key, tmpDir string) error 
 		checkStreamHook()
 	}
 	return nil
+}
+
+// asyncSumMin is the size from which checkStream hashes a file's content
+// on another goroutine (fileSums); smaller files are hashed in line,
+// where handing them over would cost more than hashing them.
+var asyncSumMin int64 = 256 << 10
+
+// fileSums hashes the content of files on other goroutines, at most
+// fileSumsInFlight at once (each holds a few buffers: asynchash), while
+// the caller decodes the archive on; wait says whether every digest
+// matched.
+type fileSums struct {
+	sem chan struct{}
+	wg  sync.WaitGroup
+	bad atomic.Bool
+}
+
+const fileSumsInFlight = 2
+
+// check reads r to its end into a hash computed on another goroutine,
+// whose digest is compared with want there; it returns the bytes read.
+func (s *fileSums) check(r io.Reader, buf []byte, want string) (int64, error) {
+	if s.sem == nil {
+		s.sem = make(chan struct{}, fileSumsInFlight)
+	}
+	s.sem <- struct{}{}
+	h := asynchash.New()
+	n, err := io.CopyBuffer(h, r, buf)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if h.Sum() != want {
+			s.bad.Store(true)
+		}
+		<-s.sem
+	}()
+	return n, err
+}
+
+// wait waits for every hash and says whether each digest matched.
+func (s *fileSums) wait() bool {
+	s.wg.Wait()
+	return !s.bad.Load()
 }
 
 // spooledManifest is manifest.json on disk, checked, with its file

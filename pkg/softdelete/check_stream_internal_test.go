@@ -214,6 +214,20 @@ func TestCheckStream_PassesWhatSoftDeleteWrites(t *testing.T) {
 // one check's error (or passed where it passes, as a reordering of
 // independent entries is).
 func TestCheckStream_RefusesAsTheOneCheck(t *testing.T) {
+	refusesAsTheOneCheck(t)
+}
+
+// TestCheckStream_RefusesAsTheOneCheck_HashedAside is the same attack with
+// every file's content hashed on another goroutine (fileSums), as files
+// of asyncSumMin and more are: a wrong content or size found there is
+// refused alike.
+func TestCheckStream_RefusesAsTheOneCheck_HashedAside(t *testing.T) {
+	defer func(v int64) { asyncSumMin = v }(asyncSumMin)
+	asyncSumMin = 0
+	refusesAsTheOneCheck(t)
+}
+
+func refusesAsTheOneCheck(t *testing.T) {
 	es := softDeletedArchive(t)
 	idx := map[string]int{}
 	for i, e := range es {
@@ -300,6 +314,9 @@ func TestCheckStream_RefusesAsTheOneCheck(t *testing.T) {
 func TestCheckStream_NeverPassesWhatTheOneCheckRefuses(t *testing.T) {
 	es := softDeletedArchive(t)
 	rapid.Check(t, func(rt *rapid.T) {
+		// Content hashed in line or on another goroutine (fileSums).
+		defer func(v int64) { asyncSumMin = v }(asyncSumMin)
+		asyncSumMin = rapid.SampledFrom([]int64{0, 256 << 10}).Draw(rt, "asyncSumMin")
 		cur := append([]tarEntry(nil), es...)
 		for range rapid.IntRange(1, 3).Draw(rt, "damages") {
 			n := len(cur)
