@@ -4,11 +4,13 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -122,7 +124,13 @@ func writeArchive(ctx context.Context, st store.Store, key string, m *Manifest, 
 	for _, s := range srcs {
 		fi := archives.FileInfo{FileInfo: sourceInfo{s}, NameInArchive: s.entry.Name(), LinkTarget: s.entry.Target()}
 		if s.entry.Type == "file" {
-			fi.Open = func() (fs.File, error) { return dh.open(s.root, s.rel) }
+			// O_NONBLOCK: a file swapped for a FIFO meanwhile is not
+			// waited on (it reads short, which is refused), and Go does
+			// not toggle the flag around its poller registration (four
+			// fcntl calls a file).
+			fi.Open = func() (fs.File, error) {
+				return dh.openFile(s.root, s.rel, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC)
+			}
 		}
 		files = append(files, fi)
 	}
@@ -154,12 +162,20 @@ func writeArchive(ctx context.Context, st store.Store, key string, m *Manifest, 
 		w = io.MultiWriter(out, sum)
 	}
 	counter := &countingWriter{w: w}
-	err = archiveFormat.Archive(ctx, counter, meterFiles(ctx, files))
+	err = writeTar(ctx, counter, meterFiles(ctx, files))
 	var digest string
 	if sum != nil {
 		digest = sum.Sum()
 	}
 	if err != nil {
+		var short *shortReadError
+		if errors.As(err, &short) {
+			for _, s := range srcs {
+				if s.entry.Name() == short.Name {
+					return nil, fmt.Errorf("write archive %s: %v: %w", dest, err, &ChangedFileError{Path: filepath.Join(s.root.Name(), s.rel)})
+				}
+			}
+		}
 		return nil, fmt.Errorf("write archive %s: %w", dest, err)
 	}
 	if encrypted {
@@ -192,6 +208,77 @@ func writeArchive(ctx context.Context, st store.Store, key string, m *Manifest, 
 		info.StoreChecksum = c.Checksum()
 	}
 	return info, nil
+}
+
+// writeTar writes files as archiveFormat's tar, compressed, to w: the
+// headers archives.Tar writes (tar.FileInfoHeader, the name in the
+// archive, PAX), each regular file's body copied through one buffer, and
+// the end of the tar and of the zstd frame checked, not only written.
+// A file that reads shorter than its size is refused.
+func writeTar(ctx context.Context, w io.Writer, files []archives.FileInfo) error {
+	zw, err := archiveFormat.Compression.OpenWriter(w)
+	if err != nil {
+		return err
+	}
+	tw := tar.NewWriter(zw)
+	buf := make([]byte, 256<<10)
+	for _, f := range files {
+		if err := writeTarEntry(ctx, tw, f, buf); err != nil {
+			zw.Close()
+			return err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		zw.Close()
+		return err
+	}
+	return zw.Close()
+}
+
+func writeTarEntry(ctx context.Context, tw *tar.Writer, f archives.FileInfo, buf []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	hdr, err := tar.FileInfoHeader(f, f.LinkTarget)
+	if err != nil {
+		return fmt.Errorf("file %s: creating header: %w", f.NameInArchive, err)
+	}
+	hdr.Name = f.NameInArchive
+	if hdr.Name == "" {
+		hdr.Name = f.Name()
+	}
+	hdr.Format = tar.FormatPAX
+	if err := tw.WriteHeader(hdr); err != nil {
+		return fmt.Errorf("file %s: writing header: %w", f.NameInArchive, err)
+	}
+	if hdr.Typeflag != tar.TypeReg {
+		return nil
+	}
+	r, err := f.Open()
+	if err != nil {
+		return fmt.Errorf("file %s: writing data: %w", f.NameInArchive, err)
+	}
+	defer r.Close()
+	// Hide any WriterTo: the buffer is the one given.
+	n, err := io.CopyBuffer(tw, io.LimitReader(struct{ io.Reader }{r}, hdr.Size), buf)
+	if err != nil {
+		return fmt.Errorf("file %s: writing data: %w", f.NameInArchive, err)
+	}
+	if n != hdr.Size {
+		return &shortReadError{Name: f.NameInArchive, Read: n, Size: hdr.Size}
+	}
+	return nil
+}
+
+// shortReadError is a file that read shorter than the size collected:
+// it shrank (or was replaced) after it was hashed.
+type shortReadError struct {
+	Name       string
+	Read, Size int64
+}
+
+func (e *shortReadError) Error() string {
+	return fmt.Sprintf("file %s: %d bytes read, %d expected", e.Name, e.Read, e.Size)
 }
 
 type countingWriter struct {
