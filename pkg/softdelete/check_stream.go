@@ -202,6 +202,9 @@ func checkStream(ctx context.Context, st store.Store, key, tmpDir string) error 
 	if got != want || sm == nil {
 		return errNotStreamed
 	}
+	if sm.planned() != nil {
+		return errNotStreamed // the manifest is not one it can vouch for
+	}
 	if _, err := sm.files.next(); err != io.EOF {
 		return errNotStreamed // an entry of the manifest is missing
 	}
@@ -265,14 +268,33 @@ type spooledManifest struct {
 	dumps map[string]DumpEntry
 	kinds map[string]kind.Kind
 	files *manifestDecoder
+	// plan receives the verdict of planStream's checks of every file
+	// entry, made on another goroutine while the archive is compared
+	// with files (planned).
+	plan      chan error
+	planErr   error
+	planKnown bool
 }
 
-func (s *spooledManifest) close() { s.f.Close() }
+// planned waits for the checks of every file entry and returns their
+// verdict.
+func (s *spooledManifest) planned() error {
+	if !s.planKnown {
+		s.planErr, s.planKnown = <-s.plan, true
+	}
+	return s.planErr
+}
+
+func (s *spooledManifest) close() {
+	s.planned()
+	s.f.Close()
+}
 
 // spoolManifest copies manifest.json from r to an unlinked temporary file,
 // reads it through once for its head and the targets of its hard links,
-// once more to check it (planStream), and opens it a third time for the
-// comparison with the archive.
+// once more to check it (planStream; on another goroutine, whose verdict
+// planned returns), and opens it a third time for the comparison with
+// the archive.
 func spoolManifest(r io.Reader, tmpDir string) (*spooledManifest, error) {
 	f, err := os.CreateTemp(tmpDir, "fleetsafe-manifest-*.json")
 	if err != nil {
@@ -313,21 +335,21 @@ func spoolManifest(r io.Reader, tmpDir string) (*spooledManifest, error) {
 		f.Close()
 		return nil, err
 	}
-	d = read()
-	for {
-		e, err := d.next()
-		if err == io.EOF {
-			break
+	// The comparison reads p.dumps and p.kinds, which p.add only reads.
+	s.plan = make(chan error, 1)
+	go func(d *manifestDecoder) {
+		for {
+			e, err := d.next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil || p.add(e) != nil {
+				s.plan <- errNotStreamed
+				return
+			}
 		}
-		if err != nil || p.add(e) != nil {
-			f.Close()
-			return nil, errNotStreamed
-		}
-	}
-	if err := p.finish(); err != nil {
-		f.Close()
-		return nil, err
-	}
+		s.plan <- p.finish()
+	}(read())
 	s.dumps, s.kinds, s.files = p.dumps, p.kinds, read()
 	return s, nil
 }

@@ -286,6 +286,13 @@ func refusesAsTheOneCheck(t *testing.T) {
 		{"manifest entry missing", writeTarEntries(t, withManifest(t, es, func(m *Manifest) { m.Files = m.Files[:len(m.Files)-1] }), 0), true},
 		{"manifest entry twice", writeTarEntries(t, withManifest(t, es, func(m *Manifest) { m.Files = append(m.Files, m.Files[len(m.Files)-1]) }), 0), true},
 		{"manifest child before its directory", writeTarEntries(t, withManifest(t, es, moveFile(sub-2, y-2)), 0), true},
+		// The archive in the manifest's order: only the manifest's own
+		// checks (planStream) can refuse.
+		{"child before its directory in the manifest and the archive alike", writeTarEntries(t, func() []tarEntry {
+			out := withManifest(t, es, func(m *Manifest) { m.Files[sub-2], m.Files[y-2] = m.Files[y-2], m.Files[sub-2] })
+			out[sub], out[y] = out[y], out[sub]
+			return out
+		}(), 0), true},
 		{"manifest names out of order", writeTarEntries(t, withManifest(t, es, moveFile(x-2, x-1)), 0), false},
 		{"manifest top twice", writeTarEntries(t, withManifest(t, es, func(m *Manifest) { m.Files = append(m.Files[:1], m.Files...) }), 0), true},
 		{"component twice", writeTarEntries(t, withManifest(t, es, func(m *Manifest) { m.Components = append(m.Components, m.Components[0]) }), 0), true},
