@@ -4,11 +4,13 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -22,12 +24,23 @@ import (
 // archiveFormat is tar with PAX headers (nanosecond mtimes, long names)
 // compressed with zstd on every core.
 var archiveFormat = archives.CompressedArchive{
-	// Windows above 64 MiB are refused when reading: fleetsafe writes 8 MiB
-	// ones, and a hostile header must not make the reader allocate more.
-	Compression: archives.Zstd{DecoderOptions: []zstd.DOption{zstd.WithDecoderMaxWindow(64 << 20), zstd.WithDecoderMaxMemory(256 << 20)}},
-	Archival:    archives.Tar{Format: tar.FormatPAX},
-	Extraction:  archives.Tar{},
+	// The encoder's default level (zstd level 3) with the window zstd -3
+	// itself uses for large inputs (2 MiB, windowLog 21); releases before
+	// 2026-11-27 wrote 8 MiB windows, which read alike.
+	// Windows above 64 MiB are refused when reading: a hostile header
+	// must not make the reader allocate more. The reader keeps twice the
+	// window (WithDecoderLowmem(false)): with the window plus 1 MiB, it
+	// moved the whole window down every megabyte it decoded.
+	Compression: archives.Zstd{
+		EncoderOptions: []zstd.EOption{zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithWindowSize(archiveWindow)},
+		DecoderOptions: []zstd.DOption{zstd.WithDecoderMaxWindow(64 << 20), zstd.WithDecoderMaxMemory(256 << 20), zstd.WithDecoderLowmem(false)},
+	},
+	Archival:   archives.Tar{Format: tar.FormatPAX},
+	Extraction: archives.Tar{},
 }
+
+// archiveWindow is the zstd window of the archives written.
+const archiveWindow = 2 << 20
 
 // ArchiveInfo describes a written and verified archive.
 type ArchiveInfo struct {
@@ -133,7 +146,13 @@ func writeArchive(ctx context.Context, st store.Store, key string, m *Manifest, 
 		err := srcs.seq(func(s *source) error {
 			fi := archives.FileInfo{FileInfo: sourceInfo{s}, NameInArchive: s.entry.Name(), LinkTarget: s.entry.Target()}
 			if s.entry.Type == "file" {
-				fi.Open = func() (fs.File, error) { return dh.open(s.root, s.rel) }
+				// O_NONBLOCK: a file swapped for a FIFO meanwhile is not
+				// waited on (it reads short, which is refused), and Go does
+				// not toggle the flag around its poller registration (four
+				// fcntl calls a file).
+				fi.Open = func() (fs.File, error) {
+					return dh.openFile(s.root, s.rel, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC)
+				}
 			}
 			return yield(meter(fi))
 		})
@@ -167,12 +186,27 @@ func writeArchive(ctx context.Context, st store.Store, key string, m *Manifest, 
 		w = io.MultiWriter(out, sum)
 	}
 	counter := &countingWriter{w: w}
-	err = archiveEach(ctx, counter, files)
+	err = writeTar(ctx, counter, files)
 	var digest string
 	if sum != nil {
 		digest = sum.Sum()
 	}
 	if err != nil {
+		var short *shortReadError
+		if errors.As(err, &short) {
+			var changed *ChangedFileError
+			found := errors.New("found")
+			_ = srcs.seq(func(s *source) error {
+				if s.entry.Name() == short.Name {
+					changed = &ChangedFileError{Path: filepath.Join(s.root.Name(), s.rel)}
+					return found
+				}
+				return nil
+			})
+			if changed != nil {
+				return nil, fmt.Errorf("write archive %s: %v: %w", dest, err, changed)
+			}
+		}
 		return nil, fmt.Errorf("write archive %s: %w", dest, err)
 	}
 	if encrypted {
@@ -205,6 +239,76 @@ func writeArchive(ctx context.Context, st store.Store, key string, m *Manifest, 
 		info.StoreChecksum = c.Checksum()
 	}
 	return info, nil
+}
+
+// writeTar writes the files each yields, one at a time (the list is
+// never built), as archiveFormat's tar, compressed, to w: the
+// headers archives.Tar writes (tar.FileInfoHeader, the name in the
+// archive, PAX), each regular file's body copied through one buffer, and
+// the end of the tar and of the zstd frame checked, not only written.
+// A file that reads shorter than its size is refused.
+func writeTar(ctx context.Context, w io.Writer, each func(yield func(archives.FileInfo) error) error) error {
+	zw, err := archiveFormat.Compression.OpenWriter(w)
+	if err != nil {
+		return err
+	}
+	tw := tar.NewWriter(zw)
+	buf := make([]byte, 256<<10)
+	if err := each(func(f archives.FileInfo) error { return writeTarEntry(ctx, tw, f, buf) }); err != nil {
+		zw.Close()
+		return err
+	}
+	if err := tw.Close(); err != nil {
+		zw.Close()
+		return err
+	}
+	return zw.Close()
+}
+
+func writeTarEntry(ctx context.Context, tw *tar.Writer, f archives.FileInfo, buf []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	hdr, err := tar.FileInfoHeader(f, f.LinkTarget)
+	if err != nil {
+		return fmt.Errorf("file %s: creating header: %w", f.NameInArchive, err)
+	}
+	hdr.Name = f.NameInArchive
+	if hdr.Name == "" {
+		hdr.Name = f.Name()
+	}
+	hdr.Format = tar.FormatPAX
+	if err := tw.WriteHeader(hdr); err != nil {
+		return fmt.Errorf("file %s: writing header: %w", f.NameInArchive, err)
+	}
+	if hdr.Typeflag != tar.TypeReg {
+		return nil
+	}
+	r, err := f.Open()
+	if err != nil {
+		return fmt.Errorf("file %s: writing data: %w", f.NameInArchive, err)
+	}
+	defer r.Close()
+	// Hide any WriterTo: the buffer is the one given.
+	n, err := io.CopyBuffer(tw, io.LimitReader(struct{ io.Reader }{r}, hdr.Size), buf)
+	if err != nil {
+		return fmt.Errorf("file %s: writing data: %w", f.NameInArchive, err)
+	}
+	if n != hdr.Size {
+		return &shortReadError{Name: f.NameInArchive, Read: n, Size: hdr.Size}
+	}
+	return nil
+}
+
+// shortReadError is a file that read shorter than the size collected:
+// it shrank (or was replaced) after it was hashed.
+type shortReadError struct {
+	Name       string
+	Read, Size int64
+}
+
+func (e *shortReadError) Error() string {
+	return fmt.Sprintf("file %s: %d bytes read, %d expected", e.Name, e.Read, e.Size)
 }
 
 type countingWriter struct {

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/mholt/archives"
 
@@ -81,6 +83,8 @@ func checkStream(ctx context.Context, st store.Store, key, tmpDir string) error 
 	restoreMD := false
 	dumpsSeen := map[string]bool{}
 	buf := make([]byte, 256<<10)
+	var sums fileSums
+	defer sums.wait()
 	err = archiveFormat.Extract(ctx, io.TeeReader(f, whole), func(ctx context.Context, fi archives.FileInfo) error {
 		name := fi.NameInArchive
 		hdr, _ := fi.Header.(*tar.Header)
@@ -154,6 +158,17 @@ func checkStream(ctx context.Context, st store.Store, key, tmpDir string) error 
 			return err
 		}
 		defer rc.Close()
+		if e.Size >= asyncSumMin {
+			// Hashed on another core while the archive is decoded on.
+			n, err := sums.check(rc, buf, e.SHA256)
+			if err != nil {
+				return err
+			}
+			if n != e.Size {
+				return errNotStreamed
+			}
+			return nil
+		}
 		h := sha256.New()
 		n, err := io.CopyBuffer(h, rc, buf)
 		if err != nil {
@@ -166,6 +181,9 @@ func checkStream(ctx context.Context, st store.Store, key, tmpDir string) error 
 	})
 	if err == nil {
 		_, err = io.Copy(whole, f)
+	}
+	if !sums.wait() && err == nil {
+		err = errNotStreamed // a file's content does not match its digest
 	}
 	var got string
 	if plainSum != nil {
@@ -184,6 +202,9 @@ func checkStream(ctx context.Context, st store.Store, key, tmpDir string) error 
 	if got != want || sm == nil {
 		return errNotStreamed
 	}
+	if sm.planned() != nil {
+		return errNotStreamed // the manifest is not one it can vouch for
+	}
 	if _, err := sm.files.next(); err != io.EOF {
 		return errNotStreamed // an entry of the manifest is missing
 	}
@@ -196,6 +217,49 @@ func checkStream(ctx context.Context, st store.Store, key, tmpDir string) error 
 	return nil
 }
 
+// asyncSumMin is the size from which checkStream hashes a file's content
+// on another goroutine (fileSums); smaller files are hashed in line,
+// where handing them over would cost more than hashing them.
+var asyncSumMin int64 = 256 << 10
+
+// fileSums hashes the content of files on other goroutines, at most
+// fileSumsInFlight at once (each holds a few buffers: asynchash), while
+// the caller decodes the archive on; wait says whether every digest
+// matched.
+type fileSums struct {
+	sem chan struct{}
+	wg  sync.WaitGroup
+	bad atomic.Bool
+}
+
+const fileSumsInFlight = 2
+
+// check reads r to its end into a hash computed on another goroutine,
+// whose digest is compared with want there; it returns the bytes read.
+func (s *fileSums) check(r io.Reader, buf []byte, want string) (int64, error) {
+	if s.sem == nil {
+		s.sem = make(chan struct{}, fileSumsInFlight)
+	}
+	s.sem <- struct{}{}
+	h := asynchash.New()
+	n, err := io.CopyBuffer(h, r, buf)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if h.Sum() != want {
+			s.bad.Store(true)
+		}
+		<-s.sem
+	}()
+	return n, err
+}
+
+// wait waits for every hash and says whether each digest matched.
+func (s *fileSums) wait() bool {
+	s.wg.Wait()
+	return !s.bad.Load()
+}
+
 // spooledManifest is manifest.json on disk, checked, with its file
 // entries read again one at a time.
 type spooledManifest struct {
@@ -204,14 +268,33 @@ type spooledManifest struct {
 	dumps map[string]DumpEntry
 	kinds map[string]kind.Kind
 	files *manifestDecoder
+	// plan receives the verdict of planStream's checks of every file
+	// entry, made on another goroutine while the archive is compared
+	// with files (planned).
+	plan      chan error
+	planErr   error
+	planKnown bool
 }
 
-func (s *spooledManifest) close() { s.f.Close() }
+// planned waits for the checks of every file entry and returns their
+// verdict.
+func (s *spooledManifest) planned() error {
+	if !s.planKnown {
+		s.planErr, s.planKnown = <-s.plan, true
+	}
+	return s.planErr
+}
+
+func (s *spooledManifest) close() {
+	s.planned()
+	s.f.Close()
+}
 
 // spoolManifest copies manifest.json from r to an unlinked temporary file,
 // reads it through once for its head and the targets of its hard links,
-// once more to check it (planStream), and opens it a third time for the
-// comparison with the archive.
+// once more to check it (planStream; on another goroutine, whose verdict
+// planned returns), and opens it a third time for the comparison with
+// the archive.
 func spoolManifest(r io.Reader, tmpDir string) (*spooledManifest, error) {
 	f, err := os.CreateTemp(tmpDir, "fleetsafe-manifest-*.json")
 	if err != nil {
@@ -252,21 +335,21 @@ func spoolManifest(r io.Reader, tmpDir string) (*spooledManifest, error) {
 		f.Close()
 		return nil, err
 	}
-	d = read()
-	for {
-		e, err := d.next()
-		if err == io.EOF {
-			break
+	// The comparison reads p.dumps and p.kinds, which p.add only reads.
+	s.plan = make(chan error, 1)
+	go func(d *manifestDecoder) {
+		for {
+			e, err := d.next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil || p.add(e) != nil {
+				s.plan <- errNotStreamed
+				return
+			}
 		}
-		if err != nil || p.add(e) != nil {
-			f.Close()
-			return nil, errNotStreamed
-		}
-	}
-	if err := p.finish(); err != nil {
-		f.Close()
-		return nil, err
-	}
+		s.plan <- p.finish()
+	}(read())
 	s.dumps, s.kinds, s.files = p.dumps, p.kinds, read()
 	return s, nil
 }

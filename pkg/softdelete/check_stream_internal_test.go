@@ -214,6 +214,20 @@ func TestCheckStream_PassesWhatSoftDeleteWrites(t *testing.T) {
 // one check's error (or passed where it passes, as a reordering of
 // independent entries is).
 func TestCheckStream_RefusesAsTheOneCheck(t *testing.T) {
+	refusesAsTheOneCheck(t)
+}
+
+// TestCheckStream_RefusesAsTheOneCheck_HashedAside is the same attack with
+// every file's content hashed on another goroutine (fileSums), as files
+// of asyncSumMin and more are: a wrong content or size found there is
+// refused alike.
+func TestCheckStream_RefusesAsTheOneCheck_HashedAside(t *testing.T) {
+	defer func(v int64) { asyncSumMin = v }(asyncSumMin)
+	asyncSumMin = 0
+	refusesAsTheOneCheck(t)
+}
+
+func refusesAsTheOneCheck(t *testing.T) {
 	es := softDeletedArchive(t)
 	idx := map[string]int{}
 	for i, e := range es {
@@ -272,6 +286,13 @@ func TestCheckStream_RefusesAsTheOneCheck(t *testing.T) {
 		{"manifest entry missing", writeTarEntries(t, withManifest(t, es, func(m *Manifest) { m.Files = m.Files[:len(m.Files)-1] }), 0), true},
 		{"manifest entry twice", writeTarEntries(t, withManifest(t, es, func(m *Manifest) { m.Files = append(m.Files, m.Files[len(m.Files)-1]) }), 0), true},
 		{"manifest child before its directory", writeTarEntries(t, withManifest(t, es, moveFile(sub-2, y-2)), 0), true},
+		// The archive in the manifest's order: only the manifest's own
+		// checks (planStream) can refuse.
+		{"child before its directory in the manifest and the archive alike", writeTarEntries(t, func() []tarEntry {
+			out := withManifest(t, es, func(m *Manifest) { m.Files[sub-2], m.Files[y-2] = m.Files[y-2], m.Files[sub-2] })
+			out[sub], out[y] = out[y], out[sub]
+			return out
+		}(), 0), true},
 		{"manifest names out of order", writeTarEntries(t, withManifest(t, es, moveFile(x-2, x-1)), 0), false},
 		{"manifest top twice", writeTarEntries(t, withManifest(t, es, func(m *Manifest) { m.Files = append(m.Files[:1], m.Files...) }), 0), true},
 		{"component twice", writeTarEntries(t, withManifest(t, es, func(m *Manifest) { m.Components = append(m.Components, m.Components[0]) }), 0), true},
@@ -300,6 +321,9 @@ func TestCheckStream_RefusesAsTheOneCheck(t *testing.T) {
 func TestCheckStream_NeverPassesWhatTheOneCheckRefuses(t *testing.T) {
 	es := softDeletedArchive(t)
 	rapid.Check(t, func(rt *rapid.T) {
+		// Content hashed in line or on another goroutine (fileSums).
+		defer func(v int64) { asyncSumMin = v }(asyncSumMin)
+		asyncSumMin = rapid.SampledFrom([]int64{0, 256 << 10}).Draw(rt, "asyncSumMin")
 		cur := append([]tarEntry(nil), es...)
 		for range rapid.IntRange(1, 3).Draw(rt, "damages") {
 			n := len(cur)

@@ -3,12 +3,10 @@ package softdelete
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/mholt/archives"
 	"io"
 	"io/fs"
 	"os"
@@ -368,29 +366,3 @@ func listOf(srcs []*source) sourceList {
 	}
 	return l
 }
-
-// archiveEach writes the files that each yields, one at a time, as
-// archiveFormat.Archive writes a list: the list is never built.
-func archiveEach(ctx context.Context, w io.Writer, each func(yield func(archives.FileInfo) error) error) error {
-	jobs := make(chan archives.ArchiveAsyncJob)
-	result := make(chan error)
-	done := make(chan error, 1)
-	go func() { done <- archiveFormat.ArchiveAsync(ctx, w, jobs) }()
-	err := each(func(f archives.FileInfo) error {
-		select {
-		case jobs <- archives.ArchiveAsyncJob{File: f, Result: result}:
-		case err := <-done:
-			done <- err // the writer stopped early: its error is the answer
-			return errWriterStopped
-		}
-		return <-result
-	})
-	close(jobs)
-	werr := <-done
-	if werr != nil {
-		return werr
-	}
-	return err
-}
-
-var errWriterStopped = errors.New("the archive writer stopped")

@@ -8,8 +8,8 @@ import (
 
 // memoryHeadroom is what the archive's writing may hold above what the
 // soft delete held before (the manifest, the layout): the zstd encoder's
-// windows (about 19 MiB), the store's part buffers (15 MiB to S3) and the
-// pipes between the stages.
+// history and tables (a few MiB for its 2 MiB window), the store's part
+// buffers (15 MiB to S3) and the pipes between the stages.
 const memoryHeadroom = 48 << 20
 
 // limitMemory sets the Go runtime's soft memory limit to what is live now

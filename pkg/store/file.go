@@ -14,6 +14,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // File is the store of a directory of this host (archive_dir). Every
@@ -67,7 +69,14 @@ type fileWriter struct {
 	tmp, key  string
 	finished  bool
 	writeErrs error
+	// off is how much has been written; started is where the writeback
+	// started so far ends (writeback).
+	off, started int64
 }
+
+// writebackChunk is how much a writer lets pile up in the page cache
+// before it asks the kernel to start writing it out.
+const writebackChunk = 4 << 20
 
 func tempName(key string) (string, error) {
 	var b [8]byte
@@ -109,11 +118,28 @@ func (s *File) Create(_ context.Context, key string) (Writer, error) { return s.
 
 func (w *fileWriter) Write(p []byte) (int, error) {
 	n, err := w.f.Write(p)
+	w.off += int64(n)
 	if err != nil {
 		w.writeErrs = err
 		err = fmt.Errorf("write %s: %w", w.s.Location(w.key), err)
 	}
+	w.writeback()
 	return n, err
+}
+
+// writeback starts writing out each writebackChunk as soon as it is
+// written, without waiting for it: the kernel would otherwise wait
+// (dirty_expire_centisecs, 30 s by default) or for the Sync of Commit,
+// which would then wait for the whole object to reach the disk. The
+// disk works while the rest is produced, and the Sync (still what makes
+// the object durable) waits only for the last chunks. A failure here is
+// ignored: the Sync reports any write error.
+func (w *fileWriter) writeback() {
+	if w.off-w.started < writebackChunk {
+		return
+	}
+	_ = unix.SyncFileRange(int(w.f.Fd()), w.started, w.off-w.started, unix.SYNC_FILE_RANGE_WRITE)
+	w.started = w.off
 }
 
 // sync closes the temporary file after syncing it.
