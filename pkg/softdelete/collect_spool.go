@@ -357,18 +357,6 @@ func (c *collector) list() sourceList {
 	return sourceList{seq: c.seq(), entries: c.entries, files: c.files, bytes: c.bytes}
 }
 
-// listOf is a list of sources in memory as a sourceList.
-func listOf(srcs []*source) sourceList {
-	l := sourceList{seq: sliceSeq(srcs), entries: len(srcs)}
-	for _, s := range srcs {
-		if s.entry.Type == "file" {
-			l.files++
-			l.bytes += s.entry.Size
-		}
-	}
-	return l
-}
-
 // archiveEach writes the files that each yields, one at a time, as
 // archiveFormat.Archive writes a list: the list is never built.
 func archiveEach(ctx context.Context, w io.Writer, each func(yield func(archives.FileInfo) error) error) error {

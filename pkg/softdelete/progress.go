@@ -141,25 +141,6 @@ func (r *meteredReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// meterFiles counts the progress of phase archive in the reads of the
-// regular files among files (their Open), when ctx carries a callback.
-func meterFiles(ctx context.Context, files []archives.FileInfo) []archives.FileInfo {
-	var bytes int64
-	n := 0
-	for _, f := range files {
-		if f.Open != nil && f.Mode().IsRegular() {
-			bytes += f.Size()
-			n++
-		}
-	}
-	meter := fileMeter(ctx, bytes, n)
-	out := make([]archives.FileInfo, len(files))
-	for i, f := range files {
-		out[i] = meter(f)
-	}
-	return out
-}
-
 // fileMeter returns what counts the progress of phase archive in the
 // reads of the regular files it is given (their Open), bytes in n files
 // in all, when ctx carries a callback: the files can be met one at a
