@@ -354,15 +354,3 @@ type sourceList struct {
 func (c *collector) list() sourceList {
 	return sourceList{seq: c.seq(), entries: c.entries, files: c.files, bytes: c.bytes}
 }
-
-// listOf is a list of sources in memory as a sourceList.
-func listOf(srcs []*source) sourceList {
-	l := sourceList{seq: sliceSeq(srcs), entries: len(srcs)}
-	for _, s := range srcs {
-		if s.entry.Type == "file" {
-			l.files++
-			l.bytes += s.entry.Size
-		}
-	}
-	return l
-}
