@@ -27,20 +27,25 @@ var archiveFormat = archives.CompressedArchive{
 	// The encoder's default level (zstd level 3) with the window zstd -3
 	// itself uses for large inputs (2 MiB, windowLog 21); releases before
 	// 2026-11-27 wrote 8 MiB windows, which read alike.
-	// Windows above 64 MiB are refused when reading: a hostile header
-	// must not make the reader allocate more. The reader keeps twice the
-	// window (WithDecoderLowmem(false)): with the window plus 1 MiB, it
-	// moved the whole window down every megabyte it decoded.
+	// The reader keeps twice the window (WithDecoderLowmem(false)): with
+	// the window plus 1 MiB, it moved the whole window down every
+	// megabyte it decoded. Windows above 32 MiB are refused when reading
+	// (fleetsafe never wrote more than 8 MiB), so that a hostile header
+	// makes the reader hold at most 64 MiB of history, as before.
 	Compression: archives.Zstd{
 		EncoderOptions: []zstd.EOption{zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithWindowSize(archiveWindow)},
-		DecoderOptions: []zstd.DOption{zstd.WithDecoderMaxWindow(64 << 20), zstd.WithDecoderMaxMemory(256 << 20), zstd.WithDecoderLowmem(false)},
+		DecoderOptions: []zstd.DOption{zstd.WithDecoderMaxWindow(maxArchiveWindow), zstd.WithDecoderMaxMemory(256 << 20), zstd.WithDecoderLowmem(false)},
 	},
 	Archival:   archives.Tar{Format: tar.FormatPAX},
 	Extraction: archives.Tar{},
 }
 
-// archiveWindow is the zstd window of the archives written.
-const archiveWindow = 2 << 20
+// archiveWindow is the zstd window of the archives written;
+// maxArchiveWindow the largest one read.
+const (
+	archiveWindow    = 2 << 20
+	maxArchiveWindow = 32 << 20
+)
 
 // ArchiveInfo describes a written and verified archive.
 type ArchiveInfo struct {
