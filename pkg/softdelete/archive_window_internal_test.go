@@ -34,7 +34,8 @@ func TestArchiveWindow(t *testing.T) {
 		return archiveFormat.Extract(context.Background(), bytes.NewReader(b), func(context.Context, archives.FileInfo) error { return nil })
 	}
 	var out bytes.Buffer
-	require.NoError(t, writeTar(context.Background(), &out, []archives.FileInfo{memEntry("f", bytes.Repeat([]byte("x"), 3<<20), time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))}))
+	one := memEntry("f", bytes.Repeat([]byte("x"), 3<<20), time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	require.NoError(t, writeTar(context.Background(), &out, func(yield func(archives.FileInfo) error) error { return yield(one) }))
 	var h zstd.Header
 	require.NoError(t, h.Decode(out.Bytes()))
 	require.Equal(t, uint64(archiveWindow), h.WindowSize, "the window written")
