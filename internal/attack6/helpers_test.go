@@ -44,6 +44,29 @@ func (x *s3fx) args(kv ...any) []any {
 // key returns the object key of an s3:// path of this bucket.
 func (x *s3fx) key(p string) string { return strings.TrimPrefix(p, "s3://"+x.bucket+"/") }
 
+// removeEveryVersion removes every version of key (data and delete
+// markers) by its id, as someone allowed to delete versions can for an
+// object no lock protects.
+func (x *s3fx) removeEveryVersion(t *testing.T, key string) {
+	t.Helper()
+	n := 0
+	for o := range x.c.ListObjects(context.Background(), x.bucket, minio.ListObjectsOptions{Prefix: key, Recursive: true, WithVersions: true}) {
+		if o.Err != nil {
+			t.Fatalf("list versions of %s: %v", key, o.Err)
+		}
+		if o.Key != key {
+			continue
+		}
+		if err := x.c.RemoveObject(context.Background(), x.bucket, key, minio.RemoveObjectOptions{VersionID: o.VersionID}); err != nil {
+			t.Fatalf("remove version %s of %s: %v", o.VersionID, key, err)
+		}
+		n++
+	}
+	if n == 0 {
+		t.Fatalf("no version of %s to remove", key)
+	}
+}
+
 // plainDelete is a DELETE without a version id, as an operator types it.
 func (x *s3fx) plainDelete(t *testing.T, key string) {
 	t.Helper()
