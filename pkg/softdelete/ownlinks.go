@@ -169,25 +169,14 @@ func (o *ownLinks) check(e FileEntry, full string, fi fs.FileInfo) string {
 }
 
 // pathIn is where entry name of component comp is when that component's
-// top entry is at place.
+// top entry is at place (entryAt); false for a name outside the component.
 func (o *ownLinks) pathIn(comp, place, name string) (string, bool) {
 	for _, mc := range o.m.Components {
 		if mc.Name != comp || mc.ArchivePath == "" {
 			continue
 		}
-		if name == mc.ArchivePath {
-			return place, true
-		}
-		if rest, ok := strings.CutPrefix(name, mc.ArchivePath+"/"); ok {
-			if shapeOf(mc.Type) == kind.TreeFile {
-				// A file component's entry is the one file under its
-				// directory in the archive; its place is the file.
-				if strings.Contains(rest, "/") {
-					return "", false
-				}
-				return place, true
-			}
-			return filepath.Join(place, filepath.FromSlash(rest)), true
+		if name == mc.ArchivePath || strings.HasPrefix(name, mc.ArchivePath+"/") {
+			return entryAt(mc.Type, mc.ArchivePath, place, name), true
 		}
 	}
 	return "", false

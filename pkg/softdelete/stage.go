@@ -93,10 +93,18 @@ type staged struct {
 // rel maps an archive name of the component to its path in the staging
 // directory.
 func (s *staged) rel(name string) string {
-	if shapeOf(s.p.comp.Type) == kind.TreeFile || name == s.p.mc.ArchivePath {
-		return s.base
+	return entryAt(s.p.comp.Type, s.p.mc.ArchivePath, s.base, name)
+}
+
+// entryAt is where the archive entry name of a component of type typ,
+// archived under archivePath, is when the component's top entry is at
+// top: a file component's one entry (under its archive directory) is top
+// itself; a directory component's entries are below top.
+func entryAt(typ, archivePath, top, name string) string {
+	if shapeOf(typ) == kind.TreeFile || name == archivePath {
+		return top
 	}
-	return filepath.Join(s.base, filepath.FromSlash(strings.TrimPrefix(name, s.p.mc.ArchivePath+"/")))
+	return filepath.Join(top, filepath.FromSlash(strings.TrimPrefix(name, archivePath+"/")))
 }
 
 func (r *restorer) stageArchive(ctx context.Context, archive string, picks []*pick, m *Manifest) error {
