@@ -36,7 +36,7 @@ FUZZ_TARGETS := \
   ./pkg/instance:FuzzParseLayout ./pkg/instance:FuzzParseDuration ./pkg/instance:FuzzParseSize ./pkg/instance:FuzzValidateName \
   ./pkg/pgdump:FuzzVerify \
   ./pkg/backup:FuzzCheckFile ./pkg/backup:FuzzCheckFileKinds ./pkg/backup:FuzzSidecar ./pkg/backup:FuzzPlainDump \
-  ./pkg/softdelete:FuzzVerifyArchive ./pkg/softdelete:FuzzDecodeManifest ./pkg/softdelete:FuzzReadTombstone ./pkg/softdelete:FuzzCheckEntry
+  ./pkg/archive:FuzzVerifyArchive ./pkg/archive:FuzzDecodeManifest ./pkg/softdelete:FuzzReadTombstone ./pkg/archive:FuzzCheckEntry
 
 venv: $(VENV_OK)
 $(VENV_OK): requirements-dev.txt

@@ -20,7 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleetsafe/fleetsafe/internal/fleettest"
-	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
+	"github.com/fleetsafe/fleetsafe/pkg/archive"
 	s3store "github.com/fleetsafe/fleetsafe/pkg/store/s3"
 	"github.com/fleetsafe/fleetsafe/pkg/store/s3/s3test"
 )
@@ -320,7 +320,7 @@ func noOrphanRunbook(t *testing.T, client *minio.Client, bucket, prefix string) 
 		keys[o.Key] = true
 	}
 	for k := range keys {
-		for _, suffix := range []string{softdelete.RunbookSuffix, ".sha256"} {
+		for _, suffix := range []string{archive.RunbookSuffix, ".sha256"} {
 			if archive, ok := strings.CutSuffix(k, suffix); ok && strings.HasSuffix(archive, ".tar.zst") {
 				assert.True(t, keys[archive], "%s describes %s, which the bucket does not hold", k, archive)
 			}

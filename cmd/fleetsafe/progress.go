@@ -8,7 +8,7 @@ import (
 	"syscall"
 	"unsafe"
 
-	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
+	"github.com/fleetsafe/fleetsafe/pkg/archive"
 	"github.com/fleetsafe/fleetsafe/pkg/units"
 )
 
@@ -22,7 +22,7 @@ type progressBar struct {
 
 const barWidth = 30
 
-func (b *progressBar) update(p softdelete.Progress) {
+func (b *progressBar) update(p archive.Progress) {
 	fmt.Fprintf(b.w, "\r%s\x1b[K", renderProgress(p))
 	b.open = p.BytesDone < p.BytesTotal || p.FilesDone < p.FilesTotal
 	if !b.open {
@@ -38,7 +38,7 @@ func (b *progressBar) finish() {
 	}
 }
 
-func renderProgress(p softdelete.Progress) string {
+func renderProgress(p archive.Progress) string {
 	frac := 1.0
 	if p.BytesTotal > 0 {
 		frac = float64(p.BytesDone) / float64(p.BytesTotal)

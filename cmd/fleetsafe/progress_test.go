@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleetsafe/fleetsafe/internal/fleettest"
-	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
+	"github.com/fleetsafe/fleetsafe/pkg/archive"
 )
 
 // openPTY returns the two ends of a new pseudo-terminal.
@@ -99,8 +99,8 @@ func TestCLI_ProgressBarOnATerminalOnly(t *testing.T) {
 
 func TestRenderProgress(t *testing.T) {
 	assert.Equal(t, "archive  [###############---------------]  50%  1.5 KiB / 3.0 KiB  1/4 files",
-		renderProgress(softdelete.Progress{Phase: "archive", BytesDone: 1536, BytesTotal: 3072, FilesDone: 1, FilesTotal: 4}))
+		renderProgress(archive.Progress{Phase: "archive", BytesDone: 1536, BytesTotal: 3072, FilesDone: 1, FilesTotal: 4}))
 	assert.Equal(t, "verify   [##############################] 100%  0 B / 0 B",
-		renderProgress(softdelete.Progress{Phase: "verify"}))
-	assert.True(t, strings.HasSuffix(renderProgress(softdelete.Progress{Phase: "restore", BytesDone: 5 << 30, BytesTotal: 5 << 30}), "5.0 GiB / 5.0 GiB"))
+		renderProgress(archive.Progress{Phase: "verify"}))
+	assert.True(t, strings.HasSuffix(renderProgress(archive.Progress{Phase: "restore", BytesDone: 5 << 30, BytesTotal: 5 << 30}), "5.0 GiB / 5.0 GiB"))
 }

@@ -10,7 +10,7 @@ import (
 
 	"github.com/fleetsafe/fleetsafe/internal/modutil"
 	"github.com/fleetsafe/fleetsafe/pkg/ansible"
-	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
+	"github.com/fleetsafe/fleetsafe/pkg/archive"
 )
 
 // version is set at link time (-ldflags '-X main.version=...'); without it
@@ -21,7 +21,7 @@ func versionString() string {
 	if version != "" {
 		return version
 	}
-	return softdelete.Version
+	return archive.Version
 }
 
 // Exit statuses of the command line.
@@ -255,7 +255,7 @@ func flagNames(spec map[string]ansible.Param) []string {
 
 // verifyArchive checks one archive and returns a module-shaped result.
 func verifyArchive(ctx context.Context, path string) map[string]any {
-	m, err := softdelete.VerifyArchiveWith(ctx, path, softdelete.VerifyOptions{Progress: modutil.Progress(ctx)})
+	m, err := archive.VerifyArchiveWith(ctx, path, archive.VerifyOptions{Progress: modutil.Progress(ctx)})
 	if err != nil {
 		return map[string]any{"changed": false, "failed": true, "archive": path,
 			"msg": fmt.Sprintf("archive %s does not verify: %s", path, ansible.Message(err))}

@@ -15,6 +15,7 @@ import (
 
 	"pgregory.net/rapid"
 
+	"github.com/fleetsafe/fleetsafe/pkg/archive"
 	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
 )
 
@@ -158,7 +159,7 @@ func (m *machine) CrashDelete(t *rapid.T) {
 	if want := 30 * 24 * time.Hour; d.purgeAfter.Sub(news[0].DeletedAt) != want {
 		t.Fatalf("instance_soft_delete %s: purge_after is not deleted_at + 30 days", name)
 	}
-	if _, err := softdelete.VerifyArchive(m.ctx, d.archive); err != nil {
+	if _, err := archive.VerifyArchive(m.ctx, d.archive); err != nil {
 		t.Fatalf("instance_soft_delete %s after a crash: the tombstone's archive does not verify: %v", name, err)
 	}
 }
@@ -450,7 +451,7 @@ func (m *machine) orphanArchives(t *rapid.T, name, what string, failed error) {
 		if failed == nil {
 			t.Fatalf("%s, but left the archive %s without a tombstone or an abandoned record", what, filepath.Base(f))
 		}
-		if _, err := softdelete.VerifyArchive(m.ctx, f); err != nil {
+		if _, err := archive.VerifyArchive(m.ctx, f); err != nil {
 			t.Fatalf("%s, and left the archive %s without a tombstone, incomplete: %v", what, filepath.Base(f), err)
 		}
 		if !strings.Contains(failed.Error(), filepath.Base(f)) {

@@ -13,6 +13,7 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/fleetsafe/fleetsafe/internal/fleettest"
+	"github.com/fleetsafe/fleetsafe/pkg/archive"
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
 	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
 )
@@ -239,7 +240,7 @@ func TestModel_CrashAfterArchiveConverges(t *testing.T) {
 			case file == tss[0].ArchivePath:
 				owned = true
 			case abandoned[file]:
-				if _, err := softdelete.VerifyArchive(ctx, file); err != nil {
+				if _, err := archive.VerifyArchive(ctx, file); err != nil {
 					t.Fatalf("after a kill after %s and a re-run: the archive %s kept under an abandoned record does not verify: %v", step, filepath.Base(file), err)
 				}
 				if step != "archive" && step != "verify" {

@@ -14,6 +14,7 @@ import (
 
 	"pgregory.net/rapid"
 
+	"github.com/fleetsafe/fleetsafe/pkg/archive"
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
 	"github.com/fleetsafe/fleetsafe/pkg/mariadb"
 	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
@@ -426,7 +427,7 @@ func (m *machine) learnAbandoned(t *rapid.T, name string) {
 		s.orphans = slices.DeleteFunc(s.orphans, func(o string) bool { return o == ts.ArchivePath })
 		if ts.ArchivePath != "" {
 			if _, err := os.Stat(ts.ArchivePath); err == nil {
-				if _, err := softdelete.VerifyArchive(m.ctx, ts.ArchivePath); err != nil {
+				if _, err := archive.VerifyArchive(m.ctx, ts.ArchivePath); err != nil {
 					t.Fatalf("instance %s: the archive %s of the abandoned attempt %s is kept but does not verify: %v", name, ts.ArchivePath, ts.ID, err)
 				}
 				rec.archive = ts.ArchivePath
@@ -625,7 +626,7 @@ func (m *machine) afterDelete(t *rapid.T, name string, retention int, res *softd
 	if !res.Changed || res.Archive == nil || !res.Archive.Verified || res.Tombstone == nil {
 		t.Fatalf("delete %s: result %+v does not report a verified archive and a tombstone", name, res)
 	}
-	if _, err := softdelete.VerifyArchive(m.ctx, res.Archive.Path); err != nil {
+	if _, err := archive.VerifyArchive(m.ctx, res.Archive.Path); err != nil {
 		t.Fatalf("delete %s: the archive it reports verified does not verify: %v", name, err)
 	}
 	if retention <= 0 {

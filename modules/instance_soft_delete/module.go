@@ -7,6 +7,7 @@ import (
 
 	"github.com/fleetsafe/fleetsafe/internal/modutil"
 	"github.com/fleetsafe/fleetsafe/pkg/ansible"
+	"github.com/fleetsafe/fleetsafe/pkg/archive"
 	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
 )
 
@@ -25,7 +26,7 @@ var Module = ansible.Module{
 		"object_lock":    {Type: ansible.TypeStr, Choices: softdelete.ObjectLockModes},
 		"legal_hold":     {Type: ansible.TypeBool, Default: false},
 		"encrypt_to":     {Type: ansible.TypeList, Elements: ansible.TypeStr},
-		"accept_losses":  {Type: ansible.TypeList, Elements: ansible.TypeStr, Choices: softdelete.AcceptableLosses},
+		"accept_losses":  {Type: ansible.TypeList, Elements: ansible.TypeStr, Choices: archive.AcceptableLosses},
 	}}.Merge(modutil.LayoutSpec).Merge(modutil.DBSpec).Merge(modutil.StoreSpec),
 	Run: run,
 }

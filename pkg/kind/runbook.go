@@ -65,3 +65,11 @@ func OneLine(s string) string {
 		return r
 	}, s)
 }
+
+// Plural is one when n is 1, else many: the ending of a counted word.
+func Plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/fleetsafe/fleetsafe/pkg/archive"
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
 	"github.com/fleetsafe/fleetsafe/pkg/kind"
 	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
@@ -106,11 +107,11 @@ func TestPlugin_TestKindLifecycle(t *testing.T) {
 	}
 	require.Equal(t, testDBType, q.Type)
 	assert.FileExists(t, filepath.Join(dbs, q.To+".db"))
-	m, err := softdelete.VerifyArchive(ctx, res.Archive.Path)
+	m, err := archive.VerifyArchive(ctx, res.Archive.Path)
 	require.NoError(t, err)
 	require.Len(t, m.Databases, 1)
 	assert.Equal(t, "components/db.testdump", m.Databases[0].Path)
-	runbook := string(softdelete.Runbook(m, res.Archive.Path))
+	runbook := string(archive.Runbook(m, res.Archive.Path))
 	assert.Contains(t, runbook, "### db: test database `plug_acme`")
 	assert.Contains(t, runbook, ", and `cp`.")
 

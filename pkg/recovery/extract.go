@@ -22,6 +22,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
 
+	"github.com/fleetsafe/fleetsafe/pkg/archive"
 	"github.com/fleetsafe/fleetsafe/pkg/backup"
 	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
 )
@@ -323,7 +324,7 @@ func (m *mapper) rel(raw string) (string, error) {
 
 // stagedTree is what extractTree wrote.
 type stagedTree struct {
-	entries []softdelete.FileEntry
+	entries []archive.FileEntry
 	// dropped names the extended attributes and ACLs the backup carries
 	// that are not restored.
 	dropped []string
@@ -465,7 +466,7 @@ func (x *extraction) add(e entry) error {
 				Reason: fmt.Sprintf("entry %q: %d bytes, more than the %d bytes left on the staging filesystem %s", hdr.Name, hdr.Size, max(x.budget-out.bytes, 0), x.top)}
 		}
 	}
-	fe := softdelete.FileEntry{Path: rel, Mode: uint32(fs.FileMode(hdr.Mode).Perm() | goBits(hdr.Mode)),
+	fe := archive.FileEntry{Path: rel, Mode: uint32(fs.FileMode(hdr.Mode).Perm() | goBits(hdr.Mode)),
 		UID: hdr.Uid, GID: hdr.Gid, MTime: hdr.ModTime, Size: 0}
 	open := e.open
 	switch check.Typeflag {
@@ -538,7 +539,7 @@ func (x *extraction) finish() (*stagedTree, error) {
 		if err := root.MkdirAll(m.base, 0o700); err != nil {
 			return nil, err
 		}
-		out.entries = append(out.entries, softdelete.FileEntry{Path: m.base, Type: "dir", Mode: 0o750, UID: uid, GID: gid, MTime: x.mtime})
+		out.entries = append(out.entries, archive.FileEntry{Path: m.base, Type: "dir", Mode: 0o750, UID: uid, GID: gid, MTime: x.mtime})
 	}
 	// Directories that entries implied without an entry of their own.
 	for _, e := range out.entries {
@@ -547,10 +548,10 @@ func (x *extraction) finish() (*stagedTree, error) {
 				continue
 			}
 			seen[d] = len(out.entries)
-			out.entries = append(out.entries, softdelete.FileEntry{Path: d, Type: "dir", Mode: 0o750, UID: uid, GID: gid, MTime: x.mtime})
+			out.entries = append(out.entries, archive.FileEntry{Path: d, Type: "dir", Mode: 0o750, UID: uid, GID: gid, MTime: x.mtime})
 		}
 	}
-	byDepth := append([]softdelete.FileEntry(nil), out.entries...)
+	byDepth := append([]archive.FileEntry(nil), out.entries...)
 	sort.Slice(byDepth, func(i, j int) bool { return byDepth[i].Path > byDepth[j].Path })
 	for _, e := range byDepth {
 		if e.Type == "hardlink" {

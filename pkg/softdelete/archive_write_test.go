@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleetsafe/fleetsafe/internal/fleettest"
+	"github.com/fleetsafe/fleetsafe/pkg/archive"
 	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
 )
 
@@ -50,7 +51,7 @@ func TestHostile_FileShrinksOrTurnsFIFOWhileArchived(t *testing.T) {
 			case <-time.After(20 * time.Second):
 				t.Fatal("the soft delete waits on the named pipe")
 			}
-			var ce *softdelete.ChangedFileError
+			var ce *archive.ChangedFileError
 			require.True(t, errors.As(err, &ce), "%v", err)
 			assert.Equal(t, changing, ce.Path, "says which file changed")
 			assert.Empty(t, archivesOf(t, archives), "no archive is kept")

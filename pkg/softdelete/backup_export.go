@@ -11,6 +11,7 @@ import (
 
 	"github.com/mholt/archives"
 
+	"github.com/fleetsafe/fleetsafe/pkg/archive"
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
 	"github.com/fleetsafe/fleetsafe/pkg/kind"
 )
@@ -40,21 +41,21 @@ func Target(app, name string, c instance.Component) (kind.Target, error) { retur
 // .., is not clean, or whose type is neither a regular file, a
 // directory, a symlink nor a hard link inside the archive
 // (*UnsafeEntryError).
-func CheckTarEntry(hdr *tar.Header) error { return checkEntry(hdr) }
+func CheckTarEntry(hdr *tar.Header) error { return archive.CheckEntry(hdr) }
 
 // WriteTarEntry writes one checked entry at rel under root, exactly as
 // an archive restore does: directories and files created with private
 // modes (metadata comes last, ApplyMeta), links written as links and
 // never through, zeros as holes, every file synced.
 func WriteTarEntry(root *os.Root, rel string, hdr *tar.Header, open func() (io.ReadCloser, error)) error {
-	return writeEntry(root, rel, hdr, tarEntryInfo(hdr, open), true)
+	return archive.WriteEntry(root, rel, hdr, tarEntryInfo(hdr, open), true)
 }
 
 // WriteTarEntryUnsynced is WriteTarEntry without the sync of each file:
 // its writeback is started (sync_file_range), and the caller syncs the
 // filesystem (syncfs) before the tree is renamed into place.
 func WriteTarEntryUnsynced(root *os.Root, rel string, hdr *tar.Header, open func() (io.ReadCloser, error)) error {
-	return writeEntry(root, rel, hdr, tarEntryInfo(hdr, open), false)
+	return archive.WriteEntry(root, rel, hdr, tarEntryInfo(hdr, open), false)
 }
 
 // tarEntryInfo is the entry of hdr as the extraction reads it, its
@@ -79,22 +80,24 @@ func (f readFile) Stat() (fs.FileInfo, error) { return f.fi, nil }
 
 // ApplyMeta gives the entry at rel under root the owner, mode and mtime of
 // e, never through a link.
-func ApplyMeta(root *os.Root, rel string, e FileEntry) error { return applyMeta(root, rel, e) }
+func ApplyMeta(root *os.Root, rel string, e archive.FileEntry) error {
+	return archive.ApplyMeta(root, rel, e)
+}
 
 // CompareTree checks the tree base under root against entries (their
 // names mapped by rel): the same names and no others, kinds, sizes, link
 // targets, hard links, sha256 and, with meta, modes, owners and mtimes
 // (and fsyncs each directory). It returns why it differs, or "".
-func CompareTree(root *os.Root, rel func(string) string, base string, entries []FileEntry, meta bool) string {
-	return compareTree(root, rel, base, entries, meta)
+func CompareTree(root *os.Root, rel func(string) string, base string, entries []archive.FileEntry, meta bool) string {
+	return archive.CompareTree(root, rel, base, entries, meta)
 }
 
 // CompareTreeShape is CompareTree with meta, files compared by size
 // without being read again (their content was written from a stream
 // checked as it was read), and no directory synced (the caller syncs the
 // filesystem before the rename into place).
-func CompareTreeShape(root *os.Root, rel func(string) string, base string, entries []FileEntry) string {
-	return compareTreeWith(root, rel, base, entries, true, false)
+func CompareTreeShape(root *os.Root, rel func(string) string, base string, entries []archive.FileEntry) string {
+	return archive.CompareTreeWith(root, rel, base, entries, true, false)
 }
 
 // Aside records the present components a forced restore from another

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleetsafe/fleetsafe/internal/fleettest"
+	"github.com/fleetsafe/fleetsafe/pkg/archive"
 	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
 )
 
@@ -57,7 +58,7 @@ func TestHostile_DirectorySwappedAfterCollection(t *testing.T) {
 				res, err := softdelete.Delete(context.Background(), f.Layout, req)
 				require.Error(t, err)
 				var le *softdelete.LateChangeError
-				var ce *softdelete.ChangedFileError
+				var ce *archive.ChangedFileError
 				switch {
 				case step == "archive" || step == "verify":
 					require.True(t, errors.As(err, &le), "%T %v", err, err)

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
+	"github.com/fleetsafe/fleetsafe/pkg/archive"
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
 	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
 )
@@ -21,7 +22,7 @@ import (
 // fixtureV1Base: data (a dir with a hard link, a symlink, an executable file,
 // an empty file) and config (a file).
 const (
-	fixtureV1     = "testdata/v1/20261126T223757.148441Z-02ab2847.tar.zst"
+	fixtureV1     = "../archive/testdata/v1/20261126T223757.148441Z-02ab2847.tar.zst"
 	fixtureV1Base = "/tmp/fleetsafe-fixture-v1"
 )
 
@@ -38,7 +39,7 @@ func TestFormatV1_StillVerifiesAndRestores(t *testing.T) {
 	require.NoError(t, os.RemoveAll(fixtureV1Base))
 
 	ctx := context.Background()
-	m, err := softdelete.VerifyArchive(ctx, copyFixture(t, t.TempDir()))
+	m, err := archive.VerifyArchive(ctx, copyFixture(t, t.TempDir()))
 	require.NoError(t, err)
 	assert.Equal(t, "fleetsafe-archive-v1", m.Format)
 	assert.Len(t, m.Files, 10)

@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleetsafe/fleetsafe/internal/fleettest"
+	"github.com/fleetsafe/fleetsafe/pkg/archive"
 	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
 )
 
@@ -112,7 +113,7 @@ func TestHostile_FileChangesWhileArchived(t *testing.T) {
 			}
 		}
 		_, err := softdelete.Delete(context.Background(), f.Layout, req)
-		var ce *softdelete.ChangedFileError
+		var ce *archive.ChangedFileError
 		require.True(t, errors.As(err, &ce), "%v", err)
 		assert.Equal(t, changing, ce.Path, "says which file moved")
 		assert.Empty(t, archivesOf(t, archives), "the inconsistent archive is removed")
@@ -170,11 +171,11 @@ func TestHostile_SpecialFiles(t *testing.T) {
 			make(t, special)
 			before := f.Snapshot(t, "acme")
 			_, err := softdelete.Delete(context.Background(), f.Layout, request(f, archives, "acme"))
-			var se *softdelete.FindingsError
+			var se *archive.FindingsError
 			require.True(t, errors.As(err, &se), "%v", err)
 			require.Len(t, se.Findings, 1)
 			assert.Equal(t, special, se.Findings[0].Path)
-			assert.Equal(t, softdelete.LossSpecialFiles, se.Findings[0].Kind)
+			assert.Equal(t, archive.LossSpecialFiles, se.Findings[0].Kind)
 			assert.Equal(t, before, f.Snapshot(t, "acme"))
 			assert.Empty(t, archivesOf(t, archives))
 		})
@@ -441,7 +442,7 @@ func TestModes_WhateverTheUmask(t *testing.T) {
 func TestRestore_HardLinkAcrossComponentsRefused(t *testing.T) {
 	f := fleettest.New(t, false, "acme")
 	require.NoError(t, os.RemoveAll(f.Path("data", "acme")))
-	comps := []softdelete.ManifestComponent{{Name: "data", Type: "dir", Locator: f.Path("data", "acme"), Present: true, ArchivePath: "components/data"}}
+	comps := []archive.ManifestComponent{{Name: "data", Type: "dir", Locator: f.Path("data", "acme"), Present: true, ArchivePath: "components/data"}}
 	archives := filepath.Join(t.TempDir(), "archives")
 	path := writeHostileArchive(t, f.App, filepath.Join(archives, "acme"), "acme", comps, []entry{
 		{hdr: tarDir("components/data")},

@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleetsafe/fleetsafe/internal/fleettest"
+	"github.com/fleetsafe/fleetsafe/pkg/archive"
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
 	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
 )
@@ -210,13 +211,13 @@ func TestHoles_MountsInsideAComponent(t *testing.T) {
 	for _, check := range []bool{true, false} {
 		req := request(f, archives, "acme")
 		req.CheckMode = check
-		req.AcceptLosses = softdelete.AcceptableLosses // never accepts a crossing
+		req.AcceptLosses = archive.AcceptableLosses // never accepts a crossing
 		_, err := softdelete.Delete(ctx, f.Layout, req)
-		var fe *softdelete.FindingsError
+		var fe *archive.FindingsError
 		require.ErrorAs(t, err, &fe)
 		var paths []string
 		for _, x := range fe.Findings {
-			assert.Equal(t, softdelete.LossMount, x.Kind)
+			assert.Equal(t, archive.LossMount, x.Kind)
 			paths = append(paths, x.Path)
 		}
 		assert.ElementsMatch(t, []string{bind, tmp}, paths, "every mount point, at once")
@@ -242,9 +243,9 @@ func TestHoles_HardLinkAcrossComponents(t *testing.T) {
 	archives := filepath.Join(t.TempDir(), "archives")
 	res, err := softdelete.Delete(ctx, f.Layout, request(f, archives, "acme"))
 	require.NoError(t, err)
-	m, err := softdelete.VerifyArchive(ctx, res.Archive.Path)
+	m, err := archive.VerifyArchive(ctx, res.Archive.Path)
 	require.NoError(t, err)
-	types := map[string]softdelete.FileEntry{}
+	types := map[string]archive.FileEntry{}
 	for _, e := range m.Files {
 		types[e.Path] = e
 	}
@@ -377,14 +378,14 @@ func TestHoles_MetadataNeverDroppedSilently(t *testing.T) {
 	before := f.Snapshot(t, "acme")
 
 	_, err := softdelete.Delete(ctx, f.Layout, request(f, archives, "acme"))
-	var fe *softdelete.FindingsError
+	var fe *archive.FindingsError
 	require.ErrorAs(t, err, &fe)
 	kinds := map[string]string{}
 	for _, x := range fe.Findings {
 		kinds[x.Path] = x.Kind
 	}
-	assert.Equal(t, map[string]string{withACL: softdelete.LossACL, withXattr: softdelete.LossXattr,
-		withCap: softdelete.LossCapability, noDump: softdelete.LossFlags}, kinds)
+	assert.Equal(t, map[string]string{withACL: archive.LossACL, withXattr: archive.LossXattr,
+		withCap: archive.LossCapability, noDump: archive.LossFlags}, kinds)
 	assert.Contains(t, err.Error(), "user.origin")
 	assert.Contains(t, fe.Hint(), "accept_losses: [")
 	assert.Equal(t, before, f.Snapshot(t, "acme"))
@@ -397,7 +398,7 @@ func TestHoles_MetadataNeverDroppedSilently(t *testing.T) {
 		require.NoError(t, os.WriteFile(p, []byte("x"), 0o644))
 		chattr(t, flag, p)
 		req := request(f, archives, "acme")
-		req.AcceptLosses = softdelete.AcceptableLosses
+		req.AcceptLosses = archive.AcceptableLosses
 		_, err = softdelete.Delete(ctx, f.Layout, req)
 		require.ErrorAs(t, err, &fe)
 		assert.Contains(t, err.Error(), p)
@@ -407,11 +408,11 @@ func TestHoles_MetadataNeverDroppedSilently(t *testing.T) {
 
 	// Accepted: archived without them, named in the manifest and result.
 	req := request(f, archives, "acme")
-	req.AcceptLosses = []string{softdelete.LossACL, softdelete.LossXattr, softdelete.LossCapability, softdelete.LossFlags}
+	req.AcceptLosses = []string{archive.LossACL, archive.LossXattr, archive.LossCapability, archive.LossFlags}
 	res, err := softdelete.Delete(ctx, f.Layout, req)
 	require.NoError(t, err)
 	assert.Len(t, res.Losses, 4)
-	m, err := softdelete.VerifyArchive(ctx, res.Archive.Path)
+	m, err := archive.VerifyArchive(ctx, res.Archive.Path)
 	require.NoError(t, err)
 	assert.Len(t, m.Losses, 4)
 	assert.ElementsMatch(t, req.AcceptLosses, m.AcceptLosses)
@@ -436,7 +437,7 @@ func TestHoles_SocketsAndFIFOsAllAtOnce(t *testing.T) {
 	before := f.Snapshot(t, "acme")
 
 	_, err = softdelete.Delete(ctx, f.Layout, request(f, archives, "acme"))
-	var fe *softdelete.FindingsError
+	var fe *archive.FindingsError
 	require.ErrorAs(t, err, &fe)
 	require.Len(t, fe.Findings, 3)
 	msg := err.Error()
@@ -450,11 +451,11 @@ func TestHoles_SocketsAndFIFOsAllAtOnce(t *testing.T) {
 	assert.True(t, os.IsNotExist(err), "no empty archive directory left behind")
 
 	req := request(f, archives, "acme")
-	req.AcceptLosses = []string{softdelete.LossSpecialFiles}
+	req.AcceptLosses = []string{archive.LossSpecialFiles}
 	res, err := softdelete.Delete(ctx, f.Layout, req)
 	require.NoError(t, err)
 	require.Len(t, res.Losses, 3)
-	m, err := softdelete.VerifyArchive(ctx, res.Archive.Path)
+	m, err := archive.VerifyArchive(ctx, res.Archive.Path)
 	require.NoError(t, err)
 	require.Len(t, m.Losses, 3)
 	for _, e := range m.Files {

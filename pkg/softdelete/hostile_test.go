@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleetsafe/fleetsafe/internal/fleettest"
+	"github.com/fleetsafe/fleetsafe/pkg/archive"
 	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
 )
 
@@ -30,11 +31,11 @@ type entry struct {
 // manifest lists every entry with the right checksum, its sidecar matches)
 // but carries the given entries, as an attacker with write access to the
 // archive directory could.
-func writeHostileArchive(t *testing.T, app, dir, name string, comps []softdelete.ManifestComponent, entries []entry) string {
+func writeHostileArchive(t *testing.T, app, dir, name string, comps []archive.ManifestComponent, entries []entry) string {
 	t.Helper()
-	m := softdelete.Manifest{Format: softdelete.ArchiveFormat, ID: "x", Instance: name, App: app, Components: comps, CreatedAt: time.Now()}
+	m := archive.Manifest{Format: archive.Format, ID: "x", Instance: name, App: app, Components: comps, CreatedAt: time.Now()}
 	for _, e := range entries {
-		fe := softdelete.FileEntry{Path: e.hdr.Name, Component: "data", Mode: uint32(e.hdr.Mode), MTime: time.Unix(0, 0).UTC()}
+		fe := archive.FileEntry{Path: e.hdr.Name, Component: "data", Mode: uint32(e.hdr.Mode), MTime: time.Unix(0, 0).UTC()}
 		if e.hdr.Typeflag == tar.TypeSymlink {
 			fe.Mode = 0o777
 		}
@@ -87,7 +88,7 @@ func TestRestore_MaliciousArchives(t *testing.T) {
 	ctx := context.Background()
 	dataPath := f.Path("data", "acme")
 	require.NoError(t, os.RemoveAll(dataPath)) // the data component is missing and will be restored
-	comps := []softdelete.ManifestComponent{{Name: "data", Type: "dir", Locator: dataPath, Present: true, ArchivePath: "components/data"}}
+	comps := []archive.ManifestComponent{{Name: "data", Type: "dir", Locator: dataPath, Present: true, ArchivePath: "components/data"}}
 	outside := t.TempDir()
 	victim := filepath.Join(outside, "victim")
 	dir := func(n string) entry {
@@ -131,7 +132,7 @@ func TestRestore_LinksComeBackAsLinks(t *testing.T) {
 	ctx := context.Background()
 	dataPath := f.Path("data", "acme")
 	require.NoError(t, os.RemoveAll(dataPath))
-	comps := []softdelete.ManifestComponent{{Name: "data", Type: "dir", Locator: dataPath, Present: true, ArchivePath: "components/data"}}
+	comps := []archive.ManifestComponent{{Name: "data", Type: "dir", Locator: dataPath, Present: true, ArchivePath: "components/data"}}
 	archives := filepath.Join(t.TempDir(), "archives")
 	path := writeHostileArchive(t, f.App, filepath.Join(archives, "acme"), "acme", comps, []entry{
 		{hdr: tar.Header{Name: "components/data", Typeflag: tar.TypeDir, Mode: 0o755}},
@@ -164,7 +165,7 @@ func TestRestore_TamperedArchiveRefusedBeforeWriting(t *testing.T) {
 	data[len(data)/2] ^= 1
 	require.NoError(t, os.WriteFile(res.Archive.Path, data, 0o600))
 	_, err = softdelete.Restore(ctx, f.Layout, softdelete.RestoreRequest{Name: "acme", ArchiveDir: archives, Options: f.Options()})
-	var ve *softdelete.VerifyError
+	var ve *archive.VerifyError
 	require.True(t, errors.As(err, &ve), "%v", err)
 	_, err = os.Stat(f.Path("config", "acme"))
 	assert.True(t, os.IsNotExist(err), "nothing restored from a tampered archive")

@@ -17,15 +17,6 @@ func kindOf(typ string) (kind.Kind, error) {
 	return k, nil
 }
 
-// shapeOf is the archive shape of a component type, kind.None for an
-// unknown one.
-func shapeOf(typ string) kind.Shape {
-	if k, ok := kind.Lookup(typ); ok {
-		return k.Shape()
-	}
-	return kind.None
-}
-
 // quarantineTarget is where a component of type typ goes when deletion id
 // quarantines it (Kind.QuarantineTarget); "" for an unknown type.
 func quarantineTarget(typ, from, id string) string {

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleetsafe/fleetsafe/internal/fleettest"
+	"github.com/fleetsafe/fleetsafe/pkg/archive"
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
 	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
 	"github.com/fleetsafe/fleetsafe/pkg/store"
@@ -300,7 +301,7 @@ func TestVerifyArchive_PathOutsideAnInstanceFolder(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, os.WriteFile(filepath.Join(hidden, filepath.Base(res.Archive.Path)+ext), data, 0o600))
 	}
-	m, err := softdelete.VerifyArchive(ctx, filepath.Join(hidden, filepath.Base(res.Archive.Path)))
+	m, err := archive.VerifyArchive(ctx, filepath.Join(hidden, filepath.Base(res.Archive.Path)))
 	require.NoError(t, err)
 	assert.Equal(t, "acme", m.Instance)
 }

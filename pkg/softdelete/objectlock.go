@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/fleetsafe/fleetsafe/pkg/archive"
 	"github.com/fleetsafe/fleetsafe/pkg/sidecar"
 	"github.com/fleetsafe/fleetsafe/pkg/store"
 )
@@ -57,8 +58,8 @@ func lockArchive(ctx context.Context, req Request, sh shelf, ts *Tombstone) (*st
 	r := sh.st.(store.Retainer) // checkObjectLock made sure
 	key := ts.archiveKey()
 	keys := []string{key, key + sidecar.Suffix}
-	if _, err := sh.st.Stat(ctx, key+RunbookSuffix); err == nil {
-		keys = append(keys, key+RunbookSuffix) // RESTORE.md beside it, in object storage
+	if _, err := sh.st.Stat(ctx, key+archive.RunbookSuffix); err == nil {
+		keys = append(keys, key+archive.RunbookSuffix) // RESTORE.md beside it, in object storage
 	}
 	for _, k := range keys {
 		if err := r.Retain(ctx, k, req.ObjectLock, ts.PurgeAfter, req.LegalHold); err != nil {

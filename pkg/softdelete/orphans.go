@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fleetsafe/fleetsafe/pkg/archive"
+	"github.com/fleetsafe/fleetsafe/pkg/kind"
 	"github.com/fleetsafe/fleetsafe/pkg/sidecar"
 	"github.com/fleetsafe/fleetsafe/pkg/store"
 )
@@ -57,7 +59,7 @@ func orphanWarning(o Orphan, now time.Time) []byte {
 		"the deletion that wrote it was interrupted before its archive was complete, and nothing was moved by it. "+
 		"fleetsafe found it on %s and put this warning in its place (the store keeps the older version locked). "+
 		"Do not follow the older version. Look for the instance's other archives, each with its own RESTORE.md, "+
-		"beside this object.\n", oneLine(o.Archive), now.UTC().Format(time.RFC3339)))
+		"beside this object.\n", kind.OneLine(o.Archive), now.UTC().Format(time.RFC3339)))
 }
 
 // sweepOrphans finds, in one instance's folder, the RESTORE.md and
@@ -76,23 +78,23 @@ func sweepOrphans(ctx context.Context, sh shelf, checkMode bool) ([]Orphan, erro
 	}
 	var out []Orphan
 	for _, o := range objs {
-		var archive string
+		var arch string
 		runbook := false
 		switch {
-		case strings.HasSuffix(o.Key, archiveExt+RunbookSuffix):
-			archive, runbook = strings.TrimSuffix(o.Key, RunbookSuffix), true
+		case strings.HasSuffix(o.Key, archiveExt+archive.RunbookSuffix):
+			arch, runbook = strings.TrimSuffix(o.Key, archive.RunbookSuffix), true
 		case strings.HasSuffix(o.Key, archiveExt+sidecar.Suffix):
-			archive = strings.TrimSuffix(o.Key, sidecar.Suffix)
+			arch = strings.TrimSuffix(o.Key, sidecar.Suffix)
 		default:
 			continue
 		}
-		if have[archive] || strings.Contains(strings.TrimPrefix(archive, sh.name+"/"), "/") {
+		if have[arch] || strings.Contains(strings.TrimPrefix(arch, sh.name+"/"), "/") {
 			continue
 		}
-		if _, err := sh.st.Stat(ctx, archive); err == nil || !errors.Is(err, store.ErrNotExist) {
+		if _, err := sh.st.Stat(ctx, arch); err == nil || !errors.Is(err, store.ErrNotExist) {
 			continue // there after all (listed late), or unknown: not an orphan we can vouch for
 		}
-		or := Orphan{Instance: sh.name, Object: sh.st.Location(o.Key), Archive: sh.st.Location(archive), Action: "would_remove"}
+		or := Orphan{Instance: sh.name, Object: sh.st.Location(o.Key), Archive: sh.st.Location(arch), Action: "would_remove"}
 		marked := runbook && isOrphanWarning(ctx, sh.st, o.Key)
 		if marked {
 			or.Action = "marked"

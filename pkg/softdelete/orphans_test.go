@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleetsafe/fleetsafe/internal/fleettest"
+	"github.com/fleetsafe/fleetsafe/pkg/archive"
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
 	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
 	"github.com/fleetsafe/fleetsafe/pkg/store"
@@ -24,7 +25,7 @@ import (
 // was never written, as a deletion killed after them (older versions
 // wrote them before the archive) or a clean-up that failed leaves them.
 var orphanKeys = []string{
-	"acme/20200101T000000.000000Z-deadbeef.tar.zst" + softdelete.RunbookSuffix,
+	"acme/20200101T000000.000000Z-deadbeef.tar.zst" + archive.RunbookSuffix,
 	"acme/20200101T000000.000000Z-deadbeef.tar.zst.sha256",
 }
 
@@ -86,7 +87,7 @@ func TestOrphans_EveryRunRemovesThem(t *testing.T) {
 				before, err := st.List(ctx, "acme/")
 				require.NoError(t, err)
 				for _, k := range orphanKeys {
-					require.NoError(t, st.Put(ctx, k, []byte("describes "+strings.TrimSuffix(k, softdelete.RunbookSuffix)+"\n")))
+					require.NoError(t, st.Put(ctx, k, []byte("describes "+strings.TrimSuffix(k, archive.RunbookSuffix)+"\n")))
 				}
 
 				orphans, changed := runOrphanSweeper(t, f, st, run, true)
@@ -154,7 +155,7 @@ func TestOrphans_LockedRunbookIsMarked(t *testing.T) {
 	}
 	require.Contains(t, byAction, "marked", "%+v", orphans)
 	require.Contains(t, byAction, "left", "%+v", orphans)
-	assert.True(t, strings.HasSuffix(byAction["marked"].Object, softdelete.RunbookSuffix))
+	assert.True(t, strings.HasSuffix(byAction["marked"].Object, archive.RunbookSuffix))
 	assert.NotEmpty(t, byAction["left"].Error)
 	o, err := client.GetObject(ctx, bucket, "locked/"+orphanKeys[0], minio.GetObjectOptions{})
 	require.NoError(t, err)
@@ -188,7 +189,7 @@ func TestInterrupted_LockedLeftoversAreReported(t *testing.T) {
 	require.NoError(t, err)
 	const id = "20200102T000000.000000Z-cafebabe"
 	until := time.Now().Add(24 * time.Hour)
-	for _, k := range []string{"acme/" + id + ".tar.zst", "acme/" + id + ".tar.zst" + softdelete.RunbookSuffix} {
+	for _, k := range []string{"acme/" + id + ".tar.zst", "acme/" + id + ".tar.zst" + archive.RunbookSuffix} {
 		body := []byte("incomplete\n")
 		_, err := client.PutObject(ctx, bucket, "left/"+k, bytes.NewReader(body), int64(len(body)),
 			minio.PutObjectOptions{Mode: minio.Governance, RetainUntilDate: until})
@@ -237,7 +238,7 @@ func TestSpare_RunbookSaysNothingWasDeleted(t *testing.T) {
 	require.NoError(t, err)
 	var runbook string
 	for _, o := range objs {
-		if strings.HasSuffix(o.Key, softdelete.RunbookSuffix) {
+		if strings.HasSuffix(o.Key, archive.RunbookSuffix) {
 			runbook = o.Key
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/fleetsafe/fleetsafe/pkg/archive"
 	"github.com/fleetsafe/fleetsafe/pkg/kind"
 )
 
@@ -31,7 +32,7 @@ import (
 // need not be: its blocks are copied on the first write, so the two files
 // never change each other.
 type ownLinks struct {
-	m      *Manifest
+	m      *archive.Manifest
 	comp   string
 	places map[string][]string // component -> where its top entry may be now
 	// names lists, per component and first entry, the entry's names in
@@ -40,15 +41,15 @@ type ownLinks struct {
 	// members lists, per group of a file that was hard-linked across
 	// components (by its first entry), the group's "file" entries: the
 	// first and each naming it in SameFileAs.
-	members map[string][]FileEntry
+	members map[string][]archive.FileEntry
 	// shared marks the groups (by their first entry) recorded as shared
 	// with a name outside the instance and accepted (hard_links).
 	shared map[string]bool
 }
 
-func newOwnLinks(m *Manifest, comp string, places map[string][]string) *ownLinks {
+func newOwnLinks(m *archive.Manifest, comp string, places map[string][]string) *ownLinks {
 	o := &ownLinks{m: m, comp: comp, places: places, names: map[string]map[string][]string{},
-		members: map[string][]FileEntry{}, shared: map[string]bool{}}
+		members: map[string][]archive.FileEntry{}, shared: map[string]bool{}}
 	for _, e := range m.Files {
 		if e.Type == "file" && e.SameFileAs != "" {
 			o.members[e.SameFileAs] = append(o.members[e.SameFileAs], e)
@@ -74,13 +75,13 @@ func newOwnLinks(m *Manifest, comp string, places map[string][]string) *ownLinks
 		}
 		byFirst[first] = append(byFirst[first], e.Name())
 	}
-	var index map[[2]string]FileEntry
+	var index map[[2]string]archive.FileEntry
 	for _, l := range m.Losses {
-		if l.Kind != LossHardLinks {
+		if l.Kind != archive.LossHardLinks {
 			continue
 		}
 		if index == nil {
-			index = map[[2]string]FileEntry{}
+			index = map[[2]string]archive.FileEntry{}
 			for _, e := range m.Files {
 				index[[2]string{e.Component, e.Name()}] = e
 			}
@@ -100,7 +101,7 @@ func (o *ownLinks) archiveName(comp, path string) (string, bool) {
 			continue
 		}
 		if path == mc.Locator {
-			if shapeOf(mc.Type) == kind.TreeFile {
+			if archive.ShapeOf(mc.Type) == kind.TreeFile {
 				// The file's entry is under the component's directory.
 				return mc.ArchivePath + "/" + filepath.Base(mc.Locator), true
 			}
@@ -115,7 +116,7 @@ func (o *ownLinks) archiveName(comp, path string) (string, bool) {
 
 // groupOf returns the first entry, in any component, of the file named
 // name in comp: what SameFileAs entries name.
-func groupOf(index map[[2]string]FileEntry, comp, name string) string {
+func groupOf(index map[[2]string]archive.FileEntry, comp, name string) string {
 	e, ok := index[[2]string{comp, name}]
 	if ok && e.Type == "hardlink" {
 		e, ok = index[[2]string{comp, e.Target()}]
@@ -131,7 +132,7 @@ func groupOf(index map[[2]string]FileEntry, comp, name string) string {
 
 // check judges one "file" entry e of the component found at full with fi;
 // it returns why the file is not only the instance's, or "".
-func (o *ownLinks) check(e FileEntry, full string, fi fs.FileInfo) string {
+func (o *ownLinks) check(e archive.FileEntry, full string, fi fs.FileInfo) string {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok || st.Nlink <= 1 {
 		return ""
@@ -165,7 +166,7 @@ func (o *ownLinks) check(e FileEntry, full string, fi fs.FileInfo) string {
 		return ""
 	}
 	return fmt.Sprintf("%s has link count %d but only %d name%s of it in this instance: it shares its inode with a name outside the instance (a hard link, perhaps to another instance's file), and writes to one would change the other; remove that link or replace %s by a copy (cp --preserve=all), then run again",
-		full, st.Nlink, own, plural(own, "", "s"), full)
+		full, st.Nlink, own, kind.Plural(own, "", "s"), full)
 }
 
 // pathIn is where entry name of component comp is when that component's
@@ -191,7 +192,7 @@ func mountedAt(path string) string {
 	if err != nil {
 		return fmt.Sprintf("%s: %v", path, err)
 	}
-	under, err := mountsUnder(real)
+	under, err := archive.MountsUnder(real)
 	if err != nil {
 		return err.Error()
 	}
@@ -199,7 +200,7 @@ func mountedAt(path string) string {
 	for _, mp := range under {
 		out = append(out, fmt.Sprintf("%s is a mount point (another filesystem or a bind mount): its content is not the instance's", mp))
 	}
-	elsewhere, err := mountedElsewhere(real)
+	elsewhere, err := archive.MountedElsewhere(real)
 	if err != nil {
 		return err.Error()
 	}
@@ -216,7 +217,7 @@ func mountedAt(path string) string {
 func (r *restorer) instancePlaces(d *deletion) map[string][]string {
 	out := map[string][]string{}
 	for _, c := range r.l.Components {
-		if !shapeOf(c.Type).IsTree() {
+		if !archive.ShapeOf(c.Type).IsTree() {
 			continue
 		}
 		t, err := target(r.l.App, r.req.Name, c)
@@ -230,7 +231,7 @@ func (r *restorer) instancePlaces(d *deletion) map[string][]string {
 	}
 	if d != nil && d.ts != nil {
 		for _, q := range d.ts.Components {
-			if shapeOf(q.Type).IsTree() && q.To != "" {
+			if archive.ShapeOf(q.Type).IsTree() && q.To != "" {
 				out[q.Component] = append(out[q.Component], q.To)
 			}
 		}

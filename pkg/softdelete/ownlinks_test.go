@@ -15,6 +15,7 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/fleetsafe/fleetsafe/internal/fleettest"
+	"github.com/fleetsafe/fleetsafe/pkg/archive"
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
 	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
 )
@@ -208,7 +209,7 @@ func TestOwnLinks_AcceptedOutsideLinkComesBack(t *testing.T) {
 	require.NoError(t, os.Link(inside, outside))
 	archives := filepath.Join(t.TempDir(), "archives")
 	req := request(f, archives, "acme")
-	req.AcceptLosses = []string{softdelete.LossHardLinks}
+	req.AcceptLosses = []string{archive.LossHardLinks}
 	_, err := softdelete.Delete(ctx, f.Layout, req)
 	require.NoError(t, err)
 	res, err := softdelete.Restore(ctx, f.Layout, softdelete.RestoreRequest{Name: "acme", ArchiveDir: archives, Options: f.Options()})

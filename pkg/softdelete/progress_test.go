@@ -11,16 +11,17 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleetsafe/fleetsafe/internal/fleettest"
+	"github.com/fleetsafe/fleetsafe/pkg/archive"
 	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
 )
 
 // progressLog records the reports of a Progress callback.
 type progressLog struct {
 	mu  sync.Mutex
-	all []softdelete.Progress
+	all []archive.Progress
 }
 
-func (l *progressLog) report(p softdelete.Progress) {
+func (l *progressLog) report(p archive.Progress) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.all = append(l.all, p)
@@ -30,11 +31,11 @@ func (l *progressLog) report(p softdelete.Progress) {
 // report of nothing done) and checks each: one phase, done values that
 // never go down, totals that never go down, done never above total, and
 // a last report with done equal to total. It returns the phases in order.
-func (l *progressLog) runs(t *testing.T) ([]string, []softdelete.Progress) {
+func (l *progressLog) runs(t *testing.T) ([]string, []archive.Progress) {
 	t.Helper()
 	var phases []string
-	var finals []softdelete.Progress
-	var prev *softdelete.Progress
+	var finals []archive.Progress
+	var prev *archive.Progress
 	end := func() {
 		if prev != nil {
 			assert.Equal(t, prev.BytesTotal, prev.BytesDone, "phase %s ends with its bytes total: %+v", prev.Phase, *prev)
@@ -79,13 +80,13 @@ func TestProgress_DeleteRestoreVerify(t *testing.T) {
 	res, err := softdelete.Delete(ctx, f.Layout, req)
 	require.NoError(t, err)
 	phases, finals := del.runs(t)
-	require.Equal(t, []string{softdelete.PhaseArchive, softdelete.PhaseVerify}, phases)
+	require.Equal(t, []string{archive.PhaseArchive, archive.PhaseVerify}, phases)
 	fi, err := os.Stat(res.Archive.Path)
 	require.NoError(t, err)
 	assert.Equal(t, fi.Size(), finals[1].BytesTotal, "verify reads the whole archive")
 
 	var ver progressLog
-	m, err := softdelete.VerifyArchiveWith(ctx, res.Archive.Path, softdelete.VerifyOptions{Progress: ver.report})
+	m, err := archive.VerifyArchiveWith(ctx, res.Archive.Path, archive.VerifyOptions{Progress: ver.report})
 	require.NoError(t, err)
 	files := 2 + len(m.Databases) // manifest.json, RESTORE.md, the dumps
 	var bytes int64
@@ -99,7 +100,7 @@ func TestProgress_DeleteRestoreVerify(t *testing.T) {
 	assert.Equal(t, files, finals[0].FilesTotal, "every regular file, manifest.json, RESTORE.md and the dump")
 	assert.Greater(t, finals[0].BytesTotal, bytes, "the files' bytes and more (the manifest, RESTORE.md, the dump)")
 	phases, finals = ver.runs(t)
-	require.Equal(t, []string{softdelete.PhaseVerify}, phases)
+	require.Equal(t, []string{archive.PhaseVerify}, phases)
 	assert.Equal(t, fi.Size(), finals[0].BytesDone)
 
 	var rst progressLog
@@ -107,10 +108,10 @@ func TestProgress_DeleteRestoreVerify(t *testing.T) {
 		Source: softdelete.SourceArchive, Options: f.Options(), Progress: rst.report})
 	require.NoError(t, err)
 	phases, finals = rst.runs(t)
-	require.Equal(t, []string{softdelete.PhaseVerify, softdelete.PhaseRestore}, phases)
+	require.Equal(t, []string{archive.PhaseVerify, archive.PhaseRestore}, phases)
 	assert.Equal(t, fi.Size(), finals[1].BytesDone, "the extraction reads the whole archive")
 
 	// Without a callback nothing is reported and nothing breaks.
-	_, err = softdelete.VerifyArchiveWith(ctx, res.Archive.Path, softdelete.VerifyOptions{})
+	_, err = archive.VerifyArchiveWith(ctx, res.Archive.Path, archive.VerifyOptions{})
 	require.NoError(t, err)
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fleetsafe/fleetsafe/pkg/archive"
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
 	"github.com/fleetsafe/fleetsafe/pkg/kind"
 	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
@@ -759,7 +760,7 @@ func purgeAppArchives(ctx context.Context, req *PurgeRequest, sh shelf, app stri
 			continue
 		}
 		var rerr error
-		for _, k := range []string{sh.key(file + sidecar.Suffix), sh.key(file + RunbookSuffix), sh.key(file)} {
+		for _, k := range []string{sh.key(file + sidecar.Suffix), sh.key(file + archive.RunbookSuffix), sh.key(file)} {
 			err := sh.st.Remove(ctx, k)
 			if err == nil {
 				res.Changed = true

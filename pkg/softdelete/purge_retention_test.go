@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleetsafe/fleetsafe/internal/fleettest"
+	"github.com/fleetsafe/fleetsafe/pkg/archive"
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
 	"github.com/fleetsafe/fleetsafe/pkg/kind"
 	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
@@ -163,9 +164,9 @@ func TestPurge_RetentionNeedsTheQuarantinesOwnRecord(t *testing.T) {
 	// rewritten here without the flag, its sidecar and the tombstone's
 	// archive_sha256 following, which is also what root rewriting all
 	// three can do): purged on the tombstone's word, and said so.
-	archive := ts["archive_path"].(string)
-	forgeArchive(t, archive, func(m *softdelete.Manifest) { m.RetentionRecords = false }, nil)
-	side, err := os.ReadFile(archive + ".sha256")
+	arch := ts["archive_path"].(string)
+	forgeArchive(t, arch, func(m *archive.Manifest) { m.RetentionRecords = false }, nil)
+	side, err := os.ReadFile(arch + ".sha256")
 	require.NoError(t, err)
 	ts["archive_sha256"] = strings.Fields(string(side))[0]
 	writeTS()

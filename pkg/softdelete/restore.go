@@ -1,7 +1,6 @@
 package softdelete
 
 import (
-	"archive/tar"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/mholt/archives"
 
+	"github.com/fleetsafe/fleetsafe/pkg/archive"
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
 	"github.com/fleetsafe/fleetsafe/pkg/kind"
 	"github.com/fleetsafe/fleetsafe/pkg/store"
@@ -66,7 +66,7 @@ type RestoreRequest struct {
 	// Progress, when set, is called with the progress of reading archives
 	// back (phases verify and restore), at most every ProgressInterval.
 	// Nil: nothing is reported.
-	Progress func(Progress)
+	Progress func(archive.Progress)
 }
 
 func (r *RestoreRequest) step(name string) {
@@ -198,7 +198,7 @@ type pick struct {
 	move QuarantineMove
 	// from an archive
 	archive string
-	mc      ManifestComponent
+	mc      archive.ManifestComponent
 	// archiveTS is the tombstone of the deletion whose archive is used,
 	// when there is one: the restore is recorded there (RestoredAt).
 	archiveTS *Tombstone
@@ -223,7 +223,7 @@ type deletion struct {
 	ts      *Tombstone
 	archive string
 	ref     archRef
-	head    *Manifest
+	head    *archive.Manifest
 	headErr error
 	read    bool
 	// resolve, when set, picks the version of the archive its tombstone
@@ -250,7 +250,7 @@ type restorer struct {
 // Restore brings an instance back, each component from the newest
 // deletion that holds it: from quarantine (a rename back) when the
 // quarantined copy still matches its archive's manifest, else from the
-// archive. An archive passes every check of checkArchive, matches this
+// archive. An archive passes every check of archive.Check, matches this
 // host's layout (app, instance, each component's locator) and, when a
 // tombstone records it, that tombstone's sha256 before anything is
 // written. Each component is staged beside its destination, verified
@@ -258,7 +258,7 @@ type restorer struct {
 // complete, never half-filled. A present component is never overwritten;
 // restoring a complete instance changes nothing.
 func Restore(ctx context.Context, l *instance.Layout, req RestoreRequest) (*RestoreResult, error) {
-	ctx = withProgress(ctx, req.Progress)
+	ctx = archive.WithProgress(ctx, req.Progress)
 	if err := l.ValidateName(req.Name); err != nil {
 		return nil, err
 	}
@@ -503,7 +503,7 @@ func (r *restorer) run(ctx context.Context) (*RestoreResult, error) {
 			Advice: "restore the other components explicitly with components: [...] if a partial instance is what you want"}
 	}
 	// Verify every archive used, whole, before anything is written.
-	manifests := map[string]*Manifest{}
+	manifests := map[string]*archive.Manifest{}
 	for _, p := range chosen {
 		if p.archive == "" {
 			continue
@@ -516,7 +516,7 @@ func (r *restorer) run(ctx context.Context) (*RestoreResult, error) {
 			manifests[p.archive] = m
 			res.Archives = append(res.Archives, p.archive)
 		}
-		i := slices.IndexFunc(m.Components, func(mc ManifestComponent) bool { return mc.Name == p.comp.Name })
+		i := slices.IndexFunc(m.Components, func(mc archive.ManifestComponent) bool { return mc.Name == p.comp.Name })
 		if i < 0 || m.Components[i].ArchivePath == "" {
 			return nil, &RestoreRefusedError{Name: req.Name, Reason: fmt.Sprintf("archive %s changed while it was read: component %s is gone from it", p.archive, p.comp.Name)}
 		}
@@ -553,7 +553,7 @@ func (r *restorer) run(ctx context.Context) (*RestoreResult, error) {
 		// so, since it may not be what was deleted.
 		for _, name := range res.NotRestored {
 			c, _ := r.l.Component(name)
-			if st, _ := inst.State(name); st.Present && shapeOf(c.Type) != kind.None {
+			if st, _ := inst.State(name); st.Present && archive.ShapeOf(c.Type) != kind.None {
 				res.note("component %s is present and was left as it is (a restore never replaces without force); if it is not what was deleted, run again with force: true and components: [%s]", name, name)
 			}
 		}
@@ -749,7 +749,7 @@ func (r *restorer) pinRecorded(d *deletion) {
 }
 
 // manifest reads (once) the manifest of a deletion's archive.
-func (d *deletion) manifest() (*Manifest, error) {
+func (d *deletion) manifest() (*archive.Manifest, error) {
 	if !d.read {
 		d.read = true
 		if d.archive == "" {
@@ -775,9 +775,9 @@ func (r *restorer) choose(ctx context.Context, p *pick) (bool, error) {
 	absentAt, absentUnit := "", false
 	for _, d := range r.dels {
 		m, merr := d.manifest()
-		var mc *ManifestComponent
+		var mc *archive.ManifestComponent
 		if merr == nil {
-			if i := slices.IndexFunc(m.Components, func(c ManifestComponent) bool { return c.Name == name }); i >= 0 {
+			if i := slices.IndexFunc(m.Components, func(c archive.ManifestComponent) bool { return c.Name == name }); i >= 0 {
 				mc = &m.Components[i]
 			}
 		}
@@ -845,7 +845,7 @@ func (r *restorer) choose(ctx context.Context, p *pick) (bool, error) {
 			if d.ts != nil {
 				state = " (tombstone state " + d.ts.State + ")"
 			}
-			ve := &VerifyError{Archive: d.archive, Msg: "manifest unreadable" + state + ": " + merr.Error()}
+			ve := &archive.VerifyError{Archive: d.archive, Msg: "manifest unreadable" + state + ": " + merr.Error()}
 			advice := "name an older archive explicitly with archive: if this one is lost"
 			// An error that says what to give (an encrypted archive
 			// without its identity: decrypt_identity_file) says it.
@@ -945,13 +945,13 @@ func (r *restorer) checkOccupied(ctx context.Context, occupied []occupant) error
 
 // newestHolding returns the newest readable deletion whose manifest
 // records the component, its manifest and its entry.
-func (r *restorer) newestHolding(name string) (*deletion, *Manifest, *ManifestComponent) {
+func (r *restorer) newestHolding(name string) (*deletion, *archive.Manifest, *archive.ManifestComponent) {
 	for _, d := range r.dels {
 		m, err := d.manifest()
 		if err != nil {
 			continue
 		}
-		if i := slices.IndexFunc(m.Components, func(c ManifestComponent) bool { return c.Name == name }); i >= 0 && m.Components[i].ArchivePath != "" {
+		if i := slices.IndexFunc(m.Components, func(c archive.ManifestComponent) bool { return c.Name == name }); i >= 0 && m.Components[i].ArchivePath != "" {
 			return d, m, &m.Components[i]
 		}
 	}
@@ -987,9 +987,9 @@ func (r *restorer) quarantineElsewhere(d *deletion, p *pick, q QuarantineMove) e
 	return nil
 }
 
-// verifyArchive applies checkArchive, then this host's layout and the
+// verifyArchive applies archive.Check, then this host's layout and the
 // tombstone's record of the archive.
-func (r *restorer) verifyArchive(ctx context.Context, path string) (*Manifest, error) {
+func (r *restorer) verifyArchive(ctx context.Context, path string) (*archive.Manifest, error) {
 	for _, d := range r.dels {
 		if d.archive == path {
 			// The version its tombstone recorded (choose read it first).
@@ -1005,7 +1005,7 @@ func (r *restorer) verifyArchive(ctx context.Context, path string) (*Manifest, e
 	if !ok {
 		return nil, fmt.Errorf("archive %s: not one this restore listed", path)
 	}
-	m, digest, err := checkArchive(ctx, ref.st, ref.key)
+	m, digest, err := archive.Check(ctx, ref.st, ref.key)
 	if err != nil {
 		return nil, &RestoreRefusedError{Name: r.req.Name, Reason: err.Error(), Advice: "do not rely on this archive", Err: err}
 	}
@@ -1030,12 +1030,12 @@ func (r *restorer) verifyArchive(ctx context.Context, path string) (*Manifest, e
 //
 // With relocate, locators (paths, database names) may differ: the
 // component goes where the layout says.
-func checkManifestLayout(l *instance.Layout, name, archive string, m *Manifest, relocate bool) error {
+func checkManifestLayout(l *instance.Layout, name, arch string, m *archive.Manifest, relocate bool) error {
 	if m.App != l.App {
-		return &ManifestMismatchError{Archive: archive, Field: "app", Manifest: m.App, Layout: l.App}
+		return &ManifestMismatchError{Archive: arch, Field: "app", Manifest: m.App, Layout: l.App}
 	}
 	if m.Instance != name {
-		return &ManifestMismatchError{Archive: archive, Field: "instance", Manifest: m.Instance, Layout: name}
+		return &ManifestMismatchError{Archive: arch, Field: "instance", Manifest: m.Instance, Layout: name}
 	}
 	for _, mc := range m.Components {
 		c, ok := l.Component(mc.Name)
@@ -1043,19 +1043,19 @@ func checkManifestLayout(l *instance.Layout, name, archive string, m *Manifest, 
 			continue
 		}
 		if mc.Type != c.Type {
-			return &ManifestMismatchError{Archive: archive, Component: mc.Name, Field: "type", Manifest: mc.Type, Layout: c.Type}
+			return &ManifestMismatchError{Archive: arch, Component: mc.Name, Field: "type", Manifest: mc.Type, Layout: c.Type}
 		}
 		want, err := layoutLocator(c, name)
 		if err != nil {
 			return err
 		}
 		if mc.Locator != want && (mc.Present || mc.Locator != "") && !relocate {
-			return &ManifestMismatchError{Archive: archive, Component: mc.Name, Field: "locator", Manifest: mc.Locator, Layout: want}
+			return &ManifestMismatchError{Archive: arch, Component: mc.Name, Field: "locator", Manifest: mc.Locator, Layout: want}
 		}
-		if shapeOf(mc.Type) == kind.TreeFile && mc.ArchivePath != "" {
+		if archive.ShapeOf(mc.Type) == kind.TreeFile && mc.ArchivePath != "" {
 			for _, e := range m.Files {
 				if e.Component == mc.Name && e.Type == "file" && baseName(e.Name()) != filepath.Base(want) {
-					return &ManifestMismatchError{Archive: archive, Component: mc.Name, Field: "file name", Manifest: baseName(e.Name()), Layout: filepath.Base(want)}
+					return &ManifestMismatchError{Archive: arch, Component: mc.Name, Field: "file name", Manifest: baseName(e.Name()), Layout: filepath.Base(want)}
 				}
 			}
 		}
@@ -1067,7 +1067,7 @@ func checkManifestLayout(l *instance.Layout, name, archive string, m *Manifest, 
 				return err
 			}
 			if d.Database != want && !relocate {
-				return &ManifestMismatchError{Archive: archive, Component: d.Component, Field: "database", Manifest: d.Database, Layout: want}
+				return &ManifestMismatchError{Archive: arch, Component: d.Component, Field: "database", Manifest: d.Database, Layout: want}
 			}
 		}
 	}
@@ -1155,7 +1155,7 @@ func (r *restorer) ensureAside() error {
 	id := newID(now)
 	r.aside = r.sh.newTombstone(&Tombstone{ID: id, Instance: r.req.Name, App: r.l.App, Components: []QuarantineMove{},
 		Reason: asideReason, DeletedAt: now, PurgeAfter: now.Add(30 * 24 * time.Hour),
-		State: StateQuarantining, ToolVersion: Version, RetentionRecords: true})
+		State: StateQuarantining, ToolVersion: archive.Version, RetentionRecords: true})
 	return r.aside.write()
 }
 
@@ -1219,16 +1219,16 @@ func (r *restorer) finish(ctx context.Context, chosen []*pick) error {
 }
 
 // readManifestHead reads only the first entry of an archive, its
-// manifest; nothing is verified (checkArchive does).
-func readManifestHead(ctx context.Context, st store.Store, key string) (*Manifest, error) {
+// manifest; nothing is verified (archive.Check does).
+func readManifestHead(ctx context.Context, st store.Store, key string) (*archive.Manifest, error) {
 	f, err := st.Open(ctx, key)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	var m *Manifest
+	var m *archive.Manifest
 	stop := errors.New("stop")
-	err = archiveFormat.Extract(ctx, f, func(ctx context.Context, fi archives.FileInfo) error {
+	err = archive.Codec.Extract(ctx, f, func(ctx context.Context, fi archives.FileInfo) error {
 		if fi.NameInArchive != "manifest.json" {
 			return fmt.Errorf("first entry is %q, not manifest.json", fi.NameInArchive)
 		}
@@ -1237,7 +1237,7 @@ func readManifestHead(ctx context.Context, st store.Store, key string) (*Manifes
 			return err
 		}
 		defer rc.Close()
-		if m, err = decodeManifest(rc); err != nil {
+		if m, err = archive.DecodeManifest(rc); err != nil {
 			return fmt.Errorf("manifest.json: %w", err)
 		}
 		return stop
@@ -1249,55 +1249,6 @@ func readManifestHead(ctx context.Context, st store.Store, key string) (*Manifes
 		return nil, errors.New("empty archive")
 	}
 	return m, nil
-}
-
-// UnsafeEntryError is an archive entry that would land outside its
-// component or is of a kind fleetsafe never restores.
-type UnsafeEntryError struct {
-	Entry  string
-	Reason string
-}
-
-func (e *UnsafeEntryError) Error() string {
-	return fmt.Sprintf("archive entry %q refused: %s", e.Entry, e.Reason)
-}
-
-// Hint tells the operator what to do.
-func (e *UnsafeEntryError) Hint() string {
-	return "the archive is not one fleetsafe wrote or it was tampered with; restore by hand after inspecting it"
-}
-
-// checkEntry refuses names and kinds that could escape a component.
-func checkEntry(hdr *tar.Header) error {
-	name := hdr.Name
-	if err := checkName(name); err != "" {
-		return &UnsafeEntryError{name, err}
-	}
-	switch hdr.Typeflag {
-	case tar.TypeReg, tar.TypeDir, tar.TypeSymlink:
-	case tar.TypeLink:
-		if err := checkName(hdr.Linkname); err != "" {
-			return &UnsafeEntryError{name, "hard link target: " + err}
-		}
-	default:
-		return &UnsafeEntryError{name, fmt.Sprintf("entry type %q (devices, FIFOs and others) is never restored", hdr.Typeflag)}
-	}
-	return nil
-}
-
-// checkName returns why an archive name is unsafe, or "".
-func checkName(name string) string {
-	switch {
-	case strings.HasPrefix(name, "/"):
-		return "absolute name"
-	case slices.Contains(strings.Split(name, "/"), ".."):
-		return "name contains .."
-	case !filepath.IsLocal(strings.TrimSuffix(name, "/")):
-		return "name leaves the archive root"
-	case strings.TrimSuffix(name, "/") != path.Clean(strings.TrimSuffix(name, "/")):
-		return "name is not clean (empty, . or repeated / elements)"
-	}
-	return ""
 }
 
 // asideReason marks the tombstone of components moved aside by force.
@@ -1393,7 +1344,7 @@ func (r *restorer) sourceEmpty(p *pick) bool {
 		if err != nil {
 			return false
 		}
-		entries := componentEntries(m, p.comp.Name)
+		entries := archive.ComponentEntries(m, p.comp.Name)
 		return len(entries) == 1 && (entries[0].Type == "dir" || entries[0].Type == "file" && entries[0].Size == 0)
 	}
 	return false

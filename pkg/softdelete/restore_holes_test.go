@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleetsafe/fleetsafe/internal/fleettest"
+	"github.com/fleetsafe/fleetsafe/pkg/archive"
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
 	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
 )
@@ -41,7 +42,7 @@ func dropQuarantine(t *testing.T, f *fleettest.Fleet, res *softdelete.Result) {
 // archive directory could: the manifest through edit, entry bodies through
 // body (the manifest entry's sha256 and size follow), and a sidecar that
 // matches. Everything stays internally consistent.
-func forgeArchive(t *testing.T, path string, edit func(m *softdelete.Manifest), body func(name string, b []byte) []byte) {
+func forgeArchive(t *testing.T, path string, edit func(m *archive.Manifest), body func(name string, b []byte) []byte) {
 	t.Helper()
 	raw, err := os.ReadFile(path)
 	require.NoError(t, err)
@@ -64,7 +65,7 @@ func forgeArchive(t *testing.T, path string, edit func(m *softdelete.Manifest), 
 		require.NoError(t, err)
 		ents = append(ents, ent{h, data})
 	}
-	var m softdelete.Manifest
+	var m archive.Manifest
 	require.NoError(t, json.Unmarshal(ents[0].data, &m))
 	for i := range ents[1:] {
 		e := &ents[i+1]
@@ -108,7 +109,7 @@ func forgeArchive(t *testing.T, path string, edit func(m *softdelete.Manifest), 
 	require.NoError(t, os.WriteFile(path+".sha256", []byte(hex.EncodeToString(sum[:])+"  "+filepath.Base(path)+"\n"), 0o600))
 }
 
-func component(m *softdelete.Manifest, name string) *softdelete.ManifestComponent {
+func component(m *archive.Manifest, name string) *archive.ManifestComponent {
 	for i := range m.Components {
 		if m.Components[i].Name == name {
 			return &m.Components[i]
@@ -143,7 +144,7 @@ func TestRestore_ForgedManifestLocatorRefused(t *testing.T) {
 	require.NoError(t, err)
 	dropQuarantine(t, f, res)
 	elsewhere := filepath.Join(t.TempDir(), "elsewhere", "data")
-	forgeArchive(t, res.Archive.Path, func(m *softdelete.Manifest) {
+	forgeArchive(t, res.Archive.Path, func(m *archive.Manifest) {
 		component(m, "data").Locator = elsewhere
 	}, nil)
 	// Without the tombstone's digest to catch it, the layout check must.
@@ -160,7 +161,7 @@ func TestRestore_ForgedManifestLocatorRefused(t *testing.T) {
 
 	// A database name from the manifest is never used either.
 	other := f.Database("acme") + "_forged"
-	forgeArchive(t, res.Archive.Path, func(m *softdelete.Manifest) {
+	forgeArchive(t, res.Archive.Path, func(m *archive.Manifest) {
 		component(m, "data").Locator = f.Path("data", "acme")
 		component(m, "database").Locator = other
 		m.Databases[0].Database = other
@@ -176,7 +177,7 @@ func TestRestore_ForgedManifestLocatorRefused(t *testing.T) {
 	assert.Zero(t, n, "no database created")
 
 	// Another app or instance in the manifest: refused.
-	forgeArchive(t, res.Archive.Path, func(m *softdelete.Manifest) {
+	forgeArchive(t, res.Archive.Path, func(m *archive.Manifest) {
 		component(m, "database").Locator = f.Database("acme")
 		m.Databases[0].Database = f.Database("acme")
 		m.Instance = "globex"
@@ -201,7 +202,7 @@ func TestRestore_ArchiveMustMatchItsTombstone(t *testing.T) {
 		}
 		return b
 	})
-	_, err = softdelete.VerifyArchive(ctx, res.Archive.Path)
+	_, err = archive.VerifyArchive(ctx, res.Archive.Path)
 	require.NoError(t, err, "the forgery is internally consistent")
 	rr, err := softdelete.Restore(ctx, f.Layout, softdelete.RestoreRequest{Name: "acme", ArchiveDir: archives, Options: f.Options()})
 	require.Error(t, err)
@@ -417,7 +418,7 @@ func TestVerify_HardLinkAcrossComponentsIsRestorableOrRefused(t *testing.T) {
 	archives := filepath.Join(t.TempDir(), "archives")
 	res, err := softdelete.Delete(ctx, f.Layout, request(f, archives, "acme"))
 	if err != nil {
-		var ve *softdelete.VerifyError
+		var ve *archive.VerifyError
 		require.ErrorAs(t, err, &ve)
 		assert.Equal(t, want, f.Snapshot(t, "acme"), "nothing moved")
 		left, _ := filepath.Glob(filepath.Join(archives, "acme", "*.tar.zst"))
@@ -438,7 +439,7 @@ func TestRestore_RefusalLeavesNothingHalfDone(t *testing.T) {
 	f := fleettest.New(t, false, "acme")
 	require.NoError(t, os.RemoveAll(f.Path("data", "acme")))
 	require.NoError(t, os.RemoveAll(f.Path("config", "acme")))
-	comps := []softdelete.ManifestComponent{
+	comps := []archive.ManifestComponent{
 		{Name: "config", Type: "dir", Locator: f.Path("config", "acme"), Present: true, ArchivePath: "components/config"},
 		{Name: "data", Type: "dir", Locator: f.Path("data", "acme"), Present: true, ArchivePath: "components/data"}}
 	archives := filepath.Join(t.TempDir(), "archives")

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fleetsafe/fleetsafe/pkg/archive"
 	"github.com/fleetsafe/fleetsafe/pkg/kind"
 	"github.com/fleetsafe/fleetsafe/pkg/store"
 )
@@ -152,7 +153,7 @@ type RetentionRecordMissingError struct {
 
 func (e *RetentionRecordMissingError) Error() string {
 	return fmt.Sprintf("%s says the quarantine of deletion %s keeps its own retention records, but %s ha%s none (removed by hand?): a missing record is no agreement, and purge removes a quarantine only when its tombstone and every record agree that its retention is over; nothing of it was removed",
-		e.Said, e.Deletion, strings.Join(e.Missing, ", "), plural(len(e.Missing), "s", "ve"))
+		e.Said, e.Deletion, strings.Join(e.Missing, ", "), kind.Plural(len(e.Missing), "s", "ve"))
 }
 
 // Hint tells the operator what to do.
@@ -208,7 +209,7 @@ func recordsPromised(ctx context.Context, ts *Tombstone) (promised bool, said st
 		}
 		return false, "", fmt.Errorf("archive %s: %w", ts.st.Location(key), err)
 	}
-	m, sum, err := checkArchive(ctx, ts.st, key)
+	m, sum, err := archive.Check(ctx, ts.st, key)
 	if err != nil {
 		return false, "", err // names the archive
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleetsafe/fleetsafe/internal/fleettest"
+	"github.com/fleetsafe/fleetsafe/pkg/archive"
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
 	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
 	"github.com/fleetsafe/fleetsafe/pkg/store"
@@ -94,7 +95,7 @@ func TestRunbook_FromTheBucketAlone(t *testing.T) {
 			assertAbsent(t, f.Path("data", "acme"))
 
 			// RESTORE.md and the sidecar, plain, beside the archive.
-			runbook := string(get(t, client, bucket, key+softdelete.RunbookSuffix))
+			runbook := string(get(t, client, bucket, key+archive.RunbookSuffix))
 			assert.Contains(t, string(get(t, client, bucket, key+".sha256")), res.Archive.SHA256)
 			assert.NotContains(t, runbook, set.SecretKey)
 			assert.NotContains(t, runbook, set.AccessKey)

@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleetsafe/fleetsafe/internal/fleettest"
+	"github.com/fleetsafe/fleetsafe/pkg/archive"
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
 	"github.com/fleetsafe/fleetsafe/pkg/pgdump"
 	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
@@ -373,8 +374,8 @@ func archiveEntry(t *testing.T, archive, name string) []byte {
 	}
 }
 
-func runbookManifest(comps ...softdelete.ManifestComponent) *softdelete.Manifest {
-	return &softdelete.Manifest{ID: "20260101T000000Z-0a1b2c3d", Instance: "acme", App: "tracim", Host: "web-a",
+func runbookManifest(comps ...archive.ManifestComponent) *archive.Manifest {
+	return &archive.Manifest{ID: "20260101T000000Z-0a1b2c3d", Instance: "acme", App: "tracim", Host: "web-a",
 		ToolVersion: "test", Reason: "customer left", CreatedAt: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
 		Components: comps}
 }
@@ -383,18 +384,18 @@ func runbookManifest(comps ...softdelete.ManifestComponent) *softdelete.Manifest
 // in the layout, or absent at deletion) there is no unit step, and a
 // sentence says so.
 func TestRunbook_NoUnitNoEmptyCommand(t *testing.T) {
-	dir := softdelete.ManifestComponent{Name: "data", Type: "dir", Locator: "/srv/tracim/acme", Present: true, ArchivePath: "components/data"}
+	dir := archive.ManifestComponent{Name: "data", Type: "dir", Locator: "/srv/tracim/acme", Present: true, ArchivePath: "components/data"}
 	cases := map[string]struct {
-		m    *softdelete.Manifest
+		m    *archive.Manifest
 		want string
 	}{
 		"no unit in the layout": {runbookManifest(dir), "names no systemd unit"},
-		"unit absent":           {runbookManifest(dir, softdelete.ManifestComponent{Name: "service", Type: "systemd_unit", Locator: "tracim@acme.service"}), "there is no unit to start"},
-		"unit without a name":   {runbookManifest(dir, softdelete.ManifestComponent{Name: "service", Type: "systemd_unit", Present: true}), "there is no unit to start"},
+		"unit absent":           {runbookManifest(dir, archive.ManifestComponent{Name: "service", Type: "systemd_unit", Locator: "tracim@acme.service"}), "there is no unit to start"},
+		"unit without a name":   {runbookManifest(dir, archive.ManifestComponent{Name: "service", Type: "systemd_unit", Present: true}), "there is no unit to start"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
-			md := string(softdelete.Runbook(c.m, "/var/archives/acme/x.tar.zst"))
+			md := string(archive.Runbook(c.m, "/var/archives/acme/x.tar.zst"))
 			assert.Contains(t, md, c.want)
 			assert.NotContains(t, md, "systemctl enable")
 			blocks := shellBlocks(md)
@@ -412,7 +413,7 @@ func TestRunbook_NoUnitNoEmptyCommand(t *testing.T) {
 // A bare archive name (directory unknown) gives a placeholder that stands
 // out and is explained, never a made-up path.
 func TestRunbook_UnknownDirectoryIsAnExplainedPlaceholder(t *testing.T) {
-	md := string(softdelete.Runbook(runbookManifest(softdelete.ManifestComponent{Name: "data", Type: "dir",
+	md := string(archive.Runbook(runbookManifest(archive.ManifestComponent{Name: "data", Type: "dir",
 		Locator: "/srv/tracim/acme", Present: true, ArchivePath: "components/data"}), "x.tar.zst"))
 	assert.NotContains(t, md, "/path/to/")
 	assert.Contains(t, md, "`<ARCHIVE_DIR>` below stands for the directory that holds `x.tar.zst`")
@@ -428,10 +429,10 @@ func TestRunbook_HostileTextCannotAddCommands(t *testing.T) {
 	root := t.TempDir()
 	weird := filepath.Join(root, "we\n```\nird `touch pwned1` $(touch pwned2) 'q' \\", "acme")
 	require.NoError(t, os.MkdirAll(weird, 0o755))
-	m := runbookManifest(softdelete.ManifestComponent{Name: "data", Type: "dir", Locator: weird, Present: true, ArchivePath: "components/data"})
+	m := runbookManifest(archive.ManifestComponent{Name: "data", Type: "dir", Locator: weird, Present: true, ArchivePath: "components/data"})
 	m.Reason = "gone\n```sh\ntouch pwned3\n```\n"
 	m.RequestedBy = "`touch pwned4`"
-	md := string(softdelete.Runbook(m, filepath.Join(root, "x\n```\n.tar.zst")))
+	md := string(archive.Runbook(m, filepath.Join(root, "x\n```\n.tar.zst")))
 	blocks := shellBlocks(md)
 	require.Len(t, blocks, 2, md)
 	sh := newRestoreShell(t)
@@ -484,7 +485,7 @@ func TestRunbook_RestoresByHand_DatabaseNameWithConninfoCharacters(t *testing.T)
 	dir := t.TempDir()
 	dump := filepath.Join(dir, "db.pgdump")
 	require.NoError(t, pgdump.Dump(ctx, pg, odd, dump))
-	archive := filepath.Join(dir, "20260101T000000.000000Z-0a1b2c3d.tar.zst")
+	arch := filepath.Join(dir, "20260101T000000.000000Z-0a1b2c3d.tar.zst")
 	data, err := os.ReadFile(dump)
 	require.NoError(t, err)
 	var buf bytes.Buffer
@@ -496,11 +497,11 @@ func TestRunbook_RestoresByHand_DatabaseNameWithConninfoCharacters(t *testing.T)
 	require.NoError(t, err)
 	require.NoError(t, tw.Close())
 	require.NoError(t, zw.Close())
-	require.NoError(t, os.WriteFile(archive, buf.Bytes(), 0o600))
+	require.NoError(t, os.WriteFile(arch, buf.Bytes(), 0o600))
 
-	m := runbookManifest(softdelete.ManifestComponent{Name: "database", Type: "postgresql", Locator: odd, Present: true, ArchivePath: "components/database.pgdump"})
+	m := runbookManifest(archive.ManifestComponent{Name: "database", Type: "postgresql", Locator: odd, Present: true, ArchivePath: "components/database.pgdump"})
 	m.ID = "20260101T000000.000000Z-0a1b2c3d"
-	runbook := string(softdelete.Runbook(m, archive))
+	runbook := string(archive.Runbook(m, arch))
 	var block string
 	for _, b := range shellBlocks(runbook) {
 		if strings.Contains(b, "pg_restore") {

@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
 	"sort"
 	"strings"
 
+	"github.com/fleetsafe/fleetsafe/pkg/archive"
 	"github.com/fleetsafe/fleetsafe/pkg/sidecar"
 	"github.com/fleetsafe/fleetsafe/pkg/store"
 )
@@ -32,14 +34,6 @@ func openStore(ctx context.Context, st store.Store, archiveDir string) (store.St
 		return nil, fmt.Errorf("archive_dir %q is not an absolute path", archiveDir)
 	}
 	return store.Open(ctx, archiveDir)
-}
-
-// storeDir returns the directory of a store that is one on this host.
-func storeDir(st store.Store) (string, bool) {
-	if d, ok := st.(interface{ Dir() string }); ok {
-		return d.Dir(), true
-	}
-	return "", false
 }
 
 // shelf is one instance's folder of a store: its archives, their sidecars
@@ -181,7 +175,7 @@ func (s shelf) newTombstone(t *Tombstone) *Tombstone {
 }
 
 // removeArchive removes an archive, its sidecar and its RESTORE.md, in
-// the reverse order of writeArchive (RESTORE.md first, the archive last),
+// the reverse order of the archive writer (RESTORE.md first, the archive last),
 // when they are there: a crash in between leaves an archive without its
 // runbook, never a runbook without its archive.
 func (s shelf) removeArchive(ctx context.Context, file string) error {
@@ -189,7 +183,7 @@ func (s shelf) removeArchive(ctx context.Context, file string) error {
 		return nil
 	}
 	var errs []error
-	for _, k := range []string{s.key(file + RunbookSuffix), s.key(file + sidecar.Suffix), s.key(file)} {
+	for _, k := range []string{s.key(file + archive.RunbookSuffix), s.key(file + sidecar.Suffix), s.key(file)} {
 		if err := s.st.Remove(ctx, k); err != nil && !errors.Is(err, store.ErrNotExist) {
 			errs = append(errs, err)
 		}
@@ -242,23 +236,6 @@ func parseTombstone(data []byte, loc string) (*Tombstone, error) {
 	return t, nil
 }
 
-// fileStoreOf returns the file store of path's directory's parent and
-// path's key in it (<dir>/<file>), for the functions that take a path; the
-// store of path's directory itself when its name cannot be a key.
-func fileStoreOf(p string) (store.Store, string, error) {
-	p = filepath.Clean(p)
-	dir := filepath.Dir(p)
-	st, err := store.NewFile(filepath.Dir(dir))
-	if err != nil {
-		return nil, "", err
-	}
-	if filepath.Dir(dir) == dir || store.CheckKey(filepath.Base(dir)) != nil {
-		st, err = store.NewFile(dir)
-		return st, filepath.Base(p), err
-	}
-	return st, filepath.Base(dir) + "/" + filepath.Base(p), nil
-}
-
 // archRef is an archive where it lives.
 type archRef struct {
 	st  store.Store
@@ -268,22 +245,6 @@ type archRef struct {
 func (a archRef) loc() string { return a.st.Location(a.key) }
 
 func (a archRef) open(ctx context.Context) (io.ReadCloser, error) { return a.st.Open(ctx, a.key) }
-
-// readSidecar returns the digest the sidecar of the archive under key
-// records.
-func readSidecar(ctx context.Context, st store.Store, key string) (string, error) {
-	loc := st.Location(key)
-	rc, err := st.Open(ctx, key+sidecar.Suffix)
-	if err != nil {
-		return "", fmt.Errorf("no readable sidecar %s%s: %w", loc, sidecar.Suffix, err)
-	}
-	defer rc.Close()
-	data, err := io.ReadAll(io.LimitReader(rc, 4096))
-	if err != nil {
-		return "", fmt.Errorf("no readable sidecar %s%s: %w", loc, sidecar.Suffix, err)
-	}
-	return sidecar.Parse(data, loc)
-}
 
 // folders lists the instance folders of a store.
 func folders(ctx context.Context, st store.Store) ([]store.Folder, error) {
@@ -298,7 +259,7 @@ func (r *restorer) explicitArchive() (archRef, error) {
 	a := r.req.Archive
 	if filepath.IsAbs(a) {
 		a = filepath.Clean(a)
-		if dir, ok := storeDir(r.sh.st); ok {
+		if dir, ok := archive.StoreDir(r.sh.st); ok {
 			if rel, err := filepath.Rel(dir, a); err == nil && filepath.IsLocal(rel) && store.CheckKey(filepath.ToSlash(rel)) == nil {
 				return archRef{st: r.sh.st, key: filepath.ToSlash(rel)}, nil
 			}
@@ -314,4 +275,38 @@ func (r *restorer) explicitArchive() (archRef, error) {
 		return archRef{}, fmt.Errorf("archive %q: %w", r.req.Archive, err)
 	}
 	return archRef{st: r.sh.st, key: key}, nil
+}
+
+// spoolFile makes the unlinked file the collector's records spill into:
+// in a work directory of the shelf (on the archive directory's filesystem
+// for a directory store), removed at once, with the instance's folder
+// when it was made for it, so that nothing is left behind even by a
+// crash or a refusal.
+func (s shelf) spoolFile() (*os.File, error) {
+	folder, made := "", false
+	if _, ok := s.st.(store.Local); ok {
+		folder = s.st.Location(s.name)
+		if _, err := os.Lstat(folder); errors.Is(err, fs.ErrNotExist) {
+			made = true
+		}
+	}
+	dir, err := s.workDir("files-")
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		os.RemoveAll(dir)
+		if made {
+			os.Remove(folder) // only when empty
+		}
+	}()
+	f, err := os.CreateTemp(dir, "files-*.spool")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Remove(f.Name()); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fleetsafe/fleetsafe/pkg/archive"
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
 	"github.com/fleetsafe/fleetsafe/pkg/kind"
 	"github.com/fleetsafe/fleetsafe/pkg/store"
@@ -63,7 +64,7 @@ type Request struct {
 	// Progress, when set, is called with the progress of archiving and of
 	// reading the archive back (phases archive and verify), at most every
 	// ProgressInterval. Nil: nothing is reported.
-	Progress func(Progress)
+	Progress func(archive.Progress)
 }
 
 // Result is the outcome of a soft deletion. It is returned with an error
@@ -71,7 +72,7 @@ type Request struct {
 type Result struct {
 	Changed     bool             `json:"changed"`
 	Msg         string           `json:"msg,omitempty"`
-	Archive     *ArchiveInfo     `json:"archive,omitempty"`
+	Archive     *archive.Info    `json:"archive,omitempty"`
 	Tombstone   *TombstoneInfo   `json:"tombstone,omitempty"`
 	Quarantined []QuarantineMove `json:"quarantined"`
 	// ArchiveLock is what the store keeps the archive locked by
@@ -80,7 +81,7 @@ type Result struct {
 	// Losses lists what the archive does not carry because the operator
 	// accepted it (AcceptLosses): skipped special files, dropped ACLs,
 	// attributes, capabilities or flags.
-	Losses []Finding `json:"losses,omitempty"`
+	Losses []archive.Finding `json:"losses,omitempty"`
 	// Warnings are things the operator must know that did not fail the
 	// task (an earlier deletion found interrupted, archives without a
 	// tombstone).
@@ -193,7 +194,7 @@ func (e *LateChangeError) Error() string {
 		where = "while it was moved into quarantine (every component was moved back)"
 	}
 	return fmt.Sprintf("refusing to delete %s: %d entr%s changed after the archive was made, %s: %s",
-		e.Name, len(e.Changes), plural(len(e.Changes), "y", "ies"), where, strings.Join(e.Changes, "; "))
+		e.Name, len(e.Changes), kind.Plural(len(e.Changes), "y", "ies"), where, strings.Join(e.Changes, "; "))
 }
 
 // Hint tells the operator what to do.
@@ -233,14 +234,14 @@ func checkRequest(l *instance.Layout, req Request) error {
 			Advice: "give the number of days to keep the quarantined copy"}
 	}
 	for _, a := range req.AcceptLosses {
-		if !slices.Contains(AcceptableLosses, a) {
+		if !slices.Contains(archive.AcceptableLosses, a) {
 			return &RefusedError{Name: req.Name, Reason: fmt.Sprintf("accept_losses: unknown kind %q", a),
-				Advice: "use " + strings.Join(AcceptableLosses, ", ")}
+				Advice: "use " + strings.Join(archive.AcceptableLosses, ", ")}
 		}
 	}
 	if req.Store != nil {
 		// Only a directory of this host can lie inside an instance.
-		if dir, ok := storeDir(req.Store); ok {
+		if dir, ok := archive.StoreDir(req.Store); ok {
 			return checkArchiveDir(l, req.Name, dir)
 		}
 		return nil
@@ -256,7 +257,7 @@ func checkRequest(l *instance.Layout, req Request) error {
 // completes the deletion. When something moved before a failure, the
 // result comes back with the error, Changed set.
 func Delete(ctx context.Context, l *instance.Layout, req Request) (*Result, error) {
-	ctx = withProgress(ctx, req.Progress)
+	ctx = archive.WithProgress(ctx, req.Progress)
 	if err := checkRequest(l, req); err != nil {
 		return nil, err
 	}
@@ -349,28 +350,28 @@ func Delete(ctx context.Context, l *instance.Layout, req Request) (*Result, erro
 
 	// Every file first: what cannot be archived whole, or must not be
 	// crossed, is named all at once before anything is written.
-	col := newCollector(req.AcceptLosses)
-	col.hashSmall = true
-	col.keepRecords(sh.spoolFile)
-	defer col.close()
+	col := archive.NewCollector(req.AcceptLosses)
+	col.HashSmall = true
+	col.KeepRecords(sh.spoolFile)
+	defer col.Close()
 	for _, c := range l.Components {
-		if st, _ := inst.State(c.Name); st.Present && shapeOf(c.Type).IsTree() {
-			if err := col.addComponent(c, inst.Name); err != nil {
+		if st, _ := inst.State(c.Name); st.Present && archive.ShapeOf(c.Type).IsTree() {
+			if err := col.AddComponent(c, inst.Name); err != nil {
 				return resultOrNil(res), err
 			}
 		}
 	}
-	if err := col.err(inst.Name); err != nil {
+	if err := col.Err(inst.Name); err != nil {
 		return resultOrNil(res), err
 	}
-	res.Losses = col.losses
+	res.Losses = col.Losses()
 
 	now := time.Now().UTC()
 	id := newID(now)
 	ts := sh.newTombstone(&Tombstone{ID: id, Instance: inst.Name, App: l.App, Host: inst.Host,
 		ArchivePath: sh.loc(id + archiveExt), Reason: req.Reason, RequestedBy: req.RequestedBy, JobID: req.JobID, Launch: req.Launch,
 		DeletedAt: now, PurgeAfter: now.Add(time.Duration(req.RetentionDays) * 24 * time.Hour), RetentionDays: req.RetentionDays,
-		State: StateArchiving, ToolVersion: Version, RetentionRecords: true,
+		State: StateArchiving, ToolVersion: archive.Version, RetentionRecords: true,
 		Components: plannedMoves(l, inst, id)})
 	if err := ts.write(); err != nil {
 		return resultOrNil(res), fmt.Errorf("write the tombstone before archiving: %w; nothing was moved", err)
@@ -421,7 +422,7 @@ func Delete(ctx context.Context, l *instance.Layout, req Request) (*Result, erro
 	// The last check, inside quarantine: a write that slipped between
 	// the re-stat and the rename is caught here, and everything goes
 	// back.
-	if changes := col.changedSince(ts); len(changes) > 0 {
+	if changes := col.ChangedSince(ts.moved()); len(changes) > 0 {
 		return res, rollBack(ctx, req, ts, changes, res)
 	}
 	ts.State = StateQuarantined
@@ -461,23 +462,23 @@ func resultOrNil(res *Result) *Result {
 // archiveInstance dumps the databases, writes the archive and verifies it
 // from disk, then checks that nothing changed since the files were
 // collected.
-func archiveInstance(ctx context.Context, l *instance.Layout, req Request, sh shelf, inst *instance.Instance, col *collector, ts *Tombstone, now time.Time) (*ArchiveInfo, error) {
+func archiveInstance(ctx context.Context, l *instance.Layout, req Request, sh shelf, inst *instance.Instance, col *archive.Collector, ts *Tombstone, now time.Time) (*archive.Info, error) {
 	work, err := sh.workDir(ts.ID)
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(work)
 
-	m := &Manifest{Format: ArchiveFormat, ID: ts.ID, Instance: inst.Name, App: l.App, Layout: l.Source,
+	m := &archive.Manifest{Format: archive.Format, ID: ts.ID, Instance: inst.Name, App: l.App, Layout: l.Source,
 		Host: inst.Host, Fingerprint: inst.Fingerprint(), Reason: req.Reason, RequestedBy: req.RequestedBy,
-		JobID: req.JobID, ToolVersion: Version, CreatedAt: now, Files: []FileEntry{}, Databases: []DumpEntry{},
-		Losses: col.losses, AcceptLosses: req.AcceptLosses, RetentionRecords: true}
-	var dumps []dumpFile
+		JobID: req.JobID, ToolVersion: archive.Version, CreatedAt: now, Files: []archive.FileEntry{}, Databases: []archive.DumpEntry{},
+		Losses: col.Losses(), AcceptLosses: req.AcceptLosses, RetentionRecords: true}
+	var dumps []archive.DumpFile
 	var since []kind.Since
 	env := req.Options.Env()
 	for _, c := range l.Components {
 		st, _ := inst.State(c.Name)
-		mc := ManifestComponent{Name: c.Name, Type: c.Type, Locator: st.Locator, Present: st.Present}
+		mc := archive.ManifestComponent{Name: c.Name, Type: c.Type, Locator: st.Locator, Present: st.Present}
 		k, err := kindOf(c.Type)
 		if err != nil {
 			return nil, fmt.Errorf("component %s: %w", c.Name, err)
@@ -487,10 +488,10 @@ func archiveInstance(ctx context.Context, l *instance.Layout, req Request, sh sh
 			case kind.TreeDir, kind.TreeFile:
 				mc.ArchivePath = "components/" + c.Name
 			case kind.Dump:
-				d := dumpFile{path: filepath.Join(work, c.Name+k.DumpExt()),
-					entry: DumpEntry{Component: c.Name, Database: st.Locator, Path: "components/" + c.Name + k.DumpExt()}}
+				d := archive.DumpFile{Path: filepath.Join(work, c.Name+k.DumpExt()),
+					Entry: archive.DumpEntry{Component: c.Name, Database: st.Locator, Path: "components/" + c.Name + k.DumpExt()}}
 				t := kind.Target{App: l.App, Instance: inst.Name, Component: c, Locator: st.Locator}
-				changed, err := k.Dump(ctx, env, t, d.path)
+				changed, err := k.Dump(ctx, env, t, d.Path)
 				if err != nil {
 					return nil, fmt.Errorf("dump component %s: %w", c.Name, err)
 				}
@@ -499,19 +500,19 @@ func archiveInstance(ctx context.Context, l *instance.Layout, req Request, sh sh
 					return nil, err
 				}
 				dumps = append(dumps, d)
-				m.Databases = append(m.Databases, d.entry)
-				mc.ArchivePath = d.entry.Path
+				m.Databases = append(m.Databases, d.Entry)
+				mc.ArchivePath = d.Entry.Path
 			}
 		}
 		m.Components = append(m.Components, mc)
 	}
 	req.step("dump")
-	if err := col.hashAll(); err != nil {
+	if err := col.HashAll(); err != nil {
 		return nil, err
 	}
 	req.step("hash")
 	unlimit := limitMemory()
-	info, err := writeArchive(ctx, sh.st, ts.archiveKey(), m, Runbook(m, ts.ArchivePath), col.list(), dumps, work, req.step)
+	info, err := col.Write(ctx, sh.st, ts.archiveKey(), m, archive.Runbook(m, ts.ArchivePath), dumps, work, req.step)
 	unlimit()
 	if err != nil {
 		return nil, err
@@ -523,8 +524,8 @@ func archiveInstance(ctx context.Context, l *instance.Layout, req Request, sh sh
 	// phases, not their sum (issue 13: 64 MiB to S3; one collection of a
 	// small heap, a few milliseconds).
 	debug.FreeOSMemory()
-	if err := verifyWritten(ctx, sh.st, ts.archiveKey(), work); err != nil {
-		return nil, explainVerifyError(err, col.seq())
+	if err := archive.VerifyWritten(ctx, sh.st, ts.archiveKey(), work); err != nil {
+		return nil, col.ExplainVerifyError(err)
 	}
 	info.Verified = true
 	req.step("verify")
@@ -532,10 +533,10 @@ func archiveInstance(ctx context.Context, l *instance.Layout, req Request, sh sh
 	// link (to / or to another instance) meanwhile is refused, and so is
 	// any entry written, truncated, replaced or removed since it was
 	// collected.
-	if err := col.checkTops(l, inst.Name); err != nil {
+	if err := checkTops(col, l, inst.Name); err != nil {
 		return nil, err
 	}
-	changes := col.changedSince(nil)
+	changes := col.ChangedSince(nil)
 	for _, changed := range since {
 		c, err := changed(ctx)
 		if err != nil {
@@ -618,7 +619,7 @@ func finishQuarantine(ctx context.Context, req Request, ts *Tombstone, res *Resu
 func changedInPlace(ctx context.Context, ts *Tombstone) ([]string, error) {
 	pending := map[string]QuarantineMove{}
 	for _, m := range ts.Components {
-		if !shapeOf(m.Type).IsTree() {
+		if !archive.ShapeOf(m.Type).IsTree() {
 			continue
 		}
 		if _, err := os.Lstat(m.From); err == nil {
@@ -628,7 +629,7 @@ func changedInPlace(ctx context.Context, ts *Tombstone) ([]string, error) {
 	if len(pending) == 0 {
 		return nil, nil
 	}
-	man, _, err := checkArchive(ctx, ts.st, ts.archiveKey())
+	man, _, err := archive.Check(ctx, ts.st, ts.archiveKey())
 	if err != nil {
 		return nil, fmt.Errorf("finish the interrupted deletion %s: its archive no longer verifies: %w; nothing more was moved", ts.ID, err)
 	}
@@ -639,7 +640,7 @@ func changedInPlace(ctx context.Context, ts *Tombstone) ([]string, error) {
 			continue
 		}
 		p := m.From
-		if shapeOf(m.Type) == kind.TreeDir {
+		if archive.ShapeOf(m.Type) == kind.TreeDir {
 			rest := strings.TrimPrefix(e.Name(), "components/"+e.Component)
 			p = filepath.Join(m.From, filepath.FromSlash(rest))
 		}
@@ -705,7 +706,7 @@ func settleInterrupted(ctx context.Context, req Request, app string, sh shelf, r
 		switch ts.State {
 		case StateArchiving:
 			what := "before its archive was complete"
-			if err := verifyWritten(ctx, ts.st, ts.archiveKey(), ""); err == nil {
+			if err := archive.VerifyWritten(ctx, ts.st, ts.archiveKey(), ""); err == nil {
 				what = "after its archive " + ts.ArchivePath + " was written and verified, before its tombstone"
 				// Kept as a spare copy; its runbook says so on top.
 				if _, merr := markSpareRunbook(ctx, ts.st, ts.archiveKey(), ts.Instance, ts.ID, time.Now()); merr != nil {
@@ -748,7 +749,7 @@ func settleInterrupted(ctx context.Context, req Request, app string, sh shelf, r
 		a := sh.loc(file)
 		// Recorded once, as an abandoned deletion, so that it is named
 		// in this result and kept on record afterwards.
-		ts := sh.newTombstone(&Tombstone{ID: id, Instance: req.Name, ArchivePath: a, State: StateAbandoned, ToolVersion: Version,
+		ts := sh.newTombstone(&Tombstone{ID: id, Instance: req.Name, ArchivePath: a, State: StateAbandoned, ToolVersion: archive.Version,
 			Note: "archive found without a tombstone: its deletion was interrupted between the archive and the tombstone; nothing had been moved"})
 		if m, err := readManifestHead(ctx, sh.st, sh.key(file)); err == nil {
 			ts.App = m.App // it may be another app's instance of this name
@@ -764,34 +765,8 @@ func settleInterrupted(ctx context.Context, req Request, app string, sh shelf, r
 	return nil
 }
 
-// explainVerifyError tells a file that changed during archiving from a
-// corrupted archive by hashing the file once more, as restic re-checks a
-// failed item.
-func explainVerifyError(err error, srcs sourceSeq) error {
-	var ve *VerifyError
-	if !errors.As(err, &ve) || ve.Entry == "" {
-		return err
-	}
-	var changed error
-	srcs(func(s *source) error {
-		if s.entry.Path != ve.Entry {
-			return nil
-		}
-		sum, herr := hashFile(nil, s.root, s.rel, make([]byte, 64<<10))
-		if herr != nil || sum != s.entry.SHA256 {
-			changed = &ChangedFileError{Path: filepath.Join(s.root.Name(), s.rel)}
-			return changed
-		}
-		return nil
-	})
-	if changed != nil {
-		return changed
-	}
-	return err
-}
-
-func describeDump(k kind.Kind, d *dumpFile) error {
-	f, err := os.Open(d.path)
+func describeDump(k kind.Kind, d *archive.DumpFile) error {
+	f, err := os.Open(d.Path)
 	if err != nil {
 		return fmt.Errorf("read dump: %w", err)
 	}
@@ -799,7 +774,7 @@ func describeDump(k kind.Kind, d *dumpFile) error {
 	h := newHasher()
 	sum, err := k.VerifyDump(teeHash(f, h))
 	if err != nil {
-		return fmt.Errorf("dump of %s: %w", d.entry.Database, err)
+		return fmt.Errorf("dump of %s: %w", d.Entry.Database, err)
 	}
 	if err := drain(f, h); err != nil {
 		return err
@@ -808,9 +783,9 @@ func describeDump(k kind.Kind, d *dumpFile) error {
 	if err != nil {
 		return err
 	}
-	d.entry.Size = st.Size()
-	d.entry.SHA256 = h.hex()
-	d.entry.TOCEntries, d.entry.DataBlocks = sum.Entries, sum.DataBlocks
+	d.Entry.Size = st.Size()
+	d.Entry.SHA256 = h.hex()
+	d.Entry.TOCEntries, d.Entry.DataBlocks = sum.Entries, sum.DataBlocks
 	return nil
 }
 
@@ -937,8 +912,8 @@ func planMoves(ctx context.Context, l *instance.Layout, req Request, sh shelf) (
 	}
 	p := &Plan{Components: []string{}, Databases: []string{}}
 	var moves []QuarantineMove
-	col := newCollector(req.AcceptLosses)
-	defer col.close()
+	col := archive.NewCollector(req.AcceptLosses)
+	defer col.Close()
 	for _, c := range l.Components {
 		st, _ := inst.State(c.Name)
 		k, err := kindOf(c.Type)
@@ -957,17 +932,18 @@ func planMoves(ctx context.Context, l *instance.Layout, req Request, sh shelf) (
 				p.Bytes += *st.SizeBytes
 			}
 		default:
-			if err := col.addComponent(c, inst.Name); err != nil {
+			if err := col.AddComponent(c, inst.Name); err != nil {
 				return nil, err
 			}
 		}
 	}
-	if err := col.err(inst.Name); err != nil {
+	if err := col.Err(inst.Name); err != nil {
 		return nil, err
 	}
-	p.Files += col.entries
-	p.Bytes += col.bytes
-	return &Result{Changed: true, Plan: p, Quarantined: moves, Losses: col.losses}, nil
+	entries, bytes := col.Totals()
+	p.Files += entries
+	p.Bytes += bytes
+	return &Result{Changed: true, Plan: p, Quarantined: moves, Losses: col.Losses()}, nil
 }
 
 func (t *Tombstone) info() *TombstoneInfo {
@@ -1009,7 +985,7 @@ func (t *Tombstone) removeArchive(ctx context.Context) error {
 // ReadTombstone reads one tombstone file of a directory store
 // (<archive_dir>/<name>/<id>.tombstone.json).
 func ReadTombstone(path string) (*Tombstone, error) {
-	st, key, err := fileStoreOf(path)
+	st, key, err := archive.FileStoreOf(path)
 	if err != nil {
 		return nil, fmt.Errorf("read tombstone: %w", err)
 	}

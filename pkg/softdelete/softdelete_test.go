@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleetsafe/fleetsafe/internal/fleettest"
+	"github.com/fleetsafe/fleetsafe/pkg/archive"
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
 	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
 )
@@ -173,7 +174,7 @@ func TestDelete_RunbookAndManifest(t *testing.T) {
 	archives := filepath.Join(t.TempDir(), "archives")
 	res, err := softdelete.Delete(ctx, f.Layout, request(f, archives, "acme"))
 	require.NoError(t, err)
-	m, err := softdelete.VerifyArchive(ctx, res.Archive.Path)
+	m, err := archive.VerifyArchive(ctx, res.Archive.Path)
 	require.NoError(t, err)
 	assert.Equal(t, "acme", m.Instance)
 	assert.Equal(t, "customer left", m.Reason)
@@ -202,7 +203,7 @@ func TestVerifyArchive_DetectsCorruption(t *testing.T) {
 	data, err := os.ReadFile(res.Archive.Path)
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(res.Archive.Path, data[:len(data)/2], 0o600))
-	_, err = softdelete.VerifyArchive(ctx, res.Archive.Path)
-	var ve *softdelete.VerifyError
+	_, err = archive.VerifyArchive(ctx, res.Archive.Path)
+	var ve *archive.VerifyError
 	assert.True(t, errors.As(err, &ve), "%v", err)
 }

@@ -8,6 +8,8 @@ import (
 	"io"
 	"time"
 
+	"github.com/fleetsafe/fleetsafe/pkg/archive"
+	"github.com/fleetsafe/fleetsafe/pkg/kind"
 	"github.com/fleetsafe/fleetsafe/pkg/store"
 )
 
@@ -23,7 +25,7 @@ const spareTitle = "# NOTE: a spare copy, not a deletion\n"
 // versions), once: a runbook that already starts with the note, or no
 // runbook at all, is left as it is. It reports whether it wrote.
 func markSpareRunbook(ctx context.Context, st store.Store, archiveKey, instance, id string, when time.Time) (bool, error) {
-	key := archiveKey + RunbookSuffix
+	key := archiveKey + archive.RunbookSuffix
 	rc, err := st.Open(ctx, key)
 	if errors.Is(err, store.ErrNotExist) {
 		return false, nil
@@ -44,7 +46,7 @@ func markSpareRunbook(ctx context.Context, st store.Store, archiveKey, instance,
 		"before anything was moved: %s was NOT deleted by it and stayed in place. fleetsafe recorded the attempt as "+
 		"abandoned on %s. The archive is a complete, verified copy of the instance as it was then; restore from it only "+
 		"to go back to that state, and only if the instance is missing. Its runbook, as written then, follows.\n\n---\n\n",
-		oneLine(id), oneLine(instance), oneLine(instance), when.UTC().Format(time.RFC3339))
+		kind.OneLine(id), kind.OneLine(instance), kind.OneLine(instance), when.UTC().Format(time.RFC3339))
 	if err := st.Put(ctx, key, append([]byte(note), body...)); err != nil {
 		return false, err
 	}

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/fleetsafe/fleetsafe/pkg/archive"
 )
 
 // StatePurging is the tombstone state written before purge removes
@@ -176,7 +178,7 @@ func openTrash(parent, id string) (*trashEntry, error) {
 		}
 		// The mount table also names mounts the walk cannot see as
 		// such (a file bind-mounted over a file of the tree).
-		listed, err := mountsUnder(full)
+		listed, err := archive.MountsUnder(full)
 		if err != nil {
 			e.close()
 			return nil, err
@@ -184,7 +186,7 @@ func openTrash(parent, id string) (*trashEntry, error) {
 		mounts = append(mounts, listed...)
 		// A bind mount elsewhere that shows this quarantine (another
 		// instance's place): removing it would empty that place too.
-		elsewhere, err := mountedElsewhere(full)
+		elsewhere, err := archive.MountedElsewhere(full)
 		if err != nil {
 			e.close()
 			return nil, err

@@ -100,9 +100,3 @@ func TestOpenTrash_TrashIsAMountPoint(t *testing.T) {
 	_, err = os.Stat(filepath.Join(other, "id1", "data"))
 	assert.NoError(t, err)
 }
-
-func TestUnescapeMountinfo(t *testing.T) {
-	assert.Equal(t, "/mnt/a b\tc\\d", unescapeMount(`/mnt/a\040b\011c\134d`))
-	assert.Equal(t, `/mnt/x\04`, unescapeMount(`/mnt/x\04`))
-	assert.Equal(t, "/plain", unescapeMount("/plain"))
-}

@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleetsafe/fleetsafe/internal/fleettest"
+	"github.com/fleetsafe/fleetsafe/pkg/archive"
 	"github.com/fleetsafe/fleetsafe/pkg/softdelete"
 )
 
@@ -33,15 +34,15 @@ type propEntry struct {
 // writePropArchive writes an internally consistent archive (manifest
 // listing every entry with its checksum, header metadata equal to the
 // manifest's, matching sidecar) holding arbitrary entries.
-func writePropArchive(t *testing.T, app, dir, name string, comps []softdelete.ManifestComponent, entries []propEntry) string {
+func writePropArchive(t *testing.T, app, dir, name string, comps []archive.ManifestComponent, entries []propEntry) string {
 	t.Helper()
 	mtime := time.Date(2025, 3, 4, 5, 6, 7, 123456789, time.UTC)
-	m := softdelete.Manifest{Format: softdelete.ArchiveFormat, ID: "p", Instance: name, App: app, Components: comps, CreatedAt: mtime}
+	m := archive.Manifest{Format: archive.Format, ID: "p", Instance: name, App: app, Components: comps, CreatedAt: mtime}
 	for i := range entries {
 		e := &entries[i]
 		e.hdr.ModTime, e.hdr.Format = mtime, tar.FormatPAX
 		fm := e.hdr.FileInfo().Mode()
-		fe := softdelete.FileEntry{Path: e.hdr.Name, Component: e.comp, MTime: mtime, UID: e.hdr.Uid, GID: e.hdr.Gid,
+		fe := archive.FileEntry{Path: e.hdr.Name, Component: e.comp, MTime: mtime, UID: e.hdr.Uid, GID: e.hdr.Gid,
 			Mode: uint32(fm.Perm() | fm&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky))}
 		switch e.hdr.Typeflag {
 		case tar.TypeReg:
@@ -172,7 +173,7 @@ func TestProperty_VerifiedMeansRestorable(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 3))
-	comps := []softdelete.ManifestComponent{
+	comps := []archive.ManifestComponent{
 		{Name: "config", Type: "dir", Locator: f.Path("config", "acme"), Present: true, ArchivePath: "components/config"},
 		{Name: "data", Type: "dir", Locator: f.Path("data", "acme"), Present: true, ArchivePath: "components/data"}}
 	verified := 0
@@ -183,7 +184,7 @@ func TestProperty_VerifiedMeansRestorable(t *testing.T) {
 		archives := filepath.Join(t.TempDir(), "archives")
 		entries := genEntries(rng)
 		path := writePropArchive(t, f.App, filepath.Join(archives, "acme"), "acme", comps, entries)
-		_, verr := softdelete.VerifyArchive(ctx, path)
+		_, verr := archive.VerifyArchive(ctx, path)
 		rr, rerr := softdelete.Restore(ctx, f.Layout, softdelete.RestoreRequest{Name: "acme", ArchiveDir: archives,
 			Archive: path, Source: softdelete.SourceArchive, Components: []string{"config", "data"}, Options: f.Options()})
 		desc := func() string {

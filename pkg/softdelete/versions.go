@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fleetsafe/fleetsafe/pkg/archive"
 	"github.com/fleetsafe/fleetsafe/pkg/sidecar"
 	"github.com/fleetsafe/fleetsafe/pkg/store"
 )
@@ -89,7 +90,7 @@ func (e *NoRecordedVersionError) Hint() string {
 // the archive whose sha256 is want (what tombstone, named for messages,
 // recorded) and the version of its sidecar that records want, when
 // either key has more than one version holding data; ref itself when
-// each has one (checkArchive and the tombstone's sha256 check it), or
+// each has one (archive.Check and the tombstone's sha256 check it), or
 // when the store keeps no versions. notes say what was passed over. A *VerifyError names the
 // versions tried when none matches.
 func recordedVersion(ctx context.Context, ref archRef, want, tombstone string) (archRef, []string, error) {
@@ -108,7 +109,7 @@ func recordedVersion(ctx context.Context, ref archRef, want, tombstone string) (
 	}
 	avs, svs := store.DataVersions(all), store.DataVersions(sideAll)
 	if len(avs) <= 1 && len(svs) <= 1 {
-		return ref, nil, nil // as written: checkArchive checks it
+		return ref, nil, nil // as written: archive.Check checks it
 	}
 	loc := ref.loc()
 	pins := map[string]store.Version{}
@@ -207,7 +208,7 @@ func versionSHA256(ctx context.Context, v store.Versioner, key, id, want string)
 		return "", err
 	}
 	plain := hex.EncodeToString(h.Sum(nil))
-	rs := rawSumOf(rc)
+	rs := archive.RawSumOf(rc)
 	if rs == nil {
 		return plain, nil
 	}

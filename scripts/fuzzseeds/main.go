@@ -32,8 +32,8 @@ func b(path string) string {
 func main() {
 	write("pkg/pgdump/testdata/fuzz/FuzzVerify", "real-pg_dump-Fc", b("pkg/pgdump/testdata/small.dump"))
 	write("pkg/pgdump/testdata/fuzz/FuzzVerify", "real-pg_dump-Fc-Z0", b("pkg/pgdump/testdata/small-uncompressed.dump"))
-	write("pkg/softdelete/testdata/fuzz/FuzzVerifyArchive", "real-archive", b("pkg/softdelete/testdata/seed.tar.zst"))
-	write("pkg/softdelete/testdata/fuzz/FuzzDecodeManifest", "real-manifest", b("pkg/softdelete/testdata/seed.manifest.json"))
+	write("pkg/archive/testdata/fuzz/FuzzVerifyArchive", "real-archive", b("pkg/archive/testdata/seed.tar.zst"))
+	write("pkg/archive/testdata/fuzz/FuzzDecodeManifest", "real-manifest", b("pkg/archive/testdata/seed.manifest.json"))
 	write("pkg/softdelete/testdata/fuzz/FuzzReadTombstone", "real-tombstone", b("pkg/softdelete/testdata/seed.tombstone.json"))
 	write("pkg/instance/testdata/fuzz/FuzzParseLayout", "tracim", b("examples/layouts/tracim.yml"))
 	write("pkg/instance/testdata/fuzz/FuzzParseLayout", "nextcloud", b("examples/layouts/nextcloud.yml"))

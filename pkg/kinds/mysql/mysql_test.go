@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleetsafe/fleetsafe/internal/fleettest"
+	"github.com/fleetsafe/fleetsafe/pkg/archive"
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
 	"github.com/fleetsafe/fleetsafe/pkg/kind"
 	"github.com/fleetsafe/fleetsafe/pkg/kinds/mysql"
@@ -231,11 +232,11 @@ func TestMySQL_Lifecycle(t *testing.T) {
 	kept, err := mariadb.KeptDefinitions(ctx, db, q.To)
 	require.NoError(t, err)
 	assert.Len(t, kept.Objects, 5, "view, function, procedure, trigger and event kept in the quarantine")
-	m, err := softdelete.VerifyArchive(ctx, res.Archive.Path)
+	m, err := archive.VerifyArchive(ctx, res.Archive.Path)
 	require.NoError(t, err)
 	require.Len(t, m.Databases, 1)
 	assert.Equal(t, "components/db.sql", m.Databases[0].Path)
-	assert.Contains(t, string(softdelete.Runbook(m, res.Archive.Path)), "### db: MariaDB database `"+n.database("acme")+"`")
+	assert.Contains(t, string(archive.Runbook(m, res.Archive.Path)), "### db: MariaDB database `"+n.database("acme")+"`")
 
 	rr := n.restore(t, "acme", "")
 	assert.Equal(t, softdelete.SourceQuarantine, rr.Source)

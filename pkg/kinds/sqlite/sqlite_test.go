@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/fleetsafe/fleetsafe/pkg/archive"
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
 	"github.com/fleetsafe/fleetsafe/pkg/kind"
 	"github.com/fleetsafe/fleetsafe/pkg/kinds/sqlite"
@@ -103,11 +104,11 @@ func TestSQLite_Lifecycle(t *testing.T) {
 		left, err := sqlitedb.Parts(dbFile)
 		require.NoError(t, err)
 		require.Empty(t, left, "nothing of the database stays in place")
-		m, err := softdelete.VerifyArchive(ctx, res.Archive.Path)
+		m, err := archive.VerifyArchive(ctx, res.Archive.Path)
 		require.NoError(t, err)
 		require.Len(t, m.Databases, 1)
 		assert.Equal(t, "components/db.sqlite", m.Databases[0].Path)
-		assert.Contains(t, string(softdelete.Runbook(m, res.Archive.Path)), "### db: SQLite database `"+dbFile+"`")
+		assert.Contains(t, string(archive.Runbook(m, res.Archive.Path)), "### db: SQLite database `"+dbFile+"`")
 		for _, q := range res.Quarantined {
 			if q.Component == "db" {
 				if withWAL {

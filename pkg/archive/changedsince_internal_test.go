@@ -1,4 +1,4 @@
-package softdelete
+package archive
 
 import (
 	"fmt"
@@ -28,13 +28,13 @@ func TestChangedSince_ManyEntriesInWalkOrder(t *testing.T) {
 	require.NoError(t, err)
 	defer func(m int) { spoolMemMax = m }(spoolMemMax)
 	spoolMemMax = 64 << 10
-	c := newCollector(nil)
-	defer c.close()
-	c.keepRecords(testSpool(t))
-	require.NoError(t, c.addComponent(l.Components[0], "inst"))
+	c := NewCollector(nil)
+	defer c.Close()
+	c.KeepRecords(testSpool(t))
+	require.NoError(t, c.AddComponent(l.Components[0], "inst"))
 	require.Equal(t, n+1, c.entries)
 	require.NotNil(t, c.spool.f, "5,000 records spill into a file past 64 KiB")
-	assert.Empty(t, c.changedSince(nil))
+	assert.Empty(t, c.ChangedSince(nil))
 
 	// Three changes, one near each end and one in the middle.
 	idx := []int{3, n / 2, n - 2}
@@ -43,7 +43,7 @@ func TestChangedSince_ManyEntriesInWalkOrder(t *testing.T) {
 	// Replaced: a new file renamed over it (a new inode).
 	require.NoError(t, os.WriteFile(filepath.Join(parent, "new"), []byte("y"), 0o644))
 	require.NoError(t, os.Rename(filepath.Join(parent, "new"), filepath.Join(dir, fmt.Sprintf("f%05d", idx[2]))))
-	got := c.changedSince(nil)
+	got := c.ChangedSince(nil)
 	// The directory itself changed too (entries removed and added).
 	require.Len(t, got, 4, "%q", got)
 	assert.Equal(t, dir+": modified (mtime)", got[0])
@@ -56,7 +56,7 @@ func TestChangedSince_ManyEntriesInWalkOrder(t *testing.T) {
 	for i := 0; i < n; i += 97 {
 		require.NoError(t, os.Remove(filepath.Join(dir, fmt.Sprintf("f%05d", i))))
 	}
-	got = c.changedSince(nil)
+	got = c.ChangedSince(nil)
 	require.Len(t, got, 21)
 	assert.Equal(t, "and maybe more", got[20])
 	assert.Equal(t, dir+": modified (mtime)", got[0])

@@ -1,4 +1,4 @@
-package softdelete
+package archive
 
 import (
 	"archive/tar"
@@ -20,26 +20,26 @@ import (
 	"github.com/fleetsafe/fleetsafe/pkg/store"
 )
 
-// verifyWritten is the soft delete's read-back check of the archive it
-// has just written: checkArchive's verdict, in memory that does not grow
+// VerifyWritten is the soft delete's read-back check of the archive it
+// has just written: Check's verdict, in memory that does not grow
 // with the number of files.
 //
 // It first runs checkStream, which accepts only archives that
-// checkArchive accepts, and only those in the order fleetsafe writes them.
-// Whenever checkStream does not pass, for whatever reason, checkArchive
+// Check accepts, and only those in the order fleetsafe writes them.
+// Whenever checkStream does not pass, for whatever reason, Check
 // runs and its verdict and its error are returned: a refusal is exactly
 // the refusal of the one check, at the cost of a second read (and of
-// checkArchive's memory) on the path that refuses.
-func verifyWritten(ctx context.Context, st store.Store, key, tmpDir string) error {
+// Check's memory) on the path that refuses.
+func VerifyWritten(ctx context.Context, st store.Store, key, tmpDir string) error {
 	if err := checkStream(ctx, st, key, tmpDir); err == nil {
 		return nil
 	}
-	_, _, err := checkArchive(ctx, st, key)
+	_, _, err := Check(ctx, st, key)
 	return err
 }
 
 // errNotStreamed is checkStream's refusal: the archive is not one it can
-// vouch for alone (not in fleetsafe's order, or not sound); checkArchive
+// vouch for alone (not in fleetsafe's order, or not sound); Check
 // says which.
 var errNotStreamed = errors.New("not passed by the streaming check")
 
@@ -47,27 +47,27 @@ var errNotStreamed = errors.New("not passed by the streaming check")
 // checked, while everything the check holds is still live.
 var checkStreamHook func()
 
-// checkStream applies every check of checkArchive, reading the archive
+// checkStream applies every check of Check, reading the archive
 // once and holding one file entry at a time: manifest.json is spooled to
 // an unlinked temporary file in tmpDir ("" for the system's), checked
 // entry by entry (planStream) and then read again alongside the archive,
 // each archive entry compared with the manifest's next one. It is
-// stricter than checkArchive on order only: the manifest must list each
+// stricter than Check on order only: the manifest must list each
 // component's entries together, every name after the previous one in the
 // order of a walk (path elements compared byte by byte, parents first),
 // and the archive must hold the entries in the manifest's order (dumps
 // anywhere). Any other archive gets errNotStreamed, never a pass.
 func checkStream(ctx context.Context, st store.Store, key, tmpDir string) error {
-	want, err := readSidecar(ctx, st, key)
+	want, err := ReadSidecar(ctx, st, key)
 	if err != nil {
 		return err
 	}
-	f, err := openMetered(ctx, PhaseVerify, archRef{st: st, key: key})
+	f, err := OpenMetered(ctx, PhaseVerify, st, key)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	rs := rawSumOf(f)
+	rs := RawSumOf(f)
 	var whole io.Writer = io.Discard
 	var plainSum *asynchash.Hash
 	if rs == nil {
@@ -85,7 +85,7 @@ func checkStream(ctx context.Context, st store.Store, key, tmpDir string) error 
 	buf := make([]byte, 256<<10)
 	var sums fileSums
 	defer sums.wait()
-	err = archiveFormat.Extract(ctx, io.TeeReader(f, whole), func(ctx context.Context, fi archives.FileInfo) error {
+	err = Codec.Extract(ctx, io.TeeReader(f, whole), func(ctx context.Context, fi archives.FileInfo) error {
 		name := fi.NameInArchive
 		hdr, _ := fi.Header.(*tar.Header)
 		if hdr == nil {
@@ -107,7 +107,7 @@ func checkStream(ctx context.Context, st store.Store, key, tmpDir string) error 
 			restoreMD = true
 			return nil
 		}
-		if checkEntry(hdr) != nil {
+		if CheckEntry(hdr) != nil {
 			return errNotStreamed
 		}
 		if d, ok := sm.dumps[name]; ok {
@@ -194,7 +194,7 @@ func checkStream(ctx context.Context, st store.Store, key, tmpDir string) error 
 	}
 	if rs != nil {
 		// Only a sidecar over the ciphertext passes here; the sidecar
-		// over the plaintext of earlier releases is checkArchive's.
+		// over the plaintext of earlier releases is Check's.
 		if got, err = rs.RawSHA256(); err != nil {
 			return err
 		}
@@ -405,7 +405,7 @@ func newStreamPlanner(m *Manifest, targets map[string]bool) (*streamPlanner, err
 	}
 	for _, d := range m.Databases {
 		c, ok := p.comps[d.Component]
-		if !ok || shapeOf(c.Type) != kind.Dump || c.ArchivePath != d.Path {
+		if !ok || ShapeOf(c.Type) != kind.Dump || c.ArchivePath != d.Path {
 			return nil, errNotStreamed
 		}
 		if _, dup := p.dumps[d.Path]; dup {
@@ -414,7 +414,7 @@ func newStreamPlanner(m *Manifest, targets map[string]bool) (*streamPlanner, err
 		p.dumps[d.Path] = d
 	}
 	for _, c := range m.Components {
-		if shapeOf(c.Type) == kind.Dump && c.ArchivePath != "" {
+		if ShapeOf(c.Type) == kind.Dump && c.ArchivePath != "" {
 			if _, ok := p.dumps[c.ArchivePath]; !ok {
 				return nil, errNotStreamed
 			}
@@ -446,11 +446,11 @@ func walkLess(a, b string) bool {
 // the entries before it.
 func (p *streamPlanner) add(e *FileEntry) error {
 	name := e.Name()
-	if checkName(name) != "" {
+	if CheckName(name) != "" {
 		return errNotStreamed
 	}
 	c, ok := p.comps[e.Component]
-	if !ok || c.ArchivePath == "" || !shapeOf(c.Type).IsTree() {
+	if !ok || c.ArchivePath == "" || !ShapeOf(c.Type).IsTree() {
 		return errNotStreamed
 	}
 	// Each component's entries together, each name after the one
@@ -472,13 +472,13 @@ func (p *streamPlanner) add(e *FileEntry) error {
 	rest, under := strings.CutPrefix(name, prefix+"/")
 	switch {
 	case name == prefix:
-		if shapeOf(c.Type) != kind.TreeDir || e.Type != "dir" {
+		if ShapeOf(c.Type) != kind.TreeDir || e.Type != "dir" {
 			return errNotStreamed
 		}
 		p.tops[c.Name]++
 	case !under || rest == "":
 		return errNotStreamed
-	case shapeOf(c.Type) == kind.TreeFile:
+	case ShapeOf(c.Type) == kind.TreeFile:
 		if strings.Contains(rest, "/") || e.Type != "file" {
 			return errNotStreamed
 		}
@@ -516,7 +516,7 @@ func (p *streamPlanner) add(e *FileEntry) error {
 // component.
 func (p *streamPlanner) finish() error {
 	for _, c := range p.m.Components {
-		if shapeOf(c.Type).IsTree() && c.ArchivePath != "" && p.tops[c.Name] != 1 {
+		if ShapeOf(c.Type).IsTree() && c.ArchivePath != "" && p.tops[c.Name] != 1 {
 			return errNotStreamed
 		}
 	}

@@ -1,4 +1,4 @@
-package softdelete
+package archive
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/mholt/archives"
+
+	"github.com/fleetsafe/fleetsafe/pkg/store"
 )
 
 // Progress is how far a long piece of work has come, reported through the
@@ -53,7 +55,7 @@ type VerifyOptions struct {
 
 // VerifyArchiveWith is VerifyArchive with options.
 func VerifyArchiveWith(ctx context.Context, path string, opts VerifyOptions) (*Manifest, error) {
-	return VerifyArchive(withProgress(ctx, opts.Progress), path)
+	return VerifyArchive(WithProgress(ctx, opts.Progress), path)
 }
 
 // The callback travels with the context from the entry points (Delete,
@@ -61,7 +63,7 @@ func VerifyArchiveWith(ctx context.Context, path string, opts VerifyOptions) (*M
 // the functions between them keep their signatures.
 type progressKey struct{}
 
-func withProgress(ctx context.Context, fn func(Progress)) context.Context {
+func WithProgress(ctx context.Context, fn func(Progress)) context.Context {
 	if fn == nil {
 		return ctx
 	}
@@ -108,10 +110,10 @@ func (m *meter) add(n int64, files int) {
 	m.fn(m.p)
 }
 
-// openMetered opens the archive a for reading with the progress of
-// phase counted in its bytes, when ctx carries a callback.
-func openMetered(ctx context.Context, phase string, a archRef) (io.ReadCloser, error) {
-	f, err := a.open(ctx)
+// OpenMetered opens the archive under key in st for reading with the
+// progress of phase counted in its bytes, when ctx carries a callback.
+func OpenMetered(ctx context.Context, phase string, st store.Store, key string) (io.ReadCloser, error) {
+	f, err := st.Open(ctx, key)
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +121,7 @@ func openMetered(ctx context.Context, phase string, a archRef) (io.ReadCloser, e
 	if fn == nil {
 		return f, nil
 	}
-	fi, err := a.st.Stat(ctx, a.key)
+	fi, err := st.Stat(ctx, key)
 	if err != nil {
 		f.Close()
 		return nil, err

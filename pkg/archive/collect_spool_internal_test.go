@@ -1,4 +1,4 @@
-package softdelete
+package archive
 
 import (
 	"crypto/sha256"
@@ -41,10 +41,10 @@ func TestSpool_RoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer os.RemoveAll(dir)
-		c := newCollector(nil)
+		c := NewCollector(nil)
 		c.roots, c.comps = roots, comps
-		c.keepRecords(func() (*os.File, error) { return os.CreateTemp(dir, "s") })
-		defer func() { c.roots = nil; c.close() }()
+		c.KeepRecords(func() (*os.File, error) { return os.CreateTemp(dir, "s") })
+		defer func() { c.roots = nil; c.Close() }()
 		str := rapid.StringN(0, 40, -1)
 		n := rapid.IntRange(0, 60).Draw(t, "n")
 		var want []*source
@@ -116,10 +116,10 @@ func TestSpool_RoundTrip(t *testing.T) {
 
 // A damaged spool is an error, never records made up.
 func TestSpool_Damaged(t *testing.T) {
-	c := newCollector(nil)
+	c := NewCollector(nil)
 	c.roots, c.comps = []*os.Root{openRoot(t)}, []string{"data"}
-	c.keepRecords(testSpool(t))
-	defer c.close()
+	c.KeepRecords(testSpool(t))
+	defer c.Close()
 	s := &source{rel: "a", entry: FileEntry{Component: "data", Type: "file", Path: "components/data/a"}}
 	rec := encodeRecord(nil, s, 0)
 	for cut := 1; cut < len(rec); cut++ {

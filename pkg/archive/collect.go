@@ -1,4 +1,4 @@
-package softdelete
+package archive
 
 import (
 	"archive/tar"
@@ -77,8 +77,8 @@ func (i sourceInfo) Sys() any {
 	return h
 }
 
-// collector walks components without following symbolic links.
-type collector struct {
+// Collector walks components without following symbolic links.
+type Collector struct {
 	// roots are the components' parent directories, comps their
 	// components' names, in walk order.
 	roots []*os.Root
@@ -120,9 +120,9 @@ type collector struct {
 	linkCounts map[fileID]*linkCount
 	// dh is the walk's open directory (dirHandle).
 	dh dirHandle
-	// hashSmall hashes files up to inlineHashMax during the walk (a soft
+	// HashSmall hashes files up to inlineHashMax during the walk (a soft
 	// delete; a plan in check mode reads no content).
-	hashSmall bool
+	HashSmall bool
 	// While a component is walked (deferring), the inspections of its
 	// files and directories wait in pending and findings in order, so
 	// that they are recorded in walk order once the inspections, run on
@@ -152,7 +152,7 @@ const batchMax = 4096
 
 // flush inspects the entries walked since the last flush and records
 // them in the spool, in walk order.
-func (c *collector) flush() error {
+func (c *Collector) flush() error {
 	defer func() { c.batch = c.batch[:0] }()
 	if err := c.inspectPending(); err != nil {
 		return err
@@ -173,7 +173,7 @@ func (c *collector) flush() error {
 // inspectPending runs the queued inspections on every core, then records
 // their findings and the walk's in walk order; the first error in walk
 // order is returned, as one pass would.
-func (c *collector) inspectPending() error {
+func (c *Collector) inspectPending() error {
 	defer func() { c.pending, c.order = c.pending[:0], c.order[:0] }()
 	workers := max(1, min(runtime.GOMAXPROCS(0), len(c.pending)/64))
 	var next atomic.Int64
@@ -233,8 +233,8 @@ func idOf(fi fs.FileInfo) fileID {
 	return id
 }
 
-func newCollector(accept []string) *collector {
-	c := &collector{names: map[nameKey]string{}, links: map[linkKey]string{}, firstName: map[fileID]string{},
+func NewCollector(accept []string) *Collector {
+	c := &Collector{names: map[nameKey]string{}, links: map[linkKey]string{}, firstName: map[fileID]string{},
 		tops: map[string]fileID{}, accept: map[string]bool{}, linkCounts: map[fileID]*linkCount{}}
 	for _, a := range accept {
 		c.accept[a] = true
@@ -243,14 +243,14 @@ func newCollector(accept []string) *collector {
 	return c
 }
 
-// keepRecords makes the collector keep its records (a soft delete; a
+// KeepRecords makes the collector keep its records (a soft delete; a
 // plan only counts), spilling into a file that create makes once they
 // outgrow spoolMemMax.
-func (c *collector) keepRecords(create func() (*os.File, error)) {
+func (c *Collector) KeepRecords(create func() (*os.File, error)) {
 	c.spool = &spool{create: create}
 }
 
-func (c *collector) close() {
+func (c *Collector) Close() {
 	c.dh.close()
 	if c.spool != nil {
 		c.spool.close()
@@ -266,7 +266,7 @@ type nameKey struct {
 	id   int
 }
 
-func (c *collector) lookupName(kind string, id int) string {
+func (c *Collector) lookupName(kind string, id int) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	key := nameKey{kind, id}
@@ -285,8 +285,8 @@ func (c *collector) lookupName(kind string, id int) string {
 	return n
 }
 
-// addComponent records every entry of a dir or file component.
-func (c *collector) addComponent(comp instance.Component, name string) error {
+// AddComponent records every entry of a dir or file component.
+func (c *Collector) AddComponent(comp instance.Component, name string) error {
 	c.deferring = true
 	err := c.walkComponent(comp, name)
 	if err == nil {
@@ -301,7 +301,7 @@ func (c *collector) addComponent(comp instance.Component, name string) error {
 }
 
 // walkComponent walks one component, queueing the inspections.
-func (c *collector) walkComponent(comp instance.Component, name string) error {
+func (c *Collector) walkComponent(comp instance.Component, name string) error {
 	_, _, full, err := instance.Locate(comp, name)
 	if err != nil {
 		return err
@@ -321,7 +321,7 @@ func (c *collector) walkComponent(comp instance.Component, name string) error {
 	}
 	c.tops[comp.Name] = idOf(top)
 	c.findMounts(comp.Name, full)
-	if shapeOf(comp.Type) == kind.TreeFile {
+	if ShapeOf(comp.Type) == kind.TreeFile {
 		return c.add(comp.Name, root, base, prefix+"/"+base, top)
 	}
 	topDev := idOf(top).dev
@@ -352,7 +352,7 @@ func (c *collector) walkComponent(comp instance.Component, name string) error {
 	})
 }
 
-func (c *collector) add(component string, root *os.Root, rel, name string, fi fs.FileInfo) error {
+func (c *Collector) add(component string, root *os.Root, rel, name string, fi fs.FileInfo) error {
 	e := FileEntry{
 		Component: component,
 		Mode:      uint32(fi.Mode().Perm() | fi.Mode()&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)),
@@ -418,7 +418,7 @@ func (c *collector) add(component string, root *os.Root, rel, name string, fi fs
 		// Its metadata is inspected (and a small file hashed through
 		// the same descriptor: one open per file instead of two; large
 		// ones are left to hashAll) by the next flush, on every core.
-		c.pending = append(c.pending, &pending{s: src, hash: c.hashSmall && e.Type == "file" && e.Size <= inlineHashMax})
+		c.pending = append(c.pending, &pending{s: src, hash: c.HashSmall && e.Type == "file" && e.Size <= inlineHashMax})
 		c.order = append(c.order, deferred{p: c.pending[len(c.pending)-1]})
 	}
 	if len(c.batch) >= batchMax {
@@ -430,10 +430,10 @@ func (c *collector) add(component string, root *os.Root, rel, name string, fi fs
 // inlineHashMax is the largest file hashed during the walk.
 const inlineHashMax = 1 << 20
 
-// hashAll computes the sha256 of every regular file not hashed during the
+// HashAll computes the sha256 of every regular file not hashed during the
 // walk, on every core.
 // Each digest is written into its record in the spool.
-func (c *collector) hashAll() error {
+func (c *Collector) HashAll() error {
 	type job struct {
 		s   *source
 		off int64
@@ -453,7 +453,7 @@ func (c *collector) hashAll() error {
 			var dh dirHandle
 			defer dh.close()
 			for j := range work {
-				sum, err := hashFile(&dh, j.s.root, j.s.rel, buf)
+				sum, err := HashFile(&dh, j.s.root, j.s.rel, buf)
 				if err == nil {
 					err = c.spool.setDigest(j.off, sum)
 				}
@@ -482,9 +482,9 @@ func (c *collector) hashAll() error {
 	}
 }
 
-// hashFile returns the sha256 of a file, opened through dh (nil: a
+// HashFile returns the sha256 of a file, opened through dh (nil: a
 // handle of its own).
-func hashFile(dh *dirHandle, root *os.Root, rel string, buf []byte) (string, error) {
+func HashFile(dh *dirHandle, root *os.Root, rel string, buf []byte) (string, error) {
 	if dh == nil {
 		dh = &dirHandle{}
 		defer dh.close()
@@ -511,31 +511,33 @@ func hashOpen(f *os.File, buf []byte) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// checkTops compares each component's top entry with what was archived.
-func (c *collector) checkTops(l *instance.Layout, name string) error {
-	for _, comp := range l.Components {
-		want, ok := c.tops[comp.Name]
+// ChangedTop compares each component's top entry with what was
+// archived: it returns the first that changed, where, and what it is now
+// ("gone", "a different file"…); "" when none did.
+func (c *Collector) ChangedTop(l *instance.Layout, name string) (comp, full, now string, err error) {
+	for _, cp := range l.Components {
+		want, ok := c.tops[cp.Name]
 		if !ok {
 			continue
 		}
-		_, _, full, err := instance.Locate(comp, name)
+		_, _, full, err := instance.Locate(cp, name)
 		if err != nil {
-			return err
+			return "", "", "", err
 		}
 		fi, err := os.Lstat(full)
 		if err != nil || idOf(fi) != want {
 			now := "gone"
 			if err == nil {
-				now = "a different " + describe(fi.Mode())
+				now = "a different " + Describe(fi.Mode())
 			}
-			return &RefusedError{Name: name, Reason: fmt.Sprintf("component %s changed between archiving and quarantine: %s is now %s", comp.Name, full, now),
-				Advice: "find out who changed it, then run again (the archive made meanwhile was removed)"}
+			return cp.Name, full, now, nil
 		}
 	}
-	return nil
+	return "", "", "", nil
 }
 
-func describe(m fs.FileMode) string {
+// Describe names a file mode's type in words.
+func Describe(m fs.FileMode) string {
 	switch {
 	case m&fs.ModeSymlink != 0:
 		return "symbolic link"
@@ -547,47 +549,21 @@ func describe(m fs.FileMode) string {
 	return "special file"
 }
 
-// sameFilesystem refuses a component that a rename cannot move atomically
-// into the trash of its parent: a mount point, or a trash directory that
-// is itself on another filesystem.
-func sameFilesystem(name, locator string) error {
-	parent := filepath.Dir(locator)
-	pfi, err := os.Stat(parent)
-	if err != nil {
-		return fmt.Errorf("inspect %s: %w", parent, err)
-	}
-	for _, p := range []string{locator, filepath.Join(parent, TrashDir)} {
-		fi, err := os.Lstat(p)
-		if err != nil {
-			continue // absent trash: created on the parent's filesystem
-		}
-		if idOf(fi).dev != idOf(pfi).dev {
-			return &RefusedError{Name: name,
-				Reason: fmt.Sprintf("%s is on another filesystem than %s (a mount point): it cannot be moved into quarantine by an atomic rename", p, parent),
-				Advice: "unmount it, or point the layout at a directory inside it"}
-		}
-	}
-	return nil
-}
-
-// changedSince re-stats every collected entry and names each that is no
+// ChangedSince re-stats every collected entry and names each that is no
 // longer what was collected: size, mtime, ctime or inode differ, or it is
-// gone. With a tombstone, entries are looked for where its moves put them
-// (inside quarantine); the top entry of each component is then not judged
-// by its ctime, which the rename itself updates.
-func (c *collector) changedSince(ts *Tombstone) []string {
+// gone. With moved (component name to where quarantine put it; nil: in
+// place), entries are looked for inside quarantine; the top entry of each
+// component is then not judged by its ctime, which the rename itself
+// updates.
+func (c *Collector) ChangedSince(moved map[string]string) []string {
 	var out []string
-	moved := map[string]string{}
 	// The rename of a component's top entry updates its inode's ctime:
 	// every name of that inode (a hard link from another component) is
 	// then not judged by its ctime either.
 	renamed := map[fileID]bool{}
-	if ts != nil {
-		for _, m := range ts.Components {
-			moved[m.Component] = m.To
-			if id, ok := c.tops[m.Component]; ok {
-				renamed[id] = true
-			}
+	for comp := range moved {
+		if id, ok := c.tops[comp]; ok {
+			renamed[id] = true
 		}
 	}
 	// The records read back a window at a time, each window in
@@ -609,7 +585,7 @@ func (c *collector) changedSince(ts *Tombstone) []string {
 			lo, hi := w*len(window)/workers, (w+1)*len(window)/workers
 			wg.Go(func() {
 				for _, s := range window[lo:hi] {
-					if msg := s.changed(&dhs[w], ts, moved, renamed); msg != "" {
+					if msg := s.changed(&dhs[w], moved, renamed); msg != "" {
 						parts[w] = append(parts[w], msg)
 						if len(parts[w]) >= most {
 							return
@@ -649,12 +625,12 @@ func (c *collector) changedSince(ts *Tombstone) []string {
 // changedWindow is how many records changedSince holds at once.
 const changedWindow = 8192
 
-// changed re-stats one collected entry (inside quarantine when ts is
+// changed re-stats one collected entry (inside quarantine when moved is
 // set) and says how it differs from its collection, "" when it does not.
-func (s *source) changed(dh *dirHandle, ts *Tombstone, moved map[string]string, renamed map[fileID]bool) string {
+func (s *source) changed(dh *dirHandle, moved map[string]string, renamed map[fileID]bool) string {
 	rel, shown := s.rel, filepath.Join(s.root.Name(), s.rel)
 	top := !strings.ContainsRune(s.rel, filepath.Separator)
-	if ts != nil {
+	if moved != nil {
 		to, ok := moved[s.entry.Component]
 		if !ok {
 			return ""
@@ -681,7 +657,7 @@ func (s *source) changed(dh *dirHandle, ts *Tombstone, moved map[string]string, 
 	if now.mtime != s.seen.mtime {
 		what = append(what, "modified (mtime)")
 	}
-	if now.ctime != s.seen.ctime && !(ts != nil && (top || renamed[idOf(fi)])) && len(what) == 0 {
+	if now.ctime != s.seen.ctime && !(moved != nil && (top || renamed[idOf(fi)])) && len(what) == 0 {
 		what = append(what, "metadata changed (ctime)")
 	}
 	if len(what) == 0 {
@@ -692,7 +668,7 @@ func (s *source) changed(dh *dirHandle, ts *Tombstone, moved map[string]string, 
 
 // hashInline stores in sum (when not nil) the sha256 of f, a regular file
 // just inspected. Anything else there now (replaced meanwhile) is left to
-// hashAll and to the late-change checks.
+// HashAll and to the late-change checks.
 func (in *inspector) hashInline(f *os.File, full string, sum *string) error {
 	if sum == nil {
 		return nil

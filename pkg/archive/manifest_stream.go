@@ -1,4 +1,4 @@
-package softdelete
+package archive
 
 import (
 	"bufio"
@@ -87,8 +87,8 @@ type spoolFile struct {
 func (p spoolFile) Stat() (fs.FileInfo, error) { return p.info, nil }
 func (p spoolFile) Close() error               { return nil }
 
-// decodeManifest reads manifest.json entry by entry.
-func decodeManifest(r io.Reader) (*Manifest, error) {
+// DecodeManifest reads manifest.json entry by entry.
+func DecodeManifest(r io.Reader) (*Manifest, error) {
 	d := newManifestDecoder(r)
 	for {
 		e, err := d.next()
@@ -104,7 +104,7 @@ func decodeManifest(r io.Reader) (*Manifest, error) {
 
 // manifestDecoder reads manifest.json one file entry at a time: next
 // returns the entries of its "files" lists in order, and every other key
-// is decoded into m as it is met. decodeManifest keeps them all; the
+// is decoded into m as it is met. DecodeManifest keeps them all; the
 // streaming check (checkStream) looks at one at a time.
 type manifestDecoder struct {
 	dec                      *json.Decoder

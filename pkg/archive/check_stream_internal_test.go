@@ -1,4 +1,4 @@
-package softdelete
+package archive
 
 import (
 	"archive/tar"
@@ -31,18 +31,19 @@ type tarEntry struct {
 	body []byte
 }
 
-// softDeletedArchive soft-deletes an instance with nested directories,
-// a hard link, a symlink, an empty file and a file component, and
-// returns the entries of its archive.
+// softDeletedArchive writes the archive of an instance with nested
+// directories, a hard link, a symlink, an empty file and a file
+// component, as a soft delete does, and returns its entries.
 func softDeletedArchive(t *testing.T) []tarEntry {
 	t.Helper()
-	res := softDeleteSample(t, nil)
-	return readTarEntries(t, res.Archive.Path)
+	info := writeSample(t, nil)
+	return readTarEntries(t, info.Path)
 }
 
-// softDeleteSample soft-deletes the sample instance into st (nil: a
-// directory store).
-func softDeleteSample(t *testing.T, st func(dir string) store.Store) *Result {
+// writeSample collects the sample instance, writes its archive into st
+// (nil: a directory store) the way a soft delete does (collect, hash,
+// write with its manifest and runbook) and reads it back (VerifyWritten).
+func writeSample(t *testing.T, st func(dir string) store.Store) *Info {
 	t.Helper()
 	base := t.TempDir()
 	d := filepath.Join(base, "srv", "inst")
@@ -59,37 +60,59 @@ func softDeleteSample(t *testing.T, st func(dir string) store.Store) *Result {
 	l, err := instance.ParseLayout([]byte("app: cs\ncomponents:\n  - name: data\n    type: dir\n    path: "+base+"/srv/{name}\n"+
 		"  - name: config\n    type: file\n    path: "+base+"/etc/{name}.ini\n"), "cs.yml")
 	require.NoError(t, err)
-	req := Request{Name: "inst", ArchiveDir: filepath.Join(base, "archives"), Reason: "test",
-		RetentionDays: 1, Options: instance.Options{SkipSizes: true}}
+	dir := filepath.Join(base, "archives")
+	require.NoError(t, os.MkdirAll(dir, 0o700))
+	var target store.Store
 	if st != nil {
-		req.Store = st(req.ArchiveDir)
+		target = st(dir)
+	} else {
+		target, err = store.NewFile(dir)
+		require.NoError(t, err)
 	}
-	res, err := Delete(context.Background(), l, req)
+	col := NewCollector(nil)
+	col.HashSmall = true
+	spoolDir := t.TempDir()
+	col.KeepRecords(func() (*os.File, error) { return os.CreateTemp(spoolDir, "files-*.spool") })
+	defer col.Close()
+	m := &Manifest{Format: Format, ID: "20260101T000000.000000Z-00000000", Instance: "inst", App: l.App,
+		ToolVersion: Version, CreatedAt: time.Now().UTC(), Files: []FileEntry{}, Databases: []DumpEntry{}}
+	for _, c := range l.Components {
+		require.NoError(t, col.AddComponent(c, "inst"))
+		_, _, full, err := instance.Locate(c, "inst")
+		require.NoError(t, err)
+		m.Components = append(m.Components, ManifestComponent{Name: c.Name, Type: c.Type, Locator: full, Present: true, ArchivePath: "components/" + c.Name})
+	}
+	require.NoError(t, col.Err("inst"))
+	require.NoError(t, col.HashAll())
+	work := t.TempDir()
+	key := "inst/" + m.ID + ".tar.zst"
+	info, err := col.Write(context.Background(), target, key, m, Runbook(m, target.Location(key)), nil, work, func(string) {})
 	require.NoError(t, err)
-	return res
+	require.NoError(t, VerifyWritten(context.Background(), target, key, work))
+	info.Verified = true
+	return info
 }
 
-// TestCheckStream_UsedBySoftDelete: the soft delete's read-back check is
-// the streaming one, not its fallback, for a plain and an encrypted
-// archive (whose sidecar is over the ciphertext).
-func TestCheckStream_UsedBySoftDelete(t *testing.T) {
+// TestCheckStream_UsedByVerifyWritten: the read-back check after writing
+// (the one a soft delete runs) is the streaming one, not its fallback,
+// for a plain and an encrypted archive (whose sidecar is over the
+// ciphertext).
+func TestCheckStream_UsedByVerifyWritten(t *testing.T) {
 	passed := 0
 	checkStreamHook = func() { passed++ }
 	defer func() { checkStreamHook = nil }()
-	res := softDeleteSample(t, nil)
-	require.True(t, res.Archive.Verified)
+	writeSample(t, nil)
 	require.Equal(t, 1, passed, "plain archive")
 
 	id, err := age.GenerateX25519Identity()
 	require.NoError(t, err)
 	keys, err := encrypted.Ephemeral(encrypted.Keys{Recipients: []age.Recipient{id.Recipient()}})
 	require.NoError(t, err)
-	res = softDeleteSample(t, func(dir string) store.Store {
+	writeSample(t, func(dir string) store.Store {
 		files, err := store.NewFile(dir)
 		require.NoError(t, err)
 		return encrypted.Wrap(files, keys)
 	})
-	require.True(t, res.Archive.Verified)
 	require.Equal(t, 2, passed, "encrypted archive")
 }
 
@@ -149,7 +172,7 @@ func writeTarEntries(t *testing.T, es []tarEntry, keep int) string {
 
 func withManifest(t *testing.T, es []tarEntry, change func(m *Manifest)) []tarEntry {
 	t.Helper()
-	m, err := decodeManifest(bytes.NewReader(es[0].body))
+	m, err := DecodeManifest(bytes.NewReader(es[0].body))
 	require.NoError(t, err)
 	change(m)
 	body, err := json.Marshal(m)
@@ -165,22 +188,22 @@ func filesKey(es []tarEntry, key string) []tarEntry {
 	return out
 }
 
-// verdicts runs the streaming check, the one check (checkArchive) and the
+// verdicts runs the streaming check, the one check (Check) and the
 // soft delete's read-back check on the archive at path.
 func verdicts(t *testing.T, path string) (stream, full, written error) {
 	t.Helper()
 	ctx := context.Background()
-	st, key, err := fileStoreOf(path)
+	st, key, err := FileStoreOf(path)
 	require.NoError(t, err)
 	stream = checkStream(ctx, st, key, t.TempDir())
-	_, _, full = checkArchive(ctx, st, key)
-	written = verifyWritten(ctx, st, key, t.TempDir())
+	_, _, full = Check(ctx, st, key)
+	written = VerifyWritten(ctx, st, key, t.TempDir())
 	return stream, full, written
 }
 
-// sameVerdict asserts what verifyWritten promises: checkStream never passes
-// what checkArchive refuses, and the read-back check's verdict and error
-// are checkArchive's.
+// sameVerdict asserts what VerifyWritten promises: checkStream never passes
+// what Check refuses, and the read-back check's verdict and error
+// are Check's.
 func sameVerdict(t require.TestingT, stream, full, written error) {
 	if stream == nil {
 		require.NoError(t, full, "the streaming check passed an archive the one check refuses")
@@ -353,7 +376,7 @@ func TestCheckStream_NeverPassesWhatTheOneCheckRefuses(t *testing.T) {
 				if cur[0].hdr.Name != "manifest.json" {
 					continue
 				}
-				m, err := decodeManifest(bytes.NewReader(cur[0].body))
+				m, err := DecodeManifest(bytes.NewReader(cur[0].body))
 				if err != nil || len(m.Files) == 0 {
 					continue
 				}
@@ -377,11 +400,11 @@ func TestCheckStream_NeverPassesWhatTheOneCheckRefuses(t *testing.T) {
 		dir := t.TempDir()
 		path := writeTarEntriesIn(rt, dir, cur)
 		ctx := context.Background()
-		st, key, err := fileStoreOf(path)
+		st, key, err := FileStoreOf(path)
 		require.NoError(rt, err)
 		stream := checkStream(ctx, st, key, dir)
-		_, _, full := checkArchive(ctx, st, key)
-		written := verifyWritten(ctx, st, key, dir)
+		_, _, full := Check(ctx, st, key)
+		written := VerifyWritten(ctx, st, key, dir)
 		sameVerdict(rt, stream, full, written)
 	})
 }
@@ -440,7 +463,7 @@ func syntheticArchive(t *testing.T, n int) string {
 	}
 	total := n + n/100 + 1
 	var mbuf bytes.Buffer
-	head, err := json.Marshal(Manifest{Format: ArchiveFormat, ID: "mem", Instance: "inst", App: "mem", CreatedAt: mtime,
+	head, err := json.Marshal(Manifest{Format: Format, ID: "mem", Instance: "inst", App: "mem", CreatedAt: mtime,
 		Components: []ManifestComponent{{Name: "data", Type: "dir", Locator: "/srv/inst", Present: true, ArchivePath: "components/data"}}})
 	require.NoError(t, err)
 	pre, post, ok := bytes.Cut(head, []byte(`"files":null`))
@@ -489,7 +512,7 @@ func syntheticArchive(t *testing.T, n int) string {
 func TestCheckStream_MemoryFlat(t *testing.T) {
 	inUse := func(n int) uint64 {
 		path := syntheticArchive(t, n)
-		st, key, err := fileStoreOf(path)
+		st, key, err := FileStoreOf(path)
 		require.NoError(t, err)
 		var got uint64
 		checkStreamHook = func() {

@@ -1,4 +1,4 @@
-package softdelete
+package archive
 
 import (
 	"os"

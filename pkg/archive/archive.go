@@ -1,4 +1,4 @@
-package softdelete
+package archive
 
 import (
 	"archive/tar"
@@ -21,9 +21,9 @@ import (
 	"github.com/fleetsafe/fleetsafe/pkg/store"
 )
 
-// archiveFormat is tar with PAX headers (nanosecond mtimes, long names)
+// Codec is tar with PAX headers (nanosecond mtimes, long names)
 // compressed with zstd on every core.
-var archiveFormat = archives.CompressedArchive{
+var Codec = archives.CompressedArchive{
 	// The encoder's default level (zstd level 3) with the window zstd -3
 	// itself uses for large inputs (2 MiB, windowLog 21); releases before
 	// 2026-11-27 wrote 8 MiB windows, which read alike.
@@ -47,8 +47,8 @@ const (
 	maxArchiveWindow = 32 << 20
 )
 
-// ArchiveInfo describes a written and verified archive.
-type ArchiveInfo struct {
+// Info describes a written and verified archive.
+type Info struct {
 	Path      string `json:"path"`
 	SHA256    string `json:"sha256"`
 	SizeBytes int64  `json:"size_bytes"`
@@ -100,10 +100,10 @@ func memEntry(name string, data []byte, mod time.Time) archives.FileInfo {
 		Open: func() (fs.File, error) { return memFile{bytes.NewReader(data), info}, nil }}
 }
 
-// dumpFile is a database dump waiting in the work directory.
-type dumpFile struct {
-	entry DumpEntry
-	path  string
+// DumpFile is a database dump waiting in the work directory.
+type DumpFile struct {
+	Entry DumpEntry
+	Path  string
 }
 
 // writeArchive writes manifest.json (spooled in the work directory work), RESTORE.md, every component entry and
@@ -116,7 +116,7 @@ type dumpFile struct {
 //
 // step is called after each object ("archive:committed",
 // "archive:sidecar"); tests crash the process there.
-func writeArchive(ctx context.Context, st store.Store, key string, m *Manifest, runbook []byte, srcs sourceList, dumps []dumpFile, work string, step func(string)) (*ArchiveInfo, error) {
+func writeArchive(ctx context.Context, st store.Store, key string, m *Manifest, runbook []byte, srcs sourceList, dumps []DumpFile, work string, step func(string)) (*Info, error) {
 	manifest, closeManifest, err := manifestEntry(m, srcs.seq, work)
 	if err != nil {
 		return nil, err
@@ -125,12 +125,12 @@ func writeArchive(ctx context.Context, st store.Store, key string, m *Manifest, 
 	head := []archives.FileInfo{manifest, memEntry("RESTORE.md", runbook, m.CreatedAt)}
 	var tail []archives.FileInfo
 	for _, d := range dumps {
-		info, err := os.Stat(d.path)
+		info, err := os.Stat(d.Path)
 		if err != nil {
-			return nil, fmt.Errorf("dump of %s: %w", d.entry.Database, err)
+			return nil, fmt.Errorf("dump of %s: %w", d.Entry.Database, err)
 		}
-		tail = append(tail, archives.FileInfo{FileInfo: info, NameInArchive: d.entry.Path,
-			Open: func() (fs.File, error) { return os.Open(d.path) }})
+		tail = append(tail, archives.FileInfo{FileInfo: info, NameInArchive: d.Entry.Path,
+			Open: func() (fs.File, error) { return os.Open(d.Path) }})
 	}
 	total, n := srcs.bytes, srcs.files
 	for _, f := range append(head, tail...) {
@@ -239,7 +239,7 @@ func writeArchive(ctx context.Context, st store.Store, key string, m *Manifest, 
 	if err := putStoreRunbook(ctx, st, key, digest, m); err != nil {
 		return nil, err
 	}
-	info := &ArchiveInfo{Path: dest, SHA256: digest, SizeBytes: counter.n, Files: srcs.entries}
+	info := &Info{Path: dest, SHA256: digest, SizeBytes: counter.n, Files: srcs.entries}
 	if c, ok := out.(interface{ Checksum() string }); ok {
 		info.StoreChecksum = c.Checksum()
 	}
@@ -247,13 +247,13 @@ func writeArchive(ctx context.Context, st store.Store, key string, m *Manifest, 
 }
 
 // writeTar writes the files each yields, one at a time (the list is
-// never built), as archiveFormat's tar, compressed, to w: the
+// never built), as Codec's tar, compressed, to w: the
 // headers archives.Tar writes (tar.FileInfoHeader, the name in the
 // archive, PAX), each regular file's body copied through one buffer, and
 // the end of the tar and of the zstd frame checked, not only written.
 // A file that reads shorter than its size is refused.
 func writeTar(ctx context.Context, w io.Writer, each func(yield func(archives.FileInfo) error) error) error {
-	zw, err := archiveFormat.Compression.OpenWriter(w)
+	zw, err := Codec.Compression.OpenWriter(w)
 	if err != nil {
 		return err
 	}
@@ -350,10 +350,10 @@ func (e *VerifyError) Hint() string {
 // last data block. An archive it passes is one Restore accepts. It returns
 // the manifest.
 func VerifyArchive(ctx context.Context, path string) (*Manifest, error) {
-	st, key, err := fileStoreOf(path)
+	st, key, err := FileStoreOf(path)
 	if err != nil {
 		return nil, err
 	}
-	m, _, err := checkArchive(ctx, st, key)
+	m, _, err := Check(ctx, st, key)
 	return m, err
 }

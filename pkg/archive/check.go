@@ -1,4 +1,4 @@
-package softdelete
+package archive
 
 import (
 	"archive/tar"
@@ -19,18 +19,18 @@ import (
 	"github.com/fleetsafe/fleetsafe/pkg/store"
 )
 
-// checkArchive is the one check of an archive, shared by the soft delete's
+// Check is the one check of an archive, shared by the soft delete's
 // verification after writing (VerifyArchive) and by restore before it
 // writes anything, so that "verified" means "restorable". It returns the
 // manifest and the archive's sha256 (equal to its sidecar). The archive
 // and its sidecar are read from the store, streaming.
-func checkArchive(ctx context.Context, st store.Store, key string) (*Manifest, string, error) {
+func Check(ctx context.Context, st store.Store, key string) (*Manifest, string, error) {
 	path := st.Location(key)
-	want, err := readSidecar(ctx, st, key)
+	want, err := ReadSidecar(ctx, st, key)
 	if err != nil {
 		return nil, "", &VerifyError{Archive: path, Msg: err.Error()}
 	}
-	f, err := openMetered(ctx, PhaseVerify, archRef{st: st, key: key})
+	f, err := OpenMetered(ctx, PhaseVerify, st, key)
 	if err != nil {
 		return nil, "", fmt.Errorf("open archive: %w", err)
 	}
@@ -38,7 +38,7 @@ func checkArchive(ctx context.Context, st store.Store, key string) (*Manifest, s
 	// A plain archive is hashed here as it is read; an encrypted one's
 	// sidecar is over its ciphertext, which the store hashes as it
 	// decrypts (rawSummer).
-	rs := rawSumOf(f)
+	rs := RawSumOf(f)
 	var whole io.Writer = io.Discard
 	var plainSum *asynchash.Hash
 	if rs == nil {
@@ -52,7 +52,7 @@ func checkArchive(ctx context.Context, st store.Store, key string) (*Manifest, s
 		return &VerifyError{Archive: path, Msg: fmt.Sprintf(format, args...)}
 	}
 	buf := make([]byte, 256<<10)
-	err = archiveFormat.Extract(ctx, io.TeeReader(f, whole), func(ctx context.Context, fi archives.FileInfo) error {
+	err = Codec.Extract(ctx, io.TeeReader(f, whole), func(ctx context.Context, fi archives.FileInfo) error {
 		name := fi.NameInArchive
 		hdr, _ := fi.Header.(*tar.Header)
 		if hdr == nil {
@@ -67,7 +67,7 @@ func checkArchive(ctx context.Context, st store.Store, key string) (*Manifest, s
 				return err
 			}
 			defer rc.Close()
-			if m, err = decodeManifest(rc); err != nil {
+			if m, err = DecodeManifest(rc); err != nil {
 				return fail("manifest.json: %v", err)
 			}
 			if plan, err = planManifest(m); err != nil {
@@ -79,7 +79,7 @@ func checkArchive(ctx context.Context, st store.Store, key string) (*Manifest, s
 			seen[name] = true
 			return nil
 		}
-		if err := checkEntry(hdr); err != nil {
+		if err := CheckEntry(hdr); err != nil {
 			return fail("%v", err)
 		}
 		if seen[name] {
@@ -250,24 +250,24 @@ func planManifest(m *Manifest) (*entryPlan, error) {
 	for i := range m.Files {
 		e := &m.Files[i]
 		name := e.Name()
-		if why := checkName(name); why != "" {
+		if why := CheckName(name); why != "" {
 			return nil, fmt.Errorf("files[%d] %q: %s", i, name, why)
 		}
 		c, ok := comps[e.Component]
-		if !ok || c.ArchivePath == "" || !shapeOf(c.Type).IsTree() {
+		if !ok || c.ArchivePath == "" || !ShapeOf(c.Type).IsTree() {
 			return nil, fmt.Errorf("files[%d] %q: component %q has no files in this archive", i, name, e.Component)
 		}
 		prefix := c.ArchivePath
 		rest, under := strings.CutPrefix(name, prefix+"/")
 		switch {
 		case name == prefix:
-			if shapeOf(c.Type) != kind.TreeDir || e.Type != "dir" {
+			if ShapeOf(c.Type) != kind.TreeDir || e.Type != "dir" {
 				return nil, fmt.Errorf("files[%d] %q: the top of component %s must be a directory", i, name, c.Name)
 			}
 			tops[c.Name]++
 		case !under || rest == "":
 			return nil, fmt.Errorf("files[%d] %q: not under %s, the archive path of its component %s", i, name, prefix, c.Name)
-		case shapeOf(c.Type) == kind.TreeFile:
+		case ShapeOf(c.Type) == kind.TreeFile:
 			if strings.Contains(rest, "/") || e.Type != "file" {
 				return nil, fmt.Errorf("files[%d] %q: file component %s holds exactly one regular file", i, name, c.Name)
 			}
@@ -296,13 +296,13 @@ func planManifest(m *Manifest) (*entryPlan, error) {
 		p.files[name] = e
 	}
 	for _, c := range m.Components {
-		if shapeOf(c.Type).IsTree() && c.ArchivePath != "" && tops[c.Name] != 1 {
+		if ShapeOf(c.Type).IsTree() && c.ArchivePath != "" && tops[c.Name] != 1 {
 			return nil, fmt.Errorf("component %s: %d top entries under %s, expected one", c.Name, tops[c.Name], c.ArchivePath)
 		}
 	}
 	for _, d := range m.Databases {
 		c, ok := comps[d.Component]
-		if !ok || shapeOf(c.Type) != kind.Dump || c.ArchivePath != d.Path {
+		if !ok || ShapeOf(c.Type) != kind.Dump || c.ArchivePath != d.Path {
 			return nil, fmt.Errorf("dump %q: not the archive path of a postgresql component", d.Path)
 		}
 		if _, dup := p.dumps[d.Path]; dup {
@@ -314,7 +314,7 @@ func planManifest(m *Manifest) (*entryPlan, error) {
 		p.dumps[d.Path] = d
 	}
 	for _, c := range m.Components {
-		if shapeOf(c.Type) == kind.Dump && c.ArchivePath != "" {
+		if ShapeOf(c.Type) == kind.Dump && c.ArchivePath != "" {
 			if _, ok := p.dumps[c.ArchivePath]; !ok {
 				return nil, fmt.Errorf("component %s: no dump %s in the manifest", c.Name, c.ArchivePath)
 			}
@@ -366,9 +366,9 @@ func sameKind(e FileEntry, fi archives.FileInfo) error {
 // stored bytes, the ciphertext, are hashed as they are read.
 type rawSummer interface{ RawSHA256() (string, error) }
 
-// rawSumOf finds the rawSummer under r's wrappers, nil when r reads a
+// RawSumOf finds the rawSummer under r's wrappers, nil when r reads a
 // plain archive.
-func rawSumOf(r io.Reader) rawSummer {
+func RawSumOf(r io.Reader) rawSummer {
 	for {
 		if s, ok := r.(rawSummer); ok {
 			return s

@@ -1,4 +1,4 @@
-package softdelete
+package archive
 
 import (
 	"context"
@@ -42,7 +42,7 @@ type storeFetch struct {
 // directory of this host keeps beside the archive under key, or nil for
 // a directory store (the runbook inside the archive names its path).
 func storeRunbook(st store.Store, key, digest string, m *Manifest) []byte {
-	if _, local := storeDir(st); local {
+	if _, local := StoreDir(st); local {
 		return nil
 	}
 	loc := st.Location(key)

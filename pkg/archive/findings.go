@@ -1,4 +1,4 @@
-package softdelete
+package archive
 
 import (
 	"errors"
@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"unsafe"
 
+	"github.com/fleetsafe/fleetsafe/pkg/kind"
 	"github.com/fleetsafe/fleetsafe/pkg/kinds/paths"
 )
 
@@ -71,7 +72,7 @@ type FindingsError struct {
 
 func (e *FindingsError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "refusing to delete %s: %d entr%s cannot be archived whole or must not be crossed: ", e.Name, len(e.Findings), plural(len(e.Findings), "y", "ies"))
+	fmt.Fprintf(&b, "refusing to delete %s: %d entr%s cannot be archived whole or must not be crossed: ", e.Name, len(e.Findings), kind.Plural(len(e.Findings), "y", "ies"))
 	for i, f := range e.Findings {
 		if i > 0 {
 			b.WriteString("; ")
@@ -109,16 +110,9 @@ func appendOnce(s []string, v string) []string {
 	return append(s, v)
 }
 
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
-}
-
 // finding records one finding: accepted losses are kept for the manifest,
 // the others refuse the deletion.
-func (c *collector) finding(component, path, kind, what string) {
+func (c *Collector) finding(component, path, kind, what string) {
 	f := Finding{Component: component, Path: path, Kind: kind, What: what}
 	if c.deferring {
 		c.order = append(c.order, deferred{f: &f})
@@ -128,7 +122,7 @@ func (c *collector) finding(component, path, kind, what string) {
 }
 
 // record keeps one finding (once per path and kind).
-func (c *collector) record(f Finding) {
+func (c *Collector) record(f Finding) {
 	for _, g := range c.findings {
 		if g.Path == f.Path && g.Kind == f.Kind {
 			return
@@ -142,7 +136,7 @@ func (c *collector) record(f Finding) {
 }
 
 // err returns the refusal for every finding not accepted, or nil.
-func (c *collector) err(name string) error {
+func (c *Collector) Err(name string) error {
 	c.findOutsideLinks()
 	if len(c.findings) == 0 {
 		return nil
@@ -241,7 +235,7 @@ func (in *inspector) inspectMeta(component string, root *os.Root, rel, full stri
 
 // findMounts names every mount point at or under a component (bind mounts
 // of the same filesystem included), as the component's path spells it.
-func (c *collector) findMounts(component, full string) {
+func (c *Collector) findMounts(component, full string) {
 	real, err := filepath.EvalSymlinks(full)
 	if err != nil {
 		real = full
@@ -260,7 +254,7 @@ func (c *collector) findMounts(component, full string) {
 	}
 	// The component, or a directory inside it, bind-mounted somewhere else
 	// (another instance's place): its files would leave that place too.
-	elsewhere, err := mountedElsewhere(real)
+	elsewhere, err := MountedElsewhere(real)
 	if err != nil {
 		c.finding(component, full, LossMount, "the mount table cannot be read to check that it is mounted nowhere else: "+err.Error())
 		return
@@ -282,7 +276,7 @@ type linkCount struct {
 // number of its names inside the instance's components: another name,
 // outside the instance, shares it. The archive can only hold a copy, and
 // a restore from it would not share the file with that name any more.
-func (c *collector) findOutsideLinks() {
+func (c *Collector) findOutsideLinks() {
 	for _, l := range c.linkCounts {
 		if l.inside >= l.nlink {
 			continue
@@ -290,6 +284,6 @@ func (c *collector) findOutsideLinks() {
 		out := l.nlink - l.inside
 		c.finding(l.component, l.first, LossHardLinks, fmt.Sprintf(
 			"hard-linked to %d name%s outside the instance (link count %d, %d inside): the archive holds a copy, and a restore from it would bring the file back alone, no longer shared with %s",
-			out, plural(out, "", "s"), l.nlink, l.inside, plural(out, "that name", "those names")))
+			out, kind.Plural(out, "", "s"), l.nlink, l.inside, kind.Plural(out, "that name", "those names")))
 	}
 }

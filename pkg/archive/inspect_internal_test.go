@@ -1,4 +1,4 @@
-package softdelete
+package archive
 
 import (
 	"errors"
@@ -45,11 +45,11 @@ func TestInspect_ParallelFindingsInWalkOrder(t *testing.T) {
 	}
 	l, err := instance.ParseLayout([]byte("app: t\ncomponents:\n  - name: data\n    type: dir\n    path: "+parent+"/{name}\n"), "t.yml")
 	require.NoError(t, err)
-	c := newCollector([]string{LossXattr, LossSpecialFiles})
-	defer c.close()
-	c.hashSmall = true
-	c.keepRecords(testSpool(t))
-	require.NoError(t, c.addComponent(l.Components[0], "inst"))
+	c := NewCollector([]string{LossXattr, LossSpecialFiles})
+	defer c.Close()
+	c.HashSmall = true
+	c.KeepRecords(testSpool(t))
+	require.NoError(t, c.AddComponent(l.Components[0], "inst"))
 	var got []string
 	for _, f := range c.losses {
 		got = append(got, f.Kind+" "+f.Path)

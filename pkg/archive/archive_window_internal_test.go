@@ -1,4 +1,4 @@
-package softdelete
+package archive
 
 import (
 	"archive/tar"
@@ -31,7 +31,7 @@ func TestArchiveWindow(t *testing.T) {
 		return buf.Bytes()
 	}
 	read := func(b []byte) error {
-		return archiveFormat.Extract(context.Background(), bytes.NewReader(b), func(context.Context, archives.FileInfo) error { return nil })
+		return Codec.Extract(context.Background(), bytes.NewReader(b), func(context.Context, archives.FileInfo) error { return nil })
 	}
 	var out bytes.Buffer
 	one := memEntry("f", bytes.Repeat([]byte("x"), 3<<20), time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))

@@ -1,4 +1,4 @@
-package softdelete
+package archive
 
 import (
 	"bufio"
@@ -26,8 +26,8 @@ func mountPoints() ([]string, error) {
 	return out, nil
 }
 
-// mountsUnder lists the mount points at or below path, sorted.
-func mountsUnder(path string) ([]string, error) {
+// MountsUnder lists the mount points at or below path, sorted.
+func MountsUnder(path string) ([]string, error) {
 	all, err := mountPoints()
 	if err != nil {
 		return nil, err
@@ -97,11 +97,11 @@ func devString(dev uint64) string {
 	return fmt.Sprintf("%d:%d", major, minor)
 }
 
-// mountedElsewhere lists the mount points outside path that show path, or
+// MountedElsewhere lists the mount points outside path that show path, or
 // something inside it, from the same filesystem (path bind-mounted
 // elsewhere): what is renamed or removed under path would change there
 // too. path must have no symbolic link in it.
-func mountedElsewhere(path string) ([]string, error) {
+func MountedElsewhere(path string) ([]string, error) {
 	var st syscall.Stat_t
 	if err := syscall.Lstat(path, &st); err != nil {
 		return nil, err
@@ -135,4 +135,10 @@ func mountedElsewhere(path string) ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// within reports whether p is dir or inside it.
+func within(p, dir string) bool {
+	rel, err := filepath.Rel(dir, p)
+	return err == nil && (rel == "." || filepath.IsLocal(rel))
 }

@@ -1,8 +1,9 @@
-package softdelete
+package archive
 
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/fleetsafe/fleetsafe/pkg/store"
@@ -253,7 +255,7 @@ func (rr *recordReader) decode(b []byte) (*source, error) {
 }
 
 // records returns a reader of the collector's records from the first.
-func (c *collector) records() (*recordReader, error) {
+func (c *Collector) records() (*recordReader, error) {
 	if c.spool == nil {
 		return nil, fmt.Errorf("the list of files was not kept")
 	}
@@ -266,7 +268,7 @@ func (c *collector) records() (*recordReader, error) {
 
 // each calls fn with every record in walk order (and its offset in the
 // spool), until fn returns an error.
-func (c *collector) each(fn func(s *source, off int64) error) error {
+func (c *Collector) each(fn func(s *source, off int64) error) error {
 	rr, err := c.records()
 	if err != nil {
 		return err
@@ -289,7 +291,7 @@ func (c *collector) each(fn func(s *source, off int64) error) error {
 type sourceSeq func(yield func(*source) error) error
 
 // seq is the collector's records as a sourceSeq.
-func (c *collector) seq() sourceSeq {
+func (c *Collector) seq() sourceSeq {
 	return func(yield func(*source) error) error {
 		return c.each(func(s *source, _ int64) error { return yield(s) })
 	}
@@ -307,40 +309,6 @@ func sliceSeq(srcs []*source) sourceSeq {
 	}
 }
 
-// spoolFile makes the unlinked file the collector's records spill into:
-// in a work directory of the shelf (on the archive directory's filesystem
-// for a directory store), removed at once, with the instance's folder
-// when it was made for it, so that nothing is left behind even by a
-// crash or a refusal.
-func (s shelf) spoolFile() (*os.File, error) {
-	folder, made := "", false
-	if _, ok := s.st.(store.Local); ok {
-		folder = s.st.Location(s.name)
-		if _, err := os.Lstat(folder); errors.Is(err, fs.ErrNotExist) {
-			made = true
-		}
-	}
-	dir, err := s.workDir("files-")
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		os.RemoveAll(dir)
-		if made {
-			os.Remove(folder) // only when empty
-		}
-	}()
-	f, err := os.CreateTemp(dir, "files-*.spool")
-	if err != nil {
-		return nil, err
-	}
-	if err := os.Remove(f.Name()); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
-}
-
 // sourceList is what an archive holds of the components: the records in
 // walk order and their totals, known before the first is read.
 type sourceList struct {
@@ -351,6 +319,47 @@ type sourceList struct {
 }
 
 // list is the collector's records as a sourceList.
-func (c *collector) list() sourceList {
+func (c *Collector) list() sourceList {
 	return sourceList{seq: c.seq(), entries: c.entries, files: c.files, bytes: c.bytes}
+}
+
+// Losses lists what the operator accepted to lose (accept_losses) among
+// the entries collected so far.
+func (c *Collector) Losses() []Finding { return c.losses }
+
+// Totals counts the entries collected and the bytes of their regular
+// files.
+func (c *Collector) Totals() (entries int, bytes int64) { return c.entries, c.bytes }
+
+// Write writes the archive of the collected components to key of st
+// (writeArchive).
+func (c *Collector) Write(ctx context.Context, st store.Store, key string, m *Manifest, runbook []byte, dumps []DumpFile, work string, step func(string)) (*Info, error) {
+	return writeArchive(ctx, st, key, m, runbook, c.list(), dumps, work, step)
+}
+
+// ExplainVerifyError tells a file that changed during archiving from a
+// corrupted archive by hashing the file once more, as restic re-checks a
+// failed item.
+func (c *Collector) ExplainVerifyError(err error) error {
+	srcs := c.seq()
+	var ve *VerifyError
+	if !errors.As(err, &ve) || ve.Entry == "" {
+		return err
+	}
+	var changed error
+	srcs(func(s *source) error {
+		if s.entry.Path != ve.Entry {
+			return nil
+		}
+		sum, herr := HashFile(nil, s.root, s.rel, make([]byte, 64<<10))
+		if herr != nil || sum != s.entry.SHA256 {
+			changed = &ChangedFileError{Path: filepath.Join(s.root.Name(), s.rel)}
+			return changed
+		}
+		return nil
+	})
+	if changed != nil {
+		return changed
+	}
+	return err
 }
