@@ -31,7 +31,7 @@ func TestChangedSince_ManyEntriesInWalkOrder(t *testing.T) {
 	c := NewCollector(nil)
 	defer c.Close()
 	c.KeepRecords(testSpool(t))
-	require.NoError(t, c.AddComponent(l.Components[0], "inst"))
+	require.NoError(t, c.AddComponent(targetOf(t, l, 0, "inst")))
 	require.Equal(t, n+1, c.entries)
 	require.NotNil(t, c.spool.f, "5,000 records spill into a file past 64 KiB")
 	assert.Empty(t, c.ChangedSince(nil))

@@ -76,11 +76,10 @@ func writeSample(t *testing.T, st func(dir string) store.Store) *Info {
 	defer col.Close()
 	m := &Manifest{Format: Format, ID: "20260101T000000.000000Z-00000000", Instance: "inst", App: l.App,
 		ToolVersion: Version, CreatedAt: time.Now().UTC(), Files: []FileEntry{}, Databases: []DumpEntry{}}
-	for _, c := range l.Components {
-		require.NoError(t, col.AddComponent(c, "inst"))
-		_, _, full, err := instance.Locate(c, "inst")
-		require.NoError(t, err)
-		m.Components = append(m.Components, ManifestComponent{Name: c.Name, Type: c.Type, Locator: full, Present: true, ArchivePath: "components/" + c.Name})
+	for i, c := range l.Components {
+		tg := targetOf(t, l, i, "inst")
+		require.NoError(t, col.AddComponent(tg))
+		m.Components = append(m.Components, ManifestComponent{Name: c.Name, Type: c.Type, Locator: tg.Locator, Present: true, ArchivePath: "components/" + c.Name})
 	}
 	require.NoError(t, col.Err("inst"))
 	require.NoError(t, col.HashAll())

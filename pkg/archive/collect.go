@@ -20,7 +20,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/fleetsafe/fleetsafe/pkg/instance"
 	"github.com/fleetsafe/fleetsafe/pkg/kind"
 )
 
@@ -105,6 +104,8 @@ type Collector struct {
 	// tops records what each component's top entry was when archived, so
 	// that a swap before quarantine is caught.
 	tops map[string]fileID
+	// topPaths is where each component's top entry was walked.
+	topPaths map[string]string
 	// accept lists the losses the operator accepted (AcceptLosses).
 	accept map[string]bool
 	// findings are what must be named before anything moves: mount
@@ -235,7 +236,7 @@ func idOf(fi fs.FileInfo) fileID {
 
 func NewCollector(accept []string) *Collector {
 	c := &Collector{names: map[nameKey]string{}, links: map[linkKey]string{}, firstName: map[fileID]string{},
-		tops: map[string]fileID{}, accept: map[string]bool{}, linkCounts: map[fileID]*linkCount{}}
+		tops: map[string]fileID{}, topPaths: map[string]string{}, accept: map[string]bool{}, linkCounts: map[fileID]*linkCount{}}
 	for _, a := range accept {
 		c.accept[a] = true
 	}
@@ -286,9 +287,9 @@ func (c *Collector) lookupName(kind string, id int) string {
 }
 
 // AddComponent records every entry of a dir or file component.
-func (c *Collector) AddComponent(comp instance.Component, name string) error {
+func (c *Collector) AddComponent(t kind.Target) error {
 	c.deferring = true
-	err := c.walkComponent(comp, name)
+	err := c.walkComponent(t)
 	if err == nil {
 		err = c.flush()
 	}
@@ -300,11 +301,12 @@ func (c *Collector) AddComponent(comp instance.Component, name string) error {
 	return nil
 }
 
-// walkComponent walks one component, queueing the inspections.
-func (c *Collector) walkComponent(comp instance.Component, name string) error {
-	_, _, full, err := instance.Locate(comp, name)
-	if err != nil {
-		return err
+// walkComponent walks one component, at the place its target was
+// resolved to, queueing the inspections.
+func (c *Collector) walkComponent(t kind.Target) error {
+	comp, full := t.Component, t.Locator
+	if !filepath.IsAbs(full) {
+		return fmt.Errorf("component %s: locator %q is not an absolute path", comp.Name, full)
 	}
 	parent := filepath.Dir(full)
 	root, err := os.OpenRoot(parent)
@@ -320,6 +322,7 @@ func (c *Collector) walkComponent(comp instance.Component, name string) error {
 		return fmt.Errorf("inspect %s: %w", full, err)
 	}
 	c.tops[comp.Name] = idOf(top)
+	c.topPaths[comp.Name] = full
 	c.findMounts(comp.Name, full)
 	if ShapeOf(comp.Type) == kind.TreeFile {
 		return c.add(comp.Name, root, base, prefix+"/"+base, top)
@@ -511,29 +514,22 @@ func hashOpen(f *os.File, buf []byte) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// ChangedTop compares each component's top entry with what was
-// archived: it returns the first that changed, where, and what it is now
-// ("gone", "a different file"…); "" when none did.
-func (c *Collector) ChangedTop(l *instance.Layout, name string) (comp, full, now string, err error) {
-	for _, cp := range l.Components {
-		want, ok := c.tops[cp.Name]
-		if !ok {
-			continue
-		}
-		_, _, full, err := instance.Locate(cp, name)
-		if err != nil {
-			return "", "", "", err
-		}
+// ChangedTop compares each component's top entry, where it was walked,
+// with what was archived: it returns the first that changed, where, and
+// what it is now ("gone", "a different file"…); "" when none did.
+func (c *Collector) ChangedTop() (comp, full, now string) {
+	for _, name := range c.comps {
+		want, full := c.tops[name], c.topPaths[name]
 		fi, err := os.Lstat(full)
 		if err != nil || idOf(fi) != want {
 			now := "gone"
 			if err == nil {
 				now = "a different " + Describe(fi.Mode())
 			}
-			return cp.Name, full, now, nil
+			return name, full, now
 		}
 	}
-	return "", "", "", nil
+	return "", "", ""
 }
 
 // Describe names a file mode's type in words.

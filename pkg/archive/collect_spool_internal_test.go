@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleetsafe/fleetsafe/pkg/instance"
+	"github.com/fleetsafe/fleetsafe/pkg/kind"
+	"github.com/stretchr/testify/require"
 	"pgregory.net/rapid"
 )
 
@@ -144,4 +147,14 @@ func openRoot(t *testing.T) *os.Root {
 	}
 	t.Cleanup(func() { r.Close() })
 	return r
+}
+
+// targetOf resolves component i of l for instance name, as soft delete
+// does before it hands a component to the collector.
+func targetOf(t *testing.T, l *instance.Layout, i int, name string) kind.Target {
+	t.Helper()
+	c := l.Components[i]
+	_, _, full, err := instance.Locate(c, name)
+	require.NoError(t, err)
+	return kind.Target{App: l.App, Instance: name, Component: c, Locator: full}
 }

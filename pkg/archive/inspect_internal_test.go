@@ -49,7 +49,7 @@ func TestInspect_ParallelFindingsInWalkOrder(t *testing.T) {
 	defer c.Close()
 	c.HashSmall = true
 	c.KeepRecords(testSpool(t))
-	require.NoError(t, c.AddComponent(l.Components[0], "inst"))
+	require.NoError(t, c.AddComponent(targetOf(t, l, 0, "inst")))
 	var got []string
 	for _, f := range c.losses {
 		got = append(got, f.Kind+" "+f.Path)

@@ -21,7 +21,8 @@ var digestArgs = []string{"--single-transaction", "--skip-routines", "--skip-tri
 
 // TableDigest is the sha256 of the tables and sequences of database name
 // as mariadb-dump writes them (structure and rows, see digestArgs; views
-// left out; in a quarantine, its DefinitionsTable too): exactly what
+// left out; in a quarantine, its DefinitionsTable too; without the
+// tables' AUTO_INCREMENT counters, see autoIncFilter): exactly what
 // Quarantine moves by RENAME TABLE. A database and
 // its quarantine, unchanged, have the same digest; so a caller that keeps
 // the digest taken before the quarantine (in the archive, beside the dump)
@@ -61,11 +62,15 @@ func TableDigest(ctx context.Context, c Conn, name string) (string, error) {
 	h := sha256.New()
 	cmd := childproc.Command(ctx, "mariadb-dump", args...)
 	cmd.Env = c.env(os.Environ())
-	cmd.Stdout = h
+	filter := &autoIncFilter{w: h}
+	cmd.Stdout = filter
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := childproc.Run(cmd); err != nil {
 		return "", &ToolError{Tool: "mariadb-dump", Database: name, Err: err, Stderr: strings.TrimSpace(stderr.String())}
+	}
+	if err := filter.Close(); err != nil {
+		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }

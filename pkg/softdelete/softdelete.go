@@ -356,7 +356,7 @@ func Delete(ctx context.Context, l *instance.Layout, req Request) (*Result, erro
 	defer col.Close()
 	for _, c := range l.Components {
 		if st, _ := inst.State(c.Name); st.Present && archive.ShapeOf(c.Type).IsTree() {
-			if err := col.AddComponent(c, inst.Name); err != nil {
+			if err := col.AddComponent(kind.Target{App: l.App, Instance: inst.Name, Component: c, Locator: st.Locator}); err != nil {
 				return resultOrNil(res), err
 			}
 		}
@@ -533,7 +533,7 @@ func archiveInstance(ctx context.Context, l *instance.Layout, req Request, sh sh
 	// link (to / or to another instance) meanwhile is refused, and so is
 	// any entry written, truncated, replaced or removed since it was
 	// collected.
-	if err := checkTops(col, l, inst.Name); err != nil {
+	if err := checkTops(col, inst.Name); err != nil {
 		return nil, err
 	}
 	changes := col.ChangedSince(nil)
@@ -932,7 +932,7 @@ func planMoves(ctx context.Context, l *instance.Layout, req Request, sh shelf) (
 				p.Bytes += *st.SizeBytes
 			}
 		default:
-			if err := col.AddComponent(c, inst.Name); err != nil {
+			if err := col.AddComponent(kind.Target{App: l.App, Instance: inst.Name, Component: c, Locator: st.Locator}); err != nil {
 				return nil, err
 			}
 		}
