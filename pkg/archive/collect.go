@@ -109,9 +109,10 @@ type Collector struct {
 	accept map[string]bool
 	// findings are what must be named before anything moves: mount
 	// points, special files, metadata an archive would drop.
-	findings []Finding
+	// (findings_log.go: spooled, each path and kind once.)
+	findings findingLog
 	// losses are the accepted findings, recorded in the manifest.
-	losses []Finding
+	losses findingLog
 	// mounts lists the mount points of the host (mountinfo), nil when
 	// unreadable.
 	mounts []string
@@ -252,6 +253,8 @@ func (c *Collector) KeepRecords(create func() (*os.File, error)) {
 
 func (c *Collector) Close() {
 	c.dh.close()
+	c.findings.close()
+	c.losses.close()
 	if c.spool != nil {
 		c.spool.close()
 	}
