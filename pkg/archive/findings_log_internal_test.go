@@ -155,7 +155,7 @@ func TestFindings_ManifestStreamsLosses(t *testing.T) {
 		}
 		m := &Manifest{Format: Format, ID: "id", Instance: "inst", Reason: rapid.String().Draw(t, "reason"),
 			CreatedAt: time.Unix(1, 0).UTC(), Files: []FileEntry{}, Databases: []DumpEntry{},
-			AcceptLosses: rapid.SliceOfN(rapid.SampledFrom(AcceptableLosses), 0, 2).Draw(t, "accept"),
+			AcceptLosses:     rapid.SliceOfN(rapid.SampledFrom(AcceptableLosses), 0, 2).Draw(t, "accept"),
 			RetentionRecords: rapid.Bool().Draw(t, "records")}
 		full := *m
 		full.Losses = losses
