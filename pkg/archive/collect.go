@@ -175,7 +175,13 @@ func (c *Collector) flush() error {
 // their findings and the walk's in walk order; the first error in walk
 // order is returned, as one pass would.
 func (c *Collector) inspectPending() error {
-	defer func() { c.pending, c.order = c.pending[:0], c.order[:0] }()
+	defer func() {
+		// Cleared, not only cut: the findings of the last batch (words and
+		// paths) would otherwise stay reachable until the next one.
+		clear(c.pending)
+		clear(c.order)
+		c.pending, c.order = c.pending[:0], c.order[:0]
+	}()
 	workers := max(1, min(runtime.GOMAXPROCS(0), len(c.pending)/64))
 	var next atomic.Int64
 	var wg sync.WaitGroup

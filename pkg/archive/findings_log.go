@@ -328,6 +328,7 @@ func (l *findingLog) finish() error {
 		l.size = start + written
 		l.runs = []span{{start, written}}
 		l.w.Reset(io.NewOffsetWriter(l.f, l.size))
+		l.run = nil // its capacity is not kept for the rest of the deletion
 	} else {
 		l.run = kept
 	}
