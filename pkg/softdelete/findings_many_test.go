@@ -1,6 +1,7 @@
 package softdelete_test
 
 import (
+	"archive/tar"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
@@ -33,12 +35,16 @@ func xattrTree(t *testing.T, parent string, n int) (*instance.Layout, map[string
 			require.NoError(t, os.MkdirAll(d, 0o755))
 		}
 		p := filepath.Join(d, fmt.Sprintf("file-with-a-longer-name-%06d.txt", i))
-		require.NoError(t, os.WriteFile(p, []byte("x"), 0o644))
-		if err := unix.Setxattr(p, "user.fleetsafe", []byte("1"), 0); errors.Is(err, unix.ENOTSUP) {
+		fd, err := unix.Open(p, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
+		require.NoError(t, err)
+		_, err = unix.Write(fd, []byte("x"))
+		require.NoError(t, err)
+		err = unix.Fsetxattr(fd, "user.fleetsafe", []byte("1"), 0)
+		unix.Close(fd)
+		if errors.Is(err, unix.ENOTSUP) {
 			t.Skip("no user extended attributes on", parent)
-		} else {
-			require.NoError(t, err)
 		}
+		require.NoError(t, err)
 		files[p] = true
 	}
 	l, err := instance.ParseLayout([]byte("app: many\ncomponents:\n  - name: data\n    type: dir\n    path: "+parent+"/{name}\n"), "many.yml")
@@ -100,8 +106,10 @@ func TestSoftDelete_ManyFindings(t *testing.T) {
 	assert.Equal(t, []archive.FindingCount{{Component: "data", Kind: archive.LossXattr, Count: n}}, res.LossCounts)
 	assert.Len(t, res.Losses, archive.ListedPerKind, "the result's list is bounded")
 
-	m, err := archive.VerifyArchive(ctx, res.Archive.Path)
-	require.NoError(t, err)
+	require.True(t, res.Archive.Verified, "the deletion read its archive back")
+	start = time.Now()
+	m := archiveManifest(t, res.Archive.Path)
+	t.Logf("manifest read back in %v", time.Since(start).Round(time.Millisecond))
 	require.Len(t, m.Losses, n, "the manifest names every loss")
 	seen := make(map[string]bool, n)
 	for i, f := range m.Losses {
@@ -115,6 +123,26 @@ func TestSoftDelete_ManyFindings(t *testing.T) {
 		seen[f.Path] = true
 	}
 	assert.Equal(t, []string{archive.LossXattr}, m.AcceptLosses)
+}
+
+// archiveManifest reads manifest.json, the first entry of the archive at
+// path, with the archive package's decoder (VerifyArchive would hash every
+// file once more; the deletion already read its archive back).
+func archiveManifest(t *testing.T, path string) *archive.Manifest {
+	t.Helper()
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	zr, err := zstd.NewReader(f)
+	require.NoError(t, err)
+	defer zr.Close()
+	tr := tar.NewReader(zr)
+	h, err := tr.Next()
+	require.NoError(t, err)
+	require.Equal(t, "manifest.json", h.Name)
+	m, err := archive.DecodeManifest(tr)
+	require.NoError(t, err)
+	return m
 }
 
 // TestSoftDelete_LossesMemoryFlat is TestSoftDelete_MemoryFlat with every
