@@ -3,7 +3,9 @@ package archive
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -192,4 +194,30 @@ func TestFindings_ManifestStreamsLosses(t *testing.T) {
 			require.Equal(t, losses, back.Losses)
 		}
 	})
+}
+
+// TestFindings_SpillFailureRefuses: when the findings cannot be spooled (a
+// full disk), Err says so instead of a partial refusal or none, and the
+// losses cannot be written into an archive either.
+func TestFindings_SpillFailureRefuses(t *testing.T) {
+	old := findingRunMax
+	findingRunMax = 100
+	defer func() { findingRunMax = old }()
+	full := errors.New("no space left on device")
+	for _, accept := range [][]string{nil, {LossXattr}} {
+		c := NewCollector(accept)
+		c.KeepRecords(func() (*os.File, error) { return nil, full })
+		for i := range 50 {
+			c.record(Finding{Component: "data", Path: fmt.Sprintf("/srv/f%02d", i), Kind: LossXattr, What: "an attribute"})
+		}
+		err := c.Err("inst")
+		require.ErrorIs(t, err, full)
+		var fe *FindingsError
+		require.False(t, errors.As(err, &fe), "no partial refusal")
+		if accept != nil {
+			_, werr := c.Write(context.Background(), nil, "k", &Manifest{}, nil, nil, t.TempDir(), nil)
+			require.ErrorIs(t, werr, full)
+		}
+		c.Close()
+	}
 }
