@@ -9,7 +9,11 @@
 // interleaved, medians reported: large files (256 MiB incompressible +
 // 5,000 small files), many small files (128 MiB + 8,000 small files), and
 // 200,000 small files, whose peak RSS shows that memory stays flat
-// whatever the file count.
+// whatever the file count. Two more shapes, not in the default set, give
+// each of the 200,000 files a user.* extended attribute: "lossy" deletes
+// with accept_losses: [xattr] (every file an accepted loss, as every file
+// of a RHEL host carries an SELinux label), "refused" without it (the
+// module's refusal, timed; no pipeline to compare with).
 //
 //	go run ./bench/softdelete -module build/library/instance_soft_delete
 package main
@@ -25,36 +29,49 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/fleetsafe/fleetsafe/bench/internal/measure"
 )
 
 func main() {
 	module := flag.String("module", "build/library/instance_soft_delete", "the built module")
 	dir := flag.String("dir", "", "work directory (default: a temporary one)")
-	names := flag.String("cases", "large,small,many", "comma-separated cases: large, small, many")
+	names := flag.String("cases", "large,small,many", "comma-separated cases: large, small, many, lossy, refused")
 	runs := flag.Int("runs", 3, "runs of each side")
 	flag.Parse()
 	for _, name := range strings.Split(*names, ",") {
 		c, ok := cases[name]
 		if !ok {
-			fmt.Fprintf(os.Stderr, "bench: unknown case %q (large, small, many)\n", name)
+			fmt.Fprintf(os.Stderr, "bench: unknown case %q (large, small, many, lossy, refused)\n", name)
 			os.Exit(2)
 		}
-		if err := run(*module, *dir, c.bigMiB, c.small, *runs); err != nil {
+		if err := run(*module, *dir, c, *runs); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
 		}
 	}
 }
 
-// cases are the instance shapes measured.
-var cases = map[string]struct{ bigMiB, small int }{
-	"large": {256, 5000},
-	"small": {128, 8000},
-	"many":  {0, 200000},
+// shape is an instance shape measured.
+type shape struct {
+	bigMiB, small int
+	// xattr gives each small file a user.* extended attribute; accept
+	// accepts them as losses (else the deletion is refused).
+	xattr, accept bool
 }
 
-func run(module, dir string, bigMiB, small, runs int) error {
+// cases are the instance shapes measured.
+var cases = map[string]shape{
+	"large":   {bigMiB: 256, small: 5000},
+	"small":   {bigMiB: 128, small: 8000},
+	"many":    {small: 200000},
+	"lossy":   {small: 200000, xattr: true, accept: true},
+	"refused": {small: 200000, xattr: true},
+}
+
+func run(module, dir string, c shape, runs int) error {
+	bigMiB, small := c.bigMiB, c.small
 	module, err := filepath.Abs(module)
 	if err != nil {
 		return err
@@ -72,7 +89,7 @@ func run(module, dir string, bigMiB, small, runs int) error {
 	}
 	parent := filepath.Join(dir, "srv", "bench")
 	inst := filepath.Join(parent, "inst")
-	if err := generate(inst, bigMiB, small); err != nil {
+	if err := generate(inst, bigMiB, small, c.xattr); err != nil {
 		return err
 	}
 	layout := filepath.Join(dir, "layout.yml")
@@ -88,15 +105,31 @@ func run(module, dir string, bigMiB, small, runs int) error {
 	for i := range runs {
 		archives := filepath.Join(dir, fmt.Sprintf("archives-%d", i))
 		args := filepath.Join(dir, "args.json")
-		data, _ := json.Marshal(map[string]any{"layout_file": layout, "name": "inst", "archive_dir": archives, "reason": "benchmark"})
+		a := map[string]any{"layout_file": layout, "name": "inst", "archive_dir": archives, "reason": "benchmark"}
+		if c.accept {
+			a["accept_losses"] = []string{"xattr"}
+		}
+		data, _ := json.Marshal(a)
 		if err := os.WriteFile(args, data, 0o600); err != nil {
 			return err
 		}
 		s, out, err := measure.Run(module, args)
+		if c.xattr && !c.accept {
+			// The refusal: timed, its message's size shown.
+			if err == nil || !strings.Contains(out, "refusing to delete") {
+				return fmt.Errorf("fleetsafe: expected a refusal: %v: %.500s", err, out)
+			}
+			ours = append(ours, s)
+			fmt.Printf("  refusal: %d bytes of module output\n", len(out))
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("fleetsafe: %v: %s", err, out)
 		}
 		ours = append(ours, s)
+		if c.accept {
+			fmt.Printf("  accepted: %d bytes of module output\n", len(out))
+		}
 		// Put the instance back from quarantine for the next run.
 		trash, _ := filepath.Glob(filepath.Join(parent, ".fleetsafe-trash", "*", "inst"))
 		if len(trash) != 1 {
@@ -118,15 +151,25 @@ func run(module, dir string, bigMiB, small, runs int) error {
 		theirs = append(theirs, s)
 		os.Remove(out2)
 	}
+	if c.xattr && !c.accept {
+		mo := measure.Median(ours)
+		fmt.Printf("instance: %d small text files each with a user.* attribute (refused), page cache warm\n", small)
+		fmt.Printf("  %-60s %9s  peak RSS %s\n", "fleetsafe soft delete, refused", mo.Wall.Round(time.Millisecond), measure.RSS(mo.MaxRSS))
+		return nil
+	}
 	mo, mt := measure.Median(ours), measure.Median(theirs)
-	fmt.Printf("instance: %d MiB incompressible + %d small text files (%s), page cache warm\n", bigMiB, small, shapeName(bigMiB, small))
+	name := shapeName(bigMiB, small)
+	if c.xattr {
+		name = "lossy: each small file with a user.* attribute, accept_losses: [xattr]"
+	}
+	fmt.Printf("instance: %d MiB incompressible + %d small text files (%s), page cache warm\n", bigMiB, small, name)
 	fmt.Printf("  %-60s %9s  peak RSS %s\n", "fleetsafe soft delete (archive+verify+tombstone+quarantine)", mo.Wall.Round(time.Millisecond), measure.RSS(mo.MaxRSS))
 	fmt.Printf("  %-60s %9s  peak RSS %s (of the shell)\n", "tar | zstd -T0 -3; zstd -t; sha256sum every file", mt.Wall.Round(time.Millisecond), measure.RSS(mt.MaxRSS))
 	fmt.Printf("  ratio fleetsafe / pipeline: %.2f (runs: %d each, interleaved)\n", float64(mo.Wall)/float64(mt.Wall), runs)
 	return nil
 }
 
-func generate(inst string, bigMiB, small int) error {
+func generate(inst string, bigMiB, small int, xattr bool) error {
 	if err := os.MkdirAll(filepath.Join(inst, "text"), 0o755); err != nil {
 		return err
 	}
@@ -146,8 +189,14 @@ func generate(inst string, bigMiB, small int) error {
 			return err
 		}
 		line := fmt.Sprintf("document %d: the quick brown fox jumps over the lazy dog\n", i)
-		if err := os.WriteFile(filepath.Join(sub, fmt.Sprintf("f%05d.txt", i)), []byte(strings.Repeat(line, 30)), 0o644); err != nil {
+		p := filepath.Join(sub, fmt.Sprintf("f%05d.txt", i))
+		if err := os.WriteFile(p, []byte(strings.Repeat(line, 30)), 0o644); err != nil {
 			return err
+		}
+		if xattr {
+			if err := unix.Setxattr(p, "user.bench", []byte("1"), 0); err != nil {
+				return fmt.Errorf("set a user.* attribute on %s: %w", p, err)
+			}
 		}
 	}
 	return nil
@@ -155,7 +204,7 @@ func generate(inst string, bigMiB, small int) error {
 
 func shapeName(bigMiB, small int) string {
 	for name, c := range cases {
-		if c.bigMiB == bigMiB && c.small == small {
+		if c.bigMiB == bigMiB && c.small == small && !c.xattr {
 			return name
 		}
 	}

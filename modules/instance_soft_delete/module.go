@@ -69,9 +69,18 @@ func run(ctx context.Context, req *ansible.Request) (*ansible.Result, error) {
 		res.Set("archive_lock", r.ArchiveLock)
 	}
 	if len(r.Losses) > 0 {
-		res.Set("losses", r.Losses)
+		// losses is bounded (the first of each kind in each component);
+		// loss_counts and losses_total count every one, and the archive's
+		// manifest lists every one. One warning per listed loss, and one
+		// per kind and component for those not listed.
+		res.Set("losses", r.Losses).Set("loss_counts", r.LossCounts).Set("losses_total", r.LossesTotal)
 		for _, l := range r.Losses {
 			res.Warn("accepted loss (%s): %s is %s", l.Kind, l.Path, l.What)
+		}
+		for _, c := range r.LossCounts {
+			if more := c.Count - min(c.Count, archive.ListedPerKind); more > 0 {
+				res.Warn("accepted loss (%s): %d more in component %s, not listed here; the archive's manifest (losses) names every one", c.Kind, more, c.Component)
+			}
 		}
 	}
 	for _, w := range r.Warnings {

@@ -110,9 +110,10 @@ type Collector struct {
 	accept map[string]bool
 	// findings are what must be named before anything moves: mount
 	// points, special files, metadata an archive would drop.
-	findings []Finding
+	// (findings_log.go: spooled, each path and kind once.)
+	findings findingLog
 	// losses are the accepted findings, recorded in the manifest.
-	losses []Finding
+	losses findingLog
 	// mounts lists the mount points of the host (mountinfo), nil when
 	// unreadable.
 	mounts []string
@@ -175,7 +176,13 @@ func (c *Collector) flush() error {
 // their findings and the walk's in walk order; the first error in walk
 // order is returned, as one pass would.
 func (c *Collector) inspectPending() error {
-	defer func() { c.pending, c.order = c.pending[:0], c.order[:0] }()
+	defer func() {
+		// Cleared, not only cut: the findings of the last batch (words and
+		// paths) would otherwise stay reachable until the next one.
+		clear(c.pending)
+		clear(c.order)
+		c.pending, c.order = c.pending[:0], c.order[:0]
+	}()
 	workers := max(1, min(runtime.GOMAXPROCS(0), len(c.pending)/64))
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -253,6 +260,8 @@ func (c *Collector) KeepRecords(create func() (*os.File, error)) {
 
 func (c *Collector) Close() {
 	c.dh.close()
+	c.findings.close()
+	c.losses.close()
 	if c.spool != nil {
 		c.spool.close()
 	}

@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/fleetsafe/fleetsafe/pkg/store"
@@ -324,8 +325,25 @@ func (c *Collector) list() sourceList {
 }
 
 // Losses lists what the operator accepted to lose (accept_losses) among
-// the entries collected so far.
-func (c *Collector) Losses() []Finding { return c.losses }
+// the entries collected so far: the first ListedPerKind of each kind in
+// each component, in path order (LossCounts counts them all; the
+// archive's manifest lists them all). Call it after Err, which reports a
+// failure to keep them.
+func (c *Collector) Losses() []Finding {
+	c.losses.finish()
+	return slices.Clone(c.losses.listed)
+}
+
+// LossCounts counts every accepted loss per component and kind, and
+// their total.
+func (c *Collector) LossCounts() ([]FindingCount, int) {
+	c.losses.finish()
+	return slices.Clone(c.losses.counts), c.losses.total
+}
+
+// eachLoss calls fn with every accepted loss once, in path order then
+// kind.
+func (c *Collector) eachLoss(fn func(Finding) error) error { return c.losses.each(fn) }
 
 // Totals counts the entries collected and the bytes of their regular
 // files.
@@ -333,8 +351,16 @@ func (c *Collector) Totals() (entries int, bytes int64) { return c.entries, c.by
 
 // Write writes the archive of the collected components to key of st
 // (writeArchive).
+//
+// The manifest's losses are the collector's, every one, streamed into
+// manifest.json (m.Losses is not used): they are never all in memory.
 func (c *Collector) Write(ctx context.Context, st store.Store, key string, m *Manifest, runbook []byte, dumps []DumpFile, work string, step func(string)) (*Info, error) {
-	return writeArchive(ctx, st, key, m, runbook, c.list(), dumps, work, step)
+	if err := c.losses.finish(); err != nil {
+		return nil, err
+	}
+	mm := *m
+	mm.Losses, mm.lossSeq = nil, c.eachLoss
+	return writeArchive(ctx, st, key, &mm, runbook, c.list(), dumps, work, step)
 }
 
 // ExplainVerifyError tells a file that changed during archiving from a

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -64,20 +63,68 @@ type Finding struct {
 }
 
 // FindingsError lists, all at once, what stops a deletion before anything
-// is created or moved.
+// is created or moved. Every finding is counted (Counts, Total); the list
+// is bounded (Findings: the first ListedPerKind of each kind in each
+// component, in path order), and the message names the first
+// ListedInMessage of them and how many more there are: a refusal of
+// 200,000 files each carrying an ACL stays a few kilobytes.
 type FindingsError struct {
-	Name     string
+	Name string
+	// Findings lists, in path order then kind, the first ListedPerKind
+	// findings of each kind in each component.
 	Findings []Finding
+	// Counts counts every finding per component and kind (sorted by
+	// component, then kind); Total is their sum. A FindingsError built
+	// with Findings alone counts those.
+	Counts []FindingCount
+	Total  int
+}
+
+// ListedInMessage is how many findings a refusal's message names.
+const ListedInMessage = 20
+
+func (e *FindingsError) total() int { return max(e.Total, len(e.Findings)) }
+
+func (e *FindingsError) counts() []FindingCount {
+	if e.Counts != nil {
+		return e.Counts
+	}
+	var cs []FindingCount
+	for _, f := range e.Findings {
+		i := slices.IndexFunc(cs, func(c FindingCount) bool { return c.Component == f.Component && c.Kind == f.Kind })
+		if i < 0 {
+			i = len(cs)
+			cs = append(cs, FindingCount{Component: f.Component, Kind: f.Kind})
+		}
+		cs[i].Count++
+	}
+	return cs
 }
 
 func (e *FindingsError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "refusing to delete %s: %d entr%s cannot be archived whole or must not be crossed: ", e.Name, len(e.Findings), kind.Plural(len(e.Findings), "y", "ies"))
-	for i, f := range e.Findings {
+	n := e.total()
+	fmt.Fprintf(&b, "refusing to delete %s: %d entr%s cannot be archived whole or must not be crossed", e.Name, n, kind.Plural(n, "y", "ies"))
+	listed := min(len(e.Findings), ListedInMessage)
+	if listed < n {
+		b.WriteString(" (")
+		for i, c := range e.counts() {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "%d %s in %s", c.Count, c.Kind, c.Component)
+		}
+		b.WriteString(")")
+	}
+	b.WriteString(": ")
+	for i, f := range e.Findings[:listed] {
 		if i > 0 {
 			b.WriteString("; ")
 		}
 		fmt.Fprintf(&b, "%s is %s", f.Path, f.What)
+	}
+	if listed < n {
+		fmt.Fprintf(&b, "; and %d more", n-listed)
 	}
 	return b.String()
 }
@@ -85,14 +132,14 @@ func (e *FindingsError) Error() string {
 // Hint tells the operator what to do.
 func (e *FindingsError) Hint() string {
 	var fixed, acceptable []string
-	for _, f := range e.Findings {
-		switch f.Kind {
+	for _, c := range e.counts() {
+		switch c.Kind {
 		case LossMount:
 			fixed = appendOnce(fixed, "unmount what is mounted inside the instance (or point the layout at it as its own component)")
 		case LossImmutable:
 			fixed = appendOnce(fixed, "clear immutable/append-only flags (chattr -i -a)")
 		default:
-			acceptable = appendOnce(acceptable, f.Kind)
+			acceptable = appendOnce(acceptable, c.Kind)
 		}
 	}
 	var parts []string
@@ -121,29 +168,50 @@ func (c *Collector) finding(component, path, kind, what string) {
 	c.record(f)
 }
 
-// record keeps one finding (once per path and kind).
+// record keeps one finding (once per path and kind, in linear time and
+// bounded memory: findings_log.go).
 func (c *Collector) record(f Finding) {
-	for _, g := range c.findings {
-		if g.Path == f.Path && g.Kind == f.Kind {
-			return
-		}
-	}
+	l := &c.findings
 	if c.accept[f.Kind] {
-		c.losses = append(c.losses, f)
-		return
+		l = &c.losses
 	}
-	c.findings = append(c.findings, f)
+	if l.create == nil {
+		l.create = c.spillFile
+	}
+	l.add(f)
 }
 
-// err returns the refusal for every finding not accepted, or nil.
+// spillFile makes the unlinked file a log of findings spills into: the
+// records' (the shelf's filesystem), or one in the temporary directory
+// when the records are not kept (a plan).
+func (c *Collector) spillFile() (*os.File, error) {
+	if c.spool != nil && c.spool.create != nil {
+		return c.spool.create()
+	}
+	f, err := os.CreateTemp("", "fleetsafe-findings-*")
+	if err != nil {
+		return nil, err
+	}
+	os.Remove(f.Name())
+	return f, nil
+}
+
+// Err returns the refusal for every finding not accepted, or nil; or the
+// failure to keep the findings and losses (a full disk), before anything
+// moves.
 func (c *Collector) Err(name string) error {
 	c.findOutsideLinks()
-	if len(c.findings) == 0 {
+	if err := c.losses.finish(); err != nil {
+		return err
+	}
+	if err := c.findings.finish(); err != nil {
+		return err
+	}
+	if c.findings.total == 0 {
 		return nil
 	}
-	fs := slices.Clone(c.findings)
-	sort.SliceStable(fs, func(i, j int) bool { return fs[i].Path < fs[j].Path })
-	return &FindingsError{Name: name, Findings: fs}
+	return &FindingsError{Name: name, Findings: slices.Clone(c.findings.listed),
+		Counts: slices.Clone(c.findings.counts), Total: c.findings.total}
 }
 
 // specialKind names a file type that tar archives cannot carry here.

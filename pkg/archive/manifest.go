@@ -47,6 +47,9 @@ type Manifest struct {
 	// flag was dropped (FINDINGS-6 #2). False in archives of earlier
 	// releases.
 	RetentionRecords bool `json:"retention_records,omitempty"`
+	// lossSeq, when set (Collector.Write), streams the losses list into
+	// manifest.json in place of Losses (manifest_stream.go).
+	lossSeq func(func(Finding) error) error
 }
 
 // ManifestComponent is one component as it was archived.

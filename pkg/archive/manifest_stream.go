@@ -16,9 +16,25 @@ import (
 // encodeManifest writes m as JSON with the entries of srcs as its files,
 // one entry at a time, so that a manifest of 200,000 files never sits in
 // memory whole. The output is the same as json.Marshal of the full value.
+//
+// With m.lossSeq (Collector.Write), the losses list is streamed the same
+// way, one loss at a time, in place of m.Losses: the same "losses" key
+// with the same entries as json.Marshal would write, omitted when there
+// is none (omitempty), so that a reader of format v1 sees no difference.
 func encodeManifest(w io.Writer, m *Manifest, srcs sourceSeq) error {
 	head := *m
 	head.Files = nil
+	var placeholder []byte
+	if m.lossSeq != nil {
+		// One loss no walk makes (a path holding a NUL byte) marks the
+		// list's place; its bytes are found and replaced.
+		sentinel := []Finding{{Path: "\x00fleetsafe-losses\x00"}}
+		head.Losses = sentinel
+		var err error
+		if placeholder, err = json.Marshal(sentinel); err != nil {
+			return err
+		}
+	}
 	b, err := json.Marshal(head)
 	if err != nil {
 		return err
@@ -49,7 +65,42 @@ func encodeManifest(w io.Writer, m *Manifest, srcs sourceSeq) error {
 		return err
 	}
 	bw.WriteByte(']')
-	bw.Write(b[i+len(key):])
+	rest := b[i+len(key):]
+	if placeholder != nil {
+		j := bytes.Index(rest, placeholder)
+		const lossKey = `"losses":`
+		if j < len(lossKey) || string(rest[j-len(lossKey):j]) != lossKey {
+			return fmt.Errorf("encode manifest: no losses key")
+		}
+		before := rest[:j-len(lossKey)]
+		if len(before) == 0 || before[len(before)-1] != ',' {
+			return fmt.Errorf("encode manifest: no losses key")
+		}
+		bw.Write(before[:len(before)-1])
+		n := 0
+		err := m.lossSeq(func(f Finding) error {
+			if n == 0 {
+				bw.WriteString(`,"losses":[`)
+			} else {
+				bw.WriteByte(',')
+			}
+			n++
+			e, err := json.Marshal(f)
+			if err != nil {
+				return err
+			}
+			_, err = bw.Write(e)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			bw.WriteByte(']')
+		}
+		rest = rest[j+len(placeholder):]
+	}
+	bw.Write(rest)
 	return bw.Flush()
 }
 
@@ -90,6 +141,7 @@ func (p spoolFile) Close() error               { return nil }
 // DecodeManifest reads manifest.json entry by entry.
 func DecodeManifest(r io.Reader) (*Manifest, error) {
 	d := newManifestDecoder(r)
+	d.keepLosses = true
 	for {
 		e, err := d.next()
 		if err == io.EOF {
@@ -115,6 +167,12 @@ type manifestDecoder struct {
 	// would still match to Files ("Files", "FILES"): its list went into
 	// m.Files, not through next.
 	folded bool
+	// keepLosses keeps the losses list in m.Losses (DecodeManifest).
+	// Without it (the streaming check), each loss is decoded, so that a
+	// malformed one is still an error, and counted in losses, not kept:
+	// an archive of 200,000 accepted losses is checked in bounded memory.
+	keepLosses bool
+	losses     int
 }
 
 func newManifestDecoder(r io.Reader) *manifestDecoder {
@@ -158,6 +216,12 @@ func (d *manifestDecoder) next() (*FileEntry, error) {
 			return nil, err
 		}
 		key, _ := t.(string)
+		if !d.keepLosses && strings.EqualFold(key, "losses") {
+			if err := d.countLosses(key); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		if key != "files" {
 			if strings.EqualFold(key, "files") {
 				d.folded = true
@@ -180,4 +244,34 @@ func (d *manifestDecoder) next() (*FileEntry, error) {
 		d.inFiles = true
 	}
 	return nil, io.EOF
+}
+
+// countLosses reads a losses list one loss at a time, as json.Unmarshal
+// would accept it (null, or a list of objects), and counts them.
+func (d *manifestDecoder) countLosses(key string) error {
+	dec := d.dec
+	t, err := dec.Token()
+	if err != nil {
+		return fmt.Errorf("key %s: %w", key, err)
+	}
+	if t == nil {
+		d.losses = 0 // "losses": null, as Unmarshal would clear it
+		return nil
+	}
+	if t != json.Delim('[') {
+		return fmt.Errorf("key %s: expected a list", key)
+	}
+	n := 0
+	for dec.More() {
+		var f Finding
+		if err := dec.Decode(&f); err != nil {
+			return fmt.Errorf("key %s[%d]: %w", key, n, err)
+		}
+		n++
+	}
+	if _, err := dec.Token(); err != nil {
+		return fmt.Errorf("key %s: %w", key, err)
+	}
+	d.losses = n
+	return nil
 }

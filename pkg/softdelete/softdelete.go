@@ -80,8 +80,13 @@ type Result struct {
 	ArchiveLock *store.Retention `json:"archive_lock,omitempty"`
 	// Losses lists what the archive does not carry because the operator
 	// accepted it (AcceptLosses): skipped special files, dropped ACLs,
-	// attributes, capabilities or flags.
-	Losses []archive.Finding `json:"losses,omitempty"`
+	// attributes, capabilities or flags. It is bounded: the first
+	// archive.ListedPerKind of each kind in each component, in path
+	// order; LossCounts counts every one, LossesTotal is their sum, and
+	// the archive's manifest lists every one.
+	Losses      []archive.Finding      `json:"losses,omitempty"`
+	LossCounts  []archive.FindingCount `json:"loss_counts,omitempty"`
+	LossesTotal int                    `json:"losses_total,omitempty"`
 	// Warnings are things the operator must know that did not fail the
 	// task (an earlier deletion found interrupted, archives without a
 	// tombstone).
@@ -365,6 +370,7 @@ func Delete(ctx context.Context, l *instance.Layout, req Request) (*Result, erro
 		return resultOrNil(res), err
 	}
 	res.Losses = col.Losses()
+	res.LossCounts, res.LossesTotal = col.LossCounts()
 
 	now := time.Now().UTC()
 	id := newID(now)
@@ -472,7 +478,7 @@ func archiveInstance(ctx context.Context, l *instance.Layout, req Request, sh sh
 	m := &archive.Manifest{Format: archive.Format, ID: ts.ID, Instance: inst.Name, App: l.App, Layout: l.Source,
 		Host: inst.Host, Fingerprint: inst.Fingerprint(), Reason: req.Reason, RequestedBy: req.RequestedBy,
 		JobID: req.JobID, ToolVersion: archive.Version, CreatedAt: now, Files: []archive.FileEntry{}, Databases: []archive.DumpEntry{},
-		Losses: col.Losses(), AcceptLosses: req.AcceptLosses, RetentionRecords: true}
+		AcceptLosses: req.AcceptLosses, RetentionRecords: true} // col.Write streams every loss
 	var dumps []archive.DumpFile
 	var since []kind.Since
 	env := req.Options.Env()
@@ -943,7 +949,8 @@ func planMoves(ctx context.Context, l *instance.Layout, req Request, sh shelf) (
 	entries, bytes := col.Totals()
 	p.Files += entries
 	p.Bytes += bytes
-	return &Result{Changed: true, Plan: p, Quarantined: moves, Losses: col.Losses()}, nil
+	counts, total := col.LossCounts()
+	return &Result{Changed: true, Plan: p, Quarantined: moves, Losses: col.Losses(), LossCounts: counts, LossesTotal: total}, nil
 }
 
 func (t *Tombstone) info() *TombstoneInfo {
