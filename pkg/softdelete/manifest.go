@@ -49,6 +49,13 @@ type Manifest struct {
 	// flag was dropped (FINDINGS-6 #2). False in archives of earlier
 	// releases.
 	RetentionRecords bool `json:"retention_records,omitempty"`
+	// PurgeAfter and RetentionDays are the deletion's retention as it was
+	// asked (PurgeAfter is CreatedAt plus RetentionDays days): purge never
+	// removes the archive before PurgeAfter, whatever its tombstone says
+	// (confirmArchiveRetention). Absent from archives of earlier releases;
+	// the format is unchanged (readers ignore keys they do not know).
+	PurgeAfter    *time.Time `json:"purge_after,omitempty"`
+	RetentionDays *int       `json:"retention_days,omitempty"`
 }
 
 // ManifestComponent is one component as it was archived.

@@ -468,10 +468,12 @@ func archiveInstance(ctx context.Context, l *instance.Layout, req Request, sh sh
 	}
 	defer os.RemoveAll(work)
 
+	purgeAfter, days := ts.PurgeAfter, ts.RetentionDays
 	m := &Manifest{Format: ArchiveFormat, ID: ts.ID, Instance: inst.Name, App: l.App, Layout: l.Source,
 		Host: inst.Host, Fingerprint: inst.Fingerprint(), Reason: req.Reason, RequestedBy: req.RequestedBy,
 		JobID: req.JobID, ToolVersion: Version, CreatedAt: now, Files: []FileEntry{}, Databases: []DumpEntry{},
-		Losses: col.losses, AcceptLosses: req.AcceptLosses, RetentionRecords: true}
+		Losses: col.losses, AcceptLosses: req.AcceptLosses, RetentionRecords: true,
+		PurgeAfter: &purgeAfter, RetentionDays: &days}
 	var dumps []dumpFile
 	var since []kind.Since
 	env := req.Options.Env()

@@ -1,0 +1,152 @@
+package softdelete
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// An archive is removed for retention only when the manifest inside it,
+// verified, says its retention is over: a tombstone is a file anyone
+// allowed on the host can edit, and one whose state says purged and whose
+// purge_after is in the past would otherwise remove the deletion's last
+// verified copy before its time. The later of the tombstone's purge_after
+// and the manifest's wins (a tombstone may lengthen a retention, never
+// shorten it), as for the versions of a bucket (versions.go) and the
+// quarantine's own records (retention.go).
+//
+// What the manifest records of the retention:
+//
+//   - an archive of this release records purge_after and retention_days
+//     (Manifest.PurgeAfter): that end is the archive's, whatever its
+//     tombstone says, or whether it has one at all (an archive whose
+//     tombstone was removed, or whose id or archive_path were edited, is
+//     no spare copy to remove at once);
+//   - an archive of an earlier release records only its deletion date
+//     (created_at, the deletion's deleted_at) and whether it kept records.
+//     Its retention is then created_at plus the retention_days of the
+//     tombstone of that same deletion (same id, same sha256), or the
+//     tombstone's purge_after when later: an edit of purge_after or
+//     deleted_at alone no longer shortens it, but one that also lowers
+//     retention_days still does (said in the reason of every archive
+//     removed so). Such an archive without a tombstone of its deletion
+//     goes as a spare copy did before this check (at once): nothing
+//     records a retention for it. Keeping every archive of an earlier
+//     release forever instead would stop purge from reclaiming any space
+//     on a host that upgrades, which is not what an operator expects of
+//     a retention they set; the reason names the weaker ground instead.
+//
+// An archive that cannot be read or checked (no sidecar, a sha256 that
+// differs from its sidecar or from its tombstone's, a manifest of
+// another deletion or instance, a store error) is kept, and the reason is
+// named in the result: purge removes nothing it could not confirm.
+
+// archiveRetention is what confirmArchiveRetention found.
+type archiveRetention struct {
+	// until is when the archive's retention ends by its manifest (the
+	// later of it and the tombstone's purge_after); zero when nothing
+	// records one.
+	until time.Time
+	// said describes it, for the reasons of the result.
+	said string
+	// weak says the retention rests partly on the tombstone (an archive
+	// of an earlier release).
+	weak bool
+}
+
+// ArchiveUnconfirmedError is an archive due for removal whose own
+// manifest could not confirm that its retention is over.
+type ArchiveUnconfirmedError struct {
+	Archive string
+	Err     error
+}
+
+func (e *ArchiveUnconfirmedError) Error() string {
+	return fmt.Sprintf("its retention could not be confirmed by the manifest inside it (%v): kept; purge removes an archive only when its own verified manifest says its retention is over, never on the word of its tombstone alone", e.Err)
+}
+
+func (e *ArchiveUnconfirmedError) Unwrap() error { return e.Err }
+
+// Hint tells the operator what to do.
+func (e *ArchiveUnconfirmedError) Hint() string {
+	return "check the archive " + e.Archive + " by hand (instance_verify_backup or sha256sum against its .sha256 sidecar and its tombstone's archive_sha256); once it reads and matches, the next purge decides by its manifest; if it is damaged for good, remove it by hand once you are sure its retention is over"
+}
+
+// confirmArchiveRetention reads the archive file of sh, verified against
+// its sidecar (and, when ts records one, ts's archive_sha256, reading in
+// a versioned bucket the version ts recorded), and returns its retention
+// by its manifest. ts is the tombstone that owns the archive, nil when
+// none does. An error means it could not be confirmed.
+func confirmArchiveRetention(ctx context.Context, sh shelf, file string, ts *Tombstone) (archiveRetention, *ArchiveUnconfirmedError) {
+	var r archiveRetention
+	ref := archRef{st: sh.st, key: sh.key(file)}
+	unconfirmed := func(err error) (archiveRetention, *ArchiveUnconfirmedError) {
+		return r, &ArchiveUnconfirmedError{Archive: ref.loc(), Err: err}
+	}
+	if ts != nil && ts.ArchiveSHA256 != "" {
+		pinned, _, err := recordedVersion(ctx, ref, ts.ArchiveSHA256, ts.Path)
+		if err != nil {
+			return unconfirmed(err)
+		}
+		ref = pinned
+	}
+	m, sum, err := checkArchive(ctx, ref.st, ref.key)
+	if err != nil {
+		return unconfirmed(err)
+	}
+	id := strings.TrimSuffix(file, archiveExt)
+	if m.ID != id {
+		return unconfirmed(fmt.Errorf("archive %s holds the manifest of deletion %q, not of %s (renamed or copied)", ref.loc(), m.ID, id))
+	}
+	if m.Instance != sh.name {
+		return unconfirmed(fmt.Errorf("archive %s is of instance %q, filed under %s", ref.loc(), m.Instance, sh.where()))
+	}
+	// A tombstone owns an archive by its archive_path or its id; either
+	// may have been edited. Only the tombstone of this deletion, with the
+	// sha256 of this archive, says anything of it.
+	own := ts != nil && ts.ID == m.ID && (ts.ArchiveSHA256 == "" || ts.ArchiveSHA256 == sum)
+	if ts != nil && ts.ArchiveSHA256 != "" && ts.ArchiveSHA256 != sum {
+		return unconfirmed(fmt.Errorf("archive %s has sha256 %s, its tombstone %s says %s", ref.loc(), sum, ts.Path, ts.ArchiveSHA256))
+	}
+	deleted := m.CreatedAt.UTC().Format(time.RFC3339)
+	switch {
+	case m.PurgeAfter != nil:
+		r.until = m.PurgeAfter.UTC()
+		days := ""
+		if m.RetentionDays != nil {
+			days = fmt.Sprintf(", retention_days %d", *m.RetentionDays)
+		}
+		r.said = fmt.Sprintf("its manifest says deleted %s%s, purge after %s", deleted, days, r.until.Format(time.RFC3339))
+	case own:
+		r.until, r.weak = m.CreatedAt.UTC().Add(time.Duration(ts.RetentionDays)*24*time.Hour), true
+		r.said = fmt.Sprintf("its manifest (of a release that recorded no retention in it) says deleted %s; with the retention_days %d of its tombstone, purge after %s", deleted, ts.RetentionDays, r.until.Format(time.RFC3339))
+	default:
+		r.weak = true
+		r.said = fmt.Sprintf("its manifest (of a release that recorded no retention in it) says deleted %s, and no tombstone of deletion %s records a retention for it", deleted, m.ID)
+	}
+	if ts != nil && own && ts.PurgeAfter.After(r.until) {
+		r.until = ts.PurgeAfter.UTC()
+		r.said += fmt.Sprintf("; its tombstone's later purge_after %s wins", r.until.Format(time.RFC3339))
+	}
+	return r, nil
+}
+
+// keptNote is the part of a kept archive's reason that says what its
+// tombstone says against its manifest.
+func (r archiveRetention) keptNote(ts *Tombstone) string {
+	if ts == nil {
+		return "; it has no tombstone (removed, or its id and archive_path edited): it is no spare copy to remove at once"
+	}
+	return fmt.Sprintf("; its tombstone %s (state %s) says purge_after %s: edited, or an older copy of it", ts.Path, ts.State, ts.PurgeAfter.UTC().Format(time.RFC3339))
+}
+
+// purgedNote is the part of a removed archive's reason that says what
+// confirmed it.
+func (r archiveRetention) purgedNote() string {
+	note := "; confirmed by the archive: " + r.said
+	if r.weak {
+		note += " (an archive of an earlier release: its retention rests partly on its tombstone)"
+	}
+	return note
+}
