@@ -334,3 +334,36 @@ func copyDir(t require.TestingT, src, dst string) {
 		require.NoError(t, out.Close())
 	}
 }
+
+// TestTrust_RollingBackTombstoneRemovesOnlyItsOwnArchive: the same class
+// outside purge. A deletion left rolling_back has its archive removed by
+// the next restore, which settles it (the archive missed late changes).
+// acme deleted twice; the newer tombstone edited to rolling_back with its
+// archive_path naming the older deletion's archive: the restore moves the
+// newer deletion's components back, as it must, but removes no archive
+// of another deletion, and says so.
+func TestTrust_RollingBackTombstoneRemovesOnlyItsOwnArchive(t *testing.T) {
+	ctx := context.Background()
+	f := fleettest.New(t, false, "acme")
+	archives := filepath.Join(t.TempDir(), "archives")
+	first, err := softdelete.Delete(ctx, f.Layout, request(f, archives, "acme"))
+	require.NoError(t, err)
+	require.NoError(t, f.AddInstance(ctx, "acme"))
+	second, err := softdelete.Delete(ctx, f.Layout, request(f, archives, "acme"))
+	require.NoError(t, err)
+	editJSON(t, second.Tombstone.Path, func(m map[string]any) {
+		m["state"] = softdelete.StateRollingBack
+		m["note"] = "late changes: edited"
+		m["archive_path"] = first.Archive.Path
+	})
+	rr, err := softdelete.Restore(ctx, f.Layout, softdelete.RestoreRequest{Name: "acme", ArchiveDir: archives, Options: f.Options()})
+	require.NoError(t, err)
+	notes := strings.Join(rr.Notes, "; ") + " " + rr.Msg
+	assert.Contains(t, notes, "not its own")
+	for _, p := range []string{first.Archive.Path, first.Archive.Path + ".sha256", second.Archive.Path} {
+		_, err := os.Stat(p)
+		require.NoError(t, err, "an archive of another deletion was removed")
+	}
+	_, err = softdelete.VerifyArchive(ctx, first.Archive.Path)
+	require.NoError(t, err)
+}

@@ -1003,8 +1003,13 @@ func (t *Tombstone) archiveKey() string {
 }
 
 // removeArchive removes the archive the tombstone records and its
-// sidecar, when they are there.
+// sidecar, when they are there. An archive is named after its deletion's
+// id: a tombstone whose archive_path names another (edited) removes
+// nothing, and says so.
 func (t *Tombstone) removeArchive(ctx context.Context) error {
+	if f := t.archiveFile(); f != "" && f != t.ID+archiveExt {
+		return fmt.Errorf("the tombstone %s of deletion %s names the archive %s, not its own %s (edited, or copied from another deletion): that archive was left in place", t.Path, t.ID, f, t.ID+archiveExt)
+	}
 	return t.shelf().removeArchive(ctx, t.archiveFile())
 }
 
