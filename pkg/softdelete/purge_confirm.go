@@ -138,6 +138,9 @@ func (r archiveRetention) keptNote(ts *Tombstone) string {
 	if ts == nil {
 		return "; it has no tombstone (removed, or its id and archive_path edited): it is no spare copy to remove at once"
 	}
+	if ts.PurgeAfter.IsZero() {
+		return fmt.Sprintf("; its tombstone %s (state %s) records no retention (an archive recorded after it was found without its tombstone, or an edited one): that is no retention over", ts.Path, ts.State)
+	}
 	return fmt.Sprintf("; its tombstone %s (state %s) says purge_after %s: edited, or an older copy of it", ts.Path, ts.State, ts.PurgeAfter.UTC().Format(time.RFC3339))
 }
 
