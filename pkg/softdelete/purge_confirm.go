@@ -2,9 +2,14 @@ package softdelete
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"strings"
 	"time"
+
+	"github.com/fleetsafe/fleetsafe/pkg/sidecar"
 )
 
 // An archive is removed for retention only when the manifest inside it,
@@ -36,6 +41,16 @@ import (
 //     release forever instead would stop purge from reclaiming any space
 //     on a host that upgrades, which is not what an operator expects of
 //     a retention they set; the reason names the weaker ground instead.
+//
+//   - an archive encrypted with age, which purge cannot decrypt (it is
+//     given no identity, and a host that only encrypts to an operator's
+//     key has none): its manifest cannot be read. Its sha256 as stored
+//     must be its sidecar's and its tombstone's; its deletion date is the
+//     one its name records (the deletion's id starts with it, and no
+//     tombstone edit renames the archive), its retention_days those of
+//     the tombstone of that deletion (sealedRetention). As weak as an
+//     earlier release's archive against an edit of retention_days, and
+//     said so; without a tombstone of its deletion it is kept.
 //
 // An archive that cannot be read or checked (no sidecar, a sha256 that
 // differs from its sidecar or from its tombstone's, a manifest of
@@ -91,11 +106,14 @@ func confirmArchiveRetention(ctx context.Context, sh shelf, file string, ts *Tom
 		}
 		ref = pinned
 	}
+	id := strings.TrimSuffix(file, archiveExt)
 	m, sum, err := checkArchive(ctx, ref.st, ref.key)
 	if err != nil {
+		if sealed, raw, serr := sealedSHA256(ctx, ref); sealed {
+			return sealedRetention(ctx, ref, id, ts, raw, serr)
+		}
 		return unconfirmed(err)
 	}
-	id := strings.TrimSuffix(file, archiveExt)
 	if m.ID != id {
 		return unconfirmed(fmt.Errorf("archive %s holds the manifest of deletion %q, not of %s (renamed or copied)", ref.loc(), m.ID, id))
 	}
@@ -130,6 +148,101 @@ func confirmArchiveRetention(ctx context.Context, sh shelf, file string, ts *Tom
 		r.said += fmt.Sprintf("; its tombstone's later purge_after %s wins", r.until.Format(time.RFC3339))
 	}
 	return r, nil
+}
+
+// ageMagic begins every archive pkg/store/encrypted wrote.
+const ageMagic = "age-encryption.org/v1\n"
+
+// sealedSHA256 reports whether the archive of ref is encrypted with age
+// and read as stored (purge is given no identity: its manifest cannot be
+// read), and then its sha256 as stored, which its sidecar records.
+func sealedSHA256(ctx context.Context, ref archRef) (sealed bool, sum string, err error) {
+	rc, err := ref.st.Open(ctx, ref.key)
+	if err != nil {
+		return false, "", err
+	}
+	defer rc.Close()
+	head := make([]byte, len(ageMagic))
+	if n, _ := io.ReadFull(rc, head); n < len(head) || string(head) != ageMagic {
+		return false, "", nil
+	}
+	h := sha256.New()
+	h.Write(head)
+	if _, err := io.Copy(h, rc); err != nil {
+		return true, "", fmt.Errorf("read %s: %w", ref.loc(), err)
+	}
+	return true, hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// idLayouts are the forms of the UTC timestamp a deletion's id (and so
+// its archive's name) starts with.
+var idLayouts = []string{"20060102T150405.000000Z", "20060102T150405Z"}
+
+// idTime is the instant a deletion's id records (newID).
+func idTime(id string) (time.Time, bool) {
+	stamp, _, _ := strings.Cut(id, "-")
+	for _, l := range idLayouts {
+		if t, err := time.Parse(l, stamp); err == nil {
+			return t.UTC(), true
+		}
+	}
+	return time.Time{}, false
+}
+
+// sealedRetention is the retention of an encrypted archive purge cannot
+// decrypt: its sha256 as stored must be its sidecar's and its tombstone's;
+// the deletion date is the one its name (the deletion's id) records, which
+// no tombstone edit changes; the retention_days are those of the tombstone
+// of that deletion, or its purge_after when later. Weaker than a manifest,
+// and said so; without a tombstone of its deletion nothing records a
+// retention, and it is kept.
+func sealedRetention(ctx context.Context, ref archRef, id string, ts *Tombstone, raw string, rerr error) (archiveRetention, *ArchiveUnconfirmedError) {
+	r := archiveRetention{weak: true}
+	unconfirmed := func(err error) (archiveRetention, *ArchiveUnconfirmedError) {
+		return r, &ArchiveUnconfirmedError{Archive: ref.loc(), Err: fmt.Errorf("it is encrypted (age) and purge has no identity to read its manifest: %w", err)}
+	}
+	if rerr != nil {
+		return unconfirmed(rerr)
+	}
+	want, err := readSidecarOf(ctx, ref)
+	if err != nil {
+		return unconfirmed(err)
+	}
+	if raw != want {
+		return unconfirmed(fmt.Errorf("its sha256 as stored is %s, its sidecar says %s", raw, want))
+	}
+	if ts == nil || ts.ID != id {
+		return unconfirmed(fmt.Errorf("no tombstone of deletion %s records its retention", id))
+	}
+	if ts.ArchiveSHA256 != "" && ts.ArchiveSHA256 != raw {
+		return unconfirmed(fmt.Errorf("its sha256 as stored is %s, its tombstone %s says %s", raw, ts.Path, ts.ArchiveSHA256))
+	}
+	at, ok := idTime(id)
+	if !ok {
+		return unconfirmed(fmt.Errorf("its name %s records no deletion date", id))
+	}
+	r.until = at.Add(time.Duration(ts.RetentionDays) * 24 * time.Hour)
+	r.said = fmt.Sprintf("it is encrypted (age) and purge has no identity to read its manifest; its name says deleted %s; with the retention_days %d of its tombstone, purge after %s",
+		at.Format(time.RFC3339), ts.RetentionDays, r.until.Format(time.RFC3339))
+	if ts.PurgeAfter.After(r.until) {
+		r.until = ts.PurgeAfter.UTC()
+		r.said += fmt.Sprintf("; its tombstone's later purge_after %s wins", r.until.Format(time.RFC3339))
+	}
+	return r, nil
+}
+
+// readSidecarOf reads the sha256 the sidecar of ref records.
+func readSidecarOf(ctx context.Context, ref archRef) (string, error) {
+	rc, err := ref.st.Open(ctx, ref.key+sidecar.Suffix)
+	if err != nil {
+		return "", fmt.Errorf("no readable sidecar %s%s: %w", ref.loc(), sidecar.Suffix, err)
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(io.LimitReader(rc, 4096))
+	if err != nil {
+		return "", fmt.Errorf("no readable sidecar %s%s: %w", ref.loc(), sidecar.Suffix, err)
+	}
+	return sidecar.Parse(data, ref.loc())
 }
 
 // keptNote is the part of a kept archive's reason that says what its
