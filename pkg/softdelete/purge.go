@@ -518,6 +518,9 @@ func purgeTombstone(ctx context.Context, req *PurgeRequest, name string, ts *Tom
 				why += "; " + strings.Join(own.missing, ", ") + " keep(s) no retention record of their own (quarantined by a release before records were kept, as its tombstone and archive say): retention taken from the tombstone alone"
 			}
 		}
+		if conflict == nil && len(own.bare) > 0 {
+			conflict = confirmBare(ctx, req.Now, ts, own.bare)
+		}
 		if conflict != nil {
 			for _, m := range ts.Components {
 				refuse(m, conflict)

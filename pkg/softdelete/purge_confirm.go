@@ -4,12 +4,15 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"strings"
 	"time"
 
 	"github.com/fleetsafe/fleetsafe/pkg/sidecar"
+	"github.com/fleetsafe/fleetsafe/pkg/store"
 )
 
 // An archive is removed for retention only when the manifest inside it,
@@ -265,4 +268,72 @@ func (r archiveRetention) purgedNote() string {
 		note += " (an archive of an earlier release: its retention rests partly on its tombstone)"
 	}
 	return note
+}
+
+// BareRetentionError is a quarantine with parts whose kind keeps no
+// retention record of its own, whose tombstone says its retention is over
+// while the manifest inside its archive does not say so (or cannot be
+// checked).
+type BareRetentionError struct {
+	Deletion       string
+	TombstonePath  string
+	TombstoneAfter time.Time
+	Bare           []string
+	// Until is when the archive's manifest says the retention ends; zero
+	// when it could not be checked (Err).
+	Until time.Time
+	Said  string
+	Err   error
+}
+
+func (e *BareRetentionError) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s keep(s) no retention record of their own (their kind keeps none), and the archive of deletion %s, which would confirm the purge_after %s of the tombstone %s, cannot be checked: %v; nothing of the quarantine was removed",
+			strings.Join(e.Bare, ", "), e.Deletion, e.TombstoneAfter.UTC().Format(time.RFC3339), e.TombstonePath, e.Err)
+	}
+	return fmt.Sprintf("%s keep(s) no retention record of their own (their kind keeps none); the tombstone %s says deletion %s may be purged after %s, but %s: they disagree, and purge removes such a quarantine only when the archive's manifest says its retention is over too; nothing of it was removed",
+		strings.Join(e.Bare, ", "), e.TombstonePath, e.Deletion, e.TombstoneAfter.UTC().Format(time.RFC3339), e.Said)
+}
+
+func (e *BareRetentionError) Unwrap() error { return e.Err }
+
+// Hint tells the operator what to do.
+func (e *BareRetentionError) Hint() string {
+	if e.Err != nil {
+		return "make the deletion's archive readable again, then run the purge again; if it is lost for good, remove the quarantine by hand once you are sure its retention is over"
+	}
+	return fmt.Sprintf("the tombstone was edited (or an older copy of it put back): wait until %s, when purge removes the quarantine by itself", e.Until.UTC().Format(time.RFC3339))
+}
+
+// confirmBare confirms, by the manifest inside deletion ts's archive
+// (found by the deletion's id, as the archive is named), the retention of
+// the quarantine parts bare, whose kind keeps no record of its own: the
+// tombstone alone never purges them. A deletion that has no archive and
+// names none (a forced restore's moves aside) has nothing else to say it:
+// its tombstone's word stands, as before.
+func confirmBare(ctx context.Context, now time.Time, ts *Tombstone, bare []string) error {
+	e := &BareRetentionError{Deletion: ts.ID, TombstonePath: ts.Path, TombstoneAfter: ts.PurgeAfter, Bare: bare}
+	if ts.st == nil {
+		e.Err = fmt.Errorf("tombstone %s: not bound to a store", ts.Path)
+		return e
+	}
+	sh := ts.shelf()
+	file := ts.ID + archiveExt
+	if _, err := sh.st.Stat(ctx, sh.key(file)); err != nil {
+		if ts.ArchivePath == "" && (errors.Is(err, store.ErrNotExist) || errors.Is(err, fs.ErrNotExist)) {
+			return nil
+		}
+		e.Err = fmt.Errorf("archive %s: %w", sh.loc(file), err)
+		return e
+	}
+	conf, uerr := confirmArchiveRetention(ctx, sh, file, ts)
+	if uerr != nil {
+		e.Err = uerr.Err
+		return e
+	}
+	if now.Before(conf.until) {
+		e.Until, e.Said = conf.until, "the archive says: "+conf.said
+		return e
+	}
+	return nil
 }
