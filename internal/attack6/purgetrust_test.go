@@ -72,3 +72,37 @@ func TestAttack6_TombstoneRemovedThenSpareCopy(t *testing.T) {
 	p := f.CallModule(t, instancepurge.Module, "name", "acme", "archive_dir", arch, "keep_last", 1)
 	archiveKept(t, p, first["archive"].(map[string]any)["path"].(string), "own manifest")
 }
+
+// TestAttack6_BucketTombstoneRemovedArchiveKept: acme deleted into a
+// bucket without Object Lock, kept 30 days; someone allowed to delete
+// versions removes every version of its tombstone. The archive, found
+// without a tombstone, used to pass for a spare copy and go at once; the
+// manifest inside it says 30 days: purge keep_last 0 keeps every version
+// of it, its sidecar and RESTORE.md.
+func TestAttack6_BucketTombstoneRemovedArchiveKept(t *testing.T) {
+	x := newS3fx(t, false, "acme")
+	del, ak, tk := x.del(t, "retention_days", 30)
+	x.removeEveryVersion(t, tk)
+	p := x.f.CallModule(t, instancepurge.Module, x.args("name", "acme", "keep_last", 0)...)
+	v := x.versions(t, ak)
+	for _, k := range []string{ak, ak + ".sha256", ak + ".RESTORE.md"} {
+		if v[k][0] == 0 {
+			t.Errorf("%s lost every data version: %v; purged: %.600s", k, v, toString(p["purged"]))
+		}
+	}
+	archive := del["archive"].(map[string]any)["path"].(string)
+	kept, _ := p["kept"].([]any)
+	found := false
+	for _, k := range kept {
+		m := k.(map[string]any)
+		if m["path"] == archive {
+			found = true
+			if r, _ := m["reason"].(string); !strings.Contains(r, "own manifest") || !strings.Contains(r, "no tombstone") {
+				t.Errorf("kept, but the reason does not name the manifest and the missing tombstone: %s", r)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("archive %s not listed as kept: %.900s", archive, toString(p["kept"]))
+	}
+}
