@@ -50,6 +50,13 @@ type Manifest struct {
 	// lossSeq, when set (Collector.Write), streams the losses list into
 	// manifest.json in place of Losses (manifest_stream.go).
 	lossSeq func(func(Finding) error) error
+	// PurgeAfter and RetentionDays are the deletion's retention as it was
+	// asked (PurgeAfter is CreatedAt plus RetentionDays days): purge never
+	// removes the archive before PurgeAfter, whatever its tombstone says
+	// (confirmArchiveRetention). Absent from archives of earlier releases;
+	// the format is unchanged (readers ignore keys they do not know).
+	PurgeAfter    *time.Time `json:"purge_after,omitempty"`
+	RetentionDays *int       `json:"retention_days,omitempty"`
 }
 
 // ManifestComponent is one component as it was archived.

@@ -519,6 +519,9 @@ func purgeTombstone(ctx context.Context, req *PurgeRequest, name string, ts *Tom
 				why += "; " + strings.Join(own.missing, ", ") + " keep(s) no retention record of their own (quarantined by a release before records were kept, as its tombstone and archive say): retention taken from the tombstone alone"
 			}
 		}
+		if conflict == nil && len(own.bare) > 0 {
+			conflict = confirmBare(ctx, req.Now, ts, own.bare)
+		}
 		if conflict != nil {
 			for _, m := range ts.Components {
 				refuse(m, conflict)
@@ -755,6 +758,20 @@ func purgeAppArchives(ctx context.Context, req *PurgeRequest, sh shelf, app stri
 			res.Kept = append(res.Kept, kept)
 			continue
 		}
+		// The archive's own verified manifest must say its retention is
+		// over too: a tombstone alone never removes it (purge_confirm.go).
+		conf, uerr := confirmArchiveRetention(ctx, sh, file, ts)
+		if uerr != nil {
+			res.Kept = append(res.Kept, Kept{Instance: name, App: app, Kind: "archive", Path: a, Reason: uerr.Error() + "; " + uerr.Hint()})
+			continue
+		}
+		if req.Now.Before(conf.until) {
+			until := conf.until
+			res.Kept = append(res.Kept, Kept{Instance: name, App: app, Kind: "archive", Path: a, Until: &until,
+				Reason: "retention by the archive's own manifest: " + conf.said + ", not reached; keep_last never shortens retention" + conf.keptNote(ts)})
+			continue
+		}
+		why += conf.purgedNote()
 		if req.CheckMode {
 			res.Purged = append(res.Purged, Purged{Instance: name, App: app, Kind: "archive", Path: a, Reason: why})
 			continue

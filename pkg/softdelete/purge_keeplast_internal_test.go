@@ -41,8 +41,16 @@ func TestPurge_KeepLastCountsDeletionsOnlyProperty(t *testing.T) {
 			deleted := base.Add(time.Duration(i) * 24 * time.Hour)
 			id := fmt.Sprintf("%s-%08x", deleted.Format("20060102T150405.000000Z"), i)
 			a := arch{path: filepath.Join(dir, id+".tar.zst"), kind: rapid.SampledFrom([]string{"deletion", "deletion", "spare", "orphan"}).Draw(t, "kind")}
-			require.NoError(t, os.WriteFile(a.path, []byte("archive"), 0o600))
-			require.NoError(t, os.WriteFile(a.path+".sha256", []byte("sum"), 0o600))
+			// The archive's own manifest records the retention its
+			// tombstone does (or, written by an earlier release, none).
+			var manifestAfter *time.Time
+			if rapid.Bool().Draw(t, "manifest records retention") {
+				pa := deleted.Add(time.Duration(rapid.IntRange(0, 20).Draw(t, "days")) * 24 * time.Hour)
+				manifestAfter = &pa
+			}
+			if manifestAfter != nil {
+				a.purgeAfter = *manifestAfter
+			}
 			if a.kind != "orphan" {
 				ts := &Tombstone{ID: id, Instance: "acme", ArchivePath: a.path, Path: filepath.Join(dir, id+".tombstone.json")}
 				if a.kind == "deletion" {
@@ -54,11 +62,20 @@ func TestPurge_KeepLastCountsDeletionsOnlyProperty(t *testing.T) {
 				// tombstone has no deleted_at nor purge_after.
 				if a.kind == "deletion" || rapid.IntRange(0, 3).Draw(t, "recorded") > 0 {
 					ts.DeletedAt = deleted
-					a.purgeAfter = deleted.Add(time.Duration(rapid.IntRange(0, 20).Draw(t, "days")) * 24 * time.Hour)
+					if manifestAfter == nil {
+						a.purgeAfter = deleted.Add(time.Duration(rapid.IntRange(0, 20).Draw(t, "days")) * 24 * time.Hour)
+						ts.RetentionDays = int(a.purgeAfter.Sub(deleted) / (24 * time.Hour))
+					}
 					ts.PurgeAfter = a.purgeAfter
+				} else if manifestAfter == nil {
+					// An earlier release's archive: its deletion date,
+					// from its manifest, plus the tombstone's
+					// retention_days (0).
+					a.purgeAfter = deleted
 				}
 				writeTombstoneFast(t, ts)
 			}
+			BareArchive(t, a.path, id, "acme", "", deleted, manifestAfter)
 			all = append(all, a)
 		}
 		keep := rapid.IntRange(0, 3).Draw(t, "keep")

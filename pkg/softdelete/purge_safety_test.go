@@ -498,15 +498,20 @@ func TestPurge_RetentionPropertyOverRandomArchives(t *testing.T) {
 			deleted := base.Add(time.Duration(i) * 24 * time.Hour)
 			id := fmt.Sprintf("%s-%08x", deleted.Format("20060102T150405Z"), i)
 			a := arch{path: filepath.Join(dir, id+".tar.zst")}
-			require.NoError(t, os.WriteFile(a.path, []byte("archive"), 0o600))
-			require.NoError(t, os.WriteFile(a.path+".sha256", []byte("x"), 0o600))
+			purgeAfter := deleted.Add(time.Duration(rng.IntN(20)) * 24 * time.Hour)
 			if rng.IntN(5) > 0 { // most archives have a tombstone
 				ts := softdelete.Tombstone{ID: id, Instance: "acme", ArchivePath: a.path, DeletedAt: deleted,
-					PurgeAfter: deleted.Add(time.Duration(rng.IntN(20)) * 24 * time.Hour), State: states[rng.IntN(len(states))]}
+					PurgeAfter: purgeAfter, State: states[rng.IntN(len(states))]}
 				data, err := json.Marshal(ts)
 				require.NoError(t, err)
 				require.NoError(t, os.WriteFile(filepath.Join(dir, id+".tombstone.json"), data, 0o600))
 				a.ts = &ts
+				softdelete.BareArchive(t, a.path, id, "acme", "", deleted, &purgeAfter)
+			} else {
+				// Without a tombstone, an archive of an earlier release
+				// (its manifest records no retention) is a spare copy
+				// that goes at once.
+				softdelete.BareArchive(t, a.path, id, "acme", "", deleted, nil)
 			}
 			all = append(all, a)
 		}

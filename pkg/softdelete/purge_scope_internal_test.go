@@ -133,8 +133,8 @@ func TestPurge_KeepLastCountsPerAppProperty(t *testing.T) {
 			deleted := base.Add(time.Duration(i) * 24 * time.Hour)
 			id := fmt.Sprintf("%s-%08x", deleted.Format("20060102T150405.000000Z"), i)
 			a := arch{path: filepath.Join(dir, id+".tar.zst"), app: rapid.SampledFrom([]string{"alpha", "beta"}).Draw(t, "app")}
-			require.NoError(t, os.WriteFile(a.path, []byte("archive"), 0o600))
 			a.purgeAfter = deleted.Add(time.Duration(rapid.IntRange(0, 20).Draw(t, "days")) * 24 * time.Hour)
+			BareArchive(t, a.path, id, "acme", a.app, deleted, &a.purgeAfter)
 			ts := &Tombstone{ID: id, Instance: "acme", App: a.app, ArchivePath: a.path, DeletedAt: deleted, PurgeAfter: a.purgeAfter,
 				State: rapid.SampledFrom([]string{StateRestored, StatePurged}).Draw(t, "state"), Path: filepath.Join(dir, id+".tombstone.json")}
 			writeTombstoneFast(t, ts)

@@ -241,6 +241,10 @@ type ownRetention struct {
 	// purging name by the purge that checked them, whose record is gone
 	// with part of their content.
 	finishing []string
+	// bare lists the parts whose kind keeps no record at all (neither a
+	// trash entry nor a RetentionKeeper): the manifest inside the
+	// deletion's archive must confirm their retention (confirmBare).
+	bare []string
 }
 
 // checkOwnRetention reads the own record of every part of deletion ts's
@@ -284,7 +288,8 @@ func checkOwnRetention(ctx context.Context, env kind.Env, now time.Time, ts *Tom
 			}
 			rk, isKeeper := k.(kind.RetentionKeeper)
 			if !isKeeper {
-				continue // a kind that keeps no record: the tombstone alone
+				own.bare = append(own.bare, m.To) // a kind that keeps no record
+				continue
 			}
 			r, ok, where, err = rk.Retention(ctx, env, m.move())
 			if where == "" {

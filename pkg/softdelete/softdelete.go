@@ -475,10 +475,12 @@ func archiveInstance(ctx context.Context, l *instance.Layout, req Request, sh sh
 	}
 	defer os.RemoveAll(work)
 
+	purgeAfter, days := ts.PurgeAfter, ts.RetentionDays
 	m := &archive.Manifest{Format: archive.Format, ID: ts.ID, Instance: inst.Name, App: l.App, Layout: l.Source,
 		Host: inst.Host, Fingerprint: inst.Fingerprint(), Reason: req.Reason, RequestedBy: req.RequestedBy,
 		JobID: req.JobID, ToolVersion: archive.Version, CreatedAt: now, Files: []archive.FileEntry{}, Databases: []archive.DumpEntry{},
-		AcceptLosses: req.AcceptLosses, RetentionRecords: true} // col.Write streams every loss
+		AcceptLosses: req.AcceptLosses, RetentionRecords: true, // col.Write streams every loss
+		PurgeAfter: &purgeAfter, RetentionDays: &days}
 	var dumps []archive.DumpFile
 	var since []kind.Since
 	env := req.Options.Env()
@@ -984,8 +986,13 @@ func (t *Tombstone) archiveKey() string {
 }
 
 // removeArchive removes the archive the tombstone records and its
-// sidecar, when they are there.
+// sidecar, when they are there. An archive is named after its deletion's
+// id: a tombstone whose archive_path names another (edited) removes
+// nothing, and says so.
 func (t *Tombstone) removeArchive(ctx context.Context) error {
+	if f := t.archiveFile(); f != "" && f != t.ID+archiveExt {
+		return fmt.Errorf("the tombstone %s of deletion %s names the archive %s, not its own %s (edited, or copied from another deletion): that archive was left in place", t.Path, t.ID, f, t.ID+archiveExt)
+	}
 	return t.shelf().removeArchive(ctx, t.archiveFile())
 }
 
