@@ -173,7 +173,7 @@ func writeArchive(ctx context.Context, st store.Store, key string, m *Manifest, 
 	}
 
 	dest := st.Location(key)
-	out, err := st.Create(ctx, key)
+	out, followed, err := createArchive(ctx, st, key, work)
 	if err != nil {
 		return nil, fmt.Errorf("create archive: %w", err)
 	}
@@ -197,6 +197,7 @@ func writeArchive(ctx context.Context, st store.Store, key string, m *Manifest, 
 		digest = sum.Sum()
 	}
 	if err != nil {
+		followed.stop()
 		var short *shortReadError
 		if errors.As(err, &short) {
 			var changed *ChangedFileError
@@ -219,6 +220,7 @@ func writeArchive(ctx context.Context, st store.Store, key string, m *Manifest, 
 			return nil, fmt.Errorf("write archive %s: %w", dest, err)
 		}
 	}
+	verified := followed.passed(digest)
 	// The order of the objects is what a crash may leave: the archive
 	// first (its commit is atomic: before it nothing is visible under its
 	// key), then its sidecar, then RESTORE.md beside it, last: a runbook
@@ -239,7 +241,7 @@ func writeArchive(ctx context.Context, st store.Store, key string, m *Manifest, 
 	if err := putStoreRunbook(ctx, st, key, digest, m); err != nil {
 		return nil, err
 	}
-	info := &ArchiveInfo{Path: dest, SHA256: digest, SizeBytes: counter.n, Files: srcs.entries}
+	info := &ArchiveInfo{Path: dest, SHA256: digest, SizeBytes: counter.n, Files: srcs.entries, Verified: verified}
 	if c, ok := out.(interface{ Checksum() string }); ok {
 		info.StoreChecksum = c.Checksum()
 	}

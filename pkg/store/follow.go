@@ -1,0 +1,236 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"strconv"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// Follower is a store whose objects can be read back while they are
+// written (CreateFollowed). Only the directory store is one.
+type Follower interface {
+	CreateFollowed(ctx context.Context, key string) (*FollowWriter, error)
+}
+
+var _ Follower = (*File)(nil)
+
+// FollowWriter is a new object of a directory store that has no name
+// until it is committed: an unnamed file (O_TMPFILE) in the directory of
+// its key, which no other process can open by a path, so that the bytes
+// its Reader returns are, once Commit has linked it under its key, the
+// object's bytes. Its writer only appends.
+type FollowWriter struct {
+	s    *File
+	root *os.Root
+	dir  *os.File // the key's directory
+	f    *os.File // the unnamed file, read and write
+	key  string
+
+	mu   sync.Mutex
+	cond *sync.Cond
+	// off is how much has been written; ended is set once nothing more
+	// will be (End, Commit, Abort); gone once the file is closed.
+	off       int64
+	ended     bool
+	gone      error
+	finished  bool
+	writeErrs error
+	started   int64 // where the writeback started so far ends
+}
+
+// ErrNoUnnamedFiles is a directory whose file system does not make
+// unnamed files (O_TMPFILE): its objects are written with Create.
+var ErrNoUnnamedFiles = errors.New("the file system makes no unnamed files (O_TMPFILE)")
+
+// CreateFollowed starts a new object under key, read back by Reader while
+// it is written. A file system without O_TMPFILE is ErrNoUnnamedFiles.
+func (s *File) CreateFollowed(_ context.Context, key string) (*FollowWriter, error) {
+	if err := CheckKey(key); err != nil {
+		return nil, err
+	}
+	root, err := s.root(true)
+	if err != nil {
+		return nil, err
+	}
+	d := path.Dir(key)
+	if d != "." {
+		if err := root.MkdirAll(d, 0o700); err != nil {
+			root.Close()
+			return nil, fmt.Errorf("create %s: %w", s.Location(key), err)
+		}
+	}
+	dir, err := root.Open(d)
+	if err != nil {
+		root.Close()
+		return nil, fmt.Errorf("create %s: %w", s.Location(key), err)
+	}
+	fd, err := unix.Openat(int(dir.Fd()), ".", unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		dir.Close()
+		root.Close()
+		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EISDIR) || errors.Is(err, unix.EINVAL) {
+			return nil, fmt.Errorf("create %s: %w (%w)", s.Location(key), ErrNoUnnamedFiles, err)
+		}
+		return nil, fmt.Errorf("create %s: %w", s.Location(key), err)
+	}
+	w := &FollowWriter{s: s, root: root, dir: dir, f: os.NewFile(uintptr(fd), s.Location(key)), key: key}
+	w.cond = sync.NewCond(&w.mu)
+	return w, nil
+}
+
+func (w *FollowWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.mu.Lock()
+	w.off += int64(n)
+	if err != nil {
+		w.writeErrs = err
+	}
+	w.cond.Broadcast()
+	w.mu.Unlock()
+	if err != nil {
+		return n, fmt.Errorf("write %s: %w", w.s.Location(w.key), err)
+	}
+	if w.off-w.started >= writebackChunk {
+		// As fileWriter.writeback: the Sync of Commit then waits only for
+		// the last chunks.
+		_ = unix.SyncFileRange(int(w.f.Fd()), w.started, w.off-w.started, unix.SYNC_FILE_RANGE_WRITE)
+		w.started = w.off
+	}
+	return n, nil
+}
+
+// End says that nothing more will be written: the Reader returns io.EOF
+// once it has read everything.
+func (w *FollowWriter) End() {
+	w.mu.Lock()
+	w.ended = true
+	w.cond.Broadcast()
+	w.mu.Unlock()
+}
+
+// Size is how much has been written.
+func (w *FollowWriter) Size() int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.off
+}
+
+// Reader returns a reader of the object from its first byte, which waits
+// for what is not written yet and ends (io.EOF) after End, or fails after
+// Abort. Several readers may follow one writer.
+func (w *FollowWriter) Reader() io.Reader { return &followReader{w: w} }
+
+type followReader struct {
+	w   *FollowWriter
+	off int64
+}
+
+func (r *followReader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	w := r.w
+	w.mu.Lock()
+	for w.off <= r.off && !w.ended && w.gone == nil {
+		w.cond.Wait()
+	}
+	avail, gone := w.off-r.off, w.gone
+	w.mu.Unlock()
+	if gone != nil {
+		return 0, gone
+	}
+	if avail <= 0 {
+		return 0, io.EOF
+	}
+	n, err := w.f.ReadAt(p[:min(int64(len(p)), avail)], r.off)
+	r.off += int64(n)
+	if err == io.EOF {
+		// Shorter than what was written: never, as only this writer
+		// writes it.
+		err = fmt.Errorf("read %s back: %d bytes where %d were written: %w", w.s.Location(w.key), r.off, r.off+avail-int64(n), io.ErrUnexpectedEOF)
+	}
+	return n, err
+}
+
+// Commit syncs the file and links it under its key (an object already
+// there is ErrExists and is left as it was), then checks that the key
+// names this very file, at the size written, and syncs the directory.
+func (w *FollowWriter) Commit(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		w.Abort()
+		return err
+	}
+	w.mu.Lock()
+	if w.finished {
+		w.mu.Unlock()
+		return fmt.Errorf("write %s: already committed or aborted", w.s.Location(w.key))
+	}
+	w.finished, w.ended = true, true
+	w.cond.Broadcast()
+	w.mu.Unlock()
+	defer w.close()
+	loc := w.s.Location(w.key)
+	if err := errors.Join(w.writeErrs, w.f.Sync()); err != nil {
+		return fmt.Errorf("write %s: %w", loc, err)
+	}
+	base := path.Base(w.key)
+	// AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; the link through /proc
+	// does not.
+	err := unix.Linkat(int(w.f.Fd()), "", int(w.dir.Fd()), base, unix.AT_EMPTY_PATH)
+	if errors.Is(err, unix.EPERM) || errors.Is(err, unix.ENOENT) {
+		err = unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(int(w.f.Fd())), int(w.dir.Fd()), base, unix.AT_SYMLINK_FOLLOW)
+	}
+	if errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("create %s: %w", loc, ErrExists)
+	}
+	if err != nil {
+		return fmt.Errorf("publish %s: %w", loc, &fs.PathError{Op: "link", Path: loc, Err: err})
+	}
+	var mine, named unix.Stat_t
+	if err := unix.Fstat(int(w.f.Fd()), &mine); err != nil {
+		return fmt.Errorf("publish %s: %w", loc, err)
+	}
+	if err := unix.Fstatat(int(w.dir.Fd()), base, &named, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("publish %s: %w", loc, err)
+	}
+	if mine.Dev != named.Dev || mine.Ino != named.Ino || named.Size != w.off {
+		return fmt.Errorf("publish %s: the file under the key is not the one written (%d bytes)", loc, w.off)
+	}
+	if err := w.dir.Sync(); err != nil {
+		return fmt.Errorf("publish %s: sync its directory: %w", loc, err)
+	}
+	return nil
+}
+
+// Abort drops the file (it never had a name) and fails its readers.
+func (w *FollowWriter) Abort() error {
+	w.mu.Lock()
+	if w.finished {
+		w.mu.Unlock()
+		return nil
+	}
+	w.finished = true
+	w.mu.Unlock()
+	w.close()
+	return nil
+}
+
+// close closes the file; readers still following get an error.
+func (w *FollowWriter) close() {
+	w.mu.Lock()
+	w.ended = true
+	w.gone = fmt.Errorf("read %s back: %w", w.s.Location(w.key), fs.ErrClosed)
+	w.cond.Broadcast()
+	w.mu.Unlock()
+	w.f.Close()
+	w.dir.Close()
+	w.root.Close()
+}
