@@ -58,6 +58,9 @@ type ArchiveInfo struct {
 	// (S3's x-amz-checksum-sha256, base64; "<sum>-<parts>" after a
 	// multipart upload): "" for a directory store.
 	StoreChecksum string `json:"store_checksum_sha256,omitempty"`
+	// unchanged, for an archive verified before its commit (Verified
+	// set by writeArchive), says whether it is still the file committed.
+	unchanged func() error
 }
 
 // ChangedFileError is a file whose content changed while it was archived.
@@ -242,6 +245,9 @@ func writeArchive(ctx context.Context, st store.Store, key string, m *Manifest, 
 		return nil, err
 	}
 	info := &ArchiveInfo{Path: dest, SHA256: digest, SizeBytes: counter.n, Files: srcs.entries, Verified: verified}
+	if verified {
+		info.unchanged = followed.w.Unchanged
+	}
 	if c, ok := out.(interface{ Checksum() string }); ok {
 		info.StoreChecksum = c.Checksum()
 	}

@@ -518,7 +518,12 @@ func archiveInstance(ctx context.Context, l *instance.Layout, req Request, sh sh
 	}
 	req.step("archive")
 	// Read back while it was written (a directory store), the archive
-	// may be verified already (writeArchive, createArchive).
+	// may be verified already (writeArchive, createArchive): unless the
+	// file committed changed since (its stamp), which the read-back
+	// after the commit then judges, as for any other store.
+	if info.Verified && (info.unchanged == nil || info.unchanged() != nil) {
+		info.Verified = false
+	}
 	if !info.Verified {
 		// What wrote the archive (the zstd encoder's windows, the store's
 		// part buffers) is garbage now: returned before the read-back

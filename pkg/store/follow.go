@@ -10,6 +10,7 @@ import (
 	"path"
 	"strconv"
 	"sync"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -44,6 +45,9 @@ type FollowWriter struct {
 	finished  bool
 	writeErrs error
 	started   int64 // where the writeback started so far ends
+	// written is the file's stamp at End, after the last write;
+	// committed its stamp once linked under its key (Unchanged).
+	written, committed *unix.Stat_t
 }
 
 // ErrNoUnnamedFiles is a directory whose file system does not make
@@ -87,6 +91,12 @@ func (s *File) CreateFollowed(_ context.Context, key string) (*FollowWriter, err
 }
 
 func (w *FollowWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	ended := w.ended
+	w.mu.Unlock()
+	if ended {
+		return 0, fmt.Errorf("write %s: %w", w.s.Location(w.key), errWriteAfterEnd)
+	}
 	n, err := w.f.Write(p)
 	w.mu.Lock()
 	w.off += int64(n)
@@ -107,13 +117,26 @@ func (w *FollowWriter) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+var errWriteAfterEnd = errors.New("written to after its end")
+
 // End says that nothing more will be written: the Reader returns io.EOF
-// once it has read everything.
+// once it has read everything, and Write fails. It takes the file's
+// stamp, which Commit compares: a write by anything else after End
+// (through /proc) changes its modification time. (Since Linux 6.13 a
+// time stamp queried is followed by a fine-grained one: a change is never
+// lost within a clock tick.)
 func (w *FollowWriter) End() {
 	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ended {
+		return
+	}
 	w.ended = true
 	w.cond.Broadcast()
-	w.mu.Unlock()
+	var st unix.Stat_t
+	if unix.Fstat(int(w.f.Fd()), &st) == nil {
+		w.written = &st
+	}
 }
 
 // Size is how much has been written.
@@ -168,18 +191,25 @@ func (w *FollowWriter) Commit(ctx context.Context) error {
 		w.Abort()
 		return err
 	}
+	w.End()
 	w.mu.Lock()
 	if w.finished {
 		w.mu.Unlock()
 		return fmt.Errorf("write %s: already committed or aborted", w.s.Location(w.key))
 	}
-	w.finished, w.ended = true, true
-	w.cond.Broadcast()
+	w.finished = true
 	w.mu.Unlock()
 	defer w.close()
 	loc := w.s.Location(w.key)
 	if err := errors.Join(w.writeErrs, w.f.Sync()); err != nil {
 		return fmt.Errorf("write %s: %w", loc, err)
+	}
+	var before unix.Stat_t
+	if err := unix.Fstat(int(w.f.Fd()), &before); err != nil {
+		return fmt.Errorf("write %s: %w", loc, err)
+	}
+	if w.written == nil || w.written.Mtim != before.Mtim || w.written.Size != before.Size {
+		return fmt.Errorf("write %s: %w", loc, ErrChangedAfterWrite)
 	}
 	base := path.Base(w.key)
 	// AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; the link through /proc
@@ -204,6 +234,10 @@ func (w *FollowWriter) Commit(ctx context.Context) error {
 	if mine.Dev != named.Dev || mine.Ino != named.Ino || named.Size != w.off {
 		return fmt.Errorf("publish %s: the file under the key is not the one written (%d bytes)", loc, w.off)
 	}
+	if w.written == nil || w.written.Mtim != mine.Mtim || w.written.Size != mine.Size {
+		return fmt.Errorf("publish %s: %w", loc, ErrChangedAfterWrite)
+	}
+	w.committed = &mine
 	if err := w.dir.Sync(); err != nil {
 		return fmt.Errorf("publish %s: sync its directory: %w", loc, err)
 	}
@@ -233,4 +267,34 @@ func (w *FollowWriter) close() {
 	w.f.Close()
 	w.dir.Close()
 	w.root.Close()
+}
+
+// ErrChangedAfterWrite is an object changed by something else than its
+// writer after it was written.
+var ErrChangedAfterWrite = errors.New("changed after it was written and read back")
+
+// Unchanged checks that the key still names the file committed, with
+// the stamp it had then (device, inode, size, modification and change
+// times): a write, truncation, replacement or new link since changes one.
+func (w *FollowWriter) Unchanged() error {
+	loc := w.s.Location(w.key)
+	if w.committed == nil {
+		return fmt.Errorf("%s: not committed", loc)
+	}
+	root, err := w.s.root(false)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	fi, err := root.Lstat(w.key)
+	if err != nil {
+		return fmt.Errorf("%s: %w", loc, err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	c := w.committed
+	if !ok || st.Dev != c.Dev || st.Ino != c.Ino || st.Size != c.Size || st.Nlink != c.Nlink ||
+		st.Mtim != syscall.Timespec(c.Mtim) || st.Ctim != syscall.Timespec(c.Ctim) {
+		return fmt.Errorf("%s: %w", loc, ErrChangedAfterWrite)
+	}
+	return nil
 }

@@ -1,0 +1,140 @@
+package softdelete
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/fleetsafe/fleetsafe/pkg/instance"
+	"github.com/fleetsafe/fleetsafe/pkg/store"
+)
+
+// followFixture is an instance of a few files (one of 2 MiB of random
+// bytes, so that the archive is written in several blocks while it is
+// read back) and the request that soft-deletes it to a directory store.
+func followFixture(t *testing.T) (*instance.Layout, Request, string) {
+	t.Helper()
+	dir := t.TempDir()
+	inst := filepath.Join(dir, "srv", "inst")
+	require.NoError(t, os.MkdirAll(filepath.Join(inst, "text"), 0o755))
+	big := make([]byte, 2<<20)
+	_, err := rand.Read(big)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(inst, "big.bin"), big, 0o644))
+	for i := range 50 {
+		require.NoError(t, os.WriteFile(filepath.Join(inst, "text", fmt.Sprintf("f%02d.txt", i)), []byte(strings.Repeat("line\n", i+1)), 0o644))
+	}
+	l, err := instance.ParseLayout([]byte("app: follow\ncomponents:\n  - name: data\n    type: dir\n    path: "+filepath.Join(dir, "srv")+"/{name}\n"), "follow.yml")
+	require.NoError(t, err)
+	return l, Request{Name: "inst", ArchiveDir: filepath.Join(dir, "archives"), Reason: "follow", RetentionDays: 1,
+		Options: instance.Options{SkipSizes: true}}, inst
+}
+
+// flipEveryFile changes one byte in the middle of every regular file
+// under dir, hidden ones included, and returns their paths.
+func flipEveryFile(t *testing.T, dir string, keep func(string) bool) []string {
+	t.Helper()
+	var flipped []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !d.Type().IsRegular() || !keep(p) {
+			return err
+		}
+		f, err := os.OpenFile(p, os.O_RDWR, 0)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil || fi.Size() == 0 {
+			return err
+		}
+		b := make([]byte, 1)
+		if _, err := f.ReadAt(b, fi.Size()/2); err != nil {
+			return err
+		}
+		b[0] ^= 0xff
+		if _, err := f.WriteAt(b, fi.Size()/2); err != nil {
+			return err
+		}
+		flipped = append(flipped, p)
+		return nil
+	})
+	require.NoError(t, err)
+	return flipped
+}
+
+func fileSHA256(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	require.NoError(t, err)
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// TestFollowedArchive_TamperBeforeCommit: the archive is read back while
+// it is written, and committed after the check; anything that changes a
+// file of the store's directory between the check and the commit (here:
+// every file it finds, a byte each) either makes the soft delete refuse or
+// finds no archive to change: the archive committed is, byte for byte,
+// what was checked and what its sidecar says. An archive written under a
+// temporary name, checked and then renamed, would fail here.
+func TestFollowedArchive_TamperBeforeCommit(t *testing.T) {
+	l, req, inst := followFixture(t)
+	ran := false
+	followArchiveHook = func(*store.FollowWriter) {
+		ran = true
+		flipEveryFile(t, req.ArchiveDir, func(p string) bool { return !strings.HasSuffix(p, ".json") && !strings.HasSuffix(p, ".lock") })
+	}
+	t.Cleanup(func() { followArchiveHook = nil })
+	res, err := Delete(context.Background(), l, req)
+	require.True(t, ran, "the archive was checked before its commit")
+	if err != nil {
+		_, serr := os.Stat(filepath.Join(inst, "big.bin"))
+		require.NoError(t, serr, "a refusal moves nothing")
+		return
+	}
+	require.True(t, res.Archive.Verified)
+	require.Equal(t, res.Archive.SHA256, fileSHA256(t, res.Archive.Path), "the archive committed is what its sidecar says")
+	_, err = VerifyArchive(context.Background(), res.Archive.Path)
+	require.NoError(t, err, "the archive committed passes the check")
+}
+
+// TestFollowedArchive_TamperAfterCommit: a byte of the archive changed
+// after its commit and before the point where the read-back used to run
+// (after the commit, the sidecar, the runbook) is refused as before: the
+// archive's stamp has changed, so the read-back after the commit runs
+// and finds the difference. Without that re-check the archive checked
+// before its commit would pass.
+func TestFollowedArchive_TamperAfterCommit(t *testing.T) {
+	for _, step := range []string{"archive:committed", "archive:sidecar", "archive"} {
+		t.Run(step, func(t *testing.T) {
+			l, req, inst := followFixture(t)
+			checked := false
+			followArchiveHook = func(*store.FollowWriter) { checked = true }
+			t.Cleanup(func() { followArchiveHook = nil })
+			var flipped []string
+			req.AfterStep = func(s string) {
+				if s == step {
+					flipped = flipEveryFile(t, req.ArchiveDir, func(p string) bool { return strings.HasSuffix(p, archiveExt) })
+				}
+			}
+			_, err := Delete(context.Background(), l, req)
+			require.True(t, checked, "the archive was checked before its commit")
+			require.Len(t, flipped, 1, "the archive was changed")
+			var ve *VerifyError
+			require.True(t, errors.As(err, &ve), "refused as a corrupted archive: %v", err)
+			_, serr := os.Stat(filepath.Join(inst, "big.bin"))
+			require.NoError(t, serr, "a refusal moves nothing")
+		})
+	}
+}
