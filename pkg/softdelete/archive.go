@@ -189,7 +189,7 @@ func writeArchive(ctx context.Context, st store.Store, key string, m *Manifest, 
 	sealer, encrypted := out.(interface{ Seal() (string, error) })
 	var sum *asynchash.Hash
 	w := io.Writer(out)
-	if !encrypted {
+	if !encrypted && followed == nil {
 		sum = asynchash.New()
 		w = io.MultiWriter(out, sum)
 	}
@@ -223,7 +223,10 @@ func writeArchive(ctx context.Context, st store.Store, key string, m *Manifest, 
 			return nil, fmt.Errorf("write archive %s: %w", dest, err)
 		}
 	}
-	verified := followed.passed(digest)
+	verified, err := followed.passed(&digest)
+	if err != nil {
+		return nil, fmt.Errorf("write archive %s: %w", dest, err)
+	}
 	// The order of the objects is what a crash may leave: the archive
 	// first (its commit is atomic: before it nothing is visible under its
 	// key), then its sidecar, then RESTORE.md beside it, last: a runbook

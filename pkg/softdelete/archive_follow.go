@@ -2,6 +2,8 @@ package softdelete
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 
@@ -12,12 +14,31 @@ import (
 // archive is written, on a directory store: checkStreamOf reads the
 // store's unnamed file (store.FollowWriter) as it grows, and its verdict
 // is known when the writing ends, before the file is committed. It
-// passes only when checkStreamOf passed and the digest of what it read
-// is the sidecar's (the writer's, of every byte handed to the store) over
-// as many bytes as were written: the file nobody else can open is then,
-// byte for byte, what was checked, and Commit links that very file under
-// the key. Anything else falls back to the check after the commit
-// (verifyWritten), whose verdict and error are today's.
+// passes when checkStreamOf passed over as many bytes as were written;
+// the archive's sidecar is then the digest of the bytes it read.
+//
+// The writer does not hash the archive as well (a fourth sha256 pass,
+// the others being the files for the manifest, the archive read back and
+// each file read back): the promise is a verified archive as it is in the
+// store and a sidecar that sha256sum -c checks, and here the bytes read
+// back are the file's bytes. Nothing else writes the file: it has no name
+// until Commit links it (another process reaches it only through
+// /proc/<pid>/fd, which needs the rights of this process), Write fails
+// after End, and its stamp taken at End (size, modification time) is
+// compared before and after the link (store.FollowWriter), the inode
+// under the key with the file written. The reader reads the file itself
+// (pread), every byte from the first to the size written. A difference
+// between the bytes written and the bytes read would show either in the
+// check (the contents, the zstd checksums, the end of the frame and of
+// the tar) or, if the bytes decoded alike, in nothing the store promises:
+// the sidecar is the digest of the archive as stored, and that archive
+// was verified. The changes after the commit that the read-back after it
+// used to see are caught by the file's stamp (Unchanged), which sends the
+// archive to that read-back.
+//
+// Anything else falls back to the check after the commit (verifyWritten),
+// whose verdict and error are today's, with a sidecar hashed from the
+// file before its commit.
 type followedArchive struct {
 	w    *store.FollowWriter
 	done chan struct{}
@@ -59,18 +80,28 @@ func createArchive(ctx context.Context, st store.Store, key, work string) (store
 }
 
 // passed ends the writing, waits for the check and says whether the
-// archive written, digest over every byte of it, passed. Nil: false.
-func (fa *followedArchive) passed(digest string) bool {
+// archive written passed; *digest is then the sha256 of the bytes read,
+// and, when it did not pass, of the file read once more (the sidecar the
+// check after the commit compares). Nil: false, *digest unchanged.
+func (fa *followedArchive) passed(digest *string) (bool, error) {
 	if fa == nil {
-		return false
+		return false, nil
 	}
 	fa.w.End()
 	<-fa.done
-	ok := fa.err == nil && fa.sum == digest && fa.n == fa.w.Size()
-	if ok && followArchiveHook != nil {
-		followArchiveHook(fa.w)
+	if fa.err == nil && fa.n == fa.w.Size() {
+		*digest = fa.sum
+		if followArchiveHook != nil {
+			followArchiveHook(fa.w)
+		}
+		return true, nil
 	}
-	return ok
+	h := sha256.New()
+	if _, err := io.Copy(h, fa.w.Reader()); err != nil {
+		return false, err
+	}
+	*digest = hex.EncodeToString(h.Sum(nil))
+	return false, nil
 }
 
 // stop waits for the check to end after a failure (Abort fails its

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleetsafe/fleetsafe/pkg/instance"
+	"github.com/fleetsafe/fleetsafe/pkg/sidecar"
 	"github.com/fleetsafe/fleetsafe/pkg/store"
 )
 
@@ -105,6 +107,10 @@ func TestFollowedArchive_TamperBeforeCommit(t *testing.T) {
 	}
 	require.True(t, res.Archive.Verified)
 	require.Equal(t, res.Archive.SHA256, fileSHA256(t, res.Archive.Path), "the archive committed is what its sidecar says")
+	cmd := exec.Command("sha256sum", "-c", filepath.Base(res.Archive.Path)+sidecar.Suffix)
+	cmd.Dir = filepath.Dir(res.Archive.Path)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "sha256sum -c checks the sidecar by hand: %s", out)
 	_, err = VerifyArchive(context.Background(), res.Archive.Path)
 	require.NoError(t, err, "the archive committed passes the check")
 }
