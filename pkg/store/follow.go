@@ -38,8 +38,9 @@ type FollowWriter struct {
 	mu   sync.Mutex
 	cond *sync.Cond
 	// off is how much has been written; ended is set once nothing more
-	// will be (End, Commit, Abort); gone once the file is closed.
-	off       int64
+	// will be (End, Commit, Abort); gone once the file is closed; want
+	// is the least offset a waiting reader needs (0: none waits).
+	off, want int64
 	ended     bool
 	gone      error
 	finished  bool
@@ -103,7 +104,10 @@ func (w *FollowWriter) Write(p []byte) (int, error) {
 	if err != nil {
 		w.writeErrs = err
 	}
-	w.cond.Broadcast()
+	if w.want != 0 && w.off >= w.want {
+		w.want = 0
+		w.cond.Broadcast()
+	}
 	w.mu.Unlock()
 	if err != nil {
 		return n, fmt.Errorf("write %s: %w", w.s.Location(w.key), err)
@@ -118,6 +122,10 @@ func (w *FollowWriter) Write(p []byte) (int, error) {
 }
 
 var errWriteAfterEnd = errors.New("written to after its end")
+
+// followChunk is how much a reader that has caught up with the writer
+// waits for before it reads on.
+const followChunk = 1 << 20
 
 // End says that nothing more will be written: the Reader returns io.EOF
 // once it has read everything, and Write fails. It takes the file's
@@ -162,8 +170,17 @@ func (r *followReader) Read(p []byte) (int, error) {
 	}
 	w := r.w
 	w.mu.Lock()
-	for w.off <= r.off && !w.ended && w.gone == nil {
-		w.cond.Wait()
+	if w.off <= r.off {
+		// Caught up: wait for a whole followChunk, not for each write
+		// (each wake-up costs a context switch, and more on a busy
+		// machine).
+		need := r.off + followChunk
+		for w.off < need && !w.ended && w.gone == nil {
+			if w.want == 0 || need < w.want {
+				w.want = need
+			}
+			w.cond.Wait()
+		}
 	}
 	avail, gone := w.off-r.off, w.gone
 	w.mu.Unlock()
