@@ -89,7 +89,8 @@ func fileSHA256(t *testing.T, p string) string {
 // every file it finds, a byte each) either makes the soft delete refuse or
 // finds no archive to change: the archive committed is, byte for byte,
 // what was checked and what its sidecar says. An archive written under a
-// temporary name, checked and then renamed, would fail here.
+// temporary name, checked and then linked without comparing its stamps,
+// would fail here.
 func TestFollowedArchive_TamperBeforeCommit(t *testing.T) {
 	l, req, inst := followFixture(t)
 	ran := false
