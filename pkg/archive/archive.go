@@ -58,6 +58,18 @@ type Info struct {
 	// (S3's x-amz-checksum-sha256, base64; "<sum>-<parts>" after a
 	// multipart upload): "" for a directory store.
 	StoreChecksum string `json:"store_checksum_sha256,omitempty"`
+	// unchanged, for an archive verified before its commit (Verified
+	// set by writeArchive), says whether it is still the file committed.
+	unchanged func() error
+}
+
+// StillAsVerified reports whether an archive verified while it was
+// written (Verified by writeArchive) is still, after its commit, the
+// very file that was checked (its stamp: device, inode, size, links,
+// times). When it is not, the read-back after the commit (VerifyWritten)
+// must judge it, as for any other store.
+func (i *Info) StillAsVerified() bool {
+	return i.Verified && i.unchanged != nil && i.unchanged() == nil
 }
 
 // ChangedFileError is a file whose content changed while it was archived.
@@ -106,13 +118,18 @@ type DumpFile struct {
 	Path  string
 }
 
-// writeArchive writes manifest.json (spooled in the work directory work), RESTORE.md, every component entry and
-// every dump to key of st through a store Writer (nothing is visible under
-// key before it is committed, complete), with a sha256sum sidecar whose
-// digest is computed while the archive is written: over the archive as the
-// store holds it (the ciphertext, when the store encrypts).
-// A file whose content changed after the manifest hashed it is caught when
-// the archive is read back (VerifyArchive), before anything is removed.
+// writeArchive writes manifest.json (spooled in the work directory work),
+// RESTORE.md, every component entry and every dump to key of st through a
+// store Writer (nothing is visible under key before it is committed,
+// complete), with a sha256sum sidecar over the archive as the store holds
+// it (the ciphertext, when the store encrypts). On a directory store the
+// archive is read back while it is written (createArchive): when that
+// check passes, the archive is committed verified (Info.Verified) and the
+// sidecar is the digest of the bytes read back; otherwise the digest is
+// computed from the written file before its commit, and the read-back
+// after the commit (VerifyWritten) judges it.
+// A file whose content changed after the manifest hashed it is caught by
+// the read-back, before anything is removed.
 //
 // step is called after each object ("archive:committed",
 // "archive:sidecar"); tests crash the process there.
@@ -173,7 +190,7 @@ func writeArchive(ctx context.Context, st store.Store, key string, m *Manifest, 
 	}
 
 	dest := st.Location(key)
-	out, err := st.Create(ctx, key)
+	out, followed, err := createArchive(ctx, st, key, work)
 	if err != nil {
 		return nil, fmt.Errorf("create archive: %w", err)
 	}
@@ -186,7 +203,7 @@ func writeArchive(ctx context.Context, st store.Store, key string, m *Manifest, 
 	sealer, encrypted := out.(interface{ Seal() (string, error) })
 	var sum *asynchash.Hash
 	w := io.Writer(out)
-	if !encrypted {
+	if !encrypted && followed == nil {
 		sum = asynchash.New()
 		w = io.MultiWriter(out, sum)
 	}
@@ -197,6 +214,7 @@ func writeArchive(ctx context.Context, st store.Store, key string, m *Manifest, 
 		digest = sum.Sum()
 	}
 	if err != nil {
+		followed.stop()
 		var short *shortReadError
 		if errors.As(err, &short) {
 			var changed *ChangedFileError
@@ -219,6 +237,10 @@ func writeArchive(ctx context.Context, st store.Store, key string, m *Manifest, 
 			return nil, fmt.Errorf("write archive %s: %w", dest, err)
 		}
 	}
+	verified, err := followed.passed(&digest)
+	if err != nil {
+		return nil, fmt.Errorf("write archive %s: %w", dest, err)
+	}
 	// The order of the objects is what a crash may leave: the archive
 	// first (its commit is atomic: before it nothing is visible under its
 	// key), then its sidecar, then RESTORE.md beside it, last: a runbook
@@ -239,7 +261,10 @@ func writeArchive(ctx context.Context, st store.Store, key string, m *Manifest, 
 	if err := putStoreRunbook(ctx, st, key, digest, m); err != nil {
 		return nil, err
 	}
-	info := &Info{Path: dest, SHA256: digest, SizeBytes: counter.n, Files: srcs.entries}
+	info := &Info{Path: dest, SHA256: digest, SizeBytes: counter.n, Files: srcs.entries, Verified: verified}
+	if verified {
+		info.unchanged = followed.w.Unchanged
+	}
 	if c, ok := out.(interface{ Checksum() string }); ok {
 		info.StoreChecksum = c.Checksum()
 	}

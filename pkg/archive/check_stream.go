@@ -67,6 +67,20 @@ func checkStream(ctx context.Context, st store.Store, key, tmpDir string) error 
 		return err
 	}
 	defer f.Close()
+	got, err := checkStreamOf(ctx, f, tmpDir)
+	if err != nil {
+		return err
+	}
+	if got != want {
+		return errNotStreamed
+	}
+	return nil
+}
+
+// checkStreamOf is checkStream of the archive read from f, to its end:
+// every check but the comparison with the sidecar, whose digest (of the
+// bytes read, or, encrypted, of the ciphertext) it returns.
+func checkStreamOf(ctx context.Context, f io.Reader, tmpDir string) (string, error) {
 	rs := RawSumOf(f)
 	var whole io.Writer = io.Discard
 	var plainSum *asynchash.Hash
@@ -85,7 +99,7 @@ func checkStream(ctx context.Context, st store.Store, key, tmpDir string) error 
 	buf := make([]byte, 256<<10)
 	var sums fileSums
 	defer sums.wait()
-	err = Codec.Extract(ctx, io.TeeReader(f, whole), func(ctx context.Context, fi archives.FileInfo) error {
+	err := Codec.Extract(ctx, io.TeeReader(f, whole), func(ctx context.Context, fi archives.FileInfo) error {
 		name := fi.NameInArchive
 		hdr, _ := fi.Header.(*tar.Header)
 		if hdr == nil {
@@ -190,31 +204,31 @@ func checkStream(ctx context.Context, st store.Store, key, tmpDir string) error 
 		got = plainSum.Sum()
 	}
 	if err != nil {
-		return err
+		return "", err
 	}
 	if rs != nil {
 		// Only a sidecar over the ciphertext passes here; the sidecar
 		// over the plaintext of earlier releases is Check's.
 		if got, err = rs.RawSHA256(); err != nil {
-			return err
+			return "", err
 		}
 	}
-	if got != want || sm == nil {
-		return errNotStreamed
+	if sm == nil {
+		return "", errNotStreamed
 	}
 	if sm.planned() != nil {
-		return errNotStreamed // the manifest is not one it can vouch for
+		return "", errNotStreamed // the manifest is not one it can vouch for
 	}
 	if _, err := sm.files.next(); err != io.EOF {
-		return errNotStreamed // an entry of the manifest is missing
+		return "", errNotStreamed // an entry of the manifest is missing
 	}
 	if len(dumpsSeen) != len(sm.dumps) {
-		return errNotStreamed
+		return "", errNotStreamed
 	}
 	if checkStreamHook != nil {
 		checkStreamHook()
 	}
-	return nil
+	return got, nil
 }
 
 // asyncSumMin is the size from which checkStream hashes a file's content

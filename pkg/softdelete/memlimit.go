@@ -20,10 +20,12 @@ const memoryHeadroom = 48 << 20
 // limit grows with what is live, so that a large manifest never makes the
 // collector run without end. It returns what restores the previous limit.
 //
-// The read-back runs without it: less is live then (the decoder's
-// windows), so the default pacing stays low, and age allocates a chunk
-// buffer for every 64 KiB it decrypts, which near a limit would make the
-// collector run every few MiB (226 collections for 256 MiB, measured).
+// The read-back after the commit runs without it (the read-back of a
+// directory store's archive while it is written runs under it): less is
+// live then (the decoder's windows), so the default pacing stays low, and
+// age allocates a chunk buffer for every 64 KiB it decrypts, which near a
+// limit would make the collector run every few MiB (226 collections for
+// 256 MiB, measured).
 func limitMemory() func() {
 	prev := debug.SetMemoryLimit(-1)
 	if prev != math.MaxInt64 {
