@@ -300,6 +300,16 @@ func checkOwnRetention(ctx context.Context, env kind.Env, now time.Time, ts *Tom
 			if pm, isMarker := k.(purgeMarker); isMarker && err == nil && !ok && ts.State == StatePurging {
 				purging, err = pm.PurgeMarked(ctx, env, m.move())
 			}
+			// No record because the part itself is gone now: the DROP of a
+			// killed purge goes on in the server after its client died,
+			// and may commit between the purge's first look (gone) and
+			// this read. Gone is no disagreement (PurgeCheck changes
+			// nothing).
+			if err == nil && !ok && !purging {
+				if g, gerr := k.PurgeCheck(ctx, env, m.move()); gerr == nil && g {
+					continue
+				}
+			}
 		}
 		if err != nil {
 			return own, fmt.Errorf("read the retention record of %s: %w", m.To, err)
