@@ -313,7 +313,7 @@ func Delete(ctx context.Context, l *instance.Layout, req Request) (*Result, erro
 		return resultOrNil(res), err
 	}
 
-	inst, err := l.Resolve(ctx, req.Name, req.Options)
+	inst, err := l.Resolve(ctx, req.Name, resolveOptions(req))
 	var nf *instance.NotFoundError
 	if errors.As(err, &nf) {
 		// Already deleted: return the tombstone, change nothing.
@@ -855,7 +855,20 @@ func stopUnits(ctx context.Context, l *instance.Layout, req Request, inst *insta
 	if !stopped {
 		return inst, nil
 	}
-	return l.Resolve(ctx, req.Name, req.Options)
+	return l.Resolve(ctx, req.Name, resolveOptions(req))
+}
+
+// resolveOptions are the discovery options of a deletion that runs (not
+// its plan): without sizes. The collector walks and reads every file
+// itself, and nothing of the deletion uses the sizes discovery would add
+// (nor the latest modification found with them): their walk would only
+// read every directory of the instance once more (about 5 % of the time
+// of an instance of 8,000 small files). The plan (check mode) keeps them:
+// it reports the bytes it would archive.
+func resolveOptions(req Request) instance.Options {
+	o := req.Options
+	o.SkipSizes = true
+	return o
 }
 
 func plan(ctx context.Context, l *instance.Layout, req Request, sh shelf) (*Result, error) {
