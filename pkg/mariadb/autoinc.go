@@ -2,8 +2,13 @@ package mariadb
 
 import (
 	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
 	"io"
 	"regexp"
+	"slices"
+	"strconv"
 )
 
 // autoIncOption is the AUTO_INCREMENT table option of a CREATE TABLE's
@@ -96,4 +101,57 @@ func (f *autoIncFilter) Close() error {
 		return nil
 	}
 	return f.release(len(f.buf) <= maxOptionsLine, true)
+}
+
+// counters reads the AUTO_INCREMENT counter of each table of database
+// name that has one.
+func counters(ctx context.Context, db *sql.DB, name string) (map[string]uint64, error) {
+	rows, err := db.QueryContext(ctx, "SELECT TABLE_NAME, AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND AUTO_INCREMENT IS NOT NULL", name)
+	if err != nil {
+		return nil, fmt.Errorf("read the AUTO_INCREMENT counters of %s: %w", name, err)
+	}
+	defer rows.Close()
+	out := map[string]uint64{}
+	for rows.Next() {
+		var t string
+		var n uint64
+		if err := rows.Scan(&t, &n); err != nil {
+			return nil, fmt.Errorf("read the AUTO_INCREMENT counters of %s: %w", name, err)
+		}
+		out[t] = n
+	}
+	return out, rows.Err()
+}
+
+// alignCounters gives each table of quarantine the AUTO_INCREMENT counter
+// its table has in archived (the archived dump loaded in a scratch
+// database), where they differ: a quarantine whose rows are the archived
+// ones then comes back with the counter a restore from the archive gives,
+// so that no value the archived table had handed out (or reserved) is
+// handed out again. InnoDB never sets a counter below the largest value
+// present plus one.
+func alignCounters(ctx context.Context, db *sql.DB, quarantine, archived string) error {
+	have, err := counters(ctx, db, quarantine)
+	if err != nil {
+		return err
+	}
+	want, err := counters(ctx, db, archived)
+	if err != nil {
+		return err
+	}
+	tables := make([]string, 0, len(want))
+	for t := range want {
+		tables = append(tables, t)
+	}
+	slices.Sort(tables)
+	for _, t := range tables {
+		if n, ok := have[t]; !ok || n == want[t] {
+			continue
+		}
+		q := "ALTER TABLE " + QuoteIdent(quarantine) + "." + QuoteIdent(t) + " AUTO_INCREMENT = " + strconv.FormatUint(want[t], 10)
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("give table %s of %s the archived AUTO_INCREMENT counter %d: %w", t, quarantine, want[t], err)
+		}
+	}
+	return nil
 }

@@ -88,7 +88,8 @@ func (Kind) CompareQuarantined(ctx context.Context, env kind.Env, m kind.Move, d
 	defer f.Close()
 	why, err := mariadb.CompareWithDump(ctx, Conn(env), m.To, m.From, f)
 	if err != nil {
-		// The quarantine was only read: nothing to leave as it was.
+		// The quarantine was only read (or given its archived counters):
+		// nothing to leave as it was.
 		return fmt.Sprintf("it cannot be compared with its archived dump (%v)", err), nil
 	}
 	return why, nil
