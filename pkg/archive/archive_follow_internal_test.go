@@ -46,10 +46,11 @@ func followFixture(t *testing.T) (*instance.Layout, store.Store, string) {
 	return l, st, archives
 }
 
-// writeFollowed collects instance "inst" of l and writes its archive to
-// st as a soft delete does (Collector.Write), step called at each of the
-// writer's steps; it returns what Write returns and the archive's key.
-func writeFollowed(t *testing.T, l *instance.Layout, st store.Store, step func(string)) (*Info, string, error) {
+// writeArchiveOf collects instance "inst" of l and writes its archive to
+// st as a soft delete does (collect, hash, Collector.Write with its
+// manifest and runbook), step called at each of the writer's steps; it
+// returns what Write returns and the archive's key.
+func writeArchiveOf(t *testing.T, l *instance.Layout, st store.Store, step func(string)) (*Info, string, error) {
 	t.Helper()
 	col := NewCollector(nil)
 	col.HashSmall = true
@@ -127,7 +128,7 @@ func TestFollowedArchive_TamperBeforeCommit(t *testing.T) {
 		flipEveryFile(t, dir, func(p string) bool { return !strings.HasSuffix(p, ".json") && !strings.HasSuffix(p, ".lock") })
 	}
 	t.Cleanup(func() { followArchiveHook = nil })
-	info, key, err := writeFollowed(t, l, st, func(string) {})
+	info, key, err := writeArchiveOf(t, l, st, func(string) {})
 	require.True(t, ran, "the archive was checked before its commit")
 	if err != nil {
 		_, serr := st.Stat(context.Background(), key)
@@ -162,7 +163,7 @@ func TestFollowedArchive_TamperAfterCommit(t *testing.T) {
 			flip := func() {
 				flipped = flipEveryFile(t, dir, func(p string) bool { return strings.HasSuffix(p, ".tar.zst") })
 			}
-			info, key, err := writeFollowed(t, l, st, func(s string) {
+			info, key, err := writeArchiveOf(t, l, st, func(s string) {
 				if s == step {
 					flip()
 				}

@@ -70,29 +70,13 @@ func writeSample(t *testing.T, st func(dir string) store.Store) *Info {
 		target, err = store.NewFile(dir)
 		require.NoError(t, err)
 	}
-	col := NewCollector(nil)
-	col.HashSmall = true
-	spoolDir := t.TempDir()
-	col.KeepRecords(func() (*os.File, error) { return os.CreateTemp(spoolDir, "files-*.spool") })
-	defer col.Close()
-	m := &Manifest{Format: Format, ID: "20260101T000000.000000Z-00000000", Instance: "inst", App: l.App,
-		ToolVersion: Version, CreatedAt: time.Now().UTC(), Files: []FileEntry{}, Databases: []DumpEntry{}}
-	for i, c := range l.Components {
-		tg := targetOf(t, l, i, "inst")
-		require.NoError(t, col.AddComponent(tg))
-		m.Components = append(m.Components, ManifestComponent{Name: c.Name, Type: c.Type, Locator: tg.Locator, Present: true, ArchivePath: "components/" + c.Name})
-	}
-	require.NoError(t, col.Err("inst"))
-	require.NoError(t, col.HashAll())
-	work := t.TempDir()
-	key := "inst/" + m.ID + ".tar.zst"
-	info, err := col.Write(context.Background(), target, key, m, Runbook(m, target.Location(key)), nil, work, func(string) {})
+	info, key, err := writeArchiveOf(t, l, target, func(string) {})
 	require.NoError(t, err)
 	// As soft delete does: an archive read back while it was written
 	// (a directory store) and still the file checked needs no second
 	// read-back.
 	if !info.StillAsVerified() {
-		require.NoError(t, VerifyWritten(context.Background(), target, key, work))
+		require.NoError(t, VerifyWritten(context.Background(), target, key, t.TempDir()))
 	}
 	info.Verified = true
 	return info

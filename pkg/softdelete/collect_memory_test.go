@@ -6,10 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/metrics"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -44,22 +41,7 @@ func TestSoftDelete_MemoryFlat(t *testing.T) {
 		l, err := instance.ParseLayout([]byte("app: mem\ncomponents:\n  - name: data\n    type: dir\n    path: "+parent+"/{name}\n"), "mem.yml")
 		require.NoError(t, err)
 
-		sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-		stop := make(chan struct{})
-		var wg sync.WaitGroup
-		wg.Go(func() {
-			tick := time.NewTicker(time.Millisecond)
-			defer tick.Stop()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-tick.C:
-					metrics.Read(sample)
-					live = max(live, sample[0].Value.Uint64())
-				}
-			}
-		})
+		stopSampling := sampleLiveHeap()
 		var seen []string
 		runtime.GC()
 		res, err := softdelete.Delete(context.Background(), l, softdelete.Request{Name: "inst", ArchiveDir: filepath.Join(dir, "archives"),
@@ -71,8 +53,7 @@ func TestSoftDelete_MemoryFlat(t *testing.T) {
 				steps = max(steps, ms.HeapInuse)
 				seen = append(seen, step)
 			}})
-		close(stop)
-		wg.Wait()
+		live = stopSampling()
 		require.NoError(t, err)
 		require.True(t, res.Archive.Verified)
 		require.Equal(t, n+51, res.Archive.Files)

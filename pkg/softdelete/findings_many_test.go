@@ -8,8 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/metrics"
-	"sync"
 	"testing"
 	"time"
 
@@ -159,22 +157,7 @@ func TestSoftDelete_LossesMemoryFlat(t *testing.T) {
 	held := func(n int) (steps, live uint64) {
 		dir := t.TempDir()
 		l, _ := xattrTree(t, filepath.Join(dir, "srv"), n)
-		sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-		stop := make(chan struct{})
-		var wg sync.WaitGroup
-		wg.Go(func() {
-			tick := time.NewTicker(time.Millisecond)
-			defer tick.Stop()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-tick.C:
-					metrics.Read(sample)
-					live = max(live, sample[0].Value.Uint64())
-				}
-			}
-		})
+		stopSampling := sampleLiveHeap()
 		runtime.GC()
 		res, err := softdelete.Delete(context.Background(), l, softdelete.Request{Name: "inst", ArchiveDir: filepath.Join(dir, "archives"),
 			Reason: "memory", RetentionDays: 1, Options: instance.Options{SkipSizes: true}, AcceptLosses: []string{archive.LossXattr},
@@ -184,8 +167,7 @@ func TestSoftDelete_LossesMemoryFlat(t *testing.T) {
 				runtime.ReadMemStats(&ms)
 				steps = max(steps, ms.HeapInuse)
 			}})
-		close(stop)
-		wg.Wait()
+		live = stopSampling()
 		require.NoError(t, err)
 		require.True(t, res.Archive.Verified)
 		require.Equal(t, n, res.LossesTotal)

@@ -530,10 +530,7 @@ func archiveInstance(ctx context.Context, l *instance.Layout, req Request, sh sh
 	// may be verified already (writeArchive, createArchive): unless the
 	// file committed changed since (its stamp), which the read-back
 	// after the commit then judges, as for any other store.
-	if info.Verified && !info.StillAsVerified() {
-		info.Verified = false
-	}
-	if !info.Verified {
+	if !info.StillAsVerified() {
 		// What wrote the archive (the zstd encoder's windows, the store's
 		// part buffers) is garbage now: returned before the read-back
 		// allocates the decoder's, the peak memory is the larger of the two
