@@ -39,7 +39,7 @@ func TestLayout_UnknownTypeNamesFileLineKeyValue(t *testing.T) {
 	assert.Equal(t, 4, le.Line)
 	assert.Equal(t, "components[0].type", le.Key)
 	assert.Equal(t, "nosuch", le.Value)
-	assert.Contains(t, le.Msg, "unknown component type (dir, file, fstestdb, mysql, postgresql, sqlite or systemd_unit)")
+	assert.Contains(t, le.Msg, "unknown component type (dir, file, fstestdb, fstestkeep, mysql, postgresql, sqlite or systemd_unit)")
 
 	_, err = instance.ParseLayout([]byte("app: x\ncomponents:\n  - name: db\n    type: fstestdb\n    path: /srv/x/{name}\n"), "x.yml")
 	require.ErrorAs(t, err, &le)
